@@ -1,0 +1,111 @@
+//! The TUI loop: select over terminal events, task results and the refresh tick; apply them with
+//! `update`; hand effects to `effects`; draw once per batch.
+
+pub mod action;
+pub mod effects;
+pub mod state;
+pub mod terminal;
+pub mod update;
+
+#[cfg(test)]
+pub mod fixtures;
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use crossterm::event::{Event, EventStream, KeyEventKind};
+use futures::StreamExt;
+use tokio::sync::mpsc;
+
+use crate::config::Config;
+use crate::store::Store;
+use action::{Action, Effect};
+use state::{AppState, StoreInfo};
+
+/// Builds the state the first frame shows, before any background result has arrived.
+pub fn initial_state(config: &Config, store: &Store) -> anyhow::Result<AppState> {
+    let info = StoreInfo { path: store.path().to_path_buf(), size: None, schema: store.schema_version()? };
+    let mut state = AppState::new(info, config.context.clone(), config.keymap.clone(), config.plugins.clone());
+    state.engine_sockets_searched = crate::engine::candidate_sockets(&config.engines);
+    Ok(state)
+}
+
+pub async fn run(config: Config, store: Store) -> anyhow::Result<()> {
+    let mut state = initial_state(&config, &store)?;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let effects = effects::Effects::new(tx, Arc::new(store), state.engine_sockets_searched.clone());
+    let mut terminal = terminal::enter().context("cannot set up the terminal")?;
+    let result = event_loop(&mut terminal, &mut state, &effects, &mut rx, &config).await;
+    terminal::restore().context("cannot restore the terminal")?;
+    result
+}
+
+async fn event_loop(
+    terminal: &mut terminal::Term,
+    state: &mut AppState,
+    effects: &effects::Effects,
+    rx: &mut mpsc::UnboundedReceiver<Action>,
+    config: &Config,
+) -> anyhow::Result<()> {
+    let size = terminal.size()?;
+    update::update(state, Action::Resize { width: size.width, height: size.height });
+    terminal.draw(|frame| crate::ui::render(frame, state, &config.theme))?;
+    for effect in update::initial_effects() {
+        effects.run(effect);
+    }
+    let mut events = EventStream::new();
+    let mut refresh = config.refresh.map(|every| {
+        let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        interval
+    });
+
+    loop {
+        let first = tokio::select! {
+            event = events.next() => match event {
+                Some(Ok(event)) => match to_action(event) {
+                    Some(action) => action,
+                    None => continue,
+                },
+                Some(Err(err)) => return Err(err).context("cannot read terminal input"),
+                None => return Ok(()),
+            },
+            Some(action) = rx.recv() => action,
+            _ = async { match refresh.as_mut() { Some(i) => { i.tick().await; } None => std::future::pending().await } } => Action::RefreshTick,
+        };
+        // Apply everything that is already waiting, then draw once.
+        let mut batch = vec![first];
+        while let Ok(action) = rx.try_recv() {
+            batch.push(action);
+        }
+        for action in batch {
+            for effect in update::update(state, action) {
+                match effect {
+                    Effect::RunPlugin(run) if !run.background => {
+                        // The child needs the terminal and stdin: stop reading keys meanwhile.
+                        drop(events);
+                        terminal::suspend()?;
+                        let result = effects::run_foreground(&run).await;
+                        terminal::resume(terminal)?;
+                        events = EventStream::new();
+                        let effects_after = update::update(state, Action::PluginFinished { name: run.name, result });
+                        effects_after.into_iter().for_each(|e| effects.run(e));
+                    }
+                    other => effects.run(other),
+                }
+            }
+        }
+        if state.should_quit {
+            return Ok(());
+        }
+        terminal.draw(|frame| crate::ui::render(frame, state, &config.theme))?;
+    }
+}
+
+fn to_action(event: Event) -> Option<Action> {
+    match event {
+        Event::Key(key) if key.kind != KeyEventKind::Release => Some(Action::Key(key)),
+        Event::Resize(width, height) => Some(Action::Resize { width, height }),
+        _ => None,
+    }
+}

@@ -1,0 +1,132 @@
+//! What can happen to the app: `Command`s a user can bind, and `Action`s (keys, task results)
+//! that `update` turns into state changes and `Effect`s.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crossterm::event::KeyEvent;
+
+use crate::cluster::KubeContexts;
+use crate::engine::{ContainerDetail, EngineProbe};
+use crate::local::HostFacts;
+
+/// A bindable command. Its name is what `keymap:` entries in config.yaml use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Command {
+    Quit,
+    Help,
+    Back,
+    Enter,
+    Up,
+    Down,
+    Top,
+    Bottom,
+    PageUp,
+    PageDown,
+    NextPane,
+    PrevPane,
+    CommandMode,
+    FilterMode,
+    Refresh,
+}
+
+impl Command {
+    pub const ALL: &'static [Command] = &[
+        Self::Help,
+        Self::CommandMode,
+        Self::FilterMode,
+        Self::Enter,
+        Self::Back,
+        Self::Up,
+        Self::Down,
+        Self::Top,
+        Self::Bottom,
+        Self::PageUp,
+        Self::PageDown,
+        Self::NextPane,
+        Self::PrevPane,
+        Self::Refresh,
+        Self::Quit,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Quit => "quit",
+            Self::Help => "help",
+            Self::Back => "back",
+            Self::Enter => "enter",
+            Self::Up => "up",
+            Self::Down => "down",
+            Self::Top => "top",
+            Self::Bottom => "bottom",
+            Self::PageUp => "page-up",
+            Self::PageDown => "page-down",
+            Self::NextPane => "next-pane",
+            Self::PrevPane => "prev-pane",
+            Self::CommandMode => "command-mode",
+            Self::FilterMode => "filter",
+            Self::Refresh => "refresh",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|c| c.name() == name)
+    }
+
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::Quit => "Quit picket",
+            Self::Help => "Show this help",
+            Self::Back => "Back / clear filter",
+            Self::Enter => "Open the selected row",
+            Self::Up => "Up",
+            Self::Down => "Down",
+            Self::Top => "First row",
+            Self::Bottom => "Last row",
+            Self::PageUp => "Page up",
+            Self::PageDown => "Page down",
+            Self::NextPane => "Next pane",
+            Self::PrevPane => "Previous pane",
+            Self::CommandMode => "Command mode (:q, :ctx …)",
+            Self::FilterMode => "Filter rows",
+            Self::Refresh => "Refresh now",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Action {
+    Key(KeyEvent),
+    Resize { width: u16, height: u16 },
+    HostFacts(Box<HostFacts>),
+    Engines(Vec<EngineProbe>),
+    Contexts(Result<KubeContexts, String>),
+    StoreSize(Result<u64, String>),
+    ContainerDetail { request: u64, result: Result<Box<ContainerDetail>, String> },
+    PluginFinished { name: String, result: Result<String, String> },
+    ExpireToast(u64),
+    RefreshTick,
+}
+
+/// A command a plugin runs, with its variables already expanded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginRun {
+    pub name: String,
+    pub description: String,
+    pub command: String,
+    pub args: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub background: bool,
+}
+
+/// Work `update` asks for. Only `app::effects` (and the loop, for the terminal) carries it out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    LoadHostFacts,
+    LoadEngines,
+    LoadContexts,
+    LoadStoreSize,
+    InspectContainer { request: u64, socket: std::path::PathBuf, id: String },
+    RunPlugin(PluginRun),
+    ExpireToast { id: u64, after: Duration },
+}

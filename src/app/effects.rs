@@ -1,0 +1,126 @@
+//! The only place that spawns: turns `Effect`s into tokio tasks whose results come back as
+//! `Action`s. Tasks own what they use; nothing is shared with the UI but the channel.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::app::action::{Action, Effect, PluginRun};
+use crate::store::Store;
+use crate::{cluster, engine, local};
+
+pub struct Effects {
+    tx: UnboundedSender<Action>,
+    store: Arc<Store>,
+    engine_candidates: Vec<PathBuf>,
+}
+
+impl Effects {
+    pub fn new(tx: UnboundedSender<Action>, store: Arc<Store>, engine_candidates: Vec<PathBuf>) -> Self {
+        Self { tx, store, engine_candidates }
+    }
+
+    pub fn run(&self, effect: Effect) {
+        let tx = self.tx.clone();
+        // A send fails only when the loop has ended; the result is then no longer wanted.
+        match effect {
+            Effect::LoadHostFacts => {
+                tokio::task::spawn_blocking(move || {
+                    let _ = tx.send(Action::HostFacts(Box::new(local::host_facts())));
+                });
+            }
+            Effect::LoadEngines => {
+                let candidates = self.engine_candidates.clone();
+                tokio::spawn(async move {
+                    let sockets = engine::existing_sockets(&candidates);
+                    let _ = tx.send(Action::Engines(engine::discover(&sockets).await));
+                });
+            }
+            Effect::LoadContexts => {
+                tokio::task::spawn_blocking(move || {
+                    let _ = tx.send(Action::Contexts(cluster::contexts_from_env().map_err(|e| e.to_string())));
+                });
+            }
+            Effect::LoadStoreSize => {
+                let store = Arc::clone(&self.store);
+                tokio::task::spawn_blocking(move || {
+                    let _ = tx.send(Action::StoreSize(store.size_on_disk().map_err(|e| e.to_string())));
+                });
+            }
+            Effect::InspectContainer { request, socket, id } => {
+                tokio::spawn(async move {
+                    let result = engine::inspect(&socket, &id).await.map(Box::new).map_err(|e| e.to_string());
+                    let _ = tx.send(Action::ContainerDetail { request, result });
+                });
+            }
+            Effect::RunPlugin(run) => {
+                tokio::spawn(async move {
+                    let name = run.name.clone();
+                    let _ = tx.send(Action::PluginFinished { name, result: run_background(run).await });
+                });
+            }
+            Effect::ExpireToast { id, after } => {
+                tokio::spawn(async move {
+                    tokio::time::sleep(after).await;
+                    let _ = tx.send(Action::ExpireToast(id));
+                });
+            }
+        }
+    }
+}
+
+/// Runs a background plugin with its output captured; the result is a one-line summary.
+async fn run_background(run: PluginRun) -> Result<String, String> {
+    let output = tokio::process::Command::new(&run.command)
+        .args(&run.args)
+        .envs(&run.env)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|e| format!("cannot run '{}': {e}", run.command))?;
+    let last_line = |bytes: &[u8]| String::from_utf8_lossy(bytes).lines().last().unwrap_or_default().trim().to_string();
+    if output.status.success() {
+        Ok(format!("done ({})", last_line(&output.stdout)).replace(" ()", ""))
+    } else {
+        Err(format!("failed ({}): {}", output.status, last_line(&output.stderr)))
+    }
+}
+
+/// Runs a foreground plugin on the real terminal, which the caller has suspended.
+pub async fn run_foreground(run: &PluginRun) -> Result<String, String> {
+    let status = tokio::process::Command::new(&run.command)
+        .args(&run.args)
+        .envs(&run.env)
+        .status()
+        .await
+        .map_err(|e| format!("cannot run '{}': {e}", run.command))?;
+    if status.success() { Ok("done".into()) } else { Err(format!("exited with {status}")) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(command: &str, args: &[&str]) -> PluginRun {
+        PluginRun {
+            name: "t".into(),
+            description: "t".into(),
+            command: command.into(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            env: [("NAME".to_string(), "web".to_string())].into(),
+            background: true,
+        }
+    }
+
+    #[tokio::test]
+    async fn background_plugin_reports_output_and_failures() {
+        assert_eq!(run_background(run("sh", &["-c", "echo hello $NAME"])).await, Ok("done (hello web)".into()));
+        let err = run_background(run("sh", &["-c", "echo oops >&2; exit 3"])).await.unwrap_err();
+        assert!(err.contains("oops") && err.contains('3'), "{err}");
+        let err = run_background(run("/nonexistent/tool", &[])).await.unwrap_err();
+        assert!(err.contains("'/nonexistent/tool'"), "{err}");
+    }
+}

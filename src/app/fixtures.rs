@@ -1,0 +1,149 @@
+//! Fixed, realistic state for update tests and pane snapshots (no clock, no machine facts).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use crate::app::action::Action;
+use crate::app::state::{AppState, StoreInfo};
+use crate::app::update::update;
+use crate::cluster::{ContextInfo, KubeContexts};
+use crate::config::{Keymap, Plugins};
+use crate::engine::{ContainerDetail, ContainerInfo, EngineInfo, EngineKind, EngineProbe};
+use crate::local::HostFacts;
+use crate::model::OsRelease;
+
+pub fn key(c: char) -> KeyEvent {
+    KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)
+}
+
+pub fn code(code: KeyCode) -> KeyEvent {
+    KeyEvent::new(code, KeyModifiers::NONE)
+}
+
+fn plugins() -> Plugins {
+    Plugins::load(std::path::Path::new("/nonexistent"), &Keymap::default()).expect("shipped plugins")
+}
+
+pub fn loading_state() -> AppState {
+    let store = StoreInfo { path: PathBuf::from("/home/sre/.local/share/picket/store"), size: None, schema: 1 };
+    let mut state = AppState::new(store, None, Keymap::default(), plugins());
+    state.engine_sockets_searched =
+        vec![PathBuf::from("/var/run/docker.sock"), PathBuf::from("/run/podman/podman.sock")];
+    state
+}
+
+const PODMAN: &str = "/run/podman/podman.sock";
+
+fn container(name: &str, id: &str, image: &str, state: &str, status: &str) -> ContainerInfo {
+    ContainerInfo {
+        id: id.to_string(),
+        name: name.to_string(),
+        image: image.to_string(),
+        state: state.to_string(),
+        status: status.to_string(),
+        created: 1_764_000_000,
+        socket: PathBuf::from(PODMAN),
+        engine: EngineKind::Podman,
+        labels: BTreeMap::new(),
+    }
+}
+
+pub fn containers() -> Vec<ContainerInfo> {
+    vec![
+        container("api", "3f1c9a7be2d44c0e9a1b", "127.0.0.1:5000/testbed/debian-app:latest", "running", "Up 2 hours"),
+        container("cache", "9b2e41d07f3a4be1c2d3", "docker.io/library/redis:7", "exited", "Exited (0) 3 days ago"),
+        container("web", "a81f0c3d5e6b7a8c9d0e", "docker.io/library/nginx:1.25", "running", "Up 5 minutes"),
+        container("web-canary", "c0ffee00112233445566", "docker.io/library/nginx:1.27", "created", "Created"),
+    ]
+}
+
+pub fn state() -> AppState {
+    let mut state = loading_state();
+    update(
+        &mut state,
+        Action::HostFacts(Box::new(HostFacts {
+            hostname: "node-a".into(),
+            os: OsRelease::parse("PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\n"),
+            kernel: "6.18.0-picket".into(),
+            arch: "x86_64".into(),
+            cpu_model: "AMD EPYC 7B13".into(),
+            cpus: 2,
+            memory_total: 24 * 1024 * 1024 * 1024,
+            memory_available: 20 * 1024 * 1024 * 1024,
+            uptime_secs: 3 * 3600 + 12 * 60,
+        })),
+    );
+    update(
+        &mut state,
+        Action::Engines(vec![
+            EngineProbe {
+                socket: PathBuf::from(PODMAN),
+                result: Ok(EngineInfo {
+                    kind: EngineKind::Podman,
+                    version: "4.3.1".into(),
+                    api_version: "1.41".into(),
+                    containers: containers(),
+                }),
+            },
+            EngineProbe {
+                socket: PathBuf::from("/var/run/docker.sock"),
+                result: Err("engine /var/run/docker.sock: Permission denied (os error 13)".into()),
+            },
+        ]),
+    );
+    update(
+        &mut state,
+        Action::Contexts(Ok(KubeContexts {
+            files: vec![PathBuf::from("/home/sre/.kube/config")],
+            current: Some("prod".into()),
+            contexts: vec![
+                ContextInfo {
+                    name: "prod".into(),
+                    cluster: "prod-eu1".into(),
+                    server: "https://10.0.0.1:6443".into(),
+                    user: "sre".into(),
+                    namespace: "payments".into(),
+                },
+                ContextInfo {
+                    name: "dev".into(),
+                    cluster: "kind-dev".into(),
+                    server: "https://127.0.0.1:40123".into(),
+                    user: "kind-dev".into(),
+                    namespace: "default".into(),
+                },
+            ],
+        })),
+    );
+    update(&mut state, Action::StoreSize(Ok(1_572_864)));
+    state
+}
+
+pub fn detail() -> ContainerDetail {
+    ContainerDetail {
+        id: "3f1c9a7be2d44c0e9a1b".into(),
+        name: "api".into(),
+        image: "127.0.0.1:5000/testbed/debian-app:latest".into(),
+        image_id: "sha256:5d41402abc4b".into(),
+        created: "2026-11-24T01:00:00Z".into(),
+        state: "running".into(),
+        pid: 4242,
+        started_at: "2026-11-24T01:00:01Z".into(),
+        command: "sleep 3600".into(),
+        user: "1000:1000".into(),
+        privileged: false,
+        read_only_rootfs: false,
+        cap_add: vec!["NET_ADMIN".into()],
+        cap_drop: vec![],
+        security_opt: vec!["seccomp=unconfined".into()],
+        network_mode: "host".into(),
+        pid_mode: "private".into(),
+        ipc_mode: "shareable".into(),
+        memory_limit: 256 * 1024 * 1024,
+        pids_limit: 0,
+        mounts: vec!["/srv/data -> /data (ro)".into(), "/run/docker.sock -> /var/run/docker.sock (rw)".into()],
+        env_names: vec!["PATH".into(), "API_TOKEN".into()],
+        labels: [("team".to_string(), "payments".to_string())].into(),
+    }
+}

@@ -1,0 +1,293 @@
+//! Everything the screen shows. Changed only by `update`; read by `ui::render`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::app::action::PluginRun;
+use crate::cluster::{ContextInfo, KubeContexts};
+use crate::config::{Keymap, Plugins};
+use crate::engine::{ContainerDetail, ContainerInfo, EngineProbe};
+use crate::local::HostFacts;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaneId {
+    Overview,
+    Containers,
+    ContainerDetail,
+    Contexts,
+}
+
+/// The panes `tab` cycles through, in order.
+pub const TOP_PANES: [PaneId; 3] = [PaneId::Overview, PaneId::Containers, PaneId::Contexts];
+
+impl PaneId {
+    /// The plugin scope of this pane.
+    pub fn scope(self) -> &'static str {
+        match self {
+            Self::Overview => "overview",
+            Self::Containers | Self::ContainerDetail => "containers",
+            Self::Contexts => "contexts",
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::Overview => "overview",
+            Self::Containers => "containers",
+            Self::ContainerDetail => "container",
+            Self::Contexts => "contexts",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Loadable<T> {
+    Loading,
+    Ready(T),
+    Failed(String),
+}
+
+impl<T> Loadable<T> {
+    pub fn ready(&self) -> Option<&T> {
+        match self {
+            Self::Ready(value) => Some(value),
+            _ => None,
+        }
+    }
+}
+
+/// Selection and filter over a list of rows. `visible` holds indices into the rows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListView {
+    pub filter: String,
+    pub visible: Vec<usize>,
+    pub selected: usize,
+}
+
+impl ListView {
+    /// Recomputes the visible rows from each row's searchable text (case-insensitive substring;
+    /// a leading `!` inverts, as in k9s).
+    pub fn refilter<'a>(&mut self, texts: impl Iterator<Item = String> + 'a) {
+        let (invert, needle) = match self.filter.strip_prefix('!') {
+            Some(rest) => (true, rest.to_lowercase()),
+            None => (false, self.filter.to_lowercase()),
+        };
+        self.visible = texts
+            .enumerate()
+            .filter(|(_, text)| needle.is_empty() || text.to_lowercase().contains(&needle) != invert)
+            .map(|(i, _)| i)
+            .collect();
+        self.selected = self.selected.min(self.visible.len().saturating_sub(1));
+    }
+
+    /// Index into the rows of the selected visible row.
+    pub fn current(&self) -> Option<usize> {
+        self.visible.get(self.selected).copied()
+    }
+
+    pub fn move_by(&mut self, delta: isize) {
+        let last = self.visible.len().saturating_sub(1);
+        self.selected = self.selected.saturating_add_signed(delta).min(last);
+    }
+
+    pub fn select_row(&mut self, row: usize) {
+        if let Some(pos) = self.visible.iter().position(|&r| r == row) {
+            self.selected = pos;
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    Normal,
+    Filter { input: String },
+    Command { input: String },
+    Help,
+    Confirm(PluginRun),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Toast {
+    pub id: u64,
+    pub text: String,
+    pub is_error: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreInfo {
+    pub path: PathBuf,
+    pub size: Option<u64>,
+    pub schema: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DetailState {
+    pub request: u64,
+    pub container: ContainerInfo,
+    pub detail: Loadable<ContainerDetail>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub version: &'static str,
+    pub store: StoreInfo,
+    /// The kubeconfig context picked with `--context` or `:ctx NAME`.
+    pub context: Option<String>,
+    pub host: Loadable<HostFacts>,
+    pub engine_sockets_searched: Vec<PathBuf>,
+    pub engines: Loadable<Vec<EngineProbe>>,
+    pub engines_loading: bool,
+    pub containers: Vec<ContainerInfo>,
+    pub containers_view: ListView,
+    pub contexts: Loadable<KubeContexts>,
+    pub contexts_view: ListView,
+    pub detail: Option<DetailState>,
+    /// Navigation stack; the last entry is on screen. Never empty.
+    pub nav: Vec<PaneId>,
+    pub mode: Mode,
+    pub toasts: Vec<Toast>,
+    pub keymap: Keymap,
+    pub plugins: Plugins,
+    pub page_size: usize,
+    pub should_quit: bool,
+    pub next_id: u64,
+}
+
+impl AppState {
+    pub fn new(store: StoreInfo, context: Option<String>, keymap: Keymap, plugins: Plugins) -> Self {
+        Self {
+            version: env!("CARGO_PKG_VERSION"),
+            store,
+            context,
+            host: Loadable::Loading,
+            engine_sockets_searched: Vec::new(),
+            engines: Loadable::Loading,
+            engines_loading: true,
+            containers: Vec::new(),
+            containers_view: ListView::default(),
+            contexts: Loadable::Loading,
+            contexts_view: ListView::default(),
+            detail: None,
+            nav: vec![PaneId::Overview],
+            mode: Mode::Normal,
+            toasts: Vec::new(),
+            keymap,
+            plugins,
+            page_size: 20,
+            should_quit: false,
+            next_id: 1,
+        }
+    }
+
+    pub fn pane(&self) -> PaneId {
+        self.nav.last().copied().unwrap_or(PaneId::Overview)
+    }
+
+    pub fn take_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// The list behind the current pane, if it has one.
+    pub fn list_view(&self) -> Option<&ListView> {
+        match self.pane() {
+            PaneId::Containers => Some(&self.containers_view),
+            PaneId::Contexts => Some(&self.contexts_view),
+            PaneId::Overview | PaneId::ContainerDetail => None,
+        }
+    }
+
+    pub fn list_view_mut(&mut self) -> Option<&mut ListView> {
+        match self.pane() {
+            PaneId::Containers => Some(&mut self.containers_view),
+            PaneId::Contexts => Some(&mut self.contexts_view),
+            PaneId::Overview | PaneId::ContainerDetail => None,
+        }
+    }
+
+    pub fn selected_container(&self) -> Option<&ContainerInfo> {
+        match self.pane() {
+            PaneId::ContainerDetail => self.detail.as_ref().map(|d| &d.container),
+            PaneId::Containers => self.containers_view.current().and_then(|i| self.containers.get(i)),
+            _ => None,
+        }
+    }
+
+    pub fn context_rows(&self) -> &[ContextInfo] {
+        self.contexts.ready().map_or(&[], |c| c.contexts.as_slice())
+    }
+
+    pub fn selected_context(&self) -> Option<&ContextInfo> {
+        self.contexts_view.current().and_then(|i| self.context_rows().get(i))
+    }
+
+    /// The active context: the one picked, else kubeconfig's current-context.
+    pub fn active_context(&self) -> Option<&str> {
+        self.context.as_deref().or_else(|| self.contexts.ready().and_then(|c| c.current.as_deref()))
+    }
+
+    /// Variables for a plugin started on the current selection.
+    pub fn plugin_vars(&self) -> BTreeMap<String, String> {
+        let mut vars = BTreeMap::new();
+        let mut set = |k: &str, v: &str| {
+            vars.insert(k.to_string(), v.to_string());
+        };
+        set("PANE", self.pane().title());
+        set("CONTEXT", self.active_context().unwrap_or("local"));
+        if let Some(c) = self.selected_container() {
+            set("NAME", &c.name);
+            set("ID", &c.id);
+            set("IMAGE", &c.image);
+            set("ENGINE", &format!("unix://{}", c.socket.display()));
+            set("NAMESPACE", c.pod_namespace().unwrap_or_default());
+        } else if self.pane() == PaneId::Contexts
+            && let Some(ctx) = self.selected_context()
+        {
+            set("NAME", &ctx.name);
+            set("CLUSTER", &ctx.cluster);
+            set("NAMESPACE", &ctx.namespace);
+        }
+        vars
+    }
+
+    pub fn latest_toast(&self) -> Option<&Toast> {
+        self.toasts.last()
+    }
+}
+
+/// Searchable text of a container row (what `/` matches).
+pub fn container_text(c: &ContainerInfo) -> String {
+    format!("{} {} {} {} {}", c.name, c.short_id(), c.image, c.state, c.status)
+}
+
+pub fn context_text(c: &ContextInfo) -> String {
+    format!("{} {} {} {} {}", c.name, c.cluster, c.server, c.user, c.namespace)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_and_selection() {
+        let mut view = ListView::default();
+        let rows = ["web nginx", "db postgres", "cache redis", "web-2 nginx"];
+        view.refilter(rows.iter().map(|s| s.to_string()));
+        assert_eq!(view.visible, vec![0, 1, 2, 3]);
+        view.move_by(10);
+        assert_eq!(view.current(), Some(3));
+        view.filter = "NGINX".into();
+        view.refilter(rows.iter().map(|s| s.to_string()));
+        assert_eq!(view.visible, vec![0, 3]);
+        assert_eq!(view.selected, 1, "selection is clamped into the filtered rows");
+        view.filter = "!nginx".into();
+        view.refilter(rows.iter().map(|s| s.to_string()));
+        assert_eq!(view.visible, vec![1, 2]);
+        view.move_by(-5);
+        assert_eq!(view.current(), Some(1));
+        view.filter = "nothing-matches".into();
+        view.refilter(rows.iter().map(|s| s.to_string()));
+        assert_eq!(view.current(), None);
+    }
+}

@@ -1,0 +1,388 @@
+//! Pure state transitions: `update(state, action) -> effects`. No I/O, no tokio.
+
+use std::time::Duration;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use crate::app::action::{Action, Command, Effect, PluginRun};
+use crate::app::state::{
+    AppState, DetailState, Loadable, Mode, PaneId, TOP_PANES, Toast, container_text, context_text,
+};
+use crate::config::keymap::KeySpec;
+
+const TOAST_INFO: Duration = Duration::from_secs(4);
+const TOAST_ERROR: Duration = Duration::from_secs(8);
+
+/// A `:` command: its name, aliases, and what it does.
+pub struct PromptCommand {
+    pub name: &'static str,
+    pub aliases: &'static [&'static str],
+    pub help: &'static str,
+}
+
+pub const PROMPT_COMMANDS: &[PromptCommand] = &[
+    PromptCommand { name: "overview", aliases: &["ov", "home", "local"], help: "Local host overview" },
+    PromptCommand { name: "containers", aliases: &["co", "ctr", "ps"], help: "Containers of local engines" },
+    PromptCommand { name: "contexts", aliases: &["ctx", "context"], help: "Contexts; ':ctx NAME' switches" },
+    PromptCommand { name: "refresh", aliases: &["r"], help: "Reload everything shown" },
+    PromptCommand { name: "help", aliases: &["h", "?"], help: "Show help" },
+    PromptCommand { name: "quit", aliases: &["q", "q!", "exit"], help: "Quit picket" },
+];
+
+/// The effects to run at start-up.
+pub fn initial_effects() -> Vec<Effect> {
+    vec![Effect::LoadHostFacts, Effect::LoadEngines, Effect::LoadContexts, Effect::LoadStoreSize]
+}
+
+pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
+    match action {
+        Action::Key(key) => on_key(state, key),
+        Action::Resize { height, .. } => {
+            state.page_size = usize::from(height.saturating_sub(8)).max(1);
+            vec![]
+        }
+        Action::HostFacts(facts) => {
+            state.host = Loadable::Ready(*facts);
+            vec![]
+        }
+        Action::Engines(probes) => {
+            let selected_id =
+                state.containers_view.current().and_then(|i| state.containers.get(i)).map(|c| c.id.clone());
+            state.containers =
+                probes.iter().filter_map(|p| p.result.as_ref().ok()).flat_map(|e| e.containers.clone()).collect();
+            state.engines = Loadable::Ready(probes);
+            state.engines_loading = false;
+            refilter_containers(state);
+            if let Some(id) = selected_id
+                && let Some(row) = state.containers.iter().position(|c| c.id == id)
+            {
+                state.containers_view.select_row(row);
+            }
+            vec![]
+        }
+        Action::Contexts(result) => {
+            match result {
+                Ok(contexts) => state.contexts = Loadable::Ready(contexts),
+                Err(err) => {
+                    state.contexts = Loadable::Failed(err.clone());
+                    return toast(state, err, true);
+                }
+            }
+            refilter_contexts(state);
+            vec![]
+        }
+        Action::StoreSize(result) => match result {
+            Ok(size) => {
+                state.store.size = Some(size);
+                vec![]
+            }
+            Err(err) => toast(state, err, true),
+        },
+        Action::ContainerDetail { request, result } => {
+            if let Some(detail) = state.detail.as_mut().filter(|d| d.request == request) {
+                detail.detail = match result {
+                    Ok(d) => Loadable::Ready(*d),
+                    Err(e) => Loadable::Failed(e),
+                };
+            }
+            vec![]
+        }
+        Action::PluginFinished { name, result } => match result {
+            Ok(msg) => toast(state, format!("{name}: {msg}"), false),
+            Err(msg) => toast(state, format!("{name}: {msg}"), true),
+        },
+        Action::ExpireToast(id) => {
+            state.toasts.retain(|t| t.id != id);
+            vec![]
+        }
+        Action::RefreshTick => {
+            if state.engines_loading {
+                return vec![];
+            }
+            state.engines_loading = true;
+            vec![Effect::LoadEngines, Effect::LoadStoreSize]
+        }
+    }
+}
+
+pub fn toast(state: &mut AppState, text: String, is_error: bool) -> Vec<Effect> {
+    let id = state.take_id();
+    state.toasts.push(Toast { id, text, is_error });
+    vec![Effect::ExpireToast { id, after: if is_error { TOAST_ERROR } else { TOAST_INFO } }]
+}
+
+fn refilter_containers(state: &mut AppState) {
+    let texts: Vec<String> = state.containers.iter().map(container_text).collect();
+    state.containers_view.refilter(texts.into_iter());
+}
+
+fn refilter_contexts(state: &mut AppState) {
+    let texts: Vec<String> = state.context_rows().iter().map(context_text).collect();
+    state.contexts_view.refilter(texts.into_iter());
+}
+
+fn refilter_current(state: &mut AppState) {
+    match state.pane() {
+        PaneId::Containers => refilter_containers(state),
+        PaneId::Contexts => refilter_contexts(state),
+        PaneId::Overview | PaneId::ContainerDetail => {}
+    }
+}
+
+fn on_key(state: &mut AppState, key: KeyEvent) -> Vec<Effect> {
+    match state.mode.clone() {
+        Mode::Normal => on_normal_key(state, key),
+        Mode::Help => {
+            if matches!(key.code, KeyCode::Esc | KeyCode::Char('q' | '?')) || key.code == KeyCode::Enter {
+                state.mode = Mode::Normal;
+            }
+            vec![]
+        }
+        Mode::Confirm(run) => match key.code {
+            KeyCode::Char('y' | 'Y') | KeyCode::Enter => {
+                state.mode = Mode::Normal;
+                vec![Effect::RunPlugin(run)]
+            }
+            KeyCode::Char('n' | 'N') | KeyCode::Esc => {
+                state.mode = Mode::Normal;
+                vec![]
+            }
+            _ => vec![],
+        },
+        Mode::Filter { mut input } => {
+            match edit_line(&mut input, key) {
+                LineEdit::Edited => {
+                    set_filter(state, &input);
+                    state.mode = Mode::Filter { input };
+                }
+                LineEdit::Submit => state.mode = Mode::Normal,
+                LineEdit::Cancel => {
+                    set_filter(state, "");
+                    state.mode = Mode::Normal;
+                }
+                LineEdit::Complete | LineEdit::Ignored => {}
+            }
+            vec![]
+        }
+        Mode::Command { mut input } => match edit_line(&mut input, key) {
+            LineEdit::Edited => {
+                state.mode = Mode::Command { input };
+                vec![]
+            }
+            LineEdit::Complete => {
+                if let Some(done) = complete(&input) {
+                    input = done.to_string();
+                }
+                state.mode = Mode::Command { input };
+                vec![]
+            }
+            LineEdit::Submit => {
+                state.mode = Mode::Normal;
+                run_prompt(state, &input)
+            }
+            LineEdit::Cancel => {
+                state.mode = Mode::Normal;
+                vec![]
+            }
+            LineEdit::Ignored => vec![],
+        },
+    }
+}
+
+enum LineEdit {
+    Edited,
+    Submit,
+    Cancel,
+    Complete,
+    Ignored,
+}
+
+/// The prompt line editor: the one place that reads raw keys, as an editor in insert mode.
+fn edit_line(input: &mut String, key: KeyEvent) -> LineEdit {
+    match key.code {
+        KeyCode::Enter => LineEdit::Submit,
+        KeyCode::Esc => LineEdit::Cancel,
+        KeyCode::Tab => LineEdit::Complete,
+        KeyCode::Backspace => {
+            if input.pop().is_none() {
+                return LineEdit::Cancel;
+            }
+            LineEdit::Edited
+        }
+        KeyCode::Char('u') if key.modifiers.contains(KeyModifiers::CONTROL) => {
+            input.clear();
+            LineEdit::Edited
+        }
+        KeyCode::Char('c') if key.modifiers.contains(KeyModifiers::CONTROL) => LineEdit::Cancel,
+        KeyCode::Char(c) if !key.modifiers.intersects(KeyModifiers::CONTROL | KeyModifiers::ALT) => {
+            input.push(c);
+            LineEdit::Edited
+        }
+        _ => LineEdit::Ignored,
+    }
+}
+
+fn set_filter(state: &mut AppState, filter: &str) {
+    if let Some(view) = state.list_view_mut() {
+        view.filter = filter.to_string();
+        view.selected = 0;
+    }
+    refilter_current(state);
+}
+
+/// The first command whose name or alias starts with `input` (the greyed suggestion; `tab`
+/// accepts it). Only the first word is completed.
+pub fn complete(input: &str) -> Option<&'static str> {
+    let word = input.trim_start();
+    if word.is_empty() || word.contains(' ') {
+        return None;
+    }
+    PROMPT_COMMANDS
+        .iter()
+        .find(|c| c.name.starts_with(word) || c.aliases.iter().any(|a| a.starts_with(word)))
+        .map(|c| c.name)
+}
+
+fn resolve(word: &str) -> Option<&'static PromptCommand> {
+    PROMPT_COMMANDS.iter().find(|c| c.name == word || c.aliases.contains(&word))
+}
+
+fn run_prompt(state: &mut AppState, input: &str) -> Vec<Effect> {
+    let mut words = input.split_whitespace();
+    let Some(word) = words.next() else { return vec![] };
+    let argument = words.next();
+    let Some(command) = resolve(word) else {
+        return toast(state, format!("unknown command ':{word}' (try :help)"), true);
+    };
+    match (command.name, argument) {
+        ("overview", _) => go_to(state, PaneId::Overview),
+        ("containers", _) => go_to(state, PaneId::Containers),
+        ("contexts", None) => go_to(state, PaneId::Contexts),
+        ("contexts", Some(name)) => switch_context(state, name),
+        ("refresh", _) => run_command(state, Command::Refresh),
+        ("help", _) => run_command(state, Command::Help),
+        ("quit", _) => run_command(state, Command::Quit),
+        _ => vec![],
+    }
+}
+
+fn go_to(state: &mut AppState, pane: PaneId) -> Vec<Effect> {
+    state.nav = vec![pane];
+    vec![]
+}
+
+fn switch_context(state: &mut AppState, name: &str) -> Vec<Effect> {
+    if state.context_rows().iter().any(|c| c.name == name) {
+        state.context = Some(name.to_string());
+        toast(state, format!("context: {name}"), false)
+    } else {
+        toast(state, format!("no context '{name}' in kubeconfig"), true)
+    }
+}
+
+fn on_normal_key(state: &mut AppState, key: KeyEvent) -> Vec<Effect> {
+    let spec = KeySpec::from_event(&key);
+    if let Some(command) = state.keymap.command_for(spec) {
+        return run_command(state, command);
+    }
+    if let Some(plugin) = state.plugins.for_key(spec, state.pane().scope()).cloned() {
+        if plugin.scopes.iter().all(|s| s == "containers") && state.selected_container().is_none() {
+            return toast(state, format!("{}: no container selected", plugin.name), true);
+        }
+        let env = state.plugin_vars();
+        let (command, args) = plugin.expand(&env);
+        let run = PluginRun {
+            name: plugin.name.clone(),
+            description: plugin.description.clone(),
+            command,
+            args,
+            env,
+            background: plugin.background,
+        };
+        if plugin.confirm {
+            state.mode = Mode::Confirm(run);
+            return vec![];
+        }
+        return vec![Effect::RunPlugin(run)];
+    }
+    vec![]
+}
+
+pub fn run_command(state: &mut AppState, command: Command) -> Vec<Effect> {
+    let page = isize::try_from(state.page_size).unwrap_or(20);
+    match command {
+        Command::Quit => state.should_quit = true,
+        Command::Help => state.mode = Mode::Help,
+        Command::CommandMode => state.mode = Mode::Command { input: String::new() },
+        Command::FilterMode => match state.list_view() {
+            Some(view) => state.mode = Mode::Filter { input: view.filter.clone() },
+            None => return toast(state, format!("the {} pane has no rows to filter", state.pane().title()), false),
+        },
+        Command::Back => {
+            if let Some(view) = state.list_view_mut().filter(|v| !v.filter.is_empty()) {
+                view.filter.clear();
+                refilter_current(state);
+            } else if state.nav.len() > 1 {
+                state.nav.pop();
+                if state.pane() != PaneId::ContainerDetail {
+                    state.detail = None;
+                }
+            }
+        }
+        Command::Up => move_selection(state, -1),
+        Command::Down => move_selection(state, 1),
+        Command::PageUp => move_selection(state, -page),
+        Command::PageDown => move_selection(state, page),
+        Command::Top => move_selection(state, isize::MIN / 2),
+        Command::Bottom => move_selection(state, isize::MAX / 2),
+        Command::NextPane | Command::PrevPane => {
+            let top = state.nav.first().copied().unwrap_or(PaneId::Overview);
+            let index = TOP_PANES.iter().position(|p| *p == top).unwrap_or(0);
+            let step = if command == Command::NextPane { 1 } else { TOP_PANES.len() - 1 };
+            state.nav = vec![TOP_PANES[(index + step) % TOP_PANES.len()]];
+        }
+        Command::Refresh => {
+            state.engines_loading = true;
+            let mut effects = initial_effects();
+            if let Some(detail) = &state.detail {
+                effects.push(Effect::InspectContainer {
+                    request: detail.request,
+                    socket: detail.container.socket.clone(),
+                    id: detail.container.id.clone(),
+                });
+            }
+            return effects;
+        }
+        Command::Enter => return enter(state),
+    }
+    vec![]
+}
+
+fn move_selection(state: &mut AppState, delta: isize) {
+    if let Some(view) = state.list_view_mut() {
+        view.move_by(delta);
+    }
+}
+
+fn enter(state: &mut AppState) -> Vec<Effect> {
+    match state.pane() {
+        PaneId::Overview => go_to(state, PaneId::Containers),
+        PaneId::Containers => {
+            let Some(container) = state.selected_container().cloned() else { return vec![] };
+            let request = state.take_id();
+            let effect =
+                Effect::InspectContainer { request, socket: container.socket.clone(), id: container.id.clone() };
+            state.detail = Some(DetailState { request, container, detail: Loadable::Loading });
+            state.nav.push(PaneId::ContainerDetail);
+            vec![effect]
+        }
+        PaneId::Contexts => match state.selected_context().map(|c| c.name.clone()) {
+            Some(name) => switch_context(state, &name),
+            None => vec![],
+        },
+        PaneId::ContainerDetail => vec![],
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,121 @@
+//! The command line. Each subcommand calls the same capability functions the TUI uses.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+
+use crate::config::{Config, Overrides};
+use crate::store::{self, Store};
+
+/// Exit status of a run that failed for a reason other than a policy verdict.
+pub const EXIT_ERROR: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "picket",
+    version,
+    about = "Terminal operations console for container security",
+    long_about = "Terminal operations console for container security.\n\nWith no command, picket opens the console on the \
+                  local host (and on your kubeconfig contexts, if any)."
+)]
+pub struct Cli {
+    /// Config file [default: $XDG_CONFIG_HOME/picket/config.yaml]
+    #[arg(long, global = true, env = "PICKET_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Where the store lives [default: $XDG_DATA_HOME/picket]
+    #[arg(long, global = true, env = "PICKET_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Skin name (dark, light, high-contrast, or one in the config dir's themes/) or a .yaml path
+    #[arg(long, global = true, env = "PICKET_THEME", value_name = "NAME")]
+    pub theme: Option<String>,
+    /// Kubeconfig context to make active
+    #[arg(long, global = true, env = "PICKET_CONTEXT", value_name = "NAME")]
+    pub context: Option<String>,
+    #[command(subcommand)]
+    pub command: Option<Commands>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Commands {
+    /// Print picket's version and the store schema it uses
+    Version,
+    /// Print a shell completion script
+    Completions {
+        #[arg(value_enum)]
+        shell: CompletionShell,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+impl Cli {
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            config: self.config.clone(),
+            data_dir: self.data_dir.clone(),
+            theme: self.theme.clone(),
+            context: self.context.clone(),
+            no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+        }
+    }
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Some(Commands::Version) => {
+            println!("picket {} (store schema {})", env!("CARGO_PKG_VERSION"), store::SCHEMA_VERSION);
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Commands::Completions { shell }) => {
+            let shell = match shell {
+                CompletionShell::Bash => clap_complete::Shell::Bash,
+                CompletionShell::Zsh => clap_complete::Shell::Zsh,
+                CompletionShell::Fish => clap_complete::Shell::Fish,
+            };
+            clap_complete::generate(shell, &mut Cli::command(), "picket", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        None => console(&cli),
+    }
+}
+
+fn console(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let config = Config::load(&cli.overrides())?;
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        anyhow::bail!("the console needs a terminal on stdin and stdout; see 'picket --help' for commands that do not");
+    }
+    let store = Store::open(&config.store_path())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(crate::app::run(config, store))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_flags_parse_after_subcommands() {
+        let cli = Cli::try_parse_from(["picket", "version", "--theme", "light", "--context", "prod"]).unwrap();
+        assert_eq!(cli.theme.as_deref(), Some("light"));
+        assert_eq!(cli.context.as_deref(), Some("prod"));
+        assert!(Cli::try_parse_from(["picket", "completions", "powershell"]).is_err());
+    }
+}

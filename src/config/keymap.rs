@@ -1,0 +1,273 @@
+//! The one keymap: it drives key handling, the footer hints and the `?` help.
+
+use std::fmt;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use serde::Deserialize;
+
+use crate::app::action::Command;
+
+/// A key with its modifiers, normalised so that `G`, `shift-g` and a terminal's
+/// `Char('G') + SHIFT` are the same key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KeySpec {
+    pub code: KeyCode,
+    pub modifiers: KeyModifiers,
+}
+
+impl KeySpec {
+    pub fn new(code: KeyCode, modifiers: KeyModifiers) -> Self {
+        let mut spec = Self { code, modifiers };
+        spec.normalise();
+        spec
+    }
+
+    pub fn from_event(event: &KeyEvent) -> Self {
+        Self::new(event.code, event.modifiers)
+    }
+
+    fn normalise(&mut self) {
+        self.modifiers &= KeyModifiers::CONTROL | KeyModifiers::ALT | KeyModifiers::SHIFT;
+        match self.code {
+            KeyCode::Char(c) => {
+                if self.modifiers.contains(KeyModifiers::SHIFT) {
+                    self.code = KeyCode::Char(c.to_ascii_uppercase());
+                    self.modifiers.remove(KeyModifiers::SHIFT);
+                }
+                if self.modifiers.contains(KeyModifiers::CONTROL) {
+                    self.code = KeyCode::Char(c.to_ascii_lowercase());
+                }
+            }
+            KeyCode::BackTab => self.modifiers.remove(KeyModifiers::SHIFT),
+            _ => {}
+        }
+    }
+
+    /// Parses k9s-style key names: `?`, `j`, `G`, `Shift-L`, `ctrl-d`, `alt-x`, `esc`, `enter`,
+    /// `tab`, `backtab`, `space`, `up`, `pgdown`, `f5` … (case-insensitive names).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let bad = || format!("'{text}' is not a key (examples: j, G, ctrl-d, shift-l, esc, f5)");
+        let mut modifiers = KeyModifiers::NONE;
+        let mut rest = text.trim();
+        loop {
+            let lower = rest.to_ascii_lowercase();
+            let prefix = ["ctrl-", "alt-", "shift-"].into_iter().find(|p| lower.starts_with(p) && rest.len() > p.len());
+            let Some(prefix) = prefix else { break };
+            modifiers |= match prefix {
+                "ctrl-" => KeyModifiers::CONTROL,
+                "alt-" => KeyModifiers::ALT,
+                _ => KeyModifiers::SHIFT,
+            };
+            rest = &rest[prefix.len()..];
+        }
+        let mut chars = rest.chars();
+        let code = match (chars.next(), chars.next()) {
+            (Some(c), None) => KeyCode::Char(c),
+            _ => named_key(&rest.to_ascii_lowercase()).ok_or_else(bad)?,
+        };
+        Ok(Self::new(code, modifiers))
+    }
+}
+
+fn named_key(name: &str) -> Option<KeyCode> {
+    Some(match name {
+        "esc" | "escape" => KeyCode::Esc,
+        "enter" | "return" => KeyCode::Enter,
+        "tab" => KeyCode::Tab,
+        "backtab" => KeyCode::BackTab,
+        "space" => KeyCode::Char(' '),
+        "backspace" => KeyCode::Backspace,
+        "delete" | "del" => KeyCode::Delete,
+        "up" => KeyCode::Up,
+        "down" => KeyCode::Down,
+        "left" => KeyCode::Left,
+        "right" => KeyCode::Right,
+        "home" => KeyCode::Home,
+        "end" => KeyCode::End,
+        "pgup" | "pageup" => KeyCode::PageUp,
+        "pgdown" | "pagedown" => KeyCode::PageDown,
+        f if f.starts_with('f') => KeyCode::F(f[1..].parse().ok().filter(|n| (1..=12).contains(n))?),
+        _ => return None,
+    })
+}
+
+impl fmt::Display for KeySpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.modifiers.contains(KeyModifiers::CONTROL) {
+            f.write_str("ctrl-")?;
+        }
+        if self.modifiers.contains(KeyModifiers::ALT) {
+            f.write_str("alt-")?;
+        }
+        if self.modifiers.contains(KeyModifiers::SHIFT) {
+            f.write_str("shift-")?;
+        }
+        match self.code {
+            KeyCode::Char(' ') => f.write_str("space"),
+            KeyCode::Char(c) => write!(f, "{c}"),
+            KeyCode::Esc => f.write_str("esc"),
+            KeyCode::Enter => f.write_str("enter"),
+            KeyCode::Tab => f.write_str("tab"),
+            KeyCode::BackTab => f.write_str("backtab"),
+            KeyCode::Backspace => f.write_str("backspace"),
+            KeyCode::Delete => f.write_str("delete"),
+            KeyCode::Up => f.write_str("up"),
+            KeyCode::Down => f.write_str("down"),
+            KeyCode::Left => f.write_str("left"),
+            KeyCode::Right => f.write_str("right"),
+            KeyCode::Home => f.write_str("home"),
+            KeyCode::End => f.write_str("end"),
+            KeyCode::PageUp => f.write_str("pgup"),
+            KeyCode::PageDown => f.write_str("pgdown"),
+            KeyCode::F(n) => write!(f, "f{n}"),
+            other => write!(f, "{other:?}"),
+        }
+    }
+}
+
+/// One line of the user's `keymap:` list in config.yaml: `{ on: ctrl-q, run: quit }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBinding {
+    pub on: String,
+    pub run: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    pub key: KeySpec,
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keymap {
+    bindings: Vec<Binding>,
+}
+
+const DEFAULT_BINDINGS: &[(&str, Command)] = &[
+    ("?", Command::Help),
+    (":", Command::CommandMode),
+    ("/", Command::FilterMode),
+    ("enter", Command::Enter),
+    ("esc", Command::Back),
+    ("j", Command::Down),
+    ("down", Command::Down),
+    ("k", Command::Up),
+    ("up", Command::Up),
+    ("g", Command::Top),
+    ("home", Command::Top),
+    ("G", Command::Bottom),
+    ("end", Command::Bottom),
+    ("ctrl-d", Command::PageDown),
+    ("pgdown", Command::PageDown),
+    ("ctrl-u", Command::PageUp),
+    ("pgup", Command::PageUp),
+    ("tab", Command::NextPane),
+    ("backtab", Command::PrevPane),
+    ("ctrl-r", Command::Refresh),
+    ("ctrl-c", Command::Quit),
+];
+
+impl Default for Keymap {
+    fn default() -> Self {
+        let bindings = DEFAULT_BINDINGS
+            .iter()
+            .filter_map(|(key, command)| KeySpec::parse(key).ok().map(|key| Binding { key, command: *command }))
+            .collect();
+        Self { bindings }
+    }
+}
+
+impl Keymap {
+    /// The defaults with the user's bindings applied over them: a user binding takes its key
+    /// away from whatever default command had it.
+    pub fn with_overrides(raw: &[RawBinding]) -> Result<Self, String> {
+        let mut keymap = Self::default();
+        for binding in raw {
+            let key = KeySpec::parse(&binding.on).map_err(|e| format!("keymap: {e}"))?;
+            let command = Command::from_name(&binding.run).ok_or_else(|| {
+                let known: Vec<&str> = Command::ALL.iter().map(|c| c.name()).collect();
+                format!("keymap: unknown command '{}' (known: {})", binding.run, known.join(", "))
+            })?;
+            keymap.bindings.retain(|b| b.key != key);
+            keymap.bindings.push(Binding { key, command });
+        }
+        Ok(keymap)
+    }
+
+    pub fn command_for(&self, key: KeySpec) -> Option<Command> {
+        self.bindings.iter().find(|b| b.key == key).map(|b| b.command)
+    }
+
+    pub fn keys_for(&self, command: Command) -> Vec<KeySpec> {
+        self.bindings.iter().filter(|b| b.command == command).map(|b| b.key).collect()
+    }
+
+    /// The first key bound to `command`, for hints (`?` for help).
+    pub fn hint(&self, command: Command) -> Option<String> {
+        self.keys_for(command).first().map(ToString::to_string)
+    }
+
+    pub fn bindings(&self) -> &[Binding] {
+        &self.bindings
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_displays_keys() {
+        for (text, shown) in [
+            ("j", "j"),
+            ("G", "G"),
+            ("shift-g", "G"),
+            ("Shift-L", "L"),
+            ("ctrl-d", "ctrl-d"),
+            ("Ctrl-D", "ctrl-d"),
+            ("esc", "esc"),
+            ("F5", "f5"),
+            ("space", "space"),
+            ("alt-x", "alt-x"),
+            ("-", "-"),
+        ] {
+            assert_eq!(KeySpec::parse(text).unwrap().to_string(), shown, "{text}");
+        }
+        assert!(KeySpec::parse("hyper-x").is_err());
+        assert!(KeySpec::parse("f13").is_err());
+        assert!(KeySpec::parse("").is_err());
+    }
+
+    #[test]
+    fn terminal_shift_events_match_uppercase_bindings() {
+        let keymap = Keymap::default();
+        let event = KeyEvent::new(KeyCode::Char('G'), KeyModifiers::SHIFT);
+        assert_eq!(keymap.command_for(KeySpec::from_event(&event)), Some(Command::Bottom));
+        let event = KeyEvent::new(KeyCode::Char('d'), KeyModifiers::CONTROL);
+        assert_eq!(keymap.command_for(KeySpec::from_event(&event)), Some(Command::PageDown));
+    }
+
+    #[test]
+    fn user_binding_replaces_the_default_on_that_key() {
+        let raw = [RawBinding { on: "ctrl-r".into(), run: "quit".into() }];
+        let keymap = Keymap::with_overrides(&raw).unwrap();
+        assert_eq!(keymap.command_for(KeySpec::parse("ctrl-r").unwrap()), Some(Command::Quit));
+        assert!(keymap.keys_for(Command::Refresh).is_empty());
+    }
+
+    #[test]
+    fn unknown_command_is_named() {
+        let raw = [RawBinding { on: "x".into(), run: "explode".into() }];
+        let err = Keymap::with_overrides(&raw).unwrap_err();
+        assert!(err.contains("'explode'") && err.contains("quit"), "{err}");
+    }
+
+    #[test]
+    fn every_command_has_a_default_key() {
+        let keymap = Keymap::default();
+        for command in Command::ALL {
+            assert!(!keymap.keys_for(*command).is_empty(), "{command:?} has no key");
+        }
+    }
+}

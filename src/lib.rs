@@ -1,0 +1,14 @@
+//! Picket: a terminal operations console for container security.
+//!
+//! Capability modules (`local`, `engine`, `cluster`, `store`) expose plain functions used by both
+//! the CLI (`cli`) and the TUI (`app` + `ui`). The TUI never talks to a socket or a database itself.
+
+pub mod app;
+pub mod cli;
+pub mod cluster;
+pub mod config;
+pub mod engine;
+pub mod local;
+pub mod model;
+pub mod store;
+pub mod ui;

@@ -1,0 +1,65 @@
+//! `render(frame, &AppState, &Theme)`: a pure read of the state. No I/O, no awaiting.
+
+pub mod panes;
+pub mod widgets;
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout};
+use ratatui::widgets::Block;
+
+use crate::app::state::{AppState, Mode, PaneId};
+use crate::config::Theme;
+use crate::config::theme::Slot;
+
+pub fn render(frame: &mut Frame, state: &AppState, theme: &Theme) {
+    let area = frame.area();
+    frame.render_widget(Block::default().style(theme.style(Slot::App)), area);
+    let [header, body, footer] =
+        Layout::vertical([Constraint::Length(2), Constraint::Min(1), Constraint::Length(1)]).areas(area);
+    widgets::header::render(frame, header, state, theme);
+    match state.pane() {
+        PaneId::Overview => panes::overview::render(frame, body, state, theme),
+        PaneId::Containers => panes::containers::render(frame, body, state, theme),
+        PaneId::ContainerDetail => panes::container_detail::render(frame, body, state, theme),
+        PaneId::Contexts => panes::contexts::render(frame, body, state, theme),
+    }
+    widgets::status_bar::render(frame, footer, state, theme);
+    match &state.mode {
+        Mode::Help => widgets::help::render(frame, area, state, theme),
+        Mode::Confirm(run) => widgets::dialog::render_confirm(frame, area, run, theme),
+        Mode::Normal | Mode::Filter { .. } | Mode::Command { .. } => {}
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod snapshot {
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+
+    use crate::app::state::AppState;
+    use crate::config::Theme;
+
+    /// Renders the whole screen at 120×40, as plain text, for insta.
+    pub fn screen(state: &AppState) -> String {
+        let theme = Theme::load("dark", std::path::Path::new("/nonexistent"), false).expect("dark theme");
+        let mut terminal = Terminal::new(TestBackend::new(120, 40)).expect("test backend");
+        terminal.draw(|frame| super::render(frame, state, &theme)).expect("draw");
+        let buffer = terminal.backend().buffer();
+        let mut text = String::new();
+        for y in 0..buffer.area.height {
+            let line: String = (0..buffer.area.width).map(|x| buffer[(x, y)].symbol()).collect();
+            text.push_str(line.trim_end());
+            text.push('\n');
+        }
+        text
+    }
+
+    #[macro_export]
+    macro_rules! assert_screen {
+        ($name:expr, $state:expr) => {
+            insta::with_settings!({ snapshot_path => concat!(env!("CARGO_MANIFEST_DIR"), "/snapshots"), prepend_module_to_snapshot => false }, {
+                insta::assert_snapshot!($name, $crate::ui::snapshot::screen($state));
+            });
+        };
+    }
+}

@@ -1,0 +1,6 @@
+//! One file per pane; each is a pure render of its part of `AppState`.
+
+pub mod container_detail;
+pub mod containers;
+pub mod contexts;
+pub mod overview;

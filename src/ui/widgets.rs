@@ -1,0 +1,7 @@
+//! Pieces the panes share.
+
+pub mod dialog;
+pub mod header;
+pub mod help;
+pub mod status_bar;
+pub mod table;

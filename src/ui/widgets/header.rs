@@ -1,0 +1,53 @@
+//! The two header lines: target, store, DB and agent state; then the pane tabs.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use crate::app::state::{AppState, Loadable, PaneId, TOP_PANES};
+use crate::config::Theme;
+use crate::config::theme::Slot;
+use crate::model::human_bytes;
+
+pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
+    let base = theme.style(Slot::Header);
+    let accent = theme.style(Slot::HeaderAccent);
+    let sep = || Span::styled(" │ ", base);
+    let host = match &state.host {
+        Loadable::Ready(facts) => facts.hostname.clone(),
+        Loadable::Loading => "…".into(),
+        Loadable::Failed(_) => "?".into(),
+    };
+    let store_size = state.store.size.map_or_else(|| "…".to_string(), human_bytes);
+    let line = Line::from(vec![
+        Span::styled(format!(" picket {}", state.version), accent),
+        sep(),
+        Span::styled("local: ", base),
+        Span::styled(host, accent),
+        sep(),
+        Span::styled("ctx: ", base),
+        Span::styled(state.active_context().unwrap_or("none").to_string(), accent),
+        sep(),
+        Span::styled(format!("store: {store_size}"), base),
+        sep(),
+        Span::styled("vuln db: not imported", base),
+        sep(),
+        Span::styled("agent: not running", base),
+    ])
+    .style(base);
+
+    let mut tabs = vec![Span::styled(" ", base)];
+    let top = state.nav.first().copied().unwrap_or(PaneId::Overview);
+    for pane in TOP_PANES {
+        let style = if pane == top { theme.style(Slot::TableSelected) } else { theme.style(Slot::Dim) };
+        tabs.push(Span::styled(format!(" {} ", pane.title()), style));
+        tabs.push(Span::raw(" "));
+    }
+    if state.pane() == PaneId::ContainerDetail
+        && let Some(detail) = &state.detail
+    {
+        tabs.push(Span::styled(format!("› {}", detail.container.name), theme.style(Slot::PaneTitle)));
+    }
+    frame.render_widget(Paragraph::new(vec![line, Line::from(tabs)]), area);
+}
