@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Installs picket on Debian 12: the apt packages it needs, then a release build on the PATH.
+#   ./install.sh         packages for picket, build --release, install /usr/local/bin/picket
+#   ./install.sh --dev   packages the test suite needs as well (no release build; cargo test builds)
+# Idempotent: packages already present are not touched, and apt runs only when one is missing.
+set -euo pipefail
+
+cd "$(dirname "$0")"
+
+dev=0
+for arg in "$@"; do
+  case "$arg" in
+    --dev) dev=1 ;;
+    -h|--help) sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "install.sh: unknown option '$arg' (use --dev or --help)" >&2; exit 2 ;;
+  esac
+done
+
+say() { printf '\033[1minstall.sh:\033[0m %s\n' "$*"; }
+
+# Packages picket itself needs to build and run.
+runtime_packages=(ca-certificates pkg-config)
+# Packages the tests need: real programs the integration tests drive.
+dev_packages=(tmux)
+
+packages=("${runtime_packages[@]}")
+if [ "$dev" = 1 ]; then
+  packages+=("${dev_packages[@]}")
+fi
+
+missing=()
+for pkg in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$pkg")
+  fi
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then
+      SUDO=sudo
+    else
+      echo "install.sh: these packages are missing: ${missing[*]}" >&2
+      echo "install.sh: run as root (or install sudo), or install them with: apt-get install ${missing[*]}" >&2
+      exit 1
+    fi
+  else
+    SUDO=
+  fi
+  say "installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  say "packages present: ${packages[*]}"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "install.sh: cargo was not found; picket needs Rust 1.89 or newer (rustup.rs)" >&2
+  exit 1
+fi
+
+if [ "$dev" = 1 ]; then
+  say "test prerequisites ready; run: cargo test --all-targets"
+  exit 0
+fi
+
+say "building picket (release)"
+cargo build --release --locked
+
+if [ "$(id -u)" -eq 0 ]; then
+  dest=/usr/local/bin
+else
+  dest="$HOME/.local/bin"
+  mkdir -p "$dest"
+fi
+install -m 0755 target/release/picket "$dest/picket"
+say "installed $dest/picket ($("$dest/picket" version))"
+case ":$PATH:" in
+  *":$dest:"*) ;;
+  *) say "note: $dest is not on your PATH; add it to run 'picket'" ;;
+esac

@@ -1,0 +1,161 @@
+//! The real binary in a real terminal (tmux): opens on the local Overview, `?` shows help,
+//! `/` filters, `:q` quits with status 0 and the terminal restored.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{Tmux, have_tool, wait_for};
+
+const KUBECONFIG: &str = r#"apiVersion: v1
+kind: Config
+current-context: prod
+clusters:
+- name: prod-eu1
+  cluster: { server: "https://10.0.0.1:6443" }
+- name: kind-dev
+  cluster: { server: "https://127.0.0.1:40123" }
+contexts:
+- name: prod
+  context: { cluster: prod-eu1, user: sre, namespace: payments }
+- name: dev
+  context: { cluster: kind-dev, user: kind }
+users:
+- name: sre
+  user: { token: x }
+- name: kind
+  user: { token: y }
+"#;
+
+fn os_pretty_name() -> String {
+    let text = std::fs::read_to_string("/etc/os-release").expect("os-release");
+    let line = text.lines().find_map(|l| l.strip_prefix("PRETTY_NAME=")).expect("PRETTY_NAME");
+    line.trim_matches('"').to_string()
+}
+
+fn picket_command(dir: &Path) -> String {
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(&kubeconfig, KUBECONFIG).expect("kubeconfig");
+    format!(
+        "env -u DOCKER_HOST -u CONTAINER_HOST XDG_CONFIG_HOME={d}/config XDG_DATA_HOME={d}/data KUBECONFIG={k} {bin}; \
+         echo \"EXIT=$?\" > {d}/exit; stty -a > {d}/stty; sleep 60",
+        d = dir.display(),
+        k = kubeconfig.display(),
+        bin = env!("CARGO_BIN_EXE_picket"),
+    )
+}
+
+#[test]
+fn console_opens_filters_helps_and_quits_cleanly() {
+    if !have_tool("tmux") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tmux = Tmux::start(dir.path(), 120, 40, &picket_command(dir.path()));
+
+    let screen = tmux.expect(&os_pretty_name());
+    assert!(screen.contains("Local host") && screen.contains("overview"), "{screen}");
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").expect("osrelease");
+    tmux.expect(kernel.trim());
+    tmux.expect("2 contexts, active: prod");
+    assert_eq!(tmux.display("#{alternate_on}"), "1", "the console uses the alternate screen");
+
+    tmux.send(&["?"]);
+    let help = tmux.expect("Help (esc to close)");
+    assert!(help.contains("Filter rows") && help.contains(":contexts"), "{help}");
+    tmux.send(&["Escape"]);
+    tmux.expect_gone("Help (esc to close)");
+
+    tmux.send(&[":", "c", "t", "x", "Enter"]);
+    let contexts = tmux.expect("Contexts [2/2]");
+    assert!(contexts.contains("kind-dev") && contexts.contains("prod-eu1"), "{contexts}");
+    tmux.send(&["/", "k", "i", "n", "d"]);
+    let filtered = tmux.expect("Contexts [1/2] </kind>");
+    assert!(filtered.contains("kind-dev") && !filtered.contains("prod-eu1"), "{filtered}");
+    tmux.send(&["Enter"]);
+    tmux.send(&["Escape"]);
+    tmux.expect("Contexts [2/2]");
+
+    tmux.send(&[":", "q"]);
+    tmux.expect(":quit");
+    tmux.send(&["Enter"]);
+    let exit_file = dir.path().join("exit");
+    let exit = wait_for(Duration::from_secs(10), || std::fs::read_to_string(&exit_file).ok())
+        .unwrap_or_else(|| panic!("picket did not exit:\n{}", tmux.screen()));
+    assert_eq!(exit.trim(), "EXIT=0");
+    let stty = wait_for(Duration::from_secs(5), || std::fs::read_to_string(dir.path().join("stty")).ok()).expect("stty");
+    assert!(stty.contains(" icanon") && stty.contains(" echo "), "terminal left in raw mode: {stty}");
+    assert_eq!(tmux.display("#{alternate_on}"), "0", "alternate screen left");
+}
+
+#[test]
+fn bad_config_is_reported_with_its_position_and_status_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("config.yaml");
+    std::fs::write(&config, "theme: dark\nrefreshSeconds: [1\n").expect("write");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+        .arg("--config")
+        .arg(&config)
+        .env("XDG_DATA_HOME", dir.path())
+        .output()
+        .expect("run picket");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with(&format!("picket: {}:", config.display())), "{stderr}");
+    assert!(stderr.contains(":2:") || stderr.contains(":3:"), "{stderr}");
+}
+
+#[test]
+fn second_console_on_the_same_store_is_refused() {
+    if !have_tool("tmux") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tmux = Tmux::start(dir.path(), 120, 40, &picket_command(dir.path()));
+    tmux.expect("Local host");
+    let second = format!(
+        "XDG_CONFIG_HOME={d}/config XDG_DATA_HOME={d}/data {bin} 2> {d}/out2; echo $? > {d}/exit2",
+        d = dir.path().display(),
+        bin = env!("CARGO_BIN_EXE_picket")
+    );
+    let second_dir = dir.path().join("second");
+    std::fs::create_dir_all(&second_dir).expect("dir");
+    let other = Tmux::start(&second_dir, 100, 20, &second);
+    let exit_file = dir.path().join("exit2");
+    let code = wait_for(Duration::from_secs(10), || std::fs::read_to_string(&exit_file).ok()).expect("second exits");
+    drop(other);
+    assert_eq!(code.trim(), "2");
+    let out = std::fs::read_to_string(dir.path().join("out2")).expect("out2");
+    assert!(out.contains("in use by another picket (pid "), "{out}");
+    tmux.send(&["C-c"]);
+    wait_for(Duration::from_secs(10), || std::fs::read_to_string(dir.path().join("exit")).ok()).expect("first exits");
+}
+
+#[test]
+fn version_and_completions() {
+    let run = |args: &[&str]| std::process::Command::new(env!("CARGO_BIN_EXE_picket")).args(args).output().expect("run");
+    let out = run(&["version"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with(&format!("picket {}", env!("CARGO_PKG_VERSION"))));
+    for shell in ["bash", "zsh", "fish"] {
+        let out = run(&["completions", shell]);
+        assert!(out.status.success(), "{shell}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("completions"), "{shell} script lacks subcommands");
+    }
+    assert_eq!(run(&["completions", "tcsh"]).status.code(), Some(2));
+}
+
+#[test]
+fn console_without_a_terminal_says_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+        .env("XDG_CONFIG_HOME", dir.path())
+        .env("XDG_DATA_HOME", dir.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs a terminal"));
+    assert!(!dir.path().join("picket").exists(), "nothing is written before the console can start");
+}
