@@ -199,7 +199,14 @@ pub async fn inspect(socket: &Path, id: &str) -> Result<ContainerDetail, EngineE
     let config = c.config.unwrap_or_default();
     let host = c.host_config.unwrap_or_default();
     let state = c.state.unwrap_or_default();
-    let command = std::iter::once(c.path.unwrap_or_default()).chain(c.args.unwrap_or_default()).collect::<Vec<_>>();
+    // Entrypoint + Cmd is what runs; Path/Args differ between Docker and Podman's compat API.
+    let command: Vec<String> = config
+        .entrypoint
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .chain(config.cmd.clone().unwrap_or_default())
+        .collect();
     let mounts = c
         .mounts
         .unwrap_or_default()
@@ -217,7 +224,8 @@ pub async fn inspect(socket: &Path, id: &str) -> Result<ContainerDetail, EngineE
         created: c.created.map(|t| t.to_string()).unwrap_or_default(),
         state: state.status.map(|s| s.to_string()).unwrap_or_default(),
         pid: state.pid.unwrap_or_default(),
-        started_at: state.started_at.unwrap_or_default(),
+        // Engines report the zero time for containers that never started.
+        started_at: state.started_at.filter(|t| !t.starts_with("0001-")).unwrap_or_default(),
         command: command.join(" ").trim().to_string(),
         user: config.user.filter(|u| !u.is_empty()).unwrap_or_else(|| "root (image default)".into()),
         privileged: host.privileged.unwrap_or(false),

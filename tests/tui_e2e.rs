@@ -84,7 +84,8 @@ fn console_opens_filters_helps_and_quits_cleanly() {
     let exit = wait_for(Duration::from_secs(10), || std::fs::read_to_string(&exit_file).ok())
         .unwrap_or_else(|| panic!("picket did not exit:\n{}", tmux.screen()));
     assert_eq!(exit.trim(), "EXIT=0");
-    let stty = wait_for(Duration::from_secs(5), || std::fs::read_to_string(dir.path().join("stty")).ok()).expect("stty");
+    let stty =
+        wait_for(Duration::from_secs(5), || std::fs::read_to_string(dir.path().join("stty")).ok()).expect("stty");
     assert!(stty.contains(" icanon") && stty.contains(" echo "), "terminal left in raw mode: {stty}");
     assert_eq!(tmux.display("#{alternate_on}"), "0", "alternate screen left");
 }
@@ -134,7 +135,8 @@ fn second_console_on_the_same_store_is_refused() {
 
 #[test]
 fn version_and_completions() {
-    let run = |args: &[&str]| std::process::Command::new(env!("CARGO_BIN_EXE_picket")).args(args).output().expect("run");
+    let run =
+        |args: &[&str]| std::process::Command::new(env!("CARGO_BIN_EXE_picket")).args(args).output().expect("run");
     let out = run(&["version"]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).starts_with(&format!("picket {}", env!("CARGO_PKG_VERSION"))));

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 /// True when `tool` can run. Missing tools skip a test with a message on a developer machine,
 /// and fail it in CI (`CI` set), where `install.sh --dev` must have provided them.
 pub fn have_tool(tool: &str) -> bool {
-    let found = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().is_ok_and(|o| o.status.success());
+    let found =
+        Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().is_ok_and(|o| o.status.success());
     if !found {
         assert!(std::env::var_os("CI").is_none(), "{tool} is required in CI: run ./install.sh --dev");
         eprintln!("SKIPPED: {tool} is not installed (./install.sh --dev installs it)");
@@ -19,7 +20,8 @@ pub fn have_tool(tool: &str) -> bool {
 /// True when running as root. Tests that need root skip (with a message) otherwise; CI runs as root.
 pub fn is_root() -> bool {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let root = status.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|l| l.split_whitespace().nth(1)) == Some("0");
+    let root =
+        status.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|l| l.split_whitespace().nth(1)) == Some("0");
     if !root {
         assert!(std::env::var_os("CI").is_none(), "CI runs as root");
         eprintln!("SKIPPED: needs root");

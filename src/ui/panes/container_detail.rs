@@ -25,6 +25,14 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     frame.render_widget(paragraph, area);
 }
 
+fn state_line(d: &ContainerDetail) -> String {
+    match (d.pid, d.started_at.is_empty()) {
+        (0, true) => format!("{} (never started)", d.state),
+        (0, false) => format!("{} (last started {})", d.state, d.started_at),
+        (pid, _) => format!("{} (pid {pid}, since {})", d.state, d.started_at),
+    }
+}
+
 fn lines<'a>(d: &ContainerDetail, theme: &Theme) -> Vec<Line<'a>> {
     let ok = theme.style(Slot::Value);
     let warn = theme.style(Slot::StatusWarn);
@@ -41,7 +49,7 @@ fn lines<'a>(d: &ContainerDetail, theme: &Theme) -> Vec<Line<'a>> {
     let mut lines = vec![
         row("Id", d.id.clone(), ok),
         row("Image", format!("{} ({})", d.image, d.image_id), ok),
-        row("State", format!("{} (pid {}, since {})", d.state, d.pid, d.started_at), ok),
+        row("State", state_line(d), ok),
         row("Command", d.command.clone(), ok),
         row("User", d.user.clone(), if d.user.starts_with("root") || d.user == "0" { warn } else { ok }),
         row("Privileged", d.privileged.to_string(), if d.privileged { bad } else { ok }),
