@@ -20,8 +20,10 @@ say() { printf '\033[1minstall.sh:\033[0m %s\n' "$*"; }
 
 # Packages picket itself needs to build and run.
 runtime_packages=(ca-certificates pkg-config)
-# Packages the tests need: real programs the integration tests drive.
-dev_packages=(tmux)
+# Packages the tests need: real programs the integration tests drive (settings: ../shared/TESTBED.md).
+#   tmux: end-to-end console tests; podman, runc, conmon, docker.io: real engines for the engine
+#   tests (runc, because crun fails on these cgroup-v1-hybrid hosts); busybox-static: the test image.
+dev_packages=(tmux podman runc conmon containernetworking-plugins golang-github-containers-common docker.io busybox-static)
 
 packages=("${runtime_packages[@]}")
 if [ "$dev" = 1 ]; then

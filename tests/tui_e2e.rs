@@ -161,3 +161,46 @@ fn console_without_a_terminal_says_so() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("needs a terminal"));
     assert!(!dir.path().join("picket").exists(), "nothing is written before the console can start");
 }
+
+#[test]
+fn console_lists_real_podman_containers_and_opens_one() {
+    let Some(podman) = common::engines::Podman::start() else { return };
+    if !have_tool("tmux") {
+        return;
+    }
+    podman.podman(&[
+        "run",
+        "-d",
+        "--name",
+        "e2e-web",
+        "--cap-add",
+        "NET_ADMIN",
+        common::engines::Podman::IMAGE,
+        "sleep",
+        "600",
+    ]);
+    podman.podman(&["create", "--name", "e2e-idle", common::engines::Podman::IMAGE, "true"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let command = format!(
+        "env DOCKER_HOST=unix://{sock} XDG_CONFIG_HOME={d}/config XDG_DATA_HOME={d}/data KUBECONFIG={d}/none {bin}; sleep 60",
+        sock = podman.socket.display(),
+        d = dir.path().display(),
+        bin = env!("CARGO_BIN_EXE_picket"),
+    );
+    let tmux = Tmux::start(dir.path(), 120, 40, &command);
+    let overview = tmux.expect("1 running / 2 total");
+    assert!(overview.contains("Podman"), "{overview}");
+    assert!(overview.contains("e2e-web") && overview.contains("e2e-idle"), "{overview}");
+
+    tmux.send(&["Tab"]);
+    tmux.expect("Containers [2/2]");
+    tmux.send(&["/", "w", "e", "b", "Enter"]);
+    let filtered = tmux.expect("Containers [1/2] </web>");
+    assert!(!filtered.contains("e2e-idle"), "{filtered}");
+    tmux.send(&["Enter"]);
+    let detail = tmux.expect("NET_ADMIN");
+    assert!(detail.contains("sleep 600") && detail.contains("Privileged"), "{detail}");
+    tmux.send(&["Escape"]);
+    tmux.expect("Containers [1/2] </web>");
+    tmux.send(&["C-c"]);
+}

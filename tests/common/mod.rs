@@ -1,6 +1,8 @@
 //! Shared helpers for integration tests against real programs.
 #![allow(dead_code)]
 
+pub mod engines;
+
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
