@@ -105,7 +105,7 @@ async fn check_engine(socket: &std::path::Path, kind: EngineKind) {
     let idle = engine::inspect(socket, "picket-idle").await.expect("inspect idle");
     assert_eq!((idle.pid, idle.started_at.as_str()), (0, ""));
 
-    let missing = engine::inspect(socket, "no-such-container").await.unwrap_err().to_string();
+    let missing = engine::inspect(socket, "no-such-container").await.expect_err("missing container").to_string();
     assert!(missing.contains(&socket.display().to_string()) && missing.contains("no-such-container"), "{missing}");
 }
 
