@@ -54,6 +54,28 @@ pub(crate) mod snapshot {
         text
     }
 
+    #[test]
+    fn every_pane_and_overlay_renders_at_any_size() {
+        use crate::app::action::Command;
+        use crate::app::update::run_command;
+        let theme = Theme::load("dark", std::path::Path::new("/nonexistent"), false).expect("dark theme");
+        let mut states = Vec::new();
+        let mut state = crate::app::fixtures::state();
+        for command in
+            [Command::NextPane, Command::Enter, Command::Help, Command::Back, Command::NextPane, Command::NextPane]
+        {
+            run_command(&mut state, command);
+            states.push(state.clone());
+        }
+        states.push(crate::app::fixtures::loading_state());
+        for (width, height) in [(1, 1), (10, 3), (40, 10), (80, 24), (300, 100), (0, 0)] {
+            for state in &states {
+                let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("test backend");
+                terminal.draw(|frame| super::render(frame, state, &theme)).expect("draw");
+            }
+        }
+    }
+
     #[macro_export]
     macro_rules! assert_screen {
         ($name:expr, $state:expr) => {

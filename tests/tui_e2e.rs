@@ -204,3 +204,43 @@ fn console_lists_real_podman_containers_and_opens_one() {
     tmux.expect("Containers [1/2] </web>");
     tmux.send(&["C-c"]);
 }
+
+#[test]
+fn foreground_plugin_gets_the_terminal_and_the_console_comes_back() {
+    if !have_tool("tmux") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config_dir = dir.path().join("config/picket");
+    std::fs::create_dir_all(&config_dir).expect("config dir");
+    let marker = dir.path().join("plugin-ran");
+    // The plugin prints, then waits for a line on the terminal: it only sees the key if picket
+    // really handed stdin over.
+    std::fs::write(
+        config_dir.join("plugins.yaml"),
+        format!(
+            "plugins:\n  whoami:\n    shortCut: w\n    description: Who\n    scopes: [contexts]\n    command: sh\n    \
+             args: ['-c', 'echo \"PLUGIN SAYS $NAME on $CLUSTER\"; read answer; echo \"$answer $NAME\" > {}']\n",
+            marker.display()
+        ),
+    )
+    .expect("plugins.yaml");
+    let tmux = Tmux::start(dir.path(), 120, 40, &picket_command(dir.path()));
+    tmux.expect("Local host");
+    tmux.send(&[":", "c", "t", "x", "Enter"]);
+    tmux.expect("Contexts [2/2]");
+    tmux.send(&["j", "w"]);
+    tmux.expect("PLUGIN SAYS dev on kind-dev");
+    assert_eq!(tmux.display("#{alternate_on}"), "0", "the plugin runs on the normal screen");
+    tmux.send(&["o", "k", "Enter"]);
+    let written = wait_for(Duration::from_secs(10), || std::fs::read_to_string(&marker).ok()).expect("plugin finished");
+    assert_eq!(written.trim(), "ok dev");
+    let back = tmux.expect("Contexts [2/2]");
+    assert!(back.contains("kind-dev"), "{back}");
+    assert_eq!(tmux.display("#{alternate_on}"), "1", "the console took the screen back");
+    tmux.send(&["j"]);
+    tmux.send(&[":", "q", "Enter"]);
+    let exit =
+        wait_for(Duration::from_secs(10), || std::fs::read_to_string(dir.path().join("exit")).ok()).expect("exit");
+    assert_eq!(exit.trim(), "EXIT=0");
+}

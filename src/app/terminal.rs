@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crossterm::cursor::{Hide, Show};
 use crossterm::execute;
-use crossterm::terminal::{EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode};
+use crossterm::terminal::{
+    Clear, ClearType, EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
+};
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 
@@ -37,11 +39,15 @@ pub fn suspend() -> io::Result<()> {
     restore()
 }
 
+/// Takes the terminal back after a foreground command. A fresh `Terminal` redraws everything;
+/// `Terminal::clear` is avoided because it queries the cursor position through stdin, which
+/// races the input reader and can time out.
 pub fn resume(terminal: &mut Term) -> io::Result<()> {
     ACTIVE.store(true, Ordering::SeqCst);
     enable_raw_mode()?;
-    execute!(stdout(), EnterAlternateScreen, Hide)?;
-    terminal.clear()
+    execute!(stdout(), EnterAlternateScreen, Hide, Clear(ClearType::All))?;
+    *terminal = Terminal::new(CrosstermBackend::new(stdout()))?;
+    Ok(())
 }
 
 /// Restores the terminal before the default hook prints the panic, so the message is readable.
