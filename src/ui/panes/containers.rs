@@ -38,7 +38,7 @@ pub fn container_row<'a>(c: &ContainerInfo, theme: &Theme) -> Row<'a> {
 
 pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     let view = &state.containers_view;
-    let filter = if view.filter.is_empty() { String::new() } else { format!(" </{}>", view.filter) };
+    let filter = table::filter_badge(view);
     let loading = if matches!(state.engines, Loadable::Loading) { " probing engines…" } else { "" };
     let title = format!(" Containers [{}/{}]{filter}{loading} ", view.visible.len(), state.containers.len());
     let rows = view.visible.iter().filter_map(|&i| state.containers.get(i)).map(|c| container_row(c, theme)).collect();

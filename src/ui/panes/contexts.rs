@@ -52,7 +52,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
             ])
         })
         .collect();
-    let filter = if view.filter.is_empty() { String::new() } else { format!(" </{}>", view.filter) };
+    let filter = table::filter_badge(view);
     let title = format!(" Contexts [{}/{}]{filter} ", view.visible.len(), contexts.contexts.len());
     let spec = TableSpec {
         header: &["", "NAME", "CLUSTER", "SERVER", "USER", "NAMESPACE"],

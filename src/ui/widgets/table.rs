@@ -5,6 +5,7 @@ use ratatui::layout::{Constraint, Rect};
 use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, HighlightSpacing, Row, Table, TableState};
 
+use crate::app::state::ListView;
 use crate::config::Theme;
 use crate::config::theme::Slot;
 
@@ -15,6 +16,11 @@ pub fn pane_block<'a>(title: impl Into<Line<'a>>, theme: &Theme, focused: bool) 
         .borders(Borders::ALL)
         .border_style(theme.style(border))
         .title(title.into().style(theme.style(Slot::PaneTitle)))
+}
+
+/// ` </text>` after a list title while a filter is set, as k9s shows it.
+pub fn filter_badge(view: &ListView) -> String {
+    if view.filter.is_empty() { String::new() } else { format!(" </{}>", view.filter) }
 }
 
 pub struct TableSpec<'a> {
