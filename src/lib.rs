@@ -10,5 +10,6 @@ pub mod config;
 pub mod engine;
 pub mod local;
 pub mod model;
+pub mod scan;
 pub mod store;
 pub mod ui;

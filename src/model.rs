@@ -132,3 +132,94 @@ mod tests {
         assert_eq!(human_age(2 * 86_400 + 3600), "2d1h");
     }
 }
+
+/// A package ecosystem, named as OSV names it (`Debian`, `PyPI`, `npm` …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Ecosystem {
+    Debian,
+    Ubuntu,
+    Alpine,
+    Wolfi,
+    RedHat,
+    PyPI,
+    #[serde(rename = "npm")]
+    Npm,
+    #[serde(rename = "crates.io")]
+    CratesIo,
+    Go,
+    Maven,
+    RubyGems,
+    Packagist,
+    NuGet,
+}
+
+impl Ecosystem {
+    /// The OSV ecosystem name (without a release suffix such as `:12`).
+    pub fn osv_name(self) -> &'static str {
+        match self {
+            Self::Debian => "Debian",
+            Self::Ubuntu => "Ubuntu",
+            Self::Alpine => "Alpine",
+            Self::Wolfi => "Wolfi",
+            Self::RedHat => "Red Hat",
+            Self::PyPI => "PyPI",
+            Self::Npm => "npm",
+            Self::CratesIo => "crates.io",
+            Self::Go => "Go",
+            Self::Maven => "Maven",
+            Self::RubyGems => "RubyGems",
+            Self::Packagist => "Packagist",
+            Self::NuGet => "NuGet",
+        }
+    }
+
+    /// Packages of the operating system rather than of an application language.
+    pub fn is_os(self) -> bool {
+        matches!(self, Self::Debian | Self::Ubuntu | Self::Alpine | Self::Wolfi | Self::RedHat)
+    }
+}
+
+impl std::fmt::Display for Ecosystem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.osv_name())
+    }
+}
+
+/// Where a package was found: the layer (its diff id) that last wrote the file, and the path.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct Location {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layer: Option<String>,
+    pub path: String,
+}
+
+/// The source package an OS binary package was built from (dpkg `Source:`, apk origin).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SourcePackage {
+    pub name: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Package {
+    pub name: String,
+    pub version: String,
+    pub ecosystem: Ecosystem,
+    pub purl: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourcePackage>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub licenses: Vec<String>,
+    pub locations: Vec<Location>,
+    /// The cataloger that found it.
+    pub cataloger: String,
+}
+
+/// The operating system of a scanned filesystem.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Distro {
+    /// os-release `ID`: debian, ubuntu, alpine, rhel, amzn, wolfi …
+    pub id: String,
+    pub version_id: String,
+    pub pretty_name: String,
+}

@@ -1,0 +1,165 @@
+//! Image and filesystem inventory: source → layers (virtual filesystem) → catalogers → SBOM.
+//! Blocking: callers run it on a blocking thread.
+
+pub mod blobs;
+pub mod catalogers;
+pub mod layers;
+pub mod limits;
+pub mod os;
+pub mod rootfs;
+pub mod source;
+pub mod vfs;
+
+use std::io;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Distro, Package};
+pub use limits::Limits;
+pub use source::{ImageMeta, Platform, SourceSpec};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error("{what}: {source}")]
+    Io { what: String, source: io::Error },
+    #[error("{what}: refusing entry '{entry}': {reason}")]
+    Hostile { what: String, entry: String, reason: String },
+    #[error("{what}: {message}")]
+    Limit { what: String, message: String },
+    #[error("{what}: {message}")]
+    Format { what: String, message: String },
+    #[error("{what}: {message}")]
+    Source { what: String, message: String },
+}
+
+impl ScanError {
+    pub fn io(what: &str, source: io::Error) -> Self {
+        Self::Io { what: what.to_string(), source }
+    }
+}
+
+/// Version of picket's own SBOM document format.
+pub const SBOM_FORMAT_VERSION: u32 = 1;
+
+/// What was scanned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SbomSource {
+    /// `oci-dir`, `oci-archive`, `docker-archive`, `dir`.
+    pub kind: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageMeta>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sbom {
+    pub format_version: u32,
+    pub source: SbomSource,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub distro: Option<Distro>,
+    pub packages: Vec<Package>,
+    /// `name@version` of every cataloger that ran: part of any cache key built on this SBOM.
+    pub catalogers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+impl Sbom {
+    /// The key this SBOM is stored under: the image's manifest (or config) digest, or the
+    /// directory's path.
+    pub fn store_key(&self) -> String {
+        match &self.source.image {
+            Some(image) => image.store_key().to_string(),
+            None => format!("dir:{}", self.source.name),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ScanOptions {
+    pub limits: Limits,
+    pub platform: Platform,
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        Self { limits: Limits::default(), platform: Platform::host() }
+    }
+}
+
+/// Progress of an inventory, for the console's live view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    Opened { layers: usize },
+    Layer { index: usize, of: usize, expanded_bytes: u64 },
+    Cataloged { packages: usize },
+}
+
+/// Builds the inventory (SBOM) of a source.
+pub fn inventory(spec: &SourceSpec, options: &ScanOptions, progress: &dyn Fn(Progress)) -> Result<Sbom, ScanError> {
+    let catalogers = catalogers::all();
+    let wants = |path: &str| os::wants(path) || catalogers.iter().any(|c| c.wants(path));
+    let mut warnings = Vec::new();
+    let (fs, source) = match spec {
+        SourceSpec::Rootfs { path } => {
+            progress(Progress::Opened { layers: 1 });
+            let (fs, stats) = rootfs::build(path, &wants, &options.limits, &mut warnings)?;
+            if stats.unreadable > 0 {
+                warnings.push(format!("{} entries under {} could not be read", stats.unreadable, path.display()));
+            }
+            progress(Progress::Layer { index: 0, of: 1, expanded_bytes: 0 });
+            (fs, SbomSource { kind: "dir".into(), name: path.display().to_string(), image: None })
+        }
+        _ => {
+            let image = source::open_image(spec, &options.platform)?;
+            let total = image.meta.layers.len();
+            progress(Progress::Opened { layers: total });
+            let mut fs = vfs::VirtualFs::new();
+            let mut budget = options.limits.max_image_bytes;
+            let mut special = 0;
+            for (index, layer) in image.meta.layers.iter().enumerate() {
+                let label = format!("layer {} ({}) of {}", index + 1, layer.diff_id, image.meta.name);
+                let blob = image.open_layer(index)?;
+                let input = layers::LayerInput { id: layer.diff_id.clone(), label: &label };
+                let stats = layers::apply_layer(&mut fs, input, blob, &wants, &options.limits, budget)?;
+                budget = budget.saturating_sub(stats.expanded_bytes);
+                special += stats.skipped_special;
+                if stats.skipped_large_reads > 0 {
+                    warnings.push(format!(
+                        "{label}: {} files over the read limit were not cataloged",
+                        stats.skipped_large_reads
+                    ));
+                }
+                progress(Progress::Layer { index, of: total, expanded_bytes: stats.expanded_bytes });
+            }
+            if special > 0 {
+                warnings.push(format!("{special} device or FIFO entries were skipped"));
+            }
+            let kind = match spec {
+                SourceSpec::OciDir { .. } => "oci-dir",
+                SourceSpec::OciArchive { .. } => "oci-archive",
+                _ => "docker-archive",
+            };
+            (fs, SbomSource { kind: kind.into(), name: image.meta.name.clone(), image: Some(image.meta.clone()) })
+        }
+    };
+    let distro = os::detect(&fs);
+    let mut packages = Vec::new();
+    for cataloger in &catalogers {
+        let output = cataloger.catalog(&fs, distro.as_ref());
+        packages.extend(output.packages);
+        warnings.extend(output.warnings);
+    }
+    packages.sort_by(|a, b| {
+        (a.ecosystem, &a.name, &a.version, &a.locations).cmp(&(b.ecosystem, &b.name, &b.version, &b.locations))
+    });
+    progress(Progress::Cataloged { packages: packages.len() });
+    Ok(Sbom {
+        format_version: SBOM_FORMAT_VERSION,
+        source,
+        distro,
+        packages,
+        catalogers: catalogers.iter().map(|c| format!("{}@{}", c.name(), c.version())).collect(),
+        warnings,
+    })
+}

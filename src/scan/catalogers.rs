@@ -1,0 +1,110 @@
+//! Catalogers: each reads the files it asks for from the virtual filesystem and reports
+//! packages. `all()` lists them explicitly; adding an ecosystem is one file plus its test data.
+
+pub mod apk;
+pub mod dpkg;
+pub mod npm;
+pub mod python;
+
+use crate::model::{Distro, Package};
+use crate::scan::vfs::VirtualFs;
+
+#[derive(Debug, Default)]
+pub struct CatalogOutput {
+    pub packages: Vec<Package>,
+    /// Files that could not be read as what they claimed to be, with the reason.
+    pub warnings: Vec<String>,
+}
+
+pub trait Cataloger: Send + Sync {
+    fn name(&self) -> &'static str;
+    /// Bumped whenever its output for the same input changes (it goes into cache keys).
+    fn version(&self) -> u32;
+    /// Whether this cataloger reads the file at `path` (normalised, no leading `/`).
+    fn wants(&self, path: &str) -> bool;
+    fn catalog(&self, fs: &VirtualFs, distro: Option<&Distro>) -> CatalogOutput;
+}
+
+pub fn all() -> Vec<Box<dyn Cataloger>> {
+    vec![
+        Box::new(dpkg::DpkgCataloger),
+        Box::new(apk::ApkCataloger),
+        Box::new(python::PythonCataloger),
+        Box::new(npm::NpmCataloger),
+    ]
+}
+
+/// A package URL (purl-spec), or a bare `pkg:TYPE/NAME@VERSION` if the parts do not form one.
+pub fn purl(ty: &str, namespace: Option<&str>, name: &str, version: &str, qualifiers: &[(&str, &str)]) -> String {
+    let build = || -> Result<String, packageurl::Error> {
+        let mut purl = packageurl::PackageUrl::new(ty, name)?;
+        if let Some(ns) = namespace.filter(|n| !n.is_empty()) {
+            purl.with_namespace(ns)?;
+        }
+        if !version.is_empty() {
+            purl.with_version(version)?;
+        }
+        for (key, value) in qualifiers.iter().filter(|(_, v)| !v.is_empty()) {
+            purl.add_qualifier(*key, *value)?;
+        }
+        Ok(purl.to_string())
+    };
+    build().unwrap_or_else(|_| format!("pkg:{ty}/{name}@{version}"))
+}
+
+/// Parses RFC 822-style stanzas (dpkg status, apk installed, Python METADATA): `Key: value`
+/// lines, continuation lines starting with whitespace, stanzas separated by blank lines.
+/// Keys keep their order; a repeated key (Classifier) keeps every value.
+pub fn stanzas(text: &str) -> Vec<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    let mut current: Vec<(String, String)> = Vec::new();
+    for line in text.lines() {
+        if line.trim().is_empty() {
+            if !current.is_empty() {
+                out.push(std::mem::take(&mut current));
+            }
+            continue;
+        }
+        if line.starts_with([' ', '\t']) {
+            if let Some((_, value)) = current.last_mut() {
+                value.push('\n');
+                value.push_str(line.trim());
+            }
+            continue;
+        }
+        if let Some((key, value)) = line.split_once(':') {
+            current.push((key.trim().to_string(), value.trim().to_string()));
+        }
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+pub fn field<'a>(stanza: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    stanza.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn purls_are_encoded() {
+        assert_eq!(
+            purl("deb", Some("debian"), "libc6", "2.36-9+deb12u4", &[("arch", "amd64"), ("distro", "debian-12")]),
+            "pkg:deb/debian/libc6@2.36-9%2Bdeb12u4?arch=amd64&distro=debian-12"
+        );
+        assert_eq!(purl("npm", Some("@babel"), "core", "7.0.0", &[]), "pkg:npm/%40babel/core@7.0.0");
+    }
+
+    #[test]
+    fn stanza_parsing_handles_continuations_and_repeats() {
+        let parsed = stanzas("Package: a\nDescription: x\n more\nClassifier: one\nClassifier: two\n\n\nPackage: b\n");
+        assert_eq!(parsed.len(), 2);
+        assert_eq!(field(&parsed[0], "Description"), Some("x\nmore"));
+        assert_eq!(parsed[0].iter().filter(|(k, _)| k == "Classifier").count(), 2);
+        assert_eq!(field(&parsed[1], "Package"), Some("b"));
+    }
+}

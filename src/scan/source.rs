@@ -1,0 +1,241 @@
+//! Where an image or filesystem comes from. Every source yields an [`Image`]: its identity, and
+//! its layers in order, each opened as a stream only when it is applied.
+
+pub mod docker_archive;
+pub mod oci_layout;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use super::ScanError;
+use super::blobs::BlobStore;
+
+/// What the user asked to scan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceSpec {
+    /// An OCI image layout directory, optionally with a ref name to pick one image.
+    OciDir { path: PathBuf, reference: Option<String> },
+    /// A tar of an OCI image layout.
+    OciArchive { path: PathBuf, reference: Option<String> },
+    /// A `docker save` archive, plain or gzip-compressed.
+    DockerArchive { path: PathBuf, reference: Option<String> },
+    /// A root filesystem directory (`/` scans the host).
+    Rootfs { path: PathBuf },
+}
+
+impl SourceSpec {
+    /// Parses `oci-dir:PATH[:REF]`, `oci-archive:PATH[:REF]`, `docker-archive:PATH[:REF]`,
+    /// `dir:PATH` / `rootfs:PATH`, or a bare path whose kind is detected from its contents.
+    pub fn parse(text: &str) -> Result<Self, ScanError> {
+        let split_ref = |rest: &str| -> (PathBuf, Option<String>) {
+            if Path::new(rest).exists() {
+                return (PathBuf::from(rest), None);
+            }
+            match rest.rsplit_once(':') {
+                Some((path, reference)) if Path::new(path).exists() => {
+                    (PathBuf::from(path), Some(reference.to_string()))
+                }
+                _ => (PathBuf::from(rest), None),
+            }
+        };
+        if let Some((scheme, rest)) = text.split_once(':') {
+            match scheme {
+                "oci" | "oci-dir" => {
+                    let (path, reference) = split_ref(rest);
+                    return Ok(Self::OciDir { path, reference });
+                }
+                "oci-archive" => {
+                    let (path, reference) = split_ref(rest);
+                    return Ok(Self::OciArchive { path, reference });
+                }
+                "docker-archive" => {
+                    let (path, reference) = split_ref(rest);
+                    return Ok(Self::DockerArchive { path, reference });
+                }
+                "dir" | "rootfs" => return Ok(Self::Rootfs { path: PathBuf::from(rest) }),
+                _ => {}
+            }
+        }
+        let (path, reference) = split_ref(text);
+        if path.is_dir() {
+            if path.join("oci-layout").is_file() {
+                return Ok(Self::OciDir { path, reference });
+            }
+            return Ok(Self::Rootfs { path });
+        }
+        if path.is_file() {
+            return Ok(detect_archive(path, reference));
+        }
+        Err(ScanError::Source {
+            what: text.to_string(),
+            message: "no such file or directory (sources: an OCI layout directory, an OCI or docker-save \
+                      archive, a root filesystem directory, or oci-dir:, oci-archive:, docker-archive:, dir:)"
+                .into(),
+        })
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Self::OciDir { path, reference }
+            | Self::OciArchive { path, reference }
+            | Self::DockerArchive { path, reference } => match reference {
+                Some(r) => format!("{}:{r}", path.display()),
+                None => path.display().to_string(),
+            },
+            Self::Rootfs { path } => path.display().to_string(),
+        }
+    }
+}
+
+/// An archive is an OCI archive if it holds `oci-layout` at its top, else a docker archive.
+fn detect_archive(path: PathBuf, reference: Option<String>) -> SourceSpec {
+    let is_oci = std::fs::File::open(&path)
+        .ok()
+        .and_then(|file| {
+            let mut archive = tar::Archive::new(file);
+            let entries = archive.entries().ok()?;
+            let mut found = false;
+            for entry in entries.take(10_000).flatten() {
+                let name = entry.path().ok()?.to_string_lossy().trim_start_matches("./").to_string();
+                if name == "manifest.json" {
+                    return Some(false);
+                }
+                if name == "oci-layout" {
+                    found = true;
+                }
+            }
+            Some(found)
+        })
+        .unwrap_or(false);
+    if is_oci { SourceSpec::OciArchive { path, reference } } else { SourceSpec::DockerArchive { path, reference } }
+}
+
+/// One layer of an image: identity and where its bytes are.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LayerMeta {
+    /// sha256 of the uncompressed tar (the config's `rootfs.diff_ids`).
+    pub diff_id: String,
+    /// Digest of the blob as stored (compressed for OCI layouts).
+    pub digest: Option<String>,
+    pub size: Option<u64>,
+    pub media_type: Option<String>,
+    /// Path of the blob in its store.
+    #[serde(skip)]
+    pub blob: String,
+    /// Digest to verify the blob against while it is read (digest, or diff id for plain tars).
+    #[serde(skip)]
+    pub verify: Option<String>,
+}
+
+/// Identity of a scanned image.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ImageMeta {
+    pub name: String,
+    pub manifest_digest: Option<String>,
+    pub config_digest: String,
+    pub os: String,
+    pub architecture: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    pub layers: Vec<LayerMeta>,
+}
+
+impl ImageMeta {
+    /// The key SBOMs are stored under: the manifest digest, or the config digest (the image id)
+    /// for docker archives, which carry no manifest digest.
+    pub fn store_key(&self) -> &str {
+        self.manifest_digest.as_deref().unwrap_or(&self.config_digest)
+    }
+}
+
+pub struct Image {
+    pub meta: ImageMeta,
+    pub store: BlobStore,
+    /// Kept for sources that had to decompress the archive into a temp file.
+    pub _temp: Option<tempfile::TempDir>,
+}
+
+impl Image {
+    pub fn open_layer(&self, index: usize) -> Result<Box<dyn Read + Send>, ScanError> {
+        let layer = self
+            .meta
+            .layers
+            .get(index)
+            .ok_or_else(|| ScanError::Format { what: self.meta.name.clone(), message: format!("no layer {index}") })?;
+        let reader = self.store.open(&layer.blob)?;
+        Ok(match &layer.verify {
+            Some(digest) => Box::new(super::blobs::Verifying::new(reader, digest, layer.size)),
+            None => reader,
+        })
+    }
+}
+
+/// Opens an image source (every kind but a root filesystem, which has no layers).
+pub fn open_image(spec: &SourceSpec, platform: &Platform) -> Result<Image, ScanError> {
+    match spec {
+        SourceSpec::OciDir { path, reference } => {
+            if !path.join("oci-layout").is_file() {
+                return Err(ScanError::Source {
+                    what: path.display().to_string(),
+                    message: "not an OCI image layout (no oci-layout file)".into(),
+                });
+            }
+            oci_layout::open(BlobStore::Dir(path.clone()), &spec.describe(), reference.as_deref(), platform, None)
+        }
+        SourceSpec::OciArchive { path, reference } => {
+            oci_layout::open(BlobStore::tar(path)?, &spec.describe(), reference.as_deref(), platform, None)
+        }
+        SourceSpec::DockerArchive { path, reference } => {
+            docker_archive::open(path, reference.as_deref(), &spec.describe(), platform)
+        }
+        SourceSpec::Rootfs { path } => Err(ScanError::Source {
+            what: path.display().to_string(),
+            message: "a root filesystem has no image layers".into(),
+        }),
+    }
+}
+
+/// An OS/architecture pair (`linux/amd64`, `linux/arm64/v8`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Platform {
+    pub os: String,
+    pub architecture: String,
+    pub variant: Option<String>,
+}
+
+impl Platform {
+    /// The platform picket runs on, in OCI names.
+    pub fn host() -> Self {
+        let architecture = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            "x86" => "386",
+            "powerpc64" => "ppc64le",
+            other => other,
+        };
+        Self { os: "linux".into(), architecture: architecture.into(), variant: None }
+    }
+
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = text.split('/').collect();
+        match parts.as_slice() {
+            [os, arch] if !os.is_empty() && !arch.is_empty() => {
+                Ok(Self { os: (*os).into(), architecture: (*arch).into(), variant: None })
+            }
+            [os, arch, variant] if !os.is_empty() && !arch.is_empty() && !variant.is_empty() => {
+                Ok(Self { os: (*os).into(), architecture: (*arch).into(), variant: Some((*variant).into()) })
+            }
+            _ => Err(format!("'{text}' is not a platform (e.g. linux/amd64, linux/arm64/v8)")),
+        }
+    }
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if let Some(variant) = &self.variant {
+            write!(f, "/{variant}")?;
+        }
+        Ok(())
+    }
+}
