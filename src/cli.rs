@@ -1,5 +1,7 @@
 //! The command line. Each subcommand calls the same capability functions the TUI uses.
 
+pub mod sbom;
+
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,6 +44,8 @@ pub struct Cli {
 pub enum Commands {
     /// Print picket's version and the store schema it uses
     Version,
+    /// Inventory the packages of an image or filesystem (an SBOM)
+    Sbom(sbom::SbomArgs),
     /// Print a shell completion script
     Completions {
         #[arg(value_enum)]
@@ -83,6 +87,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             clap_complete::generate(shell, &mut Cli::command(), "picket", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
+        Some(Commands::Sbom(ref args)) => sbom::run(args, &Config::load(&cli.overrides())?),
         None => console(&cli),
     }
 }

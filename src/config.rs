@@ -86,6 +86,15 @@ struct RawConfig {
     engines: Vec<String>,
     #[serde(default)]
     keymap: Vec<keymap::RawBinding>,
+    #[serde(default)]
+    scan: ScanSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ScanSection {
+    #[serde(default)]
+    limits: crate::scan::Limits,
 }
 
 /// Directories picket reads from; nothing is written there except the store under `data_dir`.
@@ -116,6 +125,8 @@ pub struct Config {
     pub engines: Vec<PathBuf>,
     pub keymap: Keymap,
     pub plugins: Plugins,
+    /// Bounds on what an image may make picket read (hostile-input protection).
+    pub scan_limits: crate::scan::Limits,
 }
 
 const DEFAULT_REFRESH_SECONDS: u64 = 5;
@@ -158,6 +169,7 @@ impl Config {
             engines,
             keymap,
             plugins,
+            scan_limits: raw.scan.limits,
         })
     }
 
@@ -280,6 +292,20 @@ mod tests {
         let overrides = Overrides { config: Some(path), ..Overrides::default() };
         let err = Config::load_with_dirs(&overrides, dirs(tmp.path())).unwrap_err().to_string();
         assert!(err.contains("'docker.sock'"), "{err}");
+    }
+
+    #[test]
+    fn scan_limits_are_configurable_and_checked() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = write_config(tmp.path(), "scan:\n  limits:\n    maxEntryBytes: 1024\n");
+        let overrides = Overrides { config: Some(path), ..Overrides::default() };
+        let config = Config::load_with_dirs(&overrides, dirs(tmp.path())).unwrap();
+        assert_eq!(config.scan_limits.max_entry_bytes, 1024);
+        assert_eq!(config.scan_limits.max_entries, crate::scan::Limits::default().max_entries);
+        let path = write_config(tmp.path(), "scan:\n  limits:\n    maxEntryByte: 1024\n");
+        let overrides = Overrides { config: Some(path), ..Overrides::default() };
+        let err = Config::load_with_dirs(&overrides, dirs(tmp.path())).unwrap_err().to_string();
+        assert!(err.contains(":3:") && err.contains("maxEntryByte"), "{err}");
     }
 
     #[test]

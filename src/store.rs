@@ -40,12 +40,15 @@ pub enum StoreError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TreeName {
     Meta,
+    /// Image and filesystem inventories (`scan::Sbom`), by manifest digest (see `Sbom::store_key`).
+    Sboms,
 }
 
 impl TreeName {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Meta => "meta",
+            Self::Sboms => "sboms",
         }
     }
 }

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod engines;
+pub mod fixtures;
 
 use std::path::Path;
 use std::process::Command;

@@ -1,0 +1,102 @@
+//! `picket sbom SOURCE`: the inventory of an image or filesystem, as picket JSON, CycloneDX or
+//! SPDX; stored in the store by digest unless `--no-store`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Args;
+
+use crate::config::Config;
+use crate::report::{DocumentInfo, SbomFormat, render_sbom};
+use crate::scan::{self, Platform, ScanOptions, SourceSpec};
+use crate::store::{Store, StoreError, TreeName};
+
+#[derive(Debug, Args)]
+pub struct SbomArgs {
+    /// What to inventory: an OCI layout directory, an OCI archive, a docker-save archive (plain or
+    /// gzip), or a root filesystem directory ('/' is the host). Prefixes force a kind:
+    /// oci-dir:PATH[:REF], oci-archive:PATH[:REF], docker-archive:PATH[:TAG], dir:PATH
+    pub source: String,
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = SbomFormat::Json)]
+    pub output: SbomFormat,
+    /// Write to FILE instead of standard output
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Platform to pick from a multi-platform image [default: the host's]
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<String>,
+    /// Do not keep the SBOM in the store
+    #[arg(long)]
+    pub no_store: bool,
+}
+
+pub fn run(args: &SbomArgs, config: &Config) -> anyhow::Result<ExitCode> {
+    let spec = SourceSpec::parse(&args.source)?;
+    let platform = match &args.platform {
+        Some(text) => Platform::parse(text).map_err(anyhow::Error::msg)?,
+        None => Platform::host(),
+    };
+    let options = ScanOptions { limits: config.scan_limits, platform };
+    let sbom = scan::inventory(&spec, &options, &|_| {})?;
+    let bytes = render_sbom(&sbom, args.output, &DocumentInfo::now()).context("cannot encode the SBOM")?;
+    match &args.file {
+        Some(path) => write_atomically(path, &bytes)?,
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout
+                .write_all(&bytes)
+                .and_then(|()| stdout.write_all(b"\n"))
+                .context("cannot write to standard output")?;
+        }
+    }
+    let stored = if args.no_store { None } else { Some(store(config, &sbom)) };
+    eprintln!("picket: {}", summary(&sbom, stored));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A store in use by the console does not fail the command: the SBOM was written, only not kept.
+fn store(config: &Config, sbom: &scan::Sbom) -> Result<String, String> {
+    let key = sbom.store_key();
+    let save = || -> Result<(), StoreError> {
+        let store = Store::open(&config.store_path())?;
+        store.tree::<scan::Sbom>(TreeName::Sboms)?.insert(&key, sbom)?;
+        store.flush()
+    };
+    save().map(|()| key).map_err(|e| e.to_string())
+}
+
+fn summary(sbom: &scan::Sbom, stored: Option<Result<String, String>>) -> String {
+    let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for package in &sbom.packages {
+        *counts.entry(package.ecosystem.osv_name()).or_default() += 1;
+    }
+    let breakdown: Vec<String> = counts.iter().map(|(eco, n)| format!("{eco} {n}")).collect();
+    let distro = sbom.distro.as_ref().map(|d| format!(" on {}", d.pretty_name)).unwrap_or_default();
+    let mut line =
+        format!("{} packages ({}){distro} in {}", sbom.packages.len(), breakdown.join(", "), sbom.source.name);
+    match stored {
+        Some(Ok(key)) => line.push_str(&format!("; stored as {key}")),
+        Some(Err(why)) => line.push_str(&format!("; not stored: {why}")),
+        None => {}
+    }
+    if !sbom.warnings.is_empty() {
+        line.push_str(&format!("\npicket: {} warnings:", sbom.warnings.len()));
+        for warning in sbom.warnings.iter().take(20) {
+            line.push_str(&format!("\n  {warning}"));
+        }
+    }
+    line
+}
+
+/// Writes next to the target and renames, so a failure never leaves half a file.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut temp =
+        tempfile::NamedTempFile::new_in(dir).with_context(|| format!("cannot write to {}", dir.display()))?;
+    temp.write_all(bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    temp.persist(path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}

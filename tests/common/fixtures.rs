@@ -1,0 +1,79 @@
+//! Test images built from real packages by tests/fixtures/build_images.py, cached in target/.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+pub fn manifest_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `../shared/data` beside the repository.
+pub fn shared_data() -> PathBuf {
+    manifest_dir().join("../shared/data")
+}
+
+/// Builds (once per run; cached across runs) and returns the images directory.
+pub fn images() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let out = manifest_dir().join("target/fixtures/images");
+            // The test venv has pip; a bare Debian python3 may not.
+            let venv_python = manifest_dir().join("target/testbed/venv/bin/python3");
+            let python = if venv_python.is_file() { venv_python } else { PathBuf::from("python3") };
+            let status = std::process::Command::new(python)
+                .arg(manifest_dir().join("tests/fixtures/build_images.py"))
+                .arg(shared_data())
+                .arg(&out)
+                .status()
+                .expect("python3 runs the fixture builder");
+            assert!(
+                status.success(),
+                "building the fixture images failed (it needs pip and npm to reach their registries once)"
+            );
+            out
+        })
+        .clone()
+}
+
+/// Syft from the test venv (`./install.sh --dev` installs it), if present.
+pub fn syft() -> Option<PathBuf> {
+    let path = manifest_dir().join("target/testbed/venv/bin/syft");
+    if path.is_file() {
+        return Some(path);
+    }
+    assert!(std::env::var_os("CI").is_none(), "syft is required in CI: run ./install.sh --dev");
+    eprintln!("SKIPPED: syft is not installed (./install.sh --dev installs it in target/testbed/venv)");
+    None
+}
+
+/// The debootstrap bookworm minbase image (built once, cached), where root and debootstrap are
+/// available (CI has both).
+pub fn debian() -> Option<PathBuf> {
+    static BUILT: OnceLock<Option<PathBuf>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let root = std::fs::read_to_string("/proc/self/status")
+                .unwrap_or_default()
+                .lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
+                .unwrap_or(false);
+            let debootstrap = std::path::Path::new("/usr/sbin/debootstrap").is_file();
+            if !root || !debootstrap {
+                assert!(std::env::var_os("CI").is_none(), "CI needs root and debootstrap (./install.sh --dev)");
+                eprintln!("SKIPPED: the debootstrap image needs root and debootstrap");
+                return None;
+            }
+            let out = manifest_dir().join("target/fixtures/debian");
+            let status = std::process::Command::new("python3")
+                .arg(manifest_dir().join("tests/fixtures/build_images.py"))
+                .arg("--debian")
+                .arg(&out)
+                .status()
+                .expect("python3 runs the fixture builder");
+            assert!(status.success(), "debootstrap image build failed");
+            Some(out)
+        })
+        .clone()
+}
