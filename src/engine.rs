@@ -31,6 +31,26 @@ pub struct EngineInfo {
     pub version: String,
     pub api_version: String,
     pub containers: Vec<ContainerInfo>,
+    pub images: Vec<ImageInfo>,
+}
+
+/// An image held by a local engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageInfo {
+    pub id: String,
+    pub tags: Vec<String>,
+    pub digests: Vec<String>,
+    pub size: i64,
+    pub created: i64,
+    pub socket: PathBuf,
+    pub engine: EngineKind,
+}
+
+impl ImageInfo {
+    /// The name to show and to export by: the first tag, else the id.
+    pub fn name(&self) -> &str {
+        self.tags.iter().find(|t| !t.contains("<none>")).map_or(self.id.as_str(), String::as_str)
+    }
 }
 
 /// One socket that was found, and what it answered.
@@ -184,12 +204,53 @@ pub async fn probe(socket: &Path) -> Result<EngineInfo, EngineError> {
         })
         .collect();
     containers.sort_by(|a, b| a.name.cmp(&b.name));
+    let listed = with_timeout(socket, docker.list_images(None::<bollard::query_parameters::ListImagesOptions>))
+        .await?
+        .map_err(api)?;
+    let mut images: Vec<ImageInfo> = listed
+        .into_iter()
+        .map(|i| ImageInfo {
+            id: i.id,
+            tags: i.repo_tags,
+            digests: i.repo_digests,
+            size: i.size,
+            created: i.created,
+            socket: socket.to_path_buf(),
+            engine: kind,
+        })
+        .collect();
+    images.sort_by(|a, b| a.name().cmp(b.name()));
     Ok(EngineInfo {
         kind,
         version: version.version.unwrap_or_default(),
         api_version: version.api_version.unwrap_or_default(),
         containers,
+        images,
     })
+}
+
+/// Streams `docker save NAME` (`GET /images/NAME/get`) into `dest`; returns the bytes written.
+pub async fn export_image(socket: &Path, name: &str, dest: &Path) -> Result<u64, EngineError> {
+    use futures::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    let api = |source| EngineError::Api { socket: socket.to_path_buf(), source };
+    let io = |source: std::io::Error| EngineError::Api {
+        socket: socket.to_path_buf(),
+        source: bollard::errors::Error::from(source),
+    };
+    let docker = connect(socket).await?;
+    // Fail fast with the engine's own "no such image" before streaming.
+    with_timeout(socket, docker.inspect_image(name)).await?.map_err(api)?;
+    let mut file = tokio::fs::File::create(dest).await.map_err(io)?;
+    let mut stream = docker.export_image(name);
+    let mut written = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(api)?;
+        written += chunk.len() as u64;
+        file.write_all(&chunk).await.map_err(io)?;
+    }
+    file.flush().await.map_err(io)?;
+    Ok(written)
 }
 
 pub async fn inspect(socket: &Path, id: &str) -> Result<ContainerDetail, EngineError> {

@@ -95,6 +95,40 @@ pub enum Progress {
     Cataloged { packages: usize },
 }
 
+/// Progress callbacks that may run on another thread.
+pub type ProgressFn = std::sync::Arc<dyn Fn(Progress) + Send + Sync>;
+
+/// `inventory` for async callers, and the one entry point that can also read images from a
+/// local engine (exported first). `engine_sockets` are the sockets to look in.
+pub async fn inventory_async(
+    spec: SourceSpec,
+    options: ScanOptions,
+    engine_sockets: Vec<std::path::PathBuf>,
+    progress: ProgressFn,
+) -> Result<Sbom, ScanError> {
+    let blocking = |spec: SourceSpec, progress: ProgressFn| {
+        tokio::task::spawn_blocking(move || inventory(&spec, &options, &*progress))
+    };
+    let joined = |r: Result<Result<Sbom, ScanError>, tokio::task::JoinError>| {
+        r.map_err(|e| ScanError::Source { what: "scan".into(), message: format!("the scan task failed: {e}") })?
+    };
+    match spec {
+        SourceSpec::Engine { kind, name } => {
+            let exported = source::engine::export(kind, &name, &engine_sockets).await?;
+            let archive = SourceSpec::DockerArchive { path: exported.archive.clone(), reference: None };
+            let mut sbom = joined(blocking(archive, progress).await)?;
+            sbom.source.kind = exported.engine.as_str().to_ascii_lowercase();
+            sbom.source.name = name.clone();
+            if let Some(image) = sbom.source.image.as_mut() {
+                image.name = name;
+            }
+            drop(exported);
+            Ok(sbom)
+        }
+        other => joined(blocking(other, progress).await),
+    }
+}
+
 /// Builds the inventory (SBOM) of a source.
 pub fn inventory(spec: &SourceSpec, options: &ScanOptions, progress: &dyn Fn(Progress)) -> Result<Sbom, ScanError> {
     let catalogers = catalogers::all();

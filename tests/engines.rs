@@ -134,3 +134,56 @@ async fn docker_engine_containers_and_settings() {
     dockerd.docker(&["create", "--name", "picket-idle", Dockerd::IMAGE, "true"]);
     check_engine(&dockerd.socket, EngineKind::Docker).await;
 }
+
+/// (ecosystem, name, version) of an SBOM.
+fn package_keys(sbom: &picket::scan::Sbom) -> std::collections::BTreeSet<(String, String, String)> {
+    sbom.packages.iter().map(|p| (p.ecosystem.osv_name().to_string(), p.name.clone(), p.version.clone())).collect()
+}
+
+async fn scan_engine_image(spec: &str, socket: &std::path::Path) -> picket::scan::Sbom {
+    let spec = picket::scan::SourceSpec::parse(spec).expect("spec");
+    picket::scan::inventory_async(spec, Default::default(), vec![socket.to_path_buf()], std::sync::Arc::new(|_| {}))
+        .await
+        .expect("engine image inventory")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn images_are_listed_and_scanned_through_the_engine_apis() {
+    let layout = common::fixtures::images().join("oci").display().to_string();
+    let spec = picket::scan::SourceSpec::parse(&layout).expect("spec");
+    let expected = package_keys(&picket::scan::inventory(&spec, &Default::default(), &|_| {}).expect("layout"));
+    let archive = common::fixtures::images().join("app-docker.tar").display().to_string();
+
+    if let Some(podman) = Podman::start() {
+        podman.podman(&["load", "-q", "-i", &archive]);
+        let info = engine::probe(&podman.socket).await.expect("probe");
+        assert!(info.images.iter().any(|i| i.tags.iter().any(|t| t.ends_with("testbed/app:v1"))), "{:?}", info.images);
+        let sbom = scan_engine_image("podman:docker.io/testbed/app:v1", &podman.socket).await;
+        assert_eq!(sbom.source.kind, "podman");
+        assert_eq!(package_keys(&sbom), expected);
+        let err = picket::scan::inventory_async(
+            picket::scan::SourceSpec::parse("docker:docker.io/testbed/app:v1").expect("spec"),
+            Default::default(),
+            vec![podman.socket.clone()],
+            std::sync::Arc::new(|_| {}),
+        )
+        .await
+        .expect_err("only a Podman engine is there");
+        assert!(err.to_string().contains("Docker engine"), "{err}");
+    }
+    if let Some(dockerd) = Dockerd::start() {
+        dockerd.docker(&["load", "-q", "-i", &archive]);
+        let sbom = scan_engine_image("docker:testbed/app:v1", &dockerd.socket).await;
+        assert_eq!(sbom.source.kind, "docker");
+        assert_eq!(package_keys(&sbom), expected);
+        let err = picket::scan::inventory_async(
+            picket::scan::SourceSpec::parse("engine:no/such:image").expect("spec"),
+            Default::default(),
+            vec![dockerd.socket.clone()],
+            std::sync::Arc::new(|_| {}),
+        )
+        .await
+        .expect_err("missing image");
+        assert!(err.to_string().contains("no/such:image"), "{err}");
+    }
+}

@@ -85,6 +85,7 @@ pub fn state() -> AppState {
                     version: "4.3.1".into(),
                     api_version: "1.41".into(),
                     containers: containers(),
+                    images: vec![],
                 }),
             },
             EngineProbe {

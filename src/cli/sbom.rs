@@ -17,7 +17,8 @@ use crate::store::{Store, StoreError, TreeName};
 pub struct SbomArgs {
     /// What to inventory: an OCI layout directory, an OCI archive, a docker-save archive (plain or
     /// gzip), or a root filesystem directory ('/' is the host). Prefixes force a kind:
-    /// oci-dir:PATH[:REF], oci-archive:PATH[:REF], docker-archive:PATH[:TAG], dir:PATH
+    /// oci-dir:PATH[:REF], oci-archive:PATH[:REF], docker-archive:PATH[:TAG], dir:PATH;
+    /// docker:NAME, podman:NAME or engine:NAME read an image from a local engine's API
     pub source: String,
     /// Output format
     #[arg(short, long, value_enum, default_value_t = SbomFormat::Json)]
@@ -40,7 +41,10 @@ pub fn run(args: &SbomArgs, config: &Config) -> anyhow::Result<ExitCode> {
         None => Platform::host(),
     };
     let options = ScanOptions { limits: config.scan_limits, platform };
-    let sbom = scan::inventory(&spec, &options, &|_| {})?;
+    let sockets = crate::engine::existing_sockets(&crate::engine::candidate_sockets(&config.engines));
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
+    let sbom = runtime.block_on(scan::inventory_async(spec, options, sockets, std::sync::Arc::new(|_| {})))?;
     let bytes = render_sbom(&sbom, args.output, &DocumentInfo::now()).context("cannot encode the SBOM")?;
     match &args.file {
         Some(path) => write_atomically(path, &bytes)?,

@@ -2,6 +2,7 @@
 //! its layers in order, each opened as a stream only when it is applied.
 
 pub mod docker_archive;
+pub mod engine;
 pub mod oci_layout;
 
 use std::io::Read;
@@ -21,6 +22,8 @@ pub enum SourceSpec {
     DockerArchive { path: PathBuf, reference: Option<String> },
     /// A root filesystem directory (`/` scans the host).
     Rootfs { path: PathBuf },
+    /// An image held by a local engine, exported through its API (`docker save`).
+    Engine { kind: Option<crate::engine::EngineKind>, name: String },
 }
 
 impl SourceSpec {
@@ -53,6 +56,14 @@ impl SourceSpec {
                     return Ok(Self::DockerArchive { path, reference });
                 }
                 "dir" | "rootfs" => return Ok(Self::Rootfs { path: PathBuf::from(rest) }),
+                "docker" | "podman" | "engine" if !rest.is_empty() => {
+                    let kind = match scheme {
+                        "docker" => Some(crate::engine::EngineKind::Docker),
+                        "podman" => Some(crate::engine::EngineKind::Podman),
+                        _ => None,
+                    };
+                    return Ok(Self::Engine { kind, name: rest.to_string() });
+                }
                 _ => {}
             }
         }
@@ -69,7 +80,7 @@ impl SourceSpec {
         Err(ScanError::Source {
             what: text.to_string(),
             message: "no such file or directory (sources: an OCI layout directory, an OCI or docker-save \
-                      archive, a root filesystem directory, or oci-dir:, oci-archive:, docker-archive:, dir:)"
+                      archive, a root filesystem directory, or oci-dir:, oci-archive:, docker-archive:, dir:, docker:, podman:, engine:)"
                 .into(),
         })
     }
@@ -83,6 +94,7 @@ impl SourceSpec {
                 None => path.display().to_string(),
             },
             Self::Rootfs { path } => path.display().to_string(),
+            Self::Engine { name, .. } => name.clone(),
         }
     }
 }
@@ -191,6 +203,10 @@ pub fn open_image(spec: &SourceSpec, platform: &Platform) -> Result<Image, ScanE
         SourceSpec::Rootfs { path } => Err(ScanError::Source {
             what: path.display().to_string(),
             message: "a root filesystem has no image layers".into(),
+        }),
+        SourceSpec::Engine { name, .. } => Err(ScanError::Source {
+            what: name.clone(),
+            message: "engine images are exported first (scan::inventory_async)".into(),
         }),
     }
 }
