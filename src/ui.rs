@@ -22,6 +22,8 @@ pub fn render(frame: &mut Frame, state: &AppState, theme: &Theme) {
         PaneId::Containers => panes::containers::render(frame, body, state, theme),
         PaneId::ContainerDetail => panes::container_detail::render(frame, body, state, theme),
         PaneId::Contexts => panes::contexts::render(frame, body, state, theme),
+        PaneId::Images => panes::images::render(frame, body, state, theme),
+        PaneId::Packages => panes::packages::render(frame, body, state, theme),
     }
     widgets::status_bar::render(frame, footer, state, theme);
     match &state.mode {

@@ -244,3 +244,54 @@ fn foreground_plugin_gets_the_terminal_and_the_console_comes_back() {
         wait_for(Duration::from_secs(10), || std::fs::read_to_string(dir.path().join("exit")).ok()).expect("exit");
     assert_eq!(exit.trim(), "EXIT=0");
 }
+
+#[test]
+fn images_pane_scans_a_podman_image_and_lists_its_packages() {
+    let Some(podman) = common::engines::Podman::start() else { return };
+    if !have_tool("tmux") {
+        return;
+    }
+    let archive = common::fixtures::images().join("app-docker.tar");
+    podman.podman(&["load", "-q", "-i", &archive.display().to_string()]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let command = format!(
+        "env DOCKER_HOST=unix://{sock} XDG_CONFIG_HOME={d}/config XDG_DATA_HOME={d}/data KUBECONFIG={d}/none {bin}; \
+         echo \"EXIT=$?\" > {d}/exit; sleep 60",
+        sock = podman.socket.display(),
+        d = dir.path().display(),
+        bin = env!("CARGO_BIN_EXE_picket"),
+    );
+    let tmux = Tmux::start(dir.path(), 140, 40, &command);
+    tmux.expect("Local host");
+    tmux.send(&[":", "i", "m", "g", "Enter"]);
+    tmux.expect("Images [2/2]");
+    tmux.send(&["/", "a", "p", "p", "Enter"]);
+    let images = tmux.expect("Images [1/2] </app>");
+    assert!(images.contains("testbed/app:v1") && images.contains("not scanned"), "{images}");
+    tmux.send(&["s"]);
+    let done = tmux.expect("testbed/app:v1: 715 packages");
+    assert!(done.contains("Debian GNU/Linux 12 (bookworm)"), "{done}");
+    tmux.send(&["Enter"]);
+    let packages = tmux.expect("Packages of docker.io/testbed/app:v1 [715/715]");
+    assert!(
+        packages.contains("Debian 707 · PyPI 4 · npm 4") && packages.contains("layer 1: 714 · layer 2: 1"),
+        "{packages}"
+    );
+    tmux.send(&["/", "l", "o", "d", "a", "s", "h"]);
+    let lodash = tmux.expect("[1/715] </lodash>");
+    assert!(lodash.contains("4.17.4") && lodash.contains("/app/node_modules/lodash/package.json"), "{lodash}");
+    tmux.send(&["Enter"]);
+    tmux.send(&["Escape"]);
+    tmux.send(&["Escape"]);
+    tmux.expect("Images [1/2] </app>");
+    tmux.send(&[":", "q", "Enter"]);
+    let exit =
+        wait_for(Duration::from_secs(10), || std::fs::read_to_string(dir.path().join("exit")).ok()).expect("exit");
+    assert_eq!(exit.trim(), "EXIT=0");
+    // The scan was kept: the store holds it under the image's config digest.
+    let store = picket::store::Store::open(&dir.path().join("data/picket/store")).expect("store");
+    let stored =
+        store.tree::<picket::scan::Sbom>(picket::store::TreeName::Sboms).expect("tree").entries().expect("entries");
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].1.packages.len(), 715);
+}

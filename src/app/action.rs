@@ -6,9 +6,38 @@ use std::time::Duration;
 
 use crossterm::event::KeyEvent;
 
+use std::sync::Arc;
+
 use crate::cluster::KubeContexts;
+use crate::engine::EngineKind;
 use crate::engine::{ContainerDetail, EngineProbe};
 use crate::local::HostFacts;
+use crate::scan::{Progress, Sbom};
+
+/// What the Images pane shows of a stored SBOM, without its packages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSbom {
+    pub key: String,
+    pub name: String,
+    /// `docker`, `podman`, `oci-dir`, `docker-archive` …
+    pub kind: String,
+    pub config_digest: Option<String>,
+    pub packages: usize,
+    pub distro: Option<String>,
+}
+
+impl StoredSbom {
+    pub fn of(key: String, sbom: &Sbom) -> Self {
+        Self {
+            key,
+            name: sbom.source.name.clone(),
+            kind: sbom.source.kind.clone(),
+            config_digest: sbom.source.image.as_ref().map(|i| i.config_digest.clone()),
+            packages: sbom.packages.len(),
+            distro: sbom.distro.as_ref().map(|d| d.pretty_name.clone()),
+        }
+    }
+}
 
 /// A bindable command. Its name is what `keymap:` entries in config.yaml use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -28,6 +57,7 @@ pub enum Command {
     CommandMode,
     FilterMode,
     Refresh,
+    Scan,
 }
 
 impl Command {
@@ -46,6 +76,7 @@ impl Command {
         Self::NextPane,
         Self::PrevPane,
         Self::Refresh,
+        Self::Scan,
         Self::Quit,
     ];
 
@@ -66,6 +97,7 @@ impl Command {
             Self::CommandMode => "command-mode",
             Self::FilterMode => "filter",
             Self::Refresh => "refresh",
+            Self::Scan => "scan",
         }
     }
 
@@ -90,6 +122,7 @@ impl Command {
             Self::CommandMode => "Command mode (:q, :ctx …)",
             Self::FilterMode => "Filter rows",
             Self::Refresh => "Refresh now",
+            Self::Scan => "Scan the selected image",
         }
     }
 }
@@ -104,6 +137,10 @@ pub enum Action {
     StoreSize(Result<u64, String>),
     ContainerDetail { request: u64, result: Result<Box<ContainerDetail>, String> },
     PluginFinished { name: String, result: Result<String, String> },
+    StoredSboms(Result<Vec<StoredSbom>, String>),
+    ScanProgress { request: u64, progress: Progress },
+    ScanFinished { request: u64, name: String, result: Result<StoredSbom, String> },
+    SbomLoaded { request: u64, result: Result<Arc<Sbom>, String> },
     ExpireToast(u64),
     RefreshTick,
 }
@@ -129,4 +166,7 @@ pub enum Effect {
     InspectContainer { request: u64, socket: std::path::PathBuf, id: String },
     RunPlugin(PluginRun),
     ExpireToast { id: u64, after: Duration },
+    LoadStoredSboms,
+    ScanImage { request: u64, name: String, kind: EngineKind, socket: std::path::PathBuf },
+    LoadSbom { request: u64, key: String },
 }

@@ -7,19 +7,26 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::app::action::{Action, Effect, PluginRun};
-use crate::store::Store;
+use crate::app::action::{Action, Effect, PluginRun, StoredSbom};
+use crate::scan::{self, Limits, ScanOptions, SourceSpec};
+use crate::store::{Store, TreeName};
 use crate::{cluster, engine, local};
 
 pub struct Effects {
     tx: UnboundedSender<Action>,
     store: Arc<Store>,
     engine_candidates: Vec<PathBuf>,
+    scan_limits: Limits,
 }
 
 impl Effects {
-    pub fn new(tx: UnboundedSender<Action>, store: Arc<Store>, engine_candidates: Vec<PathBuf>) -> Self {
-        Self { tx, store, engine_candidates }
+    pub fn new(
+        tx: UnboundedSender<Action>,
+        store: Arc<Store>,
+        engine_candidates: Vec<PathBuf>,
+        scan_limits: Limits,
+    ) -> Self {
+        Self { tx, store, engine_candidates, scan_limits }
     }
 
     pub fn run(&self, effect: Effect) {
@@ -61,6 +68,41 @@ impl Effects {
                     let _ = tx.send(Action::PluginFinished { name, result: run_background(run).await });
                 });
             }
+            Effect::LoadStoredSboms => {
+                let store = Arc::clone(&self.store);
+                tokio::task::spawn_blocking(move || {
+                    let _ = tx.send(Action::StoredSboms(stored_sboms(&store)));
+                });
+            }
+            Effect::LoadSbom { request, key } => {
+                let store = Arc::clone(&self.store);
+                tokio::task::spawn_blocking(move || {
+                    let result = store
+                        .tree::<scan::Sbom>(TreeName::Sboms)
+                        .and_then(|tree| tree.get(&key))
+                        .map_err(|e| e.to_string())
+                        .and_then(|found| found.map(Arc::new).ok_or_else(|| format!("no stored SBOM {key}")));
+                    let _ = tx.send(Action::SbomLoaded { request, result });
+                });
+            }
+            Effect::ScanImage { request, name, kind, socket } => {
+                let store = Arc::clone(&self.store);
+                let options = ScanOptions { limits: self.scan_limits, ..ScanOptions::default() };
+                tokio::spawn(async move {
+                    let progress_tx = tx.clone();
+                    let progress: scan::ProgressFn = Arc::new(move |progress| {
+                        let _ = progress_tx.send(Action::ScanProgress { request, progress });
+                    });
+                    let spec = SourceSpec::Engine { kind: Some(kind), name: name.clone() };
+                    let result = match scan::inventory_async(spec, options, vec![socket], progress).await {
+                        Ok(sbom) => tokio::task::spawn_blocking(move || save_sbom(&store, &sbom))
+                            .await
+                            .unwrap_or_else(|e| Err(format!("the store task failed: {e}"))),
+                        Err(err) => Err(err.to_string()),
+                    };
+                    let _ = tx.send(Action::ScanFinished { request, name, result });
+                });
+            }
             Effect::ExpireToast { id, after } => {
                 tokio::spawn(async move {
                     tokio::time::sleep(after).await;
@@ -69,6 +111,19 @@ impl Effects {
             }
         }
     }
+}
+
+fn stored_sboms(store: &Store) -> Result<Vec<StoredSbom>, String> {
+    let tree = store.tree::<scan::Sbom>(TreeName::Sboms).map_err(|e| e.to_string())?;
+    let entries = tree.entries().map_err(|e| e.to_string())?;
+    Ok(entries.into_iter().map(|(key, sbom)| StoredSbom::of(key, &sbom)).collect())
+}
+
+fn save_sbom(store: &Store, sbom: &scan::Sbom) -> Result<StoredSbom, String> {
+    let key = sbom.store_key();
+    let tree = store.tree::<scan::Sbom>(TreeName::Sboms).map_err(|e| e.to_string())?;
+    tree.insert(&key, sbom).and_then(|()| store.flush()).map_err(|e| e.to_string())?;
+    Ok(StoredSbom::of(key, sbom))
 }
 
 /// Runs a background plugin with its output captured; the result is a one-line summary.

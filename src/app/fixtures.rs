@@ -5,12 +5,12 @@ use std::path::PathBuf;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-use crate::app::action::Action;
+use crate::app::action::{Action, StoredSbom};
 use crate::app::state::{AppState, StoreInfo};
 use crate::app::update::update;
 use crate::cluster::{ContextInfo, KubeContexts};
 use crate::config::{Keymap, Plugins};
-use crate::engine::{ContainerDetail, ContainerInfo, EngineInfo, EngineKind, EngineProbe};
+use crate::engine::{ContainerDetail, ContainerInfo, EngineInfo, EngineKind, EngineProbe, ImageInfo};
 use crate::local::HostFacts;
 use crate::model::OsRelease;
 
@@ -59,6 +59,26 @@ pub fn containers() -> Vec<ContainerInfo> {
     ]
 }
 
+pub fn images() -> Vec<ImageInfo> {
+    let image = |tag: &str, id: &str, size: i64| ImageInfo {
+        id: id.to_string(),
+        tags: vec![tag.to_string()],
+        digests: vec![],
+        size,
+        created: 1_764_000_000,
+        socket: PathBuf::from(PODMAN),
+        engine: EngineKind::Podman,
+    };
+    vec![
+        image(
+            "localhost/testbed/debian:bookworm",
+            "sha256:9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b",
+            127_000_000,
+        ),
+        image("oci/tiny:v1", "sha256:2222222222222222222222222222222222222222222222222222222222222222", 812_000),
+    ]
+}
+
 pub fn state() -> AppState {
     let mut state = loading_state();
     update(
@@ -85,7 +105,7 @@ pub fn state() -> AppState {
                     version: "4.3.1".into(),
                     api_version: "1.41".into(),
                     containers: containers(),
-                    images: vec![],
+                    images: images(),
                 }),
             },
             EngineProbe {
@@ -118,6 +138,8 @@ pub fn state() -> AppState {
         })),
     );
     update(&mut state, Action::StoreSize(Ok(1_572_864)));
+    let sbom = crate::report::fixtures::sbom();
+    update(&mut state, Action::StoredSboms(Ok(vec![StoredSbom::of(sbom.store_key(), &sbom)])));
     state
 }
 

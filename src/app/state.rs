@@ -3,22 +3,30 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::app::action::PluginRun;
+use std::collections::BTreeMap as Map;
+use std::sync::Arc;
+
+use crate::app::action::{PluginRun, StoredSbom};
 use crate::cluster::{ContextInfo, KubeContexts};
 use crate::config::{Keymap, Plugins};
 use crate::engine::{ContainerDetail, ContainerInfo, EngineProbe};
+use crate::engine::{EngineKind, ImageInfo};
 use crate::local::HostFacts;
+use crate::model::Package;
+use crate::scan::Sbom;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PaneId {
     Overview,
     Containers,
     ContainerDetail,
+    Images,
+    Packages,
     Contexts,
 }
 
 /// The panes `tab` cycles through, in order.
-pub const TOP_PANES: [PaneId; 3] = [PaneId::Overview, PaneId::Containers, PaneId::Contexts];
+pub const TOP_PANES: [PaneId; 4] = [PaneId::Overview, PaneId::Containers, PaneId::Images, PaneId::Contexts];
 
 impl PaneId {
     /// The plugin scope of this pane.
@@ -26,6 +34,7 @@ impl PaneId {
         match self {
             Self::Overview => "overview",
             Self::Containers | Self::ContainerDetail => "containers",
+            Self::Images | Self::Packages => "images",
             Self::Contexts => "contexts",
         }
     }
@@ -35,6 +44,8 @@ impl PaneId {
             Self::Overview => "overview",
             Self::Containers => "containers",
             Self::ContainerDetail => "container",
+            Self::Images => "images",
+            Self::Packages => "packages",
             Self::Contexts => "contexts",
         }
     }
@@ -120,6 +131,49 @@ pub struct StoreInfo {
     pub schema: u32,
 }
 
+/// One row of the Images pane: an engine's image, a stored SBOM, or both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRow {
+    pub name: String,
+    pub id: String,
+    pub size: Option<i64>,
+    pub engine: Option<(EngineKind, PathBuf)>,
+    pub stored: Option<StoredSbom>,
+}
+
+/// A scan under way, as its progress reports arrive.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScanState {
+    pub request: u64,
+    pub layers_done: usize,
+    pub layers_total: usize,
+    pub expanded_bytes: u64,
+    pub cataloging: bool,
+}
+
+/// The package list of one stored SBOM, sorted by ecosystem, layer, name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackagesState {
+    pub request: u64,
+    pub title: String,
+    pub sbom: Loadable<Arc<Sbom>>,
+    /// Per package (same order as `sbom.packages` after sorting): the 1-based layer index.
+    pub order: Vec<(usize, Option<usize>)>,
+    pub view: ListView,
+}
+
+impl PackagesState {
+    /// Rows in display order: (package, layer number).
+    pub fn rows(&self) -> Vec<(&Package, Option<usize>)> {
+        match &self.sbom {
+            Loadable::Ready(sbom) => {
+                self.order.iter().filter_map(|(i, layer)| sbom.packages.get(*i).map(|p| (p, *layer))).collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DetailState {
     pub request: u64,
@@ -142,6 +196,12 @@ pub struct AppState {
     pub contexts: Loadable<KubeContexts>,
     pub contexts_view: ListView,
     pub detail: Option<DetailState>,
+    pub stored: Loadable<Vec<StoredSbom>>,
+    pub images: Vec<ImageRow>,
+    pub images_view: ListView,
+    /// Scans under way, by image name.
+    pub scans: Map<String, ScanState>,
+    pub packages: Option<PackagesState>,
     /// Navigation stack; the last entry is on screen. Never empty.
     pub nav: Vec<PaneId>,
     pub mode: Mode,
@@ -168,6 +228,11 @@ impl AppState {
             contexts: Loadable::Loading,
             contexts_view: ListView::default(),
             detail: None,
+            stored: Loadable::Loading,
+            images: Vec::new(),
+            images_view: ListView::default(),
+            scans: Map::new(),
+            packages: None,
             nav: vec![PaneId::Overview],
             mode: Mode::Normal,
             toasts: Vec::new(),
@@ -194,6 +259,8 @@ impl AppState {
         match self.pane() {
             PaneId::Containers => Some(&self.containers_view),
             PaneId::Contexts => Some(&self.contexts_view),
+            PaneId::Images => Some(&self.images_view),
+            PaneId::Packages => self.packages.as_ref().map(|p| &p.view),
             PaneId::Overview | PaneId::ContainerDetail => None,
         }
     }
@@ -202,8 +269,14 @@ impl AppState {
         match self.pane() {
             PaneId::Containers => Some(&mut self.containers_view),
             PaneId::Contexts => Some(&mut self.contexts_view),
+            PaneId::Images => Some(&mut self.images_view),
+            PaneId::Packages => self.packages.as_mut().map(|p| &mut p.view),
             PaneId::Overview | PaneId::ContainerDetail => None,
         }
+    }
+
+    pub fn selected_image(&self) -> Option<&ImageRow> {
+        self.images_view.current().and_then(|i| self.images.get(i))
     }
 
     pub fn selected_container(&self) -> Option<&ContainerInfo> {
@@ -235,7 +308,16 @@ impl AppState {
         };
         set("PANE", self.pane().title());
         set("CONTEXT", self.active_context().unwrap_or("local"));
-        if let Some(c) = self.selected_container() {
+        if self.pane() == PaneId::Images
+            && let Some(image) = self.selected_image()
+        {
+            set("NAME", &image.name);
+            set("IMAGE", &image.name);
+            set("ID", &image.id);
+            if let Some((_, socket)) = &image.engine {
+                set("ENGINE", &format!("unix://{}", socket.display()));
+            }
+        } else if let Some(c) = self.selected_container() {
             set("NAME", &c.name);
             set("ID", &c.id);
             set("IMAGE", &c.image);
@@ -259,6 +341,48 @@ impl AppState {
 /// Searchable text of a container row (what `/` matches).
 pub fn container_text(c: &ContainerInfo) -> String {
     format!("{} {} {} {} {}", c.name, c.short_id(), c.image, c.state, c.status)
+}
+
+pub fn image_text(i: &ImageRow) -> String {
+    format!("{} {} {}", i.name, i.id, i.stored.as_ref().and_then(|s| s.distro.clone()).unwrap_or_default())
+}
+
+pub fn package_text(p: &Package) -> String {
+    let path = p.locations.first().map(|l| l.path.as_str()).unwrap_or_default();
+    format!("{} {} {} {path}", p.ecosystem, p.name, p.version)
+}
+
+/// Images pane rows: every engine image, matched to its stored SBOM by config digest (the image
+/// id) or name, then the stored SBOMs no engine holds.
+pub fn image_rows(engine_images: &[ImageInfo], stored: &[StoredSbom]) -> Vec<ImageRow> {
+    let mut rows: Vec<ImageRow> = engine_images
+        .iter()
+        .map(|image| {
+            let found = stored.iter().find(|s| s.config_digest.as_deref() == Some(image.id.as_str())).or_else(|| {
+                stored.iter().find(|s| s.name == image.name() && s.kind == image.engine.as_str().to_ascii_lowercase())
+            });
+            ImageRow {
+                name: image.name().to_string(),
+                id: image.id.clone(),
+                size: Some(image.size),
+                engine: Some((image.engine, image.socket.clone())),
+                stored: found.cloned(),
+            }
+        })
+        .collect();
+    for sbom in stored {
+        if !rows.iter().any(|r| r.stored.as_ref().is_some_and(|s| s.key == sbom.key)) {
+            rows.push(ImageRow {
+                name: sbom.name.clone(),
+                id: sbom.config_digest.clone().unwrap_or_else(|| sbom.key.clone()),
+                size: None,
+                engine: None,
+                stored: Some(sbom.clone()),
+            });
+        }
+    }
+    rows.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+    rows
 }
 
 pub fn context_text(c: &ContextInfo) -> String {

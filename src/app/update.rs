@@ -6,9 +6,11 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use crate::app::action::{Action, Command, Effect, PluginRun};
 use crate::app::state::{
-    AppState, DetailState, Loadable, Mode, PaneId, TOP_PANES, Toast, container_text, context_text,
+    AppState, DetailState, Loadable, Mode, PackagesState, PaneId, ScanState, TOP_PANES, Toast, container_text,
+    context_text, image_rows, image_text, package_text,
 };
 use crate::config::keymap::KeySpec;
+use crate::scan::Progress;
 
 const TOAST_INFO: Duration = Duration::from_secs(4);
 const TOAST_ERROR: Duration = Duration::from_secs(8);
@@ -23,6 +25,7 @@ pub struct PromptCommand {
 pub const PROMPT_COMMANDS: &[PromptCommand] = &[
     PromptCommand { name: "overview", aliases: &["ov", "home", "local"], help: "Local host overview" },
     PromptCommand { name: "containers", aliases: &["co", "ctr", "ps"], help: "Containers of local engines" },
+    PromptCommand { name: "images", aliases: &["img", "im"], help: "Engine images and stored SBOMs" },
     PromptCommand { name: "contexts", aliases: &["ctx", "context"], help: "Contexts; ':ctx NAME' switches" },
     PromptCommand { name: "refresh", aliases: &["r"], help: "Reload everything shown" },
     PromptCommand { name: "help", aliases: &["h", "?"], help: "Show help" },
@@ -31,7 +34,13 @@ pub const PROMPT_COMMANDS: &[PromptCommand] = &[
 
 /// The effects to run at start-up.
 pub fn initial_effects() -> Vec<Effect> {
-    vec![Effect::LoadHostFacts, Effect::LoadEngines, Effect::LoadContexts, Effect::LoadStoreSize]
+    vec![
+        Effect::LoadHostFacts,
+        Effect::LoadEngines,
+        Effect::LoadContexts,
+        Effect::LoadStoreSize,
+        Effect::LoadStoredSboms,
+    ]
 }
 
 pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
@@ -53,6 +62,7 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
             state.engines = Loadable::Ready(probes);
             state.engines_loading = false;
             refilter_containers(state);
+            rebuild_images(state);
             if let Some(id) = selected_id
                 && let Some(row) = state.containers.iter().position(|c| c.id == id)
             {
@@ -91,6 +101,63 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
             Ok(msg) => toast(state, format!("{name}: {msg}"), false),
             Err(msg) => toast(state, format!("{name}: {msg}"), true),
         },
+        Action::StoredSboms(result) => match result {
+            Ok(stored) => {
+                state.stored = Loadable::Ready(stored);
+                rebuild_images(state);
+                vec![]
+            }
+            Err(err) => {
+                state.stored = Loadable::Failed(err.clone());
+                toast(state, err, true)
+            }
+        },
+        Action::ScanProgress { request, progress } => {
+            if let Some(scan) = state.scans.values_mut().find(|s| s.request == request) {
+                match progress {
+                    Progress::Opened { layers } => scan.layers_total = layers,
+                    Progress::Layer { index, of, expanded_bytes } => {
+                        scan.layers_done = index + 1;
+                        scan.layers_total = of;
+                        scan.expanded_bytes += expanded_bytes;
+                    }
+                    Progress::Cataloged { .. } => scan.cataloging = true,
+                }
+            }
+            vec![]
+        }
+        Action::ScanFinished { request, name, result } => {
+            if state.scans.get(&name).is_some_and(|s| s.request == request) {
+                state.scans.remove(&name);
+            }
+            match result {
+                Ok(stored) => {
+                    let message = format!("{name}: {} packages", stored.packages);
+                    if let Loadable::Ready(list) = &mut state.stored {
+                        list.retain(|s| s.key != stored.key);
+                        list.push(stored);
+                    } else {
+                        state.stored = Loadable::Ready(vec![stored]);
+                    }
+                    rebuild_images(state);
+                    toast(state, message, false)
+                }
+                Err(err) => toast(state, format!("scan of {name} failed: {err}"), true),
+            }
+        }
+        Action::SbomLoaded { request, result } => {
+            if let Some(packages) = state.packages.as_mut().filter(|p| p.request == request) {
+                match result {
+                    Ok(sbom) => {
+                        packages.order = package_order(&sbom);
+                        packages.sbom = Loadable::Ready(sbom);
+                    }
+                    Err(err) => packages.sbom = Loadable::Failed(err),
+                }
+                refilter_packages(state);
+            }
+            vec![]
+        }
         Action::ExpireToast(id) => {
             state.toasts.retain(|t| t.id != id);
             vec![]
@@ -116,6 +183,51 @@ fn refilter_containers(state: &mut AppState) {
     state.containers_view.refilter(texts.into_iter());
 }
 
+/// Packages sorted by ecosystem, then the layer that holds them, then name.
+fn package_order(sbom: &crate::scan::Sbom) -> Vec<(usize, Option<usize>)> {
+    let layers: Vec<&str> =
+        sbom.source.image.as_ref().map(|i| i.layers.iter().map(|l| l.diff_id.as_str()).collect()).unwrap_or_default();
+    let layer_of = |p: &crate::model::Package| {
+        p.locations
+            .first()
+            .and_then(|l| l.layer.as_deref())
+            .and_then(|id| layers.iter().position(|d| *d == id))
+            .map(|i| i + 1)
+    };
+    let mut order: Vec<(usize, Option<usize>)> =
+        sbom.packages.iter().enumerate().map(|(i, p)| (i, layer_of(p))).collect();
+    order.sort_by(|a, b| {
+        let (pa, pb) = (&sbom.packages[a.0], &sbom.packages[b.0]);
+        (pa.ecosystem, a.1, &pa.name, &pa.version).cmp(&(pb.ecosystem, b.1, &pb.name, &pb.version))
+    });
+    order
+}
+
+fn rebuild_images(state: &mut AppState) {
+    let selected = state.selected_image().map(|i| (i.name.clone(), i.id.clone()));
+    let engine_images: Vec<crate::engine::ImageInfo> = state
+        .engines
+        .ready()
+        .map(|probes| probes.iter().filter_map(|p| p.result.as_ref().ok()).flat_map(|e| e.images.clone()).collect())
+        .unwrap_or_default();
+    let stored = state.stored.ready().cloned().unwrap_or_default();
+    state.images = image_rows(&engine_images, &stored);
+    let texts: Vec<String> = state.images.iter().map(image_text).collect();
+    state.images_view.refilter(texts.into_iter());
+    if let Some((name, id)) = selected
+        && let Some(row) = state.images.iter().position(|i| i.name == name && i.id == id)
+    {
+        state.images_view.select_row(row);
+    }
+}
+
+fn refilter_packages(state: &mut AppState) {
+    if let Some(packages) = state.packages.as_mut() {
+        let texts: Vec<String> = packages.rows().iter().map(|(p, _)| package_text(p)).collect();
+        packages.view.refilter(texts.into_iter());
+    }
+}
+
 fn refilter_contexts(state: &mut AppState) {
     let texts: Vec<String> = state.context_rows().iter().map(context_text).collect();
     state.contexts_view.refilter(texts.into_iter());
@@ -125,6 +237,11 @@ fn refilter_current(state: &mut AppState) {
     match state.pane() {
         PaneId::Containers => refilter_containers(state),
         PaneId::Contexts => refilter_contexts(state),
+        PaneId::Images => {
+            let texts: Vec<String> = state.images.iter().map(image_text).collect();
+            state.images_view.refilter(texts.into_iter());
+        }
+        PaneId::Packages => refilter_packages(state),
         PaneId::Overview | PaneId::ContainerDetail => {}
     }
 }
@@ -257,6 +374,7 @@ fn run_prompt(state: &mut AppState, input: &str) -> Vec<Effect> {
     match (command.name, argument) {
         ("overview", _) => go_to(state, PaneId::Overview),
         ("containers", _) => go_to(state, PaneId::Containers),
+        ("images", _) => go_to(state, PaneId::Images),
         ("contexts", None) => go_to(state, PaneId::Contexts),
         ("contexts", Some(name)) => switch_context(state, name),
         ("refresh", _) => run_command(state, Command::Refresh),
@@ -282,7 +400,7 @@ fn switch_context(state: &mut AppState, name: &str) -> Vec<Effect> {
 
 fn on_normal_key(state: &mut AppState, key: KeyEvent) -> Vec<Effect> {
     let spec = KeySpec::from_event(&key);
-    if let Some(command) = state.keymap.command_for(spec) {
+    if let Some(command) = state.keymap.command_for(spec, state.pane().scope()) {
         return run_command(state, command);
     }
     if let Some(plugin) = state.plugins.for_key(spec, state.pane().scope()).cloned() {
@@ -327,6 +445,9 @@ pub fn run_command(state: &mut AppState, command: Command) -> Vec<Effect> {
                 if state.pane() != PaneId::ContainerDetail {
                     state.detail = None;
                 }
+                if state.pane() != PaneId::Packages {
+                    state.packages = None;
+                }
             }
         }
         Command::Up => move_selection(state, -1),
@@ -354,6 +475,7 @@ pub fn run_command(state: &mut AppState, command: Command) -> Vec<Effect> {
             return effects;
         }
         Command::Enter => return enter(state),
+        Command::Scan => return scan_selected(state),
     }
     vec![]
 }
@@ -380,8 +502,45 @@ fn enter(state: &mut AppState) -> Vec<Effect> {
             Some(name) => switch_context(state, &name),
             None => vec![],
         },
-        PaneId::ContainerDetail => vec![],
+        PaneId::Images => {
+            let Some(image) = state.selected_image().cloned() else { return vec![] };
+            let Some(stored) = image.stored else {
+                let key = state.keymap.hint(Command::Scan).unwrap_or_else(|| "s".into());
+                return toast(state, format!("{} has not been scanned yet: press {key}", image.name), false);
+            };
+            let request = state.take_id();
+            state.packages = Some(PackagesState {
+                request,
+                title: image.name,
+                sbom: Loadable::Loading,
+                order: Vec::new(),
+                view: Default::default(),
+            });
+            state.nav.push(PaneId::Packages);
+            vec![Effect::LoadSbom { request, key: stored.key }]
+        }
+        PaneId::ContainerDetail | PaneId::Packages => vec![],
     }
+}
+
+fn scan_selected(state: &mut AppState) -> Vec<Effect> {
+    if state.pane() != PaneId::Images {
+        return vec![];
+    }
+    let Some(image) = state.selected_image().cloned() else { return vec![] };
+    let Some((kind, socket)) = image.engine else {
+        return toast(
+            state,
+            format!("{} came from a file: scan it again with 'picket sbom SOURCE'", image.name),
+            false,
+        );
+    };
+    if state.scans.contains_key(&image.name) {
+        return toast(state, format!("{} is already being scanned", image.name), false);
+    }
+    let request = state.take_id();
+    state.scans.insert(image.name.clone(), ScanState { request, ..ScanState::default() });
+    vec![Effect::ScanImage { request, name: image.name, kind, socket }]
 }
 
 #[cfg(test)]

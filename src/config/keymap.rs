@@ -125,24 +125,38 @@ impl fmt::Display for KeySpec {
     }
 }
 
-/// One line of the user's `keymap:` list in config.yaml: `{ on: ctrl-q, run: quit }`.
+/// One line of the user's `keymap:` list in config.yaml: `{ on: ctrl-q, run: quit }`, with an
+/// optional `scope` (a pane) for keys that mean something on one pane only.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawBinding {
     pub on: String,
     pub run: String,
+    #[serde(default)]
+    pub scope: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Binding {
     pub key: KeySpec,
     pub command: Command,
+    /// The pane the binding is for; None binds everywhere.
+    pub scope: Option<String>,
+}
+
+impl Binding {
+    pub fn applies_to(&self, scope: &str) -> bool {
+        self.scope.as_deref().is_none_or(|s| s == scope)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Keymap {
     bindings: Vec<Binding>,
 }
+
+/// Keys that mean something on one pane only: (key, command, pane scope).
+const SCOPED_BINDINGS: &[(&str, Command, &str)] = &[("s", Command::Scan, "images")];
 
 const DEFAULT_BINDINGS: &[(&str, Command)] = &[
     ("?", Command::Help),
@@ -170,9 +184,11 @@ const DEFAULT_BINDINGS: &[(&str, Command)] = &[
 
 impl Default for Keymap {
     fn default() -> Self {
-        let bindings = DEFAULT_BINDINGS
-            .iter()
-            .filter_map(|(key, command)| KeySpec::parse(key).ok().map(|key| Binding { key, command: *command }))
+        let global = DEFAULT_BINDINGS.iter().map(|(key, command)| (*key, *command, None));
+        let scoped = SCOPED_BINDINGS.iter().map(|(key, command, scope)| (*key, *command, Some((*scope).to_string())));
+        let bindings = global
+            .chain(scoped)
+            .filter_map(|(key, command, scope)| KeySpec::parse(key).ok().map(|key| Binding { key, command, scope }))
             .collect();
         Self { bindings }
     }
@@ -189,14 +205,31 @@ impl Keymap {
                 let known: Vec<&str> = Command::ALL.iter().map(|c| c.name()).collect();
                 format!("keymap: unknown command '{}' (known: {})", binding.run, known.join(", "))
             })?;
-            keymap.bindings.retain(|b| b.key != key);
-            keymap.bindings.push(Binding { key, command });
+            keymap.bindings.retain(|b| !(b.key == key && b.scope == binding.scope));
+            keymap.bindings.push(Binding { key, command, scope: binding.scope.clone() });
         }
         Ok(keymap)
     }
 
-    pub fn command_for(&self, key: KeySpec) -> Option<Command> {
-        self.bindings.iter().find(|b| b.key == key).map(|b| b.command)
+    /// The command `key` runs on the pane `scope`; a pane's own binding wins over a global one.
+    pub fn command_for(&self, key: KeySpec, scope: &str) -> Option<Command> {
+        let mut matching = self.bindings.iter().filter(|b| b.key == key && b.applies_to(scope));
+        let first = matching.next()?;
+        if first.scope.is_some() {
+            return Some(first.command);
+        }
+        Some(matching.find(|b| b.scope.is_some()).map_or(first.command, |b| b.command))
+    }
+
+    /// A binding of `key` that would clash with a plugin on the given scopes.
+    pub fn clash(&self, key: KeySpec, scopes: &[String]) -> Option<&Binding> {
+        self.bindings.iter().find(|b| {
+            b.key == key
+                && match &b.scope {
+                    None => true,
+                    Some(s) => scopes.iter().any(|p| p == "all" || p == s),
+                }
+        })
     }
 
     pub fn keys_for(&self, command: Command) -> Vec<KeySpec> {
@@ -243,24 +276,34 @@ mod tests {
     fn terminal_shift_events_match_uppercase_bindings() {
         let keymap = Keymap::default();
         let event = KeyEvent::new(KeyCode::Char('G'), KeyModifiers::SHIFT);
-        assert_eq!(keymap.command_for(KeySpec::from_event(&event)), Some(Command::Bottom));
+        assert_eq!(keymap.command_for(KeySpec::from_event(&event), "overview"), Some(Command::Bottom));
         let event = KeyEvent::new(KeyCode::Char('d'), KeyModifiers::CONTROL);
-        assert_eq!(keymap.command_for(KeySpec::from_event(&event)), Some(Command::PageDown));
+        assert_eq!(keymap.command_for(KeySpec::from_event(&event), "overview"), Some(Command::PageDown));
     }
 
     #[test]
     fn user_binding_replaces_the_default_on_that_key() {
-        let raw = [RawBinding { on: "ctrl-r".into(), run: "quit".into() }];
+        let raw = [RawBinding { on: "ctrl-r".into(), run: "quit".into(), scope: None }];
         let keymap = Keymap::with_overrides(&raw).unwrap();
-        assert_eq!(keymap.command_for(KeySpec::parse("ctrl-r").unwrap()), Some(Command::Quit));
+        assert_eq!(keymap.command_for(KeySpec::parse("ctrl-r").unwrap(), "overview"), Some(Command::Quit));
         assert!(keymap.keys_for(Command::Refresh).is_empty());
     }
 
     #[test]
     fn unknown_command_is_named() {
-        let raw = [RawBinding { on: "x".into(), run: "explode".into() }];
+        let raw = [RawBinding { on: "x".into(), run: "explode".into(), scope: None }];
         let err = Keymap::with_overrides(&raw).unwrap_err();
         assert!(err.contains("'explode'") && err.contains("quit"), "{err}");
+    }
+
+    #[test]
+    fn scoped_bindings_apply_on_their_pane_only() {
+        let keymap = Keymap::default();
+        let s = KeySpec::parse("s").unwrap();
+        assert_eq!(keymap.command_for(s, "images"), Some(Command::Scan));
+        assert_eq!(keymap.command_for(s, "containers"), None);
+        assert!(keymap.clash(s, &["containers".into()]).is_none());
+        assert!(keymap.clash(s, &["all".into()]).is_some());
     }
 
     #[test]

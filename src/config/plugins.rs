@@ -13,7 +13,7 @@ use super::{ConfigError, parse_yaml, read_file};
 pub const SHIPPED: &str = include_str!("../../plugins-config/plugins.yaml");
 
 /// Where a plugin may run: the pane names, or `all`.
-pub const SCOPES: &[&str] = &["all", "overview", "containers", "contexts"];
+pub const SCOPES: &[&str] = &["all", "overview", "containers", "images", "contexts"];
 
 /// The variables a plugin can use, and what they hold.
 pub const VARIABLES: &[(&str, &str)] = &[
@@ -119,8 +119,8 @@ impl Plugins {
 fn validate(name: String, source: PathBuf, raw: RawPlugin, keymap: &Keymap) -> Result<Plugin, ConfigError> {
     let fail = |msg: String| ConfigError::invalid(&source, format!("plugin '{name}': {msg}"));
     let shortcut = KeySpec::parse(&raw.short_cut).map_err(|e| fail(format!("shortCut {e}")))?;
-    if let Some(command) = keymap.command_for(shortcut) {
-        return Err(fail(format!("shortCut '{shortcut}' is already bound to '{}'", command.name())));
+    if let Some(binding) = keymap.clash(shortcut, &raw.scopes) {
+        return Err(fail(format!("shortCut '{shortcut}' is already bound to '{}'", binding.command.name())));
     }
     if raw.command.trim().is_empty() {
         return Err(fail("command is empty".into()));

@@ -3,4 +3,6 @@
 pub mod container_detail;
 pub mod containers;
 pub mod contexts;
+pub mod images;
 pub mod overview;
+pub mod packages;

@@ -132,11 +132,11 @@ fn enter_drills_in_and_esc_comes_back() {
 fn tab_cycles_top_panes() {
     let mut state = fixtures::state();
     let mut seen = vec![state.pane()];
-    for _ in 0..3 {
+    for _ in 0..4 {
         update(&mut state, Action::Key(code(KeyCode::Tab)));
         seen.push(state.pane());
     }
-    assert_eq!(seen, vec![PaneId::Overview, PaneId::Containers, PaneId::Contexts, PaneId::Overview]);
+    assert_eq!(seen, vec![PaneId::Overview, PaneId::Containers, PaneId::Images, PaneId::Contexts, PaneId::Overview]);
 }
 
 #[test]
@@ -214,4 +214,47 @@ fn toasts_expire_by_id() {
     update(&mut state, Action::ExpireToast(id));
     assert_eq!(state.toasts.len(), 1);
     assert_eq!(state.latest_toast().unwrap().text, "two");
+}
+
+#[test]
+fn images_merge_engine_images_with_stored_sboms_and_scans_report_back() {
+    let mut state = fixtures::state();
+    run_command(&mut state, Command::NextPane);
+    run_command(&mut state, Command::NextPane);
+    assert_eq!(state.images.len(), 2, "the stored SBOM matches the engine image by config digest");
+    let tiny = state.images.iter().find(|i| i.name == "oci/tiny:v1").unwrap();
+    assert_eq!(tiny.stored.as_ref().map(|s| s.packages), Some(2));
+    // not scanned yet: enter explains, s scans
+    let effects = run_command(&mut state, Command::Enter);
+    assert!(matches!(effects.as_slice(), [Effect::ExpireToast { .. }]));
+    assert!(state.latest_toast().unwrap().text.contains("press s"));
+    let effects = update(&mut state, Action::Key(key('s')));
+    let Some(Effect::ScanImage { request, name, .. }) = effects.first().cloned() else { panic!("{effects:?}") };
+    assert!(
+        run_command(&mut state, Command::Scan).iter().all(|e| matches!(e, Effect::ExpireToast { .. })),
+        "no second scan"
+    );
+    // a stale finish (other request) does not clear the running scan
+    update(&mut state, Action::ScanFinished { request: request + 99, name: name.clone(), result: Err("old".into()) });
+    assert!(state.scans.contains_key(&name));
+    let stored = crate::app::action::StoredSbom {
+        key: "sha256:abc".into(),
+        name: name.clone(),
+        kind: "podman".into(),
+        config_digest: Some(state.selected_image().unwrap().id.clone()),
+        packages: 88,
+        distro: Some("Debian GNU/Linux 12 (bookworm)".into()),
+    };
+    update(&mut state, Action::ScanFinished { request, name: name.clone(), result: Ok(stored) });
+    assert!(state.scans.is_empty());
+    assert_eq!(state.selected_image().and_then(|i| i.stored.as_ref()).map(|s| s.packages), Some(88));
+    assert!(state.latest_toast().unwrap().text.contains("88 packages"));
+}
+
+#[test]
+fn s_is_scan_on_images_and_the_shell_plugin_on_containers() {
+    let mut state = fixtures::state();
+    run_command(&mut state, Command::NextPane);
+    let effects = update(&mut state, Action::Key(key('s')));
+    assert!(matches!(effects.as_slice(), [Effect::RunPlugin(run)] if run.name == "container-shell"));
 }

@@ -118,7 +118,11 @@ fn render_engines(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme
                         engine.kind.as_str().to_string(),
                         engine.version.clone(),
                         engine.api_version.clone(),
-                        format!("{running} running / {} total", engine.containers.len()),
+                        format!(
+                            "{running} running / {} total · {} images",
+                            engine.containers.len(),
+                            engine.images.len()
+                        ),
                     ])
                     .style(theme.style(Slot::TableRow))
                 }
