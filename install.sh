@@ -25,8 +25,11 @@ runtime_packages=(ca-certificates pkg-config)
 #   tests (runc, because crun fails on these cgroup-v1-hybrid hosts); busybox-static: the test image.
 #   python3-venv, npm: the fixture images are built from real PyPI and npm packages, and Syft
 #   (the accuracy reference) comes from PyPI into a venv.
+#   docker-registry, apache2-utils (htpasswd), openssl, skopeo: a real registry with TLS and
+#   htpasswd to pull from, and the tool that pushes the test images to it.
+#   debootstrap: the Debian minbase test image.
 dev_packages=(tmux podman runc conmon containernetworking-plugins golang-github-containers-common docker.io busybox-static
-  python3-venv)
+  python3-venv docker-registry apache2-utils openssl skopeo debootstrap)
 if ! command -v npm >/dev/null 2>&1; then
   dev_packages+=(npm)
 fi

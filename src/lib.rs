@@ -10,6 +10,7 @@ pub mod config;
 pub mod engine;
 pub mod local;
 pub mod model;
+pub mod registry;
 pub mod report;
 pub mod scan;
 pub mod store;

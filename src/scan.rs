@@ -79,20 +79,34 @@ impl Sbom {
 pub struct ScanOptions {
     pub limits: Limits,
     pub platform: Platform,
+    pub registry: crate::registry::RegistryOptions,
 }
 
 impl Default for ScanOptions {
     fn default() -> Self {
-        Self { limits: Limits::default(), platform: Platform::host() }
+        Self { limits: Limits::default(), platform: Platform::host(), registry: Default::default() }
     }
 }
 
 /// Progress of an inventory, for the console's live view.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Progress {
-    Opened { layers: usize },
-    Layer { index: usize, of: usize, expanded_bytes: u64 },
-    Cataloged { packages: usize },
+    /// Bytes downloaded from a registry so far, of the image's total.
+    Pulled {
+        bytes: u64,
+        of: u64,
+    },
+    Opened {
+        layers: usize,
+    },
+    Layer {
+        index: usize,
+        of: usize,
+        expanded_bytes: u64,
+    },
+    Cataloged {
+        packages: usize,
+    },
 }
 
 /// Progress callbacks that may run on another thread.
@@ -106,6 +120,7 @@ pub async fn inventory_async(
     engine_sockets: Vec<std::path::PathBuf>,
     progress: ProgressFn,
 ) -> Result<Sbom, ScanError> {
+    let (registry, platform) = (options.registry.clone(), options.platform.clone());
     let blocking = |spec: SourceSpec, progress: ProgressFn| {
         tokio::task::spawn_blocking(move || inventory(&spec, &options, &*progress))
     };
@@ -123,6 +138,24 @@ pub async fn inventory_async(
                 image.name = name;
             }
             drop(exported);
+            Ok(sbom)
+        }
+        SourceSpec::Registry { reference } => {
+            let pull_progress = std::sync::Arc::clone(&progress);
+            let pulled = crate::registry::pull(&reference, &registry, &platform, &move |bytes, of| {
+                pull_progress(Progress::Pulled { bytes, of })
+            })
+            .await
+            .map_err(|e| ScanError::Source { what: reference.to_string(), message: e.to_string() })?;
+            let layout = SourceSpec::OciDir { path: pulled.layout.clone(), reference: None };
+            let mut sbom = joined(blocking(layout, progress).await)?;
+            sbom.source.kind = "registry".into();
+            sbom.source.name = reference.to_string();
+            if let Some(image) = sbom.source.image.as_mut() {
+                image.name = reference.to_string();
+                image.tags = reference.tag.iter().cloned().collect();
+            }
+            drop(pulled);
             Ok(sbom)
         }
         other => joined(blocking(other, progress).await),

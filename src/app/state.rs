@@ -149,6 +149,8 @@ pub struct ScanState {
     pub layers_total: usize,
     pub expanded_bytes: u64,
     pub cataloging: bool,
+    /// Bytes pulled from a registry so far, of the total.
+    pub pulled: Option<(u64, u64)>,
 }
 
 /// The package list of one stored SBOM, sorted by ecosystem, layer, name.

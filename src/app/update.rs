@@ -115,6 +115,7 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
         Action::ScanProgress { request, progress } => {
             if let Some(scan) = state.scans.values_mut().find(|s| s.request == request) {
                 match progress {
+                    Progress::Pulled { bytes, of } => scan.pulled = Some((bytes, of)),
                     Progress::Opened { layers } => scan.layers_total = layers,
                     Progress::Layer { index, of, expanded_bytes } => {
                         scan.layers_done = index + 1;

@@ -18,7 +18,8 @@ pub struct SbomArgs {
     /// What to inventory: an OCI layout directory, an OCI archive, a docker-save archive (plain or
     /// gzip), or a root filesystem directory ('/' is the host). Prefixes force a kind:
     /// oci-dir:PATH[:REF], oci-archive:PATH[:REF], docker-archive:PATH[:TAG], dir:PATH;
-    /// docker:NAME, podman:NAME or engine:NAME read an image from a local engine's API
+    /// docker:NAME, podman:NAME or engine:NAME read an image from a local engine's API;
+    /// HOST[:PORT]/REPO[:TAG|@DIGEST] (or registry:REF) pulls from a registry
     pub source: String,
     /// Output format
     #[arg(short, long, value_enum, default_value_t = SbomFormat::Json)]
@@ -32,6 +33,12 @@ pub struct SbomArgs {
     /// Do not keep the SBOM in the store
     #[arg(long)]
     pub no_store: bool,
+    /// Registry: allow plain HTTP and self-signed certificates
+    #[arg(long)]
+    pub insecure: bool,
+    /// Registry: a PEM CA certificate to trust besides the system's
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
 }
 
 pub fn run(args: &SbomArgs, config: &Config) -> anyhow::Result<ExitCode> {
@@ -40,7 +47,9 @@ pub fn run(args: &SbomArgs, config: &Config) -> anyhow::Result<ExitCode> {
         Some(text) => Platform::parse(text).map_err(anyhow::Error::msg)?,
         None => Platform::host(),
     };
-    let options = ScanOptions { limits: config.scan_limits, platform };
+    let registry =
+        crate::registry::RegistryOptions { insecure: args.insecure, ca_file: args.ca_file.clone(), auth_files: None };
+    let options = ScanOptions { limits: config.scan_limits, platform, registry };
     let sockets = crate::engine::existing_sockets(&crate::engine::candidate_sockets(&config.engines));
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;

@@ -24,6 +24,8 @@ pub enum SourceSpec {
     Rootfs { path: PathBuf },
     /// An image held by a local engine, exported through its API (`docker save`).
     Engine { kind: Option<crate::engine::EngineKind>, name: String },
+    /// An image in a registry, pulled through the OCI distribution API.
+    Registry { reference: crate::registry::ImageReference },
 }
 
 impl SourceSpec {
@@ -56,6 +58,11 @@ impl SourceSpec {
                     return Ok(Self::DockerArchive { path, reference });
                 }
                 "dir" | "rootfs" => return Ok(Self::Rootfs { path: PathBuf::from(rest) }),
+                "registry" => {
+                    let reference = crate::registry::ImageReference::parse(rest)
+                        .map_err(|message| ScanError::Source { what: text.to_string(), message })?;
+                    return Ok(Self::Registry { reference });
+                }
                 "docker" | "podman" | "engine" if !rest.is_empty() => {
                     let kind = match scheme {
                         "docker" => Some(crate::engine::EngineKind::Docker),
@@ -68,6 +75,15 @@ impl SourceSpec {
             }
         }
         let (path, reference) = split_ref(text);
+        // `host[:port]/repo[:tag]` that is not a file: a registry reference.
+        if !path.exists()
+            && let Some((first, _)) = text.split_once('/')
+            && (first.contains('.') || first.contains(':') || first == "localhost")
+            && !text.starts_with('.')
+            && let Ok(reference) = crate::registry::ImageReference::parse(text)
+        {
+            return Ok(Self::Registry { reference });
+        }
         if path.is_dir() {
             if path.join("oci-layout").is_file() {
                 return Ok(Self::OciDir { path, reference });
@@ -80,7 +96,8 @@ impl SourceSpec {
         Err(ScanError::Source {
             what: text.to_string(),
             message: "no such file or directory (sources: an OCI layout directory, an OCI or docker-save \
-                      archive, a root filesystem directory, or oci-dir:, oci-archive:, docker-archive:, dir:, docker:, podman:, engine:)"
+                      archive, a root filesystem directory, or oci-dir:, oci-archive:, docker-archive:, dir:, docker:, podman:, engine:, \
+                      registry:REF or HOST/REPO:TAG)"
                 .into(),
         })
     }
@@ -95,6 +112,7 @@ impl SourceSpec {
             },
             Self::Rootfs { path } => path.display().to_string(),
             Self::Engine { name, .. } => name.clone(),
+            Self::Registry { reference } => reference.to_string(),
         }
     }
 }
@@ -207,6 +225,10 @@ pub fn open_image(spec: &SourceSpec, platform: &Platform) -> Result<Image, ScanE
         SourceSpec::Engine { name, .. } => Err(ScanError::Source {
             what: name.clone(),
             message: "engine images are exported first (scan::inventory_async)".into(),
+        }),
+        SourceSpec::Registry { reference } => Err(ScanError::Source {
+            what: reference.to_string(),
+            message: "registry images are pulled first (scan::inventory_async)".into(),
         }),
     }
 }

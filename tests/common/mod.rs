@@ -3,6 +3,7 @@
 
 pub mod engines;
 pub mod fixtures;
+pub mod registry;
 
 use std::path::Path;
 use std::process::Command;

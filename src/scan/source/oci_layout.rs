@@ -124,7 +124,11 @@ pub fn open(
     })
 }
 
-fn select_platform<'a>(index: &'a ImageIndex, platform: &Platform, what: &str) -> Result<&'a Descriptor, ScanError> {
+pub fn select_platform<'a>(
+    index: &'a ImageIndex,
+    platform: &Platform,
+    what: &str,
+) -> Result<&'a Descriptor, ScanError> {
     let matches = |d: &&Descriptor| {
         d.platform().as_ref().is_some_and(|p| {
             p.os().to_string() == platform.os

@@ -22,7 +22,10 @@ fn scan_status(scan: &ScanState) -> String {
         return "cataloging…".into();
     }
     if scan.layers_total == 0 {
-        return "exporting from the engine…".into();
+        return match scan.pulled {
+            Some((bytes, of)) => format!("pulling {} of {}", human_bytes(bytes), human_bytes(of)),
+            None => "exporting from the engine…".into(),
+        };
     }
     format!(
         "scanning layer {}/{} ({})",

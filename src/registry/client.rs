@@ -1,0 +1,314 @@
+//! HTTP side of the distribution API: connection (TLS, custom CA, insecure), the auth
+//! handshake, retries with backoff and `Retry-After`, digest-verified manifests and blobs.
+
+use std::path::Path;
+use std::sync::{Mutex, Once};
+use std::time::Duration;
+
+use base64::Engine as _;
+use futures::StreamExt;
+use reqwest::StatusCode;
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use super::auth::{self, Credentials};
+use super::{ImageReference, RegistryError, RegistryOptions};
+
+const MANIFEST_TYPES: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, \
+     application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+const MAX_ATTEMPTS: u32 = 5;
+const MAX_MANIFEST: usize = 4 * 1024 * 1024;
+
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    registry: String,
+    credentials: Option<Credentials>,
+    /// The Authorization header that worked last (Basic or Bearer).
+    authorization: Mutex<Option<HeaderValue>>,
+}
+
+fn install_crypto_provider() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // Fails only if another provider was installed first, which is as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+fn transport(what: &str, err: &reqwest::Error) -> RegistryError {
+    let mut detail = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(inner) = source {
+        detail.push_str(&format!(": {inner}"));
+        source = inner.source();
+    }
+    RegistryError::Transport { what: what.to_string(), detail }
+}
+
+impl Client {
+    pub async fn connect(reference: &ImageReference, options: &RegistryOptions) -> Result<Self, RegistryError> {
+        install_crypto_provider();
+        let host = reference.api_host().to_string();
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(Duration::from_secs(60))
+            .user_agent(concat!("picket/", env!("CARGO_PKG_VERSION")));
+        if options.insecure {
+            builder = builder.danger_accept_invalid_certs(true);
+        } else if let Some(ca) = &options.ca_file {
+            let what = ca.display().to_string();
+            let pem = std::fs::read(ca).map_err(|source| RegistryError::Io { what: what.clone(), source })?;
+            let config =
+                super::tls::config_with_ca(&pem, &what).map_err(|message| RegistryError::Format { what, message })?;
+            builder = builder.tls_backend_preconfigured(config);
+        }
+        let http = builder.build().map_err(|e| transport(&host, &e))?;
+        let files = options.auth_files.clone().unwrap_or_else(auth::auth_files);
+        let credentials = auth::lookup(&reference.registry, &files)
+            .map_err(|detail| RegistryError::Unauthorized { registry: reference.registry.clone(), detail })?;
+        let mut base = format!("https://{host}");
+        if options.insecure {
+            // Insecure registries may speak plain HTTP: use it when TLS does not answer.
+            if let Err(err) = http.get(format!("{base}/v2/")).send().await
+                && (err.is_connect() || err.is_request())
+            {
+                base = format!("http://{host}");
+            }
+        }
+        Ok(Self { http, base, registry: reference.registry.clone(), credentials, authorization: Mutex::new(None) })
+    }
+
+    fn current_authorization(&self) -> Option<HeaderValue> {
+        self.authorization.lock().map(|a| a.clone()).unwrap_or(None)
+    }
+
+    /// Sends a GET, handling auth challenges and retrying throttling, server errors and dropped
+    /// connections with exponential backoff (or the server's `Retry-After`).
+    async fn get(
+        &self,
+        path: &str,
+        accept: Option<&str>,
+        what: &str,
+        scope: &str,
+    ) -> Result<reqwest::Response, RegistryError> {
+        let url = format!("{}{path}", self.base);
+        let mut challenged = false;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut request = self.http.get(&url);
+            if let Some(accept) = accept {
+                request = request.header(ACCEPT, accept);
+            }
+            if let Some(auth) = self.current_authorization() {
+                request = request.header(AUTHORIZATION, auth);
+            }
+            let response = match request.send().await {
+                Ok(response) => response,
+                Err(err) if attempt < MAX_ATTEMPTS && (err.is_connect() || err.is_timeout()) => {
+                    tokio::time::sleep(backoff(attempt, None)).await;
+                    continue;
+                }
+                Err(err) => return Err(transport(what, &err)),
+            };
+            let status = response.status();
+            if status == StatusCode::UNAUTHORIZED && !challenged {
+                challenged = true;
+                let header = response
+                    .headers()
+                    .get(WWW_AUTHENTICATE)
+                    .and_then(|h| h.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string();
+                self.authenticate(&header, scope).await?;
+                continue;
+            }
+            if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+                let detail = match &self.credentials {
+                    Some(c) => format!("the credentials of '{}' were refused ({status})", c.username),
+                    None => "credentials are needed and none were found (docker login, or an auths entry in ~/.docker/config.json)".into(),
+                };
+                return Err(RegistryError::Unauthorized { registry: self.registry.clone(), detail });
+            }
+            if (status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()) && attempt < MAX_ATTEMPTS {
+                let retry_after = response
+                    .headers()
+                    .get(RETRY_AFTER)
+                    .and_then(|h| h.to_str().ok())
+                    .and_then(|s| s.trim().parse::<u64>().ok());
+                tokio::time::sleep(backoff(attempt, retry_after)).await;
+                continue;
+            }
+            if status == StatusCode::NOT_FOUND {
+                return Err(RegistryError::NotFound { what: what.to_string() });
+            }
+            if !status.is_success() {
+                let body = response.text().await.unwrap_or_default();
+                return Err(RegistryError::Http {
+                    what: what.to_string(),
+                    status: status.as_u16(),
+                    body: body.chars().take(300).collect(),
+                });
+            }
+            return Ok(response);
+        }
+    }
+
+    async fn authenticate(&self, header: &str, scope: &str) -> Result<(), RegistryError> {
+        let unauthorized = |detail: String| RegistryError::Unauthorized { registry: self.registry.clone(), detail };
+        let challenge = auth::parse_challenge(header)
+            .ok_or_else(|| unauthorized(format!("unreadable WWW-Authenticate header '{header}'")))?;
+        let basic = self.credentials.as_ref().map(|c| {
+            let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", c.username, c.password));
+            format!("Basic {encoded}")
+        });
+        let value = match challenge.scheme.as_str() {
+            "basic" => basic.ok_or_else(|| unauthorized("the registry asks for a password and no credentials were found (docker login, or ~/.docker/config.json)".into()))?,
+            "bearer" => {
+                let realm = challenge.params.get("realm").ok_or_else(|| unauthorized("bearer challenge without a realm".into()))?;
+                let mut request = self.http.get(realm);
+                let mut query: Vec<(&str, &str)> = Vec::new();
+                if let Some(service) = challenge.params.get("service") {
+                    query.push(("service", service));
+                }
+                let scope = challenge.params.get("scope").map_or(scope, String::as_str);
+                query.push(("scope", scope));
+                request = request.query(&query);
+                if let Some(basic) = &basic {
+                    request = request.header(AUTHORIZATION, basic);
+                }
+                let response = request.send().await.map_err(|e| transport(realm, &e))?;
+                if !response.status().is_success() {
+                    return Err(unauthorized(format!("the token service {realm} answered {}", response.status())));
+                }
+                let body: serde_json::Value = response.json().await.map_err(|e| transport(realm, &e))?;
+                let token = body["token"].as_str().or_else(|| body["access_token"].as_str()).ok_or_else(|| unauthorized(format!("the token service {realm} sent no token")))?;
+                format!("Bearer {token}")
+            }
+            other => return Err(unauthorized(format!("unsupported auth scheme '{other}'"))),
+        };
+        let header =
+            HeaderValue::from_str(&value).map_err(|_| unauthorized("the token is not a valid header value".into()))?;
+        if let Ok(mut slot) = self.authorization.lock() {
+            *slot = Some(header);
+        }
+        Ok(())
+    }
+
+    /// Fetches a manifest by tag or digest: (bytes, media type, digest). A digest asked for, or
+    /// one the registry states, must match the bytes.
+    pub async fn manifest(&self, repo: &str, reference: &str) -> Result<(Vec<u8>, String, String), RegistryError> {
+        let what = format!("{}/{repo}:{reference}", self.registry);
+        let response = self
+            .get(
+                &format!("/v2/{repo}/manifests/{reference}"),
+                Some(MANIFEST_TYPES),
+                &what,
+                &format!("repository:{repo}:pull"),
+            )
+            .await?;
+        let media_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let stated = response.headers().get("docker-content-digest").and_then(|h| h.to_str().ok()).map(String::from);
+        let bytes = response.bytes().await.map_err(|e| transport(&what, &e))?;
+        if bytes.len() > MAX_MANIFEST {
+            return Err(RegistryError::Format {
+                what,
+                message: format!("manifest of {} bytes is over the {MAX_MANIFEST}-byte limit", bytes.len()),
+            });
+        }
+        let actual = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+        for expected in [
+            reference.starts_with("sha256:").then(|| reference.to_string()),
+            stated.filter(|d| d.starts_with("sha256:")),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if expected != actual {
+                return Err(RegistryError::Digest { what, expected, actual });
+            }
+        }
+        let media_type = if media_type.is_empty() || media_type == "application/json" {
+            serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| v["mediaType"].as_str().map(String::from))
+                .unwrap_or(media_type)
+        } else {
+            media_type
+        };
+        Ok((bytes.to_vec(), media_type, actual))
+    }
+
+    /// Streams a blob into `dest`, verifying digest and size; returns the bytes written.
+    pub async fn blob_to_file(
+        &self,
+        repo: &str,
+        digest: &str,
+        size: Option<u64>,
+        dest: &Path,
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<u64, RegistryError> {
+        let what = format!("blob {digest} of {}/{repo}", self.registry);
+        let response =
+            self.get(&format!("/v2/{repo}/blobs/{digest}"), None, &what, &format!("repository:{repo}:pull")).await?;
+        let io = |source| RegistryError::Io { what: dest.display().to_string(), source };
+        let mut file = tokio::fs::File::create(dest).await.map_err(io)?;
+        let mut hasher = Sha256::new();
+        let mut written = 0u64;
+        let mut stream = response.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| transport(&what, &e))?;
+            written += chunk.len() as u64;
+            if size.is_some_and(|s| written > s) {
+                return Err(RegistryError::Format {
+                    what,
+                    message: format!("is larger than the {} bytes its descriptor says", size.unwrap_or_default()),
+                });
+            }
+            hasher.update(&chunk);
+            file.write_all(&chunk).await.map_err(io)?;
+            progress(written);
+        }
+        file.flush().await.map_err(io)?;
+        let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
+        if digest.starts_with("sha256:") && actual != digest {
+            return Err(RegistryError::Digest { what, expected: digest.to_string(), actual });
+        }
+        if let Some(size) = size.filter(|s| *s != written) {
+            return Err(RegistryError::Format {
+                what,
+                message: format!("has {written} bytes, its descriptor says {size}"),
+            });
+        }
+        Ok(written)
+    }
+}
+
+/// 250 ms doubling per attempt (capped at 8 s), or the server's `Retry-After` (capped at 60 s).
+fn backoff(attempt: u32, retry_after: Option<u64>) -> Duration {
+    match retry_after {
+        Some(seconds) => Duration::from_secs(seconds.min(60)),
+        None => Duration::from_millis(250u64.saturating_mul(1 << attempt.min(5))).min(Duration::from_secs(8)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_honours_retry_after() {
+        assert_eq!(backoff(1, None), Duration::from_millis(500));
+        assert_eq!(backoff(3, None), Duration::from_secs(2));
+        assert_eq!(backoff(9, None), Duration::from_secs(8));
+        assert_eq!(backoff(1, Some(3)), Duration::from_secs(3));
+        assert_eq!(backoff(1, Some(3600)), Duration::from_secs(60));
+    }
+}

@@ -1,0 +1,195 @@
+//! Pulling from a real registry (Debian's docker-registry on 127.0.0.1): plain HTTP, TLS with a
+//! custom CA and htpasswd, credentials from docker config.json, image indexes and platforms,
+//! tampered blobs, and the errors a user meets.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use common::fixtures::images;
+use common::registry::{PASSWORD, Registry};
+use picket::registry::{ImageReference, RegistryOptions};
+use picket::scan::{self, Platform, ScanOptions, SourceSpec};
+
+type Keys = BTreeSet<(String, String, String)>;
+
+fn keys(sbom: &scan::Sbom) -> Keys {
+    sbom.packages.iter().map(|p| (p.ecosystem.osv_name().to_string(), p.name.clone(), p.version.clone())).collect()
+}
+
+fn layout_keys() -> Keys {
+    let spec = SourceSpec::parse(&images().join("oci").display().to_string()).expect("spec");
+    keys(&scan::inventory(&spec, &ScanOptions::default(), &|_| {}).expect("layout"))
+}
+
+async fn pull_scan(
+    reference: &str,
+    registry: RegistryOptions,
+    platform: Platform,
+) -> Result<scan::Sbom, scan::ScanError> {
+    let spec = SourceSpec::parse(reference)?;
+    let options = ScanOptions { registry, platform, ..ScanOptions::default() };
+    scan::inventory_async(spec, options, vec![], std::sync::Arc::new(|_| {})).await
+}
+
+fn oci(name: &str, reference: &str) -> String {
+    format!("oci:{}:{reference}", images().join(name).display())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plain_http_registry_with_insecure() {
+    let Some(registry) = Registry::start(false) else { return };
+    registry.push(&oci("oci", "testbed/app:v1"), "testbed/app:v1", false);
+    // skopeo's docker v2s2 conversion: the same image under a Docker media type
+    let mut cmd = Command::new("skopeo");
+    cmd.args(["copy", "--quiet", "--dest-tls-verify=false", "--format", "v2s2", &oci("oci", "testbed/app:v1")])
+        .arg(format!("docker://{}/testbed/app:v1-docker", registry.host));
+    assert!(cmd.status().expect("skopeo").success());
+
+    let insecure = RegistryOptions { insecure: true, ..RegistryOptions::default() };
+    let reference = format!("{}/testbed/app:v1", registry.host);
+    let sbom = pull_scan(&reference, insecure.clone(), Platform::host()).await.expect("pull over plain HTTP");
+    assert_eq!(sbom.source.kind, "registry");
+    assert_eq!(keys(&sbom), layout_keys());
+    let image = sbom.source.image.as_ref().expect("image");
+    assert!(image.manifest_digest.as_deref().is_some_and(|d| d.starts_with("sha256:")));
+
+    let docker = pull_scan(&format!("{}/testbed/app:v1-docker", registry.host), insecure.clone(), Platform::host())
+        .await
+        .expect("v2s2");
+    assert_eq!(keys(&docker), layout_keys());
+
+    // by digest
+    let digest = image.manifest_digest.clone().expect("digest");
+    let pinned =
+        pull_scan(&format!("registry:{}/testbed/app@{digest}", registry.host), insecure.clone(), Platform::host())
+            .await
+            .expect("by digest");
+    assert_eq!(pinned.source.image.as_ref().and_then(|i| i.manifest_digest.clone()), Some(digest));
+
+    // without --insecure, a plain-HTTP registry is a TLS error that names the registry
+    let err = pull_scan(&reference, RegistryOptions::default(), Platform::host())
+        .await
+        .expect_err("plain http without insecure");
+    assert!(err.to_string().contains(&registry.host), "{err}");
+
+    let err = pull_scan(&format!("{}/testbed/nope:v1", registry.host), insecure, Platform::host())
+        .await
+        .expect_err("missing");
+    assert!(err.to_string().contains("testbed/nope:v1") && err.to_string().contains("not found"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_registry_with_ca_and_htpasswd_credentials() {
+    let Some(registry) = Registry::start(true) else { return };
+    registry.push(&oci("oci", "testbed/app:v1"), "testbed/app:v1", false);
+    let reference = format!("{}/testbed/app:v1", registry.host);
+    let good = RegistryOptions {
+        ca_file: Some(registry.ca()),
+        auth_files: Some(vec![registry.docker_config(PASSWORD)]),
+        insecure: false,
+    };
+    let sbom = pull_scan(&reference, good, Platform::host()).await.expect("TLS + basic auth");
+    assert_eq!(keys(&sbom), layout_keys());
+
+    let no_creds = RegistryOptions { ca_file: Some(registry.ca()), auth_files: Some(vec![]), insecure: false };
+    let err = pull_scan(&reference, no_creds, Platform::host()).await.expect_err("no credentials");
+    let msg = err.to_string();
+    assert!(msg.contains("unauthorized") && msg.contains("no credentials were found"), "{msg}");
+
+    let wrong = RegistryOptions {
+        ca_file: Some(registry.ca()),
+        auth_files: Some(vec![registry.docker_config("wrong")]),
+        insecure: false,
+    };
+    let err = pull_scan(&reference, wrong, Platform::host()).await.expect_err("wrong password");
+    assert!(err.to_string().contains("'testuser' were refused"), "{err}");
+
+    let no_ca =
+        RegistryOptions { ca_file: None, auth_files: Some(vec![registry.docker_config(PASSWORD)]), insecure: false };
+    let err = pull_scan(&reference, no_ca, Platform::host()).await.expect_err("self-signed without CA");
+    assert!(err.to_string().to_lowercase().contains("certificate"), "{err}");
+
+    let insecure =
+        RegistryOptions { ca_file: None, auth_files: Some(vec![registry.docker_config(PASSWORD)]), insecure: true };
+    assert!(
+        pull_scan(&reference, insecure, Platform::host()).await.is_ok(),
+        "--insecure accepts the self-signed certificate"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn image_index_resolves_to_the_requested_platform() {
+    let Some(registry) = Registry::start(false) else { return };
+    registry.push(&oci("multi", "testbed/multi:v1"), "testbed/multi:v1", true);
+    let reference = format!("{}/testbed/multi:v1", registry.host);
+    let insecure = RegistryOptions { insecure: true, ..RegistryOptions::default() };
+    let arm = pull_scan(&reference, insecure.clone(), Platform::parse("linux/arm64/v8").expect("platform"))
+        .await
+        .expect("arm64");
+    assert_eq!(arm.source.image.as_ref().map(|i| i.architecture.as_str()), Some("arm64"));
+    let amd = pull_scan(&reference, insecure.clone(), Platform::parse("linux/amd64").expect("platform"))
+        .await
+        .expect("amd64");
+    assert_eq!(amd.source.image.as_ref().map(|i| i.architecture.as_str()), Some("amd64"));
+    assert_ne!(
+        arm.source.image.as_ref().map(|i| &i.manifest_digest),
+        amd.source.image.as_ref().map(|i| &i.manifest_digest)
+    );
+    let err =
+        pull_scan(&reference, insecure, Platform::parse("linux/s390x").expect("platform")).await.expect_err("no s390x");
+    assert!(err.to_string().contains("linux/arm64/v8") && err.to_string().contains("linux/amd64"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_blob_corrupted_in_the_registry_is_refused() {
+    let Some(registry) = Registry::start(false) else { return };
+    registry.push(&oci("oci", "testbed/app:v1"), "testbed/app:v1", false);
+    let insecure = RegistryOptions { insecure: true, ..RegistryOptions::default() };
+    let reference = ImageReference::parse(&format!("{}/testbed/app:v1", registry.host)).expect("reference");
+    let client = picket::registry::Client::connect(&reference, &insecure).await.expect("client");
+    let (bytes, _, _) = client.manifest(&reference.repository, "v1").await.expect("manifest");
+    let manifest: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
+    let layer = manifest["layers"][0]["digest"].as_str().expect("digest").to_string();
+    let file = registry.blob_file(&layer);
+    let mut data = std::fs::read(&file).expect("blob in registry storage");
+    data[100] ^= 0xff;
+    std::fs::write(&file, data).expect("corrupt");
+    let err = pull_scan(&reference.to_string(), insecure, Platform::host()).await.expect_err("corrupt blob");
+    assert!(err.to_string().contains("digest mismatch") && err.to_string().contains(&layer), "{err}");
+}
+
+#[test]
+fn cli_pulls_with_credentials_from_a_credential_helper() {
+    let Some(registry) = Registry::start(true) else { return };
+    registry.push(&oci("oci", "testbed/app:v1"), "testbed/app:v1", false);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let helper = tmp.path().join("docker-credential-picket-test");
+    std::fs::write(
+        &helper,
+        format!("#!/bin/sh\nread host\n[ \"$host\" = \"{}\" ] || exit 1\nprintf '{{\"Username\":\"testuser\",\"Secret\":\"{PASSWORD}\"}}'\n", registry.host),
+    )
+    .expect("helper");
+    Command::new("chmod").arg("+x").arg(&helper).status().expect("chmod");
+    std::fs::write(
+        tmp.path().join("config.json"),
+        format!(r#"{{"credHelpers":{{"{}":"picket-test"}}}}"#, registry.host),
+    )
+    .expect("config");
+    let path = format!("{}:{}", tmp.path().display(), std::env::var("PATH").unwrap_or_default());
+    let out = Command::new(env!("CARGO_BIN_EXE_picket"))
+        .args(["sbom", "--no-store", "-o", "cyclonedx", "--ca-file"])
+        .arg(registry.ca())
+        .arg(format!("{}/testbed/app:v1", registry.host))
+        .env("PATH", path)
+        .env("DOCKER_CONFIG", tmp.path())
+        .env("XDG_CONFIG_HOME", tmp.path().join("xdg"))
+        .env_remove("REGISTRY_AUTH_FILE")
+        .env_remove("XDG_RUNTIME_DIR")
+        .output()
+        .expect("picket sbom");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("cyclonedx");
+    assert_eq!(doc["components"].as_array().map(Vec::len), Some(716), "715 packages and the OS");
+}
