@@ -81,6 +81,13 @@ if [ "$dev" = 1 ]; then
   else
     say "test peers present in $venv"
   fi
+  # cargo-auditable builds the Rust binary the binary cataloger is tested on.
+  if ! cargo auditable --version >/dev/null 2>&1; then
+    say "installing cargo-auditable (cargo install, about 2 minutes)"
+    cargo install --quiet --locked cargo-auditable
+  else
+    say "cargo-auditable present"
+  fi
   say "test prerequisites ready; run: cargo test --all-targets"
   exit 0
 fi

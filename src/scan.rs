@@ -1,6 +1,7 @@
 //! Image and filesystem inventory: source → layers (virtual filesystem) → catalogers → SBOM.
 //! Blocking: callers run it on a blocking thread.
 
+pub mod binary;
 pub mod blobs;
 pub mod catalogers;
 pub mod layers;

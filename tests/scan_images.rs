@@ -126,6 +126,8 @@ fn syft_keys(syft: &Path, target: &str) -> BTreeSet<Key> {
             Some("deb") => "Debian",
             Some("python") => "PyPI",
             Some("npm") => "npm",
+            Some("go-module") => "Go",
+            Some("rust-crate") => "crates.io",
             other => panic!("syft found a package type picket does not catalog yet: {other:?}"),
         };
         let name = artifact["name"].as_str().unwrap_or_default();
@@ -296,5 +298,29 @@ fn debootstrap_image_matches_syft_and_the_rootfs() {
     );
     if let Some(syft) = syft() {
         assert_eq!(keys(&image), syft_keys(&syft, &format!("oci-dir:{}", debian.join("oci").display())));
+    }
+}
+
+#[test]
+fn go_and_rust_binaries_match_syft() {
+    let Some(dir) = common::fixtures::binaries() else { return };
+    let sbom = inventory(&dir.join("oci").display().to_string());
+    let find = |eco: Ecosystem, name: &str| sbom.packages.iter().find(|p| p.ecosystem == eco && p.name == name);
+    let stdlib = find(Ecosystem::Go, "stdlib").expect("stdlib");
+    assert_eq!(stdlib.locations[0].path, "/usr/local/bin/syft");
+    assert_eq!(
+        find(Ecosystem::Go, "github.com/anchore/syft").map(|p| p.version.as_str()),
+        Some("v1.18.1"),
+        "from -ldflags"
+    );
+    assert_eq!(find(Ecosystem::CratesIo, "smallvec").map(|p| p.purl.as_str()), Some("pkg:cargo/smallvec@1.6.0"));
+    assert_eq!(find(Ecosystem::CratesIo, "base64").map(|p| p.version.as_str()), Some("0.5.1"));
+    assert_eq!(
+        keys(&sbom),
+        keys(&inventory(&format!("dir:{}", dir.join("rootfs").display()))),
+        "image and directory agree"
+    );
+    if let Some(syft) = syft() {
+        assert_eq!(keys(&sbom), syft_keys(&syft, &format!("oci-dir:{}", dir.join("oci").display())));
     }
 }

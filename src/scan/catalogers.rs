@@ -3,8 +3,10 @@
 
 pub mod apk;
 pub mod dpkg;
+pub mod go;
 pub mod npm;
 pub mod python;
+pub mod rust;
 
 use crate::model::{Distro, Package};
 use crate::scan::vfs::VirtualFs;
@@ -31,6 +33,8 @@ pub fn all() -> Vec<Box<dyn Cataloger>> {
         Box::new(apk::ApkCataloger),
         Box::new(python::PythonCataloger),
         Box::new(npm::NpmCataloger),
+        Box::new(go::GoBinaryCataloger),
+        Box::new(rust::RustAuditableCataloger),
     ]
 }
 

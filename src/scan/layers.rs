@@ -125,6 +125,7 @@ pub fn apply_layer<R: Read>(
     };
     let mut archive = tar::Archive::new(bounded);
     let mut stats = LayerStats::default();
+    let mut scratch = Vec::new();
     let entries = archive.entries().map_err(|e| layer_error(label, e))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| layer_error(label, e))?;
@@ -165,11 +166,11 @@ pub fn apply_layer<R: Read>(
         let mode = entry.header().mode().unwrap_or(0o644);
         let kind = entry.header().entry_type();
         let node = match kind {
-            tar::EntryType::Directory => Node { kind: NodeKind::Dir, layer, content: None },
+            tar::EntryType::Directory => Node { kind: NodeKind::Dir, layer, content: None, extract: None },
             tar::EntryType::Symlink => {
                 let target = entry.link_name().map_err(|e| layer_error(label, e))?.unwrap_or_default();
                 let target = target.to_str().ok_or_else(|| hostile("link target is not UTF-8".into()))?.to_string();
-                Node { kind: NodeKind::Symlink { target }, layer, content: None }
+                Node { kind: NodeKind::Symlink { target }, layer, content: None, extract: None }
             }
             tar::EntryType::Link => {
                 let target = entry.link_name().map_err(|e| layer_error(label, e))?.unwrap_or_default();
@@ -183,19 +184,24 @@ pub fn apply_layer<R: Read>(
                 }
             }
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
-                let content = if wants(&path) {
+                let mut content = None;
+                let mut extract = None;
+                if wants(&path) {
                     if size > limits.max_read_bytes {
                         stats.skipped_large_reads += 1;
-                        None
                     } else {
                         let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
                         entry.read_to_end(&mut buf).map_err(|e| layer_error(label, e))?;
-                        Some(Arc::new(buf))
+                        content = Some(Arc::new(buf));
                     }
-                } else {
-                    None
-                };
-                Node { kind: NodeKind::File { size, mode }, layer, content }
+                } else if mode & 0o111 != 0 && (64..=limits.max_read_bytes).contains(&size) {
+                    // Skipping an entry reads it anyway; reading it into the scratch buffer
+                    // instead lets Go and Rust binaries be recognised at almost no extra cost.
+                    scratch.clear();
+                    entry.read_to_end(&mut scratch).map_err(|e| layer_error(label, e))?;
+                    extract = super::binary::extract(&scratch).map(Arc::new);
+                }
+                Node { kind: NodeKind::File { size, mode }, layer, content, extract }
             }
             tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
                 stats.skipped_special += 1;

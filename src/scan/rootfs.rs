@@ -19,6 +19,19 @@ pub struct RootfsStats {
     pub skipped_large_reads: u64,
 }
 
+/// Reads an executable only when it starts like an ELF file.
+fn read_extract(path: &Path) -> Option<Arc<super::binary::BinaryExtract>> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).ok()?;
+    let mut magic = [0u8; 4];
+    file.read_exact(&mut magic).ok()?;
+    if !super::binary::is_elf(&magic) {
+        return None;
+    }
+    let bytes = std::fs::read(path).ok()?;
+    super::binary::extract(&bytes).map(Arc::new)
+}
+
 pub fn build(
     root: &Path,
     wants: &dyn Fn(&str) -> bool,
@@ -56,13 +69,21 @@ pub fn build(
         }
         let file_type = entry.file_type();
         let node = if file_type.is_dir() {
-            Node { kind: NodeKind::Dir, layer, content: None }
+            Node { kind: NodeKind::Dir, layer, content: None, extract: None }
         } else if file_type.is_symlink() {
             let target = std::fs::read_link(entry.path()).map(|t| t.to_string_lossy().into_owned()).unwrap_or_default();
-            Node { kind: NodeKind::Symlink { target }, layer, content: None }
+            Node { kind: NodeKind::Symlink { target }, layer, content: None, extract: None }
         } else if file_type.is_file() {
             stats.files += 1;
-            let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+            let metadata = entry.metadata().ok();
+            let size = metadata.as_ref().map_or(0, std::fs::Metadata::len);
+            let executable = metadata
+                .as_ref()
+                .is_some_and(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0);
+            let mut extract = None;
+            if executable && (64..=limits.max_read_bytes).contains(&size) && !wants(&path) {
+                extract = read_extract(entry.path());
+            }
             let content = if wants(&path) {
                 if size > limits.max_read_bytes {
                     stats.skipped_large_reads += 1;
@@ -79,7 +100,7 @@ pub fn build(
             } else {
                 None
             };
-            Node { kind: NodeKind::File { size, mode: 0o644 }, layer, content }
+            Node { kind: NodeKind::File { size, mode: 0o644 }, layer, content, extract }
         } else {
             continue;
         };

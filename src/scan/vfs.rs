@@ -21,6 +21,8 @@ pub struct Node {
     /// Index of the layer that last wrote it.
     pub layer: usize,
     pub content: Option<Arc<Vec<u8>>>,
+    /// Build facts of an executable (Go build info, cargo-auditable data), when it has any.
+    pub extract: Option<Arc<super::binary::BinaryExtract>>,
 }
 
 #[derive(Debug, Default)]
@@ -155,6 +157,7 @@ impl VirtualFs {
                 kind: NodeKind::File { size: text.len() as u64, mode: 0o644 },
                 layer,
                 content: Some(Arc::new(text.as_bytes().to_vec())),
+                extract: None,
             };
             fs.insert((*path).to_string(), node);
         }
@@ -177,11 +180,12 @@ mod tests {
             kind: NodeKind::File { size: text.len() as u64, mode: 0o644 },
             layer,
             content: Some(Arc::new(text.as_bytes().to_vec())),
+            extract: None,
         }
     }
 
     fn link(layer: usize, target: &str) -> Node {
-        Node { kind: NodeKind::Symlink { target: target.into() }, layer, content: None }
+        Node { kind: NodeKind::Symlink { target: target.into() }, layer, content: None, extract: None }
     }
 
     #[test]

