@@ -193,3 +193,64 @@ fn cli_pulls_with_credentials_from_a_credential_helper() {
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("cyclonedx");
     assert_eq!(doc["components"].as_array().map(Vec::len), Some(716), "715 packages and the OS");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bearer_token_flow_with_a_token_service() {
+    if !common::have_tool("openssl") {
+        return;
+    }
+    let tokens_dir = tempfile::tempdir().expect("tempdir");
+    let tokens = common::token_server::TokenServer::start(tokens_dir.path(), common::registry::USER, PASSWORD);
+    let Some(registry) = Registry::start_with_tokens(&tokens.realm, &tokens.cert) else { return };
+    registry.push(&oci("oci", "testbed/app:v1"), "testbed/app:v1", false);
+    let reference = format!("{}/testbed/app:v1", registry.host);
+    tokens.requests.lock().expect("lock").clear();
+
+    let with_creds =
+        RegistryOptions { insecure: true, auth_files: Some(vec![registry.docker_config(PASSWORD)]), ca_file: None };
+    let sbom = pull_scan(&reference, with_creds, Platform::host()).await.expect("bearer pull");
+    assert_eq!(keys(&sbom), layout_keys());
+    let requests = tokens.requests.lock().expect("lock").clone();
+    assert!(
+        requests.iter().any(|(scope, authorized)| scope == "repository:testbed/app:pull" && *authorized),
+        "the token was asked for the repository's pull scope with the credentials: {requests:?}"
+    );
+
+    // Without credentials the service hands out a token with no access; the registry refuses it.
+    let anonymous = RegistryOptions { insecure: true, auth_files: Some(vec![]), ca_file: None };
+    let err = pull_scan(&reference, anonymous, Platform::host()).await.expect_err("no access");
+    assert!(err.to_string().contains("unauthorized"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn throttling_and_server_errors_are_retried_and_then_reported() {
+    use common::fault_proxy::{Fault, FaultProxy};
+    let Some(registry) = Registry::start(false) else { return };
+    registry.push(&oci("oci", "testbed/app:v1"), "testbed/app:v1", false);
+    let insecure = RegistryOptions { insecure: true, ..RegistryOptions::default() };
+    let proxy = FaultProxy::start(
+        &registry.host,
+        vec![
+            Fault { path_contains: "/manifests/", status: 503, retry_after: Some(1), times: 2 },
+            Fault { path_contains: "/blobs/", status: 429, retry_after: Some(0), times: 1 },
+            Fault { path_contains: "/blobs/", status: 502, retry_after: None, times: 1 },
+        ],
+    );
+    let started = std::time::Instant::now();
+    let sbom = pull_scan(&format!("{}/testbed/app:v1", proxy.host), insecure.clone(), Platform::host())
+        .await
+        .expect("retried pull");
+    assert_eq!(keys(&sbom), layout_keys());
+    assert_eq!(proxy.injected.load(std::sync::atomic::Ordering::SeqCst), 4, "every injected fault was met and retried");
+    assert!(started.elapsed() >= std::time::Duration::from_secs(2), "Retry-After: 1 was honoured twice");
+
+    let broken = FaultProxy::start(
+        &registry.host,
+        vec![Fault { path_contains: "/manifests/", status: 500, retry_after: Some(0), times: usize::MAX }],
+    );
+    let err = pull_scan(&format!("{}/testbed/app:v1", broken.host), insecure, Platform::host())
+        .await
+        .expect_err("always 500");
+    assert!(err.to_string().contains("HTTP 500"), "{err}");
+    assert_eq!(broken.injected.load(std::sync::atomic::Ordering::SeqCst), 5, "five attempts, then the error");
+}

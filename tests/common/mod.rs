@@ -2,8 +2,10 @@
 #![allow(dead_code)]
 
 pub mod engines;
+pub mod fault_proxy;
 pub mod fixtures;
 pub mod registry;
+pub mod token_server;
 
 use std::path::Path;
 use std::process::Command;

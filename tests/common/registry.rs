@@ -16,6 +16,7 @@ pub struct Registry {
     /// `127.0.0.1:PORT` (plain) or `localhost:PORT` (TLS: the certificate names localhost).
     pub host: String,
     pub tls: bool,
+    pub token: bool,
     server: Child,
 }
 
@@ -31,12 +32,23 @@ fn run(cmd: &mut Command) {
 impl Registry {
     /// None (test skipped) where docker-registry, skopeo or openssl/htpasswd are missing.
     pub fn start(tls: bool) -> Option<Self> {
+        Self::start_with(tls, None)
+    }
+
+    /// A plain-HTTP registry that authenticates with Bearer tokens from `realm`, trusting tokens
+    /// signed by `cert`.
+    pub fn start_with_tokens(realm: &str, cert: &Path) -> Option<Self> {
+        Self::start_with(false, Some((realm.to_string(), cert.to_path_buf())))
+    }
+
+    fn start_with(tls: bool, token: Option<(String, PathBuf)>) -> Option<Self> {
         if !have_tool("docker-registry")
             || !have_tool("skopeo")
             || (tls && (!have_tool("openssl") || !have_tool("htpasswd")))
         {
             return None;
         }
+        let token_mode = token.is_some();
         let dir = tempfile::Builder::new().prefix("pkt-registry").tempdir().expect("tempdir");
         let d = dir.path().to_path_buf();
         let d = d.as_path();
@@ -71,6 +83,14 @@ impl Registry {
                 d.display()
             ));
         }
+        if let Some((realm, cert)) = token {
+            config.push_str(&format!(
+                "auth:\n  token:\n    realm: {realm}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+                super::token_server::SERVICE,
+                super::token_server::ISSUER,
+                cert.display()
+            ));
+        }
         std::fs::write(d.join("config.yml"), config).expect("config");
         let server = Command::new("docker-registry")
             .arg("serve")
@@ -79,8 +99,13 @@ impl Registry {
             .stderr(std::fs::File::create(d.join("registry.err")).expect("log"))
             .spawn()
             .expect("docker-registry");
-        let registry =
-            Self { host: format!("{}:{port}", if tls { "localhost" } else { "127.0.0.1" }), tls, dir, server };
+        let registry = Self {
+            host: format!("{}:{port}", if tls { "localhost" } else { "127.0.0.1" }),
+            tls,
+            token: token_mode,
+            dir,
+            server,
+        };
         wait_for(Duration::from_secs(20), || std::net::TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ()))
             .unwrap_or_else(|| {
                 panic!(
@@ -102,7 +127,9 @@ impl Registry {
         if all {
             cmd.arg("--all");
         }
-        if self.tls {
+        if self.token {
+            cmd.arg("--dest-tls-verify=false").arg("--dest-creds").arg(format!("{USER}:{PASSWORD}"));
+        } else if self.tls {
             let certs = self.dir.path().join("certs.d");
             std::fs::create_dir_all(&certs).expect("certs dir");
             std::fs::copy(self.ca(), certs.join("ca.crt")).expect("ca copy");
