@@ -165,7 +165,8 @@ pub async fn inventory_async(
 
 /// Builds the inventory (SBOM) of a source.
 pub fn inventory(spec: &SourceSpec, options: &ScanOptions, progress: &dyn Fn(Progress)) -> Result<Sbom, ScanError> {
-    let catalogers = catalogers::all();
+    let is_directory = matches!(spec, SourceSpec::Rootfs { .. });
+    let catalogers: Vec<_> = catalogers::all().into_iter().filter(|c| is_directory || !c.directory_only()).collect();
     let wants = |path: &str| os::wants(path) || catalogers.iter().any(|c| c.wants(path));
     let mut warnings = Vec::new();
     let (fs, source) = match spec {

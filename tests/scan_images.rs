@@ -128,6 +128,8 @@ fn syft_keys(syft: &Path, target: &str) -> BTreeSet<Key> {
             Some("npm") => "npm",
             Some("go-module") => "Go",
             Some("rust-crate") => "crates.io",
+            Some("php-composer") => "Packagist",
+            Some("dotnet") => "NuGet",
             other => panic!("syft found a package type picket does not catalog yet: {other:?}"),
         };
         let name = artifact["name"].as_str().unwrap_or_default();
@@ -323,4 +325,63 @@ fn go_and_rust_binaries_match_syft() {
     if let Some(syft) = syft() {
         assert_eq!(keys(&sbom), syft_keys(&syft, &format!("oci-dir:{}", dir.join("oci").display())));
     }
+}
+
+/// A source tree: this repository's own Cargo.lock, an npm v3 lock file, composer.lock, a .NET
+/// deps.json, pinned requirements and a go.mod.
+fn source_tree(dir: &Path) {
+    let write = |path: &str, text: &str| {
+        let path = dir.join(path);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    };
+    std::fs::create_dir_all(dir.join("rust")).expect("mkdir");
+    std::fs::copy(common::fixtures::manifest_dir().join("Cargo.lock"), dir.join("rust/Cargo.lock"))
+        .expect("Cargo.lock");
+    write(
+        "web/package-lock.json",
+        r#"{"name":"web","version":"1.0.0","lockfileVersion":3,"requires":true,"packages":{
+            "":{"name":"web","version":"1.0.0","dependencies":{"lodash":"4.17.4","minimist":"0.0.8"}},
+            "node_modules/lodash":{"version":"4.17.4","resolved":"https://registry.npmjs.org/lodash/-/lodash-4.17.4.tgz","integrity":"sha512-x"},
+            "node_modules/minimist":{"version":"0.0.8","resolved":"https://registry.npmjs.org/minimist/-/minimist-0.0.8.tgz","integrity":"sha512-y"}}}"#,
+    );
+    write(
+        "php/composer.lock",
+        r#"{"content-hash":"x","packages":[{"name":"monolog/monolog","version":"2.9.1","type":"library","license":["MIT"]}],"packages-dev":[{"name":"phpunit/phpunit","version":"9.5.0","type":"library"}]}"#,
+    );
+    write(
+        "dotnet/App.deps.json",
+        r#"{"runtimeTarget":{"name":".NETCoreApp,Version=v6.0"},"targets":{".NETCoreApp,Version=v6.0":{"App/1.0.0":{"dependencies":{"Newtonsoft.Json":"12.0.1"}},"Newtonsoft.Json/12.0.1":{"runtime":{"lib/netstandard2.0/Newtonsoft.Json.dll":{}}}}},"libraries":{"App/1.0.0":{"type":"project","serviceable":false,"sha512":""},"Newtonsoft.Json/12.0.1":{"type":"package","serviceable":true,"sha512":"sha512-abc","path":"newtonsoft.json/12.0.1"}}}"#,
+    );
+    write("py/requirements.txt", "Django==2.2.0\nrequests==2.19.0\nurllib3==1.24.1\n");
+    write(
+        "go/go.mod",
+        "module example.com/app\n\ngo 1.21\n\nrequire (\n\tgithub.com/pkg/errors v0.9.1\n\tgolang.org/x/net v0.17.0 // indirect\n)\n",
+    );
+}
+
+#[test]
+fn lock_files_in_a_source_tree_match_syft() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    source_tree(tmp.path());
+    let sbom = inventory(&format!("dir:{}", tmp.path().display()));
+    let cargo_lock = std::fs::read_to_string(tmp.path().join("rust/Cargo.lock")).expect("lock");
+    let crates = sbom.packages.iter().filter(|p| p.ecosystem == Ecosystem::CratesIo).count();
+    assert_eq!(crates, cargo_lock.matches("[[package]]").count());
+    assert!(sbom.packages.iter().any(|p| p.name == "ratatui" && p.locations[0].path.ends_with("/rust/Cargo.lock")));
+    if let Some(syft) = syft() {
+        let (ours, theirs) = (keys(&sbom), syft_keys(&syft, &format!("dir:{}", tmp.path().display())));
+        let only_picket: Vec<_> = ours.difference(&theirs).collect();
+        let only_syft: Vec<_> = theirs.difference(&ours).collect();
+        assert!(only_picket.is_empty() && only_syft.is_empty(), "only picket {only_picket:?}, only syft {only_syft:?}");
+    }
+    // An image holding the same files reports none of them: lock files describe a build, the
+    // image's installed records are what it holds.
+    let image_like = picket::scan::inventory(
+        &SourceSpec::parse(&images().join("oci").display().to_string()).expect("spec"),
+        &ScanOptions::default(),
+        &|_| {},
+    )
+    .expect("image");
+    assert!(image_like.catalogers.iter().all(|c| !c.starts_with("cargo-lock") && !c.starts_with("npm-lock")));
 }

@@ -4,6 +4,7 @@
 pub mod apk;
 pub mod dpkg;
 pub mod go;
+pub mod lockfiles;
 pub mod npm;
 pub mod python;
 pub mod rust;
@@ -24,6 +25,11 @@ pub trait Cataloger: Send + Sync {
     fn version(&self) -> u32;
     /// Whether this cataloger reads the file at `path` (normalised, no leading `/`).
     fn wants(&self, path: &str) -> bool;
+    /// Lock files and manifests describe what a build will install: they are read for
+    /// directories (source trees), not for images, where the installed records are the truth.
+    fn directory_only(&self) -> bool {
+        false
+    }
     fn catalog(&self, fs: &VirtualFs, distro: Option<&Distro>) -> CatalogOutput;
 }
 
@@ -35,6 +41,12 @@ pub fn all() -> Vec<Box<dyn Cataloger>> {
         Box::new(npm::NpmCataloger),
         Box::new(go::GoBinaryCataloger),
         Box::new(rust::RustAuditableCataloger),
+        Box::new(lockfiles::ComposerCataloger),
+        Box::new(lockfiles::DotnetDepsCataloger),
+        Box::new(lockfiles::CargoLockCataloger),
+        Box::new(lockfiles::NpmLockCataloger),
+        Box::new(lockfiles::RequirementsCataloger),
+        Box::new(lockfiles::GoModCataloger),
     ]
 }
 

@@ -1,0 +1,445 @@
+//! Lock files and dependency manifests of projects, read for directory scans (a source tree or a
+//! build context), where they say what a build will install: Cargo.lock, package-lock.json
+//! (v1–v3), composer.lock, requirements*.txt (pinned lines) and go.mod.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::{CatalogOutput, Cataloger, purl};
+use crate::model::{Distro, Ecosystem, Package};
+use crate::scan::vfs::VirtualFs;
+
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+fn package(
+    name: &str,
+    version: &str,
+    ecosystem: Ecosystem,
+    purl: String,
+    fs: &VirtualFs,
+    path: &str,
+    cataloger: &str,
+) -> Package {
+    Package {
+        name: name.to_string(),
+        version: version.to_string(),
+        ecosystem,
+        purl,
+        source: None,
+        licenses: Vec::new(),
+        locations: vec![fs.location(path)],
+        cataloger: cataloger.to_string(),
+    }
+}
+
+/// Runs `parse` on every captured file `matches` selects; parse errors become warnings naming the file.
+fn each_file(
+    fs: &VirtualFs,
+    matches: impl Fn(&str) -> bool,
+    mut parse: impl FnMut(&str, &str) -> Result<Vec<Package>, String>,
+) -> CatalogOutput {
+    let mut out = CatalogOutput::default();
+    for (path, node) in fs.files() {
+        if !matches(path) {
+            continue;
+        }
+        let Some(bytes) = node.content.as_ref() else { continue };
+        let text = String::from_utf8_lossy(bytes);
+        match parse(path, &text) {
+            Ok(packages) => out.packages.extend(packages),
+            Err(err) => out.warnings.push(format!("/{path}: {err}")),
+        }
+    }
+    out
+}
+
+pub struct CargoLockCataloger;
+
+#[derive(Deserialize)]
+struct CargoLock {
+    #[serde(default)]
+    package: Vec<CargoLockPackage>,
+}
+
+#[derive(Deserialize)]
+struct CargoLockPackage {
+    name: String,
+    version: String,
+}
+
+impl Cataloger for CargoLockCataloger {
+    fn name(&self) -> &'static str {
+        "cargo-lock"
+    }
+    fn version(&self) -> u32 {
+        1
+    }
+    fn directory_only(&self) -> bool {
+        true
+    }
+    fn wants(&self, path: &str) -> bool {
+        file_name(path) == "Cargo.lock"
+    }
+    fn catalog(&self, fs: &VirtualFs, _distro: Option<&Distro>) -> CatalogOutput {
+        each_file(
+            fs,
+            |p| self.wants(p),
+            |path, text| {
+                let lock: CargoLock = toml::from_str(text).map_err(|e| format!("not a Cargo.lock: {e}"))?;
+                Ok(lock
+                    .package
+                    .iter()
+                    .map(|p| {
+                        package(
+                            &p.name,
+                            &p.version,
+                            Ecosystem::CratesIo,
+                            purl("cargo", None, &p.name, &p.version, &[]),
+                            fs,
+                            path,
+                            self.name(),
+                        )
+                    })
+                    .collect())
+            },
+        )
+    }
+}
+
+pub struct NpmLockCataloger;
+
+#[derive(Deserialize)]
+struct NpmLock {
+    #[serde(rename = "lockfileVersion", default)]
+    lockfile_version: u32,
+    #[serde(default)]
+    packages: BTreeMap<String, NpmLockEntry>,
+    #[serde(default)]
+    dependencies: BTreeMap<String, NpmLockV1>,
+}
+
+#[derive(Deserialize)]
+struct NpmLockEntry {
+    name: Option<String>,
+    version: Option<String>,
+    #[serde(default)]
+    link: bool,
+}
+
+#[derive(Deserialize)]
+struct NpmLockV1 {
+    version: Option<String>,
+    #[serde(default)]
+    dependencies: BTreeMap<String, NpmLockV1>,
+}
+
+fn npm_package(name: &str, version: &str, fs: &VirtualFs, path: &str, cataloger: &str) -> Package {
+    let (namespace, short) = match name.split_once('/') {
+        Some((scope, rest)) if scope.starts_with('@') => (Some(scope), rest),
+        _ => (None, name),
+    };
+    package(name, version, Ecosystem::Npm, purl("npm", namespace, short, version, &[]), fs, path, cataloger)
+}
+
+fn npm_v1(deps: &BTreeMap<String, NpmLockV1>, fs: &VirtualFs, path: &str, out: &mut Vec<Package>) {
+    for (name, dep) in deps {
+        if let Some(version) = dep.version.as_deref().filter(|v| !v.contains(':')) {
+            out.push(npm_package(name, version, fs, path, "npm-lock"));
+        }
+        npm_v1(&dep.dependencies, fs, path, out);
+    }
+}
+
+impl Cataloger for NpmLockCataloger {
+    fn name(&self) -> &'static str {
+        "npm-lock"
+    }
+    fn version(&self) -> u32 {
+        1
+    }
+    fn directory_only(&self) -> bool {
+        true
+    }
+    fn wants(&self, path: &str) -> bool {
+        file_name(path) == "package-lock.json" && !path.contains("node_modules/")
+    }
+    fn catalog(&self, fs: &VirtualFs, _distro: Option<&Distro>) -> CatalogOutput {
+        each_file(
+            fs,
+            |p| self.wants(p),
+            |path, text| {
+                let lock: NpmLock = serde_json::from_str(text).map_err(|e| format!("not a package-lock.json: {e}"))?;
+                let mut packages = Vec::new();
+                if lock.lockfile_version >= 2 {
+                    for (key, entry) in &lock.packages {
+                        // Links point at workspace folders; "" is the project itself, listed
+                        // (as its package.json would be) when it has a name.
+                        if entry.link || (key.is_empty() && entry.name.is_none()) {
+                            continue;
+                        }
+                        let name = entry
+                            .name
+                            .clone()
+                            .unwrap_or_else(|| key.rsplit("node_modules/").next().unwrap_or(key).to_string());
+                        if let Some(version) = &entry.version {
+                            packages.push(npm_package(&name, version, fs, path, self.name()));
+                        }
+                    }
+                } else {
+                    npm_v1(&lock.dependencies, fs, path, &mut packages);
+                }
+                Ok(packages)
+            },
+        )
+    }
+}
+
+pub struct ComposerCataloger;
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ComposerFile {
+    Lock {
+        #[serde(default)]
+        packages: Vec<ComposerPackage>,
+    },
+    /// Composer 1's installed.json is a bare list.
+    List(Vec<ComposerPackage>),
+}
+
+#[derive(Deserialize)]
+struct ComposerPackage {
+    name: String,
+    version: String,
+    #[serde(default)]
+    license: Vec<String>,
+}
+
+impl Cataloger for ComposerCataloger {
+    fn name(&self) -> &'static str {
+        "php-composer"
+    }
+    fn version(&self) -> u32 {
+        1
+    }
+    fn wants(&self, path: &str) -> bool {
+        path.ends_with("vendor/composer/installed.json") || file_name(path) == "composer.lock"
+    }
+    fn catalog(&self, fs: &VirtualFs, _distro: Option<&Distro>) -> CatalogOutput {
+        each_file(
+            fs,
+            |p| self.wants(p),
+            |path, text| {
+                let file: ComposerFile = serde_json::from_str(text).map_err(|e| format!("not a Composer file: {e}"))?;
+                let list = match file {
+                    // packages-dev is left out: development dependencies do not ship.
+                    ComposerFile::Lock { packages } => packages,
+                    ComposerFile::List(list) => list,
+                };
+                Ok(list
+                    .into_iter()
+                    .map(|p| {
+                        let (vendor, name) = p.name.split_once('/').unwrap_or(("", &p.name));
+                        let mut pkg = package(
+                            &p.name,
+                            &p.version,
+                            Ecosystem::Packagist,
+                            purl("composer", Some(vendor), name, &p.version, &[]),
+                            fs,
+                            path,
+                            self.name(),
+                        );
+                        pkg.licenses = p.license.clone();
+                        pkg
+                    })
+                    .collect())
+            },
+        )
+    }
+}
+
+pub struct DotnetDepsCataloger;
+
+#[derive(Deserialize)]
+struct DepsJson {
+    #[serde(default)]
+    libraries: BTreeMap<String, DepsLibrary>,
+}
+
+#[derive(Deserialize)]
+struct DepsLibrary {
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+impl Cataloger for DotnetDepsCataloger {
+    fn name(&self) -> &'static str {
+        "dotnet-deps"
+    }
+    fn version(&self) -> u32 {
+        1
+    }
+    fn wants(&self, path: &str) -> bool {
+        path.ends_with(".deps.json")
+    }
+    fn catalog(&self, fs: &VirtualFs, _distro: Option<&Distro>) -> CatalogOutput {
+        each_file(
+            fs,
+            |p| self.wants(p),
+            |path, text| {
+                let deps: DepsJson = serde_json::from_str(text).map_err(|e| format!("not a .deps.json: {e}"))?;
+                Ok(deps
+                    .libraries
+                    .iter()
+                    // Packages from NuGet, and the projects of the application itself (as Syft lists them).
+                    .filter(|(_, lib)| lib.kind == "package" || lib.kind == "project")
+                    .filter_map(|(key, _)| key.split_once('/'))
+                    .map(|(name, version)| {
+                        package(
+                            name,
+                            version,
+                            Ecosystem::NuGet,
+                            purl("nuget", None, name, version, &[]),
+                            fs,
+                            path,
+                            self.name(),
+                        )
+                    })
+                    .collect())
+            },
+        )
+    }
+}
+
+pub struct RequirementsCataloger;
+
+impl Cataloger for RequirementsCataloger {
+    fn name(&self) -> &'static str {
+        "python-requirements"
+    }
+    fn version(&self) -> u32 {
+        1
+    }
+    fn directory_only(&self) -> bool {
+        true
+    }
+    fn wants(&self, path: &str) -> bool {
+        let name = file_name(path);
+        name.starts_with("requirements") && name.ends_with(".txt")
+    }
+    fn catalog(&self, fs: &VirtualFs, _distro: Option<&Distro>) -> CatalogOutput {
+        each_file(
+            fs,
+            |p| self.wants(p),
+            |path, text| {
+                let mut packages = Vec::new();
+                for line in text.lines() {
+                    // Comments, options (-r, -e, --hash on continuation lines) and markers are not versions.
+                    let line = line.split(" #").next().unwrap_or_default().split(';').next().unwrap_or_default().trim();
+                    if line.is_empty() || line.starts_with('#') || line.starts_with('-') {
+                        continue;
+                    }
+                    let Some((name, version)) = line.split_once("==") else { continue };
+                    let name = name.split('[').next().unwrap_or(name).trim();
+                    let version = version.split_whitespace().next().unwrap_or_default().trim_end_matches('\\');
+                    if name.is_empty() || version.is_empty() || version.contains('*') {
+                        continue;
+                    }
+                    let purl_name = super::python::normalise(name);
+                    packages.push(package(
+                        name,
+                        version,
+                        Ecosystem::PyPI,
+                        purl("pypi", None, &purl_name, version, &[]),
+                        fs,
+                        path,
+                        self.name(),
+                    ));
+                }
+                Ok(packages)
+            },
+        )
+    }
+}
+
+pub struct GoModCataloger;
+
+impl Cataloger for GoModCataloger {
+    fn name(&self) -> &'static str {
+        "go-mod"
+    }
+    fn version(&self) -> u32 {
+        1
+    }
+    fn directory_only(&self) -> bool {
+        true
+    }
+    fn wants(&self, path: &str) -> bool {
+        file_name(path) == "go.mod"
+    }
+    fn catalog(&self, fs: &VirtualFs, _distro: Option<&Distro>) -> CatalogOutput {
+        each_file(
+            fs,
+            |p| self.wants(p),
+            |path, text| {
+                let mut required: Vec<(String, String)> = Vec::new();
+                let mut replaced: BTreeMap<String, (String, String)> = BTreeMap::new();
+                let mut block: Option<&str> = None;
+                for raw in text.lines() {
+                    let line = raw.split("//").next().unwrap_or_default().trim();
+                    if line.is_empty() {
+                        continue;
+                    }
+                    if line == ")" {
+                        block = None;
+                        continue;
+                    }
+                    let (directive, rest) = match block {
+                        Some(directive) => (directive, line),
+                        None => match line.split_once(char::is_whitespace) {
+                            Some((directive, rest)) if rest.trim() == "(" => {
+                                block = Some(if directive == "require" {
+                                    "require"
+                                } else if directive == "replace" {
+                                    "replace"
+                                } else {
+                                    "other"
+                                });
+                                continue;
+                            }
+                            Some((directive, rest)) => (directive, rest.trim()),
+                            None => continue,
+                        },
+                    };
+                    let words: Vec<&str> = rest.split_whitespace().collect();
+                    match (directive, words.as_slice()) {
+                        ("require", [module, version, ..]) => {
+                            required.push(((*module).to_string(), (*version).to_string()))
+                        }
+                        ("replace", [old, .., "=>", new, version]) => {
+                            replaced.insert((*old).to_string(), ((*new).to_string(), (*version).to_string()));
+                        }
+                        _ => {}
+                    }
+                }
+                Ok(required
+                    .into_iter()
+                    .map(|(module, version)| replaced.get(&module).cloned().unwrap_or((module, version)))
+                    .map(|(module, version)| {
+                        let purl = match module.rsplit_once('/') {
+                            Some((ns, name)) => purl("golang", Some(ns), name, &version, &[]),
+                            None => purl("golang", None, &module, &version, &[]),
+                        };
+                        package(&module, &version, Ecosystem::Go, purl, fs, path, self.name())
+                    })
+                    .collect())
+            },
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests;
