@@ -45,6 +45,10 @@ pub fn all() -> Vec<Box<dyn Cataloger>> {
         Box::new(lockfiles::DotnetDepsCataloger),
         Box::new(lockfiles::CargoLockCataloger),
         Box::new(lockfiles::NpmLockCataloger),
+        Box::new(lockfiles::YarnLockCataloger),
+        Box::new(lockfiles::PnpmLockCataloger),
+        Box::new(lockfiles::PoetryLockCataloger),
+        Box::new(lockfiles::PipfileLockCataloger),
         Box::new(lockfiles::RequirementsCataloger),
         Box::new(lockfiles::GoModCataloger),
     ]

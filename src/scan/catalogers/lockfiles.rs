@@ -1,6 +1,7 @@
 //! Lock files and dependency manifests of projects, read for directory scans (a source tree or a
 //! build context), where they say what a build will install: Cargo.lock, package-lock.json
-//! (v1–v3), composer.lock, requirements*.txt (pinned lines) and go.mod.
+//! (v1–v3), yarn.lock (v1 and berry), pnpm-lock.yaml, composer.lock, requirements*.txt (pinned
+//! lines), poetry.lock, Pipfile.lock and go.mod.
 
 use std::collections::BTreeMap;
 
@@ -435,6 +436,198 @@ impl Cataloger for GoModCataloger {
                         };
                         package(&module, &version, Ecosystem::Go, purl, fs, path, self.name())
                     })
+                    .collect())
+            },
+        )
+    }
+}
+
+pub struct YarnLockCataloger;
+
+/// The package name of a yarn spec: `lodash@^4.17.0`, `"@babel/core@npm:7.0.0"` → `lodash`, `@babel/core`.
+fn yarn_spec_name(spec: &str) -> &str {
+    let spec = spec.trim().trim_matches('"');
+    match spec[1.min(spec.len())..].find('@') {
+        Some(at) => &spec[..at + 1],
+        None => spec,
+    }
+}
+
+impl Cataloger for YarnLockCataloger {
+    fn name(&self) -> &'static str {
+        "yarn-lock"
+    }
+    fn version(&self) -> u32 {
+        1
+    }
+    fn directory_only(&self) -> bool {
+        true
+    }
+    fn wants(&self, path: &str) -> bool {
+        file_name(path) == "yarn.lock" && !path.contains("node_modules/")
+    }
+    fn catalog(&self, fs: &VirtualFs, _distro: Option<&Distro>) -> CatalogOutput {
+        each_file(
+            fs,
+            |p| self.wants(p),
+            |path, text| {
+                let mut packages = Vec::new();
+                let mut current: Option<String> = None;
+                for line in text.lines() {
+                    if line.starts_with('#') || line.trim().is_empty() {
+                        continue;
+                    }
+                    if !line.starts_with(' ') {
+                        // An entry header: one or more comma-separated specs, ending in ':'.
+                        let first = line.trim_end_matches(':').split(", ").next().unwrap_or_default();
+                        let workspace = first.contains("@workspace:") || first.starts_with("__metadata");
+                        current = (!workspace).then(|| yarn_spec_name(first).to_string());
+                        continue;
+                    }
+                    let trimmed = line.trim();
+                    let version = trimmed.strip_prefix("version ").or_else(|| trimmed.strip_prefix("version: "));
+                    if let Some(version) = version
+                        && let Some(name) = current.take()
+                    {
+                        packages.push(npm_package(&name, version.trim().trim_matches('"'), fs, path, self.name()));
+                    }
+                }
+                Ok(packages)
+            },
+        )
+    }
+}
+
+pub struct PnpmLockCataloger;
+
+#[derive(Deserialize)]
+struct PnpmLock {
+    #[serde(default)]
+    packages: BTreeMap<String, serde::de::IgnoredAny>,
+}
+
+/// `/lodash/4.17.4` (v5), `/lodash@4.17.4` (v6), `lodash@4.17.4` (v9), each possibly scoped and
+/// with a peer-dependency suffix (`(react@18.0.0)` or `_react@18.0.0`).
+fn pnpm_key(key: &str) -> Option<(String, String)> {
+    let key = key.trim_start_matches('/');
+    let key = key.split('(').next().unwrap_or(key);
+    let (scope_len, rest) =
+        if key.starts_with('@') { key.split_once('/').map(|(s, r)| (s.len() + 1, r))? } else { (0, key) };
+    // v5 separates name and version with '/', and peers with '_'; v6+ use '@' and '(…)'.
+    let (name_part, version) = match rest.split_once('/') {
+        Some((name, version)) => (name, version.split('_').next().unwrap_or(version)),
+        None => rest.split_once('@')?,
+    };
+    let name = format!("{}{name_part}", &key[..scope_len]);
+    (!name.is_empty() && !version.is_empty()).then(|| (name, version.to_string()))
+}
+
+impl Cataloger for PnpmLockCataloger {
+    fn name(&self) -> &'static str {
+        "pnpm-lock"
+    }
+    fn version(&self) -> u32 {
+        1
+    }
+    fn directory_only(&self) -> bool {
+        true
+    }
+    fn wants(&self, path: &str) -> bool {
+        file_name(path) == "pnpm-lock.yaml" && !path.contains("node_modules/")
+    }
+    fn catalog(&self, fs: &VirtualFs, _distro: Option<&Distro>) -> CatalogOutput {
+        each_file(
+            fs,
+            |p| self.wants(p),
+            |path, text| {
+                let lock: PnpmLock = serde_saphyr::from_str(text).map_err(|e| format!("not a pnpm-lock.yaml: {e}"))?;
+                Ok(lock
+                    .packages
+                    .keys()
+                    .filter_map(|key| pnpm_key(key))
+                    .map(|(name, version)| npm_package(&name, &version, fs, path, self.name()))
+                    .collect())
+            },
+        )
+    }
+}
+
+pub struct PoetryLockCataloger;
+
+#[derive(Deserialize)]
+struct PoetryLock {
+    #[serde(default)]
+    package: Vec<CargoLockPackage>,
+}
+
+fn pypi_package(name: &str, version: &str, fs: &VirtualFs, path: &str, cataloger: &str) -> Package {
+    let purl_name = super::python::normalise(name);
+    package(name, version, Ecosystem::PyPI, purl("pypi", None, &purl_name, version, &[]), fs, path, cataloger)
+}
+
+impl Cataloger for PoetryLockCataloger {
+    fn name(&self) -> &'static str {
+        "poetry-lock"
+    }
+    fn version(&self) -> u32 {
+        1
+    }
+    fn directory_only(&self) -> bool {
+        true
+    }
+    fn wants(&self, path: &str) -> bool {
+        file_name(path) == "poetry.lock"
+    }
+    fn catalog(&self, fs: &VirtualFs, _distro: Option<&Distro>) -> CatalogOutput {
+        each_file(
+            fs,
+            |p| self.wants(p),
+            |path, text| {
+                let lock: PoetryLock = toml::from_str(text).map_err(|e| format!("not a poetry.lock: {e}"))?;
+                Ok(lock.package.iter().map(|p| pypi_package(&p.name, &p.version, fs, path, self.name())).collect())
+            },
+        )
+    }
+}
+
+pub struct PipfileLockCataloger;
+
+#[derive(Deserialize)]
+struct PipfileLock {
+    #[serde(default)]
+    default: BTreeMap<String, PipfileEntry>,
+}
+
+#[derive(Deserialize)]
+struct PipfileEntry {
+    version: Option<String>,
+}
+
+impl Cataloger for PipfileLockCataloger {
+    fn name(&self) -> &'static str {
+        "pipfile-lock"
+    }
+    fn version(&self) -> u32 {
+        1
+    }
+    fn directory_only(&self) -> bool {
+        true
+    }
+    fn wants(&self, path: &str) -> bool {
+        file_name(path) == "Pipfile.lock"
+    }
+    fn catalog(&self, fs: &VirtualFs, _distro: Option<&Distro>) -> CatalogOutput {
+        each_file(
+            fs,
+            |p| self.wants(p),
+            |path, text| {
+                let lock: PipfileLock = serde_json::from_str(text).map_err(|e| format!("not a Pipfile.lock: {e}"))?;
+                // "develop" is left out, as composer's packages-dev is: it does not ship.
+                Ok(lock
+                    .default
+                    .iter()
+                    .filter_map(|(name, entry)| entry.version.as_deref().map(|v| (name, v.trim_start_matches("=="))))
+                    .map(|(name, version)| pypi_package(name, version, fs, path, self.name()))
                     .collect())
             },
         )

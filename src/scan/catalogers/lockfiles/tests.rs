@@ -110,3 +110,40 @@ fn lock_files_are_read_for_directories_only() {
     );
     assert!(!ComposerCataloger.directory_only() && !DotnetDepsCataloger.directory_only());
 }
+
+#[test]
+fn yarn_v1_and_berry() {
+    let v1 = "# yarn lockfile v1\n\n\n\"@babel/helper-validator-identifier@7.22.5\":\n  version \"7.22.5\"\n  resolved \"https://registry.yarnpkg.com/x.tgz\"\n\nlodash@4.17.4, lodash@^4.17.0:\n  version \"4.17.4\"\n";
+    let berry = "__metadata:\n  version: 6\n  cacheKey: 8\n\n\"minimist@npm:0.0.8\":\n  version: 0.0.8\n  resolution: \"minimist@npm:0.0.8\"\n\n\"app@workspace:.\":\n  version: 0.0.0-use.local\n";
+    let fs = VirtualFs::from_files(&[("a/yarn.lock", v1), ("b/yarn.lock", berry)]);
+    let out = YarnLockCataloger.catalog(&fs, None);
+    assert_eq!(
+        found(&out),
+        vec![("@babel/helper-validator-identifier", "7.22.5"), ("lodash", "4.17.4"), ("minimist", "0.0.8")]
+    );
+}
+
+#[test]
+fn pnpm_keys_of_every_lockfile_version() {
+    for (key, name, version) in [
+        ("/lodash/4.17.4", "lodash", "4.17.4"),
+        ("/@babel/core/7.0.0_react@18.0.0", "@babel/core", "7.0.0"),
+        ("/lodash@4.17.4", "lodash", "4.17.4"),
+        ("/@babel/core@7.0.0(react@18.0.0)", "@babel/core", "7.0.0"),
+        ("minimist@0.0.8", "minimist", "0.0.8"),
+    ] {
+        assert_eq!(pnpm_key(key), Some((name.to_string(), version.to_string())), "{key}");
+    }
+    let lock = "lockfileVersion: '6.0'\n\ndependencies:\n  lodash:\n    specifier: 4.17.4\n    version: 4.17.4\n\npackages:\n\n  /lodash@4.17.4:\n    resolution: {integrity: sha512-x}\n    dev: false\n";
+    let out = PnpmLockCataloger.catalog(&VirtualFs::from_files(&[("web/pnpm-lock.yaml", lock)]), None);
+    assert_eq!(found(&out), vec![("lodash", "4.17.4")]);
+}
+
+#[test]
+fn poetry_and_pipfile_locks() {
+    let poetry = "[[package]]\nname = \"Django\"\nversion = \"2.2.0\"\ndescription = \"x\"\noptional = false\npython-versions = \">=3.5\"\n\n[metadata]\nlock-version = \"2.0\"\n";
+    let pipfile = r#"{"_meta":{"hash":{"sha256":"x"}},"default":{"urllib3":{"hashes":["sha256:a"],"version":"==1.24.1"}},"develop":{"pytest":{"version":"==7.0.0"}}}"#;
+    let fs = VirtualFs::from_files(&[("p/poetry.lock", poetry), ("q/Pipfile.lock", pipfile)]);
+    assert_eq!(found(&PoetryLockCataloger.catalog(&fs, None)), vec![("Django", "2.2.0")]);
+    assert_eq!(found(&PipfileLockCataloger.catalog(&fs, None)), vec![("urllib3", "1.24.1")]);
+}
