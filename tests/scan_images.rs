@@ -130,6 +130,7 @@ fn syft_keys(syft: &Path, target: &str) -> BTreeSet<Key> {
             Some("rust-crate") => "crates.io",
             Some("php-composer") => "Packagist",
             Some("dotnet") => "NuGet",
+            Some("gem") => "RubyGems",
             other => panic!("syft found a package type picket does not catalog yet: {other:?}"),
         };
         let name = artifact["name"].as_str().unwrap_or_default();
@@ -374,6 +375,13 @@ fn source_tree(dir: &Path) {
     write(
         "pipenv/Pipfile.lock",
         r#"{"_meta":{"hash":{"sha256":"x"},"pipfile-spec":6,"requires":{"python_version":"3.11"},"sources":[{"name":"pypi","url":"https://pypi.org/simple","verify_ssl":true}]},"default":{"jinja2":{"hashes":["sha256:a"],"index":"pypi","version":"==2.10"}},"develop":{}}"#,
+    );
+    write(
+        "ruby/usr/local/bundle/specifications/rack-2.2.3.gemspec",
+        "# -*- encoding: utf-8 -*-\n# stub: rack 2.2.3 ruby lib\n\nGem::Specification.new do |s|\n  s.name = \"rack\".freeze\n  \
+         s.version = \"2.2.3\"\n\n  s.required_rubygems_version = Gem::Requirement.new(\">= 0\".freeze) if s.respond_to? :required_rubygems_version=\n  \
+         s.require_paths = [\"lib\".freeze]\n  s.authors = [\"Leah Neukirchen\".freeze]\n  s.licenses = [\"MIT\".freeze]\n  \
+         s.summary = \"a modular Ruby webserver interface\".freeze\nend\n",
     );
     write("py/requirements.txt", "Django==2.2.0\nrequests==2.19.0\nurllib3==1.24.1\n");
     write(

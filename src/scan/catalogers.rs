@@ -7,6 +7,7 @@ pub mod go;
 pub mod lockfiles;
 pub mod npm;
 pub mod python;
+pub mod ruby;
 pub mod rust;
 
 use crate::model::{Distro, Package};
@@ -41,6 +42,7 @@ pub fn all() -> Vec<Box<dyn Cataloger>> {
         Box::new(npm::NpmCataloger),
         Box::new(go::GoBinaryCataloger),
         Box::new(rust::RustAuditableCataloger),
+        Box::new(ruby::GemspecCataloger),
         Box::new(lockfiles::ComposerCataloger),
         Box::new(lockfiles::DotnetDepsCataloger),
         Box::new(lockfiles::CargoLockCataloger),
