@@ -131,6 +131,7 @@ fn syft_keys(syft: &Path, target: &str) -> BTreeSet<Key> {
             Some("php-composer") => "Packagist",
             Some("dotnet") => "NuGet",
             Some("gem") => "RubyGems",
+            Some("rpm") => "Red Hat",
             other => panic!("syft found a package type picket does not catalog yet: {other:?}"),
         };
         let name = artifact["name"].as_str().unwrap_or_default();
@@ -414,4 +415,20 @@ fn lock_files_in_a_source_tree_match_syft() {
     )
     .expect("image");
     assert!(image_like.catalogers.iter().all(|c| !c.starts_with("cargo-lock") && !c.starts_with("npm-lock")));
+}
+
+#[test]
+fn rpm_database_matches_syft() {
+    let Some(dir) = common::fixtures::rpm() else { return };
+    let sbom = inventory(&dir.join("oci").display().to_string());
+    assert_eq!(sbom.distro.as_ref().map(|d| d.id.as_str()), Some("rocky"));
+    let openssl = sbom.packages.iter().find(|p| p.name == "openssl-libs").expect("openssl-libs");
+    assert_eq!(openssl.version, "1:3.0.7-16.el9");
+    assert_eq!(openssl.ecosystem, Ecosystem::RedHat);
+    assert!(openssl.purl.contains("epoch=1") && openssl.purl.contains("distro=rocky-9.3"), "{}", openssl.purl);
+    assert_eq!(sbom.packages.len(), 3);
+    assert_eq!(keys(&sbom), keys(&inventory(&format!("dir:{}", dir.join("rootfs").display()))));
+    if let Some(syft) = syft() {
+        assert_eq!(keys(&sbom), syft_keys(&syft, &format!("oci-dir:{}", dir.join("oci").display())));
+    }
 }

@@ -7,6 +7,7 @@ pub mod go;
 pub mod lockfiles;
 pub mod npm;
 pub mod python;
+pub mod rpm;
 pub mod ruby;
 pub mod rust;
 
@@ -38,6 +39,7 @@ pub fn all() -> Vec<Box<dyn Cataloger>> {
     vec![
         Box::new(dpkg::DpkgCataloger),
         Box::new(apk::ApkCataloger),
+        Box::new(rpm::RpmCataloger),
         Box::new(python::PythonCataloger),
         Box::new(npm::NpmCataloger),
         Box::new(go::GoBinaryCataloger),

@@ -129,3 +129,24 @@ pub fn binaries() -> Option<PathBuf> {
         })
         .clone()
 }
+
+/// A Rocky-like image whose rpmdb.sqlite was written by rpm itself (needs the rpm package).
+pub fn rpm() -> Option<PathBuf> {
+    static BUILT: OnceLock<Option<PathBuf>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            if !super::have_tool("rpmbuild") {
+                return None;
+            }
+            let out = manifest_dir().join("target/fixtures/rpm");
+            let status = std::process::Command::new("python3")
+                .arg(manifest_dir().join("tests/fixtures/build_images.py"))
+                .arg("--rpm")
+                .arg(&out)
+                .status()
+                .expect("python3 runs the fixture builder");
+            assert!(status.success(), "rpm image build failed");
+            Some(out)
+        })
+        .clone()
+}
