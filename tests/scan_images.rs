@@ -132,11 +132,16 @@ fn syft_keys(syft: &Path, target: &str) -> BTreeSet<Key> {
             Some("dotnet") => "NuGet",
             Some("gem") => "RubyGems",
             Some("rpm") => "Red Hat",
+            Some("java-archive") => "Maven",
             other => panic!("syft found a package type picket does not catalog yet: {other:?}"),
         };
         let name = artifact["name"].as_str().unwrap_or_default();
-        let name =
-            if ecosystem == "PyPI" { picket::scan::catalogers::python::normalise(name) } else { name.to_string() };
+        let name = match ecosystem {
+            "PyPI" => picket::scan::catalogers::python::normalise(name),
+            // Syft names Maven packages by artifactId; picket by groupId:artifactId (as OSV does).
+            "Maven" => maven_name(artifact),
+            _ => name.to_string(),
+        };
         keys.insert((ecosystem.to_string(), name, artifact["version"].as_str().unwrap_or_default().to_string()));
     }
     keys
@@ -430,5 +435,56 @@ fn rpm_database_matches_syft() {
     assert_eq!(keys(&sbom), keys(&inventory(&format!("dir:{}", dir.join("rootfs").display()))));
     if let Some(syft) = syft() {
         assert_eq!(keys(&sbom), syft_keys(&syft, &format!("oci-dir:{}", dir.join("oci").display())));
+    }
+}
+
+/// `GROUP:ARTIFACT` when Syft read a pom.properties (its groupId), else the artifact name alone.
+fn maven_name(artifact: &serde_json::Value) -> String {
+    let name = artifact["name"].as_str().unwrap_or_default();
+    match artifact["metadata"]["pomProperties"]["groupId"].as_str() {
+        Some(group) => format!("{group}:{name}"),
+        None => name.to_string(),
+    }
+}
+
+#[test]
+fn java_archives_and_nested_jars_match_syft() {
+    use std::io::Write;
+    let jars =
+        ["guava.jar", "commons-lang3.jar", "commons-io.jar", "jansi.jar"].map(|j| Path::new("/usr/share/java").join(j));
+    if jars.iter().any(|j| !j.is_file()) {
+        assert!(std::env::var_os("CI").is_none(), "the Debian jar packages are required in CI: run ./install.sh --dev");
+        eprintln!(
+            "SKIPPED: Debian's libguava-java, libcommons-lang3-java, libcommons-io-java, libjansi-java are needed"
+        );
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let app = tmp.path().join("app");
+    std::fs::create_dir_all(&app).expect("mkdir");
+    for jar in &jars[..3] {
+        std::fs::copy(jar, app.join(jar.file_name().expect("name"))).expect("copy");
+    }
+    // a war with a manifest of its own and two jars inside, one named with its version
+    let war = std::fs::File::create(app.join("shop.war")).expect("war");
+    let mut zip = zip::ZipWriter::new(war);
+    let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    zip.start_file("META-INF/MANIFEST.MF", options).expect("entry");
+    zip.write_all(b"Manifest-Version: 1.0\r\nImplementation-Title: shop\r\nImplementation-Version: 2.0.1\r\n\r\n")
+        .expect("write");
+    for (inner, jar) in [("WEB-INF/lib/commons-lang3-3.12.0.jar", &jars[1]), ("WEB-INF/lib/jansi.jar", &jars[3])] {
+        zip.start_file(inner, options).expect("entry");
+        zip.write_all(&std::fs::read(jar).expect("jar")).expect("write");
+    }
+    zip.finish().expect("zip");
+    let sbom = inventory(&format!("dir:{}", tmp.path().display()));
+    let nested = sbom.packages.iter().find(|p| p.name == "org.fusesource.jansi:jansi").expect("nested jansi");
+    assert!(nested.locations[0].path.ends_with("/app/shop.war:WEB-INF/lib/jansi.jar"), "{:?}", nested.locations);
+    assert!(sbom.packages.iter().any(|p| p.name == "shop" && p.version == "2.0.1"));
+    if let Some(syft) = syft() {
+        let (ours, theirs) = (keys(&sbom), syft_keys(&syft, &format!("dir:{}", tmp.path().display())));
+        let only_picket: Vec<_> = ours.difference(&theirs).collect();
+        let only_syft: Vec<_> = theirs.difference(&ours).collect();
+        assert!(only_picket.is_empty() && only_syft.is_empty(), "only picket {only_picket:?}, only syft {only_syft:?}");
     }
 }

@@ -4,6 +4,7 @@
 pub mod apk;
 pub mod dpkg;
 pub mod go;
+pub mod java;
 pub mod lockfiles;
 pub mod npm;
 pub mod python;
@@ -42,6 +43,7 @@ pub fn all() -> Vec<Box<dyn Cataloger>> {
         Box::new(rpm::RpmCataloger),
         Box::new(python::PythonCataloger),
         Box::new(npm::NpmCataloger),
+        Box::new(java::JavaArchiveCataloger),
         Box::new(go::GoBinaryCataloger),
         Box::new(rust::RustAuditableCataloger),
         Box::new(ruby::GemspecCataloger),
