@@ -230,7 +230,13 @@ pub async fn probe(socket: &Path) -> Result<EngineInfo, EngineError> {
 }
 
 /// Streams `docker save NAME` (`GET /images/NAME/get`) into `dest`; returns the bytes written.
-pub async fn export_image(socket: &Path, name: &str, dest: &Path) -> Result<u64, EngineError> {
+/// `progress` gets the bytes written so far and the image's size as the engine states it.
+pub async fn export_image(
+    socket: &Path,
+    name: &str,
+    dest: &Path,
+    progress: &(dyn Fn(u64, u64) + Send + Sync),
+) -> Result<u64, EngineError> {
     use futures::StreamExt;
     use tokio::io::AsyncWriteExt;
     let api = |source| EngineError::Api { socket: socket.to_path_buf(), source };
@@ -240,7 +246,8 @@ pub async fn export_image(socket: &Path, name: &str, dest: &Path) -> Result<u64,
     };
     let docker = connect(socket).await?;
     // Fail fast with the engine's own "no such image" before streaming.
-    with_timeout(socket, docker.inspect_image(name)).await?.map_err(api)?;
+    let inspected = with_timeout(socket, docker.inspect_image(name)).await?.map_err(api)?;
+    let size = inspected.size.and_then(|s| u64::try_from(s).ok()).unwrap_or(0);
     let mut file = tokio::fs::File::create(dest).await.map_err(io)?;
     let mut stream = docker.export_image(name);
     let mut written = 0u64;
@@ -248,6 +255,7 @@ pub async fn export_image(socket: &Path, name: &str, dest: &Path) -> Result<u64,
         let chunk = chunk.map_err(api)?;
         written += chunk.len() as u64;
         file.write_all(&chunk).await.map_err(io)?;
+        progress(written, size);
     }
     file.flush().await.map_err(io)?;
     Ok(written)

@@ -92,7 +92,8 @@ impl Default for ScanOptions {
 /// Progress of an inventory, for the console's live view.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Progress {
-    /// Bytes downloaded from a registry so far, of the image's total.
+    /// Bytes downloaded from a registry or exported by an engine so far, of the image's total
+    /// (0 when the source does not say).
     Pulled {
         bytes: u64,
         of: u64,
@@ -130,7 +131,11 @@ pub async fn inventory_async(
     };
     match spec {
         SourceSpec::Engine { kind, name } => {
-            let exported = source::engine::export(kind, &name, &engine_sockets).await?;
+            let export_progress = std::sync::Arc::clone(&progress);
+            let exported = source::engine::export(kind, &name, &engine_sockets, &move |bytes, of| {
+                export_progress(Progress::Pulled { bytes, of })
+            })
+            .await?;
             let archive = SourceSpec::DockerArchive { path: exported.archive.clone(), reference: None };
             let mut sbom = joined(blocking(archive, progress).await)?;
             sbom.source.kind = exported.engine.as_str().to_ascii_lowercase();

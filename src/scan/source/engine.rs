@@ -15,7 +15,12 @@ pub struct Exported {
 }
 
 /// Exports `name` from the first engine among `sockets` (of `kind`, if given) that has it.
-pub async fn export(kind: Option<EngineKind>, name: &str, sockets: &[PathBuf]) -> Result<Exported, ScanError> {
+pub async fn export(
+    kind: Option<EngineKind>,
+    name: &str,
+    sockets: &[PathBuf],
+    progress: &(dyn Fn(u64, u64) + Send + Sync),
+) -> Result<Exported, ScanError> {
     let mut tried = Vec::new();
     for socket in sockets {
         let info = match engine::probe(socket).await {
@@ -31,7 +36,7 @@ pub async fn export(kind: Option<EngineKind>, name: &str, sockets: &[PathBuf]) -
         let temp =
             tempfile::Builder::new().prefix("picket-export").tempdir().map_err(|e| ScanError::io("temp dir", e))?;
         let archive = temp.path().join("image.tar");
-        match engine::export_image(socket, name, &archive).await {
+        match engine::export_image(socket, name, &archive, progress).await {
             Ok(_) => return Ok(Exported { temp, archive, socket: socket.clone(), engine: info.kind }),
             Err(err) => tried.push(err.to_string()),
         }

@@ -23,8 +23,9 @@ fn scan_status(scan: &ScanState) -> String {
     }
     if scan.layers_total == 0 {
         return match scan.pulled {
-            Some((bytes, of)) => format!("pulling {} of {}", human_bytes(bytes), human_bytes(of)),
-            None => "exporting from the engine…".into(),
+            Some((bytes, 0)) => format!("reading image: {}", human_bytes(bytes)),
+            Some((bytes, of)) => format!("reading image: {} of {}", human_bytes(bytes), human_bytes(of)),
+            None => "asking the engine…".into(),
         };
     }
     format!(
@@ -104,6 +105,11 @@ mod tests {
             panic!("{effects:?}")
         };
         assert_eq!(name, "localhost/testbed/debian:bookworm");
+        update(
+            &mut state,
+            Action::ScanProgress { request, progress: Progress::Pulled { bytes: 40_000_000, of: 127_000_000 } },
+        );
+        assert_eq!(super::scan_status(&state.scans[&name]), "reading image: 38.1 MiB of 121.1 MiB");
         update(&mut state, Action::ScanProgress { request, progress: Progress::Opened { layers: 2 } });
         update(
             &mut state,
