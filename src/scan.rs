@@ -185,7 +185,7 @@ pub fn inventory(spec: &SourceSpec, options: &ScanOptions, progress: &dyn Fn(Pro
             (fs, SbomSource { kind: "dir".into(), name: path.display().to_string(), image: None })
         }
         _ => {
-            let image = source::open_image(spec, &options.platform)?;
+            let image = source::open_image(spec, &options.platform, &options.limits)?;
             let total = image.meta.layers.len();
             progress(Progress::Opened { layers: total });
             let mut fs = vfs::VirtualFs::new();

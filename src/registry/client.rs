@@ -216,11 +216,19 @@ impl Client {
             .unwrap_or_default()
             .to_string();
         let stated = response.headers().get("docker-content-digest").and_then(|h| h.to_str().ok()).map(String::from);
-        let bytes = response.bytes().await.map_err(|e| transport(&what, &e))?;
+        // Read in chunks so that a hostile registry cannot make picket hold a huge body.
+        let mut bytes = Vec::new();
+        let mut stream = response.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            bytes.extend_from_slice(&chunk.map_err(|e| transport(&what, &e))?);
+            if bytes.len() > MAX_MANIFEST {
+                break;
+            }
+        }
         if bytes.len() > MAX_MANIFEST {
             return Err(RegistryError::Format {
                 what,
-                message: format!("manifest of {} bytes is over the {MAX_MANIFEST}-byte limit", bytes.len()),
+                message: format!("manifest is over the {MAX_MANIFEST}-byte limit"),
             });
         }
         let actual = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));

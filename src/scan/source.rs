@@ -201,7 +201,7 @@ impl Image {
 }
 
 /// Opens an image source (every kind but a root filesystem, which has no layers).
-pub fn open_image(spec: &SourceSpec, platform: &Platform) -> Result<Image, ScanError> {
+pub fn open_image(spec: &SourceSpec, platform: &Platform, limits: &super::Limits) -> Result<Image, ScanError> {
     match spec {
         SourceSpec::OciDir { path, reference } => {
             if !path.join("oci-layout").is_file() {
@@ -216,7 +216,7 @@ pub fn open_image(spec: &SourceSpec, platform: &Platform) -> Result<Image, ScanE
             oci_layout::open(BlobStore::tar(path)?, &spec.describe(), reference.as_deref(), platform, None)
         }
         SourceSpec::DockerArchive { path, reference } => {
-            docker_archive::open(path, reference.as_deref(), &spec.describe(), platform)
+            docker_archive::open(path, reference.as_deref(), &spec.describe(), platform, limits)
         }
         SourceSpec::Rootfs { path } => Err(ScanError::Source {
             what: path.display().to_string(),

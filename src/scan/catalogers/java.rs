@@ -92,8 +92,19 @@ impl Maven {
     }
 }
 
-/// Catalogs one archive (and, recursively, the archives inside it).
-fn archive(bytes: &[u8], virtual_path: &str, layer: Option<&str>, depth: usize, out: &mut CatalogOutput) {
+/// How many bytes all the nested archives of one top-level archive may expand to together.
+const MAX_NESTED_TOTAL: u64 = 1024 * 1024 * 1024;
+
+/// Catalogs one archive (and, recursively, the archives inside it). `budget` is what remains of
+/// the nested-expansion allowance of the top-level archive.
+fn archive(
+    bytes: &[u8],
+    virtual_path: &str,
+    layer: Option<&str>,
+    depth: usize,
+    budget: &mut u64,
+    out: &mut CatalogOutput,
+) {
     let mut zip = match zip::ZipArchive::new(Cursor::new(bytes)) {
         Ok(zip) => zip,
         Err(err) => {
@@ -148,7 +159,14 @@ fn archive(bytes: &[u8], virtual_path: &str, layer: Option<&str>, depth: usize, 
     }
     for (index, name) in nested {
         if let Some(inner) = read_entry(&mut zip, index) {
-            archive(&inner, &format!("{virtual_path}:{name}"), layer, depth + 1, out);
+            let Some(left) = budget.checked_sub(inner.len() as u64) else {
+                out.warnings.push(format!(
+                    "{virtual_path}: nested archives expand past {MAX_NESTED_TOTAL} bytes; the rest were not read"
+                ));
+                return;
+            };
+            *budget = left;
+            archive(&inner, &format!("{virtual_path}:{name}"), layer, depth + 1, budget, out);
         }
     }
 }
@@ -174,7 +192,8 @@ impl Cataloger for JavaArchiveCataloger {
             }
             let Some(bytes) = node.content.as_ref() else { continue };
             let location = fs.location(path);
-            archive(bytes, &location.path, location.layer.as_deref(), 0, &mut out);
+            let mut budget = MAX_NESTED_TOTAL;
+            archive(bytes, &location.path, location.layer.as_deref(), 0, &mut budget, &mut out);
         }
         out
     }
@@ -199,7 +218,7 @@ mod tests {
     #[test]
     fn broken_archives_are_warnings() {
         let mut out = CatalogOutput::default();
-        archive(b"PK\x03\x04 not really", "/app/broken.jar", None, 0, &mut out);
+        archive(b"PK\x03\x04 not really", "/app/broken.jar", None, 0, &mut MAX_NESTED_TOTAL.clone(), &mut out);
         assert!(out.packages.is_empty());
         assert!(out.warnings[0].starts_with("/app/broken.jar"), "{:?}", out.warnings);
     }

@@ -27,8 +27,14 @@ fn format_error(what: &str, message: impl Into<String>) -> ScanError {
     ScanError::Format { what: what.to_string(), message: message.into() }
 }
 
-pub fn open(path: &Path, reference: Option<&str>, what: &str, platform: &Platform) -> Result<Image, ScanError> {
-    let (store, temp) = open_store(path, what)?;
+pub fn open(
+    path: &Path,
+    reference: Option<&str>,
+    what: &str,
+    platform: &Platform,
+    limits: &Limits,
+) -> Result<Image, ScanError> {
+    let (store, temp) = open_store(path, what, limits)?;
     // Docker 25+ writes an OCI layout inside the archive as well; it carries the manifest digest.
     if store.contains("index.json") && store.contains("oci-layout") {
         let mut image = super::oci_layout::open(store, what, reference, platform, None)?;
@@ -113,7 +119,7 @@ pub fn open(path: &Path, reference: Option<&str>, what: &str, platform: &Platfor
 
 /// A plain archive is read in place; a gzip-compressed one is expanded into a temp dir first
 /// (tar members cannot be reached by offset through gzip), bounded by the image size limit.
-fn open_store(path: &Path, what: &str) -> Result<(BlobStore, Option<tempfile::TempDir>), ScanError> {
+fn open_store(path: &Path, what: &str, limits: &Limits) -> Result<(BlobStore, Option<tempfile::TempDir>), ScanError> {
     let file = std::fs::File::open(path).map_err(|e| ScanError::io(what, e))?;
     let mut reader = BufReader::new(file);
     let gzip = reader.fill_buf().map_err(|e| ScanError::io(what, e))?.starts_with(&[0x1f, 0x8b]);
@@ -123,7 +129,7 @@ fn open_store(path: &Path, what: &str) -> Result<(BlobStore, Option<tempfile::Te
     let temp = tempfile::Builder::new().prefix("picket-archive").tempdir().map_err(|e| ScanError::io("temp dir", e))?;
     let expanded = temp.path().join("archive.tar");
     let mut out = std::fs::File::create(&expanded).map_err(|e| ScanError::io(what, e))?;
-    let max = Limits::default().max_image_bytes;
+    let max = limits.max_image_bytes;
     let copied = std::io::copy(&mut flate2::read::MultiGzDecoder::new(reader).take(max + 1), &mut out)
         .map_err(|e| ScanError::io(what, e))?;
     if copied > max {
