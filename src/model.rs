@@ -2,6 +2,9 @@
 
 use std::collections::BTreeMap;
 
+mod finding;
+pub use finding::{Cvss, Finding, FindingKind, FindingPackage, FixState, Severity};
+
 /// The parsed `os-release` file (`/etc/os-release` or `/usr/lib/os-release`), as in os-release(5).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct OsRelease {

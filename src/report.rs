@@ -1,6 +1,7 @@
 //! Exporters: one per output format. Each turns a capability's result into bytes; none does I/O.
 
 pub mod cyclonedx;
+pub mod findings;
 pub mod spdx;
 
 use crate::scan::Sbom;
