@@ -15,3 +15,4 @@ pub mod report;
 pub mod scan;
 pub mod store;
 pub mod ui;
+pub mod vulndb;
