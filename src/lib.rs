@@ -8,6 +8,7 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod engine;
+pub mod gate;
 pub mod local;
 pub mod model;
 pub mod registry;

@@ -42,6 +42,10 @@ pub enum TreeName {
     Meta,
     /// Image and filesystem inventories (`scan::Sbom`), by manifest digest (see `Sbom::store_key`).
     Sboms,
+    /// Vulnerability database sources and their active generation (`vulndb::SourceState`).
+    VulnSources,
+    /// Advisories per package (`vulndb::Advisory`), keyed `package key \0 source \0 generation \0 id`.
+    VulnAdvisories,
 }
 
 impl TreeName {
@@ -49,6 +53,8 @@ impl TreeName {
         match self {
             Self::Meta => "meta",
             Self::Sboms => "sboms",
+            Self::VulnSources => "vuln_sources",
+            Self::VulnAdvisories => "vuln_advisories",
         }
     }
 }
@@ -215,6 +221,40 @@ impl<V: Serialize + DeserializeOwned> Typed<V> {
 
     pub fn is_empty(&self) -> bool {
         self.tree.is_empty()
+    }
+
+    /// The records whose keys start with `prefix`, in key order.
+    pub fn scan_prefix(&self, prefix: &str) -> Result<Vec<(String, V)>, StoreError> {
+        self.tree
+            .scan_prefix(prefix)
+            .map(|item| {
+                let (key, bytes) = item.map_err(|e| self.db_error(e))?;
+                let value = serde_json::from_slice(&bytes).map_err(|e| self.codec_error(e))?;
+                Ok((String::from_utf8_lossy(&key).into_owned(), value))
+            })
+            .collect()
+    }
+
+    /// Keys only, in order (no decoding), for clean-ups.
+    pub fn keys(&self) -> impl Iterator<Item = Result<String, StoreError>> + '_ {
+        self.tree
+            .iter()
+            .keys()
+            .map(|key| key.map(|k| String::from_utf8_lossy(&k).into_owned()).map_err(|e| self.db_error(e)))
+    }
+
+    /// Inserts (`Some`) and removes (`None`) all at once: either every change lands or none.
+    pub fn apply(&self, changes: Vec<(String, Option<V>)>) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for (key, value) in changes {
+            match value {
+                Some(value) => {
+                    batch.insert(key.as_bytes(), serde_json::to_vec(&value).map_err(|e| self.codec_error(e))?)
+                }
+                None => batch.remove(key.as_bytes()),
+            }
+        }
+        self.tree.apply_batch(batch).map_err(|e| self.db_error(e))
     }
 
     /// All records in key order; a record that fails to decode is an error, not skipped.

@@ -1,0 +1,203 @@
+//! The database in the store: sources (each a name like `osv:PyPI` with its active generation)
+//! and advisories keyed by package. A source is replaced by writing a new generation and then
+//! switching its state record in one write, so an interrupted update leaves the previous
+//! generation in place and in use.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::Advisory;
+use crate::store::{Store, StoreError, TreeName, Typed};
+
+/// What the database knows about one source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceState {
+    pub name: String,
+    /// `osv-zip`, `osv-dir`, `osv-record`, `debian-tracker`, `alpine-secdb`.
+    pub kind: String,
+    /// Where it was read from (URL or path).
+    pub location: String,
+    pub generation: u64,
+    /// RFC 3339 time of the last successful update.
+    pub updated_at: String,
+    pub advisories: u64,
+    pub records: u64,
+    /// Conditional-request validators of the last download.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_modified: Option<String>,
+    /// The newest `modified` among the records (for incremental OSV updates).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub newest_modified: String,
+}
+
+/// Normalises a package name the way its ecosystem compares names (PEP 503 for PyPI).
+pub fn normalize_name(ecosystem: &str, name: &str) -> String {
+    let base = ecosystem.split(':').next().unwrap_or(ecosystem);
+    match base {
+        "PyPI" => {
+            let mut out = String::with_capacity(name.len());
+            let mut last_dash = false;
+            for c in name.trim().chars() {
+                if matches!(c, '-' | '_' | '.') {
+                    if !last_dash {
+                        out.push('-');
+                    }
+                    last_dash = true;
+                } else {
+                    out.extend(c.to_lowercase());
+                    last_dash = false;
+                }
+            }
+            out
+        }
+        "RubyGems" | "NuGet" | "Packagist" => name.trim().to_lowercase(),
+        _ => name.trim().to_string(),
+    }
+}
+
+/// The key prefix of one package: `ecosystem \0 name`.
+pub fn package_key(ecosystem: &str, name: &str) -> String {
+    format!("{ecosystem}\0{}\0", normalize_name(ecosystem, name))
+}
+
+fn advisory_key(advisory: &Advisory, source: &str, generation: u64) -> String {
+    format!("{}{source}\0{generation:016x}\0{}", package_key(&advisory.ecosystem, &advisory.package), advisory.id)
+}
+
+pub struct VulnDb<'a> {
+    store: &'a Store,
+    sources: Typed<SourceState>,
+    advisories: Typed<Advisory>,
+}
+
+impl<'a> VulnDb<'a> {
+    pub fn open(store: &'a Store) -> Result<Self, StoreError> {
+        Ok(Self {
+            store,
+            sources: store.tree(TreeName::VulnSources)?,
+            advisories: store.tree(TreeName::VulnAdvisories)?,
+        })
+    }
+
+    pub fn sources(&self) -> Result<Vec<SourceState>, StoreError> {
+        Ok(self.sources.entries()?.into_iter().map(|(_, state)| state).collect())
+    }
+
+    pub fn source(&self, name: &str) -> Result<Option<SourceState>, StoreError> {
+        self.sources.get(name)
+    }
+
+    /// Active generation per source, for filtering lookups.
+    pub fn active(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        Ok(self.sources()?.into_iter().map(|s| (s.name, s.generation)).collect())
+    }
+
+    /// The advisories for one package with their source, from active generations only.
+    pub fn lookup(
+        &self,
+        active: &BTreeMap<String, u64>,
+        ecosystem: &str,
+        name: &str,
+    ) -> Result<Vec<(String, Advisory)>, StoreError> {
+        let prefix = package_key(ecosystem, name);
+        let mut out = Vec::new();
+        for (key, advisory) in self.advisories.scan_prefix(&prefix)? {
+            let mut rest = key[prefix.len()..].split('\0');
+            let (Some(source), Some(generation)) = (rest.next(), rest.next()) else { continue };
+            let generation = u64::from_str_radix(generation, 16).unwrap_or(u64::MAX);
+            if active.get(source) == Some(&generation) {
+                out.push((source.to_string(), advisory));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Starts writing a new generation of `source`. Nothing is visible until [`Writer::commit`].
+    pub fn writer(&self, source: &str) -> Result<Writer<'_, 'a>, StoreError> {
+        let previous = self.sources.get(source)?;
+        let generation = previous.as_ref().map_or(1, |p| p.generation + 1);
+        // A generation left behind by an interrupted update is cleared before reuse.
+        self.remove_generations(source, |g| g >= generation)?;
+        Ok(Writer { db: self, source: source.to_string(), generation, pending: Vec::new(), written: 0 })
+    }
+
+    /// The advisories of one source's active generation (for incremental updates).
+    pub fn source_advisories(&self, source: &str) -> Result<Vec<Advisory>, StoreError> {
+        let Some(state) = self.sources.get(source)? else { return Ok(Vec::new()) };
+        let mut out = Vec::new();
+        let marker = format!("\0{source}\0{:016x}\0", state.generation);
+        let keys: Vec<String> = self.advisories.keys().filter_map(Result::ok).filter(|k| k.contains(&marker)).collect();
+        for key in keys {
+            if let Some(advisory) = self.advisories.get(&key)? {
+                out.push(advisory);
+            }
+        }
+        Ok(out)
+    }
+
+    fn remove_generations(&self, source: &str, remove: impl Fn(u64) -> bool) -> Result<usize, StoreError> {
+        let marker = format!("\0{source}\0");
+        let mut doomed = Vec::new();
+        for key in self.advisories.keys() {
+            let key = key?;
+            let Some(at) = key.find(&marker) else { continue };
+            let generation = key[at + marker.len()..].split('\0').next().unwrap_or_default();
+            if u64::from_str_radix(generation, 16).is_ok_and(&remove) {
+                doomed.push((key, None));
+            }
+        }
+        let count = doomed.len();
+        for chunk in doomed.chunks(10_000) {
+            self.advisories.apply(chunk.to_vec())?;
+        }
+        Ok(count)
+    }
+
+    /// Drops a source and its advisories.
+    pub fn remove_source(&self, source: &str) -> Result<(), StoreError> {
+        self.sources.remove(source)?;
+        self.remove_generations(source, |_| true)?;
+        self.store.flush()
+    }
+}
+
+pub struct Writer<'d, 'a> {
+    db: &'d VulnDb<'a>,
+    source: String,
+    generation: u64,
+    pending: Vec<(String, Option<Advisory>)>,
+    written: u64,
+}
+
+impl Writer<'_, '_> {
+    pub fn add(&mut self, advisory: Advisory) -> Result<(), StoreError> {
+        self.pending.push((advisory_key(&advisory, &self.source, self.generation), Some(advisory)));
+        self.written += 1;
+        if self.pending.len() >= 5_000 {
+            self.db.advisories.apply(std::mem::take(&mut self.pending))?;
+        }
+        Ok(())
+    }
+
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Makes the new generation the active one (one write), then drops the old ones.
+    pub fn commit(mut self, mut state: SourceState) -> Result<SourceState, StoreError> {
+        self.db.advisories.apply(std::mem::take(&mut self.pending))?;
+        self.db.store.flush()?;
+        state.name = self.source.clone();
+        state.generation = self.generation;
+        state.advisories = self.written;
+        self.db.sources.insert(&self.source, &state)?;
+        self.db.store.flush()?;
+        let generation = self.generation;
+        self.db.remove_generations(&self.source, |g| g < generation)?;
+        self.db.store.flush()?;
+        Ok(state)
+    }
+}

@@ -1,0 +1,194 @@
+//! Reading advisory sources from files: a directory of OSV records, an OSV `all.zip`, a Debian
+//! security tracker JSON, an Alpine secdb document. Each becomes one source in the database.
+
+use std::io::Read;
+use std::path::Path;
+
+use super::db::{SourceState, VulnDb};
+use super::{Advisory, alpine, debian, osv};
+
+/// Bounds for untrusted archives: one record, and the whole expanded archive.
+const MAX_RECORD_BYTES: u64 = 16 * 1024 * 1024;
+const MAX_ARCHIVE_EXPANDED_BYTES: u64 = 4 * 1024 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("{0}")]
+    Input(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// What a source held, before it is written.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub kind: &'static str,
+    pub advisories: Vec<Advisory>,
+    pub records: u64,
+    pub newest_modified: String,
+    /// Records that could not be read, each naming the entry.
+    pub skipped: Vec<String>,
+}
+
+impl Loaded {
+    fn add_osv(&mut self, name: &str, bytes: &[u8]) {
+        match osv::parse(name, bytes) {
+            Ok(record) => {
+                self.records += 1;
+                if record.modified > self.newest_modified {
+                    self.newest_modified = record.modified.clone();
+                }
+                self.advisories.extend(super::advisory::from_osv(&record));
+            }
+            Err(message) => self.skipped.push(message),
+        }
+    }
+}
+
+/// Reads OSV records from a zip laid out like the OSV bucket's `all.zip`.
+pub fn load_osv_zip(name: &str, reader: impl Read + std::io::Seek) -> Result<Loaded, ImportError> {
+    let mut archive =
+        zip::ZipArchive::new(reader).map_err(|e| ImportError::Input(format!("{name}: not a zip archive: {e}")))?;
+    let mut loaded = Loaded { kind: "osv-zip", ..Default::default() };
+    let mut expanded = 0u64;
+    let mut buffer = Vec::new();
+    for index in 0..archive.len() {
+        let mut entry = archive
+            .by_index(index)
+            .map_err(|e| ImportError::Input(format!("{name}: entry {index} cannot be read: {e}")))?;
+        let entry_name = match entry.name() {
+            Ok(entry_name) => format!("{name}:{entry_name}"),
+            Err(e) => {
+                loaded.skipped.push(format!("{name}: entry {index} has an unreadable name: {e}"));
+                continue;
+            }
+        };
+        if !entry.is_file() || !entry_name.ends_with(".json") {
+            continue;
+        }
+        buffer.clear();
+        let read = (&mut entry)
+            .take(MAX_RECORD_BYTES + 1)
+            .read_to_end(&mut buffer)
+            .map_err(|e| ImportError::Input(format!("{entry_name}: {e}")))?;
+        if read as u64 > MAX_RECORD_BYTES {
+            loaded.skipped.push(format!("{entry_name}: record larger than {MAX_RECORD_BYTES} bytes"));
+            continue;
+        }
+        expanded += read as u64;
+        if expanded > MAX_ARCHIVE_EXPANDED_BYTES {
+            return Err(ImportError::Input(format!("{name}: expands past {MAX_ARCHIVE_EXPANDED_BYTES} bytes")));
+        }
+        loaded.add_osv(&entry_name, &buffer);
+    }
+    Ok(loaded)
+}
+
+/// Reads every `*.json` OSV record under a directory.
+pub fn load_osv_dir(dir: &Path) -> Result<Loaded, ImportError> {
+    let mut loaded = Loaded { kind: "osv-dir", ..Default::default() };
+    for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
+        let entry = entry.map_err(|e| ImportError::Input(format!("{}: {e}", dir.display())))?;
+        let path = entry.path();
+        if !entry.file_type().is_file() || path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let bytes = read_bounded(path)?;
+        loaded.add_osv(&path.display().to_string(), &bytes);
+    }
+    Ok(loaded)
+}
+
+fn read_bounded(path: &Path) -> Result<Vec<u8>, ImportError> {
+    let file = std::fs::File::open(path).map_err(|e| ImportError::Input(format!("{}: {e}", path.display())))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_RECORD_BYTES * 64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| ImportError::Input(format!("{}: {e}", path.display())))?;
+    if bytes.len() as u64 > MAX_RECORD_BYTES * 64 {
+        return Err(ImportError::Input(format!("{}: larger than {} bytes", path.display(), MAX_RECORD_BYTES * 64)));
+    }
+    Ok(bytes)
+}
+
+/// Reads one file whose kind is found from its content: zip, OSV record, Debian tracker JSON or
+/// Alpine secdb (JSON or YAML).
+pub fn load_file(path: &Path) -> Result<Loaded, ImportError> {
+    let name = path.display().to_string();
+    let bytes = read_bounded(path)?;
+    load_bytes(&name, bytes)
+}
+
+pub fn load_bytes(name: &str, bytes: Vec<u8>) -> Result<Loaded, ImportError> {
+    if bytes.starts_with(b"PK\x03\x04") {
+        return load_osv_zip(name, std::io::Cursor::new(bytes));
+    }
+    let value: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
+    match value {
+        Some(serde_json::Value::Object(map)) if map.contains_key("id") && map.contains_key("modified") => {
+            let mut loaded = Loaded { kind: "osv-record", ..Default::default() };
+            loaded.add_osv(name, &bytes);
+            match loaded.skipped.pop() {
+                Some(error) => Err(ImportError::Input(error)),
+                None => Ok(loaded),
+            }
+        }
+        Some(serde_json::Value::Object(map)) if map.contains_key("distroversion") => alpine_loaded(name, &bytes),
+        Some(serde_json::Value::Object(_)) => {
+            let (advisories, records) = debian::parse(name, &bytes).map_err(ImportError::Input)?;
+            Ok(Loaded { kind: "debian-tracker", advisories, records, ..Default::default() })
+        }
+        Some(_) => Err(ImportError::Input(format!(
+            "{name}: JSON that is neither an OSV record, a Debian tracker document nor an Alpine secdb"
+        ))),
+        None if bytes.windows(14).any(|w| w == b"distroversion:") => alpine_loaded(name, &bytes),
+        None => Err(ImportError::Input(format!(
+            "{name}: not an OSV zip, OSV record, Debian tracker JSON or Alpine secdb document"
+        ))),
+    }
+}
+
+fn alpine_loaded(name: &str, bytes: &[u8]) -> Result<Loaded, ImportError> {
+    let (advisories, records) = alpine::parse(name, bytes).map_err(ImportError::Input)?;
+    Ok(Loaded { kind: "alpine-secdb", advisories, records, ..Default::default() })
+}
+
+/// Loads a path (directory or file).
+pub fn load_path(path: &Path) -> Result<Loaded, ImportError> {
+    let metadata = std::fs::metadata(path).map_err(|e| ImportError::Input(format!("{}: {e}", path.display())))?;
+    if metadata.is_dir() { load_osv_dir(path) } else { load_file(path) }
+}
+
+/// Writes a loaded source as the new generation of `source`.
+pub fn write_source(
+    db: &VulnDb<'_>,
+    source: &str,
+    location: &str,
+    loaded: Loaded,
+    validators: (Option<String>, Option<String>),
+) -> Result<SourceState, ImportError> {
+    if loaded.records == 0 && loaded.advisories.is_empty() {
+        let why = loaded.skipped.first().cloned().unwrap_or_else(|| "it holds no records".into());
+        return Err(ImportError::Input(format!("{location}: nothing to import: {why}")));
+    }
+    let mut writer = db.writer(source)?;
+    for advisory in loaded.advisories {
+        writer.add(advisory)?;
+    }
+    let state = SourceState {
+        name: source.to_string(),
+        kind: loaded.kind.to_string(),
+        location: location.to_string(),
+        generation: 0,
+        updated_at: jiff::Timestamp::now()
+            .round(jiff::Unit::Second)
+            .unwrap_or_else(|_| jiff::Timestamp::now())
+            .to_string(),
+        advisories: 0,
+        records: loaded.records,
+        etag: validators.0,
+        last_modified: validators.1,
+        newest_modified: loaded.newest_modified,
+    };
+    Ok(writer.commit(state)?)
+}
