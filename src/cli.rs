@@ -1,5 +1,6 @@
 //! The command line. Each subcommand calls the same capability functions the TUI uses.
 
+pub mod db;
 pub mod sbom;
 
 use std::io::IsTerminal;
@@ -46,6 +47,9 @@ pub enum Commands {
     Version,
     /// Inventory the packages of an image or filesystem (an SBOM)
     Sbom(sbom::SbomArgs),
+    /// The vulnerability database: update, import, status
+    #[command(subcommand)]
+    Db(db::DbCommand),
     /// Print a shell completion script
     Completions {
         #[arg(value_enum)]
@@ -88,6 +92,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some(Commands::Sbom(ref args)) => sbom::run(args, &Config::load(&cli.overrides())?),
+        Some(Commands::Db(ref command)) => db::run(command, &Config::load(&cli.overrides())?),
         None => console(&cli),
     }
 }

@@ -9,6 +9,7 @@ pub mod debian;
 pub mod import;
 pub mod matcher;
 pub mod osv;
+pub mod update;
 pub mod versions;
 
 pub use advisory::Advisory;

@@ -29,7 +29,7 @@ pub struct Client {
     authorization: Mutex<Option<HeaderValue>>,
 }
 
-fn install_crypto_provider() {
+pub(crate) fn install_crypto_provider() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         // Fails only if another provider was installed first, which is as good.

@@ -1,0 +1,217 @@
+//! `picket db update|import|status`: the vulnerability database.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+
+use crate::config::Config;
+use crate::store::Store;
+use crate::vulndb::update::{self, Outcome, UpdateOptions};
+use crate::vulndb::{VulnDb, import};
+
+/// A source older than this is reported as stale.
+pub const STALE_AFTER_DAYS: i64 = 3;
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Download or refresh advisories (OSV all.zip per ecosystem, Debian tracker, Alpine secdb)
+    Update(UpdateArgs),
+    /// Import advisories from a file or directory (air-gapped use): an OSV all.zip, a directory
+    /// of OSV JSON records, a Debian security tracker JSON, an Alpine secdb JSON or YAML
+    Import {
+        path: PathBuf,
+        /// Source name in the database [default: import:<file name>]
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Sources, advisory counts and age
+    Status,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// OSV ecosystem to fetch (repeatable) [default: every ecosystem picket catalogs]
+    #[arg(long = "ecosystem", value_name = "NAME")]
+    pub ecosystems: Vec<String>,
+    /// Base URL of the OSV bucket (a mirror)
+    #[arg(long, env = "PICKET_OSV_URL", default_value = update::OSV_BASE)]
+    pub osv_url: String,
+    /// Debian security tracker JSON URL
+    #[arg(long, env = "PICKET_DEBIAN_TRACKER_URL", default_value = update::DEBIAN_TRACKER_URL)]
+    pub debian_url: String,
+    /// Base URL of the Alpine secdb
+    #[arg(long, env = "PICKET_ALPINE_SECDB_URL", default_value = update::ALPINE_SECDB_BASE)]
+    pub alpine_url: String,
+    /// Alpine release to fetch (repeatable) [default: v3.18 … v3.22]
+    #[arg(long = "alpine-release", value_name = "vX.Y")]
+    pub alpine_releases: Vec<String>,
+    /// Skip the Debian security tracker
+    #[arg(long)]
+    pub no_debian: bool,
+    /// Skip the Alpine secdb
+    #[arg(long)]
+    pub no_alpine: bool,
+    /// Only the OSV ecosystems (same as --no-debian --no-alpine)
+    #[arg(long)]
+    pub osv_only: bool,
+}
+
+pub fn run(command: &DbCommand, config: &Config) -> anyhow::Result<ExitCode> {
+    let store = Store::open(&config.store_path())?;
+    let db = VulnDb::open(&store)?;
+    match command {
+        DbCommand::Update(args) => run_update(&db, args),
+        DbCommand::Import { path, name } => {
+            let source = name.clone().unwrap_or_else(|| {
+                format!(
+                    "import:{}",
+                    path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into())
+                )
+            });
+            let loaded = import::load_path(path)?;
+            let skipped = loaded.skipped.clone();
+            let state = import::write_source(&db, &source, &path.display().to_string(), loaded, (None, None))?;
+            eprintln!(
+                "picket: imported {} as {}: {} records, {} package advisories",
+                path.display(),
+                state.name,
+                state.records,
+                state.advisories
+            );
+            report_skipped(&skipped);
+            Ok(ExitCode::SUCCESS)
+        }
+        DbCommand::Status => status(&db),
+    }
+}
+
+fn report_skipped(skipped: &[String]) {
+    if skipped.is_empty() {
+        return;
+    }
+    eprintln!("picket: {} records could not be read and were skipped:", skipped.len());
+    for line in skipped.iter().take(10) {
+        eprintln!("  {line}");
+    }
+}
+
+fn run_update(db: &VulnDb<'_>, args: &UpdateArgs) -> anyhow::Result<ExitCode> {
+    let mut options = UpdateOptions { osv_base: args.osv_url.clone(), ..Default::default() };
+    if !args.ecosystems.is_empty() {
+        options.ecosystems = args.ecosystems.clone();
+    }
+    options.debian_tracker = (!args.no_debian && !args.osv_only).then(|| args.debian_url.clone());
+    options.alpine_base = (!args.no_alpine && !args.osv_only).then(|| args.alpine_url.clone());
+    if !args.alpine_releases.is_empty() {
+        options.alpine_releases = args.alpine_releases.clone();
+    }
+    let bars = indicatif::MultiProgress::new();
+    if !std::io::stderr().is_terminal() {
+        bars.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let current: std::sync::Mutex<Option<(String, indicatif::ProgressBar)>> = std::sync::Mutex::new(None);
+    let style =
+        indicatif::ProgressStyle::with_template("{prefix:>22} {bar:30} {bytes:>10}/{total_bytes:<10} {bytes_per_sec}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    let progress = |source: &str, done: u64, total: Option<u64>| {
+        let Ok(mut current) = current.lock() else { return };
+        if current.as_ref().is_none_or(|(name, _)| name != source) {
+            if let Some((_, bar)) = current.take() {
+                bar.finish_and_clear();
+            }
+            let bar = bars.add(indicatif::ProgressBar::new(total.unwrap_or(0)));
+            bar.set_style(style.clone());
+            bar.set_prefix(source.to_string());
+            *current = Some((source.to_string(), bar));
+        }
+        if let Some((_, bar)) = current.as_ref() {
+            if let Some(total) = total {
+                bar.set_length(total);
+            }
+            bar.set_position(done);
+        }
+    };
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
+    let results = runtime.block_on(update::update(db, &options, &progress));
+    if let Ok(mut current) = current.lock()
+        && let Some((_, bar)) = current.take()
+    {
+        bar.finish_and_clear();
+    }
+    let mut failed = 0;
+    for result in &results {
+        match &result.result {
+            Ok(Outcome::Updated { how, state, skipped }) => {
+                eprintln!(
+                    "picket: {}: updated ({how}): {} records, {} package advisories",
+                    result.source, state.records, state.advisories
+                );
+                report_skipped(skipped);
+            }
+            Ok(Outcome::Unchanged) => eprintln!("picket: {}: up to date", result.source),
+            Err(message) => {
+                failed += 1;
+                eprintln!("picket: {}: update failed, the previous data stays in use: {message}", result.source);
+            }
+        }
+    }
+    if failed > 0 {
+        eprintln!("picket: {failed} of {} sources failed", results.len());
+        return Ok(ExitCode::from(super::EXIT_ERROR));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn status(db: &VulnDb<'_>) -> anyhow::Result<ExitCode> {
+    let sources = db.sources()?;
+    if sources.is_empty() {
+        println!("The vulnerability database is empty: run `picket db update`, or `picket db import PATH` offline.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let now = jiff::Timestamp::now();
+    let rows: Vec<[String; 5]> = sources
+        .iter()
+        .map(|s| {
+            let age = s.updated_at.parse::<jiff::Timestamp>().ok().map(|t| (now - t).get_seconds().max(0) as u64);
+            let stale = age.is_some_and(|a| a > (STALE_AFTER_DAYS as u64) * 86_400);
+            [
+                s.name.clone(),
+                s.records.to_string(),
+                s.advisories.to_string(),
+                age.map_or_else(|| "?".into(), crate::model::human_age) + if stale { " (stale)" } else { "" },
+                s.location.clone(),
+            ]
+        })
+        .collect();
+    let headers = ["SOURCE", "RECORDS", "ADVISORIES", "AGE", "FROM"];
+    let widths: Vec<usize> = (0..5)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).chain([headers[i].len()]).max().unwrap_or(0))
+        .collect();
+    let line = |cells: [&str; 5]| {
+        let mut out = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i == 4 {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<width$}  ", width = widths[i]));
+            }
+        }
+        out.trim_end().to_string()
+    };
+    println!("{}", line(headers));
+    for row in &rows {
+        println!("{}", line([&row[0], &row[1], &row[2], &row[3], &row[4]]));
+    }
+    let stale: Vec<&str> = rows.iter().filter(|r| r[3].ends_with("(stale)")).map(|r| r[0].as_str()).collect();
+    if !stale.is_empty() {
+        eprintln!(
+            "picket: warning: {} not updated for more than {STALE_AFTER_DAYS} days; run `picket db update`",
+            stale.join(", ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,322 @@
+//! `picket db update`: the OSV bucket's per-ecosystem `all.zip` (incrementally through
+//! `modified_id.csv` once a full copy is in), the Debian security tracker and the Alpine secdb.
+//! Downloads go to a temporary file and are checked before anything is written; the database
+//! switches to a new generation only after the whole source is in, so a failed or interrupted
+//! update leaves the previous one in use.
+
+use std::collections::BTreeSet;
+use std::io::{Seek, Write};
+use std::time::Duration;
+
+use futures::StreamExt;
+
+use super::db::{SourceState, VulnDb};
+use super::import::{self, ImportError, Loaded};
+use super::{Advisory, osv};
+
+pub const OSV_BASE: &str = "https://osv-vulnerabilities.storage.googleapis.com";
+pub const DEBIAN_TRACKER_URL: &str = "https://security-tracker.debian.org/tracker/data/json";
+pub const ALPINE_SECDB_BASE: &str = "https://secdb.alpinelinux.org";
+
+/// The OSV ecosystems picket's catalogers produce packages for.
+pub const DEFAULT_ECOSYSTEMS: [&str; 11] =
+    ["Debian", "Alpine", "Red Hat", "PyPI", "npm", "crates.io", "Go", "Maven", "RubyGems", "Packagist", "NuGet"];
+pub const DEFAULT_ALPINE_RELEASES: [&str; 5] = ["v3.18", "v3.19", "v3.20", "v3.21", "v3.22"];
+
+/// Above this many changed records an incremental update downloads `all.zip` instead.
+const INCREMENTAL_LIMIT: usize = 500;
+/// The largest download accepted (the biggest OSV `all.zip` is well below).
+const MAX_DOWNLOAD_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct UpdateOptions {
+    pub osv_base: String,
+    pub ecosystems: Vec<String>,
+    /// `None` skips the Debian tracker.
+    pub debian_tracker: Option<String>,
+    pub alpine_base: Option<String>,
+    pub alpine_releases: Vec<String>,
+}
+
+impl Default for UpdateOptions {
+    fn default() -> Self {
+        Self {
+            osv_base: OSV_BASE.into(),
+            ecosystems: DEFAULT_ECOSYSTEMS.iter().map(|e| e.to_string()).collect(),
+            debian_tracker: Some(DEBIAN_TRACKER_URL.into()),
+            alpine_base: Some(ALPINE_SECDB_BASE.into()),
+            alpine_releases: DEFAULT_ALPINE_RELEASES.iter().map(|r| r.to_string()).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A new generation: `how` says full or incremental.
+    Updated { how: &'static str, state: SourceState, skipped: Vec<String> },
+    /// The server said nothing changed.
+    Unchanged,
+}
+
+#[derive(Debug, Clone)]
+pub struct SourceResult {
+    pub source: String,
+    pub result: Result<Outcome, String>,
+}
+
+/// Byte progress of one download.
+pub type ProgressFn<'a> = &'a (dyn Fn(&str, u64, Option<u64>) + Sync);
+
+fn client() -> Result<reqwest::Client, String> {
+    crate::registry::client::install_crypto_provider();
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(15))
+        .read_timeout(Duration::from_secs(120))
+        .user_agent(concat!("picket/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| format!("cannot set up HTTP: {e}"))
+}
+
+fn error_chain(err: &reqwest::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(inner) = source {
+        text.push_str(&format!(": {inner}"));
+        source = inner.source();
+    }
+    text
+}
+
+struct Download {
+    file: tempfile::NamedTempFile,
+    etag: Option<String>,
+    last_modified: Option<String>,
+}
+
+/// GETs `url` into a temporary file. `Ok(None)` when the server answers 304 Not Modified.
+async fn download(
+    http: &reqwest::Client,
+    label: &str,
+    url: &str,
+    previous: Option<&SourceState>,
+    progress: ProgressFn<'_>,
+) -> Result<Option<Download>, String> {
+    let mut request = http.get(url);
+    if let Some(state) = previous {
+        if let Some(etag) = &state.etag {
+            request = request.header(reqwest::header::IF_NONE_MATCH, etag);
+        }
+        if let Some(modified) = &state.last_modified {
+            request = request.header(reqwest::header::IF_MODIFIED_SINCE, modified);
+        }
+    }
+    let response = request.send().await.map_err(|e| format!("{url}: {}", error_chain(&e)))?;
+    let status = response.status();
+    if status == reqwest::StatusCode::NOT_MODIFIED {
+        return Ok(None);
+    }
+    if !status.is_success() {
+        return Err(format!("{url}: the server answered {status}"));
+    }
+    let header = |name: reqwest::header::HeaderName| {
+        response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+    };
+    let (etag, last_modified) = (header(reqwest::header::ETAG), header(reqwest::header::LAST_MODIFIED));
+    let total = response.content_length();
+    if total.is_some_and(|t| t > MAX_DOWNLOAD_BYTES) {
+        return Err(format!("{url}: {} bytes is more than the {MAX_DOWNLOAD_BYTES} accepted", total.unwrap_or(0)));
+    }
+    let mut file = tempfile::NamedTempFile::new().map_err(|e| format!("cannot create a temporary file: {e}"))?;
+    let mut received = 0u64;
+    let mut stream = response.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk =
+            chunk.map_err(|e| format!("{url}: download interrupted after {received} bytes: {}", error_chain(&e)))?;
+        received += chunk.len() as u64;
+        if received > MAX_DOWNLOAD_BYTES {
+            return Err(format!("{url}: more than the {MAX_DOWNLOAD_BYTES} bytes accepted"));
+        }
+        file.write_all(&chunk).map_err(|e| format!("cannot write the download of {url}: {e}"))?;
+        progress(label, received, total);
+    }
+    if let Some(total) = total
+        && received != total
+    {
+        return Err(format!("{url}: download interrupted: {received} of {total} bytes"));
+    }
+    file.flush().map_err(|e| format!("cannot write the download of {url}: {e}"))?;
+    file.as_file_mut().rewind().map_err(|e| format!("cannot read back the download of {url}: {e}"))?;
+    Ok(Some(Download { file, etag, last_modified }))
+}
+
+fn store_error(e: ImportError) -> String {
+    e.to_string()
+}
+
+/// Runs every configured source; one failing source does not stop the others.
+pub async fn update(db: &VulnDb<'_>, options: &UpdateOptions, progress: ProgressFn<'_>) -> Vec<SourceResult> {
+    let http = match client() {
+        Ok(http) => http,
+        Err(message) => return vec![SourceResult { source: "http".into(), result: Err(message) }],
+    };
+    let mut results = Vec::new();
+    for ecosystem in &options.ecosystems {
+        let source = format!("osv:{ecosystem}");
+        let result = update_osv(db, &http, &options.osv_base, ecosystem, &source, progress).await;
+        results.push(SourceResult { source, result });
+    }
+    if let Some(url) = &options.debian_tracker {
+        let source = "debian-tracker".to_string();
+        let result = update_document(db, &http, &source, &[url.clone()], progress).await;
+        results.push(SourceResult { source, result });
+    }
+    if let Some(base) = &options.alpine_base {
+        for release in &options.alpine_releases {
+            let source = format!("alpine-secdb:{release}");
+            let urls: Vec<String> = ["main", "community"]
+                .iter()
+                .map(|repo| format!("{}/{release}/{repo}.json", base.trim_end_matches('/')))
+                .collect();
+            let result = update_document(db, &http, &source, &urls, progress).await;
+            results.push(SourceResult { source, result });
+        }
+    }
+    results
+}
+
+fn ecosystem_url(base: &str, ecosystem: &str, file: &str) -> String {
+    let escaped = ecosystem.replace(' ', "%20");
+    format!("{}/{escaped}/{file}", base.trim_end_matches('/'))
+}
+
+async fn update_osv(
+    db: &VulnDb<'_>,
+    http: &reqwest::Client,
+    base: &str,
+    ecosystem: &str,
+    source: &str,
+    progress: ProgressFn<'_>,
+) -> Result<Outcome, String> {
+    let previous = db.source(source).map_err(|e| e.to_string())?;
+    if let Some(state) = previous.as_ref().filter(|s| !s.newest_modified.is_empty()) {
+        match incremental(db, http, base, ecosystem, source, state, progress).await? {
+            Some(outcome) => return Ok(outcome),
+            None => {} // too many changes, or no modified_id.csv: take the full archive
+        }
+    }
+    let url = ecosystem_url(base, ecosystem, "all.zip");
+    let Some(download) = download(http, source, &url, previous.as_ref(), progress).await? else {
+        return Ok(Outcome::Unchanged);
+    };
+    let loaded = import::load_osv_zip(&url, download.file.reopen().map_err(|e| e.to_string())?).map_err(store_error)?;
+    let skipped = loaded.skipped.clone();
+    let state =
+        import::write_source(db, source, &url, loaded, (download.etag, download.last_modified)).map_err(store_error)?;
+    Ok(Outcome::Updated { how: "full", state, skipped })
+}
+
+/// Applies the records changed since the last update. `Ok(None)` asks for a full download.
+async fn incremental(
+    db: &VulnDb<'_>,
+    http: &reqwest::Client,
+    base: &str,
+    ecosystem: &str,
+    source: &str,
+    state: &SourceState,
+    progress: ProgressFn<'_>,
+) -> Result<Option<Outcome>, String> {
+    let url = ecosystem_url(base, ecosystem, "modified_id.csv");
+    let response = http.get(&url).send().await.map_err(|e| format!("{url}: {}", error_chain(&e)))?;
+    if response.status() == reqwest::StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    if !response.status().is_success() {
+        return Err(format!("{url}: the server answered {}", response.status()));
+    }
+    let text = response.text().await.map_err(|e| format!("{url}: {}", error_chain(&e)))?;
+    let mut changed = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let Some((modified, id)) = line.split_once(',') else {
+            return Err(format!("{url}:{}: expected 'modified,id', found {line:?}", number + 1));
+        };
+        // The file is sorted newest first.
+        if modified <= state.newest_modified.as_str() {
+            break;
+        }
+        changed.push(id.rsplit('/').next().unwrap_or(id).to_string());
+        if changed.len() > INCREMENTAL_LIMIT {
+            return Ok(None);
+        }
+    }
+    if changed.is_empty() {
+        return Ok(Some(Outcome::Unchanged));
+    }
+    let mut fresh = Loaded { kind: "osv-zip", ..Default::default() };
+    fresh.newest_modified = state.newest_modified.clone();
+    for id in &changed {
+        let record_url = ecosystem_url(base, ecosystem, &format!("{id}.json"));
+        let response = http.get(&record_url).send().await.map_err(|e| format!("{record_url}: {}", error_chain(&e)))?;
+        if !response.status().is_success() {
+            return Err(format!("{record_url}: the server answered {}", response.status()));
+        }
+        let bytes = response.bytes().await.map_err(|e| format!("{record_url}: {}", error_chain(&e)))?;
+        progress(source, fresh.records + 1, Some(changed.len() as u64));
+        let record = osv::parse(&record_url, &bytes)?;
+        if record.modified > fresh.newest_modified {
+            fresh.newest_modified = record.modified.clone();
+        }
+        fresh.records += 1;
+        fresh.advisories.extend(super::advisory::from_osv(&record));
+    }
+    let replaced: BTreeSet<&str> = changed.iter().map(String::as_str).collect();
+    let kept: Vec<Advisory> = db
+        .source_advisories(source)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter(|a| !replaced.contains(a.id.as_str()))
+        .collect();
+    let mut loaded = Loaded {
+        kind: "osv-zip",
+        records: state.records.max(fresh.records),
+        newest_modified: fresh.newest_modified,
+        ..Default::default()
+    };
+    loaded.advisories = kept;
+    loaded.advisories.extend(fresh.advisories);
+    let state =
+        import::write_source(db, source, &state.location, loaded, (state.etag.clone(), state.last_modified.clone()))
+            .map_err(store_error)?;
+    Ok(Some(Outcome::Updated { how: "incremental", state, skipped: Vec::new() }))
+}
+
+/// A source made of whole JSON documents (the Debian tracker, Alpine secdb repositories).
+async fn update_document(
+    db: &VulnDb<'_>,
+    http: &reqwest::Client,
+    source: &str,
+    urls: &[String],
+    progress: ProgressFn<'_>,
+) -> Result<Outcome, String> {
+    let previous = db.source(source).map_err(|e| e.to_string())?;
+    // Validators only make sense for a single document.
+    let conditional = if urls.len() == 1 { previous.as_ref() } else { None };
+    let mut combined = Loaded::default();
+    let mut validators = (None, None);
+    for url in urls {
+        let Some(download) = download(http, source, url, conditional, progress).await? else {
+            return Ok(Outcome::Unchanged);
+        };
+        let bytes = std::fs::read(download.file.path()).map_err(|e| format!("cannot read back {url}: {e}"))?;
+        let loaded = import::load_bytes(url, bytes).map_err(store_error)?;
+        combined.kind = loaded.kind;
+        combined.records += loaded.records;
+        combined.advisories.extend(loaded.advisories);
+        validators = (download.etag, download.last_modified);
+    }
+    let state = import::write_source(db, source, &urls.join(" "), combined, validators).map_err(store_error)?;
+    Ok(Outcome::Updated { how: "full", state, skipped: Vec::new() })
+}
