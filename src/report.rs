@@ -2,7 +2,11 @@
 
 pub mod cyclonedx;
 pub mod findings;
+pub mod junit;
+pub mod markdown;
+pub mod sarif;
 pub mod spdx;
+pub mod table;
 
 use crate::scan::Sbom;
 
