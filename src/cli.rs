@@ -2,6 +2,7 @@
 
 pub mod db;
 pub mod sbom;
+pub mod scan;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -47,6 +48,9 @@ pub enum Commands {
     Version,
     /// Inventory the packages of an image or filesystem (an SBOM)
     Sbom(sbom::SbomArgs),
+    /// Scan for vulnerabilities, secrets and misconfigurations; gate a build with --fail-on
+    #[command(subcommand)]
+    Scan(scan::ScanCommand),
     /// The vulnerability database: update, import, status
     #[command(subcommand)]
     Db(db::DbCommand),
@@ -92,6 +96,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some(Commands::Sbom(ref args)) => sbom::run(args, &Config::load(&cli.overrides())?),
+        Some(Commands::Scan(ref command)) => scan::run(command, &Config::load(&cli.overrides())?),
         Some(Commands::Db(ref command)) => db::run(command, &Config::load(&cli.overrides())?),
         None => console(&cli),
     }

@@ -91,10 +91,7 @@ impl ScanReport {
             return false;
         }
         let Some(gate) = &self.gate else { return true };
-        let unfixed = finding.kind == FindingKind::Vulnerability
-            && finding.fix_state != FixState::Fixed
-            && finding.fixed_versions.is_empty();
-        finding.severity >= gate.fail_on && !(gate.ignore_unfixed && unfixed)
+        crate::gate::gates(finding, gate.fail_on, gate.ignore_unfixed)
     }
 }
 

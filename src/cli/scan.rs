@@ -1,0 +1,232 @@
+//! `picket scan image|fs|rootfs|dockerfile`: findings, exceptions and the build gate.
+//! Exit codes: 0 pass, 1 a finding at or above `--fail-on` without an exception, 2 error.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand, ValueEnum};
+
+use crate::config::Config;
+use crate::gate::{self, Exceptions, ignorefile::IgnoreFile, openvex::VexDocument};
+use crate::model::{Finding, Severity};
+use crate::report::DocumentInfo;
+use crate::report::findings::{FindingsFormat, ScanReport, render_findings};
+use crate::scan::{self, Platform, Sbom, SbomSource, ScanOptions, SourceSpec};
+use crate::store::{Store, TreeName};
+use crate::vulndb::{VulnDb, matcher};
+
+/// Exit status when the gate fails.
+pub const EXIT_POLICY: u8 = 1;
+
+#[derive(Debug, Subcommand)]
+pub enum ScanCommand {
+    /// Scan an image: OCI layout or archive, docker-save archive, a local engine's image
+    /// (docker:NAME, podman:NAME) or a registry reference (HOST/REPO:TAG)
+    Image {
+        source: String,
+        #[command(flatten)]
+        image: ImageArgs,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Scan a project directory (lock files, installed packages)
+    Fs {
+        path: PathBuf,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Scan an unpacked root filesystem ('/' is the host)
+    Rootfs {
+        path: PathBuf,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Check a Dockerfile for misconfigurations
+    Dockerfile {
+        file: PathBuf,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Scanner {
+    /// vulnerable packages (needs the database: picket db update)
+    Vuln,
+    /// credentials in files
+    Secret,
+}
+
+#[derive(Debug, Args)]
+pub struct ImageArgs {
+    /// Platform to pick from a multi-platform image [default: the host's]
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<String>,
+    /// Registry: allow plain HTTP and self-signed certificates
+    #[arg(long)]
+    pub insecure: bool,
+    /// Registry: a PEM CA certificate to trust besides the system's
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// Fail (exit 1) when a finding at or above this severity has no exception
+    #[arg(long, value_name = "SEVERITY", value_parser = parse_severity)]
+    pub fail_on: Option<Severity>,
+    /// Vulnerabilities without a fixed version do not fail the gate
+    #[arg(long)]
+    pub ignore_unfixed: bool,
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = FindingsFormat::Table)]
+    pub output: FindingsFormat,
+    /// Write the report to FILE instead of standard output
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Exceptions file [default: .picketignore in the current directory, when present]
+    #[arg(long, value_name = "FILE")]
+    pub ignorefile: Option<PathBuf>,
+    /// OpenVEX document whose not_affected/fixed statements accept findings (repeatable)
+    #[arg(long, value_name = "FILE")]
+    pub vex: Vec<PathBuf>,
+    /// What to look for
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Scanner::Vuln, Scanner::Secret])]
+    pub scanners: Vec<Scanner>,
+    /// Do not keep the inventory in the store
+    #[arg(long)]
+    pub no_store: bool,
+}
+
+fn parse_severity(text: &str) -> Result<Severity, String> {
+    text.parse()
+}
+
+pub fn run(command: &ScanCommand, config: &Config) -> anyhow::Result<ExitCode> {
+    let (report, common) = match command {
+        ScanCommand::Image { source, image, common } => {
+            let spec = SourceSpec::parse(source)?;
+            (scan_source(spec, Some(image), common, config)?, common)
+        }
+        ScanCommand::Fs { path, common } | ScanCommand::Rootfs { path, common } => {
+            let spec = SourceSpec::Rootfs { path: path.clone() };
+            (scan_source(spec, None, common, config)?, common)
+        }
+        ScanCommand::Dockerfile { file, common } => (scan_dockerfile(file, common)?, common),
+    };
+    finish(report, common)
+}
+
+fn scan_source(spec: SourceSpec, image: Option<&ImageArgs>, common: &CommonArgs, config: &Config) -> anyhow::Result<ScanReport> {
+    let platform = match image.and_then(|i| i.platform.as_deref()) {
+        Some(text) => Platform::parse(text).map_err(anyhow::Error::msg)?,
+        None => Platform::host(),
+    };
+    let registry = crate::registry::RegistryOptions {
+        insecure: image.is_some_and(|i| i.insecure),
+        ca_file: image.and_then(|i| i.ca_file.clone()),
+        auth_files: None,
+    };
+    let options = ScanOptions { limits: config.scan_limits, platform, registry };
+    let want_vulns = common.scanners.contains(&Scanner::Vuln);
+    // Opened first: a store in use or an empty database is an error before any download.
+    let store = Store::open(&config.store_path())?;
+    let db = VulnDb::open(&store)?;
+    if want_vulns && db.sources()?.is_empty() {
+        return Err(matcher::MatchError::EmptyDatabase.into());
+    }
+    let sockets = crate::engine::existing_sockets(&crate::engine::candidate_sockets(&config.engines));
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
+    let sbom = runtime.block_on(scan::inventory_async(spec, options, sockets, std::sync::Arc::new(|_| {})))?;
+    if !common.no_store {
+        store.tree::<Sbom>(TreeName::Sboms)?.insert(&sbom.store_key(), &sbom)?;
+        store.flush()?;
+    }
+    let mut findings = Vec::new();
+    let mut databases = Vec::new();
+    if want_vulns {
+        let matched = matcher::match_sbom(&db, &sbom)?;
+        findings.extend(matched.findings);
+        databases = matched.databases;
+    }
+    let warnings = sbom.warnings.clone();
+    Ok(ScanReport {
+        source: sbom.source.clone(),
+        distro: sbom.distro.clone(),
+        sbom: Some(sbom),
+        findings,
+        suppressed: Vec::new(),
+        databases,
+        gate: None,
+        warnings,
+    })
+}
+
+fn scan_dockerfile(file: &Path, _common: &CommonArgs) -> anyhow::Result<ScanReport> {
+    let findings: Vec<Finding> = crate::scan::dockerfile::check_file(file)?;
+    Ok(ScanReport {
+        source: SbomSource { kind: "dockerfile".into(), name: file.display().to_string(), image: None },
+        distro: None,
+        sbom: None,
+        findings,
+        suppressed: Vec::new(),
+        databases: Vec::new(),
+        gate: None,
+        warnings: Vec::new(),
+    })
+}
+
+/// Applies exceptions and the gate, writes the report, and picks the exit code.
+fn finish(mut report: ScanReport, common: &CommonArgs) -> anyhow::Result<ExitCode> {
+    let default_ignore = PathBuf::from(".picketignore");
+    let ignore_path = common.ignorefile.clone().or_else(|| default_ignore.exists().then_some(default_ignore));
+    let ignore = ignore_path.as_deref().map(IgnoreFile::load).transpose()?;
+    let vex: Vec<VexDocument> =
+        common.vex.iter().map(|p| VexDocument::load(p)).collect::<Result<_, _>>().map_err(anyhow::Error::msg)?;
+    if let Some(ignore) = &ignore {
+        for expired in ignore.expired() {
+            eprintln!(
+                "picket: {}#{}: the exception for {} expired on {}; it no longer applies",
+                ignore.path.display(),
+                expired.index,
+                expired.id,
+                expired.expires.map(|d| d.to_string()).unwrap_or_default()
+            );
+        }
+    }
+    let mut sources: Vec<&dyn Exceptions> = Vec::new();
+    if let Some(ignore) = &ignore {
+        sources.push(ignore);
+    }
+    sources.extend(vex.iter().map(|v| v as &dyn Exceptions));
+    let (active, suppressed) = gate::apply_exceptions(std::mem::take(&mut report.findings), &sources);
+    report.findings = active;
+    report.suppressed = suppressed;
+    if let Some(fail_on) = common.fail_on {
+        report.gate = Some(gate::evaluate(&report.findings, fail_on, common.ignore_unfixed));
+    }
+    let color = common.file.is_none()
+        && std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let bytes = render_findings(&report, common.output, &DocumentInfo::now(), color).context("cannot encode the report")?;
+    match &common.file {
+        Some(path) => super::sbom::write_atomically(path, &bytes)?,
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(&bytes).context("cannot write to standard output")?;
+            if !bytes.ends_with(b"\n") {
+                stdout.write_all(b"\n").context("cannot write to standard output")?;
+            }
+        }
+    }
+    match &report.gate {
+        Some(gate) if !gate.passed() => {
+            eprintln!("picket: gate failed: {}", gate.summary());
+            Ok(ExitCode::from(EXIT_POLICY))
+        }
+        _ => Ok(ExitCode::SUCCESS),
+    }
+}
