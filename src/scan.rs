@@ -4,6 +4,7 @@
 pub mod binary;
 pub mod blobs;
 pub mod catalogers;
+pub mod dockerfile;
 pub mod layers;
 pub mod limits;
 pub mod os;
