@@ -119,7 +119,12 @@ pub fn run(command: &ScanCommand, config: &Config) -> anyhow::Result<ExitCode> {
     finish(report, common)
 }
 
-fn scan_source(spec: SourceSpec, image: Option<&ImageArgs>, common: &CommonArgs, config: &Config) -> anyhow::Result<ScanReport> {
+fn scan_source(
+    spec: SourceSpec,
+    image: Option<&ImageArgs>,
+    common: &CommonArgs,
+    config: &Config,
+) -> anyhow::Result<ScanReport> {
     let platform = match image.and_then(|i| i.platform.as_deref()) {
         Some(text) => Platform::parse(text).map_err(anyhow::Error::msg)?,
         None => Platform::host(),
@@ -211,7 +216,8 @@ fn finish(mut report: ScanReport, common: &CommonArgs) -> anyhow::Result<ExitCod
     let color = common.file.is_none()
         && std::io::stdout().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let bytes = render_findings(&report, common.output, &DocumentInfo::now(), color).context("cannot encode the report")?;
+    let bytes =
+        render_findings(&report, common.output, &DocumentInfo::now(), color).context("cannot encode the report")?;
     match &common.file {
         Some(path) => super::sbom::write_atomically(path, &bytes)?,
         None => {

@@ -3,6 +3,7 @@
 
 pub mod engines;
 pub mod fault_proxy;
+pub mod file_server;
 pub mod fixtures;
 pub mod registry;
 pub mod token_server;

@@ -1,0 +1,349 @@
+//! The vulnerability database against real records: the shared OSV sets, the Debian 12 dpkg
+//! status of a real machine, `db update` from a mirror served on 127.0.0.1, and the build gate
+//! through the binary.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use picket::model::{FindingKind, FixState, Severity};
+use picket::scan::{self, ScanOptions, SourceSpec};
+use picket::store::Store;
+use picket::vulndb::update::{Outcome, UpdateOptions};
+use picket::vulndb::{VulnDb, import, matcher};
+
+use common::fixtures::shared_data;
+
+fn import_shared(db: &VulnDb<'_>, ecosystems: &[&str]) {
+    for ecosystem in ecosystems {
+        let loaded = import::load_path(&shared_data().join("osv").join(ecosystem)).expect("load");
+        assert!(loaded.skipped.is_empty(), "{:?}", loaded.skipped);
+        import::write_source(db, &format!("osv:{ecosystem}"), ecosystem, loaded, (None, None)).expect("write");
+    }
+}
+
+fn inventory(path: &Path) -> picket::scan::Sbom {
+    let spec = SourceSpec::parse(&path.display().to_string()).expect("spec");
+    scan::inventory(&spec, &ScanOptions::default(), &|_| {}).expect("inventory")
+}
+
+#[test]
+fn named_packages_of_the_app_image_get_their_records() {
+    let images = common::fixtures::images();
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(&tmp.path().join("store")).unwrap();
+    let db = VulnDb::open(&store).unwrap();
+    import_shared(&db, &["PyPI", "npm", "Debian"]);
+    let sbom = inventory(&images.join("oci"));
+    let matched = matcher::match_sbom(&db, &sbom).unwrap();
+    let find = |package: &str, id: &str| {
+        matched
+            .findings
+            .iter()
+            .find(|f| f.package.as_ref().is_some_and(|p| p.name == package) && f.ids().any(|i| i == id))
+            .unwrap_or_else(|| panic!("no {id} for {package}"))
+    };
+    let urllib3 = find("urllib3", "CVE-2023-43804");
+    assert_eq!(urllib3.package.as_ref().unwrap().version, "1.24.1");
+    assert_eq!(urllib3.fixed_versions, ["1.26.17"]);
+    assert_eq!(urllib3.fix_state, FixState::Fixed);
+    // PYSEC and GHSA records of the same issue fold into one finding under the CVE.
+    assert_eq!(matched.findings.iter().filter(|f| f.ids().any(|i| i == "CVE-2023-43804")).count(), 1);
+    assert!(urllib3.aliases.iter().any(|a| a.starts_with("GHSA-")), "{:?}", urllib3.aliases);
+    assert_eq!(urllib3.severity, Severity::High, "the GHSA record's CVSS vector rates it");
+    assert!(urllib3.cvss.as_ref().is_some_and(|c| c.score >= 7.0));
+    assert_eq!(find("Django", "CVE-2019-12308").fixed_versions, ["2.2.2"]);
+    assert_eq!(find("PyYAML", "CVE-2020-14343").fixed_versions, ["5.4"]);
+    let minimist = find("minimist", "CVE-2021-44906");
+    assert_eq!(minimist.severity, Severity::Critical);
+    // Debian records name source packages: binary apt-transport-https comes from source apt.
+    let apt = find("apt-transport-https", "CVE-2026-109518");
+    assert_eq!(apt.package.as_ref().unwrap().source_name.as_deref(), Some("apt"), "matched through its source");
+    assert!(matched.findings.iter().all(|f| f.kind == FindingKind::Vulnerability));
+}
+
+#[test]
+fn lock_files_match_crates_and_go_records_and_fixed_versions_do_not() {
+    let tmp = tempfile::tempdir().unwrap();
+    let project = tmp.path().join("project");
+    std::fs::create_dir_all(project.join("svc")).unwrap();
+    std::fs::write(
+        project.join("Cargo.lock"),
+        "version = 3\n\n[[package]]\nname = \"tar\"\nversion = \"0.4.15\"\n\n[[package]]\nname = \"smallvec\"\n\
+         version = \"1.6.1\"\n\n[[package]]\nname = \"failure\"\nversion = \"0.1.8\"\n\n[[package]]\nname = \"hyper\"\n\
+         version = \"0.14.2\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        project.join("svc/go.mod"),
+        "module example.com/svc\n\ngo 1.21\n\nrequire (\n\tgithub.com/gin-gonic/gin v1.5.0\n\tgolang.org/x/text v0.3.3\n)\n",
+    )
+    .unwrap();
+    let store = Store::open(&tmp.path().join("store")).unwrap();
+    let db = VulnDb::open(&store).unwrap();
+    import_shared(&db, &["crates.io", "Go"]);
+    let sbom = inventory(&project);
+    let matched = matcher::match_sbom(&db, &sbom).unwrap();
+    let ids_of = |package: &str| -> BTreeSet<String> {
+        matched
+            .findings
+            .iter()
+            .filter(|f| f.package.as_ref().is_some_and(|p| p.name == package))
+            .flat_map(|f| f.ids().map(str::to_string).collect::<Vec<_>>())
+            .collect()
+    };
+    assert!(ids_of("tar").contains("RUSTSEC-2018-0002"), "{:?}", ids_of("tar"));
+    assert!(ids_of("hyper").contains("RUSTSEC-2021-0020"), "0.14.2 is before the 0.14.3 fix");
+    assert!(!ids_of("hyper").contains("RUSTSEC-2016-0002"), "0.14.2 is past the 0.9.4 fix");
+    assert!(!ids_of("smallvec").contains("RUSTSEC-2021-0003"), "1.6.1 is the fixed version");
+    assert!(ids_of("github.com/gin-gonic/gin").contains("GO-2020-0001"));
+    assert!(!ids_of("golang.org/x/text").contains("GO-2020-0015"), "v0.3.3 is the fixed version");
+    // failure's records are informational (unmaintained, unsound): reported apart.
+    let failure: Vec<_> =
+        matched.findings.iter().filter(|f| f.package.as_ref().is_some_and(|p| p.name == "failure")).collect();
+    assert!(!failure.is_empty() && failure.iter().all(|f| f.kind == FindingKind::Advisory), "{failure:?}");
+}
+
+/// A root filesystem with the dpkg status of a real Debian 12.11 machine.
+fn debian_rootfs(dir: &Path) -> PathBuf {
+    let root = dir.join("rootfs");
+    std::fs::create_dir_all(root.join("var/lib/dpkg")).unwrap();
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::copy(shared_data().join("debian12-dpkg-status"), root.join("var/lib/dpkg/status")).unwrap();
+    std::fs::write(
+        root.join("etc/os-release"),
+        "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\nVERSION_ID=\"12\"\nID=debian\n",
+    )
+    .unwrap();
+    root
+}
+
+#[test]
+fn debian_machine_gets_every_cve_its_newer_changelogs_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(&tmp.path().join("store")).unwrap();
+    let db = VulnDb::open(&store).unwrap();
+    import_shared(&db, &["Debian"]);
+    let sbom = inventory(&debian_rootfs(tmp.path()));
+    assert_eq!(sbom.packages.len(), 707);
+    let matched = matcher::match_sbom(&db, &sbom).unwrap();
+    let mut found: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for finding in &matched.findings {
+        let package = finding.package.as_ref().unwrap();
+        let source = package.source_name.clone().unwrap_or_else(|| package.name.clone());
+        found.entry(source).or_default().extend(finding.ids().map(str::to_string));
+    }
+    let table = std::fs::read_to_string(shared_data().join("debian-fixed-later-this-machine.tsv")).unwrap();
+    let mut expected_total = 0;
+    for line in table.lines().skip(1) {
+        let columns: Vec<&str> = line.split('\t').collect();
+        let (source, cves) = (columns[0], columns.get(6).copied().unwrap_or_default());
+        for cve in cves.split_whitespace() {
+            expected_total += 1;
+            assert!(
+                found.get(source).is_some_and(|ids| ids.contains(cve)),
+                "{source}: {cve} is fixed by a newer Debian 12 package, picket does not report it"
+            );
+        }
+    }
+    assert!(expected_total > 100, "{expected_total}");
+    // Every finding's fixed version is newer than what is installed.
+    for finding in &matched.findings {
+        let package = finding.package.as_ref().unwrap();
+        for fixed in &finding.fixed_versions {
+            let installed = sbom
+                .packages
+                .iter()
+                .find(|p| p.name == package.name)
+                .and_then(|p| p.source.as_ref().map(|s| s.version.clone()))
+                .unwrap_or_else(|| package.version.clone());
+            assert_eq!(
+                picket::vulndb::versions::compare(picket::model::Ecosystem::Debian, fixed, &installed),
+                std::cmp::Ordering::Greater,
+                "{} {installed} → {fixed}",
+                package.name
+            );
+        }
+    }
+}
+
+fn zip_of(records: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    let mut writer = zip::ZipWriter::new(&mut out);
+    for (name, bytes) in records {
+        writer.start_file(name.as_str(), zip::write::SimpleFileOptions::default()).unwrap();
+        std::io::Write::write_all(&mut writer, bytes).unwrap();
+    }
+    writer.finish().unwrap();
+    out.into_inner()
+}
+
+#[test]
+fn db_update_from_a_mirror_full_conditional_incremental_and_interrupted() {
+    let server = common::file_server::FileServer::start();
+    for ecosystem in ["Go", "PyPI", "crates.io"] {
+        let bytes = std::fs::read(shared_data().join("allzip").join(ecosystem).join("all.zip")).unwrap();
+        server.files.put(&format!("/{ecosystem}/all.zip"), bytes, &format!("\"{ecosystem}-1\""));
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(&tmp.path().join("store")).unwrap();
+    let db = VulnDb::open(&store).unwrap();
+    let options = UpdateOptions {
+        osv_base: server.base.clone(),
+        ecosystems: vec!["Go".into(), "PyPI".into(), "crates.io".into()],
+        debian_tracker: None,
+        alpine_base: None,
+        alpine_releases: vec![],
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let progress = |_: &str, _: u64, _: Option<u64>| {};
+    let results = runtime.block_on(picket::vulndb::update::update(&db, &options, &progress));
+    for result in &results {
+        let Ok(Outcome::Updated { how: "full", state, .. }) = &result.result else { panic!("{result:?}") };
+        assert!(state.records > 1000, "{state:?}");
+    }
+    let pypi = db.source("osv:PyPI").unwrap().unwrap();
+    assert_eq!(pypi.records, 2661);
+    let active = db.active().unwrap();
+    let urllib3 = db.lookup(&active, "PyPI", "urllib3").unwrap();
+    assert!(!urllib3.is_empty());
+
+    // No modified_id.csv on the mirror: the update falls back to a conditional full download.
+    let results = runtime.block_on(picket::vulndb::update::update(&db, &options, &progress));
+    assert!(results.iter().all(|r| r.result == Ok(Outcome::Unchanged)), "{results:?}");
+    assert!(server.log.lock().unwrap().iter().any(|l| l == "/PyPI/all.zip \"PyPI-1\""), "If-None-Match was sent");
+
+    // Incremental: modified_id.csv names one newer record; only it is fetched.
+    let record = serde_json::json!({
+        "id": "PYSEC-9999-1", "modified": "2099-01-01T00:00:00Z", "summary": "test record",
+        "affected": [{"package": {"ecosystem": "PyPI", "name": "urllib3"},
+                      "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "9.0"}]}]}]
+    });
+    server.files.put("/PyPI/PYSEC-9999-1.json", serde_json::to_vec(&record).unwrap(), "\"r1\"");
+    server.files.put(
+        "/PyPI/modified_id.csv",
+        format!("2099-01-01T00:00:00Z,PYSEC-9999-1\n{},PYSEC-2007-1\n", pypi.newest_modified).into_bytes(),
+        "\"m1\"",
+    );
+    let options_pypi = UpdateOptions { ecosystems: vec!["PyPI".into()], ..options.clone() };
+    let results = runtime.block_on(picket::vulndb::update::update(&db, &options_pypi, &progress));
+    let Ok(Outcome::Updated { how: "incremental", state, .. }) = &results[0].result else { panic!("{results:?}") };
+    assert_eq!(state.newest_modified, "2099-01-01T00:00:00Z");
+    let active = db.active().unwrap();
+    let now = db.lookup(&active, "PyPI", "urllib3").unwrap();
+    assert_eq!(now.len(), urllib3.len() + 1, "the new record is in, the old ones kept");
+
+    // Interrupted: a changed all.zip whose download stops halfway. The previous data stays.
+    server.files.remove("/PyPI/modified_id.csv");
+    let before = db.source("osv:Go").unwrap().unwrap();
+    let bytes = std::fs::read(shared_data().join("allzip/Go/all.zip")).unwrap();
+    let half = bytes.len() / 2;
+    server.files.put("/Go/all.zip", bytes, "\"Go-2\"");
+    server.files.cut("/Go/all.zip", half);
+    let options_go = UpdateOptions { ecosystems: vec!["Go".into()], ..options.clone() };
+    let results = runtime.block_on(picket::vulndb::update::update(&db, &options_go, &progress));
+    let Err(message) = &results[0].result else { panic!("{results:?}") };
+    assert!(message.contains("interrupted"), "{message}");
+    assert_eq!(db.source("osv:Go").unwrap().unwrap(), before, "the previous generation stays active");
+    let active = db.active().unwrap();
+    assert!(!db.lookup(&active, "Go", "github.com/gin-gonic/gin").unwrap().is_empty());
+
+    // A mirror that answers garbage instead of a zip is refused the same way.
+    server.files.put("/Go/all.zip", b"<html>oops</html>".to_vec(), "\"Go-3\"");
+    let results = runtime.block_on(picket::vulndb::update::update(&db, &options_go, &progress));
+    let Err(message) = &results[0].result else { panic!("{results:?}") };
+    assert!(message.contains("not a zip"), "{message}");
+    assert_eq!(db.source("osv:Go").unwrap().unwrap(), before);
+}
+
+fn picket(data_dir: &Path, cwd: &Path, args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_picket"))
+        .args(args)
+        .current_dir(cwd)
+        .env("PICKET_DATA_DIR", data_dir)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run picket");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn gate_exit_codes_exceptions_and_vex_through_the_binary() {
+    let images = common::fixtures::images();
+    let image = images.join("oci").display().to_string();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let cwd = tmp.path().join("work");
+    std::fs::create_dir_all(&cwd).unwrap();
+
+    let (code, _, stderr) = picket(&data, &cwd, &["scan", "image", &image, "--fail-on", "high"]);
+    assert_eq!(code, 2, "an empty database is an error: {stderr}");
+    assert!(stderr.contains("picket db update"), "{stderr}");
+
+    for ecosystem in ["PyPI", "npm"] {
+        let path = shared_data().join("osv").join(ecosystem).display().to_string();
+        let (code, _, stderr) = picket(&data, &cwd, &["db", "import", &path, "--name", &format!("osv:{ecosystem}")]);
+        assert_eq!(code, 0, "{stderr}");
+    }
+    let (code, stdout, _) = picket(&data, &cwd, &["db", "status"]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("osv:PyPI") && stdout.contains("368"), "{stdout}");
+
+    let (code, stdout, stderr) = picket(&data, &cwd, &["scan", "image", &image, "--fail-on", "critical"]);
+    assert_eq!(code, 1, "minimist is CRITICAL: {stderr}");
+    assert!(stdout.contains("CVE-2021-44906") && stderr.contains("gate failed"), "{stdout}\n{stderr}");
+
+    std::fs::write(
+        cwd.join(".picketignore"),
+        "exceptions:\n  - id: GHSA-xvch-5gv4-984h\n    package: minimist\n    reason: only used by the build\n",
+    )
+    .unwrap();
+    let (code, stdout, stderr) = picket(&data, &cwd, &["scan", "image", &image, "--fail-on", "critical", "-o", "json"]);
+    assert_eq!(code, 0, "the exception (by GHSA alias) accepts it: {stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["suppressed"][0]["reason"], "only used by the build");
+    assert_eq!(report["gate"]["failing"], 0);
+
+    let (code, _, _) = picket(&data, &cwd, &["scan", "image", &image, "--fail-on", "high"]);
+    assert_eq!(code, 1, "lodash and urllib3 are HIGH");
+    let vex = cwd.join("app.vex.json");
+    std::fs::write(
+        &vex,
+        r#"{"@context": "https://openvex.dev/ns/v0.2.0", "@id": "vex-1", "statements": [
+          {"vulnerability": {"name": "CVE-2020-8203"}, "products": [{"@id": "pkg:npm/lodash"}],
+           "status": "not_affected", "justification": "vulnerable_code_not_in_execute_path"},
+          {"vulnerability": {"name": "CVE-2023-43804"}, "status": "not_affected",
+           "justification": "vulnerable_code_cannot_be_controlled_by_adversary"}]}"#,
+    )
+    .unwrap();
+    let sarif = cwd.join("out.sarif");
+    let (code, _, stderr) = picket(
+        &data,
+        &cwd,
+        &["scan", "image", &image, "--fail-on", "high", "--vex", "app.vex.json", "-o", "sarif", "--file", "out.sarif"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let sarif: serde_json::Value = serde_json::from_slice(&std::fs::read(sarif).unwrap()).unwrap();
+    assert_eq!(sarif["version"], "2.1.0");
+    let suppressed =
+        sarif["runs"][0]["results"].as_array().unwrap().iter().filter(|r| r["suppressions"].is_array()).count();
+    assert!(suppressed >= 3, "minimist, lodash and urllib3 carry suppressions");
+
+    let (code, _, stderr) = picket(
+        &data,
+        &cwd,
+        &["scan", "image", &image, "--fail-on", "high", "--ignore-unfixed", "--vex", "missing.json"],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("missing.json"), "{stderr}");
+    std::fs::write(cwd.join(".picketignore"), "exceptions:\n  - id: X\n    reason: r\n    expires: 2020-01-01\n")
+        .unwrap();
+    let (_, _, stderr) = picket(&data, &cwd, &["scan", "image", &image]);
+    assert!(stderr.contains("expired on 2020-01-01"), "{stderr}");
+}
