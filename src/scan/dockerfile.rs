@@ -9,6 +9,7 @@
 pub mod parse;
 pub mod rules;
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
 
@@ -63,12 +64,14 @@ pub fn check_str(name: &str, text: &str) -> Result<Vec<Finding>, DockerfileError
         line: e.line,
         message: e.message,
     })?;
+    let mut suppressions: HashMap<usize, Vec<String>> = HashMap::new();
     let mut findings: Vec<Finding> = rules::check(&dockerfile)
         .into_iter()
         .filter_map(|hit| {
             let rule = rules::info(hit.id)?;
             let instruction = &dockerfile.instructions[hit.instruction];
-            if suppressed(instruction, rule) {
+            let ignored = suppressions.entry(hit.instruction).or_insert_with(|| suppressed_ids(instruction));
+            if ignored.iter().any(|id| id == rule.id) {
                 return None;
             }
             let mut finding = Finding::new(FindingKind::Misconfiguration, rule.id, rule.title, rule.severity);
@@ -91,29 +94,30 @@ pub fn check_str(name: &str, text: &str) -> Result<Vec<Finding>, DockerfileError
 
 /// One line, whitespace collapsed, at most `EVIDENCE_CHARS` characters.
 fn evidence(text: &str) -> String {
-    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    // Whitespace collapses, so a prefix of a few times the limit is enough.
+    let prefix: String = text.chars().take(EVIDENCE_CHARS * 8).collect();
+    let line = prefix.split_whitespace().collect::<Vec<_>>().join(" ");
     match line.char_indices().nth(EVIDENCE_CHARS) {
         Some((cut, _)) => format!("{}…", &line[..cut]),
         None => line,
     }
 }
 
-fn suppressed(instruction: &Instruction, rule: &RuleInfo) -> bool {
-    instruction.comments.iter().any(|comment| {
+/// The rule ids the comments directly above an instruction suppress.
+fn suppressed_ids(instruction: &Instruction) -> Vec<String> {
+    let mut ids = Vec::new();
+    for comment in &instruction.comments {
         let lower = comment.to_ascii_lowercase();
-        let ids = |marker: &str| {
-            lower.find(marker).map(|at| {
-                lower[at + marker.len()..]
-                    .split([',', ' ', '\t'])
-                    .filter(|id| !id.is_empty())
-                    .map(str::to_ascii_uppercase)
-                    .collect::<Vec<_>>()
-            })
-        };
-        let picket = ids("picket:ignore=").unwrap_or_default();
-        let hadolint = ids("hadolint ignore=").unwrap_or_default();
-        picket.iter().any(|id| id == rule.id) || hadolint.iter().any(|id| rule.hadolint.contains(&id.as_str()))
-    })
+        for marker in ["picket:ignore=", "hadolint ignore="] {
+            let Some(at) = lower.find(marker) else { continue };
+            for id in lower[at + marker.len()..].split([',', ' ', '\t']).filter(|id| !id.is_empty()) {
+                let id = id.to_ascii_uppercase();
+                let picket_ids = rules::RULES.iter().filter(|r| r.id == id || r.hadolint.contains(&id.as_str()));
+                ids.extend(picket_ids.map(|r| r.id.to_string()));
+            }
+        }
+    }
+    ids
 }
 
 #[cfg(test)]
@@ -182,6 +186,43 @@ mod tests {
         std::fs::write(&path, b"FROM a:1\nRUN echo \xff\n").unwrap();
         assert!(matches!(check_file(&path), Err(DockerfileError::NotText { .. })));
         assert!(matches!(check_file(&dir.path().join("missing")), Err(DockerfileError::Io { .. })));
+    }
+
+    #[test]
+    fn truncated_and_odd_input_never_panics() {
+        let text = "# escape=`\nARG B=\"x y\"\nFROM --platform=$P ${B:-a} AS é\nRUN <<-E sh -c 'a \"b' `\n  && cat <<<x $(curl `\n\tx | sh\n\tE\nENV K=\"v\\\" w\" PASS='q\nCOPY --from= [\"a\", \nCMD [\"ü\"]\nEXPOSE 1-x/\nWORKDIR\nUSER :\n";
+        for (cut, _) in text.char_indices() {
+            let _ = check_str("t", &text[..cut]);
+        }
+        for odd in [
+            "FROM",
+            "FROM a\nRUN",
+            "FROM a\nRUN \\",
+            "FROM a\nRUN <<",
+            "FROM a\nRUN <<''",
+            "FROM a\nADD",
+            "\u{0}FROM a",
+        ] {
+            let _ = check_str("t", odd);
+        }
+    }
+
+    #[test]
+    fn large_inputs_stay_linear() {
+        let mut text = String::from("ARG A=a:1\nFROM ${A} AS s0\n");
+        for n in 1..20_000 {
+            text.push_str(&format!(
+                "# picket:ignore=PKT-DF-999\nFROM s{} AS s{n}\nCOPY --from=s0 /a /b\nRUN pip install x\n",
+                n - 1
+            ));
+        }
+        let keys: Vec<String> = (0..20_000).map(|n| format!("K{n}_TOKEN=v")).collect();
+        text.push_str(&"# comment\n".repeat(20_000));
+        text.push_str(&format!("ENV {}\n", keys.join(" ")));
+        let start = std::time::Instant::now();
+        let findings = check_str("big", &text).unwrap();
+        assert!(findings.len() > 40_000);
+        assert!(start.elapsed() < std::time::Duration::from_secs(20), "{:?}", start.elapsed());
     }
 
     #[test]

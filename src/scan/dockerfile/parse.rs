@@ -121,6 +121,11 @@ impl Instruction {
         self.flags.iter().find(|f| f.name.eq_ignore_ascii_case(name))
     }
 
+    /// The variables of ENV and ARG, with their values (defaults).
+    pub fn variables(&self) -> Vec<(String, Option<String>)> {
+        key_values(&self.args, self.keyword == Keyword::Env)
+    }
+
     /// Whitespace-separated arguments (shell form), or the JSON array.
     pub fn words(&self) -> Vec<String> {
         match &self.exec {
@@ -226,7 +231,7 @@ impl Dockerfile {
 
     /// `ARG`s before the first FROM, with their defaults: the only variables FROM may use.
     pub fn global_args(&self) -> Vec<(String, Option<String>)> {
-        self.instructions.iter().take_while(|i| i.keyword == Keyword::Arg).flat_map(|i| key_values(&i.args)).collect()
+        self.instructions.iter().take_while(|i| i.keyword == Keyword::Arg).flat_map(Instruction::variables).collect()
     }
 }
 
@@ -432,10 +437,11 @@ fn heredoc_word(chars: &[char], mut k: usize) -> (String, usize) {
     (word, k)
 }
 
-/// `KEY=value` pairs (quotes removed) of ENV, ARG and LABEL; also the legacy `ENV KEY value`.
-pub fn key_values(args: &str) -> Vec<(String, Option<String>)> {
+/// `KEY=value` pairs (quotes removed) of ENV, ARG and LABEL; with `legacy_form`, also
+/// `ENV KEY value` (ARG has no such form: `ARG A B` declares two variables).
+pub fn key_values(args: &str, legacy_form: bool) -> Vec<(String, Option<String>)> {
     let words = split_words(args);
-    let legacy = words.first().is_some_and(|w| !w.contains('=')) && words.len() > 1;
+    let legacy = legacy_form && words.first().is_some_and(|w| !w.contains('=')) && words.len() > 1;
     if legacy {
         let value = args.trim().split_once(char::is_whitespace).map_or("", |(_, v)| v.trim());
         return vec![(words[0].clone(), Some(unquote(value)))];
@@ -795,17 +801,18 @@ mod tests {
     fn crlf_bom_and_unicode() {
         let df = parse("\u{feff}FROM a:1\r\nENV \"ké\" vé lo\r\nRUN echo \\\r\n  ünï\r\n");
         assert_eq!(df.instructions[1].keyword, Keyword::Env);
-        assert_eq!(key_values(&df.instructions[1].args), vec![("ké".to_string(), Some("vé lo".to_string()))]);
+        assert_eq!(df.instructions[1].variables(), vec![("ké".to_string(), Some("vé lo".to_string()))]);
         assert_eq!(df.instructions[2].args, "echo   ünï");
     }
 
     #[test]
     fn key_value_forms() {
         assert_eq!(
-            key_values("A=1 B=\"two words\" C"),
+            key_values("A=1 B=\"two words\" C", true),
             vec![("A".into(), Some("1".into())), ("B".into(), Some("two words".into())), ("C".into(), None)]
         );
-        assert_eq!(key_values("A one two"), vec![("A".to_string(), Some("one two".to_string()))]);
+        assert_eq!(key_values("A one two", true), vec![("A".to_string(), Some("one two".to_string()))]);
+        assert_eq!(key_values("A B=2", false), vec![("A".to_string(), None), ("B".to_string(), Some("2".to_string()))]);
     }
 
     fn words(script: &str) -> Vec<Vec<String>> {

@@ -1,9 +1,9 @@
 //! The rule set. Each rule has a stable id; `check` returns where rules fire, the caller turns
 //! that into findings (suppressions, evidence, order).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-use super::parse::{Dockerfile, Instruction, Keyword, ShellCommand, Stage, key_values, shell_commands, unquote};
+use super::parse::{Dockerfile, Instruction, Keyword, ShellCommand, Stage, shell_commands, unquote};
 use crate::model::Severity;
 
 /// A rule, for findings and for listings.
@@ -247,20 +247,57 @@ const SHELLS: [&str; 6] = ["sh", "bash", "ash", "dash", "zsh", "ksh"];
 struct Checker<'a> {
     df: &'a Dockerfile,
     stages: Vec<Stage>,
-    global_args: Vec<(String, Option<String>)>,
+    /// Each stage's image with global ARG defaults substituted; None when a variable has none.
+    images: Vec<Option<String>>,
+    /// The earlier stage each stage is built FROM.
+    parents: Vec<Option<usize>>,
+    /// The first stage of each name (BuildKit refuses duplicate names).
+    named: HashMap<String, usize>,
     /// The final stage and the earlier stages it is built FROM, final first.
     final_chain: Vec<usize>,
+    in_final_chain: Vec<bool>,
     hits: Vec<Hit>,
 }
 
 pub fn check(df: &Dockerfile) -> Vec<Hit> {
     let stages = df.stages();
-    let mut checker = Checker { df, global_args: df.global_args(), final_chain: Vec::new(), stages, hits: Vec::new() };
-    checker.final_chain = checker.chain(checker.stages.len().saturating_sub(1));
+    let args: HashMap<String, Option<String>> = df.global_args().into_iter().collect();
+    let images: Vec<Option<String>> = stages.iter().map(|s| substitute(&s.image, &args)).collect();
+    let mut named = HashMap::new();
+    for stage in &stages {
+        if let Some(name) = &stage.name {
+            named.entry(name.clone()).or_insert(stage.index);
+        }
+    }
+    let parents = stages
+        .iter()
+        .map(|s| {
+            let image = images[s.index].as_ref()?.to_ascii_lowercase();
+            named.get(&image).copied().filter(|&p| p < s.index)
+        })
+        .collect();
+    let mut checker = Checker {
+        df,
+        images,
+        parents,
+        named,
+        final_chain: Vec::new(),
+        in_final_chain: vec![false; stages.len()],
+        stages,
+        hits: Vec::new(),
+    };
+    if let Some(last) = checker.stages.len().checked_sub(1) {
+        checker.final_chain = checker.chain(last);
+    }
+    for &stage in &checker.final_chain {
+        checker.in_final_chain[stage] = true;
+    }
     checker.final_stage_user();
     checker.final_stage_healthcheck();
+    let mut pip_env = Vec::with_capacity(checker.stages.len());
     for stage in 0..checker.stages.len() {
-        checker.stage(stage);
+        let inherited = checker.parents[stage].is_some_and(|p: usize| pip_env[p]);
+        pip_env.push(checker.stage(stage, inherited));
     }
     checker.hits
 }
@@ -270,20 +307,9 @@ impl Checker<'_> {
         self.hits.push(Hit { id, instruction, detail, evidence: None });
     }
 
-    /// The image of a stage with global ARG defaults substituted; None when a variable has no default.
-    fn resolved_image(&self, stage: usize) -> Option<String> {
-        substitute(&self.stages[stage].image, &self.global_args)
-    }
-
-    /// The earlier stage a stage is built FROM, if any.
-    fn parent(&self, stage: usize) -> Option<usize> {
-        let image = self.resolved_image(stage)?.to_ascii_lowercase();
-        self.stages[..stage].iter().rposition(|s| s.name.as_deref() == Some(image.as_str()))
-    }
-
     fn chain(&self, stage: usize) -> Vec<usize> {
         let mut chain = vec![stage];
-        while let Some(parent) = chain.last().and_then(|&s| self.parent(s)) {
+        while let Some(parent) = chain.last().and_then(|&s| self.parents[s]) {
             chain.push(parent);
         }
         chain
@@ -307,7 +333,7 @@ impl Checker<'_> {
             }
             None => {
                 let root = self.final_chain.last().copied().unwrap_or(last);
-                let base = self.resolved_image(root).unwrap_or_default();
+                let base = self.images[root].clone().unwrap_or_default();
                 if !base.contains("nonroot") && !base.contains("rootless") {
                     self.hit("PKT-DF-002", self.stages[last].from, None);
                 }
@@ -324,11 +350,12 @@ impl Checker<'_> {
         }
     }
 
-    fn stage(&mut self, stage: usize) {
+    /// Checks a stage's instructions; returns whether PIP_NO_CACHE_DIR is set at its end.
+    fn stage(&mut self, stage: usize, mut pip_no_cache: bool) -> bool {
         self.from(stage);
         let mut cmd: Option<u32> = None;
         let mut entrypoint: Option<u32> = None;
-        let mut pip_no_cache = self.chain(stage).iter().skip(1).any(|&s| self.sets_env(s, "PIP_NO_CACHE_DIR"));
+        let mut posix_shell = true;
         let range = self.stages[stage].instructions.clone();
         for n in range {
             let instruction = &self.df.instructions[n];
@@ -336,12 +363,17 @@ impl Checker<'_> {
                 self.hit("PKT-DF-024", n, None);
             }
             match instruction.keyword {
-                Keyword::Run => self.run(stage, n, pip_no_cache),
+                Keyword::Run if posix_shell => self.run(stage, n, pip_no_cache),
+                Keyword::Shell => {
+                    let shell =
+                        instruction.exec.as_ref().and_then(|e| e.first()).map(|s| basename(s).to_ascii_lowercase());
+                    posix_shell = shell.is_none_or(|s| !["powershell", "pwsh", "cmd"].iter().any(|w| s.starts_with(w)));
+                }
                 Keyword::Add => self.add(n),
                 Keyword::Copy => self.copy_from(stage, n),
                 Keyword::Env | Keyword::Arg => {
                     pip_no_cache |= instruction.keyword == Keyword::Env
-                        && key_values(&instruction.args).iter().any(|(k, _)| k == "PIP_NO_CACHE_DIR");
+                        && instruction.variables().iter().any(|(k, _)| k == "PIP_NO_CACHE_DIR");
                     self.secrets(n);
                 }
                 Keyword::Cmd | Keyword::Entrypoint => {
@@ -365,19 +397,15 @@ impl Checker<'_> {
                 _ => {}
             }
         }
-    }
-
-    fn sets_env(&self, stage: usize, name: &str) -> bool {
-        self.instructions(stage)
-            .any(|(_, i)| i.keyword == Keyword::Env && key_values(&i.args).iter().any(|(k, _)| k == name))
+        pip_no_cache
     }
 
     fn from(&mut self, stage: usize) {
         let from = self.stages[stage].from;
-        if self.parent(stage).is_some() {
+        if self.parents[stage].is_some() {
             return;
         }
-        let Some(image) = self.resolved_image(stage) else { return };
+        let Some(image) = self.images[stage].clone() else { return };
         if image.eq_ignore_ascii_case("scratch") || image.contains('@') {
             return;
         }
@@ -431,13 +459,14 @@ impl Checker<'_> {
             return;
         }
         let name = from.to_ascii_lowercase();
-        if self.stages[..stage].iter().any(|s| s.name.as_deref() == Some(name.as_str())) {
+        let defined = self.named.get(&name).copied();
+        if defined.is_some_and(|s| s < stage) {
             return;
         }
-        let later = self.stages[stage..].iter().find(|s| s.name.as_deref() == Some(name.as_str()));
-        let detail = match later {
+        let detail = match defined {
             Some(s) => {
-                format!("Stage '{from}' is defined at line {}, not before.", self.df.instructions[s.from].start_line)
+                let line = self.df.instructions[self.stages[s].from].start_line;
+                format!("Stage '{from}' is defined at line {line}, not before.")
             }
             None => format!("No stage is named '{from}'; BuildKit will pull the image '{from}' instead."),
         };
@@ -447,7 +476,7 @@ impl Checker<'_> {
     fn secrets(&mut self, n: usize) {
         let instruction = &self.df.instructions[n];
         let keyword = if instruction.keyword == Keyword::Env { "ENV" } else { "ARG" };
-        for (name, value) in key_values(&instruction.args) {
+        for (name, value) in instruction.variables() {
             let literal = value.as_deref().is_some_and(is_literal);
             if literal && is_secret_name(&name) {
                 self.hits.push(Hit {
@@ -528,8 +557,7 @@ impl Checker<'_> {
                 found.insert("PKT-DF-012");
             }
         }
-        let in_final = self.final_chain.contains(&stage);
-        if in_final && apt_update && !lists_removed && !mounted("/var/lib/apt") {
+        if self.in_final_chain[stage] && apt_update && !lists_removed && !mounted("/var/lib/apt") {
             found.insert("PKT-DF-008");
         }
         let mut found: Vec<_> = found.into_iter().collect();
@@ -574,7 +602,7 @@ pub fn run_commands(instruction: &Instruction) -> Vec<ShellCommand> {
 }
 
 fn basename(word: &str) -> &str {
-    word.rsplit('/').next().unwrap_or(word)
+    word.rsplit(['/', '\\']).next().unwrap_or(word)
 }
 
 fn is_assignment(word: &str) -> bool {
@@ -705,8 +733,8 @@ fn is_literal(value: &str) -> bool {
 }
 
 /// `$NAME`, `${NAME}` and `${NAME:-default}` replaced from ARG defaults; None when one has none.
-fn substitute(text: &str, args: &[(String, Option<String>)]) -> Option<String> {
-    let lookup = |name: &str| args.iter().rev().find(|(k, _)| k == name).and_then(|(_, v)| v.clone());
+fn substitute(text: &str, args: &HashMap<String, Option<String>>) -> Option<String> {
+    let lookup = |name: &str| args.get(name).cloned().flatten();
     let mut out = String::new();
     let mut rest = text;
     while let Some(dollar) = rest.find('$') {
@@ -870,6 +898,13 @@ mod tests {
         assert_eq!(lines("FROM a:1 AS x\nHEALTHCHECK CMD true\nFROM b:1\n", "PKT-DF-014"), vec![3]);
         assert!(lines("FROM a:1 AS x\nHEALTHCHECK CMD true\nFROM x\n", "PKT-DF-014").is_empty());
         assert!(lines("FROM a:1\nHEALTHCHECK NONE\n", "PKT-DF-014").is_empty());
+    }
+
+    #[test]
+    fn powershell_runs_are_not_read_as_posix_shell() {
+        assert!(!fires("SHELL [\"powershell\", \"-Command\"]\nRUN cd C:\\app; sudo x", "PKT-DF-016"));
+        assert!(fires("SHELL [\"C:\\\\bin\\\\pwsh.exe\"]\nSHELL [\"/bin/bash\", \"-c\"]\nRUN cd /x", "PKT-DF-016"));
+        assert!(!fires("ARG API_TOKEN OTHER", "PKT-DF-013"));
     }
 
     #[test]
