@@ -80,6 +80,22 @@ impl Cli {
     }
 }
 
+/// The error and its causes on one line, leaving out a cause whose text the message already
+/// holds (errors that format their source themselves would otherwise print it twice).
+pub fn error_message(err: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if message.is_empty() {
+            message = text;
+        } else if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+    }
+    message
+}
+
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Some(Commands::Version) => {
@@ -124,6 +140,15 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn error_causes_already_in_the_message_are_not_repeated() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let err = anyhow::Error::new(io).context("Dockerfile: no such file");
+        assert_eq!(error_message(&err), "Dockerfile: no such file");
+        let err = anyhow::anyhow!("disk full").context("cannot write report.sarif");
+        assert_eq!(error_message(&err), "cannot write report.sarif: disk full");
     }
 
     #[test]

@@ -45,7 +45,8 @@ pub enum ScanCommand {
     },
     /// Check a Dockerfile for misconfigurations
     Dockerfile {
-        file: PathBuf,
+        #[arg(value_name = "FILE")]
+        dockerfile: PathBuf,
         #[command(flatten)]
         common: CommonArgs,
     },
@@ -114,7 +115,7 @@ pub fn run(command: &ScanCommand, config: &Config) -> anyhow::Result<ExitCode> {
             let spec = SourceSpec::Rootfs { path: path.clone() };
             (scan_source(spec, None, common, config)?, common)
         }
-        ScanCommand::Dockerfile { file, common } => (scan_dockerfile(file, common)?, common),
+        ScanCommand::Dockerfile { dockerfile, common } => (scan_dockerfile(dockerfile, common)?, common),
     };
     finish(report, common)
 }
