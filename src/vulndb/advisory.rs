@@ -25,8 +25,8 @@ pub struct Advisory {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cvss: Option<Cvss>,
     pub ranges: Vec<AffectedRange>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub versions: Vec<String>,
+    #[serde(default, skip_serializing_if = "VersionList::is_empty")]
+    pub versions: VersionList,
     /// How a distribution rates its own fix (`wont-fix` for Debian `no-dsa`/`ignored`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fix_state: Option<FixState>,
@@ -37,6 +37,38 @@ pub struct Advisory {
     pub references: Vec<String>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub modified: String,
+}
+
+/// An explicit list of affected versions, kept as one newline-framed string: PyPI records list
+/// hundreds of versions, and a lookup should not allocate each of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct VersionList(String);
+
+impl VersionList {
+    pub fn from_slice(versions: &[String]) -> Self {
+        let mut list = Self::default();
+        list.extend(versions);
+        list
+    }
+
+    pub fn extend(&mut self, versions: &[String]) {
+        for version in versions.iter().filter(|v| !v.contains('\n')) {
+            if self.0.is_empty() {
+                self.0.push('\n');
+            }
+            self.0.push_str(version);
+            self.0.push('\n');
+        }
+    }
+
+    pub fn contains(&self, version: &str) -> bool {
+        !self.0.is_empty() && self.0.contains(&format!("\n{version}\n"))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,7 +112,7 @@ pub struct Verdict {
 impl Advisory {
     /// Whether `version` (of `ecosystem`) is affected, and by which fixes.
     pub fn affects(&self, ecosystem: Ecosystem, version: &str) -> Option<Verdict> {
-        if self.versions.iter().any(|v| v == version) {
+        if self.versions.contains(version) {
             return Some(Verdict { fixed: self.fixes_above(ecosystem, version) });
         }
         for range in &self.ranges {
@@ -231,7 +263,7 @@ pub fn from_osv(record: &osv::Record) -> Vec<Advisory> {
             .map(str::to_string);
         if let Some(existing) = out.iter_mut().find(|a| a.ecosystem == package.ecosystem && a.package == package.name) {
             existing.ranges.extend(ranges);
-            existing.versions.extend(affected.versions.iter().cloned());
+            existing.versions.extend(&affected.versions);
             continue;
         }
         out.push(Advisory {
@@ -244,7 +276,7 @@ pub fn from_osv(record: &osv::Record) -> Vec<Advisory> {
             severity,
             cvss,
             ranges,
-            versions: affected.versions.clone(),
+            versions: VersionList::from_slice(&affected.versions),
             fix_state: None,
             informational,
             references: references.clone(),
@@ -269,7 +301,7 @@ mod tests {
             severity: Severity::Unknown,
             cvss: None,
             ranges: vec![AffectedRange { kind, events }],
-            versions: vec![],
+            versions: VersionList::default(),
             fix_state: None,
             informational: None,
             references: vec![],
@@ -315,7 +347,7 @@ mod tests {
     fn explicit_versions_list() {
         let mut a = advisory(RangeKind::Ecosystem, vec![]);
         a.ranges.clear();
-        a.versions = vec!["5.3".into(), "5.4".into()];
+        a.versions = VersionList::from_slice(&["5.3".into(), "5.4".into()]);
         assert!(a.affects(Ecosystem::PyPI, "5.4").is_some());
         assert!(a.affects(Ecosystem::PyPI, "5.5").is_none());
     }

@@ -62,7 +62,7 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<(Vec<Advisory>, u64), String> {
                             kind: RangeKind::Ecosystem,
                             events: vec![RangeEvent::Introduced("0".into()), RangeEvent::Fixed(version.clone())],
                         }],
-                        versions: Vec::new(),
+                        versions: Default::default(),
                         fix_state: Some(FixState::Fixed),
                         informational: None,
                         references: Vec::new(),

@@ -115,6 +115,20 @@ impl<'a> VulnDb<'a> {
         Ok(out)
     }
 
+    /// Every advisory of the active generations, with its source.
+    pub fn active_advisories(&self) -> Result<Vec<(String, Advisory)>, StoreError> {
+        let active = self.active()?;
+        let mut out = Vec::new();
+        for (key, advisory) in self.advisories.entries()? {
+            let mut parts = key.split('\0').skip(2);
+            let (Some(source), Some(generation)) = (parts.next(), parts.next()) else { continue };
+            if u64::from_str_radix(generation, 16).ok() == active.get(source).copied() {
+                out.push((source.to_string(), advisory));
+            }
+        }
+        Ok(out)
+    }
+
     /// Starts writing a new generation of `source`. Nothing is visible until [`Writer::commit`].
     pub fn writer(&self, source: &str) -> Result<Writer<'_, 'a>, StoreError> {
         let previous = self.sources.get(source)?;

@@ -99,7 +99,7 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<(Vec<Advisory>, u64), String> {
                     severity: release.urgency.as_deref().map_or(Severity::Unknown, urgency_severity),
                     cvss: None,
                     ranges: vec![AffectedRange { kind: RangeKind::Ecosystem, events }],
-                    versions: Vec::new(),
+                    versions: Default::default(),
                     fix_state: Some(fix_state),
                     informational: None,
                     references: vec![format!("https://security-tracker.debian.org/tracker/{id}")],

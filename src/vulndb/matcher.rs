@@ -2,7 +2,8 @@
 //! records use (release-specific for distributions, source package for Debian), then findings
 //! for one package that share an id or alias folded into one.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use super::Advisory;
 use super::db::VulnDb;
@@ -39,7 +40,11 @@ pub fn ecosystem_names(package: &Package, distro: Option<&Distro>) -> Vec<String
         }
         _ => {}
     }
-    names.push(base);
+    // Distribution records always name their release; the bare name only serves packages
+    // whose release is unknown, and language ecosystems.
+    if names.is_empty() {
+        names.push(base);
+    }
     names
 }
 
@@ -59,9 +64,18 @@ fn lookup_identity(package: &Package) -> (&str, &str) {
 
 /// One advisory that affects a package.
 struct Hit {
-    advisory: Advisory,
+    found: Arc<(String, Advisory)>,
     fixed: Vec<String>,
-    source: String,
+}
+
+impl Hit {
+    fn advisory(&self) -> &Advisory {
+        &self.found.1
+    }
+
+    fn source(&self) -> &str {
+        &self.found.0
+    }
 }
 
 #[derive(Debug, Default)]
@@ -71,20 +85,79 @@ pub struct Matched {
     pub databases: Vec<String>,
 }
 
+/// Matches with lookups in the store, each package key read once: the path for one scan.
 pub fn match_sbom(db: &VulnDb<'_>, sbom: &Sbom) -> Result<Matched, MatchError> {
     let sources = db.sources()?;
     if sources.is_empty() {
         return Err(MatchError::EmptyDatabase);
     }
     let active = db.active()?;
+    // Binary packages of one source package look up the same records: read them once.
+    let mut cache: HashMap<String, Shared> = HashMap::new();
+    let findings = match_packages(sbom, |ecosystem, name| {
+        let key = super::db::package_key(ecosystem, name);
+        if let Some(found) = cache.get(&key) {
+            return Ok(Arc::clone(found));
+        }
+        let found: Shared = db.lookup(&active, ecosystem, name)?.into_iter().map(Arc::new).collect::<Vec<_>>().into();
+        cache.insert(key, Arc::clone(&found));
+        Ok(found)
+    })?;
+    Ok(Matched { findings, databases: describe(&sources) })
+}
+
+fn describe(sources: &[super::SourceState]) -> Vec<String> {
+    sources.iter().map(|s| format!("{} (updated {})", s.name, s.updated_at)).collect()
+}
+
+/// The advisories of one package key, shared between lookups.
+type Shared = Arc<[Arc<(String, Advisory)>]>;
+
+/// Every active advisory in memory, by package: for matching many inventories against one
+/// database state (the console, re-matching stored SBOMs after an update).
+pub struct MatchIndex {
+    by_package: HashMap<String, Shared>,
+    databases: Vec<String>,
+    empty: Shared,
+}
+
+impl MatchIndex {
+    pub fn load(db: &VulnDb<'_>) -> Result<Self, MatchError> {
+        let sources = db.sources()?;
+        if sources.is_empty() {
+            return Err(MatchError::EmptyDatabase);
+        }
+        let mut grouped: HashMap<String, Vec<Arc<(String, Advisory)>>> = HashMap::new();
+        for (source, advisory) in db.active_advisories()? {
+            let key = super::db::package_key(&advisory.ecosystem, &advisory.package);
+            grouped.entry(key).or_default().push(Arc::new((source, advisory)));
+        }
+        let by_package = grouped.into_iter().map(|(key, list)| (key, list.into())).collect();
+        Ok(Self { by_package, databases: describe(&sources), empty: Vec::new().into() })
+    }
+
+    pub fn match_sbom(&self, sbom: &Sbom) -> Matched {
+        let lookup = |ecosystem: &str, name: &str| -> Result<Shared, StoreError> {
+            let key = super::db::package_key(ecosystem, name);
+            Ok(self.by_package.get(&key).map_or_else(|| Arc::clone(&self.empty), Arc::clone))
+        };
+        let findings = match_packages(sbom, lookup).unwrap_or_default();
+        Matched { findings, databases: self.databases.clone() }
+    }
+}
+
+fn match_packages(
+    sbom: &Sbom,
+    mut lookup: impl FnMut(&str, &str) -> Result<Shared, StoreError>,
+) -> Result<Vec<Finding>, StoreError> {
     let mut findings = Vec::new();
     for package in &sbom.packages {
         let (name, version) = lookup_identity(package);
         let mut hits: Vec<Hit> = Vec::new();
         for ecosystem in ecosystem_names(package, sbom.distro.as_ref()) {
-            for (source, advisory) in db.lookup(&active, &ecosystem, name)? {
-                if let Some(verdict) = advisory.affects(package.ecosystem, version) {
-                    hits.push(Hit { advisory, fixed: verdict.fixed, source });
+            for found in lookup(&ecosystem, name)?.iter() {
+                if let Some(verdict) = found.1.affects(package.ecosystem, version) {
+                    hits.push(Hit { found: Arc::clone(found), fixed: verdict.fixed });
                 }
             }
         }
@@ -93,8 +166,7 @@ pub fn match_sbom(db: &VulnDb<'_>, sbom: &Sbom) -> Result<Matched, MatchError> {
     findings.sort_by(|a, b| {
         b.severity.cmp(&a.severity).then_with(|| package_name(a).cmp(package_name(b))).then_with(|| a.id.cmp(&b.id))
     });
-    let databases = sources.iter().map(|s| format!("{} (updated {})", s.name, s.updated_at)).collect();
-    Ok(Matched { findings, databases })
+    Ok(findings)
 }
 
 fn package_name(finding: &Finding) -> &str {
@@ -106,49 +178,68 @@ fn primary_id(ids: &[String]) -> String {
     ids.iter().find(|id| id.starts_with("CVE-")).or_else(|| ids.first()).cloned().unwrap_or_default()
 }
 
-/// Folds the advisories of one package that share an id or alias into one finding each.
+/// Folds the advisories of one package that share an id or alias into one finding each
+/// (union-find over ids, so a package with hundreds of records stays linear).
 fn fold(package: &Package, lookup_name: &str, hits: Vec<Hit>) -> Vec<Finding> {
-    let mut groups: Vec<(Vec<String>, Vec<Hit>)> = Vec::new();
-    for hit in hits {
-        let ids: Vec<String> =
-            std::iter::once(hit.advisory.id.clone()).chain(hit.advisory.aliases.iter().cloned()).collect();
-        let joined: Vec<usize> = groups
-            .iter()
-            .enumerate()
-            .filter(|(_, (known, _))| ids.iter().any(|id| known.contains(id)))
-            .map(|(i, _)| i)
-            .collect();
-        let mut merged_ids = ids;
-        let mut merged_hits = vec![hit];
-        for index in joined.into_iter().rev() {
-            let (known, members) = groups.remove(index);
-            merged_ids.extend(known);
-            merged_hits.extend(members);
+    fn root(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
         }
-        merged_ids.sort();
-        merged_ids.dedup();
-        groups.push((merged_ids, merged_hits));
+        i
     }
-    groups.into_iter().map(|(ids, members)| finding(package, lookup_name, ids, members)).collect()
+    let mut parent: Vec<usize> = (0..hits.len()).collect();
+    let mut owner: HashMap<&str, usize> = HashMap::new();
+    for (index, hit) in hits.iter().enumerate() {
+        for id in std::iter::once(&hit.advisory().id).chain(&hit.advisory().aliases) {
+            match owner.get(id.as_str()) {
+                Some(&other) => {
+                    let (a, b) = (root(&mut parent, index), root(&mut parent, other));
+                    parent[a.max(b)] = a.min(b);
+                }
+                None => {
+                    owner.insert(id, index);
+                }
+            }
+        }
+    }
+    let roots: Vec<usize> = (0..hits.len()).map(|i| root(&mut parent, i)).collect();
+    let mut groups: BTreeMap<usize, Vec<Hit>> = BTreeMap::new();
+    for (hit, group) in hits.into_iter().zip(roots) {
+        groups.entry(group).or_default().push(hit);
+    }
+    groups
+        .into_values()
+        .map(|members| {
+            let mut ids: Vec<String> = members
+                .iter()
+                .flat_map(|h| std::iter::once(h.advisory().id.clone()).chain(h.advisory().aliases.iter().cloned()))
+                .collect();
+            ids.sort();
+            ids.dedup();
+            finding(package, lookup_name, ids, members)
+        })
+        .collect()
 }
 
 fn finding(package: &Package, lookup_name: &str, ids: Vec<String>, members: Vec<Hit>) -> Finding {
     let id = primary_id(&ids);
-    let informational = members.iter().all(|h| h.advisory.informational.is_some());
+    let informational = members.iter().all(|h| h.advisory().informational.is_some());
     let kind = if informational { FindingKind::Advisory } else { FindingKind::Vulnerability };
-    let best = members.iter().map(|h| &h.advisory).max_by(|a, b| {
+    let best = members.iter().map(|h| h.advisory()).max_by(|a, b| {
         (a.cvss.is_some(), a.severity, a.details.len()).cmp(&(b.cvss.is_some(), b.severity, b.details.len()))
     });
-    let severity = members.iter().map(|h| h.advisory.severity).max().unwrap_or_default();
+    let severity = members.iter().map(|h| h.advisory().severity).max().unwrap_or_default();
     let mut finding = Finding::new(kind, id.clone(), String::new(), severity);
     finding.aliases = ids.into_iter().filter(|other| *other != id).collect();
     if let Some(best) = best {
-        finding.cvss = members.iter().filter_map(|h| h.advisory.cvss.clone()).max_by(|a, b| a.version.cmp(&b.version));
+        finding.cvss =
+            members.iter().filter_map(|h| h.advisory().cvss.clone()).max_by(|a, b| a.version.cmp(&b.version));
         finding.description =
-            members.iter().map(|h| &h.advisory.details).max_by_key(|d| d.len()).cloned().unwrap_or_default();
+            members.iter().map(|h| &h.advisory().details).max_by_key(|d| d.len()).cloned().unwrap_or_default();
         finding.title = members
             .iter()
-            .map(|h| h.advisory.summary.trim())
+            .map(|h| h.advisory().summary.trim())
             .find(|s| !s.is_empty())
             .map(str::to_string)
             .unwrap_or_else(|| first_line(&best.details));
@@ -159,7 +250,7 @@ fn finding(package: &Package, lookup_name: &str, ids: Vec<String>, members: Vec<
     let mut fixed: Vec<String> = members.iter().flat_map(|h| h.fixed.iter().cloned()).collect();
     fixed.sort_by(|a, b| super::versions::compare(package.ecosystem, a, b));
     fixed.dedup();
-    let declared = members.iter().filter_map(|h| h.advisory.fix_state).max_by_key(|s| match s {
+    let declared = members.iter().filter_map(|h| h.advisory().fix_state).max_by_key(|s| match s {
         FixState::WontFix => 3,
         FixState::NotFixed => 2,
         FixState::Fixed => 1,
@@ -167,7 +258,7 @@ fn finding(package: &Package, lookup_name: &str, ids: Vec<String>, members: Vec<
     });
     finding.fix_state = if !fixed.is_empty() { FixState::Fixed } else { declared.unwrap_or(FixState::NotFixed) };
     finding.fixed_versions = fixed;
-    let mut references: Vec<String> = members.iter().flat_map(|h| h.advisory.references.iter().cloned()).collect();
+    let mut references: Vec<String> = members.iter().flat_map(|h| h.advisory().references.iter().cloned()).collect();
     references.dedup();
     finding.references = references;
     finding.locations = package.locations.clone();
@@ -178,7 +269,7 @@ fn finding(package: &Package, lookup_name: &str, ids: Vec<String>, members: Vec<
         purl: package.purl.clone(),
         source_name: (lookup_name != package.name).then(|| lookup_name.to_string()),
     });
-    let mut data_sources: Vec<&str> = members.iter().map(|h| h.source.as_str()).collect();
+    let mut data_sources: Vec<&str> = members.iter().map(|h| h.source()).collect();
     data_sources.sort();
     data_sources.dedup();
     finding.data_source = data_sources.join(",");
