@@ -125,6 +125,7 @@ pub(crate) mod fixtures {
             ],
             catalogers: vec!["dpkg@1".into(), "python@1".into()],
             warnings: vec![],
+            secrets: vec![],
         }
     }
 }

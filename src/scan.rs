@@ -9,6 +9,7 @@ pub mod layers;
 pub mod limits;
 pub mod os;
 pub mod rootfs;
+pub mod secrets;
 pub mod source;
 pub mod vfs;
 
@@ -53,7 +54,7 @@ pub struct SbomSource {
     pub image: Option<ImageMeta>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sbom {
     pub format_version: u32,
     pub source: SbomSource,
@@ -64,7 +65,14 @@ pub struct Sbom {
     pub catalogers: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Secrets in the files of every layer, when `ScanOptions::secrets` is on; sorted by path,
+    /// line and rule id.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<crate::model::Finding>,
 }
+
+// Finding's only float is a CVSS score, which secret findings never have.
+impl Eq for Sbom {}
 
 impl Sbom {
     /// The key this SBOM is stored under: the image's manifest (or config) digest, or the
@@ -82,11 +90,13 @@ pub struct ScanOptions {
     pub limits: Limits,
     pub platform: Platform,
     pub registry: crate::registry::RegistryOptions,
+    /// Also scan every file for secrets (`Sbom::secrets`).
+    pub secrets: bool,
 }
 
 impl Default for ScanOptions {
     fn default() -> Self {
-        Self { limits: Limits::default(), platform: Platform::host(), registry: Default::default() }
+        Self { limits: Limits::default(), platform: Platform::host(), registry: Default::default(), secrets: false }
     }
 }
 
@@ -175,10 +185,11 @@ pub fn inventory(spec: &SourceSpec, options: &ScanOptions, progress: &dyn Fn(Pro
     let catalogers: Vec<_> = catalogers::all().into_iter().filter(|c| is_directory || !c.directory_only()).collect();
     let wants = |path: &str| os::wants(path) || catalogers.iter().any(|c| c.wants(path));
     let mut warnings = Vec::new();
+    let mut secrets = options.secrets.then(|| secrets::SecretCollector::new(&options.limits));
     let (fs, source) = match spec {
         SourceSpec::Rootfs { path } => {
             progress(Progress::Opened { layers: 1 });
-            let (fs, stats) = rootfs::build(path, &wants, &options.limits, &mut warnings)?;
+            let (fs, stats) = rootfs::build_scanning(path, &wants, &options.limits, &mut warnings, secrets.as_mut())?;
             if stats.unreadable > 0 {
                 warnings.push(format!("{} entries under {} could not be read", stats.unreadable, path.display()));
             }
@@ -196,7 +207,15 @@ pub fn inventory(spec: &SourceSpec, options: &ScanOptions, progress: &dyn Fn(Pro
                 let label = format!("layer {} ({}) of {}", index + 1, layer.diff_id, image.meta.name);
                 let blob = image.open_layer(index)?;
                 let input = layers::LayerInput { id: layer.diff_id.clone(), label: &label };
-                let stats = layers::apply_layer(&mut fs, input, blob, &wants, &options.limits, budget)?;
+                let stats = layers::apply_layer_scanning(
+                    &mut fs,
+                    input,
+                    blob,
+                    &wants,
+                    &options.limits,
+                    budget,
+                    secrets.as_mut(),
+                )?;
                 budget = budget.saturating_sub(stats.expanded_bytes);
                 special += stats.skipped_special;
                 if stats.skipped_large_reads > 0 {
@@ -229,12 +248,15 @@ pub fn inventory(spec: &SourceSpec, options: &ScanOptions, progress: &dyn Fn(Pro
         (a.ecosystem, &a.name, &a.version, &a.locations).cmp(&(b.ecosystem, &b.name, &b.version, &b.locations))
     });
     progress(Progress::Cataloged { packages: packages.len() });
-    Ok(Sbom {
-        format_version: SBOM_FORMAT_VERSION,
-        source,
-        distro,
-        packages,
-        catalogers: catalogers.iter().map(|c| format!("{}@{}", c.name(), c.version())).collect(),
-        warnings,
-    })
+    let mut ran: Vec<String> = catalogers.iter().map(|c| format!("{}@{}", c.name(), c.version())).collect();
+    let secrets = match secrets {
+        Some(collector) => {
+            ran.push(format!("secrets@{}", secrets::RULES_VERSION));
+            let (found, notes) = collector.finish();
+            warnings.extend(notes);
+            found
+        }
+        None => Vec::new(),
+    };
+    Ok(Sbom { format_version: SBOM_FORMAT_VERSION, source, distro, packages, catalogers: ran, warnings, secrets })
 }

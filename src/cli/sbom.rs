@@ -49,7 +49,7 @@ pub fn run(args: &SbomArgs, config: &Config) -> anyhow::Result<ExitCode> {
     };
     let registry =
         crate::registry::RegistryOptions { insecure: args.insecure, ca_file: args.ca_file.clone(), auth_files: None };
-    let options = ScanOptions { limits: config.scan_limits, platform, registry };
+    let options = ScanOptions { limits: config.scan_limits, platform, registry, secrets: false };
     let sockets = crate::engine::existing_sockets(&crate::engine::candidate_sockets(&config.engines));
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use super::ScanError;
 use super::limits::{Limits, RATIO_FLOOR};
+use super::secrets::SecretCollector;
 use super::vfs::{Node, NodeKind, VirtualFs};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -104,7 +105,23 @@ pub fn apply_layer<R: Read>(
     limits: &Limits,
     image_budget: u64,
 ) -> Result<LayerStats, ScanError> {
+    apply_layer_scanning(fs, input, blob, wants, limits, image_budget, None)
+}
+
+/// [`apply_layer`], also passing each regular file the secret scanner wants through `secrets` as
+/// it streams past: a file a later layer deletes is still in the image. Hardlinks are not scanned
+/// again (their target was).
+pub fn apply_layer_scanning<R: Read>(
+    fs: &mut VirtualFs,
+    input: LayerInput<'_>,
+    blob: R,
+    wants: &dyn Fn(&str) -> bool,
+    limits: &Limits,
+    image_budget: u64,
+    mut secrets: Option<&mut SecretCollector>,
+) -> Result<LayerStats, ScanError> {
     let label = input.label;
+    let layer_id = input.id.clone();
     let layer = fs.begin_layer(input.id);
     let compressed = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut raw = BufReader::with_capacity(256 * 1024, Counting { inner: blob, count: Arc::clone(&compressed) });
@@ -186,12 +203,16 @@ pub fn apply_layer<R: Read>(
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
                 let mut content = None;
                 let mut extract = None;
+                let mut secrets = secrets.as_deref_mut().filter(|s| s.wants(&path, size));
                 if wants(&path) {
                     if size > limits.max_read_bytes {
                         stats.skipped_large_reads += 1;
                     } else {
                         let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
                         entry.read_to_end(&mut buf).map_err(|e| layer_error(label, e))?;
+                        if let Some(secrets) = secrets.take() {
+                            secrets.scan_file(Some(&layer_id), &path, &buf);
+                        }
                         content = Some(Arc::new(buf));
                     }
                 } else if mode & 0o111 != 0 && (64..=limits.max_read_bytes).contains(&size) {
@@ -200,6 +221,14 @@ pub fn apply_layer<R: Read>(
                     scratch.clear();
                     entry.read_to_end(&mut scratch).map_err(|e| layer_error(label, e))?;
                     extract = super::binary::extract(&scratch).map(Arc::new);
+                    if let Some(secrets) = secrets.take() {
+                        secrets.scan_file(Some(&layer_id), &path, &scratch);
+                    }
+                }
+                if let Some(secrets) = secrets {
+                    secrets
+                        .read_and_scan(Some(&layer_id), &path, &mut entry, &mut scratch)
+                        .map_err(|e| layer_error(label, e))?;
                 }
                 Node { kind: NodeKind::File { size, mode }, layer, content, extract }
             }

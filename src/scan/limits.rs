@@ -19,6 +19,8 @@ pub struct Limits {
     pub max_read_bytes: u64,
     /// Largest expansion ratio (expanded / compressed) once a layer has expanded past 256 MiB.
     pub max_ratio: u64,
+    /// Largest file the secret scanner reads; larger ones are not scanned.
+    pub max_secret_file_bytes: u64,
 }
 
 const GIB: u64 = 1024 * 1024 * 1024;
@@ -32,6 +34,7 @@ impl Default for Limits {
             max_entries: 2_000_000,
             max_read_bytes: 64 * 1024 * 1024,
             max_ratio: 1000,
+            max_secret_file_bytes: 10 * 1024 * 1024,
         }
     }
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::ScanError;
 use super::limits::Limits;
+use super::secrets::SecretCollector;
 use super::vfs::{Node, NodeKind, VirtualFs};
 
 const PSEUDO: &[&str] = &["proc", "sys", "dev"];
@@ -38,6 +39,17 @@ pub fn build(
     limits: &Limits,
     warnings: &mut Vec<String>,
 ) -> Result<(VirtualFs, RootfsStats), ScanError> {
+    build_scanning(root, wants, limits, warnings, None)
+}
+
+/// [`build`], also passing each regular file the secret scanner wants through `secrets`.
+pub fn build_scanning(
+    root: &Path,
+    wants: &dyn Fn(&str) -> bool,
+    limits: &Limits,
+    warnings: &mut Vec<String>,
+    mut secrets: Option<&mut SecretCollector>,
+) -> Result<(VirtualFs, RootfsStats), ScanError> {
     let what = root.display().to_string();
     if !root.is_dir() {
         return Err(ScanError::Source { what, message: "not a directory".into() });
@@ -46,6 +58,7 @@ pub fn build(
     let mut fs = VirtualFs::new();
     let layer = fs.begin_layer(format!("dir:{what}"));
     let mut stats = RootfsStats::default();
+    let mut scratch = Vec::new();
     let walker = walkdir::WalkDir::new(root).follow_links(false).into_iter().filter_entry(|entry| {
         let Ok(rel) = entry.path().strip_prefix(root) else { return true };
         let rel = rel.to_string_lossy();
@@ -100,6 +113,22 @@ pub fn build(
             } else {
                 None
             };
+            if let Some(secrets) = secrets.as_deref_mut().filter(|s| s.wants(&path, size)) {
+                let scanned = match &content {
+                    Some(bytes) => {
+                        secrets.scan_file(None, &path, bytes);
+                        Ok(())
+                    }
+                    None => std::fs::File::open(entry.path())
+                        .and_then(|file| secrets.read_and_scan(None, &path, file, &mut scratch)),
+                };
+                if let Err(err) = scanned {
+                    stats.unreadable += 1;
+                    if warnings.len() < 50 {
+                        warnings.push(format!("{}: {err}", entry.path().display()));
+                    }
+                }
+            }
             Node { kind: NodeKind::File { size, mode: 0o644 }, layer, content, extract }
         } else {
             continue;
