@@ -225,14 +225,20 @@ impl<V: Serialize + DeserializeOwned> Typed<V> {
 
     /// The records whose keys start with `prefix`, in key order.
     pub fn scan_prefix(&self, prefix: &str) -> Result<Vec<(String, V)>, StoreError> {
-        self.tree
-            .scan_prefix(prefix)
-            .map(|item| {
-                let (key, bytes) = item.map_err(|e| self.db_error(e))?;
-                let value = serde_json::from_slice(&bytes).map_err(|e| self.codec_error(e))?;
-                Ok((String::from_utf8_lossy(&key).into_owned(), value))
-            })
-            .collect()
+        self.scan_prefix_where(prefix, |_| true)
+    }
+
+    /// Like `scan_prefix`, decoding only the records whose key `keep` accepts.
+    pub fn scan_prefix_where(&self, prefix: &str, keep: impl Fn(&str) -> bool) -> Result<Vec<(String, V)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.tree.scan_prefix(prefix) {
+            let (key, bytes) = item.map_err(|e| self.db_error(e))?;
+            let key = String::from_utf8_lossy(&key).into_owned();
+            if keep(&key) {
+                out.push((key, serde_json::from_slice(&bytes).map_err(|e| self.codec_error(e))?));
+            }
+        }
+        Ok(out)
     }
 
     /// Keys only, in order (no decoding), for clean-ups.

@@ -109,14 +109,14 @@ fn lock_files_match_crates_and_go_records_and_fixed_versions_do_not() {
 /// A root filesystem with the dpkg status of a real Debian 12.11 machine.
 fn debian_rootfs(dir: &Path) -> PathBuf {
     let root = dir.join("rootfs");
-    std::fs::create_dir_all(root.join("var/lib/dpkg")).unwrap();
-    std::fs::create_dir_all(root.join("etc")).unwrap();
-    std::fs::copy(shared_data().join("debian12-dpkg-status"), root.join("var/lib/dpkg/status")).unwrap();
+    std::fs::create_dir_all(root.join("var/lib/dpkg")).expect("test setup");
+    std::fs::create_dir_all(root.join("etc")).expect("test setup");
+    std::fs::copy(shared_data().join("debian12-dpkg-status"), root.join("var/lib/dpkg/status")).expect("test setup");
     std::fs::write(
         root.join("etc/os-release"),
         "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\nVERSION_ID=\"12\"\nID=debian\n",
     )
-    .unwrap();
+    .expect("test setup");
     root
 }
 
@@ -167,17 +167,6 @@ fn debian_machine_gets_every_cve_its_newer_changelogs_name() {
             );
         }
     }
-}
-
-fn zip_of(records: &[(String, Vec<u8>)]) -> Vec<u8> {
-    let mut out = std::io::Cursor::new(Vec::new());
-    let mut writer = zip::ZipWriter::new(&mut out);
-    for (name, bytes) in records {
-        writer.start_file(name.as_str(), zip::write::SimpleFileOptions::default()).unwrap();
-        std::io::Write::write_all(&mut writer, bytes).unwrap();
-    }
-    writer.finish().unwrap();
-    out.into_inner()
 }
 
 #[test]

@@ -135,8 +135,9 @@ fn scan_source(
         ca_file: image.and_then(|i| i.ca_file.clone()),
         auth_files: None,
     };
-    let options = ScanOptions { limits: config.scan_limits, platform, registry };
     let want_vulns = common.scanners.contains(&Scanner::Vuln);
+    let secrets = common.scanners.contains(&Scanner::Secret);
+    let options = ScanOptions { limits: config.scan_limits, platform, registry, secrets };
     // Opened first: a store in use or an empty database is an error before any download.
     let store = Store::open(&config.store_path())?;
     let db = VulnDb::open(&store)?;
@@ -158,6 +159,7 @@ fn scan_source(
         findings.extend(matched.findings);
         databases = matched.databases;
     }
+    findings.extend(sbom.secrets.iter().cloned());
     let warnings = sbom.warnings.clone();
     Ok(ScanReport {
         source: sbom.source.clone(),

@@ -93,6 +93,7 @@ pub fn findings_document(report: &ScanReport, info: &DocumentInfo) -> Value {
         packages: Vec::new(),
         catalogers: Vec::new(),
         warnings: Vec::new(),
+        secrets: Vec::new(),
     });
     let mut doc = document(&inventory, info);
     doc["serialNumber"] =

@@ -10,6 +10,10 @@ use serde::{Deserialize, Serialize};
 use super::Advisory;
 use crate::store::{Store, StoreError, TreeName, Typed};
 
+/// The layout of stored advisories. A source written in another layout is not read (its
+/// records would not decode); `picket db update` or `import` rewrites it.
+pub const ADVISORY_FORMAT: u32 = 2;
+
 /// What the database knows about one source.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceState {
@@ -19,6 +23,9 @@ pub struct SourceState {
     /// Where it was read from (URL or path).
     pub location: String,
     pub generation: u64,
+    /// [`ADVISORY_FORMAT`] of its advisories (0: written before formats were recorded).
+    #[serde(default)]
+    pub format: u32,
     /// RFC 3339 time of the last successful update.
     pub updated_at: String,
     pub advisories: u64,
@@ -90,9 +97,14 @@ impl<'a> VulnDb<'a> {
         self.sources.get(name)
     }
 
-    /// Active generation per source, for filtering lookups.
+    /// Active generation per source in the current format, for filtering lookups.
     pub fn active(&self) -> Result<BTreeMap<String, u64>, StoreError> {
-        Ok(self.sources()?.into_iter().map(|s| (s.name, s.generation)).collect())
+        Ok(self
+            .sources()?
+            .into_iter()
+            .filter(|s| s.format == ADVISORY_FORMAT)
+            .map(|s| (s.name, s.generation))
+            .collect())
     }
 
     /// The advisories for one package with their source, from active generations only.
@@ -103,26 +115,27 @@ impl<'a> VulnDb<'a> {
         name: &str,
     ) -> Result<Vec<(String, Advisory)>, StoreError> {
         let prefix = package_key(ecosystem, name);
-        let mut out = Vec::new();
-        for (key, advisory) in self.advisories.scan_prefix(&prefix)? {
-            let mut rest = key[prefix.len()..].split('\0');
-            let (Some(source), Some(generation)) = (rest.next(), rest.next()) else { continue };
-            let generation = u64::from_str_radix(generation, 16).unwrap_or(u64::MAX);
-            if active.get(source) == Some(&generation) {
-                out.push((source.to_string(), advisory));
-            }
-        }
-        Ok(out)
+        let source_of = |key: &str| -> Option<String> {
+            let mut rest = key.get(prefix.len()..)?.split('\0');
+            let (source, generation) = (rest.next()?, rest.next()?);
+            let generation = u64::from_str_radix(generation, 16).ok()?;
+            (active.get(source) == Some(&generation)).then(|| source.to_string())
+        };
+        let found = self.advisories.scan_prefix_where(&prefix, |key| source_of(key).is_some())?;
+        Ok(found.into_iter().filter_map(|(key, advisory)| Some((source_of(&key)?, advisory))).collect())
     }
 
     /// Every advisory of the active generations, with its source.
     pub fn active_advisories(&self) -> Result<Vec<(String, Advisory)>, StoreError> {
         let active = self.active()?;
         let mut out = Vec::new();
-        for (key, advisory) in self.advisories.entries()? {
+        for key in self.advisories.keys() {
+            let key = key?;
             let mut parts = key.split('\0').skip(2);
             let (Some(source), Some(generation)) = (parts.next(), parts.next()) else { continue };
-            if u64::from_str_radix(generation, 16).ok() == active.get(source).copied() {
+            if u64::from_str_radix(generation, 16).ok() == active.get(source).copied()
+                && let Some(advisory) = self.advisories.get(&key)?
+            {
                 out.push((source.to_string(), advisory));
             }
         }
@@ -140,7 +153,9 @@ impl<'a> VulnDb<'a> {
 
     /// The advisories of one source's active generation (for incremental updates).
     pub fn source_advisories(&self, source: &str) -> Result<Vec<Advisory>, StoreError> {
-        let Some(state) = self.sources.get(source)? else { return Ok(Vec::new()) };
+        let Some(state) = self.sources.get(source)?.filter(|s| s.format == ADVISORY_FORMAT) else {
+            return Ok(Vec::new());
+        };
         let mut out = Vec::new();
         let marker = format!("\0{source}\0{:016x}\0", state.generation);
         let keys: Vec<String> = self.advisories.keys().filter_map(Result::ok).filter(|k| k.contains(&marker)).collect();
@@ -207,6 +222,7 @@ impl Writer<'_, '_> {
         state.name = self.source.clone();
         state.generation = self.generation;
         state.advisories = self.written;
+        state.format = ADVISORY_FORMAT;
         self.db.sources.insert(&self.source, &state)?;
         self.db.store.flush()?;
         let generation = self.generation;

@@ -180,6 +180,7 @@ pub fn write_source(
         kind: loaded.kind.to_string(),
         location: location.to_string(),
         generation: 0,
+        format: super::db::ADVISORY_FORMAT,
         updated_at: jiff::Timestamp::now()
             .round(jiff::Unit::Second)
             .unwrap_or_else(|_| jiff::Timestamp::now())

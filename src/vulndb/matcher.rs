@@ -17,6 +17,10 @@ pub enum MatchError {
         "the vulnerability database is empty: run `picket db update`, or `picket db import PATH` where there is no network"
     )]
     EmptyDatabase,
+    #[error(
+        "the vulnerability database was written by another picket version ({sources}): run `picket db update`, or import again"
+    )]
+    OldFormat { sources: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -92,6 +96,7 @@ pub fn match_sbom(db: &VulnDb<'_>, sbom: &Sbom) -> Result<Matched, MatchError> {
         return Err(MatchError::EmptyDatabase);
     }
     let active = db.active()?;
+    check_format(&sources)?;
     // Binary packages of one source package look up the same records: read them once.
     let mut cache: HashMap<String, Shared> = HashMap::new();
     let findings = match_packages(sbom, |ecosystem, name| {
@@ -106,8 +111,23 @@ pub fn match_sbom(db: &VulnDb<'_>, sbom: &Sbom) -> Result<Matched, MatchError> {
     Ok(Matched { findings, databases: describe(&sources) })
 }
 
+/// Refuses a database none of whose sources can be read by this build.
+fn check_format(sources: &[super::SourceState]) -> Result<(), MatchError> {
+    if sources.iter().any(|s| s.format == super::db::ADVISORY_FORMAT) {
+        return Ok(());
+    }
+    let names: Vec<&str> = sources.iter().map(|s| s.name.as_str()).collect();
+    Err(MatchError::OldFormat { sources: names.join(", ") })
+}
+
 fn describe(sources: &[super::SourceState]) -> Vec<String> {
-    sources.iter().map(|s| format!("{} (updated {})", s.name, s.updated_at)).collect()
+    sources
+        .iter()
+        .map(|s| match s.format == super::db::ADVISORY_FORMAT {
+            true => format!("{} (updated {})", s.name, s.updated_at),
+            false => format!("{} (not read: written by another picket version; run picket db update)", s.name),
+        })
+        .collect()
 }
 
 /// The advisories of one package key, shared between lookups.
@@ -127,6 +147,7 @@ impl MatchIndex {
         if sources.is_empty() {
             return Err(MatchError::EmptyDatabase);
         }
+        check_format(&sources)?;
         let mut grouped: HashMap<String, Vec<Arc<(String, Advisory)>>> = HashMap::new();
         for (source, advisory) in db.active_advisories()? {
             let key = super::db::package_key(&advisory.ecosystem, &advisory.package);

@@ -53,7 +53,7 @@ impl Default for UpdateOptions {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// A new generation: `how` says full or incremental.
-    Updated { how: &'static str, state: SourceState, skipped: Vec<String> },
+    Updated { how: &'static str, state: Box<SourceState>, skipped: Vec<String> },
     /// The server said nothing changed.
     Unchanged,
 }
@@ -167,7 +167,7 @@ pub async fn update(db: &VulnDb<'_>, options: &UpdateOptions, progress: Progress
     }
     if let Some(url) = &options.debian_tracker {
         let source = "debian-tracker".to_string();
-        let result = update_document(db, &http, &source, &[url.clone()], progress).await;
+        let result = update_document(db, &http, &source, std::slice::from_ref(url), progress).await;
         results.push(SourceResult { source, result });
     }
     if let Some(base) = &options.alpine_base {
@@ -199,9 +199,9 @@ async fn update_osv(
 ) -> Result<Outcome, String> {
     let previous = db.source(source).map_err(|e| e.to_string())?;
     if let Some(state) = previous.as_ref().filter(|s| !s.newest_modified.is_empty()) {
-        match incremental(db, http, base, ecosystem, source, state, progress).await? {
-            Some(outcome) => return Ok(outcome),
-            None => {} // too many changes, or no modified_id.csv: take the full archive
+        // `None`: too many changes, or no modified_id.csv: take the full archive.
+        if let Some(outcome) = incremental(db, http, base, ecosystem, source, state, progress).await? {
+            return Ok(outcome);
         }
     }
     let url = ecosystem_url(base, ecosystem, "all.zip");
@@ -212,7 +212,7 @@ async fn update_osv(
     let skipped = loaded.skipped.clone();
     let state =
         import::write_source(db, source, &url, loaded, (download.etag, download.last_modified)).map_err(store_error)?;
-    Ok(Outcome::Updated { how: "full", state, skipped })
+    Ok(Outcome::Updated { how: "full", state: Box::new(state), skipped })
 }
 
 /// Applies the records changed since the last update. `Ok(None)` asks for a full download.
@@ -290,7 +290,7 @@ async fn incremental(
     let state =
         import::write_source(db, source, &state.location, loaded, (state.etag.clone(), state.last_modified.clone()))
             .map_err(store_error)?;
-    Ok(Some(Outcome::Updated { how: "incremental", state, skipped: Vec::new() }))
+    Ok(Some(Outcome::Updated { how: "incremental", state: Box::new(state), skipped: Vec::new() }))
 }
 
 /// A source made of whole JSON documents (the Debian tracker, Alpine secdb repositories).
@@ -318,5 +318,5 @@ async fn update_document(
         validators = (download.etag, download.last_modified);
     }
     let state = import::write_source(db, source, &urls.join(" "), combined, validators).map_err(store_error)?;
-    Ok(Outcome::Updated { how: "full", state, skipped: Vec::new() })
+    Ok(Outcome::Updated { how: "full", state: Box::new(state), skipped: Vec::new() })
 }

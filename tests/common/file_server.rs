@@ -19,17 +19,17 @@ pub struct Files(Arc<Mutex<BTreeMap<String, Entry>>>);
 
 impl Files {
     pub fn put(&self, path: &str, body: Vec<u8>, etag: &str) {
-        self.0.lock().unwrap().insert(path.to_string(), Entry { body, etag: etag.to_string(), cut_after: None });
+        self.0.lock().expect("lock").insert(path.to_string(), Entry { body, etag: etag.to_string(), cut_after: None });
     }
 
     pub fn cut(&self, path: &str, after: usize) {
-        if let Some(entry) = self.0.lock().unwrap().get_mut(path) {
+        if let Some(entry) = self.0.lock().expect("lock").get_mut(path) {
             entry.cut_after = Some(after);
         }
     }
 
     pub fn remove(&self, path: &str) {
-        self.0.lock().unwrap().remove(path);
+        self.0.lock().expect("lock").remove(path);
     }
 }
 
@@ -70,8 +70,8 @@ impl FileServer {
                         }
                     }
                     let path = request.split_whitespace().nth(1).unwrap_or("/").to_string();
-                    log.lock().unwrap().push(format!("{path} {}", if_none_match.clone().unwrap_or_default()));
-                    let entry = files.0.lock().unwrap().get(&path).cloned();
+                    log.lock().expect("lock").push(format!("{path} {}", if_none_match.clone().unwrap_or_default()));
+                    let entry = files.0.lock().expect("lock").get(&path).cloned();
                     let _ = match entry {
                         None => stream
                             .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
