@@ -27,6 +27,10 @@ pub fn initial_state(config: &Config, store: &Store) -> anyhow::Result<AppState>
     let info = StoreInfo { path: store.path().to_path_buf(), size: None, schema: store.schema_version()? };
     let mut state = AppState::new(info, config.context.clone(), config.keymap.clone(), config.plugins.clone());
     state.engine_sockets_searched = crate::engine::candidate_sockets(&config.engines);
+    // Accepted findings go next to the project picket was started in, as `picket scan` reads them.
+    if let Ok(dir) = std::env::current_dir() {
+        state.ignore_path = dir.join(".picketignore");
+    }
     Ok(state)
 }
 

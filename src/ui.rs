@@ -24,11 +24,16 @@ pub fn render(frame: &mut Frame, state: &AppState, theme: &Theme) {
         PaneId::Contexts => panes::contexts::render(frame, body, state, theme),
         PaneId::Images => panes::images::render(frame, body, state, theme),
         PaneId::Packages => panes::packages::render(frame, body, state, theme),
+        PaneId::Findings => panes::findings::render(frame, body, state, theme),
+        PaneId::FindingDetail => panes::finding_detail::render(frame, body, state, theme),
     }
     widgets::status_bar::render(frame, footer, state, theme);
     match &state.mode {
         Mode::Help => widgets::help::render(frame, area, state, theme),
         Mode::Confirm(run) => widgets::dialog::render_confirm(frame, area, run, theme),
+        Mode::Accept(form) => {
+            widgets::dialog::render_accept(frame, area, form, &state.ignore_path.display().to_string(), theme)
+        }
         Mode::Normal | Mode::Filter { .. } | Mode::Command { .. } => {}
     }
 }

@@ -295,3 +295,61 @@ fn images_pane_scans_a_podman_image_and_lists_its_packages() {
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].1.packages.len(), 715);
 }
+
+#[test]
+fn findings_of_a_stored_image_and_accepting_one_writes_picketignore() {
+    if !have_tool("tmux") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let image = common::fixtures::images().join("oci");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+            .args(args)
+            .env("XDG_DATA_HOME", &data)
+            .env("XDG_CONFIG_HOME", dir.path().join("config"))
+            .output()
+            .expect("picket");
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let npm = common::fixtures::shared_data().join("osv/npm");
+    run(&["db", "import", &npm.display().to_string(), "--name", "osv:npm"]);
+    run(&["sbom", &image.display().to_string(), "--file", &dir.path().join("sbom.json").display().to_string()]);
+    let command = format!(
+        "cd {d} && env -u DOCKER_HOST -u CONTAINER_HOST XDG_CONFIG_HOME={d}/config XDG_DATA_HOME={d}/data \
+         KUBECONFIG={d}/none {bin}; echo \"EXIT=$?\" > {d}/exit; sleep 60",
+        d = dir.path().display(),
+        bin = env!("CARGO_BIN_EXE_picket"),
+    );
+    let tmux = Tmux::start(dir.path(), 140, 40, &command);
+    let header = tmux.expect("vuln db: 5 advisories");
+    assert!(header.contains("Local host"), "{header}");
+    tmux.send(&[":", "i", "m", "g", "Enter"]);
+    tmux.expect("Images [1/1]");
+    tmux.send(&["v"]);
+    let findings = tmux.expect("CVE-2021-44906");
+    assert!(findings.contains("CRITICAL") && findings.contains("minimist") && findings.contains("0.2.4"), "{findings}");
+    assert!(findings.contains("lodash") && findings.contains("3 findings"), "{findings}");
+    tmux.send(&["Enter"]);
+    let detail = tmux.expect("Prototype Pollution in minimist");
+    assert!(detail.contains("fixed in 0.2.4") && detail.contains("GHSA-xvch-5gv4-984h"), "{detail}");
+    tmux.send(&["a"]);
+    tmux.expect("Accept finding");
+    for c in "build only".chars() {
+        let key = if c == ' ' { "Space".to_string() } else { c.to_string() };
+        tmux.send(&[&key]);
+    }
+    tmux.send(&["Enter", "Enter"]);
+    tmux.expect("CVE-2021-44906 accepted in");
+    tmux.send(&["Escape"]);
+    let after = tmux.expect("1 accepted");
+    assert!(after.contains("2 findings"), "{after}");
+    tmux.send(&[":", "q", "Enter"]);
+    let exit =
+        wait_for(Duration::from_secs(10), || std::fs::read_to_string(dir.path().join("exit")).ok()).expect("exit");
+    assert_eq!(exit.trim(), "EXIT=0");
+    let written = std::fs::read_to_string(dir.path().join(".picketignore")).expect(".picketignore");
+    assert!(written.contains("id: \"CVE-2021-44906\"") && written.contains("reason: \"build only\""), "{written}");
+    assert!(written.contains("package: \"minimist\""), "{written}");
+}

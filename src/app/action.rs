@@ -8,6 +8,7 @@ use crossterm::event::KeyEvent;
 
 use std::sync::Arc;
 
+use crate::app::state::{FindingsData, VulnDbSummary};
 use crate::cluster::KubeContexts;
 use crate::engine::EngineKind;
 use crate::engine::{ContainerDetail, EngineProbe};
@@ -58,6 +59,11 @@ pub enum Command {
     FilterMode,
     Refresh,
     Scan,
+    Findings,
+    SortSeverity,
+    SortPackage,
+    SortFixed,
+    Accept,
 }
 
 impl Command {
@@ -77,6 +83,11 @@ impl Command {
         Self::PrevPane,
         Self::Refresh,
         Self::Scan,
+        Self::Findings,
+        Self::SortSeverity,
+        Self::SortPackage,
+        Self::SortFixed,
+        Self::Accept,
         Self::Quit,
     ];
 
@@ -98,6 +109,11 @@ impl Command {
             Self::FilterMode => "filter",
             Self::Refresh => "refresh",
             Self::Scan => "scan",
+            Self::Findings => "findings",
+            Self::SortSeverity => "sort-severity",
+            Self::SortPackage => "sort-package",
+            Self::SortFixed => "sort-fixed",
+            Self::Accept => "accept",
         }
     }
 
@@ -123,6 +139,11 @@ impl Command {
             Self::FilterMode => "Filter rows",
             Self::Refresh => "Refresh now",
             Self::Scan => "Scan the selected image",
+            Self::Findings => "Vulnerabilities and secrets of the selected image",
+            Self::SortSeverity => "Sort findings by severity",
+            Self::SortPackage => "Sort findings by package",
+            Self::SortFixed => "Sort findings by fixed version",
+            Self::Accept => "Accept the finding (writes .picketignore)",
         }
     }
 }
@@ -130,17 +151,46 @@ impl Command {
 #[derive(Debug, Clone)]
 pub enum Action {
     Key(KeyEvent),
-    Resize { width: u16, height: u16 },
+    Resize {
+        width: u16,
+        height: u16,
+    },
     HostFacts(Box<HostFacts>),
     Engines(Vec<EngineProbe>),
     Contexts(Result<KubeContexts, String>),
     StoreSize(Result<u64, String>),
-    ContainerDetail { request: u64, result: Result<Box<ContainerDetail>, String> },
-    PluginFinished { name: String, result: Result<String, String> },
+    ContainerDetail {
+        request: u64,
+        result: Result<Box<ContainerDetail>, String>,
+    },
+    PluginFinished {
+        name: String,
+        result: Result<String, String>,
+    },
     StoredSboms(Result<Vec<StoredSbom>, String>),
-    ScanProgress { request: u64, progress: Progress },
-    ScanFinished { request: u64, name: String, result: Result<StoredSbom, String> },
-    SbomLoaded { request: u64, result: Result<Arc<Sbom>, String> },
+    ScanProgress {
+        request: u64,
+        progress: Progress,
+    },
+    ScanFinished {
+        request: u64,
+        name: String,
+        result: Result<StoredSbom, String>,
+    },
+    SbomLoaded {
+        request: u64,
+        result: Result<Arc<Sbom>, String>,
+    },
+    VulnDb(Result<VulnDbSummary, String>),
+    FindingsLoaded {
+        request: u64,
+        result: Result<Arc<FindingsData>, String>,
+    },
+    /// An exception was written: where (`.picketignore`), or why not.
+    FindingAccepted {
+        id: String,
+        result: Result<String, String>,
+    },
     ExpireToast(u64),
     RefreshTick,
 }
@@ -163,10 +213,39 @@ pub enum Effect {
     LoadEngines,
     LoadContexts,
     LoadStoreSize,
-    InspectContainer { request: u64, socket: std::path::PathBuf, id: String },
+    InspectContainer {
+        request: u64,
+        socket: std::path::PathBuf,
+        id: String,
+    },
     RunPlugin(PluginRun),
-    ExpireToast { id: u64, after: Duration },
+    ExpireToast {
+        id: u64,
+        after: Duration,
+    },
     LoadStoredSboms,
-    ScanImage { request: u64, name: String, kind: EngineKind, socket: std::path::PathBuf },
-    LoadSbom { request: u64, key: String },
+    ScanImage {
+        request: u64,
+        name: String,
+        kind: EngineKind,
+        socket: std::path::PathBuf,
+    },
+    LoadSbom {
+        request: u64,
+        key: String,
+    },
+    LoadVulnDb,
+    /// Match a stored SBOM against the database and apply the exceptions file.
+    LoadFindings {
+        request: u64,
+        key: String,
+        ignore_path: std::path::PathBuf,
+    },
+    AcceptFinding {
+        path: std::path::PathBuf,
+        id: String,
+        package: Option<String>,
+        reason: String,
+        expires: Option<jiff::civil::Date>,
+    },
 }

@@ -8,8 +8,11 @@ use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::app::action::{Action, Effect, PluginRun, StoredSbom};
+use crate::app::state::{FindingsData, VulnDbSummary};
+use crate::gate::ignorefile::IgnoreFile;
 use crate::scan::{self, Limits, ScanOptions, SourceSpec};
 use crate::store::{Store, TreeName};
+use crate::vulndb::{VulnDb, matcher};
 use crate::{cluster, engine, local};
 
 pub struct Effects {
@@ -103,6 +106,27 @@ impl Effects {
                     let _ = tx.send(Action::ScanFinished { request, name, result });
                 });
             }
+            Effect::LoadVulnDb => {
+                let store = Arc::clone(&self.store);
+                tokio::task::spawn_blocking(move || {
+                    let _ = tx.send(Action::VulnDb(vulndb_summary(&store)));
+                });
+            }
+            Effect::LoadFindings { request, key, ignore_path } => {
+                let store = Arc::clone(&self.store);
+                tokio::task::spawn_blocking(move || {
+                    let result = load_findings(&store, &key, &ignore_path).map(Arc::new);
+                    let _ = tx.send(Action::FindingsLoaded { request, result });
+                });
+            }
+            Effect::AcceptFinding { path, id, package, reason, expires } => {
+                tokio::task::spawn_blocking(move || {
+                    let result = crate::gate::ignorefile::append(&path, &id, package.as_deref(), &reason, expires)
+                        .map(|()| path.display().to_string())
+                        .map_err(|e| format!("cannot write {}: {e}", path.display()));
+                    let _ = tx.send(Action::FindingAccepted { id, result });
+                });
+            }
             Effect::ExpireToast { id, after } => {
                 tokio::spawn(async move {
                     tokio::time::sleep(after).await;
@@ -111,6 +135,39 @@ impl Effects {
             }
         }
     }
+}
+
+fn vulndb_summary(store: &Store) -> Result<VulnDbSummary, String> {
+    let sources = VulnDb::open(store).and_then(|db| db.sources()).map_err(|e| e.to_string())?;
+    let now = jiff::Timestamp::now();
+    let oldest_age = sources
+        .iter()
+        .filter_map(|s| s.updated_at.parse::<jiff::Timestamp>().ok())
+        .map(|t| u64::try_from((now - t).get_seconds()).unwrap_or(0))
+        .max();
+    Ok(VulnDbSummary { sources: sources.len(), advisories: sources.iter().map(|s| s.advisories).sum(), oldest_age })
+}
+
+/// Matches a stored SBOM (vulnerabilities, plus the secrets found when it was scanned) and
+/// splits off what the exceptions file accepts.
+fn load_findings(store: &Store, key: &str, ignore_path: &std::path::Path) -> Result<FindingsData, String> {
+    let sbom = store
+        .tree::<scan::Sbom>(TreeName::Sboms)
+        .and_then(|tree| tree.get(key))
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no stored SBOM {key}"))?;
+    let db = VulnDb::open(store).map_err(|e| e.to_string())?;
+    let matched = matcher::match_sbom(&db, &sbom).map_err(|e| e.to_string())?;
+    let mut findings = matched.findings;
+    findings.extend(sbom.secrets.iter().cloned());
+    let ignore = match ignore_path.exists() {
+        true => Some(IgnoreFile::load(ignore_path).map_err(|e| e.to_string())?),
+        false => None,
+    };
+    let exceptions: Vec<&dyn crate::gate::Exceptions> =
+        ignore.iter().map(|i| i as &dyn crate::gate::Exceptions).collect();
+    let (findings, suppressed) = crate::gate::apply_exceptions(findings, &exceptions);
+    Ok(FindingsData { findings, suppressed, databases: matched.databases })
 }
 
 fn stored_sboms(store: &Store) -> Result<Vec<StoredSbom>, String> {

@@ -138,6 +138,14 @@ pub fn state() -> AppState {
         })),
     );
     update(&mut state, Action::StoreSize(Ok(1_572_864)));
+    update(
+        &mut state,
+        Action::VulnDb(Ok(crate::app::state::VulnDbSummary {
+            sources: 2,
+            advisories: 3019,
+            oldest_age: Some(2 * 3600),
+        })),
+    );
     let sbom = crate::report::fixtures::sbom();
     update(&mut state, Action::StoredSboms(Ok(vec![StoredSbom::of(sbom.store_key(), &sbom)])));
     state

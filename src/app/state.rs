@@ -12,7 +12,8 @@ use crate::config::{Keymap, Plugins};
 use crate::engine::{ContainerDetail, ContainerInfo, EngineProbe};
 use crate::engine::{EngineKind, ImageInfo};
 use crate::local::HostFacts;
-use crate::model::Package;
+use crate::model::{Finding, Package};
+use crate::report::findings::Suppressed;
 use crate::scan::Sbom;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +23,8 @@ pub enum PaneId {
     ContainerDetail,
     Images,
     Packages,
+    Findings,
+    FindingDetail,
     Contexts,
 }
 
@@ -35,6 +38,7 @@ impl PaneId {
             Self::Overview => "overview",
             Self::Containers | Self::ContainerDetail => "containers",
             Self::Images | Self::Packages => "images",
+            Self::Findings | Self::FindingDetail => "findings",
             Self::Contexts => "contexts",
         }
     }
@@ -46,6 +50,8 @@ impl PaneId {
             Self::ContainerDetail => "container",
             Self::Images => "images",
             Self::Packages => "packages",
+            Self::Findings => "findings",
+            Self::FindingDetail => "finding",
             Self::Contexts => "contexts",
         }
     }
@@ -111,10 +117,124 @@ impl ListView {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
     Normal,
-    Filter { input: String },
-    Command { input: String },
+    Filter {
+        input: String,
+    },
+    Command {
+        input: String,
+    },
     Help,
     Confirm(PluginRun),
+    /// Accepting the selected finding: the exception's reason and expiry being typed.
+    Accept(AcceptForm),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcceptForm {
+    pub id: String,
+    pub package: Option<String>,
+    pub reason: String,
+    /// `YYYY-MM-DD`, or empty for no expiry.
+    pub expires: String,
+    pub field: AcceptField,
+    /// Why the last submit was refused.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcceptField {
+    Reason,
+    Expires,
+}
+
+/// What one image's findings view holds: matched findings and the accepted ones.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FindingsData {
+    pub findings: Vec<Finding>,
+    pub suppressed: Vec<Suppressed>,
+    pub databases: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FindingSort {
+    Severity,
+    Package,
+    Fixed,
+}
+
+impl FindingSort {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Severity => "severity",
+            Self::Package => "package",
+            Self::Fixed => "fixed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FindingsState {
+    pub request: u64,
+    pub title: String,
+    /// The stored SBOM the findings are for.
+    pub key: String,
+    pub data: Loadable<Arc<FindingsData>>,
+    pub sort: FindingSort,
+    /// Indices into `data.findings`, in display order.
+    pub order: Vec<usize>,
+    pub view: ListView,
+}
+
+impl FindingsState {
+    pub fn new(request: u64, title: String, key: String) -> Self {
+        Self {
+            request,
+            title,
+            key,
+            data: Loadable::Loading,
+            sort: FindingSort::Severity,
+            order: Vec::new(),
+            view: ListView::default(),
+        }
+    }
+
+    /// Findings in display order.
+    pub fn rows(&self) -> Vec<&Finding> {
+        match &self.data {
+            Loadable::Ready(data) => self.order.iter().filter_map(|&i| data.findings.get(i)).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    pub fn selected(&self) -> Option<&Finding> {
+        let index = self.view.current()?;
+        self.rows().get(index).copied()
+    }
+
+    /// Orders the rows by the current sort key (ties: severity, then id).
+    pub fn resort(&mut self) {
+        let Loadable::Ready(data) = &self.data else { return };
+        let findings = &data.findings;
+        let package = |f: &Finding| f.package.as_ref().map(|p| p.name.to_lowercase()).unwrap_or_default();
+        let fixed = |f: &Finding| f.fixed_versions.first().cloned().unwrap_or_default();
+        let mut order: Vec<usize> = (0..findings.len()).collect();
+        let sort = self.sort;
+        order.sort_by(|&a, &b| {
+            let (x, y) = (&findings[a], &findings[b]);
+            let by_severity = y.severity.cmp(&x.severity).then_with(|| x.id.cmp(&y.id));
+            match sort {
+                FindingSort::Severity => by_severity.then_with(|| package(x).cmp(&package(y))),
+                FindingSort::Package => package(x).cmp(&package(y)).then(by_severity),
+                // Findings with a fix first (the actionable ones), then by fixed version text.
+                FindingSort::Fixed => fixed(x)
+                    .is_empty()
+                    .cmp(&fixed(y).is_empty())
+                    .then_with(|| package(x).cmp(&package(y)))
+                    .then(by_severity),
+            }
+        });
+        self.order = order;
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,6 +242,15 @@ pub struct Toast {
     pub id: u64,
     pub text: String,
     pub is_error: bool,
+}
+
+/// The vulnerability database at a glance, for the header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VulnDbSummary {
+    pub sources: usize,
+    pub advisories: u64,
+    /// Age in seconds of the least recently updated source.
+    pub oldest_age: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -204,6 +333,10 @@ pub struct AppState {
     /// Scans under way, by image name.
     pub scans: Map<String, ScanState>,
     pub packages: Option<PackagesState>,
+    pub findings: Option<FindingsState>,
+    pub vulndb: Loadable<VulnDbSummary>,
+    /// Where accepted findings are written (`.picketignore` in the directory picket started in).
+    pub ignore_path: PathBuf,
     /// Navigation stack; the last entry is on screen. Never empty.
     pub nav: Vec<PaneId>,
     pub mode: Mode,
@@ -235,6 +368,9 @@ impl AppState {
             images_view: ListView::default(),
             scans: Map::new(),
             packages: None,
+            findings: None,
+            vulndb: Loadable::Loading,
+            ignore_path: PathBuf::from(".picketignore"),
             nav: vec![PaneId::Overview],
             mode: Mode::Normal,
             toasts: Vec::new(),
@@ -263,7 +399,8 @@ impl AppState {
             PaneId::Contexts => Some(&self.contexts_view),
             PaneId::Images => Some(&self.images_view),
             PaneId::Packages => self.packages.as_ref().map(|p| &p.view),
-            PaneId::Overview | PaneId::ContainerDetail => None,
+            PaneId::Findings => self.findings.as_ref().map(|f| &f.view),
+            PaneId::Overview | PaneId::ContainerDetail | PaneId::FindingDetail => None,
         }
     }
 
@@ -273,7 +410,8 @@ impl AppState {
             PaneId::Contexts => Some(&mut self.contexts_view),
             PaneId::Images => Some(&mut self.images_view),
             PaneId::Packages => self.packages.as_mut().map(|p| &mut p.view),
-            PaneId::Overview | PaneId::ContainerDetail => None,
+            PaneId::Findings => self.findings.as_mut().map(|f| &mut f.view),
+            PaneId::Overview | PaneId::ContainerDetail | PaneId::FindingDetail => None,
         }
     }
 
@@ -347,6 +485,11 @@ pub fn container_text(c: &ContainerInfo) -> String {
 
 pub fn image_text(i: &ImageRow) -> String {
     format!("{} {} {}", i.name, i.id, i.stored.as_ref().and_then(|s| s.distro.clone()).unwrap_or_default())
+}
+
+pub fn finding_text(f: &Finding) -> String {
+    let package = f.package.as_ref().map(|p| format!("{} {}", p.name, p.version)).unwrap_or_default();
+    format!("{} {} {} {} {package} {}", f.id, f.aliases.join(" "), f.severity, f.kind.as_str(), f.title)
 }
 
 pub fn package_text(p: &Package) -> String {

@@ -6,8 +6,8 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use crate::app::action::{Action, Command, Effect, PluginRun};
 use crate::app::state::{
-    AppState, DetailState, Loadable, Mode, PackagesState, PaneId, ScanState, TOP_PANES, Toast, container_text,
-    context_text, image_rows, image_text, package_text,
+    AppState, DetailState, FindingSort, Loadable, Mode, PackagesState, PaneId, ScanState, TOP_PANES, Toast,
+    container_text, context_text, image_rows, image_text, package_text,
 };
 use crate::config::keymap::KeySpec;
 use crate::scan::Progress;
@@ -40,6 +40,7 @@ pub fn initial_effects() -> Vec<Effect> {
         Effect::LoadContexts,
         Effect::LoadStoreSize,
         Effect::LoadStoredSboms,
+        Effect::LoadVulnDb,
     ]
 }
 
@@ -159,6 +160,18 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
             }
             vec![]
         }
+        Action::VulnDb(result) => {
+            state.vulndb = match result {
+                Ok(summary) => Loadable::Ready(summary),
+                Err(err) => Loadable::Failed(err),
+            };
+            vec![]
+        }
+        Action::FindingsLoaded { request, result } => {
+            findings::loaded(state, request, result);
+            vec![]
+        }
+        Action::FindingAccepted { id, result } => findings::accepted(state, id, result),
         Action::ExpireToast(id) => {
             state.toasts.retain(|t| t.id != id);
             vec![]
@@ -243,7 +256,8 @@ fn refilter_current(state: &mut AppState) {
             state.images_view.refilter(texts.into_iter());
         }
         PaneId::Packages => refilter_packages(state),
-        PaneId::Overview | PaneId::ContainerDetail => {}
+        PaneId::Findings => findings::refilter(state),
+        PaneId::Overview | PaneId::ContainerDetail | PaneId::FindingDetail => {}
     }
 }
 
@@ -256,6 +270,7 @@ fn on_key(state: &mut AppState, key: KeyEvent) -> Vec<Effect> {
             }
             vec![]
         }
+        Mode::Accept(form) => findings::on_accept_key(state, form, key),
         Mode::Confirm(run) => match key.code {
             KeyCode::Char('y' | 'Y') | KeyCode::Enter => {
                 state.mode = Mode::Normal;
@@ -446,8 +461,11 @@ pub fn run_command(state: &mut AppState, command: Command) -> Vec<Effect> {
                 if state.pane() != PaneId::ContainerDetail {
                     state.detail = None;
                 }
-                if state.pane() != PaneId::Packages {
+                if state.pane() != PaneId::Packages && !state.nav.contains(&PaneId::Packages) {
                     state.packages = None;
+                }
+                if !matches!(state.pane(), PaneId::Findings | PaneId::FindingDetail) {
+                    state.findings = None;
                 }
             }
         }
@@ -477,6 +495,11 @@ pub fn run_command(state: &mut AppState, command: Command) -> Vec<Effect> {
         }
         Command::Enter => return enter(state),
         Command::Scan => return scan_selected(state),
+        Command::Findings => return findings::open(state),
+        Command::SortSeverity => return findings::sort(state, FindingSort::Severity),
+        Command::SortPackage => return findings::sort(state, FindingSort::Package),
+        Command::SortFixed => return findings::sort(state, FindingSort::Fixed),
+        Command::Accept => return findings::accept(state),
     }
     vec![]
 }
@@ -520,7 +543,8 @@ fn enter(state: &mut AppState) -> Vec<Effect> {
             state.nav.push(PaneId::Packages);
             vec![Effect::LoadSbom { request, key: stored.key }]
         }
-        PaneId::ContainerDetail | PaneId::Packages => vec![],
+        PaneId::Findings => findings::enter(state),
+        PaneId::ContainerDetail | PaneId::Packages | PaneId::FindingDetail => vec![],
     }
 }
 
@@ -543,6 +567,8 @@ fn scan_selected(state: &mut AppState) -> Vec<Effect> {
     state.scans.insert(image.name.clone(), ScanState { request, ..ScanState::default() });
     vec![Effect::ScanImage { request, name: image.name, kind, socket }]
 }
+
+mod findings;
 
 #[cfg(test)]
 mod tests;

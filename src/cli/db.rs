@@ -12,8 +12,7 @@ use crate::store::Store;
 use crate::vulndb::update::{self, Outcome, UpdateOptions};
 use crate::vulndb::{VulnDb, import};
 
-/// A source older than this is reported as stale.
-pub const STALE_AFTER_DAYS: i64 = 3;
+pub use crate::vulndb::db::STALE_AFTER_DAYS;
 
 #[derive(Debug, Subcommand)]
 pub enum DbCommand {

@@ -156,7 +156,14 @@ pub struct Keymap {
 }
 
 /// Keys that mean something on one pane only: (key, command, pane scope).
-const SCOPED_BINDINGS: &[(&str, Command, &str)] = &[("s", Command::Scan, "images")];
+const SCOPED_BINDINGS: &[(&str, Command, &str)] = &[
+    ("s", Command::Scan, "images"),
+    ("v", Command::Findings, "images"),
+    ("S", Command::SortSeverity, "findings"),
+    ("P", Command::SortPackage, "findings"),
+    ("F", Command::SortFixed, "findings"),
+    ("a", Command::Accept, "findings"),
+];
 
 const DEFAULT_BINDINGS: &[(&str, Command)] = &[
     ("?", Command::Help),

@@ -3,6 +3,8 @@
 pub mod container_detail;
 pub mod containers;
 pub mod contexts;
+pub mod finding_detail;
+pub mod findings;
 pub mod images;
 pub mod overview;
 pub mod packages;

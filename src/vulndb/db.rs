@@ -14,6 +14,9 @@ use crate::store::{Store, StoreError, TreeName, Typed};
 /// records would not decode); `picket db update` or `import` rewrites it.
 pub const ADVISORY_FORMAT: u32 = 2;
 
+/// A source older than this is reported as stale.
+pub const STALE_AFTER_DAYS: i64 = 3;
+
 /// What the database knows about one source.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceState {

@@ -6,6 +6,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph, Wrap};
 
 use crate::app::action::PluginRun;
+use crate::app::state::{AcceptField, AcceptForm};
 use crate::config::Theme;
 use crate::config::theme::Slot;
 use crate::ui::widgets::table::pane_block;
@@ -35,5 +36,42 @@ pub fn render_confirm(frame: &mut Frame, area: Rect, run: &PluginRun, theme: &Th
         ]),
     ];
     let paragraph = Paragraph::new(lines).wrap(Wrap { trim: false }).block(pane_block(" Confirm ", theme, true));
+    frame.render_widget(paragraph, popup);
+}
+
+/// The form that turns the selected finding into a `.picketignore` exception.
+pub fn render_accept(frame: &mut Frame, area: Rect, form: &AcceptForm, path: &str, theme: &Theme) {
+    let popup = centered(area, 76, 11);
+    frame.render_widget(Clear, popup);
+    let field = |label: &str, value: &str, active: bool, hint: &str| {
+        let cursor = if active { "█" } else { "" };
+        let style = if active { theme.style(Slot::Prompt) } else { theme.style(Slot::Value) };
+        Line::from(vec![
+            Span::styled(format!("{label:<9}"), theme.style(Slot::Label)),
+            Span::styled(format!("{value}{cursor}"), style),
+            Span::styled(if value.is_empty() { format!("  {hint}") } else { String::new() }, theme.style(Slot::Dim)),
+        ])
+    };
+    let package = form.package.as_deref().map(|p| format!(" in {p}")).unwrap_or_default();
+    let mut lines = vec![
+        Line::from(Span::styled(format!("Accept {}{package}", form.id), theme.style(Slot::Value))),
+        Line::from(Span::styled(format!("written to {path}"), theme.style(Slot::Dim))),
+        Line::from(""),
+        field("reason", &form.reason, form.field == AcceptField::Reason, "why is this acceptable?"),
+        field("expires", &form.expires, form.field == AcceptField::Expires, "YYYY-MM-DD, empty: never"),
+        Line::from(""),
+    ];
+    if let Some(error) = &form.error {
+        lines.push(Line::from(Span::styled(error.clone(), theme.style(Slot::StatusError))));
+    }
+    lines.push(Line::from(vec![
+        Span::styled(" <enter> ", theme.style(Slot::FooterKey)),
+        Span::styled("next / save   ", theme.style(Slot::FooterDesc)),
+        Span::styled(" <tab> ", theme.style(Slot::FooterKey)),
+        Span::styled("switch field   ", theme.style(Slot::FooterDesc)),
+        Span::styled(" <esc> ", theme.style(Slot::FooterKey)),
+        Span::styled("cancel", theme.style(Slot::FooterDesc)),
+    ]));
+    let paragraph = Paragraph::new(lines).wrap(Wrap { trim: false }).block(pane_block(" Accept finding ", theme, true));
     frame.render_widget(paragraph, popup);
 }

@@ -31,7 +31,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         sep(),
         Span::styled(format!("store: {store_size}"), base),
         sep(),
-        Span::styled("vuln db: not imported", base),
+        Span::styled(format!("vuln db: {}", vulndb_text(state)), base),
         sep(),
         Span::styled("agent: not running", base),
     ])
@@ -50,4 +50,17 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         tabs.push(Span::styled(format!("› {}", detail.container.name), theme.style(Slot::PaneTitle)));
     }
     frame.render_widget(Paragraph::new(vec![line, Line::from(tabs)]), area);
+}
+
+fn vulndb_text(state: &AppState) -> String {
+    match &state.vulndb {
+        Loadable::Loading => "…".into(),
+        Loadable::Failed(_) => "unreadable".into(),
+        Loadable::Ready(summary) if summary.sources == 0 => "empty".into(),
+        Loadable::Ready(summary) => {
+            let age = summary.oldest_age.map(|a| format!(", {} old", crate::model::human_age(a))).unwrap_or_default();
+            let stale = summary.oldest_age.is_some_and(|a| a > crate::vulndb::db::STALE_AFTER_DAYS as u64 * 86_400);
+            format!("{} advisories{age}{}", summary.advisories, if stale { " (stale)" } else { "" })
+        }
+    }
 }

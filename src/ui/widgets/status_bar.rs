@@ -6,7 +6,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use crate::app::action::Command;
-use crate::app::state::{AppState, Mode};
+use crate::app::state::{AppState, Mode, PaneId};
 use crate::app::update::complete;
 use crate::config::Theme;
 use crate::config::theme::Slot;
@@ -21,6 +21,10 @@ fn short_label(command: Command) -> &'static str {
         Command::NextPane => "next pane",
         Command::Quit => "quit",
         Command::Refresh => "refresh",
+        Command::Findings => "findings",
+        Command::SortSeverity => "by severity",
+        Command::SortPackage => "by package",
+        Command::SortFixed => "by fix",
         _ => command.name(),
     }
 }
@@ -48,7 +52,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
                 Span::styled("  tab complete · enter run · esc cancel", theme.style(Slot::Dim)),
             ])
         }
-        Mode::Normal | Mode::Help | Mode::Confirm(_) => hints(state, theme),
+        Mode::Normal | Mode::Help | Mode::Confirm(_) | Mode::Accept(_) => hints(state, theme),
     };
     frame.render_widget(Paragraph::new(line), left);
     if let Some(toast) = toast {
@@ -65,6 +69,12 @@ fn hints(state: &AppState, theme: &Theme) -> Line<'static> {
     if state.nav.len() > 1 || state.list_view().is_some_and(|v| !v.filter.is_empty()) {
         commands.push(Command::Back);
     }
+    commands.extend(match state.pane() {
+        PaneId::Images => &[Command::Scan, Command::Findings][..],
+        PaneId::Findings => &[Command::Accept, Command::SortSeverity, Command::SortPackage, Command::SortFixed][..],
+        PaneId::FindingDetail => &[Command::Accept][..],
+        _ => &[][..],
+    });
     commands.extend([Command::NextPane, Command::Quit]);
     let mut spans = Vec::new();
     let mut push = |key: String, label: String| {
