@@ -245,6 +245,43 @@ fn db_update_from_a_mirror_full_conditional_incremental_and_interrupted() {
     let Err(message) = &results[0].result else { panic!("{results:?}") };
     assert!(message.contains("not a zip"), "{message}");
     assert_eq!(db.source("osv:Go").unwrap().unwrap(), before);
+
+    // The native feeds through the same path: the Debian tracker and an Alpine secdb release.
+    let tracker = std::fs::read(shared_data().join("debian-tracker/osvdev-tracker-json-sample.json")).unwrap();
+    server.files.put("/tracker/data/json", tracker, "\"t1\"");
+    let secdb = br#"{"distroversion":"v3.19","reponame":"main","packages":[{"pkg":{"name":"openssl",
+        "secfixes":{"3.1.4-r1":["CVE-2023-5678"]}}}]}"#;
+    server.files.put("/v3.19/main.json", secdb.to_vec(), "\"a1\"");
+    server.files.put("/v3.19/community.json", br#"{"distroversion":"v3.19","packages":[]}"#.to_vec(), "\"a2\"");
+    let native = UpdateOptions {
+        ecosystems: vec![],
+        debian_tracker: Some(format!("{}/tracker/data/json", server.base)),
+        alpine_base: Some(server.base.clone()),
+        alpine_releases: vec!["v3.19".into()],
+        ..options.clone()
+    };
+    let results = runtime.block_on(picket::vulndb::update::update(&db, &native, &progress));
+    assert!(results.iter().all(|r| matches!(r.result, Ok(Outcome::Updated { .. }))), "{results:?}");
+    let active = db.active().unwrap();
+    assert_eq!(db.lookup(&active, "Alpine:v3.19", "openssl").unwrap().len(), 1);
+    let results = runtime.block_on(picket::vulndb::update::update(&db, &native, &progress));
+    assert_eq!(results[0].result, Ok(Outcome::Unchanged), "the tracker answers 304 to its ETag");
+    drop(store);
+
+    // `picket db import URL` reads from the network the same way, and names a bad document.
+    let data = tmp.path().join("cli");
+    let import = |url: &str| {
+        Command::new(env!("CARGO_BIN_EXE_picket"))
+            .args(["db", "import", url, "--name", "mirror"])
+            .env("PICKET_DATA_DIR", &data)
+            .output()
+            .expect("picket")
+    };
+    let ok = import(&format!("{}/v3.19/main.json", server.base));
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let bad = import(&format!("{}/Go/all.zip", server.base));
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("/Go/all.zip"), "{}", String::from_utf8_lossy(&bad.stderr));
 }
 
 fn picket(data_dir: &Path, cwd: &Path, args: &[&str]) -> (i32, String, String) {

@@ -18,9 +18,11 @@ pub use crate::vulndb::db::STALE_AFTER_DAYS;
 pub enum DbCommand {
     /// Download or refresh advisories (OSV all.zip per ecosystem, Debian tracker, Alpine secdb)
     Update(UpdateArgs),
-    /// Import advisories from a file or directory (air-gapped use): an OSV all.zip, a directory
-    /// of OSV JSON records, a Debian security tracker JSON, an Alpine secdb JSON or YAML
+    /// Import advisories from a file, a directory or a URL (air-gapped use, mirrors): an OSV
+    /// all.zip, a directory of OSV JSON records, a Debian security tracker JSON, an Alpine secdb
+    /// JSON or YAML
     Import {
+        #[arg(value_name = "PATH|URL")]
         path: PathBuf,
         /// Source name in the database [default: import:<file name>]
         #[arg(long)]
@@ -70,7 +72,17 @@ pub fn run(command: &DbCommand, config: &Config) -> anyhow::Result<ExitCode> {
                     path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into())
                 )
             });
-            let loaded = import::load_path(path)?;
+            let text = path.display().to_string();
+            let loaded = if text.starts_with("http://") || text.starts_with("https://") {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .context("cannot start the async runtime")?;
+                let bytes = runtime.block_on(update::fetch(&text)).map_err(anyhow::Error::msg)?;
+                import::load_bytes(&text, bytes)?
+            } else {
+                import::load_path(path)?
+            };
             let skipped = loaded.skipped.clone();
             let state = import::write_source(&db, &source, &path.display().to_string(), loaded, (None, None))?;
             eprintln!(

@@ -149,6 +149,14 @@ async fn download(
     Ok(Some(Download { file, etag, last_modified }))
 }
 
+/// Downloads one document (for `picket db import URL`), bounded like every update download.
+pub async fn fetch(url: &str) -> Result<Vec<u8>, String> {
+    let http = client()?;
+    let progress = |_: &str, _: u64, _: Option<u64>| {};
+    let download = download(&http, url, url, None, &progress).await?.ok_or_else(|| format!("{url}: not modified"))?;
+    std::fs::read(download.file.path()).map_err(|e| format!("cannot read back {url}: {e}"))
+}
+
 fn store_error(e: ImportError) -> String {
     e.to_string()
 }
