@@ -1,5 +1,6 @@
 //! The command line. Each subcommand calls the same capability functions the TUI uses.
 
+pub mod bench;
 pub mod db;
 pub mod sbom;
 pub mod scan;
@@ -54,6 +55,9 @@ pub enum Commands {
     /// The vulnerability database: update, import, status
     #[command(subcommand)]
     Db(db::DbCommand),
+    /// Compliance benchmarks: CIS Docker
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
     /// Print a shell completion script
     Completions {
         #[arg(value_enum)]
@@ -114,6 +118,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Commands::Sbom(ref args)) => sbom::run(args, &Config::load(&cli.overrides())?),
         Some(Commands::Scan(ref command)) => scan::run(command, &Config::load(&cli.overrides())?),
         Some(Commands::Db(ref command)) => db::run(command, &Config::load(&cli.overrides())?),
+        Some(Commands::Bench(ref command)) => bench::run(command, &Config::load(&cli.overrides())?),
         None => console(&cli),
     }
 }

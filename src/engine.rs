@@ -17,6 +17,12 @@ pub enum EngineKind {
 }
 
 impl EngineKind {
+    /// Podman's Docker-compatible API names itself in the version's components.
+    pub fn of(version: &bollard::models::SystemVersion) -> Self {
+        let is_podman = version.components.iter().flatten().any(|c| c.name.to_ascii_lowercase().contains("podman"));
+        if is_podman { Self::Podman } else { Self::Docker }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Docker => "Docker",
@@ -166,14 +172,14 @@ pub async fn discover(sockets: &[PathBuf]) -> Vec<EngineProbe> {
     futures::future::join_all(probes).await
 }
 
-async fn connect(socket: &Path) -> Result<Docker, EngineError> {
+pub(crate) async fn connect(socket: &Path) -> Result<Docker, EngineError> {
     let api = |source| EngineError::Api { socket: socket.to_path_buf(), source };
     let docker = Docker::connect_with_unix(&socket.to_string_lossy(), TIMEOUT.as_secs(), bollard::API_DEFAULT_VERSION)
         .map_err(api)?;
     with_timeout(socket, docker.negotiate_version()).await?.map_err(api)
 }
 
-async fn with_timeout<T>(socket: &Path, fut: impl Future<Output = T>) -> Result<T, EngineError> {
+pub(crate) async fn with_timeout<T>(socket: &Path, fut: impl Future<Output = T>) -> Result<T, EngineError> {
     tokio::time::timeout(TIMEOUT, fut).await.map_err(|_| EngineError::Timeout { socket: socket.to_path_buf() })
 }
 
@@ -181,8 +187,7 @@ pub async fn probe(socket: &Path) -> Result<EngineInfo, EngineError> {
     let api = |source| EngineError::Api { socket: socket.to_path_buf(), source };
     let docker = connect(socket).await?;
     let version = with_timeout(socket, docker.version()).await?.map_err(api)?;
-    let is_podman = version.components.iter().flatten().any(|c| c.name.to_ascii_lowercase().contains("podman"));
-    let kind = if is_podman { EngineKind::Podman } else { EngineKind::Docker };
+    let kind = EngineKind::of(&version);
     let options = ListContainersOptionsBuilder::new().all(true).build();
     let listed = with_timeout(socket, docker.list_containers(Some(options))).await?.map_err(api)?;
     let mut containers: Vec<ContainerInfo> = listed

@@ -4,6 +4,7 @@
 //! the CLI (`cli`) and the TUI (`app` + `ui`). The TUI never talks to a socket or a database itself.
 
 pub mod app;
+pub mod bench;
 pub mod cli;
 pub mod cluster;
 pub mod config;

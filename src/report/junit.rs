@@ -113,13 +113,13 @@ fn details(finding: &Finding) -> String {
 
 /// Text content: markup characters escaped, `\r` kept as a reference (parsers turn a literal one
 /// into `\n`), and characters XML 1.0 cannot carry at all replaced with U+FFFD.
-fn text(value: &str) -> String {
+pub(crate) fn text(value: &str) -> String {
     escape(value, false)
 }
 
 /// An attribute value in double quotes; newlines and tabs as references, since parsers turn
 /// literal ones into spaces.
-fn attr(value: &str) -> String {
+pub(crate) fn attr(value: &str) -> String {
     escape(value, true)
 }
 

@@ -214,7 +214,7 @@ fn fingerprint(finding: &Finding) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::report::findings::fixtures;
 
@@ -222,7 +222,7 @@ mod tests {
         DocumentInfo { created: "2026-11-24T03:00:00Z".into(), tool_version: "0.1.0" }
     }
 
-    fn validator() -> jsonschema::Validator {
+    pub(crate) fn validator() -> jsonschema::Validator {
         let text = include_str!("../../tests/fixtures/sarif-schema-2.1.0.json");
         // The schema's two `language` patterns have a stray `]`, a literal in ECMA-262 regexes but
         // an error for Rust's; escaped, they mean what they mean in JavaScript.

@@ -1,0 +1,270 @@
+//! Benchmarks and compliance checks: each check has an id, a title, a severity, a rationale, a
+//! remediation and references, and yields one result per subject it looked at (the daemon, a
+//! file, a container, a workload). Gathering facts (sockets, files, processes, the API) is kept
+//! apart from judging them, so every check is a pure function of facts a test can build.
+
+pub mod docker;
+pub mod files;
+
+use serde::Serialize;
+
+use crate::model::Severity;
+
+/// The outcome of one check on one subject. Ordered worst first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Status {
+    /// The subject does not meet the recommendation.
+    Fail,
+    /// Needs a person: a manual check, or facts that could not be read.
+    Warn,
+    Pass,
+    /// Recorded for the reader; no judgement.
+    Info,
+    /// Does not apply here (no such file, no containers, another engine).
+    Skip,
+}
+
+impl Status {
+    pub const ALL: [Status; 5] = [Self::Fail, Self::Warn, Self::Pass, Self::Info, Self::Skip];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fail => "FAIL",
+            Self::Warn => "WARN",
+            Self::Pass => "PASS",
+            Self::Info => "INFO",
+            Self::Skip => "SKIP",
+        }
+    }
+}
+
+/// Whether a tool can decide the check (CIS "Automated") or a person must (CIS "Manual").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Assessment {
+    Automated,
+    Manual,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckMeta {
+    pub id: String,
+    pub title: String,
+    /// The id of the section the check belongs to (`BenchReport::sections`).
+    pub section: String,
+    pub severity: Severity,
+    pub assessment: Assessment,
+    pub rationale: String,
+    pub remediation: String,
+    pub references: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckResult {
+    pub status: Status,
+    /// What was looked at: `daemon`, a file path, `container web`, `Deployment default/api`.
+    pub subject: String,
+    /// What was seen, in words a reader can verify.
+    pub evidence: String,
+}
+
+impl CheckResult {
+    pub fn new(status: Status, subject: impl Into<String>, evidence: impl Into<String>) -> Self {
+        Self { status, subject: subject.into(), evidence: evidence.into() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckOutcome {
+    #[serde(flatten)]
+    pub meta: CheckMeta,
+    pub results: Vec<CheckResult>,
+}
+
+impl CheckOutcome {
+    /// The worst status among the results (`Skip` when there are none).
+    pub fn status(&self) -> Status {
+        self.results.iter().map(|r| r.status).min().unwrap_or(Status::Skip)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Section {
+    pub id: String,
+    pub title: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BenchReport {
+    /// e.g. `CIS Docker Benchmark`.
+    pub benchmark: String,
+    /// e.g. `1.6.0`.
+    pub version: String,
+    /// What was benchmarked: `Docker 20.10.24 at unix:///run/docker.sock`.
+    pub target: String,
+    pub sections: Vec<Section>,
+    pub checks: Vec<CheckOutcome>,
+}
+
+/// Counts of results by status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Tally {
+    pub fail: usize,
+    pub warn: usize,
+    pub pass: usize,
+    pub info: usize,
+    pub skip: usize,
+}
+
+impl Tally {
+    pub fn add(&mut self, status: Status) {
+        match status {
+            Status::Fail => self.fail += 1,
+            Status::Warn => self.warn += 1,
+            Status::Pass => self.pass += 1,
+            Status::Info => self.info += 1,
+            Status::Skip => self.skip += 1,
+        }
+    }
+
+    pub fn get(&self, status: Status) -> usize {
+        match status {
+            Status::Fail => self.fail,
+            Status::Warn => self.warn,
+            Status::Pass => self.pass,
+            Status::Info => self.info,
+            Status::Skip => self.skip,
+        }
+    }
+}
+
+impl BenchReport {
+    pub fn check(&self, id: &str) -> Option<&CheckOutcome> {
+        self.checks.iter().find(|c| c.meta.id == id)
+    }
+
+    /// One count per check (its worst status), as kube-bench and docker-bench summarise.
+    pub fn tally_checks(&self) -> Tally {
+        let mut tally = Tally::default();
+        for check in &self.checks {
+            tally.add(check.status());
+        }
+        tally
+    }
+
+    /// Per section, one count per check.
+    pub fn tally_by_section(&self) -> Vec<(&Section, Tally)> {
+        self.sections
+            .iter()
+            .map(|section| {
+                let mut tally = Tally::default();
+                for check in self.checks.iter().filter(|c| c.meta.section == section.id) {
+                    tally.add(check.status());
+                }
+                (section, tally)
+            })
+            .collect()
+    }
+
+    /// Failed results of checks at or above `threshold`: what a gate fails on.
+    pub fn failures_at_or_above(&self, threshold: Severity) -> usize {
+        self.checks
+            .iter()
+            .filter(|c| c.meta.severity >= threshold)
+            .flat_map(|c| &c.results)
+            .filter(|r| r.status == Status::Fail)
+            .count()
+    }
+}
+
+/// A check's fixed description, written once in a table per benchmark.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckDef {
+    pub id: &'static str,
+    pub title: &'static str,
+    pub severity: Severity,
+    pub assessment: Assessment,
+    pub rationale: &'static str,
+    pub remediation: &'static str,
+}
+
+impl CheckDef {
+    /// The section of a CIS id is its first component: `5.12` is in `5`, `1.1.3` in `1`.
+    pub fn section(&self) -> &'static str {
+        self.id.split('.').next().unwrap_or(self.id)
+    }
+
+    pub fn meta(&self, benchmark_reference: &str) -> CheckMeta {
+        CheckMeta {
+            id: self.id.to_string(),
+            title: self.title.to_string(),
+            section: self.section().to_string(),
+            severity: self.severity,
+            assessment: self.assessment,
+            rationale: self.rationale.to_string(),
+            remediation: self.remediation.to_string(),
+            references: vec![format!("{benchmark_reference}, recommendation {}", self.id)],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(id: &str, section: &str, severity: Severity, statuses: &[Status]) -> CheckOutcome {
+        CheckOutcome {
+            meta: CheckMeta {
+                id: id.into(),
+                title: format!("check {id}"),
+                section: section.into(),
+                severity,
+                assessment: Assessment::Automated,
+                rationale: String::new(),
+                remediation: String::new(),
+                references: vec![],
+            },
+            results: statuses.iter().map(|s| CheckResult::new(*s, "x", "")).collect(),
+        }
+    }
+
+    #[test]
+    fn a_check_counts_once_with_its_worst_result() {
+        let report = BenchReport {
+            benchmark: "b".into(),
+            version: "1".into(),
+            target: "t".into(),
+            sections: vec![
+                Section { id: "1".into(), title: "one".into() },
+                Section { id: "2".into(), title: "two".into() },
+            ],
+            checks: vec![
+                outcome("1.1", "1", Severity::High, &[Status::Pass, Status::Fail, Status::Fail]),
+                outcome("1.2", "1", Severity::Low, &[Status::Pass, Status::Warn]),
+                outcome("2.1", "2", Severity::Medium, &[]),
+            ],
+        };
+        let tally = report.tally_checks();
+        assert_eq!((tally.fail, tally.warn, tally.pass, tally.skip), (1, 1, 0, 1));
+        let sections = report.tally_by_section();
+        assert_eq!(sections[0].1.fail, 1);
+        assert_eq!(sections[1].1.skip, 1);
+        assert_eq!(report.failures_at_or_above(Severity::High), 2);
+        assert_eq!(report.failures_at_or_above(Severity::Critical), 0);
+    }
+
+    #[test]
+    fn section_is_the_first_id_component() {
+        let def = CheckDef {
+            id: "1.1.3",
+            title: "t",
+            severity: Severity::Low,
+            assessment: Assessment::Manual,
+            rationale: "",
+            remediation: "",
+        };
+        assert_eq!(def.section(), "1");
+        assert_eq!(def.meta("CIS X v1").references, vec!["CIS X v1, recommendation 1.1.3".to_string()]);
+    }
+}

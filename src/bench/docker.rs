@@ -1,0 +1,384 @@
+//! CIS Docker Benchmark: host configuration, daemon configuration, daemon files, images and the
+//! container runtime, judged from the engine's API (Docker Engine, or Podman's compatible API),
+//! the daemon's command line and `daemon.json`, and the host's files.
+
+mod daemon;
+mod defs;
+mod host;
+mod runtime;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use bollard::models::{ContainerInspectResponse, ImageInspect, SystemInfo};
+use serde_json::{Map, Value};
+
+use super::files::HostFiles;
+use super::{BenchReport, CheckOutcome, CheckResult, Section};
+use crate::engine::{self, EngineError, EngineKind};
+
+pub const BENCHMARK: &str = "CIS Docker Benchmark";
+pub const VERSION: &str = "1.6.0";
+
+/// Everything the checks judge, gathered once.
+#[derive(Debug, Clone)]
+pub struct DockerFacts {
+    pub engine: EngineKind,
+    pub version: String,
+    pub socket: PathBuf,
+    pub info: SystemInfo,
+    /// The Docker daemon's settings; None for Podman (no daemon) or when no dockerd process
+    /// serving this socket was found.
+    pub daemon: Option<DaemonSettings>,
+    /// Running containers.
+    pub containers: Vec<ContainerInspectResponse>,
+    /// The images of the running containers, by image id.
+    pub images: BTreeMap<String, ImageInspect>,
+    /// Commands running in each container (by container id), or why they could not be listed.
+    pub processes: BTreeMap<String, Result<Vec<String>, String>>,
+    /// Namespaces each container shares with the host (by container id), read from `/proc`
+    /// where the container's process is visible; what the engine reports is not always true
+    /// (Podman 4.3's compat API says `shareable` for `--ipc host`).
+    pub shared_namespaces: BTreeMap<String, Vec<&'static str>>,
+    pub host: HostSecurity,
+}
+
+const NAMESPACES: [&str; 5] = ["pid", "ipc", "net", "uts", "user"];
+
+/// The namespaces of `pid` that are the same as those of this host's init (`/proc/1`), or of
+/// picket itself where init's are not readable. Empty when the container's cannot be read.
+pub fn namespaces_shared_with_host(pid: i64) -> Vec<&'static str> {
+    if pid <= 0 {
+        return Vec::new();
+    }
+    NAMESPACES
+        .into_iter()
+        .filter(|ns| {
+            let host = std::fs::read_link(format!("/proc/1/ns/{ns}"))
+                .or_else(|_| std::fs::read_link(format!("/proc/self/ns/{ns}")));
+            let container = std::fs::read_link(format!("/proc/{pid}/ns/{ns}"));
+            matches!((host, container), (Ok(h), Ok(c)) if h == c)
+        })
+        .collect()
+}
+
+/// Security modules the kernel has enabled: container checks for them apply only when it does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HostSecurity {
+    pub apparmor: bool,
+    pub selinux: bool,
+}
+
+impl HostSecurity {
+    pub fn of_live_host() -> Self {
+        let apparmor = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+            .is_ok_and(|v| v.trim().eq_ignore_ascii_case("y"));
+        let selinux = Path::new("/sys/fs/selinux/enforce").exists();
+        Self { apparmor, selinux }
+    }
+}
+
+/// dockerd's effective configuration: its command line over its `daemon.json`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DaemonSettings {
+    pub pid: Option<u32>,
+    pub args: Vec<String>,
+    pub config_path: PathBuf,
+    pub config: Map<String, Value>,
+    /// Why `daemon.json` could not be used, when it exists but is unreadable or malformed.
+    pub config_error: Option<String>,
+}
+
+/// dockerd flags that take no value (`--icc=false` is the only way to turn them off).
+const BOOL_FLAGS: &[&str] = &[
+    "icc",
+    "iptables",
+    "ip6tables",
+    "ip-forward",
+    "ip-masq",
+    "live-restore",
+    "userland-proxy",
+    "no-new-privileges",
+    "experimental",
+    "selinux-enabled",
+    "tls",
+    "tlsverify",
+    "debug",
+    "rootless",
+];
+
+/// Repeatable flags whose `daemon.json` key is a plural.
+const LIST_FLAGS: &[(&str, &str)] = &[
+    ("host", "hosts"),
+    ("insecure-registry", "insecure-registries"),
+    ("authorization-plugin", "authorization-plugins"),
+    ("exec-opt", "exec-opts"),
+    ("storage-opt", "storage-opts"),
+    ("log-opt", "log-opts"),
+    ("default-ulimit", "default-ulimits"),
+    ("registry-mirror", "registry-mirrors"),
+];
+
+pub const DEFAULT_CONFIG: &str = "/etc/docker/daemon.json";
+pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
+
+impl DaemonSettings {
+    /// Reads the config file named by `--config-file` (or the default) under `files`' root.
+    pub fn from_args(pid: Option<u32>, args: Vec<String>, files: &HostFiles) -> Self {
+        let config_path =
+            flag_values(&args, "config-file").pop().map_or_else(|| PathBuf::from(DEFAULT_CONFIG), PathBuf::from);
+        let (config, config_error) = match files.read_to_string(&config_path) {
+            Ok(None) => (Map::new(), None),
+            Ok(Some(text)) => match serde_json::from_str::<Value>(&text) {
+                Ok(Value::Object(map)) => (map, None),
+                Ok(_) => (Map::new(), Some(format!("{}: not a JSON object", config_path.display()))),
+                Err(e) => (Map::new(), Some(format!("{}: {e}", config_path.display()))),
+            },
+            Err(e) => (Map::new(), Some(format!("{}: {e}", config_path.display()))),
+        };
+        Self { pid, args, config_path, config, config_error }
+    }
+
+    /// An option's value, the command line first (`--icc=false`, `--log-level warn`), then
+    /// `daemon.json` (`"icc": false`). Repeatable flags give a JSON array.
+    pub fn option(&self, key: &str) -> Option<Value> {
+        if let Some((flag, _)) = LIST_FLAGS.iter().find(|(_, plural)| *plural == key) {
+            let mut values = flag_values(&self.args, flag);
+            if *flag == "host" {
+                values.extend(short_flag_values(&self.args, "-H"));
+            }
+            if !values.is_empty() {
+                return Some(Value::Array(values.into_iter().map(Value::String).collect()));
+            }
+        } else if let Some(value) = flag_values(&self.args, key).pop() {
+            if BOOL_FLAGS.contains(&key) {
+                return Some(Value::Bool(value != "false"));
+            }
+            return Some(Value::String(value));
+        }
+        self.config.get(key).cloned()
+    }
+
+    pub fn bool_option(&self, key: &str) -> Option<bool> {
+        match self.option(key)? {
+            Value::Bool(b) => Some(b),
+            Value::String(s) => Some(s != "false"),
+            _ => None,
+        }
+    }
+
+    pub fn string_option(&self, key: &str) -> Option<String> {
+        match self.option(key)? {
+            Value::String(s) => Some(s),
+            other => Some(other.to_string()),
+        }
+    }
+
+    pub fn list_option(&self, key: &str) -> Vec<String> {
+        match self.option(key) {
+            Some(Value::Array(items)) => {
+                items.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), String::from)).collect()
+            }
+            Some(Value::String(s)) => vec![s],
+            _ => Vec::new(),
+        }
+    }
+
+    /// The addresses it listens on; the default socket when none is configured.
+    pub fn hosts(&self) -> Vec<String> {
+        let hosts = self.list_option("hosts");
+        if hosts.is_empty() { vec![format!("unix://{DEFAULT_SOCKET}")] } else { hosts }
+    }
+
+    pub fn serves(&self, socket: &Path) -> bool {
+        let wanted = std::fs::canonicalize(socket).unwrap_or_else(|_| socket.to_path_buf());
+        self.hosts().iter().filter_map(|h| h.strip_prefix("unix://")).any(|path| {
+            let path = Path::new(path);
+            std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()) == wanted
+        })
+    }
+}
+
+/// Values of a long flag: `--name=value` or `--name value` (bool flags take no separate value).
+fn flag_values(args: &[String], name: &str) -> Vec<String> {
+    let long = format!("--{name}");
+    let with_value = format!("--{name}=");
+    let mut values = Vec::new();
+    let mut iter = args.iter().peekable();
+    while let Some(arg) = iter.next() {
+        if let Some(value) = arg.strip_prefix(&with_value) {
+            values.push(value.to_string());
+        } else if *arg == long {
+            if BOOL_FLAGS.contains(&name) {
+                values.push("true".into());
+            } else if let Some(next) = iter.next_if(|next| !next.starts_with('-')) {
+                values.push(next.clone());
+            }
+        }
+    }
+    values
+}
+
+fn short_flag_values(args: &[String], flag: &str) -> Vec<String> {
+    let mut values = Vec::new();
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        if arg == flag {
+            values.extend(iter.next().cloned());
+        } else if let Some(value) = arg.strip_prefix(flag).and_then(|v| v.strip_prefix('=')) {
+            values.push(value.to_string());
+        }
+    }
+    values
+}
+
+/// The dockerd process serving `socket`, from `/proc`. None when there is none (a remote or
+/// containerised daemon, or Podman).
+pub fn find_daemon(socket: &Path, files: &HostFiles) -> Option<DaemonSettings> {
+    let entries = std::fs::read_dir("/proc").ok()?;
+    for entry in entries.filter_map(Result::ok) {
+        let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else { continue };
+        let Ok(comm) = std::fs::read_to_string(entry.path().join("comm")) else { continue };
+        if comm.trim() != "dockerd" {
+            continue;
+        }
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .skip(1)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let settings = DaemonSettings::from_args(Some(pid), args, files);
+        if settings.serves(socket) {
+            return Some(settings);
+        }
+    }
+    None
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatherError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// Reads the engine behind `socket`: info, running containers, their images and processes.
+pub async fn gather(socket: &Path, files: &HostFiles) -> Result<DockerFacts, GatherError> {
+    use bollard::query_parameters::ListContainersOptionsBuilder;
+    let api = |source| EngineError::Api { socket: socket.to_path_buf(), source };
+    let docker = engine::connect(socket).await?;
+    let version = engine::with_timeout(socket, docker.version()).await?.map_err(api)?;
+    let kind = EngineKind::of(&version);
+    let info = engine::with_timeout(socket, docker.info()).await?.map_err(api)?;
+    let listed = engine::with_timeout(
+        socket,
+        docker.list_containers(Some(ListContainersOptionsBuilder::new().all(false).build())),
+    )
+    .await?
+    .map_err(api)?;
+
+    let mut containers = Vec::new();
+    let mut images = BTreeMap::new();
+    let mut processes = BTreeMap::new();
+    let mut shared_namespaces = BTreeMap::new();
+    for summary in listed {
+        let Some(id) = summary.id else { continue };
+        // A container that stopped between list and inspect is simply not running any more.
+        let Ok(Ok(inspected)) = tokio::time::timeout(
+            std::time::Duration::from_secs(3),
+            docker.inspect_container(&id, None::<bollard::query_parameters::InspectContainerOptions>),
+        )
+        .await
+        else {
+            continue;
+        };
+        if let Some(image_id) = inspected.image.clone()
+            && !images.contains_key(&image_id)
+            && let Ok(Ok(image)) =
+                tokio::time::timeout(std::time::Duration::from_secs(3), docker.inspect_image(&image_id)).await
+        {
+            images.insert(image_id, image);
+        }
+        let top = engine::with_timeout(
+            socket,
+            // Podman's compat API runs `ps` inside the container unless the arguments are its
+            // own (psgo) descriptors; Docker runs the host's `ps -ef` on the container's pids.
+            docker.top_processes(
+                &id,
+                (kind == EngineKind::Podman)
+                    .then(|| bollard::query_parameters::TopOptionsBuilder::new().ps_args("pid,args").build()),
+            ),
+        )
+        .await;
+        let listed = match top {
+            Ok(Ok(top)) => {
+                let column = top.titles.as_ref().and_then(|t| t.iter().rposition(|t| t == "COMMAND" || t == "CMD"));
+                let commands: Vec<String> = top
+                    .processes
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|row| column.and_then(|c| row.get(c).cloned()).or_else(|| row.last().cloned()))
+                    .collect();
+                if commands.is_empty() { Err("the engine listed no processes".to_string()) } else { Ok(commands) }
+            }
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        processes.insert(id.clone(), listed);
+        let pid = inspected.state.as_ref().and_then(|s| s.pid).unwrap_or(0);
+        shared_namespaces.insert(id, namespaces_shared_with_host(pid));
+        containers.push(inspected);
+    }
+    containers.sort_by(|a, b| a.name.cmp(&b.name));
+
+    let daemon = match kind {
+        EngineKind::Docker => find_daemon(socket, files),
+        EngineKind::Podman => None,
+    };
+    Ok(DockerFacts {
+        engine: kind,
+        version: version.version.unwrap_or_default(),
+        socket: socket.to_path_buf(),
+        info,
+        daemon,
+        containers,
+        images,
+        processes,
+        shared_namespaces,
+        host: HostSecurity::of_live_host(),
+    })
+}
+
+/// The container's name without the API's leading slash.
+pub fn container_name(c: &ContainerInspectResponse) -> String {
+    let name = c.name.as_deref().unwrap_or_default().trim_start_matches('/');
+    if name.is_empty() { c.id.as_deref().unwrap_or_default().chars().take(12).collect() } else { name.to_string() }
+}
+
+/// Runs every check on the facts.
+pub fn run(facts: &DockerFacts, files: &HostFiles) -> BenchReport {
+    let mut results: BTreeMap<&'static str, Vec<CheckResult>> = BTreeMap::new();
+    host::judge(facts, files, &mut |id, r| results.entry(id).or_default().push(r));
+    daemon::judge(facts, files, &mut |id, r| results.entry(id).or_default().push(r));
+    runtime::judge(facts, &mut |id, r| results.entry(id).or_default().push(r));
+    let reference = format!("{BENCHMARK} v{VERSION}");
+    let checks = defs::CHECKS
+        .iter()
+        .map(|def| CheckOutcome { meta: def.meta(&reference), results: results.remove(def.id).unwrap_or_default() })
+        .collect();
+    debug_assert!(results.is_empty(), "results for checks without a definition: {:?}", results.keys());
+    BenchReport {
+        benchmark: BENCHMARK.into(),
+        version: VERSION.into(),
+        target: format!("{} {} at unix://{}", facts.engine.as_str(), facts.version, facts.socket.display()),
+        sections: defs::SECTIONS
+            .iter()
+            .map(|(id, title)| Section { id: (*id).into(), title: (*title).into() })
+            .collect(),
+        checks,
+    }
+}
+
+#[cfg(test)]
+mod tests;

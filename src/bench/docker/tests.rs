@@ -1,0 +1,107 @@
+use super::*;
+use crate::bench::{BenchReport, Status};
+
+#[test]
+fn command_line_wins_over_daemon_json() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("etc/docker")).unwrap();
+    std::fs::write(
+        dir.path().join("etc/docker/daemon.json"),
+        r#"{"icc": true, "log-level": "debug", "insecure-registries": ["10.0.0.1:5000"], "hosts": ["unix:///run/a.sock"]}"#,
+    )
+    .unwrap();
+    let files = HostFiles::new(dir.path());
+    let args: Vec<String> =
+        ["--icc=false", "--log-level", "warn", "-H", "tcp://0.0.0.0:2375", "--live-restore"].map(String::from).to_vec();
+    let settings = DaemonSettings::from_args(Some(7), args, &files);
+    assert_eq!(settings.config_error, None);
+    assert_eq!(settings.bool_option("icc"), Some(false));
+    assert_eq!(settings.string_option("log-level").as_deref(), Some("warn"));
+    assert_eq!(settings.bool_option("live-restore"), Some(true));
+    assert_eq!(settings.list_option("insecure-registries"), vec!["10.0.0.1:5000"]);
+    assert_eq!(settings.hosts(), vec!["tcp://0.0.0.0:2375"]);
+    assert_eq!(settings.bool_option("userland-proxy"), None);
+}
+
+#[test]
+fn a_broken_daemon_json_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("daemon.json");
+    std::fs::write(&config, "{\"icc\": false,,}").unwrap();
+    let files = HostFiles::new("/");
+    let settings = DaemonSettings::from_args(None, vec![format!("--config-file={}", config.display())], &files);
+    let error = settings.config_error.unwrap();
+    assert!(error.contains(&config.display().to_string()) && error.contains("line 1"), "{error}");
+    assert!(settings.config.is_empty());
+}
+
+/// Facts for one running container, from `docker inspect`-shaped JSON.
+fn facts_with(container: serde_json::Value) -> DockerFacts {
+    let inspected: ContainerInspectResponse = serde_json::from_value(container).unwrap();
+    DockerFacts {
+        engine: EngineKind::Docker,
+        version: "20.10.24".into(),
+        socket: PathBuf::from("/run/docker.sock"),
+        info: SystemInfo::default(),
+        daemon: None,
+        containers: vec![inspected],
+        images: BTreeMap::new(),
+        processes: BTreeMap::new(),
+        shared_namespaces: BTreeMap::new(),
+        host: HostSecurity { apparmor: true, selinux: false },
+    }
+}
+
+fn result_of<'a>(report: &'a BenchReport, id: &str) -> &'a CheckResult {
+    let check = report.check(id).unwrap_or_else(|| panic!("no check {id}"));
+    check.results.iter().find(|r| r.subject.starts_with("container")).unwrap_or_else(|| panic!("{id}: {check:?}"))
+}
+
+#[test]
+fn ports_restart_policy_devices_and_apparmor_from_inspect() {
+    let facts = facts_with(serde_json::json!({
+        "Id": "4f1c0a9e2b7d",
+        "Name": "/web",
+        "Image": "sha256:aaaa",
+        "AppArmorProfile": "unconfined",
+        "State": { "Status": "running", "Running": true, "Pid": 0 },
+        "Config": { "User": "www-data", "Image": "nginx:1.25" },
+        "HostConfig": {
+            "RestartPolicy": { "Name": "always", "MaximumRetryCount": 0 },
+            "Devices": [{ "PathOnHost": "/dev/kvm", "PathInContainer": "/dev/kvm", "CgroupPermissions": "rwm" }],
+            "Memory": 268435456,
+            "PidsLimit": 100,
+            "NetworkMode": "bridge",
+            "SecurityOpt": ["no-new-privileges:true"]
+        },
+        "Mounts": [{ "Type": "bind", "Source": "/var/lib/app", "Destination": "/data", "RW": true, "Propagation": "rshared" }],
+        "NetworkSettings": { "Ports": {
+            "80/tcp": [{ "HostIp": "0.0.0.0", "HostPort": "80" }],
+            "9090/tcp": [{ "HostIp": "127.0.0.1", "HostPort": "9090" }],
+            "53/udp": null
+        }}
+    }));
+    let files = HostFiles::new(tempfile::tempdir().unwrap().path());
+    let report = run(&facts, &files);
+    let status = |id: &str| result_of(&report, id).status;
+    assert_eq!(status("4.1"), Status::Pass, "user www-data");
+    assert_eq!(status("5.2"), Status::Fail, "AppArmor on, profile unconfined");
+    assert_eq!(status("5.3"), Status::Skip);
+    assert_eq!(status("5.8"), Status::Fail);
+    assert_eq!(result_of(&report, "5.8").evidence, "0.0.0.0:80 -> 80/tcp");
+    assert_eq!(status("5.14"), Status::Fail, "port 80 on every interface");
+    assert_eq!(status("5.15"), Status::Fail);
+    assert_eq!(status("5.18"), Status::Fail);
+    assert_eq!(status("5.20"), Status::Fail, "rshared propagation");
+    assert_eq!(status("5.26"), Status::Pass);
+    assert_eq!(status("5.30"), Status::Fail, "default bridge");
+    assert_eq!(status("5.6"), Status::Pass, "/var/lib/app is not a sensitive directory");
+    assert_eq!(status("5.7"), Status::Warn, "processes were not listed");
+    // Every result belongs to a defined check, and every check has a result.
+    assert!(
+        report.checks.iter().all(|c| !c.results.is_empty()),
+        "{:?}",
+        report.checks.iter().find(|c| c.results.is_empty())
+    );
+    assert_eq!(report.checks.len(), 106);
+}

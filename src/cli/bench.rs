@@ -1,0 +1,100 @@
+//! `picket bench docker`: CIS benchmarks from the command line. Exit codes as for `picket
+//! scan`: 0 done (and the gate passed), 1 a failed check at or above `--fail-on`, 2 error.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+
+use crate::bench::files::HostFiles;
+use crate::config::Config;
+use crate::model::Severity;
+use crate::report::DocumentInfo;
+use crate::report::compliance::{self, BenchFormat};
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// CIS Docker Benchmark: host, daemon, daemon files and running containers, through the
+    /// engine's API (Docker Engine, or Podman's Docker-compatible API)
+    Docker {
+        /// The engine's API socket (unix://PATH or PATH) [default: $DOCKER_HOST, the configured
+        /// engines, then /var/run/docker.sock and /run/podman/podman.sock]
+        #[arg(long, value_name = "SOCKET")]
+        host: Option<String>,
+        #[command(flatten)]
+        common: BenchArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Where the host's files are (a mounted node filesystem); daemon files, audit rules,
+    /// passwd and group are read under it
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = BenchFormat::Table)]
+    pub output: BenchFormat,
+    /// Write the report to FILE instead of standard output
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Exit 1 when a check of this severity or above fails
+    #[arg(long, value_name = "SEVERITY", value_parser = |s: &str| s.parse::<Severity>())]
+    pub fail_on: Option<Severity>,
+}
+
+pub fn run(command: &BenchCommand, config: &Config) -> anyhow::Result<ExitCode> {
+    match command {
+        BenchCommand::Docker { host, common } => {
+            let socket = match host {
+                Some(host) => PathBuf::from(host.strip_prefix("unix://").unwrap_or(host)),
+                None => {
+                    let found = crate::engine::existing_sockets(&crate::engine::candidate_sockets(&config.engines));
+                    let Some(first) = found.first() else {
+                        anyhow::bail!("no container engine socket found; name one with --host unix://PATH");
+                    };
+                    if found.len() > 1 {
+                        eprintln!("picket: benchmarking {} (--host picks another engine)", first.display());
+                    }
+                    first.clone()
+                }
+            };
+            if !common.root.is_dir() {
+                anyhow::bail!("--root {}: not a directory", common.root.display());
+            }
+            let files = HostFiles::new(&common.root);
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            let facts = runtime.block_on(crate::bench::docker::gather(&socket, &files))?;
+            let report = crate::bench::docker::run(&facts, &files);
+            finish(&report, common)
+        }
+    }
+}
+
+fn finish(report: &crate::bench::BenchReport, common: &BenchArgs) -> anyhow::Result<ExitCode> {
+    let color = common.file.is_none()
+        && std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let bytes =
+        compliance::render(report, common.output, &DocumentInfo::now(), color).context("cannot encode the report")?;
+    match &common.file {
+        Some(path) => super::sbom::write_atomically(path, &bytes)?,
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(&bytes).context("cannot write to standard output")?;
+        }
+    }
+    if let Some(threshold) = common.fail_on {
+        let failed = report.failures_at_or_above(threshold);
+        if failed > 0 {
+            eprintln!("picket: gate failed: {failed} failed results of checks at {} or above", threshold.as_str());
+            return Ok(ExitCode::from(super::scan::EXIT_POLICY));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
