@@ -344,7 +344,8 @@ fn gate_exit_codes_exceptions_and_vex_through_the_binary() {
         r#"{"@context": "https://openvex.dev/ns/v0.2.0", "@id": "vex-1", "statements": [
           {"vulnerability": {"name": "CVE-2020-8203"}, "products": [{"@id": "pkg:npm/lodash"}],
            "status": "not_affected", "justification": "vulnerable_code_not_in_execute_path"},
-          {"vulnerability": {"name": "CVE-2023-43804"}, "status": "not_affected",
+          {"vulnerability": {"name": "CVE-2023-43804"},
+           "products": [{"identifiers": {"purl": "pkg:pypi/urllib3"}}], "status": "not_affected",
            "justification": "vulnerable_code_cannot_be_controlled_by_adversary"}]}"#,
     )
     .unwrap();

@@ -143,7 +143,7 @@ impl Exception {
 }
 
 impl super::Exceptions for IgnoreFile {
-    fn accepts(&self, finding: &Finding) -> Option<Suppressed> {
+    fn accepts(&self, finding: &Finding, _image: Option<&crate::scan::ImageMeta>) -> Option<Suppressed> {
         let exception = self
             .exceptions
             .iter()
@@ -225,13 +225,13 @@ mod tests {
         let text = "exceptions:\n  - id: GHSA-v845-jxx5-vc9f\n    package: urllib3\n    reason: not reachable\n    \
                     expires: 2026-12-31\n  - id: CVE-2020-1\n    reason: old\n    expires: 2020-01-01\n";
         let file = IgnoreFile::parse(Path::new(".picketignore"), text, date("2026-11-24")).unwrap();
-        let hit = file.accepts(&finding("CVE-2023-43804", "GHSA-v845-jxx5-vc9f", "urllib3")).unwrap();
+        let hit = file.accepts(&finding("CVE-2023-43804", "GHSA-v845-jxx5-vc9f", "urllib3"), None).unwrap();
         assert_eq!((hit.reason.as_str(), hit.by.as_str()), ("not reachable", ".picketignore#1"));
-        assert!(file.accepts(&finding("CVE-2023-43804", "GHSA-v845-jxx5-vc9f", "requests")).is_none());
-        assert!(file.accepts(&finding("CVE-2020-1", "X", "a")).is_none(), "expired exceptions no longer apply");
+        assert!(file.accepts(&finding("CVE-2023-43804", "GHSA-v845-jxx5-vc9f", "requests"), None).is_none());
+        assert!(file.accepts(&finding("CVE-2020-1", "X", "a"), None).is_none(), "expired exceptions no longer apply");
         assert_eq!(file.expired().count(), 1);
         let later = IgnoreFile::parse(Path::new(".picketignore"), text, date("2027-01-01")).unwrap();
-        assert!(later.accepts(&finding("CVE-2023-43804", "GHSA-v845-jxx5-vc9f", "urllib3")).is_none());
+        assert!(later.accepts(&finding("CVE-2023-43804", "GHSA-v845-jxx5-vc9f", "urllib3"), None).is_none());
     }
 
     #[test]
