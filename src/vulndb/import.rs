@@ -35,13 +35,25 @@ impl Loaded {
         match osv::parse(name, bytes) {
             Ok(record) => {
                 self.records += 1;
-                if record.modified > self.newest_modified {
+                if is_later(&record.modified, &self.newest_modified) {
                     self.newest_modified = record.modified.clone();
                 }
                 self.advisories.extend(super::advisory::from_osv(&record));
             }
             Err(message) => self.skipped.push(message),
         }
+    }
+}
+
+/// Whether RFC 3339 time `candidate` is later than `than` (empty: none yet). Compared as
+/// instants, so `10:05:00.5Z` is later than `10:05:00Z`; text that is not a timestamp only
+/// replaces nothing.
+pub(super) fn is_later(candidate: &str, than: &str) -> bool {
+    match (candidate.parse::<jiff::Timestamp>(), than.parse::<jiff::Timestamp>()) {
+        (Ok(candidate), Ok(than)) => candidate > than,
+        (Ok(_), Err(_)) => true,
+        (Err(_), Ok(_)) => false,
+        (Err(_), Err(_)) => candidate > than,
     }
 }
 

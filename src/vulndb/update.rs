@@ -4,7 +4,7 @@
 //! switches to a new generation only after the whole source is in, so a failed or interrupted
 //! update leaves the previous one in use.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::{Seek, Write};
 use std::time::Duration;
 
@@ -242,23 +242,23 @@ async fn incremental(
         return Err(format!("{url}: the server answered {}", response.status()));
     }
     let text = response.text().await.map_err(|e| format!("{url}: {}", error_chain(&e)))?;
-    let mut changed = Vec::new();
-    for (number, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() {
-            continue;
+    let Some(candidates) = recently_modified(&url, &text, &state.newest_modified)? else {
+        return Ok(None);
+    };
+    let stored = match candidates.is_empty() {
+        true => Vec::new(),
+        false => db.source_advisories(source).map_err(|e| e.to_string())?,
+    };
+    let mut known: HashMap<&str, jiff::Timestamp> = HashMap::new();
+    for advisory in &stored {
+        if let Ok(modified) = advisory.modified.parse::<jiff::Timestamp>() {
+            let entry = known.entry(advisory.id.as_str()).or_insert(modified);
+            *entry = (*entry).max(modified);
         }
-        let Some((modified, id)) = line.split_once(',') else {
-            return Err(format!("{url}:{}: expected 'modified,id', found {line:?}", number + 1));
-        };
-        // The file is sorted newest first.
-        if modified <= state.newest_modified.as_str() {
-            break;
-        }
-        changed.push(id.rsplit('/').next().unwrap_or(id).to_string());
-        if changed.len() > INCREMENTAL_LIMIT {
-            return Ok(None);
-        }
+    }
+    let changed = not_yet_applied(candidates, &known);
+    if changed.len() > INCREMENTAL_LIMIT {
+        return Ok(None);
     }
     if changed.is_empty() {
         return Ok(Some(Outcome::Unchanged));
@@ -274,19 +274,14 @@ async fn incremental(
         let bytes = response.bytes().await.map_err(|e| format!("{record_url}: {}", error_chain(&e)))?;
         progress(source, fresh.records + 1, Some(changed.len() as u64));
         let record = osv::parse(&record_url, &bytes)?;
-        if record.modified > fresh.newest_modified {
+        if import::is_later(&record.modified, &fresh.newest_modified) {
             fresh.newest_modified = record.modified.clone();
         }
         fresh.records += 1;
         fresh.advisories.extend(super::advisory::from_osv(&record));
     }
     let replaced: BTreeSet<&str> = changed.iter().map(String::as_str).collect();
-    let kept: Vec<Advisory> = db
-        .source_advisories(source)
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .filter(|a| !replaced.contains(a.id.as_str()))
-        .collect();
+    let kept: Vec<Advisory> = stored.iter().filter(|a| !replaced.contains(a.id.as_str())).cloned().collect();
     let mut loaded = Loaded {
         kind: "osv-zip",
         records: state.records.max(fresh.records),
@@ -299,6 +294,60 @@ async fn incremental(
         import::write_source(db, source, &state.location, loaded, (state.etag.clone(), state.last_modified.clone()))
             .map_err(store_error)?;
     Ok(Some(Outcome::Updated { how: "incremental", state: Box::new(state), skipped: Vec::new() }))
+}
+
+/// How long before the newest `modified` already in the database `modified_id.csv` is read
+/// again: records can be published after newer ones (and the file is not guaranteed to be in
+/// order), so those modified shortly before are checked against the stored copies.
+const INCREMENTAL_MARGIN: jiff::SignedDuration = jiff::SignedDuration::from_hours(24);
+
+/// The `(id, modified)` lines of `modified_id.csv` modified after `newest_modified` less
+/// [`INCREMENTAL_MARGIN`], in file order, each id once. Times are compared as instants (text
+/// order puts `10:05:00.5Z` before `10:05:00Z`). `None` when `newest_modified` is not a time.
+fn recently_modified(
+    url: &str,
+    text: &str,
+    newest_modified: &str,
+) -> Result<Option<Vec<(String, jiff::Timestamp)>>, String> {
+    let Ok(newest) = newest_modified.parse::<jiff::Timestamp>() else {
+        return Ok(None);
+    };
+    let cutoff = newest.checked_sub(INCREMENTAL_MARGIN).unwrap_or(newest);
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let Some((modified, id)) = line.split_once(',') else {
+            return Err(format!("{url}:{}: expected 'modified,id', found {line:?}", number + 1));
+        };
+        let modified: jiff::Timestamp = modified
+            .trim()
+            .parse()
+            .map_err(|e| format!("{url}:{}: '{modified}' is not an RFC 3339 time: {e}", number + 1))?;
+        // Every line is read: the file is sorted newest first, but the order is not relied on.
+        if modified <= cutoff {
+            continue;
+        }
+        let id = id.trim();
+        let id = id.rsplit('/').next().unwrap_or(id).to_string();
+        if seen.insert(id.clone()) {
+            out.push((id, modified));
+        }
+    }
+    Ok(Some(out))
+}
+
+/// The ids of `candidates` the database lacks or holds an older copy of (`known`: the newest
+/// stored `modified` per id).
+fn not_yet_applied(candidates: Vec<(String, jiff::Timestamp)>, known: &HashMap<&str, jiff::Timestamp>) -> Vec<String> {
+    candidates
+        .into_iter()
+        .filter(|(id, modified)| known.get(id.as_str()).is_none_or(|stored| stored < modified))
+        .map(|(id, _)| id)
+        .collect()
 }
 
 /// A source made of whole JSON documents (the Debian tracker, Alpine secdb repositories).
@@ -327,4 +376,40 @@ async fn update_document(
     }
     let state = import::write_source(db, source, &urls.join(" "), combined, validators).map_err(store_error)?;
     Ok(Outcome::Updated { how: "full", state: Box::new(state), skipped: Vec::new() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn time(text: &str) -> jiff::Timestamp {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn modified_ids_are_compared_as_times_with_a_margin() {
+        let csv = "2026-01-02T10:05:00Z,PYSEC-1\n\
+                   2026-01-02T10:00:00Z,PYSEC-OLD\n\
+                   2026-01-02T10:05:00.5Z,PyPI/PYSEC-2\n\
+                   2026-01-02T09:00:00Z,PYSEC-LATE\n\
+                   2026-01-01T09:00:00Z,PYSEC-BEYOND\n\
+                   2026-01-02T10:06:00Z,PYSEC-2\n";
+        let found = recently_modified("m.csv", csv, "2026-01-02T10:05:00Z").unwrap().unwrap();
+        let ids: Vec<&str> = found.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(ids, ["PYSEC-1", "PYSEC-OLD", "PYSEC-2", "PYSEC-LATE"], "a day back, each id once");
+        let known = HashMap::from([("PYSEC-1", time("2026-01-02T10:05:00Z")), ("PYSEC-OLD", time("2026-01-02T09:00:00Z"))]);
+        assert_eq!(not_yet_applied(found, &known), ["PYSEC-OLD", "PYSEC-2", "PYSEC-LATE"]);
+
+        assert!(recently_modified("m.csv", csv, "").unwrap().is_none(), "no time: full download");
+        let err = recently_modified("m.csv", "yesterday,PYSEC-1\n", "2026-01-02T10:05:00Z").unwrap_err();
+        assert!(err.contains("m.csv:1") && err.contains("yesterday"), "{err}");
+    }
+
+    #[test]
+    fn the_newest_modified_is_the_latest_instant() {
+        assert!(import::is_later("2026-01-02T10:05:00.5Z", "2026-01-02T10:05:00Z"));
+        assert!(!import::is_later("2026-01-02T10:05:00Z", "2026-01-02T10:05:00.5Z"));
+        assert!(import::is_later("2026-01-02T10:05:00Z", ""));
+        assert!(!import::is_later("garbage", "2026-01-02T10:05:00Z"));
+    }
 }
