@@ -257,6 +257,16 @@ fn db_update_from_a_mirror_full_conditional_incremental_and_interrupted() {
     let results = runtime.block_on(picket::vulndb::update::update(&db, &options_pypi, &progress));
     assert_eq!(results[0].result, Ok(Outcome::Unchanged), "{results:?}");
 
+    // A record larger than a record may be is refused, naming its URL, before it is all read.
+    let mut huge = br#"{"id": "PYSEC-9999-4", "modified": "2099-01-02T00:00:00Z", "details": ""#.to_vec();
+    huge.resize(16 * 1024 * 1024 + 1, b'x');
+    huge.extend_from_slice(b"\"}");
+    server.files.put("/PyPI/PYSEC-9999-4.json", huge, "\"r4\"");
+    server.files.put("/PyPI/modified_id.csv", b"2099-01-02T00:00:00Z,PYSEC-9999-4\n".to_vec(), "\"m3\"");
+    let results = runtime.block_on(picket::vulndb::update::update(&db, &options_pypi, &progress));
+    let Err(message) = &results[0].result else { panic!("{results:?}") };
+    assert!(message.contains("/PyPI/PYSEC-9999-4.json") && message.contains("more than"), "{message}");
+
     // Interrupted: a changed all.zip whose download stops halfway. The previous data stays.
     server.files.remove("/PyPI/modified_id.csv");
     let before = db.source("osv:Go").unwrap().unwrap();

@@ -8,7 +8,7 @@ use super::db::{SourceState, VulnDb};
 use super::{Advisory, alpine, debian, osv};
 
 /// Bounds for untrusted archives: one record, and the whole expanded archive.
-const MAX_RECORD_BYTES: u64 = 16 * 1024 * 1024;
+pub(super) const MAX_RECORD_BYTES: u64 = 16 * 1024 * 1024;
 const MAX_ARCHIVE_EXPANDED_BYTES: u64 = 4 * 1024 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]

@@ -27,6 +27,8 @@ pub const DEFAULT_ALPINE_RELEASES: [&str; 5] = ["v3.18", "v3.19", "v3.20", "v3.2
 const INCREMENTAL_LIMIT: usize = 500;
 /// The largest download accepted (the biggest OSV `all.zip` is well below).
 const MAX_DOWNLOAD_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+/// The largest `modified_id.csv` read into memory (the biggest ecosystem's is a few MB).
+const MAX_LIST_BYTES: u64 = 256 * 1024 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct UpdateOptions {
@@ -149,6 +151,33 @@ async fn download(
     Ok(Some(Download { file, etag, last_modified }))
 }
 
+/// GETs `url` into memory, refusing more than `limit` bytes. `Ok(None)` when the server
+/// answers 404 Not Found.
+async fn get_bounded(http: &reqwest::Client, url: &str, limit: u64) -> Result<Option<Vec<u8>>, String> {
+    let response = http.get(url).send().await.map_err(|e| format!("{url}: {}", error_chain(&e)))?;
+    let status = response.status();
+    if status == reqwest::StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    if !status.is_success() {
+        return Err(format!("{url}: the server answered {status}"));
+    }
+    if let Some(total) = response.content_length().filter(|t| *t > limit) {
+        return Err(format!("{url}: {total} bytes is more than the {limit} accepted"));
+    }
+    let mut body = Vec::new();
+    let mut stream = response.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk
+            .map_err(|e| format!("{url}: download interrupted after {} bytes: {}", body.len(), error_chain(&e)))?;
+        if (body.len() + chunk.len()) as u64 > limit {
+            return Err(format!("{url}: more than the {limit} bytes accepted"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
+}
+
 /// Downloads one document (for `picket db import URL`), bounded like every update download.
 pub async fn fetch(url: &str) -> Result<Vec<u8>, String> {
     let http = client()?;
@@ -234,14 +263,10 @@ async fn incremental(
     progress: ProgressFn<'_>,
 ) -> Result<Option<Outcome>, String> {
     let url = ecosystem_url(base, ecosystem, "modified_id.csv");
-    let response = http.get(&url).send().await.map_err(|e| format!("{url}: {}", error_chain(&e)))?;
-    if response.status() == reqwest::StatusCode::NOT_FOUND {
+    let Some(bytes) = get_bounded(http, &url, MAX_LIST_BYTES).await? else {
         return Ok(None);
-    }
-    if !response.status().is_success() {
-        return Err(format!("{url}: the server answered {}", response.status()));
-    }
-    let text = response.text().await.map_err(|e| format!("{url}: {}", error_chain(&e)))?;
+    };
+    let text = String::from_utf8(bytes).map_err(|e| format!("{url}: not UTF-8 text: {e}"))?;
     let Some(candidates) = recently_modified(&url, &text, &state.newest_modified)? else {
         return Ok(None);
     };
@@ -267,11 +292,9 @@ async fn incremental(
     fresh.newest_modified = state.newest_modified.clone();
     for id in &changed {
         let record_url = ecosystem_url(base, ecosystem, &format!("{id}.json"));
-        let response = http.get(&record_url).send().await.map_err(|e| format!("{record_url}: {}", error_chain(&e)))?;
-        if !response.status().is_success() {
-            return Err(format!("{record_url}: the server answered {}", response.status()));
-        }
-        let bytes = response.bytes().await.map_err(|e| format!("{record_url}: {}", error_chain(&e)))?;
+        let bytes = get_bounded(http, &record_url, import::MAX_RECORD_BYTES)
+            .await?
+            .ok_or_else(|| format!("{record_url}: the server answered {}", reqwest::StatusCode::NOT_FOUND))?;
         progress(source, fresh.records + 1, Some(changed.len() as u64));
         let record = osv::parse(&record_url, &bytes)?;
         if import::is_later(&record.modified, &fresh.newest_modified) {
@@ -403,6 +426,42 @@ mod tests {
         assert!(recently_modified("m.csv", csv, "").unwrap().is_none(), "no time: full download");
         let err = recently_modified("m.csv", "yesterday,PYSEC-1\n", "2026-01-02T10:05:00Z").unwrap_err();
         assert!(err.contains("m.csv:1") && err.contains("yesterday"), "{err}");
+    }
+
+    /// Serves `body` once to one request, without a Content-Length when `length` is false.
+    fn serve_once(body: Vec<u8>, length: bool) -> String {
+        use std::io::{BufRead, BufReader};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/modified_id.csv", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let Ok((mut stream, _)) = listener.accept() else { return };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                line.clear();
+            }
+            let header = match length {
+                true => format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()),
+                false => "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n".to_string(),
+            };
+            let _ = stream.write_all(header.as_bytes());
+            let _ = stream.write_all(&body);
+        });
+        url
+    }
+
+    #[test]
+    fn bounded_gets_refuse_bodies_over_the_limit_naming_the_url() {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let http = client().unwrap();
+        for length in [true, false] {
+            let url = serve_once(vec![b'x'; 3 * 1024 * 1024], length);
+            let err = runtime.block_on(get_bounded(&http, &url, 1024 * 1024)).unwrap_err();
+            assert!(err.contains(&url) && err.contains("more than the 1048576"), "{err}");
+            let url = serve_once(b"2026-01-01T00:00:00Z,PYSEC-1\n".to_vec(), length);
+            let body = runtime.block_on(get_bounded(&http, &url, 1024 * 1024)).unwrap().unwrap();
+            assert!(body.starts_with(b"2026"));
+        }
     }
 
     #[test]
