@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use crate::config::{ConfigError, parse_yaml, read_file};
 use crate::model::Finding;
-use crate::report::findings::Suppressed;
+use crate::report::findings::{Basis, Suppressed};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -154,6 +154,7 @@ impl super::Exceptions for IgnoreFile {
             reason: exception.reason.clone(),
             by: format!("{}#{}", self.path.display(), exception.index),
             expires: exception.expires.map(|d| d.to_string()),
+            basis: Basis::IgnoreFile,
         })
     }
 }

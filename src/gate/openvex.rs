@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::model::Finding;
-use crate::report::findings::Suppressed;
+use crate::report::findings::{Basis, Suppressed};
 use crate::scan::ImageMeta;
 
 #[derive(Debug, Deserialize)]
@@ -84,6 +84,8 @@ struct Statement {
     /// cannot use is dropped).
     scopes: Vec<Scope>,
     accepts: bool,
+    status: String,
+    justification: Option<String>,
     reason: String,
 }
 
@@ -221,12 +223,13 @@ impl VexDocument {
                 // statement matches no finding.
                 continue;
             }
+            let justification = raw.justification.clone();
             let reason = [Some(raw.status.clone()), raw.justification, raw.impact_statement, raw.status_notes]
                 .into_iter()
                 .flatten()
                 .collect::<Vec<_>>()
                 .join(": ");
-            statements.push(Statement { ids, scopes, accepts, reason });
+            statements.push(Statement { ids, scopes, accepts, status: raw.status, justification, reason });
         }
         Ok(Self { path: path.to_path_buf(), id: doc.id.unwrap_or_else(|| path.display().to_string()), statements })
     }
@@ -272,6 +275,7 @@ impl super::Exceptions for VexDocument {
             reason: statement.reason.clone(),
             by: format!("openvex:{}", self.id),
             expires: None,
+            basis: Basis::OpenVex { status: statement.status.clone(), justification: statement.justification.clone() },
         })
     }
 }
@@ -315,6 +319,13 @@ mod tests {
         let hit = vex.accepts(&finding("CVE-2023-43804", "pkg:pypi/urllib3@1.26.4"), None).unwrap();
         assert_eq!(hit.by, "openvex:https://example.com/vex/1");
         assert!(hit.reason.contains("vulnerable_code_not_in_execute_path"));
+        assert_eq!(
+            hit.basis,
+            Basis::OpenVex {
+                status: "not_affected".into(),
+                justification: Some("vulnerable_code_not_in_execute_path".into())
+            }
+        );
         assert!(vex.accepts(&finding("CVE-2023-43804", "pkg:pypi/urllib3@2.0.0"), None).is_none(), "other version");
         assert!(vex.accepts(&finding("CVE-2024-1", "pkg:pypi/urllib3@1.26.4"), None).is_none(), "affected accepts nothing");
         // GHSA-aaaa is fixed for requests only
