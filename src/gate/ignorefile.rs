@@ -198,7 +198,9 @@ pub fn append(
     let text = appended(&existing, &wanted[wanted.len() - 1])
         .filter(|text| holds(text))
         .or_else(|| Some(serialized(&wanted)).filter(|text| holds(text)))
-        .ok_or_else(|| invalid("the exception cannot be written so that the file reads back; nothing was written".into()))?;
+        .ok_or_else(|| {
+            invalid("the exception cannot be written so that the file reads back; nothing was written".into())
+        })?;
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let mut temp = tempfile::NamedTempFile::new_in(dir)?;
     std::io::Write::write_all(&mut temp, text.as_bytes())?;

@@ -327,7 +327,10 @@ mod tests {
             }
         );
         assert!(vex.accepts(&finding("CVE-2023-43804", "pkg:pypi/urllib3@2.0.0"), None).is_none(), "other version");
-        assert!(vex.accepts(&finding("CVE-2024-1", "pkg:pypi/urllib3@1.26.4"), None).is_none(), "affected accepts nothing");
+        assert!(
+            vex.accepts(&finding("CVE-2024-1", "pkg:pypi/urllib3@1.26.4"), None).is_none(),
+            "affected accepts nothing"
+        );
         // GHSA-aaaa is fixed for requests only
         assert!(vex.accepts(&finding("CVE-9", "pkg:pypi/urllib3@1.26.4"), None).is_none());
         assert!(vex.accepts(&finding("CVE-9", "pkg:pypi/requests@2.0"), None).is_some());
@@ -405,9 +408,8 @@ mod tests {
         assert!(vex.accepts(&f, Some(&image(OTHER))).is_none(), "another image");
         assert!(vex.accepts(&f, None).is_none(), "not an image scan");
         // Subcomponents of an image with a digest apply in that image only.
-        let vex = doc(&format!(
-            r#"[{{"@id": "pkg:oci/app@{DIGEST}", "subcomponents": [{{"@id": "pkg:pypi/urllib3"}}]}}]"#
-        ));
+        let vex =
+            doc(&format!(r#"[{{"@id": "pkg:oci/app@{DIGEST}", "subcomponents": [{{"@id": "pkg:pypi/urllib3"}}]}}]"#));
         assert!(vex.accepts(&f, Some(&image(DIGEST))).is_some());
         assert!(vex.accepts(&f, Some(&image(OTHER))).is_none());
         assert!(vex.accepts(&finding("CVE-1", "pkg:pypi/requests@1"), Some(&image(DIGEST))).is_none());

@@ -260,14 +260,15 @@ mod tests {
     #[test]
     fn reference_urls_cannot_break_the_table() {
         let mut report = fixtures::report();
-        report.findings[0].references =
-            vec!["https://example.com/a b|c\\d\n| injected | row |\r\n<x>(y)\u{7}".into()];
+        report.findings[0].references = vec!["https://example.com/a b|c\\d\n| injected | row |\r\n<x>(y)\u{7}".into()];
         report.findings[2].references = vec!["javascript:alert(1)".into()];
         let text = render(&report);
         let row = text.lines().find(|l| l.contains("GHSA-8q59-q68h-6hv4](")).expect("PyYAML row");
         assert_eq!(row.matches(" | ").count(), 5, "{row}");
         assert!(
-            row.contains("(https://example.com/a%20b%7Cc%5Cd%0A%7C%20injected%20%7C%20row%20%7C%0D%0A%3Cx%3E%28y%29%07)"),
+            row.contains(
+                "(https://example.com/a%20b%7Cc%5Cd%0A%7C%20injected%20%7C%20row%20%7C%0D%0A%3Cx%3E%28y%29%07)"
+            ),
             "{row}"
         );
         assert!(!text.contains("](javascript"), "only http(s) is linked");

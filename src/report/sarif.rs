@@ -324,7 +324,9 @@ mod tests {
         assert!(suppressed["suppressions"][0]["justification"].as_str().is_some_and(|j| j.contains(".picketignore:3")));
         assert!(results[0].get("suppressions").is_none());
         assert_eq!(results[0]["properties"]["fix"], "Upgrade PyYAML to 6.0.1.");
-        assert!(results[0]["message"]["text"].as_str().is_some_and(|m| m.contains("PyYAML 6.0") && m.contains("6.0.1")));
+        assert!(
+            results[0]["message"]["text"].as_str().is_some_and(|m| m.contains("PyYAML 6.0") && m.contains("6.0.1"))
+        );
         assert!(rules[3]["help"]["text"].as_str().is_some_and(|m| m.contains("Fix: Add 'USER")), "{}", rules[3]);
     }
 

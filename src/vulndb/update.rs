@@ -420,7 +420,8 @@ mod tests {
         let found = recently_modified("m.csv", csv, "2026-01-02T10:05:00Z").unwrap().unwrap();
         let ids: Vec<&str> = found.iter().map(|(id, _)| id.as_str()).collect();
         assert_eq!(ids, ["PYSEC-1", "PYSEC-OLD", "PYSEC-2", "PYSEC-LATE"], "a day back, each id once");
-        let known = HashMap::from([("PYSEC-1", time("2026-01-02T10:05:00Z")), ("PYSEC-OLD", time("2026-01-02T09:00:00Z"))]);
+        let known =
+            HashMap::from([("PYSEC-1", time("2026-01-02T10:05:00Z")), ("PYSEC-OLD", time("2026-01-02T09:00:00Z"))]);
         assert_eq!(not_yet_applied(found, &known), ["PYSEC-OLD", "PYSEC-2", "PYSEC-LATE"]);
 
         assert!(recently_modified("m.csv", csv, "").unwrap().is_none(), "no time: full download");
