@@ -6,19 +6,25 @@ pub mod openvex;
 
 use crate::model::{Finding, FindingKind, FixState, Severity};
 use crate::report::findings::{Gate, Suppressed};
+use crate::scan::ImageMeta;
 
 /// One accepted finding, from any exception source.
 pub trait Exceptions {
-    /// The reason and origin when `finding` is accepted.
-    fn accepts(&self, finding: &Finding) -> Option<Suppressed>;
+    /// The reason and origin when `finding`, found in `image` (none for a directory or a
+    /// Dockerfile), is accepted.
+    fn accepts(&self, finding: &Finding, image: Option<&ImageMeta>) -> Option<Suppressed>;
 }
 
-/// Splits findings into active and suppressed.
-pub fn apply_exceptions(findings: Vec<Finding>, exceptions: &[&dyn Exceptions]) -> (Vec<Finding>, Vec<Suppressed>) {
+/// Splits the findings of a scan of `image` into active and suppressed.
+pub fn apply_exceptions(
+    findings: Vec<Finding>,
+    image: Option<&ImageMeta>,
+    exceptions: &[&dyn Exceptions],
+) -> (Vec<Finding>, Vec<Suppressed>) {
     let mut active = Vec::new();
     let mut suppressed = Vec::new();
     for finding in findings {
-        match exceptions.iter().find_map(|e| e.accepts(&finding)) {
+        match exceptions.iter().find_map(|e| e.accepts(&finding, image)) {
             Some(accepted) => suppressed.push(accepted),
             None => active.push(finding),
         }

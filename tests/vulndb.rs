@@ -211,9 +211,17 @@ fn db_update_from_a_mirror_full_conditional_incremental_and_interrupted() {
                       "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "9.0"}]}]}]
     });
     server.files.put("/PyPI/PYSEC-9999-1.json", serde_json::to_vec(&record).unwrap(), "\"r1\"");
+    // The record holding the newest time is read again (within the margin) but not fetched:
+    // the database has that copy.
+    let newest = db
+        .source_advisories("osv:PyPI")
+        .unwrap()
+        .into_iter()
+        .find(|a| a.modified == pypi.newest_modified)
+        .expect("a record at newest_modified");
     server.files.put(
         "/PyPI/modified_id.csv",
-        format!("2099-01-01T00:00:00Z,PYSEC-9999-1\n{},PYSEC-2007-1\n", pypi.newest_modified).into_bytes(),
+        format!("2099-01-01T00:00:00Z,PYSEC-9999-1\n{},{}\n", pypi.newest_modified, newest.id).into_bytes(),
         "\"m1\"",
     );
     let options_pypi = UpdateOptions { ecosystems: vec!["PyPI".into()], ..options.clone() };
@@ -223,6 +231,41 @@ fn db_update_from_a_mirror_full_conditional_incremental_and_interrupted() {
     let active = db.active().unwrap();
     let now = db.lookup(&active, "PyPI", "urllib3").unwrap();
     assert_eq!(now.len(), urllib3.len() + 1, "the new record is in, the old ones kept");
+
+    // Records published after the newest one with an earlier time, and a fractional-second time
+    // that sorts before the newest as text, are still picked up; the known one is not fetched.
+    for (id, modified) in [("PYSEC-9999-2", "2099-01-01T00:00:00.5Z"), ("PYSEC-9999-3", "2098-12-31T23:00:00Z")] {
+        let record = serde_json::json!({
+            "id": id, "modified": modified, "summary": "test record",
+            "affected": [{"package": {"ecosystem": "PyPI", "name": "urllib3"},
+                          "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "9.0"}]}]}]
+        });
+        server.files.put(&format!("/PyPI/{id}.json"), serde_json::to_vec(&record).unwrap(), "\"r\"");
+    }
+    server.files.put(
+        "/PyPI/modified_id.csv",
+        b"2099-01-01T00:00:00Z,PYSEC-9999-1\n2098-12-31T23:00:00Z,PYSEC-9999-3\n2099-01-01T00:00:00.5Z,PYSEC-9999-2\n"
+            .to_vec(),
+        "\"m2\"",
+    );
+    server.files.remove("/PyPI/PYSEC-9999-1.json");
+    let results = runtime.block_on(picket::vulndb::update::update(&db, &options_pypi, &progress));
+    let Ok(Outcome::Updated { how: "incremental", state, .. }) = &results[0].result else { panic!("{results:?}") };
+    assert_eq!(state.newest_modified, "2099-01-01T00:00:00.5Z");
+    let active = db.active().unwrap();
+    assert_eq!(db.lookup(&active, "PyPI", "urllib3").unwrap().len(), urllib3.len() + 3);
+    let results = runtime.block_on(picket::vulndb::update::update(&db, &options_pypi, &progress));
+    assert_eq!(results[0].result, Ok(Outcome::Unchanged), "{results:?}");
+
+    // A record larger than a record may be is refused, naming its URL, before it is all read.
+    let mut huge = br#"{"id": "PYSEC-9999-4", "modified": "2099-01-02T00:00:00Z", "details": ""#.to_vec();
+    huge.resize(16 * 1024 * 1024 + 1, b'x');
+    huge.extend_from_slice(b"\"}");
+    server.files.put("/PyPI/PYSEC-9999-4.json", huge, "\"r4\"");
+    server.files.put("/PyPI/modified_id.csv", b"2099-01-02T00:00:00Z,PYSEC-9999-4\n".to_vec(), "\"m3\"");
+    let results = runtime.block_on(picket::vulndb::update::update(&db, &options_pypi, &progress));
+    let Err(message) = &results[0].result else { panic!("{results:?}") };
+    assert!(message.contains("/PyPI/PYSEC-9999-4.json") && message.contains("more than"), "{message}");
 
     // Interrupted: a changed all.zip whose download stops halfway. The previous data stays.
     server.files.remove("/PyPI/modified_id.csv");
@@ -344,7 +387,8 @@ fn gate_exit_codes_exceptions_and_vex_through_the_binary() {
         r#"{"@context": "https://openvex.dev/ns/v0.2.0", "@id": "vex-1", "statements": [
           {"vulnerability": {"name": "CVE-2020-8203"}, "products": [{"@id": "pkg:npm/lodash"}],
            "status": "not_affected", "justification": "vulnerable_code_not_in_execute_path"},
-          {"vulnerability": {"name": "CVE-2023-43804"}, "status": "not_affected",
+          {"vulnerability": {"name": "CVE-2023-43804"},
+           "products": [{"identifiers": {"purl": "pkg:pypi/urllib3"}}], "status": "not_affected",
            "justification": "vulnerable_code_cannot_be_controlled_by_adversary"}]}"#,
     )
     .unwrap();

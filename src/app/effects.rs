@@ -166,7 +166,7 @@ fn load_findings(store: &Store, key: &str, ignore_path: &std::path::Path) -> Res
     };
     let exceptions: Vec<&dyn crate::gate::Exceptions> =
         ignore.iter().map(|i| i as &dyn crate::gate::Exceptions).collect();
-    let (findings, suppressed) = crate::gate::apply_exceptions(findings, &exceptions);
+    let (findings, suppressed) = crate::gate::apply_exceptions(findings, sbom.source.image.as_ref(), &exceptions);
     Ok(FindingsData { findings, suppressed, databases: matched.databases })
 }
 

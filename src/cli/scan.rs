@@ -210,7 +210,8 @@ fn finish(mut report: ScanReport, common: &CommonArgs) -> anyhow::Result<ExitCod
         sources.push(ignore);
     }
     sources.extend(vex.iter().map(|v| v as &dyn Exceptions));
-    let (active, suppressed) = gate::apply_exceptions(std::mem::take(&mut report.findings), &sources);
+    let (active, suppressed) =
+        gate::apply_exceptions(std::mem::take(&mut report.findings), report.source.image.as_ref(), &sources);
     report.findings = active;
     report.suppressed = suppressed;
     if let Some(fail_on) = common.fail_on {

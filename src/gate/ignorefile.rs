@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use crate::config::{ConfigError, parse_yaml, read_file};
 use crate::model::Finding;
-use crate::report::findings::Suppressed;
+use crate::report::findings::{Basis, Suppressed};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -143,7 +143,7 @@ impl Exception {
 }
 
 impl super::Exceptions for IgnoreFile {
-    fn accepts(&self, finding: &Finding) -> Option<Suppressed> {
+    fn accepts(&self, finding: &Finding, _image: Option<&crate::scan::ImageMeta>) -> Option<Suppressed> {
         let exception = self
             .exceptions
             .iter()
@@ -154,12 +154,17 @@ impl super::Exceptions for IgnoreFile {
             reason: exception.reason.clone(),
             by: format!("{}#{}", self.path.display(), exception.index),
             expires: exception.expires.map(|d| d.to_string()),
+            basis: Basis::IgnoreFile,
         })
     }
 }
 
 /// Appends an exception (the console's "accept finding" key). Keeps the file's other content
-/// and comments; creates the file when missing.
+/// and comments when the entry can be added as text; otherwise (a flow list such as
+/// `exceptions: []`, an unusual layout) rewrites the file from its parsed exceptions, losing its
+/// comments. Either way the result is parsed back and must hold the old exceptions and the new
+/// one, or nothing is written. Creates the file when missing; refuses a file that does not
+/// parse.
 pub fn append(
     path: &Path,
     id: &str,
@@ -172,29 +177,96 @@ pub fn append(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(e),
     };
-    let mut text = existing.clone();
-    if !text.lines().any(|l| l.trim_end() == "exceptions:") {
-        if !text.is_empty() && !text.ends_with('\n') {
-            text.push('\n');
-        }
-        text.push_str("exceptions:\n");
-    } else if !text.ends_with('\n') {
-        text.push('\n');
+    let invalid = |message: String| std::io::Error::new(std::io::ErrorKind::InvalidData, message);
+    // Expiry plays no part in what the file holds.
+    let parse = |text: &str| IgnoreFile::parse(path, text, jiff::civil::date(2000, 1, 1));
+    let old = parse(&existing).map_err(|e| invalid(format!("{e}; the exception was not added")))?;
+    let entry = Exception {
+        id: id.trim().to_string(),
+        package: package.map(str::to_string),
+        path: None,
+        reason: reason.trim().to_string(),
+        expires,
+        index: old.exceptions.len() + 1,
+    };
+    if entry.id.is_empty() || entry.reason.is_empty() {
+        return Err(invalid("an exception needs an id and a reason".into()));
     }
-    let quote = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| format!("\"{}\"", s.replace('"', "'")));
-    text.push_str(&format!("  - id: {}\n", quote(id)));
-    if let Some(package) = package {
-        text.push_str(&format!("    package: {}\n", quote(package)));
-    }
-    text.push_str(&format!("    reason: {}\n", quote(reason)));
-    if let Some(date) = expires {
-        text.push_str(&format!("    expires: {date}\n"));
-    }
+    let mut wanted = old.exceptions;
+    wanted.push(entry);
+    let holds = |text: &str| parse(text).is_ok_and(|file| file.exceptions == wanted);
+    let text = appended(&existing, &wanted[wanted.len() - 1])
+        .filter(|text| holds(text))
+        .or_else(|| Some(serialized(&wanted)).filter(|text| holds(text)))
+        .ok_or_else(|| {
+            invalid("the exception cannot be written so that the file reads back; nothing was written".into())
+        })?;
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let mut temp = tempfile::NamedTempFile::new_in(dir)?;
     std::io::Write::write_all(&mut temp, text.as_bytes())?;
     temp.persist(path).map_err(|e| e.error)?;
     Ok(())
+}
+
+/// A YAML double-quoted scalar (JSON's escapes are YAML's).
+fn quote(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| format!("\"{}\"", s.replace(['"', '\\'], "'")))
+}
+
+/// One list entry, its `-` at `indent`.
+fn entry_yaml(exception: &Exception, indent: &str) -> String {
+    let mut text = format!("{indent}- id: {}\n", quote(&exception.id));
+    if let Some(package) = &exception.package {
+        text.push_str(&format!("{indent}  package: {}\n", quote(package)));
+    }
+    if let Some(at) = &exception.path {
+        text.push_str(&format!("{indent}  path: {}\n", quote(at)));
+    }
+    text.push_str(&format!("{indent}  reason: {}\n", quote(&exception.reason)));
+    if let Some(date) = exception.expires {
+        text.push_str(&format!("{indent}  expires: {date}\n"));
+    }
+    text
+}
+
+/// `existing` with `exception` added at the end of its block list, indented like the list's
+/// items. `None` when the list is not a block list under one top-level `exceptions:` key.
+fn appended(existing: &str, exception: &Exception) -> Option<String> {
+    let lines: Vec<&str> = existing.lines().collect();
+    let keys: Vec<usize> = (0..lines.len()).filter(|&i| lines[i].starts_with("exceptions:")).collect();
+    let mut text = existing.to_string();
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    let indent = match keys.as_slice() {
+        [] => {
+            text.push_str("exceptions:\n");
+            "  ".to_string()
+        }
+        [at] => {
+            let rest = lines[*at]["exceptions:".len()..].trim();
+            if !(rest.is_empty() || rest.starts_with('#')) {
+                return None;
+            }
+            let item = lines[at + 1..].iter().find(|l| {
+                let item = l.trim_start();
+                item.starts_with("- ") || item == "-"
+            });
+            item.map_or_else(|| "  ".to_string(), |l| " ".repeat(l.len() - l.trim_start().len()))
+        }
+        _ => return None,
+    };
+    text.push_str(&entry_yaml(exception, &indent));
+    Some(text)
+}
+
+/// The whole file from its exceptions.
+fn serialized(exceptions: &[Exception]) -> String {
+    let mut text = "exceptions:\n".to_string();
+    for exception in exceptions {
+        text.push_str(&entry_yaml(exception, "  "));
+    }
+    text
 }
 
 #[cfg(test)]
@@ -225,13 +297,13 @@ mod tests {
         let text = "exceptions:\n  - id: GHSA-v845-jxx5-vc9f\n    package: urllib3\n    reason: not reachable\n    \
                     expires: 2026-12-31\n  - id: CVE-2020-1\n    reason: old\n    expires: 2020-01-01\n";
         let file = IgnoreFile::parse(Path::new(".picketignore"), text, date("2026-11-24")).unwrap();
-        let hit = file.accepts(&finding("CVE-2023-43804", "GHSA-v845-jxx5-vc9f", "urllib3")).unwrap();
+        let hit = file.accepts(&finding("CVE-2023-43804", "GHSA-v845-jxx5-vc9f", "urllib3"), None).unwrap();
         assert_eq!((hit.reason.as_str(), hit.by.as_str()), ("not reachable", ".picketignore#1"));
-        assert!(file.accepts(&finding("CVE-2023-43804", "GHSA-v845-jxx5-vc9f", "requests")).is_none());
-        assert!(file.accepts(&finding("CVE-2020-1", "X", "a")).is_none(), "expired exceptions no longer apply");
+        assert!(file.accepts(&finding("CVE-2023-43804", "GHSA-v845-jxx5-vc9f", "requests"), None).is_none());
+        assert!(file.accepts(&finding("CVE-2020-1", "X", "a"), None).is_none(), "expired exceptions no longer apply");
         assert_eq!(file.expired().count(), 1);
         let later = IgnoreFile::parse(Path::new(".picketignore"), text, date("2027-01-01")).unwrap();
-        assert!(later.accepts(&finding("CVE-2023-43804", "GHSA-v845-jxx5-vc9f", "urllib3")).is_none());
+        assert!(later.accepts(&finding("CVE-2023-43804", "GHSA-v845-jxx5-vc9f", "urllib3"), None).is_none());
     }
 
     #[test]
@@ -270,5 +342,41 @@ mod tests {
         assert_eq!(file.exceptions[1].reason, "vendor says: no");
         append(&dir.path().join("new"), "CVE-3", None, "r", None).unwrap();
         assert!(std::fs::read_to_string(dir.path().join("new")).unwrap().starts_with("exceptions:\n  - id: \"CVE-3\""));
+    }
+
+    #[test]
+    fn append_never_writes_a_file_that_does_not_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".picketignore");
+        let ids = |path: &Path| -> Vec<String> {
+            let text = std::fs::read_to_string(path).unwrap();
+            IgnoreFile::parse(path, &text, date("2026-11-24")).unwrap().exceptions.into_iter().map(|e| e.id).collect()
+        };
+        // Comments kept when the entry can be added as text, whatever the list's indentation.
+        for (before, kept) in [
+            ("exceptions:  # reviewed weekly\n  - id: A\n    reason: a\n", "# reviewed weekly"),
+            ("exceptions:\n- id: A\n  reason: a\n# end of list\n", "# end of list"),
+            ("# header\nexceptions:\n    -   id: A\n        reason: a", "# header"),
+        ] {
+            std::fs::write(&path, before).unwrap();
+            append(&path, "B", Some("openssl"), "b", None).unwrap();
+            assert_eq!(ids(&path), ["A", "B"], "{before}");
+            assert!(std::fs::read_to_string(&path).unwrap().contains(kept), "{before}");
+        }
+        // A flow list is rewritten as a block list.
+        for before in ["exceptions: []\n", "exceptions: [{id: A, reason: a, expires: 2030-01-01}]\n"] {
+            std::fs::write(&path, before).unwrap();
+            append(&path, "B", None, "b", Some(date("2027-01-01"))).unwrap();
+            let want: &[&str] = if before.contains("id: A") { &["A", "B"] } else { &["B"] };
+            assert_eq!(ids(&path), want, "{before}");
+        }
+        // A file that does not parse is left alone.
+        for before in ["exceptions: [\n", "exceptions:\n  - id: A\n"] {
+            std::fs::write(&path, before).unwrap();
+            let err = append(&path, "B", None, "b", None).unwrap_err();
+            assert!(err.to_string().contains("not added"), "{err}");
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
+        }
+        assert!(append(&path, "B", None, " ", None).is_err(), "no reason");
     }
 }

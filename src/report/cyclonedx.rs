@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
-use super::findings::{ScanReport, Suppressed, reference_url};
+use super::findings::{Basis, ScanReport, Suppressed, reference_url};
 use super::{DocumentInfo, content_uuid};
 use crate::model::{Finding, FindingKind, FindingPackage, FixState, Severity};
 use crate::scan::Sbom;
@@ -253,8 +253,7 @@ fn alias_source(alias: &str) -> &'static str {
     }
 }
 
-/// VEX (OpenVEX, CSAF) justifications and their CycloneDX equivalents, as an exception's reason
-/// may name them.
+/// VEX (OpenVEX, CSAF) justifications and their CycloneDX equivalents.
 const JUSTIFICATIONS: &[(&str, &str)] = &[
     ("component_not_present", "code_not_present"),
     ("vulnerable_code_not_present", "code_not_present"),
@@ -272,28 +271,42 @@ const JUSTIFICATIONS: &[(&str, &str)] = &[
     ("protected_by_mitigating_control", "protected_by_mitigating_control"),
 ];
 
-/// An exception as CycloneDX impact analysis. Exceptions say a finding does not apply, so the
-/// state is `not_affected` unless the reason says otherwise: a VEX justification, a false
-/// positive, a fix (`fixed`, `resolved`, `backport`: `resolved`), or an accepted risk
-/// (`exploitable`, response `will_not_fix`).
+fn cyclonedx_justification(label: &str) -> Option<&'static str> {
+    JUSTIFICATIONS.iter().find(|(token, _)| token.eq_ignore_ascii_case(label)).map(|(_, j)| *j)
+}
+
+/// An exception as CycloneDX impact analysis, from what accepted the finding:
+/// - an OpenVEX `fixed` statement: `resolved`; `not_affected`: `not_affected`, with its
+///   justification mapped to CycloneDX's;
+/// - a `.picketignore` entry: an accepted risk (`exploitable`, response `will_not_fix`), unless
+///   its reason starts with a label (`false_positive`, or a VEX or CycloneDX justification,
+///   followed by `:`, a space or nothing), which gives `false_positive` or `not_affected`.
+///
+/// The wording of a reason is never read otherwise.
 fn analysis(suppressed: &Suppressed) -> Value {
-    let reason = suppressed.reason.to_ascii_lowercase();
-    let words: Vec<&str> = reason.split(|c: char| !c.is_ascii_alphanumeric() && c != '_').collect();
-    let has = |word: &str| words.contains(&word);
-    let justification = JUSTIFICATIONS.iter().find(|(token, _)| has(token)).map(|(_, j)| *j);
     let mut analysis = json!({ "detail": suppressed.explanation() });
-    let state = if let Some(justification) = justification {
-        analysis["justification"] = json!(justification);
-        "not_affected"
-    } else if has("false_positive") || reason.contains("false positive") {
-        "false_positive"
-    } else if has("fixed") || has("resolved") || has("backport") || has("backported") {
-        "resolved"
-    } else if reason.contains("accepted risk") || reason.contains("risk accepted") || has("wont_fix") {
-        analysis["response"] = json!(["will_not_fix"]);
-        "exploitable"
-    } else {
-        "not_affected"
+    let state = match &suppressed.basis {
+        Basis::OpenVex { status, .. } if status == "fixed" => "resolved",
+        Basis::OpenVex { justification, .. } => {
+            if let Some(justification) = justification.as_deref().and_then(cyclonedx_justification) {
+                analysis["justification"] = json!(justification);
+            }
+            "not_affected"
+        }
+        Basis::IgnoreFile => {
+            let label = suppressed.reason.trim_start().split(|c: char| c == ':' || c.is_whitespace()).next();
+            match label {
+                Some(label) if label.eq_ignore_ascii_case("false_positive") => "false_positive",
+                Some(label) if let Some(justification) = cyclonedx_justification(label) => {
+                    analysis["justification"] = json!(justification);
+                    "not_affected"
+                }
+                _ => {
+                    analysis["response"] = json!(["will_not_fix"]);
+                    "exploitable"
+                }
+            }
+        }
     };
     analysis["state"] = json!(state);
     analysis
@@ -366,17 +379,35 @@ mod tests {
     }
 
     #[test]
-    fn analysis_states_from_reasons() {
+    fn analysis_states_from_the_exception() {
         let mut s = crate::report::findings::fixtures::report().suppressed.remove(0);
         let state = |s: &Suppressed| analysis(s)["state"].as_str().map(str::to_string);
-        s.reason = "False positive: the binary is not glibc".into();
+        // A .picketignore entry is an accepted risk; its wording never makes it resolved.
+        for reason in ["no fixed version yet; risk accepted", "fixed by a backport in our base image", "not used"] {
+            s.reason = reason.into();
+            assert_eq!(state(&s).as_deref(), Some("exploitable"), "{reason}");
+            assert_eq!(analysis(&s)["response"], json!(["will_not_fix"]));
+            assert!(analysis(&s).get("justification").is_none());
+        }
+        s.reason = "false_positive: the binary is not glibc".into();
         assert_eq!(state(&s).as_deref(), Some("false_positive"));
-        s.reason = "fixed by a backport in our base image".into();
+        s.reason = "component_not_present".into();
+        assert_eq!(state(&s).as_deref(), Some("not_affected"));
+        assert_eq!(analysis(&s)["justification"], "code_not_present");
+        // OpenVEX statements by status and justification label.
+        s.reason = "fixed".into();
+        s.basis = Basis::OpenVex { status: "fixed".into(), justification: None };
         assert_eq!(state(&s).as_deref(), Some("resolved"));
-        s.reason = "accepted risk until the Q3 upgrade".into();
-        assert_eq!(state(&s).as_deref(), Some("exploitable"));
-        assert_eq!(analysis(&s)["response"][0], "will_not_fix");
-        s.reason = "not used by this service".into();
+        s.reason = "not_affected: inline_mitigations_already_exist".into();
+        s.basis = Basis::OpenVex {
+            status: "not_affected".into(),
+            justification: Some("inline_mitigations_already_exist".into()),
+        };
+        assert_eq!(state(&s).as_deref(), Some("not_affected"));
+        assert_eq!(analysis(&s)["justification"], "protected_by_mitigating_control");
+        assert!(analysis(&s).get("response").is_none());
+        s.reason = "not_affected: the fixed build is deployed".into();
+        s.basis = Basis::OpenVex { status: "not_affected".into(), justification: None };
         assert_eq!(state(&s).as_deref(), Some("not_affected"));
         assert!(analysis(&s).get("justification").is_none());
     }

@@ -32,6 +32,22 @@ pub struct Suppressed {
     pub by: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires: Option<String>,
+    pub basis: Basis,
+}
+
+/// The kind of exception that accepted a finding, as formats with a structured analysis
+/// (CycloneDX) record it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Basis {
+    /// An entry of an exceptions file (`.picketignore`): the finding is accepted as it is.
+    IgnoreFile,
+    /// An OpenVEX statement: its status (`not_affected` or `fixed`) and justification label.
+    OpenVex {
+        status: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        justification: Option<String>,
+    },
 }
 
 /// The threshold a scan was gated on, and the verdict.
@@ -308,6 +324,7 @@ pub(crate) mod fixtures {
                 reason: "vulnerable_code_not_in_execute_path: no ISO-2022-CN-EXT conversions".into(),
                 by: ".picketignore:3".into(),
                 expires: Some("2027-01-01".into()),
+                basis: super::Basis::IgnoreFile,
             }],
             databases: vec![
                 "debian-tracker (updated 2026-11-20T09:00:00Z)".into(),

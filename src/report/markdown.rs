@@ -145,7 +145,9 @@ fn line(f: &Finding) -> String {
 
 fn id_link(f: &Finding) -> String {
     match reference_url(f) {
-        Some(url) => format!("[{}]({})", literal(&f.id), link_target(&url)),
+        Some(url) if is_web_url(&url) => format!("[{}]({})", literal(&f.id), link_target(&url)),
+        // Any other scheme (`javascript:`, `data:` …) is shown, never linked.
+        Some(url) => format!("{} ({})", literal(&f.id), literal(&url)),
         None => literal(&f.id),
     }
 }
@@ -208,14 +210,28 @@ fn html(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
-/// A URL as a link target: characters that end a Markdown link or a table cell are encoded.
+/// Whether a reference is an `http:` or `https:` URL, the only ones linked.
+fn is_web_url(url: &str) -> bool {
+    let lower = url.trim_start().get(..8).unwrap_or(url).to_ascii_lowercase();
+    lower.starts_with("http://") || lower.starts_with("https://")
+}
+
+/// A URL as a link target: control characters (line breaks end a table row), spaces and the
+/// characters that end a Markdown link or a table cell or escape one (`|`, `\`, `<`, `>`, `(`,
+/// `)`) are percent-encoded.
 fn link_target(url: &str) -> String {
-    url.replace(' ', "%20")
-        .replace('(', "%28")
-        .replace(')', "%29")
-        .replace('|', "%7C")
-        .replace('<', "%3C")
-        .replace('>', "%3E")
+    let mut out = String::with_capacity(url.len());
+    for c in url.trim().chars() {
+        if c.is_control() || matches!(c, ' ' | '|' | '\\' | '<' | '>' | '(' | ')') {
+            let mut buffer = [0u8; 4];
+            for byte in c.encode_utf8(&mut buffer).bytes() {
+                out.push_str(&format!("%{byte:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -239,6 +255,27 @@ mod tests {
         let text = render(&fixtures::report());
         let row = text.lines().find(|l| l.contains("GHSA-8q59-q68h-6hv4](")).expect("PyYAML row");
         assert_eq!(row.matches(" | ").count(), 5, "{row}");
+    }
+
+    #[test]
+    fn reference_urls_cannot_break_the_table() {
+        let mut report = fixtures::report();
+        report.findings[0].references = vec!["https://example.com/a b|c\\d\n| injected | row |\r\n<x>(y)\u{7}".into()];
+        report.findings[2].references = vec!["javascript:alert(1)".into()];
+        let text = render(&report);
+        let row = text.lines().find(|l| l.contains("GHSA-8q59-q68h-6hv4](")).expect("PyYAML row");
+        assert_eq!(row.matches(" | ").count(), 5, "{row}");
+        assert!(
+            row.contains(
+                "(https://example.com/a%20b%7Cc%5Cd%0A%7C%20injected%20%7C%20row%20%7C%0D%0A%3Cx%3E%28y%29%07)"
+            ),
+            "{row}"
+        );
+        assert!(!text.contains("](javascript"), "only http(s) is linked");
+        let row = text.lines().find(|l| l.contains("CVE-2023-4911")).expect("libc6 row");
+        assert!(row.contains("CVE-2023-4911 (javascript:alert(1))"), "{row}");
+        assert_eq!(row.matches(" | ").count(), 5, "{row}");
+        assert!(is_web_url("HTTPS://x") && !is_web_url("ftp://x") && !is_web_url("http"));
     }
 
     #[test]

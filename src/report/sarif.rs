@@ -1,6 +1,7 @@
 //! SARIF 2.1.0 (OASIS), as GitHub code scanning, GitLab and Azure DevOps read it: one run, one
-//! rule per finding id, one result per finding; suppressed findings are results with an external,
-//! accepted suppression.
+//! rule per finding id (free of package details, at the id's highest severity), one result per
+//! finding (with its package, fix and severity); suppressed findings are results with an
+//! external, accepted suppression.
 
 use std::collections::HashMap;
 
@@ -21,14 +22,36 @@ pub fn document(report: &ScanReport, info: &DocumentInfo) -> Value {
         .chain(report.suppressed.iter().map(|s| (&s.finding, Some(s))))
         .collect();
 
-    let mut rules: Vec<Value> = Vec::new();
-    let mut rule_index: HashMap<&str, usize> = HashMap::new();
+    // One rule per id, in order of first appearance, described by its most severe finding
+    // (GitHub ranks an alert by its rule's security-severity). A rule says nothing about a
+    // package: the same CVE in several packages shares it, and each result names its package,
+    // fix and severity.
+    let mut order: Vec<&str> = Vec::new();
+    let mut worst: HashMap<&str, &Finding> = HashMap::new();
+    for (finding, _) in &entries {
+        match worst.get(finding.id.as_str()) {
+            None => {
+                order.push(finding.id.as_str());
+                worst.insert(finding.id.as_str(), finding);
+            }
+            Some(current) if rank(finding) > rank(current) => {
+                worst.insert(finding.id.as_str(), finding);
+            }
+            Some(_) => {}
+        }
+    }
+    let rule_index: HashMap<&str, usize> = order.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+    let rules: Vec<Value> = order.iter().filter_map(|id| worst.get(id)).map(|f| rule(f)).collect();
     let mut results: Vec<Value> = Vec::new();
     for (finding, suppressed) in entries {
-        let index = *rule_index.entry(finding.id.as_str()).or_insert_with(|| {
-            rules.push(rule(finding));
-            rules.len() - 1
-        });
+        let index = rule_index.get(finding.id.as_str()).copied().unwrap_or_default();
+        let mut properties = json!({ "severity": finding.severity.as_str() });
+        if let Some(score) = security_severity(finding) {
+            properties["security-severity"] = json!(score);
+        }
+        if let Some(fix) = fix(finding) {
+            properties["fix"] = json!(fix);
+        }
         let mut result = json!({
             "ruleId": finding.id,
             "ruleIndex": index,
@@ -36,6 +59,7 @@ pub fn document(report: &ScanReport, info: &DocumentInfo) -> Value {
             "message": { "text": message(finding) },
             "locations": locations(finding),
             "partialFingerprints": { "picket/v1": fingerprint(finding) },
+            "properties": properties,
         });
         if let Some(s) = suppressed {
             result["suppressions"] =
@@ -100,6 +124,12 @@ fn security_severity(finding: &Finding) -> Option<String> {
     }
 }
 
+/// Orders findings of one id by severity, then by security-severity score.
+fn rank(finding: &Finding) -> (Severity, u32) {
+    let score = security_severity(finding).and_then(|s| s.parse::<f32>().ok()).unwrap_or(0.0);
+    (finding.severity, (score * 10.0).round() as u32)
+}
+
 fn fix(finding: &Finding) -> Option<String> {
     if let Some(remediation) = &finding.remediation {
         return Some(remediation.clone());
@@ -120,7 +150,9 @@ fn rule(finding: &Finding) -> Value {
     let description = if finding.description.is_empty() { &finding.title } else { &finding.description };
     let mut text = format!("{}\n\n{description}", finding.title);
     let mut markdown = format!("**{}** {}\n\n{description}", finding.id, finding.title);
-    if let Some(fix) = fix(finding) {
+    // A remediation belongs to the check (a secret rule, a Dockerfile rule); a package's fixed
+    // version belongs to the result.
+    if let Some(fix) = &finding.remediation {
         text.push_str(&format!("\n\nFix: {fix}"));
         markdown.push_str(&format!("\n\n**Fix:** {fix}"));
     }
@@ -291,7 +323,11 @@ pub(crate) mod tests {
         assert_eq!(suppressed["suppressions"][0]["kind"], "external");
         assert!(suppressed["suppressions"][0]["justification"].as_str().is_some_and(|j| j.contains(".picketignore:3")));
         assert!(results[0].get("suppressions").is_none());
-        assert!(rules[0]["help"]["markdown"].as_str().is_some_and(|m| m.contains("Upgrade PyYAML to 6.0.1")));
+        assert_eq!(results[0]["properties"]["fix"], "Upgrade PyYAML to 6.0.1.");
+        assert!(
+            results[0]["message"]["text"].as_str().is_some_and(|m| m.contains("PyYAML 6.0") && m.contains("6.0.1"))
+        );
+        assert!(rules[3]["help"]["text"].as_str().is_some_and(|m| m.contains("Fix: Add 'USER")), "{}", rules[3]);
     }
 
     #[test]
@@ -306,6 +342,37 @@ pub(crate) mod tests {
         assert_eq!(run["tool"]["driver"]["rules"].as_array().map(Vec::len), Some(7));
         assert_eq!(run["results"][2]["ruleIndex"], run["results"][6]["ruleIndex"]);
         assert_ne!(run["results"][2]["partialFingerprints"], run["results"][6]["partialFingerprints"]);
+    }
+
+    #[test]
+    fn a_shared_rule_names_no_package_and_takes_the_highest_severity() {
+        let mut report = fixtures::report();
+        let first = report.findings[2].clone();
+        let mut again = first.clone();
+        let package = again.package.as_mut().expect("package");
+        package.name = "libc-bin".into();
+        package.purl = "pkg:deb/debian/libc-bin@2.36-9%2Bdeb12u4".into();
+        again.fixed_versions = vec!["2.36-9+deb12u5".into()];
+        again.severity = Severity::Critical;
+        again.cvss = None;
+        report.findings.push(again);
+        let doc = document(&report, &info());
+        let run = &doc["runs"][0];
+        let rule = &run["tool"]["driver"]["rules"][run["results"][2]["ruleIndex"].as_u64().expect("index") as usize];
+        assert_eq!(rule["id"], "CVE-2023-4911");
+        let help = rule["help"].to_string();
+        assert!(!help.contains("libc6") && !help.contains("libc-bin") && !help.contains("Upgrade"), "{help}");
+        assert_eq!(rule["properties"]["security-severity"], "9.5", "the CRITICAL finding's band");
+        assert_eq!(rule["defaultConfiguration"]["level"], "error");
+        let (libc6, libc_bin) = (&run["results"][2], &run["results"][6]);
+        assert_eq!(libc6["properties"]["fix"], "Upgrade libc6 to 2.36-9+deb12u3.");
+        assert_eq!(libc6["properties"]["security-severity"], "7.8");
+        assert_eq!(libc6["properties"]["severity"], "HIGH");
+        assert_eq!(libc_bin["properties"]["fix"], "Upgrade libc-bin to 2.36-9+deb12u5.");
+        assert_eq!(libc_bin["properties"]["severity"], "CRITICAL");
+        assert!(libc_bin["message"]["text"].as_str().is_some_and(|m| m.starts_with("libc-bin ")));
+        let errors: Vec<String> = validator().iter_errors(&doc).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{errors:#?}");
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub const MASK_KEEP: usize = 4;
 /// Masked characters shown as `*`, at most, so that a key body does not fill a screen.
 const MASK_MAX_STARS: usize = 32;
 /// Matches reported per file, at most: a file of a thousand tokens is one problem, not a thousand.
+/// Each rule keeps this many, then the most severe are kept, so that many hits of one rule do
+/// not hide another rule's.
 const MAX_PER_FILE: usize = 100;
 /// Findings kept per scan, at most (a hostile image must not exhaust memory through findings).
 const MAX_FINDINGS: usize = 10_000;
@@ -323,8 +325,14 @@ impl SecretScanner {
 
     /// [`scan`](Self::scan), with or without the generic (entropy) rule.
     pub fn scan_with(&self, bytes: &[u8], generic: bool) -> Vec<SecretMatch> {
+        self.scan_bounded(bytes, generic).0
+    }
+
+    /// [`scan_with`](Self::scan_with), and whether matches past [`MAX_PER_FILE`] (of one rule,
+    /// or in all, the least severe first) were left out.
+    pub fn scan_bounded(&self, bytes: &[u8], generic: bool) -> (Vec<SecretMatch>, bool) {
         if is_binary(bytes) {
-            return Vec::new();
+            return (Vec::new(), false);
         }
         let mut triggered = vec![false; self.rules.len()];
         let mut pending = self.rules.len();
@@ -340,18 +348,22 @@ impl SecretScanner {
             }
         }
         let mut hits = Vec::new();
+        let mut truncated = false;
         for (index, (rule, regex)) in self.rules.iter().enumerate() {
             if !triggered[index] || !generic && rule.is_generic() {
                 continue;
             }
+            let mut of_rule = 0;
             for captures in regex.captures_iter(bytes) {
                 let (Some(whole), Some(secret)) = (captures.get(0), captures.name("secret")) else { continue };
                 let quoted = secret.start().checked_sub(1).is_some_and(|i| matches!(bytes[i], b'"' | b'\''));
                 if passes(rule.check, whole.as_bytes(), secret.as_bytes(), quoted) {
+                    if of_rule == MAX_PER_FILE {
+                        truncated = true;
+                        break;
+                    }
                     hits.push(Hit { rule: index, start: whole.start(), secret: secret.range() });
-                }
-                if hits.len() >= MAX_PER_FILE {
-                    break;
+                    of_rule += 1;
                 }
             }
         }
@@ -361,10 +373,16 @@ impl SecretScanner {
             !self.rules[h.rule].0.is_generic()
                 || !specific.iter().any(|s| s.start < h.secret.end && h.secret.start < s.end)
         });
+        if hits.len() > MAX_PER_FILE {
+            // The most severe first, in file order among equals.
+            hits.sort_by_key(|h| (std::cmp::Reverse(self.rules[h.rule].0.severity), h.start, h.rule));
+            hits.truncate(MAX_PER_FILE);
+            truncated = true;
+        }
         hits.sort_by_key(|h| (h.start, h.rule));
-        hits.truncate(MAX_PER_FILE);
         let (mut line, mut counted) = (1u32, 0usize);
-        hits.into_iter()
+        let matches = hits
+            .into_iter()
             .map(|hit| {
                 let newlines = memchr::memchr_iter(b'\n', &bytes[counted..hit.start]).count();
                 line = line.saturating_add(u32::try_from(newlines).unwrap_or(u32::MAX));
@@ -375,7 +393,8 @@ impl SecretScanner {
                     evidence: evidence(&bytes[hit.start..hit.secret.start], &bytes[hit.secret.clone()]),
                 }
             })
-            .collect()
+            .collect();
+        (matches, truncated)
     }
 }
 
@@ -399,6 +418,9 @@ pub struct SecretCollector {
     /// Text files the rules ran over.
     pub files_scanned: u64,
     dropped: u64,
+    /// Files whose matches were cut to [`MAX_PER_FILE`], and the first of them.
+    truncated_files: u64,
+    first_truncated: Option<String>,
     /// Files not scanned for being over the size cap (counted where `wants` is asked).
     too_large: std::cell::Cell<u64>,
 }
@@ -411,6 +433,8 @@ impl SecretCollector {
             findings: Vec::new(),
             files_scanned: 0,
             dropped: 0,
+            truncated_files: 0,
+            first_truncated: None,
             too_large: std::cell::Cell::new(0),
         }
     }
@@ -433,7 +457,12 @@ impl SecretCollector {
             return;
         }
         self.files_scanned += 1;
-        for found in self.scanner.scan_with(bytes, !third_party(path)) {
+        let (matches, truncated) = self.scanner.scan_bounded(bytes, !third_party(path));
+        if truncated {
+            self.truncated_files += 1;
+            self.first_truncated.get_or_insert_with(|| format!("/{path}"));
+        }
+        for found in matches {
             if self.findings.len() >= MAX_FINDINGS {
                 self.dropped += 1;
                 continue;
@@ -480,6 +509,14 @@ impl SecretCollector {
                 "{} files over {} bytes were not scanned for secrets",
                 self.too_large.get(),
                 self.max_file_bytes
+            ));
+        }
+        if self.truncated_files > 0 {
+            warnings.push(format!(
+                "{} files had more secret matches than the {MAX_PER_FILE} kept per file (the most severe, at most \
+                 {MAX_PER_FILE} per rule), first {}",
+                self.truncated_files,
+                self.first_truncated.as_deref().unwrap_or_default()
             ));
         }
         if self.dropped > 0 {

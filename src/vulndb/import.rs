@@ -8,7 +8,7 @@ use super::db::{SourceState, VulnDb};
 use super::{Advisory, alpine, debian, osv};
 
 /// Bounds for untrusted archives: one record, and the whole expanded archive.
-const MAX_RECORD_BYTES: u64 = 16 * 1024 * 1024;
+pub(super) const MAX_RECORD_BYTES: u64 = 16 * 1024 * 1024;
 const MAX_ARCHIVE_EXPANDED_BYTES: u64 = 4 * 1024 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +35,7 @@ impl Loaded {
         match osv::parse(name, bytes) {
             Ok(record) => {
                 self.records += 1;
-                if record.modified > self.newest_modified {
+                if is_later(&record.modified, &self.newest_modified) {
                     self.newest_modified = record.modified.clone();
                 }
                 self.advisories.extend(super::advisory::from_osv(&record));
@@ -45,8 +45,31 @@ impl Loaded {
     }
 }
 
+/// Whether RFC 3339 time `candidate` is later than `than` (empty: none yet). Compared as
+/// instants, so `10:05:00.5Z` is later than `10:05:00Z`; text that is not a timestamp only
+/// replaces nothing.
+pub(super) fn is_later(candidate: &str, than: &str) -> bool {
+    match (candidate.parse::<jiff::Timestamp>(), than.parse::<jiff::Timestamp>()) {
+        (Ok(candidate), Ok(than)) => candidate > than,
+        (Ok(_), Err(_)) => true,
+        (Err(_), Ok(_)) => false,
+        (Err(_), Err(_)) => candidate > than,
+    }
+}
+
 /// Reads OSV records from a zip laid out like the OSV bucket's `all.zip`.
 pub fn load_osv_zip(name: &str, reader: impl Read + std::io::Seek) -> Result<Loaded, ImportError> {
+    load_osv_zip_bounded(name, reader, MAX_RECORD_BYTES, MAX_ARCHIVE_EXPANDED_BYTES)
+}
+
+/// [`load_osv_zip`] with its bounds: per record, and for every byte decompressed (records
+/// skipped as too large included).
+fn load_osv_zip_bounded(
+    name: &str,
+    reader: impl Read + std::io::Seek,
+    max_record: u64,
+    max_expanded: u64,
+) -> Result<Loaded, ImportError> {
     let mut archive =
         zip::ZipArchive::new(reader).map_err(|e| ImportError::Input(format!("{name}: not a zip archive: {e}")))?;
     let mut loaded = Loaded { kind: "osv-zip", ..Default::default() };
@@ -68,16 +91,17 @@ pub fn load_osv_zip(name: &str, reader: impl Read + std::io::Seek) -> Result<Loa
         }
         buffer.clear();
         let read = (&mut entry)
-            .take(MAX_RECORD_BYTES + 1)
+            .take(max_record + 1)
             .read_to_end(&mut buffer)
             .map_err(|e| ImportError::Input(format!("{entry_name}: {e}")))?;
-        if read as u64 > MAX_RECORD_BYTES {
-            loaded.skipped.push(format!("{entry_name}: record larger than {MAX_RECORD_BYTES} bytes"));
-            continue;
-        }
+        // Every byte decompressed counts, also those of a record then skipped as too large.
         expanded += read as u64;
-        if expanded > MAX_ARCHIVE_EXPANDED_BYTES {
-            return Err(ImportError::Input(format!("{name}: expands past {MAX_ARCHIVE_EXPANDED_BYTES} bytes")));
+        if expanded > max_expanded {
+            return Err(ImportError::Input(format!("{name}: expands past {max_expanded} bytes")));
+        }
+        if read as u64 > max_record {
+            loaded.skipped.push(format!("{entry_name}: record larger than {max_record} bytes"));
+            continue;
         }
         loaded.add_osv(&entry_name, &buffer);
     }
@@ -192,4 +216,28 @@ pub fn write_source(
         newest_modified: loaded.newest_modified,
     };
     Ok(writer.commit(state)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    #[test]
+    fn oversize_records_count_towards_the_expansion_bound() {
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+        for i in 0..20 {
+            zip.start_file(format!("big-{i}.json"), options).unwrap();
+            zip.write_all(&[b' '; 2048]).unwrap();
+        }
+        let bytes = zip.finish().unwrap().into_inner();
+        let err = load_osv_zip_bounded("all.zip", std::io::Cursor::new(&bytes), 1024, 10 * 1024).unwrap_err();
+        assert!(err.to_string().contains("all.zip: expands past 10240 bytes"), "{err}");
+        // Under the bound, the records are skipped one by one.
+        let loaded = load_osv_zip_bounded("all.zip", std::io::Cursor::new(&bytes), 1024, 1024 * 1024).unwrap();
+        assert_eq!(loaded.skipped.len(), 20);
+        assert!(loaded.skipped[0].contains("big-0.json: record larger than 1024 bytes"), "{:?}", loaded.skipped);
+    }
 }

@@ -368,3 +368,27 @@ fn the_generic_rule_does_not_run_on_installed_packages() {
         ]
     );
 }
+
+#[test]
+fn many_hits_of_one_rule_do_not_hide_a_more_severe_secret() {
+    // 150 AWS key ids (HIGH, an early rule), then a GitHub token (CRITICAL, a later rule).
+    let mut text: String =
+        (0..150).map(|i| format!("aws_access_key_id = AKIA{}\n", random(16, 1000 + i, BASE32))).collect();
+    text.push_str(&format!("GITHUB_TOKEN=ghp_{}\n", random(36, 999, ALNUM)));
+    let (found, truncated) = SecretScanner::builtin().scan_bounded(text.as_bytes(), true);
+    assert!(truncated);
+    assert_eq!(found.len(), MAX_PER_FILE);
+    let last = found.last().unwrap();
+    assert_eq!((last.rule.id, last.line), ("github-pat", 151), "kept, in file order");
+    assert!(found[..MAX_PER_FILE - 1].iter().all(|m| m.rule.id == "aws-access-key-id"));
+
+    let mut collector = SecretCollector::new(&Limits::default());
+    collector.scan_file(None, "app/keys.env", text.as_bytes());
+    collector.scan_file(None, "app/one.env", b"aws_access_key_id = AKIAQWERTYUIOPASDFGHJ\n");
+    let (findings, warnings) = collector.finish();
+    assert!(findings.iter().any(|f| f.id == "github-pat"));
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].starts_with("1 files had more secret matches") && warnings[0].ends_with("/app/keys.env"));
+    let (_, truncated) = SecretScanner::builtin().scan_bounded(b"aws_access_key_id = AKIAQWERTYUIOPASDFGHJ\n", true);
+    assert!(!truncated);
+}

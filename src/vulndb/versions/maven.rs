@@ -109,8 +109,16 @@ fn normalize(items: &mut Vec<Item>, nested: bool) {
     }
 }
 
+/// The deepest nesting of lists `parse` builds. Real versions nest a few levels (one per `-`
+/// and digit/letter change); crafted ones (`1-1-1-…`) nest as deep as they are long, and
+/// comparing or dropping such a list recurses once per level. Beyond this depth both versions
+/// are compared flat.
+const MAX_DEPTH: usize = 64;
+
 /// Parses into nested lists; a new list starts after `-` and at each digit/letter change.
-fn parse(version: &str) -> Item {
+/// With `flat`, every item goes into one list (no nesting). `None` when the nesting would
+/// exceed `MAX_DEPTH`.
+fn parse(version: &str, flat: bool) -> Option<Item> {
     let version = version.trim().to_lowercase();
     let chars: Vec<char> = version.chars().collect();
     // The stack of open lists; each finished list is normalised and attached to its parent.
@@ -118,6 +126,12 @@ fn parse(version: &str) -> Item {
     let mut is_digit = false;
     let mut start = 0;
     let slice = |from: usize, to: usize| chars[from..to].iter().collect::<String>();
+    let open = |stack: &mut Vec<Vec<Item>>| {
+        if !flat {
+            stack.push(Vec::new());
+        }
+        stack.len() <= MAX_DEPTH
+    };
     for (i, &c) in chars.iter().enumerate() {
         let current = stack.len() - 1;
         if c == '.' {
@@ -128,19 +142,25 @@ fn parse(version: &str) -> Item {
             let item = if i == start { Item::Int("0".into()) } else { parse_item(is_digit, &slice(start, i)) };
             stack[current].push(item);
             start = i + 1;
-            stack.push(Vec::new());
+            if !open(&mut stack) {
+                return None;
+            }
         } else if c.is_ascii_digit() {
             if !is_digit && i > start {
                 stack[current].push(text_item(&slice(start, i), true));
                 start = i;
-                stack.push(Vec::new());
+                if !open(&mut stack) {
+                    return None;
+                }
             }
             is_digit = true;
         } else {
             if is_digit && i > start {
                 stack[current].push(parse_item(true, &slice(start, i)));
                 start = i;
-                stack.push(Vec::new());
+                if !open(&mut stack) {
+                    return None;
+                }
             }
             is_digit = false;
         }
@@ -159,9 +179,36 @@ fn parse(version: &str) -> Item {
     }
     let mut root = stack.pop().unwrap_or_default();
     normalize(&mut root, false);
-    Item::List(root)
+    Some(Item::List(root))
 }
 
 pub fn compare(a: &str, b: &str) -> Ordering {
-    parse(a).compare(Some(&parse(b)))
+    match (parse(a, false), parse(b, false)) {
+        (Some(a), Some(b)) => a.compare(Some(&b)),
+        // Too deep to nest: compare both as flat lists of items, which recurses no further.
+        _ => match (parse(a, true), parse(b, true)) {
+            (Some(a), Some(b)) => a.compare(Some(&b)),
+            _ => a.cmp(b),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deeply_nested_versions_compare_without_overflowing_the_stack() {
+        let deep = "1-".repeat(200_000);
+        let deeper = format!("{deep}2");
+        assert_eq!(compare(&deep, &deep), Ordering::Equal);
+        assert_eq!(compare(&deep, &deeper), Ordering::Less);
+        assert_eq!(compare(&deeper, "1.0"), Ordering::Greater);
+        let mixed = "1a".repeat(100_000);
+        assert_eq!(compare(&mixed, &mixed), Ordering::Equal);
+        assert_eq!(compare("1.0", &mixed), Ordering::Greater, "1a1… is 1-alpha-1…");
+        // Ordinary versions keep their nested order.
+        assert_eq!(compare("1-1", "1.1"), Ordering::Less);
+        assert_eq!(compare("1.0-alpha-1", "1.0-beta"), Ordering::Less);
+    }
 }

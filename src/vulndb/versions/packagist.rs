@@ -52,31 +52,42 @@ fn is_number(part: &str) -> bool {
     part.starts_with(|c: char| c.is_ascii_digit())
 }
 
+/// The `#` PHP pads the shorter version with: a number, for `special_order`.
+const NUMBER: &str = "#N#";
+
 fn compare_parts(a: &[String], b: &[String]) -> Ordering {
-    let number = "#N#";
     for (x, y) in a.iter().zip(b) {
         let ordering = match (is_number(x), is_number(y)) {
             (true, true) => compare_digits(leading_digits(x), leading_digits(y)),
             (false, false) => special_order(x).cmp(&special_order(y)),
-            (true, false) => special_order(number).cmp(&special_order(y)),
-            (false, true) => special_order(x).cmp(&special_order(number)),
+            (true, false) => special_order(NUMBER).cmp(&special_order(y)),
+            (false, true) => special_order(x).cmp(&special_order(NUMBER)),
         };
         if ordering != Ordering::Equal {
             return ordering;
         }
     }
-    let remaining = a.len().cmp(&b.len());
-    match remaining {
+    match a.len().cmp(&b.len()) {
         Ordering::Equal => Ordering::Equal,
-        Ordering::Greater => {
-            let rest = &a[b.len()..];
-            if is_number(&rest[0]) { Ordering::Greater } else { compare_parts(rest, &[number.to_string()]) }
+        Ordering::Greater => compare_tail(&a[b.len()..]),
+        Ordering::Less => compare_tail(&b[a.len()..]).reverse(),
+    }
+}
+
+/// How the longer version's extra parts order against the shorter one's end: greater at the
+/// first number, otherwise each part against a number until one differs. A loop, as crafted
+/// versions (`1.#.#.#…`) have as many parts as they are long.
+fn compare_tail(rest: &[String]) -> Ordering {
+    for part in rest {
+        if is_number(part) {
+            return Ordering::Greater;
         }
-        Ordering::Less => {
-            let rest = &b[a.len()..];
-            if is_number(&rest[0]) { Ordering::Less } else { compare_parts(&[number.to_string()], rest) }
+        let ordering = special_order(part).cmp(&special_order(NUMBER));
+        if ordering != Ordering::Equal {
+            return ordering;
         }
     }
+    Ordering::Equal
 }
 
 fn leading_digits(part: &str) -> &str {
@@ -85,4 +96,21 @@ fn leading_digits(part: &str) -> &str {
 
 pub fn compare(a: &str, b: &str) -> Ordering {
     compare_parts(&canonicalize(a), &canonicalize(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_tails_compare_without_recursing_per_part() {
+        let long = format!("1{}", ".#".repeat(300_000));
+        assert_eq!(compare(&long, "1"), Ordering::Equal, "# pads like a number");
+        assert_eq!(compare("1", &long), Ordering::Equal);
+        assert_eq!(compare(&format!("{long}.1"), "1"), Ordering::Greater);
+        assert_eq!(compare("1", &format!("{long}.1")), Ordering::Less);
+        assert_eq!(compare(&format!("{long}.beta"), "1"), Ordering::Less);
+        assert_eq!(compare("1.0", "1.0-beta"), Ordering::Greater);
+        assert_eq!(compare("1.0-patch1", "1.0"), Ordering::Greater);
+    }
 }
