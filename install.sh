@@ -29,9 +29,10 @@ runtime_packages=(ca-certificates pkg-config)
 #   htpasswd to pull from, and the tool that pushes the test images to it.
 #   debootstrap: the Debian minbase test image; rpm: rpmbuild and a real sqlite rpmdb for the rpm image;
 #   lib*-java: real jars (with Maven pom.properties) for the Java archive cataloger.
+#   etcd-server: a real etcd process whose flags the node benchmark reads from /proc.
 dev_packages=(tmux podman runc conmon containernetworking-plugins golang-github-containers-common docker.io busybox-static
   python3-venv docker-registry apache2-utils openssl skopeo debootstrap rpm
-  libguava-java libcommons-lang3-java libcommons-io-java libjansi-java)
+  libguava-java libcommons-lang3-java libcommons-io-java libjansi-java etcd-server)
 if ! command -v npm >/dev/null 2>&1; then
   dev_packages+=(npm)
 fi

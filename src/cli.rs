@@ -55,7 +55,7 @@ pub enum Commands {
     /// The vulnerability database: update, import, status
     #[command(subcommand)]
     Db(db::DbCommand),
-    /// Compliance benchmarks: CIS Docker
+    /// Compliance benchmarks: CIS Docker, CIS Kubernetes node
     #[command(subcommand)]
     Bench(bench::BenchCommand),
     /// Print a shell completion script

@@ -177,3 +177,98 @@ fn an_engine_that_is_not_there_is_an_error_naming_the_socket() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(&socket.display().to_string()), "{stderr}");
 }
+
+fn bench_node(extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_picket"))
+        .args(["bench", "node"])
+        .args(extra)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("picket runs")
+}
+
+/// A node's files under --root: the kubeadm fixture, copied with chosen modes.
+#[test]
+fn node_benchmark_of_a_kubeadm_root() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().expect("tempdir");
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/k8s-node");
+    let status =
+        Command::new("cp").arg("-r").arg(format!("{}/.", fixture.display())).arg(root.path()).status().expect("cp");
+    assert!(status.success());
+    let set_mode = |path: &str, mode: u32| {
+        std::fs::set_permissions(root.path().join(path), std::fs::Permissions::from_mode(mode)).expect("chmod");
+    };
+    set_mode("etc/kubernetes/manifests/kube-apiserver.yaml", 0o600);
+    set_mode("etc/kubernetes/manifests/etcd.yaml", 0o644);
+    set_mode("etc/kubernetes/admin.conf", 0o600);
+    set_mode("var/lib/kubelet/config.yaml", 0o600);
+
+    let out = bench_node(&["--root", &root.path().display().to_string(), "-o", "json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(report["benchmark"], "CIS Kubernetes Benchmark");
+    assert_eq!(report["version"], "1.12.0");
+    assert_eq!(status_of(&report, "1.1.1", "/etc/kubernetes/manifests/kube-apiserver.yaml"), "PASS");
+    assert_eq!(status_of(&report, "1.1.7", "/etc/kubernetes/manifests/etcd.yaml"), "FAIL");
+    assert_eq!(status_of(&report, "1.1.13", "/etc/kubernetes/admin.conf"), "PASS");
+    let api = "kube-apiserver (/etc/kubernetes/manifests/kube-apiserver.yaml)";
+    assert_eq!(status_of(&report, "1.2.8", api), "PASS");
+    assert_eq!(status_of(&report, "1.2.1", api), "FAIL");
+    assert_eq!(status_of(&report, "4.2.4", "kubelet (/etc/systemd/system/kubelet.service.d/10-kubeadm.conf)"), "FAIL");
+
+    let gated = bench_node(&["--root", &root.path().display().to_string(), "--fail-on", "critical"]);
+    let text = String::from_utf8_lossy(&gated.stdout);
+    assert_eq!(gated.status.code(), Some(0), "no critical check fails on this node: {text}");
+    assert!(text.contains("[FAIL] 1.2.1 Ensure that the --anonymous-auth argument is set to false"), "{text}");
+    assert!(text.contains("[4] Worker Nodes"), "{text}");
+}
+
+fn status_of(report: &Value, id: &str, subject: &str) -> String {
+    status(report, id, subject)
+}
+
+/// A real etcd process on this machine: its flags are read from /proc.
+#[test]
+fn node_benchmark_reads_a_running_etcd() {
+    if !common::have_tool("etcd") || !common::is_root() {
+        eprintln!("skipped: needs root and etcd (etcd-server, ./install.sh --dev)");
+        return;
+    }
+    let others = Command::new("pgrep").args(["-x", "etcd"]).output().expect("pgrep");
+    if !others.stdout.is_empty() {
+        eprintln!("skipped: another etcd runs on this machine and would be benchmarked first");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let mut etcd = Command::new("etcd")
+        .args(["--name", "picket-test", "--data-dir"])
+        .arg(&data)
+        .args([
+            "--listen-client-urls=http://127.0.0.1:23791",
+            "--advertise-client-urls=http://127.0.0.1:23791",
+            "--listen-peer-urls=http://127.0.0.1:23801",
+            "--initial-advertise-peer-urls=http://127.0.0.1:23801",
+            "--initial-cluster=picket-test=http://127.0.0.1:23801",
+        ])
+        .env("ETCD_AUTO_TLS", "true")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("etcd starts");
+    common::wait_for(std::time::Duration::from_secs(15), || data.join("member").exists().then_some(()))
+        .expect("etcd data dir");
+    let out = bench_node(&["-o", "json"]);
+    let _ = etcd.kill();
+    let _ = etcd.wait();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let subject = format!("etcd (process {})", etcd.id());
+    assert_eq!(status(&report, "2.2", &subject), "FAIL", "no --client-cert-auth");
+    assert_eq!(status(&report, "2.1", &subject), "FAIL", "no --cert-file");
+    assert_eq!(status(&report, "2.3", &subject), "FAIL", "ETCD_AUTO_TLS=true from the process environment");
+    // etcd creates its data dir 0700.
+    assert_eq!(status(&report, "1.1.11", &data.display().to_string()), "PASS");
+    assert_eq!(status(&report, "1.2.1", "kube-apiserver"), "SKIP");
+}

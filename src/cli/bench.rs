@@ -26,6 +26,12 @@ pub enum BenchCommand {
         #[command(flatten)]
         common: BenchArgs,
     },
+    /// CIS Kubernetes Benchmark sections 1-4 on this node (control plane, etcd, worker):
+    /// running components, kubeadm manifests, kubelet unit and config, file modes and owners
+    Node {
+        #[command(flatten)]
+        common: BenchArgs,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -71,6 +77,24 @@ pub fn run(command: &BenchCommand, config: &Config) -> anyhow::Result<ExitCode> 
                 .context("cannot start the async runtime")?;
             let facts = runtime.block_on(crate::bench::docker::gather(&socket, &files))?;
             let report = crate::bench::docker::run(&facts, &files);
+            finish(&report, common)
+        }
+        BenchCommand::Node { common } => {
+            if !common.root.is_dir() {
+                anyhow::bail!("--root {}: not a directory", common.root.display());
+            }
+            let files = HostFiles::new(&common.root);
+            let facts = crate::bench::node::NodeFacts::gather(&files);
+            for warning in &facts.warnings {
+                eprintln!("picket: warning: {warning}");
+            }
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+            let target = if files.is_live_host() {
+                format!("node {}", host.trim())
+            } else {
+                format!("node files under {}", common.root.display())
+            };
+            let report = crate::bench::node::run(&facts, &files, &target);
             finish(&report, common)
         }
     }
