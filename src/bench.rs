@@ -5,6 +5,7 @@
 
 pub mod docker;
 pub mod files;
+pub mod k8s;
 pub mod node;
 
 use serde::Serialize;

@@ -55,7 +55,7 @@ pub enum Commands {
     /// The vulnerability database: update, import, status
     #[command(subcommand)]
     Db(db::DbCommand),
-    /// Compliance benchmarks: CIS Docker, CIS Kubernetes node
+    /// Compliance benchmarks: CIS Docker, CIS Kubernetes (cluster and node), Pod Security Standards
     #[command(subcommand)]
     Bench(bench::BenchCommand),
     /// Print a shell completion script
@@ -118,7 +118,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Commands::Sbom(ref args)) => sbom::run(args, &Config::load(&cli.overrides())?),
         Some(Commands::Scan(ref command)) => scan::run(command, &Config::load(&cli.overrides())?),
         Some(Commands::Db(ref command)) => db::run(command, &Config::load(&cli.overrides())?),
-        Some(Commands::Bench(ref command)) => bench::run(command, &Config::load(&cli.overrides())?),
+        Some(Commands::Bench(ref command)) => {
+            bench::run(command, &Config::load(&cli.overrides())?, cli.context.as_deref())
+        }
         None => console(&cli),
     }
 }

@@ -1,5 +1,7 @@
 //! Kubernetes targets: the contexts in the user's kubeconfig files.
 
+pub mod inventory;
+
 use std::path::{Path, PathBuf};
 
 use kube::config::Kubeconfig;
@@ -83,6 +85,71 @@ pub fn contexts_from_env() -> Result<KubeContexts, KubeconfigError> {
     let home = std::env::var_os("HOME").map(PathBuf::from);
     let env = std::env::var("KUBECONFIG").ok();
     contexts(&kubeconfig_paths(env.as_deref(), home.as_deref()))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error(transparent)]
+    Kubeconfig(#[from] KubeconfigError),
+    #[error("no Kubernetes context: no kubeconfig ($KUBECONFIG, ~/.kube/config) and not running in a pod")]
+    NoContext,
+    #[error("context {context}: {source}")]
+    Config {
+        context: String,
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+    #[error("in-cluster configuration: {0}")]
+    InCluster(#[source] kube::config::InClusterError),
+    #[error("context {context}: cannot build a client: {source}")]
+    Client {
+        context: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// A client for `context` (None: the kubeconfig's current context) from the kubeconfig files
+/// kubectl would read, or the in-cluster service account when there are none and picket runs
+/// in a pod. Connect and read timeouts keep an unreachable server from hanging the caller.
+pub async fn client_for(context: Option<&str>) -> Result<(kube::Client, String), ConnectError> {
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let env = std::env::var("KUBECONFIG").ok();
+    let paths = kubeconfig_paths(env.as_deref(), home.as_deref());
+    let mut config = if paths.is_empty() {
+        if std::env::var_os("KUBERNETES_SERVICE_HOST").is_none() || context.is_some() {
+            return Err(ConnectError::NoContext);
+        }
+        kube::Config::incluster().map_err(ConnectError::InCluster)?
+    } else {
+        let mut merged: Option<Kubeconfig> = None;
+        for path in &paths {
+            let wrap = |source| KubeconfigError { path: path.clone(), source };
+            let next = Kubeconfig::read_from(path).map_err(wrap)?;
+            merged = Some(match merged {
+                Some(config) => config.merge(next).map_err(wrap)?,
+                None => next,
+            });
+        }
+        let kubeconfig = merged.ok_or(ConnectError::NoContext)?;
+        let name = context.map(String::from).or_else(|| kubeconfig.current_context.clone()).unwrap_or_default();
+        let options = kube::config::KubeConfigOptions { context: Some(name.clone()), ..Default::default() };
+        kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+            .await
+            .map_err(|source| ConnectError::Config { context: name, source })?
+    };
+    config.connect_timeout = Some(std::time::Duration::from_secs(5));
+    config.read_timeout = Some(inventory::REQUEST_TIMEOUT);
+    let name = context.map(String::from).unwrap_or_else(|| {
+        if paths.is_empty() {
+            "in-cluster".to_string()
+        } else {
+            contexts(&paths).ok().and_then(|c| c.current).unwrap_or_default()
+        }
+    });
+    let client =
+        kube::Client::try_from(config).map_err(|source| ConnectError::Client { context: name.clone(), source })?;
+    Ok((client, name))
 }
 
 #[cfg(test)]

@@ -26,6 +26,12 @@ pub enum BenchCommand {
         #[command(flatten)]
         common: BenchArgs,
     },
+    /// Cluster checks through the Kubernetes API (the current context, or --context): CIS
+    /// Kubernetes Benchmark section 5, Pod Security Standards on every workload, RBAC risks
+    K8s {
+        #[command(flatten)]
+        common: BenchArgs,
+    },
     /// CIS Kubernetes Benchmark sections 1-4 on this node (control plane, etcd, worker):
     /// running components, kubeadm manifests, kubelet unit and config, file modes and owners
     Node {
@@ -51,8 +57,28 @@ pub struct BenchArgs {
     pub fail_on: Option<Severity>,
 }
 
-pub fn run(command: &BenchCommand, config: &Config) -> anyhow::Result<ExitCode> {
+pub fn run(command: &BenchCommand, config: &Config, context: Option<&str>) -> anyhow::Result<ExitCode> {
     match command {
+        BenchCommand::K8s { common } => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            let inventory = runtime.block_on(async {
+                let (client, name) = crate::cluster::client_for(context).await?;
+                anyhow::Ok(crate::cluster::inventory::load(&client, &name).await?)
+            })?;
+            for forbidden in &inventory.forbidden {
+                eprintln!(
+                    "picket: warning: context {}: cannot {} ({})",
+                    inventory.context,
+                    forbidden.needs(),
+                    forbidden.message
+                );
+            }
+            let report = crate::bench::k8s::run(&inventory);
+            finish(&report, common)
+        }
         BenchCommand::Docker { host, common } => {
             let socket = match host {
                 Some(host) => PathBuf::from(host.strip_prefix("unix://").unwrap_or(host)),

@@ -5,6 +5,7 @@ pub mod engines;
 pub mod fault_proxy;
 pub mod file_server;
 pub mod fixtures;
+pub mod kube_mock;
 pub mod registry;
 pub mod token_server;
 

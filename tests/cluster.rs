@@ -1,0 +1,285 @@
+//! Cluster inventory and cluster checks. By default against a mock API server (kube's
+//! `tower-test`) serving realistic objects from tests/fixtures/k8s-cluster/objects.json; with
+//! `PICKET_E2E_KUBECONFIG=/path/to/kubeconfig` the same checks run against that live cluster,
+//! after the fixture objects are applied to it (and deleted afterwards).
+
+mod common;
+
+use std::time::Duration;
+
+use common::kube_mock::{Behaviour, MockApiServer, collection_path, fixture_objects};
+use picket::bench::{BenchReport, Status};
+use picket::cluster::inventory::{self, ClusterError};
+
+fn status_of(report: &BenchReport, id: &str, subject: &str) -> Option<Status> {
+    let check = report.check(id).unwrap_or_else(|| panic!("no check {id}"));
+    check.results.iter().find(|r| r.subject == subject).map(|r| r.status)
+}
+
+fn expect(report: &BenchReport, id: &str, subject: &str, status: Status) {
+    let check = report.check(id).unwrap_or_else(|| panic!("no check {id}"));
+    assert_eq!(status_of(report, id, subject), Some(status), "{id} on {subject}: {:#?}", check.results);
+}
+
+/// What the fixture objects must give wherever they run.
+fn assert_fixture_findings(report: &BenchReport) {
+    use Status::{Fail, Pass, Warn};
+    // RBAC.
+    expect(report, "5.1.1", "ClusterRoleBinding ops-admins", Fail);
+    assert_eq!(status_of(report, "5.1.1", "ClusterRoleBinding cluster-admin"), None, "Kubernetes' own binding");
+    expect(report, "5.1.2", "ClusterRoleBinding everyone-reads-secrets", Fail);
+    expect(report, "5.1.2", "ClusterRoleBinding ops-admins", Warn);
+    expect(report, "5.1.3", "ClusterRole ci-deployer", Fail);
+    expect(report, "5.1.3", "ClusterRole secret-reader", Pass);
+    assert_eq!(status_of(report, "5.1.3", "ClusterRole cluster-admin"), None, "built-in roles use wildcards by design");
+    expect(report, "5.1.4", "ClusterRoleBinding ci", Warn);
+    expect(report, "5.1.5", "ServiceAccount payments/default", Pass);
+    expect(report, "5.1.5", "ServiceAccount legacy/default", Fail);
+    expect(report, "5.1.8", "ClusterRoleBinding support-impersonation", Warn);
+    expect(report, "PKT-RBAC.1", "RoleBinding legacy/dev-exec", Warn);
+    expect(report, "PKT-RBAC.2", "ClusterRoleBinding everyone-reads-secrets", Fail);
+    assert_eq!(status_of(report, "PKT-RBAC.2", "ClusterRoleBinding system:basic-user"), None);
+    // Pod security.
+    for id in ["5.2.2", "5.2.3", "5.2.5", "5.2.7", "5.2.11", "5.4.1", "PSS-B.2", "PSS-B.3", "PSS-B.5"] {
+        expect(report, id, "Pod default/debug-shell", Fail);
+    }
+    for id in [
+        "5.2.2", "5.2.3", "5.2.5", "5.2.6", "5.2.7", "5.2.8", "5.2.9", "5.2.11", "5.2.12", "5.4.1", "5.6.2", "5.6.3",
+        "5.1.6",
+    ] {
+        expect(report, id, "Deployment payments/api", Pass);
+    }
+    for id in [
+        "PSS-B.1", "PSS-B.2", "PSS-B.3", "PSS-B.4", "PSS-B.5", "PSS-B.7", "PSS-B.10", "PSS-R.1", "PSS-R.2", "PSS-R.3",
+        "PSS-R.4", "PSS-R.5", "PSS-R.6",
+    ] {
+        expect(report, id, "Deployment payments/api", Pass);
+    }
+    expect(report, "5.2.2", "DaemonSet kube-system/kube-proxy", Fail);
+    expect(report, "5.2.11", "CronJob legacy/backup", Fail);
+    expect(report, "PSS-B.10", "CronJob legacy/backup", Fail);
+    expect(report, "5.2.12", "Deployment legacy/web", Fail);
+    expect(report, "5.2.9", "Deployment legacy/web", Fail);
+    expect(report, "PSS-B.4", "Deployment legacy/web", Fail);
+    expect(report, "PSS-B.7", "Deployment legacy/web", Fail);
+    expect(report, "5.4.1", "Deployment legacy/web", Fail);
+    expect(report, "5.6.4", "Pod default/debug-shell", Fail);
+    // Owned objects are judged through their owner only.
+    let subjects: Vec<&str> =
+        report.check("5.2.2").expect("5.2.2").results.iter().map(|r| r.subject.as_str()).collect();
+    assert!(!subjects.iter().any(|s| s.contains("api-7d9f8b6c4") || s.contains("backup-29000000")), "{subjects:?}");
+    // Namespaces.
+    expect(report, "5.3.2", "Namespace payments", Pass);
+    expect(report, "5.3.2", "Namespace legacy", Fail);
+    assert_eq!(status_of(report, "5.3.2", "Namespace kube-system"), None);
+    expect(report, "5.2.1", "cluster", Pass);
+}
+
+#[tokio::test]
+async fn cluster_checks_on_realistic_objects() {
+    if let Ok(kubeconfig) = std::env::var("PICKET_E2E_KUBECONFIG") {
+        return live::run(&kubeconfig, assert_fixture_findings).await;
+    }
+    let server = MockApiServer::start(fixture_objects(), Behaviour::default());
+    let inv = inventory::load(&server.client, "mock").await.expect("inventory");
+    assert_eq!(inv.namespaces.len(), 4);
+    assert_eq!(inv.pods.len(), 2);
+    assert_eq!(inv.secrets.len(), 1);
+    assert_eq!(inv.secrets[0].name.as_deref(), Some("db-credentials"));
+    assert!(inv.forbidden.is_empty());
+    let report = picket::bench::k8s::run(&inv);
+    assert_fixture_findings(&report);
+    assert_eq!(report.checks.len(), 34 + 11 + 6 + 2);
+}
+
+#[tokio::test]
+async fn lists_are_paged_and_secrets_stay_metadata() {
+    let mut objects = fixture_objects();
+    let template = objects.iter().find(|o| o["kind"] == "Pod").cloned().expect("a pod");
+    for i in 0..1_200 {
+        let mut pod = template.clone();
+        pod["metadata"]["name"] = serde_json::json!(format!("load-{i}"));
+        objects.push(pod);
+    }
+    let server = MockApiServer::start(objects, Behaviour::default());
+    let inv = inventory::load(&server.client, "mock").await.expect("inventory");
+    assert_eq!(inv.pods.len(), 1_202);
+    assert_eq!(server.requests_to("/api/v1/pods"), 3, "pages of {}", inventory::PAGE_SIZE);
+    assert_eq!(server.requests_to("/api/v1/namespaces"), 1);
+    // The mock answers metadata-only requests without data; a full Secret would carry it.
+    assert_eq!(server.requests_to("/api/v1/secrets"), 1);
+}
+
+#[tokio::test]
+async fn a_forbidden_kind_is_reported_with_the_rbac_it_needs() {
+    let behaviour = Behaviour {
+        forbidden: vec!["/api/v1/secrets".into(), "/apis/rbac.authorization.k8s.io/v1/clusterroles".into()],
+        ..Behaviour::default()
+    };
+    let server = MockApiServer::start(fixture_objects(), behaviour);
+    let inv = inventory::load(&server.client, "mock").await.expect("the rest still loads");
+    let needs: Vec<String> = inv.forbidden.iter().map(|f| f.needs()).collect();
+    assert_eq!(
+        needs,
+        vec!["list clusterroles.rbac.authorization.k8s.io at cluster scope", "list secrets at cluster scope"]
+    );
+    assert!(inv.forbidden[0].message.contains("cannot list resource"), "{:?}", inv.forbidden);
+    assert_eq!(inv.pods.len(), 2);
+    let report = picket::bench::k8s::run(&inv);
+    let warned = report
+        .check("5.1.1")
+        .expect("5.1.1")
+        .results
+        .iter()
+        .find(|r| r.subject == "RBAC of picket's credentials")
+        .expect("a warning");
+    assert_eq!(warned.status, Status::Warn);
+    assert!(warned.evidence.contains("list secrets at cluster scope"), "{warned:?}");
+}
+
+#[tokio::test]
+async fn rejected_credentials_are_an_error_saying_so() {
+    let server = MockApiServer::start(fixture_objects(), Behaviour { unauthorized: true, ..Behaviour::default() });
+    let err = inventory::load(&server.client, "prod").await.expect_err("401");
+    assert!(matches!(err, ClusterError::Unauthorized { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("context prod") && text.contains("expired"), "{text}");
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_is_a_timeout_not_a_hang() {
+    let server = MockApiServer::start(fixture_objects(), Behaviour { silent: true, ..Behaviour::default() });
+    let started = std::time::Instant::now();
+    let err =
+        inventory::load_with_timeout(&server.client, "stuck", Duration::from_millis(300)).await.expect_err("timeout");
+    assert!(matches!(err, ClusterError::Timeout { .. }), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_named() {
+    // A port nothing listens on: bind, note the port, close.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let kubeconfig = format!(
+        "apiVersion: v1\nkind: Config\ncurrent-context: gone\nclusters:\n- name: gone\n  cluster:\n    server: https://127.0.0.1:{port}\n    insecure-skip-tls-verify: true\ncontexts:\n- name: gone\n  context:\n    cluster: gone\n    user: u\nusers:\n- name: u\n  user:\n    token: abc\n"
+    );
+    let config = kube::config::Kubeconfig::from_yaml(&kubeconfig).expect("kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(config, &kube::config::KubeConfigOptions::default())
+        .await
+        .expect("config");
+    let client = kube::Client::try_from(config).expect("client");
+    let err = inventory::load(&client, "gone").await.expect_err("refused");
+    assert!(matches!(err, ClusterError::Unreachable { .. }), "{err:?}");
+    assert!(err.to_string().contains("context gone: cannot reach the API server"), "{err}");
+}
+
+#[test]
+fn fixture_objects_all_map_to_listed_collections() {
+    let listed = [
+        "/api/v1/namespaces",
+        "/api/v1/nodes",
+        "/api/v1/pods",
+        "/apis/apps/v1/deployments",
+        "/apis/apps/v1/daemonsets",
+        "/apis/batch/v1/jobs",
+        "/apis/batch/v1/cronjobs",
+        "/api/v1/services",
+        "/apis/networking.k8s.io/v1/ingresses",
+        "/apis/networking.k8s.io/v1/networkpolicies",
+        "/api/v1/serviceaccounts",
+        "/apis/rbac.authorization.k8s.io/v1/roles",
+        "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+        "/apis/rbac.authorization.k8s.io/v1/rolebindings",
+        "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+        "/api/v1/secrets",
+    ];
+    for object in fixture_objects() {
+        assert!(listed.contains(&collection_path(&object).as_str()), "{}", collection_path(&object));
+    }
+}
+
+/// The live path: apply the fixture objects, run the checks, delete what was applied.
+mod live {
+    use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+    use kube::discovery::{Discovery, Scope};
+
+    use super::*;
+
+    pub async fn run(kubeconfig: &str, assert: fn(&BenchReport)) {
+        let text = std::fs::read_to_string(kubeconfig).expect("PICKET_E2E_KUBECONFIG is readable");
+        let config = kube::config::Kubeconfig::from_yaml(&text).expect("kubeconfig");
+        let config = kube::Config::from_custom_kubeconfig(config, &kube::config::KubeConfigOptions::default())
+            .await
+            .expect("config");
+        let client = kube::Client::try_from(config).expect("client");
+        let discovery = Discovery::new(client.clone()).run().await.expect("discovery");
+        let mut applied = Vec::new();
+        // Namespaces first, then the rest; server-side apply is idempotent.
+        let mut objects = fixture_objects();
+        objects.sort_by_key(|o| o["kind"] != "Namespace");
+        for mut object in objects {
+            let kind = object["kind"].as_str().expect("kind").to_string();
+            let (group, version) = match object["apiVersion"].as_str().expect("apiVersion").split_once('/') {
+                Some((g, v)) => (g.to_string(), v.to_string()),
+                None => (String::new(), object["apiVersion"].as_str().expect("v").to_string()),
+            };
+            let Some((resource, caps)) = discovery
+                .groups()
+                .find(|g| g.name() == group)
+                .and_then(|g| g.versioned_resources(&version).into_iter().find(|(r, _)| r.kind == kind))
+            else {
+                panic!("the cluster does not serve {kind}");
+            };
+            // Server-managed fields of the recorded objects cannot be applied.
+            if let Some(meta) = object["metadata"].as_object_mut() {
+                for field in ["uid", "resourceVersion", "creationTimestamp"] {
+                    meta.remove(field);
+                }
+            }
+            object.as_object_mut().expect("object").remove("status");
+            let name = object["metadata"]["name"].as_str().expect("name").to_string();
+            let namespace = object["metadata"]["namespace"].as_str().map(String::from);
+            let api: Api<DynamicObject> = match (&caps.scope, &namespace) {
+                (Scope::Namespaced, Some(ns)) => Api::namespaced_with(client.clone(), ns, &resource),
+                _ => Api::all_with(client.clone(), &resource),
+            };
+            api.patch(&name, &PatchParams::apply("picket-e2e").force(), &Patch::Apply(&object))
+                .await
+                .unwrap_or_else(|e| panic!("apply {kind} {name}: {e}"));
+            applied.push((api, name, kind));
+        }
+        let inv = inventory::load(&client, "e2e").await.expect("inventory");
+        let report = picket::bench::k8s::run(&inv);
+        for (api, name, kind) in applied.iter().rev() {
+            if kind == "Namespace" && ["default", "kube-system"].contains(&name.as_str()) {
+                continue;
+            }
+            let _ = api.delete(name, &DeleteParams::default()).await;
+        }
+        assert(&report);
+    }
+}
+
+#[test]
+fn bench_k8s_names_the_context_it_cannot_reach() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let path = dir.path().join("config");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: prod\nclusters:\n- name: prod\n  cluster:\n    server: https://127.0.0.1:{port}\ncontexts:\n- name: prod\n  context:\n    cluster: prod\n    user: u\n- name: staging\n  context:\n    cluster: prod\n    user: u\nusers:\n- name: u\n  user:\n    token: abc\n"
+        ),
+    )
+    .expect("kubeconfig");
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+        .args(["--context", "staging", "bench", "k8s"])
+        .env("KUBECONFIG", &path)
+        .output()
+        .expect("picket runs");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("context staging: cannot reach the API server"), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(15));
+}

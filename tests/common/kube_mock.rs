@@ -1,0 +1,143 @@
+//! A Kubernetes API server for tests, through kube's `tower-test` mock service: it answers list
+//! requests (with `limit`/`continue` paging, and metadata-only lists) from realistic object JSON
+//! (`tests/fixtures/k8s-cluster/objects.json`), and can refuse kinds (403), reject the
+//! credentials (401) or never answer.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use http::{Request, Response, StatusCode};
+use kube::client::Body;
+use serde_json::{Value, json};
+
+pub fn fixture_objects() -> Vec<Value> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/k8s-cluster/objects.json");
+    let list: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("fixture is JSON");
+    list["items"].as_array().expect("items").clone()
+}
+
+/// The collection path of an object's kind: `/api/v1/pods`, `/apis/apps/v1/deployments`.
+pub fn collection_path(object: &Value) -> String {
+    let api_version = object["apiVersion"].as_str().expect("apiVersion");
+    let kind = object["kind"].as_str().expect("kind");
+    let plural = match kind {
+        "NetworkPolicy" => "networkpolicies".to_string(),
+        "Ingress" => "ingresses".to_string(),
+        other => format!("{}s", other.to_ascii_lowercase()),
+    };
+    if api_version.contains('/') {
+        format!("/apis/{api_version}/{plural}")
+    } else {
+        format!("/api/{api_version}/{plural}")
+    }
+}
+
+#[derive(Default, Clone)]
+pub struct Behaviour {
+    /// Collection paths answered with 403.
+    pub forbidden: Vec<String>,
+    /// Every request answered with 401.
+    pub unauthorized: bool,
+    /// Requests are taken and never answered.
+    pub silent: bool,
+}
+
+pub struct MockApiServer {
+    pub client: kube::Client,
+    /// Requests per path, in order.
+    pub requests: Arc<Mutex<BTreeMap<String, usize>>>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl MockApiServer {
+    pub fn start(objects: Vec<Value>, behaviour: Behaviour) -> Self {
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let mut collections: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+        for object in objects {
+            collections.entry(collection_path(&object)).or_default().push(object);
+        }
+        let requests = Arc::new(Mutex::new(BTreeMap::new()));
+        let seen = requests.clone();
+        let task = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Some((request, send)) = handle.next_request().await {
+                let path = request.uri().path().to_string();
+                *seen.lock().expect("lock").entry(path.clone()).or_insert(0) += 1;
+                if behaviour.silent {
+                    held.push(send);
+                    continue;
+                }
+                let query: BTreeMap<String, String> = request
+                    .uri()
+                    .query()
+                    .unwrap_or_default()
+                    .split('&')
+                    .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+                    .collect();
+                let metadata_only = request
+                    .headers()
+                    .get("accept")
+                    .and_then(|a| a.to_str().ok())
+                    .is_some_and(|a| a.contains("as=PartialObjectMetadataList"));
+                let (status, body) = if behaviour.unauthorized {
+                    (StatusCode::UNAUTHORIZED, status_json(401, "Unauthorized", "Unauthorized"))
+                } else if behaviour.forbidden.contains(&path) {
+                    let resource = path.rsplit('/').next().unwrap_or_default();
+                    let message = format!(
+                        "{resource} is forbidden: User \"system:serviceaccount:audit:picket\" cannot list resource \"{resource}\" in API group \"\" at the cluster scope"
+                    );
+                    (StatusCode::FORBIDDEN, status_json(403, "Forbidden", &message))
+                } else {
+                    let items = collections.get(&path).map(Vec::as_slice).unwrap_or_default();
+                    (StatusCode::OK, list_json(&path, items, &query, metadata_only))
+                };
+                let response = Response::builder()
+                    .status(status)
+                    .header("content-type", "application/json")
+                    .body(Body::from(serde_json::to_vec(&body).expect("json")))
+                    .expect("response");
+                send.send_response(response);
+            }
+        });
+        Self { client: kube::Client::new(service, "default"), requests, _task: task }
+    }
+
+    pub fn requests_to(&self, path: &str) -> usize {
+        self.requests.lock().expect("lock").get(path).copied().unwrap_or(0)
+    }
+}
+
+fn status_json(code: u16, reason: &str, message: &str) -> Value {
+    json!({ "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message, "reason": reason, "code": code })
+}
+
+fn list_json(path: &str, items: &[Value], query: &BTreeMap<String, String>, metadata_only: bool) -> Value {
+    let limit: usize = query.get("limit").and_then(|l| l.parse().ok()).unwrap_or(usize::MAX);
+    let start: usize =
+        query.get("continue").and_then(|c| c.strip_prefix("offset-")).and_then(|o| o.parse().ok()).unwrap_or(0);
+    let end = start.saturating_add(limit).min(items.len());
+    let page: Vec<Value> = items[start.min(items.len())..end]
+        .iter()
+        .map(|item| {
+            if metadata_only {
+                json!({ "kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": item["metadata"] })
+            } else {
+                item.clone()
+            }
+        })
+        .collect();
+    let mut metadata = json!({ "resourceVersion": "12345" });
+    if end < items.len() {
+        metadata["continue"] = json!(format!("offset-{end}"));
+        metadata["remainingItemCount"] = json!(items.len() - end);
+    }
+    let (api_version, kind) = if metadata_only {
+        ("meta.k8s.io/v1".to_string(), "PartialObjectMetadataList".to_string())
+    } else {
+        let first_kind = items.first().and_then(|i| i["kind"].as_str()).unwrap_or("Unknown").to_string();
+        let version = path.trim_start_matches("/apis/").trim_start_matches("/api/");
+        let version = version.rsplit_once('/').map(|(v, _)| v).unwrap_or(version).to_string();
+        (version, format!("{first_kind}List"))
+    };
+    json!({ "apiVersion": api_version, "kind": kind, "metadata": metadata, "items": page })
+}
