@@ -3,6 +3,7 @@
 //! file, a container, a workload). Gathering facts (sockets, files, processes, the API) is kept
 //! apart from judging them, so every check is a pure function of facts a test can build.
 
+pub mod custom;
 pub mod docker;
 pub mod files;
 pub mod k8s;

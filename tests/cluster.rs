@@ -90,6 +90,34 @@ async fn cluster_checks_on_realistic_objects() {
     let report = picket::bench::k8s::run(&inv);
     assert_fixture_findings(&report);
     assert_eq!(report.checks.len(), 34 + 11 + 6 + 2);
+
+    // The shipped custom checks (CEL) on the same objects.
+    let custom = picket::bench::custom::shipped().expect("shipped checks");
+    let report = picket::bench::k8s::run_with(&inv, &custom);
+    expect(&report, "PKT-C.1", "Deployment payments/api", Status::Pass);
+    expect(&report, "PKT-C.1", "Deployment legacy/web", Status::Fail);
+    expect(&report, "PKT-C.2", "Pod default/debug-shell", Status::Pass);
+    expect(&report, "PKT-C.3", "Deployment legacy/web", Status::Fail);
+}
+
+#[test]
+fn a_broken_custom_check_stops_bench_k8s_before_the_cluster_is_asked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let checks = dir.path().join("checks");
+    std::fs::create_dir_all(&checks).expect("dir");
+    let file = checks.join("team.yaml");
+    std::fs::write(&file, "checks:\n  - id: TEAM-1\n    title: t\n    target: Namespace\n    expression: object.metadata.labels.team ==\n").expect("write");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+        .args(["bench", "k8s", "--checks"])
+        .arg(&checks)
+        .env("HOME", dir.path())
+        .env_remove("KUBECONFIG")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .expect("picket runs");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("{}: checks[0] (TEAM-1): expression: line 1 column", file.display())), "{stderr}");
 }
 
 #[tokio::test]

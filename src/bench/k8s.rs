@@ -640,13 +640,20 @@ pub fn checks() -> Vec<ClusterCheck> {
     ]
 }
 
-/// Runs every check. Kinds the credentials could not list make the checks that need them WARN.
+/// Runs every built-in check.
 pub fn run(inv: &Inventory) -> BenchReport {
+    run_with(inv, &[])
+}
+
+/// Runs every built-in check and these custom ones. Kinds the credentials could not list make
+/// every check WARN that the report is incomplete.
+pub fn run_with(inv: &Inventory, custom: &[crate::bench::custom::CustomCheck]) -> BenchReport {
     let workloads = workloads(inv);
     let mut checks: Vec<CheckOutcome> = checks()
         .iter()
         .map(|check| CheckOutcome { meta: check.meta(), results: check.judge(inv, &workloads) })
         .collect();
+    checks.extend(custom.iter().map(|check| crate::bench::custom::run(check, inv)));
     if !inv.forbidden.is_empty() {
         let missing: Vec<String> = inv.forbidden.iter().map(|f| f.needs()).collect();
         for check in &mut checks {
@@ -661,7 +668,7 @@ pub fn run(inv: &Inventory) -> BenchReport {
         benchmark: BENCHMARK.into(),
         version: "CIS 1.12.0 section 5, PSS".into(),
         target: format!("context {}", inv.context),
-        sections: ["5", "PSS baseline", "PSS restricted", "RBAC risks"]
+        sections: ["5", "PSS baseline", "PSS restricted", "RBAC risks", crate::bench::custom::SECTION]
             .iter()
             .map(|s| Section {
                 id: (*s).into(),

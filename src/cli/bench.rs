@@ -29,6 +29,10 @@ pub enum BenchCommand {
     /// Cluster checks through the Kubernetes API (the current context, or --context): CIS
     /// Kubernetes Benchmark section 5, Pod Security Standards on every workload, RBAC risks
     K8s {
+        /// More custom check files (*.yaml with CEL expressions) from this directory, besides
+        /// the shipped ones and ~/.config/picket/checks
+        #[arg(long, value_name = "DIR")]
+        checks: Vec<PathBuf>,
         #[command(flatten)]
         common: BenchArgs,
     },
@@ -59,7 +63,12 @@ pub struct BenchArgs {
 
 pub fn run(command: &BenchCommand, config: &Config, context: Option<&str>) -> anyhow::Result<ExitCode> {
     match command {
-        BenchCommand::K8s { common } => {
+        BenchCommand::K8s { checks, common } => {
+            // Checks are read first: a broken one is an error before the cluster is asked.
+            let mut custom = crate::bench::custom::shipped()?;
+            let mut dirs = vec![config.config_dir.join("checks")];
+            dirs.extend(checks.iter().cloned());
+            custom.extend(crate::bench::custom::load_dirs(&dirs)?);
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -76,7 +85,7 @@ pub fn run(command: &BenchCommand, config: &Config, context: Option<&str>) -> an
                     forbidden.message
                 );
             }
-            let report = crate::bench::k8s::run(&inventory);
+            let report = crate::bench::k8s::run_with(&inventory, &custom);
             finish(&report, common)
         }
         BenchCommand::Docker { host, common } => {

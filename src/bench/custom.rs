@@ -1,0 +1,364 @@
+//! Custom checks: YAML files of checks whose condition is a CEL expression (the language
+//! Kubernetes' ValidatingAdmissionPolicy uses), evaluated on each object of the target kind.
+//! A check passes for an object when its expression is true.
+//!
+//! ```yaml
+//! checks:
+//!   - id: ACME-001
+//!     title: Containers set memory limits
+//!     target: Workload          # or Pod, Deployment, Namespace, ServiceAccount, ClusterRole, …
+//!     severity: medium
+//!     expression: podSpec.containers.all(c, has(c.resources.limits) && has(c.resources.limits.memory))
+//!     message: a container has no memory limit
+//! ```
+//!
+//! Variables: `object` (the object as the API returns it); for `Workload` targets also
+//! `podSpec` and `podMetadata` (the pod template's, or the bare pod's), and `kind`.
+
+use std::path::{Path, PathBuf};
+
+use cel::{Context, Program, Value};
+use serde::Deserialize;
+
+use super::{Assessment, CheckMeta, CheckOutcome, CheckResult, Status};
+use crate::bench::k8s::workloads::workloads;
+use crate::cluster::inventory::Inventory;
+use crate::model::Severity;
+
+pub const SECTION: &str = "Custom";
+
+/// The kinds a custom check can target.
+const TARGETS: &[&str] = &[
+    "Workload",
+    "Pod",
+    "Deployment",
+    "StatefulSet",
+    "DaemonSet",
+    "Job",
+    "CronJob",
+    "Namespace",
+    "Node",
+    "Service",
+    "Ingress",
+    "NetworkPolicy",
+    "ServiceAccount",
+    "Role",
+    "ClusterRole",
+    "RoleBinding",
+    "ClusterRoleBinding",
+];
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckFile {
+    checks: Vec<CheckSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckSpec {
+    pub id: String,
+    pub title: String,
+    pub target: String,
+    #[serde(default)]
+    pub severity: Option<String>,
+    pub expression: String,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub rationale: Option<String>,
+    #[serde(default)]
+    pub remediation: Option<String>,
+}
+
+/// A check that parsed and compiled.
+#[derive(Debug, Clone)]
+pub struct CustomCheck {
+    pub spec: CheckSpec,
+    pub severity: Severity,
+    /// `file` and index, for messages.
+    pub origin: String,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CustomCheckError {
+    #[error("{path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("{path}: checks[{index}] ({id}): {message}")]
+    Check { path: PathBuf, index: usize, id: String, message: String },
+}
+
+/// Checks that ship with picket (plugins-config/checks), compiled in.
+pub const SHIPPED: &[(&str, &str)] =
+    &[("plugins-config/checks/workloads.yaml (built in)", include_str!("../../plugins-config/checks/workloads.yaml"))];
+
+pub fn shipped() -> Result<Vec<CustomCheck>, CustomCheckError> {
+    let mut checks = Vec::new();
+    for (name, text) in SHIPPED {
+        checks.extend(load_str(Path::new(name), text)?);
+    }
+    Ok(checks)
+}
+
+/// Reads one file of checks. Every check's expression is compiled here, so a bad one is
+/// reported with its file, index and position before anything runs.
+pub fn load_file(path: &Path) -> Result<Vec<CustomCheck>, CustomCheckError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CustomCheckError::File { path: path.to_path_buf(), message: e.to_string() })?;
+    load_str(path, &text)
+}
+
+fn load_str(path: &Path, text: &str) -> Result<Vec<CustomCheck>, CustomCheckError> {
+    let file_error = |message: String| CustomCheckError::File { path: path.to_path_buf(), message };
+    let file: CheckFile = serde_saphyr::from_str(text).map_err(|e| file_error(e.to_string()))?;
+    let mut checks = Vec::new();
+    for (index, spec) in file.checks.into_iter().enumerate() {
+        let fail =
+            |message: String| CustomCheckError::Check { path: path.to_path_buf(), index, id: spec.id.clone(), message };
+        if !TARGETS.contains(&spec.target.as_str()) {
+            return Err(fail(format!("target {:?} is not one of {}", spec.target, TARGETS.join(", "))));
+        }
+        let severity = match &spec.severity {
+            Some(text) => text.parse::<Severity>().map_err(|e| fail(format!("severity: {e}")))?,
+            None => Severity::Medium,
+        };
+        compile(&spec.expression).map_err(|e| fail(format!("expression: {e}")))?;
+        checks.push(CustomCheck { origin: format!("{}#{index}", path.display()), spec, severity });
+    }
+    Ok(checks)
+}
+
+/// Compiles an expression; errors give line and column within it.
+pub fn compile(expression: &str) -> Result<Program, String> {
+    Program::compile(expression).map_err(|errors| {
+        errors
+            .errors
+            .iter()
+            .map(|e| format!("line {} column {}: {}", e.pos.0, e.pos.1 + 1, e.msg))
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
+}
+
+/// `*.yaml` and `*.yml` in each directory, in name order; directories that do not exist are
+/// skipped.
+pub fn load_dirs(dirs: &[PathBuf]) -> Result<Vec<CustomCheck>, CustomCheckError> {
+    let mut checks = Vec::new();
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(dir) else { continue };
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+            .collect();
+        files.sort();
+        for file in files {
+            checks.extend(load_file(&file)?);
+        }
+    }
+    Ok(checks)
+}
+
+/// The objects a target names, as (subject, variables).
+fn targets(inv: &Inventory, target: &str) -> Vec<(String, Vec<(&'static str, serde_json::Value)>)> {
+    fn each<T: serde::Serialize>(
+        kind: &str,
+        items: &[T],
+        meta: impl Fn(&T) -> (Option<String>, Option<String>),
+    ) -> Vec<(String, Vec<(&'static str, serde_json::Value)>)> {
+        items
+            .iter()
+            .map(|item| {
+                let (namespace, name) = meta(item);
+                let name = name.unwrap_or_default();
+                let subject = match namespace {
+                    Some(ns) => format!("{kind} {ns}/{name}"),
+                    None => format!("{kind} {name}"),
+                };
+                (subject, vec![("object", serde_json::to_value(item).unwrap_or_default())])
+            })
+            .collect()
+    }
+    macro_rules! of {
+        ($field:ident) => {
+            each(target, &inv.$field, |o| (o.metadata.namespace.clone(), o.metadata.name.clone()))
+        };
+    }
+    match target {
+        "Workload" => workloads(inv)
+            .into_iter()
+            .map(|w| {
+                let vars = vec![
+                    ("object", serde_json::json!({ "kind": w.kind, "metadata": w.meta })),
+                    ("kind", serde_json::json!(w.kind)),
+                    ("podSpec", serde_json::to_value(w.spec).unwrap_or_default()),
+                    ("podMetadata", serde_json::to_value(w.pod_meta.unwrap_or(w.meta)).unwrap_or_default()),
+                ];
+                (w.subject(), vars)
+            })
+            .collect(),
+        "Pod" => of!(pods),
+        "Deployment" => of!(deployments),
+        "StatefulSet" => of!(stateful_sets),
+        "DaemonSet" => of!(daemon_sets),
+        "Job" => of!(jobs),
+        "CronJob" => of!(cron_jobs),
+        "Namespace" => of!(namespaces),
+        "Node" => of!(nodes),
+        "Service" => of!(services),
+        "Ingress" => of!(ingresses),
+        "NetworkPolicy" => of!(network_policies),
+        "ServiceAccount" => of!(service_accounts),
+        "Role" => of!(roles),
+        "ClusterRole" => of!(cluster_roles),
+        "RoleBinding" => of!(role_bindings),
+        "ClusterRoleBinding" => of!(cluster_role_bindings),
+        _ => Vec::new(),
+    }
+}
+
+/// Runs one check on every object of its target.
+pub fn run(check: &CustomCheck, inv: &Inventory) -> CheckOutcome {
+    let spec = &check.spec;
+    let meta = CheckMeta {
+        id: spec.id.clone(),
+        title: spec.title.clone(),
+        section: SECTION.into(),
+        severity: check.severity,
+        assessment: Assessment::Automated,
+        rationale: spec.rationale.clone().unwrap_or_default(),
+        remediation: spec.remediation.clone().unwrap_or_default(),
+        references: vec![format!("custom check {}", check.origin)],
+    };
+    let program = match compile(&spec.expression) {
+        Ok(program) => program,
+        Err(e) => {
+            return CheckOutcome {
+                meta,
+                results: vec![CheckResult::new(Status::Warn, check.origin.clone(), format!("expression: {e}"))],
+            };
+        }
+    };
+    let objects = targets(inv, &spec.target);
+    if objects.is_empty() {
+        return CheckOutcome {
+            meta,
+            results: vec![CheckResult::new(Status::Skip, spec.target.clone(), "no such objects listed")],
+        };
+    }
+    let results = objects
+        .into_iter()
+        .map(|(subject, vars)| {
+            let mut context = Context::default();
+            for (name, value) in vars {
+                match cel::to_value(value) {
+                    Ok(value) => context.add_variable_from_value(name, value),
+                    Err(e) => {
+                        return CheckResult::new(
+                            Status::Warn,
+                            subject,
+                            format!("{name} could not be given to CEL: {e}"),
+                        );
+                    }
+                }
+            }
+            match program.execute(&context) {
+                Ok(Value::Bool(true)) => CheckResult::new(Status::Pass, subject, "expression is true"),
+                Ok(Value::Bool(false)) => CheckResult::new(
+                    Status::Fail,
+                    subject,
+                    spec.message.clone().unwrap_or_else(|| "expression is false".into()),
+                ),
+                Ok(other) => CheckResult::new(Status::Warn, subject, format!("expression gave {other:?}, not a bool")),
+                Err(e) => CheckResult::new(Status::Warn, subject, format!("expression failed: {e}")),
+            }
+        })
+        .collect();
+    CheckOutcome { meta, results }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_bad_expression_is_reported_with_file_index_and_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            dir.path(),
+            "limits.yaml",
+            "checks:\n  - id: OK-1\n    title: fine\n    target: Pod\n    expression: has(object.spec)\n  - id: BAD-1\n    title: broken\n    target: Workload\n    expression: podSpec.containers.all(c, c.name ==)\n",
+        );
+        let err = load_file(&path).unwrap_err();
+        let text = err.to_string();
+        for broken in ["(((", "a +", "x.y(", "'unterminated", "1 ==", "}{", "a.all(", "[1, 2"] {
+            assert!(compile(broken).is_err(), "{broken}");
+        }
+        assert!(
+            text.starts_with(&format!("{}: checks[1] (BAD-1): expression: line 1 column", path.display())),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn shipped_checks_compile() {
+        let checks = shipped().unwrap();
+        assert_eq!(checks.len(), 3);
+        assert!(checks.iter().all(|c| c.spec.id.starts_with("PKT-C.")));
+    }
+
+    #[test]
+    fn bad_files_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            dir.path(),
+            "x.yaml",
+            "checks:\n  - id: A\n    title: t\n    target: Gadget\n    expression: 'true'\n",
+        );
+        assert!(load_file(&path).unwrap_err().to_string().contains("target \"Gadget\" is not one of"));
+        let path = write(dir.path(), "y.yaml", "checks:\n  - id: A\n    titel: t\n");
+        let err = load_file(&path).unwrap_err().to_string();
+        assert!(err.starts_with(&path.display().to_string()) && err.contains("titel"), "{err}");
+        let path = write(
+            dir.path(),
+            "z.yaml",
+            "checks:\n  - id: A\n    title: t\n    target: Pod\n    severity: extreme\n    expression: 'true'\n",
+        );
+        assert!(load_file(&path).unwrap_err().to_string().contains("severity"));
+    }
+
+    #[test]
+    fn expressions_see_the_object_and_the_pod_spec() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            dir.path(),
+            "c.yaml",
+            "checks:\n  - id: MEM\n    title: memory limits\n    target: Workload\n    severity: high\n    expression: podSpec.containers.all(c, has(c.resources) && has(c.resources.limits) && has(c.resources.limits.memory))\n    message: a container has no memory limit\n  - id: TEAM\n    title: namespaces name a team\n    target: Namespace\n    expression: has(object.metadata.labels) && 'team' in object.metadata.labels\n",
+        );
+        let checks = load_file(&path).unwrap();
+        let inv: Inventory = Inventory {
+            deployments: vec![
+                serde_json::from_value(serde_json::json!({"metadata": {"name": "a", "namespace": "x"}, "spec": {"selector": {}, "template": {"spec": {"containers": [{"name": "c", "resources": {"limits": {"memory": "128Mi"}}}]}}}})).unwrap(),
+                serde_json::from_value(serde_json::json!({"metadata": {"name": "b", "namespace": "x"}, "spec": {"selector": {}, "template": {"spec": {"containers": [{"name": "c"}]}}}})).unwrap(),
+            ],
+            namespaces: vec![serde_json::from_value(serde_json::json!({"metadata": {"name": "x", "labels": {"team": "pay"}}})).unwrap()],
+            ..Inventory::default()
+        };
+        let mem = run(&checks[0], &inv);
+        assert_eq!(mem.meta.severity, Severity::High);
+        let statuses: Vec<(String, Status)> = mem.results.iter().map(|r| (r.subject.clone(), r.status)).collect();
+        assert_eq!(
+            statuses,
+            vec![("Deployment x/a".to_string(), Status::Pass), ("Deployment x/b".to_string(), Status::Fail)]
+        );
+        assert_eq!(mem.results[1].evidence, "a container has no memory limit");
+        let team = run(&checks[1], &inv);
+        assert_eq!(team.results[0].status, Status::Pass, "{:?}", team.results);
+    }
+}
