@@ -1,6 +1,7 @@
 //! The command line. Each subcommand calls the same capability functions the TUI uses.
 
 pub mod bench;
+pub mod cluster;
 pub mod db;
 pub mod sbom;
 pub mod scan;
@@ -58,6 +59,9 @@ pub enum Commands {
     /// Compliance benchmarks: CIS Docker, CIS Kubernetes (cluster and node), Pod Security Standards
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Kubernetes clusters: production scanning of the images they run
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
     /// Print a shell completion script
     Completions {
         #[arg(value_enum)]
@@ -118,6 +122,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Commands::Sbom(ref args)) => sbom::run(args, &Config::load(&cli.overrides())?),
         Some(Commands::Scan(ref command)) => scan::run(command, &Config::load(&cli.overrides())?),
         Some(Commands::Db(ref command)) => db::run(command, &Config::load(&cli.overrides())?),
+        Some(Commands::Cluster(ref command)) => {
+            cluster::run(command, &Config::load(&cli.overrides())?, cli.context.as_deref())
+        }
         Some(Commands::Bench(ref command)) => {
             bench::run(command, &Config::load(&cli.overrides())?, cli.context.as_deref())
         }

@@ -1,6 +1,8 @@
 //! Kubernetes targets: the contexts in the user's kubeconfig files.
 
+pub mod images;
 pub mod inventory;
+pub mod production;
 
 use std::path::{Path, PathBuf};
 

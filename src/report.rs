@@ -1,5 +1,6 @@
 //! Exporters: one per output format. Each turns a capability's result into bytes; none does I/O.
 
+pub mod cluster_scan;
 pub mod compliance;
 pub mod cyclonedx;
 pub mod findings;

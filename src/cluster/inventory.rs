@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
@@ -27,6 +27,8 @@ pub struct Inventory {
     pub nodes: Vec<Node>,
     pub pods: Vec<Pod>,
     pub deployments: Vec<Deployment>,
+    /// Read to map pods to their Deployments.
+    pub replica_sets: Vec<ReplicaSet>,
     pub stateful_sets: Vec<StatefulSet>,
     pub daemon_sets: Vec<DaemonSet>,
     pub jobs: Vec<Job>,
@@ -94,6 +96,7 @@ pub async fn load_with_timeout(client: &Client, context: &str, timeout: Duration
     inv.nodes = list(c, &mut inv.forbidden).await?;
     inv.pods = list(c, &mut inv.forbidden).await?;
     inv.deployments = list(c, &mut inv.forbidden).await?;
+    inv.replica_sets = list(c, &mut inv.forbidden).await?;
     inv.stateful_sets = list(c, &mut inv.forbidden).await?;
     inv.daemon_sets = list(c, &mut inv.forbidden).await?;
     inv.jobs = list(c, &mut inv.forbidden).await?;

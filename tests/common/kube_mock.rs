@@ -87,6 +87,11 @@ impl MockApiServer {
                         "{resource} is forbidden: User \"system:serviceaccount:audit:picket\" cannot list resource \"{resource}\" in API group \"\" at the cluster scope"
                     );
                     (StatusCode::FORBIDDEN, status_json(403, "Forbidden", &message))
+                } else if let Some(object) = single_object(&collections, &path) {
+                    match object {
+                        Some(object) => (StatusCode::OK, object),
+                        None => (StatusCode::NOT_FOUND, status_json(404, "NotFound", &format!("{path} not found"))),
+                    }
                 } else {
                     let items = collections.get(&path).map(Vec::as_slice).unwrap_or_default();
                     (StatusCode::OK, list_json(&path, items, &query, metadata_only))
@@ -105,6 +110,22 @@ impl MockApiServer {
     pub fn requests_to(&self, path: &str) -> usize {
         self.requests.lock().expect("lock").get(path).copied().unwrap_or(0)
     }
+}
+
+/// A GET of one namespaced object (`/api/v1/namespaces/NS/secrets/NAME`): Some(found or not),
+/// None when the path is no such request.
+fn single_object(collections: &BTreeMap<String, Vec<Value>>, path: &str) -> Option<Option<Value>> {
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let (prefix, rest) = match parts.as_slice() {
+        ["api", version, rest @ ..] => (format!("/api/{version}"), rest),
+        ["apis", group, version, rest @ ..] => (format!("/apis/{group}/{version}"), rest),
+        _ => return None,
+    };
+    let ["namespaces", namespace, plural, name] = rest else { return None };
+    let collection = collections.get(&format!("{prefix}/{plural}"))?;
+    Some(
+        collection.iter().find(|o| o["metadata"]["namespace"] == *namespace && o["metadata"]["name"] == *name).cloned(),
+    )
 }
 
 fn status_json(code: u16, reason: &str, message: &str) -> Value {

@@ -1,0 +1,128 @@
+//! `picket cluster scan`: pull and scan every running image once, match it against the
+//! vulnerability database, and keep the result with the workloads that run it. One image that
+//! cannot be pulled is reported and the others go on.
+
+use std::path::PathBuf;
+
+use kube::Client;
+use serde::Serialize;
+
+use super::images::{RunningImage, pull_secret_file, running_images};
+use super::inventory::Inventory;
+use crate::model::{Finding, Severity};
+use crate::scan::{self, Sbom, ScanOptions, SourceSpec};
+use crate::vulndb::{VulnDb, matcher};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageScan {
+    pub reference: String,
+    pub digest: Option<String>,
+    pub used_by: Vec<String>,
+    /// Findings, or why the image could not be scanned.
+    #[serde(flatten)]
+    pub outcome: ImageOutcome,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageOutcome {
+    Scanned { packages: usize, findings: Vec<Finding> },
+    Failed { error: String },
+}
+
+impl ImageScan {
+    pub fn findings(&self) -> &[Finding] {
+        match &self.outcome {
+            ImageOutcome::Scanned { findings, .. } => findings,
+            ImageOutcome::Failed { .. } => &[],
+        }
+    }
+
+    pub fn count(&self, severity: Severity) -> usize {
+        self.findings().iter().filter(|f| f.severity == severity).count()
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterScan {
+    pub context: String,
+    pub images: Vec<ImageScan>,
+}
+
+impl ClusterScan {
+    /// Findings at or above `threshold` (fixed ones only with `fixed_only`).
+    pub fn failing(&self, threshold: Severity, fixed_only: bool) -> usize {
+        self.images
+            .iter()
+            .flat_map(|i| i.findings())
+            .filter(|f| f.severity >= threshold && (!fixed_only || !f.fixed_versions.is_empty()))
+            .count()
+    }
+}
+
+/// Scans every running image. `options` carries the registry settings; each image's pull
+/// secrets are added to its auth files. `on_sbom` gets each SBOM (to store it).
+pub async fn scan(
+    client: &Client,
+    inv: &Inventory,
+    db: &VulnDb<'_>,
+    options: &ScanOptions,
+    on_sbom: &mut dyn FnMut(&Sbom),
+    progress: &mut dyn FnMut(usize, usize, &str),
+) -> ClusterScan {
+    let images = running_images(inv);
+    let secrets_dir = tempfile::Builder::new().prefix("picket-pull-secrets").tempdir();
+    let mut out = Vec::new();
+    let total = images.len();
+    for (index, image) in images.into_iter().enumerate() {
+        progress(index, total, &image.reference);
+        let outcome = match &secrets_dir {
+            Ok(dir) => scan_one(client, db, options, &image, dir.path(), on_sbom).await,
+            Err(e) => Err(format!("cannot make a temp dir for pull secrets: {e}")),
+        };
+        out.push(ImageScan {
+            reference: image.reference.clone(),
+            digest: image.digest.clone(),
+            used_by: image.used_by.iter().cloned().collect(),
+            outcome: match outcome {
+                Ok((packages, findings)) => ImageOutcome::Scanned { packages, findings },
+                Err(error) => ImageOutcome::Failed { error },
+            },
+        });
+    }
+    ClusterScan { context: inv.context.clone(), images: out }
+}
+
+async fn scan_one(
+    client: &Client,
+    db: &VulnDb<'_>,
+    options: &ScanOptions,
+    image: &RunningImage,
+    secrets_dir: &std::path::Path,
+    on_sbom: &mut dyn FnMut(&Sbom),
+) -> Result<(usize, Vec<Finding>), String> {
+    let mut auth_files: Vec<PathBuf> = Vec::new();
+    let mut secret_errors = Vec::new();
+    for (namespace, name) in &image.pull_secrets {
+        match pull_secret_file(client, namespace, name, secrets_dir).await {
+            Ok(path) => auth_files.push(path),
+            Err(e) => secret_errors.push(e),
+        }
+    }
+    auth_files.extend(options.registry.auth_files.clone().unwrap_or_else(crate::registry::auth::auth_files));
+    let mut options = options.clone();
+    options.registry.auth_files = Some(auth_files);
+    let spec = SourceSpec::parse(&format!("registry:{}", image.reference)).map_err(|e| e.to_string())?;
+    let sbom = scan::inventory_async(spec, options, Vec::new(), std::sync::Arc::new(|_| {})).await.map_err(|e| {
+        if secret_errors.is_empty() {
+            e.to_string()
+        } else {
+            format!("{e} (pull secrets: {})", secret_errors.join("; "))
+        }
+    })?;
+    on_sbom(&sbom);
+    let matched = matcher::match_sbom(db, &sbom).map_err(|e| e.to_string())?;
+    let mut findings = matched.findings;
+    findings.extend(sbom.secrets.iter().cloned());
+    Ok((sbom.packages.len(), findings))
+}
