@@ -3,6 +3,7 @@
 pub mod images;
 pub mod inventory;
 pub mod production;
+pub mod watch;
 
 use std::path::{Path, PathBuf};
 

@@ -311,3 +311,72 @@ fn bench_k8s_names_the_context_it_cannot_reach() {
     assert!(stderr.contains("context staging: cannot reach the API server"), "{stderr}");
     assert!(started.elapsed() < Duration::from_secs(15));
 }
+
+/// The console's inventory: listed once, then kept by watches that resume where they were.
+#[tokio::test]
+async fn watched_inventory_lists_once_then_follows_events() {
+    let mut new_pod = fixture_objects().into_iter().find(|o| o["kind"] == "Pod").expect("a pod");
+    new_pod["metadata"]["name"] = serde_json::json!("added-by-watch");
+    new_pod["metadata"]["resourceVersion"] = serde_json::json!("13");
+    let mut behaviour =
+        Behaviour { forbidden: vec!["/apis/rbac.authorization.k8s.io/v1/clusterroles".into()], ..Behaviour::default() };
+    behaviour
+        .watch_events
+        .insert("/api/v1/pods".into(), vec![serde_json::json!({ "type": "ADDED", "object": new_pod })]);
+    let server = MockApiServer::start(fixture_objects(), behaviour);
+    let watch = picket::cluster::watch::ClusterWatch::start(server.client.clone(), "mock");
+    assert!(watch.ready(Duration::from_secs(10)).await, "every kind listed or failing");
+    let mut changes = watch.changes();
+    let found = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if watch.snapshot().pods.iter().any(|p| p.metadata.name.as_deref() == Some("added-by-watch")) {
+                return;
+            }
+            if changes.changed().await.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(found.is_ok(), "the ADDED event reached the store");
+    let inv = watch.snapshot();
+    assert_eq!(inv.pods.len(), 3);
+    assert_eq!(inv.namespaces.len(), 4);
+    assert_eq!(inv.secrets.len(), 1);
+    assert_eq!(
+        inv.forbidden.iter().map(|f| f.resource.as_str()).collect::<Vec<_>>(),
+        vec!["clusterroles.rbac.authorization.k8s.io"]
+    );
+    // Let the watcher come back after the event stream ended.
+    let resumed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let pod_watches: Vec<String> = server
+                .uris
+                .lock()
+                .expect("lock")
+                .iter()
+                .filter(|u| u.starts_with("/api/v1/pods?") && u.contains("watch=true"))
+                .cloned()
+                .collect();
+            if pod_watches.len() >= 2 {
+                return pod_watches;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the watch is restarted");
+    assert!(resumed[1].contains("resourceVersion=13"), "resumes from the last version seen: {resumed:?}");
+    let pod_lists = server
+        .uris
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter(|u| u.starts_with("/api/v1/pods?") && !u.contains("watch=true"))
+        .count();
+    assert_eq!(pod_lists, 1, "no re-list");
+    // The checks run on a snapshot like on a listed inventory.
+    let report = picket::bench::k8s::run(&inv);
+    expect(&report, "5.2.2", "Pod default/debug-shell", Status::Fail);
+    expect(&report, "5.2.2", "Pod default/added-by-watch", Status::Fail);
+}

@@ -40,12 +40,17 @@ pub struct Behaviour {
     pub unauthorized: bool,
     /// Requests are taken and never answered.
     pub silent: bool,
+    /// Watch events (`{"type": "ADDED", "object": …}`) the first watch of a collection path
+    /// gets before its stream ends; later watches are held open without events.
+    pub watch_events: BTreeMap<String, Vec<Value>>,
 }
 
 pub struct MockApiServer {
     pub client: kube::Client,
     /// Requests per path, in order.
     pub requests: Arc<Mutex<BTreeMap<String, usize>>>,
+    /// Every request's path and query, in order.
+    pub uris: Arc<Mutex<Vec<String>>>,
     _task: tokio::task::JoinHandle<()>,
 }
 
@@ -57,14 +62,36 @@ impl MockApiServer {
             collections.entry(collection_path(&object)).or_default().push(object);
         }
         let requests = Arc::new(Mutex::new(BTreeMap::new()));
-        let seen = requests.clone();
+        let uris = Arc::new(Mutex::new(Vec::new()));
+        let (seen, seen_uris) = (requests.clone(), uris.clone());
         let task = tokio::spawn(async move {
             let mut held = Vec::new();
+            let mut watched = std::collections::BTreeSet::new();
             while let Some((request, send)) = handle.next_request().await {
                 let path = request.uri().path().to_string();
                 *seen.lock().expect("lock").entry(path.clone()).or_insert(0) += 1;
+                seen_uris.lock().expect("lock").push(request.uri().to_string());
                 if behaviour.silent {
                     held.push(send);
+                    continue;
+                }
+                if request.uri().query().unwrap_or_default().split('&').any(|kv| kv == "watch=true") {
+                    match behaviour.watch_events.get(&path).filter(|_| watched.insert(path.clone())) {
+                        Some(events) => {
+                            let mut body = Vec::new();
+                            for event in events {
+                                body.extend(serde_json::to_vec(event).expect("json"));
+                                body.push(b'\n');
+                            }
+                            let response = Response::builder()
+                                .status(StatusCode::OK)
+                                .header("content-type", "application/json")
+                                .body(Body::from(body))
+                                .expect("response");
+                            send.send_response(response);
+                        }
+                        None => held.push(send),
+                    }
                     continue;
                 }
                 let query: BTreeMap<String, String> = request
@@ -104,7 +131,7 @@ impl MockApiServer {
                 send.send_response(response);
             }
         });
-        Self { client: kube::Client::new(service, "default"), requests, _task: task }
+        Self { client: kube::Client::new(service, "default"), requests, uris, _task: task }
     }
 
     pub fn requests_to(&self, path: &str) -> usize {
