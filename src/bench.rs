@@ -192,23 +192,41 @@ pub struct CheckDef {
     pub remediation: &'static str,
 }
 
+/// The section of a CIS id is its first component: `5.12` is in `5`, `1.1.3` in `1`.
+pub fn cis_section(id: &str) -> &str {
+    id.split('.').next().unwrap_or(id)
+}
+
+impl Section {
+    /// Sections from a benchmark's `(id, title)` table.
+    pub fn list(table: &[(&str, &str)]) -> Vec<Section> {
+        table.iter().map(|(id, title)| Section { id: (*id).into(), title: (*title).into() }).collect()
+    }
+}
+
+impl CheckMeta {
+    /// A CIS recommendation's metadata; the reference names the benchmark and the id.
+    pub fn cis(def: &CheckDef, remediation: String, benchmark_reference: &str) -> Self {
+        CheckMeta {
+            id: def.id.to_string(),
+            title: def.title.to_string(),
+            section: cis_section(def.id).to_string(),
+            severity: def.severity,
+            assessment: def.assessment,
+            rationale: def.rationale.to_string(),
+            remediation,
+            references: vec![format!("{benchmark_reference}, recommendation {}", def.id)],
+        }
+    }
+}
+
 impl CheckDef {
-    /// The section of a CIS id is its first component: `5.12` is in `5`, `1.1.3` in `1`.
     pub fn section(&self) -> &'static str {
-        self.id.split('.').next().unwrap_or(self.id)
+        cis_section(self.id)
     }
 
     pub fn meta(&self, benchmark_reference: &str) -> CheckMeta {
-        CheckMeta {
-            id: self.id.to_string(),
-            title: self.title.to_string(),
-            section: self.section().to_string(),
-            severity: self.severity,
-            assessment: self.assessment,
-            rationale: self.rationale.to_string(),
-            remediation: self.remediation.to_string(),
-            references: vec![format!("{benchmark_reference}, recommendation {}", self.id)],
-        }
+        CheckMeta::cis(self, self.remediation.to_string(), benchmark_reference)
     }
 }
 

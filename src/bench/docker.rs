@@ -372,10 +372,7 @@ pub fn run(facts: &DockerFacts, files: &HostFiles) -> BenchReport {
         benchmark: BENCHMARK.into(),
         version: VERSION.into(),
         target: format!("{} {} at unix://{}", facts.engine.as_str(), facts.version, facts.socket.display()),
-        sections: defs::SECTIONS
-            .iter()
-            .map(|(id, title)| Section { id: (*id).into(), title: (*title).into() })
-            .collect(),
+        sections: Section::list(defs::SECTIONS),
         checks,
     }
 }

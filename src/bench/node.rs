@@ -385,10 +385,7 @@ pub fn run(facts: &NodeFacts, files: &HostFiles, target: &str) -> BenchReport {
         benchmark: BENCHMARK.into(),
         version: VERSION.into(),
         target: target.to_string(),
-        sections: defs::SECTIONS
-            .iter()
-            .map(|(id, title)| Section { id: (*id).into(), title: (*title).into() })
-            .collect(),
+        sections: Section::list(defs::SECTIONS),
         checks,
     }
 }

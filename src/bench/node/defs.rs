@@ -9,7 +9,7 @@ use super::rules::{
     Rule,
     Test::*,
 };
-use crate::bench::{Assessment, Assessment::*, CheckMeta};
+use crate::bench::{Assessment, Assessment::*, CheckDef, CheckMeta};
 use crate::model::Severity::{self, *};
 
 pub const SECTIONS: &[(&str, &str)] =
@@ -56,21 +56,16 @@ pub struct NodeCheck {
 }
 
 impl NodeCheck {
-    pub fn section(&self) -> &'static str {
-        self.id.split('.').next().unwrap_or(self.id)
-    }
-
     pub fn meta(&self, reference: &str) -> CheckMeta {
-        CheckMeta {
-            id: self.id.to_string(),
-            title: self.title.to_string(),
-            section: self.section().to_string(),
+        let def = CheckDef {
+            id: self.id,
+            title: self.title,
             severity: self.severity,
             assessment: self.assessment,
-            rationale: self.rationale.to_string(),
-            remediation: self.rule.remediation(),
-            references: vec![format!("{reference}, recommendation {}", self.id)],
-        }
+            rationale: self.rationale,
+            remediation: "",
+        };
+        CheckMeta::cis(&def, self.rule.remediation(), reference)
     }
 }
 
