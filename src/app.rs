@@ -37,7 +37,13 @@ pub fn initial_state(config: &Config, store: &Store) -> anyhow::Result<AppState>
 pub async fn run(config: Config, store: Store) -> anyhow::Result<()> {
     let mut state = initial_state(&config, &store)?;
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let effects = effects::Effects::new(tx, Arc::new(store), state.engine_sockets_searched.clone(), config.scan_limits);
+    let effects = effects::Effects::new(
+        tx,
+        Arc::new(store),
+        state.engine_sockets_searched.clone(),
+        config.scan_limits,
+        config.config_dir.join("checks"),
+    );
     let mut terminal = terminal::enter().context("cannot set up the terminal")?;
     let result = event_loop(&mut terminal, &mut state, &effects, &mut rx, &config).await;
     terminal::restore().context("cannot restore the terminal")?;

@@ -26,6 +26,10 @@ pub fn render(frame: &mut Frame, state: &AppState, theme: &Theme) {
         PaneId::Packages => panes::packages::render(frame, body, state, theme),
         PaneId::Findings => panes::findings::render(frame, body, state, theme),
         PaneId::FindingDetail => panes::finding_detail::render(frame, body, state, theme),
+        PaneId::Compliance => panes::compliance::render(frame, body, state, theme),
+        PaneId::ComplianceCheck => panes::compliance_check::render(frame, body, state, theme),
+        PaneId::Workloads => panes::workloads::render(frame, body, state, theme),
+        PaneId::WorkloadChecks => panes::workloads::render_checks(frame, body, state, theme),
     }
     widgets::status_bar::render(frame, footer, state, theme);
     match &state.mode {
@@ -75,12 +79,43 @@ pub(crate) mod snapshot {
             states.push(state.clone());
         }
         states.push(crate::app::fixtures::loading_state());
+        states.extend(new_pane_states());
         for (width, height) in [(1, 1), (10, 3), (40, 10), (80, 24), (300, 100), (0, 0)] {
             for state in &states {
                 let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("test backend");
                 terminal.draw(|frame| super::render(frame, state, &theme)).expect("draw");
             }
         }
+    }
+
+    /// The Compliance pane with a report and a check open, the Workloads pane and a workload's
+    /// checks.
+    fn new_pane_states() -> Vec<AppState> {
+        use crate::app::action::{Action, Command, Effect};
+        use crate::app::update::{run_command, update};
+        let mut states = Vec::new();
+        let mut state = crate::app::fixtures::state();
+        for _ in 0..3 {
+            run_command(&mut state, Command::NextPane);
+        }
+        if let [Effect::RunBench { request, kind, .. }] = run_command(&mut state, Command::BenchDocker).as_slice() {
+            let result = Ok(crate::app::fixtures::bench_done().into());
+            update(&mut state, Action::BenchFinished { request: *request, kind: *kind, result });
+        }
+        states.push(state.clone());
+        run_command(&mut state, Command::Enter);
+        states.push(state.clone());
+        run_command(&mut state, Command::NextPane);
+        if let [Effect::LoadInventory { request, .. }] = run_command(&mut state, Command::NextPane).as_slice() {
+            let result = Ok(std::sync::Arc::new(crate::app::fixtures::workloads_data()));
+            update(&mut state, Action::InventoryLoaded { request: *request, result });
+        }
+        states.push(state.clone());
+        run_command(&mut state, Command::Enter);
+        states.push(state.clone());
+        assert_eq!(states.len(), 4);
+        assert_eq!(state.pane(), crate::app::state::PaneId::WorkloadChecks);
+        states
     }
 
     #[macro_export]

@@ -353,3 +353,45 @@ fn findings_of_a_stored_image_and_accepting_one_writes_picketignore() {
     assert!(written.contains("id: \"CVE-2021-44906\"") && written.contains("reason: \"build only\""), "{written}");
     assert!(written.contains("package: \"minimist\""), "{written}");
 }
+
+#[test]
+fn compliance_pane_runs_cis_docker_on_podman_and_opens_a_check() {
+    let Some(podman) = common::engines::Podman::start() else { return };
+    if !have_tool("tmux") {
+        return;
+    }
+    podman.podman(&["run", "-d", "--name", "e2e-priv", "--privileged", common::engines::Podman::IMAGE, "sleep", "600"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let command = format!(
+        "env DOCKER_HOST=unix://{sock} XDG_CONFIG_HOME={d}/config XDG_DATA_HOME={d}/data KUBECONFIG={d}/none {bin}; \
+         echo \"EXIT=$?\" > {d}/exit; sleep 60",
+        sock = podman.socket.display(),
+        d = dir.path().display(),
+        bin = env!("CARGO_BIN_EXE_picket"),
+    );
+    let tmux = Tmux::start(dir.path(), 140, 40, &command);
+    tmux.expect("Local host");
+    tmux.send(&[":", "b", "e", "n", "c", "h", "Enter"]);
+    tmux.expect("No benchmark has been run yet");
+    tmux.send(&["1"]);
+    let report = tmux.expect("CIS Docker Benchmark v1.6.0");
+    assert!(report.contains("Podman") && report.contains(&podman.socket.display().to_string()), "{report}");
+    assert!(report.contains("Container Runtime") && report.contains("all checks"), "{report}");
+    tmux.send(&["/", "5", ".", "5", "Enter"]);
+    let filtered = tmux.expect("</5.5>");
+    let row = filtered
+        .lines()
+        .find(|l| l.contains("Ensure that privileged containers are not used"))
+        .unwrap_or_else(|| panic!("no 5.5 row:\n{filtered}"));
+    assert!(row.contains("FAIL") && row.contains("5.5") && row.contains("CRITICAL") && row.contains("1/1"), "{row}");
+    tmux.send(&["Enter"]);
+    let detail = tmux.expect("Remediation");
+    assert!(detail.contains("Do not run containers with `--privileged`"), "{detail}");
+    assert!(detail.contains("container e2e-priv") && detail.contains("privileged: true"), "{detail}");
+    tmux.send(&["Escape"]);
+    tmux.expect("</5.5>");
+    tmux.send(&[":", "q", "Enter"]);
+    let exit =
+        wait_for(Duration::from_secs(10), || std::fs::read_to_string(dir.path().join("exit")).ok()).expect("exit");
+    assert_eq!(exit.trim(), "EXIT=0");
+}

@@ -8,7 +8,7 @@ use crossterm::event::KeyEvent;
 
 use std::sync::Arc;
 
-use crate::app::state::{FindingsData, VulnDbSummary};
+use crate::app::state::{BenchDone, BenchKind, FindingsData, VulnDbSummary, WorkloadsData};
 use crate::cluster::KubeContexts;
 use crate::engine::EngineKind;
 use crate::engine::{ContainerDetail, EngineProbe};
@@ -64,6 +64,12 @@ pub enum Command {
     SortPackage,
     SortFixed,
     Accept,
+    BenchDocker,
+    BenchNode,
+    BenchCluster,
+    PrevReport,
+    NextReport,
+    NextNamespace,
 }
 
 impl Command {
@@ -88,6 +94,12 @@ impl Command {
         Self::SortPackage,
         Self::SortFixed,
         Self::Accept,
+        Self::BenchDocker,
+        Self::BenchNode,
+        Self::BenchCluster,
+        Self::PrevReport,
+        Self::NextReport,
+        Self::NextNamespace,
         Self::Quit,
     ];
 
@@ -114,6 +126,12 @@ impl Command {
             Self::SortPackage => "sort-package",
             Self::SortFixed => "sort-fixed",
             Self::Accept => "accept",
+            Self::BenchDocker => "bench-docker",
+            Self::BenchNode => "bench-node",
+            Self::BenchCluster => "bench-k8s",
+            Self::PrevReport => "prev-report",
+            Self::NextReport => "next-report",
+            Self::NextNamespace => "next-namespace",
         }
     }
 
@@ -144,6 +162,12 @@ impl Command {
             Self::SortPackage => "Sort findings by package",
             Self::SortFixed => "Sort findings by fixed version",
             Self::Accept => "Accept the finding (writes .picketignore)",
+            Self::BenchDocker => "Run CIS Docker on the first engine",
+            Self::BenchNode => "Run CIS Kubernetes node checks on /",
+            Self::BenchCluster => "Run cluster checks on the context",
+            Self::PrevReport => "Previous benchmark report",
+            Self::NextReport => "Next benchmark report",
+            Self::NextNamespace => "Next namespace (all, then each)",
         }
     }
 }
@@ -190,6 +214,17 @@ pub enum Action {
     FindingAccepted {
         id: String,
         result: Result<String, String>,
+    },
+    /// A benchmark run by `Effect::RunBench` finished.
+    BenchFinished {
+        request: u64,
+        kind: BenchKind,
+        result: Result<Arc<BenchDone>, String>,
+    },
+    /// The active context's workloads, judged.
+    InventoryLoaded {
+        request: u64,
+        result: Result<Arc<WorkloadsData>, String>,
     },
     ExpireToast(u64),
     RefreshTick,
@@ -247,5 +282,17 @@ pub enum Effect {
         package: Option<String>,
         reason: String,
         expires: Option<jiff::civil::Date>,
+    },
+    /// Run a benchmark: Docker on the first engine socket, the node at `/`, or the cluster of
+    /// `context` (None: kubeconfig's current one).
+    RunBench {
+        request: u64,
+        kind: BenchKind,
+        context: Option<String>,
+    },
+    /// List the workloads of `context` and judge them (PSS baseline, CIS 5.2).
+    LoadInventory {
+        request: u64,
+        context: Option<String>,
     },
 }

@@ -8,18 +8,21 @@ use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::app::action::{Action, Effect, PluginRun, StoredSbom};
-use crate::app::state::{FindingsData, VulnDbSummary};
+use crate::app::state::{BenchDone, BenchKind, FindingsData, VulnDbSummary, WorkloadsData};
+use crate::bench::files::HostFiles;
 use crate::gate::ignorefile::IgnoreFile;
 use crate::scan::{self, Limits, ScanOptions, SourceSpec};
 use crate::store::{Store, TreeName};
 use crate::vulndb::{VulnDb, matcher};
-use crate::{cluster, engine, local};
+use crate::{bench, cluster, engine, local};
 
 pub struct Effects {
     tx: UnboundedSender<Action>,
     store: Arc<Store>,
     engine_candidates: Vec<PathBuf>,
     scan_limits: Limits,
+    /// The user's custom cluster checks (`config_dir/checks`).
+    checks_dir: PathBuf,
 }
 
 impl Effects {
@@ -28,8 +31,9 @@ impl Effects {
         store: Arc<Store>,
         engine_candidates: Vec<PathBuf>,
         scan_limits: Limits,
+        checks_dir: PathBuf,
     ) -> Self {
-        Self { tx, store, engine_candidates, scan_limits }
+        Self { tx, store, engine_candidates, scan_limits, checks_dir }
     }
 
     pub fn run(&self, effect: Effect) {
@@ -127,6 +131,17 @@ impl Effects {
                     let _ = tx.send(Action::FindingAccepted { id, result });
                 });
             }
+            Effect::RunBench { request, kind, context } => {
+                let candidates = self.engine_candidates.clone();
+                let checks_dir = self.checks_dir.clone();
+                tokio::spawn(async move {
+                    let result = run_bench(kind, &candidates, context.as_deref(), checks_dir).await.map(Arc::new);
+                    let _ = tx.send(Action::BenchFinished { request, kind, result });
+                });
+            }
+            Effect::LoadInventory { request, context } => {
+                tokio::spawn(load_inventory(tx, request, context));
+            }
             Effect::ExpireToast { id, after } => {
                 tokio::spawn(async move {
                     tokio::time::sleep(after).await;
@@ -135,6 +150,96 @@ impl Effects {
             }
         }
     }
+}
+
+fn joined(result: Result<Result<BenchDone, String>, tokio::task::JoinError>) -> Result<BenchDone, String> {
+    result.unwrap_or_else(|e| Err(format!("the benchmark task failed: {e}")))
+}
+
+/// Runs one benchmark as `picket bench docker|node|k8s` does, with the defaults: the first
+/// engine socket, the root `/`, the shipped and the user's custom checks.
+async fn run_bench(
+    kind: BenchKind,
+    candidates: &[PathBuf],
+    context: Option<&str>,
+    checks_dir: PathBuf,
+) -> Result<BenchDone, String> {
+    match kind {
+        BenchKind::Docker => {
+            let found = engine::existing_sockets(candidates);
+            let Some(socket) = found.first().cloned() else {
+                let searched: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
+                return Err(format!("no container engine socket found (looked for {})", searched.join(", ")));
+            };
+            let mut notes = Vec::new();
+            if found.len() > 1 {
+                notes.push(format!("{} engines found: benchmarking the first, {}", found.len(), socket.display()));
+            }
+            // Gathering reads /proc and files besides asking the API: off the async workers.
+            let handle = tokio::runtime::Handle::current();
+            joined(
+                tokio::task::spawn_blocking(move || {
+                    let files = HostFiles::new("/");
+                    let facts = handle.block_on(bench::docker::gather(&socket, &files)).map_err(|e| e.to_string())?;
+                    Ok(BenchDone { report: bench::docker::run(&facts, &files), notes })
+                })
+                .await,
+            )
+        }
+        BenchKind::Node => joined(
+            tokio::task::spawn_blocking(|| {
+                let files = HostFiles::new("/");
+                let facts = bench::node::NodeFacts::gather(&files);
+                let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+                let report = bench::node::run(&facts, &files, &format!("node {}", host.trim()));
+                Ok(BenchDone { report, notes: facts.warnings })
+            })
+            .await,
+        ),
+        BenchKind::Cluster => {
+            let custom = tokio::task::spawn_blocking(move || {
+                let mut custom = bench::custom::shipped()?;
+                custom.extend(bench::custom::load_dirs(&[checks_dir])?);
+                Ok::<_, bench::custom::CustomCheckError>(custom)
+            })
+            .await
+            .map_err(|e| format!("the benchmark task failed: {e}"))?
+            .map_err(|e| format!("custom checks: {e}"))?;
+            let (client, name) = cluster::client_for(context).await.map_err(|e| e.to_string())?;
+            let inventory = cluster::inventory::load(&client, &name).await.map_err(|e| e.to_string())?;
+            joined(
+                tokio::task::spawn_blocking(move || {
+                    let notes = inventory.forbidden.iter().map(|f| format!("cannot {} ({})", f.needs(), f.message));
+                    let notes = notes.collect();
+                    Ok(BenchDone { report: bench::k8s::run_with(&inventory, &custom), notes })
+                })
+                .await,
+            )
+        }
+    }
+}
+
+/// The Workloads pane's data: the context's inventory, its pod-security checks, a row per
+/// workload. The one place that reads workloads from the cluster, so that a watch can replace
+/// the list later.
+async fn load_inventory(tx: UnboundedSender<Action>, request: u64, context: Option<String>) {
+    let result = async {
+        let (client, name) = cluster::client_for(context.as_deref()).await.map_err(|e| e.to_string())?;
+        let inventory = cluster::inventory::load(&client, &name).await.map_err(|e| e.to_string())?;
+        tokio::task::spawn_blocking(move || {
+            let report = bench::k8s::run(&inventory);
+            WorkloadsData {
+                context: inventory.context.clone(),
+                rows: bench::k8s::summary::workload_risks(&inventory, &report),
+                report: Arc::new(report),
+                warnings: inventory.forbidden.iter().map(|f| format!("cannot {} ({})", f.needs(), f.message)).collect(),
+            }
+        })
+        .await
+        .map_err(|e| format!("the inventory task failed: {e}"))
+    }
+    .await;
+    let _ = tx.send(Action::InventoryLoaded { request, result: result.map(Arc::new) });
 }
 
 fn vulndb_summary(store: &Store) -> Result<VulnDbSummary, String> {
@@ -225,6 +330,20 @@ mod tests {
             env: [("NAME".to_string(), "web".to_string())].into(),
             background: true,
         }
+    }
+
+    #[tokio::test]
+    async fn benchmarks_that_cannot_start_say_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nobody.sock");
+        let err = run_bench(BenchKind::Docker, std::slice::from_ref(&missing), None, dir.path().into()).await;
+        let err = err.unwrap_err();
+        assert!(err.starts_with("no container engine socket found") && err.contains("nobody.sock"), "{err}");
+        // A broken custom check is named before any cluster is asked.
+        std::fs::write(dir.path().join("bad.yaml"), "checks: [{ id: X, title: t, target: Pod, expression: '1 +' }]")
+            .unwrap();
+        let err = run_bench(BenchKind::Cluster, &[], Some("nowhere"), dir.path().into()).await.unwrap_err();
+        assert!(err.starts_with("custom checks: ") && err.contains("bad.yaml"), "{err}");
     }
 
     #[tokio::test]

@@ -1,5 +1,11 @@
 //! Everything the screen shows. Changed only by `update`; read by `ui::render`.
 
+mod compliance;
+mod workloads;
+
+pub use compliance::{BenchDone, BenchKind, BenchRun, CheckDetail, ComplianceState, check_text, result_text};
+pub use workloads::{WorkloadsData, WorkloadsState, images_label, workload_text};
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -25,11 +31,18 @@ pub enum PaneId {
     Packages,
     Findings,
     FindingDetail,
+    Compliance,
+    /// One check of a benchmark in full.
+    ComplianceCheck,
     Contexts,
+    Workloads,
+    /// The failed checks of one workload.
+    WorkloadChecks,
 }
 
 /// The panes `tab` cycles through, in order.
-pub const TOP_PANES: [PaneId; 4] = [PaneId::Overview, PaneId::Containers, PaneId::Images, PaneId::Contexts];
+pub const TOP_PANES: [PaneId; 6] =
+    [PaneId::Overview, PaneId::Containers, PaneId::Images, PaneId::Compliance, PaneId::Contexts, PaneId::Workloads];
 
 impl PaneId {
     /// The plugin scope of this pane.
@@ -39,7 +52,9 @@ impl PaneId {
             Self::Containers | Self::ContainerDetail => "containers",
             Self::Images | Self::Packages => "images",
             Self::Findings | Self::FindingDetail => "findings",
+            Self::Compliance | Self::ComplianceCheck => "compliance",
             Self::Contexts => "contexts",
+            Self::Workloads | Self::WorkloadChecks => "workloads",
         }
     }
 
@@ -52,7 +67,11 @@ impl PaneId {
             Self::Packages => "packages",
             Self::Findings => "findings",
             Self::FindingDetail => "finding",
+            Self::Compliance => "compliance",
+            Self::ComplianceCheck => "check",
             Self::Contexts => "contexts",
+            Self::Workloads => "workloads",
+            Self::WorkloadChecks => "workload",
         }
     }
 }
@@ -334,6 +353,11 @@ pub struct AppState {
     pub scans: Map<String, ScanState>,
     pub packages: Option<PackagesState>,
     pub findings: Option<FindingsState>,
+    pub compliance: ComplianceState,
+    /// The check open in the ComplianceCheck pane.
+    pub check: Option<CheckDetail>,
+    /// None until the Workloads pane is first shown (or after the context changes).
+    pub workloads: Option<WorkloadsState>,
     pub vulndb: Loadable<VulnDbSummary>,
     /// Where accepted findings are written (`.picketignore` in the directory picket started in).
     pub ignore_path: PathBuf,
@@ -369,6 +393,9 @@ impl AppState {
             scans: Map::new(),
             packages: None,
             findings: None,
+            compliance: ComplianceState::default(),
+            check: None,
+            workloads: None,
             vulndb: Loadable::Loading,
             ignore_path: PathBuf::from(".picketignore"),
             nav: vec![PaneId::Overview],
@@ -400,6 +427,10 @@ impl AppState {
             PaneId::Images => Some(&self.images_view),
             PaneId::Packages => self.packages.as_ref().map(|p| &p.view),
             PaneId::Findings => self.findings.as_ref().map(|f| &f.view),
+            PaneId::Compliance => Some(&self.compliance.view),
+            PaneId::ComplianceCheck => self.check.as_ref().map(|c| &c.view),
+            PaneId::Workloads => self.workloads.as_ref().map(|w| &w.view),
+            PaneId::WorkloadChecks => self.workloads.as_ref().map(|w| &w.checks_view),
             PaneId::Overview | PaneId::ContainerDetail | PaneId::FindingDetail => None,
         }
     }
@@ -411,6 +442,10 @@ impl AppState {
             PaneId::Images => Some(&mut self.images_view),
             PaneId::Packages => self.packages.as_mut().map(|p| &mut p.view),
             PaneId::Findings => self.findings.as_mut().map(|f| &mut f.view),
+            PaneId::Compliance => Some(&mut self.compliance.view),
+            PaneId::ComplianceCheck => self.check.as_mut().map(|c| &mut c.view),
+            PaneId::Workloads => self.workloads.as_mut().map(|w| &mut w.view),
+            PaneId::WorkloadChecks => self.workloads.as_mut().map(|w| &mut w.checks_view),
             PaneId::Overview | PaneId::ContainerDetail | PaneId::FindingDetail => None,
         }
     }
@@ -469,6 +504,15 @@ impl AppState {
             set("NAME", &ctx.name);
             set("CLUSTER", &ctx.cluster);
             set("NAMESPACE", &ctx.namespace);
+        } else if matches!(self.pane(), PaneId::Workloads | PaneId::WorkloadChecks)
+            && let Some(w) = self
+                .workloads
+                .as_ref()
+                .and_then(|w| if self.pane() == PaneId::Workloads { w.selected() } else { w.opened() })
+        {
+            set("NAME", &w.name);
+            set("NAMESPACE", &w.namespace);
+            set("KIND", &w.kind);
         }
         vars
     }

@@ -6,7 +6,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use crate::app::action::{Action, Command, Effect, PluginRun};
 use crate::app::state::{
-    AppState, DetailState, FindingSort, Loadable, Mode, PackagesState, PaneId, ScanState, TOP_PANES, Toast,
+    AppState, BenchKind, DetailState, FindingSort, Loadable, Mode, PackagesState, PaneId, ScanState, TOP_PANES, Toast,
     container_text, context_text, image_rows, image_text, package_text,
 };
 use crate::config::keymap::KeySpec;
@@ -26,7 +26,9 @@ pub const PROMPT_COMMANDS: &[PromptCommand] = &[
     PromptCommand { name: "overview", aliases: &["ov", "home", "local"], help: "Local host overview" },
     PromptCommand { name: "containers", aliases: &["co", "ctr", "ps"], help: "Containers of local engines" },
     PromptCommand { name: "images", aliases: &["img", "im"], help: "Engine images and stored SBOMs" },
+    PromptCommand { name: "compliance", aliases: &["bench", "cis"], help: "Benchmarks: 1 docker, 2 node, 3 cluster" },
     PromptCommand { name: "contexts", aliases: &["ctx", "context"], help: "Contexts; ':ctx NAME' switches" },
+    PromptCommand { name: "workloads", aliases: &["wl", "workload"], help: "Workloads of the context, by risk" },
     PromptCommand { name: "refresh", aliases: &["r"], help: "Reload everything shown" },
     PromptCommand { name: "help", aliases: &["h", "?"], help: "Show help" },
     PromptCommand { name: "quit", aliases: &["q", "q!", "exit"], help: "Quit picket" },
@@ -172,6 +174,11 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
             vec![]
         }
         Action::FindingAccepted { id, result } => findings::accepted(state, id, result),
+        Action::BenchFinished { request, kind, result } => compliance::finished(state, request, kind, result),
+        Action::InventoryLoaded { request, result } => {
+            workloads::loaded(state, request, result);
+            vec![]
+        }
         Action::ExpireToast(id) => {
             state.toasts.retain(|t| t.id != id);
             vec![]
@@ -257,6 +264,22 @@ fn refilter_current(state: &mut AppState) {
         }
         PaneId::Packages => refilter_packages(state),
         PaneId::Findings => findings::refilter(state),
+        PaneId::Compliance => compliance::refilter(state),
+        PaneId::ComplianceCheck => {
+            if let Some(check) = state.check.as_mut() {
+                check.refilter();
+            }
+        }
+        PaneId::Workloads => {
+            if let Some(workloads) = state.workloads.as_mut() {
+                workloads.refilter();
+            }
+        }
+        PaneId::WorkloadChecks => {
+            if let Some(workloads) = state.workloads.as_mut() {
+                workloads.refilter_checks();
+            }
+        }
         PaneId::Overview | PaneId::ContainerDetail | PaneId::FindingDetail => {}
     }
 }
@@ -391,6 +414,8 @@ fn run_prompt(state: &mut AppState, input: &str) -> Vec<Effect> {
         ("overview", _) => go_to(state, PaneId::Overview),
         ("containers", _) => go_to(state, PaneId::Containers),
         ("images", _) => go_to(state, PaneId::Images),
+        ("compliance", _) => go_to(state, PaneId::Compliance),
+        ("workloads", _) => go_to(state, PaneId::Workloads),
         ("contexts", None) => go_to(state, PaneId::Contexts),
         ("contexts", Some(name)) => switch_context(state, name),
         ("refresh", _) => run_command(state, Command::Refresh),
@@ -402,13 +427,25 @@ fn run_prompt(state: &mut AppState, input: &str) -> Vec<Effect> {
 
 fn go_to(state: &mut AppState, pane: PaneId) -> Vec<Effect> {
     state.nav = vec![pane];
-    vec![]
+    state.check = None;
+    pane_shown(state)
+}
+
+/// A top pane came on screen: load what it shows the first time.
+fn pane_shown(state: &mut AppState) -> Vec<Effect> {
+    match state.pane() {
+        PaneId::Workloads => workloads::ensure_loaded(state),
+        _ => vec![],
+    }
 }
 
 fn switch_context(state: &mut AppState, name: &str) -> Vec<Effect> {
     if state.context_rows().iter().any(|c| c.name == name) {
+        let changed = state.active_context() != Some(name);
         state.context = Some(name.to_string());
-        toast(state, format!("context: {name}"), false)
+        let mut effects = if changed { workloads::forget(state) } else { vec![] };
+        effects.extend(toast(state, format!("context: {name}"), false));
+        effects
     } else {
         toast(state, format!("no context '{name}' in kubeconfig"), true)
     }
@@ -467,6 +504,14 @@ pub fn run_command(state: &mut AppState, command: Command) -> Vec<Effect> {
                 if !matches!(state.pane(), PaneId::Findings | PaneId::FindingDetail) {
                     state.findings = None;
                 }
+                if state.pane() != PaneId::ComplianceCheck {
+                    state.check = None;
+                }
+                if state.pane() == PaneId::Workloads
+                    && let Some(workloads) = state.workloads.as_mut()
+                {
+                    workloads.opened = None;
+                }
             }
         }
         Command::Up => move_selection(state, -1),
@@ -480,6 +525,8 @@ pub fn run_command(state: &mut AppState, command: Command) -> Vec<Effect> {
             let index = TOP_PANES.iter().position(|p| *p == top).unwrap_or(0);
             let step = if command == Command::NextPane { 1 } else { TOP_PANES.len() - 1 };
             state.nav = vec![TOP_PANES[(index + step) % TOP_PANES.len()]];
+            state.check = None;
+            return pane_shown(state);
         }
         Command::Refresh => {
             state.engines_loading = true;
@@ -491,6 +538,11 @@ pub fn run_command(state: &mut AppState, command: Command) -> Vec<Effect> {
                     id: detail.container.id.clone(),
                 });
             }
+            match state.nav.first() {
+                Some(PaneId::Compliance) => effects.extend(compliance::rerun_shown(state)),
+                Some(PaneId::Workloads) => effects.extend(workloads::load(state)),
+                _ => {}
+            }
             return effects;
         }
         Command::Enter => return enter(state),
@@ -500,6 +552,12 @@ pub fn run_command(state: &mut AppState, command: Command) -> Vec<Effect> {
         Command::SortPackage => return findings::sort(state, FindingSort::Package),
         Command::SortFixed => return findings::sort(state, FindingSort::Fixed),
         Command::Accept => return findings::accept(state),
+        Command::BenchDocker => return compliance::run(state, BenchKind::Docker),
+        Command::BenchNode => return compliance::run(state, BenchKind::Node),
+        Command::BenchCluster => return compliance::run(state, BenchKind::Cluster),
+        Command::PrevReport => return compliance::cycle(state, false),
+        Command::NextReport => return compliance::cycle(state, true),
+        Command::NextNamespace => return workloads::next_namespace(state),
     }
     vec![]
 }
@@ -544,7 +602,10 @@ fn enter(state: &mut AppState) -> Vec<Effect> {
             vec![Effect::LoadSbom { request, key: stored.key }]
         }
         PaneId::Findings => findings::enter(state),
-        PaneId::ContainerDetail | PaneId::Packages | PaneId::FindingDetail => vec![],
+        PaneId::Compliance => compliance::enter(state),
+        PaneId::Workloads => workloads::enter(state),
+        PaneId::WorkloadChecks => workloads::enter_check(state),
+        PaneId::ContainerDetail | PaneId::Packages | PaneId::FindingDetail | PaneId::ComplianceCheck => vec![],
     }
 }
 
@@ -568,7 +629,9 @@ fn scan_selected(state: &mut AppState) -> Vec<Effect> {
     vec![Effect::ScanImage { request, name: image.name, kind, socket }]
 }
 
+mod compliance;
 mod findings;
+mod workloads;
 
 #[cfg(test)]
 mod tests;

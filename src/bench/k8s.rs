@@ -5,6 +5,7 @@
 
 pub mod pods;
 pub mod rbac;
+pub mod summary;
 pub mod workloads;
 
 use crate::bench::{Assessment, BenchReport, CheckMeta, CheckOutcome, CheckResult, Section, Status};

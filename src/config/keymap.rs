@@ -163,6 +163,12 @@ const SCOPED_BINDINGS: &[(&str, Command, &str)] = &[
     ("P", Command::SortPackage, "findings"),
     ("F", Command::SortFixed, "findings"),
     ("a", Command::Accept, "findings"),
+    ("1", Command::BenchDocker, "compliance"),
+    ("2", Command::BenchNode, "compliance"),
+    ("3", Command::BenchCluster, "compliance"),
+    ("[", Command::PrevReport, "compliance"),
+    ("]", Command::NextReport, "compliance"),
+    ("n", Command::NextNamespace, "workloads"),
 ];
 
 const DEFAULT_BINDINGS: &[(&str, Command)] = &[

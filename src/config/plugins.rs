@@ -13,7 +13,7 @@ use super::{ConfigError, parse_yaml, read_file};
 pub const SHIPPED: &str = include_str!("../../plugins-config/plugins.yaml");
 
 /// Where a plugin may run: the pane names, or `all`.
-pub const SCOPES: &[&str] = &["all", "overview", "containers", "images", "contexts"];
+pub const SCOPES: &[&str] = &["all", "overview", "containers", "images", "compliance", "contexts", "workloads"];
 
 /// The variables a plugin can use, and what they hold.
 pub const VARIABLES: &[(&str, &str)] = &[

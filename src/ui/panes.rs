@@ -1,5 +1,7 @@
 //! One file per pane; each is a pure render of its part of `AppState`.
 
+pub mod compliance;
+pub mod compliance_check;
 pub mod container_detail;
 pub mod containers;
 pub mod contexts;
@@ -8,3 +10,4 @@ pub mod findings;
 pub mod images;
 pub mod overview;
 pub mod packages;
+pub mod workloads;

@@ -132,11 +132,22 @@ fn enter_drills_in_and_esc_comes_back() {
 fn tab_cycles_top_panes() {
     let mut state = fixtures::state();
     let mut seen = vec![state.pane()];
-    for _ in 0..4 {
+    for _ in 0..6 {
         update(&mut state, Action::Key(code(KeyCode::Tab)));
         seen.push(state.pane());
     }
-    assert_eq!(seen, vec![PaneId::Overview, PaneId::Containers, PaneId::Images, PaneId::Contexts, PaneId::Overview]);
+    assert_eq!(
+        seen,
+        vec![
+            PaneId::Overview,
+            PaneId::Containers,
+            PaneId::Images,
+            PaneId::Compliance,
+            PaneId::Contexts,
+            PaneId::Workloads,
+            PaneId::Overview
+        ]
+    );
 }
 
 #[test]

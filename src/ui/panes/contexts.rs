@@ -80,6 +80,7 @@ mod tests {
     fn contexts_list_marks_active() {
         let mut state = fixtures::state();
         run_command(&mut state, Command::PrevPane);
+        run_command(&mut state, Command::PrevPane);
         assert_eq!(state.pane(), crate::app::state::PaneId::Contexts);
         run_command(&mut state, Command::Down);
         run_command(&mut state, Command::Enter);

@@ -25,6 +25,12 @@ fn short_label(command: Command) -> &'static str {
         Command::SortSeverity => "by severity",
         Command::SortPackage => "by package",
         Command::SortFixed => "by fix",
+        Command::BenchDocker => "docker",
+        Command::BenchNode => "node",
+        Command::BenchCluster => "cluster",
+        Command::PrevReport => "prev report",
+        Command::NextReport => "next report",
+        Command::NextNamespace => "namespace",
         _ => command.name(),
     }
 }
@@ -73,6 +79,10 @@ fn hints(state: &AppState, theme: &Theme) -> Line<'static> {
         PaneId::Images => &[Command::Scan, Command::Findings][..],
         PaneId::Findings => &[Command::Accept, Command::SortSeverity, Command::SortPackage, Command::SortFixed][..],
         PaneId::FindingDetail => &[Command::Accept][..],
+        PaneId::Compliance => {
+            &[Command::BenchDocker, Command::BenchNode, Command::BenchCluster, Command::NextReport][..]
+        }
+        PaneId::Workloads => &[Command::NextNamespace][..],
         _ => &[][..],
     });
     commands.extend([Command::NextPane, Command::Quit]);

@@ -1,0 +1,120 @@
+//! One row per workload for the console's Workloads pane: where it runs, how ready it is, its
+//! images, and the pod-security checks it fails (Pod Security Standards baseline and CIS
+//! Kubernetes 5.2), with the worst severity among them as its risk.
+
+use k8s_openapi::api::core::v1::PodSpec;
+
+use super::workloads::workloads;
+use crate::bench::{BenchReport, Status};
+use crate::cluster::inventory::Inventory;
+use crate::model::Severity;
+
+/// A failed pod-security check of one workload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedCheck {
+    pub id: String,
+    pub title: String,
+    pub severity: Severity,
+    pub evidence: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkloadRisk {
+    pub namespace: String,
+    /// `Deployment`, `StatefulSet`, `DaemonSet`, `CronJob`, `Job`, `Pod`.
+    pub kind: String,
+    pub name: String,
+    /// Ready and desired replicas (pods for a DaemonSet, containers for a bare Pod); None for
+    /// Jobs and CronJobs.
+    pub ready: Option<(i32, i32)>,
+    /// The images of the regular containers, in spec order.
+    pub images: Vec<String>,
+    /// Worst severity first, then by id.
+    pub failed: Vec<FailedCheck>,
+}
+
+impl WorkloadRisk {
+    /// The subject the checks name it by: `Deployment payments/api`.
+    pub fn subject(&self) -> String {
+        format!("{} {}/{}", self.kind, self.namespace, self.name)
+    }
+
+    /// The worst severity among the failed checks.
+    pub fn risk(&self) -> Option<Severity> {
+        self.failed.iter().map(|f| f.severity).max()
+    }
+}
+
+/// Whether a check counts for a workload's risk: PSS baseline and CIS 5.2 (pod security).
+pub fn is_pod_security(id: &str, section: &str) -> bool {
+    section == "PSS baseline" || id.starts_with("5.2.")
+}
+
+fn images(spec: &PodSpec) -> Vec<String> {
+    spec.containers.iter().filter_map(|c| c.image.clone()).collect()
+}
+
+fn ready_of(inv: &Inventory, kind: &str, namespace: &str, name: &str) -> Option<(i32, i32)> {
+    let here = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+        meta.name.as_deref() == Some(name) && meta.namespace.as_deref().unwrap_or("default") == namespace
+    };
+    match kind {
+        "Deployment" => inv.deployments.iter().find(|d| here(&d.metadata)).map(|d| {
+            let ready = d.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0);
+            (ready, d.spec.replicas.unwrap_or(1))
+        }),
+        "StatefulSet" => inv.stateful_sets.iter().find(|s| here(&s.metadata)).map(|s| {
+            let ready = s.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0);
+            (ready, s.spec.replicas.unwrap_or(1))
+        }),
+        "DaemonSet" => inv
+            .daemon_sets
+            .iter()
+            .find(|d| here(&d.metadata))
+            .and_then(|d| d.status.as_ref().map(|s| (s.number_ready, s.desired_number_scheduled))),
+        "Pod" => inv.pods.iter().find(|p| here(&p.metadata)).map(|p| {
+            let total = p.spec.as_ref().map_or(0, |s| s.containers.len());
+            let ready = p
+                .status
+                .as_ref()
+                .and_then(|s| s.container_statuses.as_ref())
+                .map_or(0, |statuses| statuses.iter().filter(|c| c.ready).count());
+            (i32::try_from(ready).unwrap_or(i32::MAX), i32::try_from(total).unwrap_or(i32::MAX))
+        }),
+        _ => None,
+    }
+}
+
+/// Every workload of the inventory with its failed pod-security checks from `report` (what
+/// `bench::k8s::run` gave for the same inventory), sorted by namespace, kind and name.
+pub fn workload_risks(inv: &Inventory, report: &BenchReport) -> Vec<WorkloadRisk> {
+    let checks: Vec<_> = report.checks.iter().filter(|c| is_pod_security(&c.meta.id, &c.meta.section)).collect();
+    let mut rows: Vec<WorkloadRisk> = workloads(inv)
+        .iter()
+        .map(|w| {
+            let subject = w.subject();
+            let mut failed: Vec<FailedCheck> = checks
+                .iter()
+                .flat_map(|c| {
+                    c.results.iter().filter(|r| r.status == Status::Fail && r.subject == subject).map(|r| FailedCheck {
+                        id: c.meta.id.clone(),
+                        title: c.meta.title.clone(),
+                        severity: c.meta.severity,
+                        evidence: r.evidence.clone(),
+                    })
+                })
+                .collect();
+            failed.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.id.cmp(&b.id)));
+            WorkloadRisk {
+                namespace: w.namespace().to_string(),
+                kind: w.kind.to_string(),
+                name: w.name().to_string(),
+                ready: ready_of(inv, w.kind, w.namespace(), w.name()),
+                images: images(w.spec),
+                failed,
+            }
+        })
+        .collect();
+    rows.sort_by(|a, b| (&a.namespace, &a.kind, &a.name).cmp(&(&b.namespace, &b.kind, &b.name)));
+    rows
+}
