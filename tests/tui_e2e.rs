@@ -395,3 +395,22 @@ fn compliance_pane_runs_cis_docker_on_podman_and_opens_a_check() {
         wait_for(Duration::from_secs(10), || std::fs::read_to_string(dir.path().join("exit")).ok()).expect("exit");
     assert_eq!(exit.trim(), "EXIT=0");
 }
+
+#[test]
+fn workloads_of_an_unreachable_context_say_so_and_the_console_stays_usable() {
+    if !have_tool("tmux") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tmux = Tmux::start(dir.path(), 140, 40, &picket_command(dir.path()));
+    tmux.expect("Local host");
+    // The dev context's server, 127.0.0.1:40123, has nobody listening.
+    tmux.send(&[":", "c", "t", "x", " ", "d", "e", "v", "Enter"]);
+    tmux.send(&[":", "w", "o", "r", "k", "l", "o", "a", "d", "s", "Enter"]);
+    let screen = tmux.expect("context dev");
+    assert!(screen.contains("initial object list") || screen.contains("40123"), "{screen}");
+    tmux.send(&[":", "q", "Enter"]);
+    let exit =
+        wait_for(Duration::from_secs(10), || std::fs::read_to_string(dir.path().join("exit")).ok()).expect("exit");
+    assert_eq!(exit.trim(), "EXIT=0");
+}

@@ -23,7 +23,15 @@ pub struct Effects {
     scan_limits: Limits,
     /// The user's custom cluster checks (`config_dir/checks`).
     checks_dir: PathBuf,
+    /// One watched inventory per context, started when its workloads are first shown and kept
+    /// for the console's life, so a refresh reads the stores instead of listing again.
+    watches: ClusterWatches,
 }
+
+type ClusterWatches = Arc<tokio::sync::Mutex<std::collections::BTreeMap<String, Arc<cluster::watch::ClusterWatch>>>>;
+
+/// How long the first sync of a context's inventory may take before the pane shows what it has.
+const FIRST_SYNC: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Effects {
     pub fn new(
@@ -33,7 +41,7 @@ impl Effects {
         scan_limits: Limits,
         checks_dir: PathBuf,
     ) -> Self {
-        Self { tx, store, engine_candidates, scan_limits, checks_dir }
+        Self { tx, store, engine_candidates, scan_limits, checks_dir, watches: ClusterWatches::default() }
     }
 
     pub fn run(&self, effect: Effect) {
@@ -140,7 +148,7 @@ impl Effects {
                 });
             }
             Effect::LoadInventory { request, context } => {
-                tokio::spawn(load_inventory(tx, request, context));
+                tokio::spawn(load_inventory(tx, request, context, self.watches.clone()));
             }
             Effect::ExpireToast { id, after } => {
                 tokio::spawn(async move {
@@ -220,19 +228,46 @@ async fn run_bench(
 }
 
 /// The Workloads pane's data: the context's inventory, its pod-security checks, a row per
-/// workload. The one place that reads workloads from the cluster, so that a watch can replace
-/// the list later.
-async fn load_inventory(tx: UnboundedSender<Action>, request: u64, context: Option<String>) {
+/// workload. The inventory comes from the context's watch (started on first use): the first
+/// call waits for its first sync, later ones read its stores.
+async fn load_inventory(tx: UnboundedSender<Action>, request: u64, context: Option<String>, watches: ClusterWatches) {
     let result = async {
-        let (client, name) = cluster::client_for(context.as_deref()).await.map_err(|e| e.to_string())?;
-        let inventory = cluster::inventory::load(&client, &name).await.map_err(|e| e.to_string())?;
+        let key = context.clone().unwrap_or_default();
+        let watch = {
+            let mut watches = watches.lock().await;
+            match watches.get(&key) {
+                Some(watch) => Arc::clone(watch),
+                None => {
+                    let (client, name) = cluster::client_for(context.as_deref()).await.map_err(|e| e.to_string())?;
+                    let watch = Arc::new(cluster::watch::ClusterWatch::start(client, &name));
+                    watches.insert(key, Arc::clone(&watch));
+                    watch
+                }
+            }
+        };
+        let synced = watch.ready(FIRST_SYNC).await;
+        let inventory = watch.snapshot();
+        let errors = watch.errors();
+        if inventory.namespaces.is_empty() && inventory.pods.is_empty() && !errors.is_empty() {
+            return Err(format!("context {}: {}", watch.context(), errors.join("; ")));
+        }
+        let mut warnings: Vec<String> = errors;
+        if !synced {
+            warnings
+                .push(format!("not every kind was listed within {}s; showing what has arrived", FIRST_SYNC.as_secs()));
+        }
         tokio::task::spawn_blocking(move || {
             let report = bench::k8s::run(&inventory);
             WorkloadsData {
                 context: inventory.context.clone(),
                 rows: bench::k8s::summary::workload_risks(&inventory, &report),
                 report: Arc::new(report),
-                warnings: inventory.forbidden.iter().map(|f| format!("cannot {} ({})", f.needs(), f.message)).collect(),
+                warnings: inventory
+                    .forbidden
+                    .iter()
+                    .map(|f| format!("cannot {} ({})", f.needs(), f.message))
+                    .chain(warnings)
+                    .collect(),
             }
         })
         .await
