@@ -170,6 +170,20 @@ impl BenchReport {
             .collect()
     }
 
+    /// Per namespace, counts of results (a workload failing three checks counts three), the
+    /// namespaces with most failures first. Empty for reports with no namespaced subjects.
+    pub fn tally_by_namespace(&self) -> Vec<(String, Tally)> {
+        let mut by: std::collections::BTreeMap<&str, Tally> = std::collections::BTreeMap::new();
+        for result in self.checks.iter().flat_map(|c| &c.results) {
+            if let Some(namespace) = subject_namespace(&result.subject) {
+                by.entry(namespace).or_default().add(result.status);
+            }
+        }
+        let mut out: Vec<(String, Tally)> = by.into_iter().map(|(ns, t)| (ns.to_string(), t)).collect();
+        out.sort_by(|a, b| b.1.fail.cmp(&a.1.fail).then(b.1.warn.cmp(&a.1.warn)).then(a.0.cmp(&b.0)));
+        out
+    }
+
     /// Failed results of checks at or above `threshold`: what a gate fails on.
     pub fn failures_at_or_above(&self, threshold: Severity) -> usize {
         self.checks
@@ -179,6 +193,21 @@ impl BenchReport {
             .filter(|r| r.status == Status::Fail)
             .count()
     }
+}
+
+/// The namespace a result's subject names: `Deployment payments/api`, `RoleBinding legacy/x`
+/// and `Namespace legacy` name one; cluster-scoped objects, files and containers do not.
+pub fn subject_namespace(subject: &str) -> Option<&str> {
+    let (kind, rest) = subject.split_once(' ')?;
+    if !kind.starts_with(|c: char| c.is_ascii_uppercase()) || kind.contains('/') {
+        return None;
+    }
+    if kind == "Namespace" {
+        return Some(rest);
+    }
+    let (namespace, name) = rest.split_once('/')?;
+    let simple = |s: &str| !s.is_empty() && !s.contains(' ');
+    (simple(namespace) && !name.is_empty()).then_some(namespace)
 }
 
 /// A check's fixed description, written once in a table per benchmark.
@@ -273,6 +302,43 @@ mod tests {
         assert_eq!(sections[1].1.skip, 1);
         assert_eq!(report.failures_at_or_above(Severity::High), 2);
         assert_eq!(report.failures_at_or_above(Severity::Critical), 0);
+    }
+
+    #[test]
+    fn namespaces_come_from_namespaced_subjects_only() {
+        assert_eq!(subject_namespace("Deployment payments/api"), Some("payments"));
+        assert_eq!(subject_namespace("Namespace legacy"), Some("legacy"));
+        assert_eq!(subject_namespace("RoleBinding legacy/dev-exec"), Some("legacy"));
+        for none in [
+            "ClusterRole ci",
+            "container web",
+            "/etc/docker",
+            "kube-apiserver (/etc/x.yaml)",
+            "RBAC of picket's credentials",
+            "daemon",
+        ] {
+            assert_eq!(subject_namespace(none), None, "{none}");
+        }
+        let mut check = outcome("5.2.2", "5", Severity::High, &[]);
+        check.results = vec![
+            CheckResult::new(Status::Fail, "Pod a/x", ""),
+            CheckResult::new(Status::Pass, "Pod b/y", ""),
+            CheckResult::new(Status::Fail, "Deployment b/z", ""),
+            CheckResult::new(Status::Fail, "Deployment b/w", ""),
+            CheckResult::new(Status::Fail, "ClusterRole c", ""),
+        ];
+        let report = BenchReport {
+            benchmark: "b".into(),
+            version: "1".into(),
+            target: "t".into(),
+            sections: vec![],
+            checks: vec![check],
+        };
+        let tally = report.tally_by_namespace();
+        assert_eq!(
+            tally.iter().map(|(ns, t)| (ns.as_str(), t.fail, t.pass)).collect::<Vec<_>>(),
+            vec![("b", 2, 1), ("a", 1, 0)]
+        );
     }
 
     #[test]

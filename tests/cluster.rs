@@ -101,6 +101,21 @@ async fn cluster_checks_on_realistic_objects() {
 }
 
 #[test]
+fn a_checks_dir_that_is_not_there_is_an_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+        .args(["bench", "k8s", "--checks"])
+        .arg(dir.path().join("chekcs"))
+        .env("HOME", dir.path())
+        .env_remove("KUBECONFIG")
+        .output()
+        .expect("picket runs");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("chekcs") && stderr.contains("No such file"), "{stderr}");
+}
+
+#[test]
 fn a_broken_custom_check_stops_bench_k8s_before_the_cluster_is_asked() {
     let dir = tempfile::tempdir().expect("tempdir");
     let checks = dir.path().join("checks");
@@ -181,6 +196,7 @@ async fn a_server_that_never_answers_is_a_timeout_not_a_hang() {
     let err =
         inventory::load_with_timeout(&server.client, "stuck", Duration::from_millis(300)).await.expect_err("timeout");
     assert!(matches!(err, ClusterError::Timeout { .. }), "{err:?}");
+    assert!(err.to_string().contains("context stuck: listing namespaces"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
@@ -209,6 +225,7 @@ fn fixture_objects_all_map_to_listed_collections() {
         "/api/v1/pods",
         "/apis/apps/v1/deployments",
         "/apis/apps/v1/daemonsets",
+        "/apis/apps/v1/replicasets",
         "/apis/batch/v1/jobs",
         "/apis/batch/v1/cronjobs",
         "/api/v1/services",

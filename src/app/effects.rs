@@ -189,7 +189,7 @@ async fn run_bench(
                 tokio::task::spawn_blocking(move || {
                     let files = HostFiles::new("/");
                     let facts = handle.block_on(bench::docker::gather(&socket, &files)).map_err(|e| e.to_string())?;
-                    Ok(BenchDone { report: bench::docker::run(&facts, &files), notes })
+                    Ok(BenchDone::new(bench::docker::run(&facts, &files), notes))
                 })
                 .await,
             )
@@ -200,14 +200,14 @@ async fn run_bench(
                 let facts = bench::node::NodeFacts::gather(&files);
                 let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
                 let report = bench::node::run(&facts, &files, &format!("node {}", host.trim()));
-                Ok(BenchDone { report, notes: facts.warnings })
+                Ok(BenchDone::new(report, facts.warnings))
             })
             .await,
         ),
         BenchKind::Cluster => {
             let custom = tokio::task::spawn_blocking(move || {
                 let mut custom = bench::custom::shipped()?;
-                custom.extend(bench::custom::load_dirs(&[checks_dir])?);
+                custom.extend(bench::custom::load_dirs(&[checks_dir], &[])?);
                 Ok::<_, bench::custom::CustomCheckError>(custom)
             })
             .await
@@ -219,7 +219,7 @@ async fn run_bench(
                 tokio::task::spawn_blocking(move || {
                     let notes = inventory.forbidden.iter().map(|f| format!("cannot {} ({})", f.needs(), f.message));
                     let notes = notes.collect();
-                    Ok(BenchDone { report: bench::k8s::run_with(&inventory, &custom), notes })
+                    Ok(BenchDone::new(bench::k8s::run_with(&inventory, &custom), notes))
                 })
                 .await,
             )

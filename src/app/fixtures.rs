@@ -229,8 +229,8 @@ pub fn workloads_data() -> crate::app::state::WorkloadsData {
 
 /// A finished CIS Docker run of the report fixture, with a note as the console adds them.
 pub fn bench_done() -> crate::app::state::BenchDone {
-    crate::app::state::BenchDone {
-        report: crate::report::compliance::fixtures::report(),
-        notes: vec!["2 engines found: benchmarking the first, /run/docker.sock".into()],
-    }
+    crate::app::state::BenchDone::new(
+        crate::report::compliance::fixtures::report(),
+        vec!["2 engines found: benchmarking the first, /run/docker.sock".into()],
+    )
 }

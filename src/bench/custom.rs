@@ -140,12 +140,18 @@ pub fn compile(expression: &str) -> Result<Program, String> {
     })
 }
 
-/// `*.yaml` and `*.yml` in each directory, in name order; directories that do not exist are
-/// skipped.
-pub fn load_dirs(dirs: &[PathBuf]) -> Result<Vec<CustomCheck>, CustomCheckError> {
+/// `*.yaml` and `*.yml` in each directory, in name order. The user's default directory may
+/// not exist; a directory named on the command line must, so a typo is an error, not a run
+/// without the checks.
+pub fn load_dirs(optional: &[PathBuf], required: &[PathBuf]) -> Result<Vec<CustomCheck>, CustomCheckError> {
     let mut checks = Vec::new();
-    for dir in dirs {
-        let Ok(entries) = std::fs::read_dir(dir) else { continue };
+    let dirs = optional.iter().map(|d| (d, false)).chain(required.iter().map(|d| (d, true)));
+    for (dir, required) in dirs {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => continue,
+            Err(e) => return Err(CustomCheckError::File { path: dir.clone(), message: e.to_string() }),
+        };
         let mut files: Vec<PathBuf> = entries
             .filter_map(Result::ok)
             .map(|e| e.path())

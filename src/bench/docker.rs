@@ -152,7 +152,7 @@ impl DaemonSettings {
             }
         } else if let Some(value) = flag_values(&self.args, key).pop() {
             if BOOL_FLAGS.contains(&key) {
-                return Some(Value::Bool(value != "false"));
+                return Some(parse_go_bool(&value).map_or(Value::String(value), Value::Bool));
             }
             return Some(Value::String(value));
         }
@@ -162,7 +162,7 @@ impl DaemonSettings {
     pub fn bool_option(&self, key: &str) -> Option<bool> {
         match self.option(key)? {
             Value::Bool(b) => Some(b),
-            Value::String(s) => Some(s != "false"),
+            Value::String(s) => parse_go_bool(&s),
             _ => None,
         }
     }
@@ -190,12 +190,31 @@ impl DaemonSettings {
         if hosts.is_empty() { vec![format!("unix://{DEFAULT_SOCKET}")] } else { hosts }
     }
 
+    /// Whether it listens on `socket`. `fd://` (the stock systemd units: `dockerd -H fd://`)
+    /// is the socket systemd's docker.socket passes in, `/run/docker.sock`.
     pub fn serves(&self, socket: &Path) -> bool {
-        let wanted = std::fs::canonicalize(socket).unwrap_or_else(|_| socket.to_path_buf());
-        self.hosts().iter().filter_map(|h| h.strip_prefix("unix://")).any(|path| {
-            let path = Path::new(path);
-            std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()) == wanted
+        let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        let wanted = real(socket);
+        self.hosts().iter().any(|host| match host.strip_prefix("unix://") {
+            Some(path) => real(Path::new(path)) == wanted,
+            None if host.starts_with("fd://") => {
+                [SYSTEMD_SOCKET, DEFAULT_SOCKET].iter().any(|p| real(Path::new(p)) == wanted)
+            }
+            None => false,
         })
+    }
+}
+
+/// Where systemd's docker.socket listens for `dockerd -H fd://`.
+const SYSTEMD_SOCKET: &str = "/run/docker.sock";
+
+/// Go's `strconv.ParseBool`, which dockerd's flags use: `1 t T TRUE true True`, `0 f F FALSE
+/// false False`; anything else is not a bool.
+pub fn parse_go_bool(text: &str) -> Option<bool> {
+    match text {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
     }
 }
 

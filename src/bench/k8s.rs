@@ -14,7 +14,8 @@ use crate::model::Severity;
 use rbac::Permission;
 use workloads::{Workload, workloads};
 
-pub const BENCHMARK: &str = "Kubernetes cluster checks";
+/// The report's name; its version is the CIS benchmark's.
+pub const BENCHMARK: &str = "CIS Kubernetes Benchmark section 5, Pod Security Standards, RBAC risks";
 pub const CIS_REFERENCE: &str = "CIS Kubernetes Benchmark v1.12.0";
 pub const PSS_REFERENCE: &str = "Kubernetes Pod Security Standards";
 
@@ -667,14 +668,14 @@ pub fn run_with(inv: &Inventory, custom: &[crate::bench::custom::CustomCheck]) -
     }
     BenchReport {
         benchmark: BENCHMARK.into(),
-        version: "CIS 1.12.0 section 5, PSS".into(),
+        version: "1.12.0".into(),
         target: format!("context {}", inv.context),
         sections: ["5", "PSS baseline", "PSS restricted", "RBAC risks", crate::bench::custom::SECTION]
             .iter()
             .map(|s| Section {
                 id: (*s).into(),
                 title: match *s {
-                    "5" => "Policies (CIS Kubernetes Benchmark)".into(),
+                    "5" => "Policies".into(),
                     other => other.to_string(),
                 },
             })
@@ -717,15 +718,17 @@ fn policy_control(inv: &Inventory) -> Vec<CheckResult> {
         .namespaces
         .iter()
         .filter_map(|ns| {
+            // `privileged` is a level that enforces nothing.
             let level = ns.metadata.labels.as_ref()?.get("pod-security.kubernetes.io/enforce")?;
-            Some(format!("{}={level}", ns.metadata.name.as_deref().unwrap_or_default()))
+            matches!(level.as_str(), "baseline" | "restricted")
+                .then(|| format!("{}={level}", ns.metadata.name.as_deref().unwrap_or_default()))
         })
         .collect();
     if enforced.is_empty() {
         vec![CheckResult::new(
             Status::Warn,
             "cluster",
-            "no namespace has a pod-security.kubernetes.io/enforce label; confirm another admission policy (Kyverno, Gatekeeper) is in place",
+            "no namespace enforces the baseline or restricted Pod Security Standard (pod-security.kubernetes.io/enforce); confirm another admission policy (Kyverno, Gatekeeper) is in place",
         )]
     } else {
         vec![CheckResult::new(

@@ -66,9 +66,7 @@ pub fn run(command: &BenchCommand, config: &Config, context: Option<&str>) -> an
         BenchCommand::K8s { checks, common } => {
             // Checks are read first: a broken one is an error before the cluster is asked.
             let mut custom = crate::bench::custom::shipped()?;
-            let mut dirs = vec![config.config_dir.join("checks")];
-            dirs.extend(checks.iter().cloned());
-            custom.extend(crate::bench::custom::load_dirs(&dirs)?);
+            custom.extend(crate::bench::custom::load_dirs(&[config.config_dir.join("checks")], checks)?);
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()

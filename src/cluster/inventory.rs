@@ -63,8 +63,8 @@ impl Forbidden {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
-    #[error("context {context}: the API server did not answer within {secs}s")]
-    Timeout { context: String, secs: u64 },
+    #[error("context {context}: listing {resource}: the API server did not answer within {secs}s")]
+    Timeout { context: String, resource: String, secs: u64 },
     #[error(
         "context {context}: the API server rejected the credentials (401): {message}; the token or certificate may have expired"
     )]
@@ -75,9 +75,10 @@ pub enum ClusterError {
         #[source]
         source: kube::Error,
     },
-    #[error("context {context}: {source}")]
+    #[error("context {context}: listing {resource}: {source}")]
     Api {
         context: String,
+        resource: String,
         #[source]
         source: kube::Error,
     },
@@ -121,7 +122,7 @@ fn resource_name<K: Resource<DynamicType = ()>>() -> String {
 
 /// Classifies one failed request: 403 gives its message, which the caller records; the rest
 /// are errors.
-fn classify(context: &str, error: kube::Error) -> Result<String, ClusterError> {
+fn classify(context: &str, resource: &str, error: kube::Error) -> Result<String, ClusterError> {
     match error {
         kube::Error::Api(status) if status.code == 403 => Ok(status.message.clone()),
         kube::Error::Api(status) if status.code == 401 => {
@@ -130,7 +131,7 @@ fn classify(context: &str, error: kube::Error) -> Result<String, ClusterError> {
         e @ (kube::Error::HyperError(_) | kube::Error::Service(_)) => {
             Err(ClusterError::Unreachable { context: context.to_string(), source: e })
         }
-        e => Err(ClusterError::Api { context: context.to_string(), source: e }),
+        e => Err(ClusterError::Api { context: context.to_string(), resource: resource.to_string(), source: e }),
     }
 }
 
@@ -187,6 +188,7 @@ where
         }
         let page = tokio::time::timeout(lister.timeout, fetch(params)).await.map_err(|_| ClusterError::Timeout {
             context: lister.context.to_string(),
+            resource: resource.clone(),
             secs: lister.timeout.as_secs(),
         })?;
         match page {
@@ -198,7 +200,7 @@ where
                 }
             }
             Err(e) => {
-                let message = classify(lister.context, e)?;
+                let message = classify(lister.context, &resource, e)?;
                 forbidden.push(Forbidden { resource, message });
                 return Ok(Vec::new());
             }

@@ -45,6 +45,15 @@ impl BenchKind {
 pub struct BenchDone {
     pub report: BenchReport,
     pub notes: Vec<String>,
+    /// Results per namespace, worked out once when the report arrives (cluster reports).
+    pub namespaces: Vec<(String, crate::bench::Tally)>,
+}
+
+impl BenchDone {
+    pub fn new(report: BenchReport, notes: Vec<String>) -> Self {
+        let namespaces = report.tally_by_namespace();
+        Self { report, notes, namespaces }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -105,3 +105,19 @@ fn ports_restart_policy_devices_and_apparmor_from_inspect() {
     );
     assert_eq!(report.checks.len(), 106);
 }
+
+#[test]
+fn bool_flags_follow_go_and_fd_hosts_are_the_systemd_socket() {
+    let files = HostFiles::new(tempfile::tempdir().unwrap().path());
+    let args: Vec<String> =
+        ["-H", "fd://", "--no-new-privileges=0", "--icc=F", "--live-restore=True", "--iptables=maybe"]
+            .map(String::from)
+            .to_vec();
+    let settings = DaemonSettings::from_args(None, args, &files);
+    assert_eq!(settings.bool_option("no-new-privileges"), Some(false));
+    assert_eq!(settings.bool_option("icc"), Some(false));
+    assert_eq!(settings.bool_option("live-restore"), Some(true));
+    assert_eq!(settings.bool_option("iptables"), None, "not a bool");
+    assert!(settings.serves(Path::new("/run/docker.sock")));
+    assert!(!settings.serves(Path::new("/tmp/other.sock")));
+}

@@ -210,9 +210,17 @@ pub fn seccomp_not_set(w: &Workload) -> Violation {
     })
 }
 
-/// PSS baseline: not Unconfined.
+/// PSS baseline: not Unconfined, on the pod or any container.
 pub fn seccomp_unconfined(w: &Workload) -> Violation {
-    each_container(w, |c| (seccomp_type(w, c).as_deref() == Some("Unconfined")).then(|| "seccomp Unconfined".into()))
+    let pod = w.pod_security().and_then(|p| p.seccomp_profile.as_ref()).filter(|p| p.type_ == "Unconfined");
+    let pod = pod.map(|_| "pod seccomp Unconfined".to_string());
+    let containers = each_container(w, |c| {
+        c.security
+            .and_then(|s| s.seccomp_profile.as_ref())
+            .filter(|p| p.type_ == "Unconfined")
+            .map(|_| "seccomp Unconfined".into())
+    });
+    list(pod.into_iter().chain(containers).collect())
 }
 
 pub fn no_security_context(w: &Workload) -> Violation {
@@ -239,7 +247,12 @@ pub fn apparmor_unconfined(w: &Workload) -> Violation {
             .filter(|p| p.type_ == "Unconfined")
             .map(|_| "AppArmor Unconfined".into())
     });
-    list(annotated.chain(fields).collect())
+    let pod = w
+        .pod_security()
+        .and_then(|p| p.app_armor_profile.as_ref())
+        .filter(|p| p.type_ == "Unconfined")
+        .map(|_| "pod AppArmor Unconfined".to_string());
+    list(annotated.chain(pod).chain(fields).collect())
 }
 
 const SELINUX_TYPES: &[&str] = &["", "container_t", "container_init_t", "container_kvm_t", "container_engine_t"];

@@ -21,7 +21,8 @@ pub struct Grant<'a> {
     pub role: String,
     pub subjects: Vec<&'a Subject>,
     pub rules: Vec<&'a PolicyRule>,
-    /// Made by Kubernetes itself (`system:` bindings).
+    /// Made by Kubernetes itself: labelled `kubernetes.io/bootstrapping=rbac-defaults`, as the
+    /// API server labels the bindings it creates (a name alone proves nothing).
     pub system: bool,
 }
 
@@ -45,6 +46,11 @@ pub fn subject_text(s: &Subject) -> String {
     }
 }
 
+/// Objects the API server creates for RBAC carry this label.
+pub fn is_bootstrap(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> bool {
+    meta.labels.as_ref().and_then(|l| l.get("kubernetes.io/bootstrapping")).is_some_and(|v| v == "rbac-defaults")
+}
+
 pub fn grants(inv: &Inventory) -> Vec<Grant<'_>> {
     let cluster_rules = |name: &str| -> Vec<&PolicyRule> {
         inv.cluster_roles
@@ -57,7 +63,7 @@ pub fn grants(inv: &Inventory) -> Vec<Grant<'_>> {
     for b in &inv.cluster_role_bindings {
         let name = b.metadata.name.clone().unwrap_or_default();
         out.push(Grant {
-            system: name.starts_with("system:"),
+            system: is_bootstrap(&b.metadata),
             binding: format!("ClusterRoleBinding {name}"),
             role: format!("ClusterRole {}", b.role_ref.name),
             subjects: b.subjects.iter().flatten().collect(),
@@ -80,7 +86,7 @@ pub fn grants(inv: &Inventory) -> Vec<Grant<'_>> {
                 .unwrap_or_default()
         };
         out.push(Grant {
-            system: name.starts_with("system:"),
+            system: is_bootstrap(&b.metadata),
             binding: format!("RoleBinding {namespace}/{name}"),
             role: format!("{} {}", b.role_ref.kind, b.role_ref.name),
             subjects: b.subjects.iter().flatten().collect(),
@@ -93,11 +99,13 @@ pub fn grants(inv: &Inventory) -> Vec<Grant<'_>> {
 /// Whether a rule allows `verb` on `resource` (with `/subresource`) in API group `group`.
 pub fn allows(rule: &PolicyRule, verb: &str, group: &str, resource: &str) -> bool {
     let has = |list: &Option<Vec<String>>, want: &str| list.iter().flatten().any(|v| v == "*" || v == want);
-    let resource_ok = rule.resources.iter().flatten().any(|r| {
-        r == "*"
-            || r == resource
-            || (resource.contains('/') && r.ends_with("/*") && resource.starts_with(r.trim_end_matches('*')))
-    });
+    // RBAC matches `*` (every resource and subresource) and `*/SUB` (SUB of every resource).
+    let subresource = resource.split_once('/').map(|(_, sub)| sub);
+    let resource_ok = rule
+        .resources
+        .iter()
+        .flatten()
+        .any(|r| r == "*" || r == resource || subresource.is_some_and(|sub| r.strip_prefix("*/") == Some(sub)));
     let group_ok = group == "*" || has(&rule.api_groups, group);
     rule.verbs.iter().any(|v| v == "*" || v == verb) && group_ok && resource_ok
 }
@@ -160,13 +168,13 @@ pub fn who_can(inv: &Inventory, permission: &Permission) -> Vec<CheckResult> {
 pub fn cluster_admin_bindings(inv: &Inventory) -> Vec<CheckResult> {
     let results: Vec<CheckResult> = grants(inv)
         .iter()
-        .filter(|g| g.role == "ClusterRole cluster-admin" && g.binding != "ClusterRoleBinding cluster-admin")
+        .filter(|g| g.role == "ClusterRole cluster-admin" && !g.system)
         .map(|g| {
             CheckResult::new(Status::Fail, g.binding.clone(), format!("binds cluster-admin to {}", g.subjects_text()))
         })
         .collect();
     if results.is_empty() {
-        vec![CheckResult::new(Status::Pass, "RBAC", "cluster-admin is bound only by the cluster-admin binding")]
+        vec![CheckResult::new(Status::Pass, "RBAC", "cluster-admin is bound only by Kubernetes' own binding")]
     } else {
         results
     }

@@ -21,8 +21,10 @@ fn rules_match_verbs_groups_resources_and_subresources() {
     assert!(allows(&exec, "create", "", "pods/exec"));
     assert!(!allows(&exec, "create", "", "pods"), "a subresource grant is not the resource");
     assert!(!allows(&exec, "get", "", "pods/exec"));
-    let all_sub = rule(&[""], &["pods/*"], &["*"]);
-    assert!(allows(&all_sub, "create", "", "pods/attach"));
+    let every_exec = rule(&[""], &["*/exec"], &["create"]);
+    assert!(allows(&every_exec, "create", "", "pods/exec"));
+    assert!(!allows(&every_exec, "create", "", "pods/attach"));
+    assert!(!allows(&every_exec, "create", "", "pods"));
     let apps = rule(&["apps"], &["*"], &["get"]);
     assert!(!allows(&apps, "get", "", "secrets"), "another API group");
     assert!(allows(&apps, "get", "apps", "deployments"));
@@ -63,4 +65,58 @@ fn pod_controls_read_pod_and_container_settings() {
     assert!(pods::keeps_net_raw(&w).is_some());
     assert!(pods::seccomp_not_set(&w).is_some());
     assert_eq!(pods::seccomp_unconfined(&w), None);
+}
+
+fn inventory(objects: serde_json::Value) -> crate::cluster::inventory::Inventory {
+    let mut inv = crate::cluster::inventory::Inventory::default();
+    for object in objects.as_array().unwrap() {
+        let o = object.clone();
+        match object["kind"].as_str().unwrap() {
+            "Pod" => inv.pods.push(serde_json::from_value(o).unwrap()),
+            "ReplicaSet" => inv.replica_sets.push(serde_json::from_value(o).unwrap()),
+            "Deployment" => inv.deployments.push(serde_json::from_value(o).unwrap()),
+            "ClusterRole" => inv.cluster_roles.push(serde_json::from_value(o).unwrap()),
+            "ClusterRoleBinding" => inv.cluster_role_bindings.push(serde_json::from_value(o).unwrap()),
+            other => panic!("{other}"),
+        }
+    }
+    inv
+}
+
+#[test]
+fn pods_are_judged_unless_a_listed_controller_covers_them() {
+    let owner = |kind: &str, name: &str| serde_json::json!([{ "apiVersion": "apps/v1", "kind": kind, "name": name, "uid": "u", "controller": true }]);
+    let pod = |name: &str, owners: serde_json::Value| serde_json::json!({ "kind": "Pod", "metadata": { "name": name, "namespace": "ns", "ownerReferences": owners }, "spec": { "containers": [{ "name": "c", "image": "i" }] } });
+    let inv = inventory(serde_json::json!([
+        { "kind": "Deployment", "metadata": { "name": "web", "namespace": "ns" }, "spec": { "selector": {}, "template": { "spec": { "containers": [{ "name": "c", "image": "i" }] } } } },
+        { "kind": "ReplicaSet", "metadata": { "name": "web-1", "namespace": "ns", "ownerReferences": owner("Deployment", "web") }, "spec": { "selector": {} } },
+        { "kind": "ReplicaSet", "metadata": { "name": "bare", "namespace": "ns" }, "spec": { "selector": {} } },
+        pod("web-1-a", owner("ReplicaSet", "web-1")),
+        pod("bare-a", owner("ReplicaSet", "bare")),
+        pod("rollout-a", owner("Rollout", "canary")),
+        pod("static-node-1", owner("Node", "node-1")),
+    ]));
+    let subjects: Vec<String> = super::workloads::workloads(&inv).iter().map(|w| w.subject()).collect();
+    assert_eq!(subjects, vec!["Deployment ns/web", "Pod ns/bare-a", "Pod ns/rollout-a", "Pod ns/static-node-1"]);
+}
+
+#[test]
+fn only_labelled_bindings_count_as_kubernetes_own() {
+    let binding = |name: &str, labels: serde_json::Value| {
+        serde_json::json!({ "kind": "ClusterRoleBinding", "metadata": { "name": name, "labels": labels },
+            "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin" },
+            "subjects": [{ "kind": "Group", "name": "system:authenticated" }] })
+    };
+    let inv = inventory(serde_json::json!([
+        { "kind": "ClusterRole", "metadata": { "name": "cluster-admin" }, "rules": [{ "apiGroups": ["*"], "resources": ["*"], "verbs": ["*"] }] },
+        binding("system:oops", serde_json::json!({})),
+        binding("cluster-admin", serde_json::json!({ "kubernetes.io/bootstrapping": "rbac-defaults" })),
+    ]));
+    let report = super::run(&inv);
+    let subjects = |id: &str| -> Vec<(String, crate::bench::Status)> {
+        report.check(id).unwrap().results.iter().map(|r| (r.subject.clone(), r.status)).collect()
+    };
+    let fail = crate::bench::Status::Fail;
+    assert_eq!(subjects("PKT-RBAC.2"), vec![("ClusterRoleBinding system:oops".to_string(), fail)]);
+    assert_eq!(subjects("5.1.1"), vec![("ClusterRoleBinding system:oops".to_string(), fail)]);
 }

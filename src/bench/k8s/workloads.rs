@@ -115,7 +115,7 @@ pub fn workloads(inv: &Inventory) -> Vec<Workload<'_>> {
             });
         }
     }
-    for j in inv.jobs.iter().filter(|j| !owned_by(&j.metadata, "CronJob")) {
+    for j in inv.jobs.iter().filter(|j| !judged_through_owner(inv, &j.metadata)) {
         if let Some(spec) = j.spec.as_ref().and_then(|s| s.template.spec.as_ref()) {
             out.push(Workload {
                 kind: "Job",
@@ -125,7 +125,7 @@ pub fn workloads(inv: &Inventory) -> Vec<Workload<'_>> {
             });
         }
     }
-    for p in inv.pods.iter().filter(|p| p.metadata.owner_references.as_ref().is_none_or(|o| o.is_empty())) {
+    for p in inv.pods.iter().filter(|p| !judged_through_owner(inv, &p.metadata)) {
         if let Some(spec) = &p.spec {
             out.push(Workload { kind: "Pod", meta: &p.metadata, pod_meta: None, spec });
         }
@@ -133,6 +133,29 @@ pub fn workloads(inv: &Inventory) -> Vec<Workload<'_>> {
     out
 }
 
-fn owned_by(meta: &ObjectMeta, kind: &str) -> bool {
-    meta.owner_references.iter().flatten().any(|o| o.kind == kind)
+/// Whether an object's controller is a workload judged in its own right (so the object's
+/// template is judged there): a Deployment's ReplicaSet's pods, a StatefulSet's, DaemonSet's or
+/// Job's pods, a CronJob's Jobs. Pods of anything else (a bare ReplicaSet, an operator's custom
+/// resource, a node's static pod) are judged themselves.
+fn judged_through_owner(inv: &Inventory, meta: &ObjectMeta) -> bool {
+    let Some(owner) = controller(meta) else { return false };
+    let namespace = meta.namespace.as_deref();
+    let same = |m: &ObjectMeta| m.name.as_deref() == Some(owner.name.as_str()) && m.namespace.as_deref() == namespace;
+    match owner.kind.as_str() {
+        "Deployment" => inv.deployments.iter().any(|d| same(&d.metadata)),
+        "StatefulSet" => inv.stateful_sets.iter().any(|s| same(&s.metadata)),
+        "DaemonSet" => inv.daemon_sets.iter().any(|d| same(&d.metadata)),
+        "CronJob" => inv.cron_jobs.iter().any(|c| same(&c.metadata)),
+        // A listed Job is judged itself or through its CronJob: either way not through its pods.
+        "Job" => inv.jobs.iter().any(|j| same(&j.metadata)),
+        "ReplicaSet" => {
+            inv.replica_sets.iter().find(|r| same(&r.metadata)).is_some_and(|r| judged_through_owner(inv, &r.metadata))
+        }
+        _ => false,
+    }
+}
+
+fn controller(meta: &ObjectMeta) -> Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference> {
+    let owners = meta.owner_references.as_ref()?;
+    owners.iter().find(|o| o.controller == Some(true)).or_else(|| owners.first())
 }

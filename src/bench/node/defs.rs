@@ -313,7 +313,7 @@ pub fn checks() -> Vec<NodeCheck> {
             severity: Critical,
             assessment: Automated,
             rationale: "AlwaysAllow authorises every request.",
-            rule: flag(ApiServer, "authorization-mode", None, HasNot("AlwaysAllow")),
+            rule: flag(ApiServer, "authorization-mode", None, NotAlwaysAllow),
         },
         NodeCheck {
             id: "1.2.7",
@@ -562,7 +562,7 @@ pub fn checks() -> Vec<NodeCheck> {
             severity: Medium,
             assessment: Automated,
             rationale: "The controller manager's endpoints must not be reachable from the network.",
-            rule: flag(ControllerManager, "bind-address", None, Eq("127.0.0.1")).or_unset(),
+            rule: flag(ControllerManager, "bind-address", None, Eq("127.0.0.1")),
         },
         NodeCheck {
             id: "1.4.1",
@@ -578,7 +578,7 @@ pub fn checks() -> Vec<NodeCheck> {
             severity: Medium,
             assessment: Automated,
             rationale: "The scheduler's endpoints must not be reachable from the network.",
-            rule: flag(Scheduler, "bind-address", None, Eq("127.0.0.1")).or_unset(),
+            rule: flag(Scheduler, "bind-address", None, Eq("127.0.0.1")),
         },
         NodeCheck {
             id: "2.1",
@@ -772,7 +772,7 @@ pub fn checks() -> Vec<NodeCheck> {
             severity: Critical,
             assessment: Automated,
             rationale: "AlwaysAllow lets every authenticated caller use the kubelet's API.",
-            rule: flag(Kubelet, "authorization-mode", Some("authorization.mode"), HasNot("AlwaysAllow")),
+            rule: flag(Kubelet, "authorization-mode", Some("authorization.mode"), NotAlwaysAllow),
         },
         NodeCheck {
             id: "4.2.3",
@@ -872,7 +872,7 @@ pub fn checks() -> Vec<NodeCheck> {
             severity: Medium,
             assessment: Manual,
             rationale: "Without a PIDs limit a fork bomb in one pod takes the node down.",
-            rule: flag(Kubelet, "pod-max-pids", Some("podPidsLimit"), Set),
+            rule: flag(Kubelet, "pod-max-pids", Some("podPidsLimit"), Gte(1)),
         },
         NodeCheck {
             id: "4.2.14",
@@ -888,7 +888,7 @@ pub fn checks() -> Vec<NodeCheck> {
             severity: Medium,
             assessment: Automated,
             rationale: "kube-proxy's metrics must not be reachable from the network.",
-            rule: flag(Proxy, "metrics-bind-address", Some("metricsBindAddress"), Has("127.0.0.1")).or_unset(),
+            rule: flag(Proxy, "metrics-bind-address", Some("metricsBindAddress"), HostIs("127.0.0.1")).or_unset(),
         },
     ]
 }

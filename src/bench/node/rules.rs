@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::defs::NodeCheck;
 use super::{Component, ComponentKind, NodeFacts};
+use crate::bench::docker::parse_go_bool;
 use crate::bench::files::HostFiles;
 use crate::bench::{CheckResult, Status};
 
@@ -46,6 +47,12 @@ pub enum Test {
     ValidElements(&'static [&'static str]),
     /// `--feature-gates` does not turn this gate off.
     GateNotFalse(&'static str),
+    /// An authorization mode list without AlwaysAllow. Unset, kube-apiserver's default is
+    /// AlwaysAllow (unless `--authorization-config` is used), kubelet's flag default too, but a
+    /// kubelet config file defaults it to Webhook.
+    NotAlwaysAllow,
+    /// The host part of an address (`127.0.0.1:10249`) is this one.
+    HostIs(&'static str),
     /// A duration that is not zero. Zero in kubelet's config file means its default (4h for
     /// the streaming idle timeout); zero on the command line means no timeout.
     NonZeroDuration,
@@ -106,6 +113,8 @@ impl Rule {
                     Test::Gte(n) => format!("--{flag}={n} or more"),
                     Test::ValidElements(_) => format!("--{flag} to strong cipher suites only"),
                     Test::GateNotFalse(gate) => format!("--{flag} without {gate}=false"),
+                    Test::NotAlwaysAllow => format!("--{flag} without AlwaysAllow (e.g. Node,RBAC)"),
+                    Test::HostIs(host) => format!("--{flag} to {host}:PORT"),
                     Test::NonZeroDuration => format!("--{flag} to a duration above zero (e.g. 4h0m0s)"),
                 };
                 let config = config.map(|c| format!(" (or `{c}` in its config file)")).unwrap_or_default();
@@ -116,7 +125,8 @@ impl Rule {
                 format!("{}: set {}, then restart it", where_configured(*component), flags.join(" and "))
             }
             Rule::EncryptionProvider => {
-                "Put aescbc, aesgcm, secretbox or kms first in the providers of the file named by --encryption-provider-config".into()
+                "Put aescbc, secretbox or kms first in the providers of the file named by --encryption-provider-config"
+                    .into()
             }
             Rule::Manual { review } => format!("Review that {review}"),
         }
@@ -166,7 +176,7 @@ impl Files {
                 let conf_dir = kubelet_flag("cni-conf-dir").unwrap_or_else(|| "/etc/cni/net.d".into());
                 [PathBuf::from(conf_dir), PathBuf::from("/var/lib/cni/networks")]
                     .iter()
-                    .flat_map(|dir| files.list_dir(dir))
+                    .flat_map(|dir| regular_files_under(files, dir))
                     .collect()
             }
             Files::Pki(suffix) => {
@@ -208,6 +218,23 @@ impl Files {
             },
         }
     }
+}
+
+/// Regular files anywhere under `dir` (host-local IPAM keeps one directory per network).
+fn regular_files_under(files: &HostFiles, dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut queue = vec![(dir.to_path_buf(), 0)];
+    while let Some((dir, depth)) = queue.pop() {
+        for entry in files.list_dir(&dir) {
+            match files.stat(&entry) {
+                Ok(Some(stat)) if stat.is_dir && depth < 8 => queue.push((entry, depth + 1)),
+                Ok(Some(stat)) if !stat.is_dir => found.push(entry),
+                _ => {}
+            }
+        }
+    }
+    found.sort();
+    found
 }
 
 pub fn judge(check: &NodeCheck, facts: &NodeFacts, files: &HostFiles) -> Vec<CheckResult> {
@@ -290,6 +317,9 @@ fn judge_flag(component: &Component, flag: &str, config: Option<&str>, test: Tes
         return CheckResult::new(Status::Warn, subject, format!("config file could not be read: {error}"));
     }
     let Some((value, from)) = value_of(component, flag, config) else {
+        if let Test::NotAlwaysAllow = test {
+            return not_always_allow_by_default(component, flag, subject);
+        }
         let status = match test {
             Test::Unset | Test::HasNot(_) => Status::Pass,
             _ if unset_passes => Status::Pass,
@@ -300,7 +330,13 @@ fn judge_flag(component: &Component, flag: &str, config: Option<&str>, test: Tes
     };
     let items = || value.split(',').map(str::trim).filter(|s| !s.is_empty()).collect::<Vec<_>>();
     let ok = match test {
-        Test::Eq(want) => value.eq_ignore_ascii_case(want),
+        // Flags are Go bools: `--profiling=0` is `false`.
+        Test::Eq(want) => match (parse_go_bool(want), parse_go_bool(&value)) {
+            (Some(want), Some(got)) => want == got,
+            _ => value.eq_ignore_ascii_case(want),
+        },
+        Test::NotAlwaysAllow => !items().contains(&"AlwaysAllow"),
+        Test::HostIs(host) => address_host(&value) == host,
         Test::Set => !value.is_empty(),
         Test::Unset => false,
         Test::Has(item) => items().contains(&item),
@@ -318,6 +354,29 @@ fn judge_flag(component: &Component, flag: &str, config: Option<&str>, test: Tes
         }
     };
     CheckResult::new(if ok { Status::Pass } else { Status::Fail }, subject, format!("{from}={value}"))
+}
+
+fn not_always_allow_by_default(component: &Component, flag: &str, subject: String) -> CheckResult {
+    match component.kind {
+        ComponentKind::ApiServer if component.flag("authorization-config").is_some() => {
+            CheckResult::new(Status::Pass, subject, "--authorization-config sets the authorizers")
+        }
+        ComponentKind::Kubelet if component.config.is_some() => {
+            CheckResult::new(Status::Pass, subject, "not set: the config file's default, Webhook")
+        }
+        _ => CheckResult::new(Status::Fail, subject, format!("--{flag} is not set: the default is AlwaysAllow")),
+    }
+}
+
+/// `127.0.0.1:10249` → `127.0.0.1`; `[::1]:10249` → `::1`; `0.0.0.0` → `0.0.0.0`.
+fn address_host(address: &str) -> &str {
+    if let Some(rest) = address.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match address.rsplit_once(':') {
+        Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) && !host.contains(':') => host,
+        _ => address,
+    }
 }
 
 /// `0`, `0s`, `0m0s`, `0h0m0s`, …
@@ -342,7 +401,9 @@ fn encryption_provider(api: &Component, files: &HostFiles) -> CheckResult {
     };
     let resources = config.get("resources").and_then(|r| r.as_array()).cloned().unwrap_or_default();
     let secrets = resources.iter().find(|r| {
-        r.get("resources").and_then(|l| l.as_array()).is_some_and(|l| l.iter().any(|v| v == "secrets" || v == "*.*"))
+        r.get("resources")
+            .and_then(|l| l.as_array())
+            .is_some_and(|l| l.iter().any(|v| v == "secrets" || v == "*.*" || v == "*."))
     });
     let first = secrets
         .and_then(|r| r.get("providers"))
@@ -351,7 +412,7 @@ fn encryption_provider(api: &Component, files: &HostFiles) -> CheckResult {
         .and_then(|p| p.as_object())
         .and_then(|p| p.keys().next().cloned());
     match first {
-        Some(provider) if ["aescbc", "aesgcm", "secretbox", "kms"].contains(&provider.as_str()) => {
+        Some(provider) if ["aescbc", "secretbox", "kms"].contains(&provider.as_str()) => {
             CheckResult::new(Status::Pass, path, format!("secrets are written with {provider}"))
         }
         Some(provider) => CheckResult::new(Status::Fail, path, format!("secrets are written with {provider}")),

@@ -1,3 +1,4 @@
+use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 
 use super::*;
@@ -192,4 +193,82 @@ fn every_check_of_sections_one_to_four_is_defined_once() {
     let mut ids: Vec<&str> = checks.iter().map(|c| c.id).collect();
     ids.dedup();
     assert_eq!(ids.len(), 97);
+}
+
+fn component(kind: ComponentKind, args: &[&str]) -> Component {
+    Component {
+        kind,
+        source: "test".into(),
+        args: args.iter().map(|s| s.to_string()).collect(),
+        env: BTreeMap::new(),
+        config: None,
+        config_path: None,
+        config_error: None,
+    }
+}
+
+fn judge_one(facts: &NodeFacts, id: &str) -> (Status, String) {
+    let files = HostFiles::new(tempfile::tempdir().unwrap().path());
+    let report = run(facts, &files, "x");
+    let check = report.check(id).unwrap();
+    (check.results[0].status, check.results[0].evidence.clone())
+}
+
+#[test]
+fn defaults_that_are_unsafe_fail_when_the_flag_is_unset() {
+    let mut facts = NodeFacts::default();
+    facts.components.insert(ComponentKind::ApiServer, component(ComponentKind::ApiServer, &["--profiling=0"]));
+    facts.components.insert(ComponentKind::Kubelet, component(ComponentKind::Kubelet, &[]));
+    facts
+        .components
+        .insert(ComponentKind::Proxy, component(ComponentKind::Proxy, &["--metrics-bind-address=127.0.0.1:10249"]));
+    facts.components.insert(ComponentKind::Scheduler, component(ComponentKind::Scheduler, &[]));
+    let (status, evidence) = judge_one(&facts, "1.2.6");
+    assert_eq!(status, Status::Fail, "{evidence}");
+    assert!(evidence.contains("AlwaysAllow"), "{evidence}");
+    assert_eq!(judge_one(&facts, "4.2.2").0, Status::Fail, "a kubelet without a config file defaults to AlwaysAllow");
+    assert_eq!(judge_one(&facts, "1.2.15").0, Status::Pass, "--profiling=0 is false for Go");
+    assert_eq!(judge_one(&facts, "4.3.1").0, Status::Pass, "the host part of ip:port");
+    assert_eq!(judge_one(&facts, "1.4.2").0, Status::Fail, "the scheduler binds 0.0.0.0 by default");
+    facts.components.insert(
+        ComponentKind::ApiServer,
+        component(ComponentKind::ApiServer, &["--authorization-config=/etc/kubernetes/authz.yaml"]),
+    );
+    assert_eq!(judge_one(&facts, "1.2.6").0, Status::Pass);
+    let mut kubelet = component(ComponentKind::Kubelet, &["--pod-max-pids=-1"]);
+    kubelet.config = Some(serde_json::json!({ "kind": "KubeletConfiguration" }));
+    facts.components.insert(ComponentKind::Kubelet, kubelet);
+    assert_eq!(judge_one(&facts, "4.2.2").0, Status::Pass, "the config file defaults to Webhook");
+    assert_eq!(judge_one(&facts, "4.2.13").0, Status::Fail, "-1 is no limit");
+    facts
+        .components
+        .insert(ComponentKind::Proxy, component(ComponentKind::Proxy, &["--metrics-bind-address=0.0.0.0:10249"]));
+    assert_eq!(judge_one(&facts, "4.3.1").0, Status::Fail);
+}
+
+#[test]
+fn encryption_providers_that_encrypt_and_cni_files_under_directories() {
+    let dir = node_root();
+    std::fs::write(
+        dir.path().join("etc/kubernetes/enc/encryption.yaml"),
+        "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n  - resources: ['*.']\n    providers:\n      - aesgcm: {keys: [{name: k, secret: c2VjcmV0}]}\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join("var/lib/cni/networks/cbr0")).unwrap();
+    std::fs::write(dir.path().join("var/lib/cni/networks/cbr0/10.244.0.5"), "abc").unwrap();
+    std::fs::set_permissions(
+        dir.path().join("var/lib/cni/networks/cbr0/10.244.0.5"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let report = judged(dir.path());
+    assert_eq!(statuses(&report, "1.2.28"), vec![Status::Fail], "{}", evidence(&report, "1.2.28"));
+    assert!(evidence(&report, "1.2.28").contains("aesgcm"));
+    let cni = report.check("1.1.9").unwrap();
+    let subjects: Vec<&str> = cni.results.iter().map(|r| r.subject.as_str()).collect();
+    assert_eq!(
+        subjects,
+        vec!["/etc/cni/net.d/10-flannel.conflist", "/var/lib/cni/networks/cbr0/10.244.0.5"],
+        "files, not directories"
+    );
 }

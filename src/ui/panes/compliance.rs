@@ -123,6 +123,34 @@ fn summary<'a>(done: &BenchDone, theme: &Theme) -> Table<'a> {
     .column_spacing(2)
 }
 
+/// Results per namespace, most failures first, as many as fit.
+fn namespaces<'a>(done: &BenchDone, rows: usize, theme: &Theme) -> Table<'a> {
+    let shown = if done.namespaces.len() > rows { rows.saturating_sub(1) } else { rows };
+    let mut table_rows: Vec<Row> = done
+        .namespaces
+        .iter()
+        .take(shown)
+        .map(|(namespace, tally)| {
+            let mut cells = vec![Span::raw(namespace.clone())];
+            cells.extend([Status::Fail, Status::Warn, Status::Pass].map(|s| count(tally.get(s), s, theme)));
+            Row::new(cells)
+        })
+        .collect();
+    if done.namespaces.len() > shown {
+        table_rows.push(Row::new(vec![Span::styled(
+            format!("+{} more", done.namespaces.len() - shown),
+            theme.style(Slot::Dim),
+        )]));
+    }
+    Table::new(
+        table_rows,
+        [Constraint::Length(20), Constraint::Length(5), Constraint::Length(5), Constraint::Length(5)],
+    )
+    .header(Row::new(["NAMESPACE", "FAIL", "WARN", "PASS"]).style(theme.style(Slot::TableHeader)))
+    .style(theme.style(Slot::TableRow))
+    .column_spacing(1)
+}
+
 /// `1/2`: failed subjects of all subjects looked at.
 pub fn failed_of(check: &CheckOutcome) -> String {
     if check.results.is_empty() {
@@ -215,7 +243,16 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     );
     frame.render_widget(Paragraph::new(lines), head);
     let [_, summary_area] = Layout::horizontal([Constraint::Length(1), Constraint::Min(1)]).areas(summary_area);
-    frame.render_widget(summary(done, theme), summary_area);
+    if done.namespaces.is_empty() {
+        frame.render_widget(summary(done, theme), summary_area);
+    } else {
+        // Cluster reports: results per namespace beside the sections.
+        let [sections_area, namespaces_area] =
+            Layout::horizontal([Constraint::Min(60), Constraint::Length(40)]).areas(summary_area);
+        frame.render_widget(summary(done, theme), sections_area);
+        let rows = usize::from(namespaces_area.height.saturating_sub(1));
+        frame.render_widget(namespaces(done, rows, theme), namespaces_area);
+    }
     checks_table(frame, checks, state, done, theme);
 }
 
@@ -253,6 +290,20 @@ mod tests {
         run_command(&mut state, Command::Enter);
         assert_eq!(state.pane(), PaneId::ComplianceCheck);
         crate::assert_screen!("compliance_check", &state);
+    }
+
+    #[test]
+    fn cluster_reports_show_results_per_namespace() {
+        let mut state = compliance();
+        let Action::BenchFinished { request, kind, .. } = run(&mut state, '3') else { unreachable!() };
+        let report = crate::bench::k8s::run(&fixtures::inventory());
+        let done = crate::app::state::BenchDone::new(report, vec![]);
+        update(&mut state, Action::BenchFinished { request, kind, result: Ok(done.into()) });
+        let screen = crate::ui::snapshot::screen(&state);
+        let position = |ns: &str| screen.find(&format!(" {ns} ")).unwrap_or_else(|| panic!("no {ns} row:\n{screen}"));
+        assert!(screen.contains("NAMESPACE"), "{screen}");
+        assert!(position("legacy") < position("payments"), "most failures first:\n{screen}");
+        crate::assert_screen!("compliance_cluster", &state);
     }
 
     #[test]
