@@ -45,7 +45,12 @@ fn cluster(c: &mut Criterion) {
         let server = MockApiServer::start(objects.clone(), Behaviour::default());
         picket::cluster::inventory::load(&server.client, "bench").await.expect("inventory")
     });
-    println!("list {} pods, {} deployments: {:?} (one run)", inventory.pods.len(), inventory.deployments.len(), started.elapsed());
+    println!(
+        "list {} pods, {} deployments: {:?} (one run)",
+        inventory.pods.len(),
+        inventory.deployments.len(),
+        started.elapsed()
+    );
     group.bench_function("list 10,000 pods", |b| {
         b.iter(|| {
             runtime.block_on(async {
@@ -66,9 +71,15 @@ fn cluster(c: &mut Criterion) {
     });
     let started = Instant::now();
     let report = picket::bench::k8s::run(&inventory);
-    println!("cluster checks over {} workloads: {:?} (one run)", inventory.pods.len() + inventory.deployments.len(), started.elapsed());
+    println!(
+        "cluster checks over {} workloads: {:?} (one run)",
+        inventory.pods.len() + inventory.deployments.len(),
+        started.elapsed()
+    );
     black_box(report);
-    group.bench_function("cluster checks over 11,000 workloads", |b| b.iter(|| black_box(picket::bench::k8s::run(&inventory))));
+    group.bench_function("cluster checks over 11,000 workloads", |b| {
+        b.iter(|| black_box(picket::bench::k8s::run(&inventory)))
+    });
     group.finish();
 }
 
