@@ -148,7 +148,7 @@ impl Effects {
                 });
             }
             Effect::LoadInventory { request, context } => {
-                tokio::spawn(load_inventory(tx, request, context, self.watches.clone()));
+                tokio::spawn(load_inventory(tx, request, context, self.watches.clone(), Arc::clone(&self.store)));
             }
             Effect::ExpireToast { id, after } => {
                 tokio::spawn(async move {
@@ -230,7 +230,13 @@ async fn run_bench(
 /// The Workloads pane's data: the context's inventory, its pod-security checks, a row per
 /// workload. The inventory comes from the context's watch (started on first use): the first
 /// call waits for its first sync, later ones read its stores.
-async fn load_inventory(tx: UnboundedSender<Action>, request: u64, context: Option<String>, watches: ClusterWatches) {
+async fn load_inventory(
+    tx: UnboundedSender<Action>,
+    request: u64,
+    context: Option<String>,
+    watches: ClusterWatches,
+    store: Arc<Store>,
+) {
     let result = async {
         let key = context.clone().unwrap_or_default();
         let watch = {
@@ -258,9 +264,11 @@ async fn load_inventory(tx: UnboundedSender<Action>, request: u64, context: Opti
         }
         tokio::task::spawn_blocking(move || {
             let report = bench::k8s::run(&inventory);
+            let mut rows = bench::k8s::summary::workload_risks(&inventory, &report);
+            bench::k8s::summary::attach_vulnerabilities(&inventory, &mut rows, &scanned_images(&store, &inventory));
             WorkloadsData {
                 context: inventory.context.clone(),
-                rows: bench::k8s::summary::workload_risks(&inventory, &report),
+                rows,
                 report: Arc::new(report),
                 warnings: inventory
                     .forbidden
@@ -275,6 +283,27 @@ async fn load_inventory(tx: UnboundedSender<Action>, request: u64, context: Opti
     }
     .await;
     let _ = tx.send(Action::InventoryLoaded { request, result: result.map(Arc::new) });
+}
+
+/// Finding counts of the running images that have a stored SBOM (from `picket cluster scan` or
+/// a scan of the same digest), matched against the current database. Images without one, or a
+/// database that cannot be read, are left out: the pane says "not scanned".
+fn scanned_images(
+    store: &Store,
+    inventory: &cluster::inventory::Inventory,
+) -> std::collections::BTreeMap<String, bench::k8s::summary::VulnCounts> {
+    let mut counts = std::collections::BTreeMap::new();
+    let (Ok(tree), Ok(db)) = (store.tree::<scan::Sbom>(TreeName::Sboms), VulnDb::open(store)) else { return counts };
+    for image in cluster::images::running_images(inventory) {
+        let Some(digest) = image.digest else { continue };
+        let Ok(Some(sbom)) = tree.get(&digest) else { continue };
+        if let Ok(matched) = matcher::match_sbom(&db, &sbom) {
+            let mut findings = matched.findings;
+            findings.extend(sbom.secrets.iter().cloned());
+            counts.insert(digest, bench::k8s::summary::VulnCounts::of(&findings));
+        }
+    }
+    counts
 }
 
 fn vulndb_summary(store: &Store) -> Result<VulnDbSummary, String> {

@@ -31,6 +31,55 @@ pub struct WorkloadRisk {
     pub images: Vec<String>,
     /// Worst severity first, then by id.
     pub failed: Vec<FailedCheck>,
+    /// Vulnerabilities of the images it runs that have been scanned (`picket cluster scan`),
+    /// by the digest the kubelet reports; None when none of them has been.
+    pub vulnerabilities: Option<VulnCounts>,
+}
+
+/// Findings of a workload's scanned images.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VulnCounts {
+    pub critical: usize,
+    pub high: usize,
+    pub total: usize,
+}
+
+impl VulnCounts {
+    pub fn of(findings: &[crate::model::Finding]) -> Self {
+        Self {
+            critical: findings.iter().filter(|f| f.severity == Severity::Critical).count(),
+            high: findings.iter().filter(|f| f.severity == Severity::High).count(),
+            total: findings.len(),
+        }
+    }
+
+    fn add(&mut self, other: VulnCounts) {
+        self.critical += other.critical;
+        self.high += other.high;
+        self.total += other.total;
+    }
+
+    /// `2C 5H 31`: critical, high, all.
+    pub fn label(&self) -> String {
+        format!("{}C {}H {}", self.critical, self.high, self.total)
+    }
+}
+
+/// Adds the scanned images' counts (by manifest digest) to the workloads that run them: a
+/// pod's running containers, through its controller.
+pub fn attach_vulnerabilities(
+    inv: &Inventory,
+    rows: &mut [WorkloadRisk],
+    by_digest: &std::collections::BTreeMap<String, VulnCounts>,
+) {
+    for image in crate::cluster::images::running_images(inv) {
+        let Some(counts) = image.digest.as_ref().and_then(|d| by_digest.get(d)) else { continue };
+        let owners: std::collections::BTreeSet<&str> =
+            image.used_by.iter().map(|u| u.split(" (container ").next().unwrap_or(u)).collect();
+        for row in rows.iter_mut().filter(|r| owners.contains(r.subject().as_str())) {
+            row.vulnerabilities.get_or_insert_with(VulnCounts::default).add(*counts);
+        }
+    }
 }
 
 impl WorkloadRisk {
@@ -112,9 +161,32 @@ pub fn workload_risks(inv: &Inventory, report: &BenchReport) -> Vec<WorkloadRisk
                 ready: ready_of(inv, w.kind, w.namespace(), w.name()),
                 images: images(w.spec),
                 failed,
+                vulnerabilities: None,
             }
         })
         .collect();
     rows.sort_by(|a, b| (&a.namespace, &a.kind, &a.name).cmp(&(&b.namespace, &b.kind, &b.name)));
     rows
+}
+
+#[cfg(test)]
+mod vulnerability_tests {
+    use super::*;
+
+    #[test]
+    fn scanned_images_are_counted_on_the_workloads_that_run_them() {
+        let inv = crate::app::fixtures::inventory();
+        let report = crate::bench::k8s::run(&inv);
+        let mut rows = workload_risks(&inv, &report);
+        let api_digest = "sha256:4c1e5a9f0b3d2e7c6a8b9f0e1d2c3b4a5f6e7d8c9b0a1f2e3d4c5b6a7f8e9d0c";
+        let by_digest =
+            std::collections::BTreeMap::from([(api_digest.to_string(), VulnCounts { critical: 1, high: 2, total: 9 })]);
+        attach_vulnerabilities(&inv, &mut rows, &by_digest);
+        let row = |subject: &str| rows.iter().find(|r| r.subject() == subject).unwrap_or_else(|| panic!("{subject}"));
+        // The pod runs under ReplicaSet api-7d9f8b6c4, which the Deployment owns.
+        assert_eq!(row("Deployment payments/api").vulnerabilities, Some(VulnCounts { critical: 1, high: 2, total: 9 }));
+        assert_eq!(row("Deployment payments/api").vulnerabilities.map(|v| v.label()).as_deref(), Some("1C 2H 9"));
+        assert_eq!(row("Pod default/debug-shell").vulnerabilities, None, "its image was not scanned");
+        assert_eq!(row("Deployment legacy/web").vulnerabilities, None);
+    }
 }

@@ -10,6 +10,7 @@ use crate::app::action::Command;
 use crate::app::state::{AppState, Loadable, WorkloadsState, images_label};
 use crate::config::Theme;
 use crate::config::theme::Slot;
+use crate::model::Severity;
 use crate::ui::panes::findings::severity_style;
 use crate::ui::widgets::table::{self, TableSpec, filter_badge, pane_block};
 
@@ -73,6 +74,12 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
                 Span::raw(w.name.clone()),
                 Span::raw(w.ready.map(|(ready, of)| format!("{ready}/{of}")).unwrap_or_default()),
                 Span::raw(images_label(&w.images)),
+                match w.vulnerabilities {
+                    Some(v) if v.critical > 0 => Span::styled(v.label(), severity_style(Severity::Critical, theme)),
+                    Some(v) if v.high > 0 => Span::styled(v.label(), severity_style(Severity::High, theme)),
+                    Some(v) => Span::raw(v.label()),
+                    None => Span::styled("not scanned", theme.style(Slot::Dim)),
+                },
                 Span::raw(if w.failed.is_empty() { String::new() } else { w.failed.len().to_string() }),
                 match risk {
                     Some(severity) => Span::styled(severity.as_str(), severity_style(severity, theme)),
@@ -89,13 +96,14 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         filter_badge(view)
     );
     let spec = TableSpec {
-        header: &["NAMESPACE", "KIND", "NAME", "READY", "IMAGES", "CHECKS", "RISK"],
+        header: &["NAMESPACE", "KIND", "NAME", "READY", "IMAGES", "VULNS", "CHECKS", "RISK"],
         widths: &[
             Constraint::Length(16),
             Constraint::Length(11),
             Constraint::Length(24),
             Constraint::Length(5),
             Constraint::Fill(1),
+            Constraint::Length(13),
             Constraint::Length(6),
             Constraint::Length(8),
         ],
