@@ -14,6 +14,11 @@ use crate::engine::{ContainerDetail, ContainerInfo, EngineInfo, EngineKind, Engi
 use crate::local::HostFacts;
 use crate::model::OsRelease;
 
+/// Types `text` into the console, a key per character; the effects it asked for.
+pub fn type_text(state: &mut crate::app::state::AppState, text: &str) -> Vec<crate::app::action::Effect> {
+    text.chars().flat_map(|c| crate::app::update::update(state, crate::app::action::Action::Key(key(c)))).collect()
+}
+
 pub fn key(c: char) -> KeyEvent {
     KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)
 }

@@ -121,9 +121,7 @@ mod tests {
     use crate::app::state::{AppState, BenchKind, Loadable, PaneId};
     use crate::app::update::update;
 
-    fn type_text(state: &mut AppState, text: &str) -> Vec<Effect> {
-        text.chars().flat_map(|c| update(state, Action::Key(key(c)))).collect()
-    }
+    use crate::app::fixtures::type_text;
 
     fn on_compliance() -> AppState {
         let mut state = fixtures::state();

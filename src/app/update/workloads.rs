@@ -119,9 +119,7 @@ mod tests {
     use crate::app::state::{AppState, Loadable, PaneId};
     use crate::app::update::{run_command, update};
 
-    fn type_text(state: &mut AppState, text: &str) -> Vec<Effect> {
-        text.chars().flat_map(|c| update(state, Action::Key(key(c)))).collect()
-    }
+    use crate::app::fixtures::type_text;
 
     /// The Workloads pane with the fixture cluster loaded.
     fn loaded() -> AppState {

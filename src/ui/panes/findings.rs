@@ -149,9 +149,7 @@ mod tests {
         FindingsData { findings: report.findings, suppressed: report.suppressed, databases: report.databases }
     }
 
-    fn type_text(state: &mut crate::app::state::AppState, text: &str) -> Vec<Effect> {
-        text.chars().flat_map(|c| update(state, Action::Key(key(c)))).collect()
-    }
+    use crate::app::fixtures::type_text;
 
     #[test]
     fn findings_sort_detail_and_accept() {
