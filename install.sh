@@ -18,8 +18,9 @@ done
 
 say() { printf '\033[1minstall.sh:\033[0m %s\n' "$*"; }
 
-# Packages picket itself needs to build and run.
-runtime_packages=(ca-certificates pkg-config)
+# Packages picket itself needs to build and run. clang, llvm, libbpf-dev and bpftool build the
+# node agent's kernel programs (build.rs compiles src/agent/bpf/*.bpf.c against this kernel's BTF).
+runtime_packages=(ca-certificates pkg-config clang llvm libbpf-dev bpftool)
 # Packages the tests need: real programs the integration tests drive (settings: ../shared/TESTBED.md).
 #   tmux: end-to-end console tests; podman, runc, conmon, docker.io: real engines for the engine
 #   tests (runc, because crun fails on these cgroup-v1-hybrid hosts); busybox-static: the test image.

@@ -3,6 +3,7 @@
 //! Capability modules (`local`, `engine`, `cluster`, `store`) expose plain functions used by both
 //! the CLI (`cli`) and the TUI (`app` + `ui`). The TUI never talks to a socket or a database itself.
 
+pub mod agent;
 pub mod app;
 pub mod bench;
 pub mod cli;

@@ -1,0 +1,7 @@
+//! The node agent (`picket agent`, root): kernel programs (src/agent/bpf/*.bpf.c, built by
+//! build.rs) that report process, file and network activity and enforce per-container policy
+//! with BPF LSM, loaded with aya. If the agent exits, its programs are detached with it: the
+//! node fails open.
+
+pub mod events;
+pub mod sensor;
