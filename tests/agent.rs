@@ -67,3 +67,51 @@ async fn exec_fork_and_exit_of_a_process_arrive_with_its_details() {
     assert_eq!(sensor.dropped().expect("drops"), 0);
     assert_eq!(sensor.malformed, 0);
 }
+
+/// Podman from Debian runs a container; the execs inside it are attributed to it by their
+/// cgroup, and the host's own execs are not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn execs_in_a_podman_container_are_attributed_to_it() {
+    if !can_load_bpf() {
+        eprintln!("skipped: loading BPF programs needs root and /sys/kernel/btf/vmlinux");
+        return;
+    }
+    let Some(podman) = common::engines::Podman::start() else {
+        eprintln!("skipped: needs podman and runc (./install.sh --dev)");
+        return;
+    };
+    let mut sensor = ProcessSensor::start().expect("the sensor loads and attaches");
+    let id = podman.podman(&[
+        "run",
+        "-d",
+        "--name",
+        "attributed",
+        common::engines::Podman::IMAGE,
+        "sh",
+        "-c",
+        "while true; do /bin/true; sleep 0.2; done",
+    ]);
+    let mut resolver = picket::agent::attribution::CgroupResolver::new();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut attributed = None;
+    let mut host_exec = None;
+    while attributed.is_none() && Instant::now() < deadline {
+        let Ok(Ok(batch)) = tokio::time::timeout(Duration::from_millis(500), sensor.next_batch()).await else {
+            continue;
+        };
+        for event in batch.iter().filter(|e| e.kind == ProcessEventKind::Exec) {
+            let container = resolver.container_of(event.cgroup_id);
+            if event.filename == "/bin/true" && container.as_ref().is_some_and(|c| c.id == id) {
+                attributed = container;
+            } else if event.pid == std::process::id() || event.ppid == std::process::id() {
+                host_exec = Some((event.clone(), container));
+            }
+        }
+    }
+    let container = attributed.unwrap_or_else(|| panic!("no exec attributed to container {id}"));
+    assert_eq!(container.runtime, picket::agent::attribution::Runtime::Podman);
+    assert_eq!(container.pod_uid, None);
+    if let Some((event, container)) = host_exec {
+        assert_eq!(container, None, "{event:?} is the host's");
+    }
+}

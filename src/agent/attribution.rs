@@ -1,0 +1,203 @@
+//! Which container an event came from: the kernel programs report the task's cgroup v2 id (the
+//! inode of its directory in the unified hierarchy); the directory's path names the container
+//! in each runtime's pattern, and, under a kubelet, the pod's UID.
+
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Runtime {
+    Docker,
+    Podman,
+    Containerd,
+    CriO,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ContainerRef {
+    pub runtime: Runtime,
+    /// The full 64-hex container id.
+    pub id: String,
+    /// The pod's UID when a kubelet made the cgroup.
+    pub pod_uid: Option<String>,
+}
+
+fn is_container_id(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The container a cgroup path belongs to, in the patterns of Docker, Podman, containerd and
+/// CRI-O with the cgroupfs or systemd drivers:
+/// `/docker/ID`, `/system.slice/docker-ID.scope`, `/libpod_parent/libpod-ID`,
+/// `/machine.slice/libpod-ID.scope`, `/kubepods/burstable/podUID/ID`,
+/// `/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-podUID.slice/cri-containerd-ID.scope`,
+/// `…/crio-ID.scope`, containerd's `/NAMESPACE/ID`. Podman's `conmon` and init sub-cgroups
+/// (`…/container`) count as the container.
+pub fn container_of_cgroup_path(path: &str) -> Option<ContainerRef> {
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    let pod_uid = parts.iter().find_map(|p| pod_uid_of(p));
+    // The innermost component that names a container.
+    for (index, part) in parts.iter().enumerate().rev() {
+        let name = part.trim_end_matches(".scope");
+        let (runtime, id) = if let Some(id) = name.strip_prefix("docker-") {
+            (Runtime::Docker, id)
+        } else if let Some(id) = name.strip_prefix("libpod-conmon-") {
+            (Runtime::Podman, id)
+        } else if let Some(id) = name.strip_prefix("libpod-") {
+            (Runtime::Podman, id)
+        } else if let Some(id) = name.strip_prefix("cri-containerd-") {
+            (Runtime::Containerd, id)
+        } else if let Some(id) = name.strip_prefix("crio-conmon-") {
+            (Runtime::CriO, id)
+        } else if let Some(id) = name.strip_prefix("crio-") {
+            (Runtime::CriO, id)
+        } else if is_container_id(name) {
+            let parent = index.checked_sub(1).and_then(|i| parts.get(i)).copied().unwrap_or_default();
+            // A bare id under `docker` is Docker's cgroupfs layout; under a pod or a containerd
+            // namespace it is containerd's.
+            let runtime = if parent == "docker" { Runtime::Docker } else { Runtime::Containerd };
+            (runtime, name)
+        } else {
+            continue;
+        };
+        if is_container_id(id) {
+            return Some(ContainerRef { runtime, id: id.to_string(), pod_uid: pod_uid.clone() });
+        }
+    }
+    None
+}
+
+/// `podUID` (cgroupfs) or `kubepods-burstable-podUID.slice` (systemd, with `_` for `-`).
+fn pod_uid_of(part: &str) -> Option<String> {
+    let name = part.trim_end_matches(".slice");
+    let uid = name.rsplit("-pod").next().filter(|_| name.contains("-pod")).or_else(|| name.strip_prefix("pod"))?;
+    let uid = uid.replace('_', "-");
+    let looks_like_uid = uid.len() == 36 && uid.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+    looks_like_uid.then_some(uid)
+}
+
+/// Maps cgroup v2 ids to paths by walking the unified hierarchy (`/sys/fs/cgroup/unified` on a
+/// hybrid host, `/sys/fs/cgroup` on a pure v2 one); walks again when an id is unknown, at most
+/// once a second.
+pub struct CgroupResolver {
+    root: PathBuf,
+    paths: HashMap<u64, String>,
+    last_walk: Option<std::time::Instant>,
+}
+
+impl CgroupResolver {
+    pub fn new() -> Self {
+        let hybrid = Path::new("/sys/fs/cgroup/unified");
+        let root =
+            if hybrid.join("cgroup.procs").exists() { hybrid.to_path_buf() } else { PathBuf::from("/sys/fs/cgroup") };
+        Self::with_root(root)
+    }
+
+    pub fn with_root(root: PathBuf) -> Self {
+        Self { root, paths: HashMap::new(), last_walk: None }
+    }
+
+    /// The cgroup path (relative to the hierarchy's root, starting with `/`) of an id.
+    pub fn path_of(&mut self, cgroup_id: u64) -> Option<String> {
+        if let Some(path) = self.paths.get(&cgroup_id) {
+            return Some(path.clone());
+        }
+        let stale = self.last_walk.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(1));
+        if stale {
+            self.walk();
+        }
+        self.paths.get(&cgroup_id).cloned()
+    }
+
+    pub fn container_of(&mut self, cgroup_id: u64) -> Option<ContainerRef> {
+        self.path_of(cgroup_id).and_then(|p| container_of_cgroup_path(&p))
+    }
+
+    fn walk(&mut self) {
+        self.last_walk = Some(std::time::Instant::now());
+        self.paths.clear();
+        for entry in walkdir::WalkDir::new(&self.root).max_depth(16).into_iter().filter_map(Result::ok) {
+            if !entry.file_type().is_dir() {
+                continue;
+            }
+            let Ok(meta) = entry.metadata() else { continue };
+            let relative = entry.path().strip_prefix(&self.root).unwrap_or(entry.path());
+            self.paths.insert(meta.ino(), format!("/{}", relative.display()));
+        }
+    }
+}
+
+impl Default for CgroupResolver {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "4f1c0a9e2b7d4e6f8a1b2c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3e4f5a6b7";
+    const UID: &str = "0d7f3c2a-5b1e-4c9d-8e7f-6a5b4c3d2e1f";
+
+    #[test]
+    fn runtime_patterns_name_the_container() {
+        let cases = [
+            (format!("/docker/{ID}"), Runtime::Docker, None),
+            (format!("/system.slice/docker-{ID}.scope"), Runtime::Docker, None),
+            (format!("/libpod_parent/libpod-{ID}"), Runtime::Podman, None),
+            (format!("/libpod_parent/libpod-{ID}/container"), Runtime::Podman, None),
+            (format!("/machine.slice/libpod-{ID}.scope"), Runtime::Podman, None),
+            (format!("/kubepods/burstable/pod{UID}/{ID}"), Runtime::Containerd, Some(UID)),
+            (
+                format!(
+                    "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice/cri-containerd-{ID}.scope",
+                    UID.replace('-', "_")
+                ),
+                Runtime::Containerd,
+                Some(UID),
+            ),
+            (
+                format!("/kubepods.slice/kubepods-pod{}.slice/crio-{ID}.scope", UID.replace('-', "_")),
+                Runtime::CriO,
+                Some(UID),
+            ),
+            (format!("/testbed/{ID}"), Runtime::Containerd, None),
+        ];
+        for (path, runtime, pod) in cases {
+            let found = container_of_cgroup_path(&path).unwrap_or_else(|| panic!("{path}"));
+            assert_eq!(found.runtime, runtime, "{path}");
+            assert_eq!(found.id, ID, "{path}");
+            assert_eq!(found.pod_uid.as_deref(), pod, "{path}");
+        }
+    }
+
+    #[test]
+    fn host_cgroups_are_no_container() {
+        for path in [
+            "/",
+            "/system.slice/ssh.service",
+            "/user.slice/user-1000.slice/session-2.scope",
+            "/docker",
+            "/libpod_parent/libpod-short",
+        ] {
+            assert_eq!(container_of_cgroup_path(path), None, "{path}");
+        }
+    }
+
+    #[test]
+    fn ids_are_directory_inodes() {
+        let dir = tempfile::tempdir().unwrap();
+        let leaf = dir.path().join(format!("docker/{ID}"));
+        std::fs::create_dir_all(&leaf).unwrap();
+        let ino = std::fs::metadata(&leaf).unwrap().ino();
+        let mut resolver = CgroupResolver::with_root(dir.path().to_path_buf());
+        assert_eq!(resolver.path_of(ino).as_deref(), Some(format!("/docker/{ID}").as_str()));
+        assert_eq!(resolver.container_of(ino).map(|c| c.runtime), Some(Runtime::Docker));
+        assert_eq!(resolver.path_of(u64::MAX), None);
+    }
+}
