@@ -3,5 +3,7 @@
 //! with BPF LSM, loaded with aya. If the agent exits, its programs are detached with it: the
 //! node fails open.
 
+pub mod attribution;
+pub mod enforce;
 pub mod events;
 pub mod sensor;

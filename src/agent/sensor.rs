@@ -65,7 +65,7 @@ impl ProcessSensor {
         }
         let map = ebpf.take_map("events").ok_or(SensorError::Missing("events"))?;
         let ring = RingBuf::try_from(map).map_err(|source| SensorError::Map { name: "events", source })?;
-        Ok(Self { ebpf, ring: register(ring)?, malformed: 0 })
+        Ok(Self { ebpf, ring: register_ring(ring)?, malformed: 0 })
     }
 
     /// Waits for events and returns what the ring buffer holds.
@@ -97,9 +97,9 @@ impl ProcessSensor {
     }
 }
 
-/// Registers the ring buffer's fd with the runtime's reactor.
+/// Registers a ring buffer's fd with the runtime's reactor.
 #[allow(unsafe_code)]
-fn register(ring: RingBuf<MapData>) -> std::io::Result<AsyncFd<RingBuf<MapData>>> {
+pub(crate) fn register_ring(ring: RingBuf<MapData>) -> std::io::Result<AsyncFd<RingBuf<MapData>>> {
     // SAFETY: tokio requires the fd to stay open and not be registered elsewhere while the
     // AsyncFd lives. The RingBuf owns its map's fd (an OwnedFd in MapData) and moves into the
     // AsyncFd, which deregisters before dropping it; nothing else registers that fd.

@@ -108,6 +108,17 @@ impl Podman {
         run(cmd)
     }
 
+    /// Runs the podman CLI; whether it succeeded, and stdout then stderr.
+    pub fn try_podman(&self, args: &[&str]) -> (bool, String) {
+        let mut cmd = Command::new("podman");
+        Self::set_env(&mut cmd, self.dir.path());
+        let out = cmd.args(args).stdin(Stdio::null()).output().expect("podman runs");
+        (
+            out.status.success(),
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        )
+    }
+
     pub const IMAGE: &str = "localhost/picket-test:1";
 }
 

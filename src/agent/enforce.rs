@@ -1,0 +1,404 @@
+//! Per-container enforcement with BPF LSM (src/agent/bpf/enforce.bpf.c): an executable
+//! allowlist and read/write denials under path prefixes, in discover, monitor or protect mode.
+//! A policy update writes a whole new generation of the maps, then flips the active generation
+//! with one array write, so the kernel sees the old policy or the new one, never a mix. Dropping
+//! the enforcer detaches the programs: the node fails open.
+
+use aya::maps::{Array, HashMap, MapData, PerCpuArray, RingBuf};
+use aya::programs::Lsm;
+use aya::{Btf, Ebpf};
+use serde::{Deserialize, Serialize};
+use tokio::io::unix::AsyncFd;
+
+static ENFORCE_PROGRAM: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/enforce.bpf.o"));
+
+const PATH_LEN: usize = 256;
+const PREFIX_LEN: usize = 128;
+const MAX_FILE_RULES: usize = 8;
+const RULE_LEN: usize = 4 + 4 + PREFIX_LEN;
+const POLICY_LEN: usize = 16 + MAX_FILE_RULES * RULE_LEN;
+const EXEC_KEY_LEN: usize = 16 + PATH_LEN;
+const ALERT_LEN: usize = 4 * 4 + 8 * 2 + 4 * 2 + 16 + PATH_LEN;
+
+/// What happens to what a policy does not allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Record it (for learning), allow it.
+    Discover,
+    /// Alert, allow it.
+    Monitor,
+    /// Alert, deny it with EPERM.
+    Protect,
+}
+
+impl Mode {
+    fn code(self) -> u32 {
+        match self {
+            Self::Discover => 1,
+            Self::Monitor => 2,
+            Self::Protect => 3,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRule {
+    /// A path prefix as the container sees it (`/etc/`).
+    pub prefix: String,
+    #[serde(default)]
+    pub deny_read: bool,
+    #[serde(default)]
+    pub deny_write: bool,
+}
+
+/// One container's policy, by its cgroup v2 id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerPolicy {
+    pub cgroup_id: u64,
+    pub mode: Mode,
+    /// Executables (absolute paths as the container sees them, symlinks resolved) it may run;
+    /// None: any.
+    #[serde(default)]
+    pub exec_allowlist: Option<Vec<String>>,
+    #[serde(default)]
+    pub file_rules: Vec<FileRule>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PolicyError {
+    #[error("policy {index} (cgroup {cgroup_id}): {message}")]
+    Invalid { index: usize, cgroup_id: u64, message: String },
+    #[error("cgroup {0} has two policies")]
+    Duplicate(u64),
+}
+
+/// Checks every policy against what the kernel maps can hold; nothing is written when one fails.
+pub fn validate(policies: &[ContainerPolicy]) -> Result<(), PolicyError> {
+    let mut seen = std::collections::HashSet::new();
+    for (index, policy) in policies.iter().enumerate() {
+        let fail = |message: String| PolicyError::Invalid { index, cgroup_id: policy.cgroup_id, message };
+        if !seen.insert(policy.cgroup_id) {
+            return Err(PolicyError::Duplicate(policy.cgroup_id));
+        }
+        if policy.cgroup_id == 0 {
+            return Err(fail("cgroup id 0 is no cgroup".into()));
+        }
+        for path in policy.exec_allowlist.iter().flatten() {
+            if !path.starts_with('/') || path.len() >= PATH_LEN || path.contains('\0') {
+                return Err(fail(format!(
+                    "allowlist path {path:?} must be absolute, without NUL, shorter than {PATH_LEN} bytes"
+                )));
+            }
+        }
+        if policy.file_rules.len() > MAX_FILE_RULES {
+            return Err(fail(format!("{} file rules, at most {MAX_FILE_RULES}", policy.file_rules.len())));
+        }
+        for rule in &policy.file_rules {
+            if !rule.prefix.starts_with('/') || rule.prefix.len() >= PREFIX_LEN || rule.prefix.contains('\0') {
+                return Err(fail(format!(
+                    "file rule prefix {:?} must be absolute, without NUL, shorter than {PREFIX_LEN} bytes",
+                    rule.prefix
+                )));
+            }
+            if !rule.deny_read && !rule.deny_write {
+                return Err(fail(format!("file rule {:?} denies nothing", rule.prefix)));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn policy_key(generation: u32, cgroup_id: u64) -> [u8; 16] {
+    let mut key = [0u8; 16];
+    key[..4].copy_from_slice(&generation.to_le_bytes());
+    key[8..].copy_from_slice(&cgroup_id.to_le_bytes());
+    key
+}
+
+fn exec_key(generation: u32, cgroup_id: u64, path: &str) -> [u8; EXEC_KEY_LEN] {
+    let mut key = [0u8; EXEC_KEY_LEN];
+    key[..16].copy_from_slice(&policy_key(generation, cgroup_id));
+    let bytes = path.as_bytes();
+    key[16..16 + bytes.len().min(PATH_LEN - 1)].copy_from_slice(&bytes[..bytes.len().min(PATH_LEN - 1)]);
+    key
+}
+
+fn policy_value(policy: &ContainerPolicy) -> [u8; POLICY_LEN] {
+    let mut value = [0u8; POLICY_LEN];
+    value[..4].copy_from_slice(&policy.mode.code().to_le_bytes());
+    value[4..8].copy_from_slice(&u32::from(policy.exec_allowlist.is_some()).to_le_bytes());
+    let count = policy.file_rules.len().min(MAX_FILE_RULES);
+    value[8..12].copy_from_slice(&u32::try_from(count).unwrap_or(0).to_le_bytes());
+    for (i, rule) in policy.file_rules.iter().take(MAX_FILE_RULES).enumerate() {
+        let at = 16 + i * RULE_LEN;
+        let deny = u32::from(rule.deny_read) | (u32::from(rule.deny_write) << 1);
+        value[at..at + 4].copy_from_slice(&deny.to_le_bytes());
+        let prefix = rule.prefix.as_bytes();
+        let len = prefix.len().min(PREFIX_LEN - 1);
+        value[at + 4..at + 8].copy_from_slice(&u32::try_from(len).unwrap_or(0).to_le_bytes());
+        value[at + 8..at + 8 + len].copy_from_slice(&prefix[..len]);
+    }
+    value
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertKind {
+    Exec,
+    File,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertAction {
+    Recorded,
+    Alerted,
+    Denied,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Alert {
+    pub kind: AlertKind,
+    pub action: AlertAction,
+    pub pid: u32,
+    pub uid: u32,
+    pub cgroup_id: u64,
+    pub timestamp_ns: u64,
+    pub read: bool,
+    pub write: bool,
+    pub comm: String,
+    pub path: String,
+}
+
+pub fn decode_alert(bytes: &[u8]) -> Option<Alert> {
+    if bytes.len() < ALERT_LEN {
+        return None;
+    }
+    let u32_at = |at: usize| bytes.get(at..at + 4).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes).unwrap_or(0);
+    let u64_at = |at: usize| bytes.get(at..at + 8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes).unwrap_or(0);
+    let text = |at: usize, len: usize| {
+        let field = bytes.get(at..at + len).unwrap_or_default();
+        let end = field.iter().position(|b| *b == 0).unwrap_or(field.len());
+        String::from_utf8_lossy(&field[..end]).into_owned()
+    };
+    let kind = match u32_at(0) {
+        1 => AlertKind::Exec,
+        2 => AlertKind::File,
+        _ => return None,
+    };
+    let action = match u32_at(4) {
+        0 => AlertAction::Recorded,
+        1 => AlertAction::Alerted,
+        2 => AlertAction::Denied,
+        _ => return None,
+    };
+    let access = u32_at(32);
+    Some(Alert {
+        kind,
+        action,
+        pid: u32_at(8),
+        uid: u32_at(12),
+        cgroup_id: u64_at(16),
+        timestamp_ns: u64_at(24),
+        read: access & 1 != 0,
+        write: access & 2 != 0,
+        comm: text(40, 16),
+        path: text(56, PATH_LEN),
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EnforceError {
+    #[error(
+        "loading the enforcement programs: {0} (the agent needs root and the BPF LSM: 'bpf' in /sys/kernel/security/lsm)"
+    )]
+    Load(#[source] aya::EbpfError),
+    #[error("reading the kernel's BTF: {0}")]
+    Btf(#[source] aya::BtfError),
+    #[error("LSM hook {hook}: {source}")]
+    Attach {
+        hook: &'static str,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    #[error("the kernel object has no {0}")]
+    Missing(&'static str),
+    #[error("map {name}: {source}")]
+    Map {
+        name: &'static str,
+        #[source]
+        source: aya::maps::MapError,
+    },
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error("waiting on the alert ring buffer: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+const HOOKS: [(&str, &str); 2] = [("check_exec", "bprm_check_security"), ("check_open", "file_open")];
+
+pub struct Enforcer {
+    ebpf: Ebpf,
+    generation: u32,
+    /// What the active generation holds, to delete it after the next switch.
+    written: Vec<(u64, Vec<String>)>,
+    alerts: AsyncFd<RingBuf<MapData>>,
+}
+
+impl Enforcer {
+    /// Loads and attaches the LSM programs, with no policy (everything allowed).
+    pub fn start() -> Result<Self, EnforceError> {
+        let mut ebpf = Ebpf::load(ENFORCE_PROGRAM).map_err(EnforceError::Load)?;
+        let btf = Btf::from_sys_fs().map_err(EnforceError::Btf)?;
+        for (program, hook) in HOOKS {
+            let attach = |source| EnforceError::Attach { hook, source };
+            let lsm: &mut Lsm =
+                ebpf.program_mut(program).ok_or(EnforceError::Missing(program))?.try_into().map_err(attach)?;
+            lsm.load(hook, &btf).map_err(attach)?;
+            lsm.attach().map_err(attach)?;
+        }
+        let map = ebpf.take_map("alerts").ok_or(EnforceError::Missing("alerts"))?;
+        let ring = RingBuf::try_from(map).map_err(|source| EnforceError::Map { name: "alerts", source })?;
+        Ok(Self { ebpf, generation: 0, written: Vec::new(), alerts: super::sensor::register_ring(ring)? })
+    }
+
+    pub fn generation(&self) -> u32 {
+        self.generation
+    }
+
+    /// Replaces every policy at once. Invalid input is refused before anything is written, and
+    /// the policy in force stays as it was.
+    pub fn apply(&mut self, policies: &[ContainerPolicy]) -> Result<(), EnforceError> {
+        validate(policies)?;
+        let next = self.generation.wrapping_add(1);
+        let map_err = |name: &'static str| move |source| EnforceError::Map { name, source };
+        {
+            let mut table: HashMap<&mut MapData, [u8; 16], [u8; POLICY_LEN]> =
+                HashMap::try_from(self.ebpf.map_mut("policies").ok_or(EnforceError::Missing("policies"))?)
+                    .map_err(map_err("policies"))?;
+            for policy in policies {
+                table
+                    .insert(policy_key(next, policy.cgroup_id), policy_value(policy), 0)
+                    .map_err(map_err("policies"))?;
+            }
+        }
+        {
+            let mut execs: HashMap<&mut MapData, [u8; EXEC_KEY_LEN], u8> =
+                HashMap::try_from(self.ebpf.map_mut("allowed_execs").ok_or(EnforceError::Missing("allowed_execs"))?)
+                    .map_err(map_err("allowed_execs"))?;
+            for policy in policies {
+                for path in policy.exec_allowlist.iter().flatten() {
+                    execs.insert(exec_key(next, policy.cgroup_id, path), 1, 0).map_err(map_err("allowed_execs"))?;
+                }
+            }
+        }
+        // The switch: one array element.
+        let mut active: Array<&mut MapData, u32> =
+            Array::try_from(self.ebpf.map_mut("active").ok_or(EnforceError::Missing("active"))?)
+                .map_err(map_err("active"))?;
+        active.set(0, next, 0).map_err(map_err("active"))?;
+        let old = std::mem::replace(
+            &mut self.written,
+            policies.iter().map(|p| (p.cgroup_id, p.exec_allowlist.clone().unwrap_or_default())).collect(),
+        );
+        let previous = self.generation;
+        self.generation = next;
+        self.forget(previous, &old)
+    }
+
+    /// Deletes a generation that is no longer active.
+    fn forget(&mut self, generation: u32, written: &[(u64, Vec<String>)]) -> Result<(), EnforceError> {
+        let map_err = |name: &'static str| move |source| EnforceError::Map { name, source };
+        let mut table: HashMap<&mut MapData, [u8; 16], [u8; POLICY_LEN]> =
+            HashMap::try_from(self.ebpf.map_mut("policies").ok_or(EnforceError::Missing("policies"))?)
+                .map_err(map_err("policies"))?;
+        for (cgroup_id, _) in written {
+            let _ = table.remove(&policy_key(generation, *cgroup_id));
+        }
+        let mut execs: HashMap<&mut MapData, [u8; EXEC_KEY_LEN], u8> =
+            HashMap::try_from(self.ebpf.map_mut("allowed_execs").ok_or(EnforceError::Missing("allowed_execs"))?)
+                .map_err(map_err("allowed_execs"))?;
+        for (cgroup_id, paths) in written {
+            for path in paths {
+                let _ = execs.remove(&exec_key(generation, *cgroup_id, path));
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for alerts and returns what the ring buffer holds.
+    pub async fn next_alerts(&mut self) -> Result<Vec<Alert>, EnforceError> {
+        loop {
+            let mut guard = self.alerts.readable_mut().await?;
+            let ring = guard.get_inner_mut();
+            let mut batch = Vec::new();
+            while let Some(item) = ring.next() {
+                batch.extend(decode_alert(&item));
+            }
+            guard.clear_ready();
+            if !batch.is_empty() {
+                return Ok(batch);
+            }
+        }
+    }
+
+    /// Alerts the kernel could not queue because the ring buffer was full.
+    pub fn dropped(&self) -> Result<u64, EnforceError> {
+        let map = self.ebpf.map("alert_drops").ok_or(EnforceError::Missing("alert_drops"))?;
+        let drops: PerCpuArray<&MapData, u64> =
+            PerCpuArray::try_from(map).map_err(|source| EnforceError::Map { name: "alert_drops", source })?;
+        let values = drops.get(&0, 0).map_err(|source| EnforceError::Map { name: "alert_drops", source })?;
+        Ok(values.iter().sum())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(cgroup_id: u64) -> ContainerPolicy {
+        ContainerPolicy {
+            cgroup_id,
+            mode: Mode::Protect,
+            exec_allowlist: Some(vec!["/bin/busybox".into()]),
+            file_rules: vec![FileRule { prefix: "/etc/".into(), deny_read: false, deny_write: true }],
+        }
+    }
+
+    #[test]
+    fn malformed_policies_are_refused_naming_the_policy() {
+        assert_eq!(validate(&[policy(7)]), Ok(()));
+        let mut relative = policy(7);
+        relative.exec_allowlist = Some(vec!["bin/sh".into()]);
+        let err = validate(&[policy(5), relative]).unwrap_err().to_string();
+        assert!(err.starts_with("policy 1 (cgroup 7)") && err.contains("\"bin/sh\""), "{err}");
+        assert_eq!(validate(&[policy(7), policy(7)]), Err(PolicyError::Duplicate(7)));
+        let mut long = policy(7);
+        long.file_rules[0].prefix = format!("/{}", "a".repeat(200));
+        assert!(validate(&[long]).unwrap_err().to_string().contains("shorter than 128"));
+        let mut nothing = policy(7);
+        nothing.file_rules[0].deny_write = false;
+        assert!(validate(&[nothing]).unwrap_err().to_string().contains("denies nothing"));
+        let mut many = policy(7);
+        many.file_rules = vec![policy(7).file_rules[0].clone(); 9];
+        assert!(validate(&[many]).is_err());
+    }
+
+    #[test]
+    fn map_records_follow_the_c_layout() {
+        let value = policy_value(&policy(7));
+        assert_eq!(u32::from_le_bytes(value[0..4].try_into().unwrap()), 3, "protect");
+        assert_eq!(u32::from_le_bytes(value[4..8].try_into().unwrap()), 1, "has an allowlist");
+        assert_eq!(u32::from_le_bytes(value[8..12].try_into().unwrap()), 1, "one rule");
+        assert_eq!(u32::from_le_bytes(value[16..20].try_into().unwrap()), 2, "deny write");
+        assert_eq!(u32::from_le_bytes(value[20..24].try_into().unwrap()), 5, "prefix length");
+        assert_eq!(&value[24..29], b"/etc/");
+        let key = exec_key(4, 7, "/bin/busybox");
+        assert_eq!(&key[..4], &4u32.to_le_bytes());
+        assert_eq!(&key[8..16], &7u64.to_le_bytes());
+        assert_eq!(&key[16..28], b"/bin/busybox");
+        assert!(key[28..].iter().all(|b| *b == 0));
+        assert_eq!(decode_alert(&[0u8; 10]), None);
+    }
+}
