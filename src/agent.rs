@@ -7,3 +7,4 @@ pub mod attribution;
 pub mod enforce;
 pub mod events;
 pub mod sensor;
+pub mod wire;

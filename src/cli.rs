@@ -1,5 +1,6 @@
 //! The command line. Each subcommand calls the same capability functions the TUI uses.
 
+pub mod agent;
 pub mod bench;
 pub mod cluster;
 pub mod db;
@@ -59,6 +60,9 @@ pub enum Commands {
     /// Compliance benchmarks: CIS Docker, CIS Kubernetes (cluster and node), Pod Security Standards
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// The node agent: kernel process events (run, needs root) and the DaemonSet manifest
+    #[command(subcommand)]
+    Agent(agent::AgentCommand),
     /// Kubernetes clusters: production scanning of the images they run
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
@@ -122,6 +126,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Commands::Sbom(ref args)) => sbom::run(args, &Config::load(&cli.overrides())?),
         Some(Commands::Scan(ref command)) => scan::run(command, &Config::load(&cli.overrides())?),
         Some(Commands::Db(ref command)) => db::run(command, &Config::load(&cli.overrides())?),
+        Some(Commands::Agent(ref command)) => agent::run(command),
         Some(Commands::Cluster(ref command)) => {
             cluster::run(command, &Config::load(&cli.overrides())?, cli.context.as_deref())
         }

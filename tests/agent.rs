@@ -227,3 +227,46 @@ fn lsm_programs_refused(error: &picket::agent::enforce::EnforceError) -> bool {
     let text = format!("{error:?}");
     text.contains("PermissionDenied") && text.contains("bprm_check_security")
 }
+
+/// `picket agent run` streams versioned JSON lines: the exec of a command run while it runs, then
+/// its counters.
+#[test]
+fn agent_run_streams_json_lines() {
+    if !can_load_bpf() {
+        eprintln!("skipped: loading BPF programs needs root and /sys/kernel/btf/vmlinux");
+        return;
+    }
+    let agent = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+        .args(["agent", "run", "--for", "3"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("picket agent runs");
+    let marker = format!("picket-agent-marker-{}", std::process::id());
+    // Give it a moment to attach, then exec something recognisable, a few times.
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_millis(200));
+        let _ = std::process::Command::new("/bin/echo").arg(&marker).stdout(std::process::Stdio::null()).status();
+    }
+    let out = agent.wait_with_output().expect("the agent ends after --for");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let echo = lines
+        .iter()
+        .find(|l| {
+            l["type"] == "process"
+                && l["kind"] == "exec"
+                && l["args"].as_array().is_some_and(|a| a.iter().any(|x| x == marker.as_str()))
+        })
+        .unwrap_or_else(|| panic!("no exec of echo among {} lines", lines.len()));
+    assert_eq!(echo["v"], 1);
+    assert_eq!(echo["filename"], "/bin/echo");
+    assert!(echo["container"].is_null(), "the host's own exec: {echo}");
+    let stats = lines.last().expect("lines");
+    assert_eq!(stats["type"], "stats");
+    assert_eq!(stats["dropped"], 0);
+    assert!(stats["events"].as_u64().is_some_and(|n| n >= 10), "{stats}");
+}

@@ -1,0 +1,225 @@
+//! `picket agent`: the node agent. `run` loads the kernel programs and streams events as JSON
+//! lines; `manifest` prints the DaemonSet (and RBAC) that runs it on every node of a cluster.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Subcommand;
+
+use crate::agent::attribution::CgroupResolver;
+use crate::agent::sensor::ProcessSensor;
+use crate::agent::wire::WireEvent;
+
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// Load the kernel programs and print events as JSON lines until interrupted (needs root)
+    Run {
+        /// Stop after this many seconds
+        #[arg(long = "for", value_name = "SECONDS")]
+        duration: Option<u64>,
+        /// Only events attributed to a container
+        #[arg(long)]
+        containers_only: bool,
+    },
+    /// Print the DaemonSet, ServiceAccount and RBAC that run the agent on every node
+    Manifest {
+        /// Namespace to put it in
+        #[arg(long, default_value = "picket-system")]
+        namespace: String,
+        /// The image that holds the picket binary
+        #[arg(long, default_value = "ghcr.io/picket/picket:0.1.0")]
+        image: String,
+    },
+}
+
+pub fn run(command: &AgentCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        AgentCommand::Manifest { namespace, image } => {
+            std::io::stdout()
+                .lock()
+                .write_all(manifest(namespace, image).as_bytes())
+                .context("cannot write to standard output")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        AgentCommand::Run { duration, containers_only } => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            runtime.block_on(stream(duration.map(Duration::from_secs), *containers_only))
+        }
+    }
+}
+
+async fn stream(duration: Option<Duration>, containers_only: bool) -> anyhow::Result<ExitCode> {
+    let mut sensor = ProcessSensor::start()?;
+    let node = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim().to_string();
+    let mut resolver = CgroupResolver::new();
+    let deadline = duration.map(|d| tokio::time::Instant::now() + d);
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut events = 0u64;
+    let mut stats_every = tokio::time::interval(Duration::from_secs(10));
+    stats_every.tick().await;
+    loop {
+        let until_deadline = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            batch = sensor.next_batch() => {
+                for event in batch? {
+                    let container = resolver.container_of(event.cgroup_id);
+                    if containers_only && container.is_none() {
+                        continue;
+                    }
+                    events += 1;
+                    serde_json::to_writer(&mut out, &WireEvent::process(&node, event, container))?;
+                    out.write_all(b"\n")?;
+                }
+                out.flush()?;
+            }
+            _ = stats_every.tick() => {
+                serde_json::to_writer(&mut out, &WireEvent::stats(&node, events, sensor.dropped()?, sensor.malformed))?;
+                out.write_all(b"\n")?;
+                out.flush()?;
+            }
+            _ = tokio::signal::ctrl_c() => break,
+            _ = until_deadline => break,
+        }
+    }
+    let dropped = sensor.dropped()?;
+    serde_json::to_writer(&mut out, &WireEvent::stats(&node, events, dropped, sensor.malformed))?;
+    out.write_all(b"\n")?;
+    out.flush()?;
+    if dropped > 0 {
+        eprintln!("picket: {dropped} events were dropped: the ring buffer was full");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The agent as a DaemonSet: privileged (it loads BPF programs), in the host's PID namespace
+/// (its pids are the node's), with the kernel's BTF, the cgroup hierarchy and securityfs from the
+/// host. Its ServiceAccount may read pods, for attribution by pod UID.
+pub fn manifest(namespace: &str, image: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Namespace
+metadata:
+  name: {namespace}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: picket-agent
+  namespace: {namespace}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: picket-agent
+rules:
+  - apiGroups: [""]
+    resources: ["pods", "nodes"]
+    verbs: ["get", "list", "watch"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: picket-agent
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: picket-agent
+subjects:
+  - kind: ServiceAccount
+    name: picket-agent
+    namespace: {namespace}
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: picket-agent
+  namespace: {namespace}
+  labels:
+    app.kubernetes.io/name: picket-agent
+spec:
+  selector:
+    matchLabels:
+      app.kubernetes.io/name: picket-agent
+  updateStrategy:
+    type: RollingUpdate
+  template:
+    metadata:
+      labels:
+        app.kubernetes.io/name: picket-agent
+    spec:
+      serviceAccountName: picket-agent
+      hostPID: true
+      priorityClassName: system-node-critical
+      tolerations:
+        - operator: Exists
+      containers:
+        - name: agent
+          image: {image}
+          args: ["agent", "run"]
+          securityContext:
+            privileged: true
+          resources:
+            requests:
+              cpu: 50m
+              memory: 64Mi
+            limits:
+              memory: 256Mi
+          volumeMounts:
+            - name: btf
+              mountPath: /sys/kernel/btf
+              readOnly: true
+            - name: cgroup
+              mountPath: /sys/fs/cgroup
+              readOnly: true
+            - name: securityfs
+              mountPath: /sys/kernel/security
+              readOnly: true
+      volumes:
+        - name: btf
+          hostPath:
+            path: /sys/kernel/btf
+        - name: cgroup
+          hostPath:
+            path: /sys/fs/cgroup
+        - name: securityfs
+          hostPath:
+            path: /sys/kernel/security
+"#
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_manifest_is_valid_kubernetes_yaml() {
+        let text = manifest("sec", "registry.example.com/picket:1");
+        let kinds: Vec<String> = text
+            .split("\n---\n")
+            .map(|doc| {
+                let value: serde_json::Value = serde_saphyr::from_str(doc).expect("YAML");
+                value["kind"].as_str().expect("kind").to_string()
+            })
+            .collect();
+        assert_eq!(kinds, ["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "DaemonSet"]);
+        let daemonset: k8s_openapi::api::apps::v1::DaemonSet =
+            serde_saphyr::from_str(text.rsplit("\n---\n").next().unwrap()).expect("a DaemonSet");
+        let spec = daemonset.spec.template.spec.expect("pod spec");
+        assert_eq!(spec.host_pid, Some(true));
+        assert_eq!(spec.containers[0].image.as_deref(), Some("registry.example.com/picket:1"));
+        assert_eq!(spec.containers[0].security_context.as_ref().and_then(|s| s.privileged), Some(true));
+        assert_eq!(daemonset.metadata.namespace.as_deref(), Some("sec"));
+    }
+}
