@@ -68,19 +68,19 @@ impl ProcessSensor {
         Ok(Self { ebpf, ring: register_ring(ring)?, malformed: 0 })
     }
 
-    /// Waits for events and returns what the ring buffer holds.
+    /// Waits for events and returns what the ring buffer holds. The kernel programs wake the
+    /// reader only when 64 KiB are waiting, so it also looks every 50 ms.
     pub async fn next_batch(&mut self) -> Result<Vec<ProcessEvent>, SensorError> {
         loop {
-            let mut guard = self.ring.readable_mut().await?;
-            let ring = guard.get_inner_mut();
-            let mut batch = Vec::new();
-            while let Some(item) = ring.next() {
-                match decode_process_event(&item) {
-                    Ok(event) => batch.push(event),
-                    Err(_) => self.malformed += 1,
+            let batch = match tokio::time::timeout(POLL, self.ring.readable_mut()).await {
+                Ok(guard) => {
+                    let mut guard = guard?;
+                    let batch = drain(guard.get_inner_mut(), &mut self.malformed);
+                    guard.clear_ready();
+                    batch
                 }
-            }
-            guard.clear_ready();
+                Err(_) => drain(self.ring.get_mut(), &mut self.malformed),
+            };
             if !batch.is_empty() {
                 return Ok(batch);
             }
@@ -95,6 +95,20 @@ impl ProcessSensor {
         let values = drops.get(&0, 0).map_err(|source| SensorError::Map { name: "drops", source })?;
         Ok(values.iter().sum())
     }
+}
+
+/// How often the reader looks at the ring buffer without being woken.
+const POLL: std::time::Duration = std::time::Duration::from_millis(50);
+
+fn drain(ring: &mut RingBuf<MapData>, malformed: &mut u64) -> Vec<ProcessEvent> {
+    let mut batch = Vec::new();
+    while let Some(item) = ring.next() {
+        match decode_process_event(&item) {
+            Ok(event) => batch.push(event),
+            Err(_) => *malformed += 1,
+        }
+    }
+    batch
 }
 
 /// Registers a ring buffer's fd with the runtime's reactor.

@@ -24,6 +24,16 @@ struct {
     __type(value, __u64);
 } drops SEC(".maps");
 
+// Waking the reader for every event costs more than the event: wake it only when this much is
+// waiting; it also reads on its own every 50 ms.
+#define WAKEUP_BYTES (64 * 1024)
+
+static __always_inline void submit(struct process_event *e)
+{
+    long flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+    bpf_ringbuf_submit(e, flags);
+}
+
 static __always_inline void count_drop(void)
 {
     __u32 key = 0;
@@ -68,7 +78,7 @@ int BPF_PROG(process_exec, struct task_struct *task, pid_t old_pid, struct linux
     e->args_len = len;
     if (bpf_probe_read_user(e->args, len, (void *)start) != 0)
         e->args_len = 0;
-    bpf_ringbuf_submit(e, 0);
+    submit(e);
     return 0;
 }
 
@@ -88,7 +98,7 @@ int BPF_PROG(process_fork, struct task_struct *parent, struct task_struct *child
     e->exit_code = 0;
     e->filename[0] = 0;
     e->args_len = 0;
-    bpf_ringbuf_submit(e, 0);
+    submit(e);
     return 0;
 }
 
@@ -107,6 +117,6 @@ int BPF_PROG(process_exit, struct task_struct *task)
     e->exit_code = BPF_CORE_READ(task, exit_code);
     e->filename[0] = 0;
     e->args_len = 0;
-    bpf_ringbuf_submit(e, 0);
+    submit(e);
     return 0;
 }
