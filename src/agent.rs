@@ -6,5 +6,6 @@
 pub mod attribution;
 pub mod enforce;
 pub mod events;
+pub mod net;
 pub mod sensor;
 pub mod wire;

@@ -243,10 +243,13 @@ fn agent_run_streams_json_lines() {
         .spawn()
         .expect("picket agent runs");
     let marker = format!("picket-agent-marker-{}", std::process::id());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    let port = listener.local_addr().expect("addr").port();
     // Give it a moment to attach, then exec something recognisable, a few times.
     for _ in 0..10 {
         std::thread::sleep(Duration::from_millis(200));
         let _ = std::process::Command::new("/bin/echo").arg(&marker).stdout(std::process::Stdio::null()).status();
+        let _ = std::net::TcpStream::connect(("127.0.0.1", port));
     }
     let out = agent.wait_with_output().expect("the agent ends after --for");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -265,8 +268,58 @@ fn agent_run_streams_json_lines() {
     assert_eq!(echo["v"], 1);
     assert_eq!(echo["filename"], "/bin/echo");
     assert!(echo["container"].is_null(), "the host's own exec: {echo}");
+    let connect = lines
+        .iter()
+        .find(|l| l["type"] == "network" && l["kind"] == "connect" && l["remote"][1] == port)
+        .unwrap_or_else(|| panic!("no connect to port {port}"));
+    assert_eq!(connect["remote"][0], "127.0.0.1");
     let stats = lines.last().expect("lines");
     assert_eq!(stats["type"], "stats");
     assert_eq!(stats["dropped"], 0);
     assert!(stats["events"].as_u64().is_some_and(|n| n >= 10), "{stats}");
+}
+
+/// A TCP connection over loopback: the connect (process context, through the cgroup hook) and
+/// the accept (through the return probe) arrive with both ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connects_and_accepts_are_seen_with_their_addresses() {
+    use picket::agent::net::{NetEventKind, NetSensor};
+    if !can_load_bpf() {
+        eprintln!("skipped: loading BPF programs needs root and /sys/kernel/btf/vmlinux");
+        return;
+    }
+    let mut sensor = NetSensor::start().expect("the network sensor loads and attaches");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    let port = listener.local_addr().expect("addr").port();
+    let server = std::thread::spawn(move || listener.accept().map(|(_, peer)| peer.port()));
+    let client = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let client_port = client.local_addr().expect("addr").port();
+    let accepted_from = server.join().expect("server").expect("accept");
+    assert_eq!(accepted_from, client_port);
+
+    let mut events = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let me = std::process::id();
+    let done = |events: &[picket::agent::net::NetEvent]| {
+        events.iter().any(|e| e.kind == NetEventKind::Connect && e.pid == me && e.remote.1 == port)
+            && events
+                .iter()
+                .any(|e| e.kind == NetEventKind::Accept && e.pid == me && e.local.is_some_and(|l| l.1 == port))
+    };
+    while !done(&events) && Instant::now() < deadline {
+        if let Ok(Ok(batch)) = tokio::time::timeout(Duration::from_millis(300), sensor.next_batch()).await {
+            events.extend(batch);
+        }
+    }
+    let connect = events.iter().find(|e| e.kind == NetEventKind::Connect && e.remote.1 == port).expect("the connect");
+    assert_eq!(connect.remote.0.to_string(), "127.0.0.1");
+    assert_eq!(connect.protocol, 6);
+    assert!(connect.cgroup_id > 0);
+    let accept = events
+        .iter()
+        .find(|e| e.kind == NetEventKind::Accept && e.local.is_some_and(|l| l.1 == port))
+        .expect("the accept");
+    assert_eq!(accept.remote.1, client_port, "the client's port");
+    assert_eq!(accept.pid, me);
+    assert_eq!(sensor.dropped().expect("drops"), 0);
 }

@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use super::attribution::ContainerRef;
 use super::events::ProcessEvent;
+use super::net::NetEvent;
 
 /// Bumped when a field changes meaning or goes away; new fields do not bump it.
 pub const WIRE_VERSION: u32 = 1;
@@ -20,6 +21,14 @@ pub enum WireEvent {
         event: ProcessEvent,
         container: Option<ContainerRef>,
     },
+    /// A connect or accept, with the container it happened in.
+    Network {
+        v: u32,
+        node: String,
+        #[serde(flatten)]
+        event: NetEvent,
+        container: Option<ContainerRef>,
+    },
     /// The agent's own counters, sent periodically and when it stops.
     Stats { v: u32, node: String, events: u64, dropped: u64, malformed: u64 },
 }
@@ -27,6 +36,10 @@ pub enum WireEvent {
 impl WireEvent {
     pub fn process(node: &str, event: ProcessEvent, container: Option<ContainerRef>) -> Self {
         Self::Process { v: WIRE_VERSION, node: node.to_string(), event, container }
+    }
+
+    pub fn network(node: &str, event: NetEvent, container: Option<ContainerRef>) -> Self {
+        Self::Network { v: WIRE_VERSION, node: node.to_string(), event, container }
     }
 
     pub fn stats(node: &str, events: u64, dropped: u64, malformed: u64) -> Self {

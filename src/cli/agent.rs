@@ -14,7 +14,8 @@ use crate::agent::wire::WireEvent;
 
 #[derive(Debug, Subcommand)]
 pub enum AgentCommand {
-    /// Load the kernel programs and print events as JSON lines until interrupted (needs root)
+    /// Load the kernel programs and print process and network events as JSON lines until
+    /// interrupted (needs root)
     Run {
         /// Stop after this many seconds
         #[arg(long = "for", value_name = "SECONDS")]
@@ -56,6 +57,7 @@ pub fn run(command: &AgentCommand) -> anyhow::Result<ExitCode> {
 
 async fn stream(duration: Option<Duration>, containers_only: bool) -> anyhow::Result<ExitCode> {
     let mut sensor = ProcessSensor::start()?;
+    let mut net = crate::agent::net::NetSensor::start()?;
     let node = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim().to_string();
     let mut resolver = CgroupResolver::new();
     let deadline = duration.map(|d| tokio::time::Instant::now() + d);
@@ -83,8 +85,20 @@ async fn stream(duration: Option<Duration>, containers_only: bool) -> anyhow::Re
                 }
                 out.flush()?;
             }
+            batch = net.next_batch() => {
+                for event in batch? {
+                    let container = resolver.container_of(event.cgroup_id);
+                    if containers_only && container.is_none() {
+                        continue;
+                    }
+                    events += 1;
+                    serde_json::to_writer(&mut out, &WireEvent::network(&node, event, container))?;
+                    out.write_all(b"\n")?;
+                }
+                out.flush()?;
+            }
             _ = stats_every.tick() => {
-                serde_json::to_writer(&mut out, &WireEvent::stats(&node, events, sensor.dropped()?, sensor.malformed))?;
+                serde_json::to_writer(&mut out, &WireEvent::stats(&node, events, sensor.dropped()? + net.dropped()?, sensor.malformed))?;
                 out.write_all(b"\n")?;
                 out.flush()?;
             }
@@ -92,7 +106,7 @@ async fn stream(duration: Option<Duration>, containers_only: bool) -> anyhow::Re
             _ = until_deadline => break,
         }
     }
-    let dropped = sensor.dropped()?;
+    let dropped = sensor.dropped()? + net.dropped()?;
     serde_json::to_writer(&mut out, &WireEvent::stats(&node, events, dropped, sensor.malformed))?;
     out.write_all(b"\n")?;
     out.flush()?;

@@ -1,0 +1,201 @@
+//! Network sensing: loads src/agent/bpf/net.bpf.c, attaches its connect hooks to the unified
+//! cgroup root (every container's cgroup is below it; the hooks always allow) and its return
+//! probe to inet_csk_accept, and reads their ring buffer. Dropping it detaches everything.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use aya::Ebpf;
+use aya::maps::{MapData, PerCpuArray, RingBuf};
+use aya::programs::{BtfTracePoint, CgroupAttachMode, CgroupSockAddr};
+use serde::Serialize;
+use tokio::io::unix::AsyncFd;
+
+static NET_PROGRAM: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/net.bpf.o"));
+
+/// Bytes of `struct net_event`: five u32, two u16, two u64, two 16-byte addresses, comm.
+const NET_EVENT_LEN: usize = 5 * 4 + 2 * 2 + 2 * 8 + 16 + 16 + 16;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetEventKind {
+    Connect,
+    Accept,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NetEvent {
+    pub kind: NetEventKind,
+    pub pid: u32,
+    pub uid: u32,
+    /// 6 TCP, 17 UDP.
+    pub protocol: u32,
+    pub local: Option<(IpAddr, u16)>,
+    pub remote: (IpAddr, u16),
+    pub cgroup_id: u64,
+    pub timestamp_ns: u64,
+    pub comm: String,
+}
+
+fn address(family: u32, bytes: &[u8]) -> Option<IpAddr> {
+    match family {
+        2 => {
+            let octets: [u8; 4] = bytes.get(..4)?.try_into().ok()?;
+            Some(IpAddr::V4(Ipv4Addr::from(octets)))
+        }
+        10 => {
+            let octets: [u8; 16] = bytes.get(..16)?.try_into().ok()?;
+            Some(IpAddr::V6(Ipv6Addr::from(octets)))
+        }
+        _ => None,
+    }
+}
+
+/// Decodes one record; None for a short record or an unknown kind or family.
+pub fn decode_net_event(bytes: &[u8]) -> Option<NetEvent> {
+    if bytes.len() < NET_EVENT_LEN {
+        return None;
+    }
+    let u32_at = |at: usize| bytes.get(at..at + 4).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes).unwrap_or(0);
+    let u16_at = |at: usize| bytes.get(at..at + 2).and_then(|b| b.try_into().ok()).map(u16::from_le_bytes).unwrap_or(0);
+    let u64_at = |at: usize| bytes.get(at..at + 8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes).unwrap_or(0);
+    let kind = match u32_at(0) {
+        1 => NetEventKind::Connect,
+        2 => NetEventKind::Accept,
+        _ => return None,
+    };
+    let family = u32_at(12);
+    let remote = (address(family, bytes.get(56..72)?)?, u16_at(22));
+    let local = match kind {
+        NetEventKind::Accept => Some((address(family, bytes.get(40..56)?)?, u16_at(20))),
+        NetEventKind::Connect => None,
+    };
+    let comm = bytes.get(72..88)?;
+    let end = comm.iter().position(|b| *b == 0).unwrap_or(comm.len());
+    Some(NetEvent {
+        kind,
+        pid: u32_at(4),
+        uid: u32_at(8),
+        protocol: u32_at(16),
+        local,
+        remote,
+        cgroup_id: u64_at(24),
+        timestamp_ns: u64_at(32),
+        comm: String::from_utf8_lossy(&comm[..end]).into_owned(),
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetSensorError {
+    #[error("loading the network programs: {0}")]
+    Load(#[source] aya::EbpfError),
+    #[error("program {program}: {source}")]
+    Attach {
+        program: &'static str,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    #[error("the kernel object has no {0}")]
+    Missing(&'static str),
+    #[error("map {name}: {source}")]
+    Map {
+        name: &'static str,
+        #[source]
+        source: aya::maps::MapError,
+    },
+    #[error("{path}: {source}")]
+    Cgroup {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("waiting on the ring buffer: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub struct NetSensor {
+    ebpf: Ebpf,
+    ring: AsyncFd<RingBuf<MapData>>,
+}
+
+impl NetSensor {
+    /// Loads and attaches; must run inside a tokio runtime.
+    pub fn start() -> Result<Self, NetSensorError> {
+        let mut ebpf = Ebpf::load(NET_PROGRAM).map_err(NetSensorError::Load)?;
+        let root = if std::path::Path::new("/sys/fs/cgroup/unified/cgroup.procs").exists() {
+            "/sys/fs/cgroup/unified"
+        } else {
+            "/sys/fs/cgroup"
+        };
+        let cgroup =
+            std::fs::File::open(root).map_err(|source| NetSensorError::Cgroup { path: root.into(), source })?;
+        for program in ["connect4", "connect6"] {
+            let attach = |source| NetSensorError::Attach { program, source };
+            let hook: &mut CgroupSockAddr =
+                ebpf.program_mut(program).ok_or(NetSensorError::Missing(program))?.try_into().map_err(attach)?;
+            hook.load().map_err(attach)?;
+            // aya attaches through a BPF link, which coexists with other programs on the
+            // cgroup by itself (a link takes no ALLOW_MULTI flag).
+            hook.attach(&cgroup, CgroupAttachMode::Single).map_err(attach)?;
+        }
+        let attach = |source| NetSensorError::Attach { program: "accepted", source };
+        let btf = aya::Btf::from_sys_fs().map_err(|e| NetSensorError::Load(e.into()))?;
+        let exit: &mut BtfTracePoint =
+            ebpf.program_mut("accepted").ok_or(NetSensorError::Missing("accepted"))?.try_into().map_err(attach)?;
+        exit.load("sys_exit", &btf).map_err(attach)?;
+        exit.attach().map_err(attach)?;
+        let map = ebpf.take_map("net_events").ok_or(NetSensorError::Missing("net_events"))?;
+        let ring = RingBuf::try_from(map).map_err(|source| NetSensorError::Map { name: "net_events", source })?;
+        Ok(Self { ebpf, ring: super::sensor::register_ring(ring)? })
+    }
+
+    /// Waits for events and returns what the ring buffer holds.
+    pub async fn next_batch(&mut self) -> Result<Vec<NetEvent>, NetSensorError> {
+        loop {
+            let mut guard = self.ring.readable_mut().await?;
+            let ring = guard.get_inner_mut();
+            let mut batch = Vec::new();
+            while let Some(item) = ring.next() {
+                batch.extend(decode_net_event(&item));
+            }
+            guard.clear_ready();
+            if !batch.is_empty() {
+                return Ok(batch);
+            }
+        }
+    }
+
+    pub fn dropped(&self) -> Result<u64, NetSensorError> {
+        let map = self.ebpf.map("net_drops").ok_or(NetSensorError::Missing("net_drops"))?;
+        let drops: PerCpuArray<&MapData, u64> =
+            PerCpuArray::try_from(map).map_err(|source| NetSensorError::Map { name: "net_drops", source })?;
+        let values = drops.get(&0, 0).map_err(|source| NetSensorError::Map { name: "net_drops", source })?;
+        Ok(values.iter().sum())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_decode_with_their_addresses() {
+        let mut b = vec![0u8; 88];
+        b[0..4].copy_from_slice(&2u32.to_le_bytes());
+        b[4..8].copy_from_slice(&77u32.to_le_bytes());
+        b[12..16].copy_from_slice(&2u32.to_le_bytes());
+        b[16..20].copy_from_slice(&6u32.to_le_bytes());
+        b[20..22].copy_from_slice(&8080u16.to_le_bytes());
+        b[22..24].copy_from_slice(&50000u16.to_le_bytes());
+        b[40..44].copy_from_slice(&[127, 0, 0, 1]);
+        b[56..60].copy_from_slice(&[10, 0, 0, 7]);
+        b[72..76].copy_from_slice(b"curl");
+        let e = decode_net_event(&b).unwrap();
+        assert_eq!(e.kind, NetEventKind::Accept);
+        assert_eq!(e.local, Some(("127.0.0.1".parse().unwrap(), 8080)));
+        assert_eq!(e.remote, ("10.0.0.7".parse().unwrap(), 50000));
+        assert_eq!(e.comm, "curl");
+        assert_eq!(decode_net_event(&b[..40]), None);
+        b[12..16].copy_from_slice(&99u32.to_le_bytes());
+        assert_eq!(decode_net_event(&b), None, "unknown family");
+    }
+}
