@@ -7,5 +7,6 @@ pub mod attribution;
 pub mod enforce;
 pub mod events;
 pub mod net;
+pub mod ring;
 pub mod sensor;
 pub mod wire;

@@ -4,11 +4,12 @@
 //! with one array write, so the kernel sees the old policy or the new one, never a mix. Dropping
 //! the enforcer detaches the programs: the node fails open.
 
-use aya::maps::{Array, HashMap, MapData, PerCpuArray, RingBuf};
+use aya::maps::{Array, HashMap, MapData};
 use aya::programs::Lsm;
 use aya::{Btf, Ebpf};
 use serde::{Deserialize, Serialize};
-use tokio::io::unix::AsyncFd;
+
+use super::ring::{EventRing, RingError, per_cpu_sum};
 
 static ENFORCE_PROGRAM: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/enforce.bpf.o"));
 
@@ -232,8 +233,8 @@ pub enum EnforceError {
     },
     #[error(transparent)]
     Policy(#[from] PolicyError),
-    #[error("waiting on the alert ring buffer: {0}")]
-    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Ring(#[from] RingError),
 }
 
 const HOOKS: [(&str, &str); 2] = [("check_exec", "bprm_check_security"), ("check_open", "file_open")];
@@ -243,7 +244,9 @@ pub struct Enforcer {
     generation: u32,
     /// What the active generation holds, to delete it after the next switch.
     written: Vec<(u64, Vec<String>)>,
-    alerts: AsyncFd<RingBuf<MapData>>,
+    alerts: EventRing,
+    /// Alert records that did not decode.
+    pub malformed: u64,
 }
 
 impl Enforcer {
@@ -258,9 +261,8 @@ impl Enforcer {
             lsm.load(hook, &btf).map_err(attach)?;
             lsm.attach().map_err(attach)?;
         }
-        let map = ebpf.take_map("alerts").ok_or(EnforceError::Missing("alerts"))?;
-        let ring = RingBuf::try_from(map).map_err(|source| EnforceError::Map { name: "alerts", source })?;
-        Ok(Self { ebpf, generation: 0, written: Vec::new(), alerts: super::sensor::register_ring(ring)? })
+        let alerts = EventRing::take(&mut ebpf, "alerts", None)?;
+        Ok(Self { ebpf, generation: 0, written: Vec::new(), alerts, malformed: 0 })
     }
 
     pub fn generation(&self) -> u32 {
@@ -329,27 +331,12 @@ impl Enforcer {
 
     /// Waits for alerts and returns what the ring buffer holds.
     pub async fn next_alerts(&mut self) -> Result<Vec<Alert>, EnforceError> {
-        loop {
-            let mut guard = self.alerts.readable_mut().await?;
-            let ring = guard.get_inner_mut();
-            let mut batch = Vec::new();
-            while let Some(item) = ring.next() {
-                batch.extend(decode_alert(&item));
-            }
-            guard.clear_ready();
-            if !batch.is_empty() {
-                return Ok(batch);
-            }
-        }
+        Ok(self.alerts.next_batch(decode_alert, &mut self.malformed).await?)
     }
 
     /// Alerts the kernel could not queue because the ring buffer was full.
     pub fn dropped(&self) -> Result<u64, EnforceError> {
-        let map = self.ebpf.map("alert_drops").ok_or(EnforceError::Missing("alert_drops"))?;
-        let drops: PerCpuArray<&MapData, u64> =
-            PerCpuArray::try_from(map).map_err(|source| EnforceError::Map { name: "alert_drops", source })?;
-        let values = drops.get(&0, 0).map_err(|source| EnforceError::Map { name: "alert_drops", source })?;
-        Ok(values.iter().sum())
+        Ok(per_cpu_sum(&self.ebpf, "alert_drops")?)
     }
 }
 

@@ -1,14 +1,14 @@
 //! Network sensing: loads src/agent/bpf/net.bpf.c, attaches its connect hooks to the unified
-//! cgroup root (every container's cgroup is below it; the hooks always allow) and its return
-//! probe to inet_csk_accept, and reads their ring buffer. Dropping it detaches everything.
+//! cgroup root (every container's cgroup is below it; the hooks always allow) and its accept(2)
+//! exit hook, and reads their ring buffer. Dropping it detaches everything.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use aya::Ebpf;
-use aya::maps::{MapData, PerCpuArray, RingBuf};
 use aya::programs::{BtfTracePoint, CgroupAttachMode, CgroupSockAddr};
 use serde::Serialize;
-use tokio::io::unix::AsyncFd;
+
+use super::ring::{EventRing, RingError, per_cpu_sum};
 
 static NET_PROGRAM: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/net.bpf.o"));
 
@@ -96,25 +96,21 @@ pub enum NetSensorError {
     },
     #[error("the kernel object has no {0}")]
     Missing(&'static str),
-    #[error("map {name}: {source}")]
-    Map {
-        name: &'static str,
-        #[source]
-        source: aya::maps::MapError,
-    },
+    #[error(transparent)]
+    Ring(#[from] RingError),
     #[error("{path}: {source}")]
     Cgroup {
         path: String,
         #[source]
         source: std::io::Error,
     },
-    #[error("waiting on the ring buffer: {0}")]
-    Io(#[from] std::io::Error),
 }
 
 pub struct NetSensor {
     ebpf: Ebpf,
-    ring: AsyncFd<RingBuf<MapData>>,
+    ring: EventRing,
+    /// Records that did not decode.
+    pub malformed: u64,
 }
 
 impl NetSensor {
@@ -143,33 +139,17 @@ impl NetSensor {
             ebpf.program_mut("accepted").ok_or(NetSensorError::Missing("accepted"))?.try_into().map_err(attach)?;
         exit.load("sys_exit", &btf).map_err(attach)?;
         exit.attach().map_err(attach)?;
-        let map = ebpf.take_map("net_events").ok_or(NetSensorError::Missing("net_events"))?;
-        let ring = RingBuf::try_from(map).map_err(|source| NetSensorError::Map { name: "net_events", source })?;
-        Ok(Self { ebpf, ring: super::sensor::register_ring(ring)? })
+        let ring = EventRing::take(&mut ebpf, "net_events", None)?;
+        Ok(Self { ebpf, ring, malformed: 0 })
     }
 
     /// Waits for events and returns what the ring buffer holds.
     pub async fn next_batch(&mut self) -> Result<Vec<NetEvent>, NetSensorError> {
-        loop {
-            let mut guard = self.ring.readable_mut().await?;
-            let ring = guard.get_inner_mut();
-            let mut batch = Vec::new();
-            while let Some(item) = ring.next() {
-                batch.extend(decode_net_event(&item));
-            }
-            guard.clear_ready();
-            if !batch.is_empty() {
-                return Ok(batch);
-            }
-        }
+        Ok(self.ring.next_batch(decode_net_event, &mut self.malformed).await?)
     }
 
     pub fn dropped(&self) -> Result<u64, NetSensorError> {
-        let map = self.ebpf.map("net_drops").ok_or(NetSensorError::Missing("net_drops"))?;
-        let drops: PerCpuArray<&MapData, u64> =
-            PerCpuArray::try_from(map).map_err(|source| NetSensorError::Map { name: "net_drops", source })?;
-        let values = drops.get(&0, 0).map_err(|source| NetSensorError::Map { name: "net_drops", source })?;
-        Ok(values.iter().sum())
+        Ok(per_cpu_sum(&self.ebpf, "net_drops")?)
     }
 }
 

@@ -2,12 +2,13 @@
 //! attaches its exec, fork and exit tracepoints, and reads its ring buffer without blocking the
 //! runtime. Dropping the sensor detaches everything.
 
-use aya::maps::{MapData, PerCpuArray, RingBuf};
+use std::time::Duration;
+
 use aya::programs::BtfTracePoint;
 use aya::{Btf, Ebpf};
-use tokio::io::unix::AsyncFd;
 
 use super::events::{ProcessEvent, decode_process_event};
+use super::ring::{EventRing, RingError, per_cpu_sum};
 
 static PROCESS_PROGRAM: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/process.bpf.o"));
 
@@ -17,6 +18,9 @@ const TRACEPOINTS: [(&str, &str); 3] = [
     ("process_fork", "sched_process_fork"),
     ("process_exit", "sched_process_exit"),
 ];
+
+/// The kernel program wakes the reader only when 64 KiB wait; it looks this often anyway.
+const POLL: Duration = Duration::from_millis(50);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SensorError {
@@ -33,20 +37,14 @@ pub enum SensorError {
     },
     #[error("the kernel object has no {0}")]
     Missing(&'static str),
-    #[error("map {name}: {source}")]
-    Map {
-        name: &'static str,
-        #[source]
-        source: aya::maps::MapError,
-    },
-    #[error("waiting on the ring buffer: {0}")]
-    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Ring(#[from] RingError),
 }
 
 pub struct ProcessSensor {
     // Holds the programs and their links: dropping it detaches them.
     ebpf: Ebpf,
-    ring: AsyncFd<RingBuf<MapData>>,
+    ring: EventRing,
     /// Records the ring buffer held that did not decode.
     pub malformed: u64,
 }
@@ -63,59 +61,17 @@ impl ProcessSensor {
             tracepoint.load(hook, &btf).map_err(attach)?;
             tracepoint.attach().map_err(attach)?;
         }
-        let map = ebpf.take_map("events").ok_or(SensorError::Missing("events"))?;
-        let ring = RingBuf::try_from(map).map_err(|source| SensorError::Map { name: "events", source })?;
-        Ok(Self { ebpf, ring: register_ring(ring)?, malformed: 0 })
+        let ring = EventRing::take(&mut ebpf, "events", Some(POLL))?;
+        Ok(Self { ebpf, ring, malformed: 0 })
     }
 
-    /// Waits for events and returns what the ring buffer holds. The kernel programs wake the
-    /// reader only when 64 KiB are waiting, so it also looks every 50 ms.
+    /// Waits for events and returns what the ring buffer holds.
     pub async fn next_batch(&mut self) -> Result<Vec<ProcessEvent>, SensorError> {
-        loop {
-            let batch = match tokio::time::timeout(POLL, self.ring.readable_mut()).await {
-                Ok(guard) => {
-                    let mut guard = guard?;
-                    let batch = drain(guard.get_inner_mut(), &mut self.malformed);
-                    guard.clear_ready();
-                    batch
-                }
-                Err(_) => drain(self.ring.get_mut(), &mut self.malformed),
-            };
-            if !batch.is_empty() {
-                return Ok(batch);
-            }
-        }
+        Ok(self.ring.next_batch(|bytes| decode_process_event(bytes).ok(), &mut self.malformed).await?)
     }
 
     /// Events the kernel could not put in the ring buffer because it was full, since start.
     pub fn dropped(&self) -> Result<u64, SensorError> {
-        let map = self.ebpf.map("drops").ok_or(SensorError::Missing("drops"))?;
-        let drops: PerCpuArray<&MapData, u64> =
-            PerCpuArray::try_from(map).map_err(|source| SensorError::Map { name: "drops", source })?;
-        let values = drops.get(&0, 0).map_err(|source| SensorError::Map { name: "drops", source })?;
-        Ok(values.iter().sum())
+        Ok(per_cpu_sum(&self.ebpf, "drops")?)
     }
-}
-
-/// How often the reader looks at the ring buffer without being woken.
-const POLL: std::time::Duration = std::time::Duration::from_millis(50);
-
-fn drain(ring: &mut RingBuf<MapData>, malformed: &mut u64) -> Vec<ProcessEvent> {
-    let mut batch = Vec::new();
-    while let Some(item) = ring.next() {
-        match decode_process_event(&item) {
-            Ok(event) => batch.push(event),
-            Err(_) => *malformed += 1,
-        }
-    }
-    batch
-}
-
-/// Registers a ring buffer's fd with the runtime's reactor.
-#[allow(unsafe_code)]
-pub(crate) fn register_ring(ring: RingBuf<MapData>) -> std::io::Result<AsyncFd<RingBuf<MapData>>> {
-    // SAFETY: tokio requires the fd to stay open and not be registered elsewhere while the
-    // AsyncFd lives. The RingBuf owns its map's fd (an OwnedFd in MapData) and moves into the
-    // AsyncFd, which deregisters before dropping it; nothing else registers that fd.
-    unsafe { AsyncFd::register(ring) }.map_err(std::io::Error::from)
 }

@@ -1,0 +1,93 @@
+//! What every kernel program of the agent shares: a ring buffer read on the tokio runtime, and a
+//! per-CPU counter of the events it could not queue.
+
+use std::time::Duration;
+
+use aya::Ebpf;
+use aya::maps::{MapData, PerCpuArray, RingBuf};
+use tokio::io::unix::AsyncFd;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RingError {
+    #[error("the kernel object has no {0}")]
+    Missing(&'static str),
+    #[error("map {name}: {source}")]
+    Map {
+        name: &'static str,
+        #[source]
+        source: aya::maps::MapError,
+    },
+    #[error("waiting on the ring buffer: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub struct EventRing {
+    fd: AsyncFd<RingBuf<MapData>>,
+    /// Look without being woken this often (for programs that batch their wakeups).
+    poll: Option<Duration>,
+}
+
+impl EventRing {
+    /// Takes the ring buffer map `name` out of `ebpf` and registers it with the runtime.
+    pub fn take(ebpf: &mut Ebpf, name: &'static str, poll: Option<Duration>) -> Result<Self, RingError> {
+        let map = ebpf.take_map(name).ok_or(RingError::Missing(name))?;
+        let ring = RingBuf::try_from(map).map_err(|source| RingError::Map { name, source })?;
+        Ok(Self { fd: register(ring)?, poll })
+    }
+
+    /// Waits for records and returns them decoded; records `decode` refuses are counted in
+    /// `refused`.
+    pub async fn next_batch<T>(
+        &mut self,
+        decode: impl Fn(&[u8]) -> Option<T>,
+        refused: &mut u64,
+    ) -> Result<Vec<T>, RingError> {
+        loop {
+            let ready = match self.poll {
+                Some(poll) => tokio::time::timeout(poll, self.fd.readable_mut()).await.ok(),
+                None => Some(self.fd.readable_mut().await),
+            };
+            let batch = match ready {
+                Some(guard) => {
+                    let mut guard = guard?;
+                    let batch = drain(guard.get_inner_mut(), &decode, refused);
+                    guard.clear_ready();
+                    batch
+                }
+                None => drain(self.fd.get_mut(), &decode, refused),
+            };
+            if !batch.is_empty() {
+                return Ok(batch);
+            }
+        }
+    }
+}
+
+fn drain<T>(ring: &mut RingBuf<MapData>, decode: &impl Fn(&[u8]) -> Option<T>, refused: &mut u64) -> Vec<T> {
+    let mut batch = Vec::new();
+    while let Some(item) = ring.next() {
+        match decode(&item) {
+            Some(event) => batch.push(event),
+            None => *refused += 1,
+        }
+    }
+    batch
+}
+
+/// The sum over CPUs of the first element of a per-CPU array (the drop counters).
+pub fn per_cpu_sum(ebpf: &Ebpf, name: &'static str) -> Result<u64, RingError> {
+    let map = ebpf.map(name).ok_or(RingError::Missing(name))?;
+    let counter: PerCpuArray<&MapData, u64> =
+        PerCpuArray::try_from(map).map_err(|source| RingError::Map { name, source })?;
+    let values = counter.get(&0, 0).map_err(|source| RingError::Map { name, source })?;
+    Ok(values.iter().sum())
+}
+
+/// Registers a ring buffer's fd with the runtime's reactor.
+#[allow(unsafe_code)]
+fn register(ring: RingBuf<MapData>) -> std::io::Result<AsyncFd<RingBuf<MapData>>> {
+    // SAFETY: tokio requires the fd to stay open and not be registered elsewhere while the
+    // AsyncFd lives. The RingBuf owns its map's fd (an OwnedFd in MapData) and moves into the
+    // AsyncFd, which deregisters before dropping it; nothing else registers that fd.
+    unsafe { AsyncFd::register(ring) }.map_err(std::io::Error::from)
+}
