@@ -9,4 +9,5 @@ pub mod events;
 pub mod net;
 pub mod ring;
 pub mod sensor;
+pub mod stream;
 pub mod wire;

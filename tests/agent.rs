@@ -323,3 +323,48 @@ async fn connects_and_accepts_are_seen_with_their_addresses() {
     assert_eq!(accept.pid, me);
     assert_eq!(sensor.dropped().expect("drops"), 0);
 }
+
+/// `picket agent run --socket`: a reader on the 0600 socket gets the same JSON lines.
+#[test]
+fn agent_serves_events_on_a_private_unix_socket() {
+    use std::io::BufRead;
+    use std::os::unix::fs::MetadataExt;
+    if !can_load_bpf() {
+        eprintln!("skipped: loading BPF programs needs root and /sys/kernel/btf/vmlinux");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("picket/agent.sock");
+    let agent = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+        .args(["agent", "run", "--for", "4", "--quiet", "--socket"])
+        .arg(&socket)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("picket agent runs");
+    common::wait_for(Duration::from_secs(10), || socket.exists().then_some(())).expect("the socket appears");
+    assert_eq!(std::fs::metadata(&socket).expect("socket").mode() & 0o777, 0o600);
+    let reader = std::os::unix::net::UnixStream::connect(&socket).expect("connect");
+    reader.set_read_timeout(Some(Duration::from_secs(6))).expect("timeout");
+    let marker = format!("picket-socket-marker-{}", std::process::id());
+    std::thread::sleep(Duration::from_millis(300));
+    for _ in 0..5 {
+        let _ = std::process::Command::new("/bin/echo").arg(&marker).stdout(std::process::Stdio::null()).status();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut found = false;
+    for line in std::io::BufReader::new(reader).lines() {
+        let Ok(line) = line else { break };
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        if value["type"] == "process"
+            && value["args"].as_array().is_some_and(|a| a.iter().any(|x| x == marker.as_str()))
+        {
+            found = true;
+            break;
+        }
+    }
+    assert!(found, "the exec of echo came through the socket");
+    let out = agent.wait_with_output().expect("the agent ends");
+    assert!(out.status.success());
+    assert!(out.stdout.is_empty(), "--quiet keeps standard output empty");
+    assert!(!socket.exists(), "the socket is removed when the agent stops");
+}

@@ -23,6 +23,12 @@ pub enum AgentCommand {
         /// Only events attributed to a container
         #[arg(long)]
         containers_only: bool,
+        /// Also serve the events on this unix socket (root-owned, mode 0600), for the console
+        #[arg(long, value_name = "PATH", num_args = 0..=1, default_missing_value = crate::agent::stream::DEFAULT_SOCKET)]
+        socket: Option<std::path::PathBuf>,
+        /// Do not print events on standard output (with --socket)
+        #[arg(long, requires = "socket")]
+        quiet: bool,
     },
     /// Print the DaemonSet, ServiceAccount and RBAC that run the agent on every node
     Manifest {
@@ -44,24 +50,61 @@ pub fn run(command: &AgentCommand) -> anyhow::Result<ExitCode> {
                 .context("cannot write to standard output")?;
             Ok(ExitCode::SUCCESS)
         }
-        AgentCommand::Run { duration, containers_only } => {
+        AgentCommand::Run { duration, containers_only, socket, quiet } => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")?;
-            runtime.block_on(stream(duration.map(Duration::from_secs), *containers_only))
+            runtime.block_on(stream(duration.map(Duration::from_secs), *containers_only, socket.as_deref(), *quiet))
         }
     }
 }
 
-async fn stream(duration: Option<Duration>, containers_only: bool) -> anyhow::Result<ExitCode> {
+/// Where the event lines go: standard output, the socket's readers, or both.
+struct Outputs {
+    stdout: Option<std::io::BufWriter<std::io::StdoutLock<'static>>>,
+    server: Option<crate::agent::stream::EventServer>,
+}
+
+impl Outputs {
+    fn emit(&mut self, event: &WireEvent) -> anyhow::Result<()> {
+        let line = serde_json::to_string(event)?;
+        if let Some(out) = &mut self.stdout {
+            out.write_all(line.as_bytes())?;
+            out.write_all(b"\n")?;
+        }
+        if let Some(server) = &self.server {
+            server.send(line.into());
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> anyhow::Result<()> {
+        if let Some(out) = &mut self.stdout {
+            out.flush()?;
+        }
+        Ok(())
+    }
+}
+
+async fn stream(
+    duration: Option<Duration>,
+    containers_only: bool,
+    socket: Option<&std::path::Path>,
+    quiet: bool,
+) -> anyhow::Result<ExitCode> {
     let mut sensor = ProcessSensor::start()?;
     let mut net = crate::agent::net::NetSensor::start()?;
+    let server = match socket {
+        Some(path) => Some(crate::agent::stream::EventServer::bind(path, crate::agent::stream::BACKLOG)?),
+        None => None,
+    };
+    let stdout = (!quiet).then(|| std::io::BufWriter::new(std::io::stdout().lock()));
+    let mut outputs = Outputs { stdout, server };
     let node = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim().to_string();
     let mut resolver = CgroupResolver::new();
     let deadline = duration.map(|d| tokio::time::Instant::now() + d);
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut events = 0u64;
     let mut stats_every = tokio::time::interval(Duration::from_secs(10));
     stats_every.tick().await;
@@ -80,10 +123,9 @@ async fn stream(duration: Option<Duration>, containers_only: bool) -> anyhow::Re
                         continue;
                     }
                     events += 1;
-                    serde_json::to_writer(&mut out, &WireEvent::process(&node, event, container))?;
-                    out.write_all(b"\n")?;
+                    outputs.emit(&WireEvent::process(&node, event, container))?;
                 }
-                out.flush()?;
+                outputs.flush()?;
             }
             batch = net.next_batch() => {
                 for event in batch? {
@@ -92,24 +134,22 @@ async fn stream(duration: Option<Duration>, containers_only: bool) -> anyhow::Re
                         continue;
                     }
                     events += 1;
-                    serde_json::to_writer(&mut out, &WireEvent::network(&node, event, container))?;
-                    out.write_all(b"\n")?;
+                    outputs.emit(&WireEvent::network(&node, event, container))?;
                 }
-                out.flush()?;
+                outputs.flush()?;
             }
             _ = stats_every.tick() => {
-                serde_json::to_writer(&mut out, &WireEvent::stats(&node, events, sensor.dropped()? + net.dropped()?, sensor.malformed))?;
-                out.write_all(b"\n")?;
-                out.flush()?;
+                let dropped = sensor.dropped()? + net.dropped()?;
+                outputs.emit(&WireEvent::stats(&node, events, dropped, sensor.malformed + net.malformed))?;
+                outputs.flush()?;
             }
             _ = tokio::signal::ctrl_c() => break,
             _ = until_deadline => break,
         }
     }
     let dropped = sensor.dropped()? + net.dropped()?;
-    serde_json::to_writer(&mut out, &WireEvent::stats(&node, events, dropped, sensor.malformed))?;
-    out.write_all(b"\n")?;
-    out.flush()?;
+    outputs.emit(&WireEvent::stats(&node, events, dropped, sensor.malformed + net.malformed))?;
+    outputs.flush()?;
     if dropped > 0 {
         eprintln!("picket: {dropped} events were dropped: the ring buffer was full");
     }

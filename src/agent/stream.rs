@@ -1,0 +1,163 @@
+//! The agent's local event stream: a unix socket, root-owned and mode 0600, that sends every
+//! event line to every connected reader (the console, a log shipper). A reader that falls behind
+//! loses the oldest lines and is told how many (`{"type":"lagged","v":1,"missed":N}`); it never
+//! slows the agent down.
+
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::UnixListener;
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+
+/// Where `picket agent run` listens unless told otherwise.
+pub const DEFAULT_SOCKET: &str = "/run/picket/agent.sock";
+
+/// Lines a reader may fall behind before it loses the oldest.
+pub const BACKLOG: usize = 8192;
+
+pub struct EventServer {
+    tx: broadcast::Sender<Arc<str>>,
+    path: PathBuf,
+    task: JoinHandle<()>,
+}
+
+impl EventServer {
+    /// Listens on `path`, replacing a stale socket left by an agent that died; its directory is
+    /// made (0700) when missing. Must run inside a tokio runtime.
+    pub fn bind(path: &Path, backlog: usize) -> std::io::Result<Self> {
+        let context =
+            |e: std::io::Error, what: &str| std::io::Error::new(e.kind(), format!("{what} {}: {e}", path.display()));
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+            std::fs::create_dir_all(dir).map_err(|e| context(e, "cannot make the directory of"))?;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| context(e, "cannot restrict"))?;
+        }
+        match std::fs::symlink_metadata(path) {
+            Ok(meta) if meta.file_type().is_socket() => {
+                std::fs::remove_file(path).map_err(|e| context(e, "cannot replace"))?
+            }
+            Ok(_) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    format!("{} exists and is not a socket; refusing to replace it", path.display()),
+                ));
+            }
+            Err(_) => {}
+        }
+        let listener = UnixListener::bind(path).map_err(|e| context(e, "cannot listen on"))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| context(e, "cannot restrict"))?;
+        let (tx, _) = broadcast::channel(backlog.max(1));
+        let sender = tx.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let mut rx = sender.subscribe();
+                tokio::spawn(async move {
+                    loop {
+                        let line: Arc<str> = match rx.recv().await {
+                            Ok(line) => line,
+                            Err(broadcast::error::RecvError::Lagged(missed)) => format!(
+                                "{{\"type\":\"lagged\",\"v\":{},\"missed\":{missed}}}",
+                                super::wire::WIRE_VERSION
+                            )
+                            .into(),
+                            Err(broadcast::error::RecvError::Closed) => return,
+                        };
+                        // A reader that went away ends its task.
+                        if client.write_all(line.as_bytes()).await.is_err() || client.write_all(b"\n").await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Ok(Self { tx, path: path.to_path_buf(), task })
+    }
+
+    /// Sends one line (without its newline) to every connected reader.
+    pub fn send(&self, line: Arc<str>) {
+        // No reader connected is not an error.
+        let _ = self.tx.send(line);
+    }
+
+    pub fn readers(&self) -> usize {
+        self.tx.receiver_count()
+    }
+}
+
+impl Drop for EventServer {
+    fn drop(&mut self) {
+        self.task.abort();
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt;
+    use std::time::Duration;
+
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    use super::*;
+
+    async fn wait_for_readers(server: &EventServer, n: usize) {
+        for _ in 0..100 {
+            if server.readers() >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("no reader connected");
+    }
+
+    #[tokio::test]
+    async fn readers_get_every_line_on_a_private_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run/agent.sock");
+        let server = EventServer::bind(&path, 16).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::metadata(path.parent().unwrap()).unwrap().mode() & 0o777, 0o700);
+        let mut reader = BufReader::new(tokio::net::UnixStream::connect(&path).await.unwrap()).lines();
+        wait_for_readers(&server, 1).await;
+        server.send("{\"type\":\"process\"}".into());
+        server.send("{\"type\":\"stats\"}".into());
+        assert_eq!(reader.next_line().await.unwrap().as_deref(), Some("{\"type\":\"process\"}"));
+        assert_eq!(reader.next_line().await.unwrap().as_deref(), Some("{\"type\":\"stats\"}"));
+        drop(server);
+        assert!(!path.exists(), "the socket goes with the server");
+    }
+
+    #[tokio::test]
+    async fn a_slow_reader_is_told_what_it_missed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.sock");
+        let server = EventServer::bind(&path, 4).unwrap();
+        let stream = tokio::net::UnixStream::connect(&path).await.unwrap();
+        wait_for_readers(&server, 1).await;
+        // Enough lines to overflow the backlog before the reader's task runs.
+        for i in 0..64 {
+            server.send(format!("{{\"n\":{i}}}").into());
+        }
+        let mut reader = BufReader::new(stream).lines();
+        let mut lines = Vec::new();
+        while let Ok(Ok(Some(line))) = tokio::time::timeout(Duration::from_millis(300), reader.next_line()).await {
+            lines.push(line);
+        }
+        assert!(lines.iter().any(|l| l.starts_with("{\"type\":\"lagged\",\"v\":1,\"missed\":")), "{lines:?}");
+        assert_eq!(lines.last().map(String::as_str), Some("{\"n\":63}"), "the newest lines arrive");
+    }
+
+    #[tokio::test]
+    async fn a_file_in_the_way_is_not_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.sock");
+        std::fs::write(&path, "not a socket").unwrap();
+        let err = EventServer::bind(&path, 4).err().unwrap();
+        assert!(err.to_string().contains("is not a socket"), "{err}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "not a socket");
+    }
+}
