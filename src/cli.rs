@@ -108,6 +108,27 @@ pub fn error_message(err: &anyhow::Error) -> String {
     message
 }
 
+/// Colour for a report shown on a terminal, unless it goes to a file or NO_COLOR is set.
+pub(crate) fn colour_wanted(file: Option<&std::path::Path>) -> bool {
+    file.is_none() && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// Writes a report to `file` atomically, or to standard output ending with a newline.
+pub(crate) fn write_report(file: Option<&std::path::Path>, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    match file {
+        Some(path) => sbom::write_atomically(path, bytes),
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(bytes).context("cannot write to standard output")?;
+            if !bytes.ends_with(b"\n") {
+                stdout.write_all(b"\n").context("cannot write to standard output")?;
+            }
+            Ok(())
+        }
+    }
+}
+
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Some(Commands::Version) => {

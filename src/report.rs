@@ -23,6 +23,12 @@ pub enum SbomFormat {
     Spdx,
 }
 
+/// Control characters (newlines, escape sequences from a database, an API or a file) would break
+/// a terminal layout or drive the terminal: each becomes a space.
+pub(crate) fn clean(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+}
+
 /// Document metadata that is not part of the scan itself.
 pub struct DocumentInfo {
     /// RFC 3339 creation time.

@@ -1,7 +1,6 @@
 //! `picket bench docker`: CIS benchmarks from the command line. Exit codes as for `picket
 //! scan`: 0 done (and the gate passed), 1 a failed check at or above `--fail-on`, 2 error.
 
-use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -134,18 +133,10 @@ pub fn run(command: &BenchCommand, config: &Config, context: Option<&str>) -> an
 }
 
 fn finish(report: &crate::bench::BenchReport, common: &BenchArgs) -> anyhow::Result<ExitCode> {
-    let color = common.file.is_none()
-        && std::io::stdout().is_terminal()
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let color = super::colour_wanted(common.file.as_deref());
     let bytes =
         compliance::render(report, common.output, &DocumentInfo::now(), color).context("cannot encode the report")?;
-    match &common.file {
-        Some(path) => super::sbom::write_atomically(path, &bytes)?,
-        None => {
-            let mut stdout = std::io::stdout().lock();
-            stdout.write_all(&bytes).context("cannot write to standard output")?;
-        }
-    }
+    super::write_report(common.file.as_deref(), &bytes)?;
     if let Some(threshold) = common.fail_on {
         let failed = report.failures_at_or_above(threshold);
         if failed > 0 {

@@ -1,7 +1,6 @@
 //! `picket cluster scan`: production scanning of what a cluster runs. Exit codes as for
 //! `picket scan`: 0 done, 1 a finding at or above `--fail-on`, 2 error.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -80,10 +79,7 @@ pub fn run(command: &ClusterCommand, config: &Config, context: Option<&str>) -> 
     })?;
     store.flush()?;
     let bytes = cluster_scan::render(&report, *output).context("cannot encode the report")?;
-    match file {
-        Some(path) => super::sbom::write_atomically(path, &bytes)?,
-        None => std::io::stdout().lock().write_all(&bytes).context("cannot write to standard output")?,
-    }
+    super::write_report(file.as_deref(), &bytes)?;
     if let Some(threshold) = fail_on {
         let failing = report.failing(*threshold, *ignore_unfixed);
         if failing > 0 {

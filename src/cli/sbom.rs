@@ -55,16 +55,7 @@ pub fn run(args: &SbomArgs, config: &Config) -> anyhow::Result<ExitCode> {
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
     let sbom = runtime.block_on(scan::inventory_async(spec, options, sockets, std::sync::Arc::new(|_| {})))?;
     let bytes = render_sbom(&sbom, args.output, &DocumentInfo::now()).context("cannot encode the SBOM")?;
-    match &args.file {
-        Some(path) => write_atomically(path, &bytes)?,
-        None => {
-            let mut stdout = std::io::stdout().lock();
-            stdout
-                .write_all(&bytes)
-                .and_then(|()| stdout.write_all(b"\n"))
-                .context("cannot write to standard output")?;
-        }
-    }
+    super::write_report(args.file.as_deref(), &bytes)?;
     let stored = if args.no_store { None } else { Some(store(config, &sbom)) };
     eprintln!("picket: {}", summary(&sbom, stored));
     Ok(ExitCode::SUCCESS)

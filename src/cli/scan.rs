@@ -1,7 +1,6 @@
 //! `picket scan image|fs|rootfs|dockerfile`: findings, exceptions and the build gate.
 //! Exit codes: 0 pass, 1 a finding at or above `--fail-on` without an exception, 2 error.
 
-use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -217,21 +216,10 @@ fn finish(mut report: ScanReport, common: &CommonArgs) -> anyhow::Result<ExitCod
     if let Some(fail_on) = common.fail_on {
         report.gate = Some(gate::evaluate(&report.findings, fail_on, common.ignore_unfixed));
     }
-    let color = common.file.is_none()
-        && std::io::stdout().is_terminal()
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let color = super::colour_wanted(common.file.as_deref());
     let bytes =
         render_findings(&report, common.output, &DocumentInfo::now(), color).context("cannot encode the report")?;
-    match &common.file {
-        Some(path) => super::sbom::write_atomically(path, &bytes)?,
-        None => {
-            let mut stdout = std::io::stdout().lock();
-            stdout.write_all(&bytes).context("cannot write to standard output")?;
-            if !bytes.ends_with(b"\n") {
-                stdout.write_all(b"\n").context("cannot write to standard output")?;
-            }
-        }
-    }
+    super::write_report(common.file.as_deref(), &bytes)?;
     match &report.gate {
         Some(gate) if !gate.passed() => {
             eprintln!("picket: gate failed: {}", gate.summary());

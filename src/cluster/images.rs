@@ -62,9 +62,7 @@ pub fn owner_of(inv: &Inventory, pod: &Pod) -> String {
 }
 
 fn controller(meta: &ObjectMeta) -> Option<(String, String)> {
-    let owners = meta.owner_references.as_ref()?;
-    let owner = owners.iter().find(|o| o.controller == Some(true)).or_else(|| owners.first())?;
-    Some((owner.kind.clone(), owner.name.clone()))
+    crate::bench::k8s::workloads::controller(meta).map(|o| (o.kind.clone(), o.name.clone()))
 }
 
 /// Every image of a running container, once per digest.

@@ -114,7 +114,8 @@ pub async fn load_with_timeout(client: &Client, context: &str, timeout: Duration
     Ok(inv)
 }
 
-fn resource_name<K: Resource<DynamicType = ()>>() -> String {
+/// `pods`, `clusterroles.rbac.authorization.k8s.io`: how RBAC and errors name a kind.
+pub(crate) fn resource_name<K: Resource<DynamicType = ()>>() -> String {
     let group = K::group(&());
     let plural = K::plural(&());
     if group.is_empty() { plural.to_string() } else { format!("{plural}.{group}") }

@@ -22,7 +22,7 @@ use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
 use tokio::task::JoinHandle;
 
-use super::inventory::{Forbidden, Inventory, PAGE_SIZE};
+use super::inventory::{Forbidden, Inventory, PAGE_SIZE, resource_name};
 
 /// Why a kind's watch is failing, by resource name (`pods`, `clusterroles.rbac…`).
 type Errors = Arc<Mutex<BTreeMap<String, KindError>>>;
@@ -57,11 +57,6 @@ pub struct ClusterWatch {
     ready: Ready,
     changes: tokio::sync::watch::Receiver<u64>,
     tasks: Vec<JoinHandle<()>>,
-}
-
-fn resource_name<K: Resource<DynamicType = ()>>() -> String {
-    let (group, plural) = (K::group(&()), K::plural(&()));
-    if group.is_empty() { plural.to_string() } else { format!("{plural}.{group}") }
 }
 
 /// Kinds whose first list has completed.

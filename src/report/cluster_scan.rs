@@ -19,9 +19,7 @@ pub fn render(report: &ClusterScan, format: ClusterScanFormat) -> Result<Vec<u8>
     }
 }
 
-fn clean(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
-}
+use super::clean;
 
 fn table(report: &ClusterScan) -> String {
     let mut out = format!("Running images of context {} ({})\n\n", clean(&report.context), report.images.len());

@@ -59,10 +59,7 @@ fn paint(color: bool, status: Status, text: &str) -> String {
     if color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() }
 }
 
-/// Control characters from the API or files must not reach the terminal.
-fn clean(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
-}
+use super::clean;
 
 fn table(report: &BenchReport, color: bool) -> String {
     let mut out = format!("{} v{}\n{}\n", report.benchmark, report.version, clean(&report.target));

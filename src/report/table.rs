@@ -139,11 +139,7 @@ fn width(text: &str) -> usize {
     text.chars().count()
 }
 
-/// Control characters (newlines, escape sequences from a database) would break the layout or
-/// drive the terminal: each becomes a space.
-fn clean(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
-}
+use super::clean;
 
 fn truncate_end(text: &str, max: usize) -> String {
     let text = clean(text);

@@ -155,7 +155,8 @@ fn judged_through_owner(inv: &Inventory, meta: &ObjectMeta) -> bool {
     }
 }
 
-fn controller(meta: &ObjectMeta) -> Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference> {
+/// The owner that controls an object (`controller: true`), else its first owner.
+pub fn controller(meta: &ObjectMeta) -> Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference> {
     let owners = meta.owner_references.as_ref()?;
     owners.iter().find(|o| o.controller == Some(true)).or_else(|| owners.first())
 }
