@@ -176,36 +176,31 @@ pub fn decode_alert(bytes: &[u8]) -> Option<Alert> {
     if bytes.len() < ALERT_LEN {
         return None;
     }
-    let u32_at = |at: usize| bytes.get(at..at + 4).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes).unwrap_or(0);
-    let u64_at = |at: usize| bytes.get(at..at + 8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes).unwrap_or(0);
-    let text = |at: usize, len: usize| {
-        let field = bytes.get(at..at + len).unwrap_or_default();
-        let end = field.iter().position(|b| *b == 0).unwrap_or(field.len());
-        String::from_utf8_lossy(&field[..end]).into_owned()
-    };
-    let kind = match u32_at(0) {
+    let mut r = super::events::Reader::new(bytes);
+    let kind = match r.u32() {
         1 => AlertKind::Exec,
         2 => AlertKind::File,
         _ => return None,
     };
-    let action = match u32_at(4) {
+    let action = match r.u32() {
         0 => AlertAction::Recorded,
         1 => AlertAction::Alerted,
         2 => AlertAction::Denied,
         _ => return None,
     };
-    let access = u32_at(32);
+    let (pid, uid, cgroup_id, timestamp_ns) = (r.u32(), r.u32(), r.u64(), r.u64());
+    let (access, _mode) = (r.u32(), r.u32());
     Some(Alert {
         kind,
         action,
-        pid: u32_at(8),
-        uid: u32_at(12),
-        cgroup_id: u64_at(16),
-        timestamp_ns: u64_at(24),
+        pid,
+        uid,
+        cgroup_id,
+        timestamp_ns,
         read: access & 1 != 0,
         write: access & 2 != 0,
-        comm: text(40, 16),
-        path: text(56, PATH_LEN),
+        comm: r.c_string(16),
+        path: r.c_string(PATH_LEN),
     })
 }
 
@@ -387,5 +382,23 @@ mod tests {
         assert_eq!(&key[16..28], b"/bin/busybox");
         assert!(key[28..].iter().all(|b| *b == 0));
         assert_eq!(decode_alert(&[0u8; 10]), None);
+    }
+
+    #[test]
+    fn alerts_decode_in_the_c_field_order() {
+        let mut b = vec![0u8; ALERT_LEN];
+        for (at, v) in [(0, 1u32), (4, 2), (8, 4242), (12, 1000), (32, 2), (36, 3)] {
+            b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+        }
+        b[16..24].copy_from_slice(&367u64.to_le_bytes());
+        b[40..42].copy_from_slice(b"sh");
+        b[56..62].copy_from_slice(b"/other");
+        let alert = decode_alert(&b).unwrap();
+        assert_eq!(
+            (alert.kind, alert.action, alert.pid, alert.uid, alert.cgroup_id),
+            (AlertKind::Exec, AlertAction::Denied, 4242, 1000, 367)
+        );
+        assert_eq!((alert.read, alert.write), (false, true));
+        assert_eq!((alert.comm.as_str(), alert.path.as_str()), ("sh", "/other"));
     }
 }

@@ -52,29 +52,39 @@ pub enum DecodeError {
     Kind(u32),
 }
 
-struct Reader<'a> {
+/// Reads the fields of a kernel record in order, little-endian. Callers check the record's
+/// length first; reading past the end gives zeros, never a panic.
+pub(crate) struct Reader<'a> {
     bytes: &'a [u8],
     at: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> &'a [u8] {
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+        Self { bytes, at: 0 }
+    }
+
+    pub(crate) fn take(&mut self, n: usize) -> &'a [u8] {
         // Callers check the total length first; an empty slice past the end decodes as zeros.
         let slice = self.bytes.get(self.at..self.at + n).unwrap_or_default();
         self.at += n;
         slice
     }
 
-    fn u32(&mut self) -> u32 {
+    pub(crate) fn u16(&mut self) -> u16 {
+        self.take(2).try_into().map(u16::from_le_bytes).unwrap_or(0)
+    }
+
+    pub(crate) fn u32(&mut self) -> u32 {
         self.take(4).try_into().map(u32::from_le_bytes).unwrap_or(0)
     }
 
-    fn u64(&mut self) -> u64 {
+    pub(crate) fn u64(&mut self) -> u64 {
         self.take(8).try_into().map(u64::from_le_bytes).unwrap_or(0)
     }
 
     /// A NUL-terminated string in a fixed field.
-    fn c_string(&mut self, n: usize) -> String {
+    pub(crate) fn c_string(&mut self, n: usize) -> String {
         let field = self.take(n);
         let end = field.iter().position(|b| *b == 0).unwrap_or(field.len());
         String::from_utf8_lossy(&field[..end]).into_owned()
@@ -85,7 +95,7 @@ pub fn decode_process_event(bytes: &[u8]) -> Result<ProcessEvent, DecodeError> {
     if bytes.len() < PROCESS_EVENT_LEN {
         return Err(DecodeError::Length(bytes.len()));
     }
-    let mut r = Reader { bytes, at: 0 };
+    let mut r = Reader::new(bytes);
     let kind = match r.u32() {
         1 => ProcessEventKind::Exec,
         2 => ProcessEventKind::Fork,

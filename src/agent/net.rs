@@ -55,33 +55,22 @@ pub fn decode_net_event(bytes: &[u8]) -> Option<NetEvent> {
     if bytes.len() < NET_EVENT_LEN {
         return None;
     }
-    let u32_at = |at: usize| bytes.get(at..at + 4).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes).unwrap_or(0);
-    let u16_at = |at: usize| bytes.get(at..at + 2).and_then(|b| b.try_into().ok()).map(u16::from_le_bytes).unwrap_or(0);
-    let u64_at = |at: usize| bytes.get(at..at + 8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes).unwrap_or(0);
-    let kind = match u32_at(0) {
+    let mut r = super::events::Reader::new(bytes);
+    let kind = match r.u32() {
         1 => NetEventKind::Connect,
         2 => NetEventKind::Accept,
         _ => return None,
     };
-    let family = u32_at(12);
-    let remote = (address(family, bytes.get(56..72)?)?, u16_at(22));
+    let (pid, uid, family, protocol) = (r.u32(), r.u32(), r.u32(), r.u32());
+    let (local_port, remote_port) = (r.u16(), r.u16());
+    let (cgroup_id, timestamp_ns) = (r.u64(), r.u64());
+    let (local_addr, remote_addr) = (r.take(16), r.take(16));
     let local = match kind {
-        NetEventKind::Accept => Some((address(family, bytes.get(40..56)?)?, u16_at(20))),
+        NetEventKind::Accept => Some((address(family, local_addr)?, local_port)),
         NetEventKind::Connect => None,
     };
-    let comm = bytes.get(72..88)?;
-    let end = comm.iter().position(|b| *b == 0).unwrap_or(comm.len());
-    Some(NetEvent {
-        kind,
-        pid: u32_at(4),
-        uid: u32_at(8),
-        protocol: u32_at(16),
-        local,
-        remote,
-        cgroup_id: u64_at(24),
-        timestamp_ns: u64_at(32),
-        comm: String::from_utf8_lossy(&comm[..end]).into_owned(),
-    })
+    let remote = (address(family, remote_addr)?, remote_port);
+    Some(NetEvent { kind, pid, uid, protocol, local, remote, cgroup_id, timestamp_ns, comm: r.c_string(16) })
 }
 
 #[derive(Debug, thiserror::Error)]
