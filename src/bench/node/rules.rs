@@ -180,16 +180,9 @@ impl Files {
                     .collect()
             }
             Files::Pki(suffix) => {
-                let mut all = vec![PathBuf::from("/etc/kubernetes/pki")];
-                let mut queue = vec![PathBuf::from("/etc/kubernetes/pki")];
-                while let Some(dir) = queue.pop() {
-                    for entry in files.list_dir(&dir) {
-                        if files.stat(&entry).ok().flatten().is_some_and(|s| s.is_dir) {
-                            queue.push(entry.clone());
-                        }
-                        all.push(entry);
-                    }
-                }
+                let pki = PathBuf::from("/etc/kubernetes/pki");
+                let mut all = vec![pki.clone()];
+                all.extend(entries_under(files, &pki).into_iter().map(|(path, _)| path));
                 match suffix {
                     Some(suffix) => all.into_iter().filter(|p| p.to_string_lossy().ends_with(suffix)).collect(),
                     None => all,
@@ -220,21 +213,27 @@ impl Files {
     }
 }
 
-/// Regular files anywhere under `dir` (host-local IPAM keeps one directory per network).
-fn regular_files_under(files: &HostFiles, dir: &Path) -> Vec<PathBuf> {
+/// Everything under `dir` with whether it is a directory, sorted, at most 8 levels down (a
+/// symlink loop ends there).
+fn entries_under(files: &HostFiles, dir: &Path) -> Vec<(PathBuf, bool)> {
     let mut found = Vec::new();
     let mut queue = vec![(dir.to_path_buf(), 0)];
     while let Some((dir, depth)) = queue.pop() {
         for entry in files.list_dir(&dir) {
-            match files.stat(&entry) {
-                Ok(Some(stat)) if stat.is_dir && depth < 8 => queue.push((entry, depth + 1)),
-                Ok(Some(stat)) if !stat.is_dir => found.push(entry),
-                _ => {}
+            let Ok(Some(stat)) = files.stat(&entry) else { continue };
+            if stat.is_dir && depth < 8 {
+                queue.push((entry.clone(), depth + 1));
             }
+            found.push((entry, stat.is_dir));
         }
     }
     found.sort();
     found
+}
+
+/// Regular files anywhere under `dir` (host-local IPAM keeps one directory per network).
+fn regular_files_under(files: &HostFiles, dir: &Path) -> Vec<PathBuf> {
+    entries_under(files, dir).into_iter().filter(|(_, is_dir)| !is_dir).map(|(path, _)| path).collect()
 }
 
 pub fn judge(check: &NodeCheck, facts: &NodeFacts, files: &HostFiles) -> Vec<CheckResult> {
