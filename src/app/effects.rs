@@ -263,9 +263,11 @@ async fn load_inventory(
                 .push(format!("not every kind was listed within {}s; showing what has arrived", FIRST_SYNC.as_secs()));
         }
         tokio::task::spawn_blocking(move || {
-            let report = bench::k8s::run(&inventory);
-            let mut rows = bench::k8s::summary::workload_risks(&inventory, &report);
-            bench::k8s::summary::attach_vulnerabilities(&inventory, &mut rows, &scanned_images(&store, &inventory));
+            let facts = bench::k8s::ClusterFacts::new(&inventory);
+            let report = bench::k8s::run_on(&facts, &[]);
+            let mut rows = bench::k8s::summary::workload_risks(&facts, &report);
+            let images = cluster::images::running_images(&inventory);
+            bench::k8s::summary::attach_vulnerabilities(&images, &mut rows, &scanned_images(&store, &images));
             WorkloadsData {
                 context: inventory.context.clone(),
                 rows,
@@ -290,17 +292,17 @@ async fn load_inventory(
 /// database that cannot be read, are left out: the pane says "not scanned".
 fn scanned_images(
     store: &Store,
-    inventory: &cluster::inventory::Inventory,
+    images: &[cluster::images::RunningImage],
 ) -> std::collections::BTreeMap<String, bench::k8s::summary::VulnCounts> {
     let mut counts = std::collections::BTreeMap::new();
     let (Ok(tree), Ok(db)) = (store.tree::<scan::Sbom>(TreeName::Sboms), VulnDb::open(store)) else { return counts };
-    for image in cluster::images::running_images(inventory) {
-        let Some(digest) = image.digest else { continue };
-        let Ok(Some(sbom)) = tree.get(&digest) else { continue };
+    for image in images {
+        let Some(digest) = &image.digest else { continue };
+        let Ok(Some(sbom)) = tree.get(digest) else { continue };
         if let Ok(matched) = matcher::match_sbom(&db, &sbom) {
             let mut findings = matched.findings;
             findings.extend(sbom.secrets.iter().cloned());
-            counts.insert(digest, bench::k8s::summary::VulnCounts::of(&findings));
+            counts.insert(digest.clone(), bench::k8s::summary::VulnCounts::of(&findings));
         }
     }
     counts

@@ -223,10 +223,12 @@ pub fn inventory() -> crate::cluster::inventory::Inventory {
 /// What the Workloads pane gets for `inventory()`: rows judged by the cluster checks.
 pub fn workloads_data() -> crate::app::state::WorkloadsData {
     let inv = inventory();
-    let report = crate::bench::k8s::run(&inv);
+    let facts = crate::bench::k8s::ClusterFacts::new(&inv);
+    let report = crate::bench::k8s::run_on(&facts, &[]);
+    let rows = crate::bench::k8s::summary::workload_risks(&facts, &report);
     crate::app::state::WorkloadsData {
         context: inv.context.clone(),
-        rows: crate::bench::k8s::summary::workload_risks(&inv, &report),
+        rows,
         report: std::sync::Arc::new(report),
         warnings: vec![],
     }

@@ -21,8 +21,7 @@ use cel::{Context, Program, Value};
 use serde::Deserialize;
 
 use super::{Assessment, CheckMeta, CheckOutcome, CheckResult, Status};
-use crate::bench::k8s::workloads::workloads;
-use crate::cluster::inventory::Inventory;
+use crate::bench::k8s::ClusterFacts;
 use crate::model::Severity;
 
 pub const SECTION: &str = "Custom";
@@ -166,7 +165,7 @@ pub fn load_dirs(optional: &[PathBuf], required: &[PathBuf]) -> Result<Vec<Custo
 }
 
 /// The objects a target names, as (subject, variables).
-fn targets(inv: &Inventory, target: &str) -> Vec<(String, Vec<(&'static str, serde_json::Value)>)> {
+fn targets(facts: &ClusterFacts, target: &str) -> Vec<(String, Vec<(&'static str, serde_json::Value)>)> {
     fn each<T: serde::Serialize>(
         kind: &str,
         items: &[T],
@@ -187,12 +186,13 @@ fn targets(inv: &Inventory, target: &str) -> Vec<(String, Vec<(&'static str, ser
     }
     macro_rules! of {
         ($field:ident) => {
-            each(target, &inv.$field, |o| (o.metadata.namespace.clone(), o.metadata.name.clone()))
+            each(target, &facts.inv.$field, |o| (o.metadata.namespace.clone(), o.metadata.name.clone()))
         };
     }
     match target {
-        "Workload" => workloads(inv)
-            .into_iter()
+        "Workload" => facts
+            .workloads
+            .iter()
             .map(|w| {
                 let vars = vec![
                     ("object", serde_json::json!({ "kind": w.kind, "metadata": w.meta })),
@@ -224,7 +224,7 @@ fn targets(inv: &Inventory, target: &str) -> Vec<(String, Vec<(&'static str, ser
 }
 
 /// Runs one check on every object of its target.
-pub fn run(check: &CustomCheck, inv: &Inventory) -> CheckOutcome {
+pub fn run(check: &CustomCheck, facts: &ClusterFacts) -> CheckOutcome {
     let spec = &check.spec;
     let meta = CheckMeta {
         id: spec.id.clone(),
@@ -245,7 +245,7 @@ pub fn run(check: &CustomCheck, inv: &Inventory) -> CheckOutcome {
             };
         }
     };
-    let objects = targets(inv, &spec.target);
+    let objects = targets(facts, &spec.target);
     if objects.is_empty() {
         return CheckOutcome {
             meta,
@@ -348,15 +348,16 @@ mod tests {
             "checks:\n  - id: MEM\n    title: memory limits\n    target: Workload\n    severity: high\n    expression: podSpec.containers.all(c, has(c.resources) && has(c.resources.limits) && has(c.resources.limits.memory))\n    message: a container has no memory limit\n  - id: TEAM\n    title: namespaces name a team\n    target: Namespace\n    expression: has(object.metadata.labels) && 'team' in object.metadata.labels\n",
         );
         let checks = load_file(&path).unwrap();
-        let inv: Inventory = Inventory {
+        let inv = crate::cluster::inventory::Inventory {
             deployments: vec![
                 serde_json::from_value(serde_json::json!({"metadata": {"name": "a", "namespace": "x"}, "spec": {"selector": {}, "template": {"spec": {"containers": [{"name": "c", "resources": {"limits": {"memory": "128Mi"}}}]}}}})).unwrap(),
                 serde_json::from_value(serde_json::json!({"metadata": {"name": "b", "namespace": "x"}, "spec": {"selector": {}, "template": {"spec": {"containers": [{"name": "c"}]}}}})).unwrap(),
             ],
             namespaces: vec![serde_json::from_value(serde_json::json!({"metadata": {"name": "x", "labels": {"team": "pay"}}})).unwrap()],
-            ..Inventory::default()
+            ..crate::cluster::inventory::Inventory::default()
         };
-        let mem = run(&checks[0], &inv);
+        let facts = crate::bench::k8s::ClusterFacts::new(&inv);
+        let mem = run(&checks[0], &facts);
         assert_eq!(mem.meta.severity, Severity::High);
         let statuses: Vec<(String, Status)> = mem.results.iter().map(|r| (r.subject.clone(), r.status)).collect();
         assert_eq!(
@@ -364,7 +365,7 @@ mod tests {
             vec![("Deployment x/a".to_string(), Status::Pass), ("Deployment x/b".to_string(), Status::Fail)]
         );
         assert_eq!(mem.results[1].evidence, "a container has no memory limit");
-        let team = run(&checks[1], &inv);
+        let team = run(&checks[1], &facts);
         assert_eq!(team.results[0].status, Status::Pass, "{:?}", team.results);
     }
 }

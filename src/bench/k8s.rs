@@ -22,7 +22,7 @@ pub const PSS_REFERENCE: &str = "Kubernetes Pod Security Standards";
 pub enum Judge {
     PerWorkload(fn(&Workload) -> Option<String>),
     WhoCan(Permission),
-    Custom(fn(&Inventory) -> Vec<CheckResult>),
+    Custom(fn(&ClusterFacts) -> Vec<CheckResult>),
     Manual(&'static str),
 }
 
@@ -58,7 +58,8 @@ impl ClusterCheck {
         }
     }
 
-    fn judge(&self, inv: &Inventory, workloads: &[Workload]) -> Vec<CheckResult> {
+    fn judge(&self, facts: &ClusterFacts) -> Vec<CheckResult> {
+        let workloads = &facts.workloads;
         match &self.judge {
             Judge::PerWorkload(check) => {
                 if workloads.is_empty() {
@@ -72,8 +73,8 @@ impl ClusterCheck {
                     })
                     .collect()
             }
-            Judge::WhoCan(permission) => rbac::who_can(inv, permission),
-            Judge::Custom(check) => check(inv),
+            Judge::WhoCan(permission) => rbac::who_can(&facts.grants, permission),
+            Judge::Custom(check) => check(facts),
             Judge::Manual(review) => {
                 vec![CheckResult::new(Status::Warn, "cluster", format!("manual: review that {review}"))]
             }
@@ -642,20 +643,37 @@ pub fn checks() -> Vec<ClusterCheck> {
     ]
 }
 
+/// What the checks read besides the inventory, worked out once per run: the workloads and every
+/// binding resolved to its rules.
+pub struct ClusterFacts<'a> {
+    pub inv: &'a Inventory,
+    pub workloads: Vec<Workload<'a>>,
+    pub grants: Vec<rbac::Grant<'a>>,
+}
+
+impl<'a> ClusterFacts<'a> {
+    pub fn new(inv: &'a Inventory) -> Self {
+        Self { inv, workloads: workloads(inv), grants: rbac::grants(inv) }
+    }
+}
+
 /// Runs every built-in check.
 pub fn run(inv: &Inventory) -> BenchReport {
     run_with(inv, &[])
 }
 
-/// Runs every built-in check and these custom ones. Kinds the credentials could not list make
-/// every check WARN that the report is incomplete.
+/// Runs every built-in check and these custom ones.
 pub fn run_with(inv: &Inventory, custom: &[crate::bench::custom::CustomCheck]) -> BenchReport {
-    let workloads = workloads(inv);
-    let mut checks: Vec<CheckOutcome> = checks()
-        .iter()
-        .map(|check| CheckOutcome { meta: check.meta(), results: check.judge(inv, &workloads) })
-        .collect();
-    checks.extend(custom.iter().map(|check| crate::bench::custom::run(check, inv)));
+    run_on(&ClusterFacts::new(inv), custom)
+}
+
+/// `run_with` on facts the caller keeps (to summarise workloads from the same facts). Kinds the
+/// credentials could not list make every check WARN that the report is incomplete.
+pub fn run_on(facts: &ClusterFacts, custom: &[crate::bench::custom::CustomCheck]) -> BenchReport {
+    let inv = facts.inv;
+    let mut checks: Vec<CheckOutcome> =
+        checks().iter().map(|check| CheckOutcome { meta: check.meta(), results: check.judge(facts) }).collect();
+    checks.extend(custom.iter().map(|check| crate::bench::custom::run(check, facts)));
     if !inv.forbidden.is_empty() {
         let missing: Vec<String> = inv.forbidden.iter().map(|f| f.needs()).collect();
         for check in &mut checks {
@@ -686,8 +704,8 @@ pub fn run_with(inv: &Inventory, custom: &[crate::bench::custom::CustomCheck]) -
 
 /// CIS 5.1.6: workloads that mount a service account token (the pod's setting, else its
 /// service account's, else Kubernetes' default: mounted).
-fn token_mounts(inv: &Inventory) -> Vec<CheckResult> {
-    let workloads = workloads(inv);
+fn token_mounts(facts: &ClusterFacts) -> Vec<CheckResult> {
+    let (inv, workloads) = (facts.inv, &facts.workloads);
     if workloads.is_empty() {
         return vec![CheckResult::new(Status::Skip, "workloads", "no workloads listed")];
     }
@@ -713,7 +731,8 @@ fn token_mounts(inv: &Inventory) -> Vec<CheckResult> {
 }
 
 /// CIS 5.2.1: Pod Security Admission labels on namespaces.
-fn policy_control(inv: &Inventory) -> Vec<CheckResult> {
+fn policy_control(facts: &ClusterFacts) -> Vec<CheckResult> {
+    let inv = facts.inv;
     let enforced: Vec<String> = inv
         .namespaces
         .iter()
@@ -743,7 +762,8 @@ fn policy_control(inv: &Inventory) -> Vec<CheckResult> {
 const SYSTEM_NAMESPACES: &[&str] = &["kube-system", "kube-public", "kube-node-lease"];
 
 /// CIS 5.3.2: every namespace people use has a NetworkPolicy.
-fn network_policies(inv: &Inventory) -> Vec<CheckResult> {
+fn network_policies(facts: &ClusterFacts) -> Vec<CheckResult> {
+    let inv = facts.inv;
     let mut results = Vec::new();
     for ns in &inv.namespaces {
         let name = ns.metadata.name.clone().unwrap_or_default();
@@ -765,16 +785,11 @@ fn network_policies(inv: &Inventory) -> Vec<CheckResult> {
 }
 
 /// PKT-RBAC.2: any binding (Kubernetes' own discovery roles aside) to everyone.
-fn broad_grants(inv: &Inventory) -> Vec<CheckResult> {
-    let results: Vec<CheckResult> = rbac::grants(inv)
+fn broad_grants(facts: &ClusterFacts) -> Vec<CheckResult> {
+    let results: Vec<CheckResult> = facts
+        .grants
         .iter()
-        .filter(|g| !g.system)
-        .filter(|g| {
-            g.subjects.iter().any(|s| {
-                (s.kind == "Group" && (s.name == "system:authenticated" || s.name == "system:unauthenticated"))
-                    || (s.kind == "User" && s.name == "system:anonymous")
-            })
-        })
+        .filter(|g| !g.system && g.is_broad())
         .map(|g| {
             let who: Vec<String> = g.subjects.iter().map(|s| rbac::subject_text(s)).collect();
             CheckResult::new(Status::Fail, g.binding.clone(), format!("binds {} to {}", g.role, who.join(", ")))

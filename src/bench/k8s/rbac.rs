@@ -3,6 +3,7 @@
 
 use k8s_openapi::api::rbac::v1::{PolicyRule, Subject};
 
+use super::ClusterFacts;
 use crate::bench::{CheckResult, Status};
 use crate::cluster::inventory::Inventory;
 
@@ -31,7 +32,8 @@ impl Grant<'_> {
         self.subjects.iter().map(|s| subject_text(s)).collect::<Vec<_>>().join(", ")
     }
 
-    fn is_broad(&self) -> bool {
+    /// Bound to everyone who reaches the API (or everyone who logged in).
+    pub fn is_broad(&self) -> bool {
         self.subjects.iter().any(|s| {
             (s.kind == "Group" && BROAD_GROUPS.contains(&s.name.as_str()))
                 || (s.kind == "User" && BROAD_USERS.contains(&s.name.as_str()))
@@ -144,9 +146,9 @@ impl Permission {
 
 /// FAIL for grants to everyone, WARN naming each other non-system subject that has it, PASS when
 /// nobody outside Kubernetes itself does.
-pub fn who_can(inv: &Inventory, permission: &Permission) -> Vec<CheckResult> {
+pub fn who_can(grants: &[Grant], permission: &Permission) -> Vec<CheckResult> {
     let mut results = Vec::new();
-    for grant in grants(inv).iter().filter(|g| !g.system) {
+    for grant in grants.iter().filter(|g| !g.system) {
         let found = permission.granted_by(&grant.rules);
         if found.is_empty() || grant.subjects.is_empty() {
             continue;
@@ -165,8 +167,9 @@ pub fn who_can(inv: &Inventory, permission: &Permission) -> Vec<CheckResult> {
 }
 
 /// CIS 5.1.1: bindings of cluster-admin other than Kubernetes' own `cluster-admin`.
-pub fn cluster_admin_bindings(inv: &Inventory) -> Vec<CheckResult> {
-    let results: Vec<CheckResult> = grants(inv)
+pub fn cluster_admin_bindings(facts: &ClusterFacts) -> Vec<CheckResult> {
+    let results: Vec<CheckResult> = facts
+        .grants
         .iter()
         .filter(|g| g.role == "ClusterRole cluster-admin" && !g.system)
         .map(|g| {
@@ -181,7 +184,8 @@ pub fn cluster_admin_bindings(inv: &Inventory) -> Vec<CheckResult> {
 }
 
 /// CIS 5.1.3: `*` in the verbs, resources or API groups of roles people made.
-pub fn wildcard_roles(inv: &Inventory) -> Vec<CheckResult> {
+pub fn wildcard_roles(facts: &ClusterFacts) -> Vec<CheckResult> {
+    let inv = facts.inv;
     let mut results = Vec::new();
     let mut judge = |kind: &str, namespace: Option<&str>, name: &str, rules: &[PolicyRule]| {
         if name.starts_with("system:") || BUILT_IN_ROLES.contains(&name) {
@@ -235,8 +239,8 @@ pub fn wildcard_roles(inv: &Inventory) -> Vec<CheckResult> {
 
 /// CIS 5.1.5: every namespace's `default` service account mounts no token and is bound to
 /// nothing.
-pub fn default_service_accounts(inv: &Inventory) -> Vec<CheckResult> {
-    let grants = grants(inv);
+pub fn default_service_accounts(facts: &ClusterFacts) -> Vec<CheckResult> {
+    let (inv, grants) = (facts.inv, &facts.grants);
     let mut results = Vec::new();
     for sa in inv.service_accounts.iter().filter(|s| s.metadata.name.as_deref() == Some("default")) {
         let namespace = sa.metadata.namespace.clone().unwrap_or_default();
@@ -271,8 +275,9 @@ pub fn default_service_accounts(inv: &Inventory) -> Vec<CheckResult> {
 }
 
 /// CIS 5.1.7: bindings to the `system:masters` group.
-pub fn system_masters(inv: &Inventory) -> Vec<CheckResult> {
-    let results: Vec<CheckResult> = grants(inv)
+pub fn system_masters(facts: &ClusterFacts) -> Vec<CheckResult> {
+    let results: Vec<CheckResult> = facts
+        .grants
         .iter()
         .filter(|g| g.subjects.iter().any(|s| s.kind == "Group" && s.name == "system:masters"))
         .map(|g| CheckResult::new(Status::Fail, g.binding.clone(), format!("binds {} to Group system:masters", g.role)))

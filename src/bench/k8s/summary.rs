@@ -2,9 +2,11 @@
 //! images, and the pod-security checks it fails (Pod Security Standards baseline and CIS
 //! Kubernetes 5.2), with the worst severity among them as its risk.
 
+use std::collections::HashMap;
+
 use k8s_openapi::api::core::v1::PodSpec;
 
-use super::workloads::workloads;
+use super::ClusterFacts;
 use crate::bench::{BenchReport, Status};
 use crate::cluster::inventory::Inventory;
 use crate::model::Severity;
@@ -68,11 +70,11 @@ impl VulnCounts {
 /// Adds the scanned images' counts (by manifest digest) to the workloads that run them: a
 /// pod's running containers, through its controller.
 pub fn attach_vulnerabilities(
-    inv: &Inventory,
+    images: &[crate::cluster::images::RunningImage],
     rows: &mut [WorkloadRisk],
     by_digest: &std::collections::BTreeMap<String, VulnCounts>,
 ) {
-    for image in crate::cluster::images::running_images(inv) {
+    for image in images {
         let Some(counts) = image.digest.as_ref().and_then(|d| by_digest.get(d)) else { continue };
         let owners: std::collections::BTreeSet<&str> =
             image.used_by.iter().map(|u| u.split(" (container ").next().unwrap_or(u)).collect();
@@ -134,31 +136,32 @@ fn ready_of(inv: &Inventory, kind: &str, namespace: &str, name: &str) -> Option<
     }
 }
 
-/// Every workload of the inventory with its failed pod-security checks from `report` (what
-/// `bench::k8s::run` gave for the same inventory), sorted by namespace, kind and name.
-pub fn workload_risks(inv: &Inventory, report: &BenchReport) -> Vec<WorkloadRisk> {
-    let checks: Vec<_> = report.checks.iter().filter(|c| is_pod_security(&c.meta.id, &c.meta.section)).collect();
-    let mut rows: Vec<WorkloadRisk> = workloads(inv)
+/// Every workload with its failed pod-security checks from `report` (what `bench::k8s::run_on`
+/// gave for the same facts), sorted by namespace, kind and name.
+pub fn workload_risks(facts: &ClusterFacts, report: &BenchReport) -> Vec<WorkloadRisk> {
+    // Failed results by subject, gathered in one pass over the report.
+    let mut failed_by_subject: HashMap<&str, Vec<FailedCheck>> = HashMap::new();
+    for check in report.checks.iter().filter(|c| is_pod_security(&c.meta.id, &c.meta.section)) {
+        for result in check.results.iter().filter(|r| r.status == Status::Fail) {
+            failed_by_subject.entry(result.subject.as_str()).or_default().push(FailedCheck {
+                id: check.meta.id.clone(),
+                title: check.meta.title.clone(),
+                severity: check.meta.severity,
+                evidence: result.evidence.clone(),
+            });
+        }
+    }
+    let mut rows: Vec<WorkloadRisk> = facts
+        .workloads
         .iter()
         .map(|w| {
-            let subject = w.subject();
-            let mut failed: Vec<FailedCheck> = checks
-                .iter()
-                .flat_map(|c| {
-                    c.results.iter().filter(|r| r.status == Status::Fail && r.subject == subject).map(|r| FailedCheck {
-                        id: c.meta.id.clone(),
-                        title: c.meta.title.clone(),
-                        severity: c.meta.severity,
-                        evidence: r.evidence.clone(),
-                    })
-                })
-                .collect();
+            let mut failed = failed_by_subject.remove(w.subject().as_str()).unwrap_or_default();
             failed.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.id.cmp(&b.id)));
             WorkloadRisk {
                 namespace: w.namespace().to_string(),
                 kind: w.kind.to_string(),
                 name: w.name().to_string(),
-                ready: ready_of(inv, w.kind, w.namespace(), w.name()),
+                ready: ready_of(facts.inv, w.kind, w.namespace(), w.name()),
                 images: images(w.spec),
                 failed,
                 vulnerabilities: None,
@@ -176,12 +179,13 @@ mod vulnerability_tests {
     #[test]
     fn scanned_images_are_counted_on_the_workloads_that_run_them() {
         let inv = crate::app::fixtures::inventory();
-        let report = crate::bench::k8s::run(&inv);
-        let mut rows = workload_risks(&inv, &report);
+        let facts = crate::bench::k8s::ClusterFacts::new(&inv);
+        let report = crate::bench::k8s::run_on(&facts, &[]);
+        let mut rows = workload_risks(&facts, &report);
         let api_digest = "sha256:4c1e5a9f0b3d2e7c6a8b9f0e1d2c3b4a5f6e7d8c9b0a1f2e3d4c5b6a7f8e9d0c";
         let by_digest =
             std::collections::BTreeMap::from([(api_digest.to_string(), VulnCounts { critical: 1, high: 2, total: 9 })]);
-        attach_vulnerabilities(&inv, &mut rows, &by_digest);
+        attach_vulnerabilities(&crate::cluster::images::running_images(&inv), &mut rows, &by_digest);
         let row = |subject: &str| rows.iter().find(|r| r.subject() == subject).unwrap_or_else(|| panic!("{subject}"));
         // The pod runs under ReplicaSet api-7d9f8b6c4, which the Deployment owns.
         assert_eq!(row("Deployment payments/api").vulnerabilities, Some(VulnCounts { critical: 1, high: 2, total: 9 }));
