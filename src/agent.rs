@@ -7,6 +7,7 @@ pub mod attribution;
 pub mod enforce;
 pub mod events;
 pub mod net;
+pub mod policy;
 pub mod ring;
 pub mod sensor;
 pub mod stream;

@@ -368,3 +368,60 @@ fn agent_serves_events_on_a_private_unix_socket() {
     assert!(out.stdout.is_empty(), "--quiet keeps standard output empty");
     assert!(!socket.exists(), "the socket is removed when the agent stops");
 }
+
+/// A policy file resolved and written to the real kernel maps, read back; a malformed update is
+/// refused and what the kernel holds stays as it was; a valid update replaces it whole. (The
+/// maps only: this checks the update path on kernels that refuse LSM programs too.)
+#[tokio::test]
+async fn policy_updates_are_whole_or_refused_in_the_kernel_maps() {
+    use picket::agent::enforce::{ContainerPolicy, Enforcer, Mode};
+    use picket::agent::policy::{PolicyFile, RunningContainer};
+    if !can_load_bpf() {
+        eprintln!("skipped: loading BPF programs needs root and /sys/kernel/btf/vmlinux");
+        return;
+    }
+    let mut enforcer = Enforcer::maps_only().expect("the enforcement maps load");
+    assert!(enforcer.in_force().expect("readable").is_empty(), "no policy at start");
+    let path = std::path::Path::new("policy.yaml");
+    let file = PolicyFile::parse(
+        path,
+        "containers:\n  - name: web\n    mode: protect\n    allowExec: [/bin/busybox, /usr/sbin/nginx]\n  - name: job\n    mode: monitor\n",
+    )
+    .expect("valid policy");
+    let running = [
+        RunningContainer { id: "a".repeat(64), name: Some("web".into()), cgroups: vec![9001, 9002] },
+        RunningContainer { id: "b".repeat(64), name: Some("job".into()), cgroups: vec![9003] },
+    ];
+    enforcer.apply(&file.resolve(&running)).expect("applies");
+    let first = enforcer.in_force().expect("readable");
+    let summary: Vec<(u64, Mode, Vec<String>)> =
+        first.iter().map(|p| (p.cgroup_id, p.mode, p.allowed_execs.clone())).collect();
+    let web_execs = vec!["/bin/busybox".to_string(), "/usr/sbin/nginx".to_string()];
+    assert_eq!(
+        summary,
+        [(9001, Mode::Protect, web_execs.clone()), (9002, Mode::Protect, web_execs), (9003, Mode::Monitor, vec![])]
+    );
+    let generation = enforcer.generation();
+
+    let broken = ContainerPolicy {
+        cgroup_id: 9004,
+        mode: Mode::Protect,
+        exec_allowlist: Some(vec!["sh".into()]),
+        file_rules: vec![],
+    };
+    let mut update = file.resolve(&running);
+    update.push(broken);
+    let err = enforcer.apply(&update).expect_err("a relative path is refused");
+    assert!(err.to_string().contains("cgroup 9004") && err.to_string().contains("\"sh\""), "{err}");
+    assert_eq!(enforcer.generation(), generation, "nothing switched");
+    assert_eq!(enforcer.in_force().expect("readable"), first, "the kernel holds what it held");
+
+    let only_job =
+        PolicyFile::parse(path, "containers:\n  - name: job\n    mode: protect\n    allowExec: [/bin/true]\n")
+            .expect("valid");
+    enforcer.apply(&only_job.resolve(&running)).expect("applies");
+    let second = enforcer.in_force().expect("readable");
+    assert_eq!(second.len(), 1, "{second:?}");
+    assert_eq!((second[0].cgroup_id, second[0].mode), (9003, Mode::Protect));
+    assert_eq!(second[0].allowed_execs, ["/bin/true"]);
+}

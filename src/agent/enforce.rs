@@ -204,6 +204,14 @@ pub fn decode_alert(bytes: &[u8]) -> Option<Alert> {
     })
 }
 
+/// One cgroup's policy as the kernel maps hold it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PolicyInForce {
+    pub cgroup_id: u64,
+    pub mode: Mode,
+    pub allowed_execs: Vec<String>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum EnforceError {
     #[error(
@@ -247,17 +255,70 @@ pub struct Enforcer {
 impl Enforcer {
     /// Loads and attaches the LSM programs, with no policy (everything allowed).
     pub fn start() -> Result<Self, EnforceError> {
-        let mut ebpf = Ebpf::load(ENFORCE_PROGRAM).map_err(EnforceError::Load)?;
+        let mut enforcer = Self::maps_only()?;
         let btf = Btf::from_sys_fs().map_err(EnforceError::Btf)?;
         for (program, hook) in HOOKS {
             let attach = |source| EnforceError::Attach { hook, source };
             let lsm: &mut Lsm =
-                ebpf.program_mut(program).ok_or(EnforceError::Missing(program))?.try_into().map_err(attach)?;
+                enforcer.ebpf.program_mut(program).ok_or(EnforceError::Missing(program))?.try_into().map_err(attach)?;
             lsm.load(hook, &btf).map_err(attach)?;
             lsm.attach().map_err(attach)?;
         }
+        Ok(enforcer)
+    }
+
+    /// Creates the kernel maps without loading or attaching the programs: policies can be
+    /// written and read back, nothing is enforced. For checking policy updates on kernels that
+    /// refuse LSM programs. Like `start`, must run inside a tokio runtime.
+    pub fn maps_only() -> Result<Self, EnforceError> {
+        let mut ebpf = Ebpf::load(ENFORCE_PROGRAM).map_err(EnforceError::Load)?;
         let alerts = EventRing::take(&mut ebpf, "alerts", None)?;
         Ok(Self { ebpf, generation: 0, written: Vec::new(), alerts, malformed: 0 })
+    }
+
+    /// What the kernel holds for the active generation, read back from the maps: each cgroup's
+    /// mode and allowed executables, by cgroup id.
+    pub fn in_force(&self) -> Result<Vec<PolicyInForce>, EnforceError> {
+        let map_err = |name: &'static str| move |source| EnforceError::Map { name, source };
+        let active: Array<&MapData, u32> =
+            Array::try_from(self.ebpf.map("active").ok_or(EnforceError::Missing("active"))?)
+                .map_err(map_err("active"))?;
+        let generation = active.get(&0, 0).map_err(map_err("active"))?;
+        let table: HashMap<&MapData, [u8; 16], [u8; POLICY_LEN]> =
+            HashMap::try_from(self.ebpf.map("policies").ok_or(EnforceError::Missing("policies"))?)
+                .map_err(map_err("policies"))?;
+        let execs: HashMap<&MapData, [u8; EXEC_KEY_LEN], u8> =
+            HashMap::try_from(self.ebpf.map("allowed_execs").ok_or(EnforceError::Missing("allowed_execs"))?)
+                .map_err(map_err("allowed_execs"))?;
+        let generation_of = |key: &[u8]| u32::from_le_bytes([key[0], key[1], key[2], key[3]]);
+        let cgroup_of = |key: &[u8]| u64::from_le_bytes(key[8..16].try_into().unwrap_or_default());
+        let mut found = Vec::new();
+        for entry in table.iter() {
+            let (key, value) = entry.map_err(map_err("policies"))?;
+            if generation_of(&key) != generation {
+                continue;
+            }
+            let mode = match u32::from_le_bytes([value[0], value[1], value[2], value[3]]) {
+                1 => Mode::Discover,
+                2 => Mode::Monitor,
+                _ => Mode::Protect,
+            };
+            found.push(PolicyInForce { cgroup_id: cgroup_of(&key), mode, allowed_execs: Vec::new() });
+        }
+        for entry in execs.keys() {
+            let key = entry.map_err(map_err("allowed_execs"))?;
+            if generation_of(&key) != generation {
+                continue;
+            }
+            let path = &key[16..];
+            let path = String::from_utf8_lossy(&path[..path.iter().position(|b| *b == 0).unwrap_or(path.len())]);
+            if let Some(policy) = found.iter_mut().find(|p| p.cgroup_id == cgroup_of(&key)) {
+                policy.allowed_execs.push(path.into_owned());
+            }
+        }
+        found.sort_by_key(|p| p.cgroup_id);
+        found.iter_mut().for_each(|p| p.allowed_execs.sort());
+        Ok(found)
     }
 
     pub fn generation(&self) -> u32 {

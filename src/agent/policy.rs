@@ -1,0 +1,244 @@
+//! The agent's policy file (`picket agent run --policy FILE`, `picket agent policy check FILE`):
+//! per-container rules in YAML, naming containers by name or id, resolved to the cgroups of the
+//! containers running now. Every mistake is reported with the file and the rule before anything
+//! reaches the kernel.
+//!
+//! ```yaml
+//! containers:
+//!   - name: web                 # or id: 4f1c0a9e2b7d (at least 12 hex digits of the id)
+//!     mode: protect             # discover | monitor | protect
+//!     allowExec: [/bin/busybox] # absent: any executable
+//!     files:
+//!       - prefix: /etc/
+//!         deny: [write]         # read, write
+//! ```
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::enforce::{ContainerPolicy, FileRule, Mode, validate};
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    #[serde(default)]
+    pub containers: Vec<PolicyRule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PolicyRule {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub id: Option<String>,
+    pub mode: Mode,
+    #[serde(default)]
+    pub allow_exec: Option<Vec<String>>,
+    #[serde(default)]
+    pub files: Vec<FileSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSpec {
+    pub prefix: String,
+    pub deny: Vec<Access>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Access {
+    Read,
+    Write,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PolicyFileError {
+    #[error("policy {path}: {message}", path = .path.display())]
+    File { path: PathBuf, message: String },
+    #[error("policy {path}: containers[{index}]: {message}", path = .path.display())]
+    Rule { path: PathBuf, index: usize, message: String },
+}
+
+/// A running container the rules can name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunningContainer {
+    pub id: String,
+    pub name: Option<String>,
+    /// Every cgroup v2 id of the container (runtimes make more than one, e.g. Podman's
+    /// `…/container` sub-cgroup).
+    pub cgroups: Vec<u64>,
+}
+
+impl PolicyRule {
+    fn matches(&self, container: &RunningContainer) -> bool {
+        match (&self.name, &self.id) {
+            (Some(name), _) => container.name.as_deref() == Some(name.as_str()),
+            (None, Some(id)) => container.id.starts_with(&id.to_ascii_lowercase()),
+            (None, None) => false,
+        }
+    }
+
+    /// The kernel policy of one cgroup under this rule.
+    fn for_cgroup(&self, cgroup_id: u64) -> ContainerPolicy {
+        ContainerPolicy {
+            cgroup_id,
+            mode: self.mode,
+            exec_allowlist: self.allow_exec.clone(),
+            file_rules: self
+                .files
+                .iter()
+                .map(|f| FileRule {
+                    prefix: f.prefix.clone(),
+                    deny_read: f.deny.contains(&Access::Read),
+                    deny_write: f.deny.contains(&Access::Write),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl PolicyFile {
+    pub fn load(path: &Path) -> Result<Self, PolicyFileError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| PolicyFileError::File { path: path.to_path_buf(), message: e.to_string() })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses and checks every rule as the kernel maps will hold it.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, PolicyFileError> {
+        let file: PolicyFile = serde_saphyr::from_str(text)
+            .map_err(|e| PolicyFileError::File { path: path.to_path_buf(), message: e.to_string() })?;
+        let mut names = BTreeSet::new();
+        for (index, rule) in file.containers.iter().enumerate() {
+            let fail = |message: String| PolicyFileError::Rule { path: path.to_path_buf(), index, message };
+            match (&rule.name, &rule.id) {
+                (Some(_), Some(_)) => return Err(fail("give name or id, not both".into())),
+                (None, None) => return Err(fail("name or id is needed to say which container".into())),
+                (Some(name), None) if name.is_empty() => return Err(fail("name is empty".into())),
+                (None, Some(id)) if id.len() < 12 || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                    return Err(fail(format!("id {id:?} must be 12 to 64 hex digits of a container id")));
+                }
+                _ => {}
+            }
+            let key = rule.name.clone().or_else(|| rule.id.clone()).unwrap_or_default();
+            if !names.insert(key.clone()) {
+                return Err(fail(format!("{key:?} has a rule already")));
+            }
+            for spec in &rule.files {
+                if spec.deny.is_empty() {
+                    return Err(fail(format!(
+                        "files: {:?} denies nothing (deny: [read], [write] or both)",
+                        spec.prefix
+                    )));
+                }
+            }
+            // The limits of the kernel maps, checked on a stand-in cgroup id.
+            validate(&[rule.for_cgroup(1)]).map_err(|e| {
+                let text = e.to_string();
+                fail(text.strip_prefix("policy 0 (cgroup 1): ").unwrap_or(&text).to_string())
+            })?;
+        }
+        Ok(file)
+    }
+
+    /// The kernel policies for the containers running now: every cgroup of every container a
+    /// rule names (the first rule that names a container wins). Rules naming no running container
+    /// wait for it.
+    pub fn resolve(&self, running: &[RunningContainer]) -> Vec<ContainerPolicy> {
+        let mut policies = Vec::new();
+        let mut seen = BTreeSet::new();
+        for container in running {
+            let Some(rule) = self.containers.iter().find(|r| r.matches(container)) else { continue };
+            for &cgroup_id in &container.cgroups {
+                if seen.insert(cgroup_id) {
+                    policies.push(rule.for_cgroup(cgroup_id));
+                }
+            }
+        }
+        policies.sort_by_key(|p| p.cgroup_id);
+        policies
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "
+containers:
+  - name: web
+    mode: protect
+    allowExec: [/bin/busybox, /usr/sbin/nginx]
+    files:
+      - prefix: /etc/
+        deny: [write]
+  - id: 4F1C0A9E2B7D
+    mode: monitor
+";
+
+    fn parse(text: &str) -> Result<PolicyFile, String> {
+        PolicyFile::parse(Path::new("/etc/picket/agent-policy.yaml"), text).map_err(|e| e.to_string())
+    }
+
+    fn running(id: &str, name: &str, cgroups: &[u64]) -> RunningContainer {
+        RunningContainer { id: id.into(), name: Some(name.into()), cgroups: cgroups.to_vec() }
+    }
+
+    #[test]
+    fn rules_resolve_to_every_cgroup_of_the_named_containers() {
+        let file = parse(GOOD).expect("valid");
+        let web = running(&format!("ab{}", "0".repeat(62)), "web", &[40, 41]);
+        let by_id = running(&format!("4f1c0a9e2b7d{}", "1".repeat(52)), "other", &[50]);
+        let unnamed = running(&"c".repeat(64), "db", &[60]);
+        let policies = file.resolve(&[web, by_id, unnamed]);
+        let summary: Vec<(u64, Mode, bool)> =
+            policies.iter().map(|p| (p.cgroup_id, p.mode, p.exec_allowlist.is_some())).collect();
+        assert_eq!(summary, [(40, Mode::Protect, true), (41, Mode::Protect, true), (50, Mode::Monitor, false)]);
+        assert_eq!(policies[0].file_rules, [FileRule { prefix: "/etc/".into(), deny_read: false, deny_write: true }]);
+        assert!(file.resolve(&[]).is_empty(), "rules wait for their containers");
+    }
+
+    #[test]
+    fn mistakes_name_the_file_and_the_rule() {
+        let cases = [
+            ("containers:\n  - name: web\n    mode: block\n", "policy /etc/picket/agent-policy.yaml: "),
+            ("containers:\n  - mode: protect\n", "containers[0]: name or id is needed"),
+            ("containers:\n  - name: a\n    id: 4f1c0a9e2b7d\n    mode: protect\n", "containers[0]: give name or id"),
+            ("containers:\n  - id: xyz\n    mode: protect\n", "containers[0]: id \"xyz\" must be 12 to 64 hex"),
+            (
+                "containers:\n  - name: a\n    mode: monitor\n  - name: b\n    mode: protect\n    allowExec: [sh]\n",
+                "containers[1]: allowlist path \"sh\" must be absolute",
+            ),
+            (
+                "containers:\n  - name: a\n    mode: protect\n    files:\n      - {prefix: /etc/, deny: []}\n",
+                "containers[0]: files: \"/etc/\" denies nothing",
+            ),
+            (
+                "containers:\n  - name: a\n    mode: protect\n  - name: a\n    mode: monitor\n",
+                "containers[1]: \"a\" has a rule already",
+            ),
+            ("containers:\n  - name: a\n    mode: protect\n    allowExe: [/bin/sh]\n", "allowExe"),
+            ("containers: [\n", "policy /etc/picket/agent-policy.yaml: "),
+        ];
+        for (text, expected) in cases {
+            let err = parse(text).expect_err(text);
+            assert!(err.contains(expected), "{text:?}: {err}");
+        }
+        let long = format!(
+            "containers:\n  - name: a\n    mode: protect\n    files:\n      - {{prefix: /{}, deny: [read]}}\n",
+            "a".repeat(200)
+        );
+        assert!(parse(&long).unwrap_err().contains("shorter than 128 bytes"));
+    }
+
+    #[test]
+    fn the_shipped_example_is_valid() {
+        let text = include_str!("../../plugins-config/agent-policy.yaml");
+        let file = parse(text).expect("the example parses");
+        assert!(!file.containers.is_empty());
+    }
+}
