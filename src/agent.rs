@@ -6,6 +6,7 @@
 pub mod attribution;
 pub mod enforce;
 pub mod events;
+pub mod names;
 pub mod net;
 pub mod policy;
 pub mod ring;

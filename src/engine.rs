@@ -188,27 +188,7 @@ pub async fn probe(socket: &Path) -> Result<EngineInfo, EngineError> {
     let docker = connect(socket).await?;
     let version = with_timeout(socket, docker.version()).await?.map_err(api)?;
     let kind = EngineKind::of(&version);
-    let options = ListContainersOptionsBuilder::new().all(true).build();
-    let listed = with_timeout(socket, docker.list_containers(Some(options))).await?.map_err(api)?;
-    let mut containers: Vec<ContainerInfo> = listed
-        .into_iter()
-        .map(|c| ContainerInfo {
-            id: c.id.unwrap_or_default(),
-            name: c
-                .names
-                .and_then(|names| names.into_iter().next())
-                .map(|n| n.trim_start_matches('/').to_string())
-                .unwrap_or_default(),
-            image: c.image.unwrap_or_default(),
-            state: c.state.map(|s| s.to_string()).unwrap_or_default(),
-            status: c.status.unwrap_or_default(),
-            created: c.created.unwrap_or_default(),
-            socket: socket.to_path_buf(),
-            engine: kind,
-            labels: c.labels.unwrap_or_default().into_iter().collect(),
-        })
-        .collect();
-    containers.sort_by(|a, b| a.name.cmp(&b.name));
+    let containers = list_containers(&docker, socket, kind).await?;
     let listed = with_timeout(socket, docker.list_images(None::<bollard::query_parameters::ListImagesOptions>))
         .await?
         .map_err(api)?;
@@ -232,6 +212,40 @@ pub async fn probe(socket: &Path) -> Result<EngineInfo, EngineError> {
         containers,
         images,
     })
+}
+
+/// Every container of one engine (running or not), by name.
+pub async fn containers(socket: &Path) -> Result<Vec<ContainerInfo>, EngineError> {
+    let api = |source| EngineError::Api { socket: socket.to_path_buf(), source };
+    let docker = connect(socket).await?;
+    let version = with_timeout(socket, docker.version()).await?.map_err(api)?;
+    list_containers(&docker, socket, EngineKind::of(&version)).await
+}
+
+async fn list_containers(docker: &Docker, socket: &Path, kind: EngineKind) -> Result<Vec<ContainerInfo>, EngineError> {
+    let api = |source| EngineError::Api { socket: socket.to_path_buf(), source };
+    let options = ListContainersOptionsBuilder::new().all(true).build();
+    let listed = with_timeout(socket, docker.list_containers(Some(options))).await?.map_err(api)?;
+    let mut containers: Vec<ContainerInfo> = listed
+        .into_iter()
+        .map(|c| ContainerInfo {
+            id: c.id.unwrap_or_default(),
+            name: c
+                .names
+                .and_then(|names| names.into_iter().next())
+                .map(|n| n.trim_start_matches('/').to_string())
+                .unwrap_or_default(),
+            image: c.image.unwrap_or_default(),
+            state: c.state.map(|s| s.to_string()).unwrap_or_default(),
+            status: c.status.unwrap_or_default(),
+            created: c.created.unwrap_or_default(),
+            socket: socket.to_path_buf(),
+            engine: kind,
+            labels: c.labels.unwrap_or_default().into_iter().collect(),
+        })
+        .collect();
+    containers.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(containers)
 }
 
 /// Streams `docker save NAME` (`GET /images/NAME/get`) into `dest`; returns the bytes written.

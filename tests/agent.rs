@@ -425,3 +425,81 @@ async fn policy_updates_are_whole_or_refused_in_the_kernel_maps() {
     assert_eq!((second[0].cgroup_id, second[0].mode), (9003, Mode::Protect));
     assert_eq!(second[0].allowed_execs, ["/bin/true"]);
 }
+
+/// Events from a container carry its name and image, from the engine's API (here a Podman the
+/// agent finds through CONTAINER_HOST), and the agent's state lines say what it runs.
+#[test]
+fn agent_run_names_containers_from_the_engine() {
+    if !can_load_bpf() {
+        eprintln!("skipped: loading BPF programs needs root and /sys/kernel/btf/vmlinux");
+        return;
+    }
+    let Some(podman) = common::engines::Podman::start() else {
+        eprintln!("skipped: needs podman and runc (./install.sh --dev)");
+        return;
+    };
+    let id = podman.podman(&[
+        "run",
+        "-d",
+        "--name",
+        "named-by-engine",
+        common::engines::Podman::IMAGE,
+        "sh",
+        "-c",
+        "while true; do /bin/true; sleep 0.2; done",
+    ]);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+        .args(["agent", "run", "--for", "5", "--containers-only"])
+        .env("CONTAINER_HOST", format!("unix://{}", podman.socket.display()))
+        .output()
+        .expect("picket agent runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let named = lines
+        .iter()
+        .find(|l| l["type"] == "process" && l["container"]["id"] == id.as_str() && l["container"]["name"].is_string())
+        .unwrap_or_else(|| panic!("no event of {id} with a name among {} lines", lines.len()));
+    assert_eq!(named["container"]["name"], "named-by-engine");
+    assert_eq!(named["container"]["image"], common::engines::Podman::IMAGE);
+    assert!(
+        lines.iter().all(|l| l["type"] != "process" || !l["container"].is_null()),
+        "--containers-only lets no host event through"
+    );
+    let stats = lines.iter().find(|l| l["type"] == "stats").expect("a state line");
+    assert_eq!(stats["sensors"], serde_json::json!(["process", "network"]));
+    assert!(stats["enforcement"].is_null(), "no policy given: {stats}");
+    assert!(stats["pid"].as_u64().is_some_and(|p| p > 0));
+}
+
+/// `picket agent policy FILE`: a good file is summarised; a bad one is refused naming the file,
+/// line and column, and `picket agent run --policy` with it never starts.
+#[test]
+fn policy_files_are_checked_before_anything_loads() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let good = dir.path().join("good.yaml");
+    std::fs::write(&good, "containers:\n  - name: web\n    mode: protect\n    allowExec: [/bin/sh]\n").expect("write");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+        .args(["agent", "policy"])
+        .arg(&good)
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("1 rules, valid") && stdout.contains("name web: protect, 1 executables"), "{stdout}");
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "containers:\n  - name: web\n    mode: protect\n    allowExec: [sh]\n").expect("write");
+    for args in [
+        vec!["agent", "policy", bad.to_str().expect("utf-8")],
+        vec!["agent", "run", "--for", "1", "--policy", bad.to_str().expect("utf-8")],
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_picket")).args(&args).output().expect("runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!("policy {}: containers[0]: allowlist path \"sh\"", bad.display())),
+            "{stderr}"
+        );
+        assert!(out.stdout.is_empty(), "nothing ran: {}", String::from_utf8_lossy(&out.stdout));
+    }
+}

@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Runtime {
     Docker,
@@ -17,13 +17,18 @@ pub enum Runtime {
     CriO,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerRef {
     pub runtime: Runtime,
     /// The full 64-hex container id.
     pub id: String,
     /// The pod's UID when a kubelet made the cgroup.
     pub pod_uid: Option<String>,
+    /// The container's name and image, from the engine's API when the agent reaches it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
 }
 
 fn is_container_id(text: &str) -> bool {
@@ -65,7 +70,13 @@ pub fn container_of_cgroup_path(path: &str) -> Option<ContainerRef> {
             continue;
         };
         if is_container_id(id) {
-            return Some(ContainerRef { runtime, id: id.to_string(), pod_uid: pod_uid.clone() });
+            return Some(ContainerRef {
+                runtime,
+                id: id.to_string(),
+                pod_uid: pod_uid.clone(),
+                name: None,
+                image: None,
+            });
         }
     }
     None
@@ -115,6 +126,22 @@ impl CgroupResolver {
 
     pub fn container_of(&mut self, cgroup_id: u64) -> Option<ContainerRef> {
         self.path_of(cgroup_id).and_then(|p| container_of_cgroup_path(&p))
+    }
+
+    /// Every container with a cgroup now, with all its cgroup ids (walks the hierarchy again
+    /// when the last walk is older than a second).
+    pub fn containers(&mut self) -> std::collections::BTreeMap<String, Vec<u64>> {
+        if self.last_walk.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(1)) {
+            self.walk();
+        }
+        let mut found: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
+        for (id, path) in &self.paths {
+            if let Some(container) = container_of_cgroup_path(path) {
+                found.entry(container.id).or_default().push(*id);
+            }
+        }
+        found.values_mut().for_each(|ids| ids.sort_unstable());
+        found
     }
 
     fn walk(&mut self) {

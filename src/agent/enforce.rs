@@ -143,14 +143,14 @@ fn policy_value(policy: &ContainerPolicy) -> [u8; POLICY_LEN] {
     value
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AlertKind {
     Exec,
     File,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AlertAction {
     Recorded,
@@ -158,7 +158,7 @@ pub enum AlertAction {
     Denied,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Alert {
     pub kind: AlertKind,
     pub action: AlertAction,
@@ -220,7 +220,9 @@ pub enum EnforceError {
     Load(#[source] aya::EbpfError),
     #[error("reading the kernel's BTF: {0}")]
     Btf(#[source] aya::BtfError),
-    #[error("LSM hook {hook}: {source}")]
+    #[error(
+        "LSM hook {hook}: {source} (the kernel refused the BPF LSM program: it needs CONFIG_BPF_LSM, 'bpf' in the lsm= boot list and BPF trampolines; `bpftool feature probe kernel | grep lsm` tells)"
+    )]
     Attach {
         hook: &'static str,
         #[source]

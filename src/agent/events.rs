@@ -1,7 +1,7 @@
 //! Events as the kernel programs write them (src/agent/bpf/events.h), decoded field by field
 //! with bounds checks: a short or malformed record is an error, never a panic.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub const COMM_LEN: usize = 16;
 pub const FILENAME_LEN: usize = 256;
@@ -9,7 +9,7 @@ pub const ARGS_MAX: usize = 512;
 /// Bytes of one `struct process_event`: six u32, two u64, comm, filename, args_len, args.
 pub const PROCESS_EVENT_LEN: usize = 6 * 4 + 2 * 8 + COMM_LEN + FILENAME_LEN + 4 + ARGS_MAX;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ProcessEventKind {
     Exec,
@@ -17,7 +17,7 @@ pub enum ProcessEventKind {
     Exit,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcessEvent {
     pub kind: ProcessEventKind,
     pub pid: u32,

@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use aya::Ebpf;
 use aya::programs::{BtfTracePoint, CgroupAttachMode, CgroupSockAddr};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::ring::{EventRing, RingError, per_cpu_sum};
 
@@ -15,14 +15,14 @@ static NET_PROGRAM: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"),
 /// Bytes of `struct net_event`: five u32, two u16, two u64, two 16-byte addresses, comm.
 const NET_EVENT_LEN: usize = 5 * 4 + 2 * 2 + 2 * 8 + 16 + 16 + 16;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NetEventKind {
     Connect,
     Accept,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetEvent {
     pub kind: NetEventKind,
     pub pid: u32,

@@ -20,6 +20,8 @@ pub const BACKLOG: usize = 8192;
 
 pub struct EventServer {
     tx: broadcast::Sender<Arc<str>>,
+    /// Sent first to every new reader: the agent's latest state line.
+    greeting: Arc<std::sync::RwLock<Option<Arc<str>>>>,
     path: PathBuf,
     task: JoinHandle<()>,
 }
@@ -52,18 +54,25 @@ impl EventServer {
             .map_err(|e| context(e, "cannot restrict"))?;
         let (tx, _) = broadcast::channel(backlog.max(1));
         let sender = tx.clone();
+        let greeting: Arc<std::sync::RwLock<Option<Arc<str>>>> = Arc::default();
+        let first_line = Arc::clone(&greeting);
         let task = tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
                 let mut rx = sender.subscribe();
+                let hello = first_line.read().ok().and_then(|g| g.clone());
                 tokio::spawn(async move {
+                    if let Some(hello) = hello
+                        && (client.write_all(hello.as_bytes()).await.is_err() || client.write_all(b"\n").await.is_err())
+                    {
+                        return;
+                    }
                     loop {
                         let line: Arc<str> = match rx.recv().await {
                             Ok(line) => line,
-                            Err(broadcast::error::RecvError::Lagged(missed)) => format!(
-                                "{{\"type\":\"lagged\",\"v\":{},\"missed\":{missed}}}",
-                                super::wire::WIRE_VERSION
-                            )
-                            .into(),
+                            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                                let lagged = super::wire::WireEvent::Lagged { v: super::wire::WIRE_VERSION, missed };
+                                serde_json::to_string(&lagged).unwrap_or_default().into()
+                            }
                             Err(broadcast::error::RecvError::Closed) => return,
                         };
                         // A reader that went away ends its task.
@@ -74,7 +83,14 @@ impl EventServer {
                 });
             }
         });
-        Ok(Self { tx, path: path.to_path_buf(), task })
+        Ok(Self { tx, greeting, path: path.to_path_buf(), task })
+    }
+
+    /// The line every reader that connects from now on gets first.
+    pub fn set_greeting(&self, line: Arc<str>) {
+        if let Ok(mut greeting) = self.greeting.write() {
+            *greeting = Some(line);
+        }
     }
 
     /// Sends one line (without its newline) to every connected reader.
@@ -127,6 +143,16 @@ mod tests {
         server.send("{\"type\":\"stats\"}".into());
         assert_eq!(reader.next_line().await.unwrap().as_deref(), Some("{\"type\":\"process\"}"));
         assert_eq!(reader.next_line().await.unwrap().as_deref(), Some("{\"type\":\"stats\"}"));
+        server.set_greeting("{\"type\":\"stats\",\"events\":2}".into());
+        let mut late = BufReader::new(tokio::net::UnixStream::connect(&path).await.unwrap()).lines();
+        wait_for_readers(&server, 2).await;
+        server.send("{\"type\":\"network\"}".into());
+        assert_eq!(
+            late.next_line().await.unwrap().as_deref(),
+            Some("{\"type\":\"stats\",\"events\":2}"),
+            "state first"
+        );
+        assert_eq!(late.next_line().await.unwrap().as_deref(), Some("{\"type\":\"network\"}"));
         drop(server);
         assert!(!path.exists(), "the socket goes with the server");
     }

@@ -1,16 +1,18 @@
 //! The agent's event stream: versioned, serde-typed JSON lines, one event per line, the same on
-//! standard output, the local unix socket and (later) through the Kubernetes API.
+//! standard output, the local unix socket and (later) through the Kubernetes API. The console
+//! reads it back with the same types.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::attribution::ContainerRef;
+use super::enforce::Alert;
 use super::events::ProcessEvent;
 use super::net::NetEvent;
 
 /// Bumped when a field changes meaning or goes away; new fields do not bump it.
 pub const WIRE_VERSION: u32 = 1;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum WireEvent {
     /// A process event, with the container it ran in (none: the host).
@@ -29,8 +31,58 @@ pub enum WireEvent {
         event: NetEvent,
         container: Option<ContainerRef>,
     },
-    /// The agent's own counters, sent periodically and when it stops.
-    Stats { v: u32, node: String, events: u64, dropped: u64, malformed: u64 },
+    /// Something a container's policy does not allow (recorded, alerted or denied by its mode).
+    Alert {
+        v: u32,
+        node: String,
+        #[serde(flatten)]
+        alert: Alert,
+        container: Option<ContainerRef>,
+    },
+    /// The agent's state and counters: every 2 seconds, when it stops, and first to every reader
+    /// of the socket.
+    Stats {
+        v: u32,
+        node: String,
+        #[serde(flatten)]
+        stats: AgentStats,
+    },
+    /// This reader fell behind and lost `missed` lines (the socket only).
+    Lagged { v: u32, missed: u64 },
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentStats {
+    /// Events sent since the agent started.
+    pub events: u64,
+    /// Events the kernel could not queue (ring buffer full).
+    pub dropped: u64,
+    /// Records that did not decode.
+    pub malformed: u64,
+    #[serde(default)]
+    pub pid: u32,
+    #[serde(default)]
+    pub version: String,
+    #[serde(default)]
+    pub uptime_s: u64,
+    /// `process`, `network`, `file`.
+    #[serde(default)]
+    pub sensors: Vec<String>,
+    /// None: no policy was given, nothing is enforced.
+    #[serde(default)]
+    pub enforcement: Option<Enforcement>,
+}
+
+/// What the agent enforces: its policy file and how many cgroups are in each mode.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enforcement {
+    pub policy: String,
+    pub discover: u32,
+    pub monitor: u32,
+    pub protect: u32,
+    /// Why the last policy update was refused (the previous policy stays in force).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl WireEvent {
@@ -42,7 +94,61 @@ impl WireEvent {
         Self::Network { v: WIRE_VERSION, node: node.to_string(), event, container }
     }
 
-    pub fn stats(node: &str, events: u64, dropped: u64, malformed: u64) -> Self {
-        Self::Stats { v: WIRE_VERSION, node: node.to_string(), events, dropped, malformed }
+    pub fn alert(node: &str, alert: Alert, container: Option<ContainerRef>) -> Self {
+        Self::Alert { v: WIRE_VERSION, node: node.to_string(), alert, container }
+    }
+
+    pub fn stats(node: &str, stats: AgentStats) -> Self {
+        Self::Stats { v: WIRE_VERSION, node: node.to_string(), stats }
+    }
+
+    /// The container the event happened in, if any.
+    pub fn container(&self) -> Option<&ContainerRef> {
+        match self {
+            Self::Process { container, .. } | Self::Network { container, .. } | Self::Alert { container, .. } => {
+                container.as_ref()
+            }
+            Self::Stats { .. } | Self::Lagged { .. } => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::events::ProcessEventKind;
+
+    #[test]
+    fn lines_read_back_as_they_were_written() {
+        let event = WireEvent::process(
+            "node-1",
+            ProcessEvent {
+                kind: ProcessEventKind::Exec,
+                pid: 42,
+                tid: 42,
+                ppid: 1,
+                uid: 0,
+                exit_status: 0,
+                cgroup_id: 7,
+                timestamp_ns: 5,
+                comm: "sh".into(),
+                filename: "/bin/sh".into(),
+                args: vec!["sh".into(), "-c".into()],
+            },
+            None,
+        );
+        let line = serde_json::to_string(&event).unwrap();
+        assert!(line.starts_with(r#"{"type":"process","v":1,"node":"node-1","kind":"exec""#), "{line}");
+        assert_eq!(serde_json::from_str::<WireEvent>(&line).unwrap(), event);
+        let stats =
+            WireEvent::stats("n", AgentStats { events: 3, sensors: vec!["process".into()], ..Default::default() });
+        let line = serde_json::to_string(&stats).unwrap();
+        assert_eq!(serde_json::from_str::<WireEvent>(&line).unwrap(), stats);
+        // An older agent's stats line (no state fields) still reads.
+        let old: WireEvent =
+            serde_json::from_str(r#"{"type":"stats","v":1,"node":"n","events":1,"dropped":2,"malformed":0}"#).unwrap();
+        assert!(matches!(old, WireEvent::Stats { stats: AgentStats { dropped: 2, .. }, .. }));
+        let lagged: WireEvent = serde_json::from_str(r#"{"type":"lagged","v":1,"missed":9}"#).unwrap();
+        assert_eq!(lagged, WireEvent::Lagged { v: 1, missed: 9 });
     }
 }

@@ -9,8 +9,14 @@ use anyhow::Context as _;
 use clap::Subcommand;
 
 use crate::agent::attribution::CgroupResolver;
+use crate::agent::enforce::{Enforcer, Mode};
+use crate::agent::names::ContainerNames;
+use crate::agent::policy::{PolicyFile, RunningContainer};
 use crate::agent::sensor::ProcessSensor;
-use crate::agent::wire::WireEvent;
+use crate::agent::wire::{AgentStats, Enforcement, WireEvent};
+
+/// How often the agent sends its state (and applies its policy to containers started since).
+const STATS_EVERY: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Subcommand)]
 pub enum AgentCommand {
@@ -29,6 +35,15 @@ pub enum AgentCommand {
         /// Do not print events on standard output (with --socket)
         #[arg(long, requires = "socket")]
         quiet: bool,
+        /// Enforce this policy file (BPF LSM; read again on SIGHUP, a bad file keeps the policy
+        /// in force)
+        #[arg(long, value_name = "FILE")]
+        policy: Option<std::path::PathBuf>,
+    },
+    /// Check a policy file and show what it would enforce on the containers running now
+    Policy {
+        /// The policy file (YAML; see plugins-config/agent-policy.yaml)
+        file: std::path::PathBuf,
     },
     /// Print the DaemonSet, ServiceAccount and RBAC that run the agent on every node
     Manifest {
@@ -50,13 +65,143 @@ pub fn run(command: &AgentCommand) -> anyhow::Result<ExitCode> {
                 .context("cannot write to standard output")?;
             Ok(ExitCode::SUCCESS)
         }
-        AgentCommand::Run { duration, containers_only, socket, quiet } => {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .context("cannot start the async runtime")?;
-            runtime.block_on(stream(duration.map(Duration::from_secs), *containers_only, socket.as_deref(), *quiet))
+        AgentCommand::Run { duration, containers_only, socket, quiet, policy } => {
+            // A bad policy file stops the agent before it loads anything.
+            let policy = match policy {
+                Some(path) => Some((path.clone(), PolicyFile::load(path)?)),
+                None => None,
+            };
+            let options = RunOptions {
+                duration: duration.map(Duration::from_secs),
+                containers_only: *containers_only,
+                socket: socket.clone(),
+                quiet: *quiet,
+                policy,
+            };
+            runtime()?.block_on(stream(options))
+        }
+        AgentCommand::Policy { file } => {
+            let policy = PolicyFile::load(file)?;
+            runtime()?.block_on(show_policy(file, &policy))
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// The containers running now, with their names from the engines, as policy rules see them.
+fn running_containers(resolver: &mut CgroupResolver, names: &ContainerNames) -> Vec<RunningContainer> {
+    let named = names.all();
+    resolver
+        .containers()
+        .into_iter()
+        .map(|(id, cgroups)| RunningContainer { name: named.get(&id).map(|n| n.name.clone()), id, cgroups })
+        .collect()
+}
+
+async fn show_policy(path: &std::path::Path, policy: &PolicyFile) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}: {} rules, valid", path.display(), policy.containers.len())?;
+    for rule in &policy.containers {
+        let who = match (&rule.name, &rule.id) {
+            (Some(name), _) => format!("name {name}"),
+            (None, id) => format!("id {}", id.as_deref().unwrap_or_default()),
+        };
+        let execs =
+            rule.allow_exec.as_ref().map_or("any executable".to_string(), |l| format!("{} executables", l.len()));
+        writeln!(
+            out,
+            "  {who}: {}, {execs}, {} file rules",
+            format!("{:?}", rule.mode).to_lowercase(),
+            rule.files.len()
+        )?;
+    }
+    // Names come from the engines: give them one refresh to answer.
+    let names = ContainerNames::start(crate::engine::candidate_sockets(&[]));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut resolver = CgroupResolver::new();
+    let running = running_containers(&mut resolver, &names);
+    let policies = policy.resolve(&running);
+    writeln!(out, "containers running now that rules name: {}", policies.len())?;
+    for container in &running {
+        if policies.iter().any(|p| container.cgroups.contains(&p.cgroup_id)) {
+            let name = container.name.as_deref().unwrap_or("-");
+            writeln!(
+                out,
+                "  {} {name} ({} cgroups)",
+                &container.id[..12.min(container.id.len())],
+                container.cgroups.len()
+            )?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+struct RunOptions {
+    duration: Option<Duration>,
+    containers_only: bool,
+    socket: Option<std::path::PathBuf>,
+    quiet: bool,
+    policy: Option<(std::path::PathBuf, PolicyFile)>,
+}
+
+/// The policy file in force and the enforcer that holds it in the kernel.
+struct Enforcing {
+    path: std::path::PathBuf,
+    file: PolicyFile,
+    enforcer: Enforcer,
+    applied: Vec<crate::agent::enforce::ContainerPolicy>,
+    error: Option<String>,
+}
+
+impl Enforcing {
+    /// Applies the file to the containers running now, when that changes what the kernel holds.
+    fn refresh(&mut self, running: &[RunningContainer]) {
+        let policies = self.file.resolve(running);
+        if policies == self.applied {
+            return;
+        }
+        match self.enforcer.apply(&policies) {
+            Ok(()) => {
+                self.applied = policies;
+                self.error = None;
+            }
+            Err(e) => {
+                eprintln!("picket: policy {}: {e}; the policy in force stays", self.path.display());
+                self.error = Some(e.to_string());
+            }
+        }
+    }
+
+    /// SIGHUP: the file again. A bad file is reported and the policy in force stays.
+    fn reload(&mut self) {
+        match PolicyFile::load(&self.path) {
+            Ok(file) => {
+                self.file = file;
+                self.applied.clear();
+                self.error = None;
+            }
+            Err(e) => {
+                eprintln!("picket: {e}; the policy in force stays");
+                self.error = Some(e.to_string());
+            }
+        }
+    }
+
+    fn summary(&self) -> Enforcement {
+        let count = |mode: Mode| self.applied.iter().filter(|p| p.mode == mode).count() as u32;
+        Enforcement {
+            policy: self.path.display().to_string(),
+            discover: count(Mode::Discover),
+            monitor: count(Mode::Monitor),
+            protect: count(Mode::Protect),
+            error: self.error.clone(),
         }
     }
 }
@@ -88,26 +233,32 @@ impl Outputs {
     }
 }
 
-async fn stream(
-    duration: Option<Duration>,
-    containers_only: bool,
-    socket: Option<&std::path::Path>,
-    quiet: bool,
-) -> anyhow::Result<ExitCode> {
+async fn stream(options: RunOptions) -> anyhow::Result<ExitCode> {
+    let started = std::time::Instant::now();
     let mut sensor = ProcessSensor::start()?;
     let mut net = crate::agent::net::NetSensor::start()?;
-    let server = match socket {
+    let mut enforcing = match options.policy {
+        Some((path, file)) => {
+            let enforcer = Enforcer::start()?;
+            Some(Enforcing { path, file, enforcer, applied: Vec::new(), error: None })
+        }
+        None => None,
+    };
+    let server = match &options.socket {
         Some(path) => Some(crate::agent::stream::EventServer::bind(path, crate::agent::stream::BACKLOG)?),
         None => None,
     };
-    let stdout = (!quiet).then(|| std::io::BufWriter::new(std::io::stdout().lock()));
+    let stdout = (!options.quiet).then(|| std::io::BufWriter::new(std::io::stdout().lock()));
     let mut outputs = Outputs { stdout, server };
     let node = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim().to_string();
     let mut resolver = CgroupResolver::new();
-    let deadline = duration.map(|d| tokio::time::Instant::now() + d);
+    let names = ContainerNames::start(crate::engine::candidate_sockets(&[]));
+    let deadline = options.duration.map(|d| tokio::time::Instant::now() + d);
     let mut events = 0u64;
-    let mut stats_every = tokio::time::interval(Duration::from_secs(10));
-    stats_every.tick().await;
+    let mut stats_every = tokio::time::interval(STATS_EVERY);
+    let mut hangup =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+    let sensors = vec!["process".to_string(), "network".to_string()];
     loop {
         let until_deadline = async {
             match deadline {
@@ -115,11 +266,17 @@ async fn stream(
                 None => std::future::pending().await,
             }
         };
+        let alerts = async {
+            match enforcing.as_mut() {
+                Some(e) => e.enforcer.next_alerts().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             batch = sensor.next_batch() => {
                 for event in batch? {
-                    let container = resolver.container_of(event.cgroup_id);
-                    if containers_only && container.is_none() {
+                    let container = names.name(resolver.container_of(event.cgroup_id));
+                    if options.containers_only && container.is_none() {
                         continue;
                     }
                     events += 1;
@@ -129,8 +286,8 @@ async fn stream(
             }
             batch = net.next_batch() => {
                 for event in batch? {
-                    let container = resolver.container_of(event.cgroup_id);
-                    if containers_only && container.is_none() {
+                    let container = names.name(resolver.container_of(event.cgroup_id));
+                    if options.containers_only && container.is_none() {
                         continue;
                     }
                     events += 1;
@@ -138,17 +295,56 @@ async fn stream(
                 }
                 outputs.flush()?;
             }
-            _ = stats_every.tick() => {
-                let dropped = sensor.dropped()? + net.dropped()?;
-                outputs.emit(&WireEvent::stats(&node, events, dropped, sensor.malformed + net.malformed))?;
+            batch = alerts => {
+                for alert in batch? {
+                    let container = names.name(resolver.container_of(alert.cgroup_id));
+                    events += 1;
+                    outputs.emit(&WireEvent::alert(&node, alert, container))?;
+                }
                 outputs.flush()?;
+            }
+            _ = stats_every.tick() => {
+                if let Some(enforcing) = enforcing.as_mut() {
+                    enforcing.refresh(&running_containers(&mut resolver, &names));
+                }
+                let stats = WireEvent::stats(&node, AgentStats {
+                    events,
+                    dropped: sensor.dropped()? + net.dropped()?,
+                    malformed: sensor.malformed + net.malformed,
+                    pid: std::process::id(),
+                    version: env!("CARGO_PKG_VERSION").to_string(),
+                    uptime_s: started.elapsed().as_secs(),
+                    sensors: sensors.clone(),
+                    enforcement: enforcing.as_ref().map(Enforcing::summary),
+                });
+                outputs.emit(&stats)?;
+                if let Some(server) = &outputs.server {
+                    server.set_greeting(serde_json::to_string(&stats)?.into());
+                }
+                outputs.flush()?;
+            }
+            _ = hangup.recv() => {
+                if let Some(enforcing) = enforcing.as_mut() {
+                    enforcing.reload();
+                    enforcing.refresh(&running_containers(&mut resolver, &names));
+                }
             }
             _ = tokio::signal::ctrl_c() => break,
             _ = until_deadline => break,
         }
     }
     let dropped = sensor.dropped()? + net.dropped()?;
-    outputs.emit(&WireEvent::stats(&node, events, dropped, sensor.malformed + net.malformed))?;
+    let stats = AgentStats {
+        events,
+        dropped,
+        malformed: sensor.malformed + net.malformed,
+        pid: std::process::id(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        uptime_s: started.elapsed().as_secs(),
+        sensors,
+        enforcement: enforcing.as_ref().map(Enforcing::summary),
+    };
+    outputs.emit(&WireEvent::stats(&node, stats))?;
     outputs.flush()?;
     if dropped > 0 {
         eprintln!("picket: {dropped} events were dropped: the ring buffer was full");
