@@ -27,6 +27,17 @@ pub fn initial_state(config: &Config, store: &Store) -> anyhow::Result<AppState>
     let info = StoreInfo { path: store.path().to_path_buf(), size: None, schema: store.schema_version()? };
     let mut state = AppState::new(info, config.context.clone(), config.keymap.clone(), config.plugins.clone());
     state.engine_sockets_searched = crate::engine::candidate_sockets(&config.engines);
+    if let Some(socket) = std::env::var_os("PICKET_AGENT_SOCKET") {
+        state.agent_socket = socket.into();
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        state.picket_exe = exe.display().to_string();
+    }
+    state.is_root = {
+        use std::os::unix::fs::MetadataExt;
+        // /proc/self belongs to the process's effective user.
+        std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+    };
     // Accepted findings go next to the project picket was started in, as `picket scan` reads them.
     if let Ok(dir) = std::env::current_dir() {
         state.ignore_path = dir.join(".picketignore");
@@ -43,7 +54,8 @@ pub async fn run(config: Config, store: Store) -> anyhow::Result<()> {
         state.engine_sockets_searched.clone(),
         config.scan_limits,
         config.config_dir.join("checks"),
-    );
+    )
+    .with_agent_log(config.data_dir.join("agent.log"));
     let mut terminal = terminal::enter().context("cannot set up the terminal")?;
     let result = event_loop(&mut terminal, &mut state, &effects, &mut rx, &config).await;
     terminal::restore().context("cannot restore the terminal")?;
@@ -60,7 +72,7 @@ async fn event_loop(
     let size = terminal.size()?;
     update::update(state, Action::Resize { width: size.width, height: size.height });
     terminal.draw(|frame| crate::ui::render(frame, state, &config.theme))?;
-    for effect in update::initial_effects() {
+    for effect in update::startup(state) {
         effects.run(effect);
     }
     let mut events = EventStream::new();

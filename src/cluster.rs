@@ -1,5 +1,6 @@
 //! Kubernetes targets: the contexts in the user's kubeconfig files.
 
+pub mod deploy;
 pub mod images;
 pub mod inventory;
 pub mod production;

@@ -30,11 +30,13 @@ pub fn render(frame: &mut Frame, state: &AppState, theme: &Theme) {
         PaneId::ComplianceCheck => panes::compliance_check::render(frame, body, state, theme),
         PaneId::Workloads => panes::workloads::render(frame, body, state, theme),
         PaneId::WorkloadChecks => panes::workloads::render_checks(frame, body, state, theme),
+        PaneId::Nodes => panes::nodes::render(frame, body, state, theme),
+        PaneId::NodeActivity => panes::nodes::render_activity(frame, body, state, theme),
     }
     widgets::status_bar::render(frame, footer, state, theme);
     match &state.mode {
         Mode::Help => widgets::help::render(frame, area, state, theme),
-        Mode::Confirm(run) => widgets::dialog::render_confirm(frame, area, run, theme),
+        Mode::Confirm(confirmation) => widgets::dialog::render_confirm(frame, area, confirmation, theme),
         Mode::Accept(form) => {
             widgets::dialog::render_accept(frame, area, form, &state.ignore_path.display().to_string(), theme)
         }
@@ -113,8 +115,23 @@ pub(crate) mod snapshot {
         states.push(state.clone());
         run_command(&mut state, Command::Enter);
         states.push(state.clone());
-        assert_eq!(states.len(), 4);
         assert_eq!(state.pane(), crate::app::state::PaneId::WorkloadChecks);
+        // The Nodes pane without an agent, with one, and a container's activity.
+        let Some(Effect::ConnectAgent { conn, .. }) = run_command(&mut state, Command::NextPane).first().cloned()
+        else {
+            panic!("the Nodes pane connects")
+        };
+        update(&mut state, Action::AgentDown { conn, reason: "no agent is serving /run/picket/agent.sock".into() });
+        run_command(&mut state, Command::StartAgent);
+        states.push(state.clone());
+        let events = crate::app::update::nodes_sample_lines();
+        update(&mut state, Action::AgentLines { conn, events, unreadable: 2 });
+        states.push(state.clone());
+        run_command(&mut state, Command::Down);
+        run_command(&mut state, Command::Enter);
+        assert_eq!(state.pane(), crate::app::state::PaneId::NodeActivity);
+        states.push(state.clone());
+        assert_eq!(states.len(), 7);
         states
     }
 

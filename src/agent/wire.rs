@@ -12,7 +12,7 @@ use super::net::NetEvent;
 /// Bumped when a field changes meaning or goes away; new fields do not bump it.
 pub const WIRE_VERSION: u32 = 1;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum WireEvent {
     /// A process event, with the container it ran in (none: the host).

@@ -8,7 +8,8 @@ use crossterm::event::KeyEvent;
 
 use std::sync::Arc;
 
-use crate::app::state::{BenchDone, BenchKind, FindingsData, VulnDbSummary, WorkloadsData};
+use crate::agent::wire::WireEvent;
+use crate::app::state::{BenchDone, BenchKind, FindingsData, StartedAgent, VulnDbSummary, WorkloadsData};
 use crate::cluster::KubeContexts;
 use crate::engine::EngineKind;
 use crate::engine::{ContainerDetail, EngineProbe};
@@ -70,6 +71,8 @@ pub enum Command {
     PrevReport,
     NextReport,
     NextNamespace,
+    StartAgent,
+    DeployAgent,
 }
 
 impl Command {
@@ -100,6 +103,8 @@ impl Command {
         Self::PrevReport,
         Self::NextReport,
         Self::NextNamespace,
+        Self::StartAgent,
+        Self::DeployAgent,
         Self::Quit,
     ];
 
@@ -132,6 +137,8 @@ impl Command {
             Self::PrevReport => "prev-report",
             Self::NextReport => "next-report",
             Self::NextNamespace => "next-namespace",
+            Self::StartAgent => "start-agent",
+            Self::DeployAgent => "deploy-agent",
         }
     }
 
@@ -168,6 +175,8 @@ impl Command {
             Self::PrevReport => "Previous benchmark report",
             Self::NextReport => "Next benchmark report",
             Self::NextNamespace => "Next namespace (all, then each)",
+            Self::StartAgent => "Start the node agent here (root) or show how",
+            Self::DeployAgent => "Deploy the agent DaemonSet to the context",
         }
     }
 }
@@ -225,6 +234,25 @@ pub enum Action {
     InventoryLoaded {
         request: u64,
         result: Result<Arc<WorkloadsData>, String>,
+    },
+    /// Lines read from the agent's socket, in order.
+    AgentLines {
+        conn: u64,
+        events: Vec<WireEvent>,
+        /// Lines that were not agent events (another program on the socket, a newer agent).
+        unreadable: u64,
+    },
+    /// The agent connection ended or could not be made.
+    AgentDown {
+        conn: u64,
+        reason: String,
+    },
+    /// The console started the local agent, or why it could not.
+    AgentStarted(Result<StartedAgent, String>),
+    /// The agent's DaemonSet was applied to a context: the objects, or why not.
+    AgentDeployed {
+        context: String,
+        result: Result<Vec<String>, String>,
     },
     ExpireToast(u64),
     RefreshTick,
@@ -294,5 +322,20 @@ pub enum Effect {
     LoadInventory {
         request: u64,
         context: Option<String>,
+    },
+    /// Read the agent's event lines from its socket; keep trying for `wait` if it is not there
+    /// yet (an agent just started).
+    ConnectAgent {
+        conn: u64,
+        socket: std::path::PathBuf,
+        wait: Duration,
+    },
+    /// Start `picket agent run --socket SOCKET` as a child of the console (root only).
+    StartAgent {
+        socket: std::path::PathBuf,
+    },
+    /// Server-side apply the agent's manifest (Namespace, RBAC, DaemonSet) to a context.
+    DeployAgent {
+        context: String,
     },
 }

@@ -26,7 +26,15 @@ pub struct Effects {
     /// One watched inventory per context, started when its workloads are first shown and kept
     /// for the console's life, so a refresh reads the stores instead of listing again.
     watches: ClusterWatches,
+    /// The reader of the agent's socket (one at a time).
+    agent_reader: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
+    /// The agent the console started, killed when the console ends.
+    agent_child: Arc<tokio::sync::Mutex<Option<tokio::process::Child>>>,
+    /// Where a started agent's messages go.
+    agent_log: PathBuf,
 }
+
+mod agent_link;
 
 type ClusterWatches = Arc<tokio::sync::Mutex<std::collections::BTreeMap<String, Arc<cluster::watch::ClusterWatch>>>>;
 
@@ -41,7 +49,23 @@ impl Effects {
         scan_limits: Limits,
         checks_dir: PathBuf,
     ) -> Self {
-        Self { tx, store, engine_candidates, scan_limits, checks_dir, watches: ClusterWatches::default() }
+        Self {
+            tx,
+            store,
+            engine_candidates,
+            scan_limits,
+            checks_dir,
+            watches: ClusterWatches::default(),
+            agent_reader: Default::default(),
+            agent_child: Default::default(),
+            agent_log: PathBuf::from("agent.log"),
+        }
+    }
+
+    /// Where an agent the console starts writes its messages.
+    pub fn with_agent_log(mut self, path: PathBuf) -> Self {
+        self.agent_log = path;
+        self
     }
 
     pub fn run(&self, effect: Effect) {
@@ -149,6 +173,35 @@ impl Effects {
             }
             Effect::LoadInventory { request, context } => {
                 tokio::spawn(load_inventory(tx, request, context, self.watches.clone(), Arc::clone(&self.store)));
+            }
+            Effect::ConnectAgent { conn, socket, wait } => {
+                let task = tokio::spawn(agent_link::read_agent(tx, conn, socket, wait));
+                if let Ok(mut reader) = self.agent_reader.lock()
+                    && let Some(previous) = reader.replace(task.abort_handle())
+                {
+                    previous.abort();
+                }
+            }
+            Effect::StartAgent { socket } => {
+                let log = self.agent_log.clone();
+                let slot = Arc::clone(&self.agent_child);
+                tokio::spawn(async move {
+                    let result = match agent_link::start_agent(&socket, &log).await {
+                        Ok((started, child)) => {
+                            // Replacing an earlier child kills it (kill_on_drop).
+                            *slot.lock().await = Some(child);
+                            Ok(started)
+                        }
+                        Err(err) => Err(err),
+                    };
+                    let _ = tx.send(Action::AgentStarted(result));
+                });
+            }
+            Effect::DeployAgent { context } => {
+                tokio::spawn(async move {
+                    let result = agent_link::deploy(context.clone()).await;
+                    let _ = tx.send(Action::AgentDeployed { context, result });
+                });
             }
             Effect::ExpireToast { id, after } => {
                 tokio::spawn(async move {

@@ -1,9 +1,11 @@
 //! Everything the screen shows. Changed only by `update`; read by `ui::render`.
 
 mod compliance;
+mod nodes;
 mod workloads;
 
 pub use compliance::{BenchDone, BenchKind, BenchRun, CheckDetail, ComplianceState, check_text, result_text};
+pub use nodes::{AgentLink, AgentStatus, ContainerActivity, NodesState, Proc, StartedAgent};
 pub use workloads::{WorkloadsData, WorkloadsState, images_label, workload_text};
 
 use std::collections::BTreeMap;
@@ -12,7 +14,7 @@ use std::path::PathBuf;
 use std::collections::BTreeMap as Map;
 use std::sync::Arc;
 
-use crate::app::action::{PluginRun, StoredSbom};
+use crate::app::action::{Effect, StoredSbom};
 use crate::cluster::{ContextInfo, KubeContexts};
 use crate::config::{Keymap, Plugins};
 use crate::engine::{ContainerDetail, ContainerInfo, EngineProbe};
@@ -38,11 +40,22 @@ pub enum PaneId {
     Workloads,
     /// The failed checks of one workload.
     WorkloadChecks,
+    /// The node agent and the containers it sees.
+    Nodes,
+    /// One container's live processes and events, from the agent.
+    NodeActivity,
 }
 
 /// The panes `tab` cycles through, in order.
-pub const TOP_PANES: [PaneId; 6] =
-    [PaneId::Overview, PaneId::Containers, PaneId::Images, PaneId::Compliance, PaneId::Contexts, PaneId::Workloads];
+pub const TOP_PANES: [PaneId; 7] = [
+    PaneId::Overview,
+    PaneId::Containers,
+    PaneId::Images,
+    PaneId::Compliance,
+    PaneId::Contexts,
+    PaneId::Workloads,
+    PaneId::Nodes,
+];
 
 impl PaneId {
     /// The plugin scope of this pane.
@@ -55,6 +68,7 @@ impl PaneId {
             Self::Compliance | Self::ComplianceCheck => "compliance",
             Self::Contexts => "contexts",
             Self::Workloads | Self::WorkloadChecks => "workloads",
+            Self::Nodes | Self::NodeActivity => "nodes",
         }
     }
 
@@ -72,6 +86,8 @@ impl PaneId {
             Self::Contexts => "contexts",
             Self::Workloads => "workloads",
             Self::WorkloadChecks => "workload",
+            Self::Nodes => "nodes",
+            Self::NodeActivity => "activity",
         }
     }
 }
@@ -143,9 +159,19 @@ pub enum Mode {
         input: String,
     },
     Help,
-    Confirm(PluginRun),
+    /// A question before something with consequences (a plugin marked `confirm`, a deployment).
+    Confirm(Confirmation),
     /// Accepting the selected finding: the exception's reason and expiry being typed.
     Accept(AcceptForm),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Confirmation {
+    pub question: String,
+    /// What exactly will happen (a command line, the objects applied).
+    pub detail: String,
+    /// Carried out on `y`.
+    pub effect: Effect,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -358,6 +384,14 @@ pub struct AppState {
     pub check: Option<CheckDetail>,
     /// None until the Workloads pane is first shown (or after the context changes).
     pub workloads: Option<WorkloadsState>,
+    /// None until the Nodes pane is first shown.
+    pub nodes: Option<NodesState>,
+    /// Where the local agent serves its events.
+    pub agent_socket: PathBuf,
+    /// Whether picket runs as root (it may then start the agent itself).
+    pub is_root: bool,
+    /// This executable, for the commands the console tells the user to run.
+    pub picket_exe: String,
     pub vulndb: Loadable<VulnDbSummary>,
     /// Where accepted findings are written (`.picketignore` in the directory picket started in).
     pub ignore_path: PathBuf,
@@ -396,6 +430,10 @@ impl AppState {
             compliance: ComplianceState::default(),
             check: None,
             workloads: None,
+            nodes: None,
+            agent_socket: PathBuf::from(crate::agent::stream::DEFAULT_SOCKET),
+            is_root: false,
+            picket_exe: "picket".to_string(),
             vulndb: Loadable::Loading,
             ignore_path: PathBuf::from(".picketignore"),
             nav: vec![PaneId::Overview],
@@ -431,7 +469,8 @@ impl AppState {
             PaneId::ComplianceCheck => self.check.as_ref().map(|c| &c.view),
             PaneId::Workloads => self.workloads.as_ref().map(|w| &w.view),
             PaneId::WorkloadChecks => self.workloads.as_ref().map(|w| &w.checks_view),
-            PaneId::Overview | PaneId::ContainerDetail | PaneId::FindingDetail => None,
+            PaneId::Nodes => self.nodes.as_ref().map(|n| &n.view),
+            PaneId::Overview | PaneId::ContainerDetail | PaneId::FindingDetail | PaneId::NodeActivity => None,
         }
     }
 
@@ -446,7 +485,8 @@ impl AppState {
             PaneId::ComplianceCheck => self.check.as_mut().map(|c| &mut c.view),
             PaneId::Workloads => self.workloads.as_mut().map(|w| &mut w.view),
             PaneId::WorkloadChecks => self.workloads.as_mut().map(|w| &mut w.checks_view),
-            PaneId::Overview | PaneId::ContainerDetail | PaneId::FindingDetail => None,
+            PaneId::Nodes => self.nodes.as_mut().map(|n| &mut n.view),
+            PaneId::Overview | PaneId::ContainerDetail | PaneId::FindingDetail | PaneId::NodeActivity => None,
         }
     }
 

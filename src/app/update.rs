@@ -6,8 +6,8 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use crate::app::action::{Action, Command, Effect, PluginRun};
 use crate::app::state::{
-    AppState, BenchKind, DetailState, FindingSort, Loadable, Mode, PackagesState, PaneId, ScanState, TOP_PANES, Toast,
-    container_text, context_text, image_rows, image_text, package_text,
+    AppState, BenchKind, Confirmation, DetailState, FindingSort, Loadable, Mode, PackagesState, PaneId, ScanState,
+    TOP_PANES, Toast, container_text, context_text, image_rows, image_text, package_text,
 };
 use crate::config::keymap::KeySpec;
 use crate::scan::Progress;
@@ -29,12 +29,20 @@ pub const PROMPT_COMMANDS: &[PromptCommand] = &[
     PromptCommand { name: "compliance", aliases: &["bench", "cis"], help: "Benchmarks: 1 docker, 2 node, 3 cluster" },
     PromptCommand { name: "contexts", aliases: &["ctx", "context"], help: "Contexts; ':ctx NAME' switches" },
     PromptCommand { name: "workloads", aliases: &["wl", "workload"], help: "Workloads of the context, by risk" },
+    PromptCommand { name: "nodes", aliases: &["no", "node", "agent"], help: "Node agent: processes, events, start it" },
     PromptCommand { name: "refresh", aliases: &["r"], help: "Reload everything shown" },
     PromptCommand { name: "help", aliases: &["h", "?"], help: "Show help" },
     PromptCommand { name: "quit", aliases: &["q", "q!", "exit"], help: "Quit picket" },
 ];
 
-/// The effects to run at start-up.
+/// Start-up: what every pane needs, and the connection to the local agent (for the header).
+pub fn startup(state: &mut AppState) -> Vec<Effect> {
+    let mut effects = initial_effects();
+    effects.extend(nodes::connect(state, Duration::ZERO));
+    effects
+}
+
+/// The effects to run at start-up and on refresh.
 pub fn initial_effects() -> Vec<Effect> {
     vec![
         Effect::LoadHostFacts,
@@ -179,6 +187,16 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
             workloads::loaded(state, request, result);
             vec![]
         }
+        Action::AgentLines { conn, events, unreadable } => {
+            nodes::lines(state, conn, events, unreadable);
+            vec![]
+        }
+        Action::AgentDown { conn, reason } => {
+            nodes::down(state, conn, reason);
+            vec![]
+        }
+        Action::AgentStarted(result) => nodes::started(state, result),
+        Action::AgentDeployed { context, result } => nodes::deployed(state, context, result),
         Action::ExpireToast(id) => {
             state.toasts.retain(|t| t.id != id);
             vec![]
@@ -280,7 +298,12 @@ fn refilter_current(state: &mut AppState) {
                 workloads.refilter_checks();
             }
         }
-        PaneId::Overview | PaneId::ContainerDetail | PaneId::FindingDetail => {}
+        PaneId::Nodes => {
+            if let Some(nodes) = state.nodes.as_mut() {
+                nodes.refilter();
+            }
+        }
+        PaneId::Overview | PaneId::ContainerDetail | PaneId::FindingDetail | PaneId::NodeActivity => {}
     }
 }
 
@@ -294,10 +317,10 @@ fn on_key(state: &mut AppState, key: KeyEvent) -> Vec<Effect> {
             vec![]
         }
         Mode::Accept(form) => findings::on_accept_key(state, form, key),
-        Mode::Confirm(run) => match key.code {
+        Mode::Confirm(confirmation) => match key.code {
             KeyCode::Char('y' | 'Y') | KeyCode::Enter => {
                 state.mode = Mode::Normal;
-                vec![Effect::RunPlugin(run)]
+                vec![confirmation.effect]
             }
             KeyCode::Char('n' | 'N') | KeyCode::Esc => {
                 state.mode = Mode::Normal;
@@ -416,6 +439,7 @@ fn run_prompt(state: &mut AppState, input: &str) -> Vec<Effect> {
         ("images", _) => go_to(state, PaneId::Images),
         ("compliance", _) => go_to(state, PaneId::Compliance),
         ("workloads", _) => go_to(state, PaneId::Workloads),
+        ("nodes", _) => go_to(state, PaneId::Nodes),
         ("contexts", None) => go_to(state, PaneId::Contexts),
         ("contexts", Some(name)) => switch_context(state, name),
         ("refresh", _) => run_command(state, Command::Refresh),
@@ -435,6 +459,7 @@ fn go_to(state: &mut AppState, pane: PaneId) -> Vec<Effect> {
 fn pane_shown(state: &mut AppState) -> Vec<Effect> {
     match state.pane() {
         PaneId::Workloads => workloads::ensure_loaded(state),
+        PaneId::Nodes => nodes::ensure_connected(state),
         _ => vec![],
     }
 }
@@ -471,7 +496,15 @@ fn on_normal_key(state: &mut AppState, key: KeyEvent) -> Vec<Effect> {
             background: plugin.background,
         };
         if plugin.confirm {
-            state.mode = Mode::Confirm(run);
+            let command_line = std::iter::once(run.command.as_str())
+                .chain(run.args.iter().map(String::as_str))
+                .collect::<Vec<_>>()
+                .join(" ");
+            state.mode = Mode::Confirm(Confirmation {
+                question: format!("Run '{}'?", run.description),
+                detail: command_line,
+                effect: Effect::RunPlugin(run),
+            });
             return vec![];
         }
         return vec![Effect::RunPlugin(run)];
@@ -512,6 +545,11 @@ pub fn run_command(state: &mut AppState, command: Command) -> Vec<Effect> {
                 {
                     workloads.opened = None;
                 }
+                if state.pane() == PaneId::Nodes
+                    && let Some(nodes) = state.nodes.as_mut()
+                {
+                    nodes.opened = None;
+                }
             }
         }
         Command::Up => move_selection(state, -1),
@@ -541,6 +579,7 @@ pub fn run_command(state: &mut AppState, command: Command) -> Vec<Effect> {
             match state.nav.first() {
                 Some(PaneId::Compliance) => effects.extend(compliance::rerun_shown(state)),
                 Some(PaneId::Workloads) => effects.extend(workloads::load(state)),
+                Some(PaneId::Nodes) => effects.extend(nodes::connect(state, Duration::ZERO)),
                 _ => {}
             }
             return effects;
@@ -558,6 +597,8 @@ pub fn run_command(state: &mut AppState, command: Command) -> Vec<Effect> {
         Command::PrevReport => return compliance::cycle(state, false),
         Command::NextReport => return compliance::cycle(state, true),
         Command::NextNamespace => return workloads::next_namespace(state),
+        Command::StartAgent => return nodes::start(state),
+        Command::DeployAgent => return nodes::deploy(state),
     }
     vec![]
 }
@@ -605,7 +646,12 @@ fn enter(state: &mut AppState) -> Vec<Effect> {
         PaneId::Compliance => compliance::enter(state),
         PaneId::Workloads => workloads::enter(state),
         PaneId::WorkloadChecks => workloads::enter_check(state),
-        PaneId::ContainerDetail | PaneId::Packages | PaneId::FindingDetail | PaneId::ComplianceCheck => vec![],
+        PaneId::Nodes => nodes::enter(state),
+        PaneId::ContainerDetail
+        | PaneId::Packages
+        | PaneId::FindingDetail
+        | PaneId::ComplianceCheck
+        | PaneId::NodeActivity => vec![],
     }
 }
 
@@ -631,7 +677,11 @@ fn scan_selected(state: &mut AppState) -> Vec<Effect> {
 
 mod compliance;
 mod findings;
+mod nodes;
 mod workloads;
+
+#[cfg(test)]
+pub use nodes::tests::sample_lines as nodes_sample_lines;
 
 #[cfg(test)]
 mod tests;

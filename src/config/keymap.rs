@@ -169,6 +169,8 @@ const SCOPED_BINDINGS: &[(&str, Command, &str)] = &[
     ("[", Command::PrevReport, "compliance"),
     ("]", Command::NextReport, "compliance"),
     ("n", Command::NextNamespace, "workloads"),
+    ("a", Command::StartAgent, "nodes"),
+    ("A", Command::DeployAgent, "nodes"),
 ];
 
 const DEFAULT_BINDINGS: &[(&str, Command)] = &[

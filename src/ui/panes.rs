@@ -8,6 +8,7 @@ pub mod contexts;
 pub mod finding_detail;
 pub mod findings;
 pub mod images;
+pub mod nodes;
 pub mod overview;
 pub mod packages;
 pub mod workloads;

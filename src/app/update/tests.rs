@@ -132,7 +132,7 @@ fn enter_drills_in_and_esc_comes_back() {
 fn tab_cycles_top_panes() {
     let mut state = fixtures::state();
     let mut seen = vec![state.pane()];
-    for _ in 0..6 {
+    for _ in 0..7 {
         update(&mut state, Action::Key(code(KeyCode::Tab)));
         seen.push(state.pane());
     }
@@ -145,6 +145,7 @@ fn tab_cycles_top_panes() {
             PaneId::Compliance,
             PaneId::Contexts,
             PaneId::Workloads,
+            PaneId::Nodes,
             PaneId::Overview
         ]
     );
@@ -198,7 +199,9 @@ fn plugin_gets_the_selected_row_and_confirm_guards_it() {
 
     let effects = update(&mut state, Action::Key(KeyEvent::new(KeyCode::Char('k'), KeyModifiers::CONTROL)));
     assert!(effects.is_empty());
-    assert!(matches!(&state.mode, Mode::Confirm(run) if run.name == "container-stop"));
+    assert!(
+        matches!(&state.mode, Mode::Confirm(c) if matches!(&c.effect, Effect::RunPlugin(run) if run.name == "container-stop"))
+    );
     update(&mut state, Action::Key(key('n')));
     assert_eq!(state.mode, Mode::Normal);
     update(&mut state, Action::Key(KeyEvent::new(KeyCode::Char('k'), KeyModifiers::CONTROL)));

@@ -79,8 +79,9 @@ mod tests {
     #[test]
     fn contexts_list_marks_active() {
         let mut state = fixtures::state();
-        run_command(&mut state, Command::PrevPane);
-        run_command(&mut state, Command::PrevPane);
+        for _ in 0..3 {
+            run_command(&mut state, Command::PrevPane);
+        }
         assert_eq!(state.pane(), crate::app::state::PaneId::Contexts);
         run_command(&mut state, Command::Down);
         run_command(&mut state, Command::Enter);

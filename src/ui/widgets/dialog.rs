@@ -5,8 +5,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph, Wrap};
 
-use crate::app::action::PluginRun;
-use crate::app::state::{AcceptField, AcceptForm};
+use crate::app::state::{AcceptField, AcceptForm, Confirmation};
 use crate::config::Theme;
 use crate::config::theme::Slot;
 use crate::ui::widgets::table::pane_block;
@@ -18,15 +17,13 @@ pub fn centered(area: Rect, width: u16, height: u16) -> Rect {
     Rect { x: area.x + (area.width - width) / 2, y: area.y + (area.height - height) / 2, width, height }
 }
 
-pub fn render_confirm(frame: &mut Frame, area: Rect, run: &PluginRun, theme: &Theme) {
-    let popup = centered(area, 80, 8);
+pub fn render_confirm(frame: &mut Frame, area: Rect, confirmation: &Confirmation, theme: &Theme) {
+    let popup = centered(area, 80, 9);
     frame.render_widget(Clear, popup);
-    let command_line =
-        std::iter::once(run.command.as_str()).chain(run.args.iter().map(String::as_str)).collect::<Vec<_>>().join(" ");
     let lines = vec![
-        Line::from(Span::styled(format!("Run '{}'?", run.description), theme.style(Slot::Value))),
+        Line::from(Span::styled(confirmation.question.clone(), theme.style(Slot::Value))),
         Line::from(""),
-        Line::from(Span::styled(command_line, theme.style(Slot::Dim))),
+        Line::from(Span::styled(confirmation.detail.clone(), theme.style(Slot::Dim))),
         Line::from(""),
         Line::from(vec![
             Span::styled(" <y> ", theme.style(Slot::FooterKey)),

@@ -33,7 +33,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         sep(),
         Span::styled(format!("vuln db: {}", vulndb_text(state)), base),
         sep(),
-        Span::styled("agent: not running", base),
+        agent_span(state, theme),
     ])
     .style(base);
 
@@ -62,5 +62,27 @@ fn vulndb_text(state: &AppState) -> String {
             let stale = summary.oldest_age.is_some_and(|a| a > crate::vulndb::db::STALE_AFTER_DAYS as u64 * 86_400);
             format!("{} advisories{age}{}", summary.advisories, if stale { " (stale)" } else { "" })
         }
+    }
+}
+
+/// The local agent at a glance: what it enforces and its event rate, or that there is none.
+fn agent_span(state: &AppState, theme: &Theme) -> Span<'static> {
+    use crate::app::state::AgentLink;
+    let base = theme.style(Slot::Header);
+    let Some(nodes) = &state.nodes else { return Span::styled("agent: …", base) };
+    match (&nodes.link, &nodes.agent) {
+        (AgentLink::Connected, Some(agent)) => {
+            let mode = match &agent.stats.enforcement {
+                Some(e) if e.error.is_some() => "policy error".to_string(),
+                Some(e) => format!("protect {} monitor {}", e.protect, e.monitor),
+                None => "sensing".to_string(),
+            };
+            let lost =
+                if agent.stats.dropped > 0 { format!(", {} dropped", agent.stats.dropped) } else { String::new() };
+            let style = if agent.stats.dropped > 0 { theme.style(Slot::StatusWarn) } else { base };
+            Span::styled(format!("agent: {mode} {}/s{lost}", agent.rate_tenths / 10), style)
+        }
+        (AgentLink::Connected, None) | (AgentLink::Connecting, _) => Span::styled("agent: connecting", base),
+        (AgentLink::Down(_), _) => Span::styled("agent: not running", theme.style(Slot::StatusWarn)),
     }
 }

@@ -31,6 +31,8 @@ fn short_label(command: Command) -> &'static str {
         Command::PrevReport => "prev report",
         Command::NextReport => "next report",
         Command::NextNamespace => "namespace",
+        Command::StartAgent => "start agent",
+        Command::DeployAgent => "deploy to cluster",
         _ => command.name(),
     }
 }
@@ -83,6 +85,7 @@ fn hints(state: &AppState, theme: &Theme) -> Line<'static> {
             &[Command::BenchDocker, Command::BenchNode, Command::BenchCluster, Command::NextReport][..]
         }
         PaneId::Workloads => &[Command::NextNamespace][..],
+        PaneId::Nodes => &[Command::StartAgent, Command::DeployAgent][..],
         _ => &[][..],
     });
     commands.extend([Command::NextPane, Command::Quit]);

