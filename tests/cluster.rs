@@ -397,3 +397,55 @@ async fn watched_inventory_lists_once_then_follows_events() {
     expect(&report, "5.2.2", "Pod default/debug-shell", Status::Fail);
     expect(&report, "5.2.2", "Pod default/added-by-watch", Status::Fail);
 }
+
+/// The console's deploy key: the agent's Namespace, ServiceAccount, RBAC and DaemonSet are
+/// server-side applied in that order, as field manager `picket`, with the objects
+/// `picket agent manifest` prints; a refused kind stops the deployment naming the object.
+#[tokio::test]
+async fn the_agent_is_deployed_with_server_side_apply() {
+    let server = MockApiServer::start(Vec::new(), Behaviour::default());
+    let applied =
+        picket::cluster::deploy::deploy_agent(&server.client, "mock", "picket-system", "registry.example.com/picket:1")
+            .await
+            .expect("applied");
+    assert_eq!(
+        applied,
+        [
+            "Namespace picket-system",
+            "ServiceAccount picket-system/picket-agent",
+            "ClusterRole picket-agent",
+            "ClusterRoleBinding picket-agent",
+            "DaemonSet picket-system/picket-agent"
+        ]
+    );
+    let patches = server.patches.lock().expect("lock").clone();
+    let paths: Vec<&str> = patches.iter().map(|(uri, _)| uri.split('?').next().unwrap_or_default()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/api/v1/namespaces/picket-system",
+            "/api/v1/namespaces/picket-system/serviceaccounts/picket-agent",
+            "/apis/rbac.authorization.k8s.io/v1/clusterroles/picket-agent",
+            "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/picket-agent",
+            "/apis/apps/v1/namespaces/picket-system/daemonsets/picket-agent"
+        ]
+    );
+    assert!(
+        patches.iter().all(|(uri, _)| uri.contains("fieldManager=picket") && uri.contains("force=true")),
+        "{patches:?}"
+    );
+    let daemonset = &patches[4].1;
+    assert_eq!(daemonset["spec"]["template"]["spec"]["hostPID"], true);
+    assert_eq!(daemonset["spec"]["template"]["spec"]["containers"][0]["image"], "registry.example.com/picket:1");
+
+    let refusing = MockApiServer::start(
+        Vec::new(),
+        Behaviour { forbidden: vec!["/apis/apps/v1/daemonsets".into()], ..Behaviour::default() },
+    );
+    let err = picket::cluster::deploy::deploy_agent(&refusing.client, "dev", "picket-system", "img:1")
+        .await
+        .expect_err("the DaemonSet is refused");
+    let text = err.to_string();
+    assert!(text.starts_with("context dev: applying DaemonSet picket-system/picket-agent: "), "{text}");
+    assert!(text.contains("cannot patch"), "{text}");
+}

@@ -414,3 +414,66 @@ fn workloads_of_an_unreachable_context_say_so_and_the_console_stays_usable() {
         wait_for(Duration::from_secs(10), || std::fs::read_to_string(dir.path().join("exit")).ok()).expect("exit");
     assert_eq!(exit.trim(), "EXIT=0");
 }
+
+/// The Nodes pane as root: no agent at first (the node fails open, and the pane says so); `a`
+/// starts one as the console's child; a Podman container started then shows up by name with
+/// its live processes; when the console quits, its agent stops.
+#[test]
+fn nodes_pane_starts_the_agent_and_shows_a_containers_processes() {
+    if !common::is_root() || !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
+        eprintln!("skipped: the agent needs root and /sys/kernel/btf/vmlinux");
+        return;
+    }
+    if !have_tool("tmux") {
+        return;
+    }
+    let Some(podman) = common::engines::Podman::start() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("agent.sock");
+    let command = format!(
+        "env CONTAINER_HOST=unix://{sock} PICKET_AGENT_SOCKET={agent} XDG_CONFIG_HOME={d}/config XDG_DATA_HOME={d}/data KUBECONFIG={d}/none {bin}; echo \"EXIT=$?\" > {d}/exit; sleep 60",
+        sock = podman.socket.display(),
+        agent = socket.display(),
+        d = dir.path().display(),
+        bin = env!("CARGO_BIN_EXE_picket"),
+    );
+    let tmux = Tmux::start(dir.path(), 140, 40, &command);
+    tmux.send(&[":", "n", "o", "d", "e", "s", "Enter"]);
+    let down = tmux.expect(&format!("no agent is serving {}", socket.display()));
+    assert!(down.contains("it fails open") && down.contains("agent: not running"), "{down}");
+
+    tmux.send(&["a"]);
+    let started = tmux.expect("mode sensing (process, network)");
+    let pid: u32 = started
+        .split("agent started by the console (pid ")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the pane names the agent's pid: {started}"));
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+
+    podman.podman(&[
+        "run",
+        "-d",
+        "--name",
+        "e2e-watched",
+        common::engines::Podman::IMAGE,
+        "sh",
+        "-c",
+        "while true; do /bin/true; sleep 0.3; done",
+    ]);
+    tmux.expect("e2e-watched");
+    tmux.send(&["/", "w", "a", "t", "c", "h", "e", "d", "Enter"]);
+    tmux.expect("Seen by the agent [1/");
+    tmux.send(&["Enter"]);
+    let activity = tmux.expect("Processes of e2e-watched");
+    assert!(activity.contains("Events, newest first"), "{activity}");
+    let activity = tmux.expect("sleep 0.3");
+    assert!(activity.contains("sh -c while true"), "the container's shell is the tree's root: {activity}");
+
+    tmux.send(&["C-c"]);
+    wait_for(Duration::from_secs(10), || dir.path().join("exit").exists().then_some(())).expect("picket quits");
+    let gone =
+        wait_for(Duration::from_secs(10), || (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(()));
+    assert!(gone.is_some(), "the agent the console started stops with it (pid {pid})");
+}

@@ -98,6 +98,8 @@ pub struct CgroupResolver {
     root: PathBuf,
     paths: HashMap<u64, String>,
     last_walk: Option<std::time::Instant>,
+    /// When the batch of events being attributed was read: they all happened before it.
+    batch_read: Option<std::time::Instant>,
 }
 
 impl CgroupResolver {
@@ -109,7 +111,15 @@ impl CgroupResolver {
     }
 
     pub fn with_root(root: PathBuf) -> Self {
-        Self { root, paths: HashMap::new(), last_walk: None }
+        Self { root, paths: HashMap::new(), last_walk: None, batch_read: None }
+    }
+
+    /// A batch of events was just read. An unknown cgroup id in it is looked up with a new walk
+    /// unless the last walk began after this: the events happened before, so a cgroup a walk
+    /// begun later did not find is gone. A new container's first exec is attributed to it even
+    /// when its cgroup appeared a moment before.
+    pub fn new_batch(&mut self) {
+        self.batch_read = Some(std::time::Instant::now());
     }
 
     /// The cgroup path (relative to the hierarchy's root, starting with `/`) of an id.
@@ -117,7 +127,9 @@ impl CgroupResolver {
         if let Some(path) = self.paths.get(&cgroup_id) {
             return Some(path.clone());
         }
-        let stale = self.last_walk.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(1));
+        let stale = self.last_walk.is_none_or(|t| {
+            self.batch_read.is_some_and(|read| t < read) || t.elapsed() >= std::time::Duration::from_secs(1)
+        });
         if stale {
             self.walk();
         }
@@ -226,5 +238,27 @@ mod tests {
         assert_eq!(resolver.path_of(ino).as_deref(), Some(format!("/docker/{ID}").as_str()));
         assert_eq!(resolver.container_of(ino).map(|c| c.runtime), Some(Runtime::Docker));
         assert_eq!(resolver.path_of(u64::MAX), None);
+    }
+
+    #[test]
+    fn a_cgroup_made_just_before_its_events_is_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut resolver = CgroupResolver::with_root(dir.path().to_path_buf());
+        assert_eq!(resolver.path_of(1), None, "a first walk");
+        // A container's cgroup appears, then its first exec is read, within the same second.
+        let leaf = dir.path().join(format!("machine.slice/libpod-{ID}.scope"));
+        std::fs::create_dir_all(&leaf).unwrap();
+        let ino = std::fs::metadata(&leaf).unwrap().ino();
+        assert_eq!(resolver.container_of(ino), None, "without a new batch the last walk stands");
+        resolver.new_batch();
+        assert_eq!(resolver.container_of(ino).map(|c| c.id), Some(ID.to_string()));
+        // Within a batch an id no walk finds costs one walk, not one per event.
+        resolver.new_batch();
+        let walked = resolver.last_walk;
+        assert_eq!(resolver.path_of(u64::MAX), None);
+        let after_first = resolver.last_walk;
+        assert_eq!(resolver.path_of(u64::MAX - 1), None);
+        assert_ne!(walked, after_first);
+        assert_eq!(resolver.last_walk, after_first);
     }
 }

@@ -274,6 +274,7 @@ async fn stream(options: RunOptions) -> anyhow::Result<ExitCode> {
         };
         tokio::select! {
             batch = sensor.next_batch() => {
+                resolver.new_batch();
                 for event in batch? {
                     let container = names.name(resolver.container_of(event.cgroup_id));
                     if options.containers_only && container.is_none() {
@@ -285,6 +286,7 @@ async fn stream(options: RunOptions) -> anyhow::Result<ExitCode> {
                 outputs.flush()?;
             }
             batch = net.next_batch() => {
+                resolver.new_batch();
                 for event in batch? {
                     let container = names.name(resolver.container_of(event.cgroup_id));
                     if options.containers_only && container.is_none() {
@@ -296,6 +298,7 @@ async fn stream(options: RunOptions) -> anyhow::Result<ExitCode> {
                 outputs.flush()?;
             }
             batch = alerts => {
+                resolver.new_batch();
                 for alert in batch? {
                     let container = names.name(resolver.container_of(alert.cgroup_id));
                     events += 1;

@@ -51,6 +51,8 @@ pub struct MockApiServer {
     pub requests: Arc<Mutex<BTreeMap<String, usize>>>,
     /// Every request's path and query, in order.
     pub uris: Arc<Mutex<Vec<String>>>,
+    /// Every PATCH (server-side apply): path and query, and the body.
+    pub patches: Arc<Mutex<Vec<(String, Value)>>>,
     _task: tokio::task::JoinHandle<()>,
 }
 
@@ -63,7 +65,8 @@ impl MockApiServer {
         }
         let requests = Arc::new(Mutex::new(BTreeMap::new()));
         let uris = Arc::new(Mutex::new(Vec::new()));
-        let (seen, seen_uris) = (requests.clone(), uris.clone());
+        let patches = Arc::new(Mutex::new(Vec::new()));
+        let (seen, seen_uris, seen_patches) = (requests.clone(), uris.clone(), patches.clone());
         let task = tokio::spawn(async move {
             let mut held = Vec::new();
             let mut watched = std::collections::BTreeSet::new();
@@ -73,6 +76,33 @@ impl MockApiServer {
                 seen_uris.lock().expect("lock").push(request.uri().to_string());
                 if behaviour.silent {
                     held.push(send);
+                    continue;
+                }
+                if request.method() == http::Method::PATCH {
+                    // Server-side apply: the object comes back as stored, unless its kind is refused.
+                    let uri = request.uri().to_string();
+                    let bytes = request.into_body().collect_bytes().await.expect("patch body");
+                    let object: Value = serde_json::from_slice(&bytes).expect("the apply body is JSON");
+                    seen_patches.lock().expect("lock").push((uri, object.clone()));
+                    let collection = collection_path(&object);
+                    let (status, body) = if behaviour.forbidden.contains(&collection) {
+                        let kind = object["kind"].as_str().unwrap_or_default().to_ascii_lowercase();
+                        let message = format!(
+                            "{kind}s.apps \"{}\" is forbidden: User \"dev\" cannot patch resource \"{kind}s\" in API group \"apps\"",
+                            object["metadata"]["name"].as_str().unwrap_or_default()
+                        );
+                        (StatusCode::FORBIDDEN, status_json(403, "Forbidden", &message))
+                    } else {
+                        let mut stored = object;
+                        stored["metadata"]["resourceVersion"] = json!("1");
+                        (StatusCode::OK, stored)
+                    };
+                    let response = Response::builder()
+                        .status(status)
+                        .header("content-type", "application/json")
+                        .body(Body::from(serde_json::to_vec(&body).expect("json")))
+                        .expect("response");
+                    send.send_response(response);
                     continue;
                 }
                 if request.uri().query().unwrap_or_default().split('&').any(|kv| kv == "watch=true") {
@@ -131,7 +161,7 @@ impl MockApiServer {
                 send.send_response(response);
             }
         });
-        Self { client: kube::Client::new(service, "default"), requests, uris, _task: task }
+        Self { client: kube::Client::new(service, "default"), requests, uris, patches, _task: task }
     }
 
     pub fn requests_to(&self, path: &str) -> usize {

@@ -134,3 +134,47 @@ pub async fn deploy(context: String) -> Result<Vec<String>, String> {
         .await
         .map_err(|e| e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::stream::EventServer;
+    use crate::agent::wire::AgentStats;
+
+    async fn next(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Action>) -> Action {
+        tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("an action in time").expect("open channel")
+    }
+
+    #[tokio::test]
+    async fn lines_arrive_in_batches_and_the_end_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("agent.sock");
+        let server = EventServer::bind(&socket, 64).unwrap();
+        let greeting = WireEvent::stats("node-1", AgentStats { events: 5, pid: 42, ..Default::default() });
+        server.set_greeting(serde_json::to_string(&greeting).unwrap().into());
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(read_agent(tx, 7, socket.clone(), Duration::ZERO));
+        let Action::AgentLines { conn, events, unreadable } = next(&mut rx).await else { panic!("lines first") };
+        assert_eq!((conn, events, unreadable), (7, vec![greeting.clone()], 0), "the agent's state comes first");
+        server.send(serde_json::to_string(&WireEvent::Lagged { v: 1, missed: 3 }).unwrap().into());
+        server.send("not an event".into());
+        let Action::AgentLines { events, unreadable, .. } = next(&mut rx).await else { panic!("more lines") };
+        assert_eq!((events, unreadable), (vec![WireEvent::Lagged { v: 1, missed: 3 }], 1));
+        drop(server);
+        let Action::AgentDown { conn, reason } = next(&mut rx).await else { panic!("the end") };
+        assert_eq!(conn, 7);
+        assert!(reason.contains("closed the connection"), "{reason}");
+    }
+
+    #[tokio::test]
+    async fn no_agent_is_said_plainly_after_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("none.sock");
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let started = std::time::Instant::now();
+        tokio::spawn(read_agent(tx, 1, socket.clone(), Duration::from_millis(500)));
+        let Action::AgentDown { reason, .. } = next(&mut rx).await else { panic!("down") };
+        assert!(started.elapsed() >= Duration::from_millis(500), "it kept trying for the wait");
+        assert_eq!(reason, format!("no agent is serving {}", socket.display()));
+    }
+}
