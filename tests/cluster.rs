@@ -449,3 +449,34 @@ async fn the_agent_is_deployed_with_server_side_apply() {
     assert!(text.starts_with("context dev: applying DaemonSet picket-system/picket-agent: "), "{text}");
     assert!(text.contains("cannot patch"), "{text}");
 }
+
+/// On a node, the agent names pods and their containers from the API server: it lists the
+/// node's pods (field selector) and reads the pod UID and container ids of their statuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_names_pods_from_the_api_server() {
+    use picket::agent::attribution::{ContainerRef, Runtime};
+    let server = MockApiServer::start(fixture_objects(), Behaviour::default());
+    let names =
+        picket::agent::names::ContainerNames::start(Vec::new()).with_cluster(server.client.clone(), "node-a".into());
+    let event_container = ContainerRef {
+        runtime: Runtime::Containerd,
+        id: "bb".into(),
+        pod_uid: Some("446298685466-0000-4000-8000-000000000000".into()),
+        name: None,
+        image: None,
+        pod_namespace: None,
+        pod_name: None,
+    };
+    let named = common::wait_for(Duration::from_secs(5), || {
+        names.name(Some(event_container.clone())).filter(|c| c.pod_name.is_some())
+    })
+    .expect("named within a refresh");
+    assert_eq!(named.pod_namespace.as_deref(), Some("payments"));
+    assert_eq!(named.pod_name.as_deref(), Some("api-7d9f8b6c4-x2x9k"));
+    assert_eq!(named.name.as_deref(), Some("api"));
+    let uris = server.uris.lock().expect("lock").clone();
+    assert!(
+        uris.iter().any(|u| u.starts_with("/api/v1/pods?") && u.contains("fieldSelector=spec.nodeName%3Dnode-a")),
+        "{uris:?}"
+    );
+}

@@ -29,6 +29,11 @@ pub struct ContainerRef {
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// The pod's namespace and name, from the API server, on a Kubernetes node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_name: Option<String>,
 }
 
 fn is_container_id(text: &str) -> bool {
@@ -76,6 +81,8 @@ pub fn container_of_cgroup_path(path: &str) -> Option<ContainerRef> {
                 pod_uid: pod_uid.clone(),
                 name: None,
                 image: None,
+                pod_namespace: None,
+                pod_name: None,
             });
         }
     }

@@ -68,7 +68,12 @@ spec:
       containers:
         - name: agent
           image: {image}
-          args: ["agent", "run"]
+          args: ["agent", "run", "--quiet", "--socket", "/run/picket/agent.sock"]
+          env:
+            - name: NODE_NAME
+              valueFrom:
+                fieldRef:
+                  fieldPath: spec.nodeName
           securityContext:
             privileged: true
           resources:

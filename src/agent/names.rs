@@ -1,15 +1,20 @@
-//! Container names and images for the agent's events: the engines' container lists (Docker,
-//! Podman; the same sockets the console finds), refreshed in the background so an event is
-//! never held up by an API call. A container the engines do not know keeps its id only.
+//! Names for the agent's events: container names and images from the engines (Docker, Podman;
+//! the same sockets the console finds) and, on a Kubernetes node, pod namespace and name and
+//! container names from the API server (the node's pods, by the pod UID in the cgroup path and
+//! the container id in the pod's status). Refreshed in the background, so an event is never held
+//! up by an API call; what no source knows keeps its ids only.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams};
+
 use super::attribution::ContainerRef;
 
-/// How often the engines are asked again (a container started since shows its name after this).
+/// How often the sources are asked again (a container started since shows its name after this).
 const REFRESH: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,28 +23,68 @@ pub struct Named {
     pub image: String,
 }
 
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Known {
+    /// By full container id.
+    containers: HashMap<String, Named>,
+    /// Pod UID → (namespace, name).
+    pods: HashMap<String, (String, String)>,
+}
+
 pub struct ContainerNames {
-    known: Arc<RwLock<HashMap<String, Named>>>,
-    task: tokio::task::JoinHandle<()>,
+    engines: Arc<RwLock<Known>>,
+    cluster: Arc<RwLock<Known>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// The id in a pod status's `containerID` (`containerd://ID`, `cri-o://ID`, `docker://ID`).
+fn container_id(status_id: &str) -> &str {
+    status_id.split_once("://").map_or(status_id, |(_, id)| id)
+}
+
+/// What a list of a node's pods says about its pods and containers.
+fn known_from_pods(pods: &[Pod]) -> Known {
+    let mut known = Known::default();
+    for pod in pods {
+        let (Some(uid), Some(namespace), Some(name)) =
+            (pod.metadata.uid.clone(), pod.metadata.namespace.clone(), pod.metadata.name.clone())
+        else {
+            continue;
+        };
+        let statuses = pod
+            .status
+            .iter()
+            .flat_map(|s| s.container_statuses.iter().flatten().chain(s.init_container_statuses.iter().flatten()));
+        for status in statuses {
+            if let Some(id) = status.container_id.as_deref() {
+                known.containers.insert(
+                    container_id(id).to_string(),
+                    Named { name: status.name.clone(), image: status.image.clone() },
+                );
+            }
+        }
+        known.pods.insert(uid, (namespace, name));
+    }
+    known
 }
 
 impl ContainerNames {
     /// Starts asking the engines behind `sockets` (those that exist now or later). Must run
     /// inside a tokio runtime.
     pub fn start(sockets: Vec<PathBuf>) -> Self {
-        let known: Arc<RwLock<HashMap<String, Named>>> = Arc::default();
-        let shared = Arc::clone(&known);
+        let engines: Arc<RwLock<Known>> = Arc::default();
+        let shared = Arc::clone(&engines);
         let task = tokio::spawn(async move {
             let mut every = tokio::time::interval(REFRESH);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 every.tick().await;
-                let mut found = HashMap::new();
+                let mut found = Known::default();
                 for socket in crate::engine::existing_sockets(&sockets) {
                     // An engine that is down now is asked again at the next tick.
                     let Ok(containers) = crate::engine::containers(&socket).await else { continue };
                     for c in containers {
-                        found.insert(c.id.clone(), Named { name: c.name, image: c.image });
+                        found.containers.insert(c.id.clone(), Named { name: c.name, image: c.image });
                     }
                 }
                 if let Ok(mut known) = shared.write() {
@@ -47,31 +92,104 @@ impl ContainerNames {
                 }
             }
         });
-        Self { known, task }
+        Self { engines, cluster: Arc::default(), tasks: vec![task] }
     }
 
+    /// Also asks the API server for the pods of `node` (the agent's DaemonSet gives it the
+    /// node's name and a ServiceAccount that may list pods). A failed list keeps what the last
+    /// one said.
+    pub fn with_cluster(mut self, client: kube::Client, node: String) -> Self {
+        let shared = Arc::clone(&self.cluster);
+        self.tasks.push(tokio::spawn(async move {
+            let pods: Api<Pod> = Api::all(client);
+            let params = ListParams::default().fields(&format!("spec.nodeName={node}"));
+            let mut every = tokio::time::interval(REFRESH);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut reported = false;
+            loop {
+                every.tick().await;
+                match pods.list(&params).await {
+                    Ok(list) => {
+                        if let Ok(mut known) = shared.write() {
+                            *known = known_from_pods(&list.items);
+                        }
+                    }
+                    Err(err) if !reported => {
+                        eprintln!("picket: listing the pods of node {node}: {err} (events keep pod UIDs only)");
+                        reported = true;
+                    }
+                    Err(_) => {}
+                }
+            }
+        }));
+        self
+    }
+
+    /// The container's name and image, the cluster's answer first.
     pub fn get(&self, id: &str) -> Option<Named> {
-        self.known.read().ok()?.get(id).cloned()
+        let from = |source: &Arc<RwLock<Known>>| source.read().ok()?.containers.get(id).cloned();
+        from(&self.cluster).or_else(|| from(&self.engines))
     }
 
-    /// Fills in the name and image of a container the engines know.
+    /// Fills in what the sources know of a container: name, image, pod namespace and name.
     pub fn name(&self, container: Option<ContainerRef>) -> Option<ContainerRef> {
         let mut container = container?;
         if let Some(named) = self.get(&container.id) {
             container.name = Some(named.name);
             container.image = Some(named.image);
         }
+        if let Some(uid) = &container.pod_uid
+            && let Some((namespace, name)) = self.cluster.read().ok().and_then(|k| k.pods.get(uid).cloned())
+        {
+            container.pod_namespace = Some(namespace);
+            container.pod_name = Some(name);
+        }
         Some(container)
     }
 
-    /// Every container the engines know, by id.
+    /// Every container the sources know, by id.
     pub fn all(&self) -> HashMap<String, Named> {
-        self.known.read().map(|k| k.clone()).unwrap_or_default()
+        let mut all = self.engines.read().map(|k| k.containers.clone()).unwrap_or_default();
+        if let Ok(cluster) = self.cluster.read() {
+            all.extend(cluster.containers.clone());
+        }
+        all
     }
 }
 
 impl Drop for ContainerNames {
     fn drop(&mut self) {
-        self.task.abort();
+        self.tasks.iter().for_each(|t| t.abort());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pod_statuses_name_pods_and_containers() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": { "name": "api-7d9f", "namespace": "payments", "uid": "0d7f3c2a-5b1e-4c9d-8e7f-6a5b4c3d2e1f" },
+            "status": {
+                "containerStatuses": [{
+                    "name": "api", "image": "registry.example.com/payments/api:2.4.1", "imageID": "", "ready": true,
+                    "restartCount": 0, "containerID": "containerd://4f1c0a9e2b7d4e6f8a1b2c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3e4f5a6b7"
+                }],
+                "initContainerStatuses": [{
+                    "name": "migrate", "image": "registry.example.com/payments/migrate:2.4.1", "imageID": "", "ready": false,
+                    "restartCount": 0, "containerID": "cri-o://aaaa"
+                }]
+            }
+        }))
+        .unwrap();
+        let known = known_from_pods(&[pod]);
+        assert_eq!(
+            known.pods.get("0d7f3c2a-5b1e-4c9d-8e7f-6a5b4c3d2e1f"),
+            Some(&("payments".to_string(), "api-7d9f".to_string()))
+        );
+        let api = &known.containers["4f1c0a9e2b7d4e6f8a1b2c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3e4f5a6b7"];
+        assert_eq!((api.name.as_str(), api.image.as_str()), ("api", "registry.example.com/payments/api:2.4.1"));
+        assert_eq!(known.containers["aaaa"].name, "migrate");
     }
 }

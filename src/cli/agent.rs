@@ -143,6 +143,21 @@ async fn show_policy(path: &std::path::Path, policy: &PolicyFile) -> anyhow::Res
     Ok(ExitCode::SUCCESS)
 }
 
+/// In a pod of the agent's DaemonSet (service account, NODE_NAME from the downward API), names
+/// also come from the API server.
+async fn with_cluster_names(names: ContainerNames) -> ContainerNames {
+    let (Some(_), Ok(node)) = (std::env::var_os("KUBERNETES_SERVICE_HOST"), std::env::var("NODE_NAME")) else {
+        return names;
+    };
+    match kube::Client::try_default().await {
+        Ok(client) => names.with_cluster(client, node),
+        Err(err) => {
+            eprintln!("picket: no API server client ({err}); events keep pod UIDs only");
+            names
+        }
+    }
+}
+
 struct RunOptions {
     duration: Option<Duration>,
     containers_only: bool,
@@ -252,7 +267,7 @@ async fn stream(options: RunOptions) -> anyhow::Result<ExitCode> {
     let mut outputs = Outputs { stdout, server };
     let node = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim().to_string();
     let mut resolver = CgroupResolver::new();
-    let names = ContainerNames::start(crate::engine::candidate_sockets(&[]));
+    let names = with_cluster_names(ContainerNames::start(crate::engine::candidate_sockets(&[]))).await;
     let deadline = options.duration.map(|d| tokio::time::Instant::now() + d);
     let mut events = 0u64;
     let mut stats_every = tokio::time::interval(STATS_EVERY);

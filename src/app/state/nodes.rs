@@ -333,6 +333,8 @@ mod tests {
             pod_uid: None,
             name: Some("web".into()),
             image: Some("nginx:1".into()),
+            pod_namespace: None,
+            pod_name: None,
         }
     }
 

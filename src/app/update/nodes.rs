@@ -154,6 +154,8 @@ pub(crate) mod tests {
             pod_uid: None,
             name: Some("web".into()),
             image: Some("docker.io/library/nginx:1.27".into()),
+            pod_namespace: None,
+            pod_name: None,
         };
         let exec = |pid, ppid, path: &str, args: &[&str], container: Option<&ContainerRef>| {
             WireEvent::process(
