@@ -4,6 +4,14 @@
 /// The image `picket agent manifest` and the console's deploy key use unless told otherwise.
 pub const DEFAULT_IMAGE: &str = "ghcr.io/picket/picket:0.1.0";
 
+/// Where the DaemonSet's agents serve their events inside their pods (loopback: reached by
+/// port-forward only).
+pub const AGENT_PORT: u16 = 7946;
+
+/// The namespace and label the DaemonSet's pods are found by.
+pub const NAMESPACE: &str = "picket-system";
+pub const APP_LABEL: &str = "app.kubernetes.io/name=picket-agent";
+
 /// The agent as a DaemonSet: privileged (it loads BPF programs), in the host's PID namespace
 /// (its pids are the node's), with the kernel's BTF, the cgroup hierarchy and securityfs from the
 /// host. Its ServiceAccount may read pods, for attribution by pod UID.
@@ -68,7 +76,7 @@ spec:
       containers:
         - name: agent
           image: {image}
-          args: ["agent", "run", "--quiet", "--socket", "/run/picket/agent.sock"]
+          args: ["agent", "run", "--quiet", "--socket", "/run/picket/agent.sock", "--listen", "127.0.0.1:7946"]
           env:
             - name: NODE_NAME
               valueFrom:

@@ -23,7 +23,34 @@ pub struct EventServer {
     /// Sent first to every new reader: the agent's latest state line.
     greeting: Arc<std::sync::RwLock<Option<Arc<str>>>>,
     path: PathBuf,
-    task: JoinHandle<()>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Writes the greeting, then every line, to one reader until it goes away.
+async fn serve<W: tokio::io::AsyncWrite + Unpin>(
+    mut client: W,
+    mut rx: broadcast::Receiver<Arc<str>>,
+    hello: Option<Arc<str>>,
+) {
+    if let Some(hello) = hello
+        && (client.write_all(hello.as_bytes()).await.is_err() || client.write_all(b"\n").await.is_err())
+    {
+        return;
+    }
+    loop {
+        let line: Arc<str> = match rx.recv().await {
+            Ok(line) => line,
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                let lagged = super::wire::WireEvent::Lagged { v: super::wire::WIRE_VERSION, missed };
+                serde_json::to_string(&lagged).unwrap_or_default().into()
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        // A reader that went away ends its task.
+        if client.write_all(line.as_bytes()).await.is_err() || client.write_all(b"\n").await.is_err() {
+            return;
+        }
+    }
 }
 
 impl EventServer {
@@ -53,37 +80,40 @@ impl EventServer {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
             .map_err(|e| context(e, "cannot restrict"))?;
         let (tx, _) = broadcast::channel(backlog.max(1));
-        let sender = tx.clone();
-        let greeting: Arc<std::sync::RwLock<Option<Arc<str>>>> = Arc::default();
-        let first_line = Arc::clone(&greeting);
-        let task = tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                let mut rx = sender.subscribe();
-                let hello = first_line.read().ok().and_then(|g| g.clone());
-                tokio::spawn(async move {
-                    if let Some(hello) = hello
-                        && (client.write_all(hello.as_bytes()).await.is_err() || client.write_all(b"\n").await.is_err())
-                    {
-                        return;
-                    }
-                    loop {
-                        let line: Arc<str> = match rx.recv().await {
-                            Ok(line) => line,
-                            Err(broadcast::error::RecvError::Lagged(missed)) => {
-                                let lagged = super::wire::WireEvent::Lagged { v: super::wire::WIRE_VERSION, missed };
-                                serde_json::to_string(&lagged).unwrap_or_default().into()
-                            }
-                            Err(broadcast::error::RecvError::Closed) => return,
-                        };
-                        // A reader that went away ends its task.
-                        if client.write_all(line.as_bytes()).await.is_err() || client.write_all(b"\n").await.is_err() {
-                            return;
-                        }
-                    }
-                });
+        let mut server = Self { tx, greeting: Arc::default(), path: path.to_path_buf(), tasks: Vec::new() };
+        let (sender, greeting) = (server.tx.clone(), Arc::clone(&server.greeting));
+        server.tasks.push(tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let hello = greeting.read().ok().and_then(|g| g.clone());
+                tokio::spawn(serve(client, sender.subscribe(), hello));
             }
-        });
-        Ok(Self { tx, greeting, path: path.to_path_buf(), task })
+        }));
+        Ok(server)
+    }
+
+    /// Also serves the lines on a TCP address, which must be a loopback one: in the agent's
+    /// pod it is reached only through the API server's port-forward (RBAC `pods/portforward`).
+    pub async fn listen_tcp(&mut self, addr: std::net::SocketAddr) -> std::io::Result<std::net::SocketAddr> {
+        if !addr.ip().is_loopback() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "--listen {addr}: only a loopback address (127.0.0.1 or ::1); the events are not for the network"
+                ),
+            ));
+        }
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+        let bound = listener.local_addr()?;
+        let (sender, greeting) = (self.tx.clone(), Arc::clone(&self.greeting));
+        self.tasks.push(tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let hello = greeting.read().ok().and_then(|g| g.clone());
+                tokio::spawn(serve(client, sender.subscribe(), hello));
+            }
+        }));
+        Ok(bound)
     }
 
     /// The line every reader that connects from now on gets first.
@@ -106,7 +136,7 @@ impl EventServer {
 
 impl Drop for EventServer {
     fn drop(&mut self) {
-        self.task.abort();
+        self.tasks.iter().for_each(|t| t.abort());
         let _ = std::fs::remove_file(&self.path);
     }
 }
@@ -175,6 +205,21 @@ mod tests {
         }
         assert!(lines.iter().any(|l| l.starts_with("{\"type\":\"lagged\",\"v\":1,\"missed\":")), "{lines:?}");
         assert_eq!(lines.last().map(String::as_str), Some("{\"n\":63}"), "the newest lines arrive");
+    }
+
+    #[tokio::test]
+    async fn loopback_tcp_readers_get_the_same_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut server = EventServer::bind(&dir.path().join("agent.sock"), 16).unwrap();
+        let refused = server.listen_tcp("0.0.0.0:0".parse().unwrap()).await.unwrap_err();
+        assert!(refused.to_string().contains("only a loopback address"), "{refused}");
+        let addr = server.listen_tcp("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        server.set_greeting("{\"type\":\"stats\"}".into());
+        let mut reader = BufReader::new(tokio::net::TcpStream::connect(addr).await.unwrap()).lines();
+        wait_for_readers(&server, 1).await;
+        server.send("{\"type\":\"process\"}".into());
+        assert_eq!(reader.next_line().await.unwrap().as_deref(), Some("{\"type\":\"stats\"}"));
+        assert_eq!(reader.next_line().await.unwrap().as_deref(), Some("{\"type\":\"process\"}"));
     }
 
     #[tokio::test]

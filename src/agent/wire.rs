@@ -102,6 +102,17 @@ impl WireEvent {
         Self::Stats { v: WIRE_VERSION, node: node.to_string(), stats }
     }
 
+    /// The node the agent that sent it runs on.
+    pub fn node(&self) -> &str {
+        match self {
+            Self::Process { node, .. }
+            | Self::Network { node, .. }
+            | Self::Alert { node, .. }
+            | Self::Stats { node, .. } => node,
+            Self::Lagged { .. } => "",
+        }
+    }
+
     /// The container the event happened in, if any.
     pub fn container(&self) -> Option<&ContainerRef> {
         match self {

@@ -9,7 +9,7 @@ use crossterm::event::KeyEvent;
 use std::sync::Arc;
 
 use crate::agent::wire::WireEvent;
-use crate::app::state::{BenchDone, BenchKind, FindingsData, StartedAgent, VulnDbSummary, WorkloadsData};
+use crate::app::state::{AgentPod, BenchDone, BenchKind, FindingsData, StartedAgent, VulnDbSummary, WorkloadsData};
 use crate::cluster::KubeContexts;
 use crate::engine::EngineKind;
 use crate::engine::{ContainerDetail, EngineProbe};
@@ -247,6 +247,17 @@ pub enum Action {
         conn: u64,
         reason: String,
     },
+    /// The agent pods of a context's DaemonSet, or why they could not be listed.
+    ClusterAgentsListed {
+        conn: u64,
+        result: Result<Vec<AgentPod>, String>,
+    },
+    /// One cluster agent's stream ended or could not be opened.
+    ClusterAgentDown {
+        conn: u64,
+        pod: String,
+        reason: String,
+    },
     /// The console started the local agent, or why it could not.
     AgentStarted(Result<StartedAgent, String>),
     /// The agent's DaemonSet was applied to a context: the objects, or why not.
@@ -329,6 +340,12 @@ pub enum Effect {
         conn: u64,
         socket: std::path::PathBuf,
         wait: Duration,
+    },
+    /// List the DaemonSet's agent pods of `context` and read each one's lines through a
+    /// port-forward.
+    ConnectClusterAgents {
+        conn: u64,
+        context: String,
     },
     /// Start `picket agent run --socket SOCKET` as a child of the console (root only).
     StartAgent {

@@ -182,6 +182,9 @@ impl Effects {
                     previous.abort();
                 }
             }
+            Effect::ConnectClusterAgents { conn, context } => {
+                tokio::spawn(agent_link::read_cluster_agents(tx, conn, context));
+            }
             Effect::StartAgent { socket } => {
                 let log = self.agent_log.clone();
                 let slot = Arc::clone(&self.agent_child);

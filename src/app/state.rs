@@ -5,7 +5,7 @@ mod nodes;
 mod workloads;
 
 pub use compliance::{BenchDone, BenchKind, BenchRun, CheckDetail, ComplianceState, check_text, result_text};
-pub use nodes::{AgentLink, AgentStatus, ContainerActivity, NodesState, Proc, StartedAgent};
+pub use nodes::{AgentLink, AgentPod, AgentStatus, ClusterAgents, ContainerActivity, NodesState, Proc, StartedAgent};
 pub use workloads::{WorkloadsData, WorkloadsState, images_label, workload_text};
 
 use std::collections::BTreeMap;

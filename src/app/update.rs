@@ -195,6 +195,14 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
             nodes::down(state, conn, reason);
             vec![]
         }
+        Action::ClusterAgentsListed { conn, result } => {
+            nodes::cluster_listed(state, conn, result);
+            vec![]
+        }
+        Action::ClusterAgentDown { conn, pod, reason } => {
+            nodes::cluster_down(state, conn, pod, reason);
+            vec![]
+        }
         Action::AgentStarted(result) => nodes::started(state, result),
         Action::AgentDeployed { context, result } => nodes::deployed(state, context, result),
         Action::ExpireToast(id) => {
@@ -579,7 +587,10 @@ pub fn run_command(state: &mut AppState, command: Command) -> Vec<Effect> {
             match state.nav.first() {
                 Some(PaneId::Compliance) => effects.extend(compliance::rerun_shown(state)),
                 Some(PaneId::Workloads) => effects.extend(workloads::load(state)),
-                Some(PaneId::Nodes) => effects.extend(nodes::connect(state, Duration::ZERO)),
+                Some(PaneId::Nodes) => {
+                    effects.extend(nodes::connect(state, Duration::ZERO));
+                    effects.extend(nodes::connect_cluster(state, true));
+                }
                 _ => {}
             }
             return effects;

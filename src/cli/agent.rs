@@ -35,6 +35,10 @@ pub enum AgentCommand {
         /// Do not print events on standard output (with --socket)
         #[arg(long, requires = "socket")]
         quiet: bool,
+        /// Also serve the socket's lines on this loopback TCP address (in the DaemonSet's pods,
+        /// for the console's port-forward)
+        #[arg(long, value_name = "ADDR", requires = "socket")]
+        listen: Option<std::net::SocketAddr>,
         /// Enforce this policy file (BPF LSM; read again on SIGHUP, a bad file keeps the policy
         /// in force)
         #[arg(long, value_name = "FILE")]
@@ -65,7 +69,7 @@ pub fn run(command: &AgentCommand) -> anyhow::Result<ExitCode> {
                 .context("cannot write to standard output")?;
             Ok(ExitCode::SUCCESS)
         }
-        AgentCommand::Run { duration, containers_only, socket, quiet, policy } => {
+        AgentCommand::Run { duration, containers_only, socket, quiet, policy, listen } => {
             // A bad policy file stops the agent before it loads anything.
             let policy = match policy {
                 Some(path) => Some((path.clone(), PolicyFile::load(path)?)),
@@ -77,6 +81,7 @@ pub fn run(command: &AgentCommand) -> anyhow::Result<ExitCode> {
                 socket: socket.clone(),
                 quiet: *quiet,
                 policy,
+                listen: *listen,
             };
             runtime()?.block_on(stream(options))
         }
@@ -164,6 +169,7 @@ struct RunOptions {
     socket: Option<std::path::PathBuf>,
     quiet: bool,
     policy: Option<(std::path::PathBuf, PolicyFile)>,
+    listen: Option<std::net::SocketAddr>,
 }
 
 /// The policy file in force and the enforcer that holds it in the kernel.
@@ -260,7 +266,13 @@ async fn stream(options: RunOptions) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let server = match &options.socket {
-        Some(path) => Some(crate::agent::stream::EventServer::bind(path, crate::agent::stream::BACKLOG)?),
+        Some(path) => {
+            let mut server = crate::agent::stream::EventServer::bind(path, crate::agent::stream::BACKLOG)?;
+            if let Some(addr) = options.listen {
+                server.listen_tcp(addr).await?;
+            }
+            Some(server)
+        }
         None => None,
     };
     let stdout = (!options.quiet).then(|| std::io::BufWriter::new(std::io::stdout().lock()));

@@ -11,7 +11,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::agent::wire::WireEvent;
 use crate::app::action::Action;
-use crate::app::state::StartedAgent;
+use crate::app::state::{AgentPod, StartedAgent};
 
 /// Lines gathered into one action: what arrives within this window after the first.
 const BATCH_WINDOW: Duration = Duration::from_millis(50);
@@ -44,6 +44,18 @@ pub async fn read_agent(tx: UnboundedSender<Action>, conn: u64, socket: PathBuf,
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     };
+    let reason = read_lines(&tx, conn, stream, &socket.display().to_string()).await;
+    let _ = tx.send(Action::AgentDown { conn, reason });
+}
+
+/// Sends an agent's lines in batches until the stream ends; returns why it ended (`from` names
+/// the stream in errors).
+async fn read_lines<R: tokio::io::AsyncRead + Unpin>(
+    tx: &UnboundedSender<Action>,
+    conn: u64,
+    stream: R,
+    from: &str,
+) -> String {
     let mut lines = BufReader::new(stream).lines();
     loop {
         let mut events = Vec::new();
@@ -66,7 +78,7 @@ pub async fn read_agent(tx: UnboundedSender<Action>, conn: u64, socket: PathBuf,
                             break;
                         }
                         Ok(Err(err)) => {
-                            end = Some(format!("reading {}: {err}", socket.display()));
+                            end = Some(format!("reading {from}: {err}"));
                             break;
                         }
                         Err(_) => break,
@@ -75,15 +87,61 @@ pub async fn read_agent(tx: UnboundedSender<Action>, conn: u64, socket: PathBuf,
                 end
             }
             Ok(None) => Some("the agent closed the connection (it stopped)".to_string()),
-            Err(err) => Some(format!("reading {}: {err}", socket.display())),
+            Err(err) => Some(format!("reading {from}: {err}")),
         };
         if (!events.is_empty() || unreadable > 0) && tx.send(Action::AgentLines { conn, events, unreadable }).is_err() {
-            return;
+            return "the console is closing".into();
         }
         if let Some(reason) = end {
-            let _ = tx.send(Action::AgentDown { conn, reason });
+            return reason;
+        }
+    }
+}
+
+/// The DaemonSet's agents of `context`: lists their pods, then reads every running one's lines
+/// through the API server's port-forward to the agent's loopback port.
+pub async fn read_cluster_agents(tx: UnboundedSender<Action>, conn: u64, context: String) {
+    use crate::agent::manifest::{AGENT_PORT, APP_LABEL, NAMESPACE};
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Api, ListParams};
+    let listed = async {
+        let (client, _) = crate::cluster::client_for(Some(&context)).await.map_err(|e| e.to_string())?;
+        let api: Api<Pod> = Api::namespaced(client, NAMESPACE);
+        let list = tokio::time::timeout(Duration::from_secs(20), api.list(&ListParams::default().labels(APP_LABEL)))
+            .await
+            .map_err(|_| format!("context {context}: the API server did not answer within 20s"))?
+            .map_err(|e| format!("context {context}: listing the agent's pods in {NAMESPACE}: {e}"))?;
+        Ok::<_, String>((api, list.items))
+    }
+    .await;
+    let (api, pods) = match listed {
+        Ok(found) => found,
+        Err(err) => {
+            let _ = tx.send(Action::ClusterAgentsListed { conn, result: Err(err) });
             return;
         }
+    };
+    let rows: Vec<AgentPod> = pods
+        .iter()
+        .map(|p| AgentPod {
+            name: p.metadata.name.clone().unwrap_or_default(),
+            node: p.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default(),
+            phase: p.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_else(|| "Unknown".into()),
+        })
+        .collect();
+    let _ = tx.send(Action::ClusterAgentsListed { conn, result: Ok(rows.clone()) });
+    for pod in rows.into_iter().filter(|p| p.phase == "Running") {
+        let (tx, api) = (tx.clone(), api.clone());
+        tokio::spawn(async move {
+            let reason = match api.portforward(&pod.name, &[AGENT_PORT]).await {
+                Ok(mut forward) => match forward.take_stream(AGENT_PORT) {
+                    Some(stream) => read_lines(&tx, conn, stream, &format!("pod {}", pod.name)).await,
+                    None => format!("port-forward to pod {} gave no stream", pod.name),
+                },
+                Err(e) => format!("port-forward to pod {} port {AGENT_PORT}: {e}", pod.name),
+            };
+            let _ = tx.send(Action::ClusterAgentDown { conn, pod: pod.name, reason });
+        });
     }
 }
 

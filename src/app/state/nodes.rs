@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 
-use super::ListView;
+use super::{ListView, Loadable};
 use crate::agent::attribution::ContainerRef;
 use crate::agent::events::ProcessEventKind;
 use crate::agent::wire::{AgentStats, WireEvent};
@@ -16,8 +16,8 @@ pub const RECENT_EVENTS: usize = 200;
 /// missed must not make the table grow for ever).
 pub const MAX_PROCESSES: usize = 4096;
 
-/// The row key of events outside any container.
-pub const HOST: &str = "";
+/// The row key of events outside any container starts with this, then the node's name.
+pub const HOST: &str = "host/";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AgentLink {
@@ -48,7 +48,7 @@ pub struct Proc {
 /// One container's (or the host's) activity as the agent reported it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerActivity {
-    /// The container id, or `HOST`.
+    /// The container id, or `HOST` and the node.
     pub key: String,
     pub container: Option<ContainerRef>,
     pub events: u64,
@@ -57,10 +57,13 @@ pub struct ContainerActivity {
     pub processes: BTreeMap<u32, Proc>,
     /// Newest last.
     pub recent: VecDeque<WireEvent>,
+    /// The node the agent that saw it runs on.
+    pub node: Option<String>,
 }
 
 impl ContainerActivity {
-    fn new(key: String, container: Option<ContainerRef>) -> Self {
+    fn new(key: String, container: Option<ContainerRef>, node: &str) -> Self {
+        let node = Some(node.to_string()).filter(|n| !n.is_empty());
         Self {
             key,
             container,
@@ -69,13 +72,22 @@ impl ContainerActivity {
             connections: 0,
             processes: BTreeMap::new(),
             recent: VecDeque::new(),
+            node,
         }
     }
 
+    pub fn is_host(&self) -> bool {
+        self.container.is_none()
+    }
+
     pub fn label(&self) -> String {
-        match &self.container {
-            Some(c) => c.name.clone().unwrap_or_else(|| c.id.chars().take(12).collect()),
-            None => "(host)".to_string(),
+        match (&self.container, &self.node) {
+            (Some(c), _) => match (&c.pod_namespace, &c.pod_name, &c.name) {
+                (Some(namespace), Some(pod), Some(name)) => format!("{namespace}/{pod}/{name}"),
+                _ => c.name.clone().unwrap_or_else(|| c.id.chars().take(12).collect()),
+            },
+            (None, Some(node)) => format!("(host {node})"),
+            (None, None) => "(host)".to_string(),
         }
     }
 
@@ -166,6 +178,48 @@ pub struct AgentStatus {
     pub missed: u64,
 }
 
+impl AgentStatus {
+    /// The status after a new state line; the rate comes from the one before.
+    fn next(previous: Option<AgentStatus>, node: &str, stats: &AgentStats) -> Self {
+        let rate_tenths = match &previous {
+            Some(p) if stats.uptime_s > p.stats.uptime_s && stats.events >= p.stats.events => {
+                (stats.events - p.stats.events) * 10 / (stats.uptime_s - p.stats.uptime_s)
+            }
+            Some(p) if stats.pid == p.stats.pid => p.rate_tenths,
+            _ => 0,
+        };
+        let missed = previous.map_or(0, |p| p.missed);
+        Self { node: node.to_string(), stats: stats.clone(), rate_tenths, missed }
+    }
+}
+
+/// One pod of the agent's DaemonSet in a cluster context.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentPod {
+    pub name: String,
+    pub node: String,
+    /// `Running`, `Pending` …
+    pub phase: String,
+}
+
+/// The DaemonSet's agents of one context, reached through the API server's port-forward.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterAgents {
+    pub context: String,
+    pub conn: u64,
+    pub pods: Loadable<Vec<AgentPod>>,
+    /// By node.
+    pub agents: BTreeMap<String, AgentStatus>,
+    /// Why a pod's stream could not be read, by pod name.
+    pub errors: BTreeMap<String, String>,
+}
+
+impl ClusterAgents {
+    pub fn new(context: String, conn: u64) -> Self {
+        Self { context, conn, pods: Loadable::Loading, agents: BTreeMap::new(), errors: BTreeMap::new() }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodesState {
     pub socket: PathBuf,
@@ -185,6 +239,8 @@ pub struct NodesState {
     pub note: Option<String>,
     /// Lines on the socket that were not agent events.
     pub unreadable: u64,
+    /// The agents of the active context's cluster.
+    pub cluster: Option<ClusterAgents>,
 }
 
 impl NodesState {
@@ -201,37 +257,42 @@ impl NodesState {
             opened: None,
             note: None,
             unreadable: 0,
+            cluster: None,
         }
     }
 
-    /// Takes a batch of lines from the agent.
-    pub fn apply(&mut self, events: Vec<WireEvent>) {
+    /// Takes a batch of lines from the local agent (`local`) or from a cluster's agent.
+    pub fn apply(&mut self, events: Vec<WireEvent>, local: bool) {
         let rows_before = self.activity.len();
+        let mut last_node = String::new();
         for event in events {
             match &event {
                 WireEvent::Stats { node, stats, .. } => {
-                    let previous = self.agent.take();
-                    let rate_tenths = match &previous {
-                        Some(p) if stats.uptime_s > p.stats.uptime_s && stats.events >= p.stats.events => {
-                            (stats.events - p.stats.events) * 10 / (stats.uptime_s - p.stats.uptime_s)
-                        }
-                        Some(p) if stats.pid == p.stats.pid => p.rate_tenths,
-                        _ => 0,
-                    };
-                    let missed = previous.map_or(0, |p| p.missed);
-                    self.agent = Some(AgentStatus { node: node.clone(), stats: stats.clone(), rate_tenths, missed });
+                    last_node.clone_from(node);
+                    if local {
+                        self.agent = Some(AgentStatus::next(self.agent.take(), node, stats));
+                    } else if let Some(cluster) = self.cluster.as_mut() {
+                        let previous = cluster.agents.remove(node);
+                        cluster.agents.insert(node.clone(), AgentStatus::next(previous, node, stats));
+                    }
                 }
                 WireEvent::Lagged { missed, .. } => {
-                    if let Some(agent) = self.agent.as_mut() {
+                    let agent = match (local, self.cluster.as_mut()) {
+                        (true, _) => self.agent.as_mut(),
+                        (false, Some(cluster)) => cluster.agents.get_mut(&last_node),
+                        (false, None) => None,
+                    };
+                    if let Some(agent) = agent {
                         agent.missed += missed;
                     }
                 }
                 _ => {
-                    let key = event.container().map_or(HOST.to_string(), |c| c.id.clone());
+                    last_node = event.node().to_string();
+                    let key = event.container().map_or_else(|| format!("{HOST}{}", event.node()), |c| c.id.clone());
                     let activity = self
                         .activity
                         .entry(key.clone())
-                        .or_insert_with(|| ContainerActivity::new(key, event.container().cloned()));
+                        .or_insert_with(|| ContainerActivity::new(key, event.container().cloned(), event.node()));
                     // A later event may carry the name the engine answered with since.
                     if let Some(container) = event.container()
                         && activity.container.as_ref().is_some_and(|c| c.name.is_none() && container.name.is_some())
@@ -251,7 +312,7 @@ impl NodesState {
     pub fn reorder(&mut self) {
         let selected = self.selected().map(|a| a.key.clone());
         let mut keys: Vec<&ContainerActivity> = self.activity.values().collect();
-        keys.sort_by(|a, b| (a.key != HOST).cmp(&(b.key != HOST)).then_with(|| a.label().cmp(&b.label())));
+        keys.sort_by(|a, b| (!a.is_host()).cmp(&!b.is_host()).then_with(|| a.label().cmp(&b.label())));
         self.order = keys.into_iter().map(|a| a.key.clone()).collect();
         self.refilter();
         if let Some(key) = selected
@@ -342,18 +403,21 @@ mod tests {
     fn processes_form_a_tree_and_leave_it_when_they_exit() {
         let mut nodes = NodesState::new("/run/picket/agent.sock".into(), 1);
         let web = web();
-        nodes.apply(vec![
-            exec(100, 1, "/bin/sh", Some(&web)),
-            exec(110, 100, "/usr/sbin/nginx", Some(&web)),
-            exec(120, 110, "/usr/sbin/nginx", Some(&web)),
-            exec(130, 100, "/bin/sleep", Some(&web)),
-            exec(500, 1, "/usr/bin/bash", None),
-        ]);
-        assert_eq!(nodes.rows().iter().map(|a| a.label()).collect::<Vec<_>>(), ["(host)", "web"]);
+        nodes.apply(
+            vec![
+                exec(100, 1, "/bin/sh", Some(&web)),
+                exec(110, 100, "/usr/sbin/nginx", Some(&web)),
+                exec(120, 110, "/usr/sbin/nginx", Some(&web)),
+                exec(130, 100, "/bin/sleep", Some(&web)),
+                exec(500, 1, "/usr/bin/bash", None),
+            ],
+            true,
+        );
+        assert_eq!(nodes.rows().iter().map(|a| a.label()).collect::<Vec<_>>(), ["(host node-1)", "web"]);
         let activity = nodes.activity.get(&web.id).unwrap();
         let tree: Vec<(usize, u32)> = activity.process_tree().iter().map(|(d, p)| (*d, p.pid)).collect();
         assert_eq!(tree, [(0, 100), (1, 110), (2, 120), (1, 130)]);
-        nodes.apply(vec![exit(110, Some(&web)), exit(130, Some(&web))]);
+        nodes.apply(vec![exit(110, Some(&web)), exit(130, Some(&web))], true);
         let activity = nodes.activity.get(&web.id).unwrap();
         let tree: Vec<(usize, u32)> = activity.process_tree().iter().map(|(d, p)| (*d, p.pid)).collect();
         assert_eq!(tree, [(0, 100), (0, 120)], "an orphan becomes a root");
@@ -367,12 +431,12 @@ mod tests {
         let stats = |events, uptime_s, dropped| {
             WireEvent::stats("node-1", AgentStats { events, uptime_s, dropped, pid: 42, ..Default::default() })
         };
-        nodes.apply(vec![stats(100, 10, 0)]);
+        nodes.apply(vec![stats(100, 10, 0)], true);
         assert_eq!(nodes.agent.as_ref().unwrap().rate_tenths, 0, "one line gives no rate");
-        nodes.apply(vec![stats(1100, 14, 3), WireEvent::Lagged { v: 1, missed: 7 }]);
+        nodes.apply(vec![stats(1100, 14, 3), WireEvent::Lagged { v: 1, missed: 7 }], true);
         let agent = nodes.agent.as_ref().unwrap();
         assert_eq!((agent.rate_tenths, agent.stats.dropped, agent.missed), (2500, 3, 7));
-        nodes.apply(vec![stats(1100, 14, 3)]);
+        nodes.apply(vec![stats(1100, 14, 3)], true);
         assert_eq!(nodes.agent.as_ref().unwrap().rate_tenths, 2500, "same second: the last rate stays");
     }
 
@@ -381,8 +445,8 @@ mod tests {
         let mut nodes = NodesState::new("/s".into(), 1);
         let events: Vec<WireEvent> =
             (0..MAX_PROCESSES as u32 + 10).map(|pid| exec(pid + 2, 1, "/bin/true", None)).collect();
-        nodes.apply(events);
-        let host = nodes.activity.get(HOST).unwrap();
+        nodes.apply(events, true);
+        let host = nodes.activity.get(&format!("{HOST}node-1")).unwrap();
         assert_eq!(host.processes.len(), MAX_PROCESSES);
         assert!(!host.processes.contains_key(&2), "the oldest went first");
         assert_eq!(host.recent.len(), RECENT_EVENTS);

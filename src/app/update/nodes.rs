@@ -6,18 +6,57 @@ use std::time::Duration;
 
 use crate::agent::wire::WireEvent;
 use crate::app::action::Effect;
-use crate::app::state::{AgentLink, AppState, Confirmation, Mode, NodesState, PaneId, StartedAgent};
+use crate::app::state::{
+    AgentLink, AgentPod, AppState, ClusterAgents, Confirmation, Loadable, Mode, NodesState, PaneId, StartedAgent,
+};
 use crate::app::update::toast;
 
 /// How long a just-started agent may take to open its socket.
 const START_WAIT: Duration = Duration::from_secs(15);
 
-/// The pane is on screen: connect if there is no connection (an agent may have started since).
+/// The pane is on screen: connect if there is no connection (an agent may have started since),
+/// and to the active context's agents.
 pub fn ensure_connected(state: &mut AppState) -> Vec<Effect> {
-    match state.nodes.as_ref().map(|n| &n.link) {
+    let mut effects = match state.nodes.as_ref().map(|n| &n.link) {
         Some(AgentLink::Connected | AgentLink::Connecting) => vec![],
         Some(AgentLink::Down(_)) | None => connect(state, Duration::ZERO),
+    };
+    effects.extend(connect_cluster(state, false));
+    effects
+}
+
+/// Lists the active context's agents and reads them (again, with `again`; else only when the
+/// context changed).
+pub fn connect_cluster(state: &mut AppState, again: bool) -> Vec<Effect> {
+    let context = state.active_context().map(String::from);
+    let conn = state.take_id();
+    let Some(nodes) = state.nodes.as_mut() else { return vec![] };
+    let Some(context) = context else {
+        nodes.cluster = None;
+        return vec![];
+    };
+    if !again && nodes.cluster.as_ref().is_some_and(|c| c.context == context) {
+        return vec![];
     }
+    nodes.cluster = Some(ClusterAgents::new(context.clone(), conn));
+    vec![Effect::ConnectClusterAgents { conn, context }]
+}
+
+pub fn cluster_listed(state: &mut AppState, conn: u64, result: Result<Vec<AgentPod>, String>) {
+    let Some(cluster) = state.nodes.as_mut().and_then(|n| n.cluster.as_mut()).filter(|c| c.conn == conn) else {
+        return;
+    };
+    cluster.pods = match result {
+        Ok(pods) => Loadable::Ready(pods),
+        Err(err) => Loadable::Failed(err),
+    };
+}
+
+pub fn cluster_down(state: &mut AppState, conn: u64, pod: String, reason: String) {
+    let Some(cluster) = state.nodes.as_mut().and_then(|n| n.cluster.as_mut()).filter(|c| c.conn == conn) else {
+        return;
+    };
+    cluster.errors.insert(pod, reason);
 }
 
 /// A new connection attempt; what the last one showed stays until lines arrive.
@@ -35,13 +74,21 @@ pub fn connect(state: &mut AppState, wait: Duration) -> Vec<Effect> {
 }
 
 pub fn lines(state: &mut AppState, conn: u64, events: Vec<WireEvent>, unreadable: u64) {
-    let Some(nodes) = state.nodes.as_mut().filter(|n| n.conn == conn) else { return };
+    let Some(nodes) = state.nodes.as_mut() else { return };
+    if nodes.cluster.as_ref().is_some_and(|c| c.conn == conn) {
+        nodes.unreadable += unreadable;
+        nodes.apply(events, false);
+        return;
+    }
+    if nodes.conn != conn {
+        return;
+    }
     if nodes.link != AgentLink::Connected && nodes.started.is_none() {
         nodes.note = None;
     }
     nodes.link = AgentLink::Connected;
     nodes.unreadable += unreadable;
-    nodes.apply(events);
+    nodes.apply(events, true);
 }
 
 pub fn down(state: &mut AppState, conn: u64, reason: String) {
@@ -109,7 +156,13 @@ pub fn deploy(state: &mut AppState) -> Vec<Effect> {
 
 pub fn deployed(state: &mut AppState, context: String, result: Result<Vec<String>, String>) -> Vec<Effect> {
     match result {
-        Ok(objects) => toast(state, format!("context {context}: applied {}", objects.join(", ")), false),
+        Ok(objects) => {
+            let mut effects = toast(state, format!("context {context}: applied {}", objects.join(", ")), false);
+            if state.pane() == PaneId::Nodes {
+                effects.extend(connect_cluster(state, true));
+            }
+            effects
+        }
         Err(err) => toast(state, format!("context {context}: {err}"), true),
     }
 }

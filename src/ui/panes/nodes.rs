@@ -11,7 +11,7 @@ use crate::agent::events::ProcessEventKind;
 use crate::agent::net::NetEventKind;
 use crate::agent::wire::{AgentStats, WireEvent};
 use crate::app::action::Command;
-use crate::app::state::{AgentLink, AgentStatus, AppState, NodesState};
+use crate::app::state::{AgentLink, AgentStatus, AppState, Loadable, NodesState};
 use crate::config::Theme;
 use crate::config::theme::Slot;
 use crate::ui::widgets::table::{self, TableSpec, filter_badge, pane_block};
@@ -39,79 +39,145 @@ fn duration_label(seconds: u64) -> String {
     }
 }
 
-fn agent_lines(state: &AppState, nodes: &NodesState, theme: &Theme) -> Vec<Line<'static>> {
-    let socket = nodes.socket.display().to_string();
-    let mut lines = Vec::new();
-    match (&nodes.link, &nodes.agent) {
-        (AgentLink::Connected, Some(AgentStatus { node, stats, rate_tenths, missed })) => {
-            let value = |text: String| Span::styled(text, theme.style(Slot::Value));
-            let label = |text: &str| Span::styled(text.to_string(), theme.style(Slot::Dim));
-            lines.push(Line::from(vec![
-                label(" node "),
-                value(node.clone()),
-                label("  agent "),
-                value(format!("pid {} v{}", stats.pid, stats.version)),
-                label("  on "),
-                value(socket),
-                label("  up "),
-                value(duration_label(stats.uptime_s)),
-            ]));
-            lines.push(Line::from(vec![label(" mode "), value(mode_label(stats))]));
-            let lost = stats.dropped + missed + nodes.unreadable;
-            let lost_style = if lost > 0 { theme.style(Slot::StatusError) } else { theme.style(Slot::StatusOk) };
-            lines.push(Line::from(vec![
-                label(" events/s "),
-                value(format!("{}.{}", rate_tenths / 10, rate_tenths % 10)),
-                label("  events "),
-                value(stats.events.to_string()),
-                label("  dropped "),
-                Span::styled(stats.dropped.to_string(), lost_style),
-                label("  missed by the console "),
-                Span::styled((missed + nodes.unreadable).to_string(), lost_style),
-            ]));
-            if let Some(error) = stats.enforcement.as_ref().and_then(|e| e.error.clone()) {
-                lines.push(Line::from(Span::styled(format!(" {error}"), theme.style(Slot::StatusError))));
+/// One agent's table cells: STATE, MODE, EV/S, EVENTS, DROPPED, UP.
+fn status_cells(agent: &AgentStatus, theme: &Theme) -> Vec<Span<'static>> {
+    let lost = agent.stats.dropped + agent.missed;
+    vec![
+        Span::styled("streaming", theme.style(Slot::StatusOk)),
+        Span::raw(mode_label(&agent.stats)),
+        Span::raw(format!("{}.{}", agent.rate_tenths / 10, agent.rate_tenths % 10)),
+        Span::raw(agent.stats.events.to_string()),
+        if lost > 0 { Span::styled(lost.to_string(), theme.style(Slot::StatusError)) } else { Span::raw("0") },
+        Span::raw(duration_label(agent.stats.uptime_s)),
+    ]
+}
+
+fn waiting_cells(state: String, style: ratatui::style::Style) -> Vec<Span<'static>> {
+    let mut cells = vec![Span::styled(state, style)];
+    cells.extend((0..5).map(|_| Span::raw("")));
+    cells
+}
+
+/// The agents table: this machine's (over its socket), then the active context's DaemonSet pods.
+fn agent_rows(nodes: &NodesState, theme: &Theme) -> Vec<Row<'static>> {
+    let mut rows = Vec::new();
+    let socket = format!("socket {}", nodes.socket.display());
+    let local = match (&nodes.link, &nodes.agent) {
+        (AgentLink::Connected, Some(agent)) => {
+            let via = format!("{socket} (pid {} v{})", agent.stats.pid, agent.stats.version);
+            let mut cells = vec![Span::raw(agent.node.clone()), Span::raw(via)];
+            cells.extend(status_cells(agent, theme));
+            cells
+        }
+        (link, _) => {
+            let state = match link {
+                AgentLink::Down(_) => ("not running", theme.style(Slot::StatusWarn)),
+                _ => ("connecting…", theme.style(Slot::Dim)),
+            };
+            let mut cells = vec![Span::raw("(this machine)"), Span::raw(socket)];
+            cells.extend(waiting_cells(state.0.into(), state.1));
+            cells
+        }
+    };
+    rows.push(Row::new(local));
+    if let Some(cluster) = &nodes.cluster {
+        for pod in cluster.pods.ready().into_iter().flatten() {
+            let via = format!("ctx {} pod {}", cluster.context, pod.name);
+            let mut cells = vec![Span::raw(pod.node.clone()), Span::raw(via)];
+            match (cluster.agents.get(&pod.node), cluster.errors.get(&pod.name)) {
+                (_, Some(_)) => cells.extend(waiting_cells("unreachable".into(), theme.style(Slot::StatusError))),
+                (Some(agent), None) => cells.extend(status_cells(agent, theme)),
+                (None, None) if pod.phase == "Running" => {
+                    cells.extend(waiting_cells("connecting…".into(), theme.style(Slot::Dim)))
+                }
+                (None, None) => cells.extend(waiting_cells(pod.phase.to_lowercase(), theme.style(Slot::StatusWarn))),
             }
+            rows.push(Row::new(cells));
         }
-        (AgentLink::Connected, None) => {
-            lines.push(Line::from(Span::styled(
-                format!(" connected to {socket}, waiting for the agent's state…"),
-                theme.style(Slot::Dim),
-            )));
-        }
-        (AgentLink::Connecting, _) => {
-            lines.push(Line::from(Span::styled(format!(" connecting to {socket}…"), theme.style(Slot::Dim))));
-        }
-        (AgentLink::Down(reason), _) => {
-            lines.push(Line::from(Span::styled(format!(" {reason}"), theme.style(Slot::StatusWarn))));
-            lines.push(Line::from(Span::styled(
-                " Nothing is enforced on this node without the agent: it fails open (every process and file is allowed).",
-                theme.style(Slot::Dim),
-            )));
-            lines.push(Line::from(Span::styled(
-                format!(
-                    " {} starts it here · {} deploys it to the context's nodes · {} connects again",
-                    hint(state, Command::StartAgent, "a"),
-                    hint(state, Command::DeployAgent, "A"),
-                    hint(state, Command::Refresh, "ctrl-r")
-                ),
-                theme.style(Slot::Dim),
-            )));
-        }
+    }
+    rows
+}
+
+/// What the user should know under the table: why there is no local agent and what to do,
+/// a note (the sudo command), the cluster's errors.
+fn message_lines(state: &AppState, nodes: &NodesState, theme: &Theme) -> Vec<Line<'static>> {
+    let mut lines = Vec::new();
+    if let AgentLink::Down(reason) = &nodes.link {
+        lines.push(Line::from(Span::styled(format!(" {reason}"), theme.style(Slot::StatusWarn))));
+        lines.push(Line::from(Span::styled(
+            " Nothing is enforced on this node without the agent: it fails open (every process and file is allowed).",
+            theme.style(Slot::Dim),
+        )));
+        lines.push(Line::from(Span::styled(
+            format!(
+                " {} starts it here · {} deploys it to the context's nodes · {} connects again",
+                hint(state, Command::StartAgent, "a"),
+                hint(state, Command::DeployAgent, "A"),
+                hint(state, Command::Refresh, "ctrl-r")
+            ),
+            theme.style(Slot::Dim),
+        )));
+    }
+    if let Some(error) = nodes.agent.as_ref().and_then(|a| a.stats.enforcement.as_ref()).and_then(|e| e.error.clone()) {
+        lines.push(Line::from(Span::styled(format!(" {error}"), theme.style(Slot::StatusError))));
+    }
+    if nodes.unreadable > 0 {
+        let text =
+            format!(" {} lines from the agent were not events this console reads (a newer agent?)", nodes.unreadable);
+        lines.push(Line::from(Span::styled(text, theme.style(Slot::StatusWarn))));
     }
     if let Some(note) = &nodes.note {
         lines.extend(note.lines().map(|l| Line::from(Span::styled(format!(" {l}"), theme.style(Slot::Value)))));
+    }
+    if let Some(cluster) = &nodes.cluster {
+        match &cluster.pods {
+            Loadable::Failed(err) => {
+                lines.push(Line::from(Span::styled(format!(" {err}"), theme.style(Slot::StatusError))))
+            }
+            Loadable::Ready(pods) if pods.is_empty() => lines.push(Line::from(Span::styled(
+                format!(
+                    " context {}: no agent pods in {} ({} deploys the DaemonSet)",
+                    cluster.context,
+                    crate::agent::manifest::NAMESPACE,
+                    hint(state, Command::DeployAgent, "A")
+                ),
+                theme.style(Slot::Dim),
+            ))),
+            _ => {}
+        }
+        for (pod, reason) in &cluster.errors {
+            lines.push(Line::from(Span::styled(format!(" {pod}: {reason}"), theme.style(Slot::StatusError))));
+        }
     }
     lines
 }
 
 pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     let Some(nodes) = &state.nodes else { return };
-    let lines = agent_lines(state, nodes, theme);
-    let height = u16::try_from(lines.len()).unwrap_or(6).saturating_add(2).min(area.height / 2).max(3);
+    let agents = agent_rows(nodes, theme);
+    let lines = message_lines(state, nodes, theme);
+    let wanted = agents.len() + lines.len() + 3;
+    let height = u16::try_from(wanted).unwrap_or(u16::MAX).min(area.height / 2).max(4);
     let [top, body] = Layout::vertical([Constraint::Length(height), Constraint::Min(3)]).areas(area);
-    let paragraph = Paragraph::new(lines).wrap(Wrap { trim: false }).block(pane_block(" Node agent ", theme, false));
-    frame.render_widget(paragraph, top);
+    let table_height = u16::try_from(agents.len() + 3).unwrap_or(u16::MAX).min(top.height);
+    let [table_area, notes_area] = Layout::vertical([Constraint::Length(table_height), Constraint::Min(0)]).areas(top);
+    let spec = TableSpec {
+        header: &["NODE", "AGENT", "STATE", "MODE", "EV/S", "EVENTS", "LOST", "UP"],
+        widths: &[
+            Constraint::Length(14),
+            Constraint::Fill(3),
+            Constraint::Length(11),
+            Constraint::Fill(2),
+            Constraint::Length(6),
+            Constraint::Length(7),
+            Constraint::Length(5),
+            Constraint::Length(6),
+        ],
+        rows: agents,
+        selected: None,
+    };
+    table::render(frame, table_area, pane_block(" Node agents ", theme, false), spec, theme);
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), notes_area);
 
     let all = nodes.rows();
     let view = &nodes.view;
@@ -128,6 +194,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
             };
             Row::new(vec![
                 Span::raw(a.label()),
+                Span::raw(a.node.clone().unwrap_or_default()),
                 Span::raw(c.map(|c| c.id.chars().take(12).collect::<String>()).unwrap_or_default()),
                 Span::raw(c.and_then(|c| c.image.clone()).unwrap_or_default()),
                 Span::raw(c.map(|c| format!("{:?}", c.runtime).to_lowercase()).unwrap_or_default()),
@@ -140,11 +207,12 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         .collect();
     let title = format!(" Seen by the agent [{}/{}]{} ", view.visible.len(), all.len(), filter_badge(view));
     let spec = TableSpec {
-        header: &["CONTAINER", "ID", "IMAGE", "RUNTIME", "PROCS", "EVENTS", "NET", "ALERTS"],
+        header: &["CONTAINER", "NODE", "ID", "IMAGE", "RUNTIME", "PROCS", "EVENTS", "NET", "ALERTS"],
         widths: &[
-            Constraint::Length(20),
+            Constraint::Fill(3),
+            Constraint::Length(10),
             Constraint::Length(12),
-            Constraint::Fill(1),
+            Constraint::Fill(2),
             Constraint::Length(10),
             Constraint::Length(6),
             Constraint::Length(8),
@@ -265,8 +333,12 @@ pub fn render_activity(frame: &mut Frame, area: Rect, state: &AppState, theme: &
 mod tests {
     use crossterm::event::KeyCode;
 
+    use crate::agent::attribution::{ContainerRef, Runtime};
+    use crate::agent::events::{ProcessEvent, ProcessEventKind};
+    use crate::agent::wire::{AgentStats, WireEvent};
     use crate::app::action::{Action, Effect};
     use crate::app::fixtures::{self, code, key, type_text};
+    use crate::app::state::AgentPod;
     use crate::app::update::update;
 
     #[test]
@@ -275,12 +347,76 @@ mod tests {
         type_text(&mut state, ":nodes");
         let effects = update(&mut state, Action::Key(code(KeyCode::Enter)));
         let Some(Effect::ConnectAgent { conn, .. }) = effects.first().cloned() else { panic!("{effects:?}") };
+        let Some(Effect::ConnectClusterAgents { conn: cluster_conn, context }) = effects.get(1).cloned() else {
+            panic!("{effects:?}")
+        };
+        assert_eq!(context, "prod", "the active context's agents too");
         let screen = crate::ui::snapshot::screen(&state);
-        assert!(screen.contains("connecting to /run/picket/agent.sock…"), "{screen}");
+        assert!(
+            screen.contains("(this machine)  socket /run/picket/agent.sock") && screen.contains("connecting…"),
+            "{screen}"
+        );
         let events = crate::app::update::nodes_sample_lines();
         update(&mut state, Action::AgentLines { conn, events, unreadable: 0 });
+        let pods = vec![
+            AgentPod { name: "picket-agent-7xk2p".into(), node: "node-b".into(), phase: "Running".into() },
+            AgentPod { name: "picket-agent-q9d4m".into(), node: "node-c".into(), phase: "Pending".into() },
+            AgentPod { name: "picket-agent-w2r8t".into(), node: "node-d".into(), phase: "Running".into() },
+        ];
+        update(&mut state, Action::ClusterAgentsListed { conn: cluster_conn, result: Ok(pods) });
+        let from_node_b = vec![
+            WireEvent::stats(
+                "node-b",
+                AgentStats {
+                    events: 90,
+                    uptime_s: 600,
+                    pid: 1,
+                    version: "0.1.0".into(),
+                    sensors: vec!["process".into()],
+                    ..Default::default()
+                },
+            ),
+            WireEvent::process(
+                "node-b",
+                ProcessEvent {
+                    kind: ProcessEventKind::Exec,
+                    pid: 51,
+                    tid: 51,
+                    ppid: 1,
+                    uid: 1000,
+                    exit_status: 0,
+                    cgroup_id: 5,
+                    timestamp_ns: 5,
+                    comm: "python3".into(),
+                    filename: "/usr/bin/python3".into(),
+                    args: vec!["python3".into(), "app.py".into()],
+                },
+                Some(ContainerRef {
+                    runtime: Runtime::Containerd,
+                    id: "cd".repeat(32),
+                    pod_uid: Some("446298685466-0000-4000-8000-000000000000".into()),
+                    name: Some("api".into()),
+                    image: Some("registry.example.com/payments/api:2.4.1".into()),
+                    pod_namespace: Some("payments".into()),
+                    pod_name: Some("api-7d9f8b6c4-x2x9k".into()),
+                }),
+            ),
+        ];
+        update(&mut state, Action::AgentLines { conn: cluster_conn, events: from_node_b, unreadable: 0 });
+        update(
+            &mut state,
+            Action::ClusterAgentDown {
+                conn: cluster_conn,
+                pod: "picket-agent-w2r8t".into(),
+                reason: "port-forward to pod picket-agent-w2r8t port 7946: pods \"picket-agent-w2r8t\" is forbidden"
+                    .into(),
+            },
+        );
         crate::assert_screen!("nodes", &state);
-        update(&mut state, Action::Key(key('j')));
+        let nodes = state.nodes.as_ref().unwrap();
+        assert!(nodes.agent.as_ref().is_some_and(|a| a.node == "node-1"), "the local agent stays apart");
+        assert_eq!(nodes.cluster.as_ref().unwrap().agents.keys().collect::<Vec<_>>(), ["node-b"]);
+        update(&mut state, Action::Key(key('G')));
         update(&mut state, Action::Key(code(KeyCode::Enter)));
         crate::assert_screen!("node_activity", &state);
     }
