@@ -480,3 +480,35 @@ async fn the_agent_names_pods_from_the_api_server() {
         "{uris:?}"
     );
 }
+
+/// The Nodes pane's cluster agents: the DaemonSet's pods in picket-system, found by label, with
+/// their nodes and phases; other pods are not agents.
+#[tokio::test]
+async fn agent_pods_are_listed_by_namespace_and_label() {
+    let agent = |name: &str, node: &str, phase: &str| {
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": { "name": name, "namespace": "picket-system", "uid": format!("uid-{name}"),
+                          "labels": { "app.kubernetes.io/name": "picket-agent" } },
+            "spec": { "nodeName": node, "containers": [{ "name": "agent", "image": "ghcr.io/picket/picket:0.1.0" }] },
+            "status": { "phase": phase }
+        })
+    };
+    let mut objects = fixture_objects();
+    objects.push(agent("picket-agent-q9d4m", "node-c", "Pending"));
+    objects.push(agent("picket-agent-7xk2p", "node-b", "Running"));
+    let mut stranger = agent("not-an-agent", "node-b", "Running");
+    stranger["metadata"]["labels"] = serde_json::json!({ "app": "other" });
+    objects.push(stranger);
+    let server = MockApiServer::start(objects, Behaviour::default());
+    let pods = picket::cluster::deploy::list_agent_pods(&server.client, "mock").await.expect("listed");
+    let rows: Vec<(&str, &str, &str)> =
+        pods.iter().map(|p| (p.name.as_str(), p.node.as_str(), p.phase.as_str())).collect();
+    assert_eq!(rows, [("picket-agent-7xk2p", "node-b", "Running"), ("picket-agent-q9d4m", "node-c", "Pending")]);
+    let uris = server.uris.lock().expect("lock").clone();
+    assert!(uris.iter().any(|u| u.starts_with("/api/v1/namespaces/picket-system/pods?")), "{uris:?}");
+
+    let refusing = MockApiServer::start(Vec::new(), Behaviour { unauthorized: true, ..Behaviour::default() });
+    let err = picket::cluster::deploy::list_agent_pods(&refusing.client, "dev").await.expect_err("401");
+    assert!(err.to_string().starts_with("context dev: listing the agent's pods in picket-system: "), "{err}");
+}

@@ -3,19 +3,59 @@
 //! updates them in place.
 
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::{Client, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub const FIELD_MANAGER: &str = "picket";
 
+/// One pod of the agent's DaemonSet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentPod {
+    pub name: String,
+    pub node: String,
+    /// `Running`, `Pending` …
+    pub phase: String,
+}
+
+/// The agent's pods (namespace `picket-system`, label `app.kubernetes.io/name=picket-agent`),
+/// by node.
+pub async fn list_agent_pods(client: &Client, context: &str) -> Result<Vec<AgentPod>, DeployError> {
+    use crate::agent::manifest::{APP_LABEL, NAMESPACE};
+    let api: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
+    let list =
+        tokio::time::timeout(std::time::Duration::from_secs(20), api.list(&ListParams::default().labels(APP_LABEL)))
+            .await
+            .map_err(|_| DeployError::Timeout { context: context.to_string() })?
+            .map_err(|source| DeployError::List { context: context.to_string(), source })?;
+    let mut pods: Vec<AgentPod> = list
+        .items
+        .iter()
+        .map(|p| AgentPod {
+            name: p.metadata.name.clone().unwrap_or_default(),
+            node: p.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default(),
+            phase: p.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_else(|| "Unknown".into()),
+        })
+        .collect();
+    pods.sort_by(|a, b| a.node.cmp(&b.node).then_with(|| a.name.cmp(&b.name)));
+    Ok(pods)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
     #[error("the agent manifest's {kind} does not parse: {message}")]
     Manifest { kind: &'static str, message: String },
+    #[error("context {context}: the API server did not answer within 20s")]
+    Timeout { context: String },
+    #[error("context {context}: listing the agent's pods in picket-system: {source}")]
+    List {
+        context: String,
+        #[source]
+        source: kube::Error,
+    },
     #[error("context {context}: applying {object}: {source}")]
     Apply {
         context: String,

@@ -150,8 +150,18 @@ impl MockApiServer {
                         None => (StatusCode::NOT_FOUND, status_json(404, "NotFound", &format!("{path} not found"))),
                     }
                 } else {
-                    let items = collections.get(&path).map(Vec::as_slice).unwrap_or_default();
-                    (StatusCode::OK, list_json(&path, items, &query, metadata_only))
+                    let (collection, namespace) = namespaced_collection(&path);
+                    let selector = query.get("labelSelector").map(|s| s.replace("%3D", "=").replace("%2F", "/"));
+                    let items: Vec<Value> = collections
+                        .get(&collection)
+                        .map(Vec::as_slice)
+                        .unwrap_or_default()
+                        .iter()
+                        .filter(|o| namespace.as_deref().is_none_or(|ns| o["metadata"]["namespace"] == ns))
+                        .filter(|o| selector.as_deref().is_none_or(|s| labels_match(o, s)))
+                        .cloned()
+                        .collect();
+                    (StatusCode::OK, list_json(&collection, &items, &query, metadata_only))
                 };
                 let response = Response::builder()
                     .status(status)
@@ -183,6 +193,28 @@ fn single_object(collections: &BTreeMap<String, Vec<Value>>, path: &str) -> Opti
     Some(
         collection.iter().find(|o| o["metadata"]["namespace"] == *namespace && o["metadata"]["name"] == *name).cloned(),
     )
+}
+
+/// `/api/v1/namespaces/NS/pods` → (`/api/v1/pods`, Some(NS)); other paths as they are.
+fn namespaced_collection(path: &str) -> (String, Option<String>) {
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match parts.as_slice() {
+        ["api", version, "namespaces", namespace, plural] => {
+            (format!("/api/{version}/{plural}"), Some(namespace.to_string()))
+        }
+        ["apis", group, version, "namespaces", namespace, plural] => {
+            (format!("/apis/{group}/{version}/{plural}"), Some(namespace.to_string()))
+        }
+        _ => (path.to_string(), None),
+    }
+}
+
+/// Equality selectors only (`a=b,c=d`), as picket sends them.
+fn labels_match(object: &Value, selector: &str) -> bool {
+    selector.split(',').all(|term| match term.split_once('=') {
+        Some((key, value)) => object["metadata"]["labels"][key] == value,
+        None => false,
+    })
 }
 
 fn status_json(code: u16, reason: &str, message: &str) -> Value {

@@ -11,7 +11,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::agent::wire::WireEvent;
 use crate::app::action::Action;
-use crate::app::state::{AgentPod, StartedAgent};
+use crate::app::state::StartedAgent;
 
 /// Lines gathered into one action: what arrives within this window after the first.
 const BATCH_WINDOW: Duration = Duration::from_millis(50);
@@ -101,34 +101,22 @@ async fn read_lines<R: tokio::io::AsyncRead + Unpin>(
 /// The DaemonSet's agents of `context`: lists their pods, then reads every running one's lines
 /// through the API server's port-forward to the agent's loopback port.
 pub async fn read_cluster_agents(tx: UnboundedSender<Action>, conn: u64, context: String) {
-    use crate::agent::manifest::{AGENT_PORT, APP_LABEL, NAMESPACE};
+    use crate::agent::manifest::{AGENT_PORT, NAMESPACE};
     use k8s_openapi::api::core::v1::Pod;
-    use kube::api::{Api, ListParams};
+    use kube::api::Api;
     let listed = async {
         let (client, _) = crate::cluster::client_for(Some(&context)).await.map_err(|e| e.to_string())?;
-        let api: Api<Pod> = Api::namespaced(client, NAMESPACE);
-        let list = tokio::time::timeout(Duration::from_secs(20), api.list(&ListParams::default().labels(APP_LABEL)))
-            .await
-            .map_err(|_| format!("context {context}: the API server did not answer within 20s"))?
-            .map_err(|e| format!("context {context}: listing the agent's pods in {NAMESPACE}: {e}"))?;
-        Ok::<_, String>((api, list.items))
+        let pods = crate::cluster::deploy::list_agent_pods(&client, &context).await.map_err(|e| e.to_string())?;
+        Ok::<_, String>((Api::<Pod>::namespaced(client, NAMESPACE), pods))
     }
     .await;
-    let (api, pods) = match listed {
+    let (api, rows) = match listed {
         Ok(found) => found,
         Err(err) => {
             let _ = tx.send(Action::ClusterAgentsListed { conn, result: Err(err) });
             return;
         }
     };
-    let rows: Vec<AgentPod> = pods
-        .iter()
-        .map(|p| AgentPod {
-            name: p.metadata.name.clone().unwrap_or_default(),
-            node: p.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default(),
-            phase: p.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_else(|| "Unknown".into()),
-        })
-        .collect();
     let _ = tx.send(Action::ClusterAgentsListed { conn, result: Ok(rows.clone()) });
     for pod in rows.into_iter().filter(|p| p.phase == "Running") {
         let (tx, api) = (tx.clone(), api.clone());

@@ -9,6 +9,7 @@ use super::{ListView, Loadable};
 use crate::agent::attribution::ContainerRef;
 use crate::agent::events::ProcessEventKind;
 use crate::agent::wire::{AgentStats, WireEvent};
+pub use crate::cluster::deploy::AgentPod;
 
 /// Events kept per container for its stream.
 pub const RECENT_EVENTS: usize = 200;
@@ -191,15 +192,6 @@ impl AgentStatus {
         let missed = previous.map_or(0, |p| p.missed);
         Self { node: node.to_string(), stats: stats.clone(), rate_tenths, missed }
     }
-}
-
-/// One pod of the agent's DaemonSet in a cluster context.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AgentPod {
-    pub name: String,
-    pub node: String,
-    /// `Running`, `Pending` …
-    pub phase: String,
 }
 
 /// The DaemonSet's agents of one context, reached through the API server's port-forward.
