@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use super::attribution::ContainerRef;
 use super::events::ProcessEvent;
+use super::files::FileEvent;
 use super::net::NetEvent;
 
 /// Bumped when a field changes meaning or goes away; new fields do not bump it.
@@ -29,6 +30,14 @@ pub enum WireEvent {
         event: NetEvent,
         container: Option<ContainerRef>,
     },
+    /// An open under a watched prefix, with the container it happened in.
+    File {
+        v: u32,
+        node: String,
+        #[serde(flatten)]
+        event: FileEvent,
+        container: Option<ContainerRef>,
+    },
     /// The agent's own counters, sent periodically and when it stops.
     Stats { v: u32, node: String, events: u64, dropped: u64, malformed: u64 },
 }
@@ -40,6 +49,10 @@ impl WireEvent {
 
     pub fn network(node: &str, event: NetEvent, container: Option<ContainerRef>) -> Self {
         Self::Network { v: WIRE_VERSION, node: node.to_string(), event, container }
+    }
+
+    pub fn file(node: &str, event: FileEvent, container: Option<ContainerRef>) -> Self {
+        Self::File { v: WIRE_VERSION, node: node.to_string(), event, container }
     }
 
     pub fn stats(node: &str, events: u64, dropped: u64, malformed: u64) -> Self {

@@ -9,13 +9,15 @@ use anyhow::Context as _;
 use clap::Subcommand;
 
 use crate::agent::attribution::CgroupResolver;
+use crate::agent::files::{FileEvent, FileSensor, FileSensorError};
+use crate::agent::net::NetSensor;
 use crate::agent::sensor::ProcessSensor;
 use crate::agent::wire::WireEvent;
 
 #[derive(Debug, Subcommand)]
 pub enum AgentCommand {
-    /// Load the kernel programs and print process and network events as JSON lines until
-    /// interrupted (needs root)
+    /// Load the kernel programs and print process, network and (with --watch) file-open events
+    /// as JSON lines until interrupted (needs root)
     Run {
         /// Stop after this many seconds
         #[arg(long = "for", value_name = "SECONDS")]
@@ -29,6 +31,10 @@ pub enum AgentCommand {
         /// Do not print events on standard output (with --socket)
         #[arg(long, requires = "socket")]
         quiet: bool,
+        /// Report opens of files whose absolute path starts with PREFIX (repeatable, at most 16;
+        /// `/etc/` is the directory, `/etc` also matches `/etcetera`); none: no file events
+        #[arg(long = "watch", value_name = "PREFIX")]
+        watch: Vec<String>,
     },
     /// Print the DaemonSet, ServiceAccount and RBAC that run the agent on every node
     Manifest {
@@ -50,13 +56,20 @@ pub fn run(command: &AgentCommand) -> anyhow::Result<ExitCode> {
                 .context("cannot write to standard output")?;
             Ok(ExitCode::SUCCESS)
         }
-        AgentCommand::Run { duration, containers_only, socket, quiet } => {
+        AgentCommand::Run { duration, containers_only, socket, quiet, watch } => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")?;
-            runtime.block_on(stream(duration.map(Duration::from_secs), *containers_only, socket.as_deref(), *quiet))
+            let options = StreamOptions {
+                duration: duration.map(Duration::from_secs),
+                containers_only: *containers_only,
+                socket: socket.as_deref(),
+                quiet: *quiet,
+                watch,
+            };
+            runtime.block_on(stream(options))
         }
     }
 }
@@ -88,14 +101,39 @@ impl Outputs {
     }
 }
 
-async fn stream(
+struct StreamOptions<'a> {
     duration: Option<Duration>,
     containers_only: bool,
-    socket: Option<&std::path::Path>,
+    socket: Option<&'a std::path::Path>,
     quiet: bool,
-) -> anyhow::Result<ExitCode> {
+    watch: &'a [String],
+}
+
+/// The file sensor's next batch; never, when no prefix is watched.
+async fn next_files(files: &mut Option<FileSensor>) -> Result<Vec<FileEvent>, FileSensorError> {
+    match files {
+        Some(files) => files.next_batch().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// (dropped, malformed) over the sensors.
+fn counters(sensor: &ProcessSensor, net: &NetSensor, files: Option<&FileSensor>) -> anyhow::Result<(u64, u64)> {
+    let (mut dropped, mut malformed) = (sensor.dropped()? + net.dropped()?, sensor.malformed + net.malformed);
+    if let Some(files) = files {
+        dropped += files.dropped()?;
+        malformed += files.malformed;
+    }
+    Ok((dropped, malformed))
+}
+
+async fn stream(options: StreamOptions<'_>) -> anyhow::Result<ExitCode> {
+    let StreamOptions { duration, containers_only, socket, quiet, watch } = options;
+    crate::agent::files::validate_prefixes(watch)?;
     let mut sensor = ProcessSensor::start()?;
-    let mut net = crate::agent::net::NetSensor::start()?;
+    let mut net = NetSensor::start()?;
+    // Not started without a prefix: its tracepoints would run on every syscall for nothing.
+    let mut files = if watch.is_empty() { None } else { Some(FileSensor::start(watch)?) };
     let server = match socket {
         Some(path) => Some(crate::agent::stream::EventServer::bind(path, crate::agent::stream::BACKLOG)?),
         None => None,
@@ -138,17 +176,28 @@ async fn stream(
                 }
                 outputs.flush()?;
             }
+            batch = next_files(&mut files) => {
+                for event in batch? {
+                    let container = resolver.container_of(event.cgroup_id);
+                    if containers_only && container.is_none() {
+                        continue;
+                    }
+                    events += 1;
+                    outputs.emit(&WireEvent::file(&node, event, container))?;
+                }
+                outputs.flush()?;
+            }
             _ = stats_every.tick() => {
-                let dropped = sensor.dropped()? + net.dropped()?;
-                outputs.emit(&WireEvent::stats(&node, events, dropped, sensor.malformed + net.malformed))?;
+                let (dropped, malformed) = counters(&sensor, &net, files.as_ref())?;
+                outputs.emit(&WireEvent::stats(&node, events, dropped, malformed))?;
                 outputs.flush()?;
             }
             _ = tokio::signal::ctrl_c() => break,
             _ = until_deadline => break,
         }
     }
-    let dropped = sensor.dropped()? + net.dropped()?;
-    outputs.emit(&WireEvent::stats(&node, events, dropped, sensor.malformed + net.malformed))?;
+    let (dropped, malformed) = counters(&sensor, &net, files.as_ref())?;
+    outputs.emit(&WireEvent::stats(&node, events, dropped, malformed))?;
     outputs.flush()?;
     if dropped > 0 {
         eprintln!("picket: {dropped} events were dropped: the ring buffer was full");
