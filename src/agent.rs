@@ -6,6 +6,7 @@
 pub mod attribution;
 pub mod enforce;
 pub mod events;
+pub mod files;
 pub mod manifest;
 pub mod names;
 pub mod net;

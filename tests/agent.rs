@@ -1,6 +1,7 @@
-//! The node agent's process sensing on this machine's kernel: exec, fork and exit events of a
-//! process the test starts arrive with its path, arguments, parent and exit code. Needs root and
-//! a kernel with BTF (skipped, saying so, where either is missing).
+//! The node agent's sensing on this machine's kernel: exec, fork and exit events of a process the
+//! test starts arrive with its path, arguments, parent and exit code; connects and accepts with
+//! their addresses; opens under watched prefixes with their absolute paths. Needs root and a
+//! kernel with BTF (skipped, saying so, where either is missing).
 
 mod common;
 
@@ -502,4 +503,333 @@ fn policy_files_are_checked_before_anything_loads() {
         );
         assert!(out.stdout.is_empty(), "nothing ran: {}", String::from_utf8_lossy(&out.stdout));
     }
+}
+
+/// Collects file events until `done` holds or 10 s pass.
+async fn collect_files(
+    sensor: &mut picket::agent::files::FileSensor,
+    done: impl Fn(&[picket::agent::files::FileEvent]) -> bool,
+) -> Vec<picket::agent::files::FileEvent> {
+    let mut events = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done(&events) && Instant::now() < deadline {
+        if let Ok(Ok(batch)) = tokio::time::timeout(Duration::from_millis(500), sensor.next_batch()).await {
+            events.extend(batch);
+        }
+    }
+    events
+}
+
+/// A temp dir (its real path) with a watched `w/` and an unwatched sibling `wx/`, which shares
+/// the prefix's bytes but the slash.
+fn watched_dirs() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = dir.path().canonicalize().expect("real path");
+    let (watched, unwatched) = (base.join("w"), base.join("wx"));
+    std::fs::create_dir(&watched).expect("w");
+    std::fs::create_dir(&unwatched).expect("wx");
+    (dir, watched, unwatched)
+}
+
+fn prefix_of(dir: &std::path::Path) -> String {
+    format!("{}/", dir.display())
+}
+
+/// Opens under a watched prefix arrive with their absolute path, the opener's pid and the
+/// access asked for; an open outside it never reaches userspace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opens_under_a_watched_prefix_arrive_with_path_and_access() {
+    use picket::agent::files::FileSensor;
+    if !can_load_bpf() {
+        eprintln!("skipped: loading BPF programs needs root and /sys/kernel/btf/vmlinux");
+        return;
+    }
+    let (_dir, watched, unwatched) = watched_dirs();
+    let (read_path, written_path, other_path) =
+        (watched.join("read-me"), watched.join("written"), unwatched.join("not-watched"));
+    std::fs::write(&read_path, "x").expect("write");
+    std::fs::write(&other_path, "x").expect("write");
+    let mut sensor = FileSensor::start(&[prefix_of(&watched)]).expect("the file sensor loads and attaches");
+    // The unwatched open first: had it been reported, it would come before the others.
+    std::fs::read(&other_path).expect("read");
+    std::fs::read(&read_path).expect("read");
+    std::fs::File::create(&written_path).expect("create");
+
+    let (read_str, written_str) = (read_path.display().to_string(), written_path.display().to_string());
+    let events = collect_files(&mut sensor, |events| events.iter().any(|e| e.path == written_str)).await;
+    let me = std::process::id();
+    let read =
+        events.iter().find(|e| e.path == read_str).unwrap_or_else(|| panic!("no open of {read_str}: {events:?}"));
+    assert_eq!(read.pid, me);
+    assert_eq!((read.read, read.write, read.create, read.truncate), (true, false, false, false), "{read:?}");
+    assert!(read.cgroup_id > 0 && read.timestamp_ns > 0);
+    assert!(!read.truncated_path);
+    let written = events.iter().find(|e| e.path == written_str).expect("the open for writing");
+    assert_eq!(written.pid, me);
+    assert_eq!(
+        (written.read, written.write, written.create, written.truncate),
+        (false, true, true, true),
+        "{written:?}"
+    );
+    // (Paths too deep to resolve, `...`, are reported whatever is watched: another test makes some.)
+    assert!(
+        events.iter().filter(|e| !e.path.starts_with("...")).all(|e| e.path.starts_with(&prefix_of(&watched))),
+        "only watched paths reach userspace: {events:?}"
+    );
+    assert_eq!(sensor.dropped().expect("drops"), 0);
+    assert_eq!(sensor.malformed, 0);
+}
+
+/// A relative open (a child process whose working directory is the watched one opens `x`) is
+/// reported with its absolute path; so is one through a bind mount of an unwatched directory
+/// onto a watched one (made in a private mount namespace), whose path crosses the mount.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relative_opens_and_opens_across_mounts_report_absolute_paths() {
+    use picket::agent::files::FileSensor;
+    if !can_load_bpf() {
+        eprintln!("skipped: loading BPF programs needs root and /sys/kernel/btf/vmlinux");
+        return;
+    }
+    let (_dir, watched, unwatched) = watched_dirs();
+    std::fs::write(watched.join("x"), "x").expect("write");
+    let mounted = watched.join("mnt");
+    std::fs::create_dir(&mounted).expect("mnt");
+    std::fs::write(unwatched.join("inner"), "x").expect("write");
+    let mut sensor = FileSensor::start(&[prefix_of(&watched)]).expect("the file sensor loads and attaches");
+
+    let cat = std::process::Command::new("cat").arg("x").current_dir(&watched).output().expect("cat runs");
+    assert!(cat.status.success());
+    let cross = common::have_tool("unshare");
+    if cross {
+        let out = std::process::Command::new("unshare")
+            .args([
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                r#"mount --bind "$1" "$2" && cat "$2/inner""#,
+                "sh",
+            ])
+            .arg(&unwatched)
+            .arg(&mounted)
+            .output()
+            .expect("unshare runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    let relative = watched.join("x").display().to_string();
+    let through_mount = mounted.join("inner").display().to_string();
+    let events = collect_files(&mut sensor, |events| {
+        events.iter().any(|e| e.path == relative) && (!cross || events.iter().any(|e| e.path == through_mount))
+    })
+    .await;
+    let cat_open =
+        events.iter().find(|e| e.path == relative).unwrap_or_else(|| panic!("no open of {relative}: {events:?}"));
+    assert_eq!(cat_open.comm, "cat");
+    assert_ne!(cat_open.pid, std::process::id(), "cat's own pid");
+    assert!(cat_open.read && !cat_open.write);
+    if cross {
+        let crossed = events
+            .iter()
+            .find(|e| e.path == through_mount)
+            .unwrap_or_else(|| panic!("no open of {through_mount}: {events:?}"));
+        assert_eq!(crossed.comm, "cat");
+    }
+}
+
+/// A path longer than the event's 255 bytes arrives cut, flagged, with its real beginning (the
+/// filter saw the whole path); one deeper than the kernel walks (64 components) arrives with its
+/// end only, after `...`, flagged: its beginning is unknown, so it is reported whatever is watched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_and_deep_paths_are_flagged_as_truncated() {
+    use picket::agent::files::FileSensor;
+    if !can_load_bpf() {
+        eprintln!("skipped: loading BPF programs needs root and /sys/kernel/btf/vmlinux");
+        return;
+    }
+    let (_dir, watched, _) = watched_dirs();
+    let long_dir = watched.join("l".repeat(120)).join("o".repeat(120));
+    std::fs::create_dir_all(&long_dir).expect("long dirs");
+    let long_file = long_dir.join("long-file");
+    let deep_dir = (0..70).fold(watched.join("deep"), |dir, _| dir.join("d"));
+    std::fs::create_dir_all(&deep_dir).expect("deep dirs");
+    let deep_file = deep_dir.join("deep-file");
+    std::fs::write(&long_file, "x").expect("write");
+    std::fs::write(&deep_file, "x").expect("write");
+    let mut sensor = FileSensor::start(&[prefix_of(&watched)]).expect("the file sensor loads and attaches");
+    std::fs::read(&long_file).expect("read");
+    std::fs::read(&deep_file).expect("read");
+
+    let long = long_file.display().to_string();
+    assert!(long.len() > 255);
+    let events = collect_files(&mut sensor, |events| {
+        events.iter().any(|e| e.path.ends_with("/d/deep-file")) && events.iter().any(|e| long.starts_with(&e.path))
+    })
+    .await;
+    let cut = events.iter().find(|e| long.starts_with(&e.path)).unwrap_or_else(|| panic!("no long path: {events:?}"));
+    assert_eq!(cut.path.len(), 255);
+    assert!(cut.truncated_path);
+    let deep =
+        events.iter().find(|e| e.path.ends_with("/d/deep-file")).unwrap_or_else(|| panic!("no deep path: {events:?}"));
+    assert!(deep.path.starts_with(".../d/d/"), "{}", deep.path);
+    assert!(!deep.path.contains(&watched.display().to_string()), "the walk stops before the top: {}", deep.path);
+    assert!(deep.truncated_path);
+}
+
+/// A chrooted process's opens are reported as it sees them: the walk stops at the task's root.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chrooted_process_has_its_own_view() {
+    use picket::agent::files::FileSensor;
+    if !can_load_bpf() || !std::path::Path::new("/bin/busybox").exists() {
+        eprintln!("skipped: needs root, /sys/kernel/btf/vmlinux and /bin/busybox (busybox-static)");
+        return;
+    }
+    let (_dir, watched, _) = watched_dirs();
+    let root = watched.join("root");
+    std::fs::create_dir_all(root.join("bin")).expect("root/bin");
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("busybox");
+    let name = format!("picket-chroot-{}", std::process::id());
+    std::fs::write(root.join(&name), "x").expect("write");
+    let inside = format!("/{name}");
+    let mut sensor = FileSensor::start(std::slice::from_ref(&inside)).expect("the file sensor loads and attaches");
+    let out = std::process::Command::new("chroot")
+        .arg(&root)
+        .args(["/bin/busybox", "cat", &inside])
+        .output()
+        .expect("chroot runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let events = collect_files(&mut sensor, |events| events.iter().any(|e| e.path == inside)).await;
+    let open = events.iter().find(|e| e.path == inside).unwrap_or_else(|| panic!("no open of {inside}: {events:?}"));
+    assert_eq!(open.comm, "busybox");
+}
+
+/// openat2(2) and creat(2) are covered as well as open and openat (x86_64 syscall numbers,
+/// through python3's ctypes).
+#[cfg(target_arch = "x86_64")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openat2_and_creat_are_seen() {
+    use picket::agent::files::FileSensor;
+    if !can_load_bpf() {
+        eprintln!("skipped: loading BPF programs needs root and /sys/kernel/btf/vmlinux");
+        return;
+    }
+    if !common::have_tool("python3") {
+        return;
+    }
+    let (_dir, watched, _) = watched_dirs();
+    let mut sensor = FileSensor::start(&[prefix_of(&watched)]).expect("the file sensor loads and attaches");
+    let script = r#"
+import ctypes, os, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+d = sys.argv[1].encode()
+how = struct.pack("QQQ", os.O_RDWR | os.O_CREAT, 0o600, 0)
+assert libc.syscall(ctypes.c_long(437), ctypes.c_long(-100), d + b"/by-openat2", how, ctypes.c_long(24)) >= 0, ctypes.get_errno()
+assert libc.syscall(ctypes.c_long(85), d + b"/by-creat", ctypes.c_long(0o600)) >= 0, ctypes.get_errno()
+"#;
+    let out = std::process::Command::new("python3").args(["-c", script]).arg(&watched).output().expect("python3");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (openat2, creat) =
+        (watched.join("by-openat2").display().to_string(), watched.join("by-creat").display().to_string());
+    let events = collect_files(&mut sensor, |events| {
+        events.iter().any(|e| e.path == openat2) && events.iter().any(|e| e.path == creat)
+    })
+    .await;
+    let by_openat2 = events.iter().find(|e| e.path == openat2).unwrap_or_else(|| panic!("no openat2: {events:?}"));
+    assert_eq!((by_openat2.read, by_openat2.write, by_openat2.create), (true, true, true), "{by_openat2:?}");
+    let by_creat = events.iter().find(|e| e.path == creat).expect("creat");
+    assert_eq!((by_creat.read, by_creat.write, by_creat.create, by_creat.truncate), (false, true, true, true));
+}
+
+/// Invalid prefixes are refused before anything is loaded, naming the prefix.
+#[test]
+fn invalid_watch_prefixes_are_refused_by_name() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+        .args(["agent", "run", "--for", "1", "--watch", "/etc/", "--watch", "relative/dir"])
+        .output()
+        .expect("picket runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("\"relative/dir\"") && stderr.contains("absolute"), "{stderr}");
+}
+
+/// `picket agent run --watch DIR` prints a `file` line for a file written under DIR, and only
+/// for watched paths.
+#[test]
+fn agent_run_streams_watched_opens() {
+    if !can_load_bpf() {
+        eprintln!("skipped: loading BPF programs needs root and /sys/kernel/btf/vmlinux");
+        return;
+    }
+    let (_dir, watched, unwatched) = watched_dirs();
+    let agent = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+        .args(["agent", "run", "--for", "3", "--watch"])
+        .arg(prefix_of(&watched))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("picket agent runs");
+    let target = watched.join("log.txt");
+    for i in 0..10 {
+        std::thread::sleep(Duration::from_millis(200));
+        std::fs::write(&target, format!("line {i}")).expect("write");
+        std::fs::write(unwatched.join("log.txt"), "x").expect("write");
+    }
+    let out = agent.wait_with_output().expect("the agent ends after --for");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let files: Vec<&serde_json::Value> = lines.iter().filter(|l| l["type"] == "file").collect();
+    let written = files
+        .iter()
+        .find(|l| l["path"] == target.display().to_string().as_str())
+        .unwrap_or_else(|| panic!("no file line for {} among {} lines", target.display(), lines.len()));
+    assert_eq!(written["v"], 1);
+    assert_eq!(written["pid"], std::process::id());
+    assert_eq!((&written["write"], &written["create"], &written["read"]), (&true.into(), &true.into(), &false.into()));
+    assert!(written["container"].is_null(), "the host's own open: {written}");
+    // (Paths too deep to resolve, `...`, are reported whatever is watched: another test makes some.)
+    let paths = files.iter().filter_map(|l| l["path"].as_str());
+    assert!(paths.filter(|p| !p.starts_with("...")).all(|p| p.starts_with(&prefix_of(&watched))), "{files:?}");
+    let stats = lines.last().expect("lines");
+    assert_eq!(stats["type"], "stats");
+    assert_eq!(stats["dropped"], 0);
+}
+
+/// Inside a real Podman container, an open of /etc/hostname (a file podman bind-mounts there
+/// from its own run directory) is reported as /etc/hostname, the container's view, with the
+/// container's cgroup.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opens_in_a_podman_container_have_the_containers_paths() {
+    use picket::agent::files::FileSensor;
+    if !can_load_bpf() {
+        eprintln!("skipped: loading BPF programs needs root and /sys/kernel/btf/vmlinux");
+        return;
+    }
+    let Some(podman) = common::engines::Podman::start() else {
+        eprintln!("skipped: needs podman and runc (./install.sh --dev)");
+        return;
+    };
+    podman.podman(&["run", "-d", "--name", "opener", common::engines::Podman::IMAGE, "sleep", "600"]);
+    let cgroup_id = cgroup_id_of(&podman, "opener");
+    let mut sensor = FileSensor::start(&["/etc/".to_string()]).expect("the file sensor loads and attaches");
+    let (ran, out) = exec_in(&podman, "opener", &["cat", "/etc/hostname"]);
+    assert!(ran, "{out}");
+    let events = collect_files(&mut sensor, |events| {
+        events.iter().any(|e| e.cgroup_id == cgroup_id && e.path == "/etc/hostname")
+    })
+    .await;
+    let in_container: Vec<_> = events.iter().filter(|e| e.cgroup_id == cgroup_id).collect();
+    let open = in_container
+        .iter()
+        .find(|e| e.path == "/etc/hostname")
+        .unwrap_or_else(|| panic!("no open of /etc/hostname in the container: {in_container:?}"));
+    assert_eq!(open.comm, "cat");
+    assert!(open.read && !open.write);
+    let mut resolver = picket::agent::attribution::CgroupResolver::new();
+    let container = resolver.container_of(open.cgroup_id).expect("attributed to the container");
+    assert_eq!(container.runtime, picket::agent::attribution::Runtime::Podman);
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::attribution::ContainerRef;
 use super::enforce::Alert;
 use super::events::ProcessEvent;
+use super::files::FileEvent;
 use super::net::NetEvent;
 
 /// Bumped when a field changes meaning or goes away; new fields do not bump it.
@@ -29,6 +30,14 @@ pub enum WireEvent {
         node: String,
         #[serde(flatten)]
         event: NetEvent,
+        container: Option<ContainerRef>,
+    },
+    /// An open under a watched prefix, with the container it happened in.
+    File {
+        v: u32,
+        node: String,
+        #[serde(flatten)]
+        event: FileEvent,
         container: Option<ContainerRef>,
     },
     /// Something a container's policy does not allow (recorded, alerted or denied by its mode).
@@ -94,6 +103,10 @@ impl WireEvent {
         Self::Network { v: WIRE_VERSION, node: node.to_string(), event, container }
     }
 
+    pub fn file(node: &str, event: FileEvent, container: Option<ContainerRef>) -> Self {
+        Self::File { v: WIRE_VERSION, node: node.to_string(), event, container }
+    }
+
     pub fn alert(node: &str, alert: Alert, container: Option<ContainerRef>) -> Self {
         Self::Alert { v: WIRE_VERSION, node: node.to_string(), alert, container }
     }
@@ -107,6 +120,7 @@ impl WireEvent {
         match self {
             Self::Process { node, .. }
             | Self::Network { node, .. }
+            | Self::File { node, .. }
             | Self::Alert { node, .. }
             | Self::Stats { node, .. } => node,
             Self::Lagged { .. } => "",
@@ -116,9 +130,10 @@ impl WireEvent {
     /// The container the event happened in, if any.
     pub fn container(&self) -> Option<&ContainerRef> {
         match self {
-            Self::Process { container, .. } | Self::Network { container, .. } | Self::Alert { container, .. } => {
-                container.as_ref()
-            }
+            Self::Process { container, .. }
+            | Self::Network { container, .. }
+            | Self::File { container, .. }
+            | Self::Alert { container, .. } => container.as_ref(),
             Self::Stats { .. } | Self::Lagged { .. } => None,
         }
     }

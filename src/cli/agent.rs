@@ -10,7 +10,9 @@ use clap::Subcommand;
 
 use crate::agent::attribution::CgroupResolver;
 use crate::agent::enforce::{Enforcer, Mode};
+use crate::agent::files::{FileEvent, FileSensor, FileSensorError};
 use crate::agent::names::ContainerNames;
+use crate::agent::net::NetSensor;
 use crate::agent::policy::{PolicyFile, RunningContainer};
 use crate::agent::sensor::ProcessSensor;
 use crate::agent::wire::{AgentStats, Enforcement, WireEvent};
@@ -43,6 +45,10 @@ pub enum AgentCommand {
         /// in force)
         #[arg(long, value_name = "FILE")]
         policy: Option<std::path::PathBuf>,
+        /// Report opens of files whose absolute path starts with PREFIX (repeatable, at most 16;
+        /// `/etc/` is the directory, `/etc` also matches `/etcetera`); none: no file events
+        #[arg(long = "watch", value_name = "PREFIX")]
+        watch: Vec<String>,
     },
     /// Check a policy file and show what it would enforce on the containers running now
     Policy {
@@ -69,7 +75,7 @@ pub fn run(command: &AgentCommand) -> anyhow::Result<ExitCode> {
                 .context("cannot write to standard output")?;
             Ok(ExitCode::SUCCESS)
         }
-        AgentCommand::Run { duration, containers_only, socket, quiet, policy, listen } => {
+        AgentCommand::Run { duration, containers_only, socket, quiet, policy, listen, watch } => {
             // A bad policy file stops the agent before it loads anything.
             let policy = match policy {
                 Some(path) => Some((path.clone(), PolicyFile::load(path)?)),
@@ -82,6 +88,7 @@ pub fn run(command: &AgentCommand) -> anyhow::Result<ExitCode> {
                 quiet: *quiet,
                 policy,
                 listen: *listen,
+                watch: watch.clone(),
             };
             runtime()?.block_on(stream(options))
         }
@@ -170,6 +177,25 @@ struct RunOptions {
     quiet: bool,
     policy: Option<(std::path::PathBuf, PolicyFile)>,
     listen: Option<std::net::SocketAddr>,
+    watch: Vec<String>,
+}
+
+/// The file sensor's next batch; never, when no prefix is watched.
+async fn next_files(files: &mut Option<FileSensor>) -> Result<Vec<FileEvent>, FileSensorError> {
+    match files {
+        Some(files) => files.next_batch().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// (dropped, malformed) over the sensors.
+fn counters(sensor: &ProcessSensor, net: &NetSensor, files: Option<&FileSensor>) -> anyhow::Result<(u64, u64)> {
+    let (mut dropped, mut malformed) = (sensor.dropped()? + net.dropped()?, sensor.malformed + net.malformed);
+    if let Some(files) = files {
+        dropped += files.dropped()?;
+        malformed += files.malformed;
+    }
+    Ok((dropped, malformed))
 }
 
 /// The policy file in force and the enforcer that holds it in the kernel.
@@ -256,8 +282,11 @@ impl Outputs {
 
 async fn stream(options: RunOptions) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
+    crate::agent::files::validate_prefixes(&options.watch)?;
     let mut sensor = ProcessSensor::start()?;
-    let mut net = crate::agent::net::NetSensor::start()?;
+    let mut net = NetSensor::start()?;
+    // Not started without a prefix: its tracepoint would run on every syscall for nothing.
+    let mut files = if options.watch.is_empty() { None } else { Some(FileSensor::start(&options.watch)?) };
     let mut enforcing = match options.policy {
         Some((path, file)) => {
             let enforcer = Enforcer::start()?;
@@ -285,7 +314,10 @@ async fn stream(options: RunOptions) -> anyhow::Result<ExitCode> {
     let mut stats_every = tokio::time::interval(STATS_EVERY);
     let mut hangup =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).context("cannot listen for SIGHUP")?;
-    let sensors = vec!["process".to_string(), "network".to_string()];
+    let mut sensors = vec!["process".to_string(), "network".to_string()];
+    if files.is_some() {
+        sensors.push("file".to_string());
+    }
     loop {
         let until_deadline = async {
             match deadline {
@@ -324,6 +356,18 @@ async fn stream(options: RunOptions) -> anyhow::Result<ExitCode> {
                 }
                 outputs.flush()?;
             }
+            batch = next_files(&mut files) => {
+                resolver.new_batch();
+                for event in batch? {
+                    let container = names.name(resolver.container_of(event.cgroup_id));
+                    if options.containers_only && container.is_none() {
+                        continue;
+                    }
+                    events += 1;
+                    outputs.emit(&WireEvent::file(&node, event, container))?;
+                }
+                outputs.flush()?;
+            }
             batch = alerts => {
                 resolver.new_batch();
                 for alert in batch? {
@@ -337,10 +381,11 @@ async fn stream(options: RunOptions) -> anyhow::Result<ExitCode> {
                 if let Some(enforcing) = enforcing.as_mut() {
                     enforcing.refresh(&running_containers(&mut resolver, &names));
                 }
+                let (dropped, malformed) = counters(&sensor, &net, files.as_ref())?;
                 let stats = WireEvent::stats(&node, AgentStats {
                     events,
-                    dropped: sensor.dropped()? + net.dropped()?,
-                    malformed: sensor.malformed + net.malformed,
+                    dropped,
+                    malformed,
                     pid: std::process::id(),
                     version: env!("CARGO_PKG_VERSION").to_string(),
                     uptime_s: started.elapsed().as_secs(),
@@ -363,11 +408,11 @@ async fn stream(options: RunOptions) -> anyhow::Result<ExitCode> {
             _ = until_deadline => break,
         }
     }
-    let dropped = sensor.dropped()? + net.dropped()?;
+    let (dropped, malformed) = counters(&sensor, &net, files.as_ref())?;
     let stats = AgentStats {
         events,
         dropped,
-        malformed: sensor.malformed + net.malformed,
+        malformed,
         pid: std::process::id(),
         version: env!("CARGO_PKG_VERSION").to_string(),
         uptime_s: started.elapsed().as_secs(),

@@ -55,6 +55,8 @@ pub struct ContainerActivity {
     pub events: u64,
     pub alerts: u64,
     pub connections: u64,
+    /// Opens under the agent's watched prefixes.
+    pub opens: u64,
     pub processes: BTreeMap<u32, Proc>,
     /// Newest last.
     pub recent: VecDeque<WireEvent>,
@@ -71,6 +73,7 @@ impl ContainerActivity {
             events: 0,
             alerts: 0,
             connections: 0,
+            opens: 0,
             processes: BTreeMap::new(),
             recent: VecDeque::new(),
             node,
@@ -151,6 +154,7 @@ impl ContainerActivity {
                 }
             },
             WireEvent::Network { .. } => self.connections += 1,
+            WireEvent::File { .. } => self.opens += 1,
             WireEvent::Alert { .. } => self.alerts += 1,
             WireEvent::Stats { .. } | WireEvent::Lagged { .. } => {}
         }

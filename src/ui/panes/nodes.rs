@@ -201,13 +201,14 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
                 Span::raw(a.processes.len().to_string()),
                 Span::raw(a.events.to_string()),
                 Span::raw(a.connections.to_string()),
+                Span::raw(a.opens.to_string()),
                 alerts,
             ])
         })
         .collect();
     let title = format!(" Seen by the agent [{}/{}]{} ", view.visible.len(), all.len(), filter_badge(view));
     let spec = TableSpec {
-        header: &["CONTAINER", "NODE", "ID", "IMAGE", "RUNTIME", "PROCS", "EVENTS", "NET", "ALERTS"],
+        header: &["CONTAINER", "NODE", "ID", "IMAGE", "RUNTIME", "PROCS", "EVENTS", "NET", "FILES", "ALERTS"],
         widths: &[
             Constraint::Fill(3),
             Constraint::Length(10),
@@ -216,6 +217,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
             Constraint::Length(10),
             Constraint::Length(6),
             Constraint::Length(8),
+            Constraint::Length(6),
             Constraint::Length(6),
             Constraint::Length(6),
         ],
@@ -251,6 +253,21 @@ fn event_line(event: &WireEvent) -> (String, String) {
                 kind.into(),
                 format!("{local}{}:{} {protocol} ({}, pid {})", event.remote.0, event.remote.1, event.comm, event.pid),
             )
+        }
+        WireEvent::File { event, .. } => {
+            let access = match (event.read, event.write) {
+                (true, true) => "read-write",
+                (false, true) => "write",
+                (true, false) => "read",
+                (false, false) => "path",
+            };
+            let extra = match (event.create, event.truncate) {
+                (true, true) => ", create, truncate",
+                (true, false) => ", create",
+                (false, true) => ", truncate",
+                (false, false) => "",
+            };
+            ("open".into(), format!("{} {access}{extra} ({}, pid {})", event.path, event.comm, event.pid))
         }
         WireEvent::Alert { alert, .. } => {
             let action = match alert.action {
