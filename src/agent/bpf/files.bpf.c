@@ -11,17 +11,12 @@
 #include <bpf/bpf_tracing.h>
 
 #include "files.h"
+#include "path.h"
 
 #define O_WRONLY 00000001
 #define O_CREAT 00000100
 #define O_EXCL 00000200
 #define O_TRUNC 00001000
-
-// The walk builds the path right to left in a PATH_MAX buffer, so the prefix filter sees the
-// real beginning of a long path; the event carries its first FILE_PATH_LEN - 1 bytes.
-#define BUILD_LEN 4096
-#define NAME_MAX 255
-#define MAX_COMPONENTS 64
 
 // The syscall's arguments are still in the registers saved at entry when it returns (the return
 // value goes to ax, x0 on arm64, which no open flag is read from): no entry hook needed.
@@ -65,10 +60,8 @@ struct {
     __uint(map_flags, BPF_F_NO_PREALLOC);
 } watched SEC(".maps");
 
+// The watched-prefix lookup key, built per open.
 struct scratch {
-    // The path ends at build[BUILD_LEN - 1]; the extra NAME_MAX + 1 bytes let the verifier see
-    // that a name (at most NAME_MAX bytes) copied at any offset below BUILD_LEN stays inside.
-    char build[BUILD_LEN + NAME_MAX + 1];
     struct prefix_key key;
 };
 
@@ -112,72 +105,6 @@ static __always_inline __u32 syscall_flags(struct pt_regs *regs, long nr)
     }
 }
 
-// Where the walk up from a file's dentry is.
-struct walk {
-    struct dentry *dentry;
-    struct mount *mnt;
-    struct dentry *mnt_root; // mnt's root dentry
-    struct dentry *root_dentry;
-    struct vfsmount *root_mnt;
-    __u32 pos;    // where the path built so far starts in scratch.build
-    int complete; // reached a root (the task's, or the top of the mount tree)
-};
-
-// A dentry's parent and name, which sit side by side in struct dentry: one read for both.
-struct parent_and_name {
-    struct dentry *parent;
-    struct qstr name;
-};
-
-// One step of the walk, under bpf_loop (a plain loop's states overwhelm the verifier): names
-// one component, or crosses from the root of a mount to where it is mounted. 1 stops the walk.
-// The walked pointers are plain numbers here, so every read is a bpf_probe_read_kernel.
-static long walk_step(__u32 i, void *ctx)
-{
-    struct walk *w = ctx;
-    __u32 zero = 0;
-    struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
-    if (!s)
-        return 1;
-    // Locals: BPF_CORE_READ would relocate w's own fields against the kernel's BTF.
-    struct dentry *dentry = w->dentry;
-    struct mount *mnt = w->mnt;
-    if (dentry == w->root_dentry && &mnt->mnt == w->root_mnt) {
-        w->complete = 1;
-        return 1;
-    }
-    struct parent_and_name up = {};
-    if (bpf_core_field_offset(struct dentry, d_name) == bpf_core_field_offset(struct dentry, d_parent) + 8) {
-        bpf_probe_read_kernel(&up, sizeof(up), (void *)dentry + bpf_core_field_offset(struct dentry, d_parent));
-    } else {
-        up.parent = BPF_CORE_READ(dentry, d_parent);
-        BPF_CORE_READ_INTO(&up.name, dentry, d_name);
-    }
-    if (dentry == w->mnt_root || dentry == up.parent) {
-        struct mount *mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
-        // The top of the mount tree, or a dentry outside its mount (a detached or lazily
-        // unmounted one): nothing above it to name.
-        if (dentry != w->mnt_root || mnt == mnt_parent) {
-            w->complete = 1;
-            return 1;
-        }
-        w->dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
-        w->mnt = mnt_parent;
-        w->mnt_root = BPF_CORE_READ(mnt_parent, mnt.mnt_root);
-        return 0;
-    }
-    __u32 len = up.name.len & NAME_MAX;
-    __u32 pos = w->pos;
-    if (len + 1 > pos)
-        return 1;
-    pos -= len + 1;
-    s->build[pos & (BUILD_LEN - 1)] = '/';
-    bpf_probe_read_kernel(&s->build[(pos + 1) & (BUILD_LEN - 1)], len, up.name.name);
-    w->pos = pos;
-    w->dentry = up.parent;
-    return 0;
-}
-
 SEC("tp_btf/sys_exit")
 int BPF_PROG(open_exit, struct pt_regs *regs, long ret)
 {
@@ -203,30 +130,14 @@ int BPF_PROG(open_exit, struct pt_regs *regs, long ret)
 
     __u32 zero = 0;
     struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
-    if (!s)
+    struct path_scratch *b = bpf_map_lookup_elem(&path_scratch, &zero);
+    if (!s || !b)
         return 0;
     struct fs_struct *fs = task->fs;
     if (!fs)
         return 0;
-    struct walk w = {
-        .dentry = f_path.dentry,
-        .mnt = container_of(f_path.mnt, struct mount, mnt),
-        .mnt_root = BPF_CORE_READ(f_path.mnt, mnt_root),
-        .root_dentry = fs->root.dentry,
-        .root_mnt = fs->root.mnt,
-        .pos = BUILD_LEN - 1,
-        .complete = 0,
-    };
-    s->build[BUILD_LEN - 1] = 0;
-    bpf_loop(MAX_COMPONENTS, walk_step, &w, 0);
-    int complete = w.complete;
-    __u32 pos = w.pos;
-    if (pos == BUILD_LEN - 1) {
-        // The root itself.
-        pos--;
-        s->build[pos] = '/';
-    }
-    pos &= BUILD_LEN - 1;
+    int complete = 0;
+    __u32 pos = walk_path(b, &f_path, fs, &complete);
     __u32 len = BUILD_LEN - 1 - pos;
 
     // A path whose beginning is unknown cannot be matched: it is reported whatever is watched,
@@ -237,7 +148,7 @@ int BPF_PROG(open_exit, struct pt_regs *regs, long ret)
         if (n > FILE_PREFIX_LEN)
             n = FILE_PREFIX_LEN;
         s->key.prefixlen = n * 8;
-        bpf_probe_read_kernel(s->key.prefix, n, &s->build[pos]);
+        bpf_probe_read_kernel(s->key.prefix, n, &b->build[pos]);
         if (!bpf_map_lookup_elem(&watched, &s->key))
             return 0;
     }
@@ -268,7 +179,7 @@ int BPF_PROG(open_exit, struct pt_regs *regs, long ret)
         e->status |= FILE_PATH_TRUNCATED;
     }
     n &= FILE_PATH_LEN - 1;
-    bpf_probe_read_kernel(e->path, n, &s->build[pos]);
+    bpf_probe_read_kernel(e->path, n, &b->build[pos]);
     long flags = bpf_ringbuf_query(&file_events, BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
     bpf_ringbuf_submit(e, flags);
     return 0;
