@@ -425,6 +425,28 @@ async fn policy_updates_are_whole_or_refused_in_the_kernel_maps() {
     assert_eq!(second.len(), 1, "{second:?}");
     assert_eq!((second[0].cgroup_id, second[0].mode), (9003, Mode::Protect));
     assert_eq!(second[0].allowed_execs, ["/bin/true"]);
+
+    // Two full generations fit the maps at once, one after the other; one more is refused
+    // whole, before anything is written.
+    let many = |base: u64, count: u64| -> Vec<ContainerPolicy> {
+        (base..base + count)
+            .map(|cgroup_id| ContainerPolicy {
+                cgroup_id,
+                mode: Mode::Monitor,
+                exec_allowlist: Some(vec!["/bin/sh".into()]),
+                file_rules: vec![],
+            })
+            .collect()
+    };
+    let max = picket::agent::enforce::MAX_POLICIES as u64;
+    enforcer.apply(&many(100_000, max)).expect("a full generation");
+    enforcer.apply(&many(200_000, max)).expect("another full generation replaces it");
+    let full = enforcer.in_force().expect("readable");
+    assert_eq!(full.len() as u64, max);
+    assert!(full.iter().all(|p| p.cgroup_id >= 200_000), "nothing of the generation before stays");
+    let err = enforcer.apply(&many(300_000, max + 1)).expect_err("too many");
+    assert!(err.to_string().contains("at most 2048 at once"), "{err}");
+    assert_eq!(enforcer.in_force().expect("readable"), full, "the kernel holds what it held");
 }
 
 /// Events from a container carry its name and image, from the engine's API (here a Podman the
@@ -832,4 +854,69 @@ async fn opens_in_a_podman_container_have_the_containers_paths() {
     let mut resolver = picket::agent::attribution::CgroupResolver::new();
     let container = resolver.container_of(open.cgroup_id).expect("attributed to the container");
     assert_eq!(container.runtime, picket::agent::attribution::Runtime::Podman);
+}
+
+/// A busy network sensor must not hold back the other sensors' events: with loopback connects
+/// every few milliseconds, an exec and a watched open still arrive, and what the rings hold at
+/// the end is sent before the last state line. The node is the DaemonSet's NODE_NAME when set.
+#[test]
+fn busy_sensors_do_not_starve_the_others() {
+    if !can_load_bpf() {
+        eprintln!("skipped: loading BPF programs needs root and /sys/kernel/btf/vmlinux");
+        return;
+    }
+    let (_dir, watched, _) = watched_dirs();
+    let file = watched.join("probe");
+    std::fs::write(&file, "x").expect("write");
+    let agent = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+        .args(["agent", "run", "--for", "6", "--watch", &prefix_of(&watched)])
+        .env("NODE_NAME", "node-under-test")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("picket agent runs");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    let port = listener.local_addr().expect("addr").port();
+    // Accepted and dropped at once, so connects never wait on a full backlog.
+    std::thread::spawn(move || for _ in listener.incoming() {});
+    let marker = format!("starve-marker-{}", std::process::id());
+    let started = Instant::now();
+    let mut opened = false;
+    while started.elapsed() < Duration::from_millis(5500) {
+        let _ = std::net::TcpStream::connect(("127.0.0.1", port));
+        if !opened && started.elapsed() > Duration::from_millis(1500) {
+            let _ = std::process::Command::new("/bin/cat").arg(&file).arg("/dev/null").env("M", &marker).output();
+            let _ = std::process::Command::new("/bin/echo").arg(&marker).output();
+            opened = true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let out = agent.wait_with_output().expect("the agent ends after --for");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let connects = lines.iter().filter(|l| l["type"] == "network").count();
+    assert!(connects > 100, "the network sensor was busy: {connects} events");
+    // Sent as they happened, not held back to the end: a periodic state line follows them.
+    let position = |found: &dyn Fn(&serde_json::Value) -> bool, what: &str| {
+        lines.iter().position(found).unwrap_or_else(|| panic!("no {what} among {} lines", lines.len()))
+    };
+    let opened_at =
+        position(&|l| l["type"] == "file" && l["path"] == file.display().to_string().as_str(), "watched open");
+    let exec_at = position(
+        &|l| {
+            l["type"] == "process"
+                && l["kind"] == "exec"
+                && l["args"].as_array().is_some_and(|a| a.iter().any(|x| x == marker.as_str()))
+        },
+        "exec",
+    );
+    let periodic_state =
+        lines[..lines.len() - 1].iter().rposition(|l| l["type"] == "stats").expect("a periodic state line");
+    assert!(
+        opened_at < periodic_state && exec_at < periodic_state,
+        "held back: {opened_at}, {exec_at} after {periodic_state}"
+    );
+    let last = lines.last().expect("lines");
+    assert_eq!((last["type"].as_str(), last["node"].as_str()), (Some("stats"), Some("node-under-test")));
 }

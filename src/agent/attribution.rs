@@ -107,6 +107,9 @@ pub struct CgroupResolver {
     last_walk: Option<std::time::Instant>,
     /// When the batch of events being attributed was read: they all happened before it.
     batch_read: Option<std::time::Instant>,
+    /// Ids a walk begun after their events did not find: their cgroups are gone, and asking
+    /// again would walk the tree for nothing.
+    gone: std::collections::HashSet<u64>,
 }
 
 impl CgroupResolver {
@@ -118,7 +121,7 @@ impl CgroupResolver {
     }
 
     pub fn with_root(root: PathBuf) -> Self {
-        Self { root, paths: HashMap::new(), last_walk: None, batch_read: None }
+        Self { root, paths: HashMap::new(), last_walk: None, batch_read: None, gone: Default::default() }
     }
 
     /// A batch of events was just read. An unknown cgroup id in it is looked up with a new walk
@@ -134,13 +137,25 @@ impl CgroupResolver {
         if let Some(path) = self.paths.get(&cgroup_id) {
             return Some(path.clone());
         }
+        if self.gone.contains(&cgroup_id) {
+            return None;
+        }
         let stale = self.last_walk.is_none_or(|t| {
             self.batch_read.is_some_and(|read| t < read) || t.elapsed() >= std::time::Duration::from_secs(1)
         });
         if stale {
             self.walk();
         }
-        self.paths.get(&cgroup_id).cloned()
+        let found = self.paths.get(&cgroup_id).cloned();
+        let walked_after_events = self.batch_read.zip(self.last_walk).is_some_and(|(read, walked)| walked >= read);
+        if found.is_none() && walked_after_events {
+            // Bounded: a busy node's churn of short-lived cgroups must not grow it for ever.
+            if self.gone.len() >= 65536 {
+                self.gone.clear();
+            }
+            self.gone.insert(cgroup_id);
+        }
+        found
     }
 
     pub fn container_of(&mut self, cgroup_id: u64) -> Option<ContainerRef> {
@@ -155,6 +170,11 @@ impl CgroupResolver {
         }
         let mut found: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
         for (id, path) in &self.paths {
+            // The runtime's monitor (conmon) runs in the host's view with the container's id in
+            // its cgroup's name: its events are the container's, a policy is not for it.
+            if path.contains("-conmon-") {
+                continue;
+            }
             if let Some(container) = container_of_cgroup_path(path) {
                 found.entry(container.id).or_default().push(*id);
             }
@@ -267,5 +287,16 @@ mod tests {
         assert_eq!(resolver.path_of(u64::MAX - 1), None);
         assert_ne!(walked, after_first);
         assert_eq!(resolver.last_walk, after_first);
+        // A later batch naming a cgroup found gone does not walk again.
+        resolver.new_batch();
+        assert_eq!(resolver.path_of(u64::MAX), None);
+        assert_eq!(resolver.last_walk, after_first, "a gone cgroup costs no walk");
+        // The runtime monitor's cgroup is the container's for events, not for policies.
+        let conmon = dir.path().join(format!("machine.slice/libpod-conmon-{ID}.scope"));
+        std::fs::create_dir_all(&conmon).unwrap();
+        let conmon_ino = std::fs::metadata(&conmon).unwrap().ino();
+        resolver.new_batch();
+        assert_eq!(resolver.container_of(conmon_ino).map(|c| c.id), Some(ID.to_string()));
+        assert_eq!(resolver.containers().get(ID), Some(&vec![ino]), "conmon's cgroup gets no policy");
     }
 }

@@ -66,8 +66,15 @@ pub struct ContainerPolicy {
     pub file_rules: Vec<FileRule>,
 }
 
+/// Policies one generation may hold: the kernel map holds the active generation and the next.
+pub const MAX_POLICIES: usize = 4096 / 2;
+/// Allowed executables over all policies of one generation, for the same reason.
+pub const MAX_ALLOWED_EXECS: usize = 65536 / 2;
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PolicyError {
+    #[error("{what}: {count}, the kernel maps hold at most {max} at once")]
+    TooMany { what: &'static str, count: usize, max: usize },
     #[error("policy {index} (cgroup {cgroup_id}): {message}")]
     Invalid { index: usize, cgroup_id: u64, message: String },
     #[error("cgroup {0} has two policies")]
@@ -76,6 +83,13 @@ pub enum PolicyError {
 
 /// Checks every policy against what the kernel maps can hold; nothing is written when one fails.
 pub fn validate(policies: &[ContainerPolicy]) -> Result<(), PolicyError> {
+    if policies.len() > MAX_POLICIES {
+        return Err(PolicyError::TooMany { what: "cgroups with a policy", count: policies.len(), max: MAX_POLICIES });
+    }
+    let execs: usize = policies.iter().map(|p| p.exec_allowlist.as_ref().map_or(0, Vec::len)).sum();
+    if execs > MAX_ALLOWED_EXECS {
+        return Err(PolicyError::TooMany { what: "allowed executables", count: execs, max: MAX_ALLOWED_EXECS });
+    }
     let mut seen = std::collections::HashSet::new();
     for (index, policy) in policies.iter().enumerate() {
         let fail = |message: String| PolicyError::Invalid { index, cgroup_id: policy.cgroup_id, message };
@@ -332,6 +346,30 @@ impl Enforcer {
     pub fn apply(&mut self, policies: &[ContainerPolicy]) -> Result<(), EnforceError> {
         validate(policies)?;
         let next = self.generation.wrapping_add(1);
+        let written: Vec<(u64, Vec<String>)> =
+            policies.iter().map(|p| (p.cgroup_id, p.exec_allowlist.clone().unwrap_or_default())).collect();
+        if let Err(err) = self.write_generation(next, policies) {
+            // Nothing of a generation that never became active may stay behind.
+            let _ = self.forget(next, &written);
+            return Err(err);
+        }
+        let map_err = |name: &'static str| move |source| EnforceError::Map { name, source };
+        // The switch: one array element.
+        let mut active: Array<&mut MapData, u32> =
+            Array::try_from(self.ebpf.map_mut("active").ok_or(EnforceError::Missing("active"))?)
+                .map_err(map_err("active"))?;
+        if let Err(source) = active.set(0, next, 0) {
+            let _ = self.forget(next, &written);
+            return Err(EnforceError::Map { name: "active", source });
+        }
+        let old = std::mem::replace(&mut self.written, written);
+        let previous = self.generation;
+        self.generation = next;
+        self.forget(previous, &old)
+    }
+
+    /// Writes a whole generation's policies and allowed executables (not yet active).
+    fn write_generation(&mut self, next: u32, policies: &[ContainerPolicy]) -> Result<(), EnforceError> {
         let map_err = |name: &'static str| move |source| EnforceError::Map { name, source };
         {
             let mut table: HashMap<&mut MapData, [u8; 16], [u8; POLICY_LEN]> =
@@ -353,18 +391,7 @@ impl Enforcer {
                 }
             }
         }
-        // The switch: one array element.
-        let mut active: Array<&mut MapData, u32> =
-            Array::try_from(self.ebpf.map_mut("active").ok_or(EnforceError::Missing("active"))?)
-                .map_err(map_err("active"))?;
-        active.set(0, next, 0).map_err(map_err("active"))?;
-        let old = std::mem::replace(
-            &mut self.written,
-            policies.iter().map(|p| (p.cgroup_id, p.exec_allowlist.clone().unwrap_or_default())).collect(),
-        );
-        let previous = self.generation;
-        self.generation = next;
-        self.forget(previous, &old)
+        Ok(())
     }
 
     /// Deletes a generation that is no longer active.
@@ -390,6 +417,11 @@ impl Enforcer {
     /// Waits for alerts and returns what the ring buffer holds.
     pub async fn next_alerts(&mut self) -> Result<Vec<Alert>, EnforceError> {
         Ok(self.alerts.next_batch(decode_alert, &mut self.malformed).await?)
+    }
+
+    /// The alerts queued now, without waiting (when stopping).
+    pub fn remaining(&mut self) -> Vec<Alert> {
+        self.alerts.remaining(decode_alert, &mut self.malformed)
     }
 
     /// Alerts the kernel could not queue because the ring buffer was full.

@@ -193,6 +193,11 @@ impl FileSensor {
         Ok(self.ring.next_batch(decode_file_event, &mut self.malformed).await?)
     }
 
+    /// The opens queued now, without waiting (when stopping).
+    pub fn remaining(&mut self) -> Vec<FileEvent> {
+        self.ring.remaining(decode_file_event, &mut self.malformed)
+    }
+
     /// Opens the kernel could not put in the ring buffer because it was full, since start.
     pub fn dropped(&self) -> Result<u64, FileSensorError> {
         Ok(per_cpu_sum(&self.ebpf, "file_drops")?)

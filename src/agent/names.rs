@@ -77,16 +77,27 @@ impl ContainerNames {
         let task = tokio::spawn(async move {
             let mut every = tokio::time::interval(REFRESH);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // Per engine: one that fails to answer keeps what it said last, so names (and the
+            // policy rules that use them) do not come and go with a timeout.
+            let mut by_engine: HashMap<PathBuf, HashMap<String, Named>> = HashMap::new();
             loop {
                 every.tick().await;
-                let mut found = Known::default();
-                for socket in crate::engine::existing_sockets(&sockets) {
-                    // An engine that is down now is asked again at the next tick.
-                    let Ok(containers) = crate::engine::containers(&socket).await else { continue };
-                    for c in containers {
-                        found.containers.insert(c.id.clone(), Named { name: c.name, image: c.image });
+                let present = crate::engine::existing_sockets(&sockets);
+                by_engine.retain(|socket, _| present.contains(socket));
+                for socket in present {
+                    if let Ok(containers) = crate::engine::containers(&socket).await {
+                        let named =
+                            containers.into_iter().map(|c| (c.id, Named { name: c.name, image: c.image })).collect();
+                        by_engine.insert(socket, named);
                     }
                 }
+                let found = Known {
+                    containers: by_engine
+                        .values()
+                        .flat_map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())))
+                        .collect(),
+                    pods: HashMap::new(),
+                };
                 if let Ok(mut known) = shared.write() {
                     *known = found;
                 }

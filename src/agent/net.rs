@@ -137,6 +137,11 @@ impl NetSensor {
         Ok(self.ring.next_batch(decode_net_event, &mut self.malformed).await?)
     }
 
+    /// The events queued now, without waiting (when stopping).
+    pub fn remaining(&mut self) -> Vec<NetEvent> {
+        self.ring.remaining(decode_net_event, &mut self.malformed)
+    }
+
     pub fn dropped(&self) -> Result<u64, NetSensorError> {
         Ok(per_cpu_sum(&self.ebpf, "net_drops")?)
     }

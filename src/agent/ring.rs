@@ -25,6 +25,10 @@ pub struct EventRing {
     fd: AsyncFd<RingBuf<MapData>>,
     /// Look without being woken this often (for programs that batch their wakeups).
     poll: Option<Duration>,
+    /// When to look next without a wakeup. Kept here, not in the future `next_batch` returns:
+    /// a caller that selects over several rings drops that future whenever another is ready,
+    /// and a timer made afresh each time would never expire while the others are busy.
+    next_look: Option<tokio::time::Instant>,
 }
 
 impl EventRing {
@@ -32,7 +36,7 @@ impl EventRing {
     pub fn take(ebpf: &mut Ebpf, name: &'static str, poll: Option<Duration>) -> Result<Self, RingError> {
         let map = ebpf.take_map(name).ok_or(RingError::Missing(name))?;
         let ring = RingBuf::try_from(map).map_err(|source| RingError::Map { name, source })?;
-        Ok(Self { fd: register(ring)?, poll })
+        Ok(Self { fd: register(ring)?, poll, next_look: None })
     }
 
     /// Waits for records and returns them decoded; records `decode` refuses are counted in
@@ -44,7 +48,14 @@ impl EventRing {
     ) -> Result<Vec<T>, RingError> {
         loop {
             let ready = match self.poll {
-                Some(poll) => tokio::time::timeout(poll, self.fd.readable_mut()).await.ok(),
+                Some(poll) => {
+                    let at = *self.next_look.get_or_insert_with(|| tokio::time::Instant::now() + poll);
+                    let ready = tokio::time::timeout_at(at, self.fd.readable_mut()).await.ok();
+                    if ready.is_none() {
+                        self.next_look = Some(tokio::time::Instant::now() + poll);
+                    }
+                    ready
+                }
                 None => Some(self.fd.readable_mut().await),
             };
             let batch = match ready {
@@ -60,6 +71,13 @@ impl EventRing {
                 return Ok(batch);
             }
         }
+    }
+}
+
+impl EventRing {
+    /// What the ring holds now, without waiting (at the end, so nothing queued is lost).
+    pub fn remaining<T>(&mut self, decode: impl Fn(&[u8]) -> Option<T>, refused: &mut u64) -> Vec<T> {
+        drain(self.fd.get_mut(), &decode, refused)
     }
 }
 

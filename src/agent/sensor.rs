@@ -70,6 +70,11 @@ impl ProcessSensor {
         Ok(self.ring.next_batch(|bytes| decode_process_event(bytes).ok(), &mut self.malformed).await?)
     }
 
+    /// The events queued now, without waiting (when stopping).
+    pub fn remaining(&mut self) -> Vec<ProcessEvent> {
+        self.ring.remaining(|bytes| decode_process_event(bytes).ok(), &mut self.malformed)
+    }
+
     /// Events the kernel could not put in the ring buffer because it was full, since start.
     pub fn dropped(&self) -> Result<u64, SensorError> {
         Ok(per_cpu_sum(&self.ebpf, "drops")?)

@@ -66,6 +66,14 @@ impl EventServer {
         }
         match std::fs::symlink_metadata(path) {
             Ok(meta) if meta.file_type().is_socket() => {
+                // A socket someone answers on belongs to a running agent: taking it over would
+                // leave that agent serving nobody.
+                if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::AddrInUse,
+                        format!("another agent is serving {}; stop it first", path.display()),
+                    ));
+                }
                 std::fs::remove_file(path).map_err(|e| context(e, "cannot replace"))?
             }
             Ok(_) => {
@@ -83,9 +91,15 @@ impl EventServer {
         let mut server = Self { tx, greeting: Arc::default(), path: path.to_path_buf(), tasks: Vec::new() };
         let (sender, greeting) = (server.tx.clone(), Arc::clone(&server.greeting));
         server.tasks.push(tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                let hello = greeting.read().ok().and_then(|g| g.clone());
-                tokio::spawn(serve(client, sender.subscribe(), hello));
+            loop {
+                match listener.accept().await {
+                    Ok((client, _)) => {
+                        let hello = greeting.read().ok().and_then(|g| g.clone());
+                        tokio::spawn(serve(client, sender.subscribe(), hello));
+                    }
+                    // Out of descriptors, say: the next reader may have better luck.
+                    Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+                }
             }
         }));
         Ok(server)
@@ -108,9 +122,14 @@ impl EventServer {
         let bound = listener.local_addr()?;
         let (sender, greeting) = (self.tx.clone(), Arc::clone(&self.greeting));
         self.tasks.push(tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                let hello = greeting.read().ok().and_then(|g| g.clone());
-                tokio::spawn(serve(client, sender.subscribe(), hello));
+            loop {
+                match listener.accept().await {
+                    Ok((client, _)) => {
+                        let hello = greeting.read().ok().and_then(|g| g.clone());
+                        tokio::spawn(serve(client, sender.subscribe(), hello));
+                    }
+                    Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+                }
             }
         }));
         Ok(bound)
@@ -220,6 +239,21 @@ mod tests {
         server.send("{\"type\":\"process\"}".into());
         assert_eq!(reader.next_line().await.unwrap().as_deref(), Some("{\"type\":\"stats\"}"));
         assert_eq!(reader.next_line().await.unwrap().as_deref(), Some("{\"type\":\"process\"}"));
+    }
+
+    #[tokio::test]
+    async fn a_live_agents_socket_is_not_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.sock");
+        let first = EventServer::bind(&path, 4).unwrap();
+        let err = EventServer::bind(&path, 4).err().unwrap();
+        assert!(err.to_string().contains("another agent is serving"), "{err}");
+        drop(first);
+        // A socket nobody answers on (an agent that died) is replaced.
+        let stale = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        drop(stale);
+        assert!(path.exists());
+        EventServer::bind(&path, 4).expect("a stale socket is replaced");
     }
 
     #[tokio::test]

@@ -28,6 +28,8 @@ pub struct Effects {
     watches: ClusterWatches,
     /// The reader of the agent's socket (one at a time).
     agent_reader: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
+    /// The reader of a context's agents (one context at a time).
+    cluster_reader: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
     /// The agent the console started, killed when the console ends.
     agent_child: Arc<tokio::sync::Mutex<Option<tokio::process::Child>>>,
     /// Where a started agent's messages go.
@@ -57,6 +59,7 @@ impl Effects {
             checks_dir,
             watches: ClusterWatches::default(),
             agent_reader: Default::default(),
+            cluster_reader: Default::default(),
             agent_child: Default::default(),
             agent_log: PathBuf::from("agent.log"),
         }
@@ -183,7 +186,12 @@ impl Effects {
                 }
             }
             Effect::ConnectClusterAgents { conn, context } => {
-                tokio::spawn(agent_link::read_cluster_agents(tx, conn, context));
+                let task = tokio::spawn(agent_link::read_cluster_agents(tx, conn, context));
+                if let Ok(mut reader) = self.cluster_reader.lock()
+                    && let Some(previous) = reader.replace(task.abort_handle())
+                {
+                    previous.abort();
+                }
             }
             Effect::StartAgent { socket } => {
                 let log = self.agent_log.clone();

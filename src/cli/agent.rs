@@ -189,13 +189,31 @@ async fn next_files(files: &mut Option<FileSensor>) -> Result<Vec<FileEvent>, Fi
 }
 
 /// (dropped, malformed) over the sensors.
-fn counters(sensor: &ProcessSensor, net: &NetSensor, files: Option<&FileSensor>) -> anyhow::Result<(u64, u64)> {
+fn counters(
+    sensor: &ProcessSensor,
+    net: &NetSensor,
+    files: Option<&FileSensor>,
+    enforcer: Option<&Enforcer>,
+) -> anyhow::Result<(u64, u64)> {
     let (mut dropped, mut malformed) = (sensor.dropped()? + net.dropped()?, sensor.malformed + net.malformed);
     if let Some(files) = files {
         dropped += files.dropped()?;
         malformed += files.malformed;
     }
+    if let Some(enforcer) = enforcer {
+        dropped += enforcer.dropped()?;
+        malformed += enforcer.malformed;
+    }
     Ok((dropped, malformed))
+}
+
+/// The node's name: the DaemonSet's `NODE_NAME` (a pod's own hostname is the pod's name), else
+/// the host name.
+fn node_name() -> String {
+    std::env::var("NODE_NAME")
+        .ok()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim().to_string())
 }
 
 /// The policy file in force and the enforcer that holds it in the kernel.
@@ -203,7 +221,10 @@ struct Enforcing {
     path: std::path::PathBuf,
     file: PolicyFile,
     enforcer: Enforcer,
+    /// What the kernel holds (only ever set from a successful apply).
     applied: Vec<crate::agent::enforce::ContainerPolicy>,
+    /// The file changed: apply even when the resolved policies look the same as before.
+    dirty: bool,
     error: Option<String>,
 }
 
@@ -211,12 +232,13 @@ impl Enforcing {
     /// Applies the file to the containers running now, when that changes what the kernel holds.
     fn refresh(&mut self, running: &[RunningContainer]) {
         let policies = self.file.resolve(running);
-        if policies == self.applied {
+        if policies == self.applied && !self.dirty {
             return;
         }
         match self.enforcer.apply(&policies) {
             Ok(()) => {
                 self.applied = policies;
+                self.dirty = false;
                 self.error = None;
             }
             Err(e) => {
@@ -231,7 +253,7 @@ impl Enforcing {
         match PolicyFile::load(&self.path) {
             Ok(file) => {
                 self.file = file;
-                self.applied.clear();
+                self.dirty = true;
                 self.error = None;
             }
             Err(e) => {
@@ -242,7 +264,8 @@ impl Enforcing {
     }
 
     fn summary(&self) -> Enforcement {
-        let count = |mode: Mode| self.applied.iter().filter(|p| p.mode == mode).count() as u32;
+        let count =
+            |mode: Mode| u32::try_from(self.applied.iter().filter(|p| p.mode == mode).count()).unwrap_or(u32::MAX);
         Enforcement {
             policy: self.path.display().to_string(),
             discover: count(Mode::Discover),
@@ -280,6 +303,30 @@ impl Outputs {
     }
 }
 
+/// Sends one batch of events with their containers (`--containers-only`: only those in one).
+fn emit_batch<E>(
+    outputs: &mut Outputs,
+    attribution: (&mut CgroupResolver, &ContainerNames),
+    containers_only: bool,
+    batch: Vec<E>,
+    cgroup_of: impl Fn(&E) -> u64,
+    wire: impl Fn(E, Option<crate::agent::attribution::ContainerRef>) -> WireEvent,
+) -> anyhow::Result<u64> {
+    let (resolver, names) = attribution;
+    resolver.new_batch();
+    let mut sent = 0;
+    for event in batch {
+        let container = names.name(resolver.container_of(cgroup_of(&event)));
+        if containers_only && container.is_none() {
+            continue;
+        }
+        sent += 1;
+        outputs.emit(&wire(event, container))?;
+    }
+    outputs.flush()?;
+    Ok(sent)
+}
+
 async fn stream(options: RunOptions) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
     crate::agent::files::validate_prefixes(&options.watch)?;
@@ -290,7 +337,7 @@ async fn stream(options: RunOptions) -> anyhow::Result<ExitCode> {
     let mut enforcing = match options.policy {
         Some((path, file)) => {
             let enforcer = Enforcer::start()?;
-            Some(Enforcing { path, file, enforcer, applied: Vec::new(), error: None })
+            Some(Enforcing { path, file, enforcer, applied: Vec::new(), dirty: true, error: None })
         }
         None => None,
     };
@@ -306,18 +353,37 @@ async fn stream(options: RunOptions) -> anyhow::Result<ExitCode> {
     };
     let stdout = (!options.quiet).then(|| std::io::BufWriter::new(std::io::stdout().lock()));
     let mut outputs = Outputs { stdout, server };
-    let node = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim().to_string();
+    let node = node_name();
     let mut resolver = CgroupResolver::new();
     let names = with_cluster_names(ContainerNames::start(crate::engine::candidate_sockets(&[]))).await;
     let deadline = options.duration.map(|d| tokio::time::Instant::now() + d);
     let mut events = 0u64;
     let mut stats_every = tokio::time::interval(STATS_EVERY);
-    let mut hangup =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+    // SIGHUP reloads the policy; without one its default (ending the agent) stays.
+    let mut hangup = match enforcing {
+        Some(_) => Some(
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+                .context("cannot listen for SIGHUP")?,
+        ),
+        None => None,
+    };
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
     let mut sensors = vec!["process".to_string(), "network".to_string()];
     if files.is_some() {
         sensors.push("file".to_string());
     }
+    let containers_only = options.containers_only;
+    let state = |events: u64, dropped: u64, malformed: u64, enforcing: Option<&Enforcing>| AgentStats {
+        events,
+        dropped,
+        malformed,
+        pid: std::process::id(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        uptime_s: started.elapsed().as_secs(),
+        sensors: sensors.clone(),
+        enforcement: enforcing.map(Enforcing::summary),
+    };
     loop {
         let until_deadline = async {
             match deadline {
@@ -331,95 +397,93 @@ async fn stream(options: RunOptions) -> anyhow::Result<ExitCode> {
                 None => std::future::pending().await,
             }
         };
+        let reload = async {
+            match hangup.as_mut() {
+                Some(signal) => signal.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        let attribution = (&mut resolver, &names);
         tokio::select! {
             batch = sensor.next_batch() => {
-                resolver.new_batch();
-                for event in batch? {
-                    let container = names.name(resolver.container_of(event.cgroup_id));
-                    if options.containers_only && container.is_none() {
-                        continue;
-                    }
-                    events += 1;
-                    outputs.emit(&WireEvent::process(&node, event, container))?;
-                }
-                outputs.flush()?;
+                events += emit_batch(&mut outputs, attribution, containers_only, batch?, |e| e.cgroup_id, |e, c| WireEvent::process(&node, e, c))?;
             }
             batch = net.next_batch() => {
-                resolver.new_batch();
-                for event in batch? {
-                    let container = names.name(resolver.container_of(event.cgroup_id));
-                    if options.containers_only && container.is_none() {
-                        continue;
-                    }
-                    events += 1;
-                    outputs.emit(&WireEvent::network(&node, event, container))?;
-                }
-                outputs.flush()?;
+                events += emit_batch(&mut outputs, attribution, containers_only, batch?, |e| e.cgroup_id, |e, c| WireEvent::network(&node, e, c))?;
             }
             batch = next_files(&mut files) => {
-                resolver.new_batch();
-                for event in batch? {
-                    let container = names.name(resolver.container_of(event.cgroup_id));
-                    if options.containers_only && container.is_none() {
-                        continue;
-                    }
-                    events += 1;
-                    outputs.emit(&WireEvent::file(&node, event, container))?;
-                }
-                outputs.flush()?;
+                events += emit_batch(&mut outputs, attribution, containers_only, batch?, |e| e.cgroup_id, |e, c| WireEvent::file(&node, e, c))?;
             }
+            // Alerts are sent whatever --containers-only says: they are always a container's.
             batch = alerts => {
-                resolver.new_batch();
-                for alert in batch? {
-                    let container = names.name(resolver.container_of(alert.cgroup_id));
-                    events += 1;
-                    outputs.emit(&WireEvent::alert(&node, alert, container))?;
-                }
-                outputs.flush()?;
+                events += emit_batch(&mut outputs, attribution, false, batch?, |a| a.cgroup_id, |a, c| WireEvent::alert(&node, a, c))?;
             }
             _ = stats_every.tick() => {
                 if let Some(enforcing) = enforcing.as_mut() {
                     enforcing.refresh(&running_containers(&mut resolver, &names));
                 }
-                let (dropped, malformed) = counters(&sensor, &net, files.as_ref())?;
-                let stats = WireEvent::stats(&node, AgentStats {
-                    events,
-                    dropped,
-                    malformed,
-                    pid: std::process::id(),
-                    version: env!("CARGO_PKG_VERSION").to_string(),
-                    uptime_s: started.elapsed().as_secs(),
-                    sensors: sensors.clone(),
-                    enforcement: enforcing.as_ref().map(Enforcing::summary),
-                });
+                let (dropped, malformed) = counters(&sensor, &net, files.as_ref(), enforcing.as_ref().map(|e| &e.enforcer))?;
+                let stats = WireEvent::stats(&node, state(events, dropped, malformed, enforcing.as_ref()));
                 outputs.emit(&stats)?;
                 if let Some(server) = &outputs.server {
                     server.set_greeting(serde_json::to_string(&stats)?.into());
                 }
                 outputs.flush()?;
             }
-            _ = hangup.recv() => {
+            _ = reload => {
                 if let Some(enforcing) = enforcing.as_mut() {
                     enforcing.reload();
                     enforcing.refresh(&running_containers(&mut resolver, &names));
                 }
             }
             _ = tokio::signal::ctrl_c() => break,
+            _ = terminate.recv() => break,
             _ = until_deadline => break,
         }
     }
-    let (dropped, malformed) = counters(&sensor, &net, files.as_ref())?;
-    let stats = AgentStats {
-        events,
-        dropped,
-        malformed,
-        pid: std::process::id(),
-        version: env!("CARGO_PKG_VERSION").to_string(),
-        uptime_s: started.elapsed().as_secs(),
-        sensors,
-        enforcement: enforcing.as_ref().map(Enforcing::summary),
-    };
-    outputs.emit(&WireEvent::stats(&node, stats))?;
+    // What the rings still hold goes out before the last state line.
+    let attribution = (&mut resolver, &names);
+    events += emit_batch(
+        &mut outputs,
+        attribution,
+        containers_only,
+        sensor.remaining(),
+        |e| e.cgroup_id,
+        |e, c| WireEvent::process(&node, e, c),
+    )?;
+    let attribution = (&mut resolver, &names);
+    events += emit_batch(
+        &mut outputs,
+        attribution,
+        containers_only,
+        net.remaining(),
+        |e| e.cgroup_id,
+        |e, c| WireEvent::network(&node, e, c),
+    )?;
+    if let Some(files) = files.as_mut() {
+        let attribution = (&mut resolver, &names);
+        events += emit_batch(
+            &mut outputs,
+            attribution,
+            containers_only,
+            files.remaining(),
+            |e| e.cgroup_id,
+            |e, c| WireEvent::file(&node, e, c),
+        )?;
+    }
+    if let Some(enforcing) = enforcing.as_mut() {
+        let attribution = (&mut resolver, &names);
+        events += emit_batch(
+            &mut outputs,
+            attribution,
+            false,
+            enforcing.enforcer.remaining(),
+            |a| a.cgroup_id,
+            |a, c| WireEvent::alert(&node, a, c),
+        )?;
+    }
+    let (dropped, malformed) = counters(&sensor, &net, files.as_ref(), enforcing.as_ref().map(|e| &e.enforcer))?;
+    outputs.emit(&WireEvent::stats(&node, state(events, dropped, malformed, enforcing.as_ref())))?;
     outputs.flush()?;
     if dropped > 0 {
         eprintln!("picket: {dropped} events were dropped: the ring buffer was full");

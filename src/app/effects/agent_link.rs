@@ -5,13 +5,68 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::BufReader;
 use tokio::net::UnixStream;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::agent::wire::WireEvent;
 use crate::app::action::Action;
 use crate::app::state::StartedAgent;
+
+/// The longest line taken from an agent; a longer one is skipped and counted as unreadable (an
+/// agent's lines are a few hundred bytes; a stream without newlines must not fill memory).
+const MAX_LINE: usize = 64 * 1024;
+
+/// Lines of at most MAX_LINE bytes. Cancel-safe: a line cut short by a timeout stays in `line`
+/// and is finished by the next call.
+struct BoundedLines<R> {
+    reader: BufReader<R>,
+    line: Vec<u8>,
+    /// Inside a line that was too long: everything up to its newline is dropped.
+    skipping: bool,
+}
+
+enum Line {
+    Text(String),
+    TooLong,
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> BoundedLines<R> {
+    fn new(reader: R) -> Self {
+        Self { reader: BufReader::new(reader), line: Vec::new(), skipping: false }
+    }
+
+    async fn next(&mut self) -> std::io::Result<Option<Line>> {
+        use tokio::io::AsyncBufReadExt as _;
+        loop {
+            let available = self.reader.fill_buf().await?;
+            if available.is_empty() {
+                return Ok(None);
+            }
+            let (chunk, newline) = match available.iter().position(|b| *b == b'\n') {
+                Some(at) => (&available[..at], true),
+                None => (available, false),
+            };
+            let used = chunk.len() + usize::from(newline);
+            if !self.skipping {
+                if self.line.len() + chunk.len() > MAX_LINE {
+                    self.skipping = true;
+                    self.line.clear();
+                } else {
+                    self.line.extend_from_slice(chunk);
+                }
+            }
+            self.reader.consume(used);
+            if newline {
+                if std::mem::take(&mut self.skipping) {
+                    return Ok(Some(Line::TooLong));
+                }
+                let bytes = std::mem::take(&mut self.line);
+                return Ok(Some(String::from_utf8(bytes).map_or(Line::TooLong, Line::Text)));
+            }
+        }
+    }
+}
 
 /// Lines gathered into one action: what arrives within this window after the first.
 const BATCH_WINDOW: Duration = Duration::from_millis(50);
@@ -56,22 +111,25 @@ async fn read_lines<R: tokio::io::AsyncRead + Unpin>(
     stream: R,
     from: &str,
 ) -> String {
-    let mut lines = BufReader::new(stream).lines();
+    let mut lines = BoundedLines::new(stream);
     loop {
         let mut events = Vec::new();
         let mut unreadable = 0u64;
-        let mut take = |line: String| match serde_json::from_str::<WireEvent>(&line) {
-            Ok(event) => events.push(event),
-            Err(_) => unreadable += 1,
+        let mut take = |line: Line| match line {
+            Line::Text(text) => match serde_json::from_str::<WireEvent>(&text) {
+                Ok(event) => events.push(event),
+                Err(_) => unreadable += 1,
+            },
+            Line::TooLong => unreadable += 1,
         };
-        let end = match lines.next_line().await {
+        let end = match lines.next().await {
             Ok(Some(line)) => {
                 take(line);
-                // `next_line` is cancel-safe: a line cut by the window is read whole next time.
+                // `next` is cancel-safe: a line cut by the window is read whole next time.
                 let window = tokio::time::Instant::now() + BATCH_WINDOW;
                 let mut end = None;
                 for _ in 1..BATCH_MAX {
-                    match tokio::time::timeout_at(window, lines.next_line()).await {
+                    match tokio::time::timeout_at(window, lines.next()).await {
                         Ok(Ok(Some(line))) => take(line),
                         Ok(Ok(None)) => {
                             end = Some("the agent closed the connection (it stopped)".to_string());
@@ -98,38 +156,59 @@ async fn read_lines<R: tokio::io::AsyncRead + Unpin>(
     }
 }
 
-/// The DaemonSet's agents of `context`: lists their pods, then reads every running one's lines
-/// through the API server's port-forward to the agent's loopback port.
+/// How often a context's agent pods are listed again (pods that start running are then read).
+const RELIST: Duration = Duration::from_secs(10);
+
+/// The DaemonSet's agents of `context`: lists their pods, reads every running one's lines
+/// through the API server's port-forward to the agent's loopback port, and lists again every
+/// 10 s for pods that came up (after a deploy) or whose stream ended. Dropping the task (a new
+/// connection) ends every stream with it.
 pub async fn read_cluster_agents(tx: UnboundedSender<Action>, conn: u64, context: String) {
     use crate::agent::manifest::{AGENT_PORT, NAMESPACE};
     use k8s_openapi::api::core::v1::Pod;
     use kube::api::Api;
-    let listed = async {
-        let (client, _) = crate::cluster::client_for(Some(&context)).await.map_err(|e| e.to_string())?;
-        let pods = crate::cluster::deploy::list_agent_pods(&client, &context).await.map_err(|e| e.to_string())?;
-        Ok::<_, String>((Api::<Pod>::namespaced(client, NAMESPACE), pods))
-    }
-    .await;
-    let (api, rows) = match listed {
-        Ok(found) => found,
-        Err(err) => {
-            let _ = tx.send(Action::ClusterAgentsListed { conn, result: Err(err) });
-            return;
+    let mut streams = tokio::task::JoinSet::new();
+    let mut reading = std::collections::BTreeSet::new();
+    loop {
+        let listed = async {
+            let (client, _) = crate::cluster::client_for(Some(&context)).await.map_err(|e| e.to_string())?;
+            let pods = crate::cluster::deploy::list_agent_pods(&client, &context).await.map_err(|e| e.to_string())?;
+            Ok::<_, String>((Api::<Pod>::namespaced(client, NAMESPACE), pods))
         }
-    };
-    let _ = tx.send(Action::ClusterAgentsListed { conn, result: Ok(rows.clone()) });
-    for pod in rows.into_iter().filter(|p| p.phase == "Running") {
-        let (tx, api) = (tx.clone(), api.clone());
-        tokio::spawn(async move {
-            let reason = match api.portforward(&pod.name, &[AGENT_PORT]).await {
-                Ok(mut forward) => match forward.take_stream(AGENT_PORT) {
-                    Some(stream) => read_lines(&tx, conn, stream, &format!("pod {}", pod.name)).await,
-                    None => format!("port-forward to pod {} gave no stream", pod.name),
-                },
-                Err(e) => format!("port-forward to pod {} port {AGENT_PORT}: {e}", pod.name),
-            };
-            let _ = tx.send(Action::ClusterAgentDown { conn, pod: pod.name, reason });
-        });
+        .await;
+        while let Some(Ok(ended)) = streams.try_join_next() {
+            reading.remove(&ended);
+        }
+        match listed {
+            Err(err) => {
+                if tx.send(Action::ClusterAgentsListed { conn, result: Err(err) }).is_err() {
+                    return;
+                }
+            }
+            Ok((api, rows)) => {
+                if tx.send(Action::ClusterAgentsListed { conn, result: Ok(rows.clone()) }).is_err() {
+                    return;
+                }
+                for pod in rows.into_iter().filter(|p| p.phase == "Running") {
+                    if !reading.insert(pod.name.clone()) {
+                        continue;
+                    }
+                    let (tx, api) = (tx.clone(), api.clone());
+                    streams.spawn(async move {
+                        let reason = match api.portforward(&pod.name, &[AGENT_PORT]).await {
+                            Ok(mut forward) => match forward.take_stream(AGENT_PORT) {
+                                Some(stream) => read_lines(&tx, conn, stream, &format!("pod {}", pod.name)).await,
+                                None => format!("port-forward to pod {} gave no stream", pod.name),
+                            },
+                            Err(e) => format!("port-forward to pod {} port {AGENT_PORT}: {e}", pod.name),
+                        };
+                        let _ = tx.send(Action::ClusterAgentDown { conn, pod: pod.name.clone(), reason });
+                        pod.name
+                    });
+                }
+            }
+        }
+        tokio::time::sleep(RELIST).await;
     }
 }
 
@@ -142,15 +221,16 @@ pub async fn start_agent(socket: &Path, log: &Path) -> Result<(StartedAgent, tok
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot make {}: {e}", dir.display()))?;
     }
     let log_file = std::fs::File::create(log).map_err(|e| format!("cannot write {}: {e}", log.display()))?;
-    let mut child = tokio::process::Command::new(&exe)
+    let mut command = tokio::process::Command::new(&exe);
+    command
         .args(["agent", "run", "--quiet", "--socket"])
         .arg(socket)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log_file)
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
+        .kill_on_drop(true);
+    stop_with_parent(&mut command);
+    let mut child = command.spawn().map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
     let pid = child.id().unwrap_or_default();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
@@ -171,6 +251,23 @@ pub async fn start_agent(socket: &Path, log: &Path) -> Result<(StartedAgent, tok
             ));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The agent gets SIGTERM (a clean stop) when the console ends any way at all, a hang-up or a
+/// kill included, not only when its handle is dropped.
+#[allow(unsafe_code)]
+fn stop_with_parent(command: &mut tokio::process::Command) {
+    // SAFETY: the closure runs in the forked child before exec and calls only prctl(2), which
+    // is async-signal-safe. The death signal follows the thread that forks: a runtime worker,
+    // which lives as long as the console.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
 }
 
@@ -204,8 +301,18 @@ mod tests {
         assert_eq!((conn, events, unreadable), (7, vec![greeting.clone()], 0), "the agent's state comes first");
         server.send(serde_json::to_string(&WireEvent::Lagged { v: 1, missed: 3 }).unwrap().into());
         server.send("not an event".into());
-        let Action::AgentLines { events, unreadable, .. } = next(&mut rx).await else { panic!("more lines") };
-        assert_eq!((events, unreadable), (vec![WireEvent::Lagged { v: 1, missed: 3 }], 1));
+        // A line far longer than any event is skipped, counted, and the next one still reads.
+        server.send("x".repeat(3 * MAX_LINE).into());
+        server.send(serde_json::to_string(&WireEvent::Lagged { v: 1, missed: 4 }).unwrap().into());
+        let mut events = Vec::new();
+        let mut unreadable = 0;
+        while events.len() < 2 {
+            let Action::AgentLines { events: more, unreadable: bad, .. } = next(&mut rx).await else { panic!("lines") };
+            events.extend(more);
+            unreadable += bad;
+        }
+        assert_eq!(events, [WireEvent::Lagged { v: 1, missed: 3 }, WireEvent::Lagged { v: 1, missed: 4 }]);
+        assert_eq!(unreadable, 2, "the junk line and the over-long one");
         drop(server);
         let Action::AgentDown { conn, reason } = next(&mut rx).await else { panic!("the end") };
         assert_eq!(conn, 7);

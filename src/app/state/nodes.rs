@@ -188,7 +188,7 @@ impl AgentStatus {
     fn next(previous: Option<AgentStatus>, node: &str, stats: &AgentStats) -> Self {
         let rate_tenths = match &previous {
             Some(p) if stats.uptime_s > p.stats.uptime_s && stats.events >= p.stats.events => {
-                (stats.events - p.stats.events) * 10 / (stats.uptime_s - p.stats.uptime_s)
+                (stats.events - p.stats.events).saturating_mul(10) / (stats.uptime_s - p.stats.uptime_s)
             }
             Some(p) if stats.pid == p.stats.pid => p.rate_tenths,
             _ => 0,
@@ -235,6 +235,8 @@ pub struct NodesState {
     pub note: Option<String>,
     /// Lines on the socket that were not agent events.
     pub unreadable: u64,
+    /// `a` was pressed and the agent has not answered yet.
+    pub starting: bool,
     /// The agents of the active context's cluster.
     pub cluster: Option<ClusterAgents>,
 }
@@ -253,6 +255,7 @@ impl NodesState {
             opened: None,
             note: None,
             unreadable: 0,
+            starting: false,
             cluster: None,
         }
     }
@@ -270,6 +273,9 @@ impl NodesState {
                     } else if let Some(cluster) = self.cluster.as_mut() {
                         let previous = cluster.agents.remove(node);
                         cluster.agents.insert(node.clone(), AgentStatus::next(previous, node, stats));
+                        // Streaming again: an earlier failure of this node's pod is history.
+                        let pods = cluster.pods.ready().cloned().unwrap_or_default();
+                        cluster.errors.retain(|pod, _| !pods.iter().any(|p| &p.name == pod && &p.node == node));
                     }
                 }
                 WireEvent::Lagged { missed, .. } => {
@@ -279,7 +285,7 @@ impl NodesState {
                         (false, None) => None,
                     };
                     if let Some(agent) = agent {
-                        agent.missed += missed;
+                        agent.missed = agent.missed.saturating_add(*missed);
                     }
                 }
                 _ => {

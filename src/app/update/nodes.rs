@@ -76,7 +76,7 @@ pub fn connect(state: &mut AppState, wait: Duration) -> Vec<Effect> {
 pub fn lines(state: &mut AppState, conn: u64, events: Vec<WireEvent>, unreadable: u64) {
     let Some(nodes) = state.nodes.as_mut() else { return };
     if nodes.cluster.as_ref().is_some_and(|c| c.conn == conn) {
-        nodes.unreadable += unreadable;
+        nodes.unreadable = nodes.unreadable.saturating_add(unreadable);
         nodes.apply(events, false);
         return;
     }
@@ -87,7 +87,7 @@ pub fn lines(state: &mut AppState, conn: u64, events: Vec<WireEvent>, unreadable
         nodes.note = None;
     }
     nodes.link = AgentLink::Connected;
-    nodes.unreadable += unreadable;
+    nodes.unreadable = nodes.unreadable.saturating_add(unreadable);
     nodes.apply(events, true);
 }
 
@@ -108,18 +108,23 @@ pub fn start(state: &mut AppState) -> Vec<Effect> {
         let pid = nodes.agent.as_ref().map_or(0, |a| a.stats.pid);
         return toast(state, format!("an agent already serves {} (pid {pid})", state.agent_socket.display()), false);
     }
+    if nodes.starting {
+        return toast(state, "the agent is starting".into(), false);
+    }
     if !state.is_root {
         let command = sudo_command(&state.picket_exe, &state.agent_socket);
         nodes.note = Some(format!("The agent loads kernel programs and needs root. Start it with:\n  {command}"));
         return toast(state, "the agent needs root: run the command shown".into(), false);
     }
     nodes.link = AgentLink::Connecting;
+    nodes.starting = true;
     nodes.note = Some("starting the agent…".into());
     vec![Effect::StartAgent { socket: state.agent_socket.clone() }]
 }
 
 pub fn started(state: &mut AppState, result: Result<StartedAgent, String>) -> Vec<Effect> {
     let Some(nodes) = state.nodes.as_mut() else { return vec![] };
+    nodes.starting = false;
     match result {
         Ok(agent) => {
             nodes.note = Some(format!(
@@ -297,6 +302,8 @@ pub(crate) mod tests {
         state.is_root = true;
         let effects = update(&mut state, Action::Key(key('a')));
         assert_eq!(effects, [Effect::StartAgent { socket: state.agent_socket.clone() }]);
+        let again = update(&mut state, Action::Key(key('a')));
+        assert!(!again.iter().any(|e| matches!(e, Effect::StartAgent { .. })), "one start at a time: {again:?}");
         let effects =
             update(&mut state, Action::AgentStarted(Ok(StartedAgent { pid: 777, log: "/tmp/agent.log".into() })));
         let Some(Effect::ConnectAgent { wait, .. }) = effects.first() else { panic!("{effects:?}") };
