@@ -237,6 +237,8 @@ pub struct NodesState {
     pub unreadable: u64,
     /// `a` was pressed and the agent has not answered yet.
     pub starting: bool,
+    /// Which row each live process is in, by node and pid.
+    pub pid_rows: std::collections::HashMap<(String, u32), String>,
     /// The agents of the active context's cluster.
     pub cluster: Option<ClusterAgents>,
 }
@@ -256,6 +258,7 @@ impl NodesState {
             note: None,
             unreadable: 0,
             starting: false,
+            pid_rows: Default::default(),
             cluster: None,
         }
     }
@@ -268,6 +271,16 @@ impl NodesState {
             match &event {
                 WireEvent::Stats { node, stats, .. } => {
                     last_node.clone_from(node);
+                    let known = if local {
+                        self.agent.as_ref().map(|a| (a.node.clone(), a.stats.pid))
+                    } else {
+                        self.cluster.as_ref().and_then(|c| c.agents.get(node)).map(|a| (a.node.clone(), a.stats.pid))
+                    };
+                    // A new agent (or a new connection to one): the exits of what the tables
+                    // hold may have been missed.
+                    if known != Some((node.clone(), stats.pid)) {
+                        self.forget_processes(node);
+                    }
                     if local {
                         self.agent = Some(AgentStatus::next(self.agent.take(), node, stats));
                     } else if let Some(cluster) = self.cluster.as_mut() {
@@ -287,14 +300,19 @@ impl NodesState {
                     if let Some(agent) = agent {
                         agent.missed = agent.missed.saturating_add(*missed);
                     }
+                    // Exits may be among the lines missed: the trees would keep dead processes.
+                    let node =
+                        if local { self.agent.as_ref().map(|a| a.node.clone()) } else { Some(last_node.clone()) };
+                    if let Some(node) = node {
+                        self.forget_processes(&node);
+                    }
                 }
                 _ => {
                     last_node = event.node().to_string();
                     let key = event.container().map_or_else(|| format!("{HOST}{}", event.node()), |c| c.id.clone());
-                    let activity = self
-                        .activity
-                        .entry(key.clone())
-                        .or_insert_with(|| ContainerActivity::new(key, event.container().cloned(), event.node()));
+                    let activity = self.activity.entry(key.clone()).or_insert_with(|| {
+                        ContainerActivity::new(key.clone(), event.container().cloned(), event.node())
+                    });
                     // A later event may carry the name the engine answered with since.
                     if let Some(container) = event.container()
                         && activity.container.as_ref().is_some_and(|c| c.name.is_none() && container.name.is_some())
@@ -302,12 +320,45 @@ impl NodesState {
                         activity.container = Some(container.clone());
                     }
                     activity.record(&event);
+                    if let WireEvent::Process { event: process, .. } = &event {
+                        self.follow_pid(event.node(), process.pid, process.kind, &key);
+                    }
                 }
             }
         }
         if self.activity.len() != rows_before || self.order.is_empty() {
             self.reorder();
         }
+    }
+
+    /// A process appears in one row only: `runc init` forks in the host's cgroup and execs in
+    /// the container's, so a pid that shows up in a new row leaves the one it was in; an exit
+    /// removes it wherever it is.
+    fn follow_pid(&mut self, node: &str, pid: u32, kind: ProcessEventKind, key: &str) {
+        let slot = (node.to_string(), pid);
+        let previous = match kind {
+            ProcessEventKind::Exit => self.pid_rows.remove(&slot),
+            ProcessEventKind::Exec | ProcessEventKind::Fork => {
+                if self.pid_rows.len() >= 4 * MAX_PROCESSES {
+                    // Pids whose exits were never seen; the rows bound their own tables.
+                    self.pid_rows.clear();
+                }
+                self.pid_rows.insert(slot, key.to_string())
+            }
+        };
+        if let Some(previous) = previous.filter(|p| p != key || kind == ProcessEventKind::Exit)
+            && let Some(row) = self.activity.get_mut(&previous)
+        {
+            row.processes.remove(&pid);
+        }
+    }
+
+    /// Empties the process tables of one node's rows (their exits may have been missed).
+    fn forget_processes(&mut self, node: &str) {
+        for row in self.activity.values_mut().filter(|r| r.node.as_deref() == Some(node)) {
+            row.processes.clear();
+        }
+        self.pid_rows.retain(|(n, _), _| n != node);
     }
 
     /// Rows: the host first, then containers by name.
@@ -425,6 +476,33 @@ mod tests {
         assert_eq!(tree, [(0, 100), (0, 120)], "an orphan becomes a root");
         assert_eq!(activity.events, 6);
         assert_eq!(activity.recent.len(), 4, "execs are in the stream, exits are not");
+    }
+
+    #[test]
+    fn a_process_lives_in_one_row_and_missed_exits_are_forgotten() {
+        let mut nodes = NodesState::new("/s".into(), 1);
+        let web = web();
+        let stats = |pid| WireEvent::stats("node-1", AgentStats { pid, ..Default::default() });
+        // runc init: forked in the host's cgroup, execs the entrypoint in the container's.
+        let mut fork = exec(700, 1, "/usr/bin/runc", None);
+        if let WireEvent::Process { event, .. } = &mut fork {
+            event.kind = ProcessEventKind::Fork;
+        }
+        nodes.apply(vec![stats(42), fork, exec(700, 1, "/bin/sh", Some(&web))], true);
+        let host = nodes.activity.get(&format!("{HOST}node-1")).unwrap();
+        assert!(host.processes.is_empty(), "the pid left the host's row: {:?}", host.processes);
+        assert_eq!(nodes.activity[&web.id].processes.keys().collect::<Vec<_>>(), [&700]);
+        // Its exit, reported in whichever row, removes it.
+        nodes.apply(vec![exit(700, None)], true);
+        assert!(nodes.activity[&web.id].processes.is_empty());
+        // Lines were missed: exits may be among them, so the tables start again.
+        nodes.apply(vec![exec(800, 1, "/bin/sleep", Some(&web)), WireEvent::Lagged { v: 1, missed: 5 }], true);
+        assert!(nodes.activity[&web.id].processes.is_empty(), "after a gap the tree is rebuilt from new events");
+        // So does a new agent (a restart: another pid).
+        nodes.apply(vec![exec(900, 1, "/bin/sleep", Some(&web)), stats(43)], true);
+        assert!(nodes.activity[&web.id].processes.is_empty());
+        nodes.apply(vec![exec(901, 1, "/bin/sleep", Some(&web)), stats(43)], true);
+        assert_eq!(nodes.activity[&web.id].processes.len(), 1, "the same agent's state line keeps the tables");
     }
 
     #[test]
