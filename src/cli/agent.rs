@@ -140,17 +140,13 @@ async fn show_policy(path: &std::path::Path, policy: &PolicyFile) -> anyhow::Res
     let mut resolver = CgroupResolver::new();
     let running = running_containers(&mut resolver, &names);
     let policies = policy.resolve(&running);
-    writeln!(out, "containers running now that rules name: {}", policies.len())?;
-    for container in &running {
-        if policies.iter().any(|p| container.cgroups.contains(&p.cgroup_id)) {
-            let name = container.name.as_deref().unwrap_or("-");
-            writeln!(
-                out,
-                "  {} {name} ({} cgroups)",
-                &container.id[..12.min(container.id.len())],
-                container.cgroups.len()
-            )?;
-        }
+    let named: Vec<&RunningContainer> =
+        running.iter().filter(|c| policies.iter().any(|p| c.cgroups.contains(&p.cgroup_id))).collect();
+    writeln!(out, "containers running now that rules name: {} ({} cgroups)", named.len(), policies.len())?;
+    for container in named {
+        let name = container.name.as_deref().unwrap_or("-");
+        let id: String = container.id.chars().take(12).collect();
+        writeln!(out, "  {id} {name} ({} cgroups)", container.cgroups.len())?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -65,6 +65,9 @@ static long walk_step(__u32 i, void *ctx)
         up.parent = BPF_CORE_READ(dentry, d_parent);
         BPF_CORE_READ_INTO(&up.name, dentry, d_name);
     }
+    // A read that failed leaves no parent: what was built is not the whole path.
+    if (!up.parent)
+        return 1;
     if (dentry == w->mnt_root || dentry == up.parent) {
         struct mount *mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
         // The top of the mount tree, or a dentry outside its mount (a detached or lazily

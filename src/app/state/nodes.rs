@@ -17,6 +17,9 @@ pub const RECENT_EVENTS: usize = 200;
 /// missed must not make the table grow for ever).
 pub const MAX_PROCESSES: usize = 4096;
 
+/// Rows kept; beyond this, containers with no live process left (gone ones) are forgotten.
+pub const MAX_ROWS: usize = 2000;
+
 /// The row key of events outside any container starts with this, then the node's name.
 pub const HOST: &str = "host/";
 
@@ -326,6 +329,12 @@ impl NodesState {
                 }
             }
         }
+        if self.activity.len() > MAX_ROWS {
+            let opened = self.opened.clone();
+            self.activity.retain(|key, row| {
+                row.is_host() || !row.processes.is_empty() || opened.as_deref() == Some(key.as_str())
+            });
+        }
         if self.activity.len() != rows_before || self.order.is_empty() {
             self.reorder();
         }
@@ -530,5 +539,20 @@ mod tests {
         assert_eq!(host.processes.len(), MAX_PROCESSES);
         assert!(!host.processes.contains_key(&2), "the oldest went first");
         assert_eq!(host.recent.len(), RECENT_EVENTS);
+    }
+
+    #[test]
+    fn gone_containers_are_forgotten_beyond_the_row_limit() {
+        let mut nodes = NodesState::new("/s".into(), 1);
+        let container = |i: usize| ContainerRef { id: format!("{i:064x}"), name: None, image: None, ..web() };
+        // Each container ran one process that exited.
+        for i in 0..MAX_ROWS + 5 {
+            let c = container(i);
+            nodes.apply(vec![exec(10, 1, "/bin/true", Some(&c)), exit(10, Some(&c))], true);
+        }
+        let live = container(MAX_ROWS + 100);
+        nodes.apply(vec![exec(20, 1, "/bin/sleep", Some(&live))], true);
+        assert!(nodes.activity.len() <= MAX_ROWS, "{} rows", nodes.activity.len());
+        assert!(nodes.activity.contains_key(&live.id), "a container with a live process stays");
     }
 }
