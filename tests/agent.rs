@@ -52,6 +52,9 @@ async fn exec_fork_and_exit_of_a_process_arrive_with_its_details() {
     assert_eq!(fork.ppid, std::process::id(), "forked by this test");
     let exec = of_sh.iter().find(|e| e.kind == ProcessEventKind::Exec).expect("the exec of sh");
     assert_eq!(exec.filename, "/bin/sh");
+    // What exec was given may be a symlink (/bin/sh -> dash, /bin -> usr/bin); `exe` is the file.
+    let real_sh = std::fs::canonicalize("/bin/sh").expect("sh resolves");
+    assert_eq!(exec.exe, real_sh.display().to_string());
     assert_eq!(exec.args.first().map(String::as_str), Some("/bin/sh"));
     assert!(exec.args.iter().any(|a| a.contains(&marker)), "{:?}", exec.args);
     assert!(exec.cgroup_id > 0);

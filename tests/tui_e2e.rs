@@ -471,6 +471,7 @@ fn nodes_pane_starts_the_agent_and_shows_a_containers_processes() {
     assert!(activity.contains("Events, newest first"), "{activity}");
     let activity = tmux.expect("sleep 0.3");
     assert!(activity.contains("sh -c while true"), "the container's shell is the tree's root: {activity}");
+    assert!(!activity.contains("/proc/self/exe"), "executables are resolved files: {activity}");
 
     tmux.send(&["C-c"]);
     wait_for(Duration::from_secs(10), || dir.path().join("exit").exists().then_some(())).expect("picket quits");

@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 pub const COMM_LEN: usize = 16;
 pub const FILENAME_LEN: usize = 256;
 pub const ARGS_MAX: usize = 512;
-/// Bytes of one `struct process_event`: six u32, two u64, comm, filename, args_len, args.
-pub const PROCESS_EVENT_LEN: usize = 6 * 4 + 2 * 8 + COMM_LEN + FILENAME_LEN + 4 + ARGS_MAX;
+/// Bytes of one `struct process_event`: six u32, two u64, comm, filename, args_len, args, exe.
+pub const PROCESS_EVENT_LEN: usize = 6 * 4 + 2 * 8 + COMM_LEN + FILENAME_LEN + 4 + ARGS_MAX + FILENAME_LEN;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -35,6 +35,11 @@ pub struct ProcessEvent {
     pub filename: String,
     /// argv, bounded to 512 bytes (exec only).
     pub args: Vec<String>,
+    /// The executable's absolute path as the process sees it, resolved from the file exec
+    /// opened (exec only; empty when it could not be resolved). Differs from `filename` for
+    /// `/proc/self/exe`, symlinks and relative names.
+    #[serde(default)]
+    pub exe: String,
 }
 
 impl ProcessEvent {
@@ -113,7 +118,8 @@ pub fn decode_process_event(bytes: &[u8]) -> Result<ProcessEvent, DecodeError> {
         .filter(|a| !a.is_empty())
         .map(|a| String::from_utf8_lossy(a).into_owned())
         .collect();
-    Ok(ProcessEvent { kind, pid, tid, ppid, uid, exit_status, cgroup_id, timestamp_ns, comm, filename, args })
+    let exe = r.c_string(FILENAME_LEN);
+    Ok(ProcessEvent { kind, pid, tid, ppid, uid, exit_status, cgroup_id, timestamp_ns, comm, filename, args, exe })
 }
 
 #[cfg(test)]
@@ -137,6 +143,9 @@ mod tests {
         let mut a = [0u8; ARGS_MAX];
         a[..args.len()].copy_from_slice(args);
         b.extend(a);
+        let mut exe = [0u8; FILENAME_LEN];
+        exe[..12].copy_from_slice(b"/bin/busybox");
+        b.extend(exe);
         b
     }
 
@@ -148,6 +157,7 @@ mod tests {
         assert_eq!(e.comm, "sh");
         assert_eq!(e.filename, "/bin/sh");
         assert_eq!(e.args, vec!["sh", "-c", "exit 7"]);
+        assert_eq!(e.exe, "/bin/busybox");
         assert_eq!(e.exit_code(), Some(7));
     }
 
@@ -158,7 +168,7 @@ mod tests {
         assert_eq!(decode_process_event(&record(9, b"")), Err(DecodeError::Kind(9)));
         // An args_len beyond the field is clamped, not trusted.
         let mut lying = record(1, b"a\0");
-        let at = PROCESS_EVENT_LEN - ARGS_MAX - 4;
+        let at = PROCESS_EVENT_LEN - FILENAME_LEN - ARGS_MAX - 4;
         lying[at..at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
         assert_eq!(decode_process_event(&lying).unwrap().args, vec!["a"]);
     }

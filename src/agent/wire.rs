@@ -160,6 +160,7 @@ mod tests {
                 comm: "sh".into(),
                 filename: "/bin/sh".into(),
                 args: vec!["sh".into(), "-c".into()],
+                exe: String::new(),
             },
             None,
         );

@@ -25,6 +25,9 @@ struct process_event {
     char filename[FILENAME_LEN];
     __u32 args_len;
     char args[ARGS_MAX];
+    // The executable's absolute path, resolved from its file (exec only; empty when the walk
+    // could not reach a root): `filename` is what exec was given, `/proc/self/exe` included.
+    char exe[FILENAME_LEN];
 };
 
 #endif

@@ -9,6 +9,7 @@
 #include <bpf/bpf_tracing.h>
 
 #include "events.h"
+#include "path.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -78,6 +79,21 @@ int BPF_PROG(process_exec, struct task_struct *task, pid_t old_pid, struct linux
     e->args_len = len;
     if (bpf_probe_read_user(e->args, len, (void *)start) != 0)
         e->args_len = 0;
+
+    e->exe[0] = 0;
+    __u32 zero = 0;
+    struct path_scratch *b = bpf_map_lookup_elem(&path_scratch, &zero);
+    struct file *file = BPF_CORE_READ(bprm, file);
+    struct fs_struct *fs = BPF_CORE_READ(task, fs);
+    struct path exe_path = {};
+    if (b && file && fs && BPF_CORE_READ_INTO(&exe_path, file, f_path) == 0) {
+        int complete = 0;
+        __u32 pos = walk_path(b, &exe_path, fs, &complete);
+        __u32 n = BUILD_LEN - 1 - pos;
+        // A constant size: the copy stops at the path's NUL, which ends the build buffer.
+        if (complete && n < FILENAME_LEN)
+            bpf_probe_read_kernel_str(e->exe, FILENAME_LEN, &b->build[pos & (BUILD_LEN - 1)]);
+    }
     submit(e);
     return 0;
 }
@@ -98,6 +114,7 @@ int BPF_PROG(process_fork, struct task_struct *parent, struct task_struct *child
     e->exit_code = 0;
     e->filename[0] = 0;
     e->args_len = 0;
+    e->exe[0] = 0;
     submit(e);
     return 0;
 }
@@ -117,6 +134,7 @@ int BPF_PROG(process_exit, struct task_struct *task)
     e->exit_code = BPF_CORE_READ(task, exit_code);
     e->filename[0] = 0;
     e->args_len = 0;
+    e->exe[0] = 0;
     submit(e);
     return 0;
 }

@@ -132,7 +132,10 @@ impl ContainerActivity {
                     let parent = self.processes.get(&event.ppid).map(|p| (p.path.clone(), p.args.clone()));
                     // A fork runs its parent's program until it execs.
                     let (path, args) = match event.kind {
-                        ProcessEventKind::Exec => (event.filename.clone(), event.args.clone()),
+                        ProcessEventKind::Exec => {
+                            let path = if event.exe.is_empty() { &event.filename } else { &event.exe };
+                            (path.clone(), event.args.clone())
+                        }
                         _ => inherited.or(parent).unwrap_or_else(|| (event.comm.clone(), Vec::new())),
                     };
                     self.processes.insert(
@@ -436,6 +439,7 @@ mod tests {
                 comm: path.rsplit('/').next().unwrap_or_default().chars().take(15).collect(),
                 filename: path.into(),
                 args: vec![path.into()],
+                exe: String::new(),
             },
             container.cloned(),
         )

@@ -230,6 +230,7 @@ pub(crate) mod tests {
                     comm: path.rsplit('/').next().unwrap_or_default().into(),
                     filename: path.into(),
                     args: args.iter().map(|a| a.to_string()).collect(),
+                    exe: String::new(),
                 },
                 container.cloned(),
             )

@@ -237,7 +237,10 @@ fn event_line(event: &WireEvent) -> (String, String) {
                 ProcessEventKind::Exit => "exit",
             };
             let detail = match event.kind {
-                ProcessEventKind::Exec => format!("{}  {}", event.filename, event.args.join(" ")),
+                ProcessEventKind::Exec => {
+                    let path = if event.exe.is_empty() { &event.filename } else { &event.exe };
+                    format!("{path}  {}", event.args.join(" "))
+                }
                 _ => event.comm.clone(),
             };
             (kind.into(), format!("{detail} (pid {}, uid {})", event.pid, event.uid))
@@ -407,6 +410,7 @@ mod tests {
                     comm: "python3".into(),
                     filename: "/usr/bin/python3".into(),
                     args: vec!["python3".into(), "app.py".into()],
+                    exe: String::new(),
                 },
                 Some(ContainerRef {
                     runtime: Runtime::Containerd,
