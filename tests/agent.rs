@@ -393,8 +393,8 @@ async fn policy_updates_are_whole_or_refused_in_the_kernel_maps() {
     )
     .expect("valid policy");
     let running = [
-        RunningContainer { id: "a".repeat(64), name: Some("web".into()), cgroups: vec![9001, 9002] },
-        RunningContainer { id: "b".repeat(64), name: Some("job".into()), cgroups: vec![9003] },
+        RunningContainer { id: "a".repeat(64), name: Some("web".into()), namespace: None, cgroups: vec![9001, 9002] },
+        RunningContainer { id: "b".repeat(64), name: Some("job".into()), namespace: None, cgroups: vec![9003] },
     ];
     enforcer.apply(&file.resolve(&running)).expect("applies");
     let first = enforcer.in_force().expect("readable");

@@ -162,13 +162,13 @@ impl CgroupResolver {
         self.path_of(cgroup_id).and_then(|p| container_of_cgroup_path(&p))
     }
 
-    /// Every container with a cgroup now, with all its cgroup ids (walks the hierarchy again
-    /// when the last walk is older than a second).
-    pub fn containers(&mut self) -> std::collections::BTreeMap<String, Vec<u64>> {
+    /// Every container with a cgroup now, with all its cgroup ids and its pod's UID (walks the
+    /// hierarchy again when the last walk is older than a second).
+    pub fn containers(&mut self) -> std::collections::BTreeMap<String, ContainerCgroups> {
         if self.last_walk.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(1)) {
             self.walk();
         }
-        let mut found: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
+        let mut found: std::collections::BTreeMap<String, ContainerCgroups> = Default::default();
         for (id, path) in &self.paths {
             // The runtime's monitor (conmon) runs in the host's view with the container's id in
             // its cgroup's name: its events are the container's, a policy is not for it.
@@ -176,10 +176,12 @@ impl CgroupResolver {
                 continue;
             }
             if let Some(container) = container_of_cgroup_path(path) {
-                found.entry(container.id).or_default().push(*id);
+                let entry = found.entry(container.id).or_default();
+                entry.cgroups.push(*id);
+                entry.pod_uid = entry.pod_uid.take().or(container.pod_uid);
             }
         }
-        found.values_mut().for_each(|ids| ids.sort_unstable());
+        found.values_mut().for_each(|c| c.cgroups.sort_unstable());
         found
     }
 
@@ -195,6 +197,13 @@ impl CgroupResolver {
             self.paths.insert(meta.ino(), format!("/{}", relative.display()));
         }
     }
+}
+
+/// One container's cgroups, for policies.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerCgroups {
+    pub cgroups: Vec<u64>,
+    pub pod_uid: Option<String>,
 }
 
 impl Default for CgroupResolver {
@@ -297,6 +306,10 @@ mod tests {
         let conmon_ino = std::fs::metadata(&conmon).unwrap().ino();
         resolver.new_batch();
         assert_eq!(resolver.container_of(conmon_ino).map(|c| c.id), Some(ID.to_string()));
-        assert_eq!(resolver.containers().get(ID), Some(&vec![ino]), "conmon's cgroup gets no policy");
+        assert_eq!(
+            resolver.containers().get(ID).map(|c| c.cgroups.clone()),
+            Some(vec![ino]),
+            "conmon's cgroup gets no policy"
+        );
     }
 }

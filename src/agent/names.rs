@@ -158,6 +158,11 @@ impl ContainerNames {
         Some(container)
     }
 
+    /// A pod's namespace and name by its UID, from the API server.
+    pub fn pod(&self, uid: &str) -> Option<(String, String)> {
+        self.cluster.read().ok()?.pods.get(uid).cloned()
+    }
+
     /// Every container the sources know, by id.
     pub fn all(&self) -> HashMap<String, Named> {
         let mut all = self.engines.read().map(|k| k.containers.clone()).unwrap_or_default();

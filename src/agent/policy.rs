@@ -6,6 +6,7 @@
 //! ```yaml
 //! containers:
 //!   - name: web                 # or id: 4f1c0a9e2b7d (at least 12 hex digits of the id)
+//!     namespace: payments       # on Kubernetes: only the pods of this namespace
 //!     mode: protect             # discover | monitor | protect
 //!     allowExec: [/bin/busybox] # absent: any executable
 //!     files:
@@ -34,6 +35,10 @@ pub struct PolicyRule {
     pub name: Option<String>,
     #[serde(default)]
     pub id: Option<String>,
+    /// Only containers of pods in this Kubernetes namespace (a container name alone matches
+    /// the same name in every namespace).
+    #[serde(default)]
+    pub namespace: Option<String>,
     pub mode: Mode,
     #[serde(default)]
     pub allow_exec: Option<Vec<String>>,
@@ -68,6 +73,8 @@ pub enum PolicyFileError {
 pub struct RunningContainer {
     pub id: String,
     pub name: Option<String>,
+    /// Its pod's namespace, on a Kubernetes node.
+    pub namespace: Option<String>,
     /// Every cgroup v2 id of the container (runtimes make more than one, e.g. Podman's
     /// `…/container` sub-cgroup).
     pub cgroups: Vec<u64>,
@@ -75,6 +82,11 @@ pub struct RunningContainer {
 
 impl PolicyRule {
     fn matches(&self, container: &RunningContainer) -> bool {
+        if let Some(namespace) = &self.namespace
+            && container.namespace.as_deref() != Some(namespace.as_str())
+        {
+            return false;
+        }
         match (&self.name, &self.id) {
             (Some(name), _) => container.name.as_deref() == Some(name.as_str()),
             (None, Some(id)) => container.id.starts_with(&id.to_ascii_lowercase()),
@@ -124,9 +136,16 @@ impl PolicyFile {
                 }
                 _ => {}
             }
+            if rule.namespace.as_deref() == Some("") {
+                return Err(fail("namespace is empty".into()));
+            }
             let key = rule.name.clone().or_else(|| rule.id.clone()).unwrap_or_default();
-            if !names.insert(key.clone()) {
-                return Err(fail(format!("{key:?} has a rule already")));
+            let scoped = match &rule.namespace {
+                Some(namespace) => format!("{namespace}/{key}"),
+                None => key.clone(),
+            };
+            if !names.insert(scoped.clone()) {
+                return Err(fail(format!("{scoped:?} has a rule already")));
             }
             for spec in &rule.files {
                 if spec.deny.is_empty() {
@@ -185,7 +204,25 @@ containers:
     }
 
     fn running(id: &str, name: &str, cgroups: &[u64]) -> RunningContainer {
-        RunningContainer { id: id.into(), name: Some(name.into()), cgroups: cgroups.to_vec() }
+        RunningContainer { id: id.into(), name: Some(name.into()), namespace: None, cgroups: cgroups.to_vec() }
+    }
+
+    #[test]
+    fn a_namespace_narrows_a_name_to_one_namespaces_pods() {
+        let file = parse(
+            "containers:\n  - name: api\n    namespace: payments\n    mode: protect\n  - name: api\n    namespace: staging\n    mode: monitor\n",
+        )
+        .expect("the same name in two namespaces is two rules");
+        let in_namespace = |namespace: &str, cgroup: u64| RunningContainer {
+            namespace: Some(namespace.into()),
+            ..running(&format!("{cgroup:064x}"), "api", &[cgroup])
+        };
+        let policies =
+            file.resolve(&[in_namespace("payments", 1), in_namespace("staging", 2), in_namespace("default", 3)]);
+        let modes: Vec<(u64, Mode)> = policies.iter().map(|p| (p.cgroup_id, p.mode)).collect();
+        assert_eq!(modes, [(1, Mode::Protect), (2, Mode::Monitor)], "default's api is named by no rule");
+        let outside_kubernetes = running(&"a".repeat(64), "api", &[4]);
+        assert!(file.resolve(&[outside_kubernetes]).is_empty(), "no pod, no namespace to match");
     }
 
     #[test]

@@ -113,7 +113,12 @@ fn running_containers(resolver: &mut CgroupResolver, names: &ContainerNames) -> 
     resolver
         .containers()
         .into_iter()
-        .map(|(id, cgroups)| RunningContainer { name: named.get(&id).map(|n| n.name.clone()), id, cgroups })
+        .map(|(id, found)| RunningContainer {
+            name: named.get(&id).map(|n| n.name.clone()),
+            namespace: found.pod_uid.as_deref().and_then(|uid| names.pod(uid)).map(|(namespace, _)| namespace),
+            id,
+            cgroups: found.cgroups,
+        })
         .collect()
 }
 
