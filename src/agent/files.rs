@@ -77,11 +77,11 @@ pub fn decode_file_event(bytes: &[u8]) -> Option<FileEvent> {
     }
     let comm = r.c_string(COMM_LEN);
     let mut path = r.c_string(PATH_LEN);
-    if !path.starts_with('/') {
-        return None;
-    }
     if status & PATH_INCOMPLETE != 0 {
+        // Its end only (cut mid-component when it was longer than the field).
         path.insert_str(0, "...");
+    } else if !path.starts_with('/') {
+        return None;
     }
     // An O_PATH descriptor neither reads nor writes (its access mode bits mean nothing).
     let access = if flags & O_PATH != 0 { None } else { Some(flags & O_ACCMODE) };

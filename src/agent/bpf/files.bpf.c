@@ -60,10 +60,18 @@ struct {
     __uint(map_flags, BPF_F_NO_PREALLOC);
 } watched SEC(".maps");
 
-// The watched-prefix lookup key, built per open.
+// The watched-prefix lookup key, built per open; and how many unmatchable (incomplete) paths
+// this CPU reported in the current second.
 struct scratch {
     struct prefix_key key;
+    __u64 incomplete_since_ns;
+    __u32 incomplete_count;
 };
+
+// Unmatchable paths are reported whatever is watched; so that a container cannot bury the
+// watched opens under them (deep trees opened in a loop), at most this many a second per CPU
+// go out, and the rest are counted as dropped.
+#define INCOMPLETE_PER_SECOND 64
 
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -153,6 +161,21 @@ int BPF_PROG(open_exit, struct pt_regs *regs, long ret)
             return 0;
     }
 
+    if (!complete) {
+        __u64 now = bpf_ktime_get_boot_ns();
+        if (now - s->incomplete_since_ns > 1000000000ULL) {
+            s->incomplete_since_ns = now;
+            s->incomplete_count = 0;
+        }
+        if (s->incomplete_count >= INCOMPLETE_PER_SECOND) {
+            __u64 *dropped = bpf_map_lookup_elem(&file_drops, &zero);
+            if (dropped)
+                *dropped += 1;
+            return 0;
+        }
+        s->incomplete_count++;
+    }
+
     struct file_event *e = bpf_ringbuf_reserve(&file_events, sizeof(*e), 0);
     if (!e) {
         __u64 *dropped = bpf_map_lookup_elem(&file_drops, &zero);
@@ -174,12 +197,16 @@ int BPF_PROG(open_exit, struct pt_regs *regs, long ret)
     if (!complete)
         e->status |= FILE_PATH_INCOMPLETE;
     __u32 n = len;
+    __u32 from = pos;
     if (n > FILE_PATH_LEN - 1) {
         n = FILE_PATH_LEN - 1;
         e->status |= FILE_PATH_TRUNCATED;
+        // Of a path whose beginning is unknown, its end (the file) is what tells.
+        if (!complete)
+            from = pos + (len - n);
     }
     n &= FILE_PATH_LEN - 1;
-    bpf_probe_read_kernel(e->path, n, &b->build[pos]);
+    bpf_probe_read_kernel(e->path, n, &b->build[from & (BUILD_LEN - 1)]);
     long flags = bpf_ringbuf_query(&file_events, BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
     bpf_ringbuf_submit(e, flags);
     return 0;

@@ -9,7 +9,7 @@
 // real beginning of a long path; the event carries its first FILE_PATH_LEN - 1 bytes.
 #define BUILD_LEN 4096
 #define NAME_MAX 255
-#define MAX_COMPONENTS 64
+#define MAX_COMPONENTS 128
 
 struct path_scratch {
     // The path ends at build[BUILD_LEN - 1]; the extra NAME_MAX + 1 bytes let the verifier see
