@@ -26,6 +26,26 @@ pub struct EventServer {
     tasks: Vec<JoinHandle<()>>,
 }
 
+/// The unix socket or the loopback TCP port the lines are served on.
+trait Listener: Send + 'static {
+    type Reader: tokio::io::AsyncWrite + Unpin + Send + 'static;
+    fn accept_reader(&self) -> impl Future<Output = std::io::Result<Self::Reader>> + Send;
+}
+
+impl Listener for UnixListener {
+    type Reader = tokio::net::UnixStream;
+    async fn accept_reader(&self) -> std::io::Result<Self::Reader> {
+        self.accept().await.map(|(stream, _)| stream)
+    }
+}
+
+impl Listener for tokio::net::TcpListener {
+    type Reader = tokio::net::TcpStream;
+    async fn accept_reader(&self) -> std::io::Result<Self::Reader> {
+        self.accept().await.map(|(stream, _)| stream)
+    }
+}
+
 /// Writes the greeting, then every line, to one reader until it goes away.
 async fn serve<W: tokio::io::AsyncWrite + Unpin>(
     mut client: W,
@@ -89,19 +109,7 @@ impl EventServer {
             .map_err(|e| context(e, "cannot restrict"))?;
         let (tx, _) = broadcast::channel(backlog.max(1));
         let mut server = Self { tx, greeting: Arc::default(), path: path.to_path_buf(), tasks: Vec::new() };
-        let (sender, greeting) = (server.tx.clone(), Arc::clone(&server.greeting));
-        server.tasks.push(tokio::spawn(async move {
-            loop {
-                match listener.accept().await {
-                    Ok((client, _)) => {
-                        let hello = greeting.read().ok().and_then(|g| g.clone());
-                        tokio::spawn(serve(client, sender.subscribe(), hello));
-                    }
-                    // Out of descriptors, say: the next reader may have better luck.
-                    Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
-                }
-            }
-        }));
+        server.accept_on(listener);
         Ok(server)
     }
 
@@ -120,19 +128,25 @@ impl EventServer {
             .await
             .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
         let bound = listener.local_addr()?;
+        self.accept_on(listener);
+        Ok(bound)
+    }
+
+    /// Serves every reader that connects to `listener`, greeting first.
+    fn accept_on<L: Listener>(&mut self, listener: L) {
         let (sender, greeting) = (self.tx.clone(), Arc::clone(&self.greeting));
         self.tasks.push(tokio::spawn(async move {
             loop {
-                match listener.accept().await {
-                    Ok((client, _)) => {
+                match listener.accept_reader().await {
+                    Ok(client) => {
                         let hello = greeting.read().ok().and_then(|g| g.clone());
                         tokio::spawn(serve(client, sender.subscribe(), hello));
                     }
+                    // Out of descriptors, say: the next reader may have better luck.
                     Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
                 }
             }
         }));
-        Ok(bound)
     }
 
     /// The line every reader that connects from now on gets first.

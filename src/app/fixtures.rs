@@ -241,3 +241,32 @@ pub fn bench_done() -> crate::app::state::BenchDone {
         vec!["2 engines found: benchmarking the first, /run/docker.sock".into()],
     )
 }
+
+/// An exec event as an agent on `node` sends it (pid order is time order).
+pub fn exec_event(
+    node: &str,
+    pid: u32,
+    ppid: u32,
+    path: &str,
+    args: &[&str],
+    container: Option<&crate::agent::attribution::ContainerRef>,
+) -> crate::agent::wire::WireEvent {
+    crate::agent::wire::WireEvent::process(
+        node,
+        crate::agent::events::ProcessEvent {
+            kind: crate::agent::events::ProcessEventKind::Exec,
+            pid,
+            tid: pid,
+            ppid,
+            uid: 0,
+            exit_status: 0,
+            cgroup_id: 77,
+            timestamp_ns: 1_000_000 * u64::from(pid),
+            comm: path.rsplit('/').next().unwrap_or_default().chars().take(15).collect(),
+            filename: path.into(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            exe: String::new(),
+        },
+        container.cloned(),
+    )
+}

@@ -304,28 +304,65 @@ impl Outputs {
     }
 }
 
-/// Sends one batch of events with their containers (`--containers-only`: only those in one).
-fn emit_batch<E>(
-    outputs: &mut Outputs,
-    attribution: (&mut CgroupResolver, &ContainerNames),
+/// One batch from one of the kernel programs.
+enum Batch {
+    Process(Vec<crate::agent::events::ProcessEvent>),
+    Network(Vec<crate::agent::net::NetEvent>),
+    File(Vec<FileEvent>),
+    Alert(Vec<crate::agent::enforce::Alert>),
+}
+
+/// Sends batches as event lines, each with the container it happened in.
+struct Emitter {
+    outputs: Outputs,
+    resolver: CgroupResolver,
+    names: ContainerNames,
+    node: String,
+    /// `--containers-only`: host events are not sent (alerts always are: they are a container's).
     containers_only: bool,
-    batch: Vec<E>,
-    cgroup_of: impl Fn(&E) -> u64,
-    wire: impl Fn(E, Option<crate::agent::attribution::ContainerRef>) -> WireEvent,
-) -> anyhow::Result<u64> {
-    let (resolver, names) = attribution;
-    resolver.new_batch();
-    let mut sent = 0;
-    for event in batch {
-        let container = names.name(resolver.container_of(cgroup_of(&event)));
-        if containers_only && container.is_none() {
-            continue;
-        }
-        sent += 1;
-        outputs.emit(&wire(event, container))?;
+}
+
+impl Emitter {
+    /// Returns how many events went out.
+    fn send(&mut self, batch: Batch) -> anyhow::Result<u64> {
+        self.resolver.new_batch();
+        let node = self.node.clone();
+        let sent = match batch {
+            Batch::Process(events) => {
+                self.send_each(events, true, |e| e.cgroup_id, |e, c| WireEvent::process(&node, e, c))?
+            }
+            Batch::Network(events) => {
+                self.send_each(events, true, |e| e.cgroup_id, |e, c| WireEvent::network(&node, e, c))?
+            }
+            Batch::File(events) => {
+                self.send_each(events, true, |e| e.cgroup_id, |e, c| WireEvent::file(&node, e, c))?
+            }
+            Batch::Alert(alerts) => {
+                self.send_each(alerts, false, |a| a.cgroup_id, |a, c| WireEvent::alert(&node, a, c))?
+            }
+        };
+        self.outputs.flush()?;
+        Ok(sent)
     }
-    outputs.flush()?;
-    Ok(sent)
+
+    fn send_each<E>(
+        &mut self,
+        events: Vec<E>,
+        host_filtered: bool,
+        cgroup_of: impl Fn(&E) -> u64,
+        wire: impl Fn(E, Option<crate::agent::attribution::ContainerRef>) -> WireEvent,
+    ) -> anyhow::Result<u64> {
+        let mut sent = 0;
+        for event in events {
+            let container = self.names.name(self.resolver.container_of(cgroup_of(&event)));
+            if host_filtered && self.containers_only && container.is_none() {
+                continue;
+            }
+            sent += 1;
+            self.outputs.emit(&wire(event, container))?;
+        }
+        Ok(sent)
+    }
 }
 
 async fn stream(options: RunOptions) -> anyhow::Result<ExitCode> {
@@ -353,10 +390,15 @@ async fn stream(options: RunOptions) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let stdout = (!options.quiet).then(|| std::io::BufWriter::new(std::io::stdout().lock()));
-    let mut outputs = Outputs { stdout, server };
     let node = node_name();
-    let mut resolver = CgroupResolver::new();
     let names = with_cluster_names(ContainerNames::start(crate::engine::candidate_sockets(&[]))).await;
+    let mut out = Emitter {
+        outputs: Outputs { stdout, server },
+        resolver: CgroupResolver::new(),
+        names,
+        node: node.clone(),
+        containers_only: options.containers_only,
+    };
     let deadline = options.duration.map(|d| tokio::time::Instant::now() + d);
     let mut events = 0u64;
     let mut stats_every = tokio::time::interval(STATS_EVERY);
@@ -374,7 +416,6 @@ async fn stream(options: RunOptions) -> anyhow::Result<ExitCode> {
     if files.is_some() {
         sensors.push("file".to_string());
     }
-    let containers_only = options.containers_only;
     let state = |events: u64, dropped: u64, malformed: u64, enforcing: Option<&Enforcing>| AgentStats {
         events,
         dropped,
@@ -404,37 +445,27 @@ async fn stream(options: RunOptions) -> anyhow::Result<ExitCode> {
                 None => std::future::pending().await,
             }
         };
-        let attribution = (&mut resolver, &names);
         tokio::select! {
-            batch = sensor.next_batch() => {
-                events += emit_batch(&mut outputs, attribution, containers_only, batch?, |e| e.cgroup_id, |e, c| WireEvent::process(&node, e, c))?;
-            }
-            batch = net.next_batch() => {
-                events += emit_batch(&mut outputs, attribution, containers_only, batch?, |e| e.cgroup_id, |e, c| WireEvent::network(&node, e, c))?;
-            }
-            batch = next_files(&mut files) => {
-                events += emit_batch(&mut outputs, attribution, containers_only, batch?, |e| e.cgroup_id, |e, c| WireEvent::file(&node, e, c))?;
-            }
-            // Alerts are sent whatever --containers-only says: they are always a container's.
-            batch = alerts => {
-                events += emit_batch(&mut outputs, attribution, false, batch?, |a| a.cgroup_id, |a, c| WireEvent::alert(&node, a, c))?;
-            }
+            batch = sensor.next_batch() => events += out.send(Batch::Process(batch?))?,
+            batch = net.next_batch() => events += out.send(Batch::Network(batch?))?,
+            batch = next_files(&mut files) => events += out.send(Batch::File(batch?))?,
+            batch = alerts => events += out.send(Batch::Alert(batch?))?,
             _ = stats_every.tick() => {
                 if let Some(enforcing) = enforcing.as_mut() {
-                    enforcing.refresh(&running_containers(&mut resolver, &names));
+                    enforcing.refresh(&running_containers(&mut out.resolver, &out.names));
                 }
                 let (dropped, malformed) = counters(&sensor, &net, files.as_ref(), enforcing.as_ref().map(|e| &e.enforcer))?;
                 let stats = WireEvent::stats(&node, state(events, dropped, malformed, enforcing.as_ref()));
-                outputs.emit(&stats)?;
-                if let Some(server) = &outputs.server {
+                out.outputs.emit(&stats)?;
+                if let Some(server) = &out.outputs.server {
                     server.set_greeting(serde_json::to_string(&stats)?.into());
                 }
-                outputs.flush()?;
+                out.outputs.flush()?;
             }
             _ = reload => {
                 if let Some(enforcing) = enforcing.as_mut() {
                     enforcing.reload();
-                    enforcing.refresh(&running_containers(&mut resolver, &names));
+                    enforcing.refresh(&running_containers(&mut out.resolver, &out.names));
                 }
             }
             _ = tokio::signal::ctrl_c() => break,
@@ -443,49 +474,13 @@ async fn stream(options: RunOptions) -> anyhow::Result<ExitCode> {
         }
     }
     // What the rings still hold goes out before the last state line.
-    let attribution = (&mut resolver, &names);
-    events += emit_batch(
-        &mut outputs,
-        attribution,
-        containers_only,
-        sensor.remaining(),
-        |e| e.cgroup_id,
-        |e, c| WireEvent::process(&node, e, c),
-    )?;
-    let attribution = (&mut resolver, &names);
-    events += emit_batch(
-        &mut outputs,
-        attribution,
-        containers_only,
-        net.remaining(),
-        |e| e.cgroup_id,
-        |e, c| WireEvent::network(&node, e, c),
-    )?;
-    if let Some(files) = files.as_mut() {
-        let attribution = (&mut resolver, &names);
-        events += emit_batch(
-            &mut outputs,
-            attribution,
-            containers_only,
-            files.remaining(),
-            |e| e.cgroup_id,
-            |e, c| WireEvent::file(&node, e, c),
-        )?;
-    }
-    if let Some(enforcing) = enforcing.as_mut() {
-        let attribution = (&mut resolver, &names);
-        events += emit_batch(
-            &mut outputs,
-            attribution,
-            false,
-            enforcing.enforcer.remaining(),
-            |a| a.cgroup_id,
-            |a, c| WireEvent::alert(&node, a, c),
-        )?;
-    }
+    events += out.send(Batch::Process(sensor.remaining()))?;
+    events += out.send(Batch::Network(net.remaining()))?;
+    events += out.send(Batch::File(files.as_mut().map(FileSensor::remaining).unwrap_or_default()))?;
+    events += out.send(Batch::Alert(enforcing.as_mut().map(|e| e.enforcer.remaining()).unwrap_or_default()))?;
     let (dropped, malformed) = counters(&sensor, &net, files.as_ref(), enforcing.as_ref().map(|e| &e.enforcer))?;
-    outputs.emit(&WireEvent::stats(&node, state(events, dropped, malformed, enforcing.as_ref())))?;
-    outputs.flush()?;
+    out.outputs.emit(&WireEvent::stats(&node, state(events, dropped, malformed, enforcing.as_ref())))?;
+    out.outputs.flush()?;
     if dropped > 0 {
         eprintln!("picket: {dropped} events were dropped: the ring buffer was full");
     }

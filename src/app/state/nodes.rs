@@ -422,27 +422,9 @@ impl NodesState {
 mod tests {
     use super::*;
     use crate::agent::attribution::Runtime;
-    use crate::agent::events::ProcessEvent;
 
     fn exec(pid: u32, ppid: u32, path: &str, container: Option<&ContainerRef>) -> WireEvent {
-        WireEvent::process(
-            "node-1",
-            ProcessEvent {
-                kind: ProcessEventKind::Exec,
-                pid,
-                tid: pid,
-                ppid,
-                uid: 0,
-                exit_status: 0,
-                cgroup_id: 9,
-                timestamp_ns: u64::from(pid),
-                comm: path.rsplit('/').next().unwrap_or_default().chars().take(15).collect(),
-                filename: path.into(),
-                args: vec![path.into()],
-                exe: String::new(),
-            },
-            container.cloned(),
-        )
+        crate::app::fixtures::exec_event("node-1", pid, ppid, path, &[path], container)
     }
 
     fn exit(pid: u32, container: Option<&ContainerRef>) -> WireEvent {

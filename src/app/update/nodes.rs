@@ -186,7 +186,6 @@ pub(crate) mod tests {
     use std::time::Duration;
 
     use crate::agent::attribution::{ContainerRef, Runtime};
-    use crate::agent::events::{ProcessEvent, ProcessEventKind};
     use crate::agent::wire::{AgentStats, WireEvent};
     use crate::app::action::{Action, Command, Effect};
     use crate::app::fixtures::{self, code, key, type_text};
@@ -216,24 +215,7 @@ pub(crate) mod tests {
             pod_name: None,
         };
         let exec = |pid, ppid, path: &str, args: &[&str], container: Option<&ContainerRef>| {
-            WireEvent::process(
-                "node-1",
-                ProcessEvent {
-                    kind: ProcessEventKind::Exec,
-                    pid,
-                    tid: pid,
-                    ppid,
-                    uid: 0,
-                    exit_status: 0,
-                    cgroup_id: 77,
-                    timestamp_ns: 1_000_000 * u64::from(pid),
-                    comm: path.rsplit('/').next().unwrap_or_default().into(),
-                    filename: path.into(),
-                    args: args.iter().map(|a| a.to_string()).collect(),
-                    exe: String::new(),
-                },
-                container.cloned(),
-            )
+            crate::app::fixtures::exec_event("node-1", pid, ppid, path, args, container)
         };
         vec![
             WireEvent::stats(
