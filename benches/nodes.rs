@@ -85,7 +85,10 @@ fn nodes(c: &mut Criterion) {
         b.iter_batched(
             fresh,
             |mut state| {
-                picket::app::update::update(&mut state, Action::AgentLines { conn: 1, events: batch.clone(), unreadable: 0 });
+                picket::app::update::update(
+                    &mut state,
+                    Action::AgentLines { conn: 1, events: batch.clone(), unreadable: 0 },
+                );
                 black_box(state.nodes.as_ref().map(|n| n.activity.len()));
             },
             criterion::BatchSize::LargeInput,
