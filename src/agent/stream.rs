@@ -61,7 +61,7 @@ async fn serve<W: tokio::io::AsyncWrite + Unpin>(
         let line: Arc<str> = match rx.recv().await {
             Ok(line) => line,
             Err(broadcast::error::RecvError::Lagged(missed)) => {
-                let lagged = super::wire::WireEvent::Lagged { v: super::wire::WIRE_VERSION, missed };
+                let lagged = super::wire::WireEvent::Lagged { v: super::wire::WIRE_VERSION, missed, node: None };
                 serde_json::to_string(&lagged).unwrap_or_default().into()
             }
             Err(broadcast::error::RecvError::Closed) => return,

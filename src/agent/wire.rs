@@ -56,8 +56,14 @@ pub enum WireEvent {
         #[serde(flatten)]
         stats: AgentStats,
     },
-    /// This reader fell behind and lost `missed` lines (the socket only).
-    Lagged { v: u32, missed: u64 },
+    /// This reader fell behind and lost `missed` lines (the socket only). The agent does not
+    /// name its node here; a reader that knows it from the stream's other lines fills it in.
+    Lagged {
+        v: u32,
+        missed: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,7 +129,7 @@ impl WireEvent {
             | Self::File { node, .. }
             | Self::Alert { node, .. }
             | Self::Stats { node, .. } => node,
-            Self::Lagged { .. } => "",
+            Self::Lagged { node, .. } => node.as_deref().unwrap_or_default(),
         }
     }
 
@@ -176,6 +182,6 @@ mod tests {
             serde_json::from_str(r#"{"type":"stats","v":1,"node":"n","events":1,"dropped":2,"malformed":0}"#).unwrap();
         assert!(matches!(old, WireEvent::Stats { stats: AgentStats { dropped: 2, .. }, .. }));
         let lagged: WireEvent = serde_json::from_str(r#"{"type":"lagged","v":1,"missed":9}"#).unwrap();
-        assert_eq!(lagged, WireEvent::Lagged { v: 1, missed: 9 });
+        assert_eq!(lagged, WireEvent::Lagged { v: 1, missed: 9, node: None });
     }
 }

@@ -112,12 +112,22 @@ async fn read_lines<R: tokio::io::AsyncRead + Unpin>(
     from: &str,
 ) -> String {
     let mut lines = BoundedLines::new(stream);
+    // One stream is one agent: its node, from its other lines, names its `lagged` notices.
+    let mut node: Option<String> = None;
     loop {
         let mut events = Vec::new();
         let mut unreadable = 0u64;
         let mut take = |line: Line| match line {
             Line::Text(text) => match serde_json::from_str::<WireEvent>(&text) {
-                Ok(event) => events.push(event),
+                Ok(WireEvent::Lagged { v, missed, node: None }) => {
+                    events.push(WireEvent::Lagged { v, missed, node: node.clone() })
+                }
+                Ok(event) => {
+                    if node.is_none() && !event.node().is_empty() {
+                        node = Some(event.node().to_string());
+                    }
+                    events.push(event)
+                }
                 Err(_) => unreadable += 1,
             },
             Line::TooLong => unreadable += 1,
@@ -299,11 +309,11 @@ mod tests {
         tokio::spawn(read_agent(tx, 7, socket.clone(), Duration::ZERO));
         let Action::AgentLines { conn, events, unreadable } = next(&mut rx).await else { panic!("lines first") };
         assert_eq!((conn, events, unreadable), (7, vec![greeting.clone()], 0), "the agent's state comes first");
-        server.send(serde_json::to_string(&WireEvent::Lagged { v: 1, missed: 3 }).unwrap().into());
+        server.send(serde_json::to_string(&WireEvent::Lagged { v: 1, missed: 3, node: None }).unwrap().into());
         server.send("not an event".into());
         // A line far longer than any event is skipped, counted, and the next one still reads.
         server.send("x".repeat(3 * MAX_LINE).into());
-        server.send(serde_json::to_string(&WireEvent::Lagged { v: 1, missed: 4 }).unwrap().into());
+        server.send(serde_json::to_string(&WireEvent::Lagged { v: 1, missed: 4, node: None }).unwrap().into());
         let mut events = Vec::new();
         let mut unreadable = 0;
         while events.len() < 2 {
@@ -311,7 +321,15 @@ mod tests {
             events.extend(more);
             unreadable += bad;
         }
-        assert_eq!(events, [WireEvent::Lagged { v: 1, missed: 3 }, WireEvent::Lagged { v: 1, missed: 4 }]);
+        let named = Some("node-1".to_string());
+        assert_eq!(
+            events,
+            [
+                WireEvent::Lagged { v: 1, missed: 3, node: named.clone() },
+                WireEvent::Lagged { v: 1, missed: 4, node: named }
+            ],
+            "the stream's node names its lagged notices"
+        );
         assert_eq!(unreadable, 2, "the junk line and the over-long one");
         drop(server);
         let Action::AgentDown { conn, reason } = next(&mut rx).await else { panic!("the end") };

@@ -297,7 +297,10 @@ impl NodesState {
                         cluster.errors.retain(|pod, _| !pods.iter().any(|p| &p.name == pod && &p.node == node));
                     }
                 }
-                WireEvent::Lagged { missed, .. } => {
+                WireEvent::Lagged { missed, node, .. } => {
+                    if let Some(node) = node {
+                        last_node.clone_from(node);
+                    }
                     let agent = match (local, self.cluster.as_mut()) {
                         (true, _) => self.agent.as_mut(),
                         (false, Some(cluster)) => cluster.agents.get_mut(&last_node),
@@ -491,13 +494,28 @@ mod tests {
         nodes.apply(vec![exit(700, None)], true);
         assert!(nodes.activity[&web.id].processes.is_empty());
         // Lines were missed: exits may be among them, so the tables start again.
-        nodes.apply(vec![exec(800, 1, "/bin/sleep", Some(&web)), WireEvent::Lagged { v: 1, missed: 5 }], true);
+        nodes.apply(
+            vec![exec(800, 1, "/bin/sleep", Some(&web)), WireEvent::Lagged { v: 1, missed: 5, node: None }],
+            true,
+        );
         assert!(nodes.activity[&web.id].processes.is_empty(), "after a gap the tree is rebuilt from new events");
         // So does a new agent (a restart: another pid).
         nodes.apply(vec![exec(900, 1, "/bin/sleep", Some(&web)), stats(43)], true);
         assert!(nodes.activity[&web.id].processes.is_empty());
         nodes.apply(vec![exec(901, 1, "/bin/sleep", Some(&web)), stats(43)], true);
         assert_eq!(nodes.activity[&web.id].processes.len(), 1, "the same agent's state line keeps the tables");
+    }
+
+    #[test]
+    fn a_cluster_agents_lagged_notice_counts_for_its_node() {
+        let mut nodes = NodesState::new("/s".into(), 1);
+        nodes.cluster = Some(ClusterAgents::new("prod".into(), 2));
+        let stats = |node: &str| WireEvent::stats(node, AgentStats { pid: 7, ..Default::default() });
+        nodes.apply(vec![stats("node-b"), stats("node-c")], false);
+        // A batch that starts with the notice: only the stream's node says whose it is.
+        nodes.apply(vec![WireEvent::Lagged { v: 1, missed: 9, node: Some("node-b".into()) }], false);
+        let agents = &nodes.cluster.as_ref().unwrap().agents;
+        assert_eq!((agents["node-b"].missed, agents["node-c"].missed), (9, 0));
     }
 
     #[test]
@@ -508,7 +526,7 @@ mod tests {
         };
         nodes.apply(vec![stats(100, 10, 0)], true);
         assert_eq!(nodes.agent.as_ref().unwrap().rate_tenths, 0, "one line gives no rate");
-        nodes.apply(vec![stats(1100, 14, 3), WireEvent::Lagged { v: 1, missed: 7 }], true);
+        nodes.apply(vec![stats(1100, 14, 3), WireEvent::Lagged { v: 1, missed: 7, node: None }], true);
         let agent = nodes.agent.as_ref().unwrap();
         assert_eq!((agent.rate_tenths, agent.stats.dropped, agent.missed), (2500, 3, 7));
         nodes.apply(vec![stats(1100, 14, 3)], true);
