@@ -14,6 +14,16 @@ fn can_load_bpf() -> bool {
     common::is_root() && std::path::Path::new("/sys/kernel/btf/vmlinux").exists()
 }
 
+/// Ends a test early, saying why, where the kernel programs cannot load.
+macro_rules! require_bpf {
+    () => {
+        if !can_load_bpf() {
+            eprintln!("skipped: loading BPF programs needs root and /sys/kernel/btf/vmlinux");
+            return;
+        }
+    };
+}
+
 /// Collects events until `done` holds or 10 s pass.
 async fn collect(sensor: &mut ProcessSensor, done: impl Fn(&[ProcessEvent]) -> bool) -> Vec<ProcessEvent> {
     let mut events = Vec::new();
@@ -28,10 +38,7 @@ async fn collect(sensor: &mut ProcessSensor, done: impl Fn(&[ProcessEvent]) -> b
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exec_fork_and_exit_of_a_process_arrive_with_its_details() {
-    if !can_load_bpf() {
-        eprintln!("skipped: loading BPF programs needs root and /sys/kernel/btf/vmlinux");
-        return;
-    }
+    require_bpf!();
     let mut sensor = ProcessSensor::start().expect("the sensor loads and attaches");
     let marker = format!("picket-marker-{}", std::process::id());
     let mut child = tokio::process::Command::new("/bin/sh")
@@ -76,10 +83,7 @@ async fn exec_fork_and_exit_of_a_process_arrive_with_its_details() {
 /// cgroup, and the host's own execs are not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn execs_in_a_podman_container_are_attributed_to_it() {
-    if !can_load_bpf() {
-        eprintln!("skipped: loading BPF programs needs root and /sys/kernel/btf/vmlinux");
-        return;
-    }
+    require_bpf!();
     let Some(podman) = common::engines::Podman::start() else {
         eprintln!("skipped: needs podman and runc (./install.sh --dev)");
         return;
@@ -236,10 +240,7 @@ fn lsm_programs_refused(error: &picket::agent::enforce::EnforceError) -> bool {
 /// its counters.
 #[test]
 fn agent_run_streams_json_lines() {
-    if !can_load_bpf() {
-        eprintln!("skipped: loading BPF programs needs root and /sys/kernel/btf/vmlinux");
-        return;
-    }
+    require_bpf!();
     let agent = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
         .args(["agent", "run", "--for", "3"])
         .stdout(std::process::Stdio::piped())
@@ -288,10 +289,7 @@ fn agent_run_streams_json_lines() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connects_and_accepts_are_seen_with_their_addresses() {
     use picket::agent::net::{NetEventKind, NetSensor};
-    if !can_load_bpf() {
-        eprintln!("skipped: loading BPF programs needs root and /sys/kernel/btf/vmlinux");
-        return;
-    }
+    require_bpf!();
     let mut sensor = NetSensor::start().expect("the network sensor loads and attaches");
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
     let port = listener.local_addr().expect("addr").port();
@@ -333,10 +331,7 @@ async fn connects_and_accepts_are_seen_with_their_addresses() {
 fn agent_serves_events_on_a_private_unix_socket() {
     use std::io::BufRead;
     use std::os::unix::fs::MetadataExt;
-    if !can_load_bpf() {
-        eprintln!("skipped: loading BPF programs needs root and /sys/kernel/btf/vmlinux");
-        return;
-    }
+    require_bpf!();
     let dir = tempfile::tempdir().expect("tempdir");
     let socket = dir.path().join("picket/agent.sock");
     let agent = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
@@ -380,10 +375,7 @@ fn agent_serves_events_on_a_private_unix_socket() {
 async fn policy_updates_are_whole_or_refused_in_the_kernel_maps() {
     use picket::agent::enforce::{ContainerPolicy, Enforcer, Mode};
     use picket::agent::policy::{PolicyFile, RunningContainer};
-    if !can_load_bpf() {
-        eprintln!("skipped: loading BPF programs needs root and /sys/kernel/btf/vmlinux");
-        return;
-    }
+    require_bpf!();
     let mut enforcer = Enforcer::maps_only().expect("the enforcement maps load");
     assert!(enforcer.in_force().expect("readable").is_empty(), "no policy at start");
     let path = std::path::Path::new("policy.yaml");
@@ -456,10 +448,7 @@ async fn policy_updates_are_whole_or_refused_in_the_kernel_maps() {
 /// agent finds through CONTAINER_HOST), and the agent's state lines say what it runs.
 #[test]
 fn agent_run_names_containers_from_the_engine() {
-    if !can_load_bpf() {
-        eprintln!("skipped: loading BPF programs needs root and /sys/kernel/btf/vmlinux");
-        return;
-    }
+    require_bpf!();
     let Some(podman) = common::engines::Podman::start() else {
         eprintln!("skipped: needs podman and runc (./install.sh --dev)");
         return;
@@ -565,10 +554,7 @@ fn prefix_of(dir: &std::path::Path) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opens_under_a_watched_prefix_arrive_with_path_and_access() {
     use picket::agent::files::FileSensor;
-    if !can_load_bpf() {
-        eprintln!("skipped: loading BPF programs needs root and /sys/kernel/btf/vmlinux");
-        return;
-    }
+    require_bpf!();
     let (_dir, watched, unwatched) = watched_dirs();
     let (read_path, written_path, other_path) =
         (watched.join("read-me"), watched.join("written"), unwatched.join("not-watched"));
@@ -611,10 +597,7 @@ async fn opens_under_a_watched_prefix_arrive_with_path_and_access() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relative_opens_and_opens_across_mounts_report_absolute_paths() {
     use picket::agent::files::FileSensor;
-    if !can_load_bpf() {
-        eprintln!("skipped: loading BPF programs needs root and /sys/kernel/btf/vmlinux");
-        return;
-    }
+    require_bpf!();
     let (_dir, watched, unwatched) = watched_dirs();
     std::fs::write(watched.join("x"), "x").expect("write");
     let mounted = watched.join("mnt");
@@ -669,10 +652,7 @@ async fn relative_opens_and_opens_across_mounts_report_absolute_paths() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_and_deep_paths_are_flagged_as_truncated() {
     use picket::agent::files::FileSensor;
-    if !can_load_bpf() {
-        eprintln!("skipped: loading BPF programs needs root and /sys/kernel/btf/vmlinux");
-        return;
-    }
+    require_bpf!();
     let (_dir, watched, _) = watched_dirs();
     let long_dir = watched.join("l".repeat(120)).join("o".repeat(120));
     std::fs::create_dir_all(&long_dir).expect("long dirs");
@@ -754,10 +734,7 @@ async fn a_chrooted_process_has_its_own_view() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openat2_and_creat_are_seen() {
     use picket::agent::files::FileSensor;
-    if !can_load_bpf() {
-        eprintln!("skipped: loading BPF programs needs root and /sys/kernel/btf/vmlinux");
-        return;
-    }
+    require_bpf!();
     if !common::have_tool("python3") {
         return;
     }
@@ -802,10 +779,7 @@ fn invalid_watch_prefixes_are_refused_by_name() {
 /// for watched paths.
 #[test]
 fn agent_run_streams_watched_opens() {
-    if !can_load_bpf() {
-        eprintln!("skipped: loading BPF programs needs root and /sys/kernel/btf/vmlinux");
-        return;
-    }
+    require_bpf!();
     let (_dir, watched, unwatched) = watched_dirs();
     let agent = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
         .args(["agent", "run", "--for", "3", "--watch"])
@@ -849,10 +823,7 @@ fn agent_run_streams_watched_opens() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opens_in_a_podman_container_have_the_containers_paths() {
     use picket::agent::files::FileSensor;
-    if !can_load_bpf() {
-        eprintln!("skipped: loading BPF programs needs root and /sys/kernel/btf/vmlinux");
-        return;
-    }
+    require_bpf!();
     let Some(podman) = common::engines::Podman::start() else {
         eprintln!("skipped: needs podman and runc (./install.sh --dev)");
         return;
@@ -883,15 +854,12 @@ async fn opens_in_a_podman_container_have_the_containers_paths() {
 /// the end is sent before the last state line. The node is the DaemonSet's NODE_NAME when set.
 #[test]
 fn busy_sensors_do_not_starve_the_others() {
-    if !can_load_bpf() {
-        eprintln!("skipped: loading BPF programs needs root and /sys/kernel/btf/vmlinux");
-        return;
-    }
+    require_bpf!();
     let (_dir, watched, _) = watched_dirs();
     let file = watched.join("probe");
     std::fs::write(&file, "x").expect("write");
     let agent = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
-        .args(["agent", "run", "--for", "6", "--watch", &prefix_of(&watched)])
+        .args(["agent", "run", "--for", "8", "--watch", &prefix_of(&watched)])
         .env("NODE_NAME", "node-under-test")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -904,9 +872,9 @@ fn busy_sensors_do_not_starve_the_others() {
     let marker = format!("starve-marker-{}", std::process::id());
     let started = Instant::now();
     let mut opened = false;
-    while started.elapsed() < Duration::from_millis(5500) {
+    while started.elapsed() < Duration::from_millis(7500) {
         let _ = std::net::TcpStream::connect(("127.0.0.1", port));
-        if !opened && started.elapsed() > Duration::from_millis(1500) {
+        if !opened && started.elapsed() > Duration::from_millis(1000) {
             let _ = std::process::Command::new("/bin/cat").arg(&file).arg("/dev/null").env("M", &marker).output();
             let _ = std::process::Command::new("/bin/echo").arg(&marker).output();
             opened = true;
