@@ -24,16 +24,24 @@ macro_rules! require_bpf {
     };
 }
 
-/// Collects events until `done` holds or 10 s pass.
-async fn collect(sensor: &mut ProcessSensor, done: impl Fn(&[ProcessEvent]) -> bool) -> Vec<ProcessEvent> {
-    let mut events = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !done(&events) && Instant::now() < deadline {
-        if let Ok(Ok(batch)) = tokio::time::timeout(Duration::from_millis(500), sensor.next_batch()).await {
-            events.extend(batch);
+/// Collects a sensor's batches until `done` holds or 10 s pass (a macro: each sensor's
+/// `next_batch` borrows it).
+macro_rules! collect_batches {
+    ($sensor:expr, $done:expr) => {{
+        let mut events = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !$done(&events) && Instant::now() < deadline {
+            if let Ok(Ok(batch)) = tokio::time::timeout(Duration::from_millis(500), $sensor.next_batch()).await {
+                events.extend(batch);
+            }
         }
-    }
-    events
+        events
+    }};
+}
+
+/// Collects process events until `done` holds or 10 s pass.
+async fn collect(sensor: &mut ProcessSensor, done: impl Fn(&[ProcessEvent]) -> bool) -> Vec<ProcessEvent> {
+    collect_batches!(sensor, done)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -524,14 +532,7 @@ async fn collect_files(
     sensor: &mut picket::agent::files::FileSensor,
     done: impl Fn(&[picket::agent::files::FileEvent]) -> bool,
 ) -> Vec<picket::agent::files::FileEvent> {
-    let mut events = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !done(&events) && Instant::now() < deadline {
-        if let Ok(Ok(batch)) = tokio::time::timeout(Duration::from_millis(500), sensor.next_batch()).await {
-            events.extend(batch);
-        }
-    }
-    events
+    collect_batches!(sensor, done)
 }
 
 /// A temp dir (its real path) with a watched `w/` and an unwatched sibling `wx/`, which shares

@@ -114,10 +114,7 @@ pub struct CgroupResolver {
 
 impl CgroupResolver {
     pub fn new() -> Self {
-        let hybrid = Path::new("/sys/fs/cgroup/unified");
-        let root =
-            if hybrid.join("cgroup.procs").exists() { hybrid.to_path_buf() } else { PathBuf::from("/sys/fs/cgroup") };
-        Self::with_root(root)
+        Self::with_root(unified_root())
     }
 
     pub fn with_root(root: PathBuf) -> Self {
@@ -197,6 +194,13 @@ impl CgroupResolver {
             self.paths.insert(meta.ino(), format!("/{}", relative.display()));
         }
     }
+}
+
+/// The cgroup v2 hierarchy: `/sys/fs/cgroup/unified` on cgroup v1 hybrid hosts, else
+/// `/sys/fs/cgroup`.
+pub fn unified_root() -> PathBuf {
+    let hybrid = Path::new("/sys/fs/cgroup/unified");
+    if hybrid.join("cgroup.procs").exists() { hybrid.to_path_buf() } else { PathBuf::from("/sys/fs/cgroup") }
 }
 
 /// One container's cgroups, for policies.

@@ -6,14 +6,13 @@
 
 use std::time::Duration;
 
+use aya::Ebpf;
 use aya::maps::lpm_trie::{Key, LpmTrie};
 use aya::maps::{MapData, MapError};
-use aya::programs::BtfTracePoint;
-use aya::{Btf, Ebpf};
 use serde::{Deserialize, Serialize};
 
 use super::events::{COMM_LEN, Reader};
-use super::ring::{EventRing, RingError, per_cpu_sum};
+use super::ring::{AttachError, EventRing, RingError, attach_tracepoints, per_cpu_sum};
 
 static FILES_PROGRAM: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/files.bpf.o"));
 
@@ -109,17 +108,8 @@ pub enum FileSensorError {
     TooMany(usize),
     #[error("loading the file programs: {0} (the agent needs root, or CAP_BPF and CAP_PERFMON)")]
     Load(#[source] aya::EbpfError),
-    #[error("reading the kernel's BTF (/sys/kernel/btf/vmlinux): {0}")]
-    Btf(#[source] aya::BtfError),
-    #[error("program {program} on {hook}: {source}")]
-    Attach {
-        program: &'static str,
-        hook: &'static str,
-        #[source]
-        source: aya::programs::ProgramError,
-    },
-    #[error("the kernel object has no {0}")]
-    Missing(&'static str),
+    #[error(transparent)]
+    Attach(#[from] AttachError),
     #[error("watching {prefix:?}: {source}")]
     Watch {
         prefix: String,
@@ -166,7 +156,7 @@ impl FileSensor {
     pub fn start(prefixes: &[String]) -> Result<Self, FileSensorError> {
         validate_prefixes(prefixes)?;
         let mut ebpf = Ebpf::load(FILES_PROGRAM).map_err(FileSensorError::Load)?;
-        let map = ebpf.map_mut("watched").ok_or(FileSensorError::Missing("watched"))?;
+        let map = ebpf.map_mut("watched").ok_or(RingError::Missing("watched"))?;
         let mut watched: LpmTrie<&mut MapData, [u8; PREFIX_LEN], u8> =
             LpmTrie::try_from(map).map_err(|source| RingError::Map { name: "watched", source })?;
         for prefix in prefixes {
@@ -178,12 +168,7 @@ impl FileSensor {
                 .insert(&Key::new(bits, data), 1, 0)
                 .map_err(|source| FileSensorError::Watch { prefix: prefix.clone(), source })?;
         }
-        let btf = Btf::from_sys_fs().map_err(FileSensorError::Btf)?;
-        let attach = |source| FileSensorError::Attach { program: PROGRAM, hook: HOOK, source };
-        let tracepoint: &mut BtfTracePoint =
-            ebpf.program_mut(PROGRAM).ok_or(FileSensorError::Missing(PROGRAM))?.try_into().map_err(attach)?;
-        tracepoint.load(HOOK, &btf).map_err(attach)?;
-        tracepoint.attach().map_err(attach)?;
+        attach_tracepoints(&mut ebpf, &[(PROGRAM, HOOK)])?;
         let ring = EventRing::take(&mut ebpf, "file_events", Some(POLL))?;
         Ok(Self { ebpf, ring, malformed: 0 })
     }

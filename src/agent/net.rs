@@ -5,10 +5,10 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use aya::Ebpf;
-use aya::programs::{BtfTracePoint, CgroupAttachMode, CgroupSockAddr};
+use aya::programs::{CgroupAttachMode, CgroupSockAddr};
 use serde::{Deserialize, Serialize};
 
-use super::ring::{EventRing, RingError, per_cpu_sum};
+use super::ring::{AttachError, EventRing, RingError, attach_tracepoints, per_cpu_sum};
 
 static NET_PROGRAM: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/net.bpf.o"));
 
@@ -87,6 +87,8 @@ pub enum NetSensorError {
     Missing(&'static str),
     #[error(transparent)]
     Ring(#[from] RingError),
+    #[error(transparent)]
+    Tracepoint(#[from] AttachError),
     #[error("{path}: {source}")]
     Cgroup {
         path: String,
@@ -106,13 +108,9 @@ impl NetSensor {
     /// Loads and attaches; must run inside a tokio runtime.
     pub fn start() -> Result<Self, NetSensorError> {
         let mut ebpf = Ebpf::load(NET_PROGRAM).map_err(NetSensorError::Load)?;
-        let root = if std::path::Path::new("/sys/fs/cgroup/unified/cgroup.procs").exists() {
-            "/sys/fs/cgroup/unified"
-        } else {
-            "/sys/fs/cgroup"
-        };
-        let cgroup =
-            std::fs::File::open(root).map_err(|source| NetSensorError::Cgroup { path: root.into(), source })?;
+        let root = super::attribution::unified_root();
+        let cgroup = std::fs::File::open(&root)
+            .map_err(|source| NetSensorError::Cgroup { path: root.display().to_string(), source })?;
         for program in ["connect4", "connect6"] {
             let attach = |source| NetSensorError::Attach { program, source };
             let hook: &mut CgroupSockAddr =
@@ -122,12 +120,7 @@ impl NetSensor {
             // cgroup by itself (a link takes no ALLOW_MULTI flag).
             hook.attach(&cgroup, CgroupAttachMode::Single).map_err(attach)?;
         }
-        let attach = |source| NetSensorError::Attach { program: "accepted", source };
-        let btf = aya::Btf::from_sys_fs().map_err(|e| NetSensorError::Load(e.into()))?;
-        let exit: &mut BtfTracePoint =
-            ebpf.program_mut("accepted").ok_or(NetSensorError::Missing("accepted"))?.try_into().map_err(attach)?;
-        exit.load("sys_exit", &btf).map_err(attach)?;
-        exit.attach().map_err(attach)?;
+        attach_tracepoints(&mut ebpf, &[("accepted", "sys_exit")])?;
         let ring = EventRing::take(&mut ebpf, "net_events", None)?;
         Ok(Self { ebpf, ring, malformed: 0 })
     }

@@ -1,10 +1,11 @@
-//! What every kernel program of the agent shares: a ring buffer read on the tokio runtime, and a
-//! per-CPU counter of the events it could not queue.
+//! What every kernel program of the agent shares: attaching to BTF tracepoints, a ring buffer
+//! read on the tokio runtime, and a per-CPU counter of the events it could not queue.
 
 use std::time::Duration;
 
-use aya::Ebpf;
 use aya::maps::{MapData, PerCpuArray, RingBuf};
+use aya::programs::BtfTracePoint;
+use aya::{Btf, Ebpf};
 use tokio::io::unix::AsyncFd;
 
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +20,34 @@ pub enum RingError {
     },
     #[error("waiting on the ring buffer: {0}")]
     Io(#[from] std::io::Error),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AttachError {
+    #[error("reading the kernel's BTF (/sys/kernel/btf/vmlinux): {0}")]
+    Btf(#[source] aya::BtfError),
+    #[error("program {program} on {hook}: {source}")]
+    Attach {
+        program: &'static str,
+        hook: &'static str,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    #[error("the kernel object has no program {0}")]
+    Missing(&'static str),
+}
+
+/// Loads and attaches each (program, BTF tracepoint) of `ebpf`; the links live as long as it.
+pub fn attach_tracepoints(ebpf: &mut Ebpf, tracepoints: &[(&'static str, &'static str)]) -> Result<(), AttachError> {
+    let btf = Btf::from_sys_fs().map_err(AttachError::Btf)?;
+    for &(program, hook) in tracepoints {
+        let attach = |source| AttachError::Attach { program, hook, source };
+        let tracepoint: &mut BtfTracePoint =
+            ebpf.program_mut(program).ok_or(AttachError::Missing(program))?.try_into().map_err(attach)?;
+        tracepoint.load(hook, &btf).map_err(attach)?;
+        tracepoint.attach().map_err(attach)?;
+    }
+    Ok(())
 }
 
 pub struct EventRing {

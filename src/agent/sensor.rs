@@ -4,11 +4,10 @@
 
 use std::time::Duration;
 
-use aya::programs::BtfTracePoint;
-use aya::{Btf, Ebpf};
+use aya::Ebpf;
 
 use super::events::{ProcessEvent, decode_process_event};
-use super::ring::{EventRing, RingError, per_cpu_sum};
+use super::ring::{AttachError, EventRing, RingError, attach_tracepoints, per_cpu_sum};
 
 static PROCESS_PROGRAM: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/process.bpf.o"));
 
@@ -26,17 +25,8 @@ const POLL: Duration = Duration::from_millis(50);
 pub enum SensorError {
     #[error("loading the kernel programs: {0} (the agent needs root, or CAP_BPF and CAP_PERFMON)")]
     Load(#[source] aya::EbpfError),
-    #[error("reading the kernel's BTF (/sys/kernel/btf/vmlinux): {0}")]
-    Btf(#[source] aya::BtfError),
-    #[error("program {program} on {hook}: {source}")]
-    Attach {
-        program: &'static str,
-        hook: &'static str,
-        #[source]
-        source: aya::programs::ProgramError,
-    },
-    #[error("the kernel object has no {0}")]
-    Missing(&'static str),
+    #[error(transparent)]
+    Attach(#[from] AttachError),
     #[error(transparent)]
     Ring(#[from] RingError),
 }
@@ -53,14 +43,7 @@ impl ProcessSensor {
     /// Loads and attaches. Must run inside a tokio runtime (the ring buffer is polled by it).
     pub fn start() -> Result<Self, SensorError> {
         let mut ebpf = Ebpf::load(PROCESS_PROGRAM).map_err(SensorError::Load)?;
-        let btf = Btf::from_sys_fs().map_err(SensorError::Btf)?;
-        for (program, hook) in TRACEPOINTS {
-            let attach = |source| SensorError::Attach { program, hook, source };
-            let tracepoint: &mut BtfTracePoint =
-                ebpf.program_mut(program).ok_or(SensorError::Missing(program))?.try_into().map_err(attach)?;
-            tracepoint.load(hook, &btf).map_err(attach)?;
-            tracepoint.attach().map_err(attach)?;
-        }
+        attach_tracepoints(&mut ebpf, &TRACEPOINTS)?;
         let ring = EventRing::take(&mut ebpf, "events", Some(POLL))?;
         Ok(Self { ebpf, ring, malformed: 0 })
     }

@@ -97,12 +97,7 @@ impl MockApiServer {
                         stored["metadata"]["resourceVersion"] = json!("1");
                         (StatusCode::OK, stored)
                     };
-                    let response = Response::builder()
-                        .status(status)
-                        .header("content-type", "application/json")
-                        .body(Body::from(serde_json::to_vec(&body).expect("json")))
-                        .expect("response");
-                    send.send_response(response);
+                    send.send_response(json_response(status, &body));
                     continue;
                 }
                 if request.uri().query().unwrap_or_default().split('&').any(|kv| kv == "watch=true") {
@@ -163,12 +158,7 @@ impl MockApiServer {
                         .collect();
                     (StatusCode::OK, list_json(&collection, &items, &query, metadata_only))
                 };
-                let response = Response::builder()
-                    .status(status)
-                    .header("content-type", "application/json")
-                    .body(Body::from(serde_json::to_vec(&body).expect("json")))
-                    .expect("response");
-                send.send_response(response);
+                send.send_response(json_response(status, &body));
             }
         });
         Self { client: kube::Client::new(service, "default"), requests, uris, patches, _task: task }
@@ -215,6 +205,14 @@ fn labels_match(object: &Value, selector: &str) -> bool {
         Some((key, value)) => object["metadata"]["labels"][key] == value,
         None => false,
     })
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Body::from(serde_json::to_vec(body).expect("json")))
+        .expect("response")
 }
 
 fn status_json(code: u16, reason: &str, message: &str) -> Value {
