@@ -101,6 +101,9 @@ async fn event_loop(
             batch.push(action);
         }
         for action in batch {
+            if matches!(action, Action::AgentLines { .. }) {
+                effects.agent_lines_taken();
+            }
             for effect in update::update(state, action) {
                 match effect {
                     Effect::RunPlugin(run) if !run.background => {

@@ -34,6 +34,8 @@ pub struct Effects {
     agent_child: Arc<tokio::sync::Mutex<Option<tokio::process::Child>>>,
     /// Where a started agent's messages go.
     agent_log: PathBuf,
+    /// Agent batches sent and not yet taken by the loop.
+    agent_in_flight: agent_link::InFlight,
 }
 
 mod agent_link;
@@ -62,7 +64,14 @@ impl Effects {
             cluster_reader: Default::default(),
             agent_child: Default::default(),
             agent_log: PathBuf::from("agent.log"),
+            agent_in_flight: Default::default(),
         }
+    }
+
+    /// The loop took an agent batch off the channel: room for another.
+    pub fn agent_lines_taken(&self) {
+        use std::sync::atomic::Ordering;
+        let _ = self.agent_in_flight.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| Some(n.saturating_sub(1)));
     }
 
     /// Where an agent the console starts writes its messages.
@@ -178,7 +187,7 @@ impl Effects {
                 tokio::spawn(load_inventory(tx, request, context, self.watches.clone(), Arc::clone(&self.store)));
             }
             Effect::ConnectAgent { conn, socket, wait } => {
-                let task = tokio::spawn(agent_link::read_agent(tx, conn, socket, wait));
+                let task = tokio::spawn(agent_link::read_agent(tx, conn, socket, wait, self.agent_in_flight.clone()));
                 if let Ok(mut reader) = self.agent_reader.lock()
                     && let Some(previous) = reader.replace(task.abort_handle())
                 {
@@ -186,7 +195,8 @@ impl Effects {
                 }
             }
             Effect::ConnectClusterAgents { conn, context } => {
-                let task = tokio::spawn(agent_link::read_cluster_agents(tx, conn, context));
+                let task =
+                    tokio::spawn(agent_link::read_cluster_agents(tx, conn, context, self.agent_in_flight.clone()));
                 if let Ok(mut reader) = self.cluster_reader.lock()
                     && let Some(previous) = reader.replace(task.abort_handle())
                 {

@@ -68,6 +68,15 @@ impl<R: tokio::io::AsyncRead + Unpin> BoundedLines<R> {
     }
 }
 
+/// Batches sent to the console and not yet taken by its loop. Beyond this (the loop is stopped
+/// while a foreground plugin has the terminal, or cannot keep up) a batch is not sent: it is
+/// counted, and the next batch that goes says how many lines were missed, as the agent's own
+/// `lagged` notice does, instead of memory growing for as long as the loop is away.
+pub const MAX_IN_FLIGHT: usize = 16;
+
+/// The count of batches sent and not yet taken, shared by the readers and the console's loop.
+pub type InFlight = std::sync::Arc<std::sync::atomic::AtomicUsize>;
+
 /// Lines gathered into one action: what arrives within this window after the first.
 const BATCH_WINDOW: Duration = Duration::from_millis(50);
 const BATCH_MAX: usize = 2000;
@@ -87,7 +96,7 @@ fn describe(socket: &Path, err: &std::io::Error) -> String {
 }
 
 /// Connects (trying again for `wait`) and sends the agent's lines in batches until it goes away.
-pub async fn read_agent(tx: UnboundedSender<Action>, conn: u64, socket: PathBuf, wait: Duration) {
+pub async fn read_agent(tx: UnboundedSender<Action>, conn: u64, socket: PathBuf, wait: Duration, in_flight: InFlight) {
     let deadline = tokio::time::Instant::now() + wait;
     let stream = loop {
         match UnixStream::connect(&socket).await {
@@ -99,7 +108,7 @@ pub async fn read_agent(tx: UnboundedSender<Action>, conn: u64, socket: PathBuf,
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     };
-    let reason = read_lines(&tx, conn, stream, &socket.display().to_string()).await;
+    let reason = read_lines(&tx, conn, stream, &socket.display().to_string(), &in_flight).await;
     let _ = tx.send(Action::AgentDown { conn, reason });
 }
 
@@ -110,7 +119,10 @@ async fn read_lines<R: tokio::io::AsyncRead + Unpin>(
     conn: u64,
     stream: R,
     from: &str,
+    in_flight: &InFlight,
 ) -> String {
+    use std::sync::atomic::Ordering;
+    let mut missed: u64 = 0;
     let mut lines = BoundedLines::new(stream);
     // One stream is one agent: its node, from its other lines, names its `lagged` notices.
     let mut node: Option<String> = None;
@@ -157,8 +169,19 @@ async fn read_lines<R: tokio::io::AsyncRead + Unpin>(
             Ok(None) => Some("the agent closed the connection (it stopped)".to_string()),
             Err(err) => Some(format!("reading {from}: {err}")),
         };
-        if (!events.is_empty() || unreadable > 0) && tx.send(Action::AgentLines { conn, events, unreadable }).is_err() {
-            return "the console is closing".into();
+        if !events.is_empty() || unreadable > 0 {
+            if in_flight.load(Ordering::Relaxed) >= MAX_IN_FLIGHT {
+                missed = missed.saturating_add(events.len() as u64 + unreadable);
+            } else {
+                if missed > 0 {
+                    events.push(WireEvent::Lagged { v: crate::agent::wire::WIRE_VERSION, missed, node: node.clone() });
+                    missed = 0;
+                }
+                in_flight.fetch_add(1, Ordering::Relaxed);
+                if tx.send(Action::AgentLines { conn, events, unreadable }).is_err() {
+                    return "the console is closing".into();
+                }
+            }
         }
         if let Some(reason) = end {
             return reason;
@@ -173,7 +196,7 @@ const RELIST: Duration = Duration::from_secs(10);
 /// through the API server's port-forward to the agent's loopback port, and lists again every
 /// 10 s for pods that came up (after a deploy) or whose stream ended. Dropping the task (a new
 /// connection) ends every stream with it.
-pub async fn read_cluster_agents(tx: UnboundedSender<Action>, conn: u64, context: String) {
+pub async fn read_cluster_agents(tx: UnboundedSender<Action>, conn: u64, context: String, in_flight: InFlight) {
     use crate::agent::manifest::{AGENT_PORT, NAMESPACE};
     use k8s_openapi::api::core::v1::Pod;
     use kube::api::Api;
@@ -203,11 +226,13 @@ pub async fn read_cluster_agents(tx: UnboundedSender<Action>, conn: u64, context
                     if !reading.insert(pod.name.clone()) {
                         continue;
                     }
-                    let (tx, api) = (tx.clone(), api.clone());
+                    let (tx, api, in_flight) = (tx.clone(), api.clone(), in_flight.clone());
                     streams.spawn(async move {
                         let reason = match api.portforward(&pod.name, &[AGENT_PORT]).await {
                             Ok(mut forward) => match forward.take_stream(AGENT_PORT) {
-                                Some(stream) => read_lines(&tx, conn, stream, &format!("pod {}", pod.name)).await,
+                                Some(stream) => {
+                                    read_lines(&tx, conn, stream, &format!("pod {}", pod.name), &in_flight).await
+                                }
                                 None => format!("port-forward to pod {} gave no stream", pod.name),
                             },
                             Err(e) => format!("port-forward to pod {} port {AGENT_PORT}: {e}", pod.name),
@@ -306,7 +331,7 @@ mod tests {
         let greeting = WireEvent::stats("node-1", AgentStats { events: 5, pid: 42, ..Default::default() });
         server.set_greeting(serde_json::to_string(&greeting).unwrap().into());
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(read_agent(tx, 7, socket.clone(), Duration::ZERO));
+        tokio::spawn(read_agent(tx, 7, socket.clone(), Duration::ZERO, InFlight::default()));
         let Action::AgentLines { conn, events, unreadable } = next(&mut rx).await else { panic!("lines first") };
         assert_eq!((conn, events, unreadable), (7, vec![greeting.clone()], 0), "the agent's state comes first");
         server.send(serde_json::to_string(&WireEvent::Lagged { v: 1, missed: 3, node: None }).unwrap().into());
@@ -338,12 +363,44 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_console_that_is_away_gets_a_count_not_a_backlog() {
+        use std::sync::atomic::Ordering;
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("agent.sock");
+        let server = EventServer::bind(&socket, 64).unwrap();
+        let greeting = WireEvent::stats("node-1", AgentStats::default());
+        server.set_greeting(serde_json::to_string(&greeting).unwrap().into());
+        let in_flight = InFlight::default();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(read_agent(tx, 3, socket.clone(), Duration::ZERO, in_flight.clone()));
+        let Action::AgentLines { .. } = next(&mut rx).await else { panic!("the greeting") };
+        assert_eq!(in_flight.load(Ordering::Relaxed), 1, "sent, not yet taken");
+        // The loop is away (a foreground plugin): nothing more piles up in the channel.
+        in_flight.store(MAX_IN_FLIGHT, Ordering::Relaxed);
+        let lagged = |missed| serde_json::to_string(&WireEvent::Lagged { v: 1, missed, node: None }).unwrap();
+        for n in 1..=3 {
+            server.send(lagged(n).into());
+            tokio::time::sleep(Duration::from_millis(80)).await;
+        }
+        assert!(rx.try_recv().is_err(), "held back while the loop is away");
+        // Back: the next batch says how many lines were missed, and for which node.
+        in_flight.store(0, Ordering::Relaxed);
+        server.send(lagged(10).into());
+        let Action::AgentLines { events, .. } = next(&mut rx).await else { panic!("lines") };
+        let node = Some("node-1".to_string());
+        assert_eq!(
+            events,
+            [WireEvent::Lagged { v: 1, missed: 10, node: node.clone() }, WireEvent::Lagged { v: 1, missed: 3, node }]
+        );
+    }
+
+    #[tokio::test]
     async fn no_agent_is_said_plainly_after_waiting() {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("none.sock");
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let started = std::time::Instant::now();
-        tokio::spawn(read_agent(tx, 1, socket.clone(), Duration::from_millis(500)));
+        tokio::spawn(read_agent(tx, 1, socket.clone(), Duration::from_millis(500), InFlight::default()));
         let Action::AgentDown { reason, .. } = next(&mut rx).await else { panic!("down") };
         assert!(started.elapsed() >= Duration::from_millis(500), "it kept trying for the wait");
         assert_eq!(reason, format!("no agent is serving {}", socket.display()));
