@@ -478,4 +478,5 @@ fn nodes_pane_starts_the_agent_and_shows_a_containers_processes() {
     let gone =
         wait_for(Duration::from_secs(10), || (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(()));
     assert!(gone.is_some(), "the agent the console started stops with it (pid {pid})");
+    assert!(!socket.exists(), "a clean stop: the agent took its socket with it");
 }

@@ -30,7 +30,7 @@ pub struct Effects {
     agent_reader: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
     /// The reader of a context's agents (one context at a time).
     cluster_reader: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
-    /// The agent the console started, killed when the console ends.
+    /// The agent the console started (it gets SIGTERM from the kernel when the console ends).
     agent_child: Arc<tokio::sync::Mutex<Option<tokio::process::Child>>>,
     /// Where a started agent's messages go.
     agent_log: PathBuf,
@@ -209,7 +209,8 @@ impl Effects {
                 tokio::spawn(async move {
                     let result = match agent_link::start_agent(&socket, &log).await {
                         Ok((started, child)) => {
-                            // Replacing an earlier child kills it (kill_on_drop).
+                            // Kept to be reaped; an earlier one had stopped (a second start is
+                            // refused while an agent serves).
                             *slot.lock().await = Some(child);
                             Ok(started)
                         }

@@ -248,8 +248,8 @@ pub async fn read_cluster_agents(tx: UnboundedSender<Action>, conn: u64, context
 }
 
 /// Starts `picket agent run --socket SOCKET --quiet` (its messages to `log`) and waits until it
-/// serves the socket. The child is killed when dropped: an agent the console started stops with
-/// it, and the node fails open.
+/// serves the socket. The kernel sends it SIGTERM when the console ends, however it ends (a
+/// clean stop: its socket goes with it); the node then fails open.
 pub async fn start_agent(socket: &Path, log: &Path) -> Result<(StartedAgent, tokio::process::Child), String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find picket's own executable: {e}"))?;
     if let Some(dir) = log.parent() {
@@ -262,8 +262,7 @@ pub async fn start_agent(socket: &Path, log: &Path) -> Result<(StartedAgent, tok
         .arg(socket)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(log_file)
-        .kill_on_drop(true);
+        .stderr(log_file);
     stop_with_parent(&mut command);
     let mut child = command.spawn().map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
     let pid = child.id().unwrap_or_default();
@@ -279,6 +278,8 @@ pub async fn start_agent(socket: &Path, log: &Path) -> Result<(StartedAgent, tok
             return Ok((StartedAgent { pid, log: log.to_path_buf() }, child));
         }
         if tokio::time::Instant::now() >= deadline {
+            // An agent that never serves is of no use, and nothing else would stop it.
+            let _ = child.start_kill();
             return Err(format!(
                 "the agent (pid {pid}) did not open {} within 15 s; see {}",
                 socket.display(),
