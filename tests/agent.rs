@@ -14,6 +14,19 @@ fn can_load_bpf() -> bool {
     common::is_root() && std::path::Path::new("/sys/kernel/btf/vmlinux").exists()
 }
 
+/// A Podman service for the test, or the test ends early saying what is missing.
+macro_rules! require_podman {
+    () => {
+        match common::engines::Podman::start() {
+            Some(podman) => podman,
+            None => {
+                eprintln!("skipped: needs podman and runc (./install.sh --dev)");
+                return;
+            }
+        }
+    };
+}
+
 /// Ends a test early, saying why, where the kernel programs cannot load.
 macro_rules! require_bpf {
     () => {
@@ -92,10 +105,7 @@ async fn exec_fork_and_exit_of_a_process_arrive_with_its_details() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn execs_in_a_podman_container_are_attributed_to_it() {
     require_bpf!();
-    let Some(podman) = common::engines::Podman::start() else {
-        eprintln!("skipped: needs podman and runc (./install.sh --dev)");
-        return;
-    };
+    let podman = require_podman!();
     let mut sensor = ProcessSensor::start().expect("the sensor loads and attaches");
     let id = podman.podman(&[
         "run",
@@ -166,10 +176,7 @@ async fn protect_mode_denies_outside_the_policy_and_fails_open_when_stopped() {
         eprintln!("skipped: needs root, BTF and the BPF LSM ('bpf' in /sys/kernel/security/lsm, securityfs mounted)");
         return;
     }
-    let Some(podman) = common::engines::Podman::start() else {
-        eprintln!("skipped: needs podman and runc (./install.sh --dev)");
-        return;
-    };
+    let podman = require_podman!();
     podman.podman(&["run", "-d", "--name", "guarded", common::engines::Podman::IMAGE, "sleep", "600"]);
     // A second executable in the container, outside the allowlist.
     let (copied, out) = exec_in(&podman, "guarded", &["/bin/busybox", "cp", "/bin/busybox", "/other"]);
@@ -457,10 +464,7 @@ async fn policy_updates_are_whole_or_refused_in_the_kernel_maps() {
 #[test]
 fn agent_run_names_containers_from_the_engine() {
     require_bpf!();
-    let Some(podman) = common::engines::Podman::start() else {
-        eprintln!("skipped: needs podman and runc (./install.sh --dev)");
-        return;
-    };
+    let podman = require_podman!();
     let id = podman.podman(&[
         "run",
         "-d",
@@ -825,10 +829,7 @@ fn agent_run_streams_watched_opens() {
 async fn opens_in_a_podman_container_have_the_containers_paths() {
     use picket::agent::files::FileSensor;
     require_bpf!();
-    let Some(podman) = common::engines::Podman::start() else {
-        eprintln!("skipped: needs podman and runc (./install.sh --dev)");
-        return;
-    };
+    let podman = require_podman!();
     podman.podman(&["run", "-d", "--name", "opener", common::engines::Podman::IMAGE, "sleep", "600"]);
     let cgroup_id = cgroup_id_of(&podman, "opener");
     let mut sensor = FileSensor::start(&["/etc/".to_string()]).expect("the file sensor loads and attaches");

@@ -34,6 +34,13 @@ fn os_pretty_name() -> String {
     line.trim_matches('"').to_string()
 }
 
+/// `:q`, then the command line `picket_command` wrapped it in records status 0.
+fn quit_with_status_0(tmux: &Tmux, dir: &Path) {
+    tmux.send(&[":", "q", "Enter"]);
+    let exit = wait_for(Duration::from_secs(10), || std::fs::read_to_string(dir.join("exit")).ok()).expect("exit");
+    assert_eq!(exit.trim(), "EXIT=0");
+}
+
 fn picket_command(dir: &Path) -> String {
     let kubeconfig = dir.join("kubeconfig");
     std::fs::write(&kubeconfig, KUBECONFIG).expect("kubeconfig");
@@ -239,10 +246,7 @@ fn foreground_plugin_gets_the_terminal_and_the_console_comes_back() {
     assert!(back.contains("kind-dev"), "{back}");
     assert_eq!(tmux.display("#{alternate_on}"), "1", "the console took the screen back");
     tmux.send(&["j"]);
-    tmux.send(&[":", "q", "Enter"]);
-    let exit =
-        wait_for(Duration::from_secs(10), || std::fs::read_to_string(dir.path().join("exit")).ok()).expect("exit");
-    assert_eq!(exit.trim(), "EXIT=0");
+    quit_with_status_0(&tmux, dir.path());
 }
 
 #[test]
@@ -284,10 +288,7 @@ fn images_pane_scans_a_podman_image_and_lists_its_packages() {
     tmux.send(&["Escape"]);
     tmux.send(&["Escape"]);
     tmux.expect("Images [1/2] </app>");
-    tmux.send(&[":", "q", "Enter"]);
-    let exit =
-        wait_for(Duration::from_secs(10), || std::fs::read_to_string(dir.path().join("exit")).ok()).expect("exit");
-    assert_eq!(exit.trim(), "EXIT=0");
+    quit_with_status_0(&tmux, dir.path());
     // The scan was kept: the store holds it under the image's config digest.
     let store = picket::store::Store::open(&dir.path().join("data/picket/store")).expect("store");
     let stored =
@@ -345,10 +346,7 @@ fn findings_of_a_stored_image_and_accepting_one_writes_picketignore() {
     tmux.send(&["Escape"]);
     let after = tmux.expect("1 accepted");
     assert!(after.contains("2 findings"), "{after}");
-    tmux.send(&[":", "q", "Enter"]);
-    let exit =
-        wait_for(Duration::from_secs(10), || std::fs::read_to_string(dir.path().join("exit")).ok()).expect("exit");
-    assert_eq!(exit.trim(), "EXIT=0");
+    quit_with_status_0(&tmux, dir.path());
     let written = std::fs::read_to_string(dir.path().join(".picketignore")).expect(".picketignore");
     assert!(written.contains("id: \"CVE-2021-44906\"") && written.contains("reason: \"build only\""), "{written}");
     assert!(written.contains("package: \"minimist\""), "{written}");
@@ -390,10 +388,7 @@ fn compliance_pane_runs_cis_docker_on_podman_and_opens_a_check() {
     assert!(detail.contains("container e2e-priv") && detail.contains("privileged: true"), "{detail}");
     tmux.send(&["Escape"]);
     tmux.expect("</5.5>");
-    tmux.send(&[":", "q", "Enter"]);
-    let exit =
-        wait_for(Duration::from_secs(10), || std::fs::read_to_string(dir.path().join("exit")).ok()).expect("exit");
-    assert_eq!(exit.trim(), "EXIT=0");
+    quit_with_status_0(&tmux, dir.path());
 }
 
 #[test]
@@ -409,10 +404,7 @@ fn workloads_of_an_unreachable_context_say_so_and_the_console_stays_usable() {
     tmux.send(&[":", "w", "o", "r", "k", "l", "o", "a", "d", "s", "Enter"]);
     let screen = tmux.expect("context dev");
     assert!(screen.contains("initial object list") || screen.contains("40123"), "{screen}");
-    tmux.send(&[":", "q", "Enter"]);
-    let exit =
-        wait_for(Duration::from_secs(10), || std::fs::read_to_string(dir.path().join("exit")).ok()).expect("exit");
-    assert_eq!(exit.trim(), "EXIT=0");
+    quit_with_status_0(&tmux, dir.path());
 }
 
 /// The Nodes pane as root: no agent at first (the node fails open, and the pane says so); `a`
