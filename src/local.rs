@@ -25,6 +25,16 @@ impl HostFacts {
     }
 }
 
+/// This machine's host name (the UTS name the kernel holds).
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
+        .or_else(System::host_name)
+        .unwrap_or_else(|| "localhost".into())
+}
+
 /// Reads the host's facts. Blocking (a few small files under /proc and /etc): call it off the
 /// UI task.
 pub fn host_facts() -> HostFacts {
@@ -33,7 +43,7 @@ pub fn host_facts() -> HostFacts {
     );
     let cpu_model = system.cpus().first().map(|cpu| cpu.brand().trim().to_string()).unwrap_or_default();
     HostFacts {
-        hostname: System::host_name().unwrap_or_else(|| "localhost".into()),
+        hostname: hostname(),
         os: read_os_release(Path::new("/")),
         kernel: System::kernel_version().unwrap_or_default(),
         arch: System::cpu_arch(),

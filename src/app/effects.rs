@@ -273,8 +273,7 @@ async fn run_bench(
             tokio::task::spawn_blocking(|| {
                 let files = HostFiles::new("/");
                 let facts = bench::node::NodeFacts::gather(&files);
-                let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-                let report = bench::node::run(&facts, &files, &format!("node {}", host.trim()));
+                let report = bench::node::run(&facts, &files, &format!("node {}", local::hostname()));
                 Ok(BenchDone::new(report, facts.warnings))
             })
             .await,

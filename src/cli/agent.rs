@@ -211,10 +211,7 @@ fn counters(
 /// The node's name: the DaemonSet's `NODE_NAME` (a pod's own hostname is the pod's name), else
 /// the host name.
 fn node_name() -> String {
-    std::env::var("NODE_NAME")
-        .ok()
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim().to_string())
+    std::env::var("NODE_NAME").ok().filter(|n| !n.is_empty()).unwrap_or_else(crate::local::hostname)
 }
 
 /// The policy file in force and the enforcer that holds it in the kernel.

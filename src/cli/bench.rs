@@ -120,9 +120,8 @@ pub fn run(command: &BenchCommand, config: &Config, context: Option<&str>) -> an
             for warning in &facts.warnings {
                 eprintln!("picket: warning: {warning}");
             }
-            let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
             let target = if files.is_live_host() {
-                format!("node {}", host.trim())
+                format!("node {}", crate::local::hostname())
             } else {
                 format!("node files under {}", common.root.display())
             };

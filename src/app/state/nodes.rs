@@ -293,7 +293,7 @@ impl NodesState {
                         let previous = cluster.agents.remove(node);
                         cluster.agents.insert(node.clone(), AgentStatus::next(previous, node, stats));
                         // Streaming again: an earlier failure of this node's pod is history.
-                        let pods = cluster.pods.ready().cloned().unwrap_or_default();
+                        let pods = cluster.pods.ready().map_or(&[][..], Vec::as_slice);
                         cluster.errors.retain(|pod, _| !pods.iter().any(|p| &p.name == pod && &p.node == node));
                     }
                 }

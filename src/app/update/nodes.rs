@@ -75,20 +75,19 @@ pub fn connect(state: &mut AppState, wait: Duration) -> Vec<Effect> {
 
 pub fn lines(state: &mut AppState, conn: u64, events: Vec<WireEvent>, unreadable: u64) {
     let Some(nodes) = state.nodes.as_mut() else { return };
-    if nodes.cluster.as_ref().is_some_and(|c| c.conn == conn) {
-        nodes.unreadable = nodes.unreadable.saturating_add(unreadable);
-        nodes.apply(events, false);
+    let local = nodes.conn == conn;
+    let cluster = nodes.cluster.as_ref().is_some_and(|c| c.conn == conn);
+    if !local && !cluster {
         return;
     }
-    if nodes.conn != conn {
-        return;
+    if local {
+        if nodes.link != AgentLink::Connected && nodes.started.is_none() {
+            nodes.note = None;
+        }
+        nodes.link = AgentLink::Connected;
     }
-    if nodes.link != AgentLink::Connected && nodes.started.is_none() {
-        nodes.note = None;
-    }
-    nodes.link = AgentLink::Connected;
     nodes.unreadable = nodes.unreadable.saturating_add(unreadable);
-    nodes.apply(events, true);
+    nodes.apply(events, local);
 }
 
 pub fn down(state: &mut AppState, conn: u64, reason: String) {
