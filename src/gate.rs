@@ -4,9 +4,72 @@
 pub mod ignorefile;
 pub mod openvex;
 
+use serde::Serialize;
+
 use crate::model::{Finding, FindingKind, FixState, Severity};
-use crate::report::findings::{Gate, Suppressed};
-use crate::scan::ImageMeta;
+use crate::oci::ImageMeta;
+
+/// A finding an exception accepted: kept in the report, never gating.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Suppressed {
+    pub finding: Finding,
+    pub reason: String,
+    /// Where the exception is: `.picketignore:12`, `openvex:<document id>`.
+    pub by: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
+    pub basis: Basis,
+}
+
+/// The kind of exception that accepted a finding, as formats with a structured analysis
+/// (CycloneDX) record it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Basis {
+    /// An entry of an exceptions file (`.picketignore`): the finding is accepted as it is.
+    IgnoreFile,
+    /// An OpenVEX statement: its status (`not_affected` or `fixed`) and justification label.
+    OpenVex {
+        status: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        justification: Option<String>,
+    },
+}
+
+/// The threshold a scan was gated on, and the verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Gate {
+    pub fail_on: Severity,
+    pub ignore_unfixed: bool,
+    /// Findings at or above the threshold that no exception accepted.
+    pub failing: usize,
+}
+
+impl Gate {
+    pub fn passed(&self) -> bool {
+        self.failing == 0
+    }
+
+    /// `4 findings at or above HIGH`, `no findings at or above HIGH (unfixed vulnerabilities ignored)`.
+    pub fn summary(&self) -> String {
+        let unfixed = if self.ignore_unfixed { " (unfixed vulnerabilities ignored)" } else { "" };
+        match self.failing {
+            0 => format!("no findings at or above {}{unfixed}", self.fail_on),
+            1 => format!("1 finding at or above {}{unfixed}", self.fail_on),
+            n => format!("{n} findings at or above {}{unfixed}", self.fail_on),
+        }
+    }
+}
+
+impl Suppressed {
+    /// `reason (by, expires 2027-01-01)`.
+    pub fn explanation(&self) -> String {
+        match &self.expires {
+            Some(expires) => format!("{} ({}, expires {expires})", self.reason, self.by),
+            None => format!("{} ({})", self.reason, self.by),
+        }
+    }
+}
 
 /// One accepted finding, from any exception source.
 pub trait Exceptions {

@@ -13,6 +13,7 @@ pub mod engine;
 pub mod gate;
 pub mod local;
 pub mod model;
+pub mod oci;
 pub mod registry;
 pub mod report;
 pub mod scan;

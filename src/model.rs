@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 
 mod finding;
+mod sbom;
 pub use finding::{Cvss, Finding, FindingKind, FindingPackage, FixState, Severity};
+pub use sbom::{SBOM_FORMAT_VERSION, Sbom, SbomSource};
 
 /// The parsed `os-release` file (`/etc/os-release` or `/usr/lib/os-release`), as in os-release(5).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]

@@ -11,8 +11,7 @@ use std::path::PathBuf;
 pub use client::Client;
 pub use reference::ImageReference;
 
-use crate::scan::Platform;
-use crate::scan::blobs::blob_path;
+use crate::oci::{Platform, blob_path};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -66,8 +65,8 @@ pub async fn pull(
     if INDEX_TYPES.iter().any(|t| media_type.starts_with(t)) {
         let index: oci_spec::image::ImageIndex = serde_json::from_slice(&bytes)
             .map_err(|e| RegistryError::Format { what: what.clone(), message: format!("image index: {e}") })?;
-        let chosen = crate::scan::source::oci_layout::select_platform(&index, platform, &what)
-            .map_err(|e| RegistryError::Format { what: what.clone(), message: e.to_string() })?;
+        let chosen = crate::oci::select_platform(&index, platform)
+            .map_err(|message| RegistryError::Format { what: what.clone(), message })?;
         let chosen_digest = chosen.digest().to_string();
         (bytes, media_type, digest) = client.manifest(repo, &chosen_digest).await?;
     }

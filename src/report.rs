@@ -10,7 +10,7 @@ pub mod sarif;
 pub mod spdx;
 pub mod table;
 
-use crate::scan::Sbom;
+use crate::model::Sbom;
 
 /// SBOM output formats of `picket sbom`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -72,8 +72,8 @@ pub fn content_uuid(seed: &str) -> String {
 #[cfg(test)]
 pub(crate) mod fixtures {
     use crate::model::{Distro, Ecosystem, Location, Package, SourcePackage};
-    use crate::scan::source::{ImageMeta, LayerMeta};
-    use crate::scan::{Sbom, SbomSource};
+    use crate::model::{Sbom, SbomSource};
+    use crate::oci::{ImageMeta, LayerMeta};
 
     pub fn sbom() -> Sbom {
         let layer = "sha256:8f4b6e3c1d2a9f0e7b6c5d4a3f2e1d0c9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e".to_string();

@@ -8,17 +8,18 @@ pub mod dockerfile;
 pub mod layers;
 pub mod limits;
 pub mod os;
+pub mod pipeline;
 pub mod rootfs;
 pub mod secrets;
 pub mod source;
+pub mod stored;
 pub mod vfs;
 
 use std::io;
 
-use serde::{Deserialize, Serialize};
-
-use crate::model::{Distro, Package};
+pub use crate::model::{SBOM_FORMAT_VERSION, Sbom, SbomSource};
 pub use limits::Limits;
+pub use pipeline::{Assessment, ExceptionFiles, RunError, RunOptions, Scan, assess, run};
 pub use source::{ImageMeta, Platform, SourceSpec};
 
 #[derive(Debug, thiserror::Error)]
@@ -38,50 +39,6 @@ pub enum ScanError {
 impl ScanError {
     pub fn io(what: &str, source: io::Error) -> Self {
         Self::Io { what: what.to_string(), source }
-    }
-}
-
-/// Version of picket's own SBOM document format.
-pub const SBOM_FORMAT_VERSION: u32 = 1;
-
-/// What was scanned.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SbomSource {
-    /// `oci-dir`, `oci-archive`, `docker-archive`, `dir`.
-    pub kind: String,
-    pub name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub image: Option<ImageMeta>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Sbom {
-    pub format_version: u32,
-    pub source: SbomSource,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub distro: Option<Distro>,
-    pub packages: Vec<Package>,
-    /// `name@version` of every cataloger that ran: part of any cache key built on this SBOM.
-    pub catalogers: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub warnings: Vec<String>,
-    /// Secrets in the files of every layer, when `ScanOptions::secrets` is on; sorted by path,
-    /// line and rule id.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub secrets: Vec<crate::model::Finding>,
-}
-
-// Finding's only float is a CVSS score, which secret findings never have.
-impl Eq for Sbom {}
-
-impl Sbom {
-    /// The key this SBOM is stored under: the image's manifest (or config) digest, or the
-    /// directory's path.
-    pub fn store_key(&self) -> String {
-        match &self.source.image {
-            Some(image) => image.store_key().to_string(),
-            None => format!("dir:{}", self.source.name),
-        }
     }
 }
 

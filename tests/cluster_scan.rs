@@ -129,17 +129,11 @@ async fn running_images_are_scanned_once_with_their_pull_secrets() {
         registry: RegistryOptions { insecure: false, ca_file: Some(registry.ca()), auth_files: Some(vec![]) },
         ..ScanOptions::default()
     };
-    let mut stored = Vec::new();
     let mut steps = Vec::new();
-    let report = production::scan(
-        &server.client,
-        &inv,
-        &db,
-        &options,
-        &mut |sbom| stored.push(sbom.store_key()),
-        &mut |i, n, r| steps.push(format!("{i}/{n} {r}")),
-    )
-    .await;
+    let report =
+        production::scan(&server.client, &inv, &store, &options, &mut |i, n, r| steps.push(format!("{i}/{n} {r}")))
+            .await;
+    let stored = picket::scan::stored::list(&store).expect("stored SBOMs");
 
     assert_eq!(
         report.images.len(),
@@ -158,7 +152,7 @@ async fn running_images_are_scanned_once_with_their_pull_secrets() {
     assert!(*packages > 10);
     assert!(findings.iter().any(|f| f.ids().any(|id| id == "CVE-2023-43804")), "urllib3's record");
     assert!(findings.iter().any(|f| f.ids().any(|id| id == "CVE-2021-44906")), "minimist's record");
-    assert_eq!(stored.len(), 1, "the SBOM is handed over to be stored");
+    assert_eq!(stored.len(), 1, "the SBOM is stored");
     let ghost = report.images.iter().find(|i| i.reference.contains("ghost")).expect("ghost");
     let ImageOutcome::Failed { error } = &ghost.outcome else { panic!("ghost scanned?") };
     assert!(error.contains("127.0.0.1:9"), "{error}");
@@ -172,7 +166,7 @@ async fn running_images_are_scanned_once_with_their_pull_secrets() {
     ];
     let server = MockApiServer::start(objects_without, Behaviour::default());
     let inv = picket::cluster::inventory::load(&server.client, "mock").await.expect("inventory");
-    let report = production::scan(&server.client, &inv, &db, &options, &mut |_| {}, &mut |_, _, _| {}).await;
+    let report = production::scan(&server.client, &inv, &store, &options, &mut |_, _, _| {}).await;
     let ImageOutcome::Failed { error } = &report.images[0].outcome else { panic!("pulled without credentials") };
     assert!(error.contains("unauthorized") && error.contains("secret payments/missing"), "{error}");
 }

@@ -417,3 +417,76 @@ fn gate_exit_codes_exceptions_and_vex_through_the_binary() {
     let (_, _, stderr) = picket(&data, &cwd, &["scan", "image", &image]);
     assert!(stderr.contains("expired on 2020-01-01"), "{stderr}");
 }
+
+/// The console's Findings pane and `picket scan` are twins: for the same stored inventory and the
+/// same exceptions file they report the same active and suppressed findings (vulnerabilities and
+/// secrets alike).
+#[test]
+fn the_console_and_the_cli_report_the_same_findings() {
+    use picket::app::action::{Action, Effect};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let cwd = tmp.path().join("work");
+    let project = tmp.path().join("project");
+    let module = project.join("node_modules/minimist");
+    std::fs::create_dir_all(&module).unwrap();
+    std::fs::create_dir_all(&cwd).unwrap();
+    std::fs::write(module.join("package.json"), r#"{"name": "minimist", "version": "1.2.5"}"#).unwrap();
+    let lodash = project.join("node_modules/lodash");
+    std::fs::create_dir_all(&lodash).unwrap();
+    std::fs::write(lodash.join("package.json"), r#"{"name": "lodash", "version": "4.17.15"}"#).unwrap();
+    std::fs::write(project.join("deploy.env"), format!("AWS_ACCESS_KEY_ID=AKIA{}\n", "Q7M4XZ2RB5KT3NWD")).unwrap();
+    std::fs::write(
+        cwd.join(".picketignore"),
+        "exceptions:\n  - id: GHSA-xvch-5gv4-984h\n    package: minimist\n    reason: only used by the build\n",
+    )
+    .unwrap();
+    let path = shared_data().join("osv/npm").display().to_string();
+    let (code, _, stderr) = picket(&data, &cwd, &["db", "import", &path, "--name", "osv:npm"]);
+    assert_eq!(code, 0, "{stderr}");
+
+    let (code, stdout, stderr) = picket(&data, &cwd, &["scan", "fs", &project.display().to_string(), "-o", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let cli: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let ids = |findings: &serde_json::Value, field: Option<&str>| -> BTreeSet<String> {
+        let list = findings.as_array().cloned().unwrap_or_default();
+        list.iter()
+            .map(|f| field.map_or(f, |name| &f[name]))
+            .map(|f| {
+                format!("{} {}", f["id"].as_str().unwrap_or_default(), f["package"]["name"].as_str().unwrap_or("-"))
+            })
+            .collect()
+    };
+    let cli_active = ids(&cli["findings"], None);
+    let cli_suppressed = ids(&cli["suppressed"], Some("finding"));
+    assert!(cli_active.iter().any(|id| id.contains("lodash")), "{cli_active:?}");
+    assert!(
+        cli_active.iter().any(|id| id.starts_with("aws-access-key-id") || id.contains("aws")),
+        "a secret: {cli_active:?}"
+    );
+    assert_eq!(cli_suppressed, BTreeSet::from(["CVE-2021-44906 minimist".to_string()]), "accepted by its GHSA alias");
+
+    // The console's path: the stored inventory, assessed by the Findings pane's effect.
+    let store = std::sync::Arc::new(Store::open(&data.join("store")).expect("store"));
+    let key = format!("dir:{}", project.display());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (active, suppressed) = runtime.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let effects = picket::app::effects::Effects::new(tx, store, vec![], Default::default(), tmp.path().into());
+        effects.run(Effect::LoadFindings { request: 7, key, ignore_path: cwd.join(".picketignore") });
+        loop {
+            match rx.recv().await.expect("an answer") {
+                Action::FindingsLoaded { request: 7, result } => {
+                    let data = result.expect("findings");
+                    let json = serde_json::to_value(&data.findings).unwrap();
+                    let suppressed = serde_json::to_value(&data.suppressed).unwrap();
+                    break (ids(&json, None), ids(&suppressed, Some("finding")));
+                }
+                _ => continue,
+            }
+        }
+    });
+    assert_eq!(active, cli_active, "active findings");
+    assert_eq!(suppressed, cli_suppressed, "suppressed findings");
+}

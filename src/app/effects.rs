@@ -10,10 +10,9 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::app::action::{Action, Effect, PluginRun, StoredSbom};
 use crate::app::state::{BenchDone, BenchKind, FindingsData, VulnDbSummary, WorkloadsData};
 use crate::bench::files::HostFiles;
-use crate::gate::ignorefile::IgnoreFile;
 use crate::scan::{self, Limits, ScanOptions, SourceSpec};
-use crate::store::{Store, TreeName};
-use crate::vulndb::{VulnDb, matcher};
+use crate::store::Store;
+use crate::vulndb::VulnDb;
 use crate::{bench, cluster, engine, local};
 
 pub struct Effects {
@@ -128,9 +127,7 @@ impl Effects {
             Effect::LoadSbom { request, key } => {
                 let store = Arc::clone(&self.store);
                 tokio::task::spawn_blocking(move || {
-                    let result = store
-                        .tree::<scan::Sbom>(TreeName::Sboms)
-                        .and_then(|tree| tree.get(&key))
+                    let result = scan::stored::get(&store, &key)
                         .map_err(|e| e.to_string())
                         .and_then(|found| found.map(Arc::new).ok_or_else(|| format!("no stored SBOM {key}")));
                     let _ = tx.send(Action::SbomLoaded { request, result });
@@ -138,17 +135,25 @@ impl Effects {
             }
             Effect::ScanImage { request, name, kind, socket } => {
                 let store = Arc::clone(&self.store);
-                let options = ScanOptions { limits: self.scan_limits, ..ScanOptions::default() };
+                // The inventory with secrets, kept; the Findings pane assesses it as `picket scan` does.
+                let options = scan::RunOptions {
+                    inventory: ScanOptions { limits: self.scan_limits, ..ScanOptions::default() },
+                    assessment: scan::Assessment { vulns: false, ..scan::Assessment::default() },
+                    keep: true,
+                    engine_sockets: vec![socket],
+                };
                 tokio::spawn(async move {
                     let progress_tx = tx.clone();
                     let progress: scan::ProgressFn = Arc::new(move |progress| {
                         let _ = progress_tx.send(Action::ScanProgress { request, progress });
                     });
                     let spec = SourceSpec::Engine { kind: Some(kind), name: name.clone() };
-                    let result = match scan::inventory_async(spec, options, vec![socket], progress).await {
-                        Ok(sbom) => tokio::task::spawn_blocking(move || save_sbom(&store, &sbom))
-                            .await
-                            .unwrap_or_else(|e| Err(format!("the store task failed: {e}"))),
+                    let result = match scan::run(&store, spec, options, progress).await {
+                        Ok(scanned) => scanned
+                            .sbom
+                            .as_ref()
+                            .map(|sbom| StoredSbom::of(sbom.store_key(), sbom))
+                            .ok_or_else(|| "the scan produced no inventory".to_string()),
                         Err(err) => Err(err.to_string()),
                     };
                     let _ = tx.send(Action::ScanFinished { request, name, result });
@@ -369,14 +374,11 @@ fn scanned_images(
     images: &[cluster::images::RunningImage],
 ) -> std::collections::BTreeMap<String, bench::k8s::summary::VulnCounts> {
     let mut counts = std::collections::BTreeMap::new();
-    let (Ok(tree), Ok(db)) = (store.tree::<scan::Sbom>(TreeName::Sboms), VulnDb::open(store)) else { return counts };
     for image in images {
         let Some(digest) = &image.digest else { continue };
-        let Ok(Some(sbom)) = tree.get(digest) else { continue };
-        if let Ok(matched) = matcher::match_sbom(&db, &sbom) {
-            let mut findings = matched.findings;
-            findings.extend(sbom.secrets.iter().cloned());
-            counts.insert(digest.clone(), bench::k8s::summary::VulnCounts::of(&findings));
+        let Ok(Some(sbom)) = scan::stored::get(store, digest) else { continue };
+        if let Ok(scanned) = scan::assess(store, sbom, &scan::Assessment::default()) {
+            counts.insert(digest.clone(), bench::k8s::summary::VulnCounts::of(&scanned.findings));
         }
     }
     counts
@@ -393,39 +395,25 @@ fn vulndb_summary(store: &Store) -> Result<VulnDbSummary, String> {
     Ok(VulnDbSummary { sources: sources.len(), advisories: sources.iter().map(|s| s.advisories).sum(), oldest_age })
 }
 
-/// Matches a stored SBOM (vulnerabilities, plus the secrets found when it was scanned) and
-/// splits off what the exceptions file accepts.
+/// The findings of a stored SBOM, assessed as `picket scan` assesses it with no flags:
+/// vulnerabilities, the secrets found when it was scanned, and the exceptions file.
 fn load_findings(store: &Store, key: &str, ignore_path: &std::path::Path) -> Result<FindingsData, String> {
-    let sbom = store
-        .tree::<scan::Sbom>(TreeName::Sboms)
-        .and_then(|tree| tree.get(key))
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("no stored SBOM {key}"))?;
-    let db = VulnDb::open(store).map_err(|e| e.to_string())?;
-    let matched = matcher::match_sbom(&db, &sbom).map_err(|e| e.to_string())?;
-    let mut findings = matched.findings;
-    findings.extend(sbom.secrets.iter().cloned());
-    let ignore = match ignore_path.exists() {
-        true => Some(IgnoreFile::load(ignore_path).map_err(|e| e.to_string())?),
-        false => None,
+    let sbom =
+        scan::stored::get(store, key).map_err(|e| e.to_string())?.ok_or_else(|| format!("no stored SBOM {key}"))?;
+    let assessment = scan::Assessment {
+        exceptions: scan::ExceptionFiles {
+            ignorefile: ignore_path.is_file().then(|| ignore_path.into()),
+            vex: Vec::new(),
+        },
+        ..scan::Assessment::default()
     };
-    let exceptions: Vec<&dyn crate::gate::Exceptions> =
-        ignore.iter().map(|i| i as &dyn crate::gate::Exceptions).collect();
-    let (findings, suppressed) = crate::gate::apply_exceptions(findings, sbom.source.image.as_ref(), &exceptions);
-    Ok(FindingsData { findings, suppressed, databases: matched.databases })
+    let scanned = scan::assess(store, sbom, &assessment).map_err(|e| e.to_string())?;
+    Ok(FindingsData { findings: scanned.findings, suppressed: scanned.suppressed, databases: scanned.databases })
 }
 
 fn stored_sboms(store: &Store) -> Result<Vec<StoredSbom>, String> {
-    let tree = store.tree::<scan::Sbom>(TreeName::Sboms).map_err(|e| e.to_string())?;
-    let entries = tree.entries().map_err(|e| e.to_string())?;
+    let entries = scan::stored::list(store).map_err(|e| e.to_string())?;
     Ok(entries.into_iter().map(|(key, sbom)| StoredSbom::of(key, &sbom)).collect())
-}
-
-fn save_sbom(store: &Store, sbom: &scan::Sbom) -> Result<StoredSbom, String> {
-    let key = sbom.store_key();
-    let tree = store.tree::<scan::Sbom>(TreeName::Sboms).map_err(|e| e.to_string())?;
-    tree.insert(&key, sbom).and_then(|()| store.flush()).map_err(|e| e.to_string())?;
-    Ok(StoredSbom::of(key, sbom))
 }
 
 /// Runs a background plugin with its output captured; the result is a one-line summary.

@@ -19,9 +19,9 @@ use crate::cluster::{ContextInfo, KubeContexts};
 use crate::config::{Keymap, Plugins};
 use crate::engine::{ContainerDetail, ContainerInfo, EngineProbe};
 use crate::engine::{EngineKind, ImageInfo};
+use crate::gate::Suppressed;
 use crate::local::HostFacts;
 use crate::model::{Finding, Package};
-use crate::report::findings::Suppressed;
 use crate::scan::Sbom;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

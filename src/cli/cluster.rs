@@ -10,8 +10,8 @@ use clap::Subcommand;
 use crate::config::Config;
 use crate::model::Severity;
 use crate::report::cluster_scan::{self, ClusterScanFormat};
-use crate::scan::{Platform, Sbom, ScanOptions};
-use crate::store::{Store, TreeName};
+use crate::scan::{Platform, ScanOptions};
+use crate::store::Store;
 use crate::vulndb::{VulnDb, matcher};
 
 #[derive(Debug, Subcommand)]
@@ -54,30 +54,17 @@ pub fn run(command: &ClusterCommand, config: &Config, context: Option<&str>) -> 
     };
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
-    let sboms = store.tree::<Sbom>(TreeName::Sboms)?;
     let report = runtime.block_on(async {
         let (client, name) = crate::cluster::client_for(context).await?;
         let inventory = crate::cluster::inventory::load(&client, &name).await?;
         for forbidden in &inventory.forbidden {
             eprintln!("picket: warning: context {name}: cannot {} ({})", forbidden.needs(), forbidden.message);
         }
-        let mut store_errors = Vec::new();
-        let mut keep = |sbom: &Sbom| {
-            if let Err(e) = sboms.insert(&sbom.store_key(), sbom) {
-                store_errors.push(e.to_string());
-            }
-        };
         let mut progress = |index: usize, total: usize, reference: &str| {
             eprintln!("picket: [{}/{total}] {reference}", index + 1);
         };
-        let report =
-            crate::cluster::production::scan(&client, &inventory, &db, &options, &mut keep, &mut progress).await;
-        if let Some(e) = store_errors.first() {
-            eprintln!("picket: warning: SBOMs could not all be stored: {e}");
-        }
-        anyhow::Ok(report)
+        anyhow::Ok(crate::cluster::production::scan(&client, &inventory, &store, &options, &mut progress).await)
     })?;
-    store.flush()?;
     let bytes = cluster_scan::render(&report, *output).context("cannot encode the report")?;
     super::write_report(file.as_deref(), &bytes)?;
     if let Some(threshold) = fail_on {

@@ -11,7 +11,7 @@ use clap::Args;
 use crate::config::Config;
 use crate::report::{DocumentInfo, SbomFormat, render_sbom};
 use crate::scan::{self, Platform, ScanOptions, SourceSpec};
-use crate::store::{Store, StoreError, TreeName};
+use crate::store::{Store, StoreError};
 
 #[derive(Debug, Args)]
 pub struct SbomArgs {
@@ -63,13 +63,8 @@ pub fn run(args: &SbomArgs, config: &Config) -> anyhow::Result<ExitCode> {
 
 /// A store in use by the console does not fail the command: the SBOM was written, only not kept.
 fn store(config: &Config, sbom: &scan::Sbom) -> Result<String, String> {
-    let key = sbom.store_key();
-    let save = || -> Result<(), StoreError> {
-        let store = Store::open(&config.store_path())?;
-        store.tree::<scan::Sbom>(TreeName::Sboms)?.insert(&key, sbom)?;
-        store.flush()
-    };
-    save().map(|()| key).map_err(|e| e.to_string())
+    let save = || -> Result<String, StoreError> { scan::stored::save(&Store::open(&config.store_path())?, sbom) };
+    save().map_err(|e| e.to_string())
 }
 
 fn summary(sbom: &scan::Sbom, stored: Option<Result<String, String>>) -> String {

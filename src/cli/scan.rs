@@ -1,20 +1,18 @@
 //! `picket scan image|fs|rootfs|dockerfile`: findings, exceptions and the build gate.
 //! Exit codes: 0 pass, 1 a finding at or above `--fail-on` without an exception, 2 error.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
 
 use crate::config::Config;
-use crate::gate::{self, Exceptions, ignorefile::IgnoreFile, openvex::VexDocument};
-use crate::model::{Finding, Severity};
+use crate::model::Severity;
 use crate::report::DocumentInfo;
-use crate::report::findings::{FindingsFormat, ScanReport, render_findings};
-use crate::scan::{self, Platform, Sbom, SbomSource, ScanOptions, SourceSpec};
-use crate::store::{Store, TreeName};
-use crate::vulndb::{VulnDb, matcher};
+use crate::report::findings::{FindingsFormat, render_findings};
+use crate::scan::{self, Assessment, ExceptionFiles, Platform, RunOptions, Scan, ScanOptions, SourceSpec};
+use crate::store::Store;
 
 /// Exit status when the gate fails.
 pub const EXIT_POLICY: u8 = 1;
@@ -114,9 +112,23 @@ pub fn run(command: &ScanCommand, config: &Config) -> anyhow::Result<ExitCode> {
             let spec = SourceSpec::Rootfs { path: path.clone() };
             (scan_source(spec, None, common, config)?, common)
         }
-        ScanCommand::Dockerfile { dockerfile, common } => (scan_dockerfile(dockerfile, common)?, common),
+        ScanCommand::Dockerfile { dockerfile, common } => {
+            (scan::pipeline::dockerfile(dockerfile, &assessment(common)?)?, common)
+        }
     };
     finish(report, common)
+}
+
+/// What the flags ask to look for and accept: the same [`scan::Assessment`] the console uses.
+fn assessment(common: &CommonArgs) -> anyhow::Result<Assessment> {
+    let dir = std::env::current_dir().context("cannot read the current directory")?;
+    Ok(Assessment {
+        vulns: common.scanners.contains(&Scanner::Vuln),
+        secrets: common.scanners.contains(&Scanner::Secret),
+        exceptions: ExceptionFiles::resolve(common.ignorefile.clone(), common.vex.clone(), &dir),
+        fail_on: common.fail_on,
+        ignore_unfixed: common.ignore_unfixed,
+    })
 }
 
 fn scan_source(
@@ -124,7 +136,7 @@ fn scan_source(
     image: Option<&ImageArgs>,
     common: &CommonArgs,
     config: &Config,
-) -> anyhow::Result<ScanReport> {
+) -> anyhow::Result<Scan> {
     let platform = match image.and_then(|i| i.platform.as_deref()) {
         Some(text) => Platform::parse(text).map_err(anyhow::Error::msg)?,
         None => Platform::host(),
@@ -134,87 +146,22 @@ fn scan_source(
         ca_file: image.and_then(|i| i.ca_file.clone()),
         auth_files: None,
     };
-    let want_vulns = common.scanners.contains(&Scanner::Vuln);
-    let secrets = common.scanners.contains(&Scanner::Secret);
-    let options = ScanOptions { limits: config.scan_limits, platform, registry, secrets };
-    // Opened first: a store in use or an empty database is an error before any download.
+    let options = RunOptions {
+        inventory: ScanOptions { limits: config.scan_limits, platform, registry, secrets: false },
+        assessment: assessment(common)?,
+        keep: !common.no_store,
+        engine_sockets: crate::engine::existing_sockets(&crate::engine::candidate_sockets(&config.engines)),
+    };
     let store = Store::open(&config.store_path())?;
-    let db = VulnDb::open(&store)?;
-    if want_vulns && db.sources()?.is_empty() {
-        return Err(matcher::MatchError::EmptyDatabase.into());
-    }
-    let sockets = crate::engine::existing_sockets(&crate::engine::candidate_sockets(&config.engines));
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
-    let sbom = runtime.block_on(scan::inventory_async(spec, options, sockets, std::sync::Arc::new(|_| {})))?;
-    if !common.no_store {
-        store.tree::<Sbom>(TreeName::Sboms)?.insert(&sbom.store_key(), &sbom)?;
-        store.flush()?;
-    }
-    let mut findings = Vec::new();
-    let mut databases = Vec::new();
-    if want_vulns {
-        let matched = matcher::match_sbom(&db, &sbom)?;
-        findings.extend(matched.findings);
-        databases = matched.databases;
-    }
-    findings.extend(sbom.secrets.iter().cloned());
-    let warnings = sbom.warnings.clone();
-    Ok(ScanReport {
-        source: sbom.source.clone(),
-        distro: sbom.distro.clone(),
-        sbom: Some(sbom),
-        findings,
-        suppressed: Vec::new(),
-        databases,
-        gate: None,
-        warnings,
-    })
+    Ok(runtime.block_on(scan::run(&store, spec, options, std::sync::Arc::new(|_| {})))?)
 }
 
-fn scan_dockerfile(file: &Path, _common: &CommonArgs) -> anyhow::Result<ScanReport> {
-    let findings: Vec<Finding> = crate::scan::dockerfile::check_file(file)?;
-    Ok(ScanReport {
-        source: SbomSource { kind: "dockerfile".into(), name: file.display().to_string(), image: None },
-        distro: None,
-        sbom: None,
-        findings,
-        suppressed: Vec::new(),
-        databases: Vec::new(),
-        gate: None,
-        warnings: Vec::new(),
-    })
-}
-
-/// Applies exceptions and the gate, writes the report, and picks the exit code.
-fn finish(mut report: ScanReport, common: &CommonArgs) -> anyhow::Result<ExitCode> {
-    let default_ignore = PathBuf::from(".picketignore");
-    let ignore_path = common.ignorefile.clone().or_else(|| default_ignore.exists().then_some(default_ignore));
-    let ignore = ignore_path.as_deref().map(IgnoreFile::load).transpose()?;
-    let vex: Vec<VexDocument> =
-        common.vex.iter().map(|p| VexDocument::load(p)).collect::<Result<_, _>>().map_err(anyhow::Error::msg)?;
-    if let Some(ignore) = &ignore {
-        for expired in ignore.expired() {
-            eprintln!(
-                "picket: {}#{}: the exception for {} expired on {}; it no longer applies",
-                ignore.path.display(),
-                expired.index,
-                expired.id,
-                expired.expires.map(|d| d.to_string()).unwrap_or_default()
-            );
-        }
-    }
-    let mut sources: Vec<&dyn Exceptions> = Vec::new();
-    if let Some(ignore) = &ignore {
-        sources.push(ignore);
-    }
-    sources.extend(vex.iter().map(|v| v as &dyn Exceptions));
-    let (active, suppressed) =
-        gate::apply_exceptions(std::mem::take(&mut report.findings), report.source.image.as_ref(), &sources);
-    report.findings = active;
-    report.suppressed = suppressed;
-    if let Some(fail_on) = common.fail_on {
-        report.gate = Some(gate::evaluate(&report.findings, fail_on, common.ignore_unfixed));
+/// Writes the report and picks the exit code.
+fn finish(report: Scan, common: &CommonArgs) -> anyhow::Result<ExitCode> {
+    for notice in &report.notices {
+        eprintln!("picket: {notice}");
     }
     let color = super::colour_wanted(common.file.as_deref());
     let bytes =

@@ -10,8 +10,8 @@ use serde::Serialize;
 use super::images::{RunningImage, pull_secret_file, running_images};
 use super::inventory::Inventory;
 use crate::model::{Finding, Severity};
-use crate::scan::{self, Sbom, ScanOptions, SourceSpec};
-use crate::vulndb::{VulnDb, matcher};
+use crate::scan::{self, Assessment, RunOptions, ScanOptions, SourceSpec};
+use crate::store::Store;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ImageScan {
@@ -60,14 +60,14 @@ impl ClusterScan {
     }
 }
 
-/// Scans every running image. `options` carries the registry settings; each image's pull
-/// secrets are added to its auth files. `on_sbom` gets each SBOM (to store it).
+/// Scans every running image through the scan pipeline (vulnerabilities; each SBOM kept in the
+/// store). `options` carries the registry settings; each image's pull secrets are added to its
+/// auth files.
 pub async fn scan(
     client: &Client,
     inv: &Inventory,
-    db: &VulnDb<'_>,
+    store: &Store,
     options: &ScanOptions,
-    on_sbom: &mut dyn FnMut(&Sbom),
     progress: &mut dyn FnMut(usize, usize, &str),
 ) -> ClusterScan {
     let images = running_images(inv);
@@ -77,7 +77,7 @@ pub async fn scan(
     for (index, image) in images.into_iter().enumerate() {
         progress(index, total, &image.reference);
         let outcome = match &secrets_dir {
-            Ok(dir) => scan_one(client, db, options, &image, dir.path(), on_sbom).await,
+            Ok(dir) => scan_one(client, store, options, &image, dir.path()).await,
             Err(e) => Err(format!("cannot make a temp dir for pull secrets: {e}")),
         };
         out.push(ImageScan {
@@ -95,11 +95,10 @@ pub async fn scan(
 
 async fn scan_one(
     client: &Client,
-    db: &VulnDb<'_>,
+    store: &Store,
     options: &ScanOptions,
     image: &RunningImage,
     secrets_dir: &std::path::Path,
-    on_sbom: &mut dyn FnMut(&Sbom),
 ) -> Result<(usize, Vec<Finding>), String> {
     let mut auth_files: Vec<PathBuf> = Vec::new();
     let mut secret_errors = Vec::new();
@@ -110,19 +109,21 @@ async fn scan_one(
         }
     }
     auth_files.extend(options.registry.auth_files.clone().unwrap_or_else(crate::registry::auth::auth_files));
-    let mut options = options.clone();
-    options.registry.auth_files = Some(auth_files);
+    let mut inventory = options.clone();
+    inventory.registry.auth_files = Some(auth_files);
+    let run = RunOptions {
+        inventory,
+        assessment: Assessment { vulns: true, secrets: false, ..Assessment::default() },
+        keep: true,
+        engine_sockets: Vec::new(),
+    };
     let spec = SourceSpec::parse(&format!("registry:{}", image.reference)).map_err(|e| e.to_string())?;
-    let sbom = scan::inventory_async(spec, options, Vec::new(), std::sync::Arc::new(|_| {})).await.map_err(|e| {
+    let scanned = scan::run(store, spec, run, std::sync::Arc::new(|_| {})).await.map_err(|e| {
         if secret_errors.is_empty() {
             e.to_string()
         } else {
             format!("{e} (pull secrets: {})", secret_errors.join("; "))
         }
     })?;
-    on_sbom(&sbom);
-    let matched = matcher::match_sbom(db, &sbom).map_err(|e| e.to_string())?;
-    let mut findings = matched.findings;
-    findings.extend(sbom.secrets.iter().cloned());
-    Ok((sbom.packages.len(), findings))
+    Ok((scanned.sbom.map_or(0, |s| s.packages.len()), scanned.findings))
 }

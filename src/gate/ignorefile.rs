@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::config::{ConfigError, parse_yaml, read_file};
+use crate::gate::{Basis, Suppressed};
 use crate::model::Finding;
-use crate::report::findings::{Basis, Suppressed};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -143,7 +143,7 @@ impl Exception {
 }
 
 impl super::Exceptions for IgnoreFile {
-    fn accepts(&self, finding: &Finding, _image: Option<&crate::scan::ImageMeta>) -> Option<Suppressed> {
+    fn accepts(&self, finding: &Finding, _image: Option<&crate::oci::ImageMeta>) -> Option<Suppressed> {
         let exception = self
             .exceptions
             .iter()

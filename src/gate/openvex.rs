@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::gate::{Basis, Suppressed};
 use crate::model::Finding;
-use crate::report::findings::{Basis, Suppressed};
-use crate::scan::ImageMeta;
+use crate::oci::ImageMeta;
 
 #[derive(Debug, Deserialize)]
 struct Document {

@@ -21,7 +21,7 @@ impl ImageReference {
         }
         let (rest, digest) = match text.split_once('@') {
             Some((rest, digest)) => {
-                crate::scan::blobs::blob_path(digest).map_err(|e| bad(&e))?;
+                crate::oci::blob_path(digest).map_err(|e| bad(&e))?;
                 (rest, Some(digest.to_string()))
             }
             None => (text, None),

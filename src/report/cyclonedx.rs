@@ -8,10 +8,12 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
-use super::findings::{Basis, ScanReport, Suppressed, reference_url};
+use super::findings::reference_url;
 use super::{DocumentInfo, content_uuid};
+use crate::gate::{Basis, Suppressed};
+use crate::model::Sbom;
 use crate::model::{Finding, FindingKind, FindingPackage, FixState, Severity};
-use crate::scan::Sbom;
+use crate::scan::Scan;
 
 /// The bom-ref of the package at `index`: purls repeat when one package is installed in several
 /// places, the index keeps refs unique.
@@ -85,7 +87,7 @@ pub fn document(sbom: &Sbom, info: &DocumentInfo) -> Value {
 /// The scan's SBOM (or an empty one for a Dockerfile scan) with the findings as
 /// `vulnerabilities[]`. A finding's package that the SBOM does not list is added as a component,
 /// so that every `affects[].ref` resolves.
-pub fn findings_document(report: &ScanReport, info: &DocumentInfo) -> Value {
+pub fn findings_document(report: &Scan, info: &DocumentInfo) -> Value {
     let inventory = report.sbom.clone().unwrap_or_else(|| Sbom {
         format_version: 1,
         source: report.source.clone(),

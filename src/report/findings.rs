@@ -1,10 +1,8 @@
-//! The result of a findings scan (`picket scan …`), as every findings exporter reads it.
-
-use serde::Serialize;
+//! The findings exporters' shared parts: the formats of `picket scan` and the helpers they use.
 
 use super::{DocumentInfo, cyclonedx, junit, markdown, sarif, table};
-use crate::model::{Distro, Finding, FindingKind, FixState, Severity};
-use crate::scan::{Sbom, SbomSource};
+use crate::model::{Finding, FindingKind, FixState};
+use crate::scan::Scan;
 
 /// Output formats of `picket scan`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -21,120 +19,6 @@ pub enum FindingsFormat {
     Junit,
     /// Markdown (pull-request comments, job summaries)
     Markdown,
-}
-
-/// A finding an exception accepted: kept in the report, never gating.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Suppressed {
-    pub finding: Finding,
-    pub reason: String,
-    /// Where the exception is: `.picketignore:12`, `openvex:<document id>`.
-    pub by: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub expires: Option<String>,
-    pub basis: Basis,
-}
-
-/// The kind of exception that accepted a finding, as formats with a structured analysis
-/// (CycloneDX) record it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-pub enum Basis {
-    /// An entry of an exceptions file (`.picketignore`): the finding is accepted as it is.
-    IgnoreFile,
-    /// An OpenVEX statement: its status (`not_affected` or `fixed`) and justification label.
-    OpenVex {
-        status: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        justification: Option<String>,
-    },
-}
-
-/// The threshold a scan was gated on, and the verdict.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Gate {
-    pub fail_on: Severity,
-    pub ignore_unfixed: bool,
-    /// Findings at or above the threshold that no exception accepted.
-    pub failing: usize,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ScanReport {
-    pub source: SbomSource,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub distro: Option<Distro>,
-    /// The inventory behind the findings (none for a Dockerfile scan); CycloneDX lists its
-    /// components.
-    #[serde(skip)]
-    pub sbom: Option<Sbom>,
-    /// Active findings, most severe first.
-    pub findings: Vec<Finding>,
-    pub suppressed: Vec<Suppressed>,
-    /// The vulnerability data used: `osv:PyPI (updated 2026-11-20T10:00:00Z)`, …
-    pub databases: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub gate: Option<Gate>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub warnings: Vec<String>,
-}
-
-impl ScanReport {
-    /// Count of active findings per severity, most severe first.
-    pub fn counts(&self) -> [(Severity, usize); 5] {
-        Severity::ALL.map(|severity| (severity, self.findings.iter().filter(|f| f.severity == severity).count()))
-    }
-}
-
-impl ScanReport {
-    /// What was scanned, as headers print it: `oci/tiny:v1 (debian 12)`.
-    pub fn subject(&self) -> String {
-        match &self.distro {
-            Some(distro) => format!("{} ({} {})", self.source.name, distro.id, distro.version_id),
-            None => self.source.name.clone(),
-        }
-    }
-
-    /// Active findings of one kind, in report order.
-    pub fn of_kind(&self, kind: FindingKind) -> impl Iterator<Item = &Finding> {
-        self.findings.iter().filter(move |f| f.kind == kind)
-    }
-
-    /// Whether an active finding fails the build: at or above the gate's threshold, or any
-    /// finding when the scan has no gate. Advisories never do.
-    pub fn fails(&self, finding: &Finding) -> bool {
-        if finding.kind == FindingKind::Advisory {
-            return false;
-        }
-        let Some(gate) = &self.gate else { return true };
-        crate::gate::gates(finding, gate.fail_on, gate.ignore_unfixed)
-    }
-}
-
-impl Gate {
-    pub fn passed(&self) -> bool {
-        self.failing == 0
-    }
-
-    /// `4 findings at or above HIGH`, `no findings at or above HIGH (unfixed vulnerabilities ignored)`.
-    pub fn summary(&self) -> String {
-        let unfixed = if self.ignore_unfixed { " (unfixed vulnerabilities ignored)" } else { "" };
-        match self.failing {
-            0 => format!("no findings at or above {}{unfixed}", self.fail_on),
-            1 => format!("1 finding at or above {}{unfixed}", self.fail_on),
-            n => format!("{n} findings at or above {}{unfixed}", self.fail_on),
-        }
-    }
-}
-
-impl Suppressed {
-    /// `reason (by, expires 2027-01-01)`.
-    pub fn explanation(&self) -> String {
-        match &self.expires {
-            Some(expires) => format!("{} ({}, expires {expires})", self.reason, self.by),
-            None => format!("{} ({})", self.reason, self.by),
-        }
-    }
 }
 
 /// The fixed versions, or why there are none: `2.36-9+deb12u5`, `won't fix`, `not fixed`.
@@ -176,7 +60,7 @@ pub(crate) fn primary_path(finding: &Finding) -> Option<&str> {
 
 /// The report in one output format. Only the JSON ones can fail (serialization).
 pub fn render_findings(
-    report: &ScanReport,
+    report: &Scan,
     format: FindingsFormat,
     info: &DocumentInfo,
     color: bool,
@@ -193,8 +77,9 @@ pub fn render_findings(
 
 #[cfg(test)]
 pub(crate) mod fixtures {
-    use super::{Gate, ScanReport, Suppressed};
+    use crate::gate::{Gate, Suppressed};
     use crate::model::{Cvss, Ecosystem, Finding, FindingKind, FindingPackage, FixState, Location, Severity};
+    use crate::scan::Scan;
 
     const LAYER: &str = "sha256:8f4b6e3c1d2a9f0e7b6c5d4a3f2e1d0c9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e";
 
@@ -215,7 +100,7 @@ pub(crate) mod fixtures {
     /// The fixture SBOM's image with one finding of every kind, a CVSS v3.1 and a v4.0 vector, a
     /// package the SBOM does not list, a title that needs escaping, a suppressed finding and a
     /// HIGH gate.
-    pub fn report() -> ScanReport {
+    pub fn report() -> Scan {
         let sbom = super::super::fixtures::sbom();
 
         let mut pyyaml = Finding::new(
@@ -314,7 +199,7 @@ pub(crate) mod fixtures {
         iconv.locations = at("/var/lib/dpkg/status");
         iconv.data_source = "debian-tracker".into();
 
-        ScanReport {
+        Scan {
             source: sbom.source.clone(),
             distro: sbom.distro.clone(),
             sbom: Some(sbom),
@@ -324,7 +209,7 @@ pub(crate) mod fixtures {
                 reason: "vulnerable_code_not_in_execute_path: no ISO-2022-CN-EXT conversions".into(),
                 by: ".picketignore:3".into(),
                 expires: Some("2027-01-01".into()),
-                basis: super::Basis::IgnoreFile,
+                basis: crate::gate::Basis::IgnoreFile,
             }],
             databases: vec![
                 "debian-tracker (updated 2026-11-20T09:00:00Z)".into(),
@@ -332,6 +217,7 @@ pub(crate) mod fixtures {
             ],
             gate: Some(Gate { fail_on: Severity::High, ignore_unfixed: false, failing: 4 }),
             warnings: vec!["1 file over 10 MiB skipped by the secret scanner".into()],
+            notices: Vec::new(),
         }
     }
 }
@@ -339,6 +225,8 @@ pub(crate) mod fixtures {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gate::Gate;
+    use crate::model::Severity;
 
     #[test]
     fn gate_counts_match_the_fixture() {

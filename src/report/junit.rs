@@ -2,8 +2,9 @@
 //! per kind of finding, a test case per finding. Active findings the gate fails on (every one but
 //! advisories when there is no gate) are failures; suppressed findings are skipped with the reason.
 
-use super::findings::{ScanReport, fixed_text, primary_path, reference_url};
+use super::findings::{fixed_text, primary_path, reference_url};
 use crate::model::{Finding, FindingKind};
+use crate::scan::Scan;
 
 const KINDS: [(FindingKind, &str); 4] = [
     (FindingKind::Vulnerability, "vulnerabilities"),
@@ -18,7 +19,7 @@ enum Outcome<'a> {
     Skipped(&'a str),
 }
 
-pub fn render(report: &ScanReport) -> String {
+pub fn render(report: &Scan) -> String {
     let mut suites = String::new();
     let (mut tests, mut failures, mut skipped) = (0, 0, 0);
     for (kind, name) in KINDS {

@@ -2,8 +2,9 @@
 //! counts per severity and kind, a table per kind with the descriptions folded into `<details>`,
 //! and the suppressed findings with their reasons.
 
-use super::findings::{ScanReport, fixed_text, primary_path, reference_url};
+use super::findings::{fixed_text, primary_path, reference_url};
 use crate::model::{Finding, FindingKind, Severity};
+use crate::scan::Scan;
 
 type Row = fn(&Finding) -> Vec<String>;
 
@@ -14,7 +15,7 @@ const KINDS: [(FindingKind, &str); 4] = [
     (FindingKind::Advisory, "Advisories"),
 ];
 
-pub fn render(report: &ScanReport) -> String {
+pub fn render(report: &Scan) -> String {
     let mut out = format!("## picket scan: {}\n\n", cell(&report.subject()));
     if let Some(gate) = &report.gate {
         let verdict = if gate.passed() { "✅ PASS" } else { "❌ FAIL" };
@@ -77,7 +78,7 @@ pub fn render(report: &ScanReport) -> String {
 }
 
 /// Counts per severity (rows) and kind (columns) of the active findings.
-fn summary(report: &ScanReport) -> String {
+fn summary(report: &Scan) -> String {
     let count = |severity: Option<Severity>, kind: Option<FindingKind>| {
         let n = report
             .findings

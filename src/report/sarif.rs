@@ -9,12 +9,14 @@ use serde_json::{Value, json};
 use sha2::Digest;
 
 use super::DocumentInfo;
-use super::findings::{ScanReport, Suppressed, fixed_text, primary_path, reference_url};
+use super::findings::{fixed_text, primary_path, reference_url};
+use crate::gate::Suppressed;
 use crate::model::{Finding, FindingKind, FixState, Severity};
+use crate::scan::Scan;
 
 const SCHEMA: &str = "https://json.schemastore.org/sarif-2.1.0.json";
 
-pub fn document(report: &ScanReport, info: &DocumentInfo) -> Value {
+pub fn document(report: &Scan, info: &DocumentInfo) -> Value {
     let entries: Vec<(&Finding, Option<&Suppressed>)> = report
         .findings
         .iter()

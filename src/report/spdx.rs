@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use super::{DocumentInfo, content_uuid};
-use crate::scan::Sbom;
+use crate::model::Sbom;
 
 /// Licence identifiers that are valid SPDX expressions as written. Others (Debian's `GPL-2+`,
 /// free text) go to `licenseComments`, and `licenseDeclared` says NOASSERTION.

@@ -1,14 +1,15 @@
 //! The terminal table, laid out like Trivy's: a header with the counts per severity, one table per
 //! kind of finding, advisories and suppressed findings listed apart, and the gate's verdict.
 
-use super::findings::{ScanReport, fixed_text, primary_path};
+use super::findings::{fixed_text, primary_path};
 use crate::model::{Finding, FindingKind, Severity};
+use crate::scan::Scan;
 
 const TITLE_MAX: usize = 60;
 const MATCH_MAX: usize = 48;
 const PATH_MAX: usize = 60;
 
-pub fn render(report: &ScanReport, color: bool) -> String {
+pub fn render(report: &Scan, color: bool) -> String {
     let paint = Paint { color };
     let mut out = String::new();
     let subject = clean(&report.subject());

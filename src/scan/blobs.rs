@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::ScanError;
+pub use crate::oci::{blob_path, sha256_digest};
 
 /// Where blobs come from: a directory tree, or the entries of a (plain) tar file.
 pub enum BlobStore {
@@ -85,21 +86,6 @@ impl BlobStore {
     }
 }
 
-/// `sha256:<64 hex>` → the blob path `blobs/sha256/<hex>`; anything else is refused (a digest
-/// is used as a path, so it must not smuggle one).
-pub fn blob_path(digest: &str) -> Result<String, String> {
-    let (algorithm, hex) = digest.split_once(':').ok_or_else(|| format!("'{digest}' is not a digest"))?;
-    let valid = match algorithm {
-        "sha256" => hex.len() == 64,
-        "sha512" => hex.len() == 128,
-        _ => false,
-    } && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    if !valid {
-        return Err(format!("'{digest}' is not a sha256 or sha512 digest"));
-    }
-    Ok(format!("blobs/{algorithm}/{hex}"))
-}
-
 /// Hashes what passes through and fails at EOF if the digest (sha256) or size is not the expected one.
 pub struct Verifying<R> {
     inner: R,
@@ -144,25 +130,9 @@ impl<R: Read> Read for Verifying<R> {
     }
 }
 
-/// sha256 of bytes, as `sha256:<hex>`.
-pub fn sha256_digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn digests_are_validated_before_use_as_paths() {
-        let good = format!("sha256:{}", "a".repeat(64));
-        assert_eq!(blob_path(&good).unwrap(), format!("blobs/sha256/{}", "a".repeat(64)));
-        for bad in
-            ["sha256:../../etc/passwd", "md5:abc", "sha256:ABC", "nocolon", &format!("sha256:{}/x", "a".repeat(62))]
-        {
-            assert!(blob_path(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn verifying_reader_checks_digest_and_size_at_eof() {

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use super::ScanError;
 use super::blobs::BlobStore;
+pub use crate::oci::{ImageMeta, LayerMeta, Platform};
 
 /// What the user asked to scan.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,44 +141,6 @@ fn detect_archive(path: PathBuf, reference: Option<String>) -> SourceSpec {
     if is_oci { SourceSpec::OciArchive { path, reference } } else { SourceSpec::DockerArchive { path, reference } }
 }
 
-/// One layer of an image: identity and where its bytes are.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct LayerMeta {
-    /// sha256 of the uncompressed tar (the config's `rootfs.diff_ids`).
-    pub diff_id: String,
-    /// Digest of the blob as stored (compressed for OCI layouts).
-    pub digest: Option<String>,
-    pub size: Option<u64>,
-    pub media_type: Option<String>,
-    /// Path of the blob in its store.
-    #[serde(skip)]
-    pub blob: String,
-    /// Digest to verify the blob against while it is read (digest, or diff id for plain tars).
-    #[serde(skip)]
-    pub verify: Option<String>,
-}
-
-/// Identity of a scanned image.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ImageMeta {
-    pub name: String,
-    pub manifest_digest: Option<String>,
-    pub config_digest: String,
-    pub os: String,
-    pub architecture: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub tags: Vec<String>,
-    pub layers: Vec<LayerMeta>,
-}
-
-impl ImageMeta {
-    /// The key SBOMs are stored under: the manifest digest, or the config digest (the image id)
-    /// for docker archives, which carry no manifest digest.
-    pub fn store_key(&self) -> &str {
-        self.manifest_digest.as_deref().unwrap_or(&self.config_digest)
-    }
-}
-
 pub struct Image {
     pub meta: ImageMeta,
     pub store: BlobStore,
@@ -230,50 +193,5 @@ pub fn open_image(spec: &SourceSpec, platform: &Platform, limits: &super::Limits
             what: reference.to_string(),
             message: "registry images are pulled first (scan::inventory_async)".into(),
         }),
-    }
-}
-
-/// An OS/architecture pair (`linux/amd64`, `linux/arm64/v8`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Platform {
-    pub os: String,
-    pub architecture: String,
-    pub variant: Option<String>,
-}
-
-impl Platform {
-    /// The platform picket runs on, in OCI names.
-    pub fn host() -> Self {
-        let architecture = match std::env::consts::ARCH {
-            "x86_64" => "amd64",
-            "aarch64" => "arm64",
-            "x86" => "386",
-            "powerpc64" => "ppc64le",
-            other => other,
-        };
-        Self { os: "linux".into(), architecture: architecture.into(), variant: None }
-    }
-
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let parts: Vec<&str> = text.split('/').collect();
-        match parts.as_slice() {
-            [os, arch] if !os.is_empty() && !arch.is_empty() => {
-                Ok(Self { os: (*os).into(), architecture: (*arch).into(), variant: None })
-            }
-            [os, arch, variant] if !os.is_empty() && !arch.is_empty() && !variant.is_empty() => {
-                Ok(Self { os: (*os).into(), architecture: (*arch).into(), variant: Some((*variant).into()) })
-            }
-            _ => Err(format!("'{text}' is not a platform (e.g. linux/amd64, linux/arm64/v8)")),
-        }
-    }
-}
-
-impl std::fmt::Display for Platform {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
-        if let Some(variant) = &self.variant {
-            write!(f, "/{variant}")?;
-        }
-        Ok(())
     }
 }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use super::Advisory;
 use super::db::VulnDb;
+use crate::model::Sbom;
 use crate::model::{Distro, Ecosystem, Finding, FindingKind, FindingPackage, FixState, Package};
-use crate::scan::Sbom;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]

@@ -75,7 +75,7 @@ pub fn open(
     let manifest_descriptor = if is_index(chosen.media_type()) {
         let nested: ImageIndex = serde_json::from_slice(&read_json_blob(&store, what, chosen.digest().as_ref())?)
             .map_err(|e| format_error(what, format!("image index {}: {e}", chosen.digest())))?;
-        select_platform(&nested, platform, what)?.clone()
+        crate::oci::select_platform(&nested, platform).map_err(|m| format_error(what, m))?.clone()
     } else {
         chosen.clone()
     };
@@ -121,38 +121,5 @@ pub fn open(
         },
         store,
         _temp: None,
-    })
-}
-
-pub fn select_platform<'a>(
-    index: &'a ImageIndex,
-    platform: &Platform,
-    what: &str,
-) -> Result<&'a Descriptor, ScanError> {
-    let matches = |d: &&Descriptor| {
-        d.platform().as_ref().is_some_and(|p| {
-            p.os().to_string() == platform.os
-                && p.architecture().to_string() == platform.architecture
-                && (platform.variant.is_none() || p.variant().as_deref() == platform.variant.as_deref())
-        })
-    };
-    index.manifests().iter().find(matches).ok_or_else(|| {
-        let available: Vec<String> = index
-            .manifests()
-            .iter()
-            .filter_map(|d| d.platform().as_ref())
-            .map(|p| {
-                let mut s = format!("{}/{}", p.os(), p.architecture());
-                if let Some(v) = p.variant() {
-                    s.push('/');
-                    s.push_str(v);
-                }
-                s
-            })
-            .collect();
-        format_error(
-            what,
-            format!("no image for platform {platform} (available: {}); pick one with --platform", available.join(", ")),
-        )
     })
 }

@@ -1,0 +1,48 @@
+//! SBOMs in the store, keyed by [`Sbom::store_key`]: the one place that reads and writes them.
+
+use crate::model::Sbom;
+use crate::store::{Store, StoreError, TreeName};
+
+/// Keeps an SBOM (replacing one under the same key) and flushes it to disk; returns its key.
+pub fn save(store: &Store, sbom: &Sbom) -> Result<String, StoreError> {
+    let key = sbom.store_key();
+    store.tree::<Sbom>(TreeName::Sboms)?.insert(&key, sbom)?;
+    store.flush()?;
+    Ok(key)
+}
+
+/// The SBOM stored under `key`.
+pub fn get(store: &Store, key: &str) -> Result<Option<Sbom>, StoreError> {
+    store.tree::<Sbom>(TreeName::Sboms)?.get(key)
+}
+
+/// Every stored SBOM with its key, in key order.
+pub fn list(store: &Store) -> Result<Vec<(String, Sbom)>, StoreError> {
+    store.tree::<Sbom>(TreeName::Sboms)?.entries()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn saved_sboms_are_found_by_key_and_listed() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(&dir.path().join("store")).expect("store");
+        assert_eq!(list(&store).expect("list"), Vec::new());
+        let sbom = Sbom {
+            format_version: crate::model::SBOM_FORMAT_VERSION,
+            source: crate::model::SbomSource { kind: "dir".into(), name: "/srv/app".into(), image: None },
+            distro: None,
+            packages: Vec::new(),
+            catalogers: vec!["dpkg@1".into()],
+            warnings: Vec::new(),
+            secrets: Vec::new(),
+        };
+        let key = save(&store, &sbom).expect("save");
+        assert_eq!(key, sbom.store_key());
+        assert_eq!(get(&store, &key).expect("get"), Some(sbom.clone()));
+        assert_eq!(get(&store, "sha256:nothing").expect("get"), None);
+        assert_eq!(list(&store).expect("list"), vec![(key, sbom)]);
+    }
+}
