@@ -45,7 +45,11 @@ pub fn initial_state(config: &Config, store: &Store) -> anyhow::Result<AppState>
     Ok(state)
 }
 
-pub async fn run(config: Config, store: Store) -> anyhow::Result<()> {
+/// Draws a frame from the state: `ui::render`, handed in by the caller so that the loop does not
+/// depend on the renderer (the renderer reads `app::state`).
+pub type Render = fn(&mut ratatui::Frame, &AppState, &crate::config::Theme);
+
+pub async fn run(config: Config, store: Store, render: Render) -> anyhow::Result<()> {
     let mut state = initial_state(&config, &store)?;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let effects = effects::Effects::new(
@@ -57,7 +61,7 @@ pub async fn run(config: Config, store: Store) -> anyhow::Result<()> {
     )
     .with_agent_log(config.data_dir.join("agent.log"));
     let mut terminal = terminal::enter().context("cannot set up the terminal")?;
-    let result = event_loop(&mut terminal, &mut state, &effects, &mut rx, &config).await;
+    let result = event_loop(&mut terminal, &mut state, &effects, &mut rx, &config, render).await;
     terminal::restore().context("cannot restore the terminal")?;
     result
 }
@@ -68,10 +72,11 @@ async fn event_loop(
     effects: &effects::Effects,
     rx: &mut mpsc::UnboundedReceiver<Action>,
     config: &Config,
+    render: Render,
 ) -> anyhow::Result<()> {
     let size = terminal.size()?;
     update::update(state, Action::Resize { width: size.width, height: size.height });
-    terminal.draw(|frame| crate::ui::render(frame, state, &config.theme))?;
+    terminal.draw(|frame| render(frame, state, &config.theme))?;
     for effect in update::startup(state) {
         effects.run(effect);
     }
@@ -123,7 +128,7 @@ async fn event_loop(
         if state.should_quit {
             return Ok(());
         }
-        terminal.draw(|frame| crate::ui::render(frame, state, &config.theme))?;
+        terminal.draw(|frame| render(frame, state, &config.theme))?;
     }
 }
 

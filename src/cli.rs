@@ -169,7 +169,7 @@ fn console(cli: &Cli) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(crate::app::run(config, store))?;
+    runtime.block_on(crate::app::run(config, store, crate::ui::render))?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -3,6 +3,7 @@
 //! Precedence, lowest first: embedded defaults, `~/.config/picket/config.yaml` (or `--config`),
 //! `PICKET_*` environment variables and command-line flags (both arrive through [`Overrides`]).
 
+pub mod command;
 pub mod keymap;
 pub mod plugins;
 pub mod theme;
@@ -10,8 +11,8 @@ pub mod theme;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use crate::yaml::{YamlError, parse_yaml, read_file};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 
 pub use keymap::Keymap;
 pub use plugins::Plugins;
@@ -20,12 +21,10 @@ pub use theme::Theme;
 /// An error in a configuration file, theme or plugin file. Always names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path}:{line}:{column}: {message}", path = .path.display())]
-    Parse { path: PathBuf, line: u64, column: u64, message: String },
+    #[error(transparent)]
+    Yaml(#[from] YamlError),
     #[error("{path}: {message}", path = .path.display())]
     Invalid { path: PathBuf, message: String },
-    #[error("cannot read {path}: {source}", path = .path.display())]
-    Read { path: PathBuf, source: std::io::Error },
     #[error("cannot find a home directory: set HOME, or pass --config and --data-dir")]
     NoHome,
 }
@@ -34,31 +33,6 @@ impl ConfigError {
     pub fn invalid(path: &Path, message: impl Into<String>) -> Self {
         Self::Invalid { path: path.to_path_buf(), message: message.into() }
     }
-}
-
-/// Parses YAML text into `T`, reporting errors with the file, line and column.
-/// An empty document yields `T::default()`.
-pub fn parse_yaml<T: DeserializeOwned + Default>(path: &Path, text: &str) -> Result<T, ConfigError> {
-    let has_content = text.lines().any(|line| !line.trim().is_empty() && !line.trim_start().starts_with('#'));
-    if !has_content {
-        return Ok(T::default());
-    }
-    serde_saphyr::from_str(text).map_err(|err| {
-        let (line, column) = err.location().map_or((0, 0), |loc| (loc.line(), loc.column()));
-        ConfigError::Parse { path: path.to_path_buf(), line, column, message: first_line(&err) }
-    })
-}
-
-/// serde-saphyr renders a source snippet after the message; the file:line:col prefix already
-/// points there, so keep the one-line message.
-fn first_line(err: &serde_saphyr::Error) -> String {
-    let text = err.to_string();
-    let line = text.lines().next().unwrap_or_default().trim();
-    line.strip_prefix("error: ").unwrap_or(line).to_string()
-}
-
-pub(crate) fn read_file(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })
 }
 
 /// What the command line and the environment say; each wins over the config file.
@@ -244,7 +218,7 @@ mod tests {
         let path = write_config(tmp.path(), "theme: dark\ncontext: [unclosed\n");
         let overrides = Overrides { config: Some(path.clone()), ..Overrides::default() };
         let err = Config::load_with_dirs(&overrides, dirs(tmp.path())).unwrap_err();
-        let ConfigError::Parse { path: p, line, .. } = &err else { panic!("wrong error: {err}") };
+        let ConfigError::Yaml(YamlError::Parse { path: p, line, .. }) = &err else { panic!("wrong error: {err}") };
         assert_eq!(p, &path);
         assert!(*line >= 2, "line {line} should point at or after the unclosed list");
         assert!(err.to_string().starts_with(&format!("{}:", path.display())));

@@ -20,3 +20,4 @@ pub mod scan;
 pub mod store;
 pub mod ui;
 pub mod vulndb;
+pub mod yaml;

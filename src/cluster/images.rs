@@ -62,7 +62,7 @@ pub fn owner_of(inv: &Inventory, pod: &Pod) -> String {
 }
 
 fn controller(meta: &ObjectMeta) -> Option<(String, String)> {
-    crate::bench::k8s::workloads::controller(meta).map(|o| (o.kind.clone(), o.name.clone()))
+    super::inventory::controller(meta).map(|o| (o.kind.clone(), o.name.clone()))
 }
 
 /// Every image of a running container, once per digest.

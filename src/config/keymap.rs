@@ -5,7 +5,7 @@ use std::fmt;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use serde::Deserialize;
 
-use crate::app::action::Command;
+use super::command::Command;
 
 /// A key with its modifiers, normalised so that `G`, `shift-g` and a terminal's
 /// `Char('G') + SHIFT` are the same key.

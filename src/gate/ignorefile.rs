@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::config::{ConfigError, parse_yaml, read_file};
 use crate::gate::{Basis, Suppressed};
 use crate::model::Finding;
+use crate::yaml::{YamlError, parse_yaml, read_file};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,7 +58,7 @@ pub struct IgnoreFile {
 #[derive(Debug, thiserror::Error)]
 pub enum IgnoreFileError {
     #[error(transparent)]
-    Yaml(#[from] ConfigError),
+    Yaml(#[from] YamlError),
     #[error("{path}: exception {index} ({id}): {message}", path = .path.display())]
     Invalid { path: PathBuf, index: usize, id: String, message: String },
 }

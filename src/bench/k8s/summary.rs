@@ -178,7 +178,7 @@ mod vulnerability_tests {
 
     #[test]
     fn scanned_images_are_counted_on_the_workloads_that_run_them() {
-        let inv = crate::app::fixtures::inventory();
+        let inv = crate::cluster::fixtures::inventory();
         let facts = crate::bench::k8s::ClusterFacts::new(&inv);
         let report = crate::bench::k8s::run_on(&facts, &[]);
         let mut rows = workload_risks(&facts, &report);

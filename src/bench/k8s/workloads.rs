@@ -138,7 +138,7 @@ pub fn workloads(inv: &Inventory) -> Vec<Workload<'_>> {
 /// Job's pods, a CronJob's Jobs. Pods of anything else (a bare ReplicaSet, an operator's custom
 /// resource, a node's static pod) are judged themselves.
 fn judged_through_owner(inv: &Inventory, meta: &ObjectMeta) -> bool {
-    let Some(owner) = controller(meta) else { return false };
+    let Some(owner) = crate::cluster::inventory::controller(meta) else { return false };
     let namespace = meta.namespace.as_deref();
     let same = |m: &ObjectMeta| m.name.as_deref() == Some(owner.name.as_str()) && m.namespace.as_deref() == namespace;
     match owner.kind.as_str() {
@@ -153,10 +153,4 @@ fn judged_through_owner(inv: &Inventory, meta: &ObjectMeta) -> bool {
         }
         _ => false,
     }
-}
-
-/// The owner that controls an object (`controller: true`), else its first owner.
-pub fn controller(meta: &ObjectMeta) -> Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference> {
-    let owners = meta.owner_references.as_ref()?;
-    owners.iter().find(|o| o.controller == Some(true)).or_else(|| owners.first())
 }

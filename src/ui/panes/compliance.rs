@@ -284,6 +284,8 @@ mod tests {
         let screen = crate::ui::snapshot::screen(&state);
         assert!(screen.contains("No benchmark has been run yet") && screen.contains("on context prod"), "{screen}");
         let Action::BenchFinished { request, kind, .. } = run(&mut state, '1') else { unreachable!() };
+        let screen = crate::ui::snapshot::screen(&state);
+        assert!(screen.contains("running… CIS Docker Benchmark"), "{screen}");
         update(&mut state, Action::BenchFinished { request, kind, result: Ok(fixtures::bench_done().into()) });
         run_command(&mut state, Command::Down);
         crate::assert_screen!("compliance", &state);

@@ -172,6 +172,10 @@ mod tests {
         let Some(Effect::LoadInventory { request, .. }) = effects.first().cloned() else { panic!("{effects:?}") };
         let screen = crate::ui::snapshot::screen(&state);
         assert!(screen.contains("listing the workloads of context prod…"), "{screen}");
+        let failed = Action::InventoryLoaded { request, result: Err("context prod: no answer within 20s".into()) };
+        update(&mut state, failed);
+        let screen = crate::ui::snapshot::screen(&state);
+        assert!(screen.contains("context prod: no answer within 20s"), "{screen}");
         update(&mut state, Action::InventoryLoaded { request, result: Ok(Arc::new(fixtures::workloads_data())) });
         crate::assert_screen!("workloads", &state);
         run_command(&mut state, Command::Enter);
