@@ -4,6 +4,8 @@
 //! node fails open.
 
 pub mod attribution;
+pub mod client;
+pub mod deploy;
 pub mod enforce;
 pub mod events;
 pub mod files;
@@ -12,6 +14,7 @@ pub mod names;
 pub mod net;
 pub mod policy;
 pub mod ring;
+pub mod runtime;
 pub mod sensor;
 pub mod stream;
 pub mod wire;

@@ -1,6 +1,5 @@
 //! Kubernetes targets: the contexts in the user's kubeconfig files.
 
-pub mod deploy;
 #[cfg(test)]
 pub mod fixtures;
 pub mod images;

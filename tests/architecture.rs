@@ -108,7 +108,8 @@ fn top_level_modules_form_no_cycle_and_respect_the_boundary() {
 fn the_checker_sees_a_cycle_and_a_boundary_crossing() {
     // The same scan on made-up sources: it must catch what it is there to catch.
     let modules: BTreeSet<String> = ["scan", "app"].iter().map(|s| s.to_string()).collect();
-    let found: Vec<String> = references("use crate::app::state; crate::scan::run(); crate::other::x", &modules).collect();
+    let found: Vec<String> =
+        references("use crate::app::state; crate::scan::run(); crate::other::x", &modules).collect();
     assert_eq!(found, vec!["app".to_string(), "scan".to_string()]);
     assert!(uses_crate("use kube::Client;", "kube"));
     assert!(uses_crate("    let c: Option<kube::Client> = None;", "kube") || uses_crate("x(kube::Client)", "kube"));

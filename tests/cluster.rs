@@ -405,7 +405,7 @@ async fn watched_inventory_lists_once_then_follows_events() {
 async fn the_agent_is_deployed_with_server_side_apply() {
     let server = MockApiServer::start(Vec::new(), Behaviour::default());
     let applied =
-        picket::cluster::deploy::deploy_agent(&server.client, "mock", "picket-system", "registry.example.com/picket:1")
+        picket::agent::deploy::deploy_agent(&server.client, "mock", "picket-system", "registry.example.com/picket:1")
             .await
             .expect("applied");
     assert_eq!(
@@ -442,7 +442,7 @@ async fn the_agent_is_deployed_with_server_side_apply() {
         Vec::new(),
         Behaviour { forbidden: vec!["/apis/apps/v1/daemonsets".into()], ..Behaviour::default() },
     );
-    let err = picket::cluster::deploy::deploy_agent(&refusing.client, "dev", "picket-system", "img:1")
+    let err = picket::agent::deploy::deploy_agent(&refusing.client, "dev", "picket-system", "img:1")
         .await
         .expect_err("the DaemonSet is refused");
     let text = err.to_string();
@@ -501,7 +501,7 @@ async fn agent_pods_are_listed_by_namespace_and_label() {
     stranger["metadata"]["labels"] = serde_json::json!({ "app": "other" });
     objects.push(stranger);
     let server = MockApiServer::start(objects, Behaviour::default());
-    let pods = picket::cluster::deploy::list_agent_pods(&server.client, "mock").await.expect("listed");
+    let pods = picket::agent::deploy::list_agent_pods(&server.client, "mock").await.expect("listed");
     let rows: Vec<(&str, &str, &str)> =
         pods.iter().map(|p| (p.name.as_str(), p.node.as_str(), p.phase.as_str())).collect();
     assert_eq!(rows, [("picket-agent-7xk2p", "node-b", "Running"), ("picket-agent-q9d4m", "node-c", "Pending")]);
@@ -509,6 +509,6 @@ async fn agent_pods_are_listed_by_namespace_and_label() {
     assert!(uris.iter().any(|u| u.starts_with("/api/v1/namespaces/picket-system/pods?")), "{uris:?}");
 
     let refusing = MockApiServer::start(Vec::new(), Behaviour { unauthorized: true, ..Behaviour::default() });
-    let err = picket::cluster::deploy::list_agent_pods(&refusing.client, "dev").await.expect_err("401");
+    let err = picket::agent::deploy::list_agent_pods(&refusing.client, "dev").await.expect_err("401");
     assert!(err.to_string().starts_with("context dev: listing the agent's pods in picket-system: "), "{err}");
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::agent::client::{self, Feed};
 use crate::app::action::{Action, Effect, PluginRun, StoredSbom};
 use crate::app::state::{BenchDone, BenchKind, FindingsData, VulnDbSummary, WorkloadsData};
 use crate::bench::files::HostFiles;
@@ -34,10 +35,8 @@ pub struct Effects {
     /// Where a started agent's messages go.
     agent_log: PathBuf,
     /// Agent batches sent and not yet taken by the loop.
-    agent_in_flight: agent_link::InFlight,
+    agent_in_flight: client::InFlight,
 }
-
-mod agent_link;
 
 type ClusterWatches = Arc<tokio::sync::Mutex<std::collections::BTreeMap<String, Arc<cluster::watch::ClusterWatch>>>>;
 
@@ -192,7 +191,8 @@ impl Effects {
                 tokio::spawn(load_inventory(tx, request, context, self.watches.clone(), Arc::clone(&self.store)));
             }
             Effect::ConnectAgent { conn, socket, wait } => {
-                let task = tokio::spawn(agent_link::read_agent(tx, conn, socket, wait, self.agent_in_flight.clone()));
+                let task =
+                    tokio::spawn(client::read_agent(forward(tx, conn), socket, wait, self.agent_in_flight.clone()));
                 if let Ok(mut reader) = self.agent_reader.lock()
                     && let Some(previous) = reader.replace(task.abort_handle())
                 {
@@ -200,8 +200,8 @@ impl Effects {
                 }
             }
             Effect::ConnectClusterAgents { conn, context } => {
-                let task =
-                    tokio::spawn(agent_link::read_cluster_agents(tx, conn, context, self.agent_in_flight.clone()));
+                let feed = forward(tx, conn);
+                let task = tokio::spawn(client::read_cluster_agents(feed, context, self.agent_in_flight.clone()));
                 if let Ok(mut reader) = self.cluster_reader.lock()
                     && let Some(previous) = reader.replace(task.abort_handle())
                 {
@@ -212,7 +212,7 @@ impl Effects {
                 let log = self.agent_log.clone();
                 let slot = Arc::clone(&self.agent_child);
                 tokio::spawn(async move {
-                    let result = match agent_link::start_agent(&socket, &log).await {
+                    let result = match client::start_agent(&socket, &log).await {
                         Ok((started, child)) => {
                             // Kept to be reaped; an earlier one had stopped (a second start is
                             // refused while an agent serves).
@@ -226,7 +226,7 @@ impl Effects {
             }
             Effect::DeployAgent { context } => {
                 tokio::spawn(async move {
-                    let result = agent_link::deploy(context.clone()).await;
+                    let result = client::deploy(context.clone()).await;
                     let _ = tx.send(Action::AgentDeployed { context, result });
                 });
             }
@@ -238,6 +238,26 @@ impl Effects {
             }
         }
     }
+}
+
+/// Hands an agent reader's feed to the loop as actions of connection `conn`; ends when either
+/// side does.
+fn forward(tx: UnboundedSender<Action>, conn: u64) -> UnboundedSender<Feed> {
+    let (feed_tx, mut feed_rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(feed) = feed_rx.recv().await {
+            let action = match feed {
+                Feed::Lines { events, unreadable } => Action::AgentLines { conn, events, unreadable },
+                Feed::Down { reason } => Action::AgentDown { conn, reason },
+                Feed::PodsListed(result) => Action::ClusterAgentsListed { conn, result },
+                Feed::PodDown { pod, reason } => Action::ClusterAgentDown { conn, pod, reason },
+            };
+            if tx.send(action).is_err() {
+                break;
+            }
+        }
+    });
+    feed_tx
 }
 
 fn joined(result: Result<Result<BenchDone, String>, tokio::task::JoinError>) -> Result<BenchDone, String> {

@@ -7,9 +7,9 @@ use std::path::PathBuf;
 
 use super::{ListView, Loadable};
 use crate::agent::attribution::ContainerRef;
+pub use crate::agent::deploy::AgentPod;
 use crate::agent::events::ProcessEventKind;
 use crate::agent::wire::{AgentStats, WireEvent};
-pub use crate::cluster::deploy::AgentPod;
 
 /// Events kept per container for its stream.
 pub const RECENT_EVENTS: usize = 200;
@@ -31,12 +31,7 @@ pub enum AgentLink {
     Down(String),
 }
 
-/// The agent this console started itself (as root); it stops when the console does.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StartedAgent {
-    pub pid: u32,
-    pub log: PathBuf,
-}
+pub use crate::agent::client::StartedAgent;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Proc {

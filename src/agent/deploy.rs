@@ -24,7 +24,7 @@ pub struct AgentPod {
 /// The agent's pods (namespace `picket-system`, label `app.kubernetes.io/name=picket-agent`),
 /// by node.
 pub async fn list_agent_pods(client: &Client, context: &str) -> Result<Vec<AgentPod>, DeployError> {
-    use crate::agent::manifest::{APP_LABEL, NAMESPACE};
+    use super::manifest::{APP_LABEL, NAMESPACE};
     let api: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
     let list =
         tokio::time::timeout(std::time::Duration::from_secs(20), api.list(&ListParams::default().labels(APP_LABEL)))
@@ -73,7 +73,7 @@ pub async fn deploy_agent(
     namespace: &str,
     image: &str,
 ) -> Result<Vec<String>, DeployError> {
-    let text = crate::agent::manifest::manifest(namespace, image);
+    let text = super::manifest::manifest(namespace, image);
     let docs: Vec<&str> = text.split("\n---\n").collect();
     let doc = |i: usize| docs.get(i).copied().unwrap_or_default();
     let mut applied = Vec::new();

@@ -1,5 +1,6 @@
-//! The console's side of the node agent: reading its socket, starting it as a child, deploying
-//! it to a cluster. Results come back as `Action`s.
+//! A reader's side of the node agent: its socket, a cluster's agents through the API server's
+//! port-forward, starting it as a child, deploying it to a cluster. What arrives is sent as
+//! [`Feed`] items; the console turns them into its actions.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -9,9 +10,28 @@ use tokio::io::BufReader;
 use tokio::net::UnixStream;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::agent::wire::WireEvent;
-use crate::app::action::Action;
-use crate::app::state::StartedAgent;
+use super::deploy::AgentPod;
+use super::wire::WireEvent;
+
+/// What a reader sends.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Feed {
+    /// Lines read from an agent, in order; `unreadable` counts those that were not events.
+    Lines { events: Vec<WireEvent>, unreadable: u64 },
+    /// The local agent's stream ended (or never started): why.
+    Down { reason: String },
+    /// A context's agent pods, listed (again).
+    PodsListed(Result<Vec<AgentPod>, String>),
+    /// One cluster agent's stream ended: why.
+    PodDown { pod: String, reason: String },
+}
+
+/// An agent this process started (as root); it stops when this process does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartedAgent {
+    pub pid: u32,
+    pub log: PathBuf,
+}
 
 /// The longest line taken from an agent; a longer one is skipped and counted as unreadable (an
 /// agent's lines are a few hundred bytes; a stream without newlines must not fill memory).
@@ -96,27 +116,26 @@ fn describe(socket: &Path, err: &std::io::Error) -> String {
 }
 
 /// Connects (trying again for `wait`) and sends the agent's lines in batches until it goes away.
-pub async fn read_agent(tx: UnboundedSender<Action>, conn: u64, socket: PathBuf, wait: Duration, in_flight: InFlight) {
+pub async fn read_agent(tx: UnboundedSender<Feed>, socket: PathBuf, wait: Duration, in_flight: InFlight) {
     let deadline = tokio::time::Instant::now() + wait;
     let stream = loop {
         match UnixStream::connect(&socket).await {
             Ok(stream) => break stream,
             Err(err) if tokio::time::Instant::now() >= deadline => {
-                let _ = tx.send(Action::AgentDown { conn, reason: describe(&socket, &err) });
+                let _ = tx.send(Feed::Down { reason: describe(&socket, &err) });
                 return;
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     };
-    let reason = read_lines(&tx, conn, stream, &socket.display().to_string(), &in_flight).await;
-    let _ = tx.send(Action::AgentDown { conn, reason });
+    let reason = read_lines(&tx, stream, &socket.display().to_string(), &in_flight).await;
+    let _ = tx.send(Feed::Down { reason });
 }
 
 /// Sends an agent's lines in batches until the stream ends; returns why it ended (`from` names
 /// the stream in errors).
 async fn read_lines<R: tokio::io::AsyncRead + Unpin>(
-    tx: &UnboundedSender<Action>,
-    conn: u64,
+    tx: &UnboundedSender<Feed>,
     stream: R,
     from: &str,
     in_flight: &InFlight,
@@ -174,11 +193,11 @@ async fn read_lines<R: tokio::io::AsyncRead + Unpin>(
                 missed = missed.saturating_add(events.len() as u64 + unreadable);
             } else {
                 if missed > 0 {
-                    events.push(WireEvent::Lagged { v: crate::agent::wire::WIRE_VERSION, missed, node: node.clone() });
+                    events.push(WireEvent::Lagged { v: super::wire::WIRE_VERSION, missed, node: node.clone() });
                     missed = 0;
                 }
                 in_flight.fetch_add(1, Ordering::Relaxed);
-                if tx.send(Action::AgentLines { conn, events, unreadable }).is_err() {
+                if tx.send(Feed::Lines { events, unreadable }).is_err() {
                     return "the console is closing".into();
                 }
             }
@@ -196,8 +215,8 @@ const RELIST: Duration = Duration::from_secs(10);
 /// through the API server's port-forward to the agent's loopback port, and lists again every
 /// 10 s for pods that came up (after a deploy) or whose stream ended. Dropping the task (a new
 /// connection) ends every stream with it.
-pub async fn read_cluster_agents(tx: UnboundedSender<Action>, conn: u64, context: String, in_flight: InFlight) {
-    use crate::agent::manifest::{AGENT_PORT, NAMESPACE};
+pub async fn read_cluster_agents(tx: UnboundedSender<Feed>, context: String, in_flight: InFlight) {
+    use super::manifest::{AGENT_PORT, NAMESPACE};
     use k8s_openapi::api::core::v1::Pod;
     use kube::api::Api;
     let mut streams = tokio::task::JoinSet::new();
@@ -205,7 +224,7 @@ pub async fn read_cluster_agents(tx: UnboundedSender<Action>, conn: u64, context
     loop {
         let listed = async {
             let (client, _) = crate::cluster::client_for(Some(&context)).await.map_err(|e| e.to_string())?;
-            let pods = crate::cluster::deploy::list_agent_pods(&client, &context).await.map_err(|e| e.to_string())?;
+            let pods = super::deploy::list_agent_pods(&client, &context).await.map_err(|e| e.to_string())?;
             Ok::<_, String>((Api::<Pod>::namespaced(client, NAMESPACE), pods))
         }
         .await;
@@ -214,12 +233,12 @@ pub async fn read_cluster_agents(tx: UnboundedSender<Action>, conn: u64, context
         }
         match listed {
             Err(err) => {
-                if tx.send(Action::ClusterAgentsListed { conn, result: Err(err) }).is_err() {
+                if tx.send(Feed::PodsListed(Err(err))).is_err() {
                     return;
                 }
             }
             Ok((api, rows)) => {
-                if tx.send(Action::ClusterAgentsListed { conn, result: Ok(rows.clone()) }).is_err() {
+                if tx.send(Feed::PodsListed(Ok(rows.clone()))).is_err() {
                     return;
                 }
                 for pod in rows.into_iter().filter(|p| p.phase == "Running") {
@@ -230,14 +249,12 @@ pub async fn read_cluster_agents(tx: UnboundedSender<Action>, conn: u64, context
                     streams.spawn(async move {
                         let reason = match api.portforward(&pod.name, &[AGENT_PORT]).await {
                             Ok(mut forward) => match forward.take_stream(AGENT_PORT) {
-                                Some(stream) => {
-                                    read_lines(&tx, conn, stream, &format!("pod {}", pod.name), &in_flight).await
-                                }
+                                Some(stream) => read_lines(&tx, stream, &format!("pod {}", pod.name), &in_flight).await,
                                 None => format!("port-forward to pod {} gave no stream", pod.name),
                             },
                             Err(e) => format!("port-forward to pod {} port {AGENT_PORT}: {e}", pod.name),
                         };
-                        let _ = tx.send(Action::ClusterAgentDown { conn, pod: pod.name.clone(), reason });
+                        let _ = tx.send(Feed::PodDown { pod: pod.name.clone(), reason });
                         pod.name
                     });
                 }
@@ -307,9 +324,10 @@ fn stop_with_parent(command: &mut tokio::process::Command) {
     }
 }
 
+/// Applies the agent's DaemonSet (and what it needs) to `context`; returns what was applied.
 pub async fn deploy(context: String) -> Result<Vec<String>, String> {
     let (client, name) = crate::cluster::client_for(Some(&context)).await.map_err(|e| e.to_string())?;
-    crate::cluster::deploy::deploy_agent(&client, &name, "picket-system", crate::agent::manifest::DEFAULT_IMAGE)
+    super::deploy::deploy_agent(&client, &name, "picket-system", super::manifest::DEFAULT_IMAGE)
         .await
         .map_err(|e| e.to_string())
 }
@@ -320,7 +338,7 @@ mod tests {
     use crate::agent::stream::EventServer;
     use crate::agent::wire::AgentStats;
 
-    async fn next(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Action>) -> Action {
+    async fn next(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Feed>) -> Feed {
         tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("an action in time").expect("open channel")
     }
 
@@ -332,9 +350,9 @@ mod tests {
         let greeting = WireEvent::stats("node-1", AgentStats { events: 5, pid: 42, ..Default::default() });
         server.set_greeting(serde_json::to_string(&greeting).unwrap().into());
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(read_agent(tx, 7, socket.clone(), Duration::ZERO, InFlight::default()));
-        let Action::AgentLines { conn, events, unreadable } = next(&mut rx).await else { panic!("lines first") };
-        assert_eq!((conn, events, unreadable), (7, vec![greeting.clone()], 0), "the agent's state comes first");
+        tokio::spawn(read_agent(tx, socket.clone(), Duration::ZERO, InFlight::default()));
+        let Feed::Lines { events, unreadable } = next(&mut rx).await else { panic!("lines first") };
+        assert_eq!((events, unreadable), (vec![greeting.clone()], 0), "the agent's state comes first");
         server.send(serde_json::to_string(&WireEvent::Lagged { v: 1, missed: 3, node: None }).unwrap().into());
         server.send("not an event".into());
         // A line far longer than any event is skipped, counted, and the next one still reads.
@@ -343,7 +361,7 @@ mod tests {
         let mut events = Vec::new();
         let mut unreadable = 0;
         while events.len() < 2 {
-            let Action::AgentLines { events: more, unreadable: bad, .. } = next(&mut rx).await else { panic!("lines") };
+            let Feed::Lines { events: more, unreadable: bad } = next(&mut rx).await else { panic!("lines") };
             events.extend(more);
             unreadable += bad;
         }
@@ -358,8 +376,7 @@ mod tests {
         );
         assert_eq!(unreadable, 2, "the junk line and the over-long one");
         drop(server);
-        let Action::AgentDown { conn, reason } = next(&mut rx).await else { panic!("the end") };
-        assert_eq!(conn, 7);
+        let Feed::Down { reason } = next(&mut rx).await else { panic!("the end") };
         assert!(reason.contains("closed the connection"), "{reason}");
     }
 
@@ -373,8 +390,8 @@ mod tests {
         server.set_greeting(serde_json::to_string(&greeting).unwrap().into());
         let in_flight = InFlight::default();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(read_agent(tx, 3, socket.clone(), Duration::ZERO, in_flight.clone()));
-        let Action::AgentLines { .. } = next(&mut rx).await else { panic!("the greeting") };
+        tokio::spawn(read_agent(tx, socket.clone(), Duration::ZERO, in_flight.clone()));
+        let Feed::Lines { .. } = next(&mut rx).await else { panic!("the greeting") };
         assert_eq!(in_flight.load(Ordering::Relaxed), 1, "sent, not yet taken");
         // The loop is away (a foreground plugin): nothing more piles up in the channel.
         in_flight.store(MAX_IN_FLIGHT, Ordering::Relaxed);
@@ -387,7 +404,7 @@ mod tests {
         // Back: the next batch says how many lines were missed, and for which node.
         in_flight.store(0, Ordering::Relaxed);
         server.send(lagged(10).into());
-        let Action::AgentLines { events, .. } = next(&mut rx).await else { panic!("lines") };
+        let Feed::Lines { events, .. } = next(&mut rx).await else { panic!("lines") };
         let node = Some("node-1".to_string());
         assert_eq!(
             events,
@@ -401,8 +418,8 @@ mod tests {
         let socket = dir.path().join("none.sock");
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let started = std::time::Instant::now();
-        tokio::spawn(read_agent(tx, 1, socket.clone(), Duration::from_millis(500), InFlight::default()));
-        let Action::AgentDown { reason, .. } = next(&mut rx).await else { panic!("down") };
+        tokio::spawn(read_agent(tx, socket.clone(), Duration::from_millis(500), InFlight::default()));
+        let Feed::Down { reason } = next(&mut rx).await else { panic!("down") };
         assert!(started.elapsed() >= Duration::from_millis(500), "it kept trying for the wait");
         assert_eq!(reason, format!("no agent is serving {}", socket.display()));
     }

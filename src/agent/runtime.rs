@@ -1,0 +1,391 @@
+//! The node agent's runtime, `picket agent run`: the sensors' loop, attribution and names, the
+//! policy in force, and the outputs (standard output, the socket, the loopback listener). The CLI
+//! parses flags and calls [`run`]; nothing here knows about clap.
+
+use std::io::Write;
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use super::attribution::CgroupResolver;
+use super::enforce::{Enforcer, Mode};
+use super::files::{FileEvent, FileSensor, FileSensorError};
+use super::names::ContainerNames;
+use super::net::NetSensor;
+use super::policy::{PolicyFile, RunningContainer};
+use super::sensor::ProcessSensor;
+use super::wire::{AgentStats, Enforcement, WireEvent};
+
+/// How often the agent sends its state (and applies its policy to containers started since).
+const STATS_EVERY: Duration = Duration::from_secs(2);
+
+/// The containers running now that a policy's rules name, and the cgroups they hold.
+pub struct PolicyPreview {
+    pub named: Vec<RunningContainer>,
+    pub cgroups: usize,
+}
+
+/// What `policy` would enforce on the containers running now (names from the engines, given
+/// half a second to answer).
+pub async fn preview_policy(policy: &PolicyFile) -> PolicyPreview {
+    let names = ContainerNames::start(crate::engine::candidate_sockets(&[]));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut resolver = CgroupResolver::new();
+    let running = running_containers(&mut resolver, &names);
+    let policies = policy.resolve(&running);
+    let named = running.into_iter().filter(|c| policies.iter().any(|p| c.cgroups.contains(&p.cgroup_id))).collect();
+    PolicyPreview { named, cgroups: policies.len() }
+}
+
+/// The containers running now, with their names from the engines, as policy rules see them.
+pub fn running_containers(resolver: &mut CgroupResolver, names: &ContainerNames) -> Vec<RunningContainer> {
+    let named = names.all();
+    resolver
+        .containers()
+        .into_iter()
+        .map(|(id, found)| RunningContainer {
+            name: named.get(&id).map(|n| n.name.clone()),
+            namespace: found.pod_uid.as_deref().and_then(|uid| names.pod(uid)).map(|(namespace, _)| namespace),
+            id,
+            cgroups: found.cgroups,
+        })
+        .collect()
+}
+
+/// In a pod of the agent's DaemonSet (service account, NODE_NAME from the downward API), names
+/// also come from the API server.
+async fn with_cluster_names(names: ContainerNames) -> ContainerNames {
+    let (Some(_), Ok(node)) = (std::env::var_os("KUBERNETES_SERVICE_HOST"), std::env::var("NODE_NAME")) else {
+        return names;
+    };
+    match kube::Client::try_default().await {
+        Ok(client) => names.with_cluster(client, node),
+        Err(err) => {
+            eprintln!("picket: no API server client ({err}); events keep pod UIDs only");
+            names
+        }
+    }
+}
+
+/// What `picket agent run` was asked to do.
+pub struct RunOptions {
+    /// Stop after this long.
+    pub duration: Option<Duration>,
+    /// Only events attributed to a container.
+    pub containers_only: bool,
+    /// Also serve the events on this unix socket.
+    pub socket: Option<std::path::PathBuf>,
+    /// Do not print events on standard output.
+    pub quiet: bool,
+    /// The policy file to enforce, already checked.
+    pub policy: Option<(std::path::PathBuf, PolicyFile)>,
+    /// Also serve the socket's lines on this loopback address.
+    pub listen: Option<std::net::SocketAddr>,
+    /// File prefixes whose opens are reported.
+    pub watch: Vec<String>,
+}
+
+/// The file sensor's next batch; never, when no prefix is watched.
+async fn next_files(files: &mut Option<FileSensor>) -> Result<Vec<FileEvent>, FileSensorError> {
+    match files {
+        Some(files) => files.next_batch().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// (dropped, malformed) over the sensors.
+fn counters(
+    sensor: &ProcessSensor,
+    net: &NetSensor,
+    files: Option<&FileSensor>,
+    enforcer: Option<&Enforcer>,
+) -> anyhow::Result<(u64, u64)> {
+    let (mut dropped, mut malformed) = (sensor.dropped()? + net.dropped()?, sensor.malformed + net.malformed);
+    if let Some(files) = files {
+        dropped += files.dropped()?;
+        malformed += files.malformed;
+    }
+    if let Some(enforcer) = enforcer {
+        dropped += enforcer.dropped()?;
+        malformed += enforcer.malformed;
+    }
+    Ok((dropped, malformed))
+}
+
+/// The node's name: the DaemonSet's `NODE_NAME` (a pod's own hostname is the pod's name), else
+/// the host name.
+fn node_name() -> String {
+    std::env::var("NODE_NAME").ok().filter(|n| !n.is_empty()).unwrap_or_else(crate::local::hostname)
+}
+
+/// The policy file in force and the enforcer that holds it in the kernel.
+struct Enforcing {
+    path: std::path::PathBuf,
+    file: PolicyFile,
+    enforcer: Enforcer,
+    /// What the kernel holds (only ever set from a successful apply).
+    applied: Vec<crate::agent::enforce::ContainerPolicy>,
+    /// The file changed: apply even when the resolved policies look the same as before.
+    dirty: bool,
+    error: Option<String>,
+}
+
+impl Enforcing {
+    /// Applies the file to the containers running now, when that changes what the kernel holds.
+    fn refresh(&mut self, running: &[RunningContainer]) {
+        let policies = self.file.resolve(running);
+        if policies == self.applied && !self.dirty {
+            return;
+        }
+        match self.enforcer.apply(&policies) {
+            Ok(()) => {
+                self.applied = policies;
+                self.dirty = false;
+                self.error = None;
+            }
+            Err(e) => {
+                eprintln!("picket: policy {}: {e}; the policy in force stays", self.path.display());
+                self.error = Some(e.to_string());
+            }
+        }
+    }
+
+    /// SIGHUP: the file again. A bad file is reported and the policy in force stays.
+    fn reload(&mut self) {
+        match PolicyFile::load(&self.path) {
+            Ok(file) => {
+                self.file = file;
+                self.dirty = true;
+                self.error = None;
+            }
+            Err(e) => {
+                eprintln!("picket: {e}; the policy in force stays");
+                self.error = Some(e.to_string());
+            }
+        }
+    }
+
+    fn summary(&self) -> Enforcement {
+        let count =
+            |mode: Mode| u32::try_from(self.applied.iter().filter(|p| p.mode == mode).count()).unwrap_or(u32::MAX);
+        Enforcement {
+            policy: self.path.display().to_string(),
+            discover: count(Mode::Discover),
+            monitor: count(Mode::Monitor),
+            protect: count(Mode::Protect),
+            error: self.error.clone(),
+        }
+    }
+}
+
+/// Where the event lines go: standard output, the socket's readers, or both.
+struct Outputs {
+    stdout: Option<std::io::BufWriter<std::io::StdoutLock<'static>>>,
+    server: Option<crate::agent::stream::EventServer>,
+}
+
+impl Outputs {
+    fn emit(&mut self, event: &WireEvent) -> anyhow::Result<()> {
+        let line = serde_json::to_string(event)?;
+        if let Some(out) = &mut self.stdout {
+            out.write_all(line.as_bytes())?;
+            out.write_all(b"\n")?;
+        }
+        if let Some(server) = &self.server {
+            server.send(line.into());
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> anyhow::Result<()> {
+        if let Some(out) = &mut self.stdout {
+            out.flush()?;
+        }
+        Ok(())
+    }
+}
+
+/// One batch from one of the kernel programs.
+enum Batch {
+    Process(Vec<crate::agent::events::ProcessEvent>),
+    Network(Vec<crate::agent::net::NetEvent>),
+    File(Vec<FileEvent>),
+    Alert(Vec<crate::agent::enforce::Alert>),
+}
+
+/// Sends batches as event lines, each with the container it happened in.
+struct Emitter {
+    outputs: Outputs,
+    resolver: CgroupResolver,
+    names: ContainerNames,
+    node: String,
+    /// `--containers-only`: host events are not sent (alerts always are: they are a container's).
+    containers_only: bool,
+}
+
+impl Emitter {
+    /// Returns how many events went out.
+    fn send(&mut self, batch: Batch) -> anyhow::Result<u64> {
+        self.resolver.new_batch();
+        let node = self.node.clone();
+        let sent = match batch {
+            Batch::Process(events) => {
+                self.send_each(events, true, |e| e.cgroup_id, |e, c| WireEvent::process(&node, e, c))?
+            }
+            Batch::Network(events) => {
+                self.send_each(events, true, |e| e.cgroup_id, |e, c| WireEvent::network(&node, e, c))?
+            }
+            Batch::File(events) => {
+                self.send_each(events, true, |e| e.cgroup_id, |e, c| WireEvent::file(&node, e, c))?
+            }
+            Batch::Alert(alerts) => {
+                self.send_each(alerts, false, |a| a.cgroup_id, |a, c| WireEvent::alert(&node, a, c))?
+            }
+        };
+        self.outputs.flush()?;
+        Ok(sent)
+    }
+
+    fn send_each<E>(
+        &mut self,
+        events: Vec<E>,
+        host_filtered: bool,
+        cgroup_of: impl Fn(&E) -> u64,
+        wire: impl Fn(E, Option<crate::agent::attribution::ContainerRef>) -> WireEvent,
+    ) -> anyhow::Result<u64> {
+        let mut sent = 0;
+        for event in events {
+            let container = self.names.name(self.resolver.container_of(cgroup_of(&event)));
+            if host_filtered && self.containers_only && container.is_none() {
+                continue;
+            }
+            sent += 1;
+            self.outputs.emit(&wire(event, container))?;
+        }
+        Ok(sent)
+    }
+}
+
+/// Loads the sensors (and the enforcer, with a policy), then streams events to standard output
+/// and the socket until the duration ends or SIGINT/SIGTERM arrives.
+pub async fn run(options: RunOptions) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    crate::agent::files::validate_prefixes(&options.watch)?;
+    let mut sensor = ProcessSensor::start()?;
+    let mut net = NetSensor::start()?;
+    // Not started without a prefix: its tracepoint would run on every syscall for nothing.
+    let mut files = if options.watch.is_empty() { None } else { Some(FileSensor::start(&options.watch)?) };
+    let mut enforcing = match options.policy {
+        Some((path, file)) => {
+            let enforcer = Enforcer::start()?;
+            Some(Enforcing { path, file, enforcer, applied: Vec::new(), dirty: true, error: None })
+        }
+        None => None,
+    };
+    let server = match &options.socket {
+        Some(path) => {
+            let mut server = crate::agent::stream::EventServer::bind(path, crate::agent::stream::BACKLOG)?;
+            if let Some(addr) = options.listen {
+                server.listen_tcp(addr).await?;
+            }
+            Some(server)
+        }
+        None => None,
+    };
+    let stdout = (!options.quiet).then(|| std::io::BufWriter::new(std::io::stdout().lock()));
+    let node = node_name();
+    let names = with_cluster_names(ContainerNames::start(crate::engine::candidate_sockets(&[]))).await;
+    let mut out = Emitter {
+        outputs: Outputs { stdout, server },
+        resolver: CgroupResolver::new(),
+        names,
+        node: node.clone(),
+        containers_only: options.containers_only,
+    };
+    let deadline = options.duration.map(|d| tokio::time::Instant::now() + d);
+    let mut events = 0u64;
+    let mut stats_every = tokio::time::interval(STATS_EVERY);
+    // SIGHUP reloads the policy; without one its default (ending the agent) stays.
+    let mut hangup = match enforcing {
+        Some(_) => Some(
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+                .context("cannot listen for SIGHUP")?,
+        ),
+        None => None,
+    };
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
+    let mut sensors = vec!["process".to_string(), "network".to_string()];
+    if files.is_some() {
+        sensors.push("file".to_string());
+    }
+    let state = |events: u64, dropped: u64, malformed: u64, enforcing: Option<&Enforcing>| AgentStats {
+        events,
+        dropped,
+        malformed,
+        pid: std::process::id(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        uptime_s: started.elapsed().as_secs(),
+        sensors: sensors.clone(),
+        enforcement: enforcing.map(Enforcing::summary),
+    };
+    loop {
+        let until_deadline = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        let alerts = async {
+            match enforcing.as_mut() {
+                Some(e) => e.enforcer.next_alerts().await,
+                None => std::future::pending().await,
+            }
+        };
+        let reload = async {
+            match hangup.as_mut() {
+                Some(signal) => signal.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            batch = sensor.next_batch() => events += out.send(Batch::Process(batch?))?,
+            batch = net.next_batch() => events += out.send(Batch::Network(batch?))?,
+            batch = next_files(&mut files) => events += out.send(Batch::File(batch?))?,
+            batch = alerts => events += out.send(Batch::Alert(batch?))?,
+            _ = stats_every.tick() => {
+                if let Some(enforcing) = enforcing.as_mut() {
+                    enforcing.refresh(&running_containers(&mut out.resolver, &out.names));
+                }
+                let (dropped, malformed) = counters(&sensor, &net, files.as_ref(), enforcing.as_ref().map(|e| &e.enforcer))?;
+                let stats = WireEvent::stats(&node, state(events, dropped, malformed, enforcing.as_ref()));
+                out.outputs.emit(&stats)?;
+                if let Some(server) = &out.outputs.server {
+                    server.set_greeting(serde_json::to_string(&stats)?.into());
+                }
+                out.outputs.flush()?;
+            }
+            _ = reload => {
+                if let Some(enforcing) = enforcing.as_mut() {
+                    enforcing.reload();
+                    enforcing.refresh(&running_containers(&mut out.resolver, &out.names));
+                }
+            }
+            _ = tokio::signal::ctrl_c() => break,
+            _ = terminate.recv() => break,
+            _ = until_deadline => break,
+        }
+    }
+    // What the rings still hold goes out before the last state line.
+    events += out.send(Batch::Process(sensor.remaining()))?;
+    events += out.send(Batch::Network(net.remaining()))?;
+    events += out.send(Batch::File(files.as_mut().map(FileSensor::remaining).unwrap_or_default()))?;
+    events += out.send(Batch::Alert(enforcing.as_mut().map(|e| e.enforcer.remaining()).unwrap_or_default()))?;
+    let (dropped, malformed) = counters(&sensor, &net, files.as_ref(), enforcing.as_ref().map(|e| &e.enforcer))?;
+    out.outputs.emit(&WireEvent::stats(&node, state(events, dropped, malformed, enforcing.as_ref())))?;
+    out.outputs.flush()?;
+    if dropped > 0 {
+        eprintln!("picket: {dropped} events were dropped: the ring buffer was full");
+    }
+    Ok(())
+}
