@@ -70,7 +70,7 @@ fn cluster(c: &mut Criterion) {
         })
     });
     let started = Instant::now();
-    let report = picket::bench::k8s::run(&inventory);
+    let report = picket::bench::k8s::judge(&inventory);
     println!(
         "cluster checks over {} workloads: {:?} (one run)",
         inventory.pods.len() + inventory.deployments.len(),
@@ -78,7 +78,7 @@ fn cluster(c: &mut Criterion) {
     );
     black_box(report);
     group.bench_function("cluster checks over 11,000 workloads", |b| {
-        b.iter(|| black_box(picket::bench::k8s::run(&inventory)))
+        b.iter(|| black_box(picket::bench::k8s::judge(&inventory)))
     });
     group.finish();
 }

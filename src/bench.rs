@@ -3,15 +3,55 @@
 //! file, a container, a workload). Gathering facts (sockets, files, processes, the API) is kept
 //! apart from judging them, so every check is a pure function of facts a test can build.
 
-pub mod custom;
 pub mod docker;
 pub mod files;
 pub mod k8s;
 pub mod node;
 
+use std::path::PathBuf;
+
 use serde::Serialize;
 
 use crate::model::Severity;
+
+/// A finished benchmark: the report, and what the run wants the reader to know (the engine
+/// picked among several, facts that could not be read, kinds the cluster would not list).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Benchmarked {
+    pub report: BenchReport,
+    pub notes: Vec<String>,
+}
+
+/// Why a benchmark could not run at all.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("no container engine socket found (looked for {searched}); name one with --host unix://PATH")]
+    NoEngine { searched: String },
+    #[error("{}: not a directory", .0.display())]
+    NotADirectory(PathBuf),
+    #[error(transparent)]
+    Gather(#[from] docker::GatherError),
+    #[error("custom checks: {0}")]
+    CustomChecks(#[from] k8s::custom::CustomCheckError),
+    #[error(transparent)]
+    Connect(#[from] crate::cluster::ConnectError),
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::inventory::ClusterError),
+    #[error("the benchmark task failed: {0}")]
+    Task(String),
+}
+
+/// Runs blocking gathering (files, /proc) off the async workers.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, BenchError> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| BenchError::Task(e.to_string()))
+}
+
+fn host_root(root: &std::path::Path) -> Result<files::HostFiles, BenchError> {
+    if !root.is_dir() {
+        return Err(BenchError::NotADirectory(root.to_path_buf()));
+    }
+    Ok(files::HostFiles::new(root))
+}
 
 /// The outcome of one check on one subject. Ordered worst first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -208,6 +248,21 @@ pub fn subject_namespace(subject: &str) -> Option<&str> {
     let (namespace, name) = rest.split_once('/')?;
     let simple = |s: &str| !s.is_empty() && !s.contains(' ');
     (simple(namespace) && !name.is_empty()).then_some(namespace)
+}
+
+/// One check of a benchmark, the one shape every benchmark's checks have (Docker, node,
+/// cluster, custom CEL checks): what it is, and how it judges the benchmark's facts. Gathering
+/// facts is kept apart, so `judge` is a pure function a test can feed.
+/// `Facts` is what the benchmark gathered, as its checks read it.
+pub trait Check<Facts: ?Sized> {
+    fn meta(&self) -> CheckMeta;
+    /// One result per subject looked at (none: the check did not apply).
+    fn judge(&self, facts: &Facts) -> Vec<CheckResult>;
+}
+
+/// Every check judged on the same facts, in the checks' order.
+pub fn judge_all<F: ?Sized, C: Check<F>>(checks: &[C], facts: &F) -> Vec<CheckOutcome> {
+    checks.iter().map(|check| CheckOutcome { meta: check.meta(), results: check.judge(facts) }).collect()
 }
 
 /// A check's fixed description, written once in a table per benchmark.

@@ -87,13 +87,13 @@ async fn cluster_checks_on_realistic_objects() {
     assert_eq!(inv.secrets.len(), 1);
     assert_eq!(inv.secrets[0].name.as_deref(), Some("db-credentials"));
     assert!(inv.forbidden.is_empty());
-    let report = picket::bench::k8s::run(&inv);
+    let report = picket::bench::k8s::judge(&inv);
     assert_fixture_findings(&report);
     assert_eq!(report.checks.len(), 34 + 11 + 6 + 2);
 
     // The shipped custom checks (CEL) on the same objects.
-    let custom = picket::bench::custom::shipped().expect("shipped checks");
-    let report = picket::bench::k8s::run_with(&inv, &custom);
+    let custom = picket::bench::k8s::custom::shipped().expect("shipped checks");
+    let report = picket::bench::k8s::judge_with(&inv, &custom);
     expect(&report, "PKT-C.1", "Deployment payments/api", Status::Pass);
     expect(&report, "PKT-C.1", "Deployment legacy/web", Status::Fail);
     expect(&report, "PKT-C.2", "Pod default/debug-shell", Status::Pass);
@@ -168,7 +168,7 @@ async fn a_forbidden_kind_is_reported_with_the_rbac_it_needs() {
     );
     assert!(inv.forbidden[0].message.contains("cannot list resource"), "{:?}", inv.forbidden);
     assert_eq!(inv.pods.len(), 2);
-    let report = picket::bench::k8s::run(&inv);
+    let report = picket::bench::k8s::judge(&inv);
     let warned = report
         .check("5.1.1")
         .expect("5.1.1")
@@ -294,7 +294,7 @@ mod live {
             applied.push((api, name, kind));
         }
         let inv = inventory::load(&client, "e2e").await.expect("inventory");
-        let report = picket::bench::k8s::run(&inv);
+        let report = picket::bench::k8s::judge(&inv);
         for (api, name, kind) in applied.iter().rev() {
             if kind == "Namespace" && ["default", "kube-system"].contains(&name.as_str()) {
                 continue;
@@ -393,7 +393,7 @@ async fn watched_inventory_lists_once_then_follows_events() {
         .count();
     assert_eq!(pod_lists, 1, "no re-list");
     // The checks run on a snapshot like on a listed inventory.
-    let report = picket::bench::k8s::run(&inv);
+    let report = picket::bench::k8s::judge(&inv);
     expect(&report, "5.2.2", "Pod default/debug-shell", Status::Fail);
     expect(&report, "5.2.2", "Pod default/added-by-watch", Status::Fail);
 }

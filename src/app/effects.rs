@@ -10,7 +10,6 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::agent::client::{self, Feed};
 use crate::app::action::{Action, Effect, PluginRun, StoredSbom};
 use crate::app::state::{BenchDone, BenchKind, FindingsData, VulnDbSummary, WorkloadsData};
-use crate::bench::files::HostFiles;
 use crate::scan::{self, Limits, ScanOptions, SourceSpec};
 use crate::store::Store;
 use crate::vulndb::VulnDb;
@@ -260,70 +259,31 @@ fn forward(tx: UnboundedSender<Action>, conn: u64) -> UnboundedSender<Feed> {
     feed_tx
 }
 
-fn joined(result: Result<Result<BenchDone, String>, tokio::task::JoinError>) -> Result<BenchDone, String> {
-    result.unwrap_or_else(|e| Err(format!("the benchmark task failed: {e}")))
-}
-
-/// Runs one benchmark as `picket bench docker|node|k8s` does, with the defaults: the first
-/// engine socket, the root `/`, the shipped and the user's custom checks.
+/// Runs one benchmark as `picket bench docker|node|k8s` does with no flags: the engines found,
+/// the root `/`, the shipped and the user's custom checks.
 async fn run_bench(
     kind: BenchKind,
     candidates: &[PathBuf],
     context: Option<&str>,
     checks_dir: PathBuf,
 ) -> Result<BenchDone, String> {
-    match kind {
+    let done = match kind {
         BenchKind::Docker => {
-            let found = engine::existing_sockets(candidates);
-            let Some(socket) = found.first().cloned() else {
-                let searched: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
-                return Err(format!("no container engine socket found (looked for {})", searched.join(", ")));
-            };
-            let mut notes = Vec::new();
-            if found.len() > 1 {
-                notes.push(format!("{} engines found: benchmarking the first, {}", found.len(), socket.display()));
-            }
-            // Gathering reads /proc and files besides asking the API: off the async workers.
-            let handle = tokio::runtime::Handle::current();
-            joined(
-                tokio::task::spawn_blocking(move || {
-                    let files = HostFiles::new("/");
-                    let facts = handle.block_on(bench::docker::gather(&socket, &files)).map_err(|e| e.to_string())?;
-                    Ok(BenchDone::new(bench::docker::run(&facts, &files), notes))
-                })
-                .await,
-            )
+            let options =
+                bench::docker::DockerOptions { socket: None, candidates: candidates.to_vec(), root: "/".into() };
+            bench::docker::run(&options).await
         }
-        BenchKind::Node => joined(
-            tokio::task::spawn_blocking(|| {
-                let files = HostFiles::new("/");
-                let facts = bench::node::NodeFacts::gather(&files);
-                let report = bench::node::run(&facts, &files, &format!("node {}", local::hostname()));
-                Ok(BenchDone::new(report, facts.warnings))
-            })
-            .await,
-        ),
+        BenchKind::Node => bench::node::run(std::path::Path::new("/")).await,
         BenchKind::Cluster => {
-            let custom = tokio::task::spawn_blocking(move || {
-                let mut custom = bench::custom::shipped()?;
-                custom.extend(bench::custom::load_dirs(&[checks_dir], &[])?);
-                Ok::<_, bench::custom::CustomCheckError>(custom)
-            })
-            .await
-            .map_err(|e| format!("the benchmark task failed: {e}"))?
-            .map_err(|e| format!("custom checks: {e}"))?;
-            let (client, name) = cluster::client_for(context).await.map_err(|e| e.to_string())?;
-            let inventory = cluster::inventory::load(&client, &name).await.map_err(|e| e.to_string())?;
-            joined(
-                tokio::task::spawn_blocking(move || {
-                    let notes = inventory.forbidden.iter().map(|f| format!("cannot {} ({})", f.needs(), f.message));
-                    let notes = notes.collect();
-                    Ok(BenchDone::new(bench::k8s::run_with(&inventory, &custom), notes))
-                })
-                .await,
-            )
+            let options = bench::k8s::K8sOptions {
+                context: context.map(str::to_string),
+                check_dirs: vec![checks_dir],
+                required_check_dirs: Vec::new(),
+            };
+            bench::k8s::run(&options).await
         }
-    }
+    };
+    done.map(|done| BenchDone::new(done.report, done.notes)).map_err(|e| e.to_string())
 }
 
 /// The Workloads pane's data: the context's inventory, its pod-security checks, a row per
@@ -363,7 +323,7 @@ async fn load_inventory(
         }
         tokio::task::spawn_blocking(move || {
             let facts = bench::k8s::ClusterFacts::new(&inventory);
-            let report = bench::k8s::run_on(&facts, &[]);
+            let report = bench::k8s::judge_on(&facts, &[]);
             let mut rows = bench::k8s::summary::workload_risks(&facts, &report);
             let images = cluster::images::running_images(&inventory);
             bench::k8s::summary::attach_vulnerabilities(&images, &mut rows, &scanned_images(&store, &images));

@@ -190,7 +190,7 @@ pub use crate::cluster::fixtures::inventory;
 pub fn workloads_data() -> crate::app::state::WorkloadsData {
     let inv = inventory();
     let facts = crate::bench::k8s::ClusterFacts::new(&inv);
-    let report = crate::bench::k8s::run_on(&facts, &[]);
+    let report = crate::bench::k8s::judge_on(&facts, &[]);
     let rows = crate::bench::k8s::summary::workload_risks(&facts, &report);
     crate::app::state::WorkloadsData {
         context: inv.context.clone(),

@@ -5,7 +5,7 @@
 mod daemon;
 mod defs;
 mod host;
-mod runtime;
+pub mod runtime;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,7 +14,7 @@ use bollard::models::{ContainerInspectResponse, ImageInspect, SystemInfo};
 use serde_json::{Map, Value};
 
 use super::files::HostFiles;
-use super::{BenchReport, CheckOutcome, CheckResult, Section};
+use super::{BenchReport, CheckResult, Section, Status};
 use crate::engine::{self, EngineError, EngineKind};
 
 pub const BENCHMARK: &str = "CIS Docker Benchmark";
@@ -375,24 +375,96 @@ pub fn container_name(c: &ContainerInspectResponse) -> String {
     if name.is_empty() { c.id.as_deref().unwrap_or_default().chars().take(12).collect() } else { name.to_string() }
 }
 
+/// `picket bench docker` and the Compliance pane's Docker run.
+#[derive(Debug, Clone)]
+pub struct DockerOptions {
+    /// The engine's socket; none: the first of `candidates` that exists.
+    pub socket: Option<PathBuf>,
+    pub candidates: Vec<PathBuf>,
+    /// Where the host's files are (`/` on the live host).
+    pub root: PathBuf,
+}
+
+/// Picks the engine, gathers its facts and the host's, and judges them.
+pub async fn run(options: &DockerOptions) -> Result<super::Benchmarked, super::BenchError> {
+    let mut notes = Vec::new();
+    let socket = match &options.socket {
+        Some(socket) => socket.clone(),
+        None => {
+            let found = engine::existing_sockets(&options.candidates);
+            let Some(first) = found.first().cloned() else {
+                let searched: Vec<String> = options.candidates.iter().map(|p| p.display().to_string()).collect();
+                return Err(super::BenchError::NoEngine { searched: searched.join(", ") });
+            };
+            if found.len() > 1 {
+                notes.push(format!("{} engines found: benchmarking the first, {}", found.len(), first.display()));
+            }
+            first
+        }
+    };
+    let files = super::host_root(&options.root)?;
+    // Gathering reads /proc and files besides asking the API: off the async workers.
+    let handle = tokio::runtime::Handle::current();
+    super::blocking(move || {
+        let facts = handle.block_on(gather(&socket, &files))?;
+        Ok(super::Benchmarked { report: judge(&facts, &files), notes })
+    })
+    .await?
+}
+
+/// What a Docker check reads: the gathered facts and the host's files.
+pub struct DockerInput<'a> {
+    pub facts: &'a DockerFacts,
+    pub files: &'a HostFiles,
+}
+
+/// How a Docker check judges; each kind takes care of what it cannot see (Podman has no daemon,
+/// a host with no running container) the same way for every check of its kind.
+#[derive(Clone, Copy)]
+pub enum DockerJudge {
+    /// From the host, its files or the engine as a whole: results as the check sees fit.
+    Host(fn(&DockerInput) -> Vec<CheckResult>),
+    /// From the engine's `/info`.
+    Daemon(fn(&SystemInfo) -> (Status, String)),
+    /// From dockerd's own settings (command line and daemon.json).
+    Settings(fn(&DaemonSettings) -> (Status, String)),
+    /// One result per running container.
+    PerContainer(fn(&runtime::ContainerView) -> (Status, String)),
+    /// A person reviews it; the subject names what to look at.
+    Manual(&'static str),
+}
+
+/// A CIS Docker Benchmark recommendation and how picket judges it.
+pub struct DockerCheck {
+    pub def: super::CheckDef,
+    pub judge: DockerJudge,
+}
+
+impl super::Check<DockerInput<'_>> for DockerCheck {
+    fn meta(&self) -> super::CheckMeta {
+        self.def.meta(&format!("{BENCHMARK} v{VERSION}"))
+    }
+
+    fn judge(&self, input: &DockerInput) -> Vec<CheckResult> {
+        match self.judge {
+            DockerJudge::Host(judge) => judge(input),
+            DockerJudge::Daemon(judge) => daemon::from_info(input, judge),
+            DockerJudge::Settings(judge) => daemon::from_settings(input, judge),
+            DockerJudge::PerContainer(judge) => runtime::per_container(input, judge),
+            DockerJudge::Manual(subject) => vec![CheckResult::new(Status::Warn, subject, "manual review")],
+        }
+    }
+}
+
 /// Runs every check on the facts.
-pub fn run(facts: &DockerFacts, files: &HostFiles) -> BenchReport {
-    let mut results: BTreeMap<&'static str, Vec<CheckResult>> = BTreeMap::new();
-    host::judge(facts, files, &mut |id, r| results.entry(id).or_default().push(r));
-    daemon::judge(facts, files, &mut |id, r| results.entry(id).or_default().push(r));
-    runtime::judge(facts, &mut |id, r| results.entry(id).or_default().push(r));
-    let reference = format!("{BENCHMARK} v{VERSION}");
-    let checks = defs::CHECKS
-        .iter()
-        .map(|def| CheckOutcome { meta: def.meta(&reference), results: results.remove(def.id).unwrap_or_default() })
-        .collect();
-    debug_assert!(results.is_empty(), "results for checks without a definition: {:?}", results.keys());
+pub fn judge(facts: &DockerFacts, files: &HostFiles) -> BenchReport {
+    let input = DockerInput { facts, files };
     BenchReport {
         benchmark: BENCHMARK.into(),
         version: VERSION.into(),
         target: format!("{} {} at unix://{}", facts.engine.as_str(), facts.version, facts.socket.display()),
         sections: Section::list(defs::SECTIONS),
-        checks,
+        checks: super::judge_all(defs::CHECKS, &input),
     }
 }
 

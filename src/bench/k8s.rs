@@ -3,12 +3,15 @@
 //! Standards (baseline and restricted) on every workload, and RBAC risks. Every check is a pure
 //! function of the inventory, so the same suite runs on a mock API server and a live cluster.
 
+pub mod custom;
 pub mod pods;
 pub mod rbac;
 pub mod summary;
 pub mod workloads;
 
 use crate::bench::{Assessment, BenchReport, CheckMeta, CheckOutcome, CheckResult, Section, Status};
+use std::path::PathBuf;
+
 use crate::cluster::inventory::Inventory;
 use crate::model::Severity;
 use rbac::Permission;
@@ -37,7 +40,7 @@ pub struct ClusterCheck {
     pub judge: Judge,
 }
 
-impl ClusterCheck {
+impl crate::bench::Check<ClusterFacts<'_>> for ClusterCheck {
     fn meta(&self) -> CheckMeta {
         let reference = if self.id.starts_with("PSS") {
             format!("{PSS_REFERENCE}, {} control \"{}\"", self.section.trim_start_matches("PSS "), self.title)
@@ -657,23 +660,56 @@ impl<'a> ClusterFacts<'a> {
     }
 }
 
+/// `picket bench k8s` and the Compliance pane's cluster run.
+#[derive(Debug, Clone, Default)]
+pub struct K8sOptions {
+    /// The kubeconfig context; none: the current one.
+    pub context: Option<String>,
+    /// Directories of custom checks read when present (the user's config `checks/`).
+    pub check_dirs: Vec<PathBuf>,
+    /// Directories of custom checks that must exist (`--checks`).
+    pub required_check_dirs: Vec<PathBuf>,
+}
+
+/// Reads the shipped and custom checks (a broken one is an error before the cluster is asked),
+/// lists the cluster's objects and judges them. Kinds the cluster would not list are notes.
+pub async fn run(options: &K8sOptions) -> Result<super::Benchmarked, super::BenchError> {
+    let (optional, required) = (options.check_dirs.clone(), options.required_check_dirs.clone());
+    let custom = super::blocking(move || {
+        let mut custom = custom::shipped()?;
+        custom.extend(custom::load_dirs(&optional, &required)?);
+        Ok::<_, custom::CustomCheckError>(custom)
+    })
+    .await??;
+    let (client, name) = crate::cluster::client_for(options.context.as_deref()).await?;
+    let inventory = crate::cluster::inventory::load(&client, &name).await?;
+    super::blocking(move || {
+        let notes = inventory
+            .forbidden
+            .iter()
+            .map(|f| format!("context {}: cannot {} ({})", inventory.context, f.needs(), f.message))
+            .collect();
+        super::Benchmarked { report: judge_with(&inventory, &custom), notes }
+    })
+    .await
+}
+
 /// Runs every built-in check.
-pub fn run(inv: &Inventory) -> BenchReport {
-    run_with(inv, &[])
+pub fn judge(inv: &Inventory) -> BenchReport {
+    judge_with(inv, &[])
 }
 
 /// Runs every built-in check and these custom ones.
-pub fn run_with(inv: &Inventory, custom: &[crate::bench::custom::CustomCheck]) -> BenchReport {
-    run_on(&ClusterFacts::new(inv), custom)
+pub fn judge_with(inv: &Inventory, custom: &[custom::CustomCheck]) -> BenchReport {
+    judge_on(&ClusterFacts::new(inv), custom)
 }
 
 /// `run_with` on facts the caller keeps (to summarise workloads from the same facts). Kinds the
 /// credentials could not list make every check WARN that the report is incomplete.
-pub fn run_on(facts: &ClusterFacts, custom: &[crate::bench::custom::CustomCheck]) -> BenchReport {
+pub fn judge_on(facts: &ClusterFacts, custom: &[custom::CustomCheck]) -> BenchReport {
     let inv = facts.inv;
-    let mut checks: Vec<CheckOutcome> =
-        checks().iter().map(|check| CheckOutcome { meta: check.meta(), results: check.judge(facts) }).collect();
-    checks.extend(custom.iter().map(|check| crate::bench::custom::run(check, facts)));
+    let mut checks: Vec<CheckOutcome> = crate::bench::judge_all(&checks(), facts);
+    checks.extend(crate::bench::judge_all(custom, facts));
     if !inv.forbidden.is_empty() {
         let missing: Vec<String> = inv.forbidden.iter().map(|f| f.needs()).collect();
         for check in &mut checks {
@@ -688,7 +724,7 @@ pub fn run_on(facts: &ClusterFacts, custom: &[crate::bench::custom::CustomCheck]
         benchmark: BENCHMARK.into(),
         version: "1.12.0".into(),
         target: format!("context {}", inv.context),
-        sections: ["5", "PSS baseline", "PSS restricted", "RBAC risks", crate::bench::custom::SECTION]
+        sections: ["5", "PSS baseline", "PSS restricted", "RBAC risks", custom::SECTION]
             .iter()
             .map(|s| Section {
                 id: (*s).into(),

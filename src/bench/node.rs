@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::files::HostFiles;
-use super::{BenchReport, CheckOutcome, Section};
+use super::{BenchReport, Section};
 
 pub const BENCHMARK: &str = "CIS Kubernetes Benchmark";
 pub const VERSION: &str = "1.12.0";
@@ -374,13 +374,24 @@ fn load_config(files: &HostFiles, component: &mut Component) {
     component.config_path = Some(path);
 }
 
+/// Gathers the node's facts under `root` (`/` on the live host) and judges them.
+pub async fn run(root: &Path) -> Result<super::Benchmarked, super::BenchError> {
+    let files = super::host_root(root)?;
+    super::blocking(move || {
+        let facts = NodeFacts::gather(&files);
+        let target = if files.is_live_host() {
+            format!("node {}", crate::local::hostname())
+        } else {
+            format!("node files under {}", files.root().display())
+        };
+        super::Benchmarked { report: judge(&facts, &files, &target), notes: facts.warnings.clone() }
+    })
+    .await
+}
+
 /// Runs every check of sections 1–4.
-pub fn run(facts: &NodeFacts, files: &HostFiles, target: &str) -> BenchReport {
-    let reference = format!("{BENCHMARK} v{VERSION}");
-    let checks = defs::checks()
-        .iter()
-        .map(|def| CheckOutcome { meta: def.meta(&reference), results: rules::judge(def, facts, files) })
-        .collect();
+pub fn judge(facts: &NodeFacts, files: &HostFiles, target: &str) -> BenchReport {
+    let checks = super::judge_all(&defs::checks(), &defs::NodeInput { facts, files });
     BenchReport {
         benchmark: BENCHMARK.into(),
         version: VERSION.into(),

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 
-use crate::bench::files::HostFiles;
+use crate::bench;
 use crate::config::Config;
 use crate::model::Severity;
 use crate::report::DocumentInfo;
@@ -61,74 +61,31 @@ pub struct BenchArgs {
 }
 
 pub fn run(command: &BenchCommand, config: &Config, context: Option<&str>) -> anyhow::Result<ExitCode> {
-    match command {
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
+    let (done, common) = match command {
         BenchCommand::K8s { checks, common } => {
-            // Checks are read first: a broken one is an error before the cluster is asked.
-            let mut custom = crate::bench::custom::shipped()?;
-            custom.extend(crate::bench::custom::load_dirs(&[config.config_dir.join("checks")], checks)?);
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .context("cannot start the async runtime")?;
-            let inventory = runtime.block_on(async {
-                let (client, name) = crate::cluster::client_for(context).await?;
-                anyhow::Ok(crate::cluster::inventory::load(&client, &name).await?)
-            })?;
-            for forbidden in &inventory.forbidden {
-                eprintln!(
-                    "picket: warning: context {}: cannot {} ({})",
-                    inventory.context,
-                    forbidden.needs(),
-                    forbidden.message
-                );
-            }
-            let report = crate::bench::k8s::run_with(&inventory, &custom);
-            finish(&report, common)
+            let options = bench::k8s::K8sOptions {
+                context: context.map(str::to_string),
+                check_dirs: vec![config.config_dir.join("checks")],
+                required_check_dirs: checks.clone(),
+            };
+            (runtime.block_on(bench::k8s::run(&options))?, common)
         }
         BenchCommand::Docker { host, common } => {
-            let socket = match host {
-                Some(host) => PathBuf::from(host.strip_prefix("unix://").unwrap_or(host)),
-                None => {
-                    let found = crate::engine::existing_sockets(&crate::engine::candidate_sockets(&config.engines));
-                    let Some(first) = found.first() else {
-                        anyhow::bail!("no container engine socket found; name one with --host unix://PATH");
-                    };
-                    if found.len() > 1 {
-                        eprintln!("picket: benchmarking {} (--host picks another engine)", first.display());
-                    }
-                    first.clone()
-                }
+            let options = bench::docker::DockerOptions {
+                socket: host.as_ref().map(|h| PathBuf::from(h.strip_prefix("unix://").unwrap_or(h))),
+                candidates: crate::engine::candidate_sockets(&config.engines),
+                root: common.root.clone(),
             };
-            if !common.root.is_dir() {
-                anyhow::bail!("--root {}: not a directory", common.root.display());
-            }
-            let files = HostFiles::new(&common.root);
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .context("cannot start the async runtime")?;
-            let facts = runtime.block_on(crate::bench::docker::gather(&socket, &files))?;
-            let report = crate::bench::docker::run(&facts, &files);
-            finish(&report, common)
+            (runtime.block_on(bench::docker::run(&options))?, common)
         }
-        BenchCommand::Node { common } => {
-            if !common.root.is_dir() {
-                anyhow::bail!("--root {}: not a directory", common.root.display());
-            }
-            let files = HostFiles::new(&common.root);
-            let facts = crate::bench::node::NodeFacts::gather(&files);
-            for warning in &facts.warnings {
-                eprintln!("picket: warning: {warning}");
-            }
-            let target = if files.is_live_host() {
-                format!("node {}", crate::local::hostname())
-            } else {
-                format!("node files under {}", common.root.display())
-            };
-            let report = crate::bench::node::run(&facts, &files, &target);
-            finish(&report, common)
-        }
+        BenchCommand::Node { common } => (runtime.block_on(bench::node::run(&common.root))?, common),
+    };
+    for note in &done.notes {
+        eprintln!("picket: warning: {note}");
     }
+    finish(&done.report, common)
 }
 
 fn finish(report: &crate::bench::BenchReport, common: &BenchArgs) -> anyhow::Result<ExitCode> {

@@ -2,6 +2,8 @@
 //! benchmark numbers them (docker-bench-security 1.6.0 uses the same), with severity, rationale
 //! and remediation in picket's words.
 
+use super::DockerJudge::{self, Daemon, Host, Manual, PerContainer, Settings};
+use super::{DockerCheck, daemon, host, runtime};
 use crate::bench::{Assessment, CheckDef};
 use crate::model::Severity;
 
@@ -20,14 +22,15 @@ const fn check(
     title: &'static str,
     rationale: &'static str,
     remediation: &'static str,
-) -> CheckDef {
-    CheckDef { id, title, severity, assessment, rationale, remediation }
+    judge: DockerJudge,
+) -> DockerCheck {
+    DockerCheck { def: CheckDef { id, title, severity, assessment, rationale, remediation }, judge }
 }
 
 use Assessment::{Automated as A, Manual as M};
 use Severity::{Critical, High, Low, Medium};
 
-pub const CHECKS: &[CheckDef] = &[
+pub const CHECKS: &[DockerCheck] = &[
     check(
         "1.1.1",
         Medium,
@@ -35,6 +38,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure a separate partition for containers has been created",
         "Docker fills its data root with images and containers; on the root partition that can fill the host's disk and stop it.",
         "Put the data root (`docker info -f '{{.DockerRootDir}}'`, usually /var/lib/docker) on its own partition or logical volume.",
+        Host(host::data_partition),
     ),
     check(
         "1.1.2",
@@ -43,6 +47,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure only trusted users are allowed to control Docker daemon",
         "Members of the docker group control the daemon and so are root on the host.",
         "Remove users who need not run containers from the docker group (`gpasswd -d USER docker`).",
+        Host(host::docker_group),
     ),
     check(
         "1.1.3",
@@ -51,6 +56,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure auditing is configured for the Docker daemon",
         "Auditing the daemon binary records who ran and changed it.",
         "Add `-w /usr/bin/dockerd -k docker` to /etc/audit/rules.d/docker.rules and reload auditd.",
+        Host(host::audit_dockerd),
     ),
     check(
         "1.1.4",
@@ -59,6 +65,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure auditing is configured for Docker files and directories - /run/containerd",
         "containerd's runtime state controls every container.",
         "Add `-a exit,always -F path=/run/containerd -F perm=war -k docker` to the audit rules.",
+        Host(host::audit_run_containerd),
     ),
     check(
         "1.1.5",
@@ -67,6 +74,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure auditing is configured for Docker files and directories - /var/lib/docker",
         "The data root holds every image, container and volume.",
         "Add `-a exit,always -F path=/var/lib/docker -F perm=war -k docker` to the audit rules.",
+        Host(host::audit_data_root),
     ),
     check(
         "1.1.6",
@@ -75,6 +83,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure auditing is configured for Docker files and directories - /etc/docker",
         "/etc/docker holds the daemon's TLS keys and configuration.",
         "Add `-w /etc/docker -k docker` to the audit rules.",
+        Host(host::audit_etc_docker),
     ),
     check(
         "1.1.7",
@@ -83,6 +92,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure auditing is configured for Docker files and directories - docker.service",
         "The service unit decides how the daemon starts.",
         "Add `-w <path of docker.service> -k docker` to the audit rules.",
+        Host(host::audit_docker_service),
     ),
     check(
         "1.1.8",
@@ -91,6 +101,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure auditing is configured for Docker files and directories - containerd.sock",
         "Whoever talks to containerd's socket controls containers.",
         "Add `-w /run/containerd/containerd.sock -k docker` to the audit rules.",
+        Host(host::audit_containerd_socket),
     ),
     check(
         "1.1.9",
@@ -99,6 +110,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure auditing is configured for Docker files and directories - docker.socket",
         "The socket unit decides who may reach the API.",
         "Add `-w <path of docker.socket> -k docker` to the audit rules.",
+        Host(host::audit_docker_socket_unit),
     ),
     check(
         "1.1.10",
@@ -107,6 +119,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure auditing is configured for Docker files and directories - /etc/default/docker",
         "The file holds daemon options on Debian-family hosts.",
         "Add `-w /etc/default/docker -k docker` to the audit rules.",
+        Host(host::audit_etc_default_docker),
     ),
     check(
         "1.1.11",
@@ -115,6 +128,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure auditing is configured for Docker files and directories - /etc/docker/daemon.json",
         "daemon.json holds the daemon's security settings.",
         "Add `-w /etc/docker/daemon.json -k docker` to the audit rules.",
+        Host(host::audit_daemon_json),
     ),
     check(
         "1.1.12",
@@ -123,6 +137,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure auditing is configured for Docker files and directories - /etc/containerd/config.toml",
         "containerd's configuration controls the runtime.",
         "Add `-w /etc/containerd/config.toml -k docker` to the audit rules.",
+        Host(host::audit_containerd_config),
     ),
     check(
         "1.1.13",
@@ -131,6 +146,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure auditing is configured for Docker files and directories - /etc/sysconfig/docker",
         "The file holds daemon options on Red Hat-family hosts.",
         "Add `-w /etc/sysconfig/docker -k docker` to the audit rules.",
+        Host(host::audit_sysconfig_docker),
     ),
     check(
         "1.1.14",
@@ -139,6 +155,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure auditing is configured for Docker files and directories - /usr/bin/containerd",
         "The containerd binary runs every container.",
         "Add `-w /usr/bin/containerd -k docker` to the audit rules.",
+        Host(host::audit_containerd),
     ),
     check(
         "1.1.15",
@@ -147,6 +164,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure auditing is configured for Docker files and directories - /usr/bin/containerd-shim",
         "The shim supervises container processes.",
         "Add `-w /usr/bin/containerd-shim -k docker` to the audit rules.",
+        Host(host::audit_containerd_shim),
     ),
     check(
         "1.1.16",
@@ -155,6 +173,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure auditing is configured for Docker files and directories - /usr/bin/containerd-shim-runc-v1",
         "The shim supervises container processes.",
         "Add `-w /usr/bin/containerd-shim-runc-v1 -k docker` to the audit rules.",
+        Host(host::audit_shim_runc_v1),
     ),
     check(
         "1.1.17",
@@ -163,6 +182,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure auditing is configured for Docker files and directories - /usr/bin/containerd-shim-runc-v2",
         "The shim supervises container processes.",
         "Add `-w /usr/bin/containerd-shim-runc-v2 -k docker` to the audit rules.",
+        Host(host::audit_shim_runc_v2),
     ),
     check(
         "1.1.18",
@@ -171,6 +191,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure auditing is configured for Docker files and directories - /usr/bin/runc",
         "runc creates every container's namespaces and cgroups.",
         "Add `-w /usr/bin/runc -k docker` to the audit rules.",
+        Host(host::audit_runc),
     ),
     check(
         "1.2.1",
@@ -179,6 +200,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure the container host has been Hardened",
         "Containers share the host kernel; a weak host weakens every container.",
         "Harden the host (CIS benchmark for its distribution), or use a minimal container OS.",
+        Manual("host"),
     ),
     check(
         "1.2.2",
@@ -187,6 +209,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that the version of Docker is up to date",
         "Old engines carry known vulnerabilities.",
         "Upgrade Docker to a supported release.",
+        Host(host::engine_version),
     ),
     check(
         "2.1",
@@ -195,6 +218,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Run the Docker daemon as a non-root user, if possible",
         "A rootless daemon limits what a container escape gains.",
         "Consider rootless mode (`dockerd-rootless-setuptool.sh install`).",
+        Daemon(daemon::rootless),
     ),
     check(
         "2.2",
@@ -203,6 +227,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure network traffic is restricted between containers on the default bridge",
         "By default every container on the default bridge can reach every other.",
         "Set `\"icc\": false` in daemon.json (or `--icc=false`) and link containers through user-defined networks.",
+        Settings(daemon::inter_container_traffic),
     ),
     check(
         "2.3",
@@ -211,6 +236,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure the logging level is set to 'info'",
         "'info' records what audits need without the noise and secrets of 'debug'.",
         "Remove `log-level` or set `\"log-level\": \"info\"` in daemon.json.",
+        Settings(daemon::log_level),
     ),
     check(
         "2.4",
@@ -219,6 +245,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure Docker is allowed to make changes to iptables",
         "Without it, Docker cannot keep the firewall rules its networking needs in step, and admins loosen them by hand.",
         "Remove `\"iptables\": false` / `--iptables=false`.",
+        Settings(daemon::iptables),
     ),
     check(
         "2.5",
@@ -227,6 +254,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure insecure registries are not used",
         "Plain-HTTP or unverified registries allow images to be tampered with in transit.",
         "Remove `insecure-registries` / `--insecure-registry`; give registries valid TLS certificates.",
+        Settings(daemon::insecure_registries),
     ),
     check(
         "2.6",
@@ -235,6 +263,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure aufs storage driver is not used",
         "aufs is unmaintained and has known kernel crash bugs.",
         "Use the overlay2 storage driver.",
+        Daemon(daemon::storage_driver),
     ),
     check(
         "2.7",
@@ -243,6 +272,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure TLS authentication for Docker daemon is configured",
         "An API reachable over TCP without client certificates gives root on the host to anyone who can connect.",
         "Listen on a unix socket only, or set `tlsverify`, `tlscacert`, `tlscert` and `tlskey`.",
+        Settings(daemon::tls_on_tcp),
     ),
     check(
         "2.8",
@@ -251,6 +281,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure the default ulimit is configured appropriately",
         "Default ulimits bound what one container can take from the host.",
         "Set `default-ulimits` in daemon.json to values fit for the workloads.",
+        Settings(daemon::default_ulimits),
     ),
     check(
         "2.9",
@@ -259,6 +290,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Enable user namespace support",
         "With user namespace remapping, root in a container is an unprivileged user on the host.",
         "Set `\"userns-remap\": \"default\"` in daemon.json (check volume ownership first).",
+        Daemon(daemon::userns_remap),
     ),
     check(
         "2.10",
@@ -267,6 +299,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure the default cgroup usage has been confirmed",
         "A custom cgroup parent moves every container's limits; it must be intended.",
         "Remove `cgroup-parent` unless it is intended, and document why.",
+        Settings(daemon::cgroup_parent),
     ),
     check(
         "2.11",
@@ -275,6 +308,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure base device size is not changed until needed",
         "A larger base device lets one container fill the storage pool.",
         "Remove `dm.basesize` from the storage options unless needed.",
+        Settings(daemon::base_device_size),
     ),
     check(
         "2.12",
@@ -283,6 +317,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that authorization for Docker client commands is enabled",
         "Without an authorization plugin, anyone who reaches the API may do everything.",
         "Install an authorization plugin and set `authorization-plugins` in daemon.json.",
+        Daemon(daemon::authorization_plugin),
     ),
     check(
         "2.13",
@@ -291,6 +326,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure centralized and remote logging is configured",
         "Logs kept only on the host are lost with it and are easy to tamper with.",
         "Set `log-driver` to a remote driver (syslog, journald with forwarding, fluentd, gelf, …).",
+        Daemon(daemon::remote_logging),
     ),
     check(
         "2.14",
@@ -299,6 +335,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure containers are restricted from acquiring new privileges",
         "no-new-privileges stops setuid binaries from raising a process's privileges.",
         "Set `\"no-new-privileges\": true` in daemon.json.",
+        Settings(daemon::no_new_privileges),
     ),
     check(
         "2.15",
@@ -307,6 +344,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure live restore is enabled",
         "With live restore, containers keep running while the daemon restarts or upgrades.",
         "Set `\"live-restore\": true` in daemon.json.",
+        Daemon(daemon::live_restore),
     ),
     check(
         "2.16",
@@ -315,6 +353,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure Userland Proxy is Disabled",
         "The userland proxy adds a process and attack surface where hairpin NAT does the job.",
         "Set `\"userland-proxy\": false` in daemon.json.",
+        Settings(daemon::userland_proxy),
     ),
     check(
         "2.17",
@@ -323,6 +362,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that a daemon-wide custom seccomp profile is applied if appropriate",
         "A tighter default seccomp profile reduces the kernel surface every container sees.",
         "Set `seccomp-profile` in daemon.json to a reviewed profile when the default is too wide.",
+        Daemon(daemon::seccomp_profile),
     ),
     check(
         "2.18",
@@ -331,6 +371,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that experimental features are not implemented in production",
         "Experimental features are not stable or reviewed for production.",
         "Remove `\"experimental\": true`.",
+        Daemon(daemon::experimental),
     ),
     check(
         "3.1",
@@ -339,6 +380,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that the docker.service file ownership is set to root:root",
         "Whoever can change the unit can change how the daemon runs.",
         "`chown root:root <path of docker.service>`",
+        Host(host::service_owner),
     ),
     check(
         "3.2",
@@ -347,6 +389,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that docker.service file permissions are appropriately set",
         "Whoever can change the unit can change how the daemon runs.",
         "`chmod 644 <path of docker.service>`",
+        Host(host::service_mode),
     ),
     check(
         "3.3",
@@ -355,6 +398,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that docker.socket file ownership is set to root:root",
         "Whoever can change the socket unit can open the API to others.",
         "`chown root:root <path of docker.socket>`",
+        Host(host::socket_unit_owner),
     ),
     check(
         "3.4",
@@ -363,6 +407,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that docker.socket file permissions are set to 644 or more restrictive",
         "Whoever can change the socket unit can open the API to others.",
         "`chmod 644 <path of docker.socket>`",
+        Host(host::socket_unit_mode),
     ),
     check(
         "3.5",
@@ -371,6 +416,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that the /etc/docker directory ownership is set to root:root",
         "/etc/docker holds certificates, keys and the configuration.",
         "`chown root:root /etc/docker`",
+        Host(host::etc_docker_owner),
     ),
     check(
         "3.6",
@@ -379,6 +425,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that /etc/docker directory permissions are set to 755 or more restrictively",
         "/etc/docker holds certificates, keys and the configuration.",
         "`chmod 755 /etc/docker`",
+        Host(host::etc_docker_mode),
     ),
     check(
         "3.7",
@@ -387,6 +434,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that registry certificate file ownership is set to root:root",
         "Registry certificates decide which registries are trusted.",
         "`chown root:root /etc/docker/certs.d/<registry>/*`",
+        Host(host::registry_certs_owner),
     ),
     check(
         "3.8",
@@ -395,6 +443,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that registry certificate file permissions are set to 444 or more restrictively",
         "Registry certificates decide which registries are trusted.",
         "`chmod 444 /etc/docker/certs.d/<registry>/*`",
+        Host(host::registry_certs_mode),
     ),
     check(
         "3.9",
@@ -403,6 +452,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that TLS CA certificate file ownership is set to root:root",
         "The CA decides which clients may use the API.",
         "`chown root:root <tlscacert>`",
+        Host(host::tls_ca_owner),
     ),
     check(
         "3.10",
@@ -411,6 +461,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that TLS CA certificate file permissions are set to 444 or more restrictively",
         "The CA decides which clients may use the API.",
         "`chmod 444 <tlscacert>`",
+        Host(host::tls_ca_mode),
     ),
     check(
         "3.11",
@@ -419,6 +470,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that Docker server certificate file ownership is set to root:root",
         "The server certificate identifies the daemon to clients.",
         "`chown root:root <tlscert>`",
+        Host(host::tls_cert_owner),
     ),
     check(
         "3.12",
@@ -427,6 +479,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that the Docker server certificate file permissions are set to 444 or more restrictively",
         "The server certificate identifies the daemon to clients.",
         "`chmod 444 <tlscert>`",
+        Host(host::tls_cert_mode),
     ),
     check(
         "3.13",
@@ -435,6 +488,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that the Docker server certificate key file ownership is set to root:root",
         "Whoever holds the key can impersonate the daemon.",
         "`chown root:root <tlskey>`",
+        Host(host::tls_key_owner),
     ),
     check(
         "3.14",
@@ -443,6 +497,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that the Docker server certificate key file permissions are set to 400",
         "Whoever holds the key can impersonate the daemon.",
         "`chmod 400 <tlskey>`",
+        Host(host::tls_key_mode),
     ),
     check(
         "3.15",
@@ -451,6 +506,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that the Docker socket file ownership is set to root:docker",
         "Access to the socket is root on the host; only root and the docker group may have it.",
         "`chown root:docker <socket>`",
+        Host(host::api_socket_owner),
     ),
     check(
         "3.16",
@@ -459,6 +515,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that the Docker socket file permissions are set to 660 or more restrictively",
         "Access to the socket is root on the host; no other user may have it.",
         "`chmod 660 <socket>`",
+        Host(host::api_socket_mode),
     ),
     check(
         "3.17",
@@ -467,6 +524,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that the daemon.json file ownership is set to root:root",
         "daemon.json holds the daemon's security settings.",
         "`chown root:root <daemon.json>`",
+        Host(host::daemon_json_owner),
     ),
     check(
         "3.18",
@@ -475,6 +533,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that daemon.json file permissions are set to 644 or more restrictive",
         "daemon.json holds the daemon's security settings.",
         "`chmod 644 <daemon.json>`",
+        Host(host::daemon_json_mode),
     ),
     check(
         "3.19",
@@ -483,6 +542,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that the /etc/default/docker file ownership is set to root:root",
         "The file holds daemon options.",
         "`chown root:root /etc/default/docker`",
+        Host(host::etc_default_docker_owner),
     ),
     check(
         "3.20",
@@ -491,6 +551,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that the /etc/default/docker file permissions are set to 644 or more restrictively",
         "The file holds daemon options.",
         "`chmod 644 /etc/default/docker`",
+        Host(host::etc_default_docker_mode),
     ),
     check(
         "3.21",
@@ -499,6 +560,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that the /etc/sysconfig/docker file permissions are set to 644 or more restrictively",
         "The file holds daemon options.",
         "`chmod 644 /etc/sysconfig/docker`",
+        Host(host::sysconfig_docker_mode),
     ),
     check(
         "3.22",
@@ -507,6 +569,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that the /etc/sysconfig/docker file ownership is set to root:root",
         "The file holds daemon options.",
         "`chown root:root /etc/sysconfig/docker`",
+        Host(host::sysconfig_docker_owner),
     ),
     check(
         "3.23",
@@ -515,6 +578,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that the Containerd socket file ownership is set to root:root",
         "containerd's socket controls every container.",
         "`chown root:root /run/containerd/containerd.sock`",
+        Host(host::containerd_socket_owner),
     ),
     check(
         "3.24",
@@ -523,6 +587,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that the Containerd socket file permissions are set to 660 or more restrictively",
         "containerd's socket controls every container.",
         "`chmod 660 /run/containerd/containerd.sock`",
+        Host(host::containerd_socket_mode),
     ),
     check(
         "4.1",
@@ -531,6 +596,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that a user for the container has been created",
         "A process running as root in a container is root on the host after an escape.",
         "Create a user in the image (`RUN useradd …` + `USER`) or run with `--user`.",
+        PerContainer(runtime::non_root_user),
     ),
     check(
         "4.2",
@@ -539,6 +605,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that containers use only trusted base images",
         "Untrusted base images can carry malware or backdoors.",
         "Pull base images from registries you trust, pinned by digest, and verify signatures.",
+        Manual("host"),
     ),
     check(
         "4.3",
@@ -547,6 +614,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that unnecessary packages are not installed in the container",
         "Every package adds attack surface and vulnerabilities.",
         "Build minimal images (slim or distroless bases, multi-stage builds).",
+        Manual("host"),
     ),
     check(
         "4.4",
@@ -555,6 +623,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure images are scanned and rebuilt to include security patches",
         "Images do not patch themselves; old layers keep old vulnerabilities.",
         "Scan images (`picket scan image`) and rebuild them on fixed base images.",
+        Manual("host"),
     ),
     check(
         "4.5",
@@ -563,6 +632,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure Content trust for Docker is Enabled",
         "Content trust makes the client verify image signatures on pull.",
         "`export DOCKER_CONTENT_TRUST=1` where images are pulled.",
+        Host(host::content_trust),
     ),
     check(
         "4.6",
@@ -571,6 +641,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that HEALTHCHECK instructions have been added to container images",
         "Without a health check the engine cannot tell a hung container from a working one.",
         "Add a `HEALTHCHECK` instruction to the Dockerfile.",
+        PerContainer(runtime::image_healthcheck),
     ),
     check(
         "4.7",
@@ -579,6 +650,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure update instructions are not used alone in the Dockerfile",
         "A cached `apt-get update` layer installs stale packages later.",
         "Combine update and install in one `RUN` (`picket scan dockerfile` checks this).",
+        Manual("host"),
     ),
     check(
         "4.8",
@@ -587,6 +659,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure setuid and setgid permissions are removed",
         "setuid binaries in an image are ways to escalate inside the container.",
         "Remove the bits in the Dockerfile: `RUN find / -perm /6000 -type f -exec chmod a-s {} +`.",
+        Manual("host"),
     ),
     check(
         "4.9",
@@ -595,6 +668,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that COPY is used instead of ADD in Dockerfiles",
         "ADD fetches URLs and unpacks archives, which brings in unreviewed content.",
         "Use `COPY` (`picket scan dockerfile` checks this).",
+        Manual("host"),
     ),
     check(
         "4.10",
@@ -603,6 +677,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure secrets are not stored in Dockerfiles",
         "Secrets in Dockerfiles end up in image layers and history.",
         "Use build secrets (`RUN --mount=type=secret`) (`picket scan dockerfile` and the secret scanner check this).",
+        Manual("host"),
     ),
     check(
         "4.11",
@@ -611,6 +686,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure only verified packages are installed",
         "Unverified packages may be tampered with.",
         "Install packages from signed repositories with verification on.",
+        Manual("host"),
     ),
     check(
         "4.12",
@@ -619,6 +695,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure all signed artifacts are validated",
         "Unvalidated artifacts may be tampered with.",
         "Validate signatures of artifacts before use (cosign, notation).",
+        Manual("host"),
     ),
     check(
         "5.1",
@@ -627,6 +704,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure swarm mode is not Enabled, if not needed",
         "Swarm mode opens management ports and holds cluster secrets.",
         "`docker swarm leave` when the host needs no swarm.",
+        Host(runtime::swarm_mode),
     ),
     check(
         "5.2",
@@ -635,6 +713,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that, if applicable, an AppArmor Profile is enabled",
         "AppArmor confines what a container's processes may touch.",
         "Run containers with the default or a custom AppArmor profile (`--security-opt apparmor=…`).",
+        PerContainer(runtime::apparmor_profile),
     ),
     check(
         "5.3",
@@ -643,6 +722,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that, if applicable, SELinux security options are set",
         "SELinux labels confine what a container's processes may touch.",
         "Run the daemon with `--selinux-enabled` and containers with labels.",
+        PerContainer(runtime::selinux_options),
     ),
     check(
         "5.4",
@@ -651,6 +731,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that Linux kernel capabilities are restricted within containers",
         "Added capabilities such as SYS_ADMIN give a container powers over the host.",
         "Drop every capability the workload does not need (`--cap-drop ALL --cap-add …`).",
+        PerContainer(runtime::added_capabilities),
     ),
     check(
         "5.5",
@@ -659,6 +740,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that privileged containers are not used",
         "A privileged container has all capabilities and devices: it is root on the host.",
         "Do not run containers with `--privileged`; add the single capabilities needed instead.",
+        PerContainer(runtime::privileged),
     ),
     check(
         "5.6",
@@ -667,6 +749,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure sensitive host system directories are not mounted on containers",
         "Mounting /, /etc, /proc, /sys or /usr lets a container read or change the host.",
         "Remove such bind mounts; mount only the data directories the workload needs, read-only where possible.",
+        PerContainer(runtime::sensitive_mounts),
     ),
     check(
         "5.7",
@@ -675,6 +758,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure sshd is not run within containers",
         "An SSH server adds credentials and a way in that bypasses the engine's controls.",
         "Remove sshd from the image; use `docker exec` for access.",
+        PerContainer(runtime::no_sshd),
     ),
     check(
         "5.8",
@@ -683,6 +767,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure privileged ports are not mapped within containers",
         "Ports below 1024 are reserved for privileged services on the host.",
         "Publish container ports on host ports of 1024 or above.",
+        PerContainer(runtime::privileged_ports),
     ),
     check(
         "5.9",
@@ -691,6 +776,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that only needed ports are open on the container",
         "Every published port is a way in.",
         "Publish only the ports the service needs.",
+        PerContainer(runtime::needed_ports),
     ),
     check(
         "5.10",
@@ -699,6 +785,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that the host's network namespace is not shared",
         "With the host's network a container sees and binds every host interface.",
         "Do not use `--network host`.",
+        PerContainer(runtime::host_network),
     ),
     check(
         "5.11",
@@ -707,6 +794,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that the memory usage for containers is limited",
         "One container without a limit can exhaust the host's memory.",
         "Run with `--memory`.",
+        PerContainer(runtime::memory_limit),
     ),
     check(
         "5.12",
@@ -715,6 +803,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that CPU priority is set appropriately on containers",
         "Without CPU shares or quotas one container can starve the others.",
         "Run with `--cpu-shares` or `--cpus`.",
+        PerContainer(runtime::cpu_priority),
     ),
     check(
         "5.13",
@@ -723,6 +812,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that the container's root filesystem is mounted as read only",
         "A read-only root filesystem stops an intruder from changing the container's binaries.",
         "Run with `--read-only` and mount writable volumes or tmpfs where needed.",
+        PerContainer(runtime::read_only_rootfs),
     ),
     check(
         "5.14",
@@ -731,6 +821,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that incoming container traffic is bound to a specific host interface",
         "Ports published on 0.0.0.0 are reachable on every host interface.",
         "Publish ports on a specific address (`-p 127.0.0.1:8080:80`).",
+        PerContainer(runtime::ports_on_any_interface),
     ),
     check(
         "5.15",
@@ -739,6 +830,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that the 'on-failure' container restart policy is set to '5'",
         "Endless restarts of a failing container can hide an attack and exhaust the host.",
         "Use `--restart on-failure:5`.",
+        PerContainer(runtime::restart_policy),
     ),
     check(
         "5.16",
@@ -747,6 +839,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that the host's process namespace is not shared",
         "With the host's PID namespace a container sees and can signal every host process.",
         "Do not use `--pid host`.",
+        PerContainer(runtime::host_pid),
     ),
     check(
         "5.17",
@@ -755,6 +848,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that the host's IPC namespace is not shared",
         "With the host's IPC namespace a container reaches host shared memory.",
         "Do not use `--ipc host`.",
+        PerContainer(runtime::host_ipc),
     ),
     check(
         "5.18",
@@ -763,6 +857,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that host devices are not directly exposed to containers",
         "A host device in a container gives it raw access to hardware.",
         "Do not use `--device` unless needed, and then with the least permissions (`:r`).",
+        PerContainer(runtime::host_devices),
     ),
     check(
         "5.19",
@@ -771,6 +866,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that the default ulimit is overwritten at runtime if needed",
         "Per-container ulimits should be deliberate.",
         "Override ulimits only where the workload needs it (`--ulimit`).",
+        PerContainer(runtime::ulimit_overrides),
     ),
     check(
         "5.20",
@@ -779,6 +875,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure mount propagation mode is not set to shared",
         "A shared mount lets mounts made in the container appear on the host.",
         "Do not use `shared`/`rshared` propagation on volumes.",
+        PerContainer(runtime::shared_propagation),
     ),
     check(
         "5.21",
@@ -787,6 +884,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that the host's UTS namespace is not shared",
         "With the host's UTS namespace a container can change the host's name.",
         "Do not use `--uts host`.",
+        PerContainer(runtime::host_uts),
     ),
     check(
         "5.22",
@@ -795,6 +893,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure the default seccomp profile is not Disabled",
         "Seccomp blocks system calls containers do not need; without it the kernel surface is wide open.",
         "Do not use `--security-opt seccomp=unconfined`.",
+        PerContainer(runtime::seccomp_confined),
     ),
     check(
         "5.23",
@@ -803,6 +902,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that docker exec commands are not used with the privileged option",
         "A privileged exec gives the process every capability.",
         "Do not use `docker exec --privileged`; review exec events.",
+        Manual("host"),
     ),
     check(
         "5.24",
@@ -811,6 +911,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that docker exec commands are not used with the user=root option",
         "An exec as root bypasses the container's user.",
         "Do not use `docker exec --user root`; review exec events.",
+        Manual("host"),
     ),
     check(
         "5.25",
@@ -819,6 +920,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that cgroup usage is confirmed",
         "A custom cgroup parent moves the container out of the engine's limits.",
         "Use the default cgroup parent unless intended.",
+        PerContainer(runtime::cgroup_parent),
     ),
     check(
         "5.26",
@@ -827,6 +929,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that the container is restricted from acquiring additional privileges",
         "no-new-privileges stops setuid binaries from raising privileges.",
         "Run with `--security-opt no-new-privileges`.",
+        PerContainer(runtime::no_new_privileges),
     ),
     check(
         "5.27",
@@ -835,6 +938,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that container health is checked at runtime",
         "An unchecked container may serve errors or hang unnoticed.",
         "Define a health check in the image or with `--health-cmd`.",
+        PerContainer(runtime::health_status),
     ),
     check(
         "5.28",
@@ -843,6 +947,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that Docker commands always make use of the latest version of their image",
         "Cached old images keep fixed vulnerabilities alive.",
         "Pull images by digest or with `--pull always`.",
+        Manual("host"),
     ),
     check(
         "5.29",
@@ -851,6 +956,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that the PIDs cgroup limit is used",
         "Without a PIDs limit a fork bomb in one container takes the host down.",
         "Run with `--pids-limit`.",
+        PerContainer(runtime::pids_limit),
     ),
     check(
         "5.30",
@@ -859,6 +965,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that Docker's default bridge 'docker0' is not used",
         "Containers on the default bridge can reach each other; user-defined networks isolate them.",
         "Attach containers to user-defined networks.",
+        PerContainer(runtime::default_bridge),
     ),
     check(
         "5.31",
@@ -867,6 +974,7 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that the host's user namespaces are not shared",
         "With the host's user namespace, root in the container is root on the host.",
         "Do not use `--userns host`.",
+        PerContainer(runtime::host_userns),
     ),
     check(
         "5.32",
@@ -875,5 +983,6 @@ pub const CHECKS: &[CheckDef] = &[
         "Ensure that the Docker socket is not mounted inside any containers",
         "The engine's socket in a container gives it full control of the engine and the host.",
         "Do not mount docker.sock (or podman.sock, containerd.sock) into containers.",
+        PerContainer(runtime::engine_socket_mounted),
     ),
 ];

@@ -3,7 +3,7 @@
 
 use bollard::models::{ContainerInspectResponse, HostConfig, MountPoint, RestartPolicyNameEnum};
 
-use super::{DockerFacts, container_name};
+use super::{DockerFacts, DockerInput, container_name};
 use crate::bench::{CheckResult, Status};
 use crate::engine::EngineKind;
 
@@ -30,108 +30,116 @@ const DANGEROUS_CAPS: &[&str] = &[
     "SYS_RESOURCE",
 ];
 
-type Emit<'a> = dyn FnMut(&'static str, CheckResult) + 'a;
-
-pub(super) fn judge(facts: &DockerFacts, emit: &mut Emit) {
-    if facts.containers.is_empty() {
-        for id in PER_CONTAINER {
-            emit(id, CheckResult::new(Status::Skip, "containers", "no running containers"));
-        }
-    }
-    for c in &facts.containers {
-        judge_container(facts, c, emit);
-    }
-    let swarm = facts.info.swarm.as_ref().and_then(|s| s.local_node_state.as_ref()).map(|s| s.to_string());
-    let active = swarm.as_deref() == Some("active");
-    emit(
-        "5.1",
-        CheckResult::new(
-            if active { Status::Warn } else { Status::Pass },
-            "daemon",
-            format!("swarm state {}", swarm.as_deref().unwrap_or("inactive")),
-        ),
-    );
-    for id in MANUAL {
-        emit(id, CheckResult::new(Status::Warn, "host", "manual review"));
-    }
+fn pass_if(ok: bool) -> Status {
+    if ok { Status::Pass } else { Status::Fail }
 }
 
-/// Checks with a result per container.
-const PER_CONTAINER: &[&str] = &[
-    "4.1", "4.6", "5.2", "5.3", "5.4", "5.5", "5.6", "5.7", "5.8", "5.9", "5.10", "5.11", "5.12", "5.13", "5.14",
-    "5.15", "5.16", "5.17", "5.18", "5.19", "5.20", "5.21", "5.22", "5.25", "5.26", "5.27", "5.29", "5.30", "5.31",
-    "5.32",
-];
+/// A running container as the per-container checks read it.
+pub struct ContainerView<'a> {
+    facts: &'a DockerFacts,
+    c: &'a ContainerInspectResponse,
+    host: &'a HostConfig,
+    mounts: &'a [MountPoint],
+    security_opt: &'a [String],
+    /// Namespaces /proc shows it shares with the host.
+    shared: &'a [&'static str],
+}
 
-/// Section 4 and 5 recommendations about how images are built and exec is used, which a running
-/// container cannot show: a person reviews them (`picket scan dockerfile` covers build files).
-const MANUAL: &[&str] = &["4.2", "4.3", "4.4", "4.7", "4.8", "4.9", "4.10", "4.11", "4.12", "5.23", "5.24", "5.28"];
+static DEFAULT_HOST: std::sync::LazyLock<HostConfig> = std::sync::LazyLock::new(HostConfig::default);
 
-fn judge_container(facts: &DockerFacts, c: &ContainerInspectResponse, emit: &mut Emit) {
-    let subject = format!("container {}", container_name(c));
-    let default_host = HostConfig::default();
-    let host = c.host_config.as_ref().unwrap_or(&default_host);
-    let mounts: &[MountPoint] = c.mounts.as_deref().unwrap_or_default();
-    let security_opt: Vec<String> = host.security_opt.clone().unwrap_or_default();
-    let mut result = |id: &'static str, status: Status, evidence: String| {
-        emit(id, CheckResult::new(status, subject.clone(), evidence));
-    };
-    let pass_if = |ok: bool| if ok { Status::Pass } else { Status::Fail };
-    let shared: &[&str] = facts.shared_namespaces.get(c.id.as_deref().unwrap_or_default()).map_or(&[], Vec::as_slice);
-    // Host namespaces, by the engine's word or by what /proc shows.
-    let namespace = |mode: Option<&String>, ns: &str, what: &str| -> (bool, String) {
+impl<'a> ContainerView<'a> {
+    fn new(facts: &'a DockerFacts, c: &'a ContainerInspectResponse) -> Self {
+        let host = c.host_config.as_ref().unwrap_or(&DEFAULT_HOST);
+        Self {
+            facts,
+            c,
+            host,
+            mounts: c.mounts.as_deref().unwrap_or_default(),
+            security_opt: host.security_opt.as_deref().unwrap_or_default(),
+            shared: facts.shared_namespaces.get(c.id.as_deref().unwrap_or_default()).map_or(&[], Vec::as_slice),
+        }
+    }
+
+    fn privileged(&self) -> bool {
+        self.host.privileged.unwrap_or(false)
+    }
+
+    /// Whether the container uses the host's `ns` namespace, by the engine's word or by what
+    /// /proc shows.
+    fn host_namespace(&self, mode: Option<&String>, ns: &str, what: &str) -> (Status, String) {
         let mode = mode.cloned().unwrap_or_default();
-        let seen = shared.contains(&ns);
+        let seen = self.shared.contains(&ns);
         let evidence = match (mode == "host", seen) {
             (_, true) if mode != "host" => format!("{what} mode {mode:?}, but /proc shows the host's {ns} namespace"),
             _ => format!("{what} mode {mode:?}"),
         };
-        (mode == "host" || seen, evidence)
-    };
+        (pass_if(!(mode == "host" || seen)), evidence)
+    }
+}
 
-    // 4.1: the image (or the run) names a user other than root.
-    let user = c.config.as_ref().and_then(|c| c.user.clone()).unwrap_or_default();
+/// A check with one result per running container.
+pub(super) fn per_container(input: &DockerInput, check: fn(&ContainerView) -> (Status, String)) -> Vec<CheckResult> {
+    if input.facts.containers.is_empty() {
+        return vec![CheckResult::new(Status::Skip, "containers", "no running containers")];
+    }
+    let judged = input.facts.containers.iter().map(|c| {
+        let (status, evidence) = check(&ContainerView::new(input.facts, c));
+        CheckResult::new(status, format!("container {}", container_name(c)), evidence)
+    });
+    judged.collect()
+}
+
+pub(super) fn swarm_mode(input: &DockerInput) -> Vec<CheckResult> {
+    let swarm = input.facts.info.swarm.as_ref().and_then(|s| s.local_node_state.as_ref()).map(|s| s.to_string());
+    let active = swarm.as_deref() == Some("active");
+    let evidence = format!("swarm state {}", swarm.as_deref().unwrap_or("inactive"));
+    vec![CheckResult::new(if active { Status::Warn } else { Status::Pass }, "daemon", evidence)]
+}
+
+/// 4.1: the image (or the run) names a user other than root.
+pub(super) fn non_root_user(v: &ContainerView) -> (Status, String) {
+    let user = v.c.config.as_ref().and_then(|c| c.user.clone()).unwrap_or_default();
     let is_root = matches!(user.split(':').next().unwrap_or(""), "" | "root" | "0");
-    result(
-        "4.1",
-        pass_if(!is_root),
-        if user.is_empty() { "runs as root (no user set)".into() } else { format!("user {user}") },
-    );
+    (pass_if(!is_root), if user.is_empty() { "runs as root (no user set)".into() } else { format!("user {user}") })
+}
 
-    // 4.6: a HEALTHCHECK in the image.
-    let image_health = c
-        .image
-        .as_ref()
-        .and_then(|id| facts.images.get(id))
-        .and_then(|i| i.config.as_ref())
-        .and_then(|cfg| cfg.healthcheck.as_ref())
-        .and_then(|h| h.test.as_ref())
-        .is_some_and(|t| t.first().is_some_and(|k| k != "NONE"));
-    result(
-        "4.6",
-        pass_if(image_health),
-        if image_health { "image has a HEALTHCHECK" } else { "image has no HEALTHCHECK" }.into(),
-    );
+/// 4.6: a HEALTHCHECK in the image.
+pub(super) fn image_healthcheck(v: &ContainerView) -> (Status, String) {
+    let image_health =
+        v.c.image
+            .as_ref()
+            .and_then(|id| v.facts.images.get(id))
+            .and_then(|i| i.config.as_ref())
+            .and_then(|cfg| cfg.healthcheck.as_ref())
+            .and_then(|h| h.test.as_ref())
+            .is_some_and(|t| t.first().is_some_and(|k| k != "NONE"));
+    (pass_if(image_health), if image_health { "image has a HEALTHCHECK" } else { "image has no HEALTHCHECK" }.into())
+}
 
-    // 5.2 / 5.3: only where the kernel runs the module.
-    let apparmor = c.app_armor_profile.clone().unwrap_or_default();
-    if facts.host.apparmor {
-        let ok = !apparmor.is_empty() && apparmor != "unconfined";
-        result("5.2", pass_if(ok), format!("AppArmor profile {:?}", apparmor));
-    } else {
-        result("5.2", Status::Skip, "AppArmor is not enabled on this host".into());
+/// 5.2: only where the kernel runs AppArmor.
+pub(super) fn apparmor_profile(v: &ContainerView) -> (Status, String) {
+    if !v.facts.host.apparmor {
+        return (Status::Skip, "AppArmor is not enabled on this host".into());
     }
-    if facts.host.selinux {
-        let labelled = security_opt.iter().any(|o| o.starts_with("label=") || o.starts_with("label:"));
-        result("5.3", pass_if(labelled), format!("security options {security_opt:?}"));
-    } else {
-        result("5.3", Status::Skip, "SELinux is not enabled on this host".into());
-    }
+    let apparmor = v.c.app_armor_profile.clone().unwrap_or_default();
+    let ok = !apparmor.is_empty() && apparmor != "unconfined";
+    (pass_if(ok), format!("AppArmor profile {:?}", apparmor))
+}
 
-    // 5.4: added capabilities beyond the engine's default set.
-    let added: Vec<String> = host.cap_add.clone().unwrap_or_default().iter().map(|c| normalise_cap(c)).collect();
+/// 5.3: only where the kernel runs SELinux.
+pub(super) fn selinux_options(v: &ContainerView) -> (Status, String) {
+    if !v.facts.host.selinux {
+        return (Status::Skip, "SELinux is not enabled on this host".into());
+    }
+    let labelled = v.security_opt.iter().any(|o| o.starts_with("label=") || o.starts_with("label:"));
+    (pass_if(labelled), format!("security options {:?}", v.security_opt))
+}
+
+/// 5.4: added capabilities beyond the engine's default set.
+pub(super) fn added_capabilities(v: &ContainerView) -> (Status, String) {
+    let added: Vec<String> = v.host.cap_add.clone().unwrap_or_default().iter().map(|c| normalise_cap(c)).collect();
     let dangerous: Vec<&String> = added.iter().filter(|c| DANGEROUS_CAPS.contains(&c.as_str())).collect();
-    let privileged = host.privileged.unwrap_or(false);
+    let privileged = v.privileged();
     let status = if !dangerous.is_empty() || privileged {
         Status::Fail
     } else if !added.is_empty() {
@@ -139,17 +147,22 @@ fn judge_container(facts: &DockerFacts, c: &ContainerInspectResponse, emit: &mut
     } else {
         Status::Pass
     };
-    let dropped = host.cap_drop.clone().unwrap_or_default();
+    let dropped = v.host.cap_drop.clone().unwrap_or_default();
     let evidence = if privileged {
         "privileged: every capability".to_string()
     } else {
         format!("added {added:?}, dropped {dropped:?}")
     };
-    result("5.4", status, evidence);
+    (status, evidence)
+}
 
-    result("5.5", pass_if(!privileged), format!("privileged: {privileged}"));
+pub(super) fn privileged(v: &ContainerView) -> (Status, String) {
+    (pass_if(!v.privileged()), format!("privileged: {}", v.privileged()))
+}
 
-    let sensitive: Vec<String> = mounts
+pub(super) fn sensitive_mounts(v: &ContainerView) -> (Status, String) {
+    let sensitive: Vec<String> = v
+        .mounts
         .iter()
         .filter_map(|m| {
             let source = m.source.as_deref()?;
@@ -159,9 +172,11 @@ fn judge_container(facts: &DockerFacts, c: &ContainerInspectResponse, emit: &mut
             hit.then(|| describe_mount(m))
         })
         .collect();
-    result("5.6", pass_if(sensitive.is_empty()), mounts_evidence(&sensitive, "no sensitive host directory mounted"));
+    (pass_if(sensitive.is_empty()), mounts_evidence(&sensitive, "no sensitive host directory mounted"))
+}
 
-    match facts.processes.get(c.id.as_deref().unwrap_or_default()) {
+pub(super) fn no_sshd(v: &ContainerView) -> (Status, String) {
+    match v.facts.processes.get(v.c.id.as_deref().unwrap_or_default()) {
         Some(Ok(commands)) => {
             let sshd: Vec<&String> = commands.iter().filter(|cmd| is_sshd(cmd)).collect();
             let evidence = if sshd.is_empty() {
@@ -169,41 +184,58 @@ fn judge_container(facts: &DockerFacts, c: &ContainerInspectResponse, emit: &mut
             } else {
                 format!("running {sshd:?}")
             };
-            result("5.7", pass_if(sshd.is_empty()), evidence);
+            (pass_if(sshd.is_empty()), evidence)
         }
-        Some(Err(why)) => result("5.7", Status::Warn, format!("processes could not be listed: {why}")),
-        None => result("5.7", Status::Warn, "processes were not listed".into()),
+        Some(Err(why)) => (Status::Warn, format!("processes could not be listed: {why}")),
+        None => (Status::Warn, "processes were not listed".into()),
     }
+}
 
-    let ports = published_ports(c);
-    let privileged_ports: Vec<&(String, u16, String)> =
-        ports.iter().filter(|(_, host_port, _)| *host_port < 1024).collect();
-    result("5.8", pass_if(privileged_ports.is_empty()), ports_evidence(&privileged_ports));
+pub(super) fn privileged_ports(v: &ContainerView) -> (Status, String) {
+    let ports = published_ports(v.c);
+    let low: Vec<&(String, u16, String)> = ports.iter().filter(|(_, host_port, _)| *host_port < 1024).collect();
+    (pass_if(low.is_empty()), ports_evidence(&low))
+}
+
+pub(super) fn needed_ports(v: &ContainerView) -> (Status, String) {
+    let ports = published_ports(v.c);
     let all: Vec<&(String, u16, String)> = ports.iter().collect();
-    result("5.9", if ports.is_empty() { Status::Pass } else { Status::Warn }, ports_evidence(&all));
+    (if ports.is_empty() { Status::Pass } else { Status::Warn }, ports_evidence(&all))
+}
+
+pub(super) fn ports_on_any_interface(v: &ContainerView) -> (Status, String) {
+    let ports = published_ports(v.c);
     let any_interface: Vec<&(String, u16, String)> =
         ports.iter().filter(|(ip, _, _)| ip.is_empty() || ip == "0.0.0.0" || ip == "::").collect();
-    result("5.14", pass_if(any_interface.is_empty()), ports_evidence(&any_interface));
+    (pass_if(any_interface.is_empty()), ports_evidence(&any_interface))
+}
 
-    let network = host.network_mode.clone().unwrap_or_default();
-    let (host_net, evidence) = namespace(host.network_mode.as_ref(), "net", "network");
-    result("5.10", pass_if(!host_net), evidence);
-    let memory = host.memory.unwrap_or(0);
-    result(
-        "5.11",
-        pass_if(memory > 0),
-        if memory > 0 { format!("memory limit {memory} bytes") } else { "no memory limit".into() },
-    );
+pub(super) fn host_network(v: &ContainerView) -> (Status, String) {
+    v.host_namespace(v.host.network_mode.as_ref(), "net", "network")
+}
+
+pub(super) fn memory_limit(v: &ContainerView) -> (Status, String) {
+    let memory = v.host.memory.unwrap_or(0);
+    (pass_if(memory > 0), if memory > 0 { format!("memory limit {memory} bytes") } else { "no memory limit".into() })
+}
+
+pub(super) fn cpu_priority(v: &ContainerView) -> (Status, String) {
+    let host = v.host;
     let shares = host.cpu_shares.unwrap_or(0);
     let cpu_limited =
         shares > 0 && shares != 1024 || host.nano_cpus.unwrap_or(0) > 0 || host.cpu_quota.unwrap_or(0) > 0;
-    result("5.12", pass_if(cpu_limited), format!("CPU shares {shares}, nano CPUs {}", host.nano_cpus.unwrap_or(0)));
-    let read_only = host.readonly_rootfs.unwrap_or(false);
-    result("5.13", pass_if(read_only), format!("read-only root filesystem: {read_only}"));
+    (pass_if(cpu_limited), format!("CPU shares {shares}, nano CPUs {}", host.nano_cpus.unwrap_or(0)))
+}
 
-    let policy = host.restart_policy.clone().unwrap_or_default();
+pub(super) fn read_only_rootfs(v: &ContainerView) -> (Status, String) {
+    let read_only = v.host.readonly_rootfs.unwrap_or(false);
+    (pass_if(read_only), format!("read-only root filesystem: {read_only}"))
+}
+
+pub(super) fn restart_policy(v: &ContainerView) -> (Status, String) {
+    let policy = v.host.restart_policy.clone().unwrap_or_default();
     let retries = policy.maximum_retry_count.unwrap_or(0);
-    let (status, evidence) = match policy.name {
+    match policy.name {
         Some(RestartPolicyNameEnum::ALWAYS) => (Status::Fail, "restart policy always".to_string()),
         Some(RestartPolicyNameEnum::UNLESS_STOPPED) => (Status::Fail, "restart policy unless-stopped".to_string()),
         Some(RestartPolicyNameEnum::ON_FAILURE) if retries > 5 || retries == 0 => {
@@ -211,14 +243,20 @@ fn judge_container(facts: &DockerFacts, c: &ContainerInspectResponse, emit: &mut
         }
         Some(RestartPolicyNameEnum::ON_FAILURE) => (Status::Pass, format!("restart policy on-failure:{retries}")),
         _ => (Status::Pass, "no restart policy".to_string()),
-    };
-    result("5.15", status, evidence);
+    }
+}
 
-    let (host_pid, evidence) = namespace(host.pid_mode.as_ref(), "pid", "PID");
-    result("5.16", pass_if(!host_pid), evidence);
-    let (host_ipc, evidence) = namespace(host.ipc_mode.as_ref(), "ipc", "IPC");
-    result("5.17", pass_if(!host_ipc), evidence);
-    let devices: Vec<String> = host
+pub(super) fn host_pid(v: &ContainerView) -> (Status, String) {
+    v.host_namespace(v.host.pid_mode.as_ref(), "pid", "PID")
+}
+
+pub(super) fn host_ipc(v: &ContainerView) -> (Status, String) {
+    v.host_namespace(v.host.ipc_mode.as_ref(), "ipc", "IPC")
+}
+
+pub(super) fn host_devices(v: &ContainerView) -> (Status, String) {
+    let devices: Vec<String> = v
+        .host
         .devices
         .clone()
         .unwrap_or_default()
@@ -227,88 +265,110 @@ fn judge_container(facts: &DockerFacts, c: &ContainerInspectResponse, emit: &mut
             format!("{} -> {}", d.path_on_host.as_deref().unwrap_or("?"), d.path_in_container.as_deref().unwrap_or("?"))
         })
         .collect();
-    result(
-        "5.18",
+    (
         pass_if(devices.is_empty()),
         if devices.is_empty() { "no host devices".into() } else { format!("devices {devices:?}") },
-    );
-    let ulimits: Vec<String> = host
+    )
+}
+
+pub(super) fn ulimit_overrides(v: &ContainerView) -> (Status, String) {
+    let ulimits: Vec<String> = v
+        .host
         .ulimits
         .clone()
         .unwrap_or_default()
         .iter()
         .map(|u| format!("{}={}:{}", u.name.as_deref().unwrap_or("?"), u.soft.unwrap_or(0), u.hard.unwrap_or(0)))
         .collect();
-    result(
-        "5.19",
-        if ulimits.is_empty() { Status::Pass } else { Status::Info },
-        if ulimits.is_empty() { "daemon default ulimits".into() } else { format!("overridden ulimits {ulimits:?}") },
-    );
-    let shared: Vec<String> = mounts
+    match ulimits.is_empty() {
+        true => (Status::Pass, "daemon default ulimits".into()),
+        false => (Status::Info, format!("overridden ulimits {ulimits:?}")),
+    }
+}
+
+pub(super) fn shared_propagation(v: &ContainerView) -> (Status, String) {
+    let shared: Vec<String> = v
+        .mounts
         .iter()
         .filter(|m| matches!(m.propagation.as_deref(), Some("shared" | "rshared")))
         .map(describe_mount)
         .collect();
-    result("5.20", pass_if(shared.is_empty()), mounts_evidence(&shared, "no mount with shared propagation"));
-    let (host_uts, evidence) = namespace(host.uts_mode.as_ref(), "uts", "UTS");
-    result("5.21", pass_if(!host_uts), evidence);
-    let unconfined = security_opt.iter().any(|o| matches!(o.as_str(), "seccomp=unconfined" | "seccomp:unconfined"));
-    result(
-        "5.22",
-        pass_if(!unconfined && !privileged),
-        if unconfined || privileged {
-            "seccomp is unconfined".into()
-        } else {
-            "default or custom seccomp profile".into()
-        },
-    );
-    let parent = host.cgroup_parent.clone().unwrap_or_default();
-    result(
-        "5.25",
-        if parent.is_empty() { Status::Pass } else { Status::Warn },
-        if parent.is_empty() {
-            "default cgroup parent".into()
-        } else {
-            format!("cgroup parent {parent:?}: confirm it is intended")
-        },
-    );
-    let no_new_privileges = security_opt
+    (pass_if(shared.is_empty()), mounts_evidence(&shared, "no mount with shared propagation"))
+}
+
+pub(super) fn host_uts(v: &ContainerView) -> (Status, String) {
+    v.host_namespace(v.host.uts_mode.as_ref(), "uts", "UTS")
+}
+
+pub(super) fn seccomp_confined(v: &ContainerView) -> (Status, String) {
+    let unconfined = v.security_opt.iter().any(|o| matches!(o.as_str(), "seccomp=unconfined" | "seccomp:unconfined"));
+    match unconfined || v.privileged() {
+        true => (Status::Fail, "seccomp is unconfined".into()),
+        false => (Status::Pass, "default or custom seccomp profile".into()),
+    }
+}
+
+pub(super) fn cgroup_parent(v: &ContainerView) -> (Status, String) {
+    let parent = v.host.cgroup_parent.clone().unwrap_or_default();
+    match parent.is_empty() {
+        true => (Status::Pass, "default cgroup parent".into()),
+        false => (Status::Warn, format!("cgroup parent {parent:?}: confirm it is intended")),
+    }
+}
+
+pub(super) fn no_new_privileges(v: &ContainerView) -> (Status, String) {
+    let no_new_privileges = v
+        .security_opt
         .iter()
         .any(|o| matches!(o.as_str(), "no-new-privileges" | "no-new-privileges:true" | "no-new-privileges=true"));
-    result("5.26", pass_if(no_new_privileges), format!("no-new-privileges: {no_new_privileges}"));
+    (pass_if(no_new_privileges), format!("no-new-privileges: {no_new_privileges}"))
+}
+
+pub(super) fn health_status(v: &ContainerView) -> (Status, String) {
     // Podman reports an empty health status for containers without a check.
-    let health = c
-        .state
-        .as_ref()
-        .and_then(|s| s.health.as_ref())
-        .and_then(|h| h.status.as_ref())
-        .map(|s| s.to_string())
-        .filter(|s| !s.is_empty() && s != "none");
-    let has_check = c
-        .config
-        .as_ref()
-        .and_then(|cfg| cfg.healthcheck.as_ref())
-        .and_then(|h| h.test.as_ref())
-        .is_some_and(|t| t.first().is_some_and(|k| k != "NONE"));
-    result(
-        "5.27",
-        pass_if(has_check || health.is_some()),
-        match &health {
-            Some(h) => format!("health {h}"),
-            None if has_check => "health check configured".into(),
-            None => "no health check".into(),
-        },
-    );
-    let pids = host.pids_limit.unwrap_or(0);
-    result("5.29", pass_if(pids > 0), if pids > 0 { format!("PIDs limit {pids}") } else { "no PIDs limit".into() });
-    let on_bridge = facts.engine == EngineKind::Docker && matches!(network.as_str(), "default" | "bridge");
-    result("5.30", pass_if(!on_bridge), format!("network mode {network:?}"));
-    // Without user namespace remapping every container shares the host's user namespace;
-    // CIS 5.31 is about `--userns host` opting out of a remapping daemon.
-    let userns = host.userns_mode.clone().unwrap_or_default();
-    result("5.31", pass_if(userns != "host"), format!("user namespace mode {userns:?}"));
-    let engine_socket = facts.socket.to_string_lossy();
-    let sockets: Vec<String> = mounts
+    let health =
+        v.c.state
+            .as_ref()
+            .and_then(|s| s.health.as_ref())
+            .and_then(|h| h.status.as_ref())
+            .map(|s| s.to_string())
+            .filter(|s| !s.is_empty() && s != "none");
+    let has_check =
+        v.c.config
+            .as_ref()
+            .and_then(|cfg| cfg.healthcheck.as_ref())
+            .and_then(|h| h.test.as_ref())
+            .is_some_and(|t| t.first().is_some_and(|k| k != "NONE"));
+    let evidence = match &health {
+        Some(h) => format!("health {h}"),
+        None if has_check => "health check configured".into(),
+        None => "no health check".into(),
+    };
+    (pass_if(has_check || health.is_some()), evidence)
+}
+
+pub(super) fn pids_limit(v: &ContainerView) -> (Status, String) {
+    let pids = v.host.pids_limit.unwrap_or(0);
+    (pass_if(pids > 0), if pids > 0 { format!("PIDs limit {pids}") } else { "no PIDs limit".into() })
+}
+
+pub(super) fn default_bridge(v: &ContainerView) -> (Status, String) {
+    let network = v.host.network_mode.clone().unwrap_or_default();
+    let on_bridge = v.facts.engine == EngineKind::Docker && matches!(network.as_str(), "default" | "bridge");
+    (pass_if(!on_bridge), format!("network mode {network:?}"))
+}
+
+/// Without user namespace remapping every container shares the host's user namespace; CIS 5.31
+/// is about `--userns host` opting out of a remapping daemon.
+pub(super) fn host_userns(v: &ContainerView) -> (Status, String) {
+    let userns = v.host.userns_mode.clone().unwrap_or_default();
+    (pass_if(userns != "host"), format!("user namespace mode {userns:?}"))
+}
+
+pub(super) fn engine_socket_mounted(v: &ContainerView) -> (Status, String) {
+    let engine_socket = v.facts.socket.to_string_lossy();
+    let sockets: Vec<String> = v
+        .mounts
         .iter()
         .filter(|m| {
             m.source.as_deref().is_some_and(|s| {
@@ -320,7 +380,7 @@ fn judge_container(facts: &DockerFacts, c: &ContainerInspectResponse, emit: &mut
         })
         .map(describe_mount)
         .collect();
-    result("5.32", pass_if(sockets.is_empty()), mounts_evidence(&sockets, "no engine socket mounted"));
+    (pass_if(sockets.is_empty()), mounts_evidence(&sockets, "no engine socket mounted"))
 }
 
 fn normalise_cap(cap: &str) -> String {

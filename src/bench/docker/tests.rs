@@ -82,7 +82,7 @@ fn ports_restart_policy_devices_and_apparmor_from_inspect() {
         }}
     }));
     let files = HostFiles::new(tempfile::tempdir().unwrap().path());
-    let report = run(&facts, &files);
+    let report = judge(&facts, &files);
     let status = |id: &str| result_of(&report, id).status;
     assert_eq!(status("4.1"), Status::Pass, "user www-data");
     assert_eq!(status("5.2"), Status::Fail, "AppArmor on, profile unconfined");
@@ -120,4 +120,13 @@ fn bool_flags_follow_go_and_fd_hosts_are_the_systemd_socket() {
     assert_eq!(settings.bool_option("iptables"), None, "not a bool");
     assert!(settings.serves(Path::new("/run/docker.sock")));
     assert!(!settings.serves(Path::new("/tmp/other.sock")));
+}
+
+#[test]
+fn every_check_is_defined_once_in_a_known_section() {
+    let mut ids = std::collections::BTreeSet::new();
+    for check in defs::CHECKS {
+        assert!(ids.insert(check.def.id), "{} is defined twice", check.def.id);
+        assert!(defs::SECTIONS.iter().any(|(id, _)| *id == check.def.section()), "{}: no such section", check.def.id);
+    }
 }

@@ -180,7 +180,7 @@ mod vulnerability_tests {
     fn scanned_images_are_counted_on_the_workloads_that_run_them() {
         let inv = crate::cluster::fixtures::inventory();
         let facts = crate::bench::k8s::ClusterFacts::new(&inv);
-        let report = crate::bench::k8s::run_on(&facts, &[]);
+        let report = crate::bench::k8s::judge_on(&facts, &[]);
         let mut rows = workload_risks(&facts, &report);
         let api_digest = "sha256:4c1e5a9f0b3d2e7c6a8b9f0e1d2c3b4a5f6e7d8c9b0a1f2e3d4c5b6a7f8e9d0c";
         let by_digest =

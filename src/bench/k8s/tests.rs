@@ -112,7 +112,7 @@ fn only_labelled_bindings_count_as_kubernetes_own() {
         binding("system:oops", serde_json::json!({})),
         binding("cluster-admin", serde_json::json!({ "kubernetes.io/bootstrapping": "rbac-defaults" })),
     ]));
-    let report = super::run(&inv);
+    let report = super::judge(&inv);
     let subjects = |id: &str| -> Vec<(String, crate::bench::Status)> {
         report.check(id).unwrap().results.iter().map(|r| (r.subject.clone(), r.status)).collect()
     };

@@ -55,8 +55,15 @@ pub struct NodeCheck {
     pub rule: Rule,
 }
 
-impl NodeCheck {
-    pub fn meta(&self, reference: &str) -> CheckMeta {
+/// What a node check reads: the node's components and its files.
+pub struct NodeInput<'a> {
+    pub facts: &'a super::NodeFacts,
+    pub files: &'a crate::bench::files::HostFiles,
+}
+
+impl crate::bench::Check<NodeInput<'_>> for NodeCheck {
+    fn meta(&self) -> CheckMeta {
+        let reference = format!("{} v{}", super::BENCHMARK, super::VERSION);
         let def = CheckDef {
             id: self.id,
             title: self.title,
@@ -65,7 +72,11 @@ impl NodeCheck {
             rationale: self.rationale,
             remediation: "",
         };
-        CheckMeta::cis(&def, self.rule.remediation(), reference)
+        CheckMeta::cis(&def, self.rule.remediation(), &reference)
+    }
+
+    fn judge(&self, input: &NodeInput) -> Vec<crate::bench::CheckResult> {
+        super::rules::judge(&self.rule, input.facts, input.files)
     }
 }
 

@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 
-use super::defs::NodeCheck;
 use super::{Component, ComponentKind, NodeFacts};
 use crate::bench::docker::parse_go_bool;
 use crate::bench::files::HostFiles;
@@ -236,8 +235,8 @@ fn regular_files_under(files: &HostFiles, dir: &Path) -> Vec<PathBuf> {
     entries_under(files, dir).into_iter().filter(|(_, is_dir)| !is_dir).map(|(path, _)| path).collect()
 }
 
-pub fn judge(check: &NodeCheck, facts: &NodeFacts, files: &HostFiles) -> Vec<CheckResult> {
-    match &check.rule {
+pub fn judge(rule: &Rule, facts: &NodeFacts, files: &HostFiles) -> Vec<CheckResult> {
+    match rule {
         Rule::Mode { files: set, max } => file_results(set, facts, files, |path| files.mode_at_most(path, *max)),
         Rule::Owner { files: set, user, group } => {
             file_results(set, facts, files, |path| files.owned_by(path, user, Some(group)))

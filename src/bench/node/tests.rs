@@ -35,7 +35,7 @@ fn judged(root: &Path) -> BenchReport {
     let files = HostFiles::new(root);
     let facts = NodeFacts::gather(&files);
     assert!(facts.warnings.is_empty(), "{:?}", facts.warnings);
-    run(&facts, &files, "fixture node")
+    judge(&facts, &files, "fixture node")
 }
 
 fn statuses(report: &BenchReport, id: &str) -> Vec<Status> {
@@ -169,7 +169,7 @@ fn broken_manifests_and_configs_are_reported_not_fatal() {
     let facts = NodeFacts::gather(&files);
     assert_eq!(facts.warnings.len(), 1, "{:?}", facts.warnings);
     assert!(facts.warnings[0].contains("/etc/kubernetes/manifests/kube-scheduler.yaml"), "{:?}", facts.warnings);
-    let report = run(&facts, &files, "x");
+    let report = judge(&facts, &files, "x");
     assert_eq!(statuses(&report, "4.2.1"), vec![Status::Warn]);
     assert!(evidence(&report, "4.2.1").contains("/var/lib/kubelet/config.yaml"), "{}", evidence(&report, "4.2.1"));
     assert_eq!(statuses(&report, "4.2.7"), vec![Status::Fail], "flags still count without the config file");
@@ -209,7 +209,7 @@ fn component(kind: ComponentKind, args: &[&str]) -> Component {
 
 fn judge_one(facts: &NodeFacts, id: &str) -> (Status, String) {
     let files = HostFiles::new(tempfile::tempdir().unwrap().path());
-    let report = run(facts, &files, "x");
+    let report = judge(facts, &files, "x");
     let check = report.check(id).unwrap();
     (check.results[0].status, check.results[0].evidence.clone())
 }

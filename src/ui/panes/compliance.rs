@@ -298,7 +298,7 @@ mod tests {
     fn cluster_reports_show_results_per_namespace() {
         let mut state = compliance();
         let Action::BenchFinished { request, kind, .. } = run(&mut state, '3') else { unreachable!() };
-        let report = crate::bench::k8s::run(&fixtures::inventory());
+        let report = crate::bench::k8s::judge(&fixtures::inventory());
         let done = crate::app::state::BenchDone::new(report, vec![]);
         update(&mut state, Action::BenchFinished { request, kind, result: Ok(done.into()) });
         let screen = crate::ui::snapshot::screen(&state);

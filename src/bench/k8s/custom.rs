@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 use cel::{Context, Program, Value};
 use serde::Deserialize;
 
-use super::{Assessment, CheckMeta, CheckOutcome, CheckResult, Status};
-use crate::bench::k8s::ClusterFacts;
+use super::ClusterFacts;
+use crate::bench::{Assessment, CheckMeta, CheckResult, Status};
 use crate::model::Severity;
 
 pub const SECTION: &str = "Custom";
@@ -88,8 +88,10 @@ pub enum CustomCheckError {
 }
 
 /// Checks that ship with picket (plugins-config/checks), compiled in.
-pub const SHIPPED: &[(&str, &str)] =
-    &[("plugins-config/checks/workloads.yaml (built in)", include_str!("../../plugins-config/checks/workloads.yaml"))];
+pub const SHIPPED: &[(&str, &str)] = &[(
+    "plugins-config/checks/workloads.yaml (built in)",
+    include_str!("../../../plugins-config/checks/workloads.yaml"),
+)];
 
 pub fn shipped() -> Result<Vec<CustomCheck>, CustomCheckError> {
     let mut checks = Vec::new();
@@ -223,64 +225,62 @@ fn targets(facts: &ClusterFacts, target: &str) -> Vec<(String, Vec<(&'static str
     }
 }
 
-/// Runs one check on every object of its target.
-pub fn run(check: &CustomCheck, facts: &ClusterFacts) -> CheckOutcome {
-    let spec = &check.spec;
-    let meta = CheckMeta {
-        id: spec.id.clone(),
-        title: spec.title.clone(),
-        section: SECTION.into(),
-        severity: check.severity,
-        assessment: Assessment::Automated,
-        rationale: spec.rationale.clone().unwrap_or_default(),
-        remediation: spec.remediation.clone().unwrap_or_default(),
-        references: vec![format!("custom check {}", check.origin)],
-    };
-    let program = match compile(&spec.expression) {
-        Ok(program) => program,
-        Err(e) => {
-            return CheckOutcome {
-                meta,
-                results: vec![CheckResult::new(Status::Warn, check.origin.clone(), format!("expression: {e}"))],
-            };
+impl crate::bench::Check<ClusterFacts<'_>> for CustomCheck {
+    fn meta(&self) -> CheckMeta {
+        let spec = &self.spec;
+        CheckMeta {
+            id: spec.id.clone(),
+            title: spec.title.clone(),
+            section: SECTION.into(),
+            severity: self.severity,
+            assessment: Assessment::Automated,
+            rationale: spec.rationale.clone().unwrap_or_default(),
+            remediation: spec.remediation.clone().unwrap_or_default(),
+            references: vec![format!("custom check {}", self.origin)],
         }
-    };
-    let objects = targets(facts, &spec.target);
-    if objects.is_empty() {
-        return CheckOutcome {
-            meta,
-            results: vec![CheckResult::new(Status::Skip, spec.target.clone(), "no such objects listed")],
-        };
     }
-    let results = objects
-        .into_iter()
-        .map(|(subject, vars)| {
-            let mut context = Context::default();
-            for (name, value) in vars {
-                match cel::to_value(value) {
-                    Ok(value) => context.add_variable_from_value(name, value),
-                    Err(e) => {
-                        return CheckResult::new(
-                            Status::Warn,
-                            subject,
-                            format!("{name} could not be given to CEL: {e}"),
-                        );
-                    }
-                }
+
+    /// One result per object of the check's target.
+    fn judge(&self, facts: &ClusterFacts) -> Vec<CheckResult> {
+        let spec = &self.spec;
+        let program = match compile(&spec.expression) {
+            Ok(program) => program,
+            Err(e) => return vec![CheckResult::new(Status::Warn, self.origin.clone(), format!("expression: {e}"))],
+        };
+        let objects = targets(facts, &spec.target);
+        if objects.is_empty() {
+            return vec![CheckResult::new(Status::Skip, spec.target.clone(), "no such objects listed")];
+        }
+        objects.into_iter().map(|(subject, vars)| evaluate(&program, spec, subject, vars)).collect()
+    }
+}
+
+/// The expression on one object: PASS when true, FAIL (with the check's message) when false.
+fn evaluate(
+    program: &Program,
+    spec: &CheckSpec,
+    subject: String,
+    vars: Vec<(&'static str, serde_json::Value)>,
+) -> CheckResult {
+    let mut context = Context::default();
+    for (name, value) in vars {
+        match cel::to_value(value) {
+            Ok(value) => context.add_variable_from_value(name, value),
+            Err(e) => {
+                return CheckResult::new(Status::Warn, subject, format!("{name} could not be given to CEL: {e}"));
             }
-            match program.execute(&context) {
-                Ok(Value::Bool(true)) => CheckResult::new(Status::Pass, subject, "expression is true"),
-                Ok(Value::Bool(false)) => CheckResult::new(
-                    Status::Fail,
-                    subject,
-                    spec.message.clone().unwrap_or_else(|| "expression is false".into()),
-                ),
-                Ok(other) => CheckResult::new(Status::Warn, subject, format!("expression gave {other:?}, not a bool")),
-                Err(e) => CheckResult::new(Status::Warn, subject, format!("expression failed: {e}")),
-            }
-        })
-        .collect();
-    CheckOutcome { meta, results }
+        }
+    }
+    match program.execute(&context) {
+        Ok(Value::Bool(true)) => CheckResult::new(Status::Pass, subject, "expression is true"),
+        Ok(Value::Bool(false)) => CheckResult::new(
+            Status::Fail,
+            subject,
+            spec.message.clone().unwrap_or_else(|| "expression is false".into()),
+        ),
+        Ok(other) => CheckResult::new(Status::Warn, subject, format!("expression gave {other:?}, not a bool")),
+        Err(e) => CheckResult::new(Status::Warn, subject, format!("expression failed: {e}")),
+    }
 }
 
 #[cfg(test)]
@@ -357,7 +357,11 @@ mod tests {
             ..crate::cluster::inventory::Inventory::default()
         };
         let facts = crate::bench::k8s::ClusterFacts::new(&inv);
-        let mem = run(&checks[0], &facts);
+        let run = |check: &CustomCheck| {
+            use crate::bench::Check as _;
+            crate::bench::CheckOutcome { meta: check.meta(), results: check.judge(&facts) }
+        };
+        let mem = run(&checks[0]);
         assert_eq!(mem.meta.severity, Severity::High);
         let statuses: Vec<(String, Status)> = mem.results.iter().map(|r| (r.subject.clone(), r.status)).collect();
         assert_eq!(
@@ -365,7 +369,7 @@ mod tests {
             vec![("Deployment x/a".to_string(), Status::Pass), ("Deployment x/b".to_string(), Status::Fail)]
         );
         assert_eq!(mem.results[1].evidence, "a container has no memory limit");
-        let team = run(&checks[1], &facts);
+        let team = run(&checks[1]);
         assert_eq!(team.results[0].status, Status::Pass, "{:?}", team.results);
     }
 }
