@@ -1,10 +1,18 @@
 //! Everything the screen shows. Changed only by `update`; read by `ui::render`.
 
 mod compliance;
+mod containers;
+mod contexts;
+mod findings;
+mod images;
 mod nodes;
 mod workloads;
 
 pub use compliance::{BenchDone, BenchKind, BenchRun, CheckDetail, ComplianceState, check_text, result_text};
+pub use containers::{DetailState, container_text};
+pub use contexts::context_text;
+pub use findings::{AcceptField, AcceptForm, FindingSort, FindingsData, FindingsState, finding_text};
+pub use images::{ImageRow, PackagesState, ScanState, image_rows, image_text, package_text};
 pub use nodes::{AgentLink, AgentPod, AgentStatus, ClusterAgents, ContainerActivity, NodesState, Proc, StartedAgent};
 pub use workloads::{WorkloadsData, WorkloadsState, images_label, workload_text};
 
@@ -12,17 +20,12 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use std::collections::BTreeMap as Map;
-use std::sync::Arc;
 
 use crate::app::action::{Effect, StoredSbom};
 use crate::cluster::{ContextInfo, KubeContexts};
 use crate::config::{Keymap, Plugins};
-use crate::engine::{ContainerDetail, ContainerInfo, EngineProbe};
-use crate::engine::{EngineKind, ImageInfo};
-use crate::gate::Suppressed;
+use crate::engine::{ContainerInfo, EngineProbe};
 use crate::local::HostFacts;
-use crate::model::{Finding, Package};
-use crate::scan::Sbom;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PaneId {
@@ -175,114 +178,6 @@ pub struct Confirmation {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AcceptForm {
-    pub id: String,
-    pub package: Option<String>,
-    pub reason: String,
-    /// `YYYY-MM-DD`, or empty for no expiry.
-    pub expires: String,
-    pub field: AcceptField,
-    /// Why the last submit was refused.
-    pub error: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AcceptField {
-    Reason,
-    Expires,
-}
-
-/// What one image's findings view holds: matched findings and the accepted ones.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FindingsData {
-    pub findings: Vec<Finding>,
-    pub suppressed: Vec<Suppressed>,
-    pub databases: Vec<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FindingSort {
-    Severity,
-    Package,
-    Fixed,
-}
-
-impl FindingSort {
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Severity => "severity",
-            Self::Package => "package",
-            Self::Fixed => "fixed",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct FindingsState {
-    pub request: u64,
-    pub title: String,
-    /// The stored SBOM the findings are for.
-    pub key: String,
-    pub data: Loadable<Arc<FindingsData>>,
-    pub sort: FindingSort,
-    /// Indices into `data.findings`, in display order.
-    pub order: Vec<usize>,
-    pub view: ListView,
-}
-
-impl FindingsState {
-    pub fn new(request: u64, title: String, key: String) -> Self {
-        Self {
-            request,
-            title,
-            key,
-            data: Loadable::Loading,
-            sort: FindingSort::Severity,
-            order: Vec::new(),
-            view: ListView::default(),
-        }
-    }
-
-    /// Findings in display order.
-    pub fn rows(&self) -> Vec<&Finding> {
-        match &self.data {
-            Loadable::Ready(data) => self.order.iter().filter_map(|&i| data.findings.get(i)).collect(),
-            _ => Vec::new(),
-        }
-    }
-
-    pub fn selected(&self) -> Option<&Finding> {
-        let index = self.view.current()?;
-        self.rows().get(index).copied()
-    }
-
-    /// Orders the rows by the current sort key (ties: severity, then id).
-    pub fn resort(&mut self) {
-        let Loadable::Ready(data) = &self.data else { return };
-        let findings = &data.findings;
-        let package = |f: &Finding| f.package.as_ref().map(|p| p.name.to_lowercase()).unwrap_or_default();
-        let fixed = |f: &Finding| f.fixed_versions.first().cloned().unwrap_or_default();
-        let mut order: Vec<usize> = (0..findings.len()).collect();
-        let sort = self.sort;
-        order.sort_by(|&a, &b| {
-            let (x, y) = (&findings[a], &findings[b]);
-            let by_severity = y.severity.cmp(&x.severity).then_with(|| x.id.cmp(&y.id));
-            match sort {
-                FindingSort::Severity => by_severity.then_with(|| package(x).cmp(&package(y))),
-                FindingSort::Package => package(x).cmp(&package(y)).then(by_severity),
-                // Findings with a fix first (the actionable ones), then by fixed version text.
-                FindingSort::Fixed => fixed(x)
-                    .is_empty()
-                    .cmp(&fixed(y).is_empty())
-                    .then_with(|| package(x).cmp(&package(y)))
-                    .then(by_severity),
-            }
-        });
-        self.order = order;
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Toast {
     pub id: u64,
     pub text: String,
@@ -303,58 +198,6 @@ pub struct StoreInfo {
     pub path: PathBuf,
     pub size: Option<u64>,
     pub schema: u32,
-}
-
-/// One row of the Images pane: an engine's image, a stored SBOM, or both.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageRow {
-    pub name: String,
-    pub id: String,
-    pub size: Option<i64>,
-    pub engine: Option<(EngineKind, PathBuf)>,
-    pub stored: Option<StoredSbom>,
-}
-
-/// A scan under way, as its progress reports arrive.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ScanState {
-    pub request: u64,
-    pub layers_done: usize,
-    pub layers_total: usize,
-    pub expanded_bytes: u64,
-    pub cataloging: bool,
-    /// Bytes pulled from a registry so far, of the total.
-    pub pulled: Option<(u64, u64)>,
-}
-
-/// The package list of one stored SBOM, sorted by ecosystem, layer, name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PackagesState {
-    pub request: u64,
-    pub title: String,
-    pub sbom: Loadable<Arc<Sbom>>,
-    /// Per package (same order as `sbom.packages` after sorting): the 1-based layer index.
-    pub order: Vec<(usize, Option<usize>)>,
-    pub view: ListView,
-}
-
-impl PackagesState {
-    /// Rows in display order: (package, layer number).
-    pub fn rows(&self) -> Vec<(&Package, Option<usize>)> {
-        match &self.sbom {
-            Loadable::Ready(sbom) => {
-                self.order.iter().filter_map(|(i, layer)| sbom.packages.get(*i).map(|p| (p, *layer))).collect()
-            }
-            _ => Vec::new(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DetailState {
-    pub request: u64,
-    pub container: ContainerInfo,
-    pub detail: Loadable<ContainerDetail>,
 }
 
 #[derive(Debug, Clone)]
@@ -560,62 +403,6 @@ impl AppState {
     pub fn latest_toast(&self) -> Option<&Toast> {
         self.toasts.last()
     }
-}
-
-/// Searchable text of a container row (what `/` matches).
-pub fn container_text(c: &ContainerInfo) -> String {
-    format!("{} {} {} {} {}", c.name, c.short_id(), c.image, c.state, c.status)
-}
-
-pub fn image_text(i: &ImageRow) -> String {
-    format!("{} {} {}", i.name, i.id, i.stored.as_ref().and_then(|s| s.distro.clone()).unwrap_or_default())
-}
-
-pub fn finding_text(f: &Finding) -> String {
-    let package = f.package.as_ref().map(|p| format!("{} {}", p.name, p.version)).unwrap_or_default();
-    format!("{} {} {} {} {package} {}", f.id, f.aliases.join(" "), f.severity, f.kind.as_str(), f.title)
-}
-
-pub fn package_text(p: &Package) -> String {
-    let path = p.locations.first().map(|l| l.path.as_str()).unwrap_or_default();
-    format!("{} {} {} {path}", p.ecosystem, p.name, p.version)
-}
-
-/// Images pane rows: every engine image, matched to its stored SBOM by config digest (the image
-/// id) or name, then the stored SBOMs no engine holds.
-pub fn image_rows(engine_images: &[ImageInfo], stored: &[StoredSbom]) -> Vec<ImageRow> {
-    let mut rows: Vec<ImageRow> = engine_images
-        .iter()
-        .map(|image| {
-            let found = stored.iter().find(|s| s.config_digest.as_deref() == Some(image.id.as_str())).or_else(|| {
-                stored.iter().find(|s| s.name == image.name() && s.kind == image.engine.as_str().to_ascii_lowercase())
-            });
-            ImageRow {
-                name: image.name().to_string(),
-                id: image.id.clone(),
-                size: Some(image.size),
-                engine: Some((image.engine, image.socket.clone())),
-                stored: found.cloned(),
-            }
-        })
-        .collect();
-    for sbom in stored {
-        if !rows.iter().any(|r| r.stored.as_ref().is_some_and(|s| s.key == sbom.key)) {
-            rows.push(ImageRow {
-                name: sbom.name.clone(),
-                id: sbom.config_digest.clone().unwrap_or_else(|| sbom.key.clone()),
-                size: None,
-                engine: None,
-                stored: Some(sbom.clone()),
-            });
-        }
-    }
-    rows.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
-    rows
-}
-
-pub fn context_text(c: &ContextInfo) -> String {
-    format!("{} {} {} {} {}", c.name, c.cluster, c.server, c.user, c.namespace)
 }
 
 #[cfg(test)]

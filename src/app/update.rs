@@ -5,12 +5,8 @@ use std::time::Duration;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use crate::app::action::{Action, Command, Effect, PluginRun};
-use crate::app::state::{
-    AppState, BenchKind, Confirmation, DetailState, FindingSort, Loadable, Mode, PackagesState, PaneId, ScanState,
-    TOP_PANES, Toast, container_text, context_text, image_rows, image_text, package_text,
-};
+use crate::app::state::{AppState, BenchKind, Confirmation, FindingSort, Loadable, Mode, PaneId, TOP_PANES, Toast};
 use crate::config::keymap::KeySpec;
-use crate::scan::Progress;
 
 const TOAST_INFO: Duration = Duration::from_secs(4);
 const TOAST_ERROR: Duration = Duration::from_secs(8);
@@ -65,33 +61,13 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
             state.host = Loadable::Ready(*facts);
             vec![]
         }
-        Action::Engines(probes) => {
-            let selected_id =
-                state.containers_view.current().and_then(|i| state.containers.get(i)).map(|c| c.id.clone());
-            state.containers =
-                probes.iter().filter_map(|p| p.result.as_ref().ok()).flat_map(|e| e.containers.clone()).collect();
-            state.engines = Loadable::Ready(probes);
-            state.engines_loading = false;
-            refilter_containers(state);
-            rebuild_images(state);
-            if let Some(id) = selected_id
-                && let Some(row) = state.containers.iter().position(|c| c.id == id)
-            {
-                state.containers_view.select_row(row);
-            }
-            vec![]
-        }
-        Action::Contexts(result) => {
-            match result {
-                Ok(contexts) => state.contexts = Loadable::Ready(contexts),
-                Err(err) => {
-                    state.contexts = Loadable::Failed(err.clone());
-                    return toast(state, err, true);
-                }
-            }
-            refilter_contexts(state);
-            vec![]
-        }
+        Action::Engines(probes) => containers::engines(state, probes),
+        Action::Contexts(result) => contexts::listed(state, result),
+        Action::ContainerDetail { request, result } => containers::detail(state, request, result),
+        Action::StoredSboms(result) => images::stored(state, result),
+        Action::ScanProgress { request, progress } => images::progress(state, request, progress),
+        Action::ScanFinished { request, name, result } => images::scan_finished(state, request, name, result),
+        Action::SbomLoaded { request, result } => images::sbom_loaded(state, request, result),
         Action::StoreSize(result) => match result {
             Ok(size) => {
                 state.store.size = Some(size);
@@ -99,77 +75,10 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
             }
             Err(err) => toast(state, err, true),
         },
-        Action::ContainerDetail { request, result } => {
-            if let Some(detail) = state.detail.as_mut().filter(|d| d.request == request) {
-                detail.detail = match result {
-                    Ok(d) => Loadable::Ready(*d),
-                    Err(e) => Loadable::Failed(e),
-                };
-            }
-            vec![]
-        }
         Action::PluginFinished { name, result } => match result {
             Ok(msg) => toast(state, format!("{name}: {msg}"), false),
             Err(msg) => toast(state, format!("{name}: {msg}"), true),
         },
-        Action::StoredSboms(result) => match result {
-            Ok(stored) => {
-                state.stored = Loadable::Ready(stored);
-                rebuild_images(state);
-                vec![]
-            }
-            Err(err) => {
-                state.stored = Loadable::Failed(err.clone());
-                toast(state, err, true)
-            }
-        },
-        Action::ScanProgress { request, progress } => {
-            if let Some(scan) = state.scans.values_mut().find(|s| s.request == request) {
-                match progress {
-                    Progress::Pulled { bytes, of } => scan.pulled = Some((bytes, of)),
-                    Progress::Opened { layers } => scan.layers_total = layers,
-                    Progress::Layer { index, of, expanded_bytes } => {
-                        scan.layers_done = index + 1;
-                        scan.layers_total = of;
-                        scan.expanded_bytes += expanded_bytes;
-                    }
-                    Progress::Cataloged { .. } => scan.cataloging = true,
-                }
-            }
-            vec![]
-        }
-        Action::ScanFinished { request, name, result } => {
-            if state.scans.get(&name).is_some_and(|s| s.request == request) {
-                state.scans.remove(&name);
-            }
-            match result {
-                Ok(stored) => {
-                    let message = format!("{name}: {} packages", stored.packages);
-                    if let Loadable::Ready(list) = &mut state.stored {
-                        list.retain(|s| s.key != stored.key);
-                        list.push(stored);
-                    } else {
-                        state.stored = Loadable::Ready(vec![stored]);
-                    }
-                    rebuild_images(state);
-                    toast(state, message, false)
-                }
-                Err(err) => toast(state, format!("scan of {name} failed: {err}"), true),
-            }
-        }
-        Action::SbomLoaded { request, result } => {
-            if let Some(packages) = state.packages.as_mut().filter(|p| p.request == request) {
-                match result {
-                    Ok(sbom) => {
-                        packages.order = package_order(&sbom);
-                        packages.sbom = Loadable::Ready(sbom);
-                    }
-                    Err(err) => packages.sbom = Loadable::Failed(err),
-                }
-                refilter_packages(state);
-            }
-            vec![]
-        }
         Action::VulnDb(result) => {
             state.vulndb = match result {
                 Ok(summary) => Loadable::Ready(summary),
@@ -225,70 +134,12 @@ pub fn toast(state: &mut AppState, text: String, is_error: bool) -> Vec<Effect> 
     vec![Effect::ExpireToast { id, after: if is_error { TOAST_ERROR } else { TOAST_INFO } }]
 }
 
-fn refilter_containers(state: &mut AppState) {
-    let texts: Vec<String> = state.containers.iter().map(container_text).collect();
-    state.containers_view.refilter(texts.into_iter());
-}
-
-/// Packages sorted by ecosystem, then the layer that holds them, then name.
-fn package_order(sbom: &crate::scan::Sbom) -> Vec<(usize, Option<usize>)> {
-    let layers: Vec<&str> =
-        sbom.source.image.as_ref().map(|i| i.layers.iter().map(|l| l.diff_id.as_str()).collect()).unwrap_or_default();
-    let layer_of = |p: &crate::model::Package| {
-        p.locations
-            .first()
-            .and_then(|l| l.layer.as_deref())
-            .and_then(|id| layers.iter().position(|d| *d == id))
-            .map(|i| i + 1)
-    };
-    let mut order: Vec<(usize, Option<usize>)> =
-        sbom.packages.iter().enumerate().map(|(i, p)| (i, layer_of(p))).collect();
-    order.sort_by(|a, b| {
-        let (pa, pb) = (&sbom.packages[a.0], &sbom.packages[b.0]);
-        (pa.ecosystem, a.1, &pa.name, &pa.version).cmp(&(pb.ecosystem, b.1, &pb.name, &pb.version))
-    });
-    order
-}
-
-fn rebuild_images(state: &mut AppState) {
-    let selected = state.selected_image().map(|i| (i.name.clone(), i.id.clone()));
-    let engine_images: Vec<crate::engine::ImageInfo> = state
-        .engines
-        .ready()
-        .map(|probes| probes.iter().filter_map(|p| p.result.as_ref().ok()).flat_map(|e| e.images.clone()).collect())
-        .unwrap_or_default();
-    let stored = state.stored.ready().cloned().unwrap_or_default();
-    state.images = image_rows(&engine_images, &stored);
-    let texts: Vec<String> = state.images.iter().map(image_text).collect();
-    state.images_view.refilter(texts.into_iter());
-    if let Some((name, id)) = selected
-        && let Some(row) = state.images.iter().position(|i| i.name == name && i.id == id)
-    {
-        state.images_view.select_row(row);
-    }
-}
-
-fn refilter_packages(state: &mut AppState) {
-    if let Some(packages) = state.packages.as_mut() {
-        let texts: Vec<String> = packages.rows().iter().map(|(p, _)| package_text(p)).collect();
-        packages.view.refilter(texts.into_iter());
-    }
-}
-
-fn refilter_contexts(state: &mut AppState) {
-    let texts: Vec<String> = state.context_rows().iter().map(context_text).collect();
-    state.contexts_view.refilter(texts.into_iter());
-}
-
 fn refilter_current(state: &mut AppState) {
     match state.pane() {
-        PaneId::Containers => refilter_containers(state),
-        PaneId::Contexts => refilter_contexts(state),
-        PaneId::Images => {
-            let texts: Vec<String> = state.images.iter().map(image_text).collect();
-            state.images_view.refilter(texts.into_iter());
-        }
-        PaneId::Packages => refilter_packages(state),
+        PaneId::Containers => containers::refilter(state),
+        PaneId::Contexts => contexts::refilter(state),
+        PaneId::Images => images::refilter(state),
+        PaneId::Packages => images::refilter_packages(state),
         PaneId::Findings => findings::refilter(state),
         PaneId::Compliance => compliance::refilter(state),
         PaneId::ComplianceCheck => {
@@ -449,7 +300,7 @@ fn run_prompt(state: &mut AppState, input: &str) -> Vec<Effect> {
         ("workloads", _) => go_to(state, PaneId::Workloads),
         ("nodes", _) => go_to(state, PaneId::Nodes),
         ("contexts", None) => go_to(state, PaneId::Contexts),
-        ("contexts", Some(name)) => switch_context(state, name),
+        ("contexts", Some(name)) => contexts::switch(state, name),
         ("refresh", _) => run_command(state, Command::Refresh),
         ("help", _) => run_command(state, Command::Help),
         ("quit", _) => run_command(state, Command::Quit),
@@ -469,18 +320,6 @@ fn pane_shown(state: &mut AppState) -> Vec<Effect> {
         PaneId::Workloads => workloads::ensure_loaded(state),
         PaneId::Nodes => nodes::ensure_connected(state),
         _ => vec![],
-    }
-}
-
-fn switch_context(state: &mut AppState, name: &str) -> Vec<Effect> {
-    if state.context_rows().iter().any(|c| c.name == name) {
-        let changed = state.active_context() != Some(name);
-        state.context = Some(name.to_string());
-        let mut effects = if changed { workloads::forget(state) } else { vec![] };
-        effects.extend(toast(state, format!("context: {name}"), false));
-        effects
-    } else {
-        toast(state, format!("no context '{name}' in kubeconfig"), true)
     }
 }
 
@@ -596,7 +435,7 @@ pub fn run_command(state: &mut AppState, command: Command) -> Vec<Effect> {
             return effects;
         }
         Command::Enter => return enter(state),
-        Command::Scan => return scan_selected(state),
+        Command::Scan => return images::scan_selected(state),
         Command::Findings => return findings::open(state),
         Command::SortSeverity => return findings::sort(state, FindingSort::Severity),
         Command::SortPackage => return findings::sort(state, FindingSort::Package),
@@ -623,36 +462,9 @@ fn move_selection(state: &mut AppState, delta: isize) {
 fn enter(state: &mut AppState) -> Vec<Effect> {
     match state.pane() {
         PaneId::Overview => go_to(state, PaneId::Containers),
-        PaneId::Containers => {
-            let Some(container) = state.selected_container().cloned() else { return vec![] };
-            let request = state.take_id();
-            let effect =
-                Effect::InspectContainer { request, socket: container.socket.clone(), id: container.id.clone() };
-            state.detail = Some(DetailState { request, container, detail: Loadable::Loading });
-            state.nav.push(PaneId::ContainerDetail);
-            vec![effect]
-        }
-        PaneId::Contexts => match state.selected_context().map(|c| c.name.clone()) {
-            Some(name) => switch_context(state, &name),
-            None => vec![],
-        },
-        PaneId::Images => {
-            let Some(image) = state.selected_image().cloned() else { return vec![] };
-            let Some(stored) = image.stored else {
-                let key = state.keymap.hint(Command::Scan).unwrap_or_else(|| "s".into());
-                return toast(state, format!("{} has not been scanned yet: press {key}", image.name), false);
-            };
-            let request = state.take_id();
-            state.packages = Some(PackagesState {
-                request,
-                title: image.name,
-                sbom: Loadable::Loading,
-                order: Vec::new(),
-                view: Default::default(),
-            });
-            state.nav.push(PaneId::Packages);
-            vec![Effect::LoadSbom { request, key: stored.key }]
-        }
+        PaneId::Containers => containers::enter(state),
+        PaneId::Contexts => contexts::enter(state),
+        PaneId::Images => images::enter(state),
         PaneId::Findings => findings::enter(state),
         PaneId::Compliance => compliance::enter(state),
         PaneId::Workloads => workloads::enter(state),
@@ -666,28 +478,11 @@ fn enter(state: &mut AppState) -> Vec<Effect> {
     }
 }
 
-fn scan_selected(state: &mut AppState) -> Vec<Effect> {
-    if state.pane() != PaneId::Images {
-        return vec![];
-    }
-    let Some(image) = state.selected_image().cloned() else { return vec![] };
-    let Some((kind, socket)) = image.engine else {
-        return toast(
-            state,
-            format!("{} came from a file: scan it again with 'picket sbom SOURCE'", image.name),
-            false,
-        );
-    };
-    if state.scans.contains_key(&image.name) {
-        return toast(state, format!("{} is already being scanned", image.name), false);
-    }
-    let request = state.take_id();
-    state.scans.insert(image.name.clone(), ScanState { request, ..ScanState::default() });
-    vec![Effect::ScanImage { request, name: image.name, kind, socket }]
-}
-
 mod compliance;
+mod containers;
+mod contexts;
 mod findings;
+mod images;
 mod nodes;
 mod workloads;
 
