@@ -13,7 +13,7 @@ pub mod ruby;
 pub mod rust;
 
 use crate::model::{Distro, Package};
-use crate::scan::vfs::VirtualFs;
+use crate::scan::vfs::{Node, VirtualFs};
 
 #[derive(Debug, Default)]
 pub struct CatalogOutput {
@@ -58,6 +58,36 @@ pub fn all() -> Vec<Box<dyn Cataloger>> {
         Box::new(lockfiles::RequirementsCataloger),
         Box::new(lockfiles::GoModCataloger),
     ]
+}
+
+/// The one per-file loop of the catalogers: `visit` gets every captured file `matches` selects
+/// (its content, or what was extracted from it while the layer was read) and adds to the output.
+pub fn each_captured(
+    fs: &VirtualFs,
+    matches: impl Fn(&str) -> bool,
+    mut visit: impl FnMut(&str, &Node, &mut CatalogOutput),
+) -> CatalogOutput {
+    let mut out = CatalogOutput::default();
+    for (path, node) in fs.files().filter(|(path, _)| matches(path)) {
+        visit(path, node, &mut out);
+    }
+    out
+}
+
+/// Runs `parse` on the text of every captured file `matches` selects; parse errors become
+/// warnings naming the file.
+pub fn each_file(
+    fs: &VirtualFs,
+    matches: impl Fn(&str) -> bool,
+    mut parse: impl FnMut(&str, &str) -> Result<Vec<Package>, String>,
+) -> CatalogOutput {
+    each_captured(fs, matches, |path, node, out| {
+        let Some(bytes) = node.content.as_ref() else { return };
+        match parse(path, &String::from_utf8_lossy(bytes)) {
+            Ok(packages) => out.packages.extend(packages),
+            Err(err) => out.warnings.push(format!("/{path}: {err}")),
+        }
+    })
 }
 
 /// A package URL (purl-spec), or a bare `pkg:TYPE/NAME@VERSION` if the parts do not form one.

@@ -1,7 +1,7 @@
 //! Go modules compiled into binaries: the build info every Go 1.18+ binary carries (main module,
 //! dependencies with `=>` replacements, and the toolchain as `stdlib`).
 
-use super::{CatalogOutput, Cataloger, purl};
+use super::{CatalogOutput, Cataloger, each_captured, purl};
 use crate::model::{Distro, Ecosystem, Package};
 use crate::scan::vfs::VirtualFs;
 
@@ -53,53 +53,57 @@ impl Cataloger for GoBinaryCataloger {
     }
 
     fn catalog(&self, fs: &VirtualFs, _distro: Option<&Distro>) -> CatalogOutput {
-        let mut out = CatalogOutput::default();
-        for (path, node) in fs.files() {
-            let Some(info) = node.extract.as_ref().and_then(|e| e.go.as_ref()) else { continue };
-            let location = fs.location(path);
-            let mut push = |name: &str, version: &str, package_purl: String| {
-                out.packages.push(Package {
-                    name: name.to_string(),
-                    version: version.to_string(),
-                    ecosystem: Ecosystem::Go,
-                    purl: package_purl,
-                    source: None,
-                    licenses: Vec::new(),
-                    locations: vec![location.clone()],
-                    cataloger: self.name().to_string(),
-                });
-            };
-            let stdlib_version = info.go_version.trim_start_matches("go");
-            push("stdlib", &info.go_version, purl("golang", None, "stdlib", stdlib_version, &[]));
-            let mut main: Option<(String, String)> = None;
-            let mut deps: Vec<(String, String)> = Vec::new();
-            for line in info.modinfo.lines() {
-                let fields: Vec<&str> = line.split('\t').collect();
-                match fields.as_slice() {
-                    ["path", path, ..] if main.is_none() => main = Some(((*path).to_string(), "(devel)".to_string())),
-                    ["mod", path, version, ..] => main = Some(((*path).to_string(), (*version).to_string())),
-                    ["dep", path, version, ..] => deps.push(((*path).to_string(), (*version).to_string())),
-                    ["=>", path, version, ..] => {
-                        if let Some(last) = deps.last_mut() {
-                            *last = ((*path).to_string(), (*version).to_string());
+        each_captured(
+            fs,
+            |_| true,
+            |path, node, out| {
+                let Some(info) = node.extract.as_ref().and_then(|e| e.go.as_ref()) else { return };
+                let location = fs.location(path);
+                let mut push = |name: &str, version: &str, package_purl: String| {
+                    out.packages.push(Package {
+                        name: name.to_string(),
+                        version: version.to_string(),
+                        ecosystem: Ecosystem::Go,
+                        purl: package_purl,
+                        source: None,
+                        licenses: Vec::new(),
+                        locations: vec![location.clone()],
+                        cataloger: self.name().to_string(),
+                    });
+                };
+                let stdlib_version = info.go_version.trim_start_matches("go");
+                push("stdlib", &info.go_version, purl("golang", None, "stdlib", stdlib_version, &[]));
+                let mut main: Option<(String, String)> = None;
+                let mut deps: Vec<(String, String)> = Vec::new();
+                for line in info.modinfo.lines() {
+                    let fields: Vec<&str> = line.split('\t').collect();
+                    match fields.as_slice() {
+                        ["path", path, ..] if main.is_none() => {
+                            main = Some(((*path).to_string(), "(devel)".to_string()))
                         }
-                    }
-                    ["build", setting] => {
-                        if let Some(flags) = setting.strip_prefix("-ldflags=")
-                            && let Some(version) = ldflags_version(flags)
-                            && let Some(main) = main.as_mut().filter(|(_, v)| v == "(devel)")
-                        {
-                            main.1 = version;
+                        ["mod", path, version, ..] => main = Some(((*path).to_string(), (*version).to_string())),
+                        ["dep", path, version, ..] => deps.push(((*path).to_string(), (*version).to_string())),
+                        ["=>", path, version, ..] => {
+                            if let Some(last) = deps.last_mut() {
+                                *last = ((*path).to_string(), (*version).to_string());
+                            }
                         }
+                        ["build", setting] => {
+                            if let Some(flags) = setting.strip_prefix("-ldflags=")
+                                && let Some(version) = ldflags_version(flags)
+                                && let Some(main) = main.as_mut().filter(|(_, v)| v == "(devel)")
+                            {
+                                main.1 = version;
+                            }
+                        }
+                        _ => {}
                     }
-                    _ => {}
                 }
-            }
-            for (module, version) in main.into_iter().chain(deps) {
-                push(&module, &version, golang_purl(&module, &version));
-            }
-        }
-        out
+                for (module, version) in main.into_iter().chain(deps) {
+                    push(&module, &version, golang_purl(&module, &version));
+                }
+            },
+        )
     }
 }
 

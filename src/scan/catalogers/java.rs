@@ -3,7 +3,7 @@
 
 use std::io::{Cursor, Read};
 
-use super::{CatalogOutput, Cataloger, purl};
+use super::{CatalogOutput, Cataloger, each_captured, purl};
 use crate::model::{Distro, Ecosystem, Location, Package};
 use crate::scan::vfs::VirtualFs;
 
@@ -185,17 +185,12 @@ impl Cataloger for JavaArchiveCataloger {
     }
 
     fn catalog(&self, fs: &VirtualFs, _distro: Option<&Distro>) -> CatalogOutput {
-        let mut out = CatalogOutput::default();
-        for (path, node) in fs.files() {
-            if !is_archive(path) {
-                continue;
-            }
-            let Some(bytes) = node.content.as_ref() else { continue };
+        each_captured(fs, is_archive, |path, node, out| {
+            let Some(bytes) = node.content.as_ref() else { return };
             let location = fs.location(path);
             let mut budget = MAX_NESTED_TOTAL;
-            archive(bytes, &location.path, location.layer.as_deref(), 0, &mut budget, &mut out);
-        }
-        out
+            archive(bytes, &location.path, location.layer.as_deref(), 0, &mut budget, out);
+        })
     }
 }
 

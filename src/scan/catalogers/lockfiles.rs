@@ -7,9 +7,34 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::{CatalogOutput, Cataloger, purl};
+use super::{CatalogOutput, Cataloger, each_file, purl};
 use crate::model::{Distro, Ecosystem, Package};
 use crate::scan::vfs::VirtualFs;
+
+/// A cataloger that parses each file it wants on its own: `parse(fs, path, text, cataloger)`.
+macro_rules! file_cataloger {
+    ($ty:ident, $name:literal, $version:literal, directory_only: $directory_only:literal, |$path:ident| $wants:expr, $parse:ident $(,)?) => {
+        pub struct $ty;
+
+        impl Cataloger for $ty {
+            fn name(&self) -> &'static str {
+                $name
+            }
+            fn version(&self) -> u32 {
+                $version
+            }
+            fn directory_only(&self) -> bool {
+                $directory_only
+            }
+            fn wants(&self, $path: &str) -> bool {
+                $wants
+            }
+            fn catalog(&self, fs: &VirtualFs, _distro: Option<&Distro>) -> CatalogOutput {
+                each_file(fs, |p| self.wants(p), |path, text| $parse(fs, path, text, $name))
+            }
+        }
+    };
+}
 
 fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
@@ -36,29 +61,6 @@ fn package(
     }
 }
 
-/// Runs `parse` on every captured file `matches` selects; parse errors become warnings naming the file.
-fn each_file(
-    fs: &VirtualFs,
-    matches: impl Fn(&str) -> bool,
-    mut parse: impl FnMut(&str, &str) -> Result<Vec<Package>, String>,
-) -> CatalogOutput {
-    let mut out = CatalogOutput::default();
-    for (path, node) in fs.files() {
-        if !matches(path) {
-            continue;
-        }
-        let Some(bytes) = node.content.as_ref() else { continue };
-        let text = String::from_utf8_lossy(bytes);
-        match parse(path, &text) {
-            Ok(packages) => out.packages.extend(packages),
-            Err(err) => out.warnings.push(format!("/{path}: {err}")),
-        }
-    }
-    out
-}
-
-pub struct CargoLockCataloger;
-
 #[derive(Deserialize)]
 struct CargoLock {
     #[serde(default)]
@@ -71,46 +73,26 @@ struct CargoLockPackage {
     version: String,
 }
 
-impl Cataloger for CargoLockCataloger {
-    fn name(&self) -> &'static str {
-        "cargo-lock"
-    }
-    fn version(&self) -> u32 {
-        1
-    }
-    fn directory_only(&self) -> bool {
-        true
-    }
-    fn wants(&self, path: &str) -> bool {
-        file_name(path) == "Cargo.lock"
-    }
-    fn catalog(&self, fs: &VirtualFs, _distro: Option<&Distro>) -> CatalogOutput {
-        each_file(
-            fs,
-            |p| self.wants(p),
-            |path, text| {
-                let lock: CargoLock = toml::from_str(text).map_err(|e| format!("not a Cargo.lock: {e}"))?;
-                Ok(lock
-                    .package
-                    .iter()
-                    .map(|p| {
-                        package(
-                            &p.name,
-                            &p.version,
-                            Ecosystem::CratesIo,
-                            purl("cargo", None, &p.name, &p.version, &[]),
-                            fs,
-                            path,
-                            self.name(),
-                        )
-                    })
-                    .collect())
-            },
-        )
-    }
-}
+file_cataloger!(CargoLockCataloger, "cargo-lock", 1, directory_only: true, |path| file_name(path) == "Cargo.lock", parse_cargo_lock);
 
-pub struct NpmLockCataloger;
+fn parse_cargo_lock(fs: &VirtualFs, path: &str, text: &str, cataloger: &str) -> Result<Vec<Package>, String> {
+    let lock: CargoLock = toml::from_str(text).map_err(|e| format!("not a Cargo.lock: {e}"))?;
+    Ok(lock
+        .package
+        .iter()
+        .map(|p| {
+            package(
+                &p.name,
+                &p.version,
+                Ecosystem::CratesIo,
+                purl("cargo", None, &p.name, &p.version, &[]),
+                fs,
+                path,
+                cataloger,
+            )
+        })
+        .collect())
+}
 
 #[derive(Deserialize)]
 struct NpmLock {
@@ -154,51 +136,29 @@ fn npm_v1(deps: &BTreeMap<String, NpmLockV1>, fs: &VirtualFs, path: &str, out: &
     }
 }
 
-impl Cataloger for NpmLockCataloger {
-    fn name(&self) -> &'static str {
-        "npm-lock"
-    }
-    fn version(&self) -> u32 {
-        1
-    }
-    fn directory_only(&self) -> bool {
-        true
-    }
-    fn wants(&self, path: &str) -> bool {
-        file_name(path) == "package-lock.json" && !path.contains("node_modules/")
-    }
-    fn catalog(&self, fs: &VirtualFs, _distro: Option<&Distro>) -> CatalogOutput {
-        each_file(
-            fs,
-            |p| self.wants(p),
-            |path, text| {
-                let lock: NpmLock = serde_json::from_str(text).map_err(|e| format!("not a package-lock.json: {e}"))?;
-                let mut packages = Vec::new();
-                if lock.lockfile_version >= 2 {
-                    for (key, entry) in &lock.packages {
-                        // Links point at workspace folders; "" is the project itself, listed
-                        // (as its package.json would be) when it has a name.
-                        if entry.link || (key.is_empty() && entry.name.is_none()) {
-                            continue;
-                        }
-                        let name = entry
-                            .name
-                            .clone()
-                            .unwrap_or_else(|| key.rsplit("node_modules/").next().unwrap_or(key).to_string());
-                        if let Some(version) = &entry.version {
-                            packages.push(npm_package(&name, version, fs, path, self.name()));
-                        }
-                    }
-                } else {
-                    npm_v1(&lock.dependencies, fs, path, &mut packages);
-                }
-                Ok(packages)
-            },
-        )
-    }
-}
+file_cataloger!(NpmLockCataloger, "npm-lock", 1, directory_only: true, |path| file_name(path) == "package-lock.json" && !path.contains("node_modules/"), parse_npm_lock);
 
-pub struct ComposerCataloger;
+fn parse_npm_lock(fs: &VirtualFs, path: &str, text: &str, cataloger: &str) -> Result<Vec<Package>, String> {
+    let lock: NpmLock = serde_json::from_str(text).map_err(|e| format!("not a package-lock.json: {e}"))?;
+    let mut packages = Vec::new();
+    if lock.lockfile_version >= 2 {
+        for (key, entry) in &lock.packages {
+            // Links point at workspace folders; "" is the project itself, listed
+            // (as its package.json would be) when it has a name.
+            if entry.link || (key.is_empty() && entry.name.is_none()) {
+                continue;
+            }
+            let name =
+                entry.name.clone().unwrap_or_else(|| key.rsplit("node_modules/").next().unwrap_or(key).to_string());
+            if let Some(version) = &entry.version {
+                packages.push(npm_package(&name, version, fs, path, cataloger));
+            }
+        }
+    } else {
+        npm_v1(&lock.dependencies, fs, path, &mut packages);
+    }
+    Ok(packages)
+}
 
 #[derive(Deserialize)]
 #[serde(untagged)]
@@ -219,50 +179,33 @@ struct ComposerPackage {
     license: Vec<String>,
 }
 
-impl Cataloger for ComposerCataloger {
-    fn name(&self) -> &'static str {
-        "php-composer"
-    }
-    fn version(&self) -> u32 {
-        1
-    }
-    fn wants(&self, path: &str) -> bool {
-        path.ends_with("vendor/composer/installed.json") || file_name(path) == "composer.lock"
-    }
-    fn catalog(&self, fs: &VirtualFs, _distro: Option<&Distro>) -> CatalogOutput {
-        each_file(
-            fs,
-            |p| self.wants(p),
-            |path, text| {
-                let file: ComposerFile = serde_json::from_str(text).map_err(|e| format!("not a Composer file: {e}"))?;
-                let list = match file {
-                    // packages-dev is left out: development dependencies do not ship.
-                    ComposerFile::Lock { packages } => packages,
-                    ComposerFile::List(list) => list,
-                };
-                Ok(list
-                    .into_iter()
-                    .map(|p| {
-                        let (vendor, name) = p.name.split_once('/').unwrap_or(("", &p.name));
-                        let mut pkg = package(
-                            &p.name,
-                            &p.version,
-                            Ecosystem::Packagist,
-                            purl("composer", Some(vendor), name, &p.version, &[]),
-                            fs,
-                            path,
-                            self.name(),
-                        );
-                        pkg.licenses = p.license.clone();
-                        pkg
-                    })
-                    .collect())
-            },
-        )
-    }
-}
+file_cataloger!(ComposerCataloger, "php-composer", 1, directory_only: false, |path| path.ends_with("vendor/composer/installed.json") || file_name(path) == "composer.lock", parse_composer);
 
-pub struct DotnetDepsCataloger;
+fn parse_composer(fs: &VirtualFs, path: &str, text: &str, cataloger: &str) -> Result<Vec<Package>, String> {
+    let file: ComposerFile = serde_json::from_str(text).map_err(|e| format!("not a Composer file: {e}"))?;
+    let list = match file {
+        // packages-dev is left out: development dependencies do not ship.
+        ComposerFile::Lock { packages } => packages,
+        ComposerFile::List(list) => list,
+    };
+    Ok(list
+        .into_iter()
+        .map(|p| {
+            let (vendor, name) = p.name.split_once('/').unwrap_or(("", &p.name));
+            let mut pkg = package(
+                &p.name,
+                &p.version,
+                Ecosystem::Packagist,
+                purl("composer", Some(vendor), name, &p.version, &[]),
+                fs,
+                path,
+                cataloger,
+            );
+            pkg.licenses = p.license.clone();
+            pkg
+        })
+        .collect())
+}
 
 #[derive(Deserialize)]
 struct DepsJson {
@@ -276,173 +219,108 @@ struct DepsLibrary {
     kind: String,
 }
 
-impl Cataloger for DotnetDepsCataloger {
-    fn name(&self) -> &'static str {
-        "dotnet-deps"
-    }
-    fn version(&self) -> u32 {
-        1
-    }
-    fn wants(&self, path: &str) -> bool {
-        path.ends_with(".deps.json")
-    }
-    fn catalog(&self, fs: &VirtualFs, _distro: Option<&Distro>) -> CatalogOutput {
-        each_file(
-            fs,
-            |p| self.wants(p),
-            |path, text| {
-                let deps: DepsJson = serde_json::from_str(text).map_err(|e| format!("not a .deps.json: {e}"))?;
-                Ok(deps
-                    .libraries
-                    .iter()
-                    // Packages from NuGet, and the projects of the application itself (as Syft lists them).
-                    .filter(|(_, lib)| lib.kind == "package" || lib.kind == "project")
-                    .filter_map(|(key, _)| key.split_once('/'))
-                    .map(|(name, version)| {
-                        package(
-                            name,
-                            version,
-                            Ecosystem::NuGet,
-                            purl("nuget", None, name, version, &[]),
-                            fs,
-                            path,
-                            self.name(),
-                        )
-                    })
-                    .collect())
-            },
-        )
-    }
+file_cataloger!(DotnetDepsCataloger, "dotnet-deps", 1, directory_only: false, |path| path.ends_with(".deps.json"), parse_dotnet_deps);
+
+fn parse_dotnet_deps(fs: &VirtualFs, path: &str, text: &str, cataloger: &str) -> Result<Vec<Package>, String> {
+    let deps: DepsJson = serde_json::from_str(text).map_err(|e| format!("not a .deps.json: {e}"))?;
+    Ok(deps
+        .libraries
+        .iter()
+        // Packages from NuGet, and the projects of the application itself (as Syft lists them).
+        .filter(|(_, lib)| lib.kind == "package" || lib.kind == "project")
+        .filter_map(|(key, _)| key.split_once('/'))
+        .map(|(name, version)| {
+            package(name, version, Ecosystem::NuGet, purl("nuget", None, name, version, &[]), fs, path, cataloger)
+        })
+        .collect())
 }
 
-pub struct RequirementsCataloger;
+file_cataloger!(RequirementsCataloger, "python-requirements", 1, directory_only: true, |path| {
+    let name = file_name(path);
+    name.starts_with("requirements") && name.ends_with(".txt")
+}, parse_requirements);
 
-impl Cataloger for RequirementsCataloger {
-    fn name(&self) -> &'static str {
-        "python-requirements"
-    }
-    fn version(&self) -> u32 {
-        1
-    }
-    fn directory_only(&self) -> bool {
-        true
-    }
-    fn wants(&self, path: &str) -> bool {
-        let name = file_name(path);
-        name.starts_with("requirements") && name.ends_with(".txt")
-    }
-    fn catalog(&self, fs: &VirtualFs, _distro: Option<&Distro>) -> CatalogOutput {
-        each_file(
+fn parse_requirements(fs: &VirtualFs, path: &str, text: &str, cataloger: &str) -> Result<Vec<Package>, String> {
+    let mut packages = Vec::new();
+    for line in text.lines() {
+        // Comments, options (-r, -e, --hash on continuation lines) and markers are not versions.
+        let line = line.split(" #").next().unwrap_or_default().split(';').next().unwrap_or_default().trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with('-') {
+            continue;
+        }
+        let Some((name, version)) = line.split_once("==") else { continue };
+        let name = name.split('[').next().unwrap_or(name).trim();
+        let version = version.split_whitespace().next().unwrap_or_default().trim_end_matches('\\');
+        if name.is_empty() || version.is_empty() || version.contains('*') {
+            continue;
+        }
+        let purl_name = super::python::normalise(name);
+        packages.push(package(
+            name,
+            version,
+            Ecosystem::PyPI,
+            purl("pypi", None, &purl_name, version, &[]),
             fs,
-            |p| self.wants(p),
-            |path, text| {
-                let mut packages = Vec::new();
-                for line in text.lines() {
-                    // Comments, options (-r, -e, --hash on continuation lines) and markers are not versions.
-                    let line = line.split(" #").next().unwrap_or_default().split(';').next().unwrap_or_default().trim();
-                    if line.is_empty() || line.starts_with('#') || line.starts_with('-') {
-                        continue;
-                    }
-                    let Some((name, version)) = line.split_once("==") else { continue };
-                    let name = name.split('[').next().unwrap_or(name).trim();
-                    let version = version.split_whitespace().next().unwrap_or_default().trim_end_matches('\\');
-                    if name.is_empty() || version.is_empty() || version.contains('*') {
-                        continue;
-                    }
-                    let purl_name = super::python::normalise(name);
-                    packages.push(package(
-                        name,
-                        version,
-                        Ecosystem::PyPI,
-                        purl("pypi", None, &purl_name, version, &[]),
-                        fs,
-                        path,
-                        self.name(),
-                    ));
+            path,
+            cataloger,
+        ));
+    }
+    Ok(packages)
+}
+
+file_cataloger!(GoModCataloger, "go-mod", 1, directory_only: true, |path| file_name(path) == "go.mod", parse_go_mod);
+
+fn parse_go_mod(fs: &VirtualFs, path: &str, text: &str, cataloger: &str) -> Result<Vec<Package>, String> {
+    let mut required: Vec<(String, String)> = Vec::new();
+    let mut replaced: BTreeMap<String, (String, String)> = BTreeMap::new();
+    let mut block: Option<&str> = None;
+    for raw in text.lines() {
+        let line = raw.split("//").next().unwrap_or_default().trim();
+        if line.is_empty() {
+            continue;
+        }
+        if line == ")" {
+            block = None;
+            continue;
+        }
+        let (directive, rest) = match block {
+            Some(directive) => (directive, line),
+            None => match line.split_once(char::is_whitespace) {
+                Some((directive, rest)) if rest.trim() == "(" => {
+                    block = Some(if directive == "require" {
+                        "require"
+                    } else if directive == "replace" {
+                        "replace"
+                    } else {
+                        "other"
+                    });
+                    continue;
                 }
-                Ok(packages)
+                Some((directive, rest)) => (directive, rest.trim()),
+                None => continue,
             },
-        )
+        };
+        let words: Vec<&str> = rest.split_whitespace().collect();
+        match (directive, words.as_slice()) {
+            ("require", [module, version, ..]) => required.push(((*module).to_string(), (*version).to_string())),
+            ("replace", [old, .., "=>", new, version]) => {
+                replaced.insert((*old).to_string(), ((*new).to_string(), (*version).to_string()));
+            }
+            _ => {}
+        }
     }
+    Ok(required
+        .into_iter()
+        .map(|(module, version)| replaced.get(&module).cloned().unwrap_or((module, version)))
+        .map(|(module, version)| {
+            let purl = match module.rsplit_once('/') {
+                Some((ns, name)) => purl("golang", Some(ns), name, &version, &[]),
+                None => purl("golang", None, &module, &version, &[]),
+            };
+            package(&module, &version, Ecosystem::Go, purl, fs, path, cataloger)
+        })
+        .collect())
 }
-
-pub struct GoModCataloger;
-
-impl Cataloger for GoModCataloger {
-    fn name(&self) -> &'static str {
-        "go-mod"
-    }
-    fn version(&self) -> u32 {
-        1
-    }
-    fn directory_only(&self) -> bool {
-        true
-    }
-    fn wants(&self, path: &str) -> bool {
-        file_name(path) == "go.mod"
-    }
-    fn catalog(&self, fs: &VirtualFs, _distro: Option<&Distro>) -> CatalogOutput {
-        each_file(
-            fs,
-            |p| self.wants(p),
-            |path, text| {
-                let mut required: Vec<(String, String)> = Vec::new();
-                let mut replaced: BTreeMap<String, (String, String)> = BTreeMap::new();
-                let mut block: Option<&str> = None;
-                for raw in text.lines() {
-                    let line = raw.split("//").next().unwrap_or_default().trim();
-                    if line.is_empty() {
-                        continue;
-                    }
-                    if line == ")" {
-                        block = None;
-                        continue;
-                    }
-                    let (directive, rest) = match block {
-                        Some(directive) => (directive, line),
-                        None => match line.split_once(char::is_whitespace) {
-                            Some((directive, rest)) if rest.trim() == "(" => {
-                                block = Some(if directive == "require" {
-                                    "require"
-                                } else if directive == "replace" {
-                                    "replace"
-                                } else {
-                                    "other"
-                                });
-                                continue;
-                            }
-                            Some((directive, rest)) => (directive, rest.trim()),
-                            None => continue,
-                        },
-                    };
-                    let words: Vec<&str> = rest.split_whitespace().collect();
-                    match (directive, words.as_slice()) {
-                        ("require", [module, version, ..]) => {
-                            required.push(((*module).to_string(), (*version).to_string()))
-                        }
-                        ("replace", [old, .., "=>", new, version]) => {
-                            replaced.insert((*old).to_string(), ((*new).to_string(), (*version).to_string()));
-                        }
-                        _ => {}
-                    }
-                }
-                Ok(required
-                    .into_iter()
-                    .map(|(module, version)| replaced.get(&module).cloned().unwrap_or((module, version)))
-                    .map(|(module, version)| {
-                        let purl = match module.rsplit_once('/') {
-                            Some((ns, name)) => purl("golang", Some(ns), name, &version, &[]),
-                            None => purl("golang", None, &module, &version, &[]),
-                        };
-                        package(&module, &version, Ecosystem::Go, purl, fs, path, self.name())
-                    })
-                    .collect())
-            },
-        )
-    }
-}
-
-pub struct YarnLockCataloger;
 
 /// The package name of a yarn spec: `lodash@^4.17.0`, `"@babel/core@npm:7.0.0"` → `lodash`, `@babel/core`.
 fn yarn_spec_name(spec: &str) -> &str {
@@ -453,52 +331,32 @@ fn yarn_spec_name(spec: &str) -> &str {
     }
 }
 
-impl Cataloger for YarnLockCataloger {
-    fn name(&self) -> &'static str {
-        "yarn-lock"
-    }
-    fn version(&self) -> u32 {
-        1
-    }
-    fn directory_only(&self) -> bool {
-        true
-    }
-    fn wants(&self, path: &str) -> bool {
-        file_name(path) == "yarn.lock" && !path.contains("node_modules/")
-    }
-    fn catalog(&self, fs: &VirtualFs, _distro: Option<&Distro>) -> CatalogOutput {
-        each_file(
-            fs,
-            |p| self.wants(p),
-            |path, text| {
-                let mut packages = Vec::new();
-                let mut current: Option<String> = None;
-                for line in text.lines() {
-                    if line.starts_with('#') || line.trim().is_empty() {
-                        continue;
-                    }
-                    if !line.starts_with(' ') {
-                        // An entry header: one or more comma-separated specs, ending in ':'.
-                        let first = line.trim_end_matches(':').split(", ").next().unwrap_or_default();
-                        let workspace = first.contains("@workspace:") || first.starts_with("__metadata");
-                        current = (!workspace).then(|| yarn_spec_name(first).to_string());
-                        continue;
-                    }
-                    let trimmed = line.trim();
-                    let version = trimmed.strip_prefix("version ").or_else(|| trimmed.strip_prefix("version: "));
-                    if let Some(version) = version
-                        && let Some(name) = current.take()
-                    {
-                        packages.push(npm_package(&name, version.trim().trim_matches('"'), fs, path, self.name()));
-                    }
-                }
-                Ok(packages)
-            },
-        )
-    }
-}
+file_cataloger!(YarnLockCataloger, "yarn-lock", 1, directory_only: true, |path| file_name(path) == "yarn.lock" && !path.contains("node_modules/"), parse_yarn_lock);
 
-pub struct PnpmLockCataloger;
+fn parse_yarn_lock(fs: &VirtualFs, path: &str, text: &str, cataloger: &str) -> Result<Vec<Package>, String> {
+    let mut packages = Vec::new();
+    let mut current: Option<String> = None;
+    for line in text.lines() {
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        if !line.starts_with(' ') {
+            // An entry header: one or more comma-separated specs, ending in ':'.
+            let first = line.trim_end_matches(':').split(", ").next().unwrap_or_default();
+            let workspace = first.contains("@workspace:") || first.starts_with("__metadata");
+            current = (!workspace).then(|| yarn_spec_name(first).to_string());
+            continue;
+        }
+        let trimmed = line.trim();
+        let version = trimmed.strip_prefix("version ").or_else(|| trimmed.strip_prefix("version: "));
+        if let Some(version) = version
+            && let Some(name) = current.take()
+        {
+            packages.push(npm_package(&name, version.trim().trim_matches('"'), fs, path, cataloger));
+        }
+    }
+    Ok(packages)
+}
 
 #[derive(Deserialize)]
 struct PnpmLock {
@@ -522,37 +380,17 @@ fn pnpm_key(key: &str) -> Option<(String, String)> {
     (!name.is_empty() && !version.is_empty()).then(|| (name, version.to_string()))
 }
 
-impl Cataloger for PnpmLockCataloger {
-    fn name(&self) -> &'static str {
-        "pnpm-lock"
-    }
-    fn version(&self) -> u32 {
-        1
-    }
-    fn directory_only(&self) -> bool {
-        true
-    }
-    fn wants(&self, path: &str) -> bool {
-        file_name(path) == "pnpm-lock.yaml" && !path.contains("node_modules/")
-    }
-    fn catalog(&self, fs: &VirtualFs, _distro: Option<&Distro>) -> CatalogOutput {
-        each_file(
-            fs,
-            |p| self.wants(p),
-            |path, text| {
-                let lock: PnpmLock = serde_saphyr::from_str(text).map_err(|e| format!("not a pnpm-lock.yaml: {e}"))?;
-                Ok(lock
-                    .packages
-                    .keys()
-                    .filter_map(|key| pnpm_key(key))
-                    .map(|(name, version)| npm_package(&name, &version, fs, path, self.name()))
-                    .collect())
-            },
-        )
-    }
-}
+file_cataloger!(PnpmLockCataloger, "pnpm-lock", 1, directory_only: true, |path| file_name(path) == "pnpm-lock.yaml" && !path.contains("node_modules/"), parse_pnpm_lock);
 
-pub struct PoetryLockCataloger;
+fn parse_pnpm_lock(fs: &VirtualFs, path: &str, text: &str, cataloger: &str) -> Result<Vec<Package>, String> {
+    let lock: PnpmLock = serde_saphyr::from_str(text).map_err(|e| format!("not a pnpm-lock.yaml: {e}"))?;
+    Ok(lock
+        .packages
+        .keys()
+        .filter_map(|key| pnpm_key(key))
+        .map(|(name, version)| npm_package(&name, &version, fs, path, cataloger))
+        .collect())
+}
 
 #[derive(Deserialize)]
 struct PoetryLock {
@@ -565,32 +403,12 @@ fn pypi_package(name: &str, version: &str, fs: &VirtualFs, path: &str, cataloger
     package(name, version, Ecosystem::PyPI, purl("pypi", None, &purl_name, version, &[]), fs, path, cataloger)
 }
 
-impl Cataloger for PoetryLockCataloger {
-    fn name(&self) -> &'static str {
-        "poetry-lock"
-    }
-    fn version(&self) -> u32 {
-        1
-    }
-    fn directory_only(&self) -> bool {
-        true
-    }
-    fn wants(&self, path: &str) -> bool {
-        file_name(path) == "poetry.lock"
-    }
-    fn catalog(&self, fs: &VirtualFs, _distro: Option<&Distro>) -> CatalogOutput {
-        each_file(
-            fs,
-            |p| self.wants(p),
-            |path, text| {
-                let lock: PoetryLock = toml::from_str(text).map_err(|e| format!("not a poetry.lock: {e}"))?;
-                Ok(lock.package.iter().map(|p| pypi_package(&p.name, &p.version, fs, path, self.name())).collect())
-            },
-        )
-    }
-}
+file_cataloger!(PoetryLockCataloger, "poetry-lock", 1, directory_only: true, |path| file_name(path) == "poetry.lock", parse_poetry_lock);
 
-pub struct PipfileLockCataloger;
+fn parse_poetry_lock(fs: &VirtualFs, path: &str, text: &str, cataloger: &str) -> Result<Vec<Package>, String> {
+    let lock: PoetryLock = toml::from_str(text).map_err(|e| format!("not a poetry.lock: {e}"))?;
+    Ok(lock.package.iter().map(|p| pypi_package(&p.name, &p.version, fs, path, cataloger)).collect())
+}
 
 #[derive(Deserialize)]
 struct PipfileLock {
@@ -603,35 +421,17 @@ struct PipfileEntry {
     version: Option<String>,
 }
 
-impl Cataloger for PipfileLockCataloger {
-    fn name(&self) -> &'static str {
-        "pipfile-lock"
-    }
-    fn version(&self) -> u32 {
-        1
-    }
-    fn directory_only(&self) -> bool {
-        true
-    }
-    fn wants(&self, path: &str) -> bool {
-        file_name(path) == "Pipfile.lock"
-    }
-    fn catalog(&self, fs: &VirtualFs, _distro: Option<&Distro>) -> CatalogOutput {
-        each_file(
-            fs,
-            |p| self.wants(p),
-            |path, text| {
-                let lock: PipfileLock = serde_json::from_str(text).map_err(|e| format!("not a Pipfile.lock: {e}"))?;
-                // "develop" is left out, as composer's packages-dev is: it does not ship.
-                Ok(lock
-                    .default
-                    .iter()
-                    .filter_map(|(name, entry)| entry.version.as_deref().map(|v| (name, v.trim_start_matches("=="))))
-                    .map(|(name, version)| pypi_package(name, version, fs, path, self.name()))
-                    .collect())
-            },
-        )
-    }
+file_cataloger!(PipfileLockCataloger, "pipfile-lock", 1, directory_only: true, |path| file_name(path) == "Pipfile.lock", parse_pipfile_lock);
+
+fn parse_pipfile_lock(fs: &VirtualFs, path: &str, text: &str, cataloger: &str) -> Result<Vec<Package>, String> {
+    let lock: PipfileLock = serde_json::from_str(text).map_err(|e| format!("not a Pipfile.lock: {e}"))?;
+    // "develop" is left out, as composer's packages-dev is: it does not ship.
+    Ok(lock
+        .default
+        .iter()
+        .filter_map(|(name, entry)| entry.version.as_deref().map(|v| (name, v.trim_start_matches("=="))))
+        .map(|(name, version)| pypi_package(name, version, fs, path, cataloger))
+        .collect())
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::{CatalogOutput, Cataloger, purl};
+use super::{CatalogOutput, Cataloger, each_file, purl};
 use crate::model::{Distro, Ecosystem, Package};
 use crate::scan::vfs::VirtualFs;
 
@@ -51,22 +51,11 @@ impl Cataloger for NpmCataloger {
     }
 
     fn catalog(&self, fs: &VirtualFs, _distro: Option<&Distro>) -> CatalogOutput {
-        let mut out = CatalogOutput::default();
-        for (path, node) in fs.files() {
-            if !is_manifest(path) {
-                continue;
-            }
-            let Some(bytes) = node.content.as_ref() else { continue };
-            let manifest: Manifest = match serde_json::from_slice(bytes) {
-                Ok(m) => m,
-                Err(e) => {
-                    out.warnings.push(format!("/{path}: not a package.json: {e}"));
-                    continue;
-                }
-            };
-            let (Some(name), Some(version)) = (manifest.name, manifest.version) else { continue };
+        each_file(fs, is_manifest, |path, text| {
+            let manifest: Manifest = serde_json::from_str(text).map_err(|e| format!("not a package.json: {e}"))?;
+            let (Some(name), Some(version)) = (manifest.name, manifest.version) else { return Ok(Vec::new()) };
             if name.is_empty() || version.is_empty() {
-                continue;
+                return Ok(Vec::new());
             }
             let (namespace, short) = match name.split_once('/') {
                 Some((scope, rest)) if scope.starts_with('@') => (Some(scope), rest),
@@ -74,7 +63,7 @@ impl Cataloger for NpmCataloger {
             };
             let mut licenses: Vec<String> = manifest.license.iter().filter_map(LicenseField::id).collect();
             licenses.extend(manifest.licenses.iter().flatten().filter_map(LicenseField::id));
-            out.packages.push(Package {
+            Ok(vec![Package {
                 purl: purl("npm", namespace, short, &version, &[]),
                 name,
                 version,
@@ -83,9 +72,8 @@ impl Cataloger for NpmCataloger {
                 licenses,
                 locations: vec![fs.location(path)],
                 cataloger: self.name().to_string(),
-            });
-        }
-        out
+            }])
+        })
     }
 }
 

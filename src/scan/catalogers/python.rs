@@ -1,7 +1,7 @@
 //! Installed Python distributions: `*.dist-info/METADATA` (wheels, pip) and
 //! `*.egg-info/PKG-INFO` or a bare `*.egg-info` file (setuptools, Debian's python3-* packages).
 
-use super::{CatalogOutput, Cataloger, field, purl, stanzas};
+use super::{CatalogOutput, Cataloger, each_file, field, purl, stanzas};
 use crate::model::Distro;
 use crate::model::{Ecosystem, Package};
 use crate::scan::vfs::VirtualFs;
@@ -29,23 +29,13 @@ impl Cataloger for PythonCataloger {
     }
 
     fn catalog(&self, fs: &VirtualFs, _distro: Option<&Distro>) -> CatalogOutput {
-        let mut out = CatalogOutput::default();
-        for (path, node) in fs.files() {
-            if !is_metadata(path) {
-                continue;
-            }
-            let Some(bytes) = node.content.as_ref() else { continue };
-            let text = String::from_utf8_lossy(bytes);
+        each_file(fs, is_metadata, |path, text| {
             // The headers end at the first blank line; the description follows.
-            let Some(headers) = stanzas(&text).into_iter().next() else {
-                out.warnings.push(format!("/{path}: empty metadata"));
-                continue;
-            };
+            let headers = stanzas(text).into_iter().next().ok_or("empty metadata")?;
             let (Some(name), Some(version)) = (field(&headers, "Name"), field(&headers, "Version")) else {
-                out.warnings.push(format!("/{path}: no Name or Version"));
-                continue;
+                return Err("no Name or Version".into());
             };
-            out.packages.push(Package {
+            Ok(vec![Package {
                 name: name.to_string(),
                 version: version.to_string(),
                 ecosystem: Ecosystem::PyPI,
@@ -54,9 +44,8 @@ impl Cataloger for PythonCataloger {
                 licenses: licenses(&headers),
                 locations: vec![fs.location(path)],
                 cataloger: self.name().to_string(),
-            });
-        }
-        out
+            }])
+        })
     }
 }
 

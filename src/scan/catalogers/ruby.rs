@@ -1,7 +1,7 @@
 //! Installed Ruby gems: the `specifications/*.gemspec` files RubyGems writes on install
 //! (`s.name = "rack".freeze`, `s.version = "2.2.3"`, `s.licenses = ["MIT".freeze]`).
 
-use super::{CatalogOutput, Cataloger, purl};
+use super::{CatalogOutput, Cataloger, each_file, purl};
 use crate::model::{Distro, Ecosystem, Package};
 use crate::scan::vfs::VirtualFs;
 
@@ -40,13 +40,7 @@ impl Cataloger for GemspecCataloger {
     }
 
     fn catalog(&self, fs: &VirtualFs, _distro: Option<&Distro>) -> CatalogOutput {
-        let mut out = CatalogOutput::default();
-        for (path, node) in fs.files() {
-            if !is_installed_gemspec(path) {
-                continue;
-            }
-            let Some(bytes) = node.content.as_ref() else { continue };
-            let text = String::from_utf8_lossy(bytes);
+        each_file(fs, is_installed_gemspec, |path, text| {
             let (mut name, mut version, mut licenses) = (None, None, Vec::new());
             for line in text.lines() {
                 let line = line.trim();
@@ -59,10 +53,9 @@ impl Cataloger for GemspecCataloger {
                 }
             }
             let (Some(name), Some(version)) = (name, version) else {
-                out.warnings.push(format!("/{path}: no s.name or s.version"));
-                continue;
+                return Err("no s.name or s.version".into());
             };
-            out.packages.push(Package {
+            Ok(vec![Package {
                 purl: purl("gem", None, &name, &version, &[]),
                 name,
                 version,
@@ -71,9 +64,8 @@ impl Cataloger for GemspecCataloger {
                 licenses,
                 locations: vec![fs.location(path)],
                 cataloger: self.name().to_string(),
-            });
-        }
-        out
+            }])
+        })
     }
 }
 

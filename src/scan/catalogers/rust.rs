@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use super::{CatalogOutput, Cataloger, purl};
+use super::{CatalogOutput, Cataloger, each_captured, purl};
 use crate::model::{Distro, Ecosystem, Package};
 use crate::scan::vfs::VirtualFs;
 
@@ -37,38 +37,41 @@ impl Cataloger for RustAuditableCataloger {
     }
 
     fn catalog(&self, fs: &VirtualFs, _distro: Option<&Distro>) -> CatalogOutput {
-        let mut out = CatalogOutput::default();
-        for (path, node) in fs.files() {
-            let Some(json) = node.extract.as_ref().and_then(|e| e.rust_audit.as_ref()) else { continue };
-            let audit: Audit = match serde_json::from_str(json) {
-                Ok(audit) => audit,
-                Err(e) => {
-                    out.warnings.push(format!("/{path}: unreadable cargo-auditable data: {e}"));
-                    continue;
+        each_captured(
+            fs,
+            |_| true,
+            |path, node, out| {
+                let Some(json) = node.extract.as_ref().and_then(|e| e.rust_audit.as_ref()) else { return };
+                let audit: Audit = match serde_json::from_str(json) {
+                    Ok(audit) => audit,
+                    Err(e) => {
+                        out.warnings.push(format!("/{path}: unreadable cargo-auditable data: {e}"));
+                        return;
+                    }
+                };
+                for package in audit.packages {
+                    // Build-time dependencies are not in the binary.
+                    if package.kind.as_deref() == Some("build") {
+                        continue;
+                    }
+                    let registry =
+                        package.source.as_deref().is_none_or(|s| s == "crates.io" || s.starts_with("registry"));
+                    out.packages.push(Package {
+                        purl: purl("cargo", None, &package.name, &package.version, &[]),
+                        name: package.name,
+                        version: package.version,
+                        ecosystem: Ecosystem::CratesIo,
+                        source: None,
+                        licenses: Vec::new(),
+                        locations: vec![fs.location(path)],
+                        cataloger: if registry {
+                            self.name().to_string()
+                        } else {
+                            format!("{} (local crate)", self.name())
+                        },
+                    });
                 }
-            };
-            for package in audit.packages {
-                // Build-time dependencies are not in the binary.
-                if package.kind.as_deref() == Some("build") {
-                    continue;
-                }
-                let registry = package.source.as_deref().is_none_or(|s| s == "crates.io" || s.starts_with("registry"));
-                out.packages.push(Package {
-                    purl: purl("cargo", None, &package.name, &package.version, &[]),
-                    name: package.name,
-                    version: package.version,
-                    ecosystem: Ecosystem::CratesIo,
-                    source: None,
-                    licenses: Vec::new(),
-                    locations: vec![fs.location(path)],
-                    cataloger: if registry {
-                        self.name().to_string()
-                    } else {
-                        format!("{} (local crate)", self.name())
-                    },
-                });
-            }
-        }
-        out
+            },
+        )
     }
 }
