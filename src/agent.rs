@@ -18,3 +18,5 @@ pub mod runtime;
 pub mod sensor;
 pub mod stream;
 pub mod wire;
+
+pub use runtime::{RunOptions, run};

@@ -187,3 +187,87 @@ async fn images_are_listed_and_scanned_through_the_engine_apis() {
         assert!(err.to_string().contains("no/such:image"), "{err}");
     }
 }
+
+/// The Images pane's scan (`s`, then `v`) and `picket scan image` of the same engine image report
+/// the same findings: the console's scan collects secrets as the CLI's does.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_console_and_the_cli_scan_an_engine_image_alike() {
+    use picket::app::action::{Action, Effect};
+    let Some(podman) = Podman::start() else {
+        eprintln!("skipped: needs root, podman and runc (./install.sh --dev)");
+        return;
+    };
+    let key = format!("AKIA{}", "Q7M4XZ2RB5KT3NWD");
+    podman.podman(&[
+        "run",
+        "--name",
+        "with-secret",
+        Podman::IMAGE,
+        "sh",
+        "-c",
+        &format!("echo AWS_ACCESS_KEY_ID={key} > /deploy.env"),
+    ]);
+    podman.podman(&["commit", "-q", "with-secret", "localhost/picket-secret:1"]);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (data, cwd) = (tmp.path().join("data"), tmp.path().join("work"));
+    std::fs::create_dir_all(&cwd).expect("work dir");
+    let picket = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+            .args(args)
+            .current_dir(&cwd)
+            .env("PICKET_DATA_DIR", &data)
+            .env("DOCKER_HOST", format!("unix://{}", podman.socket.display()))
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("picket runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let npm = common::fixtures::shared_data().join("osv/npm").display().to_string();
+    picket(&["db", "import", &npm, "--name", "osv:npm"]);
+    let cli: serde_json::Value =
+        serde_json::from_str(&picket(&["scan", "image", "podman:localhost/picket-secret:1", "-o", "json"]))
+            .expect("json report");
+    let ids = |findings: &serde_json::Value| -> std::collections::BTreeSet<String> {
+        let list = findings.as_array().cloned().unwrap_or_default();
+        list.iter().map(|f| format!("{} {}", f["id"].as_str().unwrap_or_default(), f["locations"][0]["path"])).collect()
+    };
+    let cli_ids = ids(&cli["findings"]);
+    assert!(cli_ids.iter().any(|id| id.contains("deploy.env")), "the CLI reports the secret: {cli_ids:?}");
+
+    let store = std::sync::Arc::new(picket::store::Store::open(&data.join("store")).expect("store"));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let effects = picket::app::effects::Effects::new(tx, store, vec![], Default::default(), tmp.path().into());
+    effects.run(Effect::ScanImage {
+        request: 1,
+        name: "localhost/picket-secret:1".into(),
+        kind: EngineKind::Podman,
+        socket: podman.socket.clone(),
+    });
+    let mut stored_key = None;
+    let mut console = None;
+    while let Some(action) =
+        tokio::time::timeout(std::time::Duration::from_secs(120), rx.recv()).await.expect("an answer in time")
+    {
+        match action {
+            Action::ScanFinished { result, .. } => {
+                let stored = result.expect("the console's scan");
+                stored_key = Some(stored.key.clone());
+                effects.run(Effect::LoadFindings {
+                    request: 2,
+                    key: stored.key,
+                    ignore_path: cwd.join(".picketignore"),
+                });
+            }
+            Action::FindingsLoaded { request: 2, result } => {
+                console = Some(result.expect("findings"));
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert!(stored_key.is_some());
+    let console = console.expect("the Findings pane's data");
+    let console_ids = ids(&serde_json::to_value(&console.findings).expect("json"));
+    assert_eq!(console_ids, cli_ids, "the same findings in the console and the CLI");
+}
