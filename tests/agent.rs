@@ -246,6 +246,89 @@ async fn protect_mode_denies_outside_the_policy_and_fails_open_when_stopped() {
     assert!(exec_in(&podman, "guarded", &["sh", "-c", "echo x > /etc/now-allowed"]).0);
 }
 
+/// The fanotify rung on a real container (these machines' kernels refuse BPF LSM): an executable
+/// outside the allowlist fails with EPERM and raises an alert; every open under a denied prefix
+/// fails; allowed programs and files still work, and the host is untouched; monitor allows and
+/// reports; a write-only denial is refused naming what is missing; when the enforcer is gone,
+/// everything runs again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fanotify_rung_denies_outside_the_policy_and_fails_open_when_stopped() {
+    use picket::agent::enforce::fanotify::FanotifyEnforcer;
+    use picket::agent::enforce::{Alert, AlertAction, AlertKind, ContainerPolicy, FileRule, Mode};
+    if !common::is_root() {
+        eprintln!("skipped: fanotify permission events need root");
+        return;
+    }
+    let podman = require_podman!();
+    podman.podman(&["run", "-d", "--name", "fenced", common::engines::Podman::IMAGE, "sleep", "600"]);
+    let (copied, out) = exec_in(&podman, "fenced", &["sh", "-c", "mkdir -p /opt && cp /bin/busybox /opt/true"]);
+    assert!(copied, "{out}");
+    let (made, out) = exec_in(&podman, "fenced", &["sh", "-c", "mkdir -p /secret && echo s3cr3t > /secret/key"]);
+    assert!(made, "{out}");
+    let cgroup_id = cgroup_id_of(&podman, "fenced");
+
+    let mut enforcer = FanotifyEnforcer::start().expect("a fanotify group with permission events");
+    let write_only = ContainerPolicy {
+        cgroup_id,
+        mode: Mode::Protect,
+        exec_allowlist: None,
+        file_rules: vec![FileRule { prefix: "/etc/".into(), deny_read: false, deny_write: true }],
+    };
+    let err = enforcer.apply(&[write_only]).expect_err("write-only denials cannot be told apart here");
+    assert!(err.to_string().contains("BPF LSM") && err.to_string().contains("/etc/"), "{err}");
+    let policy = ContainerPolicy {
+        cgroup_id,
+        mode: Mode::Protect,
+        exec_allowlist: Some(vec!["/bin/busybox".into()]),
+        file_rules: vec![FileRule { prefix: "/secret/".into(), deny_read: true, deny_write: true }],
+    };
+    enforcer.apply(std::slice::from_ref(&policy)).expect("policy applies");
+
+    for _ in 0..2 {
+        // Twice: the second time the allowed files are answered in the kernel (ignore marks).
+        let (allowed, out) = exec_in(&podman, "fenced", &["cat", "/etc/hostname"]);
+        assert!(allowed, "busybox is allowed and /etc is readable: {out}");
+    }
+    let (ran, out) = exec_in(&podman, "fenced", &["/opt/true"]);
+    assert!(!ran, "/opt/true is outside the allowlist: {out}");
+    assert!(out.to_lowercase().contains("permission denied") || out.contains("operation not permitted"), "{out}");
+    let (read, out) = exec_in(&podman, "fenced", &["cat", "/secret/key"]);
+    assert!(!read && !out.contains("s3cr3t"), "opens under /secret/ are denied: {out}");
+    // The host is not marked: its own copy of busybox-like programs run as ever.
+    assert!(std::process::Command::new("true").status().expect("true runs").success());
+
+    let mut alerts: Vec<Alert> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline
+        && !(alerts.iter().any(|a| a.kind == AlertKind::Exec) && alerts.iter().any(|a| a.kind == AlertKind::File))
+    {
+        if let Ok(Ok(batch)) = tokio::time::timeout(Duration::from_millis(500), enforcer.next_alerts()).await {
+            alerts.extend(batch);
+        }
+    }
+    let exec = alerts.iter().find(|a| a.kind == AlertKind::Exec).expect("an exec alert");
+    assert_eq!((exec.path.as_str(), exec.action, exec.cgroup_id), ("/opt/true", AlertAction::Denied, cgroup_id));
+    let file = alerts.iter().find(|a| a.kind == AlertKind::File).expect("a file alert");
+    assert_eq!((file.path.as_str(), file.action), ("/secret/key", AlertAction::Denied));
+    assert!(!alerts.iter().any(|a| a.path == "/etc/hostname" || a.path == "/bin/busybox"), "{alerts:?}");
+
+    // Monitor mode: the same exec runs, and is reported.
+    enforcer.apply(&[ContainerPolicy { mode: Mode::Monitor, ..policy.clone() }]).expect("monitor");
+    let (ran, out) = exec_in(&podman, "fenced", &["/opt/true"]);
+    assert!(ran, "monitor allows: {out}");
+    let batch =
+        tokio::time::timeout(Duration::from_secs(5), enforcer.next_alerts()).await.expect("in time").expect("alerts");
+    assert!(batch.iter().any(|a| a.path == "/opt/true" && a.action == AlertAction::Alerted), "{batch:?}");
+
+    // The agent exits: the group closes, the node fails open.
+    enforcer.apply(std::slice::from_ref(&policy)).expect("protect again");
+    assert!(!exec_in(&podman, "fenced", &["/opt/true"]).0, "protected again");
+    drop(enforcer);
+    let (ran, out) = exec_in(&podman, "fenced", &["/opt/true"]);
+    assert!(ran, "{out}");
+    assert!(exec_in(&podman, "fenced", &["cat", "/secret/key"]).1.contains("s3cr3t"));
+}
+
 fn lsm_programs_refused(error: &picket::agent::enforce::EnforceError) -> bool {
     let text = format!("{error:?}");
     text.contains("PermissionDenied") && text.contains("bprm_check_security")

@@ -11,6 +11,11 @@ use serde::{Deserialize, Serialize};
 
 use super::ring::{EventRing, RingError, per_cpu_sum};
 
+pub mod fanotify;
+pub mod ladder;
+
+pub use ladder::{Ladder, Rung};
+
 static ENFORCE_PROGRAM: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/enforce.bpf.o"));
 
 const PATH_LEN: usize = 256;
@@ -254,6 +259,91 @@ pub enum EnforceError {
     Policy(#[from] PolicyError),
     #[error(transparent)]
     Ring(#[from] RingError),
+    #[error("policy {index} (cgroup {cgroup_id}): {message}")]
+    Unsupported { index: usize, cgroup_id: u64, message: String },
+    #[error(
+        "fanotify: {step}: {errno} (permission events need root (CAP_SYS_ADMIN) and CONFIG_FANOTIFY_ACCESS_PERMISSIONS)"
+    )]
+    Fanotify { step: String, errno: nix::errno::Errno },
+    #[error("the verdict thread stopped")]
+    VerdictThreadGone,
+    #[error("the policy table was poisoned by a panic")]
+    Poisoned,
+    #[error("no enforcement mechanism loads on this kernel: {0}")]
+    NoRung(String),
+}
+
+/// The enforcer of exec and file rules on the strongest rung this kernel allows.
+pub enum ExecFileEnforcer {
+    Lsm(Enforcer),
+    Fanotify(fanotify::FanotifyEnforcer),
+}
+
+impl ExecFileEnforcer {
+    /// BPF LSM where the kernel loads it, else fanotify permission events. The error names
+    /// why each rung was refused.
+    pub fn start() -> Result<Self, EnforceError> {
+        let lsm = match Enforcer::start() {
+            Ok(enforcer) => return Ok(Self::Lsm(enforcer)),
+            Err(e) => e,
+        };
+        match fanotify::FanotifyEnforcer::start() {
+            Ok(enforcer) => Ok(Self::Fanotify(enforcer)),
+            Err(e) => Err(EnforceError::NoRung(format!("BPF LSM: {lsm}; fanotify: {e}"))),
+        }
+    }
+
+    pub fn rung(&self) -> Rung {
+        match self {
+            Self::Lsm(_) => Rung::BpfLsm,
+            Self::Fanotify(_) => Rung::Fanotify,
+        }
+    }
+
+    /// Checks that this rung can enforce every rule (a rule it cannot is an error naming it).
+    pub fn check(&self, policies: &[ContainerPolicy]) -> Result<(), EnforceError> {
+        validate(policies)?;
+        match self {
+            Self::Lsm(_) => Ok(()),
+            Self::Fanotify(_) => fanotify::check(policies),
+        }
+    }
+
+    pub fn apply(&mut self, policies: &[ContainerPolicy]) -> Result<(), EnforceError> {
+        match self {
+            Self::Lsm(e) => e.apply(policies),
+            Self::Fanotify(e) => e.apply(policies),
+        }
+    }
+
+    pub async fn next_alerts(&mut self) -> Result<Vec<Alert>, EnforceError> {
+        match self {
+            Self::Lsm(e) => e.next_alerts().await,
+            Self::Fanotify(e) => e.next_alerts().await,
+        }
+    }
+
+    pub fn remaining(&mut self) -> Vec<Alert> {
+        match self {
+            Self::Lsm(e) => e.remaining(),
+            Self::Fanotify(e) => e.remaining(),
+        }
+    }
+
+    /// Alerts lost (full ring or queue).
+    pub fn dropped(&self) -> Result<u64, EnforceError> {
+        match self {
+            Self::Lsm(e) => e.dropped(),
+            Self::Fanotify(e) => Ok(e.dropped()),
+        }
+    }
+
+    pub fn malformed(&self) -> u64 {
+        match self {
+            Self::Lsm(e) => e.malformed,
+            Self::Fanotify(e) => e.malformed,
+        }
+    }
 }
 
 const HOOKS: [(&str, &str); 2] = [("check_exec", "bprm_check_security"), ("check_open", "file_open")];

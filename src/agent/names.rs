@@ -35,6 +35,10 @@ pub struct ContainerNames {
     engines: Arc<RwLock<Known>>,
     cluster: Arc<RwLock<Known>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Asks the engines again now (a container nobody has named yet was seen).
+    nudge: Arc<tokio::sync::Notify>,
+    /// How many times the engines have been asked.
+    engine_passes: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// The id in a pod status's `containerID` (`containerd://ID`, `cri-o://ID`, `docker://ID`).
@@ -74,6 +78,9 @@ impl ContainerNames {
     pub fn start(sockets: Vec<PathBuf>) -> Self {
         let engines: Arc<RwLock<Known>> = Arc::default();
         let shared = Arc::clone(&engines);
+        let nudge = Arc::new(tokio::sync::Notify::new());
+        let engine_passes = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (nudged, passes) = (Arc::clone(&nudge), Arc::clone(&engine_passes));
         let task = tokio::spawn(async move {
             let mut every = tokio::time::interval(REFRESH);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -81,7 +88,10 @@ impl ContainerNames {
             // policy rules that use them) do not come and go with a timeout.
             let mut by_engine: HashMap<PathBuf, HashMap<String, Named>> = HashMap::new();
             loop {
-                every.tick().await;
+                tokio::select! {
+                    _ = every.tick() => {}
+                    _ = nudged.notified() => {}
+                }
                 let present = crate::engine::existing_sockets(&sockets);
                 by_engine.retain(|socket, _| present.contains(socket));
                 for socket in present {
@@ -101,9 +111,26 @@ impl ContainerNames {
                 if let Ok(mut known) = shared.write() {
                     *known = found;
                 }
+                passes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
         });
-        Self { engines, cluster: Arc::default(), tasks: vec![task] }
+        Self { engines, cluster: Arc::default(), tasks: vec![task], nudge, engine_passes }
+    }
+
+    /// Waits (at most `within`) until the engines have answered once.
+    pub async fn ready(&self, within: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        while self.engine_passes.load(std::sync::atomic::Ordering::Relaxed) == 0
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Asks the engines again now rather than at the next refresh (at most one extra pass
+    /// waits, however often it is called).
+    pub fn nudge(&self) {
+        self.nudge.notify_one();
     }
 
     /// Also asks the API server for the pods of `node` (the agent's DaemonSet gives it the
@@ -145,9 +172,13 @@ impl ContainerNames {
     /// Fills in what the sources know of a container: name, image, pod namespace and name.
     pub fn name(&self, container: Option<ContainerRef>) -> Option<ContainerRef> {
         let mut container = container?;
-        if let Some(named) = self.get(&container.id) {
-            container.name = Some(named.name);
-            container.image = Some(named.image);
+        match self.get(&container.id) {
+            Some(named) => {
+                container.name = Some(named.name);
+                container.image = Some(named.image);
+            }
+            // A container started since the last pass: its next events get its name sooner.
+            None => self.nudge(),
         }
         if let Some(uid) = &container.pod_uid
             && let Some((namespace, name)) = self.cluster.read().ok().and_then(|k| k.pods.get(uid).cloned())

@@ -164,6 +164,12 @@ impl PolicyFile {
         Ok(file)
     }
 
+    /// Every rule as a policy of a stand-in cgroup (index = rule index), to check before any
+    /// container is running that the enforcing rung can hold each of them.
+    pub fn resolve_all(&self) -> Vec<ContainerPolicy> {
+        (0..self.containers.len()).zip(&self.containers).map(|(i, rule)| rule.for_cgroup(i as u64 + 1)).collect()
+    }
+
     /// The kernel policies for the containers running now: every cgroup of every container a
     /// rule names (the first rule that names a container wins). Rules naming no running container
     /// wait for it.

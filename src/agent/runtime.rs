@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use super::attribution::CgroupResolver;
-use super::enforce::{Enforcer, Mode};
+use super::enforce::{ExecFileEnforcer, Mode};
 use super::files::{FileEvent, FileSensor, FileSensorError};
 use super::names::ContainerNames;
 use super::net::NetSensor;
@@ -26,10 +26,10 @@ pub struct PolicyPreview {
 }
 
 /// What `policy` would enforce on the containers running now (names from the engines, given
-/// half a second to answer).
+/// up to five seconds to answer).
 pub async fn preview_policy(policy: &PolicyFile) -> PolicyPreview {
     let names = ContainerNames::start(crate::engine::candidate_sockets(&[]));
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    names.ready(Duration::from_secs(5)).await;
     let mut resolver = CgroupResolver::new();
     let running = running_containers(&mut resolver, &names);
     let policies = policy.resolve(&running);
@@ -98,7 +98,7 @@ fn counters(
     sensor: &ProcessSensor,
     net: &NetSensor,
     files: Option<&FileSensor>,
-    enforcer: Option<&Enforcer>,
+    enforcer: Option<&ExecFileEnforcer>,
 ) -> anyhow::Result<(u64, u64)> {
     let (mut dropped, mut malformed) = (sensor.dropped()? + net.dropped()?, sensor.malformed + net.malformed);
     if let Some(files) = files {
@@ -107,7 +107,7 @@ fn counters(
     }
     if let Some(enforcer) = enforcer {
         dropped += enforcer.dropped()?;
-        malformed += enforcer.malformed;
+        malformed += enforcer.malformed();
     }
     Ok((dropped, malformed))
 }
@@ -122,7 +122,7 @@ fn node_name() -> String {
 struct Enforcing {
     path: std::path::PathBuf,
     file: PolicyFile,
-    enforcer: Enforcer,
+    enforcer: ExecFileEnforcer,
     /// What the kernel holds (only ever set from a successful apply).
     applied: Vec<crate::agent::enforce::ContainerPolicy>,
     /// The file changed: apply even when the resolved policies look the same as before.
@@ -169,6 +169,7 @@ impl Enforcing {
         let count =
             |mode: Mode| u32::try_from(self.applied.iter().filter(|p| p.mode == mode).count()).unwrap_or(u32::MAX);
         Enforcement {
+            rung: Some(self.enforcer.rung().as_str().to_string()),
             policy: self.path.display().to_string(),
             discover: count(Mode::Discover),
             monitor: count(Mode::Monitor),
@@ -277,7 +278,16 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     let mut files = if options.watch.is_empty() { None } else { Some(FileSensor::start(&options.watch)?) };
     let mut enforcing = match options.policy {
         Some((path, file)) => {
-            let enforcer = Enforcer::start()?;
+            let enforcer = ExecFileEnforcer::start()?;
+            // A rule this rung cannot enforce stops the agent before it enforces anything.
+            let everything = file.resolve_all();
+            enforcer.check(&everything).map_err(|e| match e {
+                super::enforce::EnforceError::Unsupported { index, message, .. } => {
+                    anyhow::anyhow!("{}: containers[{index}]: {message}", path.display())
+                }
+                other => anyhow::anyhow!("{}: {other}", path.display()),
+            })?;
+            eprintln!("picket: enforcing {} with {}", path.display(), enforcer.rung().as_str());
             Some(Enforcing { path, file, enforcer, applied: Vec::new(), dirty: true, error: None })
         }
         None => None,
@@ -295,6 +305,10 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     let stdout = (!options.quiet).then(|| std::io::BufWriter::new(std::io::stdout().lock()));
     let node = node_name();
     let names = with_cluster_names(ContainerNames::start(crate::engine::candidate_sockets(&[]))).await;
+    // Policy rules that name containers need names before the first apply.
+    if enforcing.is_some() {
+        names.ready(Duration::from_secs(5)).await;
+    }
     let mut out = Emitter {
         outputs: Outputs { stdout, server },
         resolver: CgroupResolver::new(),

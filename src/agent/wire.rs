@@ -91,6 +91,10 @@ pub struct AgentStats {
 /// What the agent enforces: its policy file and how many cgroups are in each mode.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Enforcement {
+    /// The mechanism exec and file rules are enforced with (`bpf-lsm`, `fanotify`); absent
+    /// from agents older than the ladder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rung: Option<String>,
     pub policy: String,
     pub discover: u32,
     pub monitor: u32,

@@ -41,6 +41,13 @@ pub enum AgentCommand {
         #[arg(long = "watch", value_name = "PREFIX")]
         watch: Vec<String>,
     },
+    /// Show which enforcement mechanism each control (exec, file, network) would use on this
+    /// kernel, and why stronger ones are refused; nothing is enforced (needs root)
+    Probe {
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
     /// Check a policy file and show what it would enforce on the containers running now
     Policy {
         /// The policy file (YAML; see plugins-config/agent-policy.yaml)
@@ -82,6 +89,16 @@ pub fn run(command: &AgentCommand) -> anyhow::Result<ExitCode> {
                 watch: watch.clone(),
             };
             tokio_runtime()?.block_on(runtime::run(options))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        AgentCommand::Probe { json } => {
+            // Loading LSM programs to try them needs aya inside a runtime.
+            let ladder = tokio_runtime()?.block_on(async { crate::agent::enforce::ladder::probe() });
+            let text = match json {
+                true => serde_json::to_string_pretty(&ladder).context("cannot encode the ladder")? + "\n",
+                false => ladder.table(),
+            };
+            std::io::stdout().lock().write_all(text.as_bytes()).context("cannot write to standard output")?;
             Ok(ExitCode::SUCCESS)
         }
         AgentCommand::Policy { file } => {

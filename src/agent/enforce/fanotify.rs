@@ -1,0 +1,403 @@
+//! The fanotify rung of the enforcement ladder, for kernels that refuse BPF LSM programs (many
+//! managed ones, and these machines'). Each container with a policy gets a mark on its root mount
+//! (through `/proc/PID/root/` of one of its processes), so only its opens and execs wait for a
+//! verdict and the host's never do. A verdict thread answers every permission event: the
+//! process's cgroup names the policy, the event's file names the path as the container sees it.
+//!
+//! What this rung can and cannot do, compared with BPF LSM:
+//! - exec allowlists: yes (`FAN_OPEN_EXEC_PERM`; a denied exec fails with EPERM);
+//! - file rules that deny reads: yes, and they deny every open under the prefix (`FAN_OPEN_PERM`
+//!   says a file is being opened, not whether for reading or writing);
+//! - file rules that deny writes only: no; such a policy is refused when it is applied, naming
+//!   the rule and what is missing.
+//!
+//! Files allowed once are not asked about again: an ignore mark on the inode (surviving
+//! modification) answers in the kernel until the policy changes, when every mark is flushed and
+//! the mounts are marked again. When the agent stops, the group closes and the kernel allows
+//! whatever was waiting: the node fails open.
+
+use std::collections::{BTreeMap, HashMap};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use nix::sys::fanotify::{
+    EventFFlags, Fanotify, FanotifyEvent, FanotifyResponse, InitFlags, MarkFlags, MaskFlags, Response,
+};
+
+use super::{Alert, AlertAction, AlertKind, ContainerPolicy, EnforceError, Mode};
+use crate::agent::attribution::CgroupResolver;
+
+/// Alerts waiting for the agent's loop; beyond this they are counted as dropped.
+const ALERT_QUEUE: usize = 4096;
+
+/// What one container's policy needs from this rung.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Verdicts {
+    mode: Mode,
+    exec_allowlist: Option<Vec<String>>,
+    /// Prefixes under which every open is denied.
+    denied_prefixes: Vec<String>,
+}
+
+impl Verdicts {
+    fn mask(&self) -> MaskFlags {
+        let mut mask = MaskFlags::empty();
+        if self.exec_allowlist.is_some() {
+            mask |= MaskFlags::FAN_OPEN_EXEC_PERM;
+        }
+        if !self.denied_prefixes.is_empty() {
+            mask |= MaskFlags::FAN_OPEN_PERM;
+        }
+        mask
+    }
+
+    /// Whether the policy lets this happen; `false` is a violation.
+    fn allows(&self, exec: bool, path: &str) -> bool {
+        if exec {
+            return self.exec_allowlist.as_ref().is_none_or(|list| list.iter().any(|allowed| allowed == path));
+        }
+        !self.denied_prefixes.iter().any(|prefix| path.starts_with(prefix.as_str()))
+    }
+}
+
+/// Checks that this rung can enforce every rule of `policies` (index and cgroup name the rule).
+pub fn check(policies: &[ContainerPolicy]) -> Result<(), EnforceError> {
+    for (index, policy) in policies.iter().enumerate() {
+        for rule in &policy.file_rules {
+            if rule.deny_write && !rule.deny_read {
+                return Err(EnforceError::Unsupported {
+                    index,
+                    cgroup_id: policy.cgroup_id,
+                    message: format!(
+                        "files {:?} denies writes only: the fanotify rung sees that a file is opened, not whether for writing (denying writes alone needs BPF LSM's file_open hook, which this kernel refuses); deny [read, write] to block every open under it",
+                        rule.prefix
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn verdicts(policy: &ContainerPolicy) -> Verdicts {
+    Verdicts {
+        mode: policy.mode,
+        exec_allowlist: policy.exec_allowlist.clone(),
+        denied_prefixes: policy.file_rules.iter().filter(|r| r.deny_read).map(|r| r.prefix.clone()).collect(),
+    }
+}
+
+/// State shared with the verdict thread.
+struct Shared {
+    group: Fanotify,
+    /// Policies by cgroup v2 id.
+    policies: RwLock<HashMap<u64, Verdicts>>,
+    stop: AtomicBool,
+    /// Alerts the loop did not take in time.
+    dropped: AtomicU64,
+    /// Events answered without a verdict (the process or file could not be read): allowed.
+    unjudged: AtomicU64,
+    cgroup_root: PathBuf,
+}
+
+pub struct FanotifyEnforcer {
+    shared: Arc<Shared>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    alerts: tokio::sync::mpsc::Receiver<Alert>,
+    resolver: CgroupResolver,
+    /// Marked root mounts, by the cgroup whose process gave them, with the mask marked.
+    marked: BTreeMap<u64, (PathBuf, MaskFlags)>,
+    pub malformed: u64,
+}
+
+impl FanotifyEnforcer {
+    /// Opens the fanotify group (needs CAP_SYS_ADMIN and CONFIG_FANOTIFY_ACCESS_PERMISSIONS)
+    /// and starts the verdict thread.
+    pub fn start() -> Result<Self, EnforceError> {
+        let group = Fanotify::init(
+            InitFlags::FAN_CLASS_CONTENT | InitFlags::FAN_CLOEXEC | InitFlags::FAN_NONBLOCK,
+            EventFFlags::O_RDONLY | EventFFlags::O_LARGEFILE | EventFFlags::O_CLOEXEC,
+        )
+        .map_err(|e| EnforceError::Fanotify { step: "fanotify_init".into(), errno: e })?;
+        let shared = Arc::new(Shared {
+            group,
+            policies: RwLock::new(HashMap::new()),
+            stop: AtomicBool::new(false),
+            dropped: AtomicU64::new(0),
+            unjudged: AtomicU64::new(0),
+            cgroup_root: crate::agent::attribution::unified_root(),
+        });
+        let (tx, alerts) = tokio::sync::mpsc::channel(ALERT_QUEUE);
+        let for_thread = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("picket-verdicts".into())
+            .spawn(move || verdict_loop(&for_thread, &tx))
+            .map_err(|e| EnforceError::Fanotify {
+                step: format!("starting the verdict thread: {e}"),
+                errno: nix::errno::Errno::EAGAIN,
+            })?;
+        Ok(Self {
+            shared,
+            thread: Some(thread),
+            alerts,
+            resolver: CgroupResolver::new(),
+            marked: BTreeMap::new(),
+            malformed: 0,
+        })
+    }
+
+    /// Puts `policies` in force: the verdicts first, then the marks of containers that have
+    /// a policy now. A policy that changed flushes every mark (and the cached allowed inodes with
+    /// them) and marks again.
+    pub fn apply(&mut self, policies: &[ContainerPolicy]) -> Result<(), EnforceError> {
+        super::validate(policies)?;
+        check(policies)?;
+        let wanted: HashMap<u64, Verdicts> = policies.iter().map(|p| (p.cgroup_id, verdicts(p))).collect();
+        let changed = {
+            let current = self.shared.policies.read().map_err(|_| EnforceError::Poisoned)?;
+            policies.iter().any(|p| current.get(&p.cgroup_id).is_some_and(|v| *v != verdicts(p)))
+                || current.keys().any(|id| !wanted.contains_key(id))
+        };
+        *self.shared.policies.write().map_err(|_| EnforceError::Poisoned)? = wanted;
+        if changed {
+            self.flush()?;
+        }
+        for policy in policies {
+            let mask = verdicts(policy).mask();
+            if mask.is_empty() || self.marked.get(&policy.cgroup_id).is_some_and(|(_, m)| *m == mask) {
+                continue;
+            }
+            // A cgroup with no process left (runc's init cgroup after exec) has nothing to mark.
+            let Some(root) = self.root_of(policy.cgroup_id) else { continue };
+            self.mark(&root, mask)?;
+            self.marked.insert(policy.cgroup_id, (root, mask));
+        }
+        self.marked.retain(|id, _| policies.iter().any(|p| p.cgroup_id == *id));
+        Ok(())
+    }
+
+    /// `/proc/PID/root/` of a process in the cgroup.
+    fn root_of(&mut self, cgroup_id: u64) -> Option<PathBuf> {
+        let path = self.resolver.path_of(cgroup_id)?;
+        let procs =
+            std::fs::read_to_string(self.shared.cgroup_root.join(path.trim_start_matches('/')).join("cgroup.procs"))
+                .ok()?;
+        let pid: u32 = procs.lines().find_map(|l| l.trim().parse().ok())?;
+        Some(PathBuf::from(format!("/proc/{pid}/root/")))
+    }
+
+    fn mark(&self, root: &Path, mask: MaskFlags) -> Result<(), EnforceError> {
+        self.shared
+            .group
+            .mark(MarkFlags::FAN_MARK_ADD | MarkFlags::FAN_MARK_MOUNT, mask, self.shared.group.as_fd(), Some(root))
+            .map_err(|e| EnforceError::Fanotify { step: format!("marking {}", root.display()), errno: e })
+    }
+
+    /// Removes every mount mark and every cached allowed inode.
+    fn flush(&mut self) -> Result<(), EnforceError> {
+        let group = &self.shared.group;
+        for flags in [MarkFlags::FAN_MARK_MOUNT, MarkFlags::empty()] {
+            group
+                .mark(MarkFlags::FAN_MARK_FLUSH | flags, MaskFlags::empty(), group.as_fd(), None::<&Path>)
+                .map_err(|e| EnforceError::Fanotify { step: "flushing marks".into(), errno: e })?;
+        }
+        self.marked.clear();
+        Ok(())
+    }
+
+    /// The next alerts the verdict thread raised.
+    pub async fn next_alerts(&mut self) -> Result<Vec<Alert>, EnforceError> {
+        let Some(first) = self.alerts.recv().await else { return Err(EnforceError::VerdictThreadGone) };
+        let mut batch = vec![first];
+        while let Ok(more) = self.alerts.try_recv() {
+            batch.push(more);
+        }
+        Ok(batch)
+    }
+
+    pub fn remaining(&mut self) -> Vec<Alert> {
+        let mut out = Vec::new();
+        while let Ok(alert) = self.alerts.try_recv() {
+            out.push(alert);
+        }
+        out
+    }
+
+    /// Alerts lost because the loop did not take them in time.
+    pub fn dropped(&self) -> u64 {
+        self.shared.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Events allowed because the process or the file could not be read.
+    pub fn unjudged(&self) -> u64 {
+        self.shared.unjudged.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for FanotifyEnforcer {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Reads permission events until stopped and answers every one.
+fn verdict_loop(shared: &Shared, alerts: &tokio::sync::mpsc::Sender<Alert>) {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let me = std::process::id();
+    while !shared.stop.load(Ordering::Relaxed) {
+        let mut fds = [PollFd::new(shared.group.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(200u16)) {
+            Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+            Ok(_) => {}
+            Err(_) => break,
+        }
+        let events = match shared.group.read_events() {
+            Ok(events) => events,
+            Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => continue,
+            Err(_) => break,
+        };
+        for event in events {
+            answer(shared, &event, me, alerts);
+        }
+    }
+}
+
+/// What a policy says about one event.
+enum Verdict {
+    /// No policy applies (a process outside every policed container, or one that could not be
+    /// read): allowed, and not remembered.
+    NoPolicy,
+    /// The process's policy allows it.
+    Allowed,
+    /// The policy does not allow it: the alert says what was done.
+    Violation(Alert),
+}
+
+fn answer(shared: &Shared, event: &FanotifyEvent, me: u32, alerts: &tokio::sync::mpsc::Sender<Alert>) {
+    let Some(fd) = event.fd() else { return };
+    let exec = event.mask().contains(MaskFlags::FAN_OPEN_EXEC_PERM);
+    let pid = u32::try_from(event.pid()).unwrap_or(0);
+    let verdict = if pid == me { Verdict::NoPolicy } else { judge(shared, fd, pid, exec) };
+    let deny = matches!(&verdict, Verdict::Violation(alert) if alert.action == AlertAction::Denied);
+    // The kernel holds the process until this answer: nothing before it may block for long.
+    let response = if deny { Response::FAN_DENY } else { Response::FAN_ALLOW };
+    let _ = shared.group.write_response(FanotifyResponse::new(fd, response));
+    match verdict {
+        Verdict::Violation(alert) => {
+            if alerts.try_send(alert).is_err() {
+                shared.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        // Answered in the kernel from now on, until the policy changes. A file with other names
+        // (hard links) is asked about every time: the name it was allowed under says nothing
+        // about the others.
+        Verdict::Allowed if exec || nix::sys::stat::fstat(fd).is_ok_and(|st| st.st_nlink == 1) => {
+            let mask = if exec { MaskFlags::FAN_OPEN_EXEC_PERM } else { MaskFlags::FAN_OPEN_PERM };
+            let _ = shared.group.mark(
+                MarkFlags::FAN_MARK_ADD | MarkFlags::FAN_MARK_IGNORED_MASK | MarkFlags::FAN_MARK_IGNORED_SURV_MODIFY,
+                mask,
+                fd,
+                None::<&Path>,
+            );
+        }
+        Verdict::Allowed | Verdict::NoPolicy => {}
+    }
+}
+
+/// The verdict of the process's policy on one event.
+fn judge(shared: &Shared, fd: BorrowedFd, pid: u32, exec: bool) -> Verdict {
+    let Some(cgroup_id) = cgroup_of(&shared.cgroup_root, pid) else {
+        shared.unjudged.fetch_add(1, Ordering::Relaxed);
+        return Verdict::NoPolicy;
+    };
+    let Ok(policies) = shared.policies.read() else { return Verdict::NoPolicy };
+    let Some(verdicts) = policies.get(&cgroup_id) else { return Verdict::NoPolicy };
+    let Ok(path) = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())) else {
+        shared.unjudged.fetch_add(1, Ordering::Relaxed);
+        return Verdict::NoPolicy;
+    };
+    let path = path.to_string_lossy().into_owned();
+    if verdicts.allows(exec, &path) {
+        return Verdict::Allowed;
+    }
+    let action = match verdicts.mode {
+        Mode::Protect => AlertAction::Denied,
+        Mode::Monitor => AlertAction::Alerted,
+        Mode::Discover => AlertAction::Recorded,
+    };
+    Verdict::Violation(Alert {
+        kind: if exec { AlertKind::Exec } else { AlertKind::File },
+        action,
+        pid,
+        uid: uid_of(pid).unwrap_or(u32::MAX),
+        cgroup_id,
+        timestamp_ns: monotonic_ns(),
+        read: !exec,
+        write: false,
+        comm: std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim().to_string(),
+        path,
+    })
+}
+
+/// The cgroup v2 id of a process: the inode of its unified-hierarchy directory.
+fn cgroup_of(root: &Path, pid: u32) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let path = text.lines().find_map(|line| line.strip_prefix("0::"))?;
+    std::fs::metadata(root.join(path.trim_start_matches('/'))).ok().map(|m| m.ino())
+}
+
+fn uid_of(pid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// CLOCK_MONOTONIC in nanoseconds, the clock the kernel programs' timestamps use.
+fn monotonic_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|t| u64::try_from(t.tv_sec()).unwrap_or(0) * 1_000_000_000 + u64::try_from(t.tv_nsec()).unwrap_or(0))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::enforce::FileRule;
+
+    fn policy(rules: Vec<FileRule>, execs: Option<Vec<&str>>) -> ContainerPolicy {
+        ContainerPolicy {
+            cgroup_id: 7,
+            mode: Mode::Protect,
+            exec_allowlist: execs.map(|l| l.into_iter().map(String::from).collect()),
+            file_rules: rules,
+        }
+    }
+
+    #[test]
+    fn write_only_denials_are_refused_naming_the_rule() {
+        let rule = |read, write| FileRule { prefix: "/etc/".into(), deny_read: read, deny_write: write };
+        let err = check(&[policy(vec![rule(false, true)], None)]).unwrap_err().to_string();
+        assert!(err.contains("/etc/") && err.contains("BPF LSM") && err.contains("cgroup 7"), "{err}");
+        check(&[policy(vec![rule(true, true)], None)]).expect("every open denied: enforceable");
+        check(&[policy(vec![rule(true, false)], Some(vec!["/bin/sh"]))]).expect("reads");
+    }
+
+    #[test]
+    fn verdicts_follow_the_allowlist_and_prefixes() {
+        let rule = FileRule { prefix: "/etc/secret/".into(), deny_read: true, deny_write: true };
+        let v = verdicts(&policy(vec![rule], Some(vec!["/bin/busybox"])));
+        assert_eq!(v.mask(), MaskFlags::FAN_OPEN_EXEC_PERM | MaskFlags::FAN_OPEN_PERM);
+        assert!(v.allows(true, "/bin/busybox"));
+        assert!(!v.allows(true, "/tmp/lsx"));
+        assert!(!v.allows(false, "/etc/secret/key"));
+        assert!(v.allows(false, "/etc/secretive"));
+        let any = verdicts(&policy(vec![], None));
+        assert!(any.mask().is_empty(), "nothing to mark");
+    }
+}
