@@ -16,6 +16,7 @@ pub mod model;
 pub mod oci;
 pub mod registry;
 pub mod report;
+pub mod rules;
 pub mod scan;
 pub mod store;
 pub mod ui;

@@ -19,7 +19,7 @@ static FILES_PROGRAM: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"
 /// The layout in src/agent/bpf/files.h.
 const PATH_LEN: usize = 256;
 pub const PREFIX_LEN: usize = 128;
-pub const MAX_PREFIXES: usize = 16;
+pub const MAX_PREFIXES: usize = 64;
 /// Bytes of `struct file_event`: four u32, two u64, status and pad, comm, path.
 const FILE_EVENT_LEN: usize = 4 * 4 + 2 * 8 + 2 * 4 + COMM_LEN + PATH_LEN;
 const PATH_TRUNCATED: u32 = 1;
@@ -149,23 +149,40 @@ pub struct FileSensor {
     pub malformed: u64,
 }
 
+/// What a watched prefix reports (the values of files.h's WATCH_ANY and WATCH_WRITES).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Watch {
+    /// Every open.
+    Any = 1,
+    /// Opens for writing, creating or truncating only.
+    Writes = 2,
+}
+
 impl FileSensor {
     /// Loads, watches `prefixes` (byte prefixes of the absolute path: `/etc/` is the directory,
     /// `/etc` also matches `/etcetera`; none watches nothing) and attaches. Must run inside a
     /// tokio runtime.
     pub fn start(prefixes: &[String]) -> Result<Self, FileSensorError> {
-        validate_prefixes(prefixes)?;
+        let all: Vec<(String, Watch)> = prefixes.iter().map(|p| (p.clone(), Watch::Any)).collect();
+        Self::start_with(&all)
+    }
+
+    /// As `start`, each prefix reporting every open or only opens for writing.
+    pub fn start_with(watches: &[(String, Watch)]) -> Result<Self, FileSensorError> {
+        let prefixes: Vec<String> = watches.iter().map(|(p, _)| p.clone()).collect();
+        validate_prefixes(&prefixes)?;
         let mut ebpf = Ebpf::load(FILES_PROGRAM).map_err(FileSensorError::Load)?;
         let map = ebpf.map_mut("watched").ok_or(RingError::Missing("watched"))?;
         let mut watched: LpmTrie<&mut MapData, [u8; PREFIX_LEN], u8> =
             LpmTrie::try_from(map).map_err(|source| RingError::Map { name: "watched", source })?;
-        for prefix in prefixes {
+        for (prefix, watch) in watches {
             // validate_prefixes keeps the length below PREFIX_LEN.
             let mut data = [0u8; PREFIX_LEN];
             data[..prefix.len()].copy_from_slice(prefix.as_bytes());
             let bits = (prefix.len() * 8) as u32;
             watched
-                .insert(&Key::new(bits, data), 1, 0)
+                .insert(&Key::new(bits, data), *watch as u8, 0)
                 .map_err(|source| FileSensorError::Watch { prefix: prefix.clone(), source })?;
         }
         attach_tracepoints(&mut ebpf, &[(PROGRAM, HOOK)])?;

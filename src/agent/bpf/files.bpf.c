@@ -157,8 +157,14 @@ int BPF_PROG(open_exit, struct pt_regs *regs, long ret)
             n = FILE_PREFIX_LEN;
         s->key.prefixlen = n * 8;
         bpf_probe_read_kernel(s->key.prefix, n, &b->build[pos]);
-        if (!bpf_map_lookup_elem(&watched, &s->key))
+        __u8 *watch = bpf_map_lookup_elem(&watched, &s->key);
+        if (!watch)
             return 0;
+        if (*watch == WATCH_WRITES) {
+            __u32 accmode = BPF_CORE_READ(file, f_flags) & 3;
+            if (accmode == 0 && !(syscall_flags(regs, nr) & (O_CREAT | O_TRUNC)))
+                return 0;
+        }
     }
 
     if (!complete) {

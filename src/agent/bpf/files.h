@@ -6,7 +6,13 @@
 
 #define FILE_PATH_LEN 256
 #define FILE_PREFIX_LEN 128
-#define FILE_MAX_PREFIXES 16
+#define FILE_MAX_PREFIXES 64
+
+// What a watched prefix reports (the LPM trie's value): every open, or only opens for writing
+// (write access, O_CREAT or O_TRUNC) so that rules about writes below busy directories do not
+// send every read to userspace.
+#define WATCH_ANY 1
+#define WATCH_WRITES 2
 
 // file_event.status bits
 #define FILE_PATH_TRUNCATED 1  // longer than FILE_PATH_LEN - 1 bytes: its end is cut

@@ -1,0 +1,212 @@
+//! Detection rules: data (`plugins-config/rules/*.yaml`, then the user's `rules/*.yaml`), each a
+//! set of conditions on one kind of event (an exec, an open, a connect), with an id, a title, a
+//! severity, a MITRE ATT&CK technique and why it matters. The agent turns each event into
+//! [`Facts`] and asks [`RuleSet::matching`] which rules it breaks. Pure: no I/O here but loading.
+
+pub mod load;
+
+use serde::Serialize;
+
+use crate::model::Severity;
+pub use load::{RuleError, RuleSet};
+
+/// The kind of event a rule is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum On {
+    Exec,
+    Open,
+    Connect,
+}
+
+/// What the agent knows of one event, as rules read it. Fields a kind of event does not have
+/// are empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Facts {
+    pub in_container: bool,
+    /// The executable's absolute path (as the process sees it).
+    pub exe: String,
+    /// The process's name (`comm`), or the executable's file name.
+    pub comm: String,
+    pub args: Vec<String>,
+    pub parent_comm: String,
+    pub parent_exe: String,
+    /// The process's standard input or output is a socket.
+    pub stdio_socket: bool,
+    /// The executable is not in the container's image: written in the container since it started.
+    pub drift: bool,
+    /// The executable is setuid or setgid, and runs with another user's rights.
+    pub setuid: bool,
+    /// The file opened (open events).
+    pub path: String,
+    pub write: bool,
+    /// The remote port (connect events).
+    pub port: u16,
+    /// The remote address is the Kubernetes API server the process was told about.
+    pub to_api_server: bool,
+}
+
+/// One condition of a rule; every condition of a rule must hold. Names are the YAML keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Condition {
+    InContainer(bool),
+    CommIn(Vec<String>),
+    CommNotIn(Vec<String>),
+    ExeIn(Vec<String>),
+    ExePrefixAny(Vec<String>),
+    ArgsContainAny(Vec<String>),
+    ParentCommIn(Vec<String>),
+    ParentCommNotIn(Vec<String>),
+    StdioSocket(bool),
+    Drift(bool),
+    Setuid(bool),
+    PathPrefixAny(Vec<String>),
+    PathIn(Vec<String>),
+    Write(bool),
+    PortIn(Vec<u16>),
+    ToApiServer(bool),
+}
+
+impl Condition {
+    fn holds(&self, facts: &Facts) -> bool {
+        let any_prefix = |value: &str, prefixes: &[String]| prefixes.iter().any(|p| value.starts_with(p.as_str()));
+        match self {
+            Self::InContainer(want) => facts.in_container == *want,
+            Self::CommIn(names) => names.iter().any(|n| *n == facts.comm),
+            Self::CommNotIn(names) => !names.iter().any(|n| *n == facts.comm),
+            Self::ExeIn(paths) => paths.iter().any(|p| *p == facts.exe),
+            Self::ExePrefixAny(prefixes) => any_prefix(&facts.exe, prefixes),
+            Self::ArgsContainAny(needles) => {
+                let line = facts.args.join(" ");
+                needles.iter().any(|n| line.contains(n.as_str()))
+            }
+            Self::ParentCommIn(names) => names.iter().any(|n| *n == facts.parent_comm),
+            Self::ParentCommNotIn(names) => !names.iter().any(|n| *n == facts.parent_comm),
+            Self::StdioSocket(want) => facts.stdio_socket == *want,
+            Self::Drift(want) => facts.drift == *want,
+            Self::Setuid(want) => facts.setuid == *want,
+            Self::PathPrefixAny(prefixes) => any_prefix(&facts.path, prefixes),
+            Self::PathIn(paths) => paths.iter().any(|p| *p == facts.path),
+            Self::Write(want) => facts.write == *want,
+            Self::PortIn(ports) => ports.contains(&facts.port),
+            Self::ToApiServer(want) => facts.to_api_server == *want,
+        }
+    }
+
+    /// Path prefixes an open rule needs the file sensor to watch.
+    fn watched_prefixes(&self) -> Vec<String> {
+        match self {
+            Self::PathPrefixAny(prefixes) => prefixes.clone(),
+            Self::PathIn(paths) => paths.clone(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// What a rule says, for alerts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RuleInfo {
+    pub id: String,
+    pub title: String,
+    pub severity: Severity,
+    /// MITRE ATT&CK technique, `T1059.004`.
+    pub technique: String,
+    pub why: String,
+    /// Whether protect mode stops what the rule catches (the process is killed, or the exec or
+    /// open denied where the rung allows).
+    pub deniable: bool,
+}
+
+/// Skips a rule for some containers, images or processes (the user's overrides).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Exception {
+    pub container: Option<String>,
+    /// A glob on the image (`*` matches any run of characters).
+    pub image: Option<String>,
+    pub process: Option<String>,
+}
+
+/// Who an event belongs to, for exceptions.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Whose<'a> {
+    pub container: Option<&'a str>,
+    pub image: Option<&'a str>,
+}
+
+impl Exception {
+    fn covers(&self, whose: &Whose, facts: &Facts) -> bool {
+        let container = self.container.as_deref().is_none_or(|c| whose.container == Some(c));
+        let image = self.image.as_deref().is_none_or(|glob| whose.image.is_some_and(|i| glob_match(glob, i)));
+        let process = self.process.as_deref().is_none_or(|p| p == facts.exe || p == facts.comm);
+        container && image && process
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub info: RuleInfo,
+    pub on: On,
+    pub conditions: Vec<Condition>,
+    pub exceptions: Vec<Exception>,
+}
+
+impl Rule {
+    pub fn matches(&self, on: On, facts: &Facts, whose: &Whose) -> bool {
+        self.on == on
+            && self.conditions.iter().all(|c| c.holds(facts))
+            && !self.exceptions.iter().any(|e| e.covers(whose, facts))
+    }
+}
+
+impl RuleSet {
+    /// The enabled rules `facts` breaks, in file order.
+    pub fn matching<'a>(&'a self, on: On, facts: &Facts, whose: &Whose) -> Vec<&'a Rule> {
+        self.rules.iter().filter(|r| r.matches(on, facts, whose)).collect()
+    }
+
+    /// The path prefixes the enabled open rules need watched (the file sensor's `--watch`).
+    pub fn watched_prefixes(&self) -> Vec<String> {
+        let mut prefixes: Vec<String> = self
+            .rules
+            .iter()
+            .filter(|r| r.on == On::Open)
+            .flat_map(|r| r.conditions.iter().flat_map(Condition::watched_prefixes))
+            .collect();
+        prefixes.sort();
+        prefixes.dedup();
+        prefixes
+    }
+}
+
+/// `*` matches any run of characters; everything else itself.
+pub fn glob_match(glob: &str, text: &str) -> bool {
+    let mut parts = glob.split('*');
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = text.strip_prefix(first) else { return false };
+    let parts: Vec<&str> = parts.collect();
+    for (i, part) in parts.iter().enumerate() {
+        if i == parts.len() - 1 {
+            return rest.ends_with(part);
+        }
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_match_runs_of_characters() {
+        assert!(glob_match("registry.local/app:*", "registry.local/app:1.2"));
+        assert!(glob_match("*/app:*", "a/b/app:1"));
+        assert!(glob_match("exact", "exact"));
+        assert!(!glob_match("exact", "exactly"));
+        assert!(!glob_match("a*c", "abd"));
+        assert!(glob_match("*", ""));
+    }
+}
