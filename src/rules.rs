@@ -72,21 +72,21 @@ impl Condition {
         let any_prefix = |value: &str, prefixes: &[String]| prefixes.iter().any(|p| value.starts_with(p.as_str()));
         match self {
             Self::InContainer(want) => facts.in_container == *want,
-            Self::CommIn(names) => names.iter().any(|n| *n == facts.comm),
-            Self::CommNotIn(names) => !names.iter().any(|n| *n == facts.comm),
-            Self::ExeIn(paths) => paths.iter().any(|p| *p == facts.exe),
+            Self::CommIn(names) => names.contains(&facts.comm),
+            Self::CommNotIn(names) => !names.contains(&facts.comm),
+            Self::ExeIn(paths) => paths.contains(&facts.exe),
             Self::ExePrefixAny(prefixes) => any_prefix(&facts.exe, prefixes),
             Self::ArgsContainAny(needles) => {
                 let line = facts.args.join(" ");
                 needles.iter().any(|n| line.contains(n.as_str()))
             }
-            Self::ParentCommIn(names) => names.iter().any(|n| *n == facts.parent_comm),
-            Self::ParentCommNotIn(names) => !names.iter().any(|n| *n == facts.parent_comm),
+            Self::ParentCommIn(names) => names.contains(&facts.parent_comm),
+            Self::ParentCommNotIn(names) => !names.contains(&facts.parent_comm),
             Self::StdioSocket(want) => facts.stdio_socket == *want,
             Self::Drift(want) => facts.drift == *want,
             Self::Setuid(want) => facts.setuid == *want,
             Self::PathPrefixAny(prefixes) => any_prefix(&facts.path, prefixes),
-            Self::PathIn(paths) => paths.iter().any(|p| *p == facts.path),
+            Self::PathIn(paths) => paths.contains(&facts.path),
             Self::Write(want) => facts.write == *want,
             Self::PortIn(ports) => ports.contains(&facts.port),
             Self::ToApiServer(want) => facts.to_api_server == *want,
