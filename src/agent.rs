@@ -6,6 +6,7 @@
 pub mod attribution;
 pub mod client;
 pub mod deploy;
+pub mod detect;
 pub mod enforce;
 pub mod events;
 pub mod files;
@@ -13,6 +14,7 @@ pub mod manifest;
 pub mod names;
 pub mod net;
 pub mod policy;
+pub mod processes;
 pub mod ring;
 pub mod runtime;
 pub mod sensor;

@@ -164,6 +164,20 @@ impl RuleSet {
         self.rules.iter().filter(|r| r.matches(on, facts, whose)).collect()
     }
 
+    /// The path prefixes the enabled open rules need watched, each with whether only opens for
+    /// writing matter (every open rule that needs a prefix for reads too makes it read as well).
+    pub fn watches(&self) -> Vec<(String, bool)> {
+        let mut watches: std::collections::BTreeMap<String, bool> = std::collections::BTreeMap::new();
+        for rule in self.rules.iter().filter(|r| r.on == On::Open) {
+            let writes_only = rule.conditions.contains(&Condition::Write(true));
+            for prefix in rule.conditions.iter().flat_map(Condition::watched_prefixes) {
+                let entry = watches.entry(prefix).or_insert(writes_only);
+                *entry = *entry && writes_only;
+            }
+        }
+        watches.into_iter().collect()
+    }
+
     /// The path prefixes the enabled open rules need watched (the file sensor's `--watch`).
     pub fn watched_prefixes(&self) -> Vec<String> {
         let mut prefixes: Vec<String> = self

@@ -577,9 +577,110 @@ fn agent_run_names_containers_from_the_engine() {
         "--containers-only lets no host event through"
     );
     let stats = lines.iter().find(|l| l["type"] == "stats").expect("a state line");
-    assert_eq!(stats["sensors"], serde_json::json!(["process", "network"]));
+    // The shipped detection rules need file opens under a few prefixes.
+    assert_eq!(stats["sensors"], serde_json::json!(["process", "network", "file"]));
     assert!(stats["enforcement"].is_null(), "no policy given: {stats}");
     assert!(stats["pid"].as_u64().is_some_and(|p| p > 0));
+}
+
+/// Runs `picket agent run` for `seconds` with `extra` flags while `attack` runs; the JSON lines.
+fn agent_lines_during(
+    podman: &common::engines::Podman,
+    seconds: u64,
+    extra: &[&str],
+    attack: impl FnOnce(),
+) -> Vec<serde_json::Value> {
+    let seconds = seconds.to_string();
+    let mut args = vec!["agent", "run", "--for", seconds.as_str(), "--containers-only"];
+    args.extend_from_slice(extra);
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+        .args(&args)
+        .env("CONTAINER_HOST", format!("unix://{}", podman.socket.display()))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("picket agent runs");
+    // Give the sensors time to attach before the attack.
+    std::thread::sleep(Duration::from_secs(3));
+    attack();
+    let out = child.wait_with_output().expect("the agent ends");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+}
+
+/// The shipped rules on attacks inside a real container, with no policy: each raises its
+/// alert with the process's ancestry; ordinary commands raise none; with --protect the miner is
+/// killed.
+#[test]
+fn attacks_in_a_container_raise_their_alerts_with_ancestry() {
+    require_bpf!();
+    let podman = require_podman!();
+    podman.podman(&["run", "-d", "--name", "victim", common::engines::Podman::IMAGE, "sleep", "600"]);
+    let run = |script: &str| exec_in(&podman, "victim", &["sh", "-c", script]);
+    let lines = agent_lines_during(&podman, 12, &[], || {
+        run("mkdir -p /tmp");
+        for benign in ["ls / > /dev/null", "cat /etc/hostname", "echo ok > /tmp/fine"] {
+            assert!(run(benign).0, "{benign}");
+        }
+        run("echo planted > /etc/planted");
+        run("echo 'root:x:1:' > /etc/shadow; cat /etc/shadow > /dev/null");
+        run("echo probe > /dev/tcp/127.0.0.1/9 || true");
+        run("cp /bin/busybox /tmp/xmrig && /tmp/xmrig true");
+        run(
+            "mkdir -p /run/secrets/kubernetes.io/serviceaccount && echo t > /run/secrets/kubernetes.io/serviceaccount/token",
+        );
+        run("rm -rf /var/run && ln -s /run /var/run && cat /var/run/secrets/kubernetes.io/serviceaccount/token");
+    });
+    let detections: Vec<&serde_json::Value> = lines.iter().filter(|l| l["type"] == "detection").collect();
+    let rules: std::collections::BTreeSet<&str> = detections.iter().filter_map(|d| d["rule"].as_str()).collect();
+    for expected in [
+        "write-below-system-dirs",
+        "read-password-files",
+        "reverse-shell-dev-tcp",
+        "crypto-miner-program",
+        "drift-exec",
+        "service-account-token-read",
+    ] {
+        assert!(rules.contains(expected), "{expected} missing from {rules:?}");
+    }
+    let miner = detections.iter().find(|d| d["rule"] == "crypto-miner-program").expect("the miner");
+    assert_eq!(miner["event"]["exe"], "/tmp/xmrig");
+    assert_eq!(miner["action"], "alerted");
+    assert_eq!(miner["container"]["name"], "victim");
+    let ancestry = miner["ancestry"].as_array().expect("an ancestry");
+    assert_eq!(ancestry[0]["exe"], "/tmp/xmrig");
+    assert_eq!(ancestry[1]["args"][0], "sh", "the shell that ran it: {ancestry:?}");
+    let token = detections.iter().find(|d| d["rule"] == "service-account-token-read").expect("token");
+    assert!(token["event"]["path"].as_str().is_some_and(|p| p.starts_with("/run/secrets/")), "{token}");
+    let benign = detections.iter().filter(|d| {
+        let exe = d["event"]["exe"].as_str().unwrap_or_default();
+        let path = d["event"]["path"].as_str().unwrap_or_default();
+        exe.ends_with("/ls") || path == "/tmp/fine" || path == "/etc/hostname"
+    });
+    assert_eq!(benign.count(), 0, "ordinary commands raise nothing: {detections:?}");
+
+    // Protect: the miner is killed as it starts. Agents see the whole node: the other deniable
+    // rules are switched off (a user override) so that other tests' containers are left alone.
+    let rules = tempfile::tempdir().expect("rules dir");
+    let off = [
+        "reverse-shell-stdio-socket",
+        "reverse-shell-dev-tcp",
+        "netcat-runs-a-program",
+        "crypto-miner-arguments",
+        "package-manager-in-container",
+        "drift-exec",
+    ];
+    let overrides: String = off.iter().map(|id| format!("  - id: {id}\n    enabled: false\n")).collect();
+    std::fs::write(rules.path().join("quiet.yaml"), format!("overrides:\n{overrides}")).expect("write");
+    let rules_dir = rules.path().display().to_string();
+    let mut outcome = (true, String::new());
+    let lines = agent_lines_during(&podman, 8, &["--protect", "--rules", &rules_dir], || {
+        // A miner that keeps running: a script (comm is the script's name).
+        outcome = run("printf '#!/bin/sh\\nsleep 5\\n' > /tmp/xmrig; chmod +x /tmp/xmrig; /tmp/xmrig; echo status $?");
+    });
+    assert!(outcome.1.contains("status 137"), "killed with SIGKILL: {outcome:?}");
+    let killed = lines.iter().find(|l| l["type"] == "detection" && l["rule"] == "crypto-miner-program");
+    assert_eq!(killed.map(|k| k["action"].clone()), Some(serde_json::json!("killed")), "{lines:?}");
 }
 
 /// `picket agent policy FILE`: a good file is summarised; a bad one is refused naming the file,
@@ -870,7 +971,7 @@ fn agent_run_streams_watched_opens() {
     require_bpf!();
     let (_dir, watched, unwatched) = watched_dirs();
     let agent = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
-        .args(["agent", "run", "--for", "3", "--watch"])
+        .args(["agent", "run", "--for", "3", "--no-rules", "--watch"])
         .arg(prefix_of(&watched))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -9,7 +9,7 @@ use anyhow::Context as _;
 
 use super::attribution::CgroupResolver;
 use super::enforce::{ExecFileEnforcer, Mode};
-use super::files::{FileEvent, FileSensor, FileSensorError};
+use super::files::{FileEvent, FileSensor, FileSensorError, Watch};
 use super::names::ContainerNames;
 use super::net::NetSensor;
 use super::policy::{PolicyFile, RunningContainer};
@@ -83,6 +83,10 @@ pub struct RunOptions {
     pub listen: Option<std::net::SocketAddr>,
     /// File prefixes whose opens are reported.
     pub watch: Vec<String>,
+    /// The detection rules (None: none run).
+    pub rules: Option<crate::rules::RuleSet>,
+    /// Whether deniable detections are stopped.
+    pub protect: super::detect::Protect,
 }
 
 /// The file sensor's next batch; never, when no prefix is watched.
@@ -222,6 +226,7 @@ struct Emitter {
     node: String,
     /// `--containers-only`: host events are not sent (alerts always are: they are a container's).
     containers_only: bool,
+    detector: Option<super::detect::Detector>,
 }
 
 impl Emitter {
@@ -230,18 +235,34 @@ impl Emitter {
         self.resolver.new_batch();
         let node = self.node.clone();
         let sent = match batch {
-            Batch::Process(events) => {
-                self.send_each(events, true, |e| e.cgroup_id, |e, c| WireEvent::process(&node, e, c))?
-            }
-            Batch::Network(events) => {
-                self.send_each(events, true, |e| e.cgroup_id, |e, c| WireEvent::network(&node, e, c))?
-            }
-            Batch::File(events) => {
-                self.send_each(events, true, |e| e.cgroup_id, |e, c| WireEvent::file(&node, e, c))?
-            }
-            Batch::Alert(alerts) => {
-                self.send_each(alerts, false, |a| a.cgroup_id, |a, c| WireEvent::alert(&node, a, c))?
-            }
+            Batch::Process(events) => self.send_each(
+                events,
+                true,
+                |e| e.cgroup_id,
+                |d, e, c| d.on_process(e, c),
+                |e, c| WireEvent::process(&node, e, c),
+            )?,
+            Batch::Network(events) => self.send_each(
+                events,
+                true,
+                |e| e.cgroup_id,
+                |d, e, c| d.on_network(e, c),
+                |e, c| WireEvent::network(&node, e, c),
+            )?,
+            Batch::File(events) => self.send_each(
+                events,
+                true,
+                |e| e.cgroup_id,
+                |d, e, c| d.on_file(e, c),
+                |e, c| WireEvent::file(&node, e, c),
+            )?,
+            Batch::Alert(alerts) => self.send_each(
+                alerts,
+                false,
+                |a| a.cgroup_id,
+                |_, _, _| Vec::new(),
+                |a, c| WireEvent::alert(&node, a, c),
+            )?,
         };
         self.outputs.flush()?;
         Ok(sent)
@@ -252,18 +273,40 @@ impl Emitter {
         events: Vec<E>,
         host_filtered: bool,
         cgroup_of: impl Fn(&E) -> u64,
+        detect: impl Fn(
+            &mut super::detect::Detector,
+            &E,
+            Option<&crate::agent::attribution::ContainerRef>,
+        ) -> Vec<super::detect::Detection>,
         wire: impl Fn(E, Option<crate::agent::attribution::ContainerRef>) -> WireEvent,
     ) -> anyhow::Result<u64> {
         let mut sent = 0;
         for event in events {
             let container = self.names.name(self.resolver.container_of(cgroup_of(&event)));
-            if host_filtered && self.containers_only && container.is_none() {
-                continue;
+            // Rules see every event, the host's too, whatever is printed.
+            let detections = match self.detector.as_mut() {
+                Some(detector) => detect(detector, &event, container.as_ref()),
+                None => Vec::new(),
+            };
+            if !(host_filtered && self.containers_only && container.is_none()) {
+                sent += 1;
+                self.outputs.emit(&wire(event, container.clone()))?;
             }
-            sent += 1;
-            self.outputs.emit(&wire(event, container))?;
+            for detection in detections {
+                sent += 1;
+                self.outputs.emit(&WireEvent::detection(&self.node, detection, container.clone()))?;
+            }
         }
         Ok(sent)
+    }
+
+    /// Alerts whose fold window closed with repeats in it.
+    fn send_folds(&mut self) -> anyhow::Result<u64> {
+        let folds = self.detector.as_mut().map(super::detect::Detector::expired_folds).unwrap_or_default();
+        for (detection, container) in &folds {
+            self.outputs.emit(&WireEvent::detection(&self.node, detection.clone(), container.clone()))?;
+        }
+        Ok(folds.len() as u64)
     }
 }
 
@@ -274,8 +317,15 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     crate::agent::files::validate_prefixes(&options.watch)?;
     let mut sensor = ProcessSensor::start()?;
     let mut net = NetSensor::start()?;
+    // The prefixes asked for, and those the rules need (writes only where only writes matter).
+    let mut watches: Vec<(String, Watch)> = options.watch.iter().map(|p| (p.clone(), Watch::Any)).collect();
+    for (prefix, writes_only) in options.rules.as_ref().map(crate::rules::RuleSet::watches).unwrap_or_default() {
+        if !watches.iter().any(|(p, _)| *p == prefix) {
+            watches.push((prefix, if writes_only { Watch::Writes } else { Watch::Any }));
+        }
+    }
     // Not started without a prefix: its tracepoint would run on every syscall for nothing.
-    let mut files = if options.watch.is_empty() { None } else { Some(FileSensor::start(&options.watch)?) };
+    let mut files = if watches.is_empty() { None } else { Some(FileSensor::start_with(&watches)?) };
     let mut enforcing = match options.policy {
         Some((path, file)) => {
             let enforcer = ExecFileEnforcer::start()?;
@@ -315,7 +365,16 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         names,
         node: node.clone(),
         containers_only: options.containers_only,
+        detector: options.rules.map(|rules| super::detect::Detector::new(rules, options.protect)),
     };
+    if let Some(detector) = &out.detector {
+        let protect = match (options.protect.containers, options.protect.host) {
+            (true, true) => "; protect: containers and host",
+            (true, false) => "; protect: containers",
+            _ => "",
+        };
+        eprintln!("picket: {} detection rules{protect}", detector.rules().rules.len());
+    }
     let deadline = options.duration.map(|d| tokio::time::Instant::now() + d);
     let mut events = 0u64;
     let mut stats_every = tokio::time::interval(STATS_EVERY);
@@ -368,6 +427,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
             batch = next_files(&mut files) => events += out.send(Batch::File(batch?))?,
             batch = alerts => events += out.send(Batch::Alert(batch?))?,
             _ = stats_every.tick() => {
+                events += out.send_folds()?;
                 if let Some(enforcing) = enforcing.as_mut() {
                     enforcing.refresh(&running_containers(&mut out.resolver, &out.names));
                 }

@@ -48,6 +48,14 @@ pub enum WireEvent {
         alert: Alert,
         container: Option<ContainerRef>,
     },
+    /// A detection rule was broken (see `plugins-config/rules/`).
+    Detection {
+        v: u32,
+        node: String,
+        #[serde(flatten)]
+        detection: crate::agent::detect::Detection,
+        container: Option<ContainerRef>,
+    },
     /// The agent's state and counters: every 2 seconds, when it stops, and first to every reader
     /// of the socket.
     Stats {
@@ -121,6 +129,10 @@ impl WireEvent {
         Self::Alert { v: WIRE_VERSION, node: node.to_string(), alert, container }
     }
 
+    pub fn detection(node: &str, detection: crate::agent::detect::Detection, container: Option<ContainerRef>) -> Self {
+        Self::Detection { v: WIRE_VERSION, node: node.to_string(), detection, container }
+    }
+
     pub fn stats(node: &str, stats: AgentStats) -> Self {
         Self::Stats { v: WIRE_VERSION, node: node.to_string(), stats }
     }
@@ -132,6 +144,7 @@ impl WireEvent {
             | Self::Network { node, .. }
             | Self::File { node, .. }
             | Self::Alert { node, .. }
+            | Self::Detection { node, .. }
             | Self::Stats { node, .. } => node,
             Self::Lagged { node, .. } => node.as_deref().unwrap_or_default(),
         }
@@ -143,7 +156,8 @@ impl WireEvent {
             Self::Process { container, .. }
             | Self::Network { container, .. }
             | Self::File { container, .. }
-            | Self::Alert { container, .. } => container.as_ref(),
+            | Self::Alert { container, .. }
+            | Self::Detection { container, .. } => container.as_ref(),
             Self::Stats { .. } | Self::Lagged { .. } => None,
         }
     }

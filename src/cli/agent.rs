@@ -40,6 +40,20 @@ pub enum AgentCommand {
         /// `/etc/` is the directory, `/etc` also matches `/etcetera`); none: no file events
         #[arg(long = "watch", value_name = "PREFIX")]
         watch: Vec<String>,
+        /// More detection rules: every *.yaml in DIR, after the shipped ones [default:
+        /// ~/.config/picket/rules]
+        #[arg(long = "rules", value_name = "DIR")]
+        rules_dir: Option<std::path::PathBuf>,
+        /// Run no detection rules (events only)
+        #[arg(long, conflicts_with_all = ["rules_dir", "protect", "protect_host"])]
+        no_rules: bool,
+        /// Kill the process of a deniable detection in a container (reverse shells, miners,
+        /// package managers, drift)
+        #[arg(long)]
+        protect: bool,
+        /// Also on the host itself (never the agent or its parents)
+        #[arg(long, requires = "protect")]
+        protect_host: bool,
     },
     /// Show which enforcement mechanism each control (exec, file, network) would use on this
     /// kernel, and why stronger ones are refused; nothing is enforced (needs root)
@@ -73,13 +87,38 @@ pub fn run(command: &AgentCommand) -> anyhow::Result<ExitCode> {
                 .context("cannot write to standard output")?;
             Ok(ExitCode::SUCCESS)
         }
-        AgentCommand::Run { duration, containers_only, socket, quiet, policy, listen, watch } => {
+        AgentCommand::Run {
+            duration,
+            containers_only,
+            socket,
+            quiet,
+            policy,
+            listen,
+            watch,
+            rules_dir,
+            no_rules,
+            protect,
+            protect_host,
+        } => {
             // A bad policy file stops the agent before it loads anything.
             let policy = match policy {
                 Some(path) => Some((path.clone(), PolicyFile::load(path)?)),
                 None => None,
             };
+            // Bad rules stop the agent before it loads anything, as a bad policy does.
+            let rules = match no_rules {
+                true => None,
+                false => {
+                    let dir = rules_dir
+                        .clone()
+                        .or_else(|| crate::config::Dirs::discover().ok().map(|d| d.config_dir.join("rules")));
+                    let dir = dir.unwrap_or_default();
+                    Some(crate::rules::RuleSet::load(&dir)?)
+                }
+            };
             let options = RunOptions {
+                rules,
+                protect: crate::agent::detect::Protect { containers: *protect, host: *protect_host },
                 duration: duration.map(Duration::from_secs),
                 containers_only: *containers_only,
                 socket: socket.clone(),

@@ -353,7 +353,10 @@ mod tests {
             (ONE.replace("'@shells'", "'@nope'"), "when.commIn: no list named \"nope\""),
             (ONE.replace("severity: high", "severity: urgent"), "rules[0] (shell-from-server): "),
             (ONE.replace("on: exec", "on: open"), "an open rule names its paths"),
-            (ONE.replace("on: exec", "on: connect").replace("commIn", "argsContainAny"), "does not apply to connect events"),
+            (
+                ONE.replace("on: exec", "on: connect").replace("commIn", "argsContainAny"),
+                "does not apply to connect events",
+            ),
             (ONE.replace("commIn", "commz"), "f0.yaml:"),
         ];
         for (text, expected) in cases {

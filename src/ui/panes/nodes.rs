@@ -286,6 +286,25 @@ fn event_line(event: &WireEvent) -> (String, String) {
             };
             (action.into(), format!("{what} {} ({}, pid {})", alert.path, alert.comm, alert.pid))
         }
+        WireEvent::Detection { detection, .. } => {
+            let action = match detection.action {
+                crate::agent::detect::Action::Alerted => "alert",
+                crate::agent::detect::Action::Killed => "killed",
+            };
+            let subject = match detection.event.kind.as_str() {
+                "open" => detection.event.path.clone(),
+                "connect" => detection.event.remote.clone(),
+                _ => detection.event.exe.clone(),
+            };
+            let count = if detection.count > 1 { format!(" ×{}", detection.count) } else { String::new() };
+            (
+                action.into(),
+                format!(
+                    "{} {}: {subject} ({}, pid {}){count}",
+                    detection.severity, detection.title, detection.event.comm, detection.event.pid
+                ),
+            )
+        }
         WireEvent::Stats { .. } | WireEvent::Lagged { .. } => (String::new(), String::new()),
     }
 }
@@ -332,7 +351,7 @@ pub fn render_activity(frame: &mut Frame, area: Rect, state: &AppState, theme: &
         .map(|event| {
             let (kind, detail) = event_line(event);
             let style = match event {
-                WireEvent::Alert { .. } => theme.style(Slot::StatusError),
+                WireEvent::Alert { .. } | WireEvent::Detection { .. } => theme.style(Slot::StatusError),
                 WireEvent::Network { .. } => theme.style(Slot::Value),
                 _ => theme.style(Slot::App),
             };

@@ -1,0 +1,464 @@
+//! Detection in the agent: every exec, watched open and connect is turned into rule facts
+//! (the process's parent, whether its standard streams are sockets, whether its executable was
+//! written after the container started, ...) and judged by the rule set. A storm of the same
+//! rule, container and program folds into one alert and a count. In protect mode a deniable
+//! rule's process is killed at once (every kernel can do that; the exec itself has already
+//! happened, so the alert says `killed`).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use super::attribution::ContainerRef;
+use super::events::{ProcessEvent, ProcessEventKind};
+use super::files::FileEvent;
+use super::net::{NetEvent, NetEventKind};
+use super::processes::{Ancestor, ProcessTable};
+use crate::model::Severity;
+use crate::rules::{Facts, On, RuleSet, Whose};
+
+/// Repeats of one rule, container and program within this window fold into one alert.
+const FOLD_WINDOW: Duration = Duration::from_secs(60);
+
+/// What was done about a detection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Alerted,
+    /// The process was killed (SIGKILL), protect mode.
+    Killed,
+}
+
+/// The event that broke a rule.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trigger {
+    /// `exec`, `open`, `connect`.
+    pub kind: String,
+    pub pid: u32,
+    pub uid: u32,
+    pub comm: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub exe: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// The file opened.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub path: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub write: bool,
+    /// `10.0.0.1:3333`, for connects.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub remote: String,
+    /// CLOCK_BOOTTIME nanoseconds.
+    pub timestamp_ns: u64,
+}
+
+/// One alert of a detection rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Detection {
+    pub rule: String,
+    pub title: String,
+    pub severity: Severity,
+    pub technique: String,
+    pub why: String,
+    pub action: Action,
+    pub event: Trigger,
+    /// The process, then its parent and so on up to the container's first process (or pid 1).
+    pub ancestry: Vec<Ancestor>,
+    /// How many events this alert stands for: 1, or the repeats folded into it.
+    pub count: u64,
+}
+
+struct Fold {
+    since: Instant,
+    folded: u64,
+    latest: Detection,
+    container: Option<ContainerRef>,
+}
+
+/// How protect mode applies to detections.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Protect {
+    /// Kill the processes of deniable detections in containers.
+    pub containers: bool,
+    /// And on the host (off by default: the node's own programs are at stake).
+    pub host: bool,
+}
+
+pub struct Detector {
+    rules: RuleSet,
+    processes: ProcessTable,
+    folds: HashMap<(String, String, String), Fold>,
+    protect: Protect,
+    /// Each container's first process (by pid namespace), for drift: namespace ids are reused
+    /// once a container is gone, so the entry is checked against the process before use.
+    started: HashMap<String, ContainerInit>,
+    /// This agent and its ancestors: never killed.
+    protected_pids: Vec<u32>,
+    /// Finds a live process of a container whose event's process is gone.
+    resolver: super::attribution::CgroupResolver,
+}
+
+impl Detector {
+    pub fn new(rules: RuleSet, protect: Protect) -> Self {
+        let mut processes = ProcessTable::new();
+        let protected_pids = processes.ancestry(std::process::id(), false).iter().map(|a| a.pid).collect();
+        Self {
+            rules,
+            processes,
+            folds: HashMap::new(),
+            protect,
+            started: HashMap::new(),
+            protected_pids,
+            resolver: super::attribution::CgroupResolver::new(),
+        }
+    }
+
+    pub fn rules(&self) -> &RuleSet {
+        &self.rules
+    }
+
+    /// Takes a process event; an exec is judged.
+    pub fn on_process(&mut self, event: &ProcessEvent, container: Option<&ContainerRef>) -> Vec<Detection> {
+        self.processes.record(event);
+        if event.kind != ProcessEventKind::Exec {
+            return Vec::new();
+        }
+        let exe = if event.exe.is_empty() { event.filename.clone() } else { event.exe.clone() };
+        let (parent_comm, parent_exe) = self.processes.parent_of(event.pid);
+        let facts = Facts {
+            in_container: container.is_some(),
+            exe: exe.clone(),
+            comm: event.comm.clone(),
+            args: event.args.clone(),
+            parent_comm,
+            parent_exe,
+            stdio_socket: stdio_is_socket(event.pid),
+            drift: container.is_some() && self.drifted(event, &exe),
+            setuid: self.executable(event, &exe).is_some_and(|(_, file)| setuid_gain(&file, event.uid)),
+            ..Facts::default()
+        };
+        let trigger = Trigger {
+            kind: "exec".into(),
+            pid: event.pid,
+            uid: event.uid,
+            comm: event.comm.clone(),
+            exe,
+            args: event.args.clone(),
+            timestamp_ns: event.timestamp_ns,
+            ..Trigger::default()
+        };
+        self.judge(On::Exec, &facts, trigger, container)
+    }
+
+    /// Takes an open under a watched prefix.
+    pub fn on_file(&mut self, event: &FileEvent, container: Option<&ContainerRef>) -> Vec<Detection> {
+        let exe = self.processes.ancestry(event.pid, false).first().map(|a| a.exe.clone()).unwrap_or_default();
+        let write = event.write || event.create || event.truncate;
+        let facts = Facts {
+            in_container: container.is_some(),
+            exe: exe.clone(),
+            comm: event.comm.clone(),
+            path: event.path.clone(),
+            write,
+            ..Facts::default()
+        };
+        let trigger = Trigger {
+            kind: "open".into(),
+            pid: event.pid,
+            uid: event.uid,
+            comm: event.comm.clone(),
+            exe,
+            path: event.path.clone(),
+            write,
+            timestamp_ns: event.timestamp_ns,
+            ..Trigger::default()
+        };
+        self.judge(On::Open, &facts, trigger, container)
+    }
+
+    /// Takes a network event; a connect is judged.
+    pub fn on_network(&mut self, event: &NetEvent, container: Option<&ContainerRef>) -> Vec<Detection> {
+        if event.kind != NetEventKind::Connect {
+            return Vec::new();
+        }
+        let exe = self.processes.ancestry(event.pid, false).first().map(|a| a.exe.clone()).unwrap_or_default();
+        let (address, port) = event.remote;
+        let facts = Facts {
+            in_container: container.is_some(),
+            exe: exe.clone(),
+            comm: event.comm.clone(),
+            port,
+            to_api_server: container.is_some() && is_api_server(event.pid, &address.to_string(), port),
+            ..Facts::default()
+        };
+        let remote = match address {
+            std::net::IpAddr::V6(v6) => format!("[{v6}]:{port}"),
+            v4 => format!("{v4}:{port}"),
+        };
+        let trigger = Trigger {
+            kind: "connect".into(),
+            pid: event.pid,
+            uid: event.uid,
+            comm: event.comm.clone(),
+            exe,
+            remote,
+            timestamp_ns: event.timestamp_ns,
+            ..Trigger::default()
+        };
+        self.judge(On::Connect, &facts, trigger, container)
+    }
+
+    fn judge(&mut self, on: On, facts: &Facts, trigger: Trigger, container: Option<&ContainerRef>) -> Vec<Detection> {
+        let whose = Whose {
+            container: container.and_then(|c| c.name.as_deref()),
+            image: container.and_then(|c| c.image.as_deref()),
+        };
+        let matched: Vec<crate::rules::RuleInfo> =
+            self.rules.matching(on, facts, &whose).into_iter().map(|r| r.info.clone()).collect();
+        if matched.is_empty() {
+            return Vec::new();
+        }
+        let ancestry = self.processes.ancestry(trigger.pid, container.is_some());
+        let protecting = if container.is_some() { self.protect.containers } else { self.protect.host };
+        let mut out = Vec::new();
+        let mut killed = false;
+        for info in matched {
+            let mut action = Action::Alerted;
+            let stoppable =
+                protecting && info.deniable && !self.protected_pids.contains(&trigger.pid) && trigger.pid > 1;
+            if stoppable && (killed || kill(trigger.pid)) {
+                killed = true;
+                action = Action::Killed;
+            }
+            let detection = Detection {
+                rule: info.id.clone(),
+                title: info.title,
+                severity: info.severity,
+                technique: info.technique,
+                why: info.why,
+                action,
+                event: trigger.clone(),
+                ancestry: ancestry.clone(),
+                count: 1,
+            };
+            let who = container.map_or_else(|| "host".to_string(), |c| c.id.clone());
+            let key = (info.id, who, facts.exe.clone());
+            match self.folds.get_mut(&key) {
+                Some(fold) if fold.since.elapsed() < FOLD_WINDOW && action == Action::Alerted => {
+                    fold.folded += 1;
+                    fold.latest = detection;
+                }
+                _ => {
+                    self.folds.insert(
+                        key,
+                        Fold {
+                            since: Instant::now(),
+                            folded: 0,
+                            latest: detection.clone(),
+                            container: container.cloned(),
+                        },
+                    );
+                    out.push(detection);
+                }
+            }
+        }
+        out
+    }
+
+    /// Folds whose window has closed with repeats in it: one alert each, with the count.
+    pub fn expired_folds(&mut self) -> Vec<(Detection, Option<ContainerRef>)> {
+        let mut out = Vec::new();
+        self.folds.retain(|_, fold| {
+            if fold.since.elapsed() < FOLD_WINDOW {
+                return true;
+            }
+            if fold.folded > 0 {
+                let mut detection = fold.latest.clone();
+                detection.count = fold.folded;
+                out.push((detection, fold.container.clone()));
+            }
+            false
+        });
+        out
+    }
+
+    /// The process's pid namespace and its executable's file, read through the process or, once
+    /// it has exited (most attacks' commands are short), through a live process of its cgroup.
+    fn executable(&mut self, event: &ProcessEvent, exe: &str) -> Option<(String, std::path::PathBuf)> {
+        let through = |pid: u32, file: std::path::PathBuf| {
+            let ns = std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok()?.display().to_string();
+            std::fs::metadata(&file).is_ok().then_some((ns, file))
+        };
+        if let Some(found) = through(event.pid, format!("/proc/{}/exe", event.pid).into()) {
+            return Some(found);
+        }
+        let path = self.resolver.path_of(event.cgroup_id)?;
+        let procs = std::fs::read_to_string(
+            super::attribution::unified_root().join(path.trim_start_matches('/')).join("cgroup.procs"),
+        )
+        .ok()?;
+        procs
+            .lines()
+            .filter_map(|l| l.trim().parse::<u32>().ok())
+            .find_map(|pid| through(pid, format!("/proc/{pid}/root/{}", exe.trim_start_matches('/')).into()))
+    }
+
+    /// Whether the process's executable was written after its container started.
+    fn drifted(&mut self, event: &ProcessEvent, exe: &str) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let Some((ns, file)) = self.executable(event, exe) else { return false };
+        let cached = self.started.get(&ns).filter(|init| init.still(&ns)).cloned();
+        let Some(init) = cached.or_else(|| container_init(&ns)) else { return false };
+        self.started.insert(ns, init.clone());
+        let started = init.started;
+        let Ok(meta) = std::fs::metadata(file) else { return false };
+        let changed = SystemTime::UNIX_EPOCH + Duration::new(meta.ctime().max(0) as u64, 0);
+        // The image's files are unpacked before the container starts; a second of slack for
+        // runtimes that copy a few files in as it starts (resolv.conf, hosts).
+        changed > started + Duration::from_secs(1)
+    }
+}
+
+/// A container's first process (pid 1 inside its pid namespace) and when it started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ContainerInit {
+    pid: u32,
+    start_ticks: u64,
+    started: SystemTime,
+}
+
+impl ContainerInit {
+    /// The same process is still there, in the same namespace.
+    fn still(&self, ns: &str) -> bool {
+        start_ticks(self.pid) == Some(self.start_ticks)
+            && std::fs::read_link(format!("/proc/{}/ns/pid", self.pid)).is_ok_and(|l| l.display().to_string() == ns)
+    }
+}
+
+/// Clock ticks after boot at which a process started (`/proc/PID/stat` field 22).
+fn start_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Counted after the command name's closing parenthesis (the name may hold spaces).
+    stat.rsplit_once(')')?.1.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// The first process of the pid namespace `ns` (its init, pid 1 inside).
+fn container_init(ns: &str) -> Option<ContainerInit> {
+    let boot = boot_time()?;
+    let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok().flatten().filter(|t| *t > 0)? as u64;
+    for entry in std::fs::read_dir("/proc").ok()?.filter_map(Result::ok) {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        if std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok().is_none_or(|l| l.display().to_string() != ns) {
+            continue;
+        }
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let inner = status.lines().find_map(|l| l.strip_prefix("NSpid:")).and_then(|v| v.split_whitespace().last());
+        if inner != Some("1") {
+            continue;
+        }
+        let start = start_ticks(pid)?;
+        let started = boot + Duration::from_millis(start * 1000 / ticks);
+        return Some(ContainerInit { pid, start_ticks: start, started });
+    }
+    None
+}
+
+fn boot_time() -> Option<SystemTime> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let secs: u64 = stat.lines().find_map(|l| l.strip_prefix("btime "))?.trim().parse().ok()?;
+    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
+}
+
+/// Standard input or output is a socket.
+fn stdio_is_socket(pid: u32) -> bool {
+    (0..=1).any(|fd| {
+        std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).is_ok_and(|l| l.to_string_lossy().starts_with("socket:"))
+    })
+}
+
+/// The executable is setuid to a user other than the one running it.
+fn setuid_gain(file: &std::path::Path, uid: u32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(file).is_ok_and(|m| m.mode() & 0o4000 != 0 && m.uid() != uid)
+}
+
+/// The process was told (by the kubelet's service environment) that the API server is at this
+/// address and port.
+fn is_api_server(pid: u32, address: &str, port: u16) -> bool {
+    let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else { return false };
+    let mut host = None;
+    let mut ports = vec![443, 6443];
+    for var in environ.split(|b| *b == 0) {
+        let var = String::from_utf8_lossy(var);
+        if let Some(value) = var.strip_prefix("KUBERNETES_SERVICE_HOST=") {
+            host = Some(value.to_string());
+        } else if let Some(value) = var.strip_prefix("KUBERNETES_SERVICE_PORT=") {
+            ports.extend(value.parse::<u16>());
+        }
+    }
+    host.is_some_and(|h| h == address) && ports.contains(&port)
+}
+
+fn kill(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else { return false };
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::RuleSet;
+
+    fn exec(pid: u32, comm: &str, args: &[&str]) -> ProcessEvent {
+        ProcessEvent {
+            kind: ProcessEventKind::Exec,
+            pid,
+            tid: pid,
+            ppid: 1,
+            uid: 0,
+            exit_status: 0,
+            cgroup_id: 9,
+            timestamp_ns: 1,
+            comm: comm.into(),
+            filename: format!("/usr/bin/{comm}"),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            exe: format!("/usr/bin/{comm}"),
+        }
+    }
+
+    fn container() -> ContainerRef {
+        ContainerRef {
+            runtime: crate::agent::attribution::Runtime::Podman,
+            id: "abc".into(),
+            pod_uid: None,
+            name: Some("web".into()),
+            image: None,
+            pod_namespace: None,
+            pod_name: None,
+        }
+    }
+
+    #[test]
+    fn storms_fold_into_one_alert_with_a_count() {
+        let rules = RuleSet::load(std::path::Path::new("/nonexistent")).expect("shipped rules");
+        let mut detector = Detector::new(rules, Protect::default());
+        let c = container();
+        let first = detector.on_process(&exec(4100001, "xmrig", &["xmrig"]), Some(&c));
+        assert_eq!(first.iter().map(|d| d.rule.as_str()).collect::<Vec<_>>(), vec!["crypto-miner-program"]);
+        assert_eq!((first[0].count, first[0].action), (1, Action::Alerted));
+        for pid in 4100002..4100012 {
+            assert!(detector.on_process(&exec(pid, "xmrig", &["xmrig"]), Some(&c)).is_empty(), "folded");
+        }
+        // The window closes: one alert for the ten repeats.
+        for fold in detector.folds.values_mut() {
+            fold.since -= FOLD_WINDOW;
+        }
+        let folded = detector.expired_folds();
+        assert_eq!(folded.len(), 1);
+        assert_eq!(folded[0].0.count, 10);
+        assert!(detector.on_process(&exec(4100020, "ls", &["ls", "-l"]), Some(&c)).is_empty(), "benign");
+    }
+}
