@@ -192,6 +192,32 @@ impl RuleSet {
     }
 }
 
+/// Directories that are links to others in most images and hosts (Debian's merged /usr,
+/// FHS 3's /run): the file sensor reports the path it walked, the link's target, so a prefix
+/// given under one name must be watched under the other too.
+const ALIASES: &[(&str, &str)] = &[
+    ("/var/run/", "/run/"),
+    ("/var/lock/", "/run/lock/"),
+    ("/bin/", "/usr/bin/"),
+    ("/sbin/", "/usr/sbin/"),
+    ("/lib/", "/usr/lib/"),
+    ("/lib64/", "/usr/lib64/"),
+];
+
+/// The prefix and its other spellings through the usual directory links: `/var/run/secrets/`
+/// is also `/run/secrets/`.
+pub fn path_aliases(prefix: &str) -> Vec<String> {
+    let mut out = vec![prefix.to_string()];
+    for (link, target) in ALIASES {
+        for (from, to) in [(link, target), (target, link)] {
+            if let Some(rest) = prefix.strip_prefix(from) {
+                out.push(format!("{to}{rest}"));
+            }
+        }
+    }
+    out
+}
+
 /// `*` matches any run of characters; everything else itself.
 pub fn glob_match(glob: &str, text: &str) -> bool {
     let mut parts = glob.split('*');
@@ -213,6 +239,17 @@ pub fn glob_match(glob: &str, text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn linked_directories_are_watched_under_both_names() {
+        assert_eq!(
+            path_aliases("/var/run/secrets/kubernetes.io/"),
+            vec!["/var/run/secrets/kubernetes.io/".to_string(), "/run/secrets/kubernetes.io/".to_string()]
+        );
+        assert_eq!(path_aliases("/run/x"), vec!["/run/x".to_string(), "/var/run/x".to_string()]);
+        assert_eq!(path_aliases("/usr/bin/"), vec!["/usr/bin/".to_string(), "/bin/".to_string()]);
+        assert_eq!(path_aliases("/etc/"), vec!["/etc/".to_string()]);
+    }
 
     #[test]
     fn globs_match_runs_of_characters() {

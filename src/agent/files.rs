@@ -270,6 +270,11 @@ mod tests {
             assert!(err.contains(reason) && err.contains(&format!("{bad:?}")), "{err}");
         }
         let many: Vec<String> = (0..=MAX_PREFIXES).map(|i| format!("/p{i}")).collect();
-        assert!(validate_prefixes(&many).expect_err("too many").to_string().contains(&format!("{} watched prefixes", MAX_PREFIXES + 1)));
+        assert!(
+            validate_prefixes(&many)
+                .expect_err("too many")
+                .to_string()
+                .contains(&format!("{} watched prefixes", MAX_PREFIXES + 1))
+        );
     }
 }

@@ -318,10 +318,18 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     let mut sensor = ProcessSensor::start()?;
     let mut net = NetSensor::start()?;
     // The prefixes asked for, and those the rules need (writes only where only writes matter).
-    let mut watches: Vec<(String, Watch)> = options.watch.iter().map(|p| (p.clone(), Watch::Any)).collect();
-    for (prefix, writes_only) in options.rules.as_ref().map(crate::rules::RuleSet::watches).unwrap_or_default() {
-        if !watches.iter().any(|(p, _)| *p == prefix) {
-            watches.push((prefix, if writes_only { Watch::Writes } else { Watch::Any }));
+    // Each under its other names too (`/var/run/` is `/run/` in most images).
+    let mut watches: Vec<(String, Watch)> = Vec::new();
+    let asked = options.watch.iter().map(|p| (p.clone(), false));
+    let rules = options.rules.as_ref().map(crate::rules::RuleSet::watches).unwrap_or_default();
+    for (given, writes_only) in asked.chain(rules) {
+        for prefix in crate::rules::path_aliases(&given) {
+            let watch = if writes_only { Watch::Writes } else { Watch::Any };
+            match watches.iter_mut().find(|(p, _)| *p == prefix) {
+                Some((_, existing)) if watch == Watch::Any => *existing = Watch::Any,
+                Some(_) => {}
+                None => watches.push((prefix, watch)),
+            }
         }
     }
     // Not started without a prefix: its tracepoint would run on every syscall for nothing.

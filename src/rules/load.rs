@@ -249,8 +249,14 @@ fn build(raw: &RawRule, lists: &BTreeMap<String, Vec<String>>) -> Result<Rule, S
             return Err(format!("path {path:?} is not absolute"));
         }
     }
-    push(paths.map(Condition::PathPrefixAny));
-    push(exact.map(Condition::PathIn));
+    // Linked directories: the agent reports the path it walked (`/run/...` for `/var/run/...`).
+    let spelled = |paths: Vec<String>| -> Vec<String> {
+        let mut all: Vec<String> = paths.iter().flat_map(|p| super::path_aliases(p)).collect();
+        all.dedup();
+        all
+    };
+    push(paths.map(spelled).map(Condition::PathPrefixAny));
+    push(exact.map(spelled).map(Condition::PathIn));
     push(w.write.map(Condition::Write));
     push(w.port_in.clone().map(Condition::PortIn));
     push(w.to_api_server.map(Condition::ToApiServer));
