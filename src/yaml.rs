@@ -37,3 +37,20 @@ fn first_line(err: &serde_saphyr::Error) -> String {
 pub fn read_file(path: &Path) -> Result<String, YamlError> {
     std::fs::read_to_string(path).map_err(|source| YamlError::Read { path: path.to_path_buf(), source })
 }
+
+/// The `*.yaml` and `*.yml` files of `dir`, in name order. A directory that does not exist has
+/// none, unless it is `required` (named on a command line: a typo must not mean "no files").
+pub fn files_in(dir: &Path, required: bool) -> Result<Vec<PathBuf>, YamlError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return Ok(Vec::new()),
+        Err(source) => return Err(YamlError::Read { path: dir.to_path_buf(), source }),
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .collect();
+    files.sort();
+    Ok(files)
+}

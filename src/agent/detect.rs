@@ -443,7 +443,7 @@ mod tests {
 
     #[test]
     fn storms_fold_into_one_alert_with_a_count() {
-        let rules = RuleSet::load(std::path::Path::new("/nonexistent")).expect("shipped rules");
+        let rules = RuleSet::load(std::path::Path::new("/nonexistent"), false).expect("shipped rules");
         let mut detector = Detector::new(rules, Protect::default());
         let c = container();
         let first = detector.on_process(&exec(4100001, "xmrig", &["xmrig"]), Some(&c));

@@ -113,7 +113,7 @@ pub fn run(command: &AgentCommand) -> anyhow::Result<ExitCode> {
                         .clone()
                         .or_else(|| crate::config::Dirs::discover().ok().map(|d| d.config_dir.join("rules")));
                     let dir = dir.unwrap_or_default();
-                    Some(crate::rules::RuleSet::load(&dir)?)
+                    Some(crate::rules::RuleSet::load(&dir, rules_dir.is_some())?)
                 }
             };
             let options = RunOptions {

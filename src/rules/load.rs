@@ -30,7 +30,7 @@ use serde::Deserialize;
 
 use super::{Condition, Exception, On, Rule, RuleInfo};
 use crate::model::Severity;
-use crate::yaml::{YamlError, parse_yaml, read_file};
+use crate::yaml::{YamlError, files_in, parse_yaml, read_file};
 
 /// The rule files picket ships (`plugins-config/rules/`).
 const SHIPPED: &[(&str, &str)] =
@@ -131,21 +131,14 @@ struct RawException {
 }
 
 impl RuleSet {
-    /// The shipped rules, then every `*.yaml` in `user_dir` (absent: none).
-    pub fn load(user_dir: &Path) -> Result<Self, RuleError> {
+    /// The shipped rules, then every `*.yaml` in `user_dir` (absent: none, unless `required`:
+    /// a directory named on the command line must exist).
+    pub fn load(user_dir: &Path, required: bool) -> Result<Self, RuleError> {
         let mut files: Vec<(PathBuf, String)> =
             SHIPPED.iter().map(|(name, text)| (PathBuf::from(name), text.to_string())).collect();
-        if let Ok(entries) = std::fs::read_dir(user_dir) {
-            let mut paths: Vec<PathBuf> = entries
-                .filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
-                .collect();
-            paths.sort();
-            for path in paths {
-                let text = read_file(&path)?;
-                files.push((path, text));
-            }
+        for path in files_in(user_dir, required)? {
+            let text = read_file(&path)?;
+            files.push((path, text));
         }
         Self::from_texts(&files)
     }
@@ -323,7 +316,7 @@ mod tests {
 
     #[test]
     fn every_shipped_rule_loads() {
-        let shipped = RuleSet::load(Path::new("/nonexistent")).expect("the shipped rules load");
+        let shipped = RuleSet::load(Path::new("/nonexistent"), false).expect("the shipped rules load");
         assert!(shipped.rules.len() >= 8, "{}", shipped.rules.len());
         assert!(shipped.watched_prefixes().iter().any(|p| p == "/etc/"), "{:?}", shipped.watched_prefixes());
     }

@@ -148,17 +148,13 @@ pub fn load_dirs(optional: &[PathBuf], required: &[PathBuf]) -> Result<Vec<Custo
     let mut checks = Vec::new();
     let dirs = optional.iter().map(|d| (d, false)).chain(required.iter().map(|d| (d, true)));
     for (dir, required) in dirs {
-        let entries = match std::fs::read_dir(dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => continue,
-            Err(e) => return Err(CustomCheckError::File { path: dir.clone(), message: e.to_string() }),
-        };
-        let mut files: Vec<PathBuf> = entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
-            .collect();
-        files.sort();
+        let files = crate::yaml::files_in(dir, required).map_err(|e| {
+            let message = match e {
+                crate::yaml::YamlError::Read { source, .. } => source.to_string(),
+                other => other.to_string(),
+            };
+            CustomCheckError::File { path: dir.clone(), message }
+        })?;
         for file in files {
             checks.extend(load_file(&file)?);
         }
