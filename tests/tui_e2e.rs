@@ -435,7 +435,7 @@ fn nodes_pane_starts_the_agent_and_shows_a_containers_processes() {
     assert!(down.contains("it fails open") && down.contains("agent: not running"), "{down}");
 
     tmux.send(&["a"]);
-    let started = tmux.expect("sensing (process, network)");
+    let started = tmux.expect("sensing (process, network, fil");
     assert!(started.contains("streaming"), "{started}");
     let pid: u32 = started
         .split("agent started by the console (pid ")
