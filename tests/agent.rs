@@ -683,6 +683,60 @@ fn attacks_in_a_container_raise_their_alerts_with_ancestry() {
     assert_eq!(killed.map(|k| k["action"].clone()), Some(serde_json::json!("killed")), "{lines:?}");
 }
 
+/// Host processes are judged too: the same attacks run on the host, in a child cgroup the test
+/// makes, raise host alerts (no container) with their ancestry; host-only noise stays out.
+#[test]
+fn attacks_on_the_host_raise_host_alerts() {
+    require_bpf!();
+    let root = picket::agent::attribution::unified_root();
+    let cgroup = root.join(format!("picket-test-host-{}", std::process::id()));
+    std::fs::create_dir_all(&cgroup).expect("a child cgroup (root, cgroup v2)");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let miner = dir.path().join("xmrig");
+    std::fs::write(&miner, "#!/bin/sh\nexit 0\n").expect("write");
+    std::fs::set_permissions(&miner, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let script = format!(
+        "echo $$ > {procs}; echo probe > /dev/tcp/127.0.0.1/9 2>/dev/null; {miner} --url stratum+tcp://pool.example:3333; true",
+        procs = cgroup.join("cgroup.procs").display(),
+        miner = miner.display()
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+        .args(["agent", "run", "--for", "6"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("picket agent runs");
+    std::thread::sleep(Duration::from_secs(3));
+    let ran = std::process::Command::new("bash").args(["-c", &script]).status().expect("bash runs");
+    assert!(ran.success());
+    let out = out.wait_with_output().expect("the agent ends");
+    let _ = std::fs::remove_dir(&cgroup);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let ours = |rule: &str| {
+        lines.iter().find(|l| {
+            l["type"] == "detection"
+                && l["rule"] == rule
+                && l["ancestry"].as_array().is_some_and(|a| a.iter().any(|p| p["args"].to_string().contains("xmrig")))
+        })
+    };
+    let dev_tcp = ours("reverse-shell-dev-tcp").expect("the /dev/tcp command line, from the host");
+    assert!(dev_tcp["container"].is_null(), "a host alert: {dev_tcp}");
+    assert_eq!(dev_tcp["action"], "alerted", "no --protect-host: alert only");
+    let mined = lines
+        .iter()
+        .find(|l| l["type"] == "detection" && l["rule"] == "crypto-miner-arguments" && l["event"]["comm"] == "xmrig")
+        .expect("the miner's stratum URL");
+    assert!(mined["container"].is_null());
+    let ancestry = mined["ancestry"].as_array().expect("ancestry");
+    assert!(ancestry.iter().any(|a| a["exe"].as_str().is_some_and(|e| e.ends_with("bash"))), "{ancestry:?}");
+    assert!(
+        ours("write-below-system-dirs").is_none() && ours("package-manager-in-container").is_none(),
+        "container-only rules stay quiet on the host"
+    );
+}
+
 /// `picket agent policy FILE`: a good file is summarised; a bad one is refused naming the file,
 /// line and column, and `picket agent run --policy` with it never starts.
 #[test]
