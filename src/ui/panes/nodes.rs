@@ -24,10 +24,12 @@ fn mode_label(stats: &AgentStats) -> String {
     let sensing = format!("sensing ({})", stats.sensors.join(", "));
     match &stats.enforcement {
         None => sensing,
-        Some(e) if e.error.is_some() => {
-            format!("protect {} · monitor {} · discover {} (policy error)", e.protect, e.monitor, e.discover)
+        Some(e) => {
+            // The enforcement mechanism first: what the user trusts the policy to is what loaded.
+            let rung = e.rung.as_deref().map(|r| format!("{r}: ")).unwrap_or_default();
+            let error = if e.error.is_some() { " (policy error)" } else { "" };
+            format!("{rung}protect {} · monitor {} · discover {}{error}", e.protect, e.monitor, e.discover)
         }
-        Some(e) => format!("protect {} · monitor {} · discover {}", e.protect, e.monitor, e.discover),
     }
 }
 
@@ -376,6 +378,21 @@ mod tests {
     use crate::agent::events::{ProcessEvent, ProcessEventKind};
     use crate::agent::wire::{AgentStats, WireEvent};
     use crate::app::action::{Action, Effect};
+
+    #[test]
+    fn the_mode_names_the_enforcement_mechanism() {
+        let mut stats = AgentStats { sensors: vec!["process".into(), "file".into()], ..AgentStats::default() };
+        assert_eq!(super::mode_label(&stats), "sensing (process, file)");
+        stats.enforcement = Some(crate::agent::wire::Enforcement {
+            rung: Some("fanotify".into()),
+            policy: "p.yaml".into(),
+            protect: 2,
+            monitor: 1,
+            discover: 0,
+            error: None,
+        });
+        assert_eq!(super::mode_label(&stats), "fanotify: protect 2 · monitor 1 · discover 0");
+    }
     use crate::app::fixtures::{self, code, key, type_text};
     use crate::app::state::AgentPod;
     use crate::app::update::update;
