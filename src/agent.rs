@@ -7,6 +7,7 @@ pub mod attribution;
 pub mod client;
 pub mod deploy;
 pub mod detect;
+pub mod drift;
 pub mod enforce;
 pub mod events;
 pub mod files;

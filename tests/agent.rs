@@ -659,12 +659,11 @@ fn attacks_in_a_container_raise_their_alerts_with_ancestry() {
     });
     assert_eq!(benign.count(), 0, "ordinary commands raise nothing: {detections:?}");
 
-    // Protect: the miner is killed as it starts. Agents see the whole node: the other deniable
-    // rules are switched off (a user override) so that other tests' containers are left alone.
+    // Protect. Agents see the whole node: the deniable rules this part does not use are switched
+    // off (a user override) so that other tests' containers are left alone.
     let rules = tempfile::tempdir().expect("rules dir");
     let off = [
         "reverse-shell-stdio-socket",
-        "reverse-shell-dev-tcp",
         "netcat-runs-a-program",
         "crypto-miner-arguments",
         "package-manager-in-container",
@@ -673,14 +672,36 @@ fn attacks_in_a_container_raise_their_alerts_with_ancestry() {
     let overrides: String = off.iter().map(|id| format!("  - id: {id}\n    enabled: false\n")).collect();
     std::fs::write(rules.path().join("quiet.yaml"), format!("overrides:\n{overrides}")).expect("write");
     let rules_dir = rules.path().display().to_string();
-    let mut outcome = (true, String::new());
-    let lines = agent_lines_during(&podman, 8, &["--protect", "--rules", &rules_dir], || {
-        // A miner that keeps running: a script (comm is the script's name).
-        outcome = run("printf '#!/bin/sh\\nsleep 5\\n' > /tmp/xmrig; chmod +x /tmp/xmrig; /tmp/xmrig; echo status $?");
+    // Where fanotify permission events work (the probe says), a miner is refused at exec time;
+    // elsewhere it is killed just after. A /dev/tcp command line needs its arguments: killed.
+    let probe = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+        .args(["agent", "probe", "--json"])
+        .output()
+        .expect("picket agent probe");
+    let ladder: serde_json::Value = serde_json::from_slice(&probe.stdout).expect("probe JSON");
+    let fanotify = ladder["controls"][0]["tried"]
+        .as_array()
+        .is_some_and(|t| t.iter().any(|r| r["rung"] == "fanotify" && r["refused"].is_null()));
+    let (mut miner, mut shell) = ((true, String::new()), (true, String::new()));
+    let lines = agent_lines_during(&podman, 10, &["--protect", "--rules", &rules_dir], || {
+        // A miner that would keep running: a script (comm is the script's name).
+        miner = run("printf '#!/bin/sh\\nsleep 5\\n' > /tmp/xmrig; chmod +x /tmp/xmrig; /tmp/xmrig; echo status $?");
+        // (The outer command line spells it in two parts: only the inner shell's carries it.)
+        shell = run("p=/dev/t; sh -c 'sleep 3; echo alive' ${p}cp/127.0.0.1/9; echo status $?");
     });
-    assert!(outcome.1.contains("status 137"), "killed with SIGKILL: {outcome:?}");
-    let killed = lines.iter().find(|l| l["type"] == "detection" && l["rule"] == "crypto-miner-program");
-    assert_eq!(killed.map(|k| k["action"].clone()), Some(serde_json::json!("killed")), "{lines:?}");
+    let action =
+        |rule: &str| lines.iter().find(|l| l["type"] == "detection" && l["rule"] == rule).map(|d| d["action"].clone());
+    if fanotify {
+        assert!(miner.1.contains("status 126"), "refused before it ran: {miner:?}");
+        assert_eq!(action("crypto-miner-program"), Some(serde_json::json!("denied")), "{lines:?}");
+    } else {
+        assert!(miner.1.contains("status 137"), "killed with SIGKILL: {miner:?}");
+        assert_eq!(action("crypto-miner-program"), Some(serde_json::json!("killed")), "{lines:?}");
+    }
+    assert!(shell.1.contains("status 137") && !shell.1.contains("alive"), "killed: {shell:?}");
+    assert_eq!(action("reverse-shell-dev-tcp"), Some(serde_json::json!("killed")), "{lines:?}");
+    // Ordinary commands still run under protect.
+    assert!(run("ls / > /dev/null && cat /etc/hostname").0);
 }
 
 /// Host processes are judged too: the same attacks run on the host, in a child cgroup the test

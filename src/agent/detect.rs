@@ -6,7 +6,7 @@
 //! happened, so the alert says `killed`).
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +26,8 @@ const FOLD_WINDOW: Duration = Duration::from_secs(60);
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     Alerted,
+    /// The exec was refused (EPERM) before the program ran, protect mode (fanotify).
+    Denied,
     /// The process was killed (SIGKILL), protect mode.
     Killed,
 }
@@ -91,13 +93,33 @@ pub struct Detector {
     processes: ProcessTable,
     folds: HashMap<(String, String, String), Fold>,
     protect: Protect,
-    /// Each container's first process (by pid namespace), for drift: namespace ids are reused
-    /// once a container is gone, so the entry is checked against the process before use.
-    started: HashMap<String, ContainerInit>,
+    /// When each container started, for drift.
+    started: super::drift::Starts,
     /// This agent and its ancestors: never killed.
     protected_pids: Vec<u32>,
     /// Finds a live process of a container whose event's process is gone.
     resolver: super::attribution::CgroupResolver,
+}
+
+/// The exec rules a check of the file alone can decide before the program runs: deniable ones
+/// whose conditions are about the executable and where it runs (not its arguments or parent,
+/// which exec has not set yet).
+pub fn exec_time_rules(rules: &RuleSet) -> Vec<crate::rules::Rule> {
+    use crate::rules::Condition::{CommIn, CommNotIn, Drift, ExeIn, ExePrefixAny, InContainer, Setuid};
+    rules
+        .rules
+        .iter()
+        .filter(|r| r.on == On::Exec && r.info.deniable)
+        .filter(|r| {
+            r.conditions.iter().all(|c| {
+                matches!(
+                    c,
+                    InContainer(_) | CommIn(_) | CommNotIn(_) | ExeIn(_) | ExePrefixAny(_) | Drift(_) | Setuid(_)
+                )
+            })
+        })
+        .cloned()
+        .collect()
 }
 
 impl Detector {
@@ -109,7 +131,7 @@ impl Detector {
             processes,
             folds: HashMap::new(),
             protect,
-            started: HashMap::new(),
+            started: super::drift::Starts::default(),
             protected_pids,
             resolver: super::attribution::CgroupResolver::new(),
         }
@@ -307,69 +329,9 @@ impl Detector {
 
     /// Whether the process's executable was written after its container started.
     fn drifted(&mut self, event: &ProcessEvent, exe: &str) -> bool {
-        use std::os::unix::fs::MetadataExt;
         let Some((ns, file)) = self.executable(event, exe) else { return false };
-        let cached = self.started.get(&ns).filter(|init| init.still(&ns)).cloned();
-        let Some(init) = cached.or_else(|| container_init(&ns)) else { return false };
-        self.started.insert(ns, init.clone());
-        let started = init.started;
-        let Ok(meta) = std::fs::metadata(file) else { return false };
-        let changed = SystemTime::UNIX_EPOCH + Duration::new(meta.ctime().max(0) as u64, 0);
-        // The image's files are unpacked before the container starts; a second of slack for
-        // runtimes that copy a few files in as it starts (resolv.conf, hosts).
-        changed > started + Duration::from_secs(1)
+        self.started.drifted(&ns, &file)
     }
-}
-
-/// A container's first process (pid 1 inside its pid namespace) and when it started.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct ContainerInit {
-    pid: u32,
-    start_ticks: u64,
-    started: SystemTime,
-}
-
-impl ContainerInit {
-    /// The same process is still there, in the same namespace.
-    fn still(&self, ns: &str) -> bool {
-        start_ticks(self.pid) == Some(self.start_ticks)
-            && std::fs::read_link(format!("/proc/{}/ns/pid", self.pid)).is_ok_and(|l| l.display().to_string() == ns)
-    }
-}
-
-/// Clock ticks after boot at which a process started (`/proc/PID/stat` field 22).
-fn start_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Counted after the command name's closing parenthesis (the name may hold spaces).
-    stat.rsplit_once(')')?.1.split_whitespace().nth(19)?.parse().ok()
-}
-
-/// The first process of the pid namespace `ns` (its init, pid 1 inside).
-fn container_init(ns: &str) -> Option<ContainerInit> {
-    let boot = boot_time()?;
-    let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok().flatten().filter(|t| *t > 0)? as u64;
-    for entry in std::fs::read_dir("/proc").ok()?.filter_map(Result::ok) {
-        let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
-        if std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok().is_none_or(|l| l.display().to_string() != ns) {
-            continue;
-        }
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let inner = status.lines().find_map(|l| l.strip_prefix("NSpid:")).and_then(|v| v.split_whitespace().last());
-        if inner != Some("1") {
-            continue;
-        }
-        let start = start_ticks(pid)?;
-        let started = boot + Duration::from_millis(start * 1000 / ticks);
-        return Some(ContainerInit { pid, start_ticks: start, started });
-    }
-    None
-}
-
-fn boot_time() -> Option<SystemTime> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let secs: u64 = stat.lines().find_map(|l| l.strip_prefix("btime "))?.trim().parse().ok()?;
-    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
 }
 
 /// Standard input or output is a socket.

@@ -116,6 +116,22 @@ fn counters(
     Ok((dropped, malformed))
 }
 
+/// Every cgroup of every running container, with the container's name and image (for the
+/// rules' exceptions).
+fn guarded_containers(
+    resolver: &mut CgroupResolver,
+    names: &ContainerNames,
+) -> std::collections::HashMap<u64, (Option<String>, Option<String>)> {
+    let mut out = std::collections::HashMap::new();
+    for (id, found) in resolver.containers() {
+        let named = names.get(&id);
+        for cgroup in found.cgroups {
+            out.insert(cgroup, (named.as_ref().map(|n| n.name.clone()), named.as_ref().map(|n| n.image.clone())));
+        }
+    }
+    out
+}
+
 /// The node's name: the DaemonSet's `NODE_NAME` (a pod's own hostname is the pod's name), else
 /// the host name.
 fn node_name() -> String {
@@ -383,6 +399,29 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         };
         eprintln!("picket: {} detection rules{protect}", detector.rules().rules.len());
     }
+    // Protect mode refuses at exec time, where fanotify allows, what a file alone shows
+    // (drift, package managers, miners by name); the rest is killed just after its exec.
+    let (guard_tx, mut guard_rx) = tokio::sync::mpsc::channel(1024);
+    let mut guard = match (&out.detector, options.protect.containers) {
+        (Some(detector), true) => {
+            let rules = super::detect::exec_time_rules(detector.rules());
+            match super::enforce::fanotify::FanotifyEnforcer::start() {
+                Ok(mut enforcer) => {
+                    enforcer.guard(rules, guard_tx)?;
+                    eprintln!("picket: protect refuses execs at exec time (fanotify)");
+                    Some(enforcer)
+                }
+                Err(e) => {
+                    eprintln!("picket: no exec-time refusal ({e}); deniable detections are killed just after exec");
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    if let Some(guard) = guard.as_mut() {
+        guard.guard_containers(guarded_containers(&mut out.resolver, &out.names))?;
+    }
     let deadline = options.duration.map(|d| tokio::time::Instant::now() + d);
     let mut events = 0u64;
     let mut stats_every = tokio::time::interval(STATS_EVERY);
@@ -434,8 +473,17 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
             batch = net.next_batch() => events += out.send(Batch::Network(batch?))?,
             batch = next_files(&mut files) => events += out.send(Batch::File(batch?))?,
             batch = alerts => events += out.send(Batch::Alert(batch?))?,
+            Some((detection, cgroup_id)) = guard_rx.recv() => {
+                let container = out.names.name(out.resolver.container_of(cgroup_id));
+                out.outputs.emit(&WireEvent::detection(&node, detection, container))?;
+                out.outputs.flush()?;
+                events += 1;
+            }
             _ = stats_every.tick() => {
                 events += out.send_folds()?;
+                if let Some(guard) = guard.as_mut() {
+                    guard.guard_containers(guarded_containers(&mut out.resolver, &out.names))?;
+                }
                 if let Some(enforcing) = enforcing.as_mut() {
                     enforcing.refresh(&running_containers(&mut out.resolver, &out.names));
                 }

@@ -89,6 +89,17 @@ fn verdicts(policy: &ContainerPolicy) -> Verdicts {
     }
 }
 
+/// Exec-time denial of deniable detection rules (`--protect`): every container's root mount is
+/// marked for execs, and an exec the rules catch is refused before the program runs.
+struct Guard {
+    rules: Vec<crate::rules::Rule>,
+    /// Container cgroups, with the container's name and image for the rules' exceptions (execs
+    /// elsewhere are not judged).
+    containers: HashMap<u64, (Option<String>, Option<String>)>,
+    starts: std::sync::Mutex<crate::agent::drift::Starts>,
+    detections: tokio::sync::mpsc::Sender<(crate::agent::detect::Detection, u64)>,
+}
+
 /// State shared with the verdict thread.
 struct Shared {
     group: Fanotify,
@@ -100,6 +111,7 @@ struct Shared {
     /// Events answered without a verdict (the process or file could not be read): allowed.
     unjudged: AtomicU64,
     cgroup_root: PathBuf,
+    guard: RwLock<Option<Guard>>,
 }
 
 pub struct FanotifyEnforcer {
@@ -128,6 +140,7 @@ impl FanotifyEnforcer {
             dropped: AtomicU64::new(0),
             unjudged: AtomicU64::new(0),
             cgroup_root: crate::agent::attribution::unified_root(),
+            guard: RwLock::new(None),
         });
         let (tx, alerts) = tokio::sync::mpsc::channel(ALERT_QUEUE);
         let for_thread = Arc::clone(&shared);
@@ -207,6 +220,42 @@ impl FanotifyEnforcer {
         Ok(())
     }
 
+    /// Refuses, at exec time, what `rules` (exec-time rules, `detect::exec_time_rules`) catch in
+    /// containers; each refusal is sent on `detections` with its cgroup.
+    pub fn guard(
+        &mut self,
+        rules: Vec<crate::rules::Rule>,
+        detections: tokio::sync::mpsc::Sender<(crate::agent::detect::Detection, u64)>,
+    ) -> Result<(), EnforceError> {
+        *self.shared.guard.write().map_err(|_| EnforceError::Poisoned)? =
+            Some(Guard { rules, containers: Default::default(), starts: Default::default(), detections });
+        Ok(())
+    }
+
+    /// The containers running now (each cgroup with the container's name and image): their root
+    /// mounts are marked for execs.
+    pub fn guard_containers(
+        &mut self,
+        containers: HashMap<u64, (Option<String>, Option<String>)>,
+    ) -> Result<(), EnforceError> {
+        let cgroups: Vec<u64> = containers.keys().copied().collect();
+        {
+            let mut guard = self.shared.guard.write().map_err(|_| EnforceError::Poisoned)?;
+            let Some(guard) = guard.as_mut() else { return Ok(()) };
+            guard.containers = containers;
+        }
+        for &cgroup_id in &cgroups {
+            if self.marked.contains_key(&cgroup_id) {
+                continue;
+            }
+            let Some(root) = self.root_of(cgroup_id) else { continue };
+            self.mark(&root, MaskFlags::FAN_OPEN_EXEC_PERM)?;
+            self.marked.insert(cgroup_id, (root, MaskFlags::FAN_OPEN_EXEC_PERM));
+        }
+        self.marked.retain(|id, _| cgroups.contains(id));
+        Ok(())
+    }
+
     /// The next alerts the verdict thread raised.
     pub async fn next_alerts(&mut self) -> Result<Vec<Alert>, EnforceError> {
         let Some(first) = self.alerts.recv().await else { return Err(EnforceError::VerdictThreadGone) };
@@ -283,30 +332,104 @@ fn answer(shared: &Shared, event: &FanotifyEvent, me: u32, alerts: &tokio::sync:
     let exec = event.mask().contains(MaskFlags::FAN_OPEN_EXEC_PERM);
     let pid = u32::try_from(event.pid()).unwrap_or(0);
     let verdict = if pid == me { Verdict::NoPolicy } else { judge(shared, fd, pid, exec) };
-    let deny = matches!(&verdict, Verdict::Violation(alert) if alert.action == AlertAction::Denied);
+    // Protect mode's exec-time rules judge the execs the policy lets through.
+    let guard = match exec && pid != me && !matches!(verdict, Verdict::Violation(_)) {
+        true => guard_exec(shared, fd, pid),
+        false => GuardVerdict::NotGuarded,
+    };
+    let deny = guard == GuardVerdict::Refused
+        || matches!(&verdict, Verdict::Violation(alert) if alert.action == AlertAction::Denied);
     // The kernel holds the process until this answer: nothing before it may block for long.
     let response = if deny { Response::FAN_DENY } else { Response::FAN_ALLOW };
     let _ = shared.group.write_response(FanotifyResponse::new(fd, response));
-    match verdict {
-        Verdict::Violation(alert) => {
-            if alerts.try_send(alert).is_err() {
-                shared.dropped.fetch_add(1, Ordering::Relaxed);
-            }
+    if let Verdict::Violation(alert) = verdict {
+        if alerts.try_send(alert).is_err() {
+            shared.dropped.fetch_add(1, Ordering::Relaxed);
         }
-        // Answered in the kernel from now on, until the policy changes. A file with other names
-        // (hard links) is asked about every time: the name it was allowed under says nothing
-        // about the others.
-        Verdict::Allowed if exec || nix::sys::stat::fstat(fd).is_ok_and(|st| st.st_nlink == 1) => {
-            let mask = if exec { MaskFlags::FAN_OPEN_EXEC_PERM } else { MaskFlags::FAN_OPEN_PERM };
-            let _ = shared.group.mark(
-                MarkFlags::FAN_MARK_ADD | MarkFlags::FAN_MARK_IGNORED_MASK | MarkFlags::FAN_MARK_IGNORED_SURV_MODIFY,
-                mask,
-                fd,
-                None::<&Path>,
-            );
-        }
-        Verdict::Allowed | Verdict::NoPolicy => {}
+        return;
     }
+    // Answered in the kernel from now on, until the policy changes. A file with other names
+    // (hard links) is asked about every time: the name it was allowed under says nothing about
+    // the others. A file the guard passed is asked about again once it is modified (drift).
+    let cache = match (guard, &verdict) {
+        (GuardVerdict::Refused, _) | (GuardVerdict::NotGuarded, Verdict::NoPolicy) => None,
+        (GuardVerdict::Passed, _) => Some(MarkFlags::empty()),
+        (GuardVerdict::NotGuarded, _) => Some(MarkFlags::FAN_MARK_IGNORED_SURV_MODIFY),
+    };
+    if let Some(survive) = cache
+        && (exec || nix::sys::stat::fstat(fd).is_ok_and(|st| st.st_nlink == 1))
+    {
+        let mask = if exec { MaskFlags::FAN_OPEN_EXEC_PERM } else { MaskFlags::FAN_OPEN_PERM };
+        let _ = shared.group.mark(
+            MarkFlags::FAN_MARK_ADD | MarkFlags::FAN_MARK_IGNORED_MASK | survive,
+            mask,
+            fd,
+            None::<&Path>,
+        );
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GuardVerdict {
+    /// No guard, or the exec is not in a container.
+    NotGuarded,
+    Passed,
+    /// A deniable rule caught it: refused, and reported.
+    Refused,
+}
+
+/// The exec-time rules on an exec in a container.
+fn guard_exec(shared: &Shared, fd: BorrowedFd, pid: u32) -> GuardVerdict {
+    let Ok(guard) = shared.guard.read() else { return GuardVerdict::NotGuarded };
+    let Some(guard) = guard.as_ref() else { return GuardVerdict::NotGuarded };
+    let Some(cgroup_id) = cgroup_of(&shared.cgroup_root, pid) else { return GuardVerdict::NotGuarded };
+    let Some((name, image)) = guard.containers.get(&cgroup_id) else { return GuardVerdict::NotGuarded };
+    let fd_path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    let Ok(path) = std::fs::read_link(&fd_path) else { return GuardVerdict::Passed };
+    let exe = path.to_string_lossy().into_owned();
+    // The name the kernel will give the process: the file's name, cut to 15 bytes.
+    let comm: String = exe.rsplit('/').next().unwrap_or_default().chars().take(15).collect();
+    let uid = uid_of(pid).unwrap_or(u32::MAX);
+    let drift = std::fs::read_link(format!("/proc/{pid}/ns/pid")).is_ok_and(|ns| {
+        guard.starts.lock().is_ok_and(|mut starts| starts.drifted(&ns.display().to_string(), Path::new(&fd_path)))
+    });
+    let setuid = nix::sys::stat::fstat(fd).is_ok_and(|st| st.st_mode & 0o4000 != 0 && st.st_uid != uid);
+    let facts = crate::rules::Facts {
+        in_container: true,
+        exe: exe.clone(),
+        comm: comm.clone(),
+        drift,
+        setuid,
+        ..crate::rules::Facts::default()
+    };
+    let whose = crate::rules::Whose { container: name.as_deref(), image: image.as_deref() };
+    let Some(rule) = guard.rules.iter().find(|r| r.matches(crate::rules::On::Exec, &facts, &whose)) else {
+        return GuardVerdict::Passed;
+    };
+    let caller = crate::agent::processes::ProcessTable::new().ancestry(pid, true);
+    let detection = crate::agent::detect::Detection {
+        rule: rule.info.id.clone(),
+        title: rule.info.title.clone(),
+        severity: rule.info.severity,
+        technique: rule.info.technique.clone(),
+        why: rule.info.why.clone(),
+        action: crate::agent::detect::Action::Denied,
+        event: crate::agent::detect::Trigger {
+            kind: "exec".into(),
+            pid,
+            uid,
+            comm,
+            exe,
+            timestamp_ns: monotonic_ns(),
+            ..Default::default()
+        },
+        ancestry: caller,
+        count: 1,
+    };
+    if guard.detections.try_send((detection, cgroup_id)).is_err() {
+        shared.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+    GuardVerdict::Refused
 }
 
 /// The verdict of the process's policy on one event.

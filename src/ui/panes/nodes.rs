@@ -292,6 +292,7 @@ fn event_line(event: &WireEvent) -> (String, String) {
             let action = match detection.action {
                 crate::agent::detect::Action::Alerted => "alert",
                 crate::agent::detect::Action::Killed => "killed",
+                crate::agent::detect::Action::Denied => "denied",
             };
             let subject = match detection.event.kind.as_str() {
                 "open" => detection.event.path.clone(),
