@@ -790,6 +790,50 @@ fn policy_files_are_checked_before_anything_loads() {
     }
 }
 
+/// A rule the enforcing rung cannot hold (fanotify cannot tell writes from reads) is named by
+/// `picket agent policy` and stops `picket agent run --policy` before anything is enforced.
+#[test]
+fn a_rule_the_rung_cannot_hold_is_refused_by_name() {
+    require_bpf!();
+    let probe = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+        .args(["agent", "probe", "--json"])
+        .output()
+        .expect("picket agent probe");
+    let ladder: serde_json::Value = serde_json::from_slice(&probe.stdout).expect("probe JSON");
+    let file_rung = ladder["controls"][1]["tried"]
+        .as_array()
+        .and_then(|t| t.iter().find(|r| r["refused"].is_null()))
+        .map(|r| r["rung"].clone());
+    if file_rung != Some(serde_json::json!("fanotify")) {
+        eprintln!("skipped: file rules are enforced with {file_rung:?} here, which holds write-only rules");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("writes.yaml");
+    std::fs::write(
+        &file,
+        "containers:\n  - name: web\n    mode: protect\n    files:\n      - prefix: /etc/\n        deny: [write]\n",
+    )
+    .expect("write");
+    let picket = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_picket")).args(args).arg(&file).output().expect("runs")
+    };
+    let checked = picket(&["agent", "policy"]);
+    let stdout = String::from_utf8_lossy(&checked.stdout);
+    assert!(
+        stdout.contains("cannot be enforced here (fanotify): containers[0]: files \"/etc/\" denies writes only"),
+        "{stdout}"
+    );
+    let run = picket(&["agent", "run", "--for", "1", "--policy"]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("containers[0]: files \"/etc/\" denies writes only") && stderr.contains("BPF LSM"),
+        "{stderr}"
+    );
+    assert!(run.stdout.is_empty(), "nothing ran");
+}
+
 /// Collects file events until `done` holds or 10 s pass.
 async fn collect_files(
     sensor: &mut picket::agent::files::FileSensor,

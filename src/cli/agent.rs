@@ -172,6 +172,22 @@ async fn show_policy(path: &std::path::Path, policy: &PolicyFile) -> anyhow::Res
             rule.files.len()
         )?;
     }
+    // What this kernel would enforce it with, and whether that rung can hold every rule.
+    let ladder = crate::agent::enforce::ladder::probe();
+    let rung = ladder.controls.iter().find(|c| c.control == "file").and_then(|c| c.chosen());
+    match rung {
+        Some(crate::agent::enforce::Rung::Fanotify) => {
+            match crate::agent::enforce::fanotify::check(&policy.resolve_all()) {
+                Ok(()) => writeln!(out, "enforced here with fanotify")?,
+                Err(crate::agent::enforce::EnforceError::Unsupported { index, message, .. }) => {
+                    writeln!(out, "cannot be enforced here (fanotify): containers[{index}]: {message}")?
+                }
+                Err(other) => writeln!(out, "cannot be enforced here (fanotify): {other}")?,
+            }
+        }
+        Some(rung) => writeln!(out, "enforced here with {}", rung.as_str())?,
+        None => writeln!(out, "nothing on this kernel can enforce it (see picket agent probe)")?,
+    }
     let preview = runtime::preview_policy(policy).await;
     writeln!(out, "containers running now that rules name: {} ({} cgroups)", preview.named.len(), preview.cgroups)?;
     for container in &preview.named {
