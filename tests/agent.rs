@@ -294,6 +294,9 @@ async fn the_fanotify_rung_denies_outside_the_policy_and_fails_open_when_stopped
     assert!(out.to_lowercase().contains("permission denied") || out.contains("operation not permitted"), "{out}");
     let (read, out) = exec_in(&podman, "fenced", &["cat", "/secret/key"]);
     assert!(!read && !out.contains("s3cr3t"), "opens under /secret/ are denied: {out}");
+    // A new name for an allowed program is not on the allowlist, however often busybox ran.
+    let (linked, out) = exec_in(&podman, "fenced", &["sh", "-c", "ln /bin/busybox /opt/linked && /opt/linked true"]);
+    assert!(!linked, "a hard link outside the allowlist is refused: {out}");
     // The host is not marked: its own copy of busybox-like programs run as ever.
     assert!(std::process::Command::new("true").status().expect("true runs").success());
 

@@ -13,7 +13,8 @@
 //!
 //! Files allowed once are not asked about again: an ignore mark on the inode (surviving
 //! modification) answers in the kernel until the policy changes, when every mark is flushed and
-//! the mounts are marked again. When the agent stops, the group closes and the kernel allows
+//! the mounts are marked again. Not execs judged by an allowlist (paths: a new hard link to an
+//! allowed program must be asked about), and not files with several names. When the agent stops, the group closes and the kernel allows
 //! whatever was waiting: the node fails open.
 
 use std::collections::{BTreeMap, HashMap};
@@ -54,11 +55,12 @@ impl Verdicts {
     }
 
     /// Whether the policy lets this happen; `false` is a violation.
+    /// An exec must be on the allowlist; any open, an exec's too, must be under no denied
+    /// prefix (exec opens the file, as BPF LSM's file_open would see).
     fn allows(&self, exec: bool, path: &str) -> bool {
-        if exec {
-            return self.exec_allowlist.as_ref().is_none_or(|list| list.iter().any(|allowed| allowed == path));
-        }
-        !self.denied_prefixes.iter().any(|prefix| path.starts_with(prefix.as_str()))
+        let listed =
+            !exec || self.exec_allowlist.as_ref().is_none_or(|list| list.iter().any(|allowed| allowed == path));
+        listed && !self.denied_prefixes.iter().any(|prefix| path.starts_with(prefix.as_str()))
     }
 }
 
@@ -321,8 +323,10 @@ enum Verdict {
     /// No policy applies (a process outside every policed container, or one that could not be
     /// read): allowed, and not remembered.
     NoPolicy,
-    /// The process's policy allows it.
-    Allowed,
+    /// The process's policy allows it; `cacheable` when the answer holds for the file whatever
+    /// name it is reached by (not an exec judged by an allowlist of paths: a new hard link to an
+    /// allowed program, outside the allowlist, must be asked about).
+    Allowed { cacheable: bool },
     /// The policy does not allow it: the alert says what was done.
     Violation(Alert),
 }
@@ -352,14 +356,17 @@ fn answer(shared: &Shared, event: &FanotifyEvent, me: u32, alerts: &tokio::sync:
     // (hard links) is asked about every time: the name it was allowed under says nothing about
     // the others. A file the guard passed is asked about again once it is modified (drift).
     let cache = match (guard, &verdict) {
-        (GuardVerdict::Refused, _) | (GuardVerdict::NotGuarded, Verdict::NoPolicy) => None,
+        (GuardVerdict::Refused, _)
+        | (_, Verdict::Allowed { cacheable: false })
+        | (GuardVerdict::NotGuarded, Verdict::NoPolicy) => None,
         (GuardVerdict::Passed, _) => Some(MarkFlags::empty()),
         (GuardVerdict::NotGuarded, _) => Some(MarkFlags::FAN_MARK_IGNORED_SURV_MODIFY),
     };
     if let Some(survive) = cache
-        && (exec || nix::sys::stat::fstat(fd).is_ok_and(|st| st.st_nlink == 1))
+        && nix::sys::stat::fstat(fd).is_ok_and(|st| st.st_nlink == 1)
     {
-        let mask = if exec { MaskFlags::FAN_OPEN_EXEC_PERM } else { MaskFlags::FAN_OPEN_PERM };
+        // An exec's open is one event with both bits: both are answered from now on.
+        let mask = event.mask() & (MaskFlags::FAN_OPEN_EXEC_PERM | MaskFlags::FAN_OPEN_PERM);
         let _ = shared.group.mark(
             MarkFlags::FAN_MARK_ADD | MarkFlags::FAN_MARK_IGNORED_MASK | survive,
             mask,
@@ -446,7 +453,7 @@ fn judge(shared: &Shared, fd: BorrowedFd, pid: u32, exec: bool) -> Verdict {
     };
     let path = path.to_string_lossy().into_owned();
     if verdicts.allows(exec, &path) {
-        return Verdict::Allowed;
+        return Verdict::Allowed { cacheable: !(exec && verdicts.exec_allowlist.is_some()) };
     }
     let action = match verdicts.mode {
         Mode::Protect => AlertAction::Denied,
@@ -520,6 +527,7 @@ mod tests {
         assert!(!v.allows(true, "/tmp/lsx"));
         assert!(!v.allows(false, "/etc/secret/key"));
         assert!(v.allows(false, "/etc/secretive"));
+        assert!(!v.allows(true, "/etc/secret/tool"), "an exec under a denied prefix is an open there too");
         let any = verdicts(&policy(vec![], None));
         assert!(any.mask().is_empty(), "nothing to mark");
     }
