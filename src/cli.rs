@@ -132,7 +132,8 @@ pub(crate) fn write_report(file: Option<&std::path::Path>, bytes: &[u8]) -> anyh
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Some(Commands::Version) => {
-            println!("picket {} (store schema {})", env!("CARGO_PKG_VERSION"), store::SCHEMA_VERSION);
+            crate::out!("picket {} (store schema {})", env!("CARGO_PKG_VERSION"), store::SCHEMA_VERSION)
+                .context("cannot write to standard output")?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Commands::Completions { shell }) => {

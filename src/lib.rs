@@ -3,6 +3,25 @@
 //! Capability modules (`local`, `engine`, `cluster`, `store`) expose plain functions used by both
 //! the CLI (`cli`) and the TUI (`app` + `ui`). The TUI never talks to a socket or a database itself.
 
+/// `eprintln!` that never panics: a closed or broken standard error (`2>&-`, a reader that went
+/// away) loses the message instead of crashing picket.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// `println!` that returns the write's error instead of panicking (a closed pipe on stdout).
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*)
+    }};
+}
+
 pub mod agent;
 pub mod app;
 pub mod bench;

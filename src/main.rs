@@ -8,7 +8,7 @@ fn main() -> ExitCode {
     match picket::cli::run(cli) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("picket: {}", picket::cli::error_message(&err));
+            picket::say!("picket: {}", picket::cli::error_message(&err));
             ExitCode::from(picket::cli::EXIT_ERROR)
         }
     }

@@ -200,3 +200,27 @@ fn parity_with_hadolint() {
     println!("picket and hadolint agree on {agreed} mapped findings; {} documented differences", known.len());
     assert_eq!(differences, known_sorted, "differences with hadolint (file, line, rule, only fired by)");
 }
+
+/// A closed standard error or output (`2>&-`, a reader that went away) is not a crash: picket
+/// ends with its own exit status (2 for an error), not a panic's 101.
+#[test]
+fn closed_standard_streams_do_not_crash_picket() {
+    let closed = || {
+        let (reader, writer) = std::io::pipe().expect("a pipe");
+        drop(reader);
+        writer
+    };
+    let status = Command::new(env!("CARGO_BIN_EXE_picket"))
+        .args(["scan", "dockerfile", "/nonexistent/Dockerfile"])
+        .stderr(closed())
+        .status()
+        .expect("picket runs");
+    assert_eq!(status.code(), Some(2), "an error, reported where nobody reads it");
+    let status = Command::new(env!("CARGO_BIN_EXE_picket"))
+        .args(["version"])
+        .stdout(closed())
+        .stderr(closed())
+        .status()
+        .expect("picket runs");
+    assert_eq!(status.code(), Some(2), "stdout closed: an error, not a panic");
+}

@@ -153,7 +153,7 @@ impl ContainerNames {
                         }
                     }
                     Err(err) if !reported => {
-                        eprintln!("picket: listing the pods of node {node}: {err} (events keep pod UIDs only)");
+                        crate::say!("picket: listing the pods of node {node}: {err} (events keep pod UIDs only)");
                         reported = true;
                     }
                     Err(_) => {}

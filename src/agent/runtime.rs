@@ -61,7 +61,7 @@ async fn with_cluster_names(names: ContainerNames) -> ContainerNames {
     match kube::Client::try_default().await {
         Ok(client) => names.with_cluster(client, node),
         Err(err) => {
-            eprintln!("picket: no API server client ({err}); events keep pod UIDs only");
+            crate::say!("picket: no API server client ({err}); events keep pod UIDs only");
             names
         }
     }
@@ -164,7 +164,7 @@ impl Enforcing {
                 self.error = None;
             }
             Err(e) => {
-                eprintln!("picket: policy {}: {e}; the policy in force stays", self.path.display());
+                crate::say!("picket: policy {}: {e}; the policy in force stays", self.path.display());
                 self.error = Some(e.to_string());
             }
         }
@@ -179,7 +179,7 @@ impl Enforcing {
                 self.error = None;
             }
             Err(e) => {
-                eprintln!("picket: {e}; the policy in force stays");
+                crate::say!("picket: {e}; the policy in force stays");
                 self.error = Some(e.to_string());
             }
         }
@@ -361,7 +361,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
                 }
                 other => anyhow::anyhow!("{}: {other}", path.display()),
             })?;
-            eprintln!("picket: enforcing {} with {}", path.display(), enforcer.rung().as_str());
+            crate::say!("picket: enforcing {} with {}", path.display(), enforcer.rung().as_str());
             Some(Enforcing { path, file, enforcer, applied: Vec::new(), dirty: true, error: None })
         }
         None => None,
@@ -397,7 +397,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
             (true, false) => "; protect: containers",
             _ => "",
         };
-        eprintln!("picket: {} detection rules{protect}", detector.rules().rules.len());
+        crate::say!("picket: {} detection rules{protect}", detector.rules().rules.len());
     }
     // Protect mode refuses at exec time, where fanotify allows, what a file alone shows
     // (drift, package managers, miners by name); the rest is killed just after its exec.
@@ -408,11 +408,11 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
             match super::enforce::fanotify::FanotifyEnforcer::start() {
                 Ok(mut enforcer) => {
                     enforcer.guard(rules, guard_tx)?;
-                    eprintln!("picket: protect refuses execs at exec time (fanotify)");
+                    crate::say!("picket: protect refuses execs at exec time (fanotify)");
                     Some(enforcer)
                 }
                 Err(e) => {
-                    eprintln!("picket: no exec-time refusal ({e}); deniable detections are killed just after exec");
+                    crate::say!("picket: no exec-time refusal ({e}); deniable detections are killed just after exec");
                     None
                 }
             }
@@ -515,7 +515,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     out.outputs.emit(&WireEvent::stats(&node, state(events, dropped, malformed, enforcing.as_ref())))?;
     out.outputs.flush()?;
     if dropped > 0 {
-        eprintln!("picket: {dropped} events were dropped: the ring buffer was full");
+        crate::say!("picket: {dropped} events were dropped: the ring buffer was full");
     }
     Ok(())
 }

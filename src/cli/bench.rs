@@ -83,7 +83,7 @@ pub fn run(command: &BenchCommand, config: &Config, context: Option<&str>) -> an
         BenchCommand::Node { common } => (runtime.block_on(bench::node::run(&common.root))?, common),
     };
     for note in &done.notes {
-        eprintln!("picket: warning: {note}");
+        crate::say!("picket: warning: {note}");
     }
     finish(&done.report, common)
 }
@@ -96,7 +96,7 @@ fn finish(report: &crate::bench::BenchReport, common: &BenchArgs) -> anyhow::Res
     if let Some(threshold) = common.fail_on {
         let failed = report.failures_at_or_above(threshold);
         if failed > 0 {
-            eprintln!("picket: gate failed: {failed} failed results of checks at {} or above", threshold.as_str());
+            crate::say!("picket: gate failed: {failed} failed results of checks at {} or above", threshold.as_str());
             return Ok(ExitCode::from(super::scan::EXIT_POLICY));
         }
     }

@@ -58,10 +58,10 @@ pub fn run(command: &ClusterCommand, config: &Config, context: Option<&str>) -> 
         let (client, name) = crate::cluster::client_for(context).await?;
         let inventory = crate::cluster::inventory::load(&client, &name).await?;
         for forbidden in &inventory.forbidden {
-            eprintln!("picket: warning: context {name}: cannot {} ({})", forbidden.needs(), forbidden.message);
+            crate::say!("picket: warning: context {name}: cannot {} ({})", forbidden.needs(), forbidden.message);
         }
         let mut progress = |index: usize, total: usize, reference: &str| {
-            eprintln!("picket: [{}/{total}] {reference}", index + 1);
+            crate::say!("picket: [{}/{total}] {reference}", index + 1);
         };
         anyhow::Ok(crate::cluster::production::scan(&client, &inventory, &store, &options, &mut progress).await)
     })?;
@@ -70,7 +70,7 @@ pub fn run(command: &ClusterCommand, config: &Config, context: Option<&str>) -> 
     if let Some(threshold) = fail_on {
         let failing = report.failing(*threshold, *ignore_unfixed);
         if failing > 0 {
-            eprintln!("picket: gate failed: {failing} findings at {} or above", threshold.as_str());
+            crate::say!("picket: gate failed: {failing} findings at {} or above", threshold.as_str());
             return Ok(ExitCode::from(super::scan::EXIT_POLICY));
         }
     }

@@ -85,7 +85,7 @@ pub fn run(command: &DbCommand, config: &Config) -> anyhow::Result<ExitCode> {
             };
             let skipped = loaded.skipped.clone();
             let state = import::write_source(&db, &source, &path.display().to_string(), loaded, (None, None))?;
-            eprintln!(
+            crate::say!(
                 "picket: imported {} as {}: {} records, {} package advisories",
                 path.display(),
                 state.name,
@@ -103,9 +103,9 @@ fn report_skipped(skipped: &[String]) {
     if skipped.is_empty() {
         return;
     }
-    eprintln!("picket: {} records could not be read and were skipped:", skipped.len());
+    crate::say!("picket: {} records could not be read and were skipped:", skipped.len());
     for line in skipped.iter().take(10) {
-        eprintln!("  {line}");
+        crate::say!("  {line}");
     }
 }
 
@@ -157,21 +157,23 @@ fn run_update(db: &VulnDb<'_>, args: &UpdateArgs) -> anyhow::Result<ExitCode> {
     for result in &results {
         match &result.result {
             Ok(Outcome::Updated { how, state, skipped }) => {
-                eprintln!(
+                crate::say!(
                     "picket: {}: updated ({how}): {} records, {} package advisories",
-                    result.source, state.records, state.advisories
+                    result.source,
+                    state.records,
+                    state.advisories
                 );
                 report_skipped(skipped);
             }
-            Ok(Outcome::Unchanged) => eprintln!("picket: {}: up to date", result.source),
+            Ok(Outcome::Unchanged) => crate::say!("picket: {}: up to date", result.source),
             Err(message) => {
                 failed += 1;
-                eprintln!("picket: {}: update failed, the previous data stays in use: {message}", result.source);
+                crate::say!("picket: {}: update failed, the previous data stays in use: {message}", result.source);
             }
         }
     }
     if failed > 0 {
-        eprintln!("picket: {failed} of {} sources failed", results.len());
+        crate::say!("picket: {failed} of {} sources failed", results.len());
         return Ok(ExitCode::from(super::EXIT_ERROR));
     }
     Ok(ExitCode::SUCCESS)
@@ -180,7 +182,8 @@ fn run_update(db: &VulnDb<'_>, args: &UpdateArgs) -> anyhow::Result<ExitCode> {
 fn status(db: &VulnDb<'_>) -> anyhow::Result<ExitCode> {
     let sources = db.sources()?;
     if sources.is_empty() {
-        println!("The vulnerability database is empty: run `picket db update`, or `picket db import PATH` offline.");
+        crate::out!("The vulnerability database is empty: run `picket db update`, or `picket db import PATH` offline.")
+            .context("cannot write to standard output")?;
         return Ok(ExitCode::SUCCESS);
     }
     let now = jiff::Timestamp::now();
@@ -213,13 +216,14 @@ fn status(db: &VulnDb<'_>) -> anyhow::Result<ExitCode> {
         }
         out.trim_end().to_string()
     };
-    println!("{}", line(headers));
+    crate::out!("{}", line(headers)).context("cannot write to standard output")?;
     for row in &rows {
-        println!("{}", line([&row[0], &row[1], &row[2], &row[3], &row[4]]));
+        crate::out!("{}", line([&row[0], &row[1], &row[2], &row[3], &row[4]]))
+            .context("cannot write to standard output")?;
     }
     let stale: Vec<&str> = rows.iter().filter(|r| r[3].ends_with("(stale)")).map(|r| r[0].as_str()).collect();
     if !stale.is_empty() {
-        eprintln!(
+        crate::say!(
             "picket: warning: {} not updated for more than {STALE_AFTER_DAYS} days; run `picket db update`",
             stale.join(", ")
         );

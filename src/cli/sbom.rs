@@ -57,7 +57,7 @@ pub fn run(args: &SbomArgs, config: &Config) -> anyhow::Result<ExitCode> {
     let bytes = render_sbom(&sbom, args.output, &DocumentInfo::now()).context("cannot encode the SBOM")?;
     super::write_report(args.file.as_deref(), &bytes)?;
     let stored = if args.no_store { None } else { Some(store(config, &sbom)) };
-    eprintln!("picket: {}", summary(&sbom, stored));
+    crate::say!("picket: {}", summary(&sbom, stored));
     Ok(ExitCode::SUCCESS)
 }
 

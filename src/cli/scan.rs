@@ -161,7 +161,7 @@ fn scan_source(
 /// Writes the report and picks the exit code.
 fn finish(report: Scan, common: &CommonArgs) -> anyhow::Result<ExitCode> {
     for notice in &report.notices {
-        eprintln!("picket: {notice}");
+        crate::say!("picket: {notice}");
     }
     let color = super::colour_wanted(common.file.as_deref());
     let bytes =
@@ -169,7 +169,7 @@ fn finish(report: Scan, common: &CommonArgs) -> anyhow::Result<ExitCode> {
     super::write_report(common.file.as_deref(), &bytes)?;
     match &report.gate {
         Some(gate) if !gate.passed() => {
-            eprintln!("picket: gate failed: {}", gate.summary());
+            crate::say!("picket: gate failed: {}", gate.summary());
             Ok(ExitCode::from(EXIT_POLICY))
         }
         _ => Ok(ExitCode::SUCCESS),

@@ -325,8 +325,11 @@ fn parse_go_mod(fs: &VirtualFs, path: &str, text: &str, cataloger: &str) -> Resu
 /// The package name of a yarn spec: `lodash@^4.17.0`, `"@babel/core@npm:7.0.0"` → `lodash`, `@babel/core`.
 fn yarn_spec_name(spec: &str) -> &str {
     let spec = spec.trim().trim_matches('"');
-    match spec[1.min(spec.len())..].find('@') {
-        Some(at) => &spec[..at + 1],
+    // A scoped name starts with '@': the version's '@' is the first one after the first
+    // character (which may be any character, of any length in bytes).
+    let first = spec.chars().next().map_or(0, char::len_utf8);
+    match spec[first..].find('@') {
+        Some(at) => &spec[..first + at],
         None => spec,
     }
 }

@@ -124,6 +124,15 @@ fn yarn_v1_and_berry() {
 }
 
 #[test]
+fn yarn_entries_may_start_with_any_character() {
+    // Valid UTF-8 whose first character is several bytes long: read, not a panic.
+    let lock = "é@1.0.0:\n  version \"1.0.0\"\n\n\"日本@^2\":\n  version \"2.0.1\"\n\n@:\n  version \"3\"\n";
+    let fs = VirtualFs::from_files(&[("a/yarn.lock", lock)]);
+    let out = YarnLockCataloger.catalog(&fs, None);
+    assert_eq!(found(&out), vec![("é", "1.0.0"), ("日本", "2.0.1"), ("@", "3")]);
+}
+
+#[test]
 fn pnpm_keys_of_every_lockfile_version() {
     for (key, name, version) in [
         ("/lodash/4.17.4", "lodash", "4.17.4"),
