@@ -30,6 +30,7 @@ pub mod cluster;
 pub mod config;
 pub mod engine;
 pub mod gate;
+pub mod input;
 pub mod local;
 pub mod model;
 pub mod oci;

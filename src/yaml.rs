@@ -35,7 +35,8 @@ fn first_line(err: &serde_saphyr::Error) -> String {
 }
 
 pub fn read_file(path: &Path) -> Result<String, YamlError> {
-    std::fs::read_to_string(path).map_err(|source| YamlError::Read { path: path.to_path_buf(), source })
+    crate::input::read_text(path, crate::input::MAX_TEXT)
+        .map_err(|source| YamlError::Read { path: path.to_path_buf(), source })
 }
 
 /// The `*.yaml` and `*.yml` files of `dir`, in name order. A directory that does not exist has

@@ -224,3 +224,36 @@ fn closed_standard_streams_do_not_crash_picket() {
         .expect("picket runs");
     assert_eq!(status.code(), Some(2), "stdout closed: an error, not a panic");
 }
+
+/// Inputs that are not regular files are refused by type, at once: a `.picketignore` that links
+/// to /dev/zero, a FIFO as `--vex` (reading either would never end).
+#[test]
+fn exceptions_that_are_not_regular_files_are_refused_at_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dockerfile = dir.path().join("Dockerfile");
+    std::fs::write(&dockerfile, "FROM debian:12\n").expect("write");
+    std::os::unix::fs::symlink("/dev/zero", dir.path().join(".picketignore")).expect("symlink");
+    let started = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_picket"))
+        .args(["scan", "dockerfile"])
+        .arg(&dockerfile)
+        .current_dir(dir.path())
+        .output()
+        .expect("picket runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(".picketignore") && stderr.contains("not a regular file"), "{stderr}");
+    std::fs::remove_file(dir.path().join(".picketignore")).expect("remove");
+    let fifo = dir.path().join("vex.json");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+    let out = Command::new(env!("CARGO_BIN_EXE_picket"))
+        .args(["scan", "dockerfile", "--vex"])
+        .arg(&fifo)
+        .arg(&dockerfile)
+        .output()
+        .expect("picket runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("vex.json") && stderr.contains("not a regular file"), "{stderr}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "at once, not after reading for ever");
+}

@@ -115,7 +115,7 @@ impl PolicyRule {
 
 impl PolicyFile {
     pub fn load(path: &Path) -> Result<Self, PolicyFileError> {
-        let text = std::fs::read_to_string(path)
+        let text = crate::input::read_text(path, crate::input::MAX_TEXT)
             .map_err(|e| PolicyFileError::File { path: path.to_path_buf(), message: e.to_string() })?;
         Self::parse(path, &text)
     }

@@ -173,7 +173,8 @@ fn image_digests(image: Option<&ImageMeta>) -> Vec<String> {
 
 impl VexDocument {
     pub fn load(path: &Path) -> Result<Self, String> {
-        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let bytes = crate::input::read_limited(path, crate::input::MAX_DOCUMENT)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
         Self::parse(path, &bytes)
     }
 

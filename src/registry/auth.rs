@@ -70,7 +70,7 @@ fn matches_host(key: &str, host: &str) -> bool {
 /// configured. A broken file is an error naming it.
 pub fn lookup(host: &str, files: &[PathBuf]) -> Result<Option<Credentials>, String> {
     for file in files {
-        let Ok(text) = std::fs::read_to_string(file) else { continue };
+        let Ok(text) = crate::input::read_text(file, crate::input::MAX_TEXT) else { continue };
         let config: DockerConfig = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
         if let Some(helper) = config.cred_helpers.iter().find(|(k, _)| matches_host(k, host)).map(|(_, v)| v) {
             return run_helper(helper, host).map(Some);

@@ -59,7 +59,8 @@ impl Client {
             builder = builder.danger_accept_invalid_certs(true);
         } else if let Some(ca) = &options.ca_file {
             let what = ca.display().to_string();
-            let pem = std::fs::read(ca).map_err(|source| RegistryError::Io { what: what.clone(), source })?;
+            let pem = crate::input::read_limited(ca, crate::input::MAX_DOCUMENT)
+                .map_err(|source| RegistryError::Io { what: what.clone(), source })?;
             let config =
                 super::tls::config_with_ca(&pem, &what).map_err(|message| RegistryError::Format { what, message })?;
             builder = builder.tls_backend_preconfigured(config);

@@ -99,7 +99,9 @@ impl ExceptionFiles {
     /// `ignorefile`, else `.picketignore` in `dir` when there is one; and the VEX documents.
     pub fn resolve(ignorefile: Option<PathBuf>, vex: Vec<PathBuf>, dir: &Path) -> Self {
         let default = dir.join(DEFAULT_IGNOREFILE);
-        let ignorefile = ignorefile.or_else(|| default.is_file().then_some(default));
+        // Whatever is there is read (and refused if it is not a regular file): a link to a
+        // device must be an error, not a silent run without the project's exceptions.
+        let ignorefile = ignorefile.or_else(|| default.symlink_metadata().is_ok().then_some(default));
         Self { ignorefile, vex }
     }
 }

@@ -104,7 +104,7 @@ pub fn shipped() -> Result<Vec<CustomCheck>, CustomCheckError> {
 /// Reads one file of checks. Every check's expression is compiled here, so a bad one is
 /// reported with its file, index and position before anything runs.
 pub fn load_file(path: &Path) -> Result<Vec<CustomCheck>, CustomCheckError> {
-    let text = std::fs::read_to_string(path)
+    let text = crate::input::read_text(path, crate::input::MAX_TEXT)
         .map_err(|e| CustomCheckError::File { path: path.to_path_buf(), message: e.to_string() })?;
     load_str(path, &text)
 }
