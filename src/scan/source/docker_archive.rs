@@ -117,6 +117,24 @@ pub fn open(
     })
 }
 
+/// The largest expansion of a gzip-compressed docker archive as a whole.
+const OUTER_RATIO: u64 = 100;
+
+/// How far a gzip-compressed archive of `compressed` bytes may expand, and which limit says so:
+/// the image size limit, or (past the floor small archives get) the expansion ratio, so that a
+/// few megabytes of zeros are not read for gigabytes.
+fn expansion_cap(compressed: u64, limits: &Limits) -> (u64, String) {
+    // The gzip holds a tar of layers, themselves compressed or not: real archives expand 2 to
+    // 10 times; gzip of zeros, a thousand.
+    let ratio = limits.max_ratio.min(OUTER_RATIO);
+    let by_ratio = crate::scan::limits::RATIO_FLOOR.max(compressed.saturating_mul(ratio));
+    if by_ratio < limits.max_image_bytes {
+        (by_ratio, format!("{ratio}× its {compressed} compressed bytes, the largest expansion ratio"))
+    } else {
+        (limits.max_image_bytes, "the image size limit".to_string())
+    }
+}
+
 /// A plain archive is read in place; a gzip-compressed one is expanded into a temp dir first
 /// (tar members cannot be reached by offset through gzip), bounded by the image size limit.
 fn open_store(path: &Path, what: &str, limits: &Limits) -> Result<(BlobStore, Option<tempfile::TempDir>), ScanError> {
@@ -129,11 +147,29 @@ fn open_store(path: &Path, what: &str, limits: &Limits) -> Result<(BlobStore, Op
     let temp = tempfile::Builder::new().prefix("picket-archive").tempdir().map_err(|e| ScanError::io("temp dir", e))?;
     let expanded = temp.path().join("archive.tar");
     let mut out = std::fs::File::create(&expanded).map_err(|e| ScanError::io(what, e))?;
-    let max = limits.max_image_bytes;
+    let compressed = std::fs::metadata(path).map_err(|e| ScanError::io(what, e))?.len();
+    let (max, why) = expansion_cap(compressed, limits);
     let copied = std::io::copy(&mut flate2::read::MultiGzDecoder::new(reader).take(max + 1), &mut out)
         .map_err(|e| ScanError::io(what, e))?;
     if copied > max {
-        return Err(ScanError::Limit { what: what.to_string(), message: format!("expands past {max} bytes") });
+        return Err(ScanError::Limit { what: what.to_string(), message: format!("expands past {max} bytes ({why})") });
     }
     Ok((BlobStore::tar(&expanded)?, Some(temp)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gzip_archive_expands_by_the_ratio_at_most() {
+        let limits = Limits::default();
+        let (cap, why) = expansion_cap(8 * 1024 * 1024, &limits);
+        assert_eq!(cap, 8 * 1024 * 1024 * OUTER_RATIO, "8 MB of zeros does not read gigabytes");
+        assert!(why.contains("ratio"), "{why}");
+        let (cap, _) = expansion_cap(1024, &limits);
+        assert_eq!(cap, crate::scan::limits::RATIO_FLOOR, "small archives get the floor");
+        let (cap, why) = expansion_cap(u64::MAX / 2, &limits);
+        assert_eq!((cap, why.as_str()), (limits.max_image_bytes, "the image size limit"));
+    }
 }
