@@ -311,7 +311,12 @@ fn instruction(lines: &[&str], i: &mut usize, escape: char, comments: Vec<String
     if keyword.takes_json() && args.starts_with('[') {
         match serde_json::from_str::<Vec<String>>(&args) {
             Ok(words) => exec = Some(words),
-            Err(_) => bad_json = true,
+            // `[ -e /etc/x ] && …` is the shell's test command, not a broken exec form: a JSON
+            // array (or a mistyped one, `['a']`) starts with a quote or closes at once.
+            Err(_) => {
+                let after = args[1..].trim_start();
+                bad_json = after.starts_with('"') || after.starts_with('\'') || after.starts_with(']');
+            }
         }
     }
     if keyword == Keyword::Shell && exec.is_none() {

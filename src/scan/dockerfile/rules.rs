@@ -523,16 +523,24 @@ impl Checker<'_> {
                         || args
                             .iter()
                             .any(|a| a.contains("Install-Recommends=false") || a.contains("Install-Recommends=0"));
-                    if prog == "apt-get" && install && !recommends_off {
+                    if install && !recommends_off {
                         found.insert("PKT-DF-007");
                     }
+                    // APT 2.7.8 and later remove the package lists with `dist-clean`.
+                    lists_removed |= subcommand == Some("dist-clean");
                     if matches!(subcommand, Some("upgrade" | "dist-upgrade" | "full-upgrade")) {
                         found.insert("PKT-DF-009");
                     }
                     apt_update |= subcommand == Some("update");
                 }
                 "rm" => lists_removed |= args.iter().any(|a| a.starts_with("/var/lib/apt/lists")),
-                "apk" if subcommand == Some("add") && !has("--no-cache") && !mounted("/var/cache/apk") => {
+                // `--no-network` downloads nothing, so it leaves no index cache either.
+                "apk"
+                    if subcommand == Some("add")
+                        && !has("--no-cache")
+                        && !has("--no-network")
+                        && !mounted("/var/cache/apk") =>
+                {
                     found.insert("PKT-DF-010");
                 }
                 _ => {}
@@ -831,6 +839,14 @@ mod tests {
     fn apt() {
         assert!(fires("RUN apt-get update && apt-get install -y curl", "PKT-DF-007"));
         assert!(fires("RUN sudo -E apt-get -y install curl", "PKT-DF-007"));
+        assert!(fires("RUN apt install -y gcc", "PKT-DF-007"), "apt as well as apt-get");
+        assert!(!fires(
+            "RUN apt-get update && apt-get install -y --no-install-recommends a && apt-get dist-clean",
+            "PKT-DF-008"
+        ));
+        assert!(!fires("RUN apk add --no-network ./local.apk", "PKT-DF-010"));
+        assert!(!fires("RUN [ -e /etc/nsswitch.conf ] && grep hosts /etc/nsswitch.conf", "PKT-DF-024"));
+        assert!(fires("RUN ['echo', 'x']", "PKT-DF-024"), "single quotes are still a broken exec form");
         assert!(!fires("RUN apt-get install -y --no-install-recommends curl", "PKT-DF-007"));
         assert!(!fires("RUN apt-get -o APT::Install-Recommends=false install curl", "PKT-DF-007"));
         assert!(!fires("RUN echo 'apt-get install curl'", "PKT-DF-007"));
