@@ -31,7 +31,7 @@ pub struct Facts {
     pub args: Vec<String>,
     pub parent_comm: String,
     pub parent_exe: String,
-    /// The process's standard input or output is a socket.
+    /// The process's standard input or output is a network (TCP or UDP) socket.
     pub stdio_socket: bool,
     /// The executable is not in the container's image: written in the container since it started.
     pub drift: bool,
@@ -55,6 +55,7 @@ pub enum Condition {
     ExeIn(Vec<String>),
     ExePrefixAny(Vec<String>),
     ArgsContainAny(Vec<String>),
+    ArgsContainNone(Vec<String>),
     ParentCommIn(Vec<String>),
     ParentCommNotIn(Vec<String>),
     StdioSocket(bool),
@@ -79,6 +80,10 @@ impl Condition {
             Self::ArgsContainAny(needles) => {
                 let line = facts.args.join(" ");
                 needles.iter().any(|n| line.contains(n.as_str()))
+            }
+            Self::ArgsContainNone(needles) => {
+                let line = facts.args.join(" ");
+                !needles.iter().any(|n| line.contains(n.as_str()))
             }
             Self::ParentCommIn(names) => names.contains(&facts.parent_comm),
             Self::ParentCommNotIn(names) => !names.contains(&facts.parent_comm),

@@ -627,14 +627,18 @@ fn attacks_in_a_container_raise_their_alerts_with_ancestry() {
         }
         run("echo planted > /etc/planted");
         run("echo 'root:x:1:' > /etc/shadow; cat /etc/shadow > /dev/null");
+        // A local health probe is not a reverse shell (first: a match would not be folded away).
         run("echo probe > /dev/tcp/127.0.0.1/9 || true");
+        run("echo probe > /dev/tcp/127.0.0.2/9 || true");
         run("cp /bin/busybox /tmp/xmrig && /tmp/xmrig true");
         run(
             "mkdir -p /run/secrets/kubernetes.io/serviceaccount && echo t > /run/secrets/kubernetes.io/serviceaccount/token",
         );
         run("rm -rf /var/run && ln -s /run /var/run && cat /var/run/secrets/kubernetes.io/serviceaccount/token");
     });
-    let detections: Vec<&serde_json::Value> = lines.iter().filter(|l| l["type"] == "detection").collect();
+    // The agent sees the whole node (other tests' attacks too): this container's detections.
+    let detections: Vec<&serde_json::Value> =
+        lines.iter().filter(|l| l["type"] == "detection" && l["container"]["name"] == "victim").collect();
     let rules: std::collections::BTreeSet<&str> = detections.iter().filter_map(|d| d["rule"].as_str()).collect();
     for expected in [
         "write-below-system-dirs",
@@ -653,6 +657,10 @@ fn attacks_in_a_container_raise_their_alerts_with_ancestry() {
     let ancestry = miner["ancestry"].as_array().expect("an ancestry");
     assert_eq!(ancestry[0]["exe"], "/tmp/xmrig");
     assert_eq!(ancestry[1]["args"][0], "sh", "the shell that ran it: {ancestry:?}");
+    let probes = detections.iter().filter(|d| {
+        d["rule"] == "reverse-shell-dev-tcp" && d["event"]["args"].to_string().contains("/dev/tcp/127.0.0.1/")
+    });
+    assert_eq!(probes.count(), 0, "a loopback health probe raises nothing");
     let token = detections.iter().find(|d| d["rule"] == "service-account-token-read").expect("token");
     assert!(token["event"]["path"].as_str().is_some_and(|p| p.starts_with("/run/secrets/")), "{token}");
     let benign = detections.iter().filter(|d| {
@@ -690,7 +698,7 @@ fn attacks_in_a_container_raise_their_alerts_with_ancestry() {
         // A miner that would keep running: a script (comm is the script's name).
         miner = run("printf '#!/bin/sh\\nsleep 5\\n' > /tmp/xmrig; chmod +x /tmp/xmrig; /tmp/xmrig; echo status $?");
         // (The outer command line spells it in two parts: only the inner shell's carries it.)
-        shell = run("p=/dev/t; sh -c 'sleep 3; echo alive' ${p}cp/127.0.0.1/9; echo status $?");
+        shell = run("p=/dev/t; sh -c 'sleep 3; echo alive' ${p}cp/127.0.0.2/9; echo status $?");
     });
     let action =
         |rule: &str| lines.iter().find(|l| l["type"] == "detection" && l["rule"] == rule).map(|d| d["action"].clone());
@@ -720,7 +728,7 @@ fn attacks_on_the_host_raise_host_alerts() {
     std::fs::write(&miner, "#!/bin/sh\nexit 0\n").expect("write");
     std::fs::set_permissions(&miner, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
     let script = format!(
-        "echo $$ > {procs}; echo probe > /dev/tcp/127.0.0.1/9 2>/dev/null; {miner} --url stratum+tcp://pool.example:3333; true",
+        "echo $$ > {procs}; echo probe > /dev/tcp/127.0.0.2/9 2>/dev/null; {miner} --url stratum+tcp://pool.example:3333; true",
         procs = cgroup.join("cgroup.procs").display(),
         miner = miner.display()
     );

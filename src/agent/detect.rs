@@ -250,7 +250,7 @@ impl Detector {
             let mut action = Action::Alerted;
             let stoppable =
                 protecting && info.deniable && !self.protected_pids.contains(&trigger.pid) && trigger.pid > 1;
-            if stoppable && (killed || kill(trigger.pid)) {
+            if stoppable && (killed || kill(trigger.pid, trigger.timestamp_ns)) {
                 killed = true;
                 action = Action::Killed;
             }
@@ -334,10 +334,23 @@ impl Detector {
     }
 }
 
-/// Standard input or output is a socket.
+/// Standard input or output is a network socket (TCP or UDP, in the process's network
+/// namespace): not a socketpair (Node's child processes, a service's journal stream).
 fn stdio_is_socket(pid: u32) -> bool {
-    (0..=1).any(|fd| {
-        std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).is_ok_and(|l| l.to_string_lossy().starts_with("socket:"))
+    let inodes: Vec<String> = (0..=1)
+        .filter_map(|fd| std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).ok())
+        .filter_map(|l| {
+            let l = l.to_string_lossy().into_owned();
+            l.strip_prefix("socket:[").and_then(|r| r.strip_suffix(']')).map(str::to_string)
+        })
+        .collect();
+    if inodes.is_empty() {
+        return false;
+    }
+    ["tcp", "tcp6", "udp", "udp6"].iter().any(|table| {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap_or_default();
+        // The inode is the tenth column of each row.
+        text.lines().skip(1).any(|row| row.split_whitespace().nth(9).is_some_and(|i| inodes.iter().any(|x| x == i)))
     })
 }
 
@@ -364,7 +377,13 @@ fn is_api_server(pid: u32, address: &str, port: u16) -> bool {
     host.is_some_and(|h| h == address) && ports.contains(&port)
 }
 
-fn kill(pid: u32) -> bool {
+/// Kills the process of an event that happened at `event_ns`, unless its pid now belongs to a
+/// process started after the event (the pid was reused: never kill a stranger).
+fn kill(pid: u32, event_ns: u64) -> bool {
+    let started_after = super::drift::start_ns(pid).is_none_or(|start| start > event_ns + 1_000_000_000);
+    if started_after {
+        return false;
+    }
     let Ok(pid) = i32::try_from(pid) else { return false };
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).is_ok()
 }

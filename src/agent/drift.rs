@@ -23,7 +23,7 @@ impl ContainerInit {
 }
 
 /// Clock ticks after boot at which a process started (`/proc/PID/stat` field 22).
-fn start_ticks(pid: u32) -> Option<u64> {
+pub fn start_ticks(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Counted after the command name's closing parenthesis (the name may hold spaces).
     stat.rsplit_once(')')?.1.split_whitespace().nth(19)?.parse().ok()
@@ -79,4 +79,10 @@ impl Starts {
         // starts (resolv.conf, hosts).
         changed > init.started + Duration::from_secs(1)
     }
+}
+
+/// When a process started, in CLOCK_BOOTTIME nanoseconds (the kernel programs' clock).
+pub fn start_ns(pid: u32) -> Option<u64> {
+    let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok().flatten().filter(|t| *t > 0)? as u64;
+    Some(start_ticks(pid)?.saturating_mul(1_000_000_000) / ticks)
 }

@@ -419,9 +419,12 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         }
         _ => None,
     };
-    if let Some(guard) = guard.as_mut() {
-        guard.guard_containers(guarded_containers(&mut out.resolver, &out.names))?;
+    if let Some(guard) = guard.as_mut()
+        && let Err(e) = guard.guard_containers(guarded_containers(&mut out.resolver, &out.names))
+    {
+        crate::say!("picket: exec-time refusal: {e}");
     }
+    let mut guard_failed = false;
     let deadline = options.duration.map(|d| tokio::time::Instant::now() + d);
     let mut events = 0u64;
     let mut stats_every = tokio::time::interval(STATS_EVERY);
@@ -481,8 +484,14 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
             }
             _ = stats_every.tick() => {
                 events += out.send_folds()?;
-                if let Some(guard) = guard.as_mut() {
-                    guard.guard_containers(guarded_containers(&mut out.resolver, &out.names))?;
+                if let Some(guard) = guard.as_mut()
+                    && let Err(e) = guard.guard_containers(guarded_containers(&mut out.resolver, &out.names))
+                {
+                    crate::say!("picket: exec-time refusal stopped ({e}); deniable detections are killed after exec");
+                    guard_failed = true;
+                }
+                if guard_failed {
+                    guard = None;
                 }
                 if let Some(enforcing) = enforcing.as_mut() {
                     enforcing.refresh(&running_containers(&mut out.resolver, &out.names));

@@ -97,6 +97,7 @@ struct RawWhen {
     exe_in: Option<Vec<String>>,
     exe_prefix_any: Option<Vec<String>>,
     args_contain_any: Option<Vec<String>>,
+    args_contain_none: Option<Vec<String>>,
     parent_comm_in: Option<Vec<String>>,
     parent_comm_not_in: Option<Vec<String>>,
     stdio_socket: Option<bool>,
@@ -230,6 +231,7 @@ fn build(raw: &RawRule, lists: &BTreeMap<String, Vec<String>>) -> Result<Rule, S
     push(list("exeIn", &w.exe_in)?.map(Condition::ExeIn));
     push(list("exePrefixAny", &w.exe_prefix_any)?.map(Condition::ExePrefixAny));
     push(list("argsContainAny", &w.args_contain_any)?.map(Condition::ArgsContainAny));
+    push(list("argsContainNone", &w.args_contain_none)?.map(Condition::ArgsContainNone));
     push(list("parentCommIn", &w.parent_comm_in)?.map(Condition::ParentCommIn));
     push(list("parentCommNotIn", &w.parent_comm_not_in)?.map(Condition::ParentCommNotIn));
     push(w.stdio_socket.map(Condition::StdioSocket));

@@ -108,6 +108,8 @@ struct Shared {
     /// Policies by cgroup v2 id.
     policies: RwLock<HashMap<u64, Verdicts>>,
     stop: AtomicBool,
+    /// The verdict thread ended (its marks are gone: nothing is enforced any more).
+    dead: AtomicBool,
     /// Alerts the loop did not take in time.
     dropped: AtomicU64,
     /// Events answered without a verdict (the process or file could not be read): allowed.
@@ -130,15 +132,22 @@ impl FanotifyEnforcer {
     /// Opens the fanotify group (needs CAP_SYS_ADMIN and CONFIG_FANOTIFY_ACCESS_PERMISSIONS)
     /// and starts the verdict thread.
     pub fn start() -> Result<Self, EnforceError> {
+        // An unlimited queue: a full one would make the kernel allow what overflowed. The event's
+        // file is opened without blocking: a FIFO opened for reading would otherwise wait for a
+        // writer while every policed open waits for this thread.
         let group = Fanotify::init(
-            InitFlags::FAN_CLASS_CONTENT | InitFlags::FAN_CLOEXEC | InitFlags::FAN_NONBLOCK,
-            EventFFlags::O_RDONLY | EventFFlags::O_LARGEFILE | EventFFlags::O_CLOEXEC,
+            InitFlags::FAN_CLASS_CONTENT
+                | InitFlags::FAN_CLOEXEC
+                | InitFlags::FAN_NONBLOCK
+                | InitFlags::FAN_UNLIMITED_QUEUE,
+            EventFFlags::O_RDONLY | EventFFlags::O_LARGEFILE | EventFFlags::O_CLOEXEC | EventFFlags::O_NONBLOCK,
         )
         .map_err(|e| EnforceError::Fanotify { step: "fanotify_init".into(), errno: e })?;
         let shared = Arc::new(Shared {
             group,
             policies: RwLock::new(HashMap::new()),
             stop: AtomicBool::new(false),
+            dead: AtomicBool::new(false),
             dropped: AtomicU64::new(0),
             unjudged: AtomicU64::new(0),
             cgroup_root: crate::agent::attribution::unified_root(),
@@ -246,13 +255,19 @@ impl FanotifyEnforcer {
             let Some(guard) = guard.as_mut() else { return Ok(()) };
             guard.containers = containers;
         }
+        if self.shared.dead.load(Ordering::Relaxed) {
+            return Err(EnforceError::VerdictThreadGone);
+        }
         for &cgroup_id in &cgroups {
             if self.marked.contains_key(&cgroup_id) {
                 continue;
             }
             let Some(root) = self.root_of(cgroup_id) else { continue };
-            self.mark(&root, MaskFlags::FAN_OPEN_EXEC_PERM)?;
-            self.marked.insert(cgroup_id, (root, MaskFlags::FAN_OPEN_EXEC_PERM));
+            // A container that stopped since it was listed cannot be marked: the next refresh
+            // tries again for those still there.
+            if self.mark(&root, MaskFlags::FAN_OPEN_EXEC_PERM).is_ok() {
+                self.marked.insert(cgroup_id, (root, MaskFlags::FAN_OPEN_EXEC_PERM));
+            }
         }
         self.marked.retain(|id, _| cgroups.contains(id));
         Ok(())
@@ -298,24 +313,46 @@ impl Drop for FanotifyEnforcer {
 
 /// Reads permission events until stopped and answers every one.
 fn verdict_loop(shared: &Shared, alerts: &tokio::sync::mpsc::Sender<Alert>) {
+    use nix::errno::Errno;
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     let me = std::process::id();
     while !shared.stop.load(Ordering::Relaxed) {
         let mut fds = [PollFd::new(shared.group.as_fd(), PollFlags::POLLIN)];
         match poll(&mut fds, PollTimeout::from(200u16)) {
-            Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+            Ok(0) | Err(Errno::EINTR) => continue,
             Ok(_) => {}
             Err(_) => break,
         }
         let events = match shared.group.read_events() {
             Ok(events) => events,
-            Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => continue,
+            Err(Errno::EAGAIN | Errno::EINTR) => continue,
+            // Out of descriptors, or a file the kernel could not open for us: try again shortly
+            // rather than leave the queue unanswered.
+            Err(Errno::EMFILE | Errno::ENFILE | Errno::ENOMEM | Errno::EACCES | Errno::EPERM | Errno::EIO) => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                continue;
+            }
             Err(_) => break,
         };
         for event in events {
-            answer(shared, &event, me, alerts);
+            let answered =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| answer(shared, &event, me, alerts)));
+            // A verdict that panicked still answers: allow, and count it.
+            if answered.is_err()
+                && let Some(fd) = event.fd()
+            {
+                let _ = shared.group.write_response(FanotifyResponse::new(fd, Response::FAN_ALLOW));
+                shared.unjudged.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
+    // Whatever ended the loop, nothing may wait on a thread that is gone: every mark goes, so no
+    // new event is generated, and the group's close (with the enforcer) allows what is queued.
+    for flags in [MarkFlags::FAN_MARK_MOUNT, MarkFlags::empty()] {
+        let group = &shared.group;
+        let _ = group.mark(MarkFlags::FAN_MARK_FLUSH | flags, MaskFlags::empty(), group.as_fd(), None::<&Path>);
+    }
+    shared.dead.store(true, Ordering::Relaxed);
 }
 
 /// What a policy says about one event.
@@ -392,7 +429,7 @@ fn guard_exec(shared: &Shared, fd: BorrowedFd, pid: u32) -> GuardVerdict {
     let Some(cgroup_id) = cgroup_of(&shared.cgroup_root, pid) else { return GuardVerdict::NotGuarded };
     let Some((name, image)) = guard.containers.get(&cgroup_id) else { return GuardVerdict::NotGuarded };
     let fd_path = format!("/proc/self/fd/{}", fd.as_raw_fd());
-    let Ok(path) = std::fs::read_link(&fd_path) else { return GuardVerdict::Passed };
+    let Ok(path) = std::fs::read_link(&fd_path) else { return GuardVerdict::NotGuarded };
     let exe = path.to_string_lossy().into_owned();
     // The name the kernel will give the process: the file's name, cut to 15 bytes.
     let comm: String = exe.rsplit('/').next().unwrap_or_default().chars().take(15).collect();
@@ -447,12 +484,18 @@ fn judge(shared: &Shared, fd: BorrowedFd, pid: u32, exec: bool) -> Verdict {
     };
     let Ok(policies) = shared.policies.read() else { return Verdict::NoPolicy };
     let Some(verdicts) = policies.get(&cgroup_id) else { return Verdict::NoPolicy };
-    let Ok(path) = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())) else {
-        shared.unjudged.fetch_add(1, Ordering::Relaxed);
-        return Verdict::NoPolicy;
+    let path = match std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())) {
+        Ok(path) => path.to_string_lossy().into_owned(),
+        // A name too long to read (a tree deeper than PATH_MAX) must not get past a policy.
+        Err(_) => {
+            shared.unjudged.fetch_add(1, Ordering::Relaxed);
+            if verdicts.mode != Mode::Protect {
+                return Verdict::NoPolicy;
+            }
+            String::from("(a name the agent could not read)")
+        }
     };
-    let path = path.to_string_lossy().into_owned();
-    if verdicts.allows(exec, &path) {
+    if !path.starts_with('(') && verdicts.allows(exec, &path) {
         return Verdict::Allowed { cacheable: !(exec && verdicts.exec_allowlist.is_some()) };
     }
     let action = match verdicts.mode {
