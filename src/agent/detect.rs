@@ -306,13 +306,10 @@ impl Detector {
         out
     }
 
-    /// The process's pid namespace and its executable's file, read through the process or, once
+    /// A live process of the container and the executable's file, read through the process or, once
     /// it has exited (most attacks' commands are short), through a live process of its cgroup.
-    fn executable(&mut self, event: &ProcessEvent, exe: &str) -> Option<(String, std::path::PathBuf)> {
-        let through = |pid: u32, file: std::path::PathBuf| {
-            let ns = std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok()?.display().to_string();
-            std::fs::metadata(&file).is_ok().then_some((ns, file))
-        };
+    fn executable(&mut self, event: &ProcessEvent, exe: &str) -> Option<(u32, std::path::PathBuf)> {
+        let through = |pid: u32, file: std::path::PathBuf| std::fs::metadata(&file).is_ok().then_some((pid, file));
         if let Some(found) = through(event.pid, format!("/proc/{}/exe", event.pid).into()) {
             return Some(found);
         }
@@ -329,8 +326,8 @@ impl Detector {
 
     /// Whether the process's executable was written after its container started.
     fn drifted(&mut self, event: &ProcessEvent, exe: &str) -> bool {
-        let Some((ns, file)) = self.executable(event, exe) else { return false };
-        self.started.drifted(&ns, &file)
+        let Some((pid, file)) = self.executable(event, exe) else { return false };
+        self.started.drifted(pid, &file)
     }
 }
 

@@ -1,12 +1,14 @@
 //! Drift: an executable written (or changed) in a container after the container started is not
 //! in the image that was scanned and approved. Judged by the file's change time against the
-//! start of the container's first process (pid 1 of its pid namespace).
+//! start of the container's first process: the earliest process of its cgroup (not pid 1 of its
+//! pid namespace, which is the host's init in a hostPID pod and `pause` in a pod that shares its
+//! process namespace, both older than the container's files).
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-/// A container's first process (pid 1 inside its pid namespace) and when it started.
+/// A container's first process (the earliest of its cgroup) and when it started.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerInit {
     pid: u32,
@@ -15,10 +17,9 @@ pub struct ContainerInit {
 }
 
 impl ContainerInit {
-    /// The same process is still there, in the same namespace.
-    fn still(&self, ns: &str) -> bool {
-        start_ticks(self.pid) == Some(self.start_ticks)
-            && std::fs::read_link(format!("/proc/{}/ns/pid", self.pid)).is_ok_and(|l| l.display().to_string() == ns)
+    /// The same process is still there, in the same cgroup (cgroup paths and pids are reused).
+    fn still(&self, cgroup: &str) -> bool {
+        start_ticks(self.pid) == Some(self.start_ticks) && cgroup_path(self.pid).as_deref() == Some(cgroup)
     }
 }
 
@@ -29,26 +30,25 @@ pub fn start_ticks(pid: u32) -> Option<u64> {
     stat.rsplit_once(')')?.1.split_whitespace().nth(19)?.parse().ok()
 }
 
-/// The first process of the pid namespace `ns` (its init, pid 1 inside).
-pub fn container_init(ns: &str) -> Option<ContainerInit> {
+/// A process's cgroup in the unified hierarchy (`/libpod_parent/libpod-ID`).
+pub fn cgroup_path(pid: u32) -> Option<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    text.lines().find_map(|line| line.strip_prefix("0::")).map(str::to_string)
+}
+
+/// The earliest process of the cgroup `cgroup` (a path in the unified hierarchy).
+pub fn container_init(cgroup: &str) -> Option<ContainerInit> {
     let boot = boot_time()?;
     let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok().flatten().filter(|t| *t > 0)? as u64;
-    for entry in std::fs::read_dir("/proc").ok()?.filter_map(Result::ok) {
-        let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
-        if std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok().is_none_or(|l| l.display().to_string() != ns) {
-            continue;
-        }
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let inner = status.lines().find_map(|l| l.strip_prefix("NSpid:")).and_then(|v| v.split_whitespace().last());
-        if inner != Some("1") {
-            continue;
-        }
-        let start = start_ticks(pid)?;
-        let started = boot + Duration::from_millis(start * 1000 / ticks);
-        return Some(ContainerInit { pid, start_ticks: start, started });
-    }
-    None
+    let procs = super::attribution::unified_root().join(cgroup.trim_start_matches('/')).join("cgroup.procs");
+    let text = std::fs::read_to_string(procs).ok()?;
+    let (pid, start) = text
+        .lines()
+        .filter_map(|l| l.trim().parse::<u32>().ok())
+        .filter_map(|pid| start_ticks(pid).map(|t| (pid, t)))
+        .min_by_key(|(_, t)| *t)?;
+    let started = boot + Duration::from_millis(start * 1000 / ticks);
+    Some(ContainerInit { pid, start_ticks: start, started })
 }
 
 fn boot_time() -> Option<SystemTime> {
@@ -57,21 +57,27 @@ fn boot_time() -> Option<SystemTime> {
     Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
 }
 
-/// The containers' first processes by pid namespace (`pid:[4026532…]`). Namespace ids are reused
-/// once a container is gone, so an entry is checked against its process before use.
+/// The containers' first processes by cgroup. Bounded: a busy node's churn of containers does
+/// not grow it for ever.
 #[derive(Debug, Default)]
 pub struct Starts {
-    by_namespace: HashMap<String, ContainerInit>,
+    by_cgroup: HashMap<String, ContainerInit>,
 }
 
+const MAX_STARTS: usize = 4096;
+
 impl Starts {
-    /// Whether `file` (an executable of the container whose pid namespace is `ns`) changed after
-    /// the container started.
-    pub fn drifted(&mut self, ns: &str, file: &Path) -> bool {
+    /// Whether `file` (an executable of the container `pid` runs in) changed after the
+    /// container started.
+    pub fn drifted(&mut self, pid: u32, file: &Path) -> bool {
         use std::os::unix::fs::MetadataExt;
-        let cached = self.by_namespace.get(ns).filter(|init| init.still(ns)).cloned();
-        let Some(init) = cached.or_else(|| container_init(ns)) else { return false };
-        self.by_namespace.insert(ns.to_string(), init.clone());
+        let Some(cgroup) = cgroup_path(pid) else { return false };
+        let cached = self.by_cgroup.get(&cgroup).filter(|init| init.still(&cgroup)).cloned();
+        let Some(init) = cached.or_else(|| container_init(&cgroup)) else { return false };
+        if self.by_cgroup.len() >= MAX_STARTS {
+            self.by_cgroup.clear();
+        }
+        self.by_cgroup.insert(cgroup, init.clone());
         let Ok(meta) = std::fs::metadata(file) else { return false };
         let changed = SystemTime::UNIX_EPOCH + Duration::new(meta.ctime().max(0) as u64, 0);
         // The image's files are unpacked before the container starts; a second of slack for

@@ -434,9 +434,7 @@ fn guard_exec(shared: &Shared, fd: BorrowedFd, pid: u32) -> GuardVerdict {
     // The name the kernel will give the process: the file's name, cut to 15 bytes.
     let comm: String = exe.rsplit('/').next().unwrap_or_default().chars().take(15).collect();
     let uid = uid_of(pid).unwrap_or(u32::MAX);
-    let drift = std::fs::read_link(format!("/proc/{pid}/ns/pid")).is_ok_and(|ns| {
-        guard.starts.lock().is_ok_and(|mut starts| starts.drifted(&ns.display().to_string(), Path::new(&fd_path)))
-    });
+    let drift = guard.starts.lock().is_ok_and(|mut starts| starts.drifted(pid, Path::new(&fd_path)));
     let setuid = nix::sys::stat::fstat(fd).is_ok_and(|st| st.st_mode & 0o4000 != 0 && st.st_uid != uid);
     let facts = crate::rules::Facts {
         in_container: true,
