@@ -103,6 +103,7 @@ fn counters(
     net: &NetSensor,
     files: Option<&FileSensor>,
     enforcer: Option<&ExecFileEnforcer>,
+    guard: Option<&super::enforce::fanotify::FanotifyEnforcer>,
 ) -> anyhow::Result<(u64, u64)> {
     let (mut dropped, mut malformed) = (sensor.dropped()? + net.dropped()?, sensor.malformed + net.malformed);
     if let Some(files) = files {
@@ -113,6 +114,8 @@ fn counters(
         dropped += enforcer.dropped()?;
         malformed += enforcer.malformed();
     }
+    // Refusals the guard could not report (its queue was full).
+    dropped += guard.map_or(0, |g| g.dropped());
     Ok((dropped, malformed))
 }
 
@@ -496,7 +499,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
                 if let Some(enforcing) = enforcing.as_mut() {
                     enforcing.refresh(&running_containers(&mut out.resolver, &out.names));
                 }
-                let (dropped, malformed) = counters(&sensor, &net, files.as_ref(), enforcing.as_ref().map(|e| &e.enforcer))?;
+                let (dropped, malformed) = counters(&sensor, &net, files.as_ref(), enforcing.as_ref().map(|e| &e.enforcer), guard.as_ref())?;
                 let stats = WireEvent::stats(&node, state(events, dropped, malformed, enforcing.as_ref()));
                 out.outputs.emit(&stats)?;
                 if let Some(server) = &out.outputs.server {
@@ -520,7 +523,8 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     events += out.send(Batch::Network(net.remaining()))?;
     events += out.send(Batch::File(files.as_mut().map(FileSensor::remaining).unwrap_or_default()))?;
     events += out.send(Batch::Alert(enforcing.as_mut().map(|e| e.enforcer.remaining()).unwrap_or_default()))?;
-    let (dropped, malformed) = counters(&sensor, &net, files.as_ref(), enforcing.as_ref().map(|e| &e.enforcer))?;
+    let (dropped, malformed) =
+        counters(&sensor, &net, files.as_ref(), enforcing.as_ref().map(|e| &e.enforcer), guard.as_ref())?;
     out.outputs.emit(&WireEvent::stats(&node, state(events, dropped, malformed, enforcing.as_ref())))?;
     out.outputs.flush()?;
     if dropped > 0 {

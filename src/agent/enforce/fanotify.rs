@@ -184,7 +184,11 @@ impl FanotifyEnforcer {
             policies.iter().any(|p| current.get(&p.cgroup_id).is_some_and(|v| *v != verdicts(p)))
                 || current.keys().any(|id| !wanted.contains_key(id))
         };
-        *self.shared.policies.write().map_err(|_| EnforceError::Poisoned)? = wanted;
+        {
+            // Taken once every verdict under the old policy has cached its answer (they hold the
+            // read lock until then); the flush below then removes what they cached.
+            *self.shared.policies.write().map_err(|_| EnforceError::Poisoned)? = wanted;
+        }
         if changed {
             self.flush()?;
         }
@@ -372,7 +376,13 @@ fn answer(shared: &Shared, event: &FanotifyEvent, me: u32, alerts: &tokio::sync:
     let Some(fd) = event.fd() else { return };
     let exec = event.mask().contains(MaskFlags::FAN_OPEN_EXEC_PERM);
     let pid = u32::try_from(event.pid()).unwrap_or(0);
-    let verdict = if pid == me { Verdict::NoPolicy } else { judge(shared, fd, pid, exec) };
+    // Held until the answer is cached: a policy change waits for it, then flushes what it cached,
+    // so no file stays allowed in the kernel under a policy that did not allow it.
+    let Ok(policies) = shared.policies.read() else {
+        let _ = shared.group.write_response(FanotifyResponse::new(fd, Response::FAN_ALLOW));
+        return;
+    };
+    let verdict = if pid == me { Verdict::NoPolicy } else { judge(shared, &policies, fd, pid, exec) };
     // Protect mode's exec-time rules judge the execs the policy lets through.
     let guard = match exec && pid != me && !matches!(verdict, Verdict::Violation(_)) {
         true => guard_exec(shared, fd, pid),
@@ -475,12 +485,11 @@ fn guard_exec(shared: &Shared, fd: BorrowedFd, pid: u32) -> GuardVerdict {
 }
 
 /// The verdict of the process's policy on one event.
-fn judge(shared: &Shared, fd: BorrowedFd, pid: u32, exec: bool) -> Verdict {
+fn judge(shared: &Shared, policies: &HashMap<u64, Verdicts>, fd: BorrowedFd, pid: u32, exec: bool) -> Verdict {
     let Some(cgroup_id) = cgroup_of(&shared.cgroup_root, pid) else {
         shared.unjudged.fetch_add(1, Ordering::Relaxed);
         return Verdict::NoPolicy;
     };
-    let Ok(policies) = shared.policies.read() else { return Verdict::NoPolicy };
     let Some(verdicts) = policies.get(&cgroup_id) else { return Verdict::NoPolicy };
     let path = match std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())) {
         Ok(path) => path.to_string_lossy().into_owned(),
