@@ -182,19 +182,6 @@ impl RuleSet {
         }
         watches.into_iter().collect()
     }
-
-    /// The path prefixes the enabled open rules need watched (the file sensor's `--watch`).
-    pub fn watched_prefixes(&self) -> Vec<String> {
-        let mut prefixes: Vec<String> = self
-            .rules
-            .iter()
-            .filter(|r| r.on == On::Open)
-            .flat_map(|r| r.conditions.iter().flat_map(Condition::watched_prefixes))
-            .collect();
-        prefixes.sort();
-        prefixes.dedup();
-        prefixes
-    }
 }
 
 /// Directories that are links to others in most images and hosts (Debian's merged /usr,

@@ -320,7 +320,9 @@ mod tests {
     fn every_shipped_rule_loads() {
         let shipped = RuleSet::load(Path::new("/nonexistent"), false).expect("the shipped rules load");
         assert!(shipped.rules.len() >= 8, "{}", shipped.rules.len());
-        assert!(shipped.watched_prefixes().iter().any(|p| p == "/etc/"), "{:?}", shipped.watched_prefixes());
+        let watches = shipped.watches();
+        assert!(watches.contains(&("/etc/".to_string(), true)), "/etc/ is watched for writes only: {watches:?}");
+        assert!(watches.contains(&("/etc/shadow".to_string(), false)), "{watches:?}");
     }
 
     #[test]
