@@ -382,7 +382,7 @@ fn load_findings(store: &Store, key: &str, ignore_path: &std::path::Path) -> Res
         scan::stored::get(store, key).map_err(|e| e.to_string())?.ok_or_else(|| format!("no stored SBOM {key}"))?;
     let assessment = scan::Assessment {
         exceptions: scan::ExceptionFiles {
-            ignorefile: ignore_path.is_file().then(|| ignore_path.into()),
+            ignorefile: scan::ExceptionFiles::present(ignore_path.to_path_buf()),
             vex: Vec::new(),
         },
         ..scan::Assessment::default()

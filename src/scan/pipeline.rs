@@ -98,11 +98,15 @@ pub struct ExceptionFiles {
 impl ExceptionFiles {
     /// `ignorefile`, else `.picketignore` in `dir` when there is one; and the VEX documents.
     pub fn resolve(ignorefile: Option<PathBuf>, vex: Vec<PathBuf>, dir: &Path) -> Self {
-        let default = dir.join(DEFAULT_IGNOREFILE);
-        // Whatever is there is read (and refused if it is not a regular file): a link to a
-        // device must be an error, not a silent run without the project's exceptions.
-        let ignorefile = ignorefile.or_else(|| default.symlink_metadata().is_ok().then_some(default));
+        let ignorefile = ignorefile.or_else(|| Self::present(dir.join(DEFAULT_IGNOREFILE)));
         Self { ignorefile, vex }
+    }
+
+    /// `path` when something is there. Whatever is there is read (and refused if it is not a
+    /// regular file): a link to a device must be an error, not a silent run without the
+    /// project's exceptions.
+    pub fn present(path: PathBuf) -> Option<PathBuf> {
+        path.symlink_metadata().is_ok().then_some(path)
     }
 }
 
