@@ -28,12 +28,9 @@ fn timed(podman: &common::engines::Podman, script: &str) -> Duration {
 }
 
 fn cgroup_of(podman: &common::engines::Podman) -> u64 {
-    use std::os::unix::fs::MetadataExt;
+    use picket::agent::attribution::{cgroup_id_of_pid, unified_root};
     let pid = podman.podman(&["inspect", "--format", "{{.State.Pid}}", "bench"]);
-    let cgroups = std::fs::read_to_string(format!("/proc/{}/cgroup", pid.trim())).expect("cgroup");
-    let path = cgroups.lines().find_map(|l| l.strip_prefix("0::")).expect("unified cgroup");
-    let root = picket::agent::attribution::unified_root();
-    std::fs::metadata(root.join(path.trim_start_matches('/'))).expect("cgroup dir").ino()
+    cgroup_id_of_pid(&unified_root(), pid.trim().parse().expect("a pid")).expect("the container's cgroup")
 }
 
 fn overhead(with: Duration, without: Duration) -> f64 {

@@ -203,6 +203,26 @@ pub fn unified_root() -> PathBuf {
     if hybrid.join("cgroup.procs").exists() { hybrid.to_path_buf() } else { PathBuf::from("/sys/fs/cgroup") }
 }
 
+/// A process's cgroup in the unified hierarchy (`/libpod_parent/libpod-ID`), from
+/// `/proc/PID/cgroup`.
+pub fn cgroup_path_of_pid(pid: u32) -> Option<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    text.lines().find_map(|line| line.strip_prefix("0::")).map(str::to_string)
+}
+
+/// A process's cgroup v2 id: the inode of its directory under `root` (`unified_root()`).
+pub fn cgroup_id_of_pid(root: &Path, pid: u32) -> Option<u64> {
+    let path = cgroup_path_of_pid(pid)?;
+    std::fs::metadata(root.join(path.trim_start_matches('/'))).ok().map(|m| m.ino())
+}
+
+/// The processes of the cgroup at `path` under `root` (none when it is gone).
+pub fn cgroup_pids(root: &Path, path: &str) -> Vec<u32> {
+    let procs = root.join(path.trim_start_matches('/')).join("cgroup.procs");
+    let text = std::fs::read_to_string(procs).unwrap_or_default();
+    text.lines().filter_map(|l| l.trim().parse().ok()).collect()
+}
+
 /// One container's cgroups, for policies.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ContainerCgroups {

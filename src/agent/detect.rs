@@ -149,6 +149,9 @@ impl Detector {
         }
         let exe = if event.exe.is_empty() { event.filename.clone() } else { event.exe.clone() };
         let (parent_comm, parent_exe) = self.processes.parent_of(event.pid);
+        // Found once: both drift and setuid read it (through a live process of the container
+        // when this one has already exited).
+        let file = self.executable(event, &exe);
         let facts = Facts {
             in_container: container.is_some(),
             exe: exe.clone(),
@@ -157,8 +160,8 @@ impl Detector {
             parent_comm,
             parent_exe,
             stdio_socket: stdio_is_socket(event.pid),
-            drift: container.is_some() && self.drifted(event, &exe),
-            setuid: self.executable(event, &exe).is_some_and(|(_, file)| setuid_gain(&file, event.uid)),
+            drift: container.is_some() && file.as_ref().is_some_and(|(pid, file)| self.started.drifted(*pid, file)),
+            setuid: file.as_ref().is_some_and(|(_, file)| setuid_gain(file, event.uid)),
             ..Facts::default()
         };
         let trigger = Trigger {
@@ -176,7 +179,7 @@ impl Detector {
 
     /// Takes an open under a watched prefix.
     pub fn on_file(&mut self, event: &FileEvent, container: Option<&ContainerRef>) -> Vec<Detection> {
-        let exe = self.processes.ancestry(event.pid, false).first().map(|a| a.exe.clone()).unwrap_or_default();
+        let exe = self.processes.exe_of(event.pid);
         let write = event.write || event.create || event.truncate;
         let facts = Facts {
             in_container: container.is_some(),
@@ -205,7 +208,7 @@ impl Detector {
         if event.kind != NetEventKind::Connect {
             return Vec::new();
         }
-        let exe = self.processes.ancestry(event.pid, false).first().map(|a| a.exe.clone()).unwrap_or_default();
+        let exe = self.processes.exe_of(event.pid);
         let (address, port) = event.remote;
         let facts = Facts {
             in_container: container.is_some(),
@@ -314,20 +317,9 @@ impl Detector {
             return Some(found);
         }
         let path = self.resolver.path_of(event.cgroup_id)?;
-        let procs = std::fs::read_to_string(
-            super::attribution::unified_root().join(path.trim_start_matches('/')).join("cgroup.procs"),
-        )
-        .ok()?;
-        procs
-            .lines()
-            .filter_map(|l| l.trim().parse::<u32>().ok())
+        super::attribution::cgroup_pids(&super::attribution::unified_root(), &path)
+            .into_iter()
             .find_map(|pid| through(pid, format!("/proc/{pid}/root/{}", exe.trim_start_matches('/')).into()))
-    }
-
-    /// Whether the process's executable was written after its container started.
-    fn drifted(&mut self, event: &ProcessEvent, exe: &str) -> bool {
-        let Some((pid, file)) = self.executable(event, exe) else { return false };
-        self.started.drifted(pid, &file)
     }
 }
 

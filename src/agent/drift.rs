@@ -8,6 +8,8 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+use super::attribution::{cgroup_path_of_pid, cgroup_pids, unified_root};
+
 /// A container's first process (the earliest of its cgroup) and when it started.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerInit {
@@ -19,7 +21,7 @@ pub struct ContainerInit {
 impl ContainerInit {
     /// The same process is still there, in the same cgroup (cgroup paths and pids are reused).
     fn still(&self, cgroup: &str) -> bool {
-        start_ticks(self.pid) == Some(self.start_ticks) && cgroup_path(self.pid).as_deref() == Some(cgroup)
+        start_ticks(self.pid) == Some(self.start_ticks) && cgroup_path_of_pid(self.pid).as_deref() == Some(cgroup)
     }
 }
 
@@ -30,21 +32,12 @@ pub fn start_ticks(pid: u32) -> Option<u64> {
     stat.rsplit_once(')')?.1.split_whitespace().nth(19)?.parse().ok()
 }
 
-/// A process's cgroup in the unified hierarchy (`/libpod_parent/libpod-ID`).
-pub fn cgroup_path(pid: u32) -> Option<String> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-    text.lines().find_map(|line| line.strip_prefix("0::")).map(str::to_string)
-}
-
 /// The earliest process of the cgroup `cgroup` (a path in the unified hierarchy).
 pub fn container_init(cgroup: &str) -> Option<ContainerInit> {
     let boot = boot_time()?;
     let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok().flatten().filter(|t| *t > 0)? as u64;
-    let procs = super::attribution::unified_root().join(cgroup.trim_start_matches('/')).join("cgroup.procs");
-    let text = std::fs::read_to_string(procs).ok()?;
-    let (pid, start) = text
-        .lines()
-        .filter_map(|l| l.trim().parse::<u32>().ok())
+    let (pid, start) = cgroup_pids(&unified_root(), cgroup)
+        .into_iter()
         .filter_map(|pid| start_ticks(pid).map(|t| (pid, t)))
         .min_by_key(|(_, t)| *t)?;
     let started = boot + Duration::from_millis(start * 1000 / ticks);
@@ -71,7 +64,7 @@ impl Starts {
     /// container started.
     pub fn drifted(&mut self, pid: u32, file: &Path) -> bool {
         use std::os::unix::fs::MetadataExt;
-        let Some(cgroup) = cgroup_path(pid) else { return false };
+        let Some(cgroup) = cgroup_path_of_pid(pid) else { return false };
         let cached = self.by_cgroup.get(&cgroup).filter(|init| init.still(&cgroup)).cloned();
         let Some(init) = cached.or_else(|| container_init(&cgroup)) else { return false };
         if self.by_cgroup.len() >= MAX_STARTS {

@@ -139,6 +139,11 @@ impl ProcessTable {
         self.entries.get(&pid)
     }
 
+    /// The process's executable (empty when the agent never saw it and it is gone).
+    pub fn exe_of(&mut self, pid: u32) -> String {
+        self.get_or_read(pid).map(|e| e.ancestor.exe.clone()).unwrap_or_default()
+    }
+
     /// The parent's name and executable.
     pub fn parent_of(&mut self, pid: u32) -> (String, String) {
         let Some(ppid) = self.get_or_read(pid).map(|e| e.ppid) else { return Default::default() };
@@ -182,7 +187,7 @@ fn from_proc(pid: u32) -> Entry {
     }
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     let args = cmdline.split(|b| *b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned());
-    let cgroup_id = cgroup_id_of(pid).unwrap_or(0);
+    let cgroup_id = super::attribution::cgroup_id_of_pid(&super::attribution::unified_root(), pid).unwrap_or(0);
     Entry {
         ppid: field("PPid:").parse().unwrap_or(0),
         comm: field("Name:").to_string(),
@@ -200,14 +205,6 @@ fn from_proc(pid: u32) -> Entry {
         execd: false,
         exit_seq: None,
     }
-}
-
-fn cgroup_id_of(pid: u32) -> Option<u64> {
-    use std::os::unix::fs::MetadataExt;
-    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-    let path = text.lines().find_map(|line| line.strip_prefix("0::"))?;
-    let root = super::attribution::unified_root();
-    std::fs::metadata(root.join(path.trim_start_matches('/'))).ok().map(|m| m.ino())
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ use nix::sys::fanotify::{
 };
 
 use super::{Alert, AlertAction, AlertKind, ContainerPolicy, EnforceError, Mode};
-use crate::agent::attribution::CgroupResolver;
+use crate::agent::attribution::{CgroupResolver, cgroup_id_of_pid, cgroup_pids};
 
 /// Alerts waiting for the agent's loop; beyond this they are counted as dropped.
 const ALERT_QUEUE: usize = 4096;
@@ -209,10 +209,7 @@ impl FanotifyEnforcer {
     /// `/proc/PID/root/` of a process in the cgroup.
     fn root_of(&mut self, cgroup_id: u64) -> Option<PathBuf> {
         let path = self.resolver.path_of(cgroup_id)?;
-        let procs =
-            std::fs::read_to_string(self.shared.cgroup_root.join(path.trim_start_matches('/')).join("cgroup.procs"))
-                .ok()?;
-        let pid: u32 = procs.lines().find_map(|l| l.trim().parse().ok())?;
+        let pid = *cgroup_pids(&self.shared.cgroup_root, &path).first()?;
         Some(PathBuf::from(format!("/proc/{pid}/root/")))
     }
 
@@ -436,7 +433,7 @@ enum GuardVerdict {
 fn guard_exec(shared: &Shared, fd: BorrowedFd, pid: u32) -> GuardVerdict {
     let Ok(guard) = shared.guard.read() else { return GuardVerdict::NotGuarded };
     let Some(guard) = guard.as_ref() else { return GuardVerdict::NotGuarded };
-    let Some(cgroup_id) = cgroup_of(&shared.cgroup_root, pid) else { return GuardVerdict::NotGuarded };
+    let Some(cgroup_id) = cgroup_id_of_pid(&shared.cgroup_root, pid) else { return GuardVerdict::NotGuarded };
     let Some((name, image)) = guard.containers.get(&cgroup_id) else { return GuardVerdict::NotGuarded };
     let fd_path = format!("/proc/self/fd/{}", fd.as_raw_fd());
     let Ok(path) = std::fs::read_link(&fd_path) else { return GuardVerdict::NotGuarded };
@@ -472,7 +469,7 @@ fn guard_exec(shared: &Shared, fd: BorrowedFd, pid: u32) -> GuardVerdict {
             uid,
             comm,
             exe,
-            timestamp_ns: monotonic_ns(),
+            timestamp_ns: boottime_ns(),
             ..Default::default()
         },
         ancestry: caller,
@@ -486,7 +483,7 @@ fn guard_exec(shared: &Shared, fd: BorrowedFd, pid: u32) -> GuardVerdict {
 
 /// The verdict of the process's policy on one event.
 fn judge(shared: &Shared, policies: &HashMap<u64, Verdicts>, fd: BorrowedFd, pid: u32, exec: bool) -> Verdict {
-    let Some(cgroup_id) = cgroup_of(&shared.cgroup_root, pid) else {
+    let Some(cgroup_id) = cgroup_id_of_pid(&shared.cgroup_root, pid) else {
         shared.unjudged.fetch_add(1, Ordering::Relaxed);
         return Verdict::NoPolicy;
     };
@@ -516,20 +513,12 @@ fn judge(shared: &Shared, policies: &HashMap<u64, Verdicts>, fd: BorrowedFd, pid
         pid,
         uid: uid_of(pid).unwrap_or(u32::MAX),
         cgroup_id,
-        timestamp_ns: monotonic_ns(),
+        timestamp_ns: boottime_ns(),
         read: !exec,
         write: false,
         comm: std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim().to_string(),
         path,
     })
-}
-
-/// The cgroup v2 id of a process: the inode of its unified-hierarchy directory.
-fn cgroup_of(root: &Path, pid: u32) -> Option<u64> {
-    use std::os::unix::fs::MetadataExt;
-    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-    let path = text.lines().find_map(|line| line.strip_prefix("0::"))?;
-    std::fs::metadata(root.join(path.trim_start_matches('/'))).ok().map(|m| m.ino())
 }
 
 fn uid_of(pid: u32) -> Option<u32> {
@@ -538,9 +527,10 @@ fn uid_of(pid: u32) -> Option<u32> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// CLOCK_MONOTONIC in nanoseconds, the clock the kernel programs' timestamps use.
-fn monotonic_ns() -> u64 {
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+/// CLOCK_BOOTTIME in nanoseconds, the clock the kernel programs' timestamps use
+/// (`bpf_ktime_get_boot_ns`).
+fn boottime_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
         .map(|t| u64::try_from(t.tv_sec()).unwrap_or(0) * 1_000_000_000 + u64::try_from(t.tv_nsec()).unwrap_or(0))
         .unwrap_or(0)
 }
