@@ -63,6 +63,7 @@ fn enforce(c: &mut Criterion) {
         mode: Mode::Protect,
         exec_allowlist: Some(vec!["/bin/busybox".into()]),
         file_rules: vec![FileRule { prefix: "/secret/".into(), deny_read: true, deny_write: true }],
+        connect: None,
     };
     enforcer.apply(&[policy]).expect("policy");
     timed(&podman, &exec_loop);

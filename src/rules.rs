@@ -156,6 +156,12 @@ pub struct Rule {
 }
 
 impl Rule {
+    /// Whether an exception that names no process covers every event of this container (what a
+    /// kernel-side refusal, which knows the container but not the program, can honour).
+    pub fn excepted(&self, whose: &Whose) -> bool {
+        self.exceptions.iter().any(|e| e.process.is_none() && e.covers(whose, &Facts::default()))
+    }
+
     pub fn matches(&self, on: On, facts: &Facts, whose: &Whose) -> bool {
         self.on == on
             && self.conditions.iter().all(|c| c.holds(facts))

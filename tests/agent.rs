@@ -200,6 +200,7 @@ async fn protect_mode_denies_outside_the_policy_and_fails_open_when_stopped() {
         mode: Mode::Protect,
         exec_allowlist: Some(vec!["/bin/busybox".into()]),
         file_rules: vec![FileRule { prefix: "/etc/".into(), deny_read: false, deny_write: true }],
+        connect: None,
     };
     enforcer.apply(std::slice::from_ref(&policy)).expect("policy applies");
 
@@ -273,6 +274,7 @@ async fn the_fanotify_rung_denies_outside_the_policy_and_fails_open_when_stopped
         mode: Mode::Protect,
         exec_allowlist: None,
         file_rules: vec![FileRule { prefix: "/etc/".into(), deny_read: false, deny_write: true }],
+        connect: None,
     };
     let err = enforcer.apply(&[write_only]).expect_err("write-only denials cannot be told apart here");
     assert!(err.to_string().contains("BPF LSM") && err.to_string().contains("/etc/"), "{err}");
@@ -281,6 +283,7 @@ async fn the_fanotify_rung_denies_outside_the_policy_and_fails_open_when_stopped
         mode: Mode::Protect,
         exec_allowlist: Some(vec!["/bin/busybox".into()]),
         file_rules: vec![FileRule { prefix: "/secret/".into(), deny_read: true, deny_write: true }],
+        connect: None,
     };
     enforcer.apply(std::slice::from_ref(&policy)).expect("policy applies");
 
@@ -427,6 +430,126 @@ async fn connects_and_accepts_are_seen_with_their_addresses() {
     assert_eq!(sensor.dropped().expect("drops"), 0);
 }
 
+/// A fresh child cgroup of the unified root (its own cgroup id, so a policy for it touches
+/// nothing else): (cgroup id, path).
+fn in_child_cgroup(name: &str) -> (u64, String) {
+    let cgroup = picket::agent::attribution::unified_root().join(format!("picket-test-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&cgroup).expect("a child cgroup (root, cgroup v2)");
+    let id = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&cgroup).expect("cgroup"));
+    (id, cgroup.display().to_string())
+}
+
+/// Runs a Python snippet in that cgroup; what it printed.
+fn run_in_cgroup(cgroup: &str, python: &str) -> String {
+    let script = format!("echo $$ > {cgroup}/cgroup.procs && exec python3 -c \"$0\"");
+    let out = std::process::Command::new("sh").args(["-c", &script, python]).output().expect("python3 runs");
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// The network rung on this kernel: a cgroup's connect rules refuse TCP connects (v4, v6 and
+/// v4-mapped) and addressed UDP sends with EPERM in the caller, report what they decided in
+/// the event, alert without refusing in monitor mode, and allow everything once the sensor is
+/// gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_rules_refuse_with_eperm_in_the_kernel() {
+    use picket::agent::enforce::network::{ConnectRules, Destination, NetworkControl, Protocol};
+    use picket::agent::enforce::{AlertAction, ContainerPolicy, Mode};
+    use picket::agent::net::{NetEventKind, NetSensor};
+    require_bpf!();
+    let (cgroup_id, cgroup) = in_child_cgroup("net");
+    let mut sensor = NetSensor::start().expect("the network sensor loads and attaches");
+    let mut control = NetworkControl::default();
+    let destination = |net: &str, port: u16, protocol: Option<Protocol>| Destination {
+        net: Some(net.parse().expect("cidr")),
+        ports: (port, port),
+        protocol,
+    };
+    let policy = |mode: Mode| ContainerPolicy {
+        cgroup_id,
+        mode,
+        exec_allowlist: None,
+        file_rules: vec![],
+        connect: Some(ConnectRules {
+            // Loopback only, and not 127.0.0.3:9 over TCP.
+            allow: Some(vec![
+                Destination {
+                    net: Some("127.0.0.0/8".parse().expect("cidr")),
+                    ports: Destination::ANY_PORT,
+                    protocol: None,
+                },
+                destination("::1/128", 9, None),
+            ]),
+            deny: vec![destination("127.0.0.3/32", 9, Some(Protocol::Tcp))],
+        }),
+    };
+    control.apply(sensor.programs_mut(), &[policy(Mode::Protect)]).expect("the rules go in");
+    // Each attempt prints its errno (0: the kernel let it through; ECONNREFUSED then follows).
+    let attempts = r#"
+import socket, errno
+def tcp(family, addr):
+    s = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        s.connect(addr); print(0)
+    except OSError as e: print(errno.errorcode.get(e.errno))
+def udp(addr):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.sendto(b"x", addr); print("sent")
+    except OSError as e: print(errno.errorcode.get(e.errno))
+tcp(socket.AF_INET, ("127.0.0.3", 9))
+tcp(socket.AF_INET, ("127.0.0.4", 9))
+tcp(socket.AF_INET6, ("::ffff:127.0.0.3", 9))
+tcp(socket.AF_INET6, ("::1", 9))
+tcp(socket.AF_INET6, ("::1", 10))
+udp(("127.0.0.3", 9))
+udp(("192.0.2.1", 9))
+"#;
+    let printed = run_in_cgroup(&cgroup, attempts);
+    let results: Vec<&str> = printed.lines().collect();
+    assert_eq!(
+        results,
+        ["EPERM", "ECONNREFUSED", "EPERM", "ECONNREFUSED", "EPERM", "sent", "EPERM"],
+        "denied TCP v4, allowed v4, denied v4-mapped, allowed ::1 port 9, ::1 port 10 outside the allowlist, UDP allowed (the deny is TCP), UDP outside the allowlist"
+    );
+    let done = |events: &[picket::agent::net::NetEvent]| {
+        events.iter().filter(|e| e.cgroup_id == cgroup_id && e.denied()).count() >= 4
+    };
+    let events = collect_batches!(sensor, done);
+    let ours: Vec<_> = events.iter().filter(|e| e.cgroup_id == cgroup_id).collect();
+    let denied_v4 =
+        ours.iter().find(|e| e.remote.0.to_string() == "127.0.0.3" && e.protocol == 6).expect("the refused connect");
+    let verdict = denied_v4.policy.expect("a verdict");
+    assert_eq!((verdict.action, verdict.rule), (AlertAction::Denied, Some(0)), "the deny rule, first in kernel order");
+    assert_eq!(control.describe(cgroup_id, verdict.rule), "deny 127.0.0.3/32 port 9 tcp");
+    let send = ours.iter().find(|e| e.kind == NetEventKind::Send).expect("the refused send");
+    assert_eq!((send.remote.0.to_string().as_str(), send.policy.expect("verdict").rule), ("192.0.2.1", None));
+    assert!(
+        ours.iter().filter(|e| e.kind == NetEventKind::Send).count() == 1,
+        "an allowed send is not reported: {ours:?}"
+    );
+
+    // Monitor: reported, not refused.
+    control.apply(sensor.programs_mut(), &[policy(Mode::Monitor)]).expect("monitor");
+    let printed = run_in_cgroup(
+        &cgroup,
+        "import socket\ns=socket.socket()\ntry:\n    s.connect(('127.0.0.3', 9))\nexcept OSError as e: print(e.errno)\n",
+    );
+    assert_eq!(printed.trim(), "111", "ECONNREFUSED: monitor lets it through");
+    let events = collect_batches!(sensor, |events: &[picket::agent::net::NetEvent]| events
+        .iter()
+        .any(|e| e.cgroup_id == cgroup_id && e.policy.is_some()));
+    let alerted = events.iter().find(|e| e.cgroup_id == cgroup_id).and_then(|e| e.policy).expect("an alert");
+    assert_eq!(alerted.action, AlertAction::Alerted);
+
+    // Back to protect; then the sensor goes and everything runs again.
+    control.apply(sensor.programs_mut(), &[policy(Mode::Protect)]).expect("protect");
+    assert_eq!(sensor.dropped().expect("drops"), 0);
+    drop(sensor);
+    let printed = run_in_cgroup(&cgroup, attempts);
+    assert!(!printed.contains("EPERM"), "fails open once the agent is gone: {printed}");
+    let _ = std::fs::remove_dir(&cgroup);
+}
+
 /// `picket agent run --socket`: a reader on the 0600 socket gets the same JSON lines.
 #[test]
 fn agent_serves_events_on_a_private_unix_socket() {
@@ -505,6 +628,7 @@ async fn policy_updates_are_whole_or_refused_in_the_kernel_maps() {
         mode: Mode::Protect,
         exec_allowlist: Some(vec!["sh".into()]),
         file_rules: vec![],
+        connect: None,
     };
     let mut update = file.resolve(&running);
     update.push(broken);
@@ -531,6 +655,7 @@ async fn policy_updates_are_whole_or_refused_in_the_kernel_maps() {
                 mode: Mode::Monitor,
                 exec_allowlist: Some(vec!["/bin/sh".into()]),
                 file_rules: vec![],
+                connect: None,
             })
             .collect()
     };
@@ -713,6 +838,77 @@ fn attacks_in_a_container_raise_their_alerts_with_ancestry() {
     assert_eq!(action("reverse-shell-dev-tcp"), Some(serde_json::json!("killed")), "{lines:?}");
     // Ordinary commands still run under protect.
     assert!(run("ls / > /dev/null && cat /etc/hostname").0);
+}
+
+/// The network rung from the command line, in a real container: a policy file's `connect:`
+/// deny refuses the connect (EPERM) and raises an alert naming the rule; with --protect a
+/// connect to a mining pool's port is refused in the kernel and reported `denied` with its
+/// ancestry; other connects go on; with the agent gone, everything connects again.
+#[test]
+fn connects_are_refused_by_policy_and_by_protect_in_a_container() {
+    require_bpf!();
+    let podman = require_podman!();
+    podman.podman(&["run", "-d", "--name", "netvictim", common::engines::Podman::IMAGE, "sleep", "600"]);
+    let run = |script: &str| exec_in(&podman, "netvictim", &["sh", "-c", script]).1;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let policy = dir.path().join("net.yaml");
+    std::fs::write(
+        &policy,
+        "containers:\n  - name: netvictim\n    mode: protect\n    connect:\n      deny:\n        - to: 127.0.0.3\n          ports: [8081]\n",
+    )
+    .expect("write");
+    // Only the rule under test may refuse anything: the node's other containers are left alone.
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).expect("rules dir");
+    let off = [
+        "reverse-shell-stdio-socket",
+        "reverse-shell-dev-tcp",
+        "netcat-runs-a-program",
+        "crypto-miner-arguments",
+        "crypto-miner-program",
+        "package-manager-in-container",
+        "drift-exec",
+    ];
+    let overrides: String = off.iter().map(|id| format!("  - id: {id}\n    enabled: false\n")).collect();
+    std::fs::write(rules.join("quiet.yaml"), format!("overrides:\n{overrides}")).expect("write");
+    let checked = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+        .args(["agent", "policy"])
+        .arg(&policy)
+        .output()
+        .expect("picket agent policy");
+    let summary = String::from_utf8_lossy(&checked.stdout);
+    assert!(summary.contains("connect: any destination, 1 denied"), "{summary}");
+    assert!(summary.contains("connect rules enforced here with cgroup-hooks"), "{summary}");
+    let (mut denied, mut other, mut pool) = (String::new(), String::new(), String::new());
+    let policy_arg = policy.display().to_string();
+    let rules_arg = rules.display().to_string();
+    let lines = agent_lines_during(&podman, 10, &["--policy", &policy_arg, "--protect", "--rules", &rules_arg], || {
+        denied = run("nc 127.0.0.3 8081 </dev/null; echo status $?");
+        other = run("nc 127.0.0.4 8081 </dev/null; echo status $?");
+        pool = run("nc 127.0.0.2 3333 </dev/null; echo status $?");
+    });
+    assert!(denied.contains("Operation not permitted"), "refused by the policy: {denied}");
+    assert!(other.contains("Connection refused"), "not named by the policy: {other}");
+    assert!(pool.contains("Operation not permitted"), "refused by protect: {pool}");
+    let ours = |kind: &str| -> Vec<&serde_json::Value> {
+        lines.iter().filter(|l| l["type"] == kind && l["container"]["name"] == "netvictim").collect()
+    };
+    let alerts = ours("alert");
+    let alert = alerts.iter().find(|a| a["kind"] == "connect").expect("the policy's alert");
+    assert_eq!(alert["action"], "denied");
+    assert_eq!(alert["remote"], "127.0.0.3:8081");
+    assert_eq!(alert["rule"], "deny 127.0.0.3/32 port 8081");
+    assert_eq!(alerts.len(), 1, "one refused connect, one alert: {alerts:?}");
+    let detections = ours("detection");
+    let miner = detections.iter().find(|d| d["rule"] == "crypto-pool-port").expect("the pool connect");
+    assert_eq!(miner["action"], "denied", "{miner}");
+    assert_eq!(miner["event"]["remote"], "127.0.0.2:3333");
+    assert_eq!(miner["ancestry"][0]["args"][0], "nc", "{miner}");
+    let stats = lines.iter().rev().find(|l| l["type"] == "stats").expect("a last state line");
+    assert_eq!(stats["enforcement"]["rung"], "cgroup-hooks", "{stats}");
+    // The agent is gone: the kernel lets both through to a closed port.
+    assert!(run("nc 127.0.0.3 8081 </dev/null").contains("Connection refused"));
+    assert!(run("nc 127.0.0.2 3333 </dev/null").contains("Connection refused"));
 }
 
 /// Host processes are judged too: the same attacks run on the host, in a child cgroup the test

@@ -99,6 +99,8 @@ pub struct Detector {
     protected_pids: Vec<u32>,
     /// Finds a live process of a container whose event's process is gone.
     resolver: super::attribution::CgroupResolver,
+    /// The connect hooks' guard rules: index -> detection rule id.
+    network_guard: Vec<String>,
 }
 
 /// The exec rules a check of the file alone can decide before the program runs: deniable ones
@@ -122,7 +124,51 @@ pub fn exec_time_rules(rules: &RuleSet) -> Vec<crate::rules::Rule> {
         .collect()
 }
 
+/// The deniable connect rules the connect hooks can refuse in the kernel: about containers, with
+/// conditions on the port alone and no exception naming a program. One kernel rule per run of
+/// consecutive ports.
+pub fn connect_guard_rules(rules: &RuleSet) -> Vec<super::enforce::network::GuardRule> {
+    use super::enforce::network::{Destination, GuardRule};
+    use crate::rules::Condition::{InContainer, PortIn};
+    let mut out = Vec::new();
+    for rule in rules.rules.iter().filter(|r| r.on == On::Connect && r.info.deniable) {
+        let kernel_side = rule.conditions.iter().all(|c| matches!(c, InContainer(true) | PortIn(_)))
+            && rule.conditions.contains(&InContainer(true))
+            && rule.exceptions.iter().all(|e| e.process.is_none());
+        if !kernel_side {
+            continue;
+        }
+        let mut ranges: Vec<(u16, u16)> = vec![Destination::ANY_PORT];
+        for condition in &rule.conditions {
+            if let PortIn(ports) = condition {
+                let mut ports = ports.clone();
+                ports.sort_unstable();
+                ports.dedup();
+                let mut runs: Vec<(u16, u16)> = Vec::new();
+                for port in ports {
+                    match runs.last_mut() {
+                        Some((_, hi)) if hi.checked_add(1) == Some(port) => *hi = port,
+                        _ => runs.push((port, port)),
+                    }
+                }
+                // Every PortIn must hold: keep the ports in all of them.
+                ranges = runs.into_iter().filter(|(lo, hi)| ranges.iter().any(|(a, b)| a <= lo && hi <= b)).collect();
+            }
+        }
+        out.extend(ranges.into_iter().map(|ports| GuardRule {
+            rule: rule.info.id.clone(),
+            destination: Destination { net: None, ports, protocol: None },
+        }));
+    }
+    out
+}
+
 impl Detector {
+    /// The network guard's kernel rules, by index: the detection rule each refuses for.
+    pub fn set_network_guard(&mut self, rules: Vec<String>) {
+        self.network_guard = rules;
+    }
+
     pub fn new(rules: RuleSet, protect: Protect) -> Self {
         let mut processes = ProcessTable::new();
         let protected_pids = processes.ancestry(std::process::id(), false).iter().map(|a| a.pid).collect();
@@ -134,6 +180,7 @@ impl Detector {
             started: super::drift::Starts::default(),
             protected_pids,
             resolver: super::attribution::CgroupResolver::new(),
+            network_guard: Vec::new(),
         }
     }
 
@@ -205,7 +252,7 @@ impl Detector {
 
     /// Takes a network event; a connect is judged.
     pub fn on_network(&mut self, event: &NetEvent, container: Option<&ContainerRef>) -> Vec<Detection> {
-        if event.kind != NetEventKind::Connect {
+        if event.kind == NetEventKind::Accept {
             return Vec::new();
         }
         let exe = self.processes.exe_of(event.pid);
@@ -223,7 +270,7 @@ impl Detector {
             v4 => format!("{v4}:{port}"),
         };
         let trigger = Trigger {
-            kind: "connect".into(),
+            kind: if event.kind == NetEventKind::Send { "send" } else { "connect" }.into(),
             pid: event.pid,
             uid: event.uid,
             comm: event.comm.clone(),
@@ -232,16 +279,39 @@ impl Detector {
             timestamp_ns: event.timestamp_ns,
             ..Trigger::default()
         };
-        self.judge(On::Connect, &facts, trigger, container)
+        // The kernel refused it: the guard's rule is reported denied, nothing is killed.
+        let refused_by = event.guard.and_then(|i| self.network_guard.get(i as usize).cloned());
+        let denied = event.denied().then_some(refused_by);
+        self.judge_with(On::Connect, &facts, trigger, container, denied)
     }
 
     fn judge(&mut self, on: On, facts: &Facts, trigger: Trigger, container: Option<&ContainerRef>) -> Vec<Detection> {
+        self.judge_with(on, facts, trigger, container, None)
+    }
+
+    /// `denied`: the kernel already refused the event (Some), naming the guard rule that did.
+    fn judge_with(
+        &mut self,
+        on: On,
+        facts: &Facts,
+        trigger: Trigger,
+        container: Option<&ContainerRef>,
+        denied: Option<Option<String>>,
+    ) -> Vec<Detection> {
         let whose = Whose {
             container: container.and_then(|c| c.name.as_deref()),
             image: container.and_then(|c| c.image.as_deref()),
         };
-        let matched: Vec<crate::rules::RuleInfo> =
+        let mut matched: Vec<crate::rules::RuleInfo> =
             self.rules.matching(on, facts, &whose).into_iter().map(|r| r.info.clone()).collect();
+        // A guard rule refused it even if the facts now read otherwise (a process exception
+        // cannot be one: those rules are not in the guard).
+        if let Some(Some(rule)) = &denied
+            && !matched.iter().any(|m| &m.id == rule)
+            && let Some(found) = self.rules.rules.iter().find(|r| &r.info.id == rule)
+        {
+            matched.push(found.info.clone());
+        }
         if matched.is_empty() {
             return Vec::new();
         }
@@ -253,7 +323,9 @@ impl Detector {
             let mut action = Action::Alerted;
             let stoppable =
                 protecting && info.deniable && !self.protected_pids.contains(&trigger.pid) && trigger.pid > 1;
-            if stoppable && (killed || kill(trigger.pid, trigger.timestamp_ns)) {
+            if denied.is_some() && (stoppable || denied == Some(Some(info.id.clone()))) {
+                action = Action::Denied;
+            } else if stoppable && (killed || kill(trigger.pid, trigger.timestamp_ns)) {
                 killed = true;
                 action = Action::Killed;
             }
@@ -271,7 +343,7 @@ impl Detector {
             let who = container.map_or_else(|| "host".to_string(), |c| c.id.clone());
             let key = (info.id, who, facts.exe.clone());
             match self.folds.get_mut(&key) {
-                Some(fold) if fold.since.elapsed() < FOLD_WINDOW && action == Action::Alerted => {
+                Some(fold) if fold.since.elapsed() < FOLD_WINDOW && action != Action::Killed => {
                     fold.folded += 1;
                     fold.latest = detection;
                 }
@@ -430,5 +502,37 @@ mod tests {
         assert_eq!(folded.len(), 1);
         assert_eq!(folded[0].0.count, 10);
         assert!(detector.on_process(&exec(4100020, "ls", &["ls", "-l"]), Some(&c)).is_empty(), "benign");
+    }
+
+    #[test]
+    fn port_rules_go_to_the_connect_hooks_as_runs_of_ports() {
+        let rules = RuleSet::load(std::path::Path::new("/nonexistent"), false).expect("shipped rules");
+        let guard = connect_guard_rules(&rules);
+        assert!(guard.iter().all(|g| g.rule == "crypto-pool-port"), "{guard:?}");
+        let ports: Vec<(u16, u16)> = guard.iter().map(|g| g.destination.ports).collect();
+        assert_eq!(ports.len(), 8, "eight pool ports, none consecutive: {ports:?}");
+        assert!(ports.contains(&(3333, 3333)));
+        assert!(guard.iter().all(|g| g.destination.net.is_none()));
+
+        // A refused connect is reported denied for its guard rule, and nothing is killed.
+        let mut detector = Detector::new(rules, Protect { containers: true, host: false });
+        detector.set_network_guard(guard.iter().map(|g| g.rule.clone()).collect());
+        let connect = |guard: Option<u32>| NetEvent {
+            kind: NetEventKind::Connect,
+            pid: 4100100,
+            uid: 0,
+            protocol: 6,
+            local: None,
+            remote: ("10.0.0.9".parse().expect("ip"), 3333),
+            cgroup_id: 9,
+            timestamp_ns: 1,
+            comm: "xmrig-proxy".into(),
+            policy: None,
+            guard,
+        };
+        let denied = detector.on_network(&connect(Some(0)), Some(&container()));
+        assert_eq!(denied.len(), 1);
+        assert_eq!((denied[0].rule.as_str(), denied[0].action), ("crypto-pool-port", Action::Denied));
+        assert_eq!(denied[0].event.remote, "10.0.0.9:3333");
     }
 }

@@ -13,6 +13,7 @@ use super::ring::{EventRing, RingError, per_cpu_sum};
 
 pub mod fanotify;
 pub mod ladder;
+pub mod network;
 
 pub use ladder::{Ladder, Rung};
 
@@ -69,6 +70,17 @@ pub struct ContainerPolicy {
     pub exec_allowlist: Option<Vec<String>>,
     #[serde(default)]
     pub file_rules: Vec<FileRule>,
+    /// Where it may connect and send (the network rung); None: anywhere.
+    #[serde(default)]
+    pub connect: Option<network::ConnectRules>,
+}
+
+impl ContainerPolicy {
+    /// Whether it has rules for the exec and file rungs (a policy of connect rules alone has
+    /// none).
+    pub fn has_exec_or_file_rules(&self) -> bool {
+        self.exec_allowlist.is_some() || !self.file_rules.is_empty()
+    }
 }
 
 /// Policies one generation may hold: the kernel map holds the active generation and the next.
@@ -167,6 +179,8 @@ fn policy_value(policy: &ContainerPolicy) -> [u8; POLICY_LEN] {
 pub enum AlertKind {
     Exec,
     File,
+    /// A connect or an addressed send (the network rung).
+    Connect,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -189,6 +203,11 @@ pub struct Alert {
     pub write: bool,
     pub comm: String,
     pub path: String,
+    /// Connects: where to (`10.0.0.1:22`) and the rule that decided.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub remote: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub rule: String,
 }
 
 pub fn decode_alert(bytes: &[u8]) -> Option<Alert> {
@@ -220,6 +239,8 @@ pub fn decode_alert(bytes: &[u8]) -> Option<Alert> {
         write: access & 2 != 0,
         comm: r.c_string(16),
         path: r.c_string(PATH_LEN),
+        remote: String::new(),
+        rule: String::new(),
     })
 }
 
@@ -530,6 +551,7 @@ mod tests {
             mode: Mode::Protect,
             exec_allowlist: Some(vec!["/bin/busybox".into()]),
             file_rules: vec![FileRule { prefix: "/etc/".into(), deny_read: false, deny_write: true }],
+            connect: None,
         }
     }
 

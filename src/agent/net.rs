@@ -1,6 +1,8 @@
-//! Network sensing: loads src/agent/bpf/net.bpf.c, attaches its connect hooks to the unified
-//! cgroup root (every container's cgroup is below it; the hooks always allow) and its accept(2)
-//! exit hook, and reads their ring buffer. Dropping it detaches everything.
+//! Network sensing: loads src/agent/bpf/net.bpf.c, attaches its connect and sendmsg hooks to
+//! the unified cgroup root (every container's cgroup is below it) and its accept(2) exit hook,
+//! and reads their ring buffer. The hooks allow everything until the network rung
+//! (enforce/network.rs) writes rules into their maps; each event says what they decided.
+//! Dropping it detaches everything (and so allows everything).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -12,14 +14,27 @@ use super::ring::{AttachError, EventRing, RingError, attach_tracepoints, per_cpu
 
 static NET_PROGRAM: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/net.bpf.o"));
 
-/// Bytes of `struct net_event`: five u32, two u16, two u64, two 16-byte addresses, comm.
-const NET_EVENT_LEN: usize = 5 * 4 + 2 * 2 + 2 * 8 + 16 + 16 + 16;
+/// Bytes of `struct net_event`: five u32, two u16, two u64, two 16-byte addresses, comm, then
+/// the verdict's four u32.
+const NET_EVENT_LEN: usize = 5 * 4 + 2 * 2 + 2 * 8 + 16 + 16 + 16 + 4 * 4;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NetEventKind {
     Connect,
     Accept,
+    /// A datagram sent to an address (reported only when a policy or the guard objected).
+    Send,
+}
+
+/// What the container's network policy made of a connect or send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyVerdict {
+    pub action: super::enforce::AlertAction,
+    /// The index of the rule that matched in the policy's kernel rules; None: the allowlist
+    /// left the destination out.
+    #[serde(default)]
+    pub rule: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,6 +49,19 @@ pub struct NetEvent {
     pub cgroup_id: u64,
     pub timestamp_ns: u64,
     pub comm: String,
+    /// Set when the container's network policy objected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyVerdict>,
+    /// Set when protect mode refused it: the index of the guard's kernel rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guard: Option<u32>,
+}
+
+impl NetEvent {
+    /// The kernel refused it (EPERM in the caller).
+    pub fn denied(&self) -> bool {
+        self.guard.is_some() || self.policy.is_some_and(|p| p.action == super::enforce::AlertAction::Denied)
+    }
 }
 
 fn address(family: u32, bytes: &[u8]) -> Option<IpAddr> {
@@ -59,6 +87,7 @@ pub fn decode_net_event(bytes: &[u8]) -> Option<NetEvent> {
     let kind = match r.u32() {
         1 => NetEventKind::Connect,
         2 => NetEventKind::Accept,
+        3 => NetEventKind::Send,
         _ => return None,
     };
     let (pid, uid, family, protocol) = (r.u32(), r.u32(), r.u32(), r.u32());
@@ -67,10 +96,21 @@ pub fn decode_net_event(bytes: &[u8]) -> Option<NetEvent> {
     let (local_addr, remote_addr) = (r.take(16), r.take(16));
     let local = match kind {
         NetEventKind::Accept => Some((address(family, local_addr)?, local_port)),
-        NetEventKind::Connect => None,
+        NetEventKind::Connect | NetEventKind::Send => None,
     };
     let remote = (address(family, remote_addr)?, remote_port);
-    Some(NetEvent { kind, pid, uid, protocol, local, remote, cgroup_id, timestamp_ns, comm: r.c_string(16) })
+    let comm = r.c_string(16);
+    let (policy, policy_rule, guard) = (r.u32(), r.u32(), r.u32());
+    let action = match policy {
+        0 => None,
+        1 => Some(super::enforce::AlertAction::Recorded),
+        2 => Some(super::enforce::AlertAction::Alerted),
+        3 => Some(super::enforce::AlertAction::Denied),
+        _ => return None,
+    };
+    let policy = action.map(|action| PolicyVerdict { action, rule: (policy_rule != u32::MAX).then_some(policy_rule) });
+    let guard = guard.checked_sub(1);
+    Some(NetEvent { kind, pid, uid, protocol, local, remote, cgroup_id, timestamp_ns, comm, policy, guard })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -111,7 +151,7 @@ impl NetSensor {
         let root = super::attribution::unified_root();
         let cgroup = std::fs::File::open(&root)
             .map_err(|source| NetSensorError::Cgroup { path: root.display().to_string(), source })?;
-        for program in ["connect4", "connect6"] {
+        for program in ["connect4", "connect6", "sendmsg4", "sendmsg6"] {
             let attach = |source| NetSensorError::Attach { program, source };
             let hook: &mut CgroupSockAddr =
                 ebpf.program_mut(program).ok_or(NetSensorError::Missing(program))?.try_into().map_err(attach)?;
@@ -123,6 +163,25 @@ impl NetSensor {
         attach_tracepoints(&mut ebpf, &[("accepted", "sys_exit")])?;
         let ring = EventRing::take(&mut ebpf, "net_events", None)?;
         Ok(Self { ebpf, ring, malformed: 0 })
+    }
+
+    /// Whether the connect and send hooks load and attach here (for `picket agent probe`): they
+    /// are attached and detached at once, allowing everything meanwhile.
+    pub fn probe() -> Result<(), String> {
+        let mut ebpf = Ebpf::load(NET_PROGRAM).map_err(|e| format!("loading the network programs: {e}"))?;
+        let root = super::attribution::unified_root();
+        let cgroup = std::fs::File::open(&root).map_err(|e| format!("{}: {e}", root.display()))?;
+        for program in ["connect4", "connect6", "sendmsg4", "sendmsg6"] {
+            let hook: &mut CgroupSockAddr = ebpf
+                .program_mut(program)
+                .ok_or_else(|| format!("no program {program}"))?
+                .try_into()
+                .map_err(|e| format!("{program}: {e}"))?;
+            hook.load().map_err(|e| format!("{program}: {e}"))?;
+            hook.attach(&cgroup, CgroupAttachMode::Single)
+                .map_err(|e| format!("{program}: {e} (needs cgroup v2 and CONFIG_CGROUP_BPF)"))?;
+        }
+        Ok(())
     }
 
     /// Waits for events and returns what the ring buffer holds.
@@ -138,6 +197,11 @@ impl NetSensor {
     pub fn dropped(&self) -> Result<u64, NetSensorError> {
         Ok(per_cpu_sum(&self.ebpf, "net_drops")?)
     }
+
+    /// The maps of its hooks, for the network rung.
+    pub fn programs_mut(&mut self) -> &mut Ebpf {
+        &mut self.ebpf
+    }
 }
 
 #[cfg(test)]
@@ -146,7 +210,7 @@ mod tests {
 
     #[test]
     fn records_decode_with_their_addresses() {
-        let mut b = vec![0u8; 88];
+        let mut b = vec![0u8; NET_EVENT_LEN];
         b[0..4].copy_from_slice(&2u32.to_le_bytes());
         b[4..8].copy_from_slice(&77u32.to_le_bytes());
         b[12..16].copy_from_slice(&2u32.to_le_bytes());
@@ -161,6 +225,13 @@ mod tests {
         assert_eq!(e.local, Some(("127.0.0.1".parse().unwrap(), 8080)));
         assert_eq!(e.remote, ("10.0.0.7".parse().unwrap(), 50000));
         assert_eq!(e.comm, "curl");
+        assert_eq!((e.policy, e.guard, e.denied()), (None, None, false));
+        b[88..92].copy_from_slice(&3u32.to_le_bytes());
+        b[92..96].copy_from_slice(&u32::MAX.to_le_bytes());
+        b[96..100].copy_from_slice(&2u32.to_le_bytes());
+        let e = decode_net_event(&b).unwrap();
+        assert_eq!(e.policy, Some(PolicyVerdict { action: crate::agent::enforce::AlertAction::Denied, rule: None }));
+        assert_eq!((e.guard, e.denied()), (Some(1), true));
         assert_eq!(decode_net_event(&b[..40]), None);
         b[12..16].copy_from_slice(&99u32.to_le_bytes());
         assert_eq!(decode_net_event(&b), None, "unknown family");

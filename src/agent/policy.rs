@@ -12,6 +12,13 @@
 //!     files:
 //!       - prefix: /etc/
 //!         deny: [write]         # read, write
+//!     connect:                  # connects and addressed sends (the cgroup hooks)
+//!       allow:                  # absent: any destination not denied
+//!         - to: 10.0.0.0/8      # an address or CIDR; absent: any
+//!           ports: [443, 8000-8080]
+//!           protocol: tcp       # tcp | udp; absent: both
+//!       deny:
+//!         - ports: [3333]
 //! ```
 
 use std::collections::BTreeSet;
@@ -19,6 +26,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::enforce::network::{ConnectRules, Destination, Protocol};
 use super::enforce::{ContainerPolicy, FileRule, Mode, validate};
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -44,6 +52,92 @@ pub struct PolicyRule {
     pub allow_exec: Option<Vec<String>>,
     #[serde(default)]
     pub files: Vec<FileSpec>,
+    #[serde(default)]
+    pub connect: Option<ConnectSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectSpec {
+    #[serde(default)]
+    pub allow: Option<Vec<DestinationSpec>>,
+    #[serde(default)]
+    pub deny: Vec<DestinationSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationSpec {
+    #[serde(default)]
+    pub to: Option<String>,
+    #[serde(default)]
+    pub ports: Vec<PortSpec>,
+    #[serde(default)]
+    pub protocol: Option<Protocol>,
+}
+
+/// `443` or `"8000-8080"`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum PortSpec {
+    One(u16),
+    Range(String),
+}
+
+impl PortSpec {
+    fn range(&self) -> Result<(u16, u16), String> {
+        match self {
+            Self::One(0) => Err("port 0 is no port".into()),
+            Self::One(port) => Ok((*port, *port)),
+            Self::Range(text) => {
+                let bad = || format!("ports: {text:?} is not a port or a range such as 8000-8080");
+                let (lo, hi) = text.split_once('-').ok_or_else(bad)?;
+                let (lo, hi): (u16, u16) =
+                    (lo.trim().parse().map_err(|_| bad())?, hi.trim().parse().map_err(|_| bad())?);
+                if lo == 0 || lo > hi {
+                    return Err(bad());
+                }
+                Ok((lo, hi))
+            }
+        }
+    }
+}
+
+impl DestinationSpec {
+    /// One destination per port range (none given: any port).
+    fn destinations(&self) -> Result<Vec<Destination>, String> {
+        let net = match &self.to {
+            None => None,
+            Some(text) => Some(
+                text.parse::<ipnet::IpNet>()
+                    .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| format!("to: {text:?} is not an address or a CIDR such as 10.0.0.0/8"))?,
+            ),
+        };
+        if self.ports.is_empty() {
+            return Ok(vec![Destination { net, ports: Destination::ANY_PORT, protocol: self.protocol }]);
+        }
+        self.ports.iter().map(|p| Ok(Destination { net, ports: p.range()?, protocol: self.protocol })).collect()
+    }
+}
+
+impl ConnectSpec {
+    fn rules(&self) -> Result<ConnectRules, String> {
+        let expand = |list: &[DestinationSpec], which: &str| -> Result<Vec<Destination>, String> {
+            let mut out = Vec::new();
+            for (i, spec) in list.iter().enumerate() {
+                out.extend(spec.destinations().map_err(|e| format!("connect.{which}[{i}]: {e}"))?);
+            }
+            Ok(out)
+        };
+        let allow = match &self.allow {
+            Some(list) => Some(expand(list, "allow")?),
+            None => None,
+        };
+        let rules = ConnectRules { allow, deny: expand(&self.deny, "deny")? };
+        rules.check()?;
+        Ok(rules)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -109,6 +203,8 @@ impl PolicyRule {
                     deny_write: f.deny.contains(&Access::Write),
                 })
                 .collect(),
+            // Checked when the file was parsed.
+            connect: self.connect.as_ref().and_then(|c| c.rules().ok()),
         }
     }
 }
@@ -154,6 +250,9 @@ impl PolicyFile {
                         spec.prefix
                     )));
                 }
+            }
+            if let Some(connect) = &rule.connect {
+                connect.rules().map_err(fail)?;
             }
             // The limits of the kernel maps, checked on a stand-in cgroup id.
             validate(&[rule.for_cgroup(1)]).map_err(|e| {
@@ -267,6 +366,21 @@ containers:
             ("containers:\n  - name: a\n    mode: protect\n    allowExe: [/bin/sh]\n", "allowExe"),
             ("containers: [\n", "policy /etc/picket/agent-policy.yaml: "),
         ];
+        let connect = |spec: &str| format!("containers:\n  - name: a\n    mode: protect\n    connect:\n{spec}");
+        let connect_cases = [
+            (
+                connect("      allow:\n        - to: 10.0.0.0/33\n"),
+                "containers[0]: connect.allow[0]: to: \"10.0.0.0/33\"",
+            ),
+            (connect("      deny:\n        - ports: [9000-80]\n"), "connect.deny[0]: ports: \"9000-80\""),
+            (connect("      deny:\n        - ports: [0]\n"), "port 0"),
+            (connect("      deny:\n        - port: [22]\n"), "port"),
+            (connect("      deny:\n        - ports: [22]\n          protocol: sctp\n"), "sctp"),
+        ];
+        for (text, expected) in connect_cases {
+            let err = parse(&text).expect_err(&text);
+            assert!(err.contains(expected), "{text:?}: {err}");
+        }
         for (text, expected) in cases {
             let err = parse(text).expect_err(text);
             assert!(err.contains(expected), "{text:?}: {err}");
@@ -276,6 +390,27 @@ containers:
             "a".repeat(200)
         );
         assert!(parse(&long).unwrap_err().contains("shorter than 128 bytes"));
+    }
+
+    #[test]
+    fn connect_rules_expand_to_one_kernel_rule_per_port_range() {
+        let file = parse(
+            "containers:\n  - name: web\n    mode: protect\n    connect:\n      allow:\n        - to: 10.1.2.3\n          ports: [443, 8000-8080]\n          protocol: tcp\n      deny:\n        - ports: [22]\n",
+        )
+        .expect("valid");
+        let policy = &file.resolve_all()[0];
+        let rules = policy.connect.as_ref().expect("connect rules");
+        let allow = rules.allow.as_ref().expect("an allowlist");
+        assert_eq!(allow.len(), 2);
+        assert_eq!(allow[1].ports, (8000, 8080));
+        assert_eq!(allow[0].net, Some("10.1.2.3/32".parse().unwrap()));
+        assert_eq!(rules.deny[0].to_string(), "any address port 22");
+        assert!(!policy.has_exec_or_file_rules());
+        let many = format!(
+            "containers:\n  - name: web\n    mode: protect\n    connect:\n      deny:\n        - ports: [{}]\n",
+            (1..=17).map(|p| p.to_string()).collect::<Vec<_>>().join(", ")
+        );
+        assert!(parse(&many).unwrap_err().contains("at most 16"));
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use super::attribution::CgroupResolver;
+use super::enforce::network::NetworkControl;
 use super::enforce::{ExecFileEnforcer, Mode};
 use super::files::{FileEvent, FileSensor, FileSensorError, Watch};
 use super::names::ContainerNames;
@@ -135,17 +136,61 @@ fn guarded_containers(
     out
 }
 
+/// For each running container's cgroups, which of the network guard's kernel rules apply
+/// (bit i: kernel rule i); a rule's exceptions for the container or its image leave its bits out.
+fn guard_masks(out: &mut Emitter, network: &NetworkControl) -> std::collections::HashMap<u64, u32> {
+    let Some(detector) = out.detector.as_ref() else { return std::collections::HashMap::new() };
+    let rules = detector.rules();
+    guarded_containers(&mut out.resolver, &out.names)
+        .into_iter()
+        .map(|(cgroup, (name, image))| {
+            let whose = crate::rules::Whose { container: name.as_deref(), image: image.as_deref() };
+            let mask = network.guard_rules().iter().enumerate().fold(0u32, |mask, (i, guard)| {
+                let excepted = rules.rules.iter().find(|r| r.info.id == guard.rule).is_none_or(|r| r.excepted(&whose));
+                if excepted { mask } else { mask | (1 << i) }
+            });
+            (cgroup, mask)
+        })
+        .collect()
+}
+
+/// The alerts of connects and sends a container's network policy objected to.
+fn network_alerts(events: &[crate::agent::net::NetEvent], network: &NetworkControl) -> Vec<super::enforce::Alert> {
+    events
+        .iter()
+        .filter_map(|e| {
+            let verdict = e.policy?;
+            let (address, port) = e.remote;
+            Some(super::enforce::Alert {
+                kind: super::enforce::AlertKind::Connect,
+                action: verdict.action,
+                pid: e.pid,
+                uid: e.uid,
+                cgroup_id: e.cgroup_id,
+                timestamp_ns: e.timestamp_ns,
+                read: false,
+                write: false,
+                comm: e.comm.clone(),
+                path: String::new(),
+                remote: std::net::SocketAddr::new(address, port).to_string(),
+                rule: network.describe(e.cgroup_id, verdict.rule),
+            })
+        })
+        .collect()
+}
+
 /// The node's name: the DaemonSet's `NODE_NAME` (a pod's own hostname is the pod's name), else
 /// the host name.
 fn node_name() -> String {
     std::env::var("NODE_NAME").ok().filter(|n| !n.is_empty()).unwrap_or_else(crate::local::hostname)
 }
 
-/// The policy file in force and the enforcer that holds it in the kernel.
+/// The policy file in force and the enforcers that hold it in the kernel.
 struct Enforcing {
     path: std::path::PathBuf,
     file: PolicyFile,
-    enforcer: ExecFileEnforcer,
+    /// The exec and file rules' rung; None while no rule has any.
+    enforcer: Option<ExecFileEnforcer>,
     /// What the kernel holds (only ever set from a successful apply).
     applied: Vec<crate::agent::enforce::ContainerPolicy>,
     /// The file changed: apply even when the resolved policies look the same as before.
@@ -154,13 +199,30 @@ struct Enforcing {
 }
 
 impl Enforcing {
-    /// Applies the file to the containers running now, when that changes what the kernel holds.
-    fn refresh(&mut self, running: &[RunningContainer]) {
+    /// Applies the file to the containers running now, when that changes what the kernel holds:
+    /// exec and file rules to their rung, connect rules to the network hooks.
+    fn refresh(&mut self, running: &[RunningContainer], net: &mut NetSensor, network: &mut NetworkControl) {
         let policies = self.file.resolve(running);
         if policies == self.applied && !self.dirty {
             return;
         }
-        match self.enforcer.apply(&policies) {
+        let exec_file: Vec<_> = policies.iter().filter(|p| p.has_exec_or_file_rules()).cloned().collect();
+        if self.enforcer.is_none() && self.file.resolve_all().iter().any(|p| p.has_exec_or_file_rules()) {
+            // A reload brought the first exec or file rules.
+            match ExecFileEnforcer::start() {
+                Ok(enforcer) => self.enforcer = Some(enforcer),
+                Err(e) => {
+                    crate::say!("picket: policy {}: {e}; the policy in force stays", self.path.display());
+                    self.error = Some(e.to_string());
+                    return;
+                }
+            }
+        }
+        let applied = match self.enforcer.as_mut() {
+            Some(enforcer) => enforcer.check(&exec_file).and_then(|()| enforcer.apply(&exec_file)),
+            None => Ok(()),
+        };
+        match applied.and_then(|()| network.apply(net.programs_mut(), &policies)) {
             Ok(()) => {
                 self.applied = policies;
                 self.dirty = false;
@@ -191,8 +253,12 @@ impl Enforcing {
     fn summary(&self) -> Enforcement {
         let count =
             |mode: Mode| u32::try_from(self.applied.iter().filter(|p| p.mode == mode).count()).unwrap_or(u32::MAX);
+        let mut rungs: Vec<&str> = self.enforcer.iter().map(|e| e.rung().as_str()).collect();
+        if self.applied.iter().any(|p| p.connect.is_some()) {
+            rungs.push(super::enforce::Rung::CgroupHooks.as_str());
+        }
         Enforcement {
-            rung: Some(self.enforcer.rung().as_str().to_string()),
+            rung: (!rungs.is_empty()).then(|| rungs.join("+")),
             policy: self.path.display().to_string(),
             discover: count(Mode::Discover),
             monitor: count(Mode::Monitor),
@@ -353,18 +419,29 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     }
     // Not started without a prefix: its tracepoint would run on every syscall for nothing.
     let mut files = if watches.is_empty() { None } else { Some(FileSensor::start_with(&watches)?) };
+    let mut network = NetworkControl::default();
     let mut enforcing = match options.policy {
         Some((path, file)) => {
-            let enforcer = ExecFileEnforcer::start()?;
-            // A rule this rung cannot enforce stops the agent before it enforces anything.
             let everything = file.resolve_all();
-            enforcer.check(&everything).map_err(|e| match e {
-                super::enforce::EnforceError::Unsupported { index, message, .. } => {
-                    anyhow::anyhow!("{}: containers[{index}]: {message}", path.display())
-                }
-                other => anyhow::anyhow!("{}: {other}", path.display()),
-            })?;
-            crate::say!("picket: enforcing {} with {}", path.display(), enforcer.rung().as_str());
+            let mut rungs = Vec::new();
+            let enforcer = if everything.iter().any(|p| p.has_exec_or_file_rules()) {
+                let enforcer = ExecFileEnforcer::start()?;
+                // A rule this rung cannot enforce stops the agent before it enforces anything.
+                enforcer.check(&everything).map_err(|e| match e {
+                    super::enforce::EnforceError::Unsupported { index, message, .. } => {
+                        anyhow::anyhow!("{}: containers[{index}]: {message}", path.display())
+                    }
+                    other => anyhow::anyhow!("{}: {other}", path.display()),
+                })?;
+                rungs.push(enforcer.rung().as_str());
+                Some(enforcer)
+            } else {
+                None
+            };
+            if everything.iter().any(|p| p.connect.is_some()) {
+                rungs.push(super::enforce::Rung::CgroupHooks.as_str());
+            }
+            crate::say!("picket: enforcing {} with {}", path.display(), rungs.join(" and "));
             Some(Enforcing { path, file, enforcer, applied: Vec::new(), dirty: true, error: None })
         }
         None => None,
@@ -427,6 +504,25 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     {
         crate::say!("picket: exec-time refusal: {e}");
     }
+    // And refuses, in the connect hooks, the deniable connect rules' destinations.
+    let mut network_guard = false;
+    if let (Some(detector), true) = (out.detector.as_mut(), options.protect.containers) {
+        let rules = super::detect::connect_guard_rules(detector.rules());
+        if !rules.is_empty() {
+            let left_out = network.set_guard(net.programs_mut(), rules)?;
+            for rule in &left_out {
+                crate::say!(
+                    "picket: {} ({}) is not refused in the kernel (no room); its processes are killed",
+                    rule.rule,
+                    rule.destination
+                );
+            }
+            detector.set_network_guard(network.guard_rules().iter().map(|r| r.rule.clone()).collect());
+            network_guard = true;
+            network.guard_cgroups(net.programs_mut(), guard_masks(&mut out, &network))?;
+            crate::say!("picket: protect refuses deniable connects in the kernel (cgroup hooks)");
+        }
+    }
     let mut guard_failed = false;
     let deadline = options.duration.map(|d| tokio::time::Instant::now() + d);
     let mut events = 0u64;
@@ -463,8 +559,8 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
             }
         };
         let alerts = async {
-            match enforcing.as_mut() {
-                Some(e) => e.enforcer.next_alerts().await,
+            match enforcing.as_mut().and_then(|e| e.enforcer.as_mut()) {
+                Some(enforcer) => enforcer.next_alerts().await,
                 None => std::future::pending().await,
             }
         };
@@ -476,8 +572,20 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         };
         tokio::select! {
             batch = sensor.next_batch() => events += out.send(Batch::Process(batch?))?,
-            batch = net.next_batch() => events += out.send(Batch::Network(batch?))?,
-            batch = next_files(&mut files) => events += out.send(Batch::File(batch?))?,
+            batch = net.next_batch() => {
+                let batch = batch?;
+                // The execs before these connects first, so that a process that connected and
+                // exited at once still has its ancestry (the rings are read in any order).
+                events += out.send(Batch::Process(sensor.remaining()))?;
+                let alerts = network_alerts(&batch, &network);
+                events += out.send(Batch::Network(batch))?;
+                events += out.send(Batch::Alert(alerts))?;
+            }
+            batch = next_files(&mut files) => {
+                let batch = batch?;
+                events += out.send(Batch::Process(sensor.remaining()))?;
+                events += out.send(Batch::File(batch))?;
+            }
             batch = alerts => events += out.send(Batch::Alert(batch?))?,
             Some((detection, cgroup_id)) = guard_rx.recv() => {
                 let container = out.names.name(out.resolver.container_of(cgroup_id));
@@ -497,9 +605,12 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
                     guard = None;
                 }
                 if let Some(enforcing) = enforcing.as_mut() {
-                    enforcing.refresh(&running_containers(&mut out.resolver, &out.names));
+                    enforcing.refresh(&running_containers(&mut out.resolver, &out.names), &mut net, &mut network);
                 }
-                let (dropped, malformed) = counters(&sensor, &net, files.as_ref(), enforcing.as_ref().map(|e| &e.enforcer), guard.as_ref())?;
+                if network_guard && let Err(e) = network.guard_cgroups(net.programs_mut(), guard_masks(&mut out, &network)) {
+                    crate::say!("picket: protect's network refusals: {e}");
+                }
+                let (dropped, malformed) = counters(&sensor, &net, files.as_ref(), enforcing.as_ref().and_then(|e| e.enforcer.as_ref()), guard.as_ref())?;
                 let stats = WireEvent::stats(&node, state(events, dropped, malformed, enforcing.as_ref()));
                 out.outputs.emit(&stats)?;
                 if let Some(server) = &out.outputs.server {
@@ -510,7 +621,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
             _ = reload => {
                 if let Some(enforcing) = enforcing.as_mut() {
                     enforcing.reload();
-                    enforcing.refresh(&running_containers(&mut out.resolver, &out.names));
+                    enforcing.refresh(&running_containers(&mut out.resolver, &out.names), &mut net, &mut network);
                 }
             }
             _ = tokio::signal::ctrl_c() => break,
@@ -520,11 +631,15 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     }
     // What the rings still hold goes out before the last state line.
     events += out.send(Batch::Process(sensor.remaining()))?;
-    events += out.send(Batch::Network(net.remaining()))?;
+    let last = net.remaining();
+    let alerts = network_alerts(&last, &network);
+    events += out.send(Batch::Network(last))?;
+    events += out.send(Batch::Alert(alerts))?;
     events += out.send(Batch::File(files.as_mut().map(FileSensor::remaining).unwrap_or_default()))?;
-    events += out.send(Batch::Alert(enforcing.as_mut().map(|e| e.enforcer.remaining()).unwrap_or_default()))?;
+    let remaining = enforcing.as_mut().and_then(|e| e.enforcer.as_mut()).map(ExecFileEnforcer::remaining);
+    events += out.send(Batch::Alert(remaining.unwrap_or_default()))?;
     let (dropped, malformed) =
-        counters(&sensor, &net, files.as_ref(), enforcing.as_ref().map(|e| &e.enforcer), guard.as_ref())?;
+        counters(&sensor, &net, files.as_ref(), enforcing.as_ref().and_then(|e| e.enforcer.as_ref()), guard.as_ref())?;
     out.outputs.emit(&WireEvent::stats(&node, state(events, dropped, malformed, enforcing.as_ref())))?;
     out.outputs.flush()?;
     if dropped > 0 {

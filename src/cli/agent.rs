@@ -165,9 +165,17 @@ async fn show_policy(path: &std::path::Path, policy: &PolicyFile) -> anyhow::Res
         };
         let execs =
             rule.allow_exec.as_ref().map_or("any executable".to_string(), |l| format!("{} executables", l.len()));
+        let connect = match &rule.connect {
+            Some(spec) => {
+                let allow =
+                    spec.allow.as_ref().map_or("any destination".to_string(), |l| format!("{} allowed", l.len()));
+                format!(", connect: {allow}, {} denied", spec.deny.len())
+            }
+            None => String::new(),
+        };
         writeln!(
             out,
-            "  {who}: {}, {execs}, {} file rules",
+            "  {who}: {}, {execs}, {} file rules{connect}",
             format!("{:?}", rule.mode).to_lowercase(),
             rule.files.len()
         )?;
@@ -187,6 +195,16 @@ async fn show_policy(path: &std::path::Path, policy: &PolicyFile) -> anyhow::Res
         }
         Some(rung) => writeln!(out, "enforced here with {}", rung.as_str())?,
         None => writeln!(out, "nothing on this kernel can enforce it (see picket agent probe)")?,
+    }
+    if policy.containers.iter().any(|r| r.connect.is_some()) {
+        let network = ladder.controls.iter().find(|c| c.control == "network");
+        match network.and_then(|c| c.chosen()) {
+            Some(rung) => writeln!(out, "connect rules enforced here with {}", rung.as_str())?,
+            None => {
+                let why = network.and_then(|c| c.tried.first()).and_then(|t| t.refused.clone()).unwrap_or_default();
+                writeln!(out, "connect rules cannot be enforced here: {why}")?
+            }
+        }
     }
     let preview = runtime::preview_policy(policy).await;
     writeln!(out, "containers running now that rules name: {} ({} cgroups)", preview.named.len(), preview.cgroups)?;

@@ -1,7 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
-// Network events for picket's node agent: outgoing connects (cgroup sock_addr hooks on the
-// unified cgroup root, so every container below it is covered; they always allow) and accepted
-// connections (accept and accept4 as they return, in the accepting process's context).
+// Network events and network control for picket's node agent: outgoing connects and
+// addressed sends (cgroup sock_addr hooks on the unified cgroup root, so every container below
+// it is covered) and accepted connections (accept and accept4 as they return, in the accepting
+// process's context). The connect and send hooks also decide: a container's network policy
+// (allow/deny rules, under a generation flipped atomically like enforce.bpf.c's) and the guard
+// (the deniable detection rules protect mode stops, per cgroup) may refuse them with EPERM.
+// Each event says what was decided, so one record is both what happened and the verdict.
 
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
@@ -10,6 +14,7 @@
 #include <bpf/bpf_tracing.h>
 
 #include "net.h"
+#include "policy.h"
 
 #define AF_INET 2
 #define AF_INET6 10
@@ -27,6 +32,110 @@ struct {
     __type(key, __u32);
     __type(value, __u64);
 } net_drops SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, __u32);
+} net_active SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 4096);
+    __type(key, struct policy_key);
+    __type(value, struct net_policy);
+} net_policies SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, MAX_GUARD_RULES);
+    __type(key, __u32);
+    __type(value, struct net_rule);
+} guard_rules SEC(".maps");
+
+// cgroup id -> bit i set: guard rule i applies to it.
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 65536);
+    __type(key, __u64);
+    __type(value, __u32);
+} guard_cgroups SEC(".maps");
+
+struct verdict {
+    __u32 policy;
+    __u32 policy_rule;
+    __u32 guard;
+};
+
+static __always_inline int rule_matches(const struct net_rule *r, __u32 family, const __u32 *addr, __u16 port,
+                                        __u32 protocol)
+{
+    if (r->protocol && r->protocol != protocol)
+        return 0;
+    if (port < r->port_lo || port > r->port_hi)
+        return 0;
+    if (r->family == 0)
+        return 1;
+    if (r->family != family)
+        return 0;
+    if ((addr[0] & r->mask[0]) != r->net[0])
+        return 0;
+    if (family == AF_INET)
+        return 1;
+    return (addr[1] & r->mask[1]) == r->net[1] && (addr[2] & r->mask[2]) == r->net[2] &&
+           (addr[3] & r->mask[3]) == r->net[3];
+}
+
+static __always_inline void decide(struct verdict *v, __u64 cgroup_id, __u32 family, const __u32 *addr, __u16 port,
+                                   __u32 protocol)
+{
+    __u32 zero = 0;
+    v->policy = NET_POLICY_NONE;
+    v->policy_rule = NET_NO_RULE;
+    v->guard = 0;
+    __u32 *generation = bpf_map_lookup_elem(&net_active, &zero);
+    if (generation) {
+        struct policy_key key = { .generation = *generation, .pad = 0, .cgroup_id = cgroup_id };
+        struct net_policy *p = bpf_map_lookup_elem(&net_policies, &key);
+        if (p) {
+            int allowed = !p->has_allow, denied = 0;
+            for (__u32 i = 0; i < MAX_NET_RULES; i++) {
+                if (i >= p->count)
+                    break;
+                if (!rule_matches(&p->rules[i], family, addr, port, protocol))
+                    continue;
+                if (p->rules[i].deny) {
+                    denied = 1;
+                    v->policy_rule = i;
+                    break;
+                }
+                allowed = 1;
+            }
+            if (denied || !allowed) {
+                if (p->mode == MODE_PROTECT)
+                    v->policy = NET_POLICY_DENIED;
+                else if (p->mode == MODE_MONITOR)
+                    v->policy = NET_POLICY_ALERTED;
+                else
+                    v->policy = NET_POLICY_RECORDED;
+            }
+        }
+    }
+    __u32 *mask = bpf_map_lookup_elem(&guard_cgroups, &cgroup_id);
+    if (!mask || !*mask)
+        return;
+    __u32 bits = *mask;
+    for (__u32 i = 0; i < MAX_GUARD_RULES; i++) {
+        if (!(bits & (1u << i)))
+            continue;
+        struct net_rule *r = bpf_map_lookup_elem(&guard_rules, &i);
+        if (r && rule_matches(r, family, addr, port, protocol)) {
+            v->guard = i + 1;
+            return;
+        }
+    }
+}
 
 static __always_inline struct net_event *reserve(__u32 kind)
 {
@@ -48,35 +157,70 @@ static __always_inline struct net_event *reserve(__u32 kind)
     return e;
 }
 
+// ::ffff:a.b.c.d is an IPv4 destination: v4 rules see it as one.
+static __always_inline int v4_mapped(const __u32 *words)
+{
+    return words[0] == 0 && words[1] == 0 && words[2] == bpf_htonl(0xffff);
+}
+
+static __always_inline int handle(struct bpf_sock_addr *ctx, __u32 kind, __u32 family, __u32 *words)
+{
+    __u64 cgroup_id = bpf_get_current_cgroup_id();
+    __u16 port = bpf_ntohs(ctx->user_port);
+    struct verdict v;
+    if (family == AF_INET6 && v4_mapped(words)) {
+        __u32 v4[4] = { words[3], 0, 0, 0 };
+        decide(&v, cgroup_id, AF_INET, v4, port, ctx->protocol);
+    } else {
+        decide(&v, cgroup_id, family, words, port, ctx->protocol);
+    }
+    int refuse = v.policy == NET_POLICY_DENIED || v.guard;
+    if (kind == NET_SEND && v.policy == NET_POLICY_NONE && !v.guard)
+        return 1;
+    struct net_event *e = reserve(kind);
+    if (!e)
+        return refuse ? 0 : 1;
+    e->family = family;
+    e->protocol = ctx->protocol;
+    e->remote_port = port;
+    if (family == AF_INET)
+        __builtin_memcpy(e->remote_addr, words, 4);
+    else
+        __builtin_memcpy(e->remote_addr, words, 16);
+    e->policy = v.policy;
+    e->policy_rule = v.policy_rule;
+    e->guard = v.guard;
+    bpf_ringbuf_submit(e, 0);
+    return refuse ? 0 : 1;
+}
+
 SEC("cgroup/connect4")
 int connect4(struct bpf_sock_addr *ctx)
 {
-    struct net_event *e = reserve(NET_CONNECT);
-    if (!e)
-        return 1;
-    e->family = AF_INET;
-    e->protocol = ctx->protocol;
-    e->remote_port = bpf_ntohs(ctx->user_port);
-    __u32 ip = ctx->user_ip4;
-    __builtin_memcpy(e->remote_addr, &ip, 4);
-    bpf_ringbuf_submit(e, 0);
-    return 1;
+    __u32 words[4] = { ctx->user_ip4, 0, 0, 0 };
+    return handle(ctx, NET_CONNECT, AF_INET, words);
 }
 
+// One load per word: the verifier refuses context reads at a computed offset.
 SEC("cgroup/connect6")
 int connect6(struct bpf_sock_addr *ctx)
 {
-    struct net_event *e = reserve(NET_CONNECT);
-    if (!e)
-        return 1;
-    e->family = AF_INET6;
-    e->protocol = ctx->protocol;
-    e->remote_port = bpf_ntohs(ctx->user_port);
-    // One load per word: the verifier refuses context reads at a computed offset.
     __u32 words[4] = { ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2], ctx->user_ip6[3] };
-    __builtin_memcpy(e->remote_addr, words, 16);
-    bpf_ringbuf_submit(e, 0);
-    return 1;
+    return handle(ctx, NET_CONNECT, AF_INET6, words);
+}
+
+SEC("cgroup/sendmsg4")
+int sendmsg4(struct bpf_sock_addr *ctx)
+{
+    __u32 words[4] = { ctx->user_ip4, 0, 0, 0 };
+    return handle(ctx, NET_SEND, AF_INET, words);
+}
+
+SEC("cgroup/sendmsg6")
+int sendmsg6(struct bpf_sock_addr *ctx)
+{
+    __u32 words[4] = { ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2], ctx->user_ip6[3] };
+    return handle(ctx, NET_SEND, AF_INET6, words);
 }
 
 // accept(2) and accept4(2) as they return, in the accepting process: the new fd's socket gives

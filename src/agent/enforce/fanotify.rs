@@ -518,6 +518,8 @@ fn judge(shared: &Shared, policies: &HashMap<u64, Verdicts>, fd: BorrowedFd, pid
         write: false,
         comm: std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim().to_string(),
         path,
+        remote: String::new(),
+        rule: String::new(),
     })
 }
 
@@ -546,6 +548,7 @@ mod tests {
             mode: Mode::Protect,
             exec_allowlist: execs.map(|l| l.into_iter().map(String::from).collect()),
             file_rules: rules,
+            connect: None,
         }
     }
 

@@ -82,7 +82,7 @@ pub fn probe() -> Ladder {
             Control { control: "file", tried: rungs(false) },
             Control {
                 control: "network",
-                tried: vec![Tried { rung: Rung::CgroupHooks, refused: Some(NOT_BUILT.into()) }],
+                tried: vec![Tried { rung: Rung::CgroupHooks, refused: crate::agent::net::NetSensor::probe().err() }],
             },
         ],
     }

@@ -251,6 +251,7 @@ fn event_line(event: &WireEvent) -> (String, String) {
             let kind = match event.kind {
                 NetEventKind::Connect => "connect",
                 NetEventKind::Accept => "accept",
+                NetEventKind::Send => "send",
             };
             let protocol = if event.protocol == 17 { "udp" } else { "tcp" };
             let local = event.local.map(|(ip, port)| format!("{ip}:{port} ← ")).unwrap_or_default();
@@ -284,6 +285,12 @@ fn event_line(event: &WireEvent) -> (String, String) {
                 AlertKind::Exec => "exec".to_string(),
                 AlertKind::File => {
                     format!("{}{}", if alert.read { "read" } else { "" }, if alert.write { " write" } else { "" })
+                }
+                AlertKind::Connect => {
+                    return (
+                        action.into(),
+                        format!("connect {} ({}; {}, pid {})", alert.remote, alert.rule, alert.comm, alert.pid),
+                    );
                 }
             };
             (action.into(), format!("{what} {} ({}, pid {})", alert.path, alert.comm, alert.pid))
