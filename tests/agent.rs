@@ -911,6 +911,55 @@ fn connects_are_refused_by_policy_and_by_protect_in_a_container() {
     assert!(run("nc 127.0.0.2 3333 </dev/null").contains("Connection refused"));
 }
 
+/// The signal rung (what kernels without BPF LSM and fanotify permission events get), asked for
+/// by name: a program outside the allowlist is killed (137) before it runs, with a `killed`
+/// alert; allowed programs run; a file rule is refused at start naming it (this rung holds exec
+/// allowlists only); with the agent gone the program runs again.
+#[test]
+fn the_signal_rung_kills_what_the_allowlist_leaves_out() {
+    require_bpf!();
+    let podman = require_podman!();
+    podman.podman(&["run", "-d", "--name", "signalled", common::engines::Podman::IMAGE, "sleep", "600"]);
+    let run = |script: &str| exec_in(&podman, "signalled", &["sh", "-c", script]).1;
+    assert!(run("mkdir -p /opt && cp /bin/busybox /opt/echo && echo copied").contains("copied"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let policy = dir.path().join("execs.yaml");
+    let rule = "containers:\n  - name: signalled\n    mode: protect\n    allowExec: [/bin/busybox]\n";
+    std::fs::write(&policy, rule).expect("write");
+    let with_files = dir.path().join("files.yaml");
+    std::fs::write(&with_files, format!("{rule}    files:\n      - prefix: /secret/\n        deny: [read]\n"))
+        .expect("write");
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+        .args(["agent", "run", "--for", "1", "--no-rules", "--enforce-with", "signal", "--policy"])
+        .arg(&with_files)
+        .output()
+        .expect("picket agent run");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && stderr.contains("containers[0]: files \"/secret/\""), "{stderr}");
+    assert!(stderr.contains("exec allowlists only"), "{stderr}");
+
+    let policy_arg = policy.display().to_string();
+    let (mut outside, mut inside) = (String::new(), String::new());
+    let lines =
+        agent_lines_during(&podman, 8, &["--no-rules", "--enforce-with", "signal", "--policy", &policy_arg], || {
+            // The policy reaches the kernel on the first 2-second refresh.
+            std::thread::sleep(Duration::from_secs(2));
+            outside = run("/opt/echo ran; echo status $?");
+            inside = run("echo fine; ls / > /dev/null; echo status $?");
+        });
+    assert!(outside.contains("status 137") && !outside.contains("ran"), "killed before it ran: {outside}");
+    assert!(inside.contains("fine") && inside.contains("status 0"), "{inside}");
+    let alert = lines
+        .iter()
+        .find(|l| l["type"] == "alert" && l["container"]["name"] == "signalled")
+        .expect("an alert for the killed program");
+    assert_eq!(alert["action"], "killed", "{alert}");
+    assert_eq!(alert["path"], "/opt/echo", "{alert}");
+    let stats = lines.iter().rev().find(|l| l["type"] == "stats").expect("a state line");
+    assert_eq!(stats["enforcement"]["rung"], "signal", "{stats}");
+    assert!(run("/opt/echo ran").contains("ran"), "fails open once the agent is gone");
+}
+
 /// Host processes are judged too: the same attacks run on the host, in a child cgroup the test
 /// makes, raise host alerts (no container) with their ancestry; host-only noise stays out.
 #[test]

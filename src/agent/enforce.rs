@@ -189,6 +189,8 @@ pub enum AlertAction {
     Recorded,
     Alerted,
     Denied,
+    /// Killed (SIGKILL) as its program was loaded, before it ran (the signal rung).
+    Killed,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -224,6 +226,7 @@ pub fn decode_alert(bytes: &[u8]) -> Option<Alert> {
         0 => AlertAction::Recorded,
         1 => AlertAction::Alerted,
         2 => AlertAction::Denied,
+        3 => AlertAction::Killed,
         _ => return None,
     };
     let (pid, uid, cgroup_id, timestamp_ns) = (r.u32(), r.u32(), r.u64(), r.u64());
@@ -290,6 +293,8 @@ pub enum EnforceError {
     VerdictThreadGone,
     #[error("the policy table was poisoned by a panic")]
     Poisoned,
+    #[error("the signal rung's tracepoint: {0}")]
+    Tracepoint(#[source] super::ring::AttachError),
     #[error("no enforcement mechanism loads on this kernel: {0}")]
     NoRung(String),
 }
@@ -298,26 +303,41 @@ pub enum EnforceError {
 pub enum ExecFileEnforcer {
     Lsm(Enforcer),
     Fanotify(fanotify::FanotifyEnforcer),
+    /// The LSM maps with the `sched_process_exec` program that kills (exec allowlists only).
+    Signal(Enforcer),
 }
 
 impl ExecFileEnforcer {
-    /// BPF LSM where the kernel loads it, else fanotify permission events. The error names
-    /// why each rung was refused.
-    pub fn start() -> Result<Self, EnforceError> {
-        let lsm = match Enforcer::start() {
-            Ok(enforcer) => return Ok(Self::Lsm(enforcer)),
-            Err(e) => e,
-        };
-        match fanotify::FanotifyEnforcer::start() {
-            Ok(enforcer) => Ok(Self::Fanotify(enforcer)),
-            Err(e) => Err(EnforceError::NoRung(format!("BPF LSM: {lsm}; fanotify: {e}"))),
+    /// BPF LSM where the kernel loads it, else fanotify permission events, else the signal
+    /// rung; `only` starts that rung or fails (to use a weaker rung on purpose, or test it).
+    /// The error names why each rung was refused.
+    pub fn start(only: Option<Rung>) -> Result<Self, EnforceError> {
+        let mut refused = Vec::new();
+        for rung in [Rung::BpfLsm, Rung::Fanotify, Rung::Signal] {
+            if only.is_some_and(|o| o != rung) {
+                continue;
+            }
+            let started = match rung {
+                Rung::BpfLsm => Enforcer::start().map(Self::Lsm),
+                Rung::Fanotify => fanotify::FanotifyEnforcer::start().map(Self::Fanotify),
+                _ => Enforcer::start_signal().map(Self::Signal),
+            };
+            match started {
+                Ok(enforcer) => return Ok(enforcer),
+                Err(e) => refused.push(format!("{}: {e}", rung.as_str())),
+            }
         }
+        if refused.is_empty() {
+            refused.push(format!("{} does not enforce exec or file rules", only.map_or("", Rung::as_str)));
+        }
+        Err(EnforceError::NoRung(refused.join("; ")))
     }
 
     pub fn rung(&self) -> Rung {
         match self {
             Self::Lsm(_) => Rung::BpfLsm,
             Self::Fanotify(_) => Rung::Fanotify,
+            Self::Signal(_) => Rung::Signal,
         }
     }
 
@@ -327,42 +347,53 @@ impl ExecFileEnforcer {
         match self {
             Self::Lsm(_) => Ok(()),
             Self::Fanotify(_) => fanotify::check(policies),
+            Self::Signal(_) => match policies.iter().position(|p| !p.file_rules.is_empty()) {
+                Some(index) => Err(EnforceError::Unsupported {
+                    index,
+                    cgroup_id: policies[index].cgroup_id,
+                    message: format!(
+                        "files {:?}: the signal rung holds exec allowlists only (file rules need BPF LSM or fanotify permission events)",
+                        policies[index].file_rules[0].prefix
+                    ),
+                }),
+                None => Ok(()),
+            },
         }
     }
 
     pub fn apply(&mut self, policies: &[ContainerPolicy]) -> Result<(), EnforceError> {
         match self {
-            Self::Lsm(e) => e.apply(policies),
             Self::Fanotify(e) => e.apply(policies),
+            Self::Lsm(e) | Self::Signal(e) => e.apply(policies),
         }
     }
 
     pub async fn next_alerts(&mut self) -> Result<Vec<Alert>, EnforceError> {
         match self {
-            Self::Lsm(e) => e.next_alerts().await,
             Self::Fanotify(e) => e.next_alerts().await,
+            Self::Lsm(e) | Self::Signal(e) => e.next_alerts().await,
         }
     }
 
     pub fn remaining(&mut self) -> Vec<Alert> {
         match self {
-            Self::Lsm(e) => e.remaining(),
             Self::Fanotify(e) => e.remaining(),
+            Self::Lsm(e) | Self::Signal(e) => e.remaining(),
         }
     }
 
     /// Alerts lost (full ring or queue).
     pub fn dropped(&self) -> Result<u64, EnforceError> {
         match self {
-            Self::Lsm(e) => e.dropped(),
             Self::Fanotify(e) => Ok(e.dropped()),
+            Self::Lsm(e) | Self::Signal(e) => e.dropped(),
         }
     }
 
     pub fn malformed(&self) -> u64 {
         match self {
-            Self::Lsm(e) => e.malformed,
             Self::Fanotify(e) => e.malformed,
+            Self::Lsm(e) | Self::Signal(e) => e.malformed,
         }
     }
 }
@@ -392,6 +423,19 @@ impl Enforcer {
             lsm.attach().map_err(attach)?;
         }
         Ok(enforcer)
+    }
+
+    /// The signal rung: the same maps, and the `sched_process_exec` program that kills a
+    /// program outside its container's allowlist in protect mode (alerts in the others).
+    pub fn start_signal() -> Result<Self, EnforceError> {
+        let mut ebpf = aya::EbpfLoader::new()
+            .override_global("killing", &1u32, true)
+            .load(ENFORCE_PROGRAM)
+            .map_err(EnforceError::Load)?;
+        super::ring::attach_tracepoints(&mut ebpf, &[("signal_exec", "sched_process_exec")])
+            .map_err(EnforceError::Tracepoint)?;
+        let alerts = EventRing::take(&mut ebpf, "alerts", None)?;
+        Ok(Self { ebpf, generation: 0, written: Vec::new(), alerts, malformed: 0 })
     }
 
     /// Creates the kernel maps without loading or attaching the programs: policies can be

@@ -88,6 +88,8 @@ pub struct RunOptions {
     pub rules: Option<crate::rules::RuleSet>,
     /// Whether deniable detections are stopped.
     pub protect: super::detect::Protect,
+    /// The rung for exec and file rules (None: the strongest that loads).
+    pub enforce_with: Option<super::enforce::Rung>,
 }
 
 /// The file sensor's next batch; never, when no prefix is watched.
@@ -191,6 +193,8 @@ struct Enforcing {
     file: PolicyFile,
     /// The exec and file rules' rung; None while no rule has any.
     enforcer: Option<ExecFileEnforcer>,
+    /// The rung asked for (None: the strongest).
+    enforce_with: Option<super::enforce::Rung>,
     /// What the kernel holds (only ever set from a successful apply).
     applied: Vec<crate::agent::enforce::ContainerPolicy>,
     /// The file changed: apply even when the resolved policies look the same as before.
@@ -209,7 +213,7 @@ impl Enforcing {
         let exec_file: Vec<_> = policies.iter().filter(|p| p.has_exec_or_file_rules()).cloned().collect();
         if self.enforcer.is_none() && self.file.resolve_all().iter().any(|p| p.has_exec_or_file_rules()) {
             // A reload brought the first exec or file rules.
-            match ExecFileEnforcer::start() {
+            match ExecFileEnforcer::start(self.enforce_with) {
                 Ok(enforcer) => self.enforcer = Some(enforcer),
                 Err(e) => {
                     crate::say!("picket: policy {}: {e}; the policy in force stays", self.path.display());
@@ -425,7 +429,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
             let everything = file.resolve_all();
             let mut rungs = Vec::new();
             let enforcer = if everything.iter().any(|p| p.has_exec_or_file_rules()) {
-                let enforcer = ExecFileEnforcer::start()?;
+                let enforcer = ExecFileEnforcer::start(options.enforce_with)?;
                 // A rule this rung cannot enforce stops the agent before it enforces anything.
                 enforcer.check(&everything).map_err(|e| match e {
                     super::enforce::EnforceError::Unsupported { index, message, .. } => {
@@ -442,7 +446,15 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
                 rungs.push(super::enforce::Rung::CgroupHooks.as_str());
             }
             crate::say!("picket: enforcing {} with {}", path.display(), rungs.join(" and "));
-            Some(Enforcing { path, file, enforcer, applied: Vec::new(), dirty: true, error: None })
+            Some(Enforcing {
+                path,
+                file,
+                enforcer,
+                enforce_with: options.enforce_with,
+                applied: Vec::new(),
+                dirty: true,
+                error: None,
+            })
         }
         None => None,
     };

@@ -32,10 +32,14 @@ pub enum AgentCommand {
         /// for the console's port-forward)
         #[arg(long, value_name = "ADDR", requires = "socket")]
         listen: Option<std::net::SocketAddr>,
-        /// Enforce this policy file (BPF LSM; read again on SIGHUP, a bad file keeps the policy
-        /// in force)
+        /// Enforce this policy file with the strongest mechanism this kernel allows (see `picket
+        /// agent probe`; read again on SIGHUP, a bad file keeps the policy in force)
         #[arg(long, value_name = "FILE")]
         policy: Option<std::path::PathBuf>,
+        /// Hold the policy's exec and file rules with this rung instead of the strongest one
+        /// (to run a node as its weaker kernels would, or to avoid fanotify's verdict round trip)
+        #[arg(long, value_name = "RUNG", requires = "policy", value_parser = ["bpf-lsm", "fanotify", "signal"])]
+        enforce_with: Option<String>,
         /// Report opens of files whose absolute path starts with PREFIX (repeatable, at most 16;
         /// `/etc/` is the directory, `/etc` also matches `/etcetera`); none: no file events
         #[arg(long = "watch", value_name = "PREFIX")]
@@ -99,6 +103,7 @@ pub fn run(command: &AgentCommand) -> anyhow::Result<ExitCode> {
             no_rules,
             protect,
             protect_host,
+            enforce_with,
         } => {
             // A bad policy file stops the agent before it loads anything.
             let policy = match policy {
@@ -126,6 +131,7 @@ pub fn run(command: &AgentCommand) -> anyhow::Result<ExitCode> {
                 policy,
                 listen: *listen,
                 watch: watch.clone(),
+                enforce_with: enforce_with.as_deref().and_then(crate::agent::enforce::Rung::parse),
             };
             tokio_runtime()?.block_on(runtime::run(options))?;
             Ok(ExitCode::SUCCESS)

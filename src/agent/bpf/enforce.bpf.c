@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 // Per-container enforcement with BPF LSM: an executable allowlist (bprm_check_security) and
-// read/write denials under path prefixes (file_open). Policies live under a generation number;
+// read/write denials under path prefixes (file_open). Where the kernel refuses LSM programs,
+// the signal rung holds the allowlist instead: at sched_process_exec a program outside it gets
+// SIGKILL before it runs a single instruction of its own (`signal_exec`, loaded alone). Policies live under a generation number;
 // userspace writes a whole new generation, then flips `active`, so an update is one atomic
 // switch. Containers without a policy, and everything when the agent is gone, are allowed.
 
@@ -10,6 +12,7 @@
 #include <bpf/bpf_tracing.h>
 
 #include "policy.h"
+#include "path.h"
 
 #define EPERM 1
 #define FMODE_READ 0x1
@@ -50,6 +53,9 @@ struct {
     __uint(max_entries, 1 << 20);
 } alerts SEC(".maps");
 
+// Set by the loader for the signal rung, whose protect kills instead of denying.
+const volatile __u32 killing = 0;
+
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
     __uint(max_entries, 1);
@@ -70,6 +76,8 @@ static __always_inline struct container_policy *policy_of(__u32 *generation, __u
 
 static __always_inline __u32 action_of(__u32 mode)
 {
+    if (mode == MODE_PROTECT && killing)
+        return ACTION_KILLED;
     if (mode == MODE_PROTECT)
         return ACTION_DENIED;
     if (mode == MODE_MONITOR)
@@ -169,5 +177,46 @@ int BPF_PROG(check_open, struct file *file, int ret)
             return mode == MODE_PROTECT ? -EPERM : 0;
         }
     }
+    return 0;
+}
+
+#define SIGKILL 9
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(signal_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
+{
+    __u64 cgroup_id = bpf_get_current_cgroup_id();
+    __u32 generation = 0;
+    struct container_policy *policy = policy_of(&generation, cgroup_id);
+    if (!policy || policy->mode == MODE_NONE || !policy->exec_allowlist)
+        return 0;
+    __u32 mode = policy->mode;
+    __u32 zero = 0;
+    struct exec_key *key = bpf_map_lookup_elem(&scratch, &zero);
+    struct path_scratch *b = bpf_map_lookup_elem(&path_scratch, &zero);
+    if (!key || !b)
+        return 0;
+    __builtin_memset(key, 0, sizeof(*key));
+    key->generation = generation;
+    key->cgroup_id = cgroup_id;
+    struct file *file = BPF_CORE_READ(bprm, file);
+    struct fs_struct *fs = BPF_CORE_READ(task, fs);
+    struct path exe_path = {};
+    // A path that cannot be walked whole, or is too long for the allowlist, is not on it.
+    if (file && fs && BPF_CORE_READ_INTO(&exe_path, file, f_path) == 0) {
+        int complete = 0;
+        __u32 pos = walk_path(b, &exe_path, fs, &complete);
+        __u32 n = BUILD_LEN - 1 - pos;
+        if (complete && n < PATH_LEN) {
+            bpf_probe_read_kernel_str(key->path, PATH_LEN, &b->build[pos & (BUILD_LEN - 1)]);
+            if (bpf_map_lookup_elem(&allowed_execs, key))
+                return 0;
+        }
+    }
+    if (!key->path[0])
+        bpf_probe_read_kernel_str(key->path, PATH_LEN, BPF_CORE_READ(bprm, filename));
+    raise(ALERT_EXEC, mode, 0, cgroup_id, key->path);
+    if (mode == MODE_PROTECT)
+        bpf_send_signal(SIGKILL);
     return 0;
 }

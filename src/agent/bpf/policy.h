@@ -15,6 +15,8 @@
 #define ACTION_RECORDED 0
 #define ACTION_ALERTED 1
 #define ACTION_DENIED 2
+// The signal rung: SIGKILL as the new program is loaded, before it runs.
+#define ACTION_KILLED 3
 
 #define ACCESS_READ 1
 #define ACCESS_WRITE 2

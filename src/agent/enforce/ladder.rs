@@ -21,6 +21,11 @@ pub enum Rung {
 }
 
 impl Rung {
+    /// The rung of its `as_str` name.
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::BpfLsm, Self::Fanotify, Self::Signal, Self::CgroupHooks].into_iter().find(|r| r.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::BpfLsm => "bpf-lsm",
@@ -59,20 +64,19 @@ pub struct Ladder {
     pub controls: Vec<Control>,
 }
 
-const NOT_BUILT: &str = "not in this build of the agent yet";
-
 /// Tries each rung without enforcing anything: LSM programs are loaded and detached at once, a
 /// fanotify group marks a temporary directory for permission events and closes.
 pub fn probe() -> Ladder {
     let lsm = super::Enforcer::start().err().map(|e| e.to_string());
     let fanotify = probe_fanotify().err();
+    let signal = super::Enforcer::start_signal().err().map(|e| e.to_string());
     let rungs = |with_signal: bool| {
         let mut tried = vec![
             Tried { rung: Rung::BpfLsm, refused: lsm.clone() },
             Tried { rung: Rung::Fanotify, refused: fanotify.clone() },
         ];
         if with_signal {
-            tried.push(Tried { rung: Rung::Signal, refused: Some(NOT_BUILT.into()) });
+            tried.push(Tried { rung: Rung::Signal, refused: signal.clone() });
         }
         tried
     };

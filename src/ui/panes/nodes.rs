@@ -280,6 +280,7 @@ fn event_line(event: &WireEvent) -> (String, String) {
                 AlertAction::Recorded => "recorded",
                 AlertAction::Alerted => "alert",
                 AlertAction::Denied => "denied",
+                AlertAction::Killed => "killed",
             };
             let what = match alert.kind {
                 AlertKind::Exec => "exec".to_string(),
