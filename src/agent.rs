@@ -3,6 +3,7 @@
 //! with BPF LSM, loaded with aya. If the agent exits, its programs are detached with it: the
 //! node fails open.
 
+pub mod alert;
 pub mod attribution;
 pub mod client;
 pub mod deploy;

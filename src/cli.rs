@@ -1,6 +1,7 @@
 //! The command line. Each subcommand calls the same capability functions the TUI uses.
 
 pub mod agent;
+pub mod alerts;
 pub mod bench;
 pub mod cluster;
 pub mod db;
@@ -63,6 +64,9 @@ pub enum Commands {
     /// The node agent: kernel process events (run, needs root) and the DaemonSet manifest
     #[command(subcommand)]
     Agent(agent::AgentCommand),
+    /// Alerts the console kept from its agents: list
+    #[command(subcommand)]
+    Alerts(alerts::AlertsCommand),
     /// Kubernetes clusters: production scanning of the images they run
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
@@ -149,6 +153,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Commands::Scan(ref command)) => scan::run(command, &Config::load(&cli.overrides())?),
         Some(Commands::Db(ref command)) => db::run(command, &Config::load(&cli.overrides())?),
         Some(Commands::Agent(ref command)) => agent::run(command),
+        Some(Commands::Alerts(ref command)) => alerts::run(command, &Config::load(&cli.overrides())?),
         Some(Commands::Cluster(ref command)) => {
             cluster::run(command, &Config::load(&cli.overrides())?, cli.context.as_deref())
         }

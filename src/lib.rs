@@ -23,6 +23,7 @@ macro_rules! out {
 }
 
 pub mod agent;
+pub mod alert;
 pub mod app;
 pub mod bench;
 pub mod cli;

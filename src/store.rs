@@ -46,6 +46,8 @@ pub enum TreeName {
     VulnSources,
     /// Advisories per package (`vulndb::Advisory`), keyed `package key \0 source \0 generation \0 id`.
     VulnAdvisories,
+    /// Alerts from the agents (`alert::StoredAlert`), keyed by time then id (`alert::AlertLog`).
+    Alerts,
 }
 
 impl TreeName {
@@ -55,6 +57,7 @@ impl TreeName {
             Self::Sboms => "sboms",
             Self::VulnSources => "vuln_sources",
             Self::VulnAdvisories => "vuln_advisories",
+            Self::Alerts => "alerts",
         }
     }
 }
@@ -267,6 +270,20 @@ impl<V: Serialize + DeserializeOwned> Typed<V> {
     pub fn entries(&self) -> Result<Vec<(String, V)>, StoreError> {
         self.tree
             .iter()
+            .map(|item| {
+                let (key, bytes) = item.map_err(|e| self.db_error(e))?;
+                let value = serde_json::from_slice(&bytes).map_err(|e| self.codec_error(e))?;
+                Ok((String::from_utf8_lossy(&key).into_owned(), value))
+            })
+            .collect()
+    }
+
+    /// The last `n` records in key order, last first.
+    pub fn last(&self, n: usize) -> Result<Vec<(String, V)>, StoreError> {
+        self.tree
+            .iter()
+            .rev()
+            .take(n)
             .map(|item| {
                 let (key, bytes) = item.map_err(|e| self.db_error(e))?;
                 let value = serde_json::from_slice(&bytes).map_err(|e| self.codec_error(e))?;

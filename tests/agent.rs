@@ -215,7 +215,7 @@ async fn protect_mode_denies_outside_the_policy_and_fails_open_when_stopped() {
     let mut alerts = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline
-        && !(alerts.iter().any(|a: &picket::agent::enforce::Alert| a.kind == AlertKind::Exec)
+        && !(alerts.iter().any(|a: &picket::agent::enforce::Violation| a.kind == AlertKind::Exec)
             && alerts.iter().any(|a| a.kind == AlertKind::File))
     {
         if let Ok(Ok(batch)) = tokio::time::timeout(Duration::from_millis(500), enforcer.next_alerts()).await {
@@ -255,7 +255,7 @@ async fn protect_mode_denies_outside_the_policy_and_fails_open_when_stopped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fanotify_rung_denies_outside_the_policy_and_fails_open_when_stopped() {
     use picket::agent::enforce::fanotify::FanotifyEnforcer;
-    use picket::agent::enforce::{Alert, AlertAction, AlertKind, ContainerPolicy, FileRule, Mode};
+    use picket::agent::enforce::{AlertAction, AlertKind, ContainerPolicy, FileRule, Mode, Violation as Alert};
     if !common::is_root() {
         eprintln!("skipped: fanotify permission events need root");
         return;
@@ -374,7 +374,7 @@ fn agent_run_streams_json_lines() {
                 && l["args"].as_array().is_some_and(|a| a.iter().any(|x| x == marker.as_str()))
         })
         .unwrap_or_else(|| panic!("no exec of echo among {} lines", lines.len()));
-    assert_eq!(echo["v"], 1);
+    assert_eq!(echo["v"], picket::agent::wire::WIRE_VERSION);
     assert_eq!(echo["filename"], "/bin/echo");
     assert!(echo["container"].is_null(), "the host's own exec: {echo}");
     let connect = lines
@@ -763,7 +763,7 @@ fn attacks_in_a_container_raise_their_alerts_with_ancestry() {
     });
     // The agent sees the whole node (other tests' attacks too): this container's detections.
     let detections: Vec<&serde_json::Value> =
-        lines.iter().filter(|l| l["type"] == "detection" && l["container"]["name"] == "victim").collect();
+        lines.iter().filter(|l| l["type"] == "alert" && l["container"]["name"] == "victim").collect();
     let rules: std::collections::BTreeSet<&str> = detections.iter().filter_map(|d| d["rule"].as_str()).collect();
     for expected in [
         "write-below-system-dirs",
@@ -826,7 +826,7 @@ fn attacks_in_a_container_raise_their_alerts_with_ancestry() {
         shell = run("p=/dev/t; sh -c 'sleep 3; echo alive' ${p}cp/127.0.0.2/9; echo status $?");
     });
     let action =
-        |rule: &str| lines.iter().find(|l| l["type"] == "detection" && l["rule"] == rule).map(|d| d["action"].clone());
+        |rule: &str| lines.iter().find(|l| l["type"] == "alert" && l["rule"] == rule).map(|d| d["action"].clone());
     if fanotify {
         assert!(miner.1.contains("status 126"), "refused before it ran: {miner:?}");
         assert_eq!(action("crypto-miner-program"), Some(serde_json::json!("denied")), "{lines:?}");
@@ -894,18 +894,48 @@ fn connects_are_refused_by_policy_and_by_protect_in_a_container() {
         lines.iter().filter(|l| l["type"] == kind && l["container"]["name"] == "netvictim").collect()
     };
     let alerts = ours("alert");
-    let alert = alerts.iter().find(|a| a["kind"] == "connect").expect("the policy's alert");
-    assert_eq!(alert["action"], "denied");
-    assert_eq!(alert["remote"], "127.0.0.3:8081");
-    assert_eq!(alert["rule"], "deny 127.0.0.3/32 port 8081");
-    assert_eq!(alerts.len(), 1, "one refused connect, one alert: {alerts:?}");
-    let detections = ours("detection");
+    let policy: Vec<_> = alerts.iter().filter(|a| a["rule"] == "policy-connect").collect();
+    assert_eq!(policy.len(), 1, "one refused connect, one alert: {alerts:?}");
+    let alert = policy[0];
+    assert_eq!((alert["action"].as_str(), alert["mode"].as_str()), (Some("denied"), Some("protect")));
+    assert_eq!(alert["event"]["remote"], "127.0.0.3:8081");
+    assert_eq!(alert["policy"], format!("{policy_arg} containers[0] connect: deny 127.0.0.3/32 port 8081"));
+    assert_eq!(alert["ancestry"][0]["args"][0], "nc", "{alert}");
+    let ids: std::collections::BTreeSet<&str> = alerts.iter().filter_map(|a| a["id"].as_str()).collect();
+    assert_eq!(ids.len(), alerts.len(), "every alert has its own id");
+    assert!(alert["at_unix_ms"].as_u64().is_some_and(|t| t > 1_700_000_000_000), "{alert}");
+    let detections = alerts;
     let miner = detections.iter().find(|d| d["rule"] == "crypto-pool-port").expect("the pool connect");
     assert_eq!(miner["action"], "denied", "{miner}");
     assert_eq!(miner["event"]["remote"], "127.0.0.2:3333");
     assert_eq!(miner["ancestry"][0]["args"][0], "nc", "{miner}");
     let stats = lines.iter().rev().find(|l| l["type"] == "stats").expect("a last state line");
     assert_eq!(stats["enforcement"]["rung"], "cgroup-hooks", "{stats}");
+    // The console keeps the alerts it receives (the same call its feed makes); the CLI twin
+    // lists them back, newest first.
+    let data = tempfile::tempdir().expect("data dir");
+    let events: Vec<picket::agent::wire::WireEvent> =
+        lines.iter().filter_map(|l| serde_json::from_value(l.clone()).ok()).collect();
+    {
+        let store = picket::store::Store::open(&data.path().join("store")).expect("store");
+        let log = picket::alert::AlertLog::open(&store).expect("alert log");
+        let kept = log.record(&events, picket::alert::now_unix_ms()).expect("kept");
+        assert!(kept >= 2, "{kept}");
+        assert_eq!(log.record(&events, picket::alert::now_unix_ms()).expect("again"), 0, "kept once");
+    }
+    let listed = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(["alerts", "list", "--json"])
+        .output()
+        .expect("picket alerts list");
+    assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
+    let listed: Vec<serde_json::Value> = serde_json::from_slice(&listed.stdout).expect("JSON");
+    let pool = listed.iter().find(|a| a["rule"] == "crypto-pool-port").expect("kept and listed");
+    assert_eq!((pool["node"].as_str().is_some(), &pool["container"]["name"]), (true, &serde_json::json!("netvictim")));
+    assert_eq!(pool["ancestry"][0]["args"][0], "nc");
+    let times: Vec<u64> = listed.iter().filter_map(|a| a["at_unix_ms"].as_u64()).collect();
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first: {times:?}");
     // The agent is gone: the kernel lets both through to a closed port.
     assert!(run("nc 127.0.0.3 8081 </dev/null").contains("Connection refused"));
     assert!(run("nc 127.0.0.2 3333 </dev/null").contains("Connection refused"));
@@ -953,8 +983,9 @@ fn the_signal_rung_kills_what_the_allowlist_leaves_out() {
         .iter()
         .find(|l| l["type"] == "alert" && l["container"]["name"] == "signalled")
         .expect("an alert for the killed program");
-    assert_eq!(alert["action"], "killed", "{alert}");
-    assert_eq!(alert["path"], "/opt/echo", "{alert}");
+    assert_eq!((alert["rule"].as_str(), alert["action"].as_str()), (Some("policy-exec"), Some("killed")), "{alert}");
+    assert_eq!(alert["event"]["exe"], "/opt/echo", "{alert}");
+    assert!(alert["policy"].as_str().is_some_and(|p| p.ends_with("containers[0] allowExec")), "{alert}");
     let stats = lines.iter().rev().find(|l| l["type"] == "stats").expect("a state line");
     assert_eq!(stats["enforcement"]["rung"], "signal", "{stats}");
     assert!(run("/opt/echo ran").contains("ran"), "fails open once the agent is gone");
@@ -993,7 +1024,7 @@ fn attacks_on_the_host_raise_host_alerts() {
         String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
     let ours = |rule: &str| {
         lines.iter().find(|l| {
-            l["type"] == "detection"
+            l["type"] == "alert"
                 && l["rule"] == rule
                 && l["ancestry"].as_array().is_some_and(|a| a.iter().any(|p| p["args"].to_string().contains("xmrig")))
         })
@@ -1003,7 +1034,7 @@ fn attacks_on_the_host_raise_host_alerts() {
     assert_eq!(dev_tcp["action"], "alerted", "no --protect-host: alert only");
     let mined = lines
         .iter()
-        .find(|l| l["type"] == "detection" && l["rule"] == "crypto-miner-arguments" && l["event"]["comm"] == "xmrig")
+        .find(|l| l["type"] == "alert" && l["rule"] == "crypto-miner-arguments" && l["event"]["comm"] == "xmrig")
         .expect("the miner's stratum URL");
     assert!(mined["container"].is_null());
     let ancestry = mined["ancestry"].as_array().expect("ancestry");
@@ -1369,7 +1400,7 @@ fn agent_run_streams_watched_opens() {
         .iter()
         .find(|l| l["path"] == target.display().to_string().as_str())
         .unwrap_or_else(|| panic!("no file line for {} among {} lines", target.display(), lines.len()));
-    assert_eq!(written["v"], 1);
+    assert_eq!(written["v"], picket::agent::wire::WIRE_VERSION);
     assert_eq!(written["pid"], std::process::id());
     assert_eq!((&written["write"], &written["create"], &written["read"]), (&true.into(), &true.into(), &false.into()));
     assert!(written["container"].is_null(), "the host's own open: {written}");

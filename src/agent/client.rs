@@ -395,7 +395,10 @@ mod tests {
         assert_eq!(in_flight.load(Ordering::Relaxed), 1, "sent, not yet taken");
         // The loop is away (a foreground plugin): nothing more piles up in the channel.
         in_flight.store(MAX_IN_FLIGHT, Ordering::Relaxed);
-        let lagged = |missed| serde_json::to_string(&WireEvent::Lagged { v: 1, missed, node: None }).unwrap();
+        let lagged = |missed| {
+            serde_json::to_string(&WireEvent::Lagged { v: crate::agent::wire::WIRE_VERSION, missed, node: None })
+                .unwrap()
+        };
         for n in 1..=3 {
             server.send(lagged(n).into());
             tokio::time::sleep(Duration::from_millis(80)).await;
@@ -408,7 +411,10 @@ mod tests {
         let node = Some("node-1".to_string());
         assert_eq!(
             events,
-            [WireEvent::Lagged { v: 1, missed: 10, node: node.clone() }, WireEvent::Lagged { v: 1, missed: 3, node }]
+            [
+                WireEvent::Lagged { v: crate::agent::wire::WIRE_VERSION, missed: 10, node: node.clone() },
+                WireEvent::Lagged { v: crate::agent::wire::WIRE_VERSION, missed: 3, node }
+            ]
         );
     }
 

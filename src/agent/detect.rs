@@ -8,74 +8,24 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
 use super::attribution::ContainerRef;
+use super::enforce::Mode;
 use super::events::{ProcessEvent, ProcessEventKind};
 use super::files::FileEvent;
 use super::net::{NetEvent, NetEventKind};
-use super::processes::{Ancestor, ProcessTable};
+use super::processes::ProcessTable;
 use crate::model::Severity;
 use crate::rules::{Facts, On, RuleSet, Whose};
 
 /// Repeats of one rule, container and program within this window fold into one alert.
 const FOLD_WINDOW: Duration = Duration::from_secs(60);
 
-/// What was done about a detection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    Alerted,
-    /// The exec was refused (EPERM) before the program ran, protect mode (fanotify).
-    Denied,
-    /// The process was killed (SIGKILL), protect mode.
-    Killed,
-}
-
-/// The event that broke a rule.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Trigger {
-    /// `exec`, `open`, `connect`.
-    pub kind: String,
-    pub pid: u32,
-    pub uid: u32,
-    pub comm: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub exe: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub args: Vec<String>,
-    /// The file opened.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub path: String,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub write: bool,
-    /// `10.0.0.1:3333`, for connects.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub remote: String,
-    /// CLOCK_BOOTTIME nanoseconds.
-    pub timestamp_ns: u64,
-}
-
-/// One alert of a detection rule.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Detection {
-    pub rule: String,
-    pub title: String,
-    pub severity: Severity,
-    pub technique: String,
-    pub why: String,
-    pub action: Action,
-    pub event: Trigger,
-    /// The process, then its parent and so on up to the container's first process (or pid 1).
-    pub ancestry: Vec<Ancestor>,
-    /// How many events this alert stands for: 1, or the repeats folded into it.
-    pub count: u64,
-}
+pub use super::alert::{Action, Alert, Trigger};
 
 struct Fold {
     since: Instant,
     folded: u64,
-    latest: Detection,
+    latest: Alert,
     container: Option<ContainerRef>,
 }
 
@@ -189,7 +139,7 @@ impl Detector {
     }
 
     /// Takes a process event; an exec is judged.
-    pub fn on_process(&mut self, event: &ProcessEvent, container: Option<&ContainerRef>) -> Vec<Detection> {
+    pub fn on_process(&mut self, event: &ProcessEvent, container: Option<&ContainerRef>) -> Vec<Alert> {
         self.processes.record(event);
         if event.kind != ProcessEventKind::Exec {
             return Vec::new();
@@ -225,7 +175,7 @@ impl Detector {
     }
 
     /// Takes an open under a watched prefix.
-    pub fn on_file(&mut self, event: &FileEvent, container: Option<&ContainerRef>) -> Vec<Detection> {
+    pub fn on_file(&mut self, event: &FileEvent, container: Option<&ContainerRef>) -> Vec<Alert> {
         let exe = self.processes.exe_of(event.pid);
         let write = event.write || event.create || event.truncate;
         let facts = Facts {
@@ -251,7 +201,7 @@ impl Detector {
     }
 
     /// Takes a network event; a connect is judged.
-    pub fn on_network(&mut self, event: &NetEvent, container: Option<&ContainerRef>) -> Vec<Detection> {
+    pub fn on_network(&mut self, event: &NetEvent, container: Option<&ContainerRef>) -> Vec<Alert> {
         if event.kind == NetEventKind::Accept {
             return Vec::new();
         }
@@ -285,7 +235,7 @@ impl Detector {
         self.judge_with(On::Connect, &facts, trigger, container, denied)
     }
 
-    fn judge(&mut self, on: On, facts: &Facts, trigger: Trigger, container: Option<&ContainerRef>) -> Vec<Detection> {
+    fn judge(&mut self, on: On, facts: &Facts, trigger: Trigger, container: Option<&ContainerRef>) -> Vec<Alert> {
         self.judge_with(on, facts, trigger, container, None)
     }
 
@@ -297,7 +247,7 @@ impl Detector {
         trigger: Trigger,
         container: Option<&ContainerRef>,
         denied: Option<Option<String>>,
-    ) -> Vec<Detection> {
+    ) -> Vec<Alert> {
         let whose = Whose {
             container: container.and_then(|c| c.name.as_deref()),
             image: container.and_then(|c| c.image.as_deref()),
@@ -329,43 +279,119 @@ impl Detector {
                 killed = true;
                 action = Action::Killed;
             }
-            let detection = Detection {
+            let detection = Alert {
+                id: String::new(),
+                at_unix_ms: 0,
                 rule: info.id.clone(),
                 title: info.title,
                 severity: info.severity,
                 technique: info.technique,
                 why: info.why,
+                mode: if protecting { Mode::Protect } else { Mode::Monitor },
                 action,
+                policy: String::new(),
                 event: trigger.clone(),
                 ancestry: ancestry.clone(),
                 count: 1,
             };
-            let who = container.map_or_else(|| "host".to_string(), |c| c.id.clone());
-            let key = (info.id, who, facts.exe.clone());
-            match self.folds.get_mut(&key) {
-                Some(fold) if fold.since.elapsed() < FOLD_WINDOW && action != Action::Killed => {
-                    fold.folded += 1;
-                    fold.latest = detection;
-                }
-                _ => {
-                    self.folds.insert(
-                        key,
-                        Fold {
-                            since: Instant::now(),
-                            folded: 0,
-                            latest: detection.clone(),
-                            container: container.cloned(),
-                        },
-                    );
-                    out.push(detection);
-                }
+            if let Some(alert) = self.fold(detection, container, &facts.exe) {
+                out.push(alert);
             }
         }
         out
     }
 
+    /// The alert, or None when it folds into an earlier one of the same rule, container and
+    /// program within the window (kills are never folded: each is a different process).
+    fn fold(&mut self, alert: Alert, container: Option<&ContainerRef>, exe: &str) -> Option<Alert> {
+        let who = container.map_or_else(|| "host".to_string(), |c| c.id.clone());
+        let key = (alert.rule.clone(), who, exe.to_string());
+        match self.folds.get_mut(&key) {
+            Some(fold) if fold.since.elapsed() < FOLD_WINDOW && alert.action != Action::Killed => {
+                fold.folded += 1;
+                fold.latest = alert;
+                None
+            }
+            _ => {
+                let fold =
+                    Fold { since: Instant::now(), folded: 0, latest: alert.clone(), container: container.cloned() };
+                self.folds.insert(key, fold);
+                Some(alert)
+            }
+        }
+    }
+
+    /// Takes what a rung found outside a container's policy: an alert with the process's
+    /// ancestry, naming the policy rule that decided (`policy`).
+    pub fn on_violation(
+        &mut self,
+        violation: &super::enforce::Violation,
+        container: Option<&ContainerRef>,
+        policy: String,
+    ) -> Option<Alert> {
+        use super::enforce::{AlertAction, AlertKind};
+        let (rule, title, why, kind) = match violation.kind {
+            AlertKind::Exec => (
+                "policy-exec",
+                "Program outside the container's allowed executables",
+                "The container's policy lists the programs it may run; this one is not among them.",
+                "exec",
+            ),
+            AlertKind::File => (
+                "policy-file",
+                "Open under a path the container's policy denies",
+                "The container's policy denies opening files under this path.",
+                "open",
+            ),
+            AlertKind::Connect => (
+                "policy-connect",
+                "Connection the container's policy does not allow",
+                "The container's policy says where it may connect; this destination is not allowed.",
+                "connect",
+            ),
+        };
+        let (mode, action) = match violation.action {
+            AlertAction::Recorded => (Mode::Discover, Action::Recorded),
+            AlertAction::Alerted => (Mode::Monitor, Action::Alerted),
+            AlertAction::Denied => (Mode::Protect, Action::Denied),
+            AlertAction::Killed => (Mode::Protect, Action::Killed),
+        };
+        let exe = match violation.kind {
+            AlertKind::Exec => violation.path.clone(),
+            _ => self.processes.exe_of(violation.pid),
+        };
+        let path = if violation.kind == AlertKind::File { violation.path.clone() } else { String::new() };
+        let alert = Alert {
+            id: String::new(),
+            at_unix_ms: 0,
+            rule: rule.into(),
+            title: title.into(),
+            severity: Severity::High,
+            technique: String::new(),
+            why: why.into(),
+            mode,
+            action,
+            policy,
+            event: Trigger {
+                kind: kind.into(),
+                pid: violation.pid,
+                uid: violation.uid,
+                comm: violation.comm.clone(),
+                exe: exe.clone(),
+                path,
+                write: violation.write,
+                remote: violation.remote.clone(),
+                timestamp_ns: violation.timestamp_ns,
+                ..Trigger::default()
+            },
+            ancestry: self.processes.ancestry(violation.pid, container.is_some()),
+            count: 1,
+        };
+        self.fold(alert, container, &exe)
+    }
+
     /// Folds whose window has closed with repeats in it: one alert each, with the count.
-    pub fn expired_folds(&mut self) -> Vec<(Detection, Option<ContainerRef>)> {
+    pub fn expired_folds(&mut self) -> Vec<(Alert, Option<ContainerRef>)> {
         let mut out = Vec::new();
         self.folds.retain(|_, fold| {
             if fold.since.elapsed() < FOLD_WINDOW {

@@ -194,7 +194,9 @@ pub enum AlertAction {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Alert {
+/// What a rung found outside a container's policy (recorded, alerted, denied or killed by its
+/// mode); the runtime turns it into an [`crate::agent::alert::Alert`] with the process's ancestry.
+pub struct Violation {
     pub kind: AlertKind,
     pub action: AlertAction,
     pub pid: u32,
@@ -212,7 +214,7 @@ pub struct Alert {
     pub rule: String,
 }
 
-pub fn decode_alert(bytes: &[u8]) -> Option<Alert> {
+pub fn decode_violation(bytes: &[u8]) -> Option<Violation> {
     if bytes.len() < ALERT_LEN {
         return None;
     }
@@ -231,7 +233,7 @@ pub fn decode_alert(bytes: &[u8]) -> Option<Alert> {
     };
     let (pid, uid, cgroup_id, timestamp_ns) = (r.u32(), r.u32(), r.u64(), r.u64());
     let (access, _mode) = (r.u32(), r.u32());
-    Some(Alert {
+    Some(Violation {
         kind,
         action,
         pid,
@@ -368,14 +370,14 @@ impl ExecFileEnforcer {
         }
     }
 
-    pub async fn next_alerts(&mut self) -> Result<Vec<Alert>, EnforceError> {
+    pub async fn next_alerts(&mut self) -> Result<Vec<Violation>, EnforceError> {
         match self {
             Self::Fanotify(e) => e.next_alerts().await,
             Self::Lsm(e) | Self::Signal(e) => e.next_alerts().await,
         }
     }
 
-    pub fn remaining(&mut self) -> Vec<Alert> {
+    pub fn remaining(&mut self) -> Vec<Violation> {
         match self {
             Self::Fanotify(e) => e.remaining(),
             Self::Lsm(e) | Self::Signal(e) => e.remaining(),
@@ -570,13 +572,13 @@ impl Enforcer {
     }
 
     /// Waits for alerts and returns what the ring buffer holds.
-    pub async fn next_alerts(&mut self) -> Result<Vec<Alert>, EnforceError> {
-        Ok(self.alerts.next_batch(decode_alert, &mut self.malformed).await?)
+    pub async fn next_alerts(&mut self) -> Result<Vec<Violation>, EnforceError> {
+        Ok(self.alerts.next_batch(decode_violation, &mut self.malformed).await?)
     }
 
     /// The alerts queued now, without waiting (when stopping).
-    pub fn remaining(&mut self) -> Vec<Alert> {
-        self.alerts.remaining(decode_alert, &mut self.malformed)
+    pub fn remaining(&mut self) -> Vec<Violation> {
+        self.alerts.remaining(decode_violation, &mut self.malformed)
     }
 
     /// Alerts the kernel could not queue because the ring buffer was full.
@@ -632,7 +634,7 @@ mod tests {
         assert_eq!(&key[8..16], &7u64.to_le_bytes());
         assert_eq!(&key[16..28], b"/bin/busybox");
         assert!(key[28..].iter().all(|b| *b == 0));
-        assert_eq!(decode_alert(&[0u8; 10]), None);
+        assert_eq!(decode_violation(&[0u8; 10]), None);
     }
 
     #[test]
@@ -644,7 +646,7 @@ mod tests {
         b[16..24].copy_from_slice(&367u64.to_le_bytes());
         b[40..42].copy_from_slice(b"sh");
         b[56..62].copy_from_slice(b"/other");
-        let alert = decode_alert(&b).unwrap();
+        let alert = decode_violation(&b).unwrap();
         assert_eq!(
             (alert.kind, alert.action, alert.pid, alert.uid, alert.cgroup_id),
             (AlertKind::Exec, AlertAction::Denied, 4242, 1000, 367)

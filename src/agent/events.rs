@@ -122,6 +122,23 @@ pub fn decode_process_event(bytes: &[u8]) -> Result<ProcessEvent, DecodeError> {
     Ok(ProcessEvent { kind, pid, tid, ppid, uid, exit_status, cgroup_id, timestamp_ns, comm, filename, args, exe })
 }
 
+/// CLOCK_BOOTTIME in nanoseconds, the clock the kernel programs' timestamps use
+/// (`bpf_ktime_get_boot_ns`).
+pub fn boottime_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
+        .map(|t| u64::try_from(t.tv_sec()).unwrap_or(0) * 1_000_000_000 + u64::try_from(t.tv_nsec()).unwrap_or(0))
+        .unwrap_or(0)
+}
+
+/// The wall-clock time (Unix milliseconds) of a CLOCK_BOOTTIME timestamp taken on this node.
+pub fn wall_ms_of_boottime(timestamp_ns: u64) -> u64 {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let ago_ms = boottime_ns().saturating_sub(timestamp_ns) / 1_000_000;
+    now_ms.saturating_sub(ago_ms)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -273,17 +273,24 @@ impl PolicyFile {
     /// rule names (the first rule that names a container wins). Rules naming no running container
     /// wait for it.
     pub fn resolve(&self, running: &[RunningContainer]) -> Vec<ContainerPolicy> {
+        self.resolve_indexed(running).into_iter().map(|(_, policy)| policy).collect()
+    }
+
+    /// As `resolve`, each policy with the index of the rule it comes from.
+    pub fn resolve_indexed(&self, running: &[RunningContainer]) -> Vec<(usize, ContainerPolicy)> {
         let mut policies = Vec::new();
         let mut seen = BTreeSet::new();
         for container in running {
-            let Some(rule) = self.containers.iter().find(|r| r.matches(container)) else { continue };
+            let Some((index, rule)) = self.containers.iter().enumerate().find(|(_, r)| r.matches(container)) else {
+                continue;
+            };
             for &cgroup_id in &container.cgroups {
                 if seen.insert(cgroup_id) {
-                    policies.push(rule.for_cgroup(cgroup_id));
+                    policies.push((index, rule.for_cgroup(cgroup_id)));
                 }
             }
         }
-        policies.sort_by_key(|p| p.cgroup_id);
+        policies.sort_by_key(|(_, p)| p.cgroup_id);
         policies
     }
 }

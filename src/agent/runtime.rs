@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
+use super::alert::Alert;
 use super::attribution::CgroupResolver;
 use super::enforce::network::NetworkControl;
-use super::enforce::{ExecFileEnforcer, Mode};
+use super::enforce::{ExecFileEnforcer, Mode, Violation};
 use super::files::{FileEvent, FileSensor, FileSensorError, Watch};
 use super::names::ContainerNames;
 use super::net::NetSensor;
@@ -141,8 +142,7 @@ fn guarded_containers(
 /// For each running container's cgroups, which of the network guard's kernel rules apply
 /// (bit i: kernel rule i); a rule's exceptions for the container or its image leave its bits out.
 fn guard_masks(out: &mut Emitter, network: &NetworkControl) -> std::collections::HashMap<u64, u32> {
-    let Some(detector) = out.detector.as_ref() else { return std::collections::HashMap::new() };
-    let rules = detector.rules();
+    let rules = out.detector.rules();
     guarded_containers(&mut out.resolver, &out.names)
         .into_iter()
         .map(|(cgroup, (name, image))| {
@@ -156,14 +156,25 @@ fn guard_masks(out: &mut Emitter, network: &NetworkControl) -> std::collections:
         .collect()
 }
 
-/// The alerts of connects and sends a container's network policy objected to.
-fn network_alerts(events: &[crate::agent::net::NetEvent], network: &NetworkControl) -> Vec<super::enforce::Alert> {
+/// Each violation with the policy rule that decided it.
+fn described(enforcing: Option<&Enforcing>, violations: Vec<Violation>) -> Vec<(Violation, String)> {
+    violations
+        .into_iter()
+        .map(|v| {
+            let policy = enforcing.map(|e| e.describe(&v)).unwrap_or_default();
+            (v, policy)
+        })
+        .collect()
+}
+
+/// The connects and sends a container's network policy objected to.
+fn network_violations(events: &[crate::agent::net::NetEvent], network: &NetworkControl) -> Vec<Violation> {
     events
         .iter()
         .filter_map(|e| {
             let verdict = e.policy?;
             let (address, port) = e.remote;
-            Some(super::enforce::Alert {
+            Some(Violation {
                 kind: super::enforce::AlertKind::Connect,
                 action: verdict.action,
                 pid: e.pid,
@@ -199,6 +210,8 @@ struct Enforcing {
     applied: Vec<crate::agent::enforce::ContainerPolicy>,
     /// The file changed: apply even when the resolved policies look the same as before.
     dirty: bool,
+    /// The rule of the file (index) each policed cgroup is under.
+    rule_of: std::collections::HashMap<u64, usize>,
     error: Option<String>,
 }
 
@@ -206,7 +219,8 @@ impl Enforcing {
     /// Applies the file to the containers running now, when that changes what the kernel holds:
     /// exec and file rules to their rung, connect rules to the network hooks.
     fn refresh(&mut self, running: &[RunningContainer], net: &mut NetSensor, network: &mut NetworkControl) {
-        let policies = self.file.resolve(running);
+        let indexed = self.file.resolve_indexed(running);
+        let policies: Vec<_> = indexed.iter().map(|(_, p)| p.clone()).collect();
         if policies == self.applied && !self.dirty {
             return;
         }
@@ -228,6 +242,7 @@ impl Enforcing {
         };
         match applied.and_then(|()| network.apply(net.programs_mut(), &policies)) {
             Ok(()) => {
+                self.rule_of = indexed.iter().map(|(i, p)| (p.cgroup_id, *i)).collect();
                 self.applied = policies;
                 self.dirty = false;
                 self.error = None;
@@ -252,6 +267,23 @@ impl Enforcing {
                 self.error = Some(e.to_string());
             }
         }
+    }
+
+    /// The policy rule behind a violation: `FILE containers[N] allowExec`, `... files /etc/`,
+    /// `... connect: deny 10.0.0.0/8 port 22`.
+    fn describe(&self, violation: &Violation) -> String {
+        use super::enforce::AlertKind;
+        let Some(&index) = self.rule_of.get(&violation.cgroup_id) else { return self.path.display().to_string() };
+        let what = match violation.kind {
+            AlertKind::Exec => "allowExec".to_string(),
+            AlertKind::File => {
+                let rule = self.file.containers.get(index);
+                let prefix = rule.and_then(|r| r.files.iter().find(|f| violation.path.starts_with(&f.prefix)));
+                prefix.map_or_else(|| "files".to_string(), |f| format!("files {}", f.prefix))
+            }
+            AlertKind::Connect => format!("connect: {}", violation.rule),
+        };
+        format!("{} containers[{index}] {what}", self.path.display())
     }
 
     fn summary(&self) -> Enforcement {
@@ -286,7 +318,10 @@ impl Outputs {
             out.write_all(b"\n")?;
         }
         if let Some(server) = &self.server {
-            server.send(line.into());
+            match event {
+                WireEvent::Alert { .. } => server.send_kept(line.into()),
+                _ => server.send(line.into()),
+            }
         }
         Ok(())
     }
@@ -304,7 +339,8 @@ enum Batch {
     Process(Vec<crate::agent::events::ProcessEvent>),
     Network(Vec<crate::agent::net::NetEvent>),
     File(Vec<FileEvent>),
-    Alert(Vec<crate::agent::enforce::Alert>),
+    /// What a rung found outside a policy, each with the policy rule that decided.
+    Violations(Vec<(Violation, String)>),
 }
 
 /// Sends batches as event lines, each with the container it happened in.
@@ -315,7 +351,12 @@ struct Emitter {
     node: String,
     /// `--containers-only`: host events are not sent (alerts always are: they are a container's).
     containers_only: bool,
-    detector: Option<super::detect::Detector>,
+    /// The detection rules (none with `--no-rules`) and the process table every alert's
+    /// ancestry comes from.
+    detector: super::detect::Detector,
+    /// For alert ids: when this agent started (Unix ms) and how many alerts it sent.
+    started_ms: u64,
+    alerts: u64,
 }
 
 impl Emitter {
@@ -345,13 +386,17 @@ impl Emitter {
                 |d, e, c| d.on_file(e, c),
                 |e, c| WireEvent::file(&node, e, c),
             )?,
-            Batch::Alert(alerts) => self.send_each(
-                alerts,
-                false,
-                |a| a.cgroup_id,
-                |_, _, _| Vec::new(),
-                |a, c| WireEvent::alert(&node, a, c),
-            )?,
+            Batch::Violations(violations) => {
+                let mut sent = 0;
+                for (violation, policy) in violations {
+                    let container = self.names.name(self.resolver.container_of(violation.cgroup_id));
+                    if let Some(alert) = self.detector.on_violation(&violation, container.as_ref(), policy) {
+                        sent += 1;
+                        self.alert(alert, container)?;
+                    }
+                }
+                sent
+            }
         };
         self.outputs.flush()?;
         Ok(sent)
@@ -362,40 +407,46 @@ impl Emitter {
         events: Vec<E>,
         host_filtered: bool,
         cgroup_of: impl Fn(&E) -> u64,
-        detect: impl Fn(
-            &mut super::detect::Detector,
-            &E,
-            Option<&crate::agent::attribution::ContainerRef>,
-        ) -> Vec<super::detect::Detection>,
+        detect: impl Fn(&mut super::detect::Detector, &E, Option<&crate::agent::attribution::ContainerRef>) -> Vec<Alert>,
         wire: impl Fn(E, Option<crate::agent::attribution::ContainerRef>) -> WireEvent,
     ) -> anyhow::Result<u64> {
         let mut sent = 0;
         for event in events {
             let container = self.names.name(self.resolver.container_of(cgroup_of(&event)));
             // Rules see every event, the host's too, whatever is printed.
-            let detections = match self.detector.as_mut() {
-                Some(detector) => detect(detector, &event, container.as_ref()),
-                None => Vec::new(),
-            };
+            let detections = detect(&mut self.detector, &event, container.as_ref());
             if !(host_filtered && self.containers_only && container.is_none()) {
                 sent += 1;
                 self.outputs.emit(&wire(event, container.clone()))?;
             }
             for detection in detections {
                 sent += 1;
-                self.outputs.emit(&WireEvent::detection(&self.node, detection, container.clone()))?;
+                self.alert(detection, container.clone())?;
             }
         }
         Ok(sent)
     }
 
+    /// Sends an alert, stamped with its id and wall-clock time.
+    fn alert(
+        &mut self,
+        mut alert: Alert,
+        container: Option<crate::agent::attribution::ContainerRef>,
+    ) -> anyhow::Result<()> {
+        self.alerts += 1;
+        alert.id = format!("{}-{}-{}", self.node, self.started_ms, self.alerts);
+        alert.at_unix_ms = crate::agent::events::wall_ms_of_boottime(alert.event.timestamp_ns);
+        self.outputs.emit(&WireEvent::alert(&self.node, alert, container))
+    }
+
     /// Alerts whose fold window closed with repeats in it.
     fn send_folds(&mut self) -> anyhow::Result<u64> {
-        let folds = self.detector.as_mut().map(super::detect::Detector::expired_folds).unwrap_or_default();
-        for (detection, container) in &folds {
-            self.outputs.emit(&WireEvent::detection(&self.node, detection.clone(), container.clone()))?;
+        let folds = self.detector.expired_folds();
+        let count = folds.len() as u64;
+        for (detection, container) in folds {
+            self.alert(detection, container)?;
         }
-        Ok(folds.len() as u64)
+        Ok(count)
     }
 }
 
@@ -451,6 +502,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
                 file,
                 enforcer,
                 enforce_with: options.enforce_with,
+                rule_of: std::collections::HashMap::new(),
                 applied: Vec::new(),
                 dirty: true,
                 error: None,
@@ -481,9 +533,12 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         names,
         node: node.clone(),
         containers_only: options.containers_only,
-        detector: options.rules.map(|rules| super::detect::Detector::new(rules, options.protect)),
+        detector: super::detect::Detector::new(options.rules.clone().unwrap_or_default(), options.protect),
+        started_ms: crate::agent::events::wall_ms_of_boottime(crate::agent::events::boottime_ns()),
+        alerts: 0,
     };
-    if let Some(detector) = &out.detector {
+    if options.rules.is_some() {
+        let detector = &out.detector;
         let protect = match (options.protect.containers, options.protect.host) {
             (true, true) => "; protect: containers and host",
             (true, false) => "; protect: containers",
@@ -494,9 +549,9 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     // Protect mode refuses at exec time, where fanotify allows, what a file alone shows
     // (drift, package managers, miners by name); the rest is killed just after its exec.
     let (guard_tx, mut guard_rx) = tokio::sync::mpsc::channel(1024);
-    let mut guard = match (&out.detector, options.protect.containers) {
-        (Some(detector), true) => {
-            let rules = super::detect::exec_time_rules(detector.rules());
+    let mut guard = match options.protect.containers {
+        true => {
+            let rules = super::detect::exec_time_rules(out.detector.rules());
             match super::enforce::fanotify::FanotifyEnforcer::start() {
                 Ok(mut enforcer) => {
                     enforcer.guard(rules, guard_tx)?;
@@ -518,8 +573,8 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     }
     // And refuses, in the connect hooks, the deniable connect rules' destinations.
     let mut network_guard = false;
-    if let (Some(detector), true) = (out.detector.as_mut(), options.protect.containers) {
-        let rules = super::detect::connect_guard_rules(detector.rules());
+    if options.protect.containers {
+        let rules = super::detect::connect_guard_rules(out.detector.rules());
         if !rules.is_empty() {
             let left_out = network.set_guard(net.programs_mut(), rules)?;
             for rule in &left_out {
@@ -529,7 +584,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
                     rule.destination
                 );
             }
-            detector.set_network_guard(network.guard_rules().iter().map(|r| r.rule.clone()).collect());
+            out.detector.set_network_guard(network.guard_rules().iter().map(|r| r.rule.clone()).collect());
             network_guard = true;
             network.guard_cgroups(net.programs_mut(), guard_masks(&mut out, &network))?;
             crate::say!("picket: protect refuses deniable connects in the kernel (cgroup hooks)");
@@ -589,19 +644,19 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
                 // The execs before these connects first, so that a process that connected and
                 // exited at once still has its ancestry (the rings are read in any order).
                 events += out.send(Batch::Process(sensor.remaining()))?;
-                let alerts = network_alerts(&batch, &network);
+                let violations = described(enforcing.as_ref(), network_violations(&batch, &network));
                 events += out.send(Batch::Network(batch))?;
-                events += out.send(Batch::Alert(alerts))?;
+                events += out.send(Batch::Violations(violations))?;
             }
             batch = next_files(&mut files) => {
                 let batch = batch?;
                 events += out.send(Batch::Process(sensor.remaining()))?;
                 events += out.send(Batch::File(batch))?;
             }
-            batch = alerts => events += out.send(Batch::Alert(batch?))?,
+            batch = alerts => events += out.send(Batch::Violations(described(enforcing.as_ref(), batch?)))?,
             Some((detection, cgroup_id)) = guard_rx.recv() => {
                 let container = out.names.name(out.resolver.container_of(cgroup_id));
-                out.outputs.emit(&WireEvent::detection(&node, detection, container))?;
+                out.alert(detection, container)?;
                 out.outputs.flush()?;
                 events += 1;
             }
@@ -644,12 +699,12 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     // What the rings still hold goes out before the last state line.
     events += out.send(Batch::Process(sensor.remaining()))?;
     let last = net.remaining();
-    let alerts = network_alerts(&last, &network);
+    let violations = described(enforcing.as_ref(), network_violations(&last, &network));
     events += out.send(Batch::Network(last))?;
-    events += out.send(Batch::Alert(alerts))?;
+    events += out.send(Batch::Violations(violations))?;
     events += out.send(Batch::File(files.as_mut().map(FileSensor::remaining).unwrap_or_default()))?;
     let remaining = enforcing.as_mut().and_then(|e| e.enforcer.as_mut()).map(ExecFileEnforcer::remaining);
-    events += out.send(Batch::Alert(remaining.unwrap_or_default()))?;
+    events += out.send(Batch::Violations(described(enforcing.as_ref(), remaining.unwrap_or_default())))?;
     let (dropped, malformed) =
         counters(&sensor, &net, files.as_ref(), enforcing.as_ref().and_then(|e| e.enforcer.as_ref()), guard.as_ref())?;
     out.outputs.emit(&WireEvent::stats(&node, state(events, dropped, malformed, enforcing.as_ref())))?;

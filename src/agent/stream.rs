@@ -1,6 +1,6 @@
 //! The agent's local event stream: a unix socket, root-owned and mode 0600, that sends every
 //! event line to every connected reader (the console, a log shipper). A reader that falls behind
-//! loses the oldest lines and is told how many (`{"type":"lagged","v":1,"missed":N}`); it never
+//! loses the oldest lines and is told how many (`{"type":"lagged","v":2,"missed":N}`); it never
 //! slows the agent down.
 
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
@@ -18,10 +18,16 @@ pub const DEFAULT_SOCKET: &str = "/run/picket/agent.sock";
 /// Lines a reader may fall behind before it loses the oldest.
 pub const BACKLOG: usize = 8192;
 
+/// Recent alerts every new reader gets after the greeting, so a console that was away (or
+/// started after the attack) still sees them; the oldest go first.
+pub const KEPT_ALERTS: usize = 1024;
+
 pub struct EventServer {
     tx: broadcast::Sender<Arc<str>>,
     /// Sent first to every new reader: the agent's latest state line.
     greeting: Arc<std::sync::RwLock<Option<Arc<str>>>>,
+    /// The latest alerts' lines, sent to every new reader after the greeting.
+    kept: Arc<std::sync::Mutex<std::collections::VecDeque<Arc<str>>>>,
     path: PathBuf,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -46,16 +52,18 @@ impl Listener for tokio::net::TcpListener {
     }
 }
 
-/// Writes the greeting, then every line, to one reader until it goes away.
+/// Writes the greeting and the kept alerts, then every line, to one reader until it goes away.
+/// (An alert sent while the reader connects may come twice; alerts carry ids.)
 async fn serve<W: tokio::io::AsyncWrite + Unpin>(
     mut client: W,
     mut rx: broadcast::Receiver<Arc<str>>,
     hello: Option<Arc<str>>,
+    kept: Vec<Arc<str>>,
 ) {
-    if let Some(hello) = hello
-        && (client.write_all(hello.as_bytes()).await.is_err() || client.write_all(b"\n").await.is_err())
-    {
-        return;
+    for line in hello.into_iter().chain(kept) {
+        if client.write_all(line.as_bytes()).await.is_err() || client.write_all(b"\n").await.is_err() {
+            return;
+        }
     }
     loop {
         let line: Arc<str> = match rx.recv().await {
@@ -108,7 +116,8 @@ impl EventServer {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
             .map_err(|e| context(e, "cannot restrict"))?;
         let (tx, _) = broadcast::channel(backlog.max(1));
-        let mut server = Self { tx, greeting: Arc::default(), path: path.to_path_buf(), tasks: Vec::new() };
+        let mut server =
+            Self { tx, greeting: Arc::default(), kept: Arc::default(), path: path.to_path_buf(), tasks: Vec::new() };
         server.accept_on(listener);
         Ok(server)
     }
@@ -134,13 +143,16 @@ impl EventServer {
 
     /// Serves every reader that connects to `listener`, greeting first.
     fn accept_on<L: Listener>(&mut self, listener: L) {
-        let (sender, greeting) = (self.tx.clone(), Arc::clone(&self.greeting));
+        let (sender, greeting, kept) = (self.tx.clone(), Arc::clone(&self.greeting), Arc::clone(&self.kept));
         self.tasks.push(tokio::spawn(async move {
             loop {
                 match listener.accept_reader().await {
                     Ok(client) => {
                         let hello = greeting.read().ok().and_then(|g| g.clone());
-                        tokio::spawn(serve(client, sender.subscribe(), hello));
+                        // Subscribed before the kept lines are read: none falls in between.
+                        let rx = sender.subscribe();
+                        let kept: Vec<Arc<str>> = kept.lock().map(|k| k.iter().cloned().collect()).unwrap_or_default();
+                        tokio::spawn(serve(client, rx, hello, kept));
                     }
                     // Out of descriptors, say: the next reader may have better luck.
                     Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
@@ -160,6 +172,17 @@ impl EventServer {
     pub fn send(&self, line: Arc<str>) {
         // No reader connected is not an error.
         let _ = self.tx.send(line);
+    }
+
+    /// Sends an alert's line to every connected reader, and keeps it for readers to come.
+    pub fn send_kept(&self, line: Arc<str>) {
+        if let Ok(mut kept) = self.kept.lock() {
+            if kept.len() == KEPT_ALERTS {
+                kept.pop_front();
+            }
+            kept.push_back(Arc::clone(&line));
+        }
+        self.send(line);
     }
 
     pub fn readers(&self) -> usize {
@@ -207,6 +230,10 @@ mod tests {
         assert_eq!(reader.next_line().await.unwrap().as_deref(), Some("{\"type\":\"process\"}"));
         assert_eq!(reader.next_line().await.unwrap().as_deref(), Some("{\"type\":\"stats\"}"));
         server.set_greeting("{\"type\":\"stats\",\"events\":2}".into());
+        // Alerts are kept for readers to come (the newest KEPT_ALERTS of them).
+        for n in 0..KEPT_ALERTS + 2 {
+            server.send_kept(format!("{{\"type\":\"alert\",\"n\":{n}}}").into());
+        }
         let mut late = BufReader::new(tokio::net::UnixStream::connect(&path).await.unwrap()).lines();
         wait_for_readers(&server, 2).await;
         server.send("{\"type\":\"network\"}".into());
@@ -215,6 +242,10 @@ mod tests {
             Some("{\"type\":\"stats\",\"events\":2}"),
             "state first"
         );
+        assert_eq!(late.next_line().await.unwrap().as_deref(), Some("{\"type\":\"alert\",\"n\":2}"), "the oldest went");
+        for _ in 1..KEPT_ALERTS {
+            late.next_line().await.unwrap();
+        }
         assert_eq!(late.next_line().await.unwrap().as_deref(), Some("{\"type\":\"network\"}"));
         drop(server);
         assert!(!path.exists(), "the socket goes with the server");
@@ -236,7 +267,7 @@ mod tests {
         while let Ok(Ok(Some(line))) = tokio::time::timeout(Duration::from_millis(300), reader.next_line()).await {
             lines.push(line);
         }
-        assert!(lines.iter().any(|l| l.starts_with("{\"type\":\"lagged\",\"v\":1,\"missed\":")), "{lines:?}");
+        assert!(lines.iter().any(|l| l.starts_with("{\"type\":\"lagged\",\"v\":2,\"missed\":")), "{lines:?}");
         assert_eq!(lines.last().map(String::as_str), Some("{\"n\":63}"), "the newest lines arrive");
     }
 

@@ -4,14 +4,14 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::alert::Alert;
 use super::attribution::ContainerRef;
-use super::enforce::Alert;
 use super::events::ProcessEvent;
 use super::files::FileEvent;
 use super::net::NetEvent;
 
 /// Bumped when a field changes meaning or goes away; new fields do not bump it.
-pub const WIRE_VERSION: u32 = 1;
+pub const WIRE_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -40,20 +40,14 @@ pub enum WireEvent {
         event: FileEvent,
         container: Option<ContainerRef>,
     },
-    /// Something a container's policy does not allow (recorded, alerted or denied by its mode).
+    /// An alert: a detection rule was broken (see `plugins-config/rules/`), or a container's
+    /// policy did not allow something (recorded, alerted, denied or killed by its mode).
+    /// (Version 1 sent policy violations as a different `alert` and rules as `detection`.)
     Alert {
         v: u32,
         node: String,
         #[serde(flatten)]
-        alert: Alert,
-        container: Option<ContainerRef>,
-    },
-    /// A detection rule was broken (see `plugins-config/rules/`).
-    Detection {
-        v: u32,
-        node: String,
-        #[serde(flatten)]
-        detection: crate::agent::detect::Detection,
+        alert: Box<Alert>,
         container: Option<ContainerRef>,
     },
     /// The agent's state and counters: every 2 seconds, when it stops, and first to every reader
@@ -126,11 +120,7 @@ impl WireEvent {
     }
 
     pub fn alert(node: &str, alert: Alert, container: Option<ContainerRef>) -> Self {
-        Self::Alert { v: WIRE_VERSION, node: node.to_string(), alert, container }
-    }
-
-    pub fn detection(node: &str, detection: crate::agent::detect::Detection, container: Option<ContainerRef>) -> Self {
-        Self::Detection { v: WIRE_VERSION, node: node.to_string(), detection, container }
+        Self::Alert { v: WIRE_VERSION, node: node.to_string(), alert: Box::new(alert), container }
     }
 
     pub fn stats(node: &str, stats: AgentStats) -> Self {
@@ -144,7 +134,6 @@ impl WireEvent {
             | Self::Network { node, .. }
             | Self::File { node, .. }
             | Self::Alert { node, .. }
-            | Self::Detection { node, .. }
             | Self::Stats { node, .. } => node,
             Self::Lagged { node, .. } => node.as_deref().unwrap_or_default(),
         }
@@ -156,8 +145,7 @@ impl WireEvent {
             Self::Process { container, .. }
             | Self::Network { container, .. }
             | Self::File { container, .. }
-            | Self::Alert { container, .. }
-            | Self::Detection { container, .. } => container.as_ref(),
+            | Self::Alert { container, .. } => container.as_ref(),
             Self::Stats { .. } | Self::Lagged { .. } => None,
         }
     }
@@ -189,7 +177,7 @@ mod tests {
             None,
         );
         let line = serde_json::to_string(&event).unwrap();
-        assert!(line.starts_with(r#"{"type":"process","v":1,"node":"node-1","kind":"exec""#), "{line}");
+        assert!(line.starts_with(r#"{"type":"process","v":2,"node":"node-1","kind":"exec""#), "{line}");
         assert_eq!(serde_json::from_str::<WireEvent>(&line).unwrap(), event);
         let stats =
             WireEvent::stats("n", AgentStats { events: 3, sensors: vec!["process".into()], ..Default::default() });

@@ -129,6 +129,8 @@ pub enum Action {
     },
     ExpireToast(u64),
     RefreshTick,
+    /// Alerts from an agent could not be kept in the store (they are still shown).
+    AlertsNotKept(String),
 }
 
 /// A command a plugin runs, with its variables already expanded.

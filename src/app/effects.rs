@@ -190,8 +190,8 @@ impl Effects {
                 tokio::spawn(load_inventory(tx, request, context, self.watches.clone(), Arc::clone(&self.store)));
             }
             Effect::ConnectAgent { conn, socket, wait } => {
-                let task =
-                    tokio::spawn(client::read_agent(forward(tx, conn), socket, wait, self.agent_in_flight.clone()));
+                let feed = forward(tx, conn, Arc::clone(&self.store));
+                let task = tokio::spawn(client::read_agent(feed, socket, wait, self.agent_in_flight.clone()));
                 if let Ok(mut reader) = self.agent_reader.lock()
                     && let Some(previous) = reader.replace(task.abort_handle())
                 {
@@ -199,7 +199,7 @@ impl Effects {
                 }
             }
             Effect::ConnectClusterAgents { conn, context } => {
-                let feed = forward(tx, conn);
+                let feed = forward(tx, conn, Arc::clone(&self.store));
                 let task = tokio::spawn(client::read_cluster_agents(feed, context, self.agent_in_flight.clone()));
                 if let Ok(mut reader) = self.cluster_reader.lock()
                     && let Some(previous) = reader.replace(task.abort_handle())
@@ -239,14 +239,26 @@ impl Effects {
     }
 }
 
-/// Hands an agent reader's feed to the loop as actions of connection `conn`; ends when either
-/// side does.
-fn forward(tx: UnboundedSender<Action>, conn: u64) -> UnboundedSender<Feed> {
+/// Hands an agent reader's feed to the loop as actions of connection `conn`, keeping its alerts
+/// in the store first; ends when either side does.
+fn forward(tx: UnboundedSender<Action>, conn: u64, store: Arc<Store>) -> UnboundedSender<Feed> {
     let (feed_tx, mut feed_rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
+        let log = crate::alert::AlertLog::open(&store).map_err(|e| e.to_string());
         while let Some(feed) = feed_rx.recv().await {
             let action = match feed {
-                Feed::Lines { events, unreadable } => Action::AgentLines { conn, events, unreadable },
+                Feed::Lines { events, unreadable } => {
+                    let kept = match &log {
+                        Ok(log) => {
+                            log.record(&events, crate::alert::now_unix_ms()).map(|_| ()).map_err(|e| e.to_string())
+                        }
+                        Err(e) => Err(e.clone()),
+                    };
+                    if let Err(e) = kept {
+                        let _ = tx.send(Action::AlertsNotKept(e));
+                    }
+                    Action::AgentLines { conn, events, unreadable }
+                }
                 Feed::Down { reason } => Action::AgentDown { conn, reason },
                 Feed::PodsListed(result) => Action::ClusterAgentsListed { conn, result },
                 Feed::PodDown { pod, reason } => Action::ClusterAgentDown { conn, pod, reason },

@@ -75,6 +75,7 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
             }
             Err(err) => toast(state, err, true),
         },
+        Action::AlertsNotKept(err) => toast(state, format!("alerts not kept: {err}"), true),
         Action::PluginFinished { name, result } => match result {
             Ok(msg) => toast(state, format!("{name}: {msg}"), false),
             Err(msg) => toast(state, format!("{name}: {msg}"), true),

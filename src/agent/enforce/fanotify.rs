@@ -27,8 +27,9 @@ use nix::sys::fanotify::{
     EventFFlags, Fanotify, FanotifyEvent, FanotifyResponse, InitFlags, MarkFlags, MaskFlags, Response,
 };
 
-use super::{Alert, AlertAction, AlertKind, ContainerPolicy, EnforceError, Mode};
+use super::{AlertAction, AlertKind, ContainerPolicy, EnforceError, Mode, Violation};
 use crate::agent::attribution::{CgroupResolver, cgroup_id_of_pid, cgroup_pids};
+use crate::agent::events::boottime_ns;
 
 /// Alerts waiting for the agent's loop; beyond this they are counted as dropped.
 const ALERT_QUEUE: usize = 4096;
@@ -99,7 +100,7 @@ struct Guard {
     /// elsewhere are not judged).
     containers: HashMap<u64, (Option<String>, Option<String>)>,
     starts: std::sync::Mutex<crate::agent::drift::Starts>,
-    detections: tokio::sync::mpsc::Sender<(crate::agent::detect::Detection, u64)>,
+    detections: tokio::sync::mpsc::Sender<(crate::agent::alert::Alert, u64)>,
 }
 
 /// State shared with the verdict thread.
@@ -121,7 +122,7 @@ struct Shared {
 pub struct FanotifyEnforcer {
     shared: Arc<Shared>,
     thread: Option<std::thread::JoinHandle<()>>,
-    alerts: tokio::sync::mpsc::Receiver<Alert>,
+    alerts: tokio::sync::mpsc::Receiver<Violation>,
     resolver: CgroupResolver,
     /// Marked root mounts, by the cgroup whose process gave them, with the mask marked.
     marked: BTreeMap<u64, (PathBuf, MaskFlags)>,
@@ -237,7 +238,7 @@ impl FanotifyEnforcer {
     pub fn guard(
         &mut self,
         rules: Vec<crate::rules::Rule>,
-        detections: tokio::sync::mpsc::Sender<(crate::agent::detect::Detection, u64)>,
+        detections: tokio::sync::mpsc::Sender<(crate::agent::alert::Alert, u64)>,
     ) -> Result<(), EnforceError> {
         *self.shared.guard.write().map_err(|_| EnforceError::Poisoned)? =
             Some(Guard { rules, containers: Default::default(), starts: Default::default(), detections });
@@ -275,7 +276,7 @@ impl FanotifyEnforcer {
     }
 
     /// The next alerts the verdict thread raised.
-    pub async fn next_alerts(&mut self) -> Result<Vec<Alert>, EnforceError> {
+    pub async fn next_alerts(&mut self) -> Result<Vec<Violation>, EnforceError> {
         let Some(first) = self.alerts.recv().await else { return Err(EnforceError::VerdictThreadGone) };
         let mut batch = vec![first];
         while let Ok(more) = self.alerts.try_recv() {
@@ -284,7 +285,7 @@ impl FanotifyEnforcer {
         Ok(batch)
     }
 
-    pub fn remaining(&mut self) -> Vec<Alert> {
+    pub fn remaining(&mut self) -> Vec<Violation> {
         let mut out = Vec::new();
         while let Ok(alert) = self.alerts.try_recv() {
             out.push(alert);
@@ -313,7 +314,7 @@ impl Drop for FanotifyEnforcer {
 }
 
 /// Reads permission events until stopped and answers every one.
-fn verdict_loop(shared: &Shared, alerts: &tokio::sync::mpsc::Sender<Alert>) {
+fn verdict_loop(shared: &Shared, alerts: &tokio::sync::mpsc::Sender<Violation>) {
     use nix::errno::Errno;
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     let me = std::process::id();
@@ -366,10 +367,10 @@ enum Verdict {
     /// allowed program, outside the allowlist, must be asked about).
     Allowed { cacheable: bool },
     /// The policy does not allow it: the alert says what was done.
-    Violation(Alert),
+    Violation(Violation),
 }
 
-fn answer(shared: &Shared, event: &FanotifyEvent, me: u32, alerts: &tokio::sync::mpsc::Sender<Alert>) {
+fn answer(shared: &Shared, event: &FanotifyEvent, me: u32, alerts: &tokio::sync::mpsc::Sender<Violation>) {
     let Some(fd) = event.fd() else { return };
     let exec = event.mask().contains(MaskFlags::FAN_OPEN_EXEC_PERM);
     let pid = u32::try_from(event.pid()).unwrap_or(0);
@@ -456,14 +457,18 @@ fn guard_exec(shared: &Shared, fd: BorrowedFd, pid: u32) -> GuardVerdict {
         return GuardVerdict::Passed;
     };
     let caller = crate::agent::processes::ProcessTable::new().ancestry(pid, true);
-    let detection = crate::agent::detect::Detection {
+    let detection = crate::agent::alert::Alert {
+        id: String::new(),
+        at_unix_ms: 0,
         rule: rule.info.id.clone(),
         title: rule.info.title.clone(),
         severity: rule.info.severity,
         technique: rule.info.technique.clone(),
         why: rule.info.why.clone(),
-        action: crate::agent::detect::Action::Denied,
-        event: crate::agent::detect::Trigger {
+        mode: Mode::Protect,
+        action: crate::agent::alert::Action::Denied,
+        policy: String::new(),
+        event: crate::agent::alert::Trigger {
             kind: "exec".into(),
             pid,
             uid,
@@ -507,7 +512,7 @@ fn judge(shared: &Shared, policies: &HashMap<u64, Verdicts>, fd: BorrowedFd, pid
         Mode::Monitor => AlertAction::Alerted,
         Mode::Discover => AlertAction::Recorded,
     };
-    Verdict::Violation(Alert {
+    Verdict::Violation(Violation {
         kind: if exec { AlertKind::Exec } else { AlertKind::File },
         action,
         pid,
@@ -527,14 +532,6 @@ fn uid_of(pid: u32) -> Option<u32> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("Uid:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// CLOCK_BOOTTIME in nanoseconds, the clock the kernel programs' timestamps use
-/// (`bpf_ktime_get_boot_ns`).
-fn boottime_ns() -> u64 {
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
-        .map(|t| u64::try_from(t.tv_sec()).unwrap_or(0) * 1_000_000_000 + u64::try_from(t.tv_nsec()).unwrap_or(0))
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

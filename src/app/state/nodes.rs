@@ -156,7 +156,7 @@ impl ContainerActivity {
             },
             WireEvent::Network { .. } => self.connections += 1,
             WireEvent::File { .. } => self.opens += 1,
-            WireEvent::Alert { .. } | WireEvent::Detection { .. } => self.alerts += 1,
+            WireEvent::Alert { .. } => self.alerts += 1,
             WireEvent::Stats { .. } | WireEvent::Lagged { .. } => {}
         }
         // Fork and exit are the tree's business; the stream shows what a responder reads.

@@ -6,7 +6,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Row, Wrap};
 
-use crate::agent::enforce::{AlertAction, AlertKind};
+use crate::agent::alert::Action;
 use crate::agent::events::ProcessEventKind;
 use crate::agent::net::NetEventKind;
 use crate::agent::wire::{AgentStats, WireEvent};
@@ -277,42 +277,22 @@ fn event_line(event: &WireEvent) -> (String, String) {
         }
         WireEvent::Alert { alert, .. } => {
             let action = match alert.action {
-                AlertAction::Recorded => "recorded",
-                AlertAction::Alerted => "alert",
-                AlertAction::Denied => "denied",
-                AlertAction::Killed => "killed",
+                Action::Recorded => "recorded",
+                Action::Alerted => "alert",
+                Action::Denied => "denied",
+                Action::Killed => "killed",
             };
-            let what = match alert.kind {
-                AlertKind::Exec => "exec".to_string(),
-                AlertKind::File => {
-                    format!("{}{}", if alert.read { "read" } else { "" }, if alert.write { " write" } else { "" })
-                }
-                AlertKind::Connect => {
-                    return (
-                        action.into(),
-                        format!("connect {} ({}; {}, pid {})", alert.remote, alert.rule, alert.comm, alert.pid),
-                    );
-                }
+            let subject = match alert.event.kind.as_str() {
+                "open" => alert.event.path.clone(),
+                "connect" | "send" => alert.event.remote.clone(),
+                _ => alert.event.exe.clone(),
             };
-            (action.into(), format!("{what} {} ({}, pid {})", alert.path, alert.comm, alert.pid))
-        }
-        WireEvent::Detection { detection, .. } => {
-            let action = match detection.action {
-                crate::agent::detect::Action::Alerted => "alert",
-                crate::agent::detect::Action::Killed => "killed",
-                crate::agent::detect::Action::Denied => "denied",
-            };
-            let subject = match detection.event.kind.as_str() {
-                "open" => detection.event.path.clone(),
-                "connect" => detection.event.remote.clone(),
-                _ => detection.event.exe.clone(),
-            };
-            let count = if detection.count > 1 { format!(" ×{}", detection.count) } else { String::new() };
+            let count = if alert.count > 1 { format!(" ×{}", alert.count) } else { String::new() };
             (
                 action.into(),
                 format!(
                     "{} {}: {subject} ({}, pid {}){count}",
-                    detection.severity, detection.title, detection.event.comm, detection.event.pid
+                    alert.severity, alert.title, alert.event.comm, alert.event.pid
                 ),
             )
         }
@@ -362,7 +342,7 @@ pub fn render_activity(frame: &mut Frame, area: Rect, state: &AppState, theme: &
         .map(|event| {
             let (kind, detail) = event_line(event);
             let style = match event {
-                WireEvent::Alert { .. } | WireEvent::Detection { .. } => theme.style(Slot::StatusError),
+                WireEvent::Alert { .. } => theme.style(Slot::StatusError),
                 WireEvent::Network { .. } => theme.style(Slot::Value),
                 _ => theme.style(Slot::App),
             };
