@@ -335,6 +335,60 @@ async fn the_fanotify_rung_denies_outside_the_policy_and_fails_open_when_stopped
     assert!(exec_in(&podman, "fenced", &["cat", "/secret/key"]).1.contains("s3cr3t"));
 }
 
+/// The fanotify rung reaches a container's volumes too: a read-denial under a bind-mounted
+/// host directory holds inside the container, while the host reads the same files freely; a
+/// program on the volume outside the allowlist is refused. The kernel's cache of allowed files
+/// stays under its bound (each cached file pins its inode), dropping and refilling.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fanotify_rung_polices_volumes_and_bounds_its_cache() {
+    use picket::agent::enforce::fanotify::FanotifyEnforcer;
+    use picket::agent::enforce::{ContainerPolicy, FileRule, Mode};
+    if !common::is_root() {
+        eprintln!("skipped: fanotify permission events need root");
+        return;
+    }
+    let podman = require_podman!();
+    let volume = tempfile::tempdir().expect("a host directory");
+    std::fs::create_dir(volume.path().join("secret")).expect("mkdir");
+    std::fs::write(volume.path().join("secret/key"), "s3cr3t").expect("write");
+    std::fs::copy("/bin/busybox", volume.path().join("tool")).expect("a program on the volume");
+    let mount = format!("{}:/data", volume.path().display());
+    podman.podman(&["run", "-d", "--name", "volumed", "-v", &mount, common::engines::Podman::IMAGE, "sleep", "600"]);
+    let cgroup_id = cgroup_id_of(&podman, "volumed");
+    let mut enforcer = FanotifyEnforcer::start().expect("a fanotify group with permission events");
+    enforcer.set_max_cached(4);
+    let policy = ContainerPolicy {
+        cgroup_id,
+        mode: Mode::Protect,
+        exec_allowlist: Some(vec!["/bin/busybox".into()]),
+        file_rules: vec![FileRule { prefix: "/data/secret/".into(), deny_read: true, deny_write: true }],
+        connect: None,
+    };
+    enforcer.apply(&[policy]).expect("policy applies");
+    assert!(enforcer.pending().is_empty(), "every mount marked: {:?}", enforcer.pending());
+    let (read, out) = exec_in(&podman, "volumed", &["cat", "/data/secret/key"]);
+    assert!(!read && !out.contains("s3cr3t"), "denied on the volume: {out}");
+    let (ran, out) = exec_in(&podman, "volumed", &["/data/tool", "true"]);
+    assert!(!ran, "a program on the volume outside the allowlist: {out}");
+    assert_eq!(std::fs::read_to_string(volume.path().join("secret/key")).expect("the host reads it"), "s3cr3t");
+    // Ten different files, twice: the cache fills past its bound of 4, is dropped and refills.
+    let made = exec_in(
+        &podman,
+        "volumed",
+        &["sh", "-c", "mkdir -p /tmp/c && for i in 0 1 2 3 4 5 6 7 8 9; do echo $i > /tmp/c/$i; done"],
+    );
+    assert!(made.0, "{}", made.1);
+    let files = "for i in 0 1 2 3 4 5 6 7 8 9; do cat /tmp/c/$i > /dev/null; done; echo done";
+    for _ in 0..2 {
+        assert!(exec_in(&podman, "volumed", &["sh", "-c", files]).1.contains("done"));
+    }
+    let (cached, flushes) = enforcer.cache();
+    assert!(cached < 4 && flushes >= 1, "cached {cached}, dropped {flushes} times");
+    assert!(!exec_in(&podman, "volumed", &["cat", "/data/secret/key"]).0, "still denied after the drops");
+    drop(enforcer);
+    assert!(exec_in(&podman, "volumed", &["cat", "/data/secret/key"]).1.contains("s3cr3t"), "fails open");
+}
+
 fn lsm_programs_refused(error: &picket::agent::enforce::EnforceError) -> bool {
     let text = format!("{error:?}");
     text.contains("PermissionDenied") && text.contains("bprm_check_security")

@@ -392,6 +392,15 @@ impl ExecFileEnforcer {
         }
     }
 
+    /// Policed cgroups nothing enforces yet, with why (the fanotify rung marks a container's
+    /// mounts through one of its processes; the kernel rungs need nothing of the sort).
+    pub fn pending(&self) -> Vec<(u64, String)> {
+        match self {
+            Self::Fanotify(e) => e.pending().iter().map(|(id, why)| (*id, why.clone())).collect(),
+            Self::Lsm(_) | Self::Signal(_) => Vec::new(),
+        }
+    }
+
     pub fn malformed(&self) -> u64 {
         match self {
             Self::Fanotify(e) => e.malformed,

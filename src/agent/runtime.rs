@@ -221,7 +221,9 @@ impl Enforcing {
     fn refresh(&mut self, running: &[RunningContainer], net: &mut NetSensor, network: &mut NetworkControl) {
         let indexed = self.file.resolve_indexed(running);
         let policies: Vec<_> = indexed.iter().map(|(_, p)| p.clone()).collect();
-        if policies == self.applied && !self.dirty {
+        // Containers whose mounts could not be marked yet (fanotify) are tried again.
+        let pending = self.enforcer.as_ref().is_some_and(|e| !e.pending().is_empty());
+        if policies == self.applied && !self.dirty && !pending {
             return;
         }
         let exec_file: Vec<_> = policies.iter().filter(|p| p.has_exec_or_file_rules()).cloned().collect();
@@ -293,7 +295,9 @@ impl Enforcing {
         if self.applied.iter().any(|p| p.connect.is_some()) {
             rungs.push(super::enforce::Rung::CgroupHooks.as_str());
         }
+        let pending = self.enforcer.as_ref().map(ExecFileEnforcer::pending).unwrap_or_default();
         Enforcement {
+            pending: u32::try_from(pending.len()).unwrap_or(u32::MAX),
             rung: (!rungs.is_empty()).then(|| rungs.join("+")),
             policy: self.path.display().to_string(),
             discover: count(Mode::Discover),

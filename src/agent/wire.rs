@@ -101,9 +101,18 @@ pub struct Enforcement {
     pub discover: u32,
     pub monitor: u32,
     pub protect: u32,
+    /// Policed cgroups nothing enforces yet (their container's mounts could not be marked yet:
+    /// no process in them, or the mark failed); counted in the modes above, tried again every
+    /// 2 seconds.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pending: u32,
     /// Why the last policy update was refused (the previous policy stays in force).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl WireEvent {

@@ -33,6 +33,28 @@ use crate::agent::events::boottime_ns;
 
 /// Alerts waiting for the agent's loop; beyond this they are counted as dropped.
 const ALERT_QUEUE: usize = 4096;
+/// Allowed files cached in the kernel (ignore marks) at most: each mark pins its inode in
+/// memory, so past this many they are all dropped and the cache fills again.
+pub const MAX_CACHED: u64 = 65_536;
+/// Filesystems with nothing to run or police in them: their mounts are not marked.
+const PSEUDO_FILESYSTEMS: &[&str] = &[
+    "proc",
+    "sysfs",
+    "cgroup",
+    "cgroup2",
+    "devpts",
+    "mqueue",
+    "securityfs",
+    "debugfs",
+    "tracefs",
+    "bpf",
+    "pstore",
+    "configfs",
+    "fusectl",
+    "binfmt_misc",
+    "hugetlbfs",
+    "nsfs",
+];
 
 /// What one container's policy needs from this rung.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,6 +139,11 @@ struct Shared {
     unjudged: AtomicU64,
     cgroup_root: PathBuf,
     guard: RwLock<Option<Guard>>,
+    /// Ignore marks added since the last flush of them, and the bound.
+    cached: AtomicU64,
+    max_cached: AtomicU64,
+    /// Times the cache was dropped for being full.
+    cache_flushes: AtomicU64,
 }
 
 pub struct FanotifyEnforcer {
@@ -124,8 +151,12 @@ pub struct FanotifyEnforcer {
     thread: Option<std::thread::JoinHandle<()>>,
     alerts: tokio::sync::mpsc::Receiver<Violation>,
     resolver: CgroupResolver,
-    /// Marked root mounts, by the cgroup whose process gave them, with the mask marked.
-    marked: BTreeMap<u64, (PathBuf, MaskFlags)>,
+    /// Marked mounts (the root and every other mount of the container), by the cgroup whose
+    /// process gave them, with the mask marked.
+    marked: BTreeMap<u64, (Vec<PathBuf>, MaskFlags)>,
+    /// Cgroups with a policy whose mounts are not marked yet (no process to reach them through,
+    /// or the mark failed): tried again at the next apply.
+    pending: BTreeMap<u64, String>,
     pub malformed: u64,
 }
 
@@ -153,6 +184,9 @@ impl FanotifyEnforcer {
             unjudged: AtomicU64::new(0),
             cgroup_root: crate::agent::attribution::unified_root(),
             guard: RwLock::new(None),
+            cached: AtomicU64::new(0),
+            max_cached: AtomicU64::new(MAX_CACHED),
+            cache_flushes: AtomicU64::new(0),
         });
         let (tx, alerts) = tokio::sync::mpsc::channel(ALERT_QUEUE);
         let for_thread = Arc::clone(&shared);
@@ -169,6 +203,7 @@ impl FanotifyEnforcer {
             alerts,
             resolver: CgroupResolver::new(),
             marked: BTreeMap::new(),
+            pending: BTreeMap::new(),
             malformed: 0,
         })
     }
@@ -193,25 +228,54 @@ impl FanotifyEnforcer {
         if changed {
             self.flush()?;
         }
+        self.pending.clear();
         for policy in policies {
             let mask = verdicts(policy).mask();
             if mask.is_empty() || self.marked.get(&policy.cgroup_id).is_some_and(|(_, m)| *m == mask) {
                 continue;
             }
-            // A cgroup with no process left (runc's init cgroup after exec) has nothing to mark.
-            let Some(root) = self.root_of(policy.cgroup_id) else { continue };
-            self.mark(&root, mask)?;
-            self.marked.insert(policy.cgroup_id, (root, mask));
+            match self.mark_container(policy.cgroup_id, mask) {
+                Ok(mounts) => {
+                    self.marked.insert(policy.cgroup_id, (mounts, mask));
+                }
+                Err(why) => {
+                    self.pending.insert(policy.cgroup_id, why);
+                }
+            }
         }
         self.marked.retain(|id, _| policies.iter().any(|p| p.cgroup_id == *id));
         Ok(())
     }
 
-    /// `/proc/PID/root/` of a process in the cgroup.
-    fn root_of(&mut self, cgroup_id: u64) -> Option<PathBuf> {
-        let path = self.resolver.path_of(cgroup_id)?;
-        let pid = *cgroup_pids(&self.shared.cgroup_root, &path).first()?;
-        Some(PathBuf::from(format!("/proc/{pid}/root/")))
+    /// Cgroups with a policy that nothing enforces yet, with why (no process in them yet, or a
+    /// mark that failed); `apply` tries them again.
+    pub fn pending(&self) -> &BTreeMap<u64, String> {
+        &self.pending
+    }
+
+    /// Marks every mount of the container the cgroup belongs to, as one of its processes sees
+    /// them: its root and its volumes, tmpfs and binds (not the pseudo filesystems). Marks are
+    /// per mount, so the host's own mounts of the same filesystems stay unwatched.
+    fn mark_container(&mut self, cgroup_id: u64, mask: MaskFlags) -> Result<Vec<PathBuf>, String> {
+        let path = self.resolver.path_of(cgroup_id).ok_or("the cgroup is gone")?;
+        // A cgroup with no process (runc's init cgroup after exec, a container starting) has no
+        // mounts to reach yet.
+        let pid = *cgroup_pids(&self.shared.cgroup_root, &path).first().ok_or("no process in it yet")?;
+        let root = PathBuf::from(format!("/proc/{pid}/root/"));
+        self.mark(&root, mask).map_err(|e| e.to_string())?;
+        let mut mounts = vec![root];
+        let mountinfo = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap_or_default();
+        for (point, fstype) in mount_points(&mountinfo) {
+            if point == "/" || PSEUDO_FILESYSTEMS.contains(&fstype.as_str()) {
+                continue;
+            }
+            let at = PathBuf::from(format!("/proc/{pid}/root{point}"));
+            // A mount gone since the read (or shadowed by another) is skipped; the root is marked.
+            if self.mark(&at, mask).is_ok() {
+                mounts.push(at);
+            }
+        }
+        Ok(mounts)
     }
 
     fn mark(&self, root: &Path, mask: MaskFlags) -> Result<(), EnforceError> {
@@ -219,6 +283,16 @@ impl FanotifyEnforcer {
             .group
             .mark(MarkFlags::FAN_MARK_ADD | MarkFlags::FAN_MARK_MOUNT, mask, self.shared.group.as_fd(), Some(root))
             .map_err(|e| EnforceError::Fanotify { step: format!("marking {}", root.display()), errno: e })
+    }
+
+    /// Bounds the kernel's cache of allowed files (for tests; `MAX_CACHED` otherwise).
+    pub fn set_max_cached(&self, max: u64) {
+        self.shared.max_cached.store(max.max(1), Ordering::Relaxed);
+    }
+
+    /// (allowed files cached now, times the cache was dropped for being full).
+    pub fn cache(&self) -> (u64, u64) {
+        (self.shared.cached.load(Ordering::Relaxed), self.shared.cache_flushes.load(Ordering::Relaxed))
     }
 
     /// Removes every mount mark and every cached allowed inode.
@@ -230,6 +304,7 @@ impl FanotifyEnforcer {
                 .map_err(|e| EnforceError::Fanotify { step: "flushing marks".into(), errno: e })?;
         }
         self.marked.clear();
+        self.shared.cached.store(0, Ordering::Relaxed);
         Ok(())
     }
 
@@ -264,11 +339,10 @@ impl FanotifyEnforcer {
             if self.marked.contains_key(&cgroup_id) {
                 continue;
             }
-            let Some(root) = self.root_of(cgroup_id) else { continue };
-            // A container that stopped since it was listed cannot be marked: the next refresh
-            // tries again for those still there.
-            if self.mark(&root, MaskFlags::FAN_OPEN_EXEC_PERM).is_ok() {
-                self.marked.insert(cgroup_id, (root, MaskFlags::FAN_OPEN_EXEC_PERM));
+            // A container that stopped (or has not started) since it was listed cannot be
+            // marked: the next refresh tries again for those still there.
+            if let Ok(mounts) = self.mark_container(cgroup_id, MaskFlags::FAN_OPEN_EXEC_PERM) {
+                self.marked.insert(cgroup_id, (mounts, MaskFlags::FAN_OPEN_EXEC_PERM));
             }
         }
         self.marked.retain(|id, _| cgroups.contains(id));
@@ -412,13 +486,59 @@ fn answer(shared: &Shared, event: &FanotifyEvent, me: u32, alerts: &tokio::sync:
     {
         // An exec's open is one event with both bits: both are answered from now on.
         let mask = event.mask() & (MaskFlags::FAN_OPEN_EXEC_PERM | MaskFlags::FAN_OPEN_PERM);
-        let _ = shared.group.mark(
+        let marked = shared.group.mark(
             MarkFlags::FAN_MARK_ADD | MarkFlags::FAN_MARK_IGNORED_MASK | survive,
             mask,
             fd,
             None::<&Path>,
         );
+        if marked.is_ok()
+            && shared.cached.fetch_add(1, Ordering::Relaxed) + 1 >= shared.max_cached.load(Ordering::Relaxed)
+        {
+            // Inode marks only: the mount marks stay, so nothing goes unpoliced meanwhile.
+            let flushed =
+                shared.group.mark(MarkFlags::FAN_MARK_FLUSH, MaskFlags::empty(), shared.group.as_fd(), None::<&Path>);
+            if flushed.is_ok() {
+                shared.cached.store(0, Ordering::Relaxed);
+                shared.cache_flushes.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
+}
+
+/// (mount point, filesystem type) of each line of a `/proc/PID/mountinfo`, with the kernel's
+/// octal escapes (`\040` for a space) undone.
+fn mount_points(mountinfo: &str) -> Vec<(String, String)> {
+    let unescape = |field: &str| {
+        let bytes = field.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            let octal =
+                bytes.get(i + 1..i + 4).filter(|d| bytes[i] == b'\\' && d.iter().all(|b| (b'0'..=b'7').contains(b)));
+            match octal {
+                Some(d) => {
+                    out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
+                    i += 4;
+                }
+                None => {
+                    out.push(bytes[i]);
+                    i += 1;
+                }
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    mountinfo
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let point = fields.get(4)?;
+            // The optional fields end at "-", then the filesystem type.
+            let dash = fields.iter().position(|f| *f == "-")?;
+            Some((unescape(point), fields.get(dash + 1)?.to_string()))
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -570,5 +690,26 @@ mod tests {
         assert!(!v.allows(true, "/etc/secret/tool"), "an exec under a denied prefix is an open there too");
         let any = verdicts(&policy(vec![], None));
         assert!(any.mask().is_empty(), "nothing to mark");
+    }
+
+    #[test]
+    fn mount_points_come_from_mountinfo_with_escapes_undone() {
+        let mountinfo = "\
+1034 990 0:104 / / rw,relatime - overlay overlay rw,lowerdir=/l,upperdir=/u,workdir=/w
+1035 1034 0:107 / /proc rw,nosuid - proc proc rw
+1040 1034 8:1 /srv/my\\040data /data rw,relatime shared:1 - ext4 /dev/sda1 rw
+1041 1034 0:110 / /run/secrets\\040dir rw master:2 - tmpfs tmpfs rw
+";
+        let points = mount_points(mountinfo);
+        assert_eq!(
+            points,
+            [
+                ("/".to_string(), "overlay".to_string()),
+                ("/proc".to_string(), "proc".to_string()),
+                ("/data".to_string(), "ext4".to_string()),
+                ("/run/secrets dir".to_string(), "tmpfs".to_string()),
+            ]
+        );
+        assert!(mount_points("garbage\n\n1 2 3").is_empty());
     }
 }

@@ -28,7 +28,8 @@ fn mode_label(stats: &AgentStats) -> String {
             // The enforcement mechanism first: what the user trusts the policy to is what loaded.
             let rung = e.rung.as_deref().map(|r| format!("{r}: ")).unwrap_or_default();
             let error = if e.error.is_some() { " (policy error)" } else { "" };
-            format!("{rung}protect {} · monitor {} · discover {}{error}", e.protect, e.monitor, e.discover)
+            let pending = if e.pending > 0 { format!(" ({} not enforced yet)", e.pending) } else { String::new() };
+            format!("{rung}protect {} · monitor {} · discover {}{pending}{error}", e.protect, e.monitor, e.discover)
         }
     }
 }
@@ -378,9 +379,14 @@ mod tests {
             protect: 2,
             monitor: 1,
             discover: 0,
+            pending: 0,
             error: None,
         });
         assert_eq!(super::mode_label(&stats), "fanotify: protect 2 · monitor 1 · discover 0");
+        if let Some(e) = stats.enforcement.as_mut() {
+            e.pending = 1;
+        }
+        assert_eq!(super::mode_label(&stats), "fanotify: protect 2 · monitor 1 · discover 0 (1 not enforced yet)");
     }
     use crate::app::fixtures::{self, code, key, type_text};
     use crate::app::state::AgentPod;
