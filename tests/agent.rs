@@ -1097,6 +1097,66 @@ fn attacks_on_the_host_raise_host_alerts() {
         ours("write-below-system-dirs").is_none() && ours("package-manager-in-container").is_none(),
         "container-only rules stay quiet on the host"
     );
+
+    // --protect-host: a host exec a deniable rule catches is refused at exec time (fanotify on
+    // the host's mounts). Only a rule of the test's own (its temporary directory) may refuse
+    // anything: the node's other programs and tests are left alone.
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).expect("rules dir");
+    let shipped = picket::rules::RuleSet::load(std::path::Path::new("/nonexistent"), false).expect("shipped rules");
+    let off: String = shipped
+        .rules
+        .iter()
+        .filter(|r| r.info.deniable)
+        .map(|r| format!("  - id: {}\n    enabled: false\n", r.info.id))
+        .collect();
+    let tool = dir.path().join("tool");
+    std::fs::copy("/bin/true", &tool).expect("a host program");
+    std::fs::write(
+        rules.join("host.yaml"),
+        format!(
+            "rules:\n  - id: test-host-refusal\n    title: Test program\n    severity: high\n    technique: T1059\n    why: the test's own\n    on: exec\n    when:\n      exePrefixAny: [\"{}/\"]\n    deniable: true\noverrides:\n{off}",
+            dir.path().display()
+        ),
+    )
+    .expect("write");
+    std::fs::create_dir_all(&cgroup).expect("the child cgroup again");
+    let script = format!(
+        "echo $$ > {procs}; sh -c '{tool}; echo status $?'; ls / > /dev/null && echo ordinary fine",
+        procs = cgroup.join("cgroup.procs").display(),
+        tool = tool.display()
+    );
+    let agent = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+        .args(["agent", "run", "--for", "6", "--protect", "--protect-host", "--rules"])
+        .arg(&rules)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("picket agent runs");
+    std::thread::sleep(Duration::from_secs(3));
+    let ran = std::process::Command::new("bash").args(["-c", &script]).output().expect("bash runs");
+    let printed = String::from_utf8_lossy(&ran.stdout);
+    let out = agent.wait_with_output().expect("the agent ends");
+    let _ = std::fs::remove_dir(&cgroup);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("protect on the host: execs on its"), "{stderr}");
+    assert!(
+        printed.contains("status 126"),
+        "refused before it ran: {printed} {}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    assert!(printed.contains("ordinary fine"), "the host's other programs run: {printed}");
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let refused = lines
+        .iter()
+        .find(|l| l["type"] == "alert" && l["rule"] == "test-host-refusal")
+        .expect("the host refusal's alert");
+    assert_eq!((refused["action"].as_str(), refused["container"].is_null()), (Some("denied"), true), "{refused}");
+    assert_eq!(refused["event"]["exe"], tool.display().to_string());
+    // The agent is gone: the program runs.
+    assert!(std::process::Command::new(&tool).status().expect("runs").success());
 }
 
 /// `picket agent policy FILE`: a good file is summarised; a bad one is refused naming the file,

@@ -575,6 +575,17 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     {
         crate::say!("picket: exec-time refusal: {e}");
     }
+    if let (Some(guard), true) = (guard.as_mut(), options.protect.host) {
+        let allow = super::enforce::fanotify::HostAllowlist::standard();
+        match guard.guard_host(allow) {
+            Ok(mounts) => crate::say!(
+                "picket: protect on the host: execs on its {mounts} mounts are judged (never this agent, its parents, init or the container runtimes); stopping the agent lets everything run"
+            ),
+            Err(e) => crate::say!(
+                "picket: protect on the host refuses nothing at exec time ({e}); deniable detections are killed after exec"
+            ),
+        }
+    }
     // And refuses, in the connect hooks, the deniable connect rules' destinations.
     let mut network_guard = false;
     if options.protect.containers {

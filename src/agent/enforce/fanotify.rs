@@ -123,6 +123,64 @@ struct Guard {
     containers: HashMap<u64, (Option<String>, Option<String>)>,
     starts: std::sync::Mutex<crate::agent::drift::Starts>,
     detections: tokio::sync::mpsc::Sender<(crate::agent::alert::Alert, u64)>,
+    /// Protect on the host too (`--protect-host`): the processes never refused there.
+    host: Option<HostAllowlist>,
+}
+
+/// Who is never refused on the host: the agent and its ancestors (by pid), and the programs
+/// that run containers and nodes (by the caller's executable name), so a rule can never lock
+/// the node out of its runtime.
+#[derive(Debug, Clone)]
+pub struct HostAllowlist {
+    pub pids: Vec<u32>,
+    pub programs: Vec<String>,
+}
+
+/// The programs `HostAllowlist::standard` never refuses: init, container runtimes, the kubelet.
+pub const NEVER_REFUSED_ON_HOSTS: &[&str] = &[
+    "systemd",
+    "init",
+    "containerd",
+    "containerd-shim",
+    "containerd-shim-runc-v2",
+    "dockerd",
+    "docker-proxy",
+    "runc",
+    "crun",
+    "conmon",
+    "podman",
+    "kubelet",
+    "crio",
+    "cri-o",
+];
+
+impl HostAllowlist {
+    /// This agent, its ancestors, and `NEVER_REFUSED_ON_HOSTS`.
+    pub fn standard() -> Self {
+        let pids = crate::agent::processes::ProcessTable::new()
+            .ancestry(std::process::id(), false)
+            .iter()
+            .map(|a| a.pid)
+            .collect();
+        Self { pids, programs: NEVER_REFUSED_ON_HOSTS.iter().map(|p| p.to_string()).collect() }
+    }
+
+    /// Whether the process `pid` (about to exec) is one never refused: on the list by pid or by
+    /// its executable (a runtime's forked child still runs the runtime), init, or a kernel
+    /// thread starting a helper (a child of kthreadd, pid 2).
+    fn spares(&self, pid: u32) -> bool {
+        if pid <= 2 || self.pids.contains(&pid) {
+            return true;
+        }
+        match std::fs::read_link(format!("/proc/{pid}/exe")) {
+            Ok(exe) => exe.file_name().is_some_and(|n| self.programs.iter().any(|p| p.as_str() == n)),
+            Err(_) => {
+                std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|s| {
+                    s.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok())
+                }) == Some(2)
+            }
+        }
+    }
 }
 
 /// State shared with the verdict thread.
@@ -316,8 +374,38 @@ impl FanotifyEnforcer {
         detections: tokio::sync::mpsc::Sender<(crate::agent::alert::Alert, u64)>,
     ) -> Result<(), EnforceError> {
         *self.shared.guard.write().map_err(|_| EnforceError::Poisoned)? =
-            Some(Guard { rules, containers: Default::default(), starts: Default::default(), detections });
+            Some(Guard { rules, containers: Default::default(), starts: Default::default(), detections, host: None });
         Ok(())
+    }
+
+    /// Protect on the host too: the host's own mounts (as pid 1 sees them, else as this agent
+    /// does) are marked for
+    /// execs, and host execs the guard's rules catch are refused, except for `allow`'s
+    /// processes. Call after `guard`.
+    pub fn guard_host(&mut self, allow: HostAllowlist) -> Result<usize, EnforceError> {
+        {
+            let mut guard = self.shared.guard.write().map_err(|_| EnforceError::Poisoned)?;
+            let Some(guard) = guard.as_mut() else { return Ok(0) };
+            guard.host = Some(allow);
+        }
+        // The host as init sees it (an agent in a pod with the host's pid namespace), else as
+        // this agent sees it (an agent run on the host, where init may be out of reach).
+        let (root, mountinfo) = match std::fs::read_dir("/proc/1/root/") {
+            Ok(_) => ("/proc/1/root", "/proc/1/mountinfo"),
+            Err(_) => ("", "/proc/self/mountinfo"),
+        };
+        self.mark(&PathBuf::from(format!("{root}/")), MaskFlags::FAN_OPEN_EXEC_PERM)?;
+        let mut marked = 1;
+        let mountinfo = std::fs::read_to_string(mountinfo).unwrap_or_default();
+        for (point, fstype) in mount_points(&mountinfo) {
+            if point == "/" || PSEUDO_FILESYSTEMS.contains(&fstype.as_str()) {
+                continue;
+            }
+            if self.mark(&PathBuf::from(format!("{root}{point}")), MaskFlags::FAN_OPEN_EXEC_PERM).is_ok() {
+                marked += 1;
+            }
+        }
+        Ok(marked)
     }
 
     /// The containers running now (each cgroup with the container's name and image): their root
@@ -475,7 +563,7 @@ fn answer(shared: &Shared, event: &FanotifyEvent, me: u32, alerts: &tokio::sync:
     // (hard links) is asked about every time: the name it was allowed under says nothing about
     // the others. A file the guard passed is asked about again once it is modified (drift).
     let cache = match (guard, &verdict) {
-        (GuardVerdict::Refused, _)
+        (GuardVerdict::Refused | GuardVerdict::Spared, _)
         | (_, Verdict::Allowed { cacheable: false })
         | (GuardVerdict::NotGuarded, Verdict::NoPolicy) => None,
         (GuardVerdict::Passed, _) => Some(MarkFlags::empty()),
@@ -548,6 +636,9 @@ enum GuardVerdict {
     Passed,
     /// A deniable rule caught it: refused, and reported.
     Refused,
+    /// A host process that is never refused: allowed, and not cached (another caller of the
+    /// same file is judged).
+    Spared,
 }
 
 /// The exec-time rules on an exec in a container.
@@ -555,28 +646,33 @@ fn guard_exec(shared: &Shared, fd: BorrowedFd, pid: u32) -> GuardVerdict {
     let Ok(guard) = shared.guard.read() else { return GuardVerdict::NotGuarded };
     let Some(guard) = guard.as_ref() else { return GuardVerdict::NotGuarded };
     let Some(cgroup_id) = cgroup_id_of_pid(&shared.cgroup_root, pid) else { return GuardVerdict::NotGuarded };
-    let Some((name, image)) = guard.containers.get(&cgroup_id) else { return GuardVerdict::NotGuarded };
+    let (in_container, name, image) = match (guard.containers.get(&cgroup_id), &guard.host) {
+        (Some((name, image)), _) => (true, name.as_deref(), image.as_deref()),
+        (None, Some(allow)) if allow.spares(pid) => return GuardVerdict::Spared,
+        (None, Some(_)) => (false, None, None),
+        (None, None) => return GuardVerdict::NotGuarded,
+    };
     let fd_path = format!("/proc/self/fd/{}", fd.as_raw_fd());
     let Ok(path) = std::fs::read_link(&fd_path) else { return GuardVerdict::NotGuarded };
     let exe = path.to_string_lossy().into_owned();
     // The name the kernel will give the process: the file's name, cut to 15 bytes.
     let comm: String = exe.rsplit('/').next().unwrap_or_default().chars().take(15).collect();
     let uid = uid_of(pid).unwrap_or(u32::MAX);
-    let drift = guard.starts.lock().is_ok_and(|mut starts| starts.drifted(pid, Path::new(&fd_path)));
+    let drift = in_container && guard.starts.lock().is_ok_and(|mut starts| starts.drifted(pid, Path::new(&fd_path)));
     let setuid = nix::sys::stat::fstat(fd).is_ok_and(|st| st.st_mode & 0o4000 != 0 && st.st_uid != uid);
     let facts = crate::rules::Facts {
-        in_container: true,
+        in_container,
         exe: exe.clone(),
         comm: comm.clone(),
         drift,
         setuid,
         ..crate::rules::Facts::default()
     };
-    let whose = crate::rules::Whose { container: name.as_deref(), image: image.as_deref() };
+    let whose = crate::rules::Whose { container: name, image };
     let Some(rule) = guard.rules.iter().find(|r| r.matches(crate::rules::On::Exec, &facts, &whose)) else {
         return GuardVerdict::Passed;
     };
-    let caller = crate::agent::processes::ProcessTable::new().ancestry(pid, true);
+    let caller = crate::agent::processes::ProcessTable::new().ancestry(pid, in_container);
     let detection = crate::agent::alert::Alert {
         id: String::new(),
         at_unix_ms: 0,
