@@ -13,6 +13,7 @@ pub mod rootfs;
 pub mod secrets;
 pub mod source;
 pub mod stored;
+pub mod tarball;
 pub mod vfs;
 
 use std::io;

@@ -24,18 +24,13 @@ impl BlobStore {
         let file = File::open(path).map_err(|e| ScanError::io(&what, e))?;
         let mut archive = tar::Archive::new(file);
         let mut entries = HashMap::new();
-        for entry in archive.entries().map_err(|e| ScanError::io(&what, e))? {
-            let entry = entry.map_err(|e| ScanError::io(&what, e))?;
-            if entry.header().entry_type() != tar::EntryType::Regular {
+        for member in super::tarball::members(&mut archive).map_err(|e| ScanError::io(&what, e))? {
+            let member = member.map_err(|e| ScanError::io(&what, e))?;
+            if member.entry.header().entry_type() != tar::EntryType::Regular {
                 continue;
             }
-            let name = entry
-                .path()
-                .map_err(|e| ScanError::io(&what, e))?
-                .to_string_lossy()
-                .trim_start_matches("./")
-                .to_string();
-            entries.insert(name, (entry.raw_file_position(), entry.size()));
+            let name = member.path_lossy().trim_start_matches("./").to_string();
+            entries.insert(name, (member.entry.raw_file_position(), member.entry.size()));
         }
         Ok(Self::Tar { path: path.to_path_buf(), entries })
     }

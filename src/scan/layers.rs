@@ -143,9 +143,12 @@ pub fn apply_layer_scanning<R: Read>(
     let mut archive = tar::Archive::new(bounded);
     let mut stats = LayerStats::default();
     let mut scratch = Vec::new();
-    let entries = archive.entries().map_err(|e| layer_error(label, e))?;
-    for entry in entries {
-        let mut entry = entry.map_err(|e| layer_error(label, e))?;
+    let entries = super::tarball::members(&mut archive).map_err(|e| layer_error(label, e))?;
+    for member in entries {
+        let member = member.map_err(|e| layer_error(label, e))?;
+        let link_target = member.link().map(std::path::Path::to_path_buf);
+        let raw_path = member.path().to_path_buf();
+        let mut entry = member.entry;
         stats.entries += 1;
         if stats.entries > limits.max_entries {
             return Err(ScanError::Limit {
@@ -153,7 +156,6 @@ pub fn apply_layer_scanning<R: Read>(
                 message: format!("has more than {} entries", limits.max_entries),
             });
         }
-        let raw_path = entry.path().map_err(|e| layer_error(label, e))?.into_owned();
         let hostile = |reason: String| ScanError::Hostile {
             what: label.to_string(),
             entry: raw_path.display().to_string(),
@@ -185,12 +187,12 @@ pub fn apply_layer_scanning<R: Read>(
         let node = match kind {
             tar::EntryType::Directory => Node { kind: NodeKind::Dir, layer, content: None, extract: None },
             tar::EntryType::Symlink => {
-                let target = entry.link_name().map_err(|e| layer_error(label, e))?.unwrap_or_default();
+                let target = link_target.unwrap_or_default();
                 let target = target.to_str().ok_or_else(|| hostile("link target is not UTF-8".into()))?.to_string();
                 Node { kind: NodeKind::Symlink { target }, layer, content: None, extract: None }
             }
             tar::EntryType::Link => {
-                let target = entry.link_name().map_err(|e| layer_error(label, e))?.unwrap_or_default();
+                let target = link_target.unwrap_or_default();
                 let target = entry_path(&target).map_err(|reason| hostile(format!("hardlink target: {reason}")))?;
                 match fs.get(&target) {
                     Some(existing) if matches!(existing.kind, NodeKind::File { .. }) => {
@@ -253,6 +255,9 @@ pub fn apply_layer_scanning<R: Read>(
 fn layer_error(label: &str, err: io::Error) -> ScanError {
     if let Some(hit) = err.get_ref().and_then(|e| e.downcast_ref::<LimitHit>()) {
         return ScanError::Limit { what: label.to_string(), message: hit.0.clone() };
+    }
+    if let Some(refused) = err.get_ref().and_then(|e| e.downcast_ref::<super::tarball::TarRefused>()) {
+        return ScanError::Limit { what: label.to_string(), message: format!("holds {}", refused.0) };
     }
     if err.kind() == io::ErrorKind::InvalidData && err.to_string().contains("digest") {
         return ScanError::Format { what: label.to_string(), message: err.to_string() };

@@ -124,10 +124,10 @@ fn detect_archive(path: PathBuf, reference: Option<String>) -> SourceSpec {
         .ok()
         .and_then(|file| {
             let mut archive = tar::Archive::new(file);
-            let entries = archive.entries().ok()?;
+            let entries = super::tarball::members(&mut archive).ok()?;
             let mut found = false;
-            for entry in entries.take(10_000).flatten() {
-                let name = entry.path().ok()?.to_string_lossy().trim_start_matches("./").to_string();
+            for member in entries.take(10_000).flatten() {
+                let name = member.path_lossy().trim_start_matches("./").to_string();
                 if name == "manifest.json" {
                     return Some(false);
                 }

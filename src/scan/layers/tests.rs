@@ -169,3 +169,22 @@ fn a_tampered_blob_fails_its_digest_check() {
     .unwrap_err();
     assert!(err.to_string().contains("digest mismatch"), "{err}");
 }
+
+#[test]
+fn tar_metadata_is_capped_and_long_names_still_work() {
+    // A long name a real tool writes (GNU tar, for paths over 100 bytes) names its member.
+    let long = format!("usr/share/{}notes.txt", "deep/".repeat(40));
+    let mut named = format!("{long}\0").into_bytes();
+    let layer = raw_tar(&[
+        Raw { kind: tar::EntryType::GNULongName, ..entry("././@LongLink", &named) },
+        entry("placeholder", b"kept"),
+    ]);
+    let mut fs = VirtualFs::new();
+    apply(&mut fs, "long", &gzip(&layer), &Limits::default()).expect("a long name is fine");
+    assert!(fs.get(&long).is_some(), "the member has its long name");
+    // 1 MiB of long name: refused before it is read, naming what it is.
+    named = vec![b'a'; 1 << 20];
+    let bomb = raw_tar(&[Raw { kind: tar::EntryType::GNULongName, ..entry("././@LongLink", &named) }, entry("x", b"")]);
+    let err = apply(&mut VirtualFs::new(), "bomb", &gzip(&bomb), &Limits::default()).unwrap_err().to_string();
+    assert!(err.contains("layer bomb of test") && err.contains("GNU long name of 1048576 bytes"), "{err}");
+}
