@@ -209,6 +209,8 @@ pub fn apply_layer_scanning<R: Read>(
                 if wants(&path) {
                     if size > limits.max_read_bytes {
                         stats.skipped_large_reads += 1;
+                    } else if fs.kept_bytes() + size > limits.max_kept_bytes {
+                        return Err(ScanError::Limit { what: label.to_string(), message: kept_over(limits, &path) });
                     } else {
                         let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
                         entry.read_to_end(&mut buf).map_err(|e| layer_error(label, e))?;
@@ -250,6 +252,14 @@ pub fn apply_layer_scanning<R: Read>(
     io::copy(&mut raw, &mut io::sink()).map_err(|e| layer_error(label, e))?;
     stats.compressed_bytes = compressed.load(std::sync::atomic::Ordering::Relaxed);
     Ok(stats)
+}
+
+/// The error of a scan that would keep more file contents than `max_kept_bytes`.
+pub fn kept_over(limits: &Limits, path: &str) -> String {
+    format!(
+        "keeps more than {} MiB of files for the catalogers at once (at {path}); raise scan.limits.maxKeptBytes in the config to scan it",
+        limits.max_kept_bytes / (1024 * 1024)
+    )
 }
 
 fn layer_error(label: &str, err: io::Error) -> ScanError {

@@ -21,6 +21,9 @@ pub struct Limits {
     pub max_ratio: u64,
     /// Largest file the secret scanner reads; larger ones are not scanned.
     pub max_secret_file_bytes: u64,
+    /// Most bytes of file contents kept in memory for the catalogers at once, over the whole
+    /// image or directory (each file is also bounded by `max_read_bytes`).
+    pub max_kept_bytes: u64,
 }
 
 const GIB: u64 = 1024 * 1024 * 1024;
@@ -35,6 +38,7 @@ impl Default for Limits {
             max_read_bytes: 64 * 1024 * 1024,
             max_ratio: 1000,
             max_secret_file_bytes: 10 * 1024 * 1024,
+            max_kept_bytes: 384 * 1024 * 1024,
         }
     }
 }

@@ -101,6 +101,11 @@ pub fn build_scanning(
                 if size > limits.max_read_bytes {
                     stats.skipped_large_reads += 1;
                     None
+                } else if fs.kept_bytes() + size > limits.max_kept_bytes {
+                    return Err(ScanError::Limit {
+                        what: root.display().to_string(),
+                        message: super::layers::kept_over(limits, &path),
+                    });
                 } else {
                     match std::fs::read(entry.path()) {
                         Ok(bytes) => Some(Arc::new(bytes)),

@@ -30,6 +30,12 @@ pub struct VirtualFs {
     nodes: BTreeMap<VPath, Node>,
     /// Layer identities (diff ids), by index.
     layer_ids: Vec<String>,
+    /// Bytes of file contents held for the catalogers (`Limits::max_kept_bytes` bounds it).
+    kept: u64,
+}
+
+fn held(node: &Node) -> u64 {
+    node.content.as_ref().map_or(0, |c| c.len() as u64)
 }
 
 /// How deep symlink chains may go (as the kernel's `MAXSYMLINKS`).
@@ -62,13 +68,23 @@ impl VirtualFs {
         if !matches!(node.kind, NodeKind::Dir) {
             self.remove_below(&path, node.layer);
         }
-        self.nodes.insert(path, node);
+        self.kept += held(&node);
+        if let Some(old) = self.nodes.insert(path, node) {
+            self.kept = self.kept.saturating_sub(held(&old));
+        }
+    }
+
+    /// Bytes of file contents held for the catalogers now.
+    pub fn kept_bytes(&self) -> u64 {
+        self.kept
     }
 
     /// `.wh.NAME`: removes `path` and everything below it, written by layers before `layer`.
     pub fn whiteout(&mut self, path: &str, layer: usize) {
-        if self.nodes.get(path).is_some_and(|n| n.layer < layer) {
-            self.nodes.remove(path);
+        if self.nodes.get(path).is_some_and(|n| n.layer < layer)
+            && let Some(old) = self.nodes.remove(path)
+        {
+            self.kept = self.kept.saturating_sub(held(&old));
         }
         self.remove_below(path, layer);
     }
@@ -88,7 +104,9 @@ impl VirtualFs {
             .map(|(p, _)| p.clone())
             .collect();
         for p in doomed {
-            self.nodes.remove(&p);
+            if let Some(old) = self.nodes.remove(&p) {
+                self.kept = self.kept.saturating_sub(held(&old));
+            }
         }
     }
 

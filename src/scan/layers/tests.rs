@@ -188,3 +188,22 @@ fn tar_metadata_is_capped_and_long_names_still_work() {
     let err = apply(&mut VirtualFs::new(), "bomb", &gzip(&bomb), &Limits::default()).unwrap_err().to_string();
     assert!(err.contains("layer bomb of test") && err.contains("GNU long name of 1048576 bytes"), "{err}");
 }
+
+#[test]
+fn files_kept_for_the_catalogers_have_a_total_budget() {
+    let kib = vec![b'x'; 1024];
+    let limits = Limits { max_kept_bytes: 2048, ..Limits::default() };
+    let mut fs = VirtualFs::new();
+    let first = raw_tar(&[entry("a.txt", &kib), entry("b.txt", &kib)]);
+    apply(&mut fs, "1", &first, &limits).expect("two files fit");
+    assert_eq!(fs.kept_bytes(), 2048);
+    // A whiteout frees what it hides, so a third file fits after it.
+    let second = raw_tar(&[entry(".wh.a.txt", b""), entry("c.txt", &kib)]);
+    apply(&mut fs, "2", &second, &limits).expect("a deleted file no longer counts");
+    let third = raw_tar(&[entry("d.txt", &kib)]);
+    let err = apply(&mut fs, "3", &third, &limits).unwrap_err().to_string();
+    assert!(
+        err.contains("layer 3 of test") && err.contains("scan.limits.maxKeptBytes") && err.contains("d.txt"),
+        "{err}"
+    );
+}
