@@ -67,6 +67,13 @@ pub enum Commands {
     /// Alerts the console kept from its agents: list
     #[command(subcommand)]
     Alerts(alerts::AlertsCommand),
+    /// (Internal) runs a kubeconfig credential plugin with a deadline; kube calls it
+    #[command(name = "exec-credential-with-deadline", hide = true)]
+    ExecCredential {
+        seconds: u64,
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
     /// Kubernetes clusters: production scanning of the images they run
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
@@ -153,6 +160,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Commands::Scan(ref command)) => scan::run(command, &Config::load(&cli.overrides())?),
         Some(Commands::Db(ref command)) => db::run(command, &Config::load(&cli.overrides())?),
         Some(Commands::Agent(ref command)) => agent::run(command),
+        Some(Commands::ExecCredential { seconds, ref command }) => {
+            Ok(crate::cluster::run_exec_plugin(seconds, command))
+        }
         Some(Commands::Alerts(ref command)) => alerts::run(command, &Config::load(&cli.overrides())?),
         Some(Commands::Cluster(ref command)) => {
             cluster::run(command, &Config::load(&cli.overrides())?, cli.context.as_deref())

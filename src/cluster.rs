@@ -1,5 +1,6 @@
 //! Kubernetes targets: the contexts in the user's kubeconfig files.
 
+pub mod capped;
 #[cfg(test)]
 pub mod fixtures;
 pub mod images;
@@ -114,6 +115,115 @@ pub enum ConnectError {
     },
 }
 
+/// How long a kubeconfig's credential plugin (`users[].user.exec`) may take
+/// (`PICKET_EXEC_TIMEOUT` seconds overrides it).
+pub const EXEC_PLUGIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(9);
+
+/// The hidden subcommand that runs a credential plugin with a deadline.
+pub const EXEC_WRAPPER: &str = "exec-credential-with-deadline";
+
+/// Makes every credential plugin run through picket's own deadline: kube runs plugins itself
+/// and waits for them without end, so each `exec` becomes `picket exec-credential-with-deadline
+/// SECONDS -- COMMAND ARGS...`, which gives the plugin's answer or, past the deadline, kills it
+/// and fails naming it. kube still refreshes expiring tokens through it.
+fn bound_exec_plugins(kubeconfig: &mut Kubeconfig) {
+    let Ok(me) = std::env::current_exe() else { return };
+    let seconds = std::env::var("PICKET_EXEC_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(EXEC_PLUGIN_TIMEOUT.as_secs());
+    for named in &mut kubeconfig.auth_infos {
+        let Some(exec) = named.auth_info.as_mut().and_then(|a| a.exec.as_mut()) else { continue };
+        let Some(command) = exec.command.take() else { continue };
+        let mut args = vec![EXEC_WRAPPER.to_string(), seconds.to_string(), "--".to_string(), command];
+        args.extend(exec.args.take().unwrap_or_default());
+        exec.command = Some(me.display().to_string());
+        exec.args = Some(args);
+    }
+}
+
+/// `picket exec-credential-with-deadline SECONDS -- COMMAND ARGS...`: runs the plugin with the
+/// environment and standard input kube gave, passes its answer through, and past the deadline
+/// kills it and says so on standard error (which kube puts in its error).
+pub fn run_exec_plugin(seconds: u64, argv: &[String]) -> std::process::ExitCode {
+    let Some((command, args)) = argv.split_first() else {
+        crate::say!("picket: {EXEC_WRAPPER}: no credential plugin to run");
+        return std::process::ExitCode::from(2);
+    };
+    let child = std::process::Command::new(command).args(args).stdout(std::process::Stdio::piped()).spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(e) => {
+            crate::say!("picket: the kubeconfig's credential plugin {command} cannot run: {e}");
+            return std::process::ExitCode::from(1);
+        }
+    };
+    // Read its answer meanwhile, so a large one cannot fill the pipe and stall it.
+    let mut stdout = child.stdout.take();
+    let reader = std::thread::spawn(move || {
+        let mut answer = Vec::new();
+        if let Some(out) = stdout.as_mut() {
+            let _ = std::io::Read::read_to_end(&mut std::io::Read::take(out, 1 << 20), &mut answer);
+        }
+        answer
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            _ => {
+                // Its children too: one left holding standard error would keep kube waiting.
+                kill_tree(child.id());
+                let _ = child.kill();
+                let _ = child.wait();
+                crate::say!(
+                    "picket: the kubeconfig's credential plugin {command} gave no answer in {seconds} s and was stopped (PICKET_EXEC_TIMEOUT sets the deadline)"
+                );
+                return std::process::ExitCode::from(1);
+            }
+        }
+    };
+    let answer = reader.join().unwrap_or_default();
+    if std::io::Write::write_all(&mut std::io::stdout(), &answer).is_err() {
+        return std::process::ExitCode::from(1);
+    }
+    match status.code() {
+        Some(0) => std::process::ExitCode::SUCCESS,
+        Some(code) => std::process::ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        None => std::process::ExitCode::from(1),
+    }
+}
+
+/// SIGKILL to every descendant of `pid` (found through /proc), deepest first.
+fn kill_tree(pid: u32) {
+    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let child: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            let ppid = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()?;
+            Some((child, ppid))
+        })
+        .collect();
+    let mut tree = vec![pid];
+    let mut i = 0;
+    while i < tree.len() {
+        let parent = tree[i];
+        tree.extend(parents.iter().filter(|(_, ppid)| *ppid == parent).map(|(child, _)| *child));
+        i += 1;
+    }
+    for descendant in tree.into_iter().skip(1).rev() {
+        if let Ok(pid) = i32::try_from(descendant) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
 /// A client for `context` (None: the kubeconfig's current context) from the kubeconfig files
 /// kubectl would read, or the in-cluster service account when there are none and picket runs
 /// in a pod. Connect and read timeouts keep an unreachable server from hanging the caller.
@@ -136,7 +246,8 @@ pub async fn client_for(context: Option<&str>) -> Result<(kube::Client, String),
                 None => next,
             });
         }
-        let kubeconfig = merged.ok_or(ConnectError::NoContext)?;
+        let mut kubeconfig = merged.ok_or(ConnectError::NoContext)?;
+        bound_exec_plugins(&mut kubeconfig);
         let name = context.map(String::from).or_else(|| kubeconfig.current_context.clone()).unwrap_or_default();
         let options = kube::config::KubeConfigOptions { context: Some(name.clone()), ..Default::default() };
         kube::Config::from_custom_kubeconfig(kubeconfig, &options)
@@ -152,8 +263,10 @@ pub async fn client_for(context: Option<&str>) -> Result<(kube::Client, String),
             contexts(&paths).ok().and_then(|c| c.current).unwrap_or_default()
         }
     });
-    let client =
-        kube::Client::try_from(config).map_err(|source| ConnectError::Client { context: name.clone(), source })?;
+    let client = kube::client::ClientBuilder::try_from(config)
+        .map_err(|source| ConnectError::Client { context: name.clone(), source })?
+        .with_layer(&capped::CapLayer)
+        .build();
     Ok((client, name))
 }
 

@@ -512,3 +512,91 @@ async fn agent_pods_are_listed_by_namespace_and_label() {
     let err = picket::agent::deploy::list_agent_pods(&refusing.client, "dev").await.expect_err("401");
     assert!(err.to_string().starts_with("context dev: listing the agent's pods in picket-system: "), "{err}");
 }
+
+/// A kubeconfig for `server`, with `user` as its user's YAML.
+fn kubeconfig_with(dir: &std::path::Path, server: &str, user: &str) -> std::path::PathBuf {
+    let path = dir.join("config");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: prod\nclusters:\n- name: prod\n  cluster:\n    server: {server}\ncontexts:\n- name: prod\n  context:\n    cluster: prod\n    user: u\nusers:\n- name: u\n  user:\n{user}"
+        ),
+    )
+    .expect("kubeconfig");
+    path
+}
+
+/// A credential plugin that never answers is stopped at the deadline and named, instead of
+/// hanging `bench k8s` (kube itself waits for plugins without end).
+#[test]
+fn a_credential_plugin_that_never_answers_is_stopped_and_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plugin = dir.path().join("slow-credentials");
+    std::fs::write(&plugin, "#!/bin/sh\nsleep 600\n").expect("plugin");
+    std::fs::set_permissions(&plugin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let user = format!(
+        "    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: {}\n      args: [get-token]\n",
+        plugin.display()
+    );
+    let config = kubeconfig_with(dir.path(), &format!("https://127.0.0.1:{port}"), &user);
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+        .args(["bench", "k8s"])
+        .env("KUBECONFIG", &config)
+        .env("PICKET_EXEC_TIMEOUT", "2")
+        .output()
+        .expect("picket runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&format!("credential plugin {} gave no answer in 2 s", plugin.display())), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    // A plugin that answers is used as before (kube reads its token).
+    std::fs::write(
+        &plugin,
+        "#!/bin/sh\necho '{\"apiVersion\":\"client.authentication.k8s.io/v1beta1\",\"kind\":\"ExecCredential\",\"status\":{\"token\":\"t0k3n\"}}'\n",
+    )
+    .expect("plugin");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+        .args(["bench", "k8s"])
+        .env("KUBECONFIG", &config)
+        .output()
+        .expect("picket runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot reach the API server") && !stderr.contains("credential plugin"), "{stderr}");
+}
+
+/// An API server that answers with a body without end: the request fails at the cap, in
+/// bounded time and memory, instead of taking gigabytes.
+#[test]
+fn an_endless_response_body_is_cut_at_the_cap() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let mut request = [0u8; 4096];
+                let _ = std::io::Read::read(&mut stream, &mut request);
+                let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+                if std::io::Write::write_all(&mut stream, head.as_bytes()).is_err() {
+                    return;
+                }
+                let chunk = format!("{:x}\r\n{}\r\n", 1 << 20, " ".repeat(1 << 20));
+                while std::io::Write::write_all(&mut stream, chunk.as_bytes()).is_ok() {}
+            });
+        }
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = kubeconfig_with(dir.path(), &format!("http://127.0.0.1:{port}"), "    token: abc\n");
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+        .args(["bench", "k8s"])
+        .env("KUBECONFIG", &config)
+        .output()
+        .expect("picket runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("over 256 MiB"), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+}
