@@ -138,7 +138,7 @@ mod tests {
     #[tokio::test]
     async fn bodies_past_the_cap_fail_and_watch_lines_are_capped_one_by_one() {
         let whole = CappedBody { inner: chunks(vec![b"12345", b"67890"]), limit: 8, per_line: false, seen: 0 };
-        let err = whole.collect().await.err().expect("over 8 bytes");
+        let err = whole.collect().await.expect_err("over 8 bytes");
         assert_eq!(err.to_string(), "the API server's response is over 0 MiB");
         let fits = CappedBody { inner: chunks(vec![b"1234", b"5678"]), limit: 8, per_line: false, seen: 0 };
         assert_eq!(fits.collect().await.expect("8 bytes fit").to_bytes(), "12345678");
