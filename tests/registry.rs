@@ -254,3 +254,28 @@ async fn throttling_and_server_errors_are_retried_and_then_reported() {
     assert!(err.to_string().contains("HTTP 500"), "{err}");
     assert_eq!(broken.injected.load(std::sync::atomic::Ordering::SeqCst), 5, "five attempts, then the error");
 }
+
+/// A server that accepts connections and never says a word: each way of reaching it gives up
+/// within seconds, saying which deadline ran out (TLS: the connect deadline covers the
+/// handshake; plain HTTP: the first-byte deadline, which is not retried).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_silent_registry_is_given_up_on_within_seconds() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    for insecure in [false, true] {
+        let started = std::time::Instant::now();
+        let options = RegistryOptions { insecure, ..RegistryOptions::default() };
+        let err = pull_scan(&format!("127.0.0.1:{port}/silent/app:v1"), options, Platform::host())
+            .await
+            .expect_err("nothing answers");
+        let text = err.to_string();
+        assert!(text.contains("picket waits 5 s to connect"), "insecure {insecure}: {text}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "insecure {insecure}: {:?}", started.elapsed());
+    }
+}

@@ -18,6 +18,55 @@ use super::{ImageReference, RegistryError, RegistryOptions};
 const MANIFEST_TYPES: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, \
      application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
 const MAX_ATTEMPTS: u32 = 5;
+/// TCP and TLS together.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// From the request sent to the response's headers: a server that accepts and stays silent
+/// stays silent, so this is not retried.
+pub const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(8);
+/// Between two reads of a body being received.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Retries (of refused connections, 429 and 5xx answers) stop once this much time has gone.
+pub const RETRY_BUDGET: Duration = Duration::from_secs(20);
+
+/// Why a request got no response.
+pub enum SendError {
+    Http(reqwest::Error),
+    /// Connected, then no answer within `FIRST_BYTE_TIMEOUT`.
+    Silent,
+}
+
+/// An HTTP client with picket's deadlines: connect (and TLS) 5 s, 30 s between reads.
+pub fn http_client() -> reqwest::ClientBuilder {
+    install_crypto_provider();
+    reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .read_timeout(READ_TIMEOUT)
+        .user_agent(concat!("picket/", env!("CARGO_PKG_VERSION")))
+}
+
+/// Sends `request`, giving up when no response has begun within `FIRST_BYTE_TIMEOUT`.
+pub async fn send(request: reqwest::RequestBuilder) -> Result<reqwest::Response, SendError> {
+    match tokio::time::timeout(FIRST_BYTE_TIMEOUT, request.send()).await {
+        Ok(Ok(response)) => Ok(response),
+        Ok(Err(err)) => Err(SendError::Http(err)),
+        Err(_) => Err(SendError::Silent),
+    }
+}
+
+impl SendError {
+    /// What went wrong, with the causes and the deadline that ran out.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Silent => format!(
+                "connected, but no answer came within {} s (picket waits {} s to connect and {} s for the first byte)",
+                FIRST_BYTE_TIMEOUT.as_secs(),
+                CONNECT_TIMEOUT.as_secs(),
+                FIRST_BYTE_TIMEOUT.as_secs()
+            ),
+            Self::Http(err) => describe_http(err),
+        }
+    }
+}
 const MAX_MANIFEST: usize = 4 * 1024 * 1024;
 
 pub struct Client {
@@ -38,23 +87,36 @@ pub(crate) fn install_crypto_provider() {
 }
 
 fn transport(what: &str, err: &reqwest::Error) -> RegistryError {
-    let mut detail = err.to_string();
+    RegistryError::Transport { what: what.to_string(), detail: describe_http(err) }
+}
+
+fn unanswered(what: &str, err: &SendError) -> RegistryError {
+    RegistryError::Transport { what: what.to_string(), detail: err.describe() }
+}
+
+/// An HTTP error with its causes, and the deadline that ran out if one did.
+pub fn describe_http(err: &reqwest::Error) -> String {
+    let mut text = err.to_string();
     let mut source = std::error::Error::source(err);
     while let Some(inner) = source {
-        detail.push_str(&format!(": {inner}"));
+        text.push_str(&format!(": {inner}"));
         source = inner.source();
     }
-    RegistryError::Transport { what: what.to_string(), detail }
+    if err.is_timeout() {
+        text.push_str(&format!(
+            " (picket waits {} s to connect, TLS included, and {} s between reads)",
+            CONNECT_TIMEOUT.as_secs(),
+            READ_TIMEOUT.as_secs()
+        ));
+    }
+    text
 }
 
 impl Client {
     pub async fn connect(reference: &ImageReference, options: &RegistryOptions) -> Result<Self, RegistryError> {
         install_crypto_provider();
         let host = reference.api_host().to_string();
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .read_timeout(Duration::from_secs(60))
-            .user_agent(concat!("picket/", env!("CARGO_PKG_VERSION")));
+        let mut builder = http_client();
         if options.insecure {
             builder = builder.danger_accept_invalid_certs(true);
         } else if let Some(ca) = &options.ca_file {
@@ -71,11 +133,14 @@ impl Client {
             .map_err(|detail| RegistryError::Unauthorized { registry: reference.registry.clone(), detail })?;
         let mut base = format!("https://{host}");
         if options.insecure {
-            // Insecure registries may speak plain HTTP: use it when TLS does not answer.
-            if let Err(err) = http.get(format!("{base}/v2/")).send().await
-                && (err.is_connect() || err.is_request())
-            {
-                base = format!("http://{host}");
+            // Insecure registries may speak plain HTTP: use it when TLS fails (a plain HTTP
+            // server's answer is no TLS). A server that does not answer at all would not
+            // answer plain HTTP either: that is an error at once.
+            match send(http.get(format!("{base}/v2/"))).await {
+                Err(SendError::Http(err)) if err.is_timeout() => return Err(transport(&host, &err)),
+                Err(SendError::Http(err)) if err.is_connect() || err.is_request() => base = format!("http://{host}"),
+                Err(silent @ SendError::Silent) => return Err(unanswered(&host, &silent)),
+                _ => {}
             }
         }
         Ok(Self { http, base, registry: reference.registry.clone(), credentials, authorization: Mutex::new(None) })
@@ -97,6 +162,10 @@ impl Client {
         let url = format!("{}{path}", self.base);
         let mut challenged = false;
         let mut attempt = 0;
+        let started = std::time::Instant::now();
+        // Whether another try fits in the retry budget after waiting `wait`.
+        let may_retry =
+            |attempt: u32, wait: Duration| attempt < MAX_ATTEMPTS && started.elapsed() + wait < RETRY_BUDGET;
         loop {
             attempt += 1;
             let mut request = self.http.get(&url);
@@ -106,13 +175,17 @@ impl Client {
             if let Some(auth) = self.current_authorization() {
                 request = request.header(AUTHORIZATION, auth);
             }
-            let response = match request.send().await {
+            let response = match send(request).await {
                 Ok(response) => response,
-                Err(err) if attempt < MAX_ATTEMPTS && (err.is_connect() || err.is_timeout()) => {
+                // Refused or reset: the server may be restarting. (A timeout is not retried:
+                // a server that did not answer in time will not answer the next try sooner.)
+                Err(SendError::Http(err))
+                    if err.is_connect() && !err.is_timeout() && may_retry(attempt, backoff(attempt, None)) =>
+                {
                     tokio::time::sleep(backoff(attempt, None)).await;
                     continue;
                 }
-                Err(err) => return Err(transport(what, &err)),
+                Err(err) => return Err(unanswered(what, &err)),
             };
             let status = response.status();
             if status == StatusCode::UNAUTHORIZED && !challenged {
@@ -133,12 +206,14 @@ impl Client {
                 };
                 return Err(RegistryError::Unauthorized { registry: self.registry.clone(), detail });
             }
-            if (status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()) && attempt < MAX_ATTEMPTS {
-                let retry_after = response
-                    .headers()
-                    .get(RETRY_AFTER)
-                    .and_then(|h| h.to_str().ok())
-                    .and_then(|s| s.trim().parse::<u64>().ok());
+            let retry_after = response
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|h| h.to_str().ok())
+                .and_then(|s| s.trim().parse::<u64>().ok());
+            if (status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error())
+                && may_retry(attempt, backoff(attempt, retry_after))
+            {
                 tokio::time::sleep(backoff(attempt, retry_after)).await;
                 continue;
             }
@@ -180,7 +255,7 @@ impl Client {
                 if let Some(basic) = &basic {
                     request = request.header(AUTHORIZATION, basic);
                 }
-                let response = request.send().await.map_err(|e| transport(realm, &e))?;
+                let response = send(request).await.map_err(|e| unanswered(realm, &e))?;
                 if !response.status().is_success() {
                     return Err(unauthorized(format!("the token service {realm} answered {}", response.status())));
                 }

@@ -6,7 +6,6 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::{Seek, Write};
-use std::time::Duration;
 
 use futures::StreamExt;
 
@@ -70,13 +69,7 @@ pub struct SourceResult {
 pub type ProgressFn<'a> = &'a (dyn Fn(&str, u64, Option<u64>) + Sync);
 
 fn client() -> Result<reqwest::Client, String> {
-    crate::registry::client::install_crypto_provider();
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(15))
-        .read_timeout(Duration::from_secs(120))
-        .user_agent(concat!("picket/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| format!("cannot set up HTTP: {e}"))
+    crate::registry::client::http_client().build().map_err(|e| format!("cannot set up HTTP: {e}"))
 }
 
 fn error_chain(err: &reqwest::Error) -> String {
@@ -112,7 +105,7 @@ async fn download(
             request = request.header(reqwest::header::IF_MODIFIED_SINCE, modified);
         }
     }
-    let response = request.send().await.map_err(|e| format!("{url}: {}", error_chain(&e)))?;
+    let response = crate::registry::client::send(request).await.map_err(|e| format!("{url}: {}", e.describe()))?;
     let status = response.status();
     if status == reqwest::StatusCode::NOT_MODIFIED {
         return Ok(None);
@@ -154,7 +147,8 @@ async fn download(
 /// GETs `url` into memory, refusing more than `limit` bytes. `Ok(None)` when the server
 /// answers 404 Not Found.
 async fn get_bounded(http: &reqwest::Client, url: &str, limit: u64) -> Result<Option<Vec<u8>>, String> {
-    let response = http.get(url).send().await.map_err(|e| format!("{url}: {}", error_chain(&e)))?;
+    let response =
+        crate::registry::client::send(http.get(url)).await.map_err(|e| format!("{url}: {}", e.describe()))?;
     let status = response.status();
     if status == reqwest::StatusCode::NOT_FOUND {
         return Ok(None);
