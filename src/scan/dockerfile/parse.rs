@@ -235,6 +235,20 @@ impl Dockerfile {
     }
 }
 
+/// The error for a word that is no instruction. A misspelt instruction is shown (`RUNN`);
+/// anything else is not, since a file that is no Dockerfile (a link to a `.env`, a key) would
+/// otherwise have its first secret printed: its length and position are enough to find it.
+fn unknown_instruction(word: &str) -> String {
+    if word.len() <= 12 && word.chars().all(|c| c.is_ascii_alphabetic()) {
+        format!("unknown instruction '{word}'")
+    } else {
+        format!(
+            "unknown instruction: the line starts with a {}-character word that is no instruction (not shown: it may be a secret; is this a Dockerfile?)",
+            word.chars().count()
+        )
+    }
+}
+
 fn first_word(text: &str) -> &str {
     text.split_whitespace().next().unwrap_or("")
 }
@@ -304,7 +318,7 @@ fn instruction(lines: &[&str], i: &mut usize, escape: char, comments: Vec<String
     let start_line = start as u32 + 1;
     let word = first_word(&logical).to_string();
     let keyword =
-        Keyword::parse(&word).ok_or_else(|| SyntaxError::new(start_line, format!("unknown instruction '{word}'")))?;
+        Keyword::parse(&word).ok_or_else(|| SyntaxError::new(start_line, unknown_instruction(&word)))?;
     let rest = logical.trim_start()[word.len()..].trim().to_string();
     let (flags, args) = if keyword.takes_flags() { split_flags(&rest) } else { (Vec::new(), rest) };
     let (mut exec, mut bad_json) = (None, false);
@@ -795,6 +809,9 @@ mod tests {
         assert!(error("ARG A=1\n").message.contains("no FROM"));
         let err = error("FROM a:1\nRUNN echo\n");
         assert_eq!((err.line, err.message.as_str()), (2, "unknown instruction 'RUNN'"));
+        let secret = Dockerfile::parse("AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n").unwrap_err();
+        assert!(!secret.message.contains("wJalr") && !secret.message.contains("AWS_"), "{}", secret.message);
+        assert!(secret.message.contains("62-character word"), "{}", secret.message);
         let err = error("ARG A=1\nRUN echo\nFROM a\n");
         assert_eq!(err.line, 2);
         assert!(err.message.contains("before the first FROM"));
