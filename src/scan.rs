@@ -176,10 +176,14 @@ pub fn inventory(spec: &SourceSpec, options: &ScanOptions, progress: &dyn Fn(Pro
                 )?;
                 budget = budget.saturating_sub(stats.expanded_bytes);
                 special += stats.skipped_special;
-                if stats.skipped_large_reads > 0 {
+                if !stats.skipped_large.is_empty() {
+                    let shown: Vec<&str> = stats.skipped_large.iter().take(5).map(String::as_str).collect();
+                    let more = stats.skipped_large.len() - shown.len();
+                    let more = if more > 0 { format!(" and {more} more") } else { String::new() };
                     warnings.push(format!(
-                        "{label}: {} files over the read limit were not cataloged",
-                        stats.skipped_large_reads
+                        "{label}: over the {}-byte read limit (scan.limits.maxReadBytes), not cataloged: {}{more}",
+                        options.limits.max_read_bytes,
+                        shown.join(", ")
                     ));
                 }
                 progress(Progress::Layer { index, of: total, expanded_bytes: stats.expanded_bytes });

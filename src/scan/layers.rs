@@ -11,13 +11,14 @@ use super::limits::{Limits, RATIO_FLOOR};
 use super::secrets::SecretCollector;
 use super::vfs::{Node, NodeKind, VirtualFs};
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LayerStats {
     pub entries: u64,
     pub expanded_bytes: u64,
     pub compressed_bytes: u64,
     pub skipped_special: u64,
-    pub skipped_large_reads: u64,
+    /// Files a cataloger wanted that were over `max_read_bytes` (not read).
+    pub skipped_large: Vec<String>,
 }
 
 /// Counts bytes through a reader and fails once a bound is passed, so a bomb stops mid-stream.
@@ -208,7 +209,7 @@ pub fn apply_layer_scanning<R: Read>(
                 let mut secrets = secrets.as_deref_mut().filter(|s| s.wants(&path, size));
                 if wants(&path) {
                     if size > limits.max_read_bytes {
-                        stats.skipped_large_reads += 1;
+                        stats.skipped_large.push(path.clone());
                     } else if fs.kept_bytes() + size > limits.max_kept_bytes {
                         return Err(ScanError::Limit { what: label.to_string(), message: kept_over(limits, &path) });
                     } else {

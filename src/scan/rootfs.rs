@@ -100,6 +100,11 @@ pub fn build_scanning(
             let content = if wants(&path) {
                 if size > limits.max_read_bytes {
                     stats.skipped_large_reads += 1;
+                    warnings.push(format!(
+                        "{}: {size} bytes, over the {}-byte read limit (scan.limits.maxReadBytes): not cataloged",
+                        entry.path().display(),
+                        limits.max_read_bytes
+                    ));
                     None
                 } else if fs.kept_bytes() + size > limits.max_kept_bytes {
                     return Err(ScanError::Limit {

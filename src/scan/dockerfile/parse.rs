@@ -317,8 +317,7 @@ fn instruction(lines: &[&str], i: &mut usize, escape: char, comments: Vec<String
     }
     let start_line = start as u32 + 1;
     let word = first_word(&logical).to_string();
-    let keyword =
-        Keyword::parse(&word).ok_or_else(|| SyntaxError::new(start_line, unknown_instruction(&word)))?;
+    let keyword = Keyword::parse(&word).ok_or_else(|| SyntaxError::new(start_line, unknown_instruction(&word)))?;
     let rest = logical.trim_start()[word.len()..].trim().to_string();
     let (flags, args) = if keyword.takes_flags() { split_flags(&rest) } else { (Vec::new(), rest) };
     let (mut exec, mut bad_json) = (None, false);

@@ -207,3 +207,11 @@ fn files_kept_for_the_catalogers_have_a_total_budget() {
         "{err}"
     );
 }
+
+#[test]
+fn files_over_the_read_limit_are_named() {
+    let limits = Limits { max_read_bytes: 4, ..Limits::default() };
+    let layer = raw_tar(&[entry("var/lib/dpkg/status", b"Package: a\n"), entry("small.txt", b"ok")]);
+    let stats = apply(&mut VirtualFs::new(), "big", &layer, &limits).expect("applied");
+    assert_eq!(stats.skipped_large, ["var/lib/dpkg/status"]);
+}
