@@ -203,7 +203,15 @@ pub fn inventory(spec: &SourceSpec, options: &ScanOptions, progress: &dyn Fn(Pro
     let mut packages = Vec::new();
     for cataloger in &catalogers {
         let output = cataloger.catalog(&fs, distro.as_ref());
-        packages.extend(output.packages);
+        for package in output.packages {
+            match catalogers::implausible(&package) {
+                Some(why) => warnings.push(format!(
+                    "{}: {why}: not a package, skipped",
+                    package.locations.first().map_or_else(|| cataloger.name().to_string(), |l| l.path.clone())
+                )),
+                None => packages.push(package),
+            }
+        }
         warnings.extend(output.warnings);
     }
     packages.sort_by(|a, b| {

@@ -90,6 +90,20 @@ pub fn each_file(
     })
 }
 
+/// Why a cataloger's package cannot be a real one (garbage in a metadata file or a binary's
+/// build info), or None. Such a package would match nothing and mislead every report.
+pub fn implausible(package: &Package) -> Option<String> {
+    let bad = |text: &str| text.chars().any(|c| c.is_control() || c == '\u{FFFD}');
+    let shown = |text: &str| text.escape_debug().take(40).collect::<String>();
+    if package.name.is_empty() || package.name.len() > 256 || bad(&package.name) {
+        return Some(format!("a package name \"{}\"", shown(&package.name)));
+    }
+    if package.version.len() > 128 || bad(&package.version) {
+        return Some(format!("package {} with a version \"{}\"", shown(&package.name), shown(&package.version)));
+    }
+    None
+}
+
 /// A package URL (purl-spec), or a bare `pkg:TYPE/NAME@VERSION` if the parts do not form one.
 pub fn purl(ty: &str, namespace: Option<&str>, name: &str, version: &str, qualifiers: &[(&str, &str)]) -> String {
     let build = || -> Result<String, packageurl::Error> {
@@ -145,6 +159,30 @@ pub fn field<'a>(stanza: &'a [(String, String)], key: &str) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn garbage_metadata_makes_no_package() {
+        let dir = tempfile::tempdir().unwrap();
+        let site = dir.path().join("lib/python3/site-packages");
+        std::fs::create_dir_all(site.join("junk.dist-info")).unwrap();
+        std::fs::create_dir_all(site.join("good-1.0.dist-info")).unwrap();
+        std::fs::write(
+            site.join("junk.dist-info/METADATA"),
+            b"Metadata-Version: 2.1\nName: \xff\xfejunk\nVersion: \x00\x00\n",
+        )
+        .unwrap();
+        std::fs::write(site.join("good-1.0.dist-info/METADATA"), "Metadata-Version: 2.1\nName: good\nVersion: 1.0\n")
+            .unwrap();
+        let spec = crate::scan::SourceSpec::parse(&format!("dir:{}", dir.path().display())).unwrap();
+        let sbom = crate::scan::inventory(&spec, &crate::scan::ScanOptions::default(), &|_| {}).unwrap();
+        let names: Vec<&str> = sbom.packages.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["good"]);
+        assert!(
+            sbom.warnings.iter().any(|w| w.contains("junk.dist-info/METADATA") && w.contains("not a package, skipped")),
+            "{:?}",
+            sbom.warnings
+        );
+    }
 
     #[test]
     fn purls_are_encoded() {
