@@ -129,16 +129,78 @@ fn load_str(path: &Path, text: &str) -> Result<Vec<CustomCheck>, CustomCheckErro
     Ok(checks)
 }
 
+/// How deep brackets and unary operators may nest in an expression. The CEL parser recurses
+/// per level (deeply enough to overflow a thread's stack past a few dozen in a debug build);
+/// real checks nest a handful deep.
+pub const MAX_NESTING: usize = 32;
+
 /// Compiles an expression; errors give line and column within it.
 pub fn compile(expression: &str) -> Result<Program, String> {
-    Program::compile(expression).map_err(|errors| {
+    nesting(expression)?;
+    let owned = expression.to_string();
+    // Its own thread with room to recurse, whatever thread (a runtime worker's 2 MiB) asks.
+    let compiled = std::thread::Builder::new()
+        .name("picket-cel".into())
+        .stack_size(64 << 20)
+        .spawn(move || {
+            Program::compile(&owned)
+                .map_err(|errors| errors.errors.iter().map(|e| (e.pos, e.msg.clone())).collect::<Vec<_>>())
+        })
+        .map_err(|e| format!("cannot start the compiler: {e}"))?
+        .join()
+        .map_err(|_| "the CEL compiler failed on it".to_string())?;
+    compiled.map_err(|errors| {
         errors
-            .errors
             .iter()
-            .map(|e| format!("line {} column {}: {}", e.pos.0, e.pos.1 + 1, e.msg))
+            .map(|(pos, msg)| {
+                // The parser's messages can carry a dump of its state: the first line says it.
+                let first = msg.lines().next().unwrap_or_default();
+                let short: String = first.chars().take(200).collect();
+                let cut = if short.len() < msg.len() { "…" } else { "" };
+                format!("line {} column {}: {short}{cut}", pos.0, pos.1 + 1)
+            })
             .collect::<Vec<_>>()
             .join("; ")
     })
+}
+
+/// Refuses expressions nested deeper than `MAX_NESTING` (brackets, or runs of `!` and `-`),
+/// outside string literals, naming where.
+fn nesting(expression: &str) -> Result<(), String> {
+    let (mut depth, mut unary, mut quote) = (0usize, 0usize, None::<char>);
+    let mut escaped = false;
+    for (line, text) in expression.lines().enumerate() {
+        for (column, c) in text.chars().enumerate() {
+            if let Some(q) = quote {
+                match (escaped, c) {
+                    (true, _) => escaped = false,
+                    (false, '\\') => escaped = true,
+                    (false, c) if c == q => quote = None,
+                    _ => {}
+                }
+                continue;
+            }
+            match c {
+                '"' | '\'' => quote = Some(c),
+                '(' | '[' | '{' => depth += 1,
+                ')' | ']' | '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+            unary = match c {
+                '!' | '-' => unary + 1,
+                c if c.is_whitespace() => unary,
+                _ => 0,
+            };
+            if depth > MAX_NESTING || unary > MAX_NESTING {
+                return Err(format!(
+                    "line {} column {}: nested more than {MAX_NESTING} deep; a check that deep is not one",
+                    line + 1,
+                    column + 1
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `*.yaml` and `*.yml` in each directory, in name order. The user's default directory may
@@ -287,6 +349,31 @@ mod tests {
         let path = dir.join(name);
         std::fs::write(&path, text).unwrap();
         path
+    }
+
+    #[test]
+    fn deeply_nested_expressions_are_refused_not_a_crash() {
+        // On a thread with a runtime worker's stack, where the parser alone would overflow it.
+        let verdicts = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(|| {
+                let deep = |open: &str, close: &str, n: usize| format!("{}1{}", open.repeat(n), close.repeat(n));
+                (
+                    compile(&deep("(", ")", 300)).err(),
+                    compile(&deep("[", "]", 33)).err(),
+                    compile(&deep("!", "", 40)).err(),
+                    compile(&deep("(", ")", 32)).is_ok(),
+                    compile("'((((((((((((((((((((((((((((((((((((((' == ''").is_ok(),
+                )
+            })
+            .unwrap()
+            .join()
+            .expect("no stack overflow");
+        let too_deep = verdicts.0.expect("300 deep is refused");
+        assert!(too_deep.contains("line 1 column 33: nested more than 32 deep"), "{too_deep}");
+        assert!(verdicts.1.is_some() && verdicts.2.is_some());
+        assert!(verdicts.3, "32 deep compiles");
+        assert!(verdicts.4, "brackets inside a string do not count");
     }
 
     #[test]
