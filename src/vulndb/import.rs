@@ -147,7 +147,16 @@ pub fn load_bytes(name: &str, bytes: Vec<u8>) -> Result<Loaded, ImportError> {
     if bytes.starts_with(b"PK\x03\x04") {
         return load_osv_zip(name, std::io::Cursor::new(bytes));
     }
-    let value: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
+    let parsed = serde_json::from_slice::<serde_json::Value>(&bytes);
+    // Why it is not JSON, for the error when it is none of the YAML kinds either.
+    let json_error = parsed.as_ref().err().map(|e| {
+        let looks_like_json = bytes.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|b| matches!(b, b'{' | b'['));
+        match looks_like_json {
+            true => format!(" (it starts like JSON, but: {e})"),
+            false => String::new(),
+        }
+    });
+    let value = parsed.ok();
     match value {
         Some(serde_json::Value::Object(map)) if map.contains_key("id") && map.contains_key("modified") => {
             let mut loaded = Loaded { kind: "osv-record", ..Default::default() };
@@ -167,7 +176,8 @@ pub fn load_bytes(name: &str, bytes: Vec<u8>) -> Result<Loaded, ImportError> {
         ))),
         None if bytes.windows(14).any(|w| w == b"distroversion:") => alpine_loaded(name, &bytes),
         None => Err(ImportError::Input(format!(
-            "{name}: not an OSV zip, OSV record, Debian tracker JSON or Alpine secdb document"
+            "{name}: not an OSV zip, OSV record, Debian tracker JSON or Alpine secdb document{}",
+            json_error.unwrap_or_default()
         ))),
     }
 }
@@ -223,6 +233,19 @@ mod tests {
     use std::io::Write;
 
     use super::*;
+
+    #[test]
+    fn json_too_deep_to_read_says_why() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let err = load_bytes("deep.json", deep.into_bytes()).unwrap_err().to_string();
+        assert!(
+            err.contains("deep.json: not an OSV zip")
+                && err.contains("starts like JSON, but: recursion limit exceeded"),
+            "{err}"
+        );
+        let err = load_bytes("notes.txt", b"hello".to_vec()).unwrap_err().to_string();
+        assert!(!err.contains("starts like JSON"), "{err}");
+    }
 
     #[test]
     fn oversize_records_count_towards_the_expansion_bound() {
