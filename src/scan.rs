@@ -200,6 +200,17 @@ pub fn inventory(spec: &SourceSpec, options: &ScanOptions, progress: &dyn Fn(Pro
         }
     };
     let distro = os::detect(&fs);
+    let escaping = fs.links_out_of_root();
+    if !escaping.is_empty() {
+        let shown: Vec<String> = escaping.iter().take(5).map(|(link, target)| format!("/{link} -> {target}")).collect();
+        let more = escaping.len().saturating_sub(shown.len());
+        let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+        warnings.push(format!(
+            "{} symlinks point outside the image root and were not followed: {}{more}",
+            escaping.len(),
+            shown.join(", ")
+        ));
+    }
     let mut packages = Vec::new();
     for cataloger in &catalogers {
         let output = cataloger.catalog(&fs, distro.as_ref());

@@ -160,6 +160,30 @@ impl VirtualFs {
         self.nodes.get(&key).map(|node| (key, node))
     }
 
+    /// Symlinks whose relative target climbs above the image root (`../../../etc/shadow` from
+    /// `usr/lib/x`), with their targets: never followed out of the image, and worth a warning.
+    pub fn links_out_of_root(&self) -> Vec<(&str, &str)> {
+        self.nodes
+            .iter()
+            .filter_map(|(path, node)| match &node.kind {
+                NodeKind::Symlink { target } if !target.starts_with('/') => Some((path.as_str(), target.as_str())),
+                _ => None,
+            })
+            .filter(|(path, target)| {
+                let mut depth = path.matches('/').count();
+                for component in target.split('/') {
+                    match component {
+                        "" | "." => {}
+                        ".." if depth == 0 => return true,
+                        ".." => depth -= 1,
+                        _ => depth += 1,
+                    }
+                }
+                false
+            })
+            .collect()
+    }
+
     /// The captured contents of a file, following symlinks.
     pub fn read(&self, path: &str) -> Option<Arc<Vec<u8>>> {
         self.resolve(path).and_then(|(_, node)| node.content.clone())
@@ -265,6 +289,7 @@ mod tests {
         assert_eq!(fs.resolve("lib/os-release").map(|(p, _)| p).as_deref(), Some("usr/lib/os-release"));
         assert!(fs.read("abs").is_some());
         assert!(fs.resolve("escape").is_none(), "a link climbing out of the root is not followed");
+        assert_eq!(fs.links_out_of_root(), [("escape", "../../../../etc/shadow")]);
         assert!(fs.resolve("loop1").is_none());
     }
 
