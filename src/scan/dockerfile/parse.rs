@@ -205,6 +205,24 @@ impl Dockerfile {
                     format!("FROM takes an image and an optional 'AS name', not '{}'", from.args),
                 ));
             }
+            if let Some(name) = words.get(2)
+                && !valid_stage_name(name)
+            {
+                return Err(SyntaxError::new(
+                    from.start_line,
+                    format!(
+                        "invalid stage name '{name}': it must start with a letter, then letters, digits, '-', '_' or '.'"
+                    ),
+                ));
+            }
+        }
+        for instruction in &self.instructions {
+            buildkit_accepts(instruction).map_err(|message| {
+                SyntaxError::new(
+                    instruction.start_line,
+                    format!("{}: {message}", first_word(&instruction.logical).to_ascii_uppercase()),
+                )
+            })?;
         }
         Ok(())
     }
@@ -246,6 +264,63 @@ fn unknown_instruction(word: &str) -> String {
             "unknown instruction: the line starts with a {}-character word that is no instruction (not shown: it may be a secret; is this a Dockerfile?)",
             word.chars().count()
         )
+    }
+}
+
+/// BuildKit's stage names: `[a-z][a-z0-9-_.]*`, any case.
+fn valid_stage_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// What BuildKit refuses of an instruction's flags and arguments (it fails the build on them;
+/// accepting them would check a file that cannot be built).
+fn buildkit_accepts(instruction: &Instruction) -> Result<(), String> {
+    let flags: &[&str] = match instruction.keyword {
+        Keyword::From => &["platform"],
+        Keyword::Copy => &["from", "chown", "chmod", "link", "parents", "exclude"],
+        Keyword::Add => &["chown", "chmod", "link", "keep-git-dir", "checksum", "exclude", "unpack"],
+        Keyword::Run => &["mount", "network", "security", "device"],
+        Keyword::Healthcheck => &["interval", "timeout", "start-period", "start-interval", "retries"],
+        _ => &[],
+    };
+    if let Some(flag) = instruction.flags.iter().find(|f| !flags.iter().any(|k| f.name.eq_ignore_ascii_case(k))) {
+        return Err(format!("unknown flag --{}", flag.name));
+    }
+    let words = instruction.words();
+    let args = instruction.args.trim();
+    match instruction.keyword {
+        Keyword::Copy | Keyword::Add if words.len() < 2 => {
+            Err("needs a source and a destination (COPY SRC... DEST)".into())
+        }
+        Keyword::Env | Keyword::Label if args.is_empty() => Err("needs at least one key=value".into()),
+        Keyword::Env | Keyword::Label => match instruction.variables().iter().find(|(_, value)| value.is_none()) {
+            Some((key, _)) => Err(format!("'{key}' has no value (write {key}=VALUE)")),
+            None => Ok(()),
+        },
+        Keyword::Workdir
+        | Keyword::Expose
+        | Keyword::Volume
+        | Keyword::Stopsignal
+        | Keyword::Maintainer
+        | Keyword::Arg
+        | Keyword::User
+            if args.is_empty() =>
+        {
+            Err("needs an argument".into())
+        }
+        Keyword::Stopsignal | Keyword::User if words.len() > 1 => Err("takes exactly one argument".into()),
+        Keyword::Healthcheck => {
+            let first = words.first().map(|w| w.to_ascii_uppercase());
+            match first.as_deref() {
+                Some("NONE") if words.len() == 1 => Ok(()),
+                Some("CMD") if words.len() > 1 => Ok(()),
+                Some("CMD") => Err("CMD needs a command".into()),
+                _ => Err("takes CMD COMMAND or NONE".into()),
+            }
+        }
+        _ => Ok(()),
     }
 }
 
@@ -808,6 +883,30 @@ mod tests {
         assert!(error("ARG A=1\n").message.contains("no FROM"));
         let err = error("FROM a:1\nRUNN echo\n");
         assert_eq!((err.line, err.message.as_str()), (2, "unknown instruction 'RUNN'"));
+        let refused = [
+            ("FROM a\nCOPY onlyone\n", 2, "COPY: needs a source and a destination"),
+            ("FROM a\nADD x\n", 2, "ADD: needs a source and a destination"),
+            ("FROM a\nENV FOO\n", 2, "ENV: 'FOO' has no value"),
+            ("FROM a\nENV\n", 2, "ENV: needs at least one key=value"),
+            ("FROM a\nLABEL a=1 b\n", 2, "LABEL: 'b' has no value"),
+            ("FROM a\nWORKDIR\n", 2, "WORKDIR: needs an argument"),
+            ("FROM a\nEXPOSE\n", 2, "EXPOSE: needs an argument"),
+            ("FROM a\nVOLUME\n", 2, "VOLUME: needs an argument"),
+            ("FROM a\nSTOPSIGNAL\n", 2, "STOPSIGNAL: needs an argument"),
+            ("FROM a\nMAINTAINER\n", 2, "MAINTAINER: needs an argument"),
+            ("ARG\nFROM a\n", 1, "ARG: needs an argument"),
+            ("FROM a\nHEALTHCHECK CMD\n", 2, "HEALTHCHECK: CMD needs a command"),
+            ("FROM a\nHEALTHCHECK\n", 2, "HEALTHCHECK: takes CMD COMMAND or NONE"),
+            ("FROM a AS 1abc\n", 1, "invalid stage name '1abc'"),
+            ("FROM a\nCOPY --bogus a b\n", 2, "COPY: unknown flag --bogus"),
+            ("FROM a\nRUN --from=x true\n", 2, "RUN: unknown flag --from"),
+        ];
+        for (text, line, expected) in refused {
+            let err = Dockerfile::parse(text).unwrap_err();
+            assert!(err.line == line && err.message.contains(expected), "{text:?}: {} {}", err.line, err.message);
+        }
+        let accepted = "FROM a AS build-1.x\nCOPY --from=build-1.x --chown=1:1 --link a b\nADD --checksum=sha256:00 https://x/y /y\nRUN --mount=type=cache,target=/c --network=none true\nENV A=1 B=\"two words\"\nENV LEGACY value with spaces\nLABEL a=1\nHEALTHCHECK --interval=5s CMD curl -f http://localhost/\nHEALTHCHECK NONE\nWORKDIR /app\nCOPY <<EOF /app/x\nhello\nEOF\n";
+        Dockerfile::parse(accepted).expect("BuildKit accepts all of it");
         let secret = Dockerfile::parse("AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n").unwrap_err();
         assert!(!secret.message.contains("wJalr") && !secret.message.contains("AWS_"), "{}", secret.message);
         assert!(secret.message.contains("62-character word"), "{}", secret.message);
