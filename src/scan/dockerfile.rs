@@ -227,7 +227,7 @@ mod tests {
 
     #[test]
     fn rules_are_listed() {
-        assert_eq!(rules().len(), 24);
+        assert_eq!(rules().len(), 25);
         assert!(rules().iter().any(|r| r.id == "PKT-DF-013" && r.severity == Severity::High));
     }
 }

@@ -31,7 +31,7 @@ const fn rule(
 
 use Severity::{High, Low, Medium};
 
-pub static RULES: [RuleInfo; 24] = [
+pub static RULES: [RuleInfo; 25] = [
     rule(
         "PKT-DF-001",
         High,
@@ -224,6 +224,14 @@ pub static RULES: [RuleInfo; 24] = [
         "Write a valid JSON array with double quotes: `[\"executable\", \"arg\"]`.",
         &[],
     ),
+    rule(
+        "PKT-DF-025",
+        Medium,
+        "Download piped into another command without pipefail",
+        "A RUN pipes curl or wget into another command (`curl … | sh`, `wget -O- … | tar x`): the pipe's status is the last command's, so a failed or cut download goes unnoticed and the build carries on with whatever arrived.",
+        "Set `SHELL [\"/bin/bash\", \"-o\", \"pipefail\", \"-c\"]` before the RUN (or `set -o pipefail` at its start), or download to a file, verify it, then use it.",
+        &["DL4006"],
+    ),
 ];
 
 /// Where a rule fired.
@@ -256,6 +264,8 @@ struct Checker<'a> {
     /// The final stage and the earlier stages it is built FROM, final first.
     final_chain: Vec<usize>,
     in_final_chain: Vec<bool>,
+    /// The current stage's SHELL sets `-o pipefail`.
+    pipefail: bool,
     hits: Vec<Hit>,
 }
 
@@ -283,6 +293,7 @@ pub fn check(df: &Dockerfile) -> Vec<Hit> {
         named,
         final_chain: Vec::new(),
         in_final_chain: vec![false; stages.len()],
+        pipefail: false,
         stages,
         hits: Vec::new(),
     };
@@ -356,6 +367,7 @@ impl Checker<'_> {
         let mut cmd: Option<u32> = None;
         let mut entrypoint: Option<u32> = None;
         let mut posix_shell = true;
+        self.pipefail = false;
         let range = self.stages[stage].instructions.clone();
         for n in range {
             let instruction = &self.df.instructions[n];
@@ -368,6 +380,7 @@ impl Checker<'_> {
                     let shell =
                         instruction.exec.as_ref().and_then(|e| e.first()).map(|s| basename(s).to_ascii_lowercase());
                     posix_shell = shell.is_none_or(|s| !["powershell", "pwsh", "cmd"].iter().any(|w| s.starts_with(w)));
+                    self.pipefail = instruction.exec.as_ref().is_some_and(|e| e.iter().any(|w| w == "pipefail"));
                 }
                 Keyword::Add => self.add(n),
                 Keyword::Copy => self.copy_from(stage, n),
@@ -501,6 +514,18 @@ impl Checker<'_> {
             .collect();
         let mounted = |dir: &str| mounts.iter().any(|m| m.contains(dir));
         let mut found: HashSet<&'static str> = HashSet::new();
+        // `set -o pipefail` (or `-eo`, `-euo` ...) earlier in the same RUN.
+        let mut pipefail = self.pipefail;
+        for (k, command) in commands.iter().enumerate() {
+            let words = program(&command.words);
+            if words.first().is_some_and(|w| w == "set") && words.iter().any(|w| w == "pipefail") {
+                pipefail = true;
+            }
+            let downloads = words.first().is_some_and(|w| matches!(basename(w), "curl" | "wget"));
+            if downloads && !pipefail && commands.get(k + 1).is_some_and(|next| next.piped) {
+                found.insert("PKT-DF-025");
+            }
+        }
         let mut apt_update = false;
         let mut lists_removed = false;
         for (k, command) in commands.iter().enumerate() {
@@ -780,6 +805,22 @@ mod tests {
     /// Whether `id` fires on the instruction after a `FROM debian:12`.
     fn fires(body: &str, id: &str) -> bool {
         !lines(&format!("FROM debian:12\n{body}\n"), id).is_empty()
+    }
+
+    #[test]
+    fn downloads_piped_without_pipefail() {
+        assert!(fires("RUN curl -fsSL https://get.example.com | sh", "PKT-DF-025"));
+        assert!(fires("RUN wget -qO- https://x/y.tgz | tar xz -C /opt", "PKT-DF-025"));
+        assert!(fires("RUN apt-get update && curl -sL https://x | bash -", "PKT-DF-025"));
+        assert!(!fires("RUN echo \"$SUM  f\" | sha256sum -c", "PKT-DF-025"), "no download in the pipe");
+        assert!(!fires("RUN curl -fsSLo f https://x && sh f", "PKT-DF-025"), "no pipe");
+        assert!(!fires("RUN set -o pipefail && curl -fsSL https://x | sh", "PKT-DF-025"));
+        assert!(!fires("RUN set -euo pipefail; wget -O- https://x | tar x", "PKT-DF-025"));
+        assert!(!fires(
+            "SHELL [\"/bin/bash\", \"-o\", \"pipefail\", \"-c\"]\nRUN curl -fsSL https://x | sh",
+            "PKT-DF-025"
+        ));
+        assert!(fires("RUN curl https://x | sh; set -o pipefail", "PKT-DF-025"), "set after the pipe is too late");
     }
 
     #[test]
