@@ -218,8 +218,13 @@ impl PolicyFile {
 
     /// Parses and checks every rule as the kernel maps will hold it.
     pub fn parse(path: &Path, text: &str) -> Result<Self, PolicyFileError> {
-        let file: PolicyFile = serde_saphyr::from_str(text)
-            .map_err(|e| PolicyFileError::File { path: path.to_path_buf(), message: e.to_string() })?;
+        let file: PolicyFile = serde_saphyr::from_str(text).map_err(|e| {
+            let (line, column, message) = crate::yaml::explain(text, &e);
+            PolicyFileError::File {
+                path: path.to_path_buf(),
+                message: format!("line {line} column {column}: {message}"),
+            }
+        })?;
         let mut names = BTreeSet::new();
         for (index, rule) in file.containers.iter().enumerate() {
             let fail = |message: String| PolicyFileError::Rule { path: path.to_path_buf(), index, message };

@@ -111,7 +111,10 @@ pub fn load_file(path: &Path) -> Result<Vec<CustomCheck>, CustomCheckError> {
 
 fn load_str(path: &Path, text: &str) -> Result<Vec<CustomCheck>, CustomCheckError> {
     let file_error = |message: String| CustomCheckError::File { path: path.to_path_buf(), message };
-    let file: CheckFile = serde_saphyr::from_str(text).map_err(|e| file_error(e.to_string()))?;
+    let file: CheckFile = serde_saphyr::from_str(text).map_err(|e| {
+        let (line, column, message) = crate::yaml::explain(text, &e);
+        file_error(format!("line {line} column {column}: {message}"))
+    })?;
     let mut checks = Vec::new();
     for (index, spec) in file.checks.into_iter().enumerate() {
         let fail =
