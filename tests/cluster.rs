@@ -597,6 +597,9 @@ fn an_endless_response_body_is_cut_at_the_cap() {
         .expect("picket runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("over 256 MiB"), "{stderr}");
-    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+    assert!(stderr.contains("over 128 MiB"), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    // The largest child this test ran (picket) stayed well within memory (ru_maxrss is in KiB).
+    let peak = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN).expect("rusage").max_rss();
+    assert!(peak < 512 * 1024, "peak RSS {peak} KiB");
 }

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
 /// A list page (`limit=500`) of the largest objects is a few tens of MB.
-pub const MAX_BODY: u64 = 256 * 1024 * 1024;
+pub const MAX_BODY: u64 = 128 * 1024 * 1024;
 /// One watch event: one object.
 pub const MAX_WATCH_LINE: u64 = 32 * 1024 * 1024;
 
