@@ -490,3 +490,29 @@ fn the_console_and_the_cli_report_the_same_findings() {
     assert_eq!(active, cli_active, "active findings");
     assert_eq!(suppressed, cli_suppressed, "suppressed findings");
 }
+
+/// A server that accepts and never answers: `db import URL` gives up within seconds, naming
+/// the deadline, instead of waiting minutes.
+#[test]
+fn db_import_from_a_silent_server_gives_up_within_seconds() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let data = tempfile::tempdir().expect("data dir");
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(["db", "import", &format!("http://127.0.0.1:{port}/all.zip")])
+        .output()
+        .expect("picket runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("no answer came within 8 s"), "{stderr}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "{:?}", started.elapsed());
+}
