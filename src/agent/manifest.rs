@@ -119,6 +119,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_manifest_has_no_misindented_line() {
+        for doc in manifest("picket-system", "picket:1").split("\n---\n") {
+            assert_eq!(crate::yaml::indentation_fault(doc), None, "{doc}");
+        }
+    }
+
+    #[test]
     fn the_manifest_is_valid_kubernetes_yaml() {
         let text = manifest("sec", "registry.example.com/picket:1");
         let kinds: Vec<String> = text
