@@ -369,7 +369,7 @@ mod tests {
             "container web",
             "/etc/docker",
             "kube-apiserver (/etc/x.yaml)",
-            "RBAC of picket's credentials",
+            "what picket could list",
             "daemon",
         ] {
             assert_eq!(subject_namespace(none), None, "{none}");

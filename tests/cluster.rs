@@ -86,7 +86,7 @@ async fn cluster_checks_on_realistic_objects() {
     assert_eq!(inv.pods.len(), 2);
     assert_eq!(inv.secrets.len(), 1);
     assert_eq!(inv.secrets[0].name.as_deref(), Some("db-credentials"));
-    assert!(inv.forbidden.is_empty());
+    assert!(inv.unlisted.is_empty());
     let report = picket::bench::k8s::judge(&inv);
     assert_fixture_findings(&report);
     assert_eq!(report.checks.len(), 34 + 11 + 6 + 2);
@@ -161,12 +161,15 @@ async fn a_forbidden_kind_is_reported_with_the_rbac_it_needs() {
     };
     let server = MockApiServer::start(fixture_objects(), behaviour);
     let inv = inventory::load(&server.client, "mock").await.expect("the rest still loads");
-    let needs: Vec<String> = inv.forbidden.iter().map(|f| f.needs()).collect();
+    let needs: Vec<String> = inv.unlisted.iter().map(|f| f.needs()).collect();
     assert_eq!(
         needs,
-        vec!["list clusterroles.rbac.authorization.k8s.io at cluster scope", "list secrets at cluster scope"]
+        vec![
+            "list clusterroles.rbac.authorization.k8s.io at cluster scope (forbidden)",
+            "list secrets at cluster scope (forbidden)"
+        ]
     );
-    assert!(inv.forbidden[0].message.contains("cannot list resource"), "{:?}", inv.forbidden);
+    assert!(inv.unlisted[0].message.contains("cannot list resource"), "{:?}", inv.unlisted);
     assert_eq!(inv.pods.len(), 2);
     let report = picket::bench::k8s::judge(&inv);
     let warned = report
@@ -174,7 +177,7 @@ async fn a_forbidden_kind_is_reported_with_the_rbac_it_needs() {
         .expect("5.1.1")
         .results
         .iter()
-        .find(|r| r.subject == "RBAC of picket's credentials")
+        .find(|r| r.subject == "what picket could list")
         .expect("a warning");
     assert_eq!(warned.status, Status::Warn);
     assert!(warned.evidence.contains("list secrets at cluster scope"), "{warned:?}");
@@ -361,7 +364,7 @@ async fn watched_inventory_lists_once_then_follows_events() {
     assert_eq!(inv.namespaces.len(), 4);
     assert_eq!(inv.secrets.len(), 1);
     assert_eq!(
-        inv.forbidden.iter().map(|f| f.resource.as_str()).collect::<Vec<_>>(),
+        inv.unlisted.iter().map(|f| f.resource.as_str()).collect::<Vec<_>>(),
         vec!["clusterroles.rbac.authorization.k8s.io"]
     );
     // Let the watcher come back after the event stream ended.
@@ -602,4 +605,75 @@ fn an_endless_response_body_is_cut_at_the_cap() {
     // The largest child this test ran (picket) stayed well within memory (ru_maxrss is in KiB).
     let peak = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN).expect("rusage").max_rss();
     assert!(peak < 512 * 1024, "peak RSS {peak} KiB");
+}
+
+/// A server a few versions behind (CronJob only at `batch/v1beta1`, Ingress only at
+/// `networking.k8s.io/v1beta1` with the old backend shape) and a kind that fails (503, an
+/// aggregated API down): the inventory reads the older versions, converts them, records the
+/// failing kind, and the audit goes on with verdicts on the rest. Errors read as one line.
+#[tokio::test]
+async fn an_older_or_partial_server_is_read_as_far_as_it_goes() {
+    let mut objects = fixture_objects();
+    for object in &mut objects {
+        match object["kind"].as_str() {
+            Some("CronJob") => object["apiVersion"] = serde_json::json!("batch/v1beta1"),
+            Some("Ingress") => {
+                object["apiVersion"] = serde_json::json!("networking.k8s.io/v1beta1");
+                object["spec"]["rules"][0]["http"]["paths"][0]["backend"] =
+                    serde_json::json!({ "serviceName": "api", "servicePort": 80 });
+                if let Some(path) = object["spec"]["rules"][0]["http"]["paths"][0].as_object_mut() {
+                    path.remove("pathType");
+                }
+            }
+            _ => {}
+        }
+    }
+    let behaviour = Behaviour {
+        not_served: vec![
+            "/apis/batch/v1/cronjobs".into(),
+            "/apis/networking.k8s.io/v1/ingresses".into(),
+            "/apis/extensions/v1beta1/ingresses".into(),
+        ],
+        failing: vec!["/apis/networking.k8s.io/v1/networkpolicies".into()],
+        ..Behaviour::default()
+    };
+    let server = MockApiServer::start(objects, behaviour);
+    let inv = inventory::load(&server.client, "old").await.expect("the audit goes on");
+    assert_eq!(inv.cron_jobs.len(), 1, "read at batch/v1beta1");
+    assert_eq!(inv.cron_jobs[0].spec.schedule, "0 3 * * *");
+    assert_eq!(inv.ingresses.len(), 1, "read at networking.k8s.io/v1beta1");
+    let path = &inv.ingresses[0].spec.as_ref().unwrap().rules.as_ref().unwrap()[0].http.as_ref().unwrap().paths[0];
+    let service = path.backend.service.as_ref().expect("the backend in the v1 shape");
+    assert_eq!((service.name.as_str(), service.port.as_ref().and_then(|p| p.number)), ("api", Some(80)));
+    assert_eq!(path.path_type, "ImplementationSpecific");
+    assert_eq!(inv.unlisted.len(), 1, "{:?}", inv.unlisted);
+    let failed = &inv.unlisted[0];
+    assert_eq!((failed.resource.as_str(), failed.why), ("networkpolicies.networking.k8s.io", inventory::Why::Failed));
+    assert_eq!(failed.message, "HTTP 503 ServiceUnavailable: the server is currently unable to handle the request");
+    assert!(!failed.message.contains("Status {") && !failed.message.contains("ErrorResponse"));
+    assert!(inv.pods.len() == 2 && !inv.deployments.is_empty(), "the rest is listed");
+    let report = picket::bench::k8s::judge(&inv);
+    let incomplete = report
+        .check("5.1.1")
+        .expect("5.1.1")
+        .results
+        .iter()
+        .any(|r| r.evidence.contains("could not list networkpolicies.networking.k8s.io: the server failed"));
+    assert!(incomplete, "verdicts say what they could not see");
+}
+
+/// A kind served at no version picket reads is recorded as not served, and the rest goes on.
+#[tokio::test]
+async fn a_kind_served_at_no_version_is_recorded_not_fatal() {
+    let behaviour = Behaviour {
+        not_served: vec!["/apis/batch/v1/cronjobs".into(), "/apis/batch/v1beta1/cronjobs".into()],
+        ..Behaviour::default()
+    };
+    let server = MockApiServer::start(fixture_objects(), behaviour);
+    let inv = inventory::load(&server.client, "old").await.expect("the audit goes on");
+    assert!(inv.cron_jobs.is_empty());
+    assert_eq!(inv.unlisted.len(), 1);
+    assert_eq!(inv.unlisted[0].why, inventory::Why::NotServed);
+    assert_eq!(inv.unlisted[0].message, "the server serves none of batch/v1, batch/v1beta1");
+    assert_eq!(inv.unlisted[0].needs(), "list cronjobs.batch: the server does not serve it");
 }

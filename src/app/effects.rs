@@ -344,7 +344,7 @@ async fn load_inventory(
                 rows,
                 report: Arc::new(report),
                 warnings: inventory
-                    .forbidden
+                    .unlisted
                     .iter()
                     .map(|f| format!("cannot {} ({})", f.needs(), f.message))
                     .chain(warnings)

@@ -685,7 +685,7 @@ pub async fn run(options: &K8sOptions) -> Result<super::Benchmarked, super::Benc
     let inventory = crate::cluster::inventory::load(&client, &name).await?;
     super::blocking(move || {
         let notes = inventory
-            .forbidden
+            .unlisted
             .iter()
             .map(|f| format!("context {}: cannot {} ({})", inventory.context, f.needs(), f.message))
             .collect();
@@ -710,12 +710,12 @@ pub fn judge_on(facts: &ClusterFacts, custom: &[custom::CustomCheck]) -> BenchRe
     let inv = facts.inv;
     let mut checks: Vec<CheckOutcome> = crate::bench::judge_all(&checks(), facts);
     checks.extend(crate::bench::judge_all(custom, facts));
-    if !inv.forbidden.is_empty() {
-        let missing: Vec<String> = inv.forbidden.iter().map(|f| f.needs()).collect();
+    if !inv.unlisted.is_empty() {
+        let missing: Vec<String> = inv.unlisted.iter().map(|f| f.needs()).collect();
         for check in &mut checks {
             check.results.push(CheckResult::new(
                 Status::Warn,
-                "RBAC of picket's credentials",
+                "what picket could list",
                 format!("incomplete: could not {}", missing.join(", ")),
             ));
         }

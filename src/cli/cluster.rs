@@ -57,8 +57,8 @@ pub fn run(command: &ClusterCommand, config: &Config, context: Option<&str>) -> 
     let report = runtime.block_on(async {
         let (client, name) = crate::cluster::client_for(context).await?;
         let inventory = crate::cluster::inventory::load(&client, &name).await?;
-        for forbidden in &inventory.forbidden {
-            crate::say!("picket: warning: context {name}: cannot {} ({})", forbidden.needs(), forbidden.message);
+        for unlisted in &inventory.unlisted {
+            crate::say!("picket: warning: context {name}: cannot {} ({})", unlisted.needs(), unlisted.message);
         }
         let mut progress = |index: usize, total: usize, reference: &str| {
             crate::say!("picket: [{}/{total}] {reference}", index + 1);

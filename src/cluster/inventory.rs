@@ -1,7 +1,9 @@
 //! A cluster's objects as the checks and panes read them: every kind listed in pages of 500
 //! with continue tokens (a 10,000-pod cluster is 20 requests, never one huge answer), Secrets as
-//! metadata only. A kind the credentials may not list is recorded with the RBAC it needs and
-//! the rest goes on; an unreachable server or rejected credentials stop with a clear error.
+//! metadata only. Kinds an older server serves at an older version (CronJob `batch/v1beta1`,
+//! Ingress `networking.k8s.io/v1beta1`) are read there and converted. A kind that cannot be
+//! listed — forbidden, not served, or failing (an aggregated API down) — is recorded with why,
+//! and the rest goes on; only an unreachable server or rejected credentials stop.
 
 use std::time::Duration;
 
@@ -43,21 +45,63 @@ pub struct Inventory {
     pub cluster_role_bindings: Vec<ClusterRoleBinding>,
     /// Secrets' metadata only: their values never leave the API server.
     pub secrets: Vec<ObjectMeta>,
-    /// Kinds the credentials may not list.
-    pub forbidden: Vec<Forbidden>,
+    /// Kinds that could not be listed, with why: the report is incomplete without them.
+    pub unlisted: Vec<Unlisted>,
 }
 
-/// A kind that could not be listed for lack of RBAC, and what to grant.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Forbidden {
+/// Why a kind could not be listed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Why {
+    /// 403: the credentials may not list it.
+    Forbidden,
+    /// 404: the server serves no version of it that picket reads.
+    NotServed,
+    /// Another answer (5xx: an aggregated API down, a body that would not decode).
+    Failed,
+}
+
+/// A kind that could not be listed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Unlisted {
     /// `pods`, `clusterroles.rbac.authorization.k8s.io`.
     pub resource: String,
+    pub why: Why,
+    /// The server's words (or what went wrong), one line.
     pub message: String,
 }
 
-impl Forbidden {
+impl Unlisted {
+    /// What was not possible, for notes and warnings: `list secrets at cluster scope (forbidden)`.
     pub fn needs(&self) -> String {
-        format!("list {} at cluster scope", self.resource)
+        match self.why {
+            Why::Forbidden => format!("list {} at cluster scope (forbidden)", self.resource),
+            Why::NotServed => format!("list {}: the server does not serve it", self.resource),
+            Why::Failed => format!("list {}: the server failed", self.resource),
+        }
+    }
+}
+
+/// A kube error in one line for people: the HTTP status and the server's message, or the
+/// transport failure with its causes (never a debug dump).
+pub fn describe(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => {
+            let reason = if status.reason.is_empty() { String::new() } else { format!(" {}", status.reason) };
+            format!("HTTP {}{reason}: {}", status.code, status.message)
+        }
+        other => {
+            let mut text = other.to_string();
+            let mut source = std::error::Error::source(other);
+            while let Some(inner) = source {
+                let inner_text = inner.to_string();
+                if !text.contains(&inner_text) {
+                    text.push_str(&format!(": {inner_text}"));
+                }
+                source = inner.source();
+            }
+            text
+        }
     }
 }
 
@@ -69,22 +113,12 @@ pub enum ClusterError {
         "context {context}: the API server rejected the credentials (401): {message}; the token or certificate may have expired"
     )]
     Unauthorized { context: String, message: String },
-    #[error("context {context}: cannot reach the API server: {source}")]
-    Unreachable {
-        context: String,
-        #[source]
-        source: kube::Error,
-    },
-    #[error("context {context}: listing {resource}: {source}")]
-    Api {
-        context: String,
-        resource: String,
-        #[source]
-        source: kube::Error,
-    },
+    #[error("context {context}: cannot reach the API server: {}", describe(source))]
+    Unreachable { context: String, source: kube::Error },
 }
 
-/// Lists every kind. Forbidden kinds are recorded; other errors stop.
+/// Lists every kind. Kinds that cannot be listed are recorded; an unreachable server or
+/// rejected credentials stop.
 pub async fn load(client: &Client, context: &str) -> Result<Inventory, ClusterError> {
     load_with_timeout(client, context, REQUEST_TIMEOUT).await
 }
@@ -93,24 +127,30 @@ pub async fn load(client: &Client, context: &str) -> Result<Inventory, ClusterEr
 pub async fn load_with_timeout(client: &Client, context: &str, timeout: Duration) -> Result<Inventory, ClusterError> {
     let mut inv = Inventory { context: context.to_string(), ..Inventory::default() };
     let c = &Lister { client, context, timeout };
-    inv.namespaces = list(c, &mut inv.forbidden).await?;
-    inv.nodes = list(c, &mut inv.forbidden).await?;
-    inv.pods = list(c, &mut inv.forbidden).await?;
-    inv.deployments = list(c, &mut inv.forbidden).await?;
-    inv.replica_sets = list(c, &mut inv.forbidden).await?;
-    inv.stateful_sets = list(c, &mut inv.forbidden).await?;
-    inv.daemon_sets = list(c, &mut inv.forbidden).await?;
-    inv.jobs = list(c, &mut inv.forbidden).await?;
-    inv.cron_jobs = list(c, &mut inv.forbidden).await?;
-    inv.services = list(c, &mut inv.forbidden).await?;
-    inv.ingresses = list(c, &mut inv.forbidden).await?;
-    inv.network_policies = list(c, &mut inv.forbidden).await?;
-    inv.service_accounts = list(c, &mut inv.forbidden).await?;
-    inv.roles = list(c, &mut inv.forbidden).await?;
-    inv.cluster_roles = list(c, &mut inv.forbidden).await?;
-    inv.role_bindings = list(c, &mut inv.forbidden).await?;
-    inv.cluster_role_bindings = list(c, &mut inv.forbidden).await?;
-    inv.secrets = list_secret_metadata(c, &mut inv.forbidden).await?;
+    inv.namespaces = list(c, &mut inv.unlisted).await?;
+    inv.nodes = list(c, &mut inv.unlisted).await?;
+    inv.pods = list(c, &mut inv.unlisted).await?;
+    inv.deployments = list(c, &mut inv.unlisted).await?;
+    inv.replica_sets = list(c, &mut inv.unlisted).await?;
+    inv.stateful_sets = list(c, &mut inv.unlisted).await?;
+    inv.daemon_sets = list(c, &mut inv.unlisted).await?;
+    inv.jobs = list(c, &mut inv.unlisted).await?;
+    inv.cron_jobs = list_or_older(c, &mut inv.unlisted, &[("batch", "v1beta1")], cron_job_from_v1beta1).await?;
+    inv.services = list(c, &mut inv.unlisted).await?;
+    inv.ingresses = list_or_older(
+        c,
+        &mut inv.unlisted,
+        &[("networking.k8s.io", "v1beta1"), ("extensions", "v1beta1")],
+        ingress_from_v1beta1,
+    )
+    .await?;
+    inv.network_policies = list(c, &mut inv.unlisted).await?;
+    inv.service_accounts = list(c, &mut inv.unlisted).await?;
+    inv.roles = list(c, &mut inv.unlisted).await?;
+    inv.cluster_roles = list(c, &mut inv.unlisted).await?;
+    inv.role_bindings = list(c, &mut inv.unlisted).await?;
+    inv.cluster_role_bindings = list(c, &mut inv.unlisted).await?;
+    inv.secrets = list_secret_metadata(c, &mut inv.unlisted).await?;
     Ok(inv)
 }
 
@@ -121,19 +161,129 @@ pub(crate) fn resource_name<K: Resource<DynamicType = ()>>() -> String {
     if group.is_empty() { plural.to_string() } else { format!("{plural}.{group}") }
 }
 
-/// Classifies one failed request: 403 gives its message, which the caller records; the rest
-/// are errors.
-fn classify(context: &str, resource: &str, error: kube::Error) -> Result<String, ClusterError> {
+/// Classifies one failed request: what the caller records for the kind, or an error that
+/// stops everything (rejected credentials, an unreachable server).
+fn classify(context: &str, resource: &str, error: kube::Error) -> Result<Unlisted, ClusterError> {
+    let unlisted = |why, message| Unlisted { resource: resource.to_string(), why, message };
     match error {
-        kube::Error::Api(status) if status.code == 403 => Ok(status.message.clone()),
+        kube::Error::Api(status) if status.code == 403 => Ok(unlisted(Why::Forbidden, status.message.clone())),
+        kube::Error::Api(status) if status.code == 404 => {
+            Ok(unlisted(Why::NotServed, format!("HTTP 404: {}", status.message)))
+        }
         kube::Error::Api(status) if status.code == 401 => {
             Err(ClusterError::Unauthorized { context: context.to_string(), message: status.message.clone() })
         }
         e @ (kube::Error::HyperError(_) | kube::Error::Service(_)) => {
             Err(ClusterError::Unreachable { context: context.to_string(), source: e })
         }
-        e => Err(ClusterError::Api { context: context.to_string(), resource: resource.to_string(), source: e }),
+        e => Ok(unlisted(Why::Failed, describe(&e))),
     }
+}
+
+/// Lists `K` at its current version; where the server does not serve that (404), at the first
+/// older version in `older` it serves, each object converted by `convert` (JSON of the old
+/// version in, JSON the current type reads out; None drops it).
+async fn list_or_older<K>(
+    lister: &Lister<'_>,
+    unlisted: &mut Vec<Unlisted>,
+    older: &[(&str, &str)],
+    convert: fn(serde_json::Value) -> Option<serde_json::Value>,
+) -> Result<Vec<K>, ClusterError>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let mut refused = Vec::new();
+    let current = list::<K>(lister, &mut refused).await?;
+    let Some(first) = refused.pop() else { return Ok(current) };
+    if first.why != Why::NotServed {
+        unlisted.push(first);
+        return Ok(current);
+    }
+    let plural = K::plural(&());
+    for (group, version) in older {
+        let resource = kube::discovery::ApiResource {
+            group: group.to_string(),
+            version: version.to_string(),
+            api_version: format!("{group}/{version}"),
+            kind: K::kind(&()).to_string(),
+            plural: plural.to_string(),
+        };
+        let api: Api<kube::api::DynamicObject> = Api::all_with(lister.client.clone(), &resource);
+        let mut tried = Vec::new();
+        let objects = paged(lister, &mut tried, format!("{plural}.{group} ({version})"), |params| {
+            let api = api.clone();
+            async move { api.list(&params).await }
+        })
+        .await?;
+        match tried.pop() {
+            Some(refusal) if refusal.why == Why::NotServed => continue,
+            Some(refusal) => {
+                unlisted.push(refusal);
+                return Ok(Vec::new());
+            }
+            None => {
+                let converted = objects
+                    .into_iter()
+                    .filter_map(|o| serde_json::to_value(o).ok())
+                    .filter_map(convert)
+                    .filter_map(|v| serde_json::from_value::<K>(v).ok())
+                    .collect();
+                return Ok(converted);
+            }
+        }
+    }
+    let versions: Vec<String> = std::iter::once(format!("{}/{}", K::group(&()), K::version(&())))
+        .chain(older.iter().map(|(g, v)| format!("{g}/{v}")))
+        .collect();
+    unlisted.push(Unlisted {
+        resource: first.resource,
+        why: Why::NotServed,
+        message: format!("the server serves none of {}", versions.join(", ")),
+    });
+    Ok(Vec::new())
+}
+
+/// A CronJob of `batch/v1beta1`: the same fields as `batch/v1`.
+fn cron_job_from_v1beta1(mut cron_job: serde_json::Value) -> Option<serde_json::Value> {
+    cron_job["apiVersion"] = serde_json::json!("batch/v1");
+    Some(cron_job)
+}
+
+/// An Ingress of `networking.k8s.io/v1beta1` (or `extensions/v1beta1`) as `networking.k8s.io/v1`
+/// reads it: backends name the service and its port (number or name) in the newer shape, and a
+/// path without a type is `ImplementationSpecific`.
+fn ingress_from_v1beta1(mut ingress: serde_json::Value) -> Option<serde_json::Value> {
+    fn backend(old: &serde_json::Value) -> Option<serde_json::Value> {
+        let name = old.get("serviceName")?.as_str()?;
+        let port = match old.get("servicePort")? {
+            serde_json::Value::Number(n) => serde_json::json!({ "number": n }),
+            serde_json::Value::String(s) => match s.parse::<i64>() {
+                Ok(n) => serde_json::json!({ "number": n }),
+                Err(_) => serde_json::json!({ "name": s }),
+            },
+            _ => return None,
+        };
+        Some(serde_json::json!({ "service": { "name": name, "port": port } }))
+    }
+    ingress["apiVersion"] = serde_json::json!("networking.k8s.io/v1");
+    let spec = ingress.get_mut("spec")?;
+    if let Some(old) = spec.get("backend").cloned() {
+        if let Some(new) = backend(&old) {
+            spec["defaultBackend"] = new;
+        }
+        spec.as_object_mut()?.remove("backend");
+    }
+    for rule in spec.get_mut("rules").and_then(|r| r.as_array_mut()).into_iter().flatten() {
+        for path in rule.pointer_mut("/http/paths").and_then(|p| p.as_array_mut()).into_iter().flatten() {
+            if let Some(new) = path.get("backend").and_then(backend) {
+                path["backend"] = new;
+            }
+            if path.get("pathType").is_none() {
+                path["pathType"] = serde_json::json!("ImplementationSpecific");
+            }
+        }
+    }
+    Some(ingress)
 }
 
 struct Lister<'a> {
@@ -142,12 +292,12 @@ struct Lister<'a> {
     timeout: Duration,
 }
 
-async fn list<K>(lister: &Lister<'_>, forbidden: &mut Vec<Forbidden>) -> Result<Vec<K>, ClusterError>
+async fn list<K>(lister: &Lister<'_>, unlisted: &mut Vec<Unlisted>) -> Result<Vec<K>, ClusterError>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
 {
     let api: Api<K> = Api::all(lister.client.clone());
-    paged(lister, forbidden, resource_name::<K>(), |params| {
+    paged(lister, unlisted, resource_name::<K>(), |params| {
         let api = api.clone();
         async move { api.list(&params).await }
     })
@@ -156,10 +306,10 @@ where
 
 async fn list_secret_metadata(
     lister: &Lister<'_>,
-    forbidden: &mut Vec<Forbidden>,
+    unlisted: &mut Vec<Unlisted>,
 ) -> Result<Vec<ObjectMeta>, ClusterError> {
     let api: Api<Secret> = Api::all(lister.client.clone());
-    let metas = paged(lister, forbidden, resource_name::<Secret>(), |params| {
+    let metas = paged(lister, unlisted, resource_name::<Secret>(), |params| {
         let api = api.clone();
         async move { api.list_metadata(&params).await }
     })
@@ -167,11 +317,11 @@ async fn list_secret_metadata(
     Ok(metas.into_iter().map(|p| p.metadata).collect())
 }
 
-/// Follows continue tokens until the list is whole. A 403 records the kind as forbidden and
-/// gives no items.
+/// Follows continue tokens until the list is whole. A kind that cannot be listed is recorded
+/// and gives no items.
 async fn paged<T, F, Fut>(
     lister: &Lister<'_>,
-    forbidden: &mut Vec<Forbidden>,
+    unlisted: &mut Vec<Unlisted>,
     resource: String,
     fetch: F,
 ) -> Result<Vec<T>, ClusterError>
@@ -201,8 +351,7 @@ where
                 }
             }
             Err(e) => {
-                let message = classify(lister.context, &resource, e)?;
-                forbidden.push(Forbidden { resource, message });
+                unlisted.push(classify(lister.context, &resource, e)?);
                 return Ok(Vec::new());
             }
         }

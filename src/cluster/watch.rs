@@ -22,7 +22,7 @@ use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
 use tokio::task::JoinHandle;
 
-use super::inventory::{Forbidden, Inventory, PAGE_SIZE, resource_name};
+use super::inventory::{Inventory, PAGE_SIZE, Unlisted, Why, resource_name};
 
 /// Why a kind's watch is failing, by resource name (`pods`, `clusterroles.rbac…`).
 type Errors = Arc<Mutex<BTreeMap<String, KindError>>>;
@@ -87,8 +87,14 @@ where
                         &e,
                         watcher::Error::InitialListFailed(kube::Error::Api(s)) | watcher::Error::WatchStartFailed(kube::Error::Api(s)) if s.code == 403
                     );
+                    let message = match &e {
+                        watcher::Error::InitialListFailed(inner)
+                        | watcher::Error::WatchStartFailed(inner)
+                        | watcher::Error::WatchFailed(inner) => super::inventory::describe(inner),
+                        other => other.to_string(),
+                    };
                     if let Ok(mut errors) = shared.errors.lock() {
-                        errors.insert(resource.clone(), KindError { forbidden, message: e.to_string() });
+                        errors.insert(resource.clone(), KindError { forbidden, message });
                     }
                 }
             }
@@ -196,13 +202,13 @@ impl ClusterWatch {
         fn all<K: Clone + Resource<DynamicType = ()>>(store: &Store<K>) -> Vec<K> {
             store.state().iter().map(|o| (**o).clone()).collect()
         }
-        let forbidden = self
+        let unlisted = self
             .errors
             .lock()
             .map(|e| {
                 e.iter()
                     .filter(|(_, k)| k.forbidden)
-                    .map(|(r, k)| Forbidden { resource: r.clone(), message: k.message.clone() })
+                    .map(|(r, k)| Unlisted { resource: r.clone(), why: Why::Forbidden, message: k.message.clone() })
                     .collect()
             })
             .unwrap_or_default();
@@ -226,7 +232,7 @@ impl ClusterWatch {
             role_bindings: all(&self.role_bindings),
             cluster_role_bindings: all(&self.cluster_role_bindings),
             secrets: self.secrets.state().iter().map(|s| s.metadata.clone()).collect(),
-            forbidden,
+            unlisted,
         }
     }
 }

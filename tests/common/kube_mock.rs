@@ -36,6 +36,11 @@ pub fn collection_path(object: &Value) -> String {
 pub struct Behaviour {
     /// Collection paths answered with 403.
     pub forbidden: Vec<String>,
+    /// Collection paths the server does not serve (404), as an older server has no
+    /// `batch/v1` CronJob.
+    pub not_served: Vec<String>,
+    /// Collection paths answered with 503 (an aggregated API that is down).
+    pub failing: Vec<String>,
     /// Every request answered with 401.
     pub unauthorized: bool,
     /// Requests are taken and never answered.
@@ -133,6 +138,16 @@ impl MockApiServer {
                     .is_some_and(|a| a.contains("as=PartialObjectMetadataList"));
                 let (status, body) = if behaviour.unauthorized {
                     (StatusCode::UNAUTHORIZED, status_json(401, "Unauthorized", "Unauthorized"))
+                } else if behaviour.not_served.contains(&path) {
+                    (
+                        StatusCode::NOT_FOUND,
+                        status_json(404, "NotFound", "the server could not find the requested resource"),
+                    )
+                } else if behaviour.failing.contains(&path) {
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        status_json(503, "ServiceUnavailable", "the server is currently unable to handle the request"),
+                    )
                 } else if behaviour.forbidden.contains(&path) {
                     let resource = path.rsplit('/').next().unwrap_or_default();
                     let message = format!(
