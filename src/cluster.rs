@@ -107,12 +107,8 @@ pub enum ConnectError {
     },
     #[error("in-cluster configuration: {0}")]
     InCluster(#[source] kube::config::InClusterError),
-    #[error("context {context}: cannot build a client: {source}")]
-    Client {
-        context: String,
-        #[source]
-        source: kube::Error,
-    },
+    #[error("context {context}: cannot build a client: {}", inventory::describe(source))]
+    Client { context: String, source: kube::Error },
 }
 
 /// How long a kubeconfig's credential plugin (`users[].user.exec`) may take

@@ -50,19 +50,13 @@ pub enum DeployError {
     Manifest { kind: &'static str, message: String },
     #[error("context {context}: the API server did not answer within 20s")]
     Timeout { context: String },
-    #[error("context {context}: listing the agent's pods in picket-system: {source}")]
-    List {
-        context: String,
-        #[source]
-        source: kube::Error,
-    },
-    #[error("context {context}: applying {object}: {source}")]
-    Apply {
-        context: String,
-        object: String,
-        #[source]
-        source: kube::Error,
-    },
+    #[error(
+        "context {context}: listing the agent's pods in picket-system: {}",
+        crate::cluster::inventory::describe(source)
+    )]
+    List { context: String, source: kube::Error },
+    #[error("context {context}: applying {object}: {}", crate::cluster::inventory::describe(source))]
+    Apply { context: String, object: String, source: kube::Error },
 }
 
 /// Applies the agent's manifest to the cluster behind `client`; returns the objects applied
