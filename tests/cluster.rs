@@ -677,3 +677,31 @@ async fn a_kind_served_at_no_version_is_recorded_not_fatal() {
     assert_eq!(inv.unlisted[0].message, "the server serves none of batch/v1, batch/v1beta1");
     assert_eq!(inv.unlisted[0].needs(), "list cronjobs.batch: the server does not serve it");
 }
+
+/// Pods that do not run yet (no container status: not scheduled, not pulled, or no kubelet, as
+/// on the real test API server) still say which images they will run: taken from the spec and
+/// marked so, while running pods give their digests.
+#[tokio::test]
+async fn pending_pods_name_their_images_from_the_spec() {
+    let mut objects = fixture_objects();
+    let mut pending = None;
+    for object in &mut objects {
+        if object["kind"] == "Pod" && pending.is_none() {
+            if let Some(o) = object.as_object_mut() {
+                o.remove("status");
+            }
+            pending = object["metadata"]["name"].as_str().map(String::from);
+        }
+    }
+    let pending = pending.expect("a pod in the fixture");
+    let server = MockApiServer::start(objects, Behaviour::default());
+    let inv = inventory::load(&server.client, "mock").await.expect("inventory");
+    let images = picket::cluster::images::running_images(&inv);
+    let from_spec: Vec<_> = images.iter().filter(|i| i.from_spec).collect();
+    assert!(!from_spec.is_empty(), "{images:?}");
+    assert!(from_spec.iter().all(|i| i.digest.is_none() && i.used_by.iter().all(|u| u.ends_with(", not running)"))));
+    assert!(images.iter().any(|i| !i.from_spec && i.digest.is_some()), "the running pod keeps its digest: {images:?}");
+    let pod = inv.pods.iter().find(|p| p.metadata.name.as_deref() == Some(pending.as_str())).expect("the pod");
+    let declared = pod.spec.as_ref().expect("spec").containers[0].image.clone().expect("an image");
+    assert!(from_spec.iter().any(|i| i.reference == declared), "{declared} from the spec: {from_spec:?}");
+}

@@ -23,6 +23,9 @@ pub struct RunningImage {
     pub used_by: BTreeSet<String>,
     /// `(namespace, secret)` of every imagePullSecret of the pods that run it.
     pub pull_secrets: BTreeSet<(String, String)>,
+    /// Taken from the pod spec: no container of its pods has a status yet (Pending: not
+    /// scheduled, not pulled, or no kubelet), so there is no running digest to name.
+    pub from_spec: bool,
 }
 
 /// `docker-pullable://repo@sha256:…`, `repo@sha256:…` → (repo, digest). A bare image id
@@ -65,7 +68,8 @@ fn controller(meta: &ObjectMeta) -> Option<(String, String)> {
     super::inventory::controller(meta).map(|o| (o.kind.clone(), o.name.clone()))
 }
 
-/// Every image of a running container, once per digest.
+/// Every image of a running container, once per digest; and the images of pods no container
+/// of which has a status yet, as their spec names them (`from_spec`).
 pub fn running_images(inv: &Inventory) -> Vec<RunningImage> {
     let mut by_key: BTreeMap<String, RunningImage> = BTreeMap::new();
     for pod in &inv.pods {
@@ -88,6 +92,26 @@ pub fn running_images(inv: &Inventory) -> Vec<RunningImage> {
             .map(|r| (namespace.clone(), r.name.clone()))
             .collect();
         let owner = owner_of(inv, pod);
+        let reported = pod.status.as_ref().is_some_and(|s| {
+            s.container_statuses.as_ref().is_some_and(|c| !c.is_empty())
+                || s.init_container_statuses.as_ref().is_some_and(|c| !c.is_empty())
+        });
+        if !reported {
+            let containers = spec.init_containers.iter().flatten().chain(spec.containers.iter());
+            for container in containers {
+                let Some(image) = container.image.clone().filter(|i| !i.is_empty()) else { continue };
+                let entry = by_key.entry(format!("spec:{image}")).or_insert_with(|| RunningImage {
+                    reference: image,
+                    digest: None,
+                    used_by: BTreeSet::new(),
+                    pull_secrets: BTreeSet::new(),
+                    from_spec: true,
+                });
+                entry.used_by.insert(format!("{owner} (container {}, not running)", container.name));
+                entry.pull_secrets.extend(secrets.iter().cloned());
+            }
+            continue;
+        }
         let statuses = pod
             .status
             .as_ref()
@@ -108,6 +132,7 @@ pub fn running_images(inv: &Inventory) -> Vec<RunningImage> {
                 digest,
                 used_by: BTreeSet::new(),
                 pull_secrets: BTreeSet::new(),
+                from_spec: false,
             });
             entry.used_by.insert(format!("{owner} (container {})", status.name));
             entry.pull_secrets.extend(secrets.iter().cloned());

@@ -17,6 +17,10 @@ use crate::store::Store;
 pub struct ImageScan {
     pub reference: String,
     pub digest: Option<String>,
+    /// The image as the pod spec names it, because no container of its pods runs yet: what a
+    /// pull of that reference gives now, not necessarily what will run.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub from_spec: bool,
     pub used_by: Vec<String>,
     /// Findings, or why the image could not be scanned.
     #[serde(flatten)]
@@ -83,6 +87,7 @@ pub async fn scan(
         out.push(ImageScan {
             reference: image.reference.clone(),
             digest: image.digest.clone(),
+            from_spec: image.from_spec,
             used_by: image.used_by.iter().cloned().collect(),
             outcome: match outcome {
                 Ok((packages, findings)) => ImageOutcome::Scanned { packages, findings },

@@ -46,6 +46,13 @@ fn table(report: &ClusterScan) -> String {
             }
         }
     }
+    let from_spec = report.images.iter().filter(|i| i.from_spec).count();
+    if from_spec > 0 {
+        out.push_str(&format!(
+            "\n{from_spec} of {} images are named by pods that do not run yet (Pending: no container status): scanned as their spec names them, not by a running digest.\n",
+            report.images.len()
+        ));
+    }
     let failed = report.images.iter().filter(|i| matches!(i.outcome, ImageOutcome::Failed { .. })).count();
     if failed > 0 {
         out.push_str(&format!("\n{failed} of {} images could not be scanned.\n", report.images.len()));
