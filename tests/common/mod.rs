@@ -6,6 +6,7 @@ pub mod fault_proxy;
 pub mod file_server;
 pub mod fixtures;
 pub mod kube_mock;
+pub mod kube_real;
 pub mod registry;
 pub mod token_server;
 

@@ -1,0 +1,77 @@
+//! A real Kubernetes control plane for tests: kube-apiserver v1.20.2, etcd and the
+//! controller-manager built from Debian's source package by `../shared/testbed/kube/build.sh`
+//! (once; cached under `target/kube`), started on free loopback ports by `start.sh`, stopped
+//! by `stop.sh` when dropped. No kubelet runs: pods stay Pending.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub struct RealApiServer {
+    pub kubeconfig: PathBuf,
+    root: PathBuf,
+    run_dir: PathBuf,
+}
+
+fn testbed() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testbed/kube")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+impl RealApiServer {
+    /// Builds (the first time) and starts a control plane. None, saying why, where the testbed
+    /// scripts are missing (a checkout without `../shared`) or picket is not root.
+    pub fn start() -> Option<Self> {
+        if !testbed().join("build.sh").exists() {
+            eprintln!("skipped: the kube testbed (../shared/testbed/kube) is not on this machine");
+            return None;
+        }
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/kube");
+        let built =
+            Command::new("bash").arg(testbed().join("build.sh")).env("KG_ROOT", &root).output().expect("build.sh runs");
+        assert!(
+            built.status.success(),
+            "building the kube testbed failed: {}",
+            String::from_utf8_lossy(&built.stderr).lines().rev().take(20).collect::<Vec<_>>().join("\n")
+        );
+        let started = Command::new("bash")
+            .arg(testbed().join("start.sh"))
+            .env("KG_ROOT", &root)
+            .env("KG_API_PORT", free_port().to_string())
+            .env("KG_ETCD_PORT", free_port().to_string())
+            .env("KG_ETCD_PEER_PORT", free_port().to_string())
+            .env("KG_KCM_PORT", free_port().to_string())
+            .output()
+            .expect("start.sh runs");
+        assert!(started.status.success(), "start.sh failed: {}", String::from_utf8_lossy(&started.stderr));
+        let kubeconfig = PathBuf::from(String::from_utf8_lossy(&started.stdout).trim());
+        assert!(kubeconfig.is_file(), "start.sh printed no kubeconfig: {kubeconfig:?}");
+        let run_dir = kubeconfig.parent().expect("the run dir").to_path_buf();
+        Some(Self { kubeconfig, root, run_dir })
+    }
+
+    pub fn kubectl(&self, args: &[&str]) -> std::process::Output {
+        Command::new(self.root.join("bin/kubectl"))
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .output()
+            .expect("kubectl runs")
+    }
+
+    pub async fn client(&self) -> kube::Client {
+        let config = kube::config::Kubeconfig::read_from(&self.kubeconfig).expect("the kubeconfig");
+        let config = kube::Config::from_custom_kubeconfig(config, &kube::config::KubeConfigOptions::default())
+            .await
+            .expect("a client config");
+        kube::Client::try_from(config).expect("a client")
+    }
+}
+
+impl Drop for RealApiServer {
+    fn drop(&mut self) {
+        let _ =
+            Command::new("bash").arg(testbed().join("stop.sh")).arg(&self.run_dir).env("KG_ROOT", &self.root).output();
+    }
+}

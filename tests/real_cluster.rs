@@ -1,0 +1,124 @@
+//! The cluster suite against a real kube-apiserver (v1.20.2, `tests/common/kube_real.rs`), not
+//! the mock: realistic objects applied with kubectl, the inventory read through discovery of
+//! what this older server serves (CronJob only at `batch/v1beta1`), `picket bench k8s` and
+//! `picket cluster scan` run as a user would. No kubelet: pods stay Pending.
+
+mod common;
+
+use common::kube_mock::fixture_objects;
+use common::kube_real::RealApiServer;
+use picket::cluster::inventory;
+
+/// The fixture objects as a user would apply them to a v1.20 server: no status or server-set
+/// fields, no Nodes (the server makes none without a kubelet), CronJob at `batch/v1beta1`,
+/// namespaces and service accounts first.
+fn applicable_objects() -> serde_json::Value {
+    let mut items: Vec<serde_json::Value> = fixture_objects()
+        .into_iter()
+        .filter(|o| o["kind"] != "Node")
+        .map(|mut o| {
+            if let Some(meta) = o["metadata"].as_object_mut() {
+                for field in ["uid", "resourceVersion", "creationTimestamp"] {
+                    meta.remove(field);
+                }
+            }
+            if let Some(object) = o.as_object_mut() {
+                object.remove("status");
+            }
+            if o["kind"] == "CronJob" {
+                o["apiVersion"] = serde_json::json!("batch/v1beta1");
+            }
+            // The API server validates what the mock takes as it is: mounts need their volumes.
+            if o["kind"] == "Pod" {
+                let volumes: Vec<String> = o["spec"]["volumes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v["name"].as_str().map(String::from))
+                    .collect();
+                for container in o["spec"]["containers"].as_array_mut().into_iter().flatten() {
+                    if let Some(mounts) = container["volumeMounts"].as_array_mut() {
+                        mounts.retain(|m| m["name"].as_str().is_some_and(|n| volumes.iter().any(|v| v == n)));
+                    }
+                }
+            }
+            o
+        })
+        .collect();
+    let rank = |o: &serde_json::Value| match o["kind"].as_str() {
+        Some("Namespace") => 0,
+        Some("ServiceAccount") => 1,
+        _ => 2,
+    };
+    items.sort_by_key(rank);
+    serde_json::json!({ "apiVersion": "v1", "kind": "List", "items": items })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_suite_runs_against_a_real_older_api_server() {
+    let Some(server) = RealApiServer::start() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let objects = dir.path().join("objects.json");
+    std::fs::write(&objects, serde_json::to_vec(&applicable_objects()).expect("json")).expect("write");
+    let applied = server.kubectl(&["apply", "-f", &objects.display().to_string()]);
+    assert!(applied.status.success(), "kubectl apply: {}", String::from_utf8_lossy(&applied.stderr));
+
+    // The inventory: every kind this server serves, CronJob read at batch/v1beta1, nothing
+    // missing, pods Pending.
+    let client = server.client().await;
+    let inv = inventory::load(&client, "real").await.expect("the inventory loads");
+    assert!(inv.unlisted.is_empty(), "{:?}", inv.unlisted);
+    let expected = |kind: &str| fixture_objects().iter().filter(|o| o["kind"] == kind).count();
+    assert_eq!(inv.cron_jobs.len(), expected("CronJob"), "read at batch/v1beta1");
+    // (The controller-manager adds the pods of the Deployments' own ReplicaSets.)
+    assert!(inv.pods.len() >= expected("Pod"));
+    assert!(inv.deployments.len() >= expected("Deployment"));
+    assert_eq!(inv.ingresses.len(), expected("Ingress"));
+    assert!(inv.namespaces.iter().any(|n| n.metadata.name.as_deref() == Some("payments")));
+    assert!(inv.pods.iter().all(|p| p.status.as_ref().and_then(|s| s.container_statuses.as_ref()).is_none()));
+
+    // bench k8s, as a user runs it: finishes, and judges the CronJob it could only read at
+    // batch/v1beta1.
+    let bench = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+        .args(["bench", "k8s", "-o", "json"])
+        .env("KUBECONFIG", &server.kubeconfig)
+        .output()
+        .expect("picket runs");
+    let stderr = String::from_utf8_lossy(&bench.stderr);
+    assert!(matches!(bench.status.code(), Some(0 | 1)), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&bench.stdout).expect("a JSON report");
+    let subjects: Vec<&str> = report["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .flat_map(|c| c["results"].as_array().into_iter().flatten())
+        .filter_map(|r| r["subject"].as_str())
+        .collect();
+    assert!(subjects.iter().any(|s| s.contains("CronJob legacy/backup")), "{subjects:?}");
+    assert!(!stderr.contains("Status {") && !stderr.contains("ErrorResponse"), "{stderr}");
+
+    // cluster scan: the Pending pods' images come from their specs, said so.
+    let data = tempfile::tempdir().expect("data dir");
+    let record =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/osv/crates.io/RUSTSEC-2019-0026.json");
+    let imported = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(["db", "import"])
+        .arg(&record)
+        .output()
+        .expect("picket runs");
+    assert!(imported.status.success(), "{}", String::from_utf8_lossy(&imported.stderr));
+    let scan = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(["cluster", "scan", "-o", "json"])
+        .env("KUBECONFIG", &server.kubeconfig)
+        .output()
+        .expect("picket runs");
+    let report: serde_json::Value = serde_json::from_slice(&scan.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&scan.stderr)));
+    let images = report["images"].as_array().expect("images");
+    assert!(!images.is_empty(), "the Pending pods' images are listed");
+    assert!(images.iter().all(|i| i["from_spec"] == true), "{images:?}");
+}
