@@ -403,7 +403,9 @@ fn workloads_of_an_unreachable_context_say_so_and_the_console_stays_usable() {
     tmux.send(&[":", "c", "t", "x", " ", "d", "e", "v", "Enter"]);
     tmux.send(&[":", "w", "o", "r", "k", "l", "o", "a", "d", "s", "Enter"]);
     let screen = tmux.expect("context dev");
-    assert!(screen.contains("initial object list") || screen.contains("40123"), "{screen}");
+    assert!(screen.contains("Connection refused") || screen.contains("40123"), "{screen}");
+    assert!(!screen.contains("ServiceError"), "no kube internals: {screen}");
+    assert_eq!(screen.matches("Connection refused").count(), 1, "one line for every kind: {screen}");
     quit_with_status_0(&tmux, dir.path());
 }
 

@@ -91,8 +91,11 @@ pub fn describe(error: &kube::Error) -> String {
             format!("HTTP {}{reason}: {}", status.code, status.message)
         }
         other => {
-            let mut text = other.to_string();
-            let mut source = std::error::Error::source(other);
+            // kube's "ServiceError: " says nothing to a reader; the transport error does.
+            let (mut text, mut source) = match other {
+                kube::Error::Service(inner) => (inner.to_string(), inner.source()),
+                _ => (other.to_string(), std::error::Error::source(other)),
+            };
             while let Some(inner) = source {
                 let inner_text = inner.to_string();
                 if !text.contains(&inner_text) {

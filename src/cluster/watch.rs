@@ -189,12 +189,23 @@ impl ClusterWatch {
         tokio::time::timeout(timeout, wait).await.is_ok()
     }
 
-    /// Errors of kinds that are failing for reasons other than RBAC (connection, server).
+    /// Errors of kinds that are failing for reasons other than RBAC (connection, server), one
+    /// line per distinct error with the kinds it hit (an unreachable server fails every kind
+    /// the same way: one line, not eighteen).
     pub fn errors(&self) -> Vec<String> {
-        self.errors
-            .lock()
-            .map(|e| e.iter().filter(|(_, k)| !k.forbidden).map(|(r, k)| format!("{r}: {}", k.message)).collect())
-            .unwrap_or_default()
+        let Ok(errors) = self.errors.lock() else { return Vec::new() };
+        let mut by_message: std::collections::BTreeMap<&str, Vec<&str>> = std::collections::BTreeMap::new();
+        for (resource, kind) in errors.iter().filter(|(_, k)| !k.forbidden) {
+            by_message.entry(kind.message.as_str()).or_default().push(resource.as_str());
+        }
+        by_message
+            .into_iter()
+            .map(|(message, kinds)| match kinds.as_slice() {
+                [one] => format!("{one}: {message}"),
+                few if few.len() <= 3 => format!("{}: {message}", few.join(", ")),
+                many => format!("{} kinds: {message}", many.len()),
+            })
+            .collect()
     }
 
     /// The inventory as the stores hold it now.
