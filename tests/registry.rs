@@ -260,14 +260,7 @@ async fn throttling_and_server_errors_are_retried_and_then_reported() {
 /// handshake; plain HTTP: the first-byte deadline, which is not retried).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_silent_registry_is_given_up_on_within_seconds() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for stream in listener.incoming().flatten() {
-            held.push(stream);
-        }
-    });
+    let port = common::silent_server();
     for insecure in [false, true] {
         let started = std::time::Instant::now();
         let options = RegistryOptions { insecure, ..RegistryOptions::default() };

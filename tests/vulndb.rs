@@ -495,14 +495,7 @@ fn the_console_and_the_cli_report_the_same_findings() {
 /// the deadline, instead of waiting minutes.
 #[test]
 fn db_import_from_a_silent_server_gives_up_within_seconds() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for stream in listener.incoming().flatten() {
-            held.push(stream);
-        }
-    });
+    let port = common::silent_server();
     let data = tempfile::tempdir().expect("data dir");
     let started = std::time::Instant::now();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))

@@ -319,16 +319,24 @@ impl FanotifyEnforcer {
         // A cgroup with no process (runc's init cgroup after exec, a container starting) has no
         // mounts to reach yet.
         let pid = *cgroup_pids(&self.shared.cgroup_root, &path).first().ok_or("no process in it yet")?;
-        let root = PathBuf::from(format!("/proc/{pid}/root/"));
-        self.mark(&root, mask).map_err(|e| e.to_string())?;
-        let mut mounts = vec![root];
-        let mountinfo = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap_or_default();
+        self.mark_mounts(&format!("/proc/{pid}/root"), &format!("/proc/{pid}/mountinfo"), mask)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Marks the mount at `root` (a path to a root directory, without its trailing `/`) and
+    /// every other mount `mountinfo` lists below it, but the pseudo filesystems; returns the
+    /// paths marked. The root's mark must succeed; a mount gone since the read (or shadowed by
+    /// another) is skipped.
+    fn mark_mounts(&self, root: &str, mountinfo: &str, mask: MaskFlags) -> Result<Vec<PathBuf>, EnforceError> {
+        let top = PathBuf::from(format!("{root}/"));
+        self.mark(&top, mask)?;
+        let mut mounts = vec![top];
+        let mountinfo = std::fs::read_to_string(mountinfo).unwrap_or_default();
         for (point, fstype) in mount_points(&mountinfo) {
             if point == "/" || PSEUDO_FILESYSTEMS.contains(&fstype.as_str()) {
                 continue;
             }
-            let at = PathBuf::from(format!("/proc/{pid}/root{point}"));
-            // A mount gone since the read (or shadowed by another) is skipped; the root is marked.
+            let at = PathBuf::from(format!("{root}{point}"));
             if self.mark(&at, mask).is_ok() {
                 mounts.push(at);
             }
@@ -394,18 +402,7 @@ impl FanotifyEnforcer {
             Ok(_) => ("/proc/1/root", "/proc/1/mountinfo"),
             Err(_) => ("", "/proc/self/mountinfo"),
         };
-        self.mark(&PathBuf::from(format!("{root}/")), MaskFlags::FAN_OPEN_EXEC_PERM)?;
-        let mut marked = 1;
-        let mountinfo = std::fs::read_to_string(mountinfo).unwrap_or_default();
-        for (point, fstype) in mount_points(&mountinfo) {
-            if point == "/" || PSEUDO_FILESYSTEMS.contains(&fstype.as_str()) {
-                continue;
-            }
-            if self.mark(&PathBuf::from(format!("{root}{point}")), MaskFlags::FAN_OPEN_EXEC_PERM).is_ok() {
-                marked += 1;
-            }
-        }
-        Ok(marked)
+        Ok(self.mark_mounts(root, mountinfo, MaskFlags::FAN_OPEN_EXEC_PERM)?.len())
     }
 
     /// The containers running now (each cgroup with the container's name and image): their root
