@@ -53,18 +53,58 @@ fn open_many(path: &std::path::Path, count: usize) -> Duration {
         .unwrap_or_default()
 }
 
+/// Every regular file under `dir`, at most `limit`.
+fn files_under(dir: &std::path::Path, limit: usize, found: &mut Vec<std::path::PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        if found.len() >= limit {
+            return;
+        }
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => files_under(&entry.path(), limit, found),
+            Ok(t) if t.is_file() => found.push(entry.path()),
+            _ => {}
+        }
+    }
+}
+
+/// Reads each file whole (open, statx, reads, close); the best time per file of three rounds.
+fn read_each(files: &[std::path::PathBuf]) -> Duration {
+    let mut buffer = Vec::new();
+    let best = (0..3)
+        .map(|_| {
+            let started = Instant::now();
+            for file in files {
+                buffer.clear();
+                if let Ok(mut f) = std::fs::File::open(file) {
+                    let _ = std::io::Read::read_to_end(&mut f, &mut buffer);
+                }
+            }
+            started.elapsed()
+        })
+        .min()
+        .unwrap_or_default();
+    best / files.len().max(1) as u32
+}
+
 /// Opens of an unwatched file without and with the file sensor attached (watching another
-/// directory, so nothing reaches the ring buffer: the cost is the hooks and the path walk).
+/// directory, so nothing reaches the ring buffer: the cost is the hooks and the path walk), and
+/// the same for reading real files whole (what a program opening files does).
 fn file_sensor_overhead(opens: usize) {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("opened");
     std::fs::write(&file, "x").expect("write");
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let _entered = runtime.enter();
+    let mut files = Vec::new();
+    files_under(std::path::Path::new("/usr/share"), opens / 4, &mut files);
     open_many(&file, opens / 10);
+    read_each(&files);
     let without = open_many(&file, opens);
+    let read_without = read_each(&files);
     let sensor = FileSensor::start(&["/picket-bench-not-here/".to_string()]).expect("the file sensor loads");
     let with = open_many(&file, opens);
+    let read_with = read_each(&files);
     let dropped = sensor.dropped().expect("drops");
     drop(sensor);
     let overhead = (with.as_secs_f64() / without.as_secs_f64() - 1.0) * 100.0;
@@ -72,6 +112,12 @@ fn file_sensor_overhead(opens: usize) {
     println!(
         "{opens} opens of an unwatched file: {without:?} without the file sensor, {with:?} with it: \
          overhead {overhead:.1} % ({per_open:.0} ns per open); dropped {dropped}"
+    );
+    let read_overhead = (read_with.as_secs_f64() / read_without.as_secs_f64() - 1.0) * 100.0;
+    println!(
+        "{} files under /usr/share read whole: {read_without:?} each without the file sensor, {read_with:?} with it: \
+         overhead {read_overhead:.1} %",
+        files.len()
     );
 }
 
@@ -142,6 +188,9 @@ fn agent(c: &mut Criterion) {
         return;
     }
     file_sensor_overhead(OPENS);
+    if std::env::var_os("PICKET_BENCH_FILES_ONLY").is_some() {
+        return;
+    }
     // Warm up the page cache and the spawner.
     spawn_many(1_000);
     let without = spawn_many(SPAWNS);
