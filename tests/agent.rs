@@ -1045,6 +1045,44 @@ fn the_signal_rung_kills_what_the_allowlist_leaves_out() {
     assert!(run("/opt/echo ran").contains("ran"), "fails open once the agent is gone");
 }
 
+/// A container started while the agent runs is policed within a moment of its first exec, not
+/// at the next 2-second refresh: its entrypoint tries a program outside the allowlist every
+/// 100 ms and is refused within the first second (a `name:` rule: the engine names it first).
+#[test]
+fn a_new_container_is_policed_within_a_moment_of_its_first_exec() {
+    require_bpf!();
+    let podman = require_podman!();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let policy = dir.path().join("execs.yaml");
+    std::fs::write(&policy, "containers:\n  - name: newcomer\n    mode: protect\n    allowExec: [/bin/busybox]\n")
+        .expect("write");
+    let policy_arg = policy.display().to_string();
+    let script = "exec 2>&1; busybox mkdir -p /opt && busybox cp /bin/busybox /opt/echo; i=0; while [ $i -lt 30 ]; do \
+                  if /opt/echo -n; then i=$((i+1)); busybox usleep 100000; \
+                  else echo refused after $i; exit 0; fi; done; echo never refused";
+    let mut output = String::new();
+    let lines = agent_lines_during(&podman, 10, &["--no-rules", "--policy", &policy_arg], || {
+        output =
+            podman.podman(&["run", "--rm", "--name", "newcomer", common::engines::Podman::IMAGE, "sh", "-c", script]);
+    });
+    let tries: u32 = output
+        .lines()
+        .last()
+        .and_then(|l| l.strip_prefix("refused after "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the program was never refused: {output}"));
+    assert!(tries <= 10, "refused only after {tries} tries of 100 ms: {output}");
+    let alert = lines
+        .iter()
+        .find(|l| l["type"] == "alert" && l["container"]["name"] == "newcomer")
+        .unwrap_or_else(|| panic!("an alert for the refused program: {output}\n{lines:#?}"));
+    assert_eq!(
+        (alert["rule"].as_str(), alert["event"]["exe"].as_str()),
+        (Some("policy-exec"), Some("/opt/echo")),
+        "{alert}"
+    );
+}
+
 /// Host processes are judged too: the same attacks run on the host, in a child cgroup the test
 /// makes, raise host alerts (no container) with their ancestry; host-only noise stays out.
 #[test]

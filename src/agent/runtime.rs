@@ -20,6 +20,10 @@ use super::wire::{AgentStats, Enforcement, WireEvent};
 
 /// How often the agent sends its state (and applies its policy to containers started since).
 const STATS_EVERY: Duration = Duration::from_secs(2);
+/// After a new container's first events, policing is brought up to date again this often, this
+/// many times: a `name:` rule applies once the engine has named the container.
+const ARRIVAL_RECHECK: Duration = Duration::from_millis(100);
+const ARRIVAL_RECHECKS: u32 = 20;
 
 /// The containers running now that a policy's rules name, and the cgroups they hold.
 pub struct PolicyPreview {
@@ -361,6 +365,10 @@ struct Emitter {
     /// For alert ids: when this agent started (Unix ms) and how many alerts it sent.
     started_ms: u64,
     alerts: u64,
+    /// The containers events have come from, and whether one came for the first time since
+    /// `take_arrivals` was last asked.
+    containers_seen: std::collections::HashSet<String>,
+    arrived: bool,
 }
 
 impl Emitter {
@@ -417,6 +425,16 @@ impl Emitter {
         let mut sent = 0;
         for event in events {
             let container = self.names.name(self.resolver.container_of(cgroup_of(&event)));
+            if let Some(c) = &container
+                && !self.containers_seen.contains(&c.id)
+            {
+                // Bounded: a node's churn of short-lived containers must not grow it for ever.
+                if self.containers_seen.len() >= 65536 {
+                    self.containers_seen.clear();
+                }
+                self.containers_seen.insert(c.id.clone());
+                self.arrived = true;
+            }
             // Rules see every event, the host's too, whatever is printed.
             let detections = detect(&mut self.detector, &event, container.as_ref());
             if !(host_filtered && self.containers_only && container.is_none()) {
@@ -443,6 +461,11 @@ impl Emitter {
         self.outputs.emit(&WireEvent::alert(&self.node, alert, container))
     }
 
+    /// Whether a container's first events went out since the last call.
+    fn take_arrivals(&mut self) -> bool {
+        std::mem::take(&mut self.arrived)
+    }
+
     /// Alerts whose fold window closed with repeats in it.
     fn send_folds(&mut self) -> anyhow::Result<u64> {
         let folds = self.detector.expired_folds();
@@ -451,6 +474,31 @@ impl Emitter {
             self.alert(detection, container)?;
         }
         Ok(count)
+    }
+}
+
+/// Brings protect's exec-time refusal, the policy's rungs and protect's network refusals up to
+/// date with the containers running now. An exec-time refusal that fails is stopped (deniable
+/// detections are then killed after exec).
+fn police(
+    out: &mut Emitter,
+    guard: &mut Option<super::enforce::fanotify::FanotifyEnforcer>,
+    enforcing: &mut Option<Enforcing>,
+    net: &mut NetSensor,
+    network: &mut NetworkControl,
+    network_guard: bool,
+) {
+    if let Some(refusing) = guard.as_mut()
+        && let Err(e) = refusing.guard_containers(guarded_containers(&mut out.resolver, &out.names))
+    {
+        crate::say!("picket: exec-time refusal stopped ({e}); deniable detections are killed after exec");
+        *guard = None;
+    }
+    if let Some(enforcing) = enforcing.as_mut() {
+        enforcing.refresh(&running_containers(&mut out.resolver, &out.names), net, network);
+    }
+    if network_guard && let Err(e) = network.guard_cgroups(net.programs_mut(), guard_masks(out, network)) {
+        crate::say!("picket: protect's network refusals: {e}");
     }
 }
 
@@ -540,6 +588,8 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         detector: super::detect::Detector::new(options.rules.clone().unwrap_or_default(), options.protect),
         started_ms: crate::agent::events::wall_ms_of_boottime(crate::agent::events::boottime_ns()),
         alerts: 0,
+        containers_seen: Default::default(),
+        arrived: false,
     };
     if options.rules.is_some() {
         let detector = &out.detector;
@@ -605,7 +655,8 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
             crate::say!("picket: protect refuses deniable connects in the kernel (cgroup hooks)");
         }
     }
-    let mut guard_failed = false;
+    // A container's first events: police it now, and again while its name may still be coming.
+    let mut arrival_checks: Option<(tokio::time::Instant, u32)> = None;
     let deadline = options.duration.map(|d| tokio::time::Instant::now() + d);
     let mut events = 0u64;
     let mut stats_every = tokio::time::interval(STATS_EVERY);
@@ -646,6 +697,12 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
                 None => std::future::pending().await,
             }
         };
+        let until_arrival_check = async {
+            match arrival_checks {
+                Some((at, _)) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         let reload = async {
             match hangup.as_mut() {
                 Some(signal) => signal.recv().await,
@@ -653,7 +710,20 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
             }
         };
         tokio::select! {
-            batch = sensor.next_batch() => events += out.send(Batch::Process(batch?))?,
+            batch = sensor.next_batch() => {
+                events += out.send(Batch::Process(batch?))?;
+                if out.take_arrivals() && (guard.is_some() || enforcing.is_some()) {
+                    police(&mut out, &mut guard, &mut enforcing, &mut net, &mut network, network_guard);
+                    arrival_checks = Some((tokio::time::Instant::now() + ARRIVAL_RECHECK, ARRIVAL_RECHECKS));
+                }
+            }
+            _ = until_arrival_check => {
+                police(&mut out, &mut guard, &mut enforcing, &mut net, &mut network, network_guard);
+                arrival_checks = match arrival_checks {
+                    Some((_, left)) if left > 1 => Some((tokio::time::Instant::now() + ARRIVAL_RECHECK, left - 1)),
+                    _ => None,
+                };
+            }
             batch = net.next_batch() => {
                 let batch = batch?;
                 // The execs before these connects first, so that a process that connected and
@@ -677,21 +747,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
             }
             _ = stats_every.tick() => {
                 events += out.send_folds()?;
-                if let Some(guard) = guard.as_mut()
-                    && let Err(e) = guard.guard_containers(guarded_containers(&mut out.resolver, &out.names))
-                {
-                    crate::say!("picket: exec-time refusal stopped ({e}); deniable detections are killed after exec");
-                    guard_failed = true;
-                }
-                if guard_failed {
-                    guard = None;
-                }
-                if let Some(enforcing) = enforcing.as_mut() {
-                    enforcing.refresh(&running_containers(&mut out.resolver, &out.names), &mut net, &mut network);
-                }
-                if network_guard && let Err(e) = network.guard_cgroups(net.programs_mut(), guard_masks(&mut out, &network)) {
-                    crate::say!("picket: protect's network refusals: {e}");
-                }
+                police(&mut out, &mut guard, &mut enforcing, &mut net, &mut network, network_guard);
                 let (dropped, malformed) = counters(&sensor, &net, files.as_ref(), enforcing.as_ref().and_then(|e| e.enforcer.as_ref()), guard.as_ref())?;
                 let stats = WireEvent::stats(&node, state(events, dropped, malformed, enforcing.as_ref()));
                 out.outputs.emit(&stats)?;
