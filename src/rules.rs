@@ -37,6 +37,9 @@ pub struct Facts {
     pub drift: bool,
     /// The executable is setuid or setgid, and runs with another user's rights.
     pub setuid: bool,
+    /// The executable has no name on any filesystem: a memfd_create file, or a file deleted
+    /// since (fileless malware runs from memory so that no file is left to scan).
+    pub fileless: bool,
     /// The file opened (open events).
     pub path: String,
     pub write: bool,
@@ -61,6 +64,7 @@ pub enum Condition {
     StdioSocket(bool),
     Drift(bool),
     Setuid(bool),
+    Fileless(bool),
     PathPrefixAny(Vec<String>),
     PathIn(Vec<String>),
     Write(bool),
@@ -89,6 +93,7 @@ impl Condition {
             Self::ParentCommNotIn(names) => !names.contains(&facts.parent_comm),
             Self::StdioSocket(want) => facts.stdio_socket == *want,
             Self::Drift(want) => facts.drift == *want,
+            Self::Fileless(want) => facts.fileless == *want,
             Self::Setuid(want) => facts.setuid == *want,
             Self::PathPrefixAny(prefixes) => any_prefix(&facts.path, prefixes),
             Self::PathIn(paths) => paths.contains(&facts.path),

@@ -1083,6 +1083,69 @@ fn a_new_container_is_policed_within_a_moment_of_its_first_exec() {
     );
 }
 
+/// A program run from memory (memfd_create) is on no mount the fanotify rung marks: the agent
+/// judges it from its exec event against the container's allowlist, and kills it in protect
+/// mode. A dynamically linked program on the allowlist runs (its loader is part of its exec),
+/// while the loader run on its own is refused. Python comes from the host's /usr, mounted
+/// read-only into the container.
+#[test]
+fn a_program_run_from_memory_is_held_to_the_allowlist() {
+    require_bpf!();
+    let podman = require_podman!();
+    let image = common::engines::Podman::IMAGE;
+    let mounts = ["-v", "/usr:/usr:ro", "-v", "/lib:/lib:ro", "-v", "/lib64:/lib64:ro"];
+    let mut args = vec!["run", "-d", "--name", "loader"];
+    args.extend_from_slice(&mounts);
+    args.extend_from_slice(&[image, "sleep", "600"]);
+    podman.podman(&args);
+    let python = std::fs::canonicalize("/usr/bin/python3").expect("python3 is installed");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let policy = dir.path().join("execs.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            "containers:\n  - name: loader\n    mode: protect\n    allowExec: [/bin/busybox, {}]\n",
+            python.display()
+        ),
+    )
+    .expect("write");
+    let load = "import os, time\n\
+                fd = os.memfd_create('payload')\n\
+                os.write(fd, open('/bin/busybox', 'rb').read())\n\
+                started = time.monotonic()\n\
+                pid = os.fork()\n\
+                if pid == 0:\n    os.execve('/proc/self/fd/%d' % fd, ['sleep', '5'], {})\n\
+                _, status = os.waitpid(pid, 0)\n\
+                print('signal', os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0, 'after', round(time.monotonic() - started, 1))\n";
+    let policy_arg = policy.display().to_string();
+    let mut output = String::new();
+    let mut loader_ran = (false, String::new());
+    let lines = agent_lines_during(&podman, 10, &["--no-rules", "--policy", &policy_arg], || {
+        std::thread::sleep(Duration::from_secs(1));
+        output = exec_in(&podman, "loader", &["/usr/bin/python3", "-c", load]).1;
+        let python = python.display().to_string();
+        loader_ran =
+            exec_in(&podman, "loader", &["/lib64/ld-linux-x86-64.so.2", &python, "-c", "print('by the loader')"]);
+    });
+    let alerts: Vec<_> = lines.iter().filter(|l| l["type"] == "alert").map(|l| l["event"]["exe"].to_string()).collect();
+    assert!(output.starts_with("signal 9 after"), "killed, not left to sleep: {output} {alerts:?}");
+    // The loader ran python above as part of python's exec; run on its own it is a program the
+    // allowlist does not name.
+    assert!(!loader_ran.0 && !loader_ran.1.contains("by the loader"), "{loader_ran:?}");
+    assert!(alerts.iter().any(|a| a.contains("ld-linux")), "the loader's refusal: {alerts:?}");
+    let alert = lines
+        .iter()
+        .find(|l| l["type"] == "alert" && l["container"]["name"] == "loader")
+        .unwrap_or_else(|| panic!("an alert for the program from memory: {lines:?}"));
+    assert_eq!(
+        (alert["rule"].as_str(), alert["action"].as_str(), alert["event"]["exe"].as_str()),
+        (Some("policy-exec"), Some("killed"), Some("/memfd:payload")),
+        "{alert}"
+    );
+    // Python itself, on the allowlist, ran: no alert names it.
+    assert!(!lines.iter().any(|l| l["type"] == "alert" && l["event"]["exe"].as_str() == python.to_str()), "{lines:?}");
+}
+
 /// Host processes are judged too: the same attacks run on the host, in a child cgroup the test
 /// makes, raise host alerts (no container) with their ancestry; host-only noise stays out.
 #[test]
@@ -1095,10 +1158,15 @@ fn attacks_on_the_host_raise_host_alerts() {
     let miner = dir.path().join("xmrig");
     std::fs::write(&miner, "#!/bin/sh\nexit 0\n").expect("write");
     std::fs::set_permissions(&miner, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    // Fileless: a program run from a memfd. (One deleted once started is caught only if it is
+    // gone when the agent looks, a race a test cannot hold still: see detect.rs's unit test.)
+    let from_memory = "import os; fd = os.memfd_create('pkt-payload'); os.write(fd, open('/bin/true', 'rb').read()); \
+                       os.execve('/proc/self/fd/%d' % fd, ['pkt-payload'], {})";
     let script = format!(
-        "echo $$ > {procs}; echo probe > /dev/tcp/127.0.0.2/9 2>/dev/null; {miner} --url stratum+tcp://pool.example:3333; true",
+        "echo $$ > {procs}; echo probe > /dev/tcp/127.0.0.2/9 2>/dev/null; {miner} --url stratum+tcp://pool.example:3333; \
+         /usr/bin/python3 -c \"{from_memory}\"; true",
         procs = cgroup.join("cgroup.procs").display(),
-        miner = miner.display()
+        miner = miner.display(),
     );
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
         .args(["agent", "run", "--for", "6"])
@@ -1135,6 +1203,14 @@ fn attacks_on_the_host_raise_host_alerts() {
         ours("write-below-system-dirs").is_none() && ours("package-manager-in-container").is_none(),
         "container-only rules stay quiet on the host"
     );
+    let fileless: Vec<&serde_json::Value> =
+        lines.iter().filter(|l| l["type"] == "alert" && l["rule"] == "fileless-exec").collect();
+    let memfd = fileless.iter().find(|l| l["event"]["args"][0] == "pkt-payload").expect("the memfd program's alert");
+    assert_eq!(memfd["event"]["exe"], "/memfd:pkt-payload", "named as the kernel names it: {memfd}");
+    assert!(memfd["container"].is_null(), "{memfd}");
+    // (Other tests' containers run beside this one: the host's alerts only.)
+    let on_host = fileless.iter().filter(|l| l["container"].is_null()).count();
+    assert_eq!(on_host, 1, "no other program of the host is fileless: {fileless:?}");
 
     // --protect-host: a host exec a deniable rule catches is refused at exec time (fanotify on
     // the host's mounts). Only a rule of the test's own (its temporary directory) may refuse

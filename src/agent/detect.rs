@@ -138,6 +138,11 @@ impl Detector {
         &self.rules
     }
 
+    /// The executable of a process's parent, from the process table.
+    pub fn parent_exe(&mut self, pid: u32) -> String {
+        self.processes.parent_of(pid).1
+    }
+
     /// Takes a process event; an exec is judged.
     pub fn on_process(&mut self, event: &ProcessEvent, container: Option<&ContainerRef>) -> Vec<Alert> {
         self.processes.record(event);
@@ -149,6 +154,8 @@ impl Detector {
         // Found once: both drift and setuid read it (through a live process of the container
         // when this one has already exited).
         let file = self.executable(event, &exe);
+        let fileless =
+            fileless(&exe, file.as_ref().map(|(_, file)| file.as_path())) && !runtime_self_copy(&exe, &parent_exe);
         let facts = Facts {
             in_container: container.is_some(),
             exe: exe.clone(),
@@ -157,8 +164,12 @@ impl Detector {
             parent_comm,
             parent_exe,
             stdio_socket: stdio_is_socket(event.pid),
-            drift: container.is_some() && file.as_ref().is_some_and(|(pid, file)| self.started.drifted(*pid, file)),
+            // A program from memory is fileless-exec's, not a file written into the container.
+            drift: container.is_some()
+                && !fileless
+                && file.as_ref().is_some_and(|(pid, file)| self.started.drifted(*pid, file)),
             setuid: file.as_ref().is_some_and(|(_, file)| setuid_gain(file, event.uid)),
+            fileless,
             ..Facts::default()
         };
         let trigger = Trigger {
@@ -421,6 +432,22 @@ impl Detector {
     }
 }
 
+/// The program has no name on any filesystem: the kernel named it as a pseudo file
+/// (`/memfd:NAME`, from memfd_create), or the file it runs has no link left (deleted, or a memfd
+/// seen through `/proc/PID/exe`).
+fn fileless(exe: &str, file: Option<&std::path::Path>) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    exe.starts_with("/memfd:") || file.and_then(|f| std::fs::metadata(f).ok()).is_some_and(|m| m.nlink() == 0)
+}
+
+/// runc runs its container's first process from a sealed memfd copy of itself (so that the
+/// container cannot overwrite the runtime's binary, CVE-2019-5736): fileless by design, started
+/// by runc.
+pub fn runtime_self_copy(exe: &str, parent_exe: &str) -> bool {
+    let parent = parent_exe.rsplit('/').next().unwrap_or_default();
+    exe.starts_with("/memfd:runc_cloned:") && parent == "runc"
+}
+
 /// Standard input or output is a network socket (TCP or UDP, in the process's network
 /// namespace): not a socketpair (Node's child processes, a service's journal stream).
 fn stdio_is_socket(pid: u32) -> bool {
@@ -479,6 +506,22 @@ fn kill(pid: u32, event_ns: u64) -> bool {
 mod tests {
     use super::*;
     use crate::rules::RuleSet;
+
+    #[test]
+    fn programs_without_a_file_are_fileless_but_runcs_own_copy_is_not() {
+        assert!(fileless("/memfd:payload", None));
+        let on_disk = tempfile::NamedTempFile::new().expect("a file");
+        assert!(!fileless("/tmp/x", Some(on_disk.path())));
+        // A file with no link left (what /proc/PID/exe shows of a deleted program).
+        let gone = on_disk.path().to_path_buf();
+        let handle = std::fs::File::open(&gone).expect("open");
+        drop(on_disk);
+        let through_fd = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&handle));
+        assert!(fileless("/tmp/x", Some(std::path::Path::new(&through_fd))));
+        assert!(runtime_self_copy("/memfd:runc_cloned:/proc/self/exe", "/usr/bin/runc"));
+        assert!(!runtime_self_copy("/memfd:runc_cloned:/proc/self/exe", "/usr/bin/python3"));
+        assert!(!runtime_self_copy("/memfd:payload", "/usr/bin/runc"));
+    }
 
     fn exec(pid: u32, comm: &str, args: &[&str]) -> ProcessEvent {
         ProcessEvent {

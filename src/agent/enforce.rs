@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::ring::{EventRing, RingError, per_cpu_sum};
 
 pub mod fanotify;
+mod interpreter;
 pub mod ladder;
 pub mod network;
 

@@ -260,6 +260,51 @@ impl Enforcing {
         }
     }
 
+    /// Programs run from memory (memfd_create) in a container under an exec allowlist held by
+    /// the fanotify rung: a memfd is on no mount the rung marks, so these are judged from the exec
+    /// events instead, and killed in protect mode (just after their exec). The other rungs see
+    /// them in the kernel (`/memfd:NAME` is on no allowlist). runc's copy of itself is spared.
+    fn memfd_execs(
+        &self,
+        events: &[crate::agent::events::ProcessEvent],
+        detector: &mut super::detect::Detector,
+    ) -> Vec<Violation> {
+        use crate::agent::events::ProcessEventKind;
+        if self.enforcer.as_ref().is_none_or(|e| e.rung() != super::enforce::Rung::Fanotify) {
+            return Vec::new();
+        }
+        let mut found = Vec::new();
+        for event in events.iter().filter(|e| e.kind == ProcessEventKind::Exec && e.exe.starts_with("/memfd:")) {
+            let Some(policy) = self.applied.iter().find(|p| p.cgroup_id == event.cgroup_id) else { continue };
+            let allowed = policy.exec_allowlist.as_ref().is_none_or(|list| list.contains(&event.exe));
+            if allowed || super::detect::runtime_self_copy(&event.exe, &detector.parent_exe(event.pid)) {
+                continue;
+            }
+            let action = match policy.mode {
+                Mode::Discover => super::enforce::AlertAction::Recorded,
+                Mode::Monitor => super::enforce::AlertAction::Alerted,
+                Mode::Protect if kill_memfd_program(event.pid) => super::enforce::AlertAction::Killed,
+                // Gone already: it ran, and is reported as such.
+                Mode::Protect => super::enforce::AlertAction::Alerted,
+            };
+            found.push(Violation {
+                kind: super::enforce::AlertKind::Exec,
+                action,
+                pid: event.pid,
+                uid: event.uid,
+                cgroup_id: event.cgroup_id,
+                timestamp_ns: event.timestamp_ns,
+                read: false,
+                write: false,
+                comm: event.comm.clone(),
+                path: event.exe.clone(),
+                remote: String::new(),
+                rule: String::new(),
+            });
+        }
+        found
+    }
+
     /// SIGHUP: the file again. A bad file is reported and the policy in force stays.
     fn reload(&mut self) {
         match PolicyFile::load(&self.path) {
@@ -475,6 +520,25 @@ impl Emitter {
         }
         Ok(count)
     }
+}
+
+/// Sends process events, and what the policy in force finds among them that its rung cannot see.
+fn send_processes(
+    out: &mut Emitter,
+    enforcing: Option<&Enforcing>,
+    batch: Vec<crate::agent::events::ProcessEvent>,
+) -> anyhow::Result<u64> {
+    let from_memory = enforcing.map(|e| e.memfd_execs(&batch, &mut out.detector)).unwrap_or_default();
+    let sent = out.send(Batch::Process(batch))?;
+    Ok(sent + out.send(Batch::Violations(described(enforcing, from_memory)))?)
+}
+
+/// Kills `pid` if it still runs a program from memory (not a process that took its pid since).
+fn kill_memfd_program(pid: u32) -> bool {
+    let running =
+        std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe.to_string_lossy().starts_with("/memfd:"));
+    let Ok(raw) = i32::try_from(pid) else { return false };
+    running && nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), nix::sys::signal::Signal::SIGKILL).is_ok()
 }
 
 /// Brings protect's exec-time refusal, the policy's rungs and protect's network refusals up to
@@ -711,7 +775,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         };
         tokio::select! {
             batch = sensor.next_batch() => {
-                events += out.send(Batch::Process(batch?))?;
+                events += send_processes(&mut out, enforcing.as_ref(), batch?)?;
                 if out.take_arrivals() && (guard.is_some() || enforcing.is_some()) {
                     police(&mut out, &mut guard, &mut enforcing, &mut net, &mut network, network_guard);
                     arrival_checks = Some((tokio::time::Instant::now() + ARRIVAL_RECHECK, ARRIVAL_RECHECKS));
@@ -728,14 +792,14 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
                 let batch = batch?;
                 // The execs before these connects first, so that a process that connected and
                 // exited at once still has its ancestry (the rings are read in any order).
-                events += out.send(Batch::Process(sensor.remaining()))?;
+                events += send_processes(&mut out, enforcing.as_ref(), sensor.remaining())?;
                 let violations = described(enforcing.as_ref(), network_violations(&batch, &network));
                 events += out.send(Batch::Network(batch))?;
                 events += out.send(Batch::Violations(violations))?;
             }
             batch = next_files(&mut files) => {
                 let batch = batch?;
-                events += out.send(Batch::Process(sensor.remaining()))?;
+                events += send_processes(&mut out, enforcing.as_ref(), sensor.remaining())?;
                 events += out.send(Batch::File(batch))?;
             }
             batch = alerts => events += out.send(Batch::Violations(described(enforcing.as_ref(), batch?)))?,
@@ -768,7 +832,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         }
     }
     // What the rings still hold goes out before the last state line.
-    events += out.send(Batch::Process(sensor.remaining()))?;
+    events += send_processes(&mut out, enforcing.as_ref(), sensor.remaining())?;
     let last = net.remaining();
     let violations = described(enforcing.as_ref(), network_violations(&last, &network));
     events += out.send(Batch::Network(last))?;

@@ -103,6 +103,7 @@ struct RawWhen {
     stdio_socket: Option<bool>,
     drift: Option<bool>,
     setuid: Option<bool>,
+    fileless: Option<bool>,
     path_prefix_any: Option<Vec<String>>,
     path_in: Option<Vec<String>>,
     write: Option<bool>,
@@ -237,6 +238,7 @@ fn build(raw: &RawRule, lists: &BTreeMap<String, Vec<String>>) -> Result<Rule, S
     push(w.stdio_socket.map(Condition::StdioSocket));
     push(w.drift.map(Condition::Drift));
     push(w.setuid.map(Condition::Setuid));
+    push(w.fileless.map(Condition::Fileless));
     let paths = list("pathPrefixAny", &w.path_prefix_any)?;
     let exact = list("pathIn", &w.path_in)?;
     for path in paths.iter().chain(exact.iter()).flatten() {
@@ -265,7 +267,11 @@ fn build(raw: &RawRule, lists: &BTreeMap<String, Vec<String>>) -> Result<Rule, S
     let for_exec = conditions.iter().any(|c| {
         matches!(
             c,
-            Condition::ArgsContainAny(_) | Condition::StdioSocket(_) | Condition::Drift(_) | Condition::Setuid(_)
+            Condition::ArgsContainAny(_)
+                | Condition::StdioSocket(_)
+                | Condition::Drift(_)
+                | Condition::Setuid(_)
+                | Condition::Fileless(_)
         )
     });
     let wrong = match raw.on {

@@ -66,6 +66,20 @@ static __always_inline long walk_step_inline(struct walk *w)
     // A read that failed leaves no parent: what was built is not the whole path.
     if (!up.parent)
         return 1;
+    if (dentry == up.parent && dentry != w->mnt_root) {
+        // A pseudo file, its own parent on a kernel-internal mount (memfd_create's files, a
+        // pipe, a socket): named as the kernel names it, `/memfd:NAME`.
+        __u32 len = up.name.len & NAME_MAX;
+        __u32 pos = w->pos;
+        if (len + 1 <= pos) {
+            pos -= len + 1;
+            s->build[pos & (BUILD_LEN - 1)] = '/';
+            bpf_probe_read_kernel(&s->build[(pos + 1) & (BUILD_LEN - 1)], len, up.name.name);
+            w->pos = pos;
+        }
+        w->complete = 1;
+        return 1;
+    }
     if (dentry == w->mnt_root || dentry == up.parent) {
         struct mount *mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
         // The top of the mount tree, or a dentry outside its mount (a detached or lazily

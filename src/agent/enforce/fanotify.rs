@@ -477,6 +477,7 @@ fn verdict_loop(shared: &Shared, alerts: &tokio::sync::mpsc::Sender<Violation>) 
     use nix::errno::Errno;
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     let me = std::process::id();
+    let mut interpreters = super::interpreter::Interpreters::default();
     while !shared.stop.load(Ordering::Relaxed) {
         let mut fds = [PollFd::new(shared.group.as_fd(), PollFlags::POLLIN)];
         match poll(&mut fds, PollTimeout::from(200u16)) {
@@ -496,8 +497,9 @@ fn verdict_loop(shared: &Shared, alerts: &tokio::sync::mpsc::Sender<Violation>) 
             Err(_) => break,
         };
         for event in events {
-            let answered =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| answer(shared, &event, me, alerts)));
+            let answered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                answer(shared, &event, me, alerts, &mut interpreters)
+            }));
             // A verdict that panicked still answers: allow, and count it.
             if answered.is_err()
                 && let Some(fd) = event.fd()
@@ -529,7 +531,13 @@ enum Verdict {
     Violation(Violation),
 }
 
-fn answer(shared: &Shared, event: &FanotifyEvent, me: u32, alerts: &tokio::sync::mpsc::Sender<Violation>) {
+fn answer(
+    shared: &Shared,
+    event: &FanotifyEvent,
+    me: u32,
+    alerts: &tokio::sync::mpsc::Sender<Violation>,
+    interpreters: &mut super::interpreter::Interpreters,
+) {
     let Some(fd) = event.fd() else { return };
     let exec = event.mask().contains(MaskFlags::FAN_OPEN_EXEC_PERM);
     let pid = u32::try_from(event.pid()).unwrap_or(0);
@@ -539,7 +547,13 @@ fn answer(shared: &Shared, event: &FanotifyEvent, me: u32, alerts: &tokio::sync:
         let _ = shared.group.write_response(FanotifyResponse::new(fd, Response::FAN_ALLOW));
         return;
     };
-    let verdict = if pid == me { Verdict::NoPolicy } else { judge(shared, &policies, fd, pid, exec) };
+    let verdict = match pid == me {
+        true => Verdict::NoPolicy,
+        // The loader of a program just allowed: part of that exec (never cached: run on its
+        // own, the loader is judged as a program).
+        false if exec && interpreters.take(pid, fd) => Verdict::Allowed { cacheable: false },
+        false => judge(shared, &policies, fd, pid, exec),
+    };
     // Protect mode's exec-time rules judge the execs the policy lets through.
     let guard = match exec && pid != me && !matches!(verdict, Verdict::Violation(_)) {
         true => guard_exec(shared, fd, pid),
@@ -547,6 +561,11 @@ fn answer(shared: &Shared, event: &FanotifyEvent, me: u32, alerts: &tokio::sync:
     };
     let deny = guard == GuardVerdict::Refused
         || matches!(&verdict, Verdict::Violation(alert) if alert.action == AlertAction::Denied);
+    // Allowed by an allowlist (so not cacheable): its loader, which the allowlist need not name,
+    // comes next.
+    if exec && !deny && matches!(verdict, Verdict::Allowed { cacheable: false }) {
+        interpreters.expect(pid, fd);
+    }
     // The kernel holds the process until this answer: nothing before it may block for long.
     let response = if deny { Response::FAN_DENY } else { Response::FAN_ALLOW };
     let _ = shared.group.write_response(FanotifyResponse::new(fd, response));
