@@ -40,6 +40,9 @@ pub struct Protect {
 
 pub struct Detector {
     rules: RuleSet,
+    /// A rule asks whether standard input or output is a socket: only then is it read (two
+    /// readlinks and the socket tables per exec).
+    stdio_rules: bool,
     processes: ProcessTable,
     folds: HashMap<(String, String, String), Fold>,
     protect: Protect,
@@ -122,8 +125,13 @@ impl Detector {
     pub fn new(rules: RuleSet, protect: Protect) -> Self {
         let mut processes = ProcessTable::new();
         let protected_pids = processes.ancestry(std::process::id(), false).iter().map(|a| a.pid).collect();
+        let stdio_rules = rules
+            .rules
+            .iter()
+            .any(|r| r.conditions.iter().any(|c| matches!(c, crate::rules::Condition::StdioSocket(_))));
         Self {
             rules,
+            stdio_rules,
             processes,
             folds: HashMap::new(),
             protect,
@@ -163,7 +171,7 @@ impl Detector {
             args: event.args.clone(),
             parent_comm,
             parent_exe,
-            stdio_socket: stdio_is_socket(event.pid),
+            stdio_socket: self.stdio_rules && stdio_is_socket(event.pid),
             // A program from memory is fileless-exec's, not a file written into the container.
             drift: container.is_some()
                 && !fileless

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ring::{EventRing, RingError, per_cpu_sum};
 
+mod deadline;
 pub mod fanotify;
 mod interpreter;
 pub mod ladder;
@@ -399,6 +400,23 @@ impl ExecFileEnforcer {
         match self {
             Self::Fanotify(e) => e.pending().iter().map(|(id, why)| (*id, why.clone())).collect(),
             Self::Lsm(_) | Self::Signal(_) => Vec::new(),
+        }
+    }
+
+    /// Marks mounts policed containers made since they were marked (fanotify; the kernel rungs
+    /// police every mount already).
+    pub fn mark_new_mounts(&mut self) {
+        if let Self::Fanotify(e) = self {
+            e.mark_new_mounts();
+        }
+    }
+
+    /// Opens and execs allowed without a verdict (fanotify: unreadable, or not judged within
+    /// the bound); the kernel rungs judge everything in the kernel.
+    pub fn unjudged(&self) -> u64 {
+        match self {
+            Self::Fanotify(e) => e.unjudged(),
+            Self::Lsm(_) | Self::Signal(_) => 0,
         }
     }
 

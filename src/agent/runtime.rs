@@ -223,6 +223,9 @@ impl Enforcing {
     /// Applies the file to the containers running now, when that changes what the kernel holds:
     /// exec and file rules to their rung, connect rules to the network hooks.
     fn refresh(&mut self, running: &[RunningContainer], net: &mut NetSensor, network: &mut NetworkControl) {
+        if let Some(enforcer) = self.enforcer.as_mut() {
+            enforcer.mark_new_mounts();
+        }
         let indexed = self.file.resolve_indexed(running);
         let policies: Vec<_> = indexed.iter().map(|(_, p)| p.clone()).collect();
         // Containers whose mounts could not be marked yet (fanotify) are tried again.
@@ -347,6 +350,7 @@ impl Enforcing {
         let pending = self.enforcer.as_ref().map(ExecFileEnforcer::pending).unwrap_or_default();
         Enforcement {
             pending: u32::try_from(pending.len()).unwrap_or(u32::MAX),
+            unjudged: self.enforcer.as_ref().map_or(0, ExecFileEnforcer::unjudged),
             rung: (!rungs.is_empty()).then(|| rungs.join("+")),
             policy: self.path.display().to_string(),
             discover: count(Mode::Discover),
@@ -531,6 +535,25 @@ fn send_processes(
     let from_memory = enforcing.map(|e| e.memfd_execs(&batch, &mut out.detector)).unwrap_or_default();
     let sent = out.send(Batch::Process(batch))?;
     Ok(sent + out.send(Batch::Violations(described(enforcing, from_memory)))?)
+}
+
+/// Sends what the sensors' rings hold now, without waiting: execs first (for the ancestry of
+/// what follows), then connects and opens.
+fn send_waiting(
+    out: &mut Emitter,
+    enforcing: Option<&Enforcing>,
+    sensor: &mut ProcessSensor,
+    net: &mut NetSensor,
+    network: &NetworkControl,
+    files: Option<&mut FileSensor>,
+) -> anyhow::Result<u64> {
+    let mut sent = send_processes(out, enforcing, sensor.remaining())?;
+    let connects = net.remaining();
+    let violations = described(enforcing, network_violations(&connects, network));
+    sent += out.send(Batch::Network(connects))?;
+    sent += out.send(Batch::Violations(violations))?;
+    sent += out.send(Batch::File(files.map(FileSensor::remaining).unwrap_or_default()))?;
+    Ok(sent)
 }
 
 /// Kills `pid` if it still runs a program from memory (not a process that took its pid since).
@@ -810,6 +833,9 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
                 events += 1;
             }
             _ = stats_every.tick() => {
+                // Whatever a busy ring kept the loop from reading goes out before the state line:
+                // no event waits longer than a state period, however the loop's turns fell.
+                events += send_waiting(&mut out, enforcing.as_ref(), &mut sensor, &mut net, &network, files.as_mut())?;
                 events += out.send_folds()?;
                 police(&mut out, &mut guard, &mut enforcing, &mut net, &mut network, network_guard);
                 let (dropped, malformed) = counters(&sensor, &net, files.as_ref(), enforcing.as_ref().and_then(|e| e.enforcer.as_ref()), guard.as_ref())?;
@@ -832,12 +858,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         }
     }
     // What the rings still hold goes out before the last state line.
-    events += send_processes(&mut out, enforcing.as_ref(), sensor.remaining())?;
-    let last = net.remaining();
-    let violations = described(enforcing.as_ref(), network_violations(&last, &network));
-    events += out.send(Batch::Network(last))?;
-    events += out.send(Batch::Violations(violations))?;
-    events += out.send(Batch::File(files.as_mut().map(FileSensor::remaining).unwrap_or_default()))?;
+    events += send_waiting(&mut out, enforcing.as_ref(), &mut sensor, &mut net, &network, files.as_mut())?;
     let remaining = enforcing.as_mut().and_then(|e| e.enforcer.as_mut()).map(ExecFileEnforcer::remaining);
     events += out.send(Batch::Violations(described(enforcing.as_ref(), remaining.unwrap_or_default())))?;
     let (dropped, malformed) =

@@ -106,12 +106,21 @@ pub struct Enforcement {
     /// 2 seconds.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub pending: u32,
+    /// Opens and execs the rung allowed without a verdict since the agent started (fanotify:
+    /// the process or file could not be read, or no verdict came within the bound): it fails
+    /// open, and says so.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub unjudged: u64,
     /// Why the last policy update was refused (the previous policy stays in force).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
 fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+fn is_zero_u64(n: &u64) -> bool {
     *n == 0
 }
 

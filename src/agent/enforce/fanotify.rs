@@ -15,7 +15,8 @@
 //! modification) answers in the kernel until the policy changes, when every mark is flushed and
 //! the mounts are marked again. Not execs judged by an allowlist (paths: a new hard link to an
 //! allowed program must be asked about), and not files with several names. When the agent stops, the group closes and the kernel allows
-//! whatever was waiting: the node fails open.
+//! whatever was waiting: the node fails open. No event waits more than a second for its verdict
+//! (`deadline.rs`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
@@ -23,14 +24,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use nix::sys::fanotify::{
-    EventFFlags, Fanotify, FanotifyEvent, FanotifyResponse, InitFlags, MarkFlags, MaskFlags, Response,
-};
+use nix::sys::fanotify::{EventFFlags, Fanotify, FanotifyEvent, InitFlags, MarkFlags, MaskFlags, Response};
 
 use super::{AlertAction, AlertKind, ContainerPolicy, EnforceError, Mode, Violation};
 use crate::agent::attribution::{CgroupResolver, cgroup_id_of_pid, cgroup_pids};
 use crate::agent::events::boottime_ns;
 
+/// How long a policed open or exec waits for a verdict at most: then it is allowed (and counted).
+const ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
 /// Alerts waiting for the agent's loop; beyond this they are counted as dropped.
 const ALERT_QUEUE: usize = 4096;
 /// Allowed files cached in the kernel (ignore marks) at most: each mark pins its inode in
@@ -202,16 +203,21 @@ struct Shared {
     max_cached: AtomicU64,
     /// Times the cache was dropped for being full.
     cache_flushes: AtomicU64,
+    /// The bound on each verdict, held by the watchdog thread.
+    deadline: super::deadline::Deadline,
+    /// Tests: every policed verdict takes this much longer (milliseconds).
+    slowed_by_ms: AtomicU64,
 }
 
 pub struct FanotifyEnforcer {
     shared: Arc<Shared>,
     thread: Option<std::thread::JoinHandle<()>>,
+    watchdog: Option<std::thread::JoinHandle<()>>,
     alerts: tokio::sync::mpsc::Receiver<Violation>,
     resolver: CgroupResolver,
     /// Marked mounts (the root and every other mount of the container), by the cgroup whose
     /// process gave them, with the mask marked.
-    marked: BTreeMap<u64, (Vec<PathBuf>, MaskFlags)>,
+    marked: BTreeMap<u64, (Vec<String>, MaskFlags)>,
     /// Cgroups with a policy whose mounts are not marked yet (no process to reach them through,
     /// or the mark failed): tried again at the next apply.
     pending: BTreeMap<u64, String>,
@@ -245,6 +251,8 @@ impl FanotifyEnforcer {
             cached: AtomicU64::new(0),
             max_cached: AtomicU64::new(MAX_CACHED),
             cache_flushes: AtomicU64::new(0),
+            deadline: super::deadline::Deadline::new(ANSWER_WITHIN),
+            slowed_by_ms: AtomicU64::new(0),
         });
         let (tx, alerts) = tokio::sync::mpsc::channel(ALERT_QUEUE);
         let for_thread = Arc::clone(&shared);
@@ -255,9 +263,18 @@ impl FanotifyEnforcer {
                 step: format!("starting the verdict thread: {e}"),
                 errno: nix::errno::Errno::EAGAIN,
             })?;
+        let for_watchdog = Arc::clone(&shared);
+        let watchdog = std::thread::Builder::new()
+            .name("picket-verdict-deadline".into())
+            .spawn(move || for_watchdog.deadline.watch(&for_watchdog.group, &for_watchdog.stop))
+            .map_err(|e| EnforceError::Fanotify {
+                step: format!("starting the verdict deadline's thread: {e}"),
+                errno: nix::errno::Errno::EAGAIN,
+            })?;
         Ok(Self {
             shared,
             thread: Some(thread),
+            watchdog: Some(watchdog),
             alerts,
             resolver: CgroupResolver::new(),
             marked: BTreeMap::new(),
@@ -314,7 +331,7 @@ impl FanotifyEnforcer {
     /// Marks every mount of the container the cgroup belongs to, as one of its processes sees
     /// them: its root and its volumes, tmpfs and binds (not the pseudo filesystems). Marks are
     /// per mount, so the host's own mounts of the same filesystems stay unwatched.
-    fn mark_container(&mut self, cgroup_id: u64, mask: MaskFlags) -> Result<Vec<PathBuf>, String> {
+    fn mark_container(&mut self, cgroup_id: u64, mask: MaskFlags) -> Result<Vec<String>, String> {
         let path = self.resolver.path_of(cgroup_id).ok_or("the cgroup is gone")?;
         // A cgroup with no process (runc's init cgroup after exec, a container starting) has no
         // mounts to reach yet.
@@ -323,22 +340,46 @@ impl FanotifyEnforcer {
             .map_err(|e| e.to_string())
     }
 
+    /// Marks the mounts policed containers made since they were marked (a tmpfs mounted inside
+    /// one, a volume attached later): marks belong to mounts, so a new mount is unpoliced until
+    /// marked. Called on every refresh; marking a marked mount again changes nothing.
+    pub fn mark_new_mounts(&mut self) {
+        let marked: Vec<(u64, MaskFlags)> = self.marked.iter().map(|(id, (_, mask))| (*id, *mask)).collect();
+        for (cgroup_id, mask) in marked {
+            let Some(path) = self.resolver.path_of(cgroup_id) else { continue };
+            let Some(&pid) = cgroup_pids(&self.shared.cgroup_root, &path).first() else { continue };
+            let root = format!("/proc/{pid}/root");
+            let mountinfo = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap_or_default();
+            let mut added = Vec::new();
+            for (point, fstype) in mount_points(&mountinfo) {
+                let known = self.marked.get(&cgroup_id).is_some_and(|(points, _)| points.contains(&point));
+                if known || PSEUDO_FILESYSTEMS.contains(&fstype.as_str()) {
+                    continue;
+                }
+                if self.mark(Path::new(&format!("{root}{point}")), mask).is_ok() {
+                    added.push(point);
+                }
+            }
+            if let Some((mounts, _)) = self.marked.get_mut(&cgroup_id) {
+                mounts.extend(added);
+            }
+        }
+    }
+
     /// Marks the mount at `root` (a path to a root directory, without its trailing `/`) and
     /// every other mount `mountinfo` lists below it, but the pseudo filesystems; returns the
-    /// paths marked. The root's mark must succeed; a mount gone since the read (or shadowed by
-    /// another) is skipped.
-    fn mark_mounts(&self, root: &str, mountinfo: &str, mask: MaskFlags) -> Result<Vec<PathBuf>, EnforceError> {
-        let top = PathBuf::from(format!("{root}/"));
-        self.mark(&top, mask)?;
-        let mut mounts = vec![top];
+    /// mount points marked, as `mountinfo` names them (`/` the root). The root's mark must
+    /// succeed; a mount gone since the read (or shadowed by another) is skipped.
+    fn mark_mounts(&self, root: &str, mountinfo: &str, mask: MaskFlags) -> Result<Vec<String>, EnforceError> {
+        self.mark(Path::new(&format!("{root}/")), mask)?;
+        let mut mounts = vec!["/".to_string()];
         let mountinfo = std::fs::read_to_string(mountinfo).unwrap_or_default();
         for (point, fstype) in mount_points(&mountinfo) {
             if point == "/" || PSEUDO_FILESYSTEMS.contains(&fstype.as_str()) {
                 continue;
             }
-            let at = PathBuf::from(format!("{root}{point}"));
-            if self.mark(&at, mask).is_ok() {
-                mounts.push(at);
+            if self.mark(Path::new(&format!("{root}{point}")), mask).is_ok() {
+                mounts.push(point);
             }
         }
         Ok(mounts)
@@ -457,16 +498,24 @@ impl FanotifyEnforcer {
         self.shared.dropped.load(Ordering::Relaxed)
     }
 
-    /// Events allowed because the process or the file could not be read.
+    /// Events allowed without a verdict: the process or the file could not be read, or the
+    /// verdict did not come within the bound.
     pub fn unjudged(&self) -> u64 {
-        self.shared.unjudged.load(Ordering::Relaxed)
+        self.shared.unjudged.load(Ordering::Relaxed) + self.shared.deadline.late()
+    }
+
+    /// Tests: makes every verdict on a policed process take `by` longer, as a verdict stuck on a
+    /// hung filesystem would.
+    #[doc(hidden)]
+    pub fn slow_verdicts_for_tests(&self, by: std::time::Duration) {
+        self.shared.slowed_by_ms.store(u64::try_from(by.as_millis()).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 }
 
 impl Drop for FanotifyEnforcer {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
+        for thread in [self.thread.take(), self.watchdog.take()].into_iter().flatten() {
             let _ = thread.join();
         }
     }
@@ -497,16 +546,16 @@ fn verdict_loop(shared: &Shared, alerts: &tokio::sync::mpsc::Sender<Violation>) 
             Err(_) => break,
         };
         for event in events {
+            let Some(fd) = event.fd() else { continue };
+            shared.deadline.begin(fd);
             let answered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 answer(shared, &event, me, alerts, &mut interpreters)
             }));
             // A verdict that panicked still answers: allow, and count it.
-            if answered.is_err()
-                && let Some(fd) = event.fd()
-            {
-                let _ = shared.group.write_response(FanotifyResponse::new(fd, Response::FAN_ALLOW));
+            if answered.is_err() && shared.deadline.respond(&shared.group, fd, Response::FAN_ALLOW) {
                 shared.unjudged.fetch_add(1, Ordering::Relaxed);
             }
+            shared.deadline.end();
         }
     }
     // Whatever ended the loop, nothing may wait on a thread that is gone: every mark goes, so no
@@ -544,9 +593,16 @@ fn answer(
     // Held until the answer is cached: a policy change waits for it, then flushes what it cached,
     // so no file stays allowed in the kernel under a policy that did not allow it.
     let Ok(policies) = shared.policies.read() else {
-        let _ = shared.group.write_response(FanotifyResponse::new(fd, Response::FAN_ALLOW));
+        shared.deadline.respond(&shared.group, fd, Response::FAN_ALLOW);
         return;
     };
+    let slowed_by = shared.slowed_by_ms.load(Ordering::Relaxed);
+    if slowed_by > 0
+        && pid != me
+        && cgroup_id_of_pid(&shared.cgroup_root, pid).is_some_and(|c| policies.contains_key(&c))
+    {
+        std::thread::sleep(std::time::Duration::from_millis(slowed_by));
+    }
     let verdict = match pid == me {
         true => Verdict::NoPolicy,
         // The loader of a program just allowed: part of that exec (never cached: run on its
@@ -568,7 +624,17 @@ fn answer(
     }
     // The kernel holds the process until this answer: nothing before it may block for long.
     let response = if deny { Response::FAN_DENY } else { Response::FAN_ALLOW };
-    let _ = shared.group.write_response(FanotifyResponse::new(fd, response));
+    if !shared.deadline.respond(&shared.group, fd, response) {
+        // Too late: the watchdog allowed it. A denial that did not happen is reported as what it
+        // was, and nothing is cached.
+        if let Verdict::Violation(mut alert) = verdict {
+            alert.action = AlertAction::Alerted;
+            if alerts.try_send(alert).is_err() {
+                shared.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        return;
+    }
     if let Verdict::Violation(alert) = verdict {
         if alerts.try_send(alert).is_err() {
             shared.dropped.fetch_add(1, Ordering::Relaxed);

@@ -138,9 +138,9 @@ pub(super) fn tls_on_tcp(daemon: &DaemonSettings) -> (Status, String) {
 }
 
 pub(super) fn default_ulimits(daemon: &DaemonSettings) -> (Status, String) {
-    match daemon.option("default-ulimits") {
-        Some(u) => (Status::Info, format!("default ulimits {u}")),
-        None => (Status::Warn, "no default ulimits".into()),
+    match default_ulimit_list(daemon) {
+        limits if !limits.is_empty() => (Status::Info, format!("default ulimits {}", limits.join(", "))),
+        _ => (Status::Warn, "no default ulimits".into()),
     }
 }
 
@@ -166,4 +166,29 @@ pub(super) fn no_new_privileges(daemon: &DaemonSettings) -> (Status, String) {
 pub(super) fn userland_proxy(daemon: &DaemonSettings) -> (Status, String) {
     let proxy = daemon.bool_option("userland-proxy").unwrap_or(true);
     (pass_if(!proxy), format!("userland-proxy: {proxy}"))
+}
+
+/// The daemon's default ulimits as `name=soft:hard`, from `--default-ulimit nofile=1024:2048`
+/// flags or daemon.json's `"default-ulimits": {"nofile": {"Name": "nofile", "Soft": 1024, "Hard": 2048}}`.
+pub(super) fn default_ulimit_list(daemon: &DaemonSettings) -> Vec<String> {
+    match daemon.option("default-ulimits") {
+        Some(serde_json::Value::Array(flags)) => flags
+            .iter()
+            .filter_map(|f| f.as_str())
+            .filter_map(|f| {
+                let (name, limits) = f.split_once('=')?;
+                let (soft, hard) = limits.split_once(':').unwrap_or((limits, limits));
+                Some(format!("{name}={}:{}", soft.parse::<i64>().ok()?, hard.parse::<i64>().ok()?))
+            })
+            .collect(),
+        Some(serde_json::Value::Object(limits)) => limits
+            .iter()
+            .map(|(key, limit)| {
+                let name = limit.get("Name").and_then(|n| n.as_str()).unwrap_or(key);
+                let number = |field: &str| limit.get(field).and_then(serde_json::Value::as_i64).unwrap_or(0);
+                format!("{name}={}:{}", number("Soft"), number("Hard"))
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
 }

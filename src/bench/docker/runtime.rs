@@ -271,18 +271,26 @@ pub(super) fn host_devices(v: &ContainerView) -> (Status, String) {
     )
 }
 
+/// dockerd copies its `default-ulimits` into every container's ulimits: those are the daemon's,
+/// not the container's overrides. (Podman's `default_ulimits` in containers.conf are copied the
+/// same way and cannot be told apart from here.)
 pub(super) fn ulimit_overrides(v: &ContainerView) -> (Status, String) {
-    let ulimits: Vec<String> = v
+    let defaults = v.facts.daemon.as_ref().map(super::daemon::default_ulimit_list).unwrap_or_default();
+    let (from_daemon, overridden): (Vec<String>, Vec<String>) = v
         .host
         .ulimits
         .clone()
         .unwrap_or_default()
         .iter()
         .map(|u| format!("{}={}:{}", u.name.as_deref().unwrap_or("?"), u.soft.unwrap_or(0), u.hard.unwrap_or(0)))
-        .collect();
-    match ulimits.is_empty() {
-        true => (Status::Pass, "daemon default ulimits".into()),
-        false => (Status::Info, format!("overridden ulimits {ulimits:?}")),
+        .partition(|u| defaults.contains(u));
+    let daemon = match from_daemon.is_empty() {
+        true => String::new(),
+        false => format!("; the daemon's default-ulimits {}", from_daemon.join(", ")),
+    };
+    match overridden.is_empty() {
+        true => (Status::Pass, format!("no ulimit set for this container{daemon}")),
+        false => (Status::Info, format!("ulimits set for this container {}{daemon}", overridden.join(", "))),
     }
 }
 
@@ -291,7 +299,7 @@ pub(super) fn shared_propagation(v: &ContainerView) -> (Status, String) {
         .mounts
         .iter()
         .filter(|m| matches!(m.propagation.as_deref(), Some("shared" | "rshared")))
-        .map(describe_mount)
+        .map(|m| format!("{}, propagation {}", describe_mount(m), m.propagation.as_deref().unwrap_or_default()))
         .collect();
     (pass_if(shared.is_empty()), mounts_evidence(&shared, "no mount with shared propagation"))
 }
@@ -352,10 +360,29 @@ pub(super) fn pids_limit(v: &ContainerView) -> (Status, String) {
     (pass_if(pids > 0), if pids > 0 { format!("PIDs limit {pids}") } else { "no PIDs limit".into() })
 }
 
+/// The network the container really has: `default` is the default bridge only on a daemon that
+/// has one (`bridge: none` leaves such a container with loopback alone).
 pub(super) fn default_bridge(v: &ContainerView) -> (Status, String) {
     let network = v.host.network_mode.clone().unwrap_or_default();
-    let on_bridge = v.facts.engine == EngineKind::Docker && matches!(network.as_str(), "default" | "bridge");
-    (pass_if(!on_bridge), format!("network mode {network:?}"))
+    if v.facts.engine != EngineKind::Docker || !matches!(network.as_str(), "default" | "bridge") {
+        return (Status::Pass, format!("network mode {network:?}"));
+    }
+    let attached = v.c.network_settings.as_ref().and_then(|n| n.networks.as_ref());
+    let no_bridge = v.facts.daemon.as_ref().and_then(|d| d.string_option("bridge")).is_some_and(|b| b == "none");
+    match attached {
+        Some(networks) if networks.contains_key("bridge") => {
+            (Status::Fail, format!("network mode {network:?}: on the default bridge"))
+        }
+        Some(networks) => {
+            let names: Vec<&str> = networks.keys().map(String::as_str).collect();
+            let on = if names.is_empty() { "loopback only".to_string() } else { format!("networks {names:?}") };
+            (Status::Pass, format!("network mode {network:?}, not on the default bridge: {on}"))
+        }
+        None if no_bridge => {
+            (Status::Pass, format!("network mode {network:?}, but the daemon has no default bridge (bridge: none)"))
+        }
+        None => (Status::Fail, format!("network mode {network:?}: on the default bridge")),
+    }
 }
 
 /// Without user namespace remapping every container shares the host's user namespace; CIS 5.31

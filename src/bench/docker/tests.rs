@@ -91,10 +91,12 @@ fn ports_restart_policy_devices_and_apparmor_from_inspect() {
     assert_eq!(result_of(&report, "5.8").evidence, "0.0.0.0:80 -> 80/tcp");
     assert_eq!(status("5.14"), Status::Fail, "port 80 on every interface");
     assert_eq!(status("5.15"), Status::Fail);
-    assert_eq!(status("5.18"), Status::Fail);
+    assert_eq!(status("5.18"), Status::Warn, "a Manual recommendation: a device to review");
+    assert_eq!(result_of(&report, "5.18").evidence, r#"devices ["/dev/kvm -> /dev/kvm"]"#);
     assert_eq!(status("5.20"), Status::Fail, "rshared propagation");
+    assert_eq!(result_of(&report, "5.20").evidence, "/var/lib/app -> /data (rw), propagation rshared");
     assert_eq!(status("5.26"), Status::Pass);
-    assert_eq!(status("5.30"), Status::Fail, "default bridge");
+    assert_eq!(status("5.30"), Status::Warn, "default bridge (Manual)");
     assert_eq!(status("5.6"), Status::Pass, "/var/lib/app is not a sensitive directory");
     assert_eq!(status("5.7"), Status::Warn, "processes were not listed");
     // Every result belongs to a defined check, and every check has a result.
@@ -104,6 +106,64 @@ fn ports_restart_policy_devices_and_apparmor_from_inspect() {
         report.checks.iter().find(|c| c.results.is_empty())
     );
     assert_eq!(report.checks.len(), 106);
+    let manual_failures: Vec<&str> = report
+        .checks
+        .iter()
+        .filter(|c| c.meta.assessment == crate::bench::Assessment::Manual)
+        .filter(|c| c.results.iter().any(|r| r.status == Status::Fail))
+        .map(|c| c.meta.id.as_str())
+        .collect();
+    assert!(manual_failures.is_empty(), "Manual recommendations warn, never fail: {manual_failures:?}");
+}
+
+/// 5.30 judges the network the container really has; 5.19 tells the daemon's default ulimits
+/// (which dockerd copies into every container) from the container's own.
+#[test]
+fn default_bridge_and_ulimits_as_the_daemon_set_them() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("etc/docker")).unwrap();
+    std::fs::write(
+        dir.path().join("etc/docker/daemon.json"),
+        r#"{"bridge": "none", "default-ulimits": {"nofile": {"Name": "nofile", "Hard": 2048, "Soft": 1024}}}"#,
+    )
+    .unwrap();
+    let files = HostFiles::new(dir.path());
+    let container = |networks: serde_json::Value, ulimits: serde_json::Value| {
+        let mut facts = facts_with(serde_json::json!({
+            "Id": "4f1c0a9e2b7d",
+            "Name": "/web",
+            "Image": "sha256:aaaa",
+            "State": { "Status": "running", "Running": true, "Pid": 0 },
+            "Config": { "User": "www-data", "Image": "nginx:1.25" },
+            "HostConfig": { "NetworkMode": "default", "Ulimits": ulimits },
+            "NetworkSettings": { "Networks": networks }
+        }));
+        facts.daemon = Some(DaemonSettings::from_args(Some(7), Vec::new(), &files));
+        judge(&facts, &files)
+    };
+    let daemon_only = serde_json::json!([{ "Name": "nofile", "Soft": 1024, "Hard": 2048 }]);
+    let report = container(serde_json::json!({}), daemon_only);
+    let bridge = result_of(&report, "5.30");
+    assert_eq!(bridge.status, Status::Pass, "{bridge:?}");
+    assert!(bridge.evidence.contains("loopback only"), "{}", bridge.evidence);
+    let ulimits = result_of(&report, "5.19");
+    assert_eq!(ulimits.status, Status::Pass, "{ulimits:?}");
+    assert_eq!(ulimits.evidence, "no ulimit set for this container; the daemon's default-ulimits nofile=1024:2048");
+
+    let own = serde_json::json!([
+        { "Name": "nofile", "Soft": 1024, "Hard": 2048 },
+        { "Name": "nproc", "Soft": 64, "Hard": 128 }
+    ]);
+    let report = container(serde_json::json!({ "bridge": { "IPAddress": "172.17.0.2" } }), own);
+    assert_eq!(result_of(&report, "5.30").status, Status::Warn, "on docker0: a Manual recommendation to review");
+    let ulimits = result_of(&report, "5.19");
+    assert_eq!(ulimits.status, Status::Info);
+    assert_eq!(
+        ulimits.evidence,
+        "ulimits set for this container nproc=64:128; the daemon's default-ulimits nofile=1024:2048"
+    );
+    let cli = DaemonSettings::from_args(None, vec!["--default-ulimit".into(), "nproc=64:128".into()], &files);
+    assert_eq!(daemon::default_ulimit_list(&cli), vec!["nproc=64:128"], "the flag wins over daemon.json");
 }
 
 #[test]

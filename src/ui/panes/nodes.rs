@@ -29,7 +29,11 @@ fn mode_label(stats: &AgentStats) -> String {
             let rung = e.rung.as_deref().map(|r| format!("{r}: ")).unwrap_or_default();
             let error = if e.error.is_some() { " (policy error)" } else { "" };
             let pending = if e.pending > 0 { format!(" ({} not enforced yet)", e.pending) } else { String::new() };
-            format!("{rung}protect {} · monitor {} · discover {}{pending}{error}", e.protect, e.monitor, e.discover)
+            let unjudged = if e.unjudged > 0 { format!(" ({} allowed unjudged)", e.unjudged) } else { String::new() };
+            format!(
+                "{rung}protect {} · monitor {} · discover {}{pending}{unjudged}{error}",
+                e.protect, e.monitor, e.discover
+            )
         }
     }
 }
@@ -380,6 +384,7 @@ mod tests {
             monitor: 1,
             discover: 0,
             pending: 0,
+            unjudged: 0,
             error: None,
         });
         assert_eq!(super::mode_label(&stats), "fanotify: protect 2 · monitor 1 · discover 0");
@@ -387,6 +392,10 @@ mod tests {
             e.pending = 1;
         }
         assert_eq!(super::mode_label(&stats), "fanotify: protect 2 · monitor 1 · discover 0 (1 not enforced yet)");
+        if let Some(e) = stats.enforcement.as_mut() {
+            (e.pending, e.unjudged) = (0, 3);
+        }
+        assert_eq!(super::mode_label(&stats), "fanotify: protect 2 · monitor 1 · discover 0 (3 allowed unjudged)");
     }
     use crate::app::fixtures::{self, code, key, type_text};
     use crate::app::state::AgentPod;
