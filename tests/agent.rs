@@ -657,16 +657,29 @@ tcp(socket.AF_INET6, ("::1", 9))
 tcp(socket.AF_INET6, ("::1", 10))
 udp(("127.0.0.3", 9))
 udp(("192.0.2.1", 9))
+def raw(kind, proto, packet, addr):
+    s = socket.socket(socket.AF_INET, kind, proto)
+    try:
+        s.sendto(packet, addr); print("sent")
+    except OSError as e: print(errno.errorcode.get(e.errno))
+echo = bytes([8, 0, 0xf7, 0xff, 0, 0, 0, 0])
+raw(socket.SOCK_RAW, socket.IPPROTO_ICMP, echo, ("127.0.0.5", 0))
+raw(socket.SOCK_RAW, socket.IPPROTO_ICMP, echo, ("192.0.2.1", 0))
+raw(socket.SOCK_RAW, socket.IPPROTO_UDP, bytes([0, 7, 0, 9, 0, 9, 0, 0, 120]), ("127.0.0.3", 0))
+raw(socket.SOCK_RAW, socket.IPPROTO_TCP, bytes([0, 7, 0, 9]) + bytes(16), ("127.0.0.3", 0))
 "#;
     let printed = run_in_cgroup(&cgroup, attempts);
     let results: Vec<&str> = printed.lines().collect();
     assert_eq!(
         results,
-        ["EPERM", "ECONNREFUSED", "EPERM", "ECONNREFUSED", "EPERM", "sent", "EPERM"],
-        "denied TCP v4, allowed v4, denied v4-mapped, allowed ::1 port 9, ::1 port 10 outside the allowlist, UDP allowed (the deny is TCP), UDP outside the allowlist"
+        ["EPERM", "ECONNREFUSED", "EPERM", "ECONNREFUSED", "EPERM", "sent", "EPERM", "sent", "EPERM", "sent", "EPERM"],
+        "denied TCP v4, allowed v4, denied v4-mapped, allowed ::1 port 9, ::1 port 10 outside the allowlist, \
+         UDP allowed (the deny is TCP), UDP outside the allowlist; then packets of raw and ICMP sockets, which \
+         pass no connect or send hook: ICMP on loopback allowed, ICMP outside the allowlist refused, \
+         a hand-made UDP datagram to port 9 allowed (the deny is TCP), a hand-made TCP segment to 127.0.0.3 port 9 denied"
     );
     let done = |events: &[picket::agent::net::NetEvent]| {
-        events.iter().filter(|e| e.cgroup_id == cgroup_id && e.denied()).count() >= 4
+        events.iter().filter(|e| e.cgroup_id == cgroup_id && e.denied()).count() >= 6
     };
     let events = collect_batches!(sensor, done);
     let ours: Vec<_> = events.iter().filter(|e| e.cgroup_id == cgroup_id).collect();
@@ -677,8 +690,19 @@ udp(("192.0.2.1", 9))
     assert_eq!(control.describe(cgroup_id, verdict.rule), "deny 127.0.0.3/32 port 9 tcp");
     let send = ours.iter().find(|e| e.kind == NetEventKind::Send).expect("the refused send");
     assert_eq!((send.remote.0.to_string().as_str(), send.policy.expect("verdict").rule), ("192.0.2.1", None));
+    let raw_icmp = ours
+        .iter()
+        .find(|e| e.kind == NetEventKind::Send && e.protocol == 1)
+        .expect("the refused ICMP packet, reported by the egress hook");
+    assert_eq!(raw_icmp.remote.0.to_string(), "192.0.2.1");
+    assert_eq!(raw_icmp.policy.map(|p| p.action), Some(AlertAction::Denied));
+    let raw_tcp = ours
+        .iter()
+        .find(|e| e.kind == NetEventKind::Send && e.protocol == 6)
+        .expect("the refused hand-made TCP segment");
+    assert_eq!((raw_tcp.remote.1, raw_tcp.policy.and_then(|p| p.rule)), (9, Some(0)), "the TCP deny rule");
     assert!(
-        ours.iter().filter(|e| e.kind == NetEventKind::Send).count() == 1,
+        ours.iter().filter(|e| e.kind == NetEventKind::Send && e.protocol == 17).count() == 1,
         "an allowed send is not reported: {ours:?}"
     );
 

@@ -7,10 +7,13 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use aya::Ebpf;
-use aya::programs::{CgroupAttachMode, CgroupSockAddr};
+use aya::programs::{CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr};
 use serde::{Deserialize, Serialize};
 
 use super::ring::{AttachError, EventRing, RingError, attach_tracepoints, per_cpu_sum};
+
+/// The cgroup_skb egress program that holds raw and ICMP sockets' packets to the same rules.
+const RAW_EGRESS: &str = "raw_egress";
 
 static NET_PROGRAM: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/net.bpf.o"));
 
@@ -23,7 +26,8 @@ const NET_EVENT_LEN: usize = 5 * 4 + 2 * 2 + 2 * 8 + 16 + 16 + 16 + 4 * 4;
 pub enum NetEventKind {
     Connect,
     Accept,
-    /// A datagram sent to an address (reported only when a policy or the guard objected).
+    /// A datagram sent to an address, or a packet of a raw or ICMP socket (reported only when a
+    /// policy or the guard objected).
     Send,
 }
 
@@ -42,7 +46,8 @@ pub struct NetEvent {
     pub kind: NetEventKind,
     pub pid: u32,
     pub uid: u32,
-    /// 6 TCP, 17 UDP.
+    /// 6 TCP, 17 UDP; for a packet of a raw or ICMP socket, its IP protocol (1 ICMP, 58
+    /// ICMPv6, ...).
     pub protocol: u32,
     pub local: Option<(IpAddr, u16)>,
     pub remote: (IpAddr, u16),
@@ -160,6 +165,11 @@ impl NetSensor {
             // cgroup by itself (a link takes no ALLOW_MULTI flag).
             hook.attach(&cgroup, CgroupAttachMode::Single).map_err(attach)?;
         }
+        let attach = |source| NetSensorError::Attach { program: RAW_EGRESS, source };
+        let egress: &mut CgroupSkb =
+            ebpf.program_mut(RAW_EGRESS).ok_or(NetSensorError::Missing(RAW_EGRESS))?.try_into().map_err(attach)?;
+        egress.load().map_err(attach)?;
+        egress.attach(&cgroup, CgroupSkbAttachType::Egress, CgroupAttachMode::Single).map_err(attach)?;
         attach_tracepoints(&mut ebpf, &[("accepted", "sys_exit")])?;
         let ring = EventRing::take(&mut ebpf, "net_events", None)?;
         Ok(Self { ebpf, ring, malformed: 0 })
@@ -181,6 +191,15 @@ impl NetSensor {
             hook.attach(&cgroup, CgroupAttachMode::Single)
                 .map_err(|e| format!("{program}: {e} (needs cgroup v2 and CONFIG_CGROUP_BPF)"))?;
         }
+        let egress: &mut CgroupSkb = ebpf
+            .program_mut(RAW_EGRESS)
+            .ok_or_else(|| format!("no program {RAW_EGRESS}"))?
+            .try_into()
+            .map_err(|e| format!("{RAW_EGRESS}: {e}"))?;
+        egress.load().map_err(|e| format!("{RAW_EGRESS}: {e}"))?;
+        egress
+            .attach(&cgroup, CgroupSkbAttachType::Egress, CgroupAttachMode::Single)
+            .map_err(|e| format!("{RAW_EGRESS}: {e} (needs CONFIG_CGROUP_BPF)"))?;
         Ok(())
     }
 

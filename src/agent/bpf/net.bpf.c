@@ -223,6 +223,81 @@ int sendmsg6(struct bpf_sock_addr *ctx)
     return handle(ctx, NET_SEND, AF_INET6, words);
 }
 
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define IPPROTO_TCP 6
+#define IPPROTO_UDP 17
+#define SOCK_STREAM 1
+#define SOCK_DGRAM 2
+
+// Every packet a socket in a cgroup sends, as it leaves: TCP and UDP sockets were judged at
+// their connect and each addressed send, but raw and ICMP sockets (CAP_NET_RAW, which
+// containers have by default) pass neither hook, so their packets are judged here by the same
+// rules; a refused one never leaves and the send fails with EPERM. (Packet sockets bypass the
+// IP stack and this hook too.)
+SEC("cgroup_skb/egress")
+int raw_egress(struct __sk_buff *skb)
+{
+    struct bpf_sock *sk = skb->sk;
+    if (!sk)
+        return 1;
+    sk = bpf_sk_fullsock(sk);
+    if (!sk)
+        return 1;
+    if ((sk->type == SOCK_STREAM && sk->protocol == IPPROTO_TCP) ||
+        (sk->type == SOCK_DGRAM && sk->protocol == IPPROTO_UDP))
+        return 1;
+    __u32 family, protocol, offset;
+    __u32 words[4] = {};
+    if (skb->protocol == bpf_htons(ETH_P_IP)) {
+        struct iphdr ip;
+        if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)) != 0)
+            return 1;
+        family = AF_INET;
+        protocol = ip.protocol;
+        words[0] = ip.daddr;
+        offset = ip.ihl * 4;
+    } else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+        struct ipv6hdr ip6;
+        if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)) != 0)
+            return 1;
+        family = AF_INET6;
+        protocol = ip6.nexthdr;
+        __builtin_memcpy(words, &ip6.daddr, 16);
+        offset = sizeof(ip6);
+    } else {
+        return 1;
+    }
+    __u16 port = 0;
+    if (protocol == IPPROTO_TCP || protocol == IPPROTO_UDP) {
+        __u16 dest = 0;
+        if (bpf_skb_load_bytes(skb, offset + 2, &dest, sizeof(dest)) == 0)
+            port = bpf_ntohs(dest);
+    }
+    __u64 cgroup_id = bpf_skb_cgroup_id(skb);
+    struct verdict v;
+    decide(&v, cgroup_id, family, words, port, protocol);
+    if (v.policy == NET_POLICY_NONE && !v.guard)
+        return 1;
+    int refuse = v.policy == NET_POLICY_DENIED || v.guard;
+    struct net_event *e = reserve(NET_SEND);
+    if (!e)
+        return refuse ? 0 : 1;
+    e->cgroup_id = cgroup_id;
+    e->family = family;
+    e->protocol = protocol;
+    e->remote_port = port;
+    if (family == AF_INET)
+        __builtin_memcpy(e->remote_addr, words, 4);
+    else
+        __builtin_memcpy(e->remote_addr, words, 16);
+    e->policy = v.policy;
+    e->policy_rule = v.policy_rule;
+    e->guard = v.guard;
+    bpf_ringbuf_submit(e, 0);
+    return refuse ? 0 : 1;
+}
+
 // accept(2) and accept4(2) as they return, in the accepting process: the new fd's socket gives
 // both ends. (No kprobes here: some kernels, such as these machines', have no kprobe PMU.)
 #if defined(__TARGET_ARCH_x86)
