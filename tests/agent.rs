@@ -1268,6 +1268,34 @@ fn a_program_run_from_memory_is_held_to_the_allowlist() {
     );
     // Python itself, on the allowlist, ran: no alert names it.
     assert!(!lines.iter().any(|l| l["type"] == "alert" && l["event"]["exe"].as_str() == python.to_str()), "{lines:?}");
+
+    // No policy, the shipped rules with --protect: fileless-exec catches the same program, with
+    // the python that loaded it in its ancestry, and kills it (after its exec: fanotify never
+    // sees a memfd).
+    let mut output = String::new();
+    let lines = agent_lines_during(&podman, 10, &["--protect"], || {
+        std::thread::sleep(Duration::from_secs(1));
+        output = exec_in(&podman, "loader", &["/usr/bin/python3", "-c", load]).1;
+    });
+    assert!(output.starts_with("signal 9 after"), "killed by the rule: {output}");
+    let alert = lines
+        .iter()
+        .find(|l| l["type"] == "alert" && l["rule"] == "fileless-exec")
+        .unwrap_or_else(|| panic!("the fileless-exec alert: {lines:?}"));
+    assert_eq!(
+        (alert["container"]["name"].as_str(), alert["action"].as_str()),
+        (Some("loader"), Some("killed")),
+        "{alert}"
+    );
+    let ancestry = alert["ancestry"].as_array().expect("ancestry");
+    assert_eq!(ancestry[0]["exe"], "/memfd:payload", "{alert}");
+    assert!(ancestry.iter().any(|a| a["exe"].as_str() == python.to_str()), "the loader's parent: {alert}");
+    let others: Vec<_> = lines
+        .iter()
+        .filter(|l| l["type"] == "alert" && l["container"]["name"] == "loader")
+        .map(|l| &l["rule"])
+        .collect();
+    assert_eq!(others.len(), 1, "exactly that alert (no drift-exec beside it): {others:?}");
 }
 
 /// Host processes are judged too: the same attacks run on the host, in a child cgroup the test
