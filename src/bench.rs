@@ -148,6 +148,20 @@ pub struct BenchReport {
     pub target: String,
     pub sections: Vec<Section>,
     pub checks: Vec<CheckOutcome>,
+    /// What the benchmark could not read (kinds a cluster would not list): the checks that
+    /// needed them say so, and the report is partial.
+    pub unread: Vec<Unread>,
+}
+
+/// Something a benchmark needed and could not read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unread {
+    /// `cronjobs.batch`, `pods`.
+    pub what: String,
+    /// `forbidden`, `not-served`, `failed`.
+    pub why: String,
+    /// The server's words, one line.
+    pub message: String,
 }
 
 /// Counts of results by status.
@@ -340,6 +354,7 @@ mod tests {
             benchmark: "b".into(),
             version: "1".into(),
             target: "t".into(),
+            unread: Vec::new(),
             sections: vec![
                 Section { id: "1".into(), title: "one".into() },
                 Section { id: "2".into(), title: "two".into() },
@@ -386,6 +401,7 @@ mod tests {
             benchmark: "b".into(),
             version: "1".into(),
             target: "t".into(),
+            unread: Vec::new(),
             sections: vec![],
             checks: vec![check],
         };

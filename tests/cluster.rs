@@ -660,6 +660,14 @@ async fn an_older_or_partial_server_is_read_as_far_as_it_goes() {
         .iter()
         .any(|r| r.evidence.contains("could not list networkpolicies.networking.k8s.io: the server failed"));
     assert!(incomplete, "verdicts say what they could not see");
+    // A check over workloads alone does not need network policies: judged whole.
+    let privileged = report.check("5.2.2").expect("5.2.2");
+    assert!(privileged.results.iter().all(|r| r.subject != "what picket could list"), "{:?}", privileged.results);
+    assert_eq!(report.unread.len(), 1);
+    assert_eq!(
+        (report.unread[0].what.as_str(), report.unread[0].why.as_str()),
+        ("networkpolicies.networking.k8s.io", "failed")
+    );
 }
 
 /// A kind served at no version picket reads is recorded as not served, and the rest goes on.

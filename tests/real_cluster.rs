@@ -122,3 +122,66 @@ async fn the_suite_runs_against_a_real_older_api_server() {
     assert!(!images.is_empty(), "the Pending pods' images are listed");
     assert!(images.iter().all(|i| i["from_spec"] == true), "{images:?}");
 }
+
+/// A restricted user (a client certificate bound to a ClusterRole that may list namespaces and
+/// pods only): the audit goes on, says in every document what it could not read, evaluates
+/// what it could, and a `--fail-on` gate exits 3 (incomplete) rather than passing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restricted_user_gets_a_partial_report_that_says_so() {
+    let Some(server) = RealApiServer::start() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rbac = dir.path().join("rbac.yaml");
+    std::fs::write(
+        &rbac,
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: narrow-auditor}\n\
+         rules:\n- apiGroups: [\"\"]\n  resources: [namespaces, pods]\n  verbs: [get, list, watch]\n---\n\
+         apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: narrow-auditor}\n\
+         roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: narrow-auditor}\n\
+         subjects:\n- {apiGroup: rbac.authorization.k8s.io, kind: User, name: auditor}\n",
+    )
+    .expect("write");
+    let applied = server.kubectl(&["apply", "-f", &rbac.display().to_string()]);
+    assert!(applied.status.success(), "kubectl apply: {}", String::from_utf8_lossy(&applied.stderr));
+    let kubeconfig = server.user_kubeconfig("auditor");
+    let bench = |format: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+            .args(["bench", "k8s", "-o", format, "--fail-on", "critical"])
+            .env("KUBECONFIG", &kubeconfig)
+            .output()
+            .expect("picket runs")
+    };
+    let json = bench("json");
+    let stderr = String::from_utf8_lossy(&json.stderr);
+    assert_eq!(json.status.code(), Some(3), "a gate cannot pass what it did not see: {stderr}");
+    assert!(stderr.contains("gate incomplete") && stderr.contains("deployments.apps"), "{stderr}");
+    assert!(!stderr.contains("Status {") && !stderr.contains("ErrorResponse"), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).expect("a JSON report");
+    assert_eq!(report["complete"], false);
+    let unread: Vec<&str> =
+        report["unread"].as_array().expect("unread").iter().filter_map(|u| u["what"].as_str()).collect();
+    assert!(unread.contains(&"secrets") && unread.contains(&"clusterroles.rbac.authorization.k8s.io"), "{unread:?}");
+    assert!(!unread.contains(&"pods") && !unread.contains(&"namespaces"), "what it may list is read: {unread:?}");
+    assert!(report["unread"].as_array().expect("unread").iter().all(|u| u["why"] == "forbidden"), "{report}");
+    // A check that reads only what was listed has no such result; one that needed RBAC does.
+    let not_evaluated = |id: &str| {
+        report["checks"].as_array().expect("checks").iter().find(|c| c["id"] == id).is_some_and(|c| {
+            c["results"].as_array().into_iter().flatten().any(|r| {
+                r["evidence"].as_str().is_some_and(|e| e.starts_with("not evaluated on what it could not list"))
+            })
+        })
+    };
+    assert!(not_evaluated("5.1.2"), "who may read secrets needs the RBAC kinds");
+    for document in ["table", "junit", "sarif"] {
+        let out = bench(document);
+        assert_eq!(out.status.code(), Some(3), "{document}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let says = match document {
+            "table" => text.contains("PARTIAL") && text.contains("secrets (forbidden)"),
+            "junit" => {
+                text.contains("<testsuite name=\"not read\"") && text.contains("classname=\"unread\" name=\"secrets\"")
+            }
+            _ => text.contains("toolExecutionNotifications") && text.contains("not read: secrets (forbidden)"),
+        };
+        assert!(says, "{document} says what it could not read: {text}");
+    }
+}

@@ -475,6 +475,7 @@ pub fn judge(facts: &DockerFacts, files: &HostFiles) -> BenchReport {
         target: format!("{} {} at unix://{}", facts.engine.as_str(), facts.version, facts.socket.display()),
         sections: Section::list(defs::SECTIONS),
         checks: super::judge_all(defs::CHECKS, &input),
+        unread: Vec::new(),
     }
 }
 

@@ -704,22 +704,60 @@ pub fn judge_with(inv: &Inventory, custom: &[custom::CustomCheck]) -> BenchRepor
     judge_on(&ClusterFacts::new(inv), custom)
 }
 
-/// `run_with` on facts the caller keeps (to summarise workloads from the same facts). Kinds the
-/// credentials could not list make every check WARN that the report is incomplete.
+/// Kinds a check of each judge reads (resources as `Unlisted` names them, before the group).
+const WORKLOAD_KINDS: &[&str] =
+    &["pods", "deployments", "replicasets", "statefulsets", "daemonsets", "jobs", "cronjobs", "serviceaccounts"];
+const RBAC_KINDS: &[&str] = &["roles", "clusterroles", "rolebindings", "clusterrolebindings"];
+
+impl ClusterCheck {
+    /// The kinds this check reads; None: any of them (checks over the whole inventory).
+    fn reads(&self) -> Option<&'static [&'static str]> {
+        match self.judge {
+            Judge::PerWorkload(_) => Some(WORKLOAD_KINDS),
+            Judge::WhoCan(_) => Some(RBAC_KINDS),
+            Judge::Manual(_) => Some(&[]),
+            Judge::Custom(_) => None,
+        }
+    }
+}
+
+/// `run_with` on facts the caller keeps (to summarise workloads from the same facts). A check
+/// that needed a kind the cluster would not list says so in a WARN result ("not evaluated on …"),
+/// and the report lists what was not read.
 pub fn judge_on(facts: &ClusterFacts, custom: &[custom::CustomCheck]) -> BenchReport {
     let inv = facts.inv;
-    let mut checks: Vec<CheckOutcome> = crate::bench::judge_all(&checks(), facts);
+    let builtin = checks();
+    let mut checks: Vec<CheckOutcome> = crate::bench::judge_all(&builtin, facts);
+    let reads: Vec<Option<&[&str]>> =
+        builtin.iter().map(ClusterCheck::reads).chain(custom.iter().map(|_| None)).collect();
     checks.extend(crate::bench::judge_all(custom, facts));
-    if !inv.unlisted.is_empty() {
-        let missing: Vec<String> = inv.unlisted.iter().map(|f| f.needs()).collect();
-        for check in &mut checks {
+    for (check, reads) in checks.iter_mut().zip(reads) {
+        let missing: Vec<String> = inv
+            .unlisted
+            .iter()
+            .filter(|u| {
+                let kind = u.resource.split('.').next().unwrap_or_default();
+                reads.is_none_or(|kinds| kinds.contains(&kind))
+            })
+            .map(|u| u.needs())
+            .collect();
+        if !missing.is_empty() {
             check.results.push(CheckResult::new(
                 Status::Warn,
                 "what picket could list",
-                format!("incomplete: could not {}", missing.join(", ")),
+                format!("not evaluated on what it could not list: could not {}", missing.join(", ")),
             ));
         }
     }
+    let unread = inv
+        .unlisted
+        .iter()
+        .map(|u| crate::bench::Unread {
+            what: u.resource.clone(),
+            why: u.why.as_str().to_string(),
+            message: u.message.clone(),
+        })
+        .collect();
     BenchReport {
         benchmark: BENCHMARK.into(),
         version: "1.12.0".into(),
@@ -735,6 +773,7 @@ pub fn judge_on(facts: &ClusterFacts, custom: &[custom::CustomCheck]) -> BenchRe
             })
             .collect(),
         checks,
+        unread,
     }
 }
 

@@ -398,6 +398,7 @@ pub fn judge(facts: &NodeFacts, files: &HostFiles, target: &str) -> BenchReport 
         target: target.to_string(),
         sections: Section::list(defs::SECTIONS),
         checks,
+        unread: Vec::new(),
     }
 }
 

@@ -60,6 +60,9 @@ pub struct BenchArgs {
     pub fail_on: Option<Severity>,
 }
 
+/// `--fail-on` found no failure, but the benchmark could not read everything it needed.
+pub const EXIT_INCOMPLETE: u8 = 3;
+
 pub fn run(command: &BenchCommand, config: &Config, context: Option<&str>) -> anyhow::Result<ExitCode> {
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
@@ -98,6 +101,14 @@ fn finish(report: &crate::bench::BenchReport, common: &BenchArgs) -> anyhow::Res
         if failed > 0 {
             crate::say!("picket: gate failed: {failed} failed results of checks at {} or above", threshold.as_str());
             return Ok(ExitCode::from(super::scan::EXIT_POLICY));
+        }
+        // A gate cannot pass what it could not see.
+        if !report.unread.is_empty() {
+            crate::say!(
+                "picket: gate incomplete: {} could not be read, so the checks that needed them are not evaluated",
+                report.unread.iter().map(|u| u.what.as_str()).collect::<Vec<_>>().join(", ")
+            );
+            return Ok(ExitCode::from(EXIT_INCOMPLETE));
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -61,6 +61,17 @@ pub enum Why {
     Failed,
 }
 
+impl Why {
+    /// As the JSON says it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Forbidden => "forbidden",
+            Self::NotServed => "not-served",
+            Self::Failed => "failed",
+        }
+    }
+}
+
 /// A kind that could not be listed.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Unlisted {

@@ -45,6 +45,8 @@ fn json(report: &BenchReport, info: &DocumentInfo) -> serde_json::Value {
             "id": section.id, "title": section.title, "summary": tally,
         })).collect::<Vec<_>>(),
         "checks": report.checks,
+        "complete": report.unread.is_empty(),
+        "unread": report.unread,
     })
 }
 
@@ -63,6 +65,15 @@ use super::clean;
 
 fn table(report: &BenchReport, color: bool) -> String {
     let mut out = format!("{} v{}\n{}\n", report.benchmark, report.version, clean(&report.target));
+    if !report.unread.is_empty() {
+        out.push_str(&format!(
+            "\n{} not read: the checks that needed them are incomplete\n",
+            paint(color, Status::Warn, "PARTIAL")
+        ));
+        for unread in &report.unread {
+            out.push_str(&format!("  {} ({}): {}\n", clean(&unread.what), unread.why, clean(&unread.message)));
+        }
+    }
     for (section, tally) in report.tally_by_section() {
         let checks: Vec<&CheckOutcome> = report.checks.iter().filter(|c| c.meta.section == section.id).collect();
         if checks.is_empty() {
@@ -133,6 +144,7 @@ pub(crate) mod fixtures {
             benchmark: "CIS Docker Benchmark".into(),
             version: "1.6.0".into(),
             target: "Docker 20.10.24 at unix:///run/docker.sock".into(),
+            unread: Vec::new(),
             sections: vec![
                 Section { id: "3".into(), title: "Docker daemon configuration files".into() },
                 Section { id: "5".into(), title: "Container Runtime".into() },

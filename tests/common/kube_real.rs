@@ -60,6 +60,67 @@ impl RealApiServer {
             .expect("kubectl runs")
     }
 
+    /// A kubeconfig for user `name` (a client certificate the run's CA signs, no group): what
+    /// it may do is what the test binds to it.
+    pub fn user_kubeconfig(&self, name: &str) -> PathBuf {
+        let pki = self.run_dir.join("pki");
+        let (key, csr, crt) =
+            (pki.join(format!("{name}.key")), pki.join(format!("{name}.csr")), pki.join(format!("{name}.crt")));
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl").args(args).current_dir(&pki).output().expect("openssl runs");
+            assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        openssl(&["genrsa", "-out", &key.display().to_string(), "2048"]);
+        openssl(&[
+            "req",
+            "-new",
+            "-key",
+            &key.display().to_string(),
+            "-subj",
+            &format!("/CN={name}"),
+            "-out",
+            &csr.display().to_string(),
+        ]);
+        // A v3 certificate for client authentication (rustls refuses v1).
+        let ext = pki.join(format!("{name}.ext"));
+        std::fs::write(
+            &ext,
+            "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n",
+        )
+        .expect("write the extensions");
+        openssl(&[
+            "x509",
+            "-extfile",
+            &ext.display().to_string(),
+            "-req",
+            "-in",
+            &csr.display().to_string(),
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-sha256",
+            "-out",
+            &crt.display().to_string(),
+        ]);
+        let admin = std::fs::read_to_string(&self.kubeconfig).expect("the admin kubeconfig");
+        let server = admin.lines().find_map(|l| l.trim().strip_prefix("server: ")).expect("the server").to_string();
+        let config = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: picket-test\n  cluster:\n    server: {server}\n    certificate-authority: {ca}\n\
+             users:\n- name: {name}\n  user:\n    client-certificate: {crt}\n    client-key: {key}\n\
+             contexts:\n- name: {name}@picket-test\n  context: {{cluster: picket-test, user: {name}}}\ncurrent-context: {name}@picket-test\n",
+            ca = pki.join("ca.crt").display(),
+            crt = crt.display(),
+            key = key.display(),
+        );
+        let path = self.run_dir.join(format!("{name}.kubeconfig"));
+        std::fs::write(&path, config).expect("write the kubeconfig");
+        path
+    }
+
     pub async fn client(&self) -> kube::Client {
         let config = kube::config::Kubeconfig::read_from(&self.kubeconfig).expect("the kubeconfig");
         let config = kube::Config::from_custom_kubeconfig(config, &kube::config::KubeConfigOptions::default())

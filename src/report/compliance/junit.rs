@@ -54,8 +54,28 @@ pub fn render(report: &BenchReport) -> String {
             attr(&format!("{} {}", section.id, section.title))
         ));
     }
+    // What could not be read: an error per kind (the run could not test what needed it).
+    let errors = report.unread.len();
+    if errors > 0 {
+        let cases: String = report
+            .unread
+            .iter()
+            .map(|u| {
+                format!(
+                    "    <testcase classname=\"unread\" name=\"{}\">\n      <error message=\"{}\" type=\"{}\"/>\n    </testcase>\n",
+                    attr(&u.what),
+                    attr(&u.message),
+                    attr(&u.why)
+                )
+            })
+            .collect();
+        tests += errors;
+        suites.push_str(&format!(
+            "  <testsuite name=\"not read\" tests=\"{errors}\" failures=\"0\" errors=\"{errors}\" skipped=\"0\">\n{cases}  </testsuite>\n"
+        ));
+    }
     format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\">\n{suites}</testsuites>\n",
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"{skipped}\">\n{suites}</testsuites>\n",
         attr(&format!("{} v{}", report.benchmark, report.version))
     )
 }
@@ -77,5 +97,22 @@ mod tests {
         assert!(xml.contains("<testsuites name=\"CIS Docker Benchmark v1.6.0\" tests=\"5\" failures=\"1\""), "{xml}");
         assert!(xml.contains("Remediation: Do not use `--privileged`."), "{xml}");
         assert_eq!(xml.matches("<testcase ").count(), xml.matches("</testcase>").count());
+        assert!(!xml.contains("not read"));
+
+        let mut partial = fixtures::report();
+        partial.unread.push(crate::bench::Unread {
+            what: "cronjobs.batch".into(),
+            why: "not-served".into(),
+            message: "HTTP 404: the server could not find the requested resource".into(),
+        });
+        let xml = render(&partial);
+        assert!(xml.contains("tests=\"6\" failures=\"1\" errors=\"1\""), "{xml}");
+        assert!(xml.contains("<testsuite name=\"not read\" tests=\"1\" failures=\"0\" errors=\"1\""), "{xml}");
+        assert!(
+            xml.contains(
+                "<error message=\"HTTP 404: the server could not find the requested resource\" type=\"not-served\"/>"
+            ),
+            "{xml}"
+        );
     }
 }

@@ -45,7 +45,16 @@ pub fn document(report: &BenchReport, info: &DocumentInfo) -> Value {
                 "rules": rules,
             }},
             "automationDetails": { "id": format!("picket/bench/{} v{}/", report.benchmark, report.version) },
-            "invocations": [{ "executionSuccessful": true, "endTimeUtc": info.created }],
+            // A partial run still succeeded; what it could not read is a notification each.
+            "invocations": [{
+                "executionSuccessful": true,
+                "endTimeUtc": info.created,
+                "toolExecutionNotifications": report.unread.iter().map(|u| json!({
+                    "level": "warning",
+                    "message": { "text": format!("not read: {} ({}): {}", u.what, u.why, u.message) },
+                    "descriptor": { "id": "picket/unread" },
+                })).collect::<Vec<_>>(),
+            }],
             "properties": { "target": report.target },
             "results": results,
         }],
@@ -111,5 +120,20 @@ mod tests {
         let rules = doc["runs"][0]["tool"]["driver"]["rules"].as_array().unwrap();
         assert_eq!(rules.len(), 2);
         assert_eq!(rules[0]["properties"]["security-severity"], "9.5");
+
+        // A partial report: still valid, and a warning notification per kind not read.
+        let mut partial = fixtures::report();
+        partial.unread.push(crate::bench::Unread {
+            what: "secrets".into(),
+            why: "forbidden".into(),
+            message: "secrets is forbidden".into(),
+        });
+        let doc = document(&partial, &info);
+        let errors: Vec<String> =
+            validator.iter_errors(&doc).map(|e| format!("{e} at {}", e.instance_path())).collect();
+        assert!(errors.is_empty(), "{errors:#?}");
+        let notes = doc["runs"][0]["invocations"][0]["toolExecutionNotifications"].as_array().unwrap();
+        assert_eq!(notes.len(), 1);
+        assert_eq!(notes[0]["message"]["text"], "not read: secrets (forbidden): secrets is forbidden");
     }
 }

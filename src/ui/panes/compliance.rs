@@ -228,7 +228,8 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
             return;
         }
     };
-    let notes = u16::try_from(done.notes.len().min(3)).unwrap_or(3);
+    let partial = u16::from(!done.report.unread.is_empty());
+    let notes = u16::try_from(done.notes.len().min(3)).unwrap_or(3) + partial;
     let sections = u16::try_from(done.report.sections.len()).unwrap_or(8).min(8) + 2;
     let [head, summary_area, checks] =
         Layout::vertical([Constraint::Length(1 + notes), Constraint::Length(sections + 1), Constraint::Min(4)])
@@ -238,6 +239,13 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         Span::styled(format!(" {} v{}", report.benchmark, report.version), theme.style(Slot::PaneTitle)),
         Span::styled(format!("  ·  {}", report.target), theme.style(Slot::Value)),
     ])];
+    if partial > 0 {
+        let kinds: Vec<&str> = report.unread.iter().map(|u| u.what.as_str()).collect();
+        lines.push(Line::from(Span::styled(
+            format!(" PARTIAL: not read, so the checks that needed them are incomplete: {}", kinds.join(", ")),
+            theme.style(Slot::StatusWarn),
+        )));
+    }
     lines.extend(
         done.notes.iter().take(3).map(|n| Line::from(Span::styled(format!(" {n}"), theme.style(Slot::StatusWarn)))),
     );
@@ -306,6 +314,25 @@ mod tests {
         assert!(screen.contains("NAMESPACE"), "{screen}");
         assert!(position("legacy") < position("payments"), "most failures first:\n{screen}");
         crate::assert_screen!("compliance_cluster", &state);
+    }
+
+    #[test]
+    fn a_partial_report_says_what_it_could_not_read() {
+        let mut state = compliance();
+        let Action::BenchFinished { request, kind, .. } = run(&mut state, '3') else { unreachable!() };
+        let mut inventory = fixtures::inventory();
+        inventory.unlisted.push(crate::cluster::inventory::Unlisted {
+            resource: "secrets".into(),
+            why: crate::cluster::inventory::Why::Forbidden,
+            message: "secrets is forbidden".into(),
+        });
+        let done = crate::app::state::BenchDone::new(crate::bench::k8s::judge(&inventory), vec![]);
+        update(&mut state, Action::BenchFinished { request, kind, result: Ok(done.into()) });
+        let screen = crate::ui::snapshot::screen(&state);
+        assert!(
+            screen.contains("PARTIAL: not read, so the checks that needed them are incomplete: secrets"),
+            "{screen}"
+        );
     }
 
     #[test]
