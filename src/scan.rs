@@ -121,7 +121,13 @@ pub async fn inventory_async(
                 pull_progress(Progress::Pulled { bytes, of })
             })
             .await
-            .map_err(|e| ScanError::Source { what: reference.to_string(), message: e.to_string() })?;
+            .map_err(|e| {
+                // The registry's errors mostly name the reference already.
+                let what = reference.to_string();
+                let message = e.to_string();
+                let message = message.strip_prefix(&format!("{what}: ")).map_or(message.clone(), str::to_string);
+                ScanError::Source { what, message }
+            })?;
             let layout = SourceSpec::OciDir { path: pulled.layout.clone(), reference: None };
             let mut sbom = joined(blocking(layout, progress).await)?;
             sbom.source.kind = "registry".into();

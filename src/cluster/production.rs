@@ -123,7 +123,14 @@ async fn scan_one(
         engine_sockets: Vec::new(),
     };
     let spec = SourceSpec::parse(&format!("registry:{}", image.reference)).map_err(|e| e.to_string())?;
+    // The report's line names the image: the error need not again (in its full form).
+    let named = match &spec {
+        SourceSpec::Registry { reference } => format!("{reference}: "),
+        _ => String::new(),
+    };
     let scanned = scan::run(store, spec, run, std::sync::Arc::new(|_| {})).await.map_err(|e| {
+        let e = e.to_string();
+        let e = e.strip_prefix(&named).unwrap_or(&e);
         if secret_errors.is_empty() {
             e.to_string()
         } else {
