@@ -196,8 +196,13 @@ async fn rejected_credentials_are_an_error_saying_so() {
 async fn a_server_that_never_answers_is_a_timeout_not_a_hang() {
     let server = MockApiServer::start(fixture_objects(), Behaviour { silent: true, ..Behaviour::default() });
     let started = std::time::Instant::now();
-    let err =
-        inventory::load_with_timeout(&server.client, "stuck", Duration::from_millis(300)).await.expect_err("timeout");
+    let err = inventory::load_with(
+        &server.client,
+        "stuck",
+        inventory::ListOptions { timeout: Duration::from_millis(300), ..Default::default() },
+    )
+    .await
+    .expect_err("timeout");
     assert!(matches!(err, ClusterError::Timeout { .. }), "{err:?}");
     assert!(err.to_string().contains("context stuck: listing namespaces"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(5));

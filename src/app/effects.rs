@@ -291,6 +291,7 @@ async fn run_bench(
                 context: context.map(str::to_string),
                 check_dirs: vec![checks_dir],
                 required_check_dirs: Vec::new(),
+                list: Default::default(),
             };
             bench::k8s::run(&options).await
         }

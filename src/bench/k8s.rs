@@ -669,6 +669,8 @@ pub struct K8sOptions {
     pub check_dirs: Vec<PathBuf>,
     /// Directories of custom checks that must exist (`--checks`).
     pub required_check_dirs: Vec<PathBuf>,
+    /// How the cluster is listed (`--chunk-size`).
+    pub list: crate::cluster::inventory::ListOptions,
 }
 
 /// Reads the shipped and custom checks (a broken one is an error before the cluster is asked),
@@ -682,7 +684,7 @@ pub async fn run(options: &K8sOptions) -> Result<super::Benchmarked, super::Benc
     })
     .await??;
     let (client, name) = crate::cluster::client_for(options.context.as_deref()).await?;
-    let inventory = crate::cluster::inventory::load(&client, &name).await?;
+    let inventory = crate::cluster::inventory::load_with(&client, &name, options.list).await?;
     super::blocking(move || {
         let notes = inventory
             .unlisted

@@ -32,6 +32,9 @@ pub enum BenchCommand {
         /// the shipped ones and ~/.config/picket/checks
         #[arg(long, value_name = "DIR")]
         checks: Vec<PathBuf>,
+        /// Objects per list request (pages follow the server's continue tokens)
+        #[arg(long, value_name = "N", default_value_t = crate::cluster::inventory::PAGE_SIZE, value_parser = clap::value_parser!(u32).range(1..))]
+        chunk_size: u32,
         #[command(flatten)]
         common: BenchArgs,
     },
@@ -67,11 +70,12 @@ pub fn run(command: &BenchCommand, config: &Config, context: Option<&str>) -> an
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
     let (done, common) = match command {
-        BenchCommand::K8s { checks, common } => {
+        BenchCommand::K8s { checks, chunk_size, common } => {
             let options = bench::k8s::K8sOptions {
                 context: context.map(str::to_string),
                 check_dirs: vec![config.config_dir.join("checks")],
                 required_check_dirs: checks.clone(),
+                list: crate::cluster::inventory::ListOptions { page_size: *chunk_size, ..Default::default() },
             };
             (runtime.block_on(bench::k8s::run(&options))?, common)
         }

@@ -36,11 +36,14 @@ pub enum ClusterCommand {
         /// Registries: a PEM CA certificate to trust besides the system's
         #[arg(long, value_name = "FILE")]
         ca_file: Option<PathBuf>,
+        /// Objects per list request (pages follow the server's continue tokens)
+        #[arg(long, value_name = "N", default_value_t = crate::cluster::inventory::PAGE_SIZE, value_parser = clap::value_parser!(u32).range(1..))]
+        chunk_size: u32,
     },
 }
 
 pub fn run(command: &ClusterCommand, config: &Config, context: Option<&str>) -> anyhow::Result<ExitCode> {
-    let ClusterCommand::Scan { output, file, fail_on, ignore_unfixed, insecure, ca_file } = command;
+    let ClusterCommand::Scan { output, file, fail_on, ignore_unfixed, insecure, ca_file, chunk_size } = command;
     let store = Store::open(&config.store_path())?;
     let db = VulnDb::open(&store)?;
     if db.sources()?.is_empty() {
@@ -56,7 +59,8 @@ pub fn run(command: &ClusterCommand, config: &Config, context: Option<&str>) -> 
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
     let report = runtime.block_on(async {
         let (client, name) = crate::cluster::client_for(context).await?;
-        let inventory = crate::cluster::inventory::load(&client, &name).await?;
+        let list = crate::cluster::inventory::ListOptions { page_size: *chunk_size, ..Default::default() };
+        let inventory = crate::cluster::inventory::load_with(&client, &name, list).await?;
         for unlisted in &inventory.unlisted {
             crate::say!("picket: warning: context {name}: cannot {} ({})", unlisted.needs(), unlisted.message);
         }

@@ -131,16 +131,30 @@ pub enum ClusterError {
     Unreachable { context: String, source: kube::Error },
 }
 
+/// How the inventory asks: objects per list request (`--chunk-size`, as kubectl calls it) and
+/// the bound on each request.
+#[derive(Debug, Clone, Copy)]
+pub struct ListOptions {
+    pub page_size: u32,
+    pub timeout: Duration,
+}
+
+impl Default for ListOptions {
+    fn default() -> Self {
+        Self { page_size: PAGE_SIZE, timeout: REQUEST_TIMEOUT }
+    }
+}
+
 /// Lists every kind. Kinds that cannot be listed are recorded; an unreachable server or
 /// rejected credentials stop.
 pub async fn load(client: &Client, context: &str) -> Result<Inventory, ClusterError> {
-    load_with_timeout(client, context, REQUEST_TIMEOUT).await
+    load_with(client, context, ListOptions::default()).await
 }
 
-/// `load` with another bound on each request.
-pub async fn load_with_timeout(client: &Client, context: &str, timeout: Duration) -> Result<Inventory, ClusterError> {
+/// `load`, asking as `options` say.
+pub async fn load_with(client: &Client, context: &str, options: ListOptions) -> Result<Inventory, ClusterError> {
     let mut inv = Inventory { context: context.to_string(), ..Inventory::default() };
-    let c = &Lister { client, context, timeout };
+    let c = &Lister { client, context, timeout: options.timeout, page_size: options.page_size.max(1) };
     inv.namespaces = list(c, &mut inv.unlisted).await?;
     inv.nodes = list(c, &mut inv.unlisted).await?;
     inv.pods = list(c, &mut inv.unlisted).await?;
@@ -304,6 +318,7 @@ struct Lister<'a> {
     client: &'a Client,
     context: &'a str,
     timeout: Duration,
+    page_size: u32,
 }
 
 async fn list<K>(lister: &Lister<'_>, unlisted: &mut Vec<Unlisted>) -> Result<Vec<K>, ClusterError>
@@ -347,7 +362,7 @@ where
     let mut items = Vec::new();
     let mut token: Option<String> = None;
     loop {
-        let mut params = ListParams::default().limit(PAGE_SIZE);
+        let mut params = ListParams::default().limit(lister.page_size);
         if let Some(token) = &token {
             params = params.continue_token(token);
         }
