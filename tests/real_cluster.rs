@@ -263,3 +263,99 @@ async fn a_restricted_user_gets_a_partial_report_that_says_so() {
         assert!(says, "{document} says what it could not read: {text}");
     }
 }
+
+/// `picket cluster scan` pulls each image with its pods' imagePullSecrets: a private registry
+/// (Debian's docker-registry, TLS and htpasswd) whose credentials exist only in a
+/// `kubernetes.io/dockerconfigjson` Secret on the real API server. The pod that names the
+/// Secret has its image scanned; an image no pod gives credentials for is refused, said so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_scan_pulls_with_the_pods_pull_secrets() {
+    use common::registry::{PASSWORD, Registry};
+    let Some(registry) = Registry::start(true) else {
+        eprintln!("skipped: needs docker-registry, skopeo, openssl and htpasswd (./install.sh --dev)");
+        return;
+    };
+    let Some(server) = RealApiServer::start() else { return };
+    let app = format!("oci:{}:testbed/app:v1", common::fixtures::images().join("oci").display());
+    registry.push(&app, "private/app:v1", false);
+    registry.push(&app, "private/app:v2", false);
+    let config = std::fs::read(registry.docker_config(PASSWORD)).expect("the registry's config.json");
+    let encoded = base64_of(&config);
+    let image = |tag: &str| format!("{}/private/app:{tag}", registry.host);
+    let objects = serde_json::json!({ "apiVersion": "v1", "kind": "List", "items": [
+        { "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": "pulls" } },
+        { "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
+          "metadata": { "name": "regcred", "namespace": "pulls" },
+          "data": { ".dockerconfigjson": encoded } },
+        { "apiVersion": "v1", "kind": "Pod", "metadata": { "name": "with-secret", "namespace": "pulls" },
+          "spec": { "imagePullSecrets": [{ "name": "regcred" }],
+                    "containers": [{ "name": "app", "image": image("v1") }] } },
+        { "apiVersion": "v1", "kind": "Pod", "metadata": { "name": "without-secret", "namespace": "pulls" },
+          "spec": { "containers": [{ "name": "app", "image": image("v2") }] } },
+    ]});
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("pulls.json");
+    std::fs::write(&file, serde_json::to_vec(&objects).expect("json")).expect("write");
+    // The new namespace's default ServiceAccount comes from the controller-manager, a moment
+    // after the namespace: pods are refused until then.
+    let mut applied = server.kubectl(&["apply", "-f", &file.display().to_string()]);
+    for _ in 0..40 {
+        if applied.status.success() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        applied = server.kubectl(&["apply", "-f", &file.display().to_string()]);
+    }
+    assert!(applied.status.success(), "kubectl apply: {}", String::from_utf8_lossy(&applied.stderr));
+
+    let data = dir.path().join("data");
+    let record = common::fixtures::shared_data().join("osv/crates.io/RUSTSEC-2019-0026.json");
+    let imported = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["db", "import"])
+        .arg(&record)
+        .output()
+        .expect("picket runs");
+    assert!(imported.status.success(), "{}", String::from_utf8_lossy(&imported.stderr));
+    // No credentials of the user's own: a home without a docker config.
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).expect("home");
+    let scan = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["cluster", "scan", "-o", "json", "--ca-file"])
+        .arg(registry.ca())
+        .env("KUBECONFIG", &server.kubeconfig)
+        .env("HOME", &home)
+        .env_remove("DOCKER_CONFIG")
+        .env_remove("REGISTRY_AUTH_FILE")
+        .output()
+        .expect("picket runs");
+    let stderr = String::from_utf8_lossy(&scan.stderr);
+    let report: serde_json::Value = serde_json::from_slice(&scan.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    let images = report["images"].as_array().expect("images");
+    let of = |tag: &str| {
+        images
+            .iter()
+            .find(|i| i["reference"] == image(tag).as_str())
+            .unwrap_or_else(|| panic!("{} in {images:#?}", image(tag)))
+    };
+    let scanned = of("v1");
+    assert!(scanned["scanned"]["packages"].as_u64().is_some_and(|n| n > 0), "{scanned}");
+    let refused = of("v2");
+    let error = refused["failed"]["error"].as_str().unwrap_or_else(|| panic!("not scanned: {refused}"));
+    assert!(error.contains("unauthorized") || error.contains("401"), "{error}");
+}
+
+fn base64_of(bytes: &[u8]) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("base64")
+        .arg("-w0")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("base64");
+    child.stdin.take().expect("stdin").write_all(bytes).expect("write");
+    String::from_utf8(child.wait_with_output().expect("base64").stdout).expect("utf8")
+}
