@@ -359,3 +359,48 @@ fn base64_of(bytes: &[u8]) -> String {
     child.stdin.take().expect("stdin").write_all(bytes).expect("write");
     String::from_utf8(child.wait_with_output().expect("base64").stdout).expect("utf8")
 }
+
+/// The agent's DaemonSet, as the console's deploy key applies it (server-side apply, field
+/// manager `picket`), on the real API server: every object is accepted and validated by it,
+/// applying again changes nothing and conflicts with nothing, and `picket agent manifest` is
+/// accepted by the server's own dry run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_daemonset_is_applied_to_a_real_api_server() {
+    let Some(server) = RealApiServer::start() else { return };
+    let client = server.client().await;
+    let image = "registry.example.com/picket:1";
+    let applied = picket::agent::deploy::deploy_agent(&client, "real", "picket-system", image)
+        .await
+        .unwrap_or_else(|e| panic!("the real server takes the manifest: {e}"));
+    assert!(applied.iter().any(|o| o == "DaemonSet picket-system/picket-agent"), "{applied:?}");
+    let again = picket::agent::deploy::deploy_agent(&client, "real", "picket-system", image).await.expect("again");
+    assert_eq!(again, applied, "applying again is the same apply");
+    let got = server.kubectl(&["get", "daemonset", "-n", "picket-system", "picket-agent", "-o", "json"]);
+    assert!(got.status.success(), "{}", String::from_utf8_lossy(&got.stderr));
+    let ds: serde_json::Value = serde_json::from_slice(&got.stdout).expect("json");
+    let pod = &ds["spec"]["template"]["spec"];
+    assert_eq!(pod["containers"][0]["image"], image);
+    assert_eq!(pod["hostPID"], true, "{pod}");
+    let managers: Vec<&str> = ds["metadata"]["managedFields"]
+        .as_array()
+        .expect("managed fields")
+        .iter()
+        .filter_map(|m| m["manager"].as_str())
+        .collect();
+    assert!(managers.contains(&"picket"), "{managers:?}");
+    // No kubelet, so no node and no agent pod: listed as none, not as an error.
+    let pods = picket::agent::deploy::list_agent_pods(&client, "real").await.expect("listed");
+    assert!(pods.is_empty(), "{pods:?}");
+
+    let manifest = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+        .args(["agent", "manifest", "--namespace", "picket-system", "--image", "registry.example.com/picket:2"])
+        .output()
+        .expect("picket runs");
+    assert!(manifest.status.success(), "{}", String::from_utf8_lossy(&manifest.stderr));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("agent.yaml");
+    std::fs::write(&file, &manifest.stdout).expect("write");
+    // (A server-side dry run: the namespace must exist, so the deployed one is used.)
+    let dry = server.kubectl(&["apply", "--dry-run=server", "-f", &file.display().to_string()]);
+    assert!(dry.status.success(), "the server validates every object: {}", String::from_utf8_lossy(&dry.stderr));
+}
