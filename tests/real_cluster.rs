@@ -199,6 +199,23 @@ async fn the_suite_runs_against_a_real_older_api_server() {
         let reference = line.split_whitespace().next().unwrap_or_default();
         assert_eq!(line.matches(reference).count(), 1, "the image once: {line}");
     }
+
+    // bench node on this host, where start.sh runs kube-apiserver as a plain process: the
+    // remediation says to change how it is started, not to edit a kubeadm manifest that does
+    // not exist.
+    let node = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+        .args(["bench", "node", "-o", "json"])
+        .output()
+        .expect("picket runs");
+    let report: serde_json::Value = serde_json::from_slice(&node.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&node.stderr)));
+    let check = report["checks"].as_array().expect("checks").iter().find(|c| c["id"] == "1.2.6").expect("1.2.6");
+    let remediation = check["remediation"].as_str().expect("remediation");
+    assert!(
+        !remediation.contains("/etc/kubernetes/manifests")
+            && (remediation.contains("runs as a plain process") || remediation.contains("systemd unit")),
+        "{remediation}"
+    );
 }
 
 /// A restricted user (a client certificate bound to a ClusterRole that may list namespaces and

@@ -55,12 +55,44 @@ impl ComponentKind {
     }
 }
 
+/// How a component was started, so a remediation can say where its flags are set.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum StartedBy {
+    /// By the kubelet from a static pod manifest (a process in a `kubepods` cgroup, or the
+    /// manifest read).
+    StaticPod,
+    /// A systemd unit (the process's cgroup, or the unit read): its name or path.
+    Systemd(String),
+    /// A process of neither: its command line is all there is.
+    Process,
+    #[default]
+    Unknown,
+}
+
+impl StartedBy {
+    /// From a process's cgroup (`/proc/PID/cgroup`): kubepods, a `.service`, or neither.
+    pub fn from_cgroup(cgroup: &str) -> Self {
+        let path = cgroup
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .unwrap_or_else(|| cgroup.lines().next().unwrap_or_default());
+        if path.contains("kubepods") {
+            return Self::StaticPod;
+        }
+        match path.rsplit('/').find(|part| part.ends_with(".service")) {
+            Some(unit) => Self::Systemd(unit.to_string()),
+            None => Self::Process,
+        }
+    }
+}
+
 /// One component found on the node, with its command-line flags.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Component {
     pub kind: ComponentKind,
     /// Where the flags were read: `process 1234`, a manifest or unit path.
     pub source: String,
+    pub started_by: StartedBy,
     pub args: Vec<String>,
     /// Environment variables (etcd takes every flag as `ETCD_…`).
     pub env: BTreeMap<String, String>,
@@ -201,6 +233,8 @@ fn running_components(proc: &Path) -> Vec<Component> {
             Component {
                 kind,
                 source: format!("process {pid}"),
+                started_by: std::fs::read_to_string(entry.path().join("cgroup"))
+                    .map_or(StartedBy::Unknown, |c| StartedBy::from_cgroup(&c)),
                 args: argv.collect(),
                 env,
                 config: None,
@@ -256,6 +290,7 @@ fn from_manifest(files: &HostFiles, kind: ComponentKind, manifest: &Path) -> Res
     Ok(Some(Component {
         kind,
         source: manifest.display().to_string(),
+        started_by: StartedBy::StaticPod,
         args,
         env,
         config: None,
@@ -326,6 +361,7 @@ fn from_kubelet_unit(files: &HostFiles) -> Result<Option<Component>, String> {
     Ok(Some(Component {
         kind: ComponentKind::Kubelet,
         source: unit.to_string(),
+        started_by: StartedBy::Systemd(unit.to_string()),
         args,
         env: BTreeMap::new(),
         config: None,
@@ -391,7 +427,12 @@ pub async fn run(root: &Path) -> Result<super::Benchmarked, super::BenchError> {
 
 /// Runs every check of sections 1–4.
 pub fn judge(facts: &NodeFacts, files: &HostFiles, target: &str) -> BenchReport {
-    let checks = super::judge_all(&defs::checks(), &defs::NodeInput { facts, files });
+    let defs = defs::checks();
+    let mut checks = super::judge_all(&defs, &defs::NodeInput { facts, files });
+    // Where a flag is set depends on how this node started the component.
+    for (outcome, def) in checks.iter_mut().zip(&defs) {
+        outcome.meta.remediation = def.rule.remediation_on(facts);
+    }
     BenchReport {
         benchmark: BENCHMARK.into(),
         version: VERSION.into(),

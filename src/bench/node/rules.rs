@@ -98,11 +98,32 @@ impl Rule {
         }
     }
 
+    /// The remediation for this node: a flag is set where the component was started from (its
+    /// static pod manifest, its systemd unit, or the command line of a plain process).
+    pub fn remediation_on(&self, facts: &NodeFacts) -> String {
+        let component = match self {
+            Rule::Flag { component, .. } | Rule::AllSet { component, .. } => *component,
+            _ => return self.remediation(),
+        };
+        match facts.get(component) {
+            Some(found) => self.remediation_with(&where_started(found)),
+            None => self.remediation(),
+        }
+    }
+
     pub fn remediation(&self) -> String {
+        let component = match self {
+            Rule::Flag { component, .. } | Rule::AllSet { component, .. } => Some(*component),
+            _ => None,
+        };
+        self.remediation_with(&component.map(where_configured).unwrap_or_default())
+    }
+
+    fn remediation_with(&self, place: &str) -> String {
         match self {
             Rule::Mode { files, max } => format!("chmod {max:o} {} (or more restrictive)", files.describe()),
             Rule::Owner { files, user, group } => format!("chown {user}:{group} {}", files.describe()),
-            Rule::Flag { component, flag, config, test, .. } => {
+            Rule::Flag { flag, config, test, .. } => {
                 let wanted = match test {
                     Test::Eq(v) => format!("--{flag}={v}"),
                     Test::Set => format!("--{flag} to the right value"),
@@ -117,11 +138,11 @@ impl Rule {
                     Test::NonZeroDuration => format!("--{flag} to a duration above zero (e.g. 4h0m0s)"),
                 };
                 let config = config.map(|c| format!(" (or `{c}` in its config file)")).unwrap_or_default();
-                format!("{}: set {wanted}{config}, then restart it", where_configured(*component))
+                format!("{place}: set {wanted}{config}, then restart it")
             }
-            Rule::AllSet { component, flags } => {
+            Rule::AllSet { flags, .. } => {
                 let flags: Vec<String> = flags.iter().map(|(f, _)| format!("--{f}")).collect();
-                format!("{}: set {}, then restart it", where_configured(*component), flags.join(" and "))
+                format!("{place}: set {}, then restart it", flags.join(" and "))
             }
             Rule::EncryptionProvider => {
                 "Put aescbc, secretbox or kms first in the providers of the file named by --encryption-provider-config"
@@ -129,6 +150,27 @@ impl Rule {
             }
             Rule::Manual { review } => format!("Review that {review}"),
         }
+    }
+}
+
+/// Where this node's component takes its flags, from how it was started.
+fn where_started(found: &Component) -> String {
+    use super::StartedBy;
+    let binary = found.kind.binary();
+    match &found.started_by {
+        StartedBy::StaticPod => match found.kind.manifest() {
+            Some(manifest) => format!("In {manifest} (the {binary} static pod; the kubelet restarts it)"),
+            None => format!("In {binary}'s static pod manifest (in the kubelet's --pod-manifest-path)"),
+        },
+        StartedBy::Systemd(unit) => {
+            format!("In {binary}'s systemd unit {unit} (its ExecStart, or a drop-in: systemctl edit {binary})")
+        }
+        StartedBy::Process => format!(
+            "{binary} runs as a plain process ({}: not from a static pod or a systemd unit): in the command or \
+             script that starts it",
+            found.source
+        ),
+        StartedBy::Unknown => where_configured(found.kind),
     }
 }
 

@@ -199,6 +199,7 @@ fn component(kind: ComponentKind, args: &[&str]) -> Component {
     Component {
         kind,
         source: "test".into(),
+        started_by: super::StartedBy::Unknown,
         args: args.iter().map(|s| s.to_string()).collect(),
         env: BTreeMap::new(),
         config: None,
@@ -270,5 +271,51 @@ fn encryption_providers_that_encrypt_and_cni_files_under_directories() {
         subjects,
         vec!["/etc/cni/net.d/10-flannel.conflist", "/var/lib/cni/networks/cbr0/10.244.0.5"],
         "files, not directories"
+    );
+}
+
+#[test]
+fn remediation_says_where_the_flag_is_set_for_how_the_component_was_started() {
+    use super::StartedBy;
+    assert_eq!(
+        StartedBy::from_cgroup(
+            "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice/cri-a.scope\n"
+        ),
+        StartedBy::StaticPod
+    );
+    assert_eq!(
+        StartedBy::from_cgroup("0::/system.slice/kubelet.service\n"),
+        StartedBy::Systemd("kubelet.service".into())
+    );
+    assert_eq!(
+        StartedBy::from_cgroup("12:pids:/system.slice/kubelet.service\n"),
+        StartedBy::Systemd("kubelet.service".into())
+    );
+    assert_eq!(StartedBy::from_cgroup("0::/user.slice/user-0.slice/session-3.scope\n"), StartedBy::Process);
+
+    let remediation = |started_by: StartedBy| {
+        let mut facts = NodeFacts::default();
+        let mut api = component(ComponentKind::ApiServer, &[]);
+        api.source = "process 4242".into();
+        api.started_by = started_by;
+        facts.components.insert(ComponentKind::ApiServer, api);
+        let files = HostFiles::new(tempfile::tempdir().unwrap().path());
+        // 1.2.6: --authorization-mode, a kube-apiserver flag.
+        judge(&facts, &files, "x").check("1.2.6").unwrap().meta.remediation.clone()
+    };
+    let static_pod = remediation(StartedBy::StaticPod);
+    assert!(
+        static_pod.starts_with("In /etc/kubernetes/manifests/kube-apiserver.yaml (the kube-apiserver static pod"),
+        "{static_pod}"
+    );
+    let unit = remediation(StartedBy::Systemd("kube-apiserver.service".into()));
+    assert!(unit.starts_with("In kube-apiserver's systemd unit kube-apiserver.service"), "{unit}");
+    let process = remediation(StartedBy::Process);
+    assert!(process.starts_with("kube-apiserver runs as a plain process (process 4242"), "{process}");
+    assert!(process.contains("set --authorization-mode"), "{process}");
+    // No component found: the kubeadm layout, as before.
+    let none = judge(&NodeFacts::default(), &HostFiles::new(tempfile::tempdir().unwrap().path()), "x");
+    assert!(
+        none.check("1.2.6").unwrap().meta.remediation.starts_with("In /etc/kubernetes/manifests/kube-apiserver.yaml")
     );
 }
