@@ -1298,6 +1298,40 @@ fn a_program_run_from_memory_is_held_to_the_allowlist() {
     assert_eq!(others.len(), 1, "exactly that alert (no drift-exec beside it): {others:?}");
 }
 
+/// A benign workload raises nothing: a small HTTP server under load (busybox httpd answering
+/// 300 requests from inside the container) and a shell loop of ordinary commands, with the
+/// shipped rules on.
+#[test]
+fn a_benign_workload_raises_no_alert() {
+    require_bpf!();
+    let podman = require_podman!();
+    podman.podman(&["run", "-d", "--name", "benign", common::engines::Podman::IMAGE, "sleep", "600"]);
+    let run = |script: &str| exec_in(&podman, "benign", &["sh", "-c", script]);
+    let mut served = String::new();
+    let mut looped = String::new();
+    let lines = agent_lines_during(&podman, 14, &[], || {
+        let (started, out) = run(
+            "busybox mkdir -p /www && echo hello > /www/index.html && busybox httpd -p 127.0.0.1:8080 -h /www && echo up",
+        );
+        assert!(started && out.contains("up"), "{out}");
+        served = run(
+            "n=0; for i in $(busybox seq 300); do busybox wget -q -O - http://127.0.0.1:8080/index.html > /dev/null && n=$((n+1)); done; echo served $n",
+        )
+        .1;
+        looped = run(
+            "busybox mkdir -p /tmp/work; for i in $(busybox seq 50); do ls / > /dev/null; echo $i > /tmp/work/$i; cat /tmp/work/$i > /dev/null; id > /dev/null; busybox date > /dev/null; done; echo looped",
+        )
+        .1;
+    });
+    assert!(served.contains("served 300"), "the server answered every request: {served}");
+    assert!(looped.contains("looped"), "{looped}");
+    let execs = lines.iter().filter(|l| l["type"] == "process" && l["container"]["name"] == "benign").count();
+    assert!(execs > 300, "the agent saw the workload: {execs} events");
+    let alerts: Vec<&serde_json::Value> =
+        lines.iter().filter(|l| l["type"] == "alert" && l["container"]["name"] == "benign").collect();
+    assert!(alerts.is_empty(), "no alert for ordinary work: {alerts:#?}");
+}
+
 /// Host processes are judged too: the same attacks run on the host, in a child cgroup the test
 /// makes, raise host alerts (no container) with their ancestry; host-only noise stays out.
 #[test]
