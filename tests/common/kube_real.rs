@@ -121,6 +121,59 @@ impl RealApiServer {
         path
     }
 
+    /// Stops kube-apiserver and starts it again with the same command line (etcd keeps the
+    /// data): every watch drops and must resume. Waits until it answers again.
+    pub fn restart_api_server(&self) {
+        let pid_file = self.run_dir.join("kube-apiserver.pid");
+        let pid: u32 = std::fs::read_to_string(&pid_file).expect("the pid file").trim().parse().expect("a pid");
+        let argv: Vec<String> = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .expect("its command line")
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let killed = Command::new("kill").arg(pid.to_string()).status().expect("kill runs");
+        assert!(killed.success());
+        // Gone, or a zombie nobody reaps (start.sh, its parent, has exited).
+        let gone = || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map_or(true, |stat| stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')))
+        };
+        let stopped = (0..150).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            gone()
+        });
+        if !stopped {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            assert!(
+                (0..50).any(|_| {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    gone()
+                }),
+                "kube-apiserver did not stop"
+            );
+        }
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(self.run_dir.join("logs/kube-apiserver.log"))
+            .expect("the log");
+        let child = Command::new(&argv[0])
+            .args(&argv[1..])
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .expect("kube-apiserver starts again");
+        // stop.sh stops what this file names.
+        std::fs::write(&pid_file, child.id().to_string()).expect("the pid file");
+        let ready = (0..240).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            self.kubectl(&["get", "--raw", "/readyz"]).status.success()
+        });
+        assert!(ready, "kube-apiserver did not come back");
+    }
+
     pub async fn client(&self) -> kube::Client {
         let config = kube::config::Kubeconfig::read_from(&self.kubeconfig).expect("the kubeconfig");
         let config = kube::Config::from_custom_kubeconfig(config, &kube::config::KubeConfigOptions::default())
