@@ -10,6 +10,8 @@ pub struct RealApiServer {
     pub kubeconfig: PathBuf,
     root: PathBuf,
     run_dir: PathBuf,
+    /// API servers started again by a test (stop.sh stops them; the drop reaps them).
+    restarted: std::sync::Mutex<Vec<std::process::Child>>,
 }
 
 fn testbed() -> PathBuf {
@@ -49,7 +51,7 @@ impl RealApiServer {
         let kubeconfig = PathBuf::from(String::from_utf8_lossy(&started.stdout).trim());
         assert!(kubeconfig.is_file(), "start.sh printed no kubeconfig: {kubeconfig:?}");
         let run_dir = kubeconfig.parent().expect("the run dir").to_path_buf();
-        Some(Self { kubeconfig, root, run_dir })
+        Some(Self { kubeconfig, root, run_dir, restarted: Default::default() })
     }
 
     pub fn kubectl(&self, args: &[&str]) -> std::process::Output {
@@ -165,8 +167,10 @@ impl RealApiServer {
             .stdin(std::process::Stdio::null())
             .spawn()
             .expect("kube-apiserver starts again");
+        let new_pid = child.id();
+        self.restarted.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(child);
         // stop.sh stops what this file names.
-        std::fs::write(&pid_file, child.id().to_string()).expect("the pid file");
+        std::fs::write(&pid_file, new_pid.to_string()).expect("the pid file");
         let ready = (0..240).any(|_| {
             std::thread::sleep(std::time::Duration::from_millis(500));
             self.kubectl(&["get", "--raw", "/readyz"]).status.success()
@@ -187,5 +191,11 @@ impl Drop for RealApiServer {
     fn drop(&mut self) {
         let _ =
             Command::new("bash").arg(testbed().join("stop.sh")).arg(&self.run_dir).env("KG_ROOT", &self.root).output();
+        if let Ok(mut restarted) = self.restarted.lock() {
+            for child in restarted.iter_mut() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
     }
 }
