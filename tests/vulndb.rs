@@ -509,3 +509,26 @@ fn db_import_from_a_silent_server_gives_up_within_seconds() {
     assert!(stderr.contains("no answer came within 8 s"), "{stderr}");
     assert!(started.elapsed() < std::time::Duration::from_secs(10), "{:?}", started.elapsed());
 }
+
+/// Every ecosystem's OSV export is called `all.zip`: importing PyPI's, Go's and crates.io's in
+/// turn, each downloaded to the same path, keeps all three; importing one again replaces only
+/// itself. (Named by file alone, each import used to replace the one before.)
+#[test]
+fn importing_each_ecosystems_all_zip_keeps_every_ecosystem() {
+    let data = tempfile::tempdir().expect("data dir");
+    let downloads = tempfile::tempdir().expect("downloads");
+    let zip = downloads.path().join("all.zip");
+    let import = |ecosystem: &str| {
+        std::fs::copy(shared_data().join("allzip").join(ecosystem).join("all.zip"), &zip).expect("copy");
+        let (code, _, stderr) = picket(data.path(), downloads.path(), &["db", "import", "all.zip"]);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(stderr.contains(&format!("as import:{ecosystem}/all.zip")), "{stderr}");
+    };
+    for ecosystem in ["PyPI", "Go", "crates.io", "PyPI"] {
+        import(ecosystem);
+    }
+    let (code, status, stderr) = picket(data.path(), downloads.path(), &["db", "status"]);
+    assert_eq!(code, 0, "{stderr}");
+    let sources: Vec<&str> = status.lines().skip(1).filter_map(|l| l.split_whitespace().next()).collect();
+    assert_eq!(sources, ["import:Go/all.zip", "import:PyPI/all.zip", "import:crates.io/all.zip"], "{status}");
+}

@@ -24,7 +24,7 @@ pub enum DbCommand {
     Import {
         #[arg(value_name = "PATH|URL")]
         path: PathBuf,
-        /// Source name in the database [default: import:<file name>]
+        /// Source name in the database [default: import:<ecosystems>/<file name>]
         #[arg(long)]
         name: Option<String>,
     },
@@ -66,12 +66,6 @@ pub fn run(command: &DbCommand, config: &Config) -> anyhow::Result<ExitCode> {
     match command {
         DbCommand::Update(args) => run_update(&db, args),
         DbCommand::Import { path, name } => {
-            let source = name.clone().unwrap_or_else(|| {
-                format!(
-                    "import:{}",
-                    path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into())
-                )
-            });
             let text = path.display().to_string();
             let loaded = if text.starts_with("http://") || text.starts_with("https://") {
                 let runtime = tokio::runtime::Builder::new_current_thread()
@@ -83,6 +77,7 @@ pub fn run(command: &DbCommand, config: &Config) -> anyhow::Result<ExitCode> {
             } else {
                 import::load_path(path)?
             };
+            let source = name.clone().unwrap_or_else(|| import::default_source_name(&text, &loaded));
             let skipped = loaded.skipped.clone();
             let state = import::write_source(&db, &source, &path.display().to_string(), loaded, (None, None))?;
             crate::say!(

@@ -193,6 +193,23 @@ pub fn load_path(path: &Path) -> Result<Loaded, ImportError> {
     if metadata.is_dir() { load_osv_dir(path) } else { load_file(path) }
 }
 
+/// The source name an import gets when none is given: its ecosystems and its file name
+/// (`import:PyPI/all.zip`, `import:Debian+npm/records`). Every ecosystem's `all.zip` is called
+/// `all.zip`: named by the file alone, each import would replace the one before. The same feed
+/// imported again (a newer download) keeps its name and replaces itself.
+pub fn default_source_name(location: &str, loaded: &Loaded) -> String {
+    let file = location.trim_end_matches('/').rsplit('/').next().filter(|f| !f.is_empty()).unwrap_or(location);
+    let mut ecosystems: Vec<&str> =
+        loaded.advisories.iter().map(|a| a.ecosystem.split(':').next().unwrap_or_default()).collect();
+    ecosystems.sort_unstable();
+    ecosystems.dedup();
+    ecosystems.retain(|e| !e.is_empty());
+    match ecosystems.is_empty() {
+        true => format!("import:{file}"),
+        false => format!("import:{}/{file}", ecosystems.join("+")),
+    }
+}
+
 /// Writes a loaded source as the new generation of `source`.
 pub fn write_source(
     db: &VulnDb<'_>,
