@@ -54,6 +54,10 @@ impl std::fmt::Display for Platform {
 pub struct ImageMeta {
     pub name: String,
     pub manifest_digest: Option<String>,
+    /// The image index the manifest was chosen from, for the platform scanned (a multi-platform
+    /// image: what `docker pull`, kubelets and registries report as the image's digest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index_digest: Option<String>,
     pub config_digest: String,
     pub os: String,
     pub architecture: String,

@@ -46,6 +46,8 @@ pub struct Pulled {
     pub temp: tempfile::TempDir,
     pub layout: PathBuf,
     pub manifest_digest: String,
+    /// The image index the platform's manifest was chosen from (a multi-platform image).
+    pub index_digest: Option<String>,
 }
 
 const INDEX_TYPES: &[&str] =
@@ -62,7 +64,9 @@ pub async fn pull(
     let repo = &reference.repository;
     let what = reference.to_string();
     let (mut bytes, mut media_type, mut digest) = client.manifest(repo, reference.manifest_ref()).await?;
+    let mut index_digest = None;
     if INDEX_TYPES.iter().any(|t| media_type.starts_with(t)) {
+        index_digest = Some(digest.clone());
         let index: oci_spec::image::ImageIndex = serde_json::from_slice(&bytes)
             .map_err(|e| RegistryError::Format { what: what.clone(), message: format!("image index: {e}") })?;
         let chosen = crate::oci::select_platform(&index, platform)
@@ -116,5 +120,5 @@ pub async fn pull(
     });
     std::fs::write(layout.join("index.json"), index.to_string()).map_err(io("index.json".into()))?;
     std::fs::write(layout.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).map_err(io("oci-layout".into()))?;
-    Ok(Pulled { temp, layout, manifest_digest: digest })
+    Ok(Pulled { temp, layout, manifest_digest: digest, index_digest })
 }

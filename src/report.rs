@@ -87,6 +87,7 @@ pub(crate) mod fixtures {
                     manifest_digest: Some(
                         "sha256:1111111111111111111111111111111111111111111111111111111111111111".into(),
                     ),
+                    index_digest: None,
                     config_digest: "sha256:2222222222222222222222222222222222222222222222222222222222222222".into(),
                     os: "linux".into(),
                     architecture: "amd64".into(),

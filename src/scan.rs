@@ -135,6 +135,7 @@ pub async fn inventory_async(
             if let Some(image) = sbom.source.image.as_mut() {
                 image.name = reference.to_string();
                 image.tags = reference.tag.iter().cloned().collect();
+                image.index_digest = pulled.index_digest.clone();
             }
             drop(pulled);
             Ok(sbom)

@@ -48,6 +48,9 @@ pub enum TreeName {
     VulnAdvisories,
     /// Alerts from the agents (`alert::StoredAlert`), keyed by time then id (`alert::AlertLog`).
     Alerts,
+    /// The image index digest of a multi-platform image → the key its platform's SBOM is stored
+    /// under (kubelets and registries name the index).
+    SbomAliases,
 }
 
 impl TreeName {
@@ -58,6 +61,7 @@ impl TreeName {
             Self::VulnSources => "vuln_sources",
             Self::VulnAdvisories => "vuln_advisories",
             Self::Alerts => "alerts",
+            Self::SbomAliases => "sbom_aliases",
         }
     }
 }

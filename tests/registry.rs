@@ -137,6 +137,31 @@ async fn image_index_resolves_to_the_requested_platform() {
         arm.source.image.as_ref().map(|i| &i.manifest_digest),
         amd.source.image.as_ref().map(|i| &i.manifest_digest)
     );
+    // Both record the index they came from: the digest kubelets and registries report.
+    let raw = Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{reference}"))
+        .output()
+        .expect("skopeo");
+    assert!(raw.status.success());
+    let mut sha = Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("sha256sum");
+    std::io::Write::write_all(&mut sha.stdin.take().expect("stdin"), &raw.stdout).expect("write");
+    let sum = String::from_utf8(sha.wait_with_output().expect("sha256sum").stdout).expect("utf8");
+    let index = format!("sha256:{}", sum.split_whitespace().next().expect("a sum"));
+    for sbom in [&arm, &amd] {
+        assert_eq!(sbom.source.image.as_ref().and_then(|i| i.index_digest.as_deref()), Some(index.as_str()));
+    }
+    // Kept, the SBOM is found by the index digest too (what the Workloads pane looks up).
+    let dir = tempfile::tempdir().expect("store dir");
+    let store = picket::store::Store::open(&dir.path().join("store")).expect("store");
+    let key = scan::stored::save(&store, &amd).expect("save");
+    assert_ne!(key, index);
+    let found = scan::stored::get(&store, &index).expect("get").expect("found by the index digest");
+    assert_eq!(found.store_key(), key);
     let err =
         pull_scan(&reference, insecure, Platform::parse("linux/s390x").expect("platform")).await.expect_err("no s390x");
     assert!(err.to_string().contains("linux/arm64/v8") && err.to_string().contains("linux/amd64"), "{err}");

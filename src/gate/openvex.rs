@@ -161,11 +161,17 @@ fn oci_digest(purl: &str) -> Option<String> {
     (!algorithm.is_empty() && !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit())).then_some(decoded)
 }
 
-/// The digests identifying a scanned image: its manifest digest and its config digest (the
-/// image id, all a Docker archive has).
+/// The digests identifying a scanned image: its manifest digest, the image index it was chosen
+/// from, and its config digest (the image id, all a Docker archive has).
 fn image_digests(image: Option<&ImageMeta>) -> Vec<String> {
     image
-        .map(|i| i.manifest_digest.iter().chain(std::iter::once(&i.config_digest)).map(|d| d.to_ascii_lowercase()))
+        .map(|i| {
+            i.manifest_digest
+                .iter()
+                .chain(i.index_digest.iter())
+                .chain(std::iter::once(&i.config_digest))
+                .map(|d| d.to_ascii_lowercase())
+        })
         .into_iter()
         .flatten()
         .collect()
@@ -357,6 +363,7 @@ mod tests {
         ImageMeta {
             name: "app".into(),
             manifest_digest: Some(digest.into()),
+            index_digest: None,
             config_digest: "sha256:cccc".into(),
             os: "linux".into(),
             architecture: "amd64".into(),
@@ -408,6 +415,9 @@ mod tests {
         assert!(vex.accepts(&f, Some(&image(DIGEST))).is_some());
         assert!(vex.accepts(&f, Some(&image(OTHER))).is_none(), "another image");
         assert!(vex.accepts(&f, None).is_none(), "not an image scan");
+        // A platform image of a multi-platform index: the index digest names it too.
+        let platform = ImageMeta { index_digest: Some(DIGEST.into()), ..image(OTHER) };
+        assert!(vex.accepts(&f, Some(&platform)).is_some(), "named by its index digest");
         // Subcomponents of an image with a digest apply in that image only.
         let vex =
             doc(&format!(r#"[{{"@id": "pkg:oci/app@{DIGEST}", "subcomponents": [{{"@id": "pkg:pypi/urllib3"}}]}}]"#));

@@ -7,13 +7,23 @@ use crate::store::{Store, StoreError, TreeName};
 pub fn save(store: &Store, sbom: &Sbom) -> Result<String, StoreError> {
     let key = sbom.store_key();
     store.tree::<Sbom>(TreeName::Sboms)?.insert(&key, sbom)?;
+    if let Some(index) = sbom.source.image.as_ref().and_then(|i| i.index_digest.as_deref()) {
+        store.tree::<String>(TreeName::SbomAliases)?.insert(index, &key)?;
+    }
     store.flush()?;
     Ok(key)
 }
 
-/// The SBOM stored under `key`.
+/// The SBOM stored under `key`, or under the platform manifest of the image index `key` names.
 pub fn get(store: &Store, key: &str) -> Result<Option<Sbom>, StoreError> {
-    store.tree::<Sbom>(TreeName::Sboms)?.get(key)
+    let sboms = store.tree::<Sbom>(TreeName::Sboms)?;
+    if let Some(sbom) = sboms.get(key)? {
+        return Ok(Some(sbom));
+    }
+    match store.tree::<String>(TreeName::SbomAliases)?.get(key)? {
+        Some(manifest) => sboms.get(&manifest),
+        None => Ok(None),
+    }
 }
 
 /// Every stored SBOM with its key, in key order.

@@ -106,6 +106,7 @@ pub fn open(
         meta: ImageMeta {
             name: what.to_string(),
             manifest_digest: None,
+            index_digest: None,
             config_digest,
             os: config.os().to_string(),
             architecture: config.architecture().to_string(),

@@ -72,6 +72,7 @@ pub fn open(
         },
     };
     let tag = ref_name(chosen).map(String::from);
+    let index_digest = is_index(chosen.media_type()).then(|| chosen.digest().to_string());
     let manifest_descriptor = if is_index(chosen.media_type()) {
         let nested: ImageIndex = serde_json::from_slice(&read_json_blob(&store, what, chosen.digest().as_ref())?)
             .map_err(|e| format_error(what, format!("image index {}: {e}", chosen.digest())))?;
@@ -113,6 +114,7 @@ pub fn open(
         meta: ImageMeta {
             name,
             manifest_digest: Some(manifest_digest),
+            index_digest,
             config_digest,
             os: config.os().to_string(),
             architecture: config.architecture().to_string(),
