@@ -10,6 +10,7 @@ pub mod limits;
 pub mod os;
 pub mod pipeline;
 pub mod rootfs;
+pub mod sbom_input;
 pub mod secrets;
 pub mod source;
 pub mod stored;

@@ -889,29 +889,64 @@ fn agent_run_names_containers_from_the_engine() {
     assert!(stats["pid"].as_u64().is_some_and(|p| p > 0));
 }
 
-/// Runs `picket agent run` for `seconds` with `extra` flags while `attack` runs; the JSON lines.
+/// Runs `picket agent run` with `extra` flags while `attack` runs; the JSON lines. The attack
+/// starts once the agent is ready (its first state line; with `--policy`, once the policy is in
+/// force for some container, or after 8 s when none runs yet), and the agent is stopped (SIGTERM,
+/// which drains its rings) 3 s after the attack, or after `seconds` + 30 s at the latest: a
+/// loaded machine's slow start must not eat the attack's time.
 fn agent_lines_during(
     podman: &common::engines::Podman,
     seconds: u64,
     extra: &[&str],
     attack: impl FnOnce(),
 ) -> Vec<serde_json::Value> {
-    let seconds = seconds.to_string();
-    let mut args = vec!["agent", "run", "--for", seconds.as_str(), "--containers-only"];
+    use std::io::BufRead;
+    let cap = (seconds + 30).to_string();
+    let mut args = vec!["agent", "run", "--for", cap.as_str(), "--containers-only"];
     args.extend_from_slice(extra);
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
         .args(&args)
         .env("CONTAINER_HOST", format!("unix://{}", podman.socket.display()))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("picket agent runs");
-    // Give the sensors time to attach before the attack.
-    std::thread::sleep(Duration::from_secs(3));
+    let stdout = child.stdout.take().expect("stdout");
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let reader = {
+        let lines = std::sync::Arc::clone(&lines);
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                lines.lock().expect("lines").push(line);
+            }
+        })
+    };
+    let with_policy = extra.contains(&"--policy");
+    let started = Instant::now();
+    let ready = || {
+        let lines = lines.lock().expect("lines");
+        let stats: Vec<serde_json::Value> = lines
+            .iter()
+            .filter(|l| l.contains("\"type\":\"stats\""))
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        let applied = stats.iter().any(|s| {
+            let e = &s["enforcement"];
+            ["protect", "monitor", "discover"].iter().any(|m| e[m].as_u64().is_some_and(|n| n > 0))
+        });
+        !stats.is_empty() && (!with_policy || applied || started.elapsed() > Duration::from_secs(8))
+    };
+    while !ready() && started.elapsed() < Duration::from_secs(seconds + 20) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     attack();
+    std::thread::sleep(Duration::from_secs(3));
+    let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     let out = child.wait_with_output().expect("the agent ends");
+    reader.join().expect("the reader");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+    let lines = lines.lock().expect("lines");
+    lines.iter().filter_map(|l| serde_json::from_str(l).ok()).collect()
 }
 
 /// The shipped rules on attacks inside a real container, with no policy: each raises its

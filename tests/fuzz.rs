@@ -152,6 +152,11 @@ proptest! {
     }
 
     #[test]
+    fn sbom_documents(bytes in input("sbom")) {
+        let _ = bounded("an SBOM", || picket::scan::sbom_input::parse("sbom.json", &bytes));
+    }
+
+    #[test]
     fn vex_documents(bytes in input("vex")) {
         let _ = bounded("a VEX document", || picket::gate::openvex::VexDocument::parse(Path::new("vex.json"), &bytes));
     }

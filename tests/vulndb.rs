@@ -532,3 +532,69 @@ fn importing_each_ecosystems_all_zip_keeps_every_ecosystem() {
     let sources: Vec<&str> = status.lines().skip(1).filter_map(|l| l.split_whitespace().next()).collect();
     assert_eq!(sources, ["import:Go/all.zip", "import:PyPI/all.zip", "import:crates.io/all.zip"], "{status}");
 }
+
+/// `picket scan sbom`: the app image's CycloneDX and SPDX (as `picket sbom` writes them) and its
+/// Syft JSON give the same findings as scanning the image, from the package URLs alone.
+#[test]
+fn scanning_an_sbom_finds_what_scanning_the_image_finds() {
+    let data = tempfile::tempdir().expect("data dir");
+    let work = tempfile::tempdir().expect("work dir");
+    for ecosystem in ["Debian", "PyPI", "npm"] {
+        let dir = shared_data().join("osv").join(ecosystem);
+        let (code, _, stderr) = picket(data.path(), work.path(), &["db", "import", &dir.display().to_string()]);
+        assert_eq!(code, 0, "{stderr}");
+    }
+    let image = common::fixtures::images().join("oci").display().to_string();
+    let findings = |args: &[&str]| -> BTreeSet<(String, String, String)> {
+        let (code, out, stderr) = picket(data.path(), work.path(), args);
+        assert!(code == 0, "{args:?}: {stderr}");
+        let report: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+        report["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .filter(|f| f["kind"] == "vulnerability")
+            .map(|f| {
+                let text = |value: &serde_json::Value| value.as_str().unwrap_or_default().to_string();
+                (text(&f["id"]), text(&f["package"]["name"]), text(&f["package"]["version"]))
+            })
+            .collect()
+    };
+    let of_image = findings(&["scan", "image", &image, "-o", "json", "--scanners", "vuln", "--no-store"]);
+    assert!(of_image.len() > 10, "{of_image:?}");
+    for format in ["cyclonedx", "spdx"] {
+        let (code, document, stderr) = picket(data.path(), work.path(), &["sbom", &image, "-o", format]);
+        assert_eq!(code, 0, "{stderr}");
+        let file = work.path().join(format!("{format}.json"));
+        std::fs::write(&file, document).expect("write");
+        let of_sbom = findings(&["scan", "sbom", &file.display().to_string(), "-o", "json"]);
+        assert_eq!(of_sbom, of_image, "{format}");
+    }
+    if let Some(syft) = common::fixtures::syft() {
+        let out = Command::new(syft)
+            .args(["scan", &format!("oci-dir:{image}"), "-o", "syft-json", "-q"])
+            .output()
+            .expect("syft");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let file = work.path().join("syft.json");
+        std::fs::write(&file, &out.stdout).expect("write");
+        let of_syft = findings(&["scan", "sbom", &file.display().to_string(), "-o", "json"]);
+        // Syft catalogs the same packages by its own means (and spells names its own way): the
+        // application's findings agree.
+        let apps = |set: &BTreeSet<(String, String, String)>| -> BTreeSet<(String, String, String)> {
+            set.iter()
+                .filter(|(_, package, _)| {
+                    ["django", "requests", "urllib3", "lodash", "minimist"].contains(&package.to_lowercase().as_str())
+                })
+                .map(|(id, package, version)| (id.clone(), package.to_lowercase(), version.clone()))
+                .collect()
+        };
+        assert!(!apps(&of_image).is_empty());
+        assert_eq!(apps(&of_syft), apps(&of_image), "syft-json");
+    }
+    let bad = work.path().join("bad.json");
+    std::fs::write(&bad, "{\"components\": 1}").expect("write");
+    let (code, _, stderr) = picket(data.path(), work.path(), &["scan", "sbom", &bad.display().to_string()]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("bad.json: neither CycloneDX"), "{stderr}");
+}

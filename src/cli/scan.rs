@@ -1,4 +1,4 @@
-//! `picket scan image|fs|rootfs|dockerfile`: findings, exceptions and the build gate.
+//! `picket scan image|fs|rootfs|sbom|dockerfile`: findings, exceptions and the build gate.
 //! Exit codes: 0 pass, 1 a finding at or above `--fail-on` without an exception, 2 error.
 
 use std::path::PathBuf;
@@ -37,6 +37,13 @@ pub enum ScanCommand {
     /// Scan an unpacked root filesystem ('/' is the host)
     Rootfs {
         path: PathBuf,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Scan an SBOM another tool wrote: CycloneDX, SPDX or Syft JSON (packages by their purls)
+    Sbom {
+        #[arg(value_name = "FILE")]
+        document: PathBuf,
         #[command(flatten)]
         common: CommonArgs,
     },
@@ -111,6 +118,13 @@ pub fn run(command: &ScanCommand, config: &Config) -> anyhow::Result<ExitCode> {
         ScanCommand::Fs { path, common } | ScanCommand::Rootfs { path, common } => {
             let spec = SourceSpec::Rootfs { path: path.clone() };
             (scan_source(spec, None, common, config)?, common)
+        }
+        ScanCommand::Sbom { document, common } => {
+            let sbom = scan::sbom_input::read(document)?;
+            let store = Store::open(&config.store_path())?;
+            // Vulnerabilities only: an SBOM carries no file contents to look for secrets in.
+            let assessment = Assessment { secrets: false, ..assessment(common)? };
+            (scan::assess(&store, sbom, &assessment)?, common)
         }
         ScanCommand::Dockerfile { dockerfile, common } => {
             (scan::pipeline::dockerfile(dockerfile, &assessment(common)?)?, common)
