@@ -35,17 +35,24 @@ impl RealApiServer {
         // beside itself.
         static BUILT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
         let built = BUILT.get_or_init(|| {
-            let built = Command::new("bash")
-                .arg(testbed().join("build.sh"))
-                .env("KG_ROOT", &root)
-                .output()
-                .map_err(|e| format!("build.sh: {e}"))?;
-            if built.status.success() {
-                return Ok(());
+            // Up to three tries: build.sh's `etcd --version | head -1` under pipefail fails now
+            // and then when head closes the pipe before etcd has written its other lines
+            // (SIGPIPE), after everything is built.
+            let mut why = String::new();
+            for _ in 0..3 {
+                let built = Command::new("bash")
+                    .arg(testbed().join("build.sh"))
+                    .env("KG_ROOT", &root)
+                    .output()
+                    .map_err(|e| format!("build.sh: {e}"))?;
+                if built.status.success() {
+                    return Ok(());
+                }
+                let stderr = String::from_utf8_lossy(&built.stderr);
+                let tail: Vec<&str> = stderr.lines().rev().take(20).collect();
+                why = tail.into_iter().rev().collect::<Vec<_>>().join("\n");
             }
-            let stderr = String::from_utf8_lossy(&built.stderr);
-            let tail: Vec<&str> = stderr.lines().rev().take(20).collect();
-            Err(tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
+            Err(why)
         });
         if let Err(why) = built {
             panic!("building the kube testbed failed: {why}");
