@@ -662,10 +662,10 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     let stdout = (!options.quiet).then(|| std::io::BufWriter::new(std::io::stdout().lock()));
     let node = node_name();
     let names = with_cluster_names(ContainerNames::start(crate::engine::candidate_sockets(&[]))).await;
-    // Policy rules that name containers need names before the first apply.
-    if enforcing.is_some() {
-        names.ready(Duration::from_secs(5)).await;
-    }
+    // Names before the first event: policy rules name containers, and an alert on a container
+    // that was already running should say which one it is (the engines answer in milliseconds;
+    // one that does not costs at most this wait).
+    names.ready(Duration::from_secs(5)).await;
     let mut out = Emitter {
         outputs: Outputs { stdout, server },
         resolver: CgroupResolver::new(),
