@@ -5,6 +5,7 @@ pub mod alerts;
 pub mod bench;
 pub mod cluster;
 pub mod db;
+pub mod registry;
 pub mod sbom;
 pub mod scan;
 
@@ -58,6 +59,9 @@ pub enum Commands {
     /// The vulnerability database: update, import, status
     #[command(subcommand)]
     Db(db::DbCommand),
+    /// Registries kept scanned: add, list, remove, scan (crawl), tags
+    #[command(subcommand)]
+    Registry(registry::RegistryCommand),
     /// Compliance benchmarks: CIS Docker, CIS Kubernetes (cluster and node), Pod Security Standards
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -159,6 +163,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Commands::Sbom(ref args)) => sbom::run(args, &Config::load(&cli.overrides())?),
         Some(Commands::Scan(ref command)) => scan::run(command, &Config::load(&cli.overrides())?),
         Some(Commands::Db(ref command)) => db::run(command, &Config::load(&cli.overrides())?),
+        Some(Commands::Registry(ref command)) => registry::run(command, &Config::load(&cli.overrides())?),
         Some(Commands::Agent(ref command)) => agent::run(command),
         Some(Commands::ExecCredential { seconds, ref command }) => {
             Ok(crate::cluster::run_exec_plugin(seconds, command))

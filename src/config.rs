@@ -62,6 +62,9 @@ struct RawConfig {
     keymap: Vec<keymap::RawBinding>,
     #[serde(default)]
     scan: ScanSection,
+    /// Registries to crawl (`picket registry scan`, the Registries pane).
+    #[serde(default)]
+    registries: Vec<crate::registry::RegistryTarget>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -101,6 +104,8 @@ pub struct Config {
     pub plugins: Plugins,
     /// Bounds on what an image may make picket read (hostile-input protection).
     pub scan_limits: crate::scan::Limits,
+    /// The registries the config file names, checked.
+    pub registries: Vec<crate::registry::RegistryTarget>,
 }
 
 const DEFAULT_REFRESH_SECONDS: u64 = 5;
@@ -132,6 +137,21 @@ impl Config {
             .map(|spec| parse_engine_socket(spec).map_err(|msg| ConfigError::invalid(&file_for_errors, msg)))
             .collect::<Result<Vec<_>, _>>()?;
         let refresh_seconds = raw.refresh_seconds.unwrap_or(DEFAULT_REFRESH_SECONDS);
+        let mut names = std::collections::BTreeSet::new();
+        for (index, target) in raw.registries.iter().enumerate() {
+            target
+                .resolve()
+                .map_err(|msg| ConfigError::invalid(&file_for_errors, format!("registries[{index}].{msg}")))?;
+            if !names.insert(target.display_name()) {
+                return Err(ConfigError::invalid(
+                    &file_for_errors,
+                    format!(
+                        "registries[{index}]: a second registry named '{}' (give each a name:)",
+                        target.display_name()
+                    ),
+                ));
+            }
+        }
 
         Ok(Self {
             source,
@@ -144,6 +164,7 @@ impl Config {
             keymap,
             plugins,
             scan_limits: raw.scan.limits,
+            registries: raw.registries,
         })
     }
 

@@ -3,13 +3,18 @@
 
 pub mod auth;
 pub mod client;
+pub mod crawl;
+pub mod overview;
+pub mod records;
 pub mod reference;
+pub mod target;
 pub mod tls;
 
 use std::path::PathBuf;
 
 pub use client::Client;
 pub use reference::ImageReference;
+pub use target::RegistryTarget;
 
 use crate::oci::{Platform, blob_path};
 
@@ -50,7 +55,7 @@ pub struct Pulled {
     pub index_digest: Option<String>,
 }
 
-const INDEX_TYPES: &[&str] =
+pub(crate) const INDEX_TYPES: &[&str] =
     &["application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json"];
 
 /// Pulls `reference` for `platform`. `progress` gets the bytes downloaded so far and the total.

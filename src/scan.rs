@@ -9,6 +9,7 @@ pub mod layers;
 pub mod limits;
 pub mod os;
 pub mod pipeline;
+pub mod rematch;
 pub mod rootfs;
 pub mod sbom_input;
 pub mod secrets;

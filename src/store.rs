@@ -51,6 +51,15 @@ pub enum TreeName {
     /// The image index digest of a multi-platform image → the key its platform's SBOM is stored
     /// under (kubelets and registries name the index).
     SbomAliases,
+    /// Registries added with `picket registry add` (`registry::RegistryTarget`), by name.
+    Registries,
+    /// What each crawled tag points at (`registry::TagRecord`), keyed `name \0 repository \0 tag`.
+    RegistryTags,
+    /// Each registry's last crawl, finished or not (`registry::CrawlRecord`), by name.
+    RegistryCrawls,
+    /// Each stored SBOM's findings at its last match and what changed then
+    /// (`scan::rematch::MatchSummary`), by SBOM key.
+    MatchSummaries,
 }
 
 impl TreeName {
@@ -62,6 +71,10 @@ impl TreeName {
             Self::VulnAdvisories => "vuln_advisories",
             Self::Alerts => "alerts",
             Self::SbomAliases => "sbom_aliases",
+            Self::Registries => "registries",
+            Self::RegistryTags => "registry_tags",
+            Self::RegistryCrawls => "registry_crawls",
+            Self::MatchSummaries => "match_summaries",
         }
     }
 }
@@ -280,6 +293,15 @@ impl<V: Serialize + DeserializeOwned> Typed<V> {
                 Ok((String::from_utf8_lossy(&key).into_owned(), value))
             })
             .collect()
+    }
+
+    /// Every record in key order, decoded one at a time (for trees too large to hold whole).
+    pub fn iter(&self) -> impl Iterator<Item = Result<(String, V), StoreError>> + '_ {
+        self.tree.iter().map(|item| {
+            let (key, bytes) = item.map_err(|e| self.db_error(e))?;
+            let value = serde_json::from_slice(&bytes).map_err(|e| self.codec_error(e))?;
+            Ok((String::from_utf8_lossy(&key).into_owned(), value))
+        })
     }
 
     /// The last `n` records in key order, last first.

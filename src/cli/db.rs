@@ -30,6 +30,18 @@ pub enum DbCommand {
     },
     /// Sources, advisory counts and age
     Status,
+    /// Match every stored SBOM against the database again (db update and import do it after
+    /// a change) and show what appeared and went
+    Rematch {
+        #[arg(short, long, value_enum, default_value_t = RematchFormat::Table)]
+        output: RematchFormat,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum RematchFormat {
+    Table,
+    Json,
 }
 
 #[derive(Debug, Args)]
@@ -88,10 +100,52 @@ pub fn run(command: &DbCommand, config: &Config) -> anyhow::Result<ExitCode> {
                 state.advisories
             );
             report_skipped(&skipped);
-            Ok(ExitCode::SUCCESS)
+            rematch(&store, RematchFormat::Table)
         }
         DbCommand::Status => status(&db),
+        DbCommand::Rematch { output } => rematch(&store, *output),
     }
+}
+
+/// Re-matches the stored SBOMs and tells what the database change means for them.
+fn rematch(store: &Store, output: RematchFormat) -> anyhow::Result<ExitCode> {
+    let started = std::time::Instant::now();
+    let report = match crate::scan::rematch::rematch_all(store) {
+        Ok(report) => report,
+        Err(crate::vulndb::matcher::MatchError::EmptyDatabase) => return Ok(ExitCode::SUCCESS),
+        Err(e) => return Err(e.into()),
+    };
+    if let RematchFormat::Json = output {
+        super::write_report(None, &serde_json::to_vec_pretty(&report)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if report.sboms == 0 {
+        return Ok(ExitCode::SUCCESS);
+    }
+    crate::say!(
+        "picket: re-matched {} stored SBOMs in {:.1} s: {} changed{}",
+        report.sboms,
+        started.elapsed().as_secs_f64(),
+        report.changed.len(),
+        match report.first {
+            0 => String::new(),
+            n => format!(" ({n} matched for the first time)"),
+        }
+    );
+    let images = |list: &[String]| {
+        let shown: Vec<&str> = list.iter().take(5).map(String::as_str).collect();
+        let more = list.len().saturating_sub(shown.len());
+        format!("{}{}", shown.join(", "), if more > 0 { format!(" and {more} more") } else { String::new() })
+    };
+    for (id, affected) in &report.new_by_id {
+        let noun = if affected.len() == 1 { "image" } else { "images" };
+        crate::say!("  new: {id} affects {} {noun}: {}", affected.len(), images(affected));
+    }
+    for (id, affected) in &report.fixed_by_id {
+        let noun = if affected.len() == 1 { "image" } else { "images" };
+        crate::say!("  gone: {id} no longer affects {} {noun}: {}", affected.len(), images(affected));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn report_skipped(skipped: &[String]) {
@@ -166,6 +220,10 @@ fn run_update(db: &VulnDb<'_>, args: &UpdateArgs) -> anyhow::Result<ExitCode> {
                 crate::say!("picket: {}: update failed, the previous data stays in use: {message}", result.source);
             }
         }
+    }
+    let changed = results.iter().any(|r| matches!(r.result, Ok(Outcome::Updated { .. })));
+    if changed {
+        rematch(db.store(), RematchFormat::Table)?;
     }
     if failed > 0 {
         crate::say!("picket: {failed} of {} sources failed", results.len());

@@ -114,8 +114,14 @@ pub fn describe_http(err: &reqwest::Error) -> String {
 
 impl Client {
     pub async fn connect(reference: &ImageReference, options: &RegistryOptions) -> Result<Self, RegistryError> {
+        Self::connect_registry(&reference.registry, options).await
+    }
+
+    /// A client for the registry as written (`127.0.0.1:5000`, `docker.io`), for what is not
+    /// one image: the catalog, a repository's tags.
+    pub async fn connect_registry(registry: &str, options: &RegistryOptions) -> Result<Self, RegistryError> {
         install_crypto_provider();
-        let host = reference.api_host().to_string();
+        let host = super::reference::api_host(registry).to_string();
         let mut builder = http_client();
         if options.insecure {
             builder = builder.danger_accept_invalid_certs(true);
@@ -129,8 +135,8 @@ impl Client {
         }
         let http = builder.build().map_err(|e| transport(&host, &e))?;
         let files = options.auth_files.clone().unwrap_or_else(auth::auth_files);
-        let credentials = auth::lookup(&reference.registry, &files)
-            .map_err(|detail| RegistryError::Unauthorized { registry: reference.registry.clone(), detail })?;
+        let credentials = auth::lookup(registry, &files)
+            .map_err(|detail| RegistryError::Unauthorized { registry: registry.to_string(), detail })?;
         let mut base = format!("https://{host}");
         if options.insecure {
             // Insecure registries may speak plain HTTP: use it when TLS fails (a plain HTTP
@@ -143,7 +149,7 @@ impl Client {
                 _ => {}
             }
         }
-        Ok(Self { http, base, registry: reference.registry.clone(), credentials, authorization: Mutex::new(None) })
+        Ok(Self { http, base, registry: registry.to_string(), credentials, authorization: Mutex::new(None) })
     }
 
     fn current_authorization(&self) -> Option<HeaderValue> {
@@ -330,6 +336,117 @@ impl Client {
         Ok((bytes.to_vec(), media_type, actual))
     }
 
+    /// The registry as written.
+    pub fn registry(&self) -> &str {
+        &self.registry
+    }
+
+    /// Every repository in `/v2/_catalog`, following `Link` pages.
+    pub async fn catalog(&self, page_size: usize) -> Result<Vec<String>, RegistryError> {
+        let what = format!("{}: the catalog", self.registry);
+        self.paged(&format!("/v2/_catalog?n={page_size}"), &what, "registry:catalog:*", "repositories").await
+    }
+
+    /// Every tag of `repo` in `/v2/REPO/tags/list`, following `Link` pages.
+    pub async fn tags(&self, repo: &str, page_size: usize) -> Result<Vec<String>, RegistryError> {
+        let what = format!("{}/{repo}: its tags", self.registry);
+        self.paged(&format!("/v2/{repo}/tags/list?n={page_size}"), &what, &format!("repository:{repo}:pull"), "tags")
+            .await
+    }
+
+    /// A list endpoint read page by page: each answer's `field` (null is an empty page), then the
+    /// `Link: <next>; rel="next"` header's page. A page that points back at one already read, or
+    /// more than `MAX_PAGES`, is an error rather than a loop.
+    async fn paged(&self, first: &str, what: &str, scope: &str, field: &str) -> Result<Vec<String>, RegistryError> {
+        const MAX_PAGES: usize = 100_000;
+        let mut items = Vec::new();
+        let mut next = Some(first.to_string());
+        let mut seen = std::collections::HashSet::new();
+        while let Some(path) = next.take() {
+            if !seen.insert(path.clone()) || seen.len() > MAX_PAGES {
+                return Err(RegistryError::Format {
+                    what: what.to_string(),
+                    message: format!("the registry's pages do not end (page {path} again, or over {MAX_PAGES} pages)"),
+                });
+            }
+            let response = self.get(&path, Some("application/json"), what, scope).await?;
+            next = response
+                .headers()
+                .get_all(reqwest::header::LINK)
+                .iter()
+                .filter_map(|h| h.to_str().ok())
+                .find_map(next_link)
+                .map(|link| self.relative(&link));
+            let mut bytes = Vec::new();
+            let mut stream = response.bytes_stream();
+            while let Some(chunk) = stream.next().await {
+                bytes.extend_from_slice(&chunk.map_err(|e| transport(what, &e))?);
+                if bytes.len() > MAX_MANIFEST {
+                    return Err(RegistryError::Format {
+                        what: what.to_string(),
+                        message: format!("a page is over the {MAX_MANIFEST}-byte limit"),
+                    });
+                }
+            }
+            let page: serde_json::Value = serde_json::from_slice(&bytes)
+                .map_err(|e| RegistryError::Format { what: what.to_string(), message: format!("page {path}: {e}") })?;
+            match &page[field] {
+                serde_json::Value::Null => {}
+                serde_json::Value::Array(list) => {
+                    for item in list {
+                        let name = item.as_str().ok_or_else(|| RegistryError::Format {
+                            what: what.to_string(),
+                            message: format!("page {path}: '{field}' holds {item}, not a name"),
+                        })?;
+                        items.push(name.to_string());
+                    }
+                }
+                other => {
+                    return Err(RegistryError::Format {
+                        what: what.to_string(),
+                        message: format!("page {path}: '{field}' is {other}, not a list"),
+                    });
+                }
+            }
+        }
+        Ok(items)
+    }
+
+    /// A `Link` target as a path on this registry (registries send a path; some a whole URL).
+    fn relative(&self, link: &str) -> String {
+        match link.strip_prefix(&self.base) {
+            Some(path) => path.to_string(),
+            None if link.starts_with("http://") || link.starts_with("https://") => {
+                // Another host's URL is not followed: the path is asked of this registry.
+                link.splitn(4, '/').nth(3).map_or_else(|| "/".to_string(), |p| format!("/{p}"))
+            }
+            None => link.to_string(),
+        }
+    }
+
+    /// A small blob (an image config) in memory, verified against its digest and size.
+    pub async fn blob_bytes(&self, repo: &str, digest: &str, size: u64) -> Result<Vec<u8>, RegistryError> {
+        let what = format!("blob {digest} of {}/{repo}", self.registry);
+        let response =
+            self.get(&format!("/v2/{repo}/blobs/{digest}"), None, &what, &format!("repository:{repo}:pull")).await?;
+        let mut bytes = Vec::new();
+        let mut stream = response.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            bytes.extend_from_slice(&chunk.map_err(|e| transport(&what, &e))?);
+            if bytes.len() as u64 > size {
+                return Err(RegistryError::Format {
+                    what,
+                    message: format!("is larger than the {size} bytes its descriptor says"),
+                });
+            }
+        }
+        let actual = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+        if digest.starts_with("sha256:") && actual != digest {
+            return Err(RegistryError::Digest { what, expected: digest.to_string(), actual });
+        }
+        Ok(bytes)
+    }
+
     /// Streams a blob into `dest`, verifying digest and size; returns the bytes written.
     pub async fn blob_to_file(
         &self,
@@ -375,6 +492,19 @@ impl Client {
     }
 }
 
+/// The target of a `Link` header's `rel="next"` entry.
+fn next_link(header: &str) -> Option<String> {
+    header.split(',').find_map(|entry| {
+        let (target, params) = entry.split_once(';')?;
+        let is_next = params.split(';').any(|p| {
+            let p = p.trim().to_ascii_lowercase();
+            p == "rel=\"next\"" || p == "rel=next"
+        });
+        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        is_next.then(|| target.to_string())
+    })
+}
+
 /// 250 ms doubling per attempt (capped at 8 s), or the server's `Retry-After` (capped at 60 s).
 fn backoff(attempt: u32, retry_after: Option<u64>) -> Duration {
     match retry_after {
@@ -386,6 +516,18 @@ fn backoff(attempt: u32, retry_after: Option<u64>) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn next_links_are_read_from_link_headers() {
+        assert_eq!(next_link(r#"</v2/_catalog?last=b&n=2>; rel="next""#).as_deref(), Some("/v2/_catalog?last=b&n=2"));
+        assert_eq!(
+            next_link(r#"<https://r/v2/x/tags/list?n=1&last=a>; rel=next"#).as_deref(),
+            Some("https://r/v2/x/tags/list?n=1&last=a")
+        );
+        assert_eq!(next_link(r#"</a>; rel="prev", </b>; rel="next""#).as_deref(), Some("/b"));
+        assert_eq!(next_link(r#"</a>; rel="prev""#), None);
+        assert_eq!(next_link("garbage"), None);
+    }
 
     #[test]
     fn backoff_grows_and_honours_retry_after() {

@@ -13,6 +13,11 @@ pub struct ImageReference {
 
 const DOCKER_HUB: &str = "docker.io";
 
+/// The host a registry's API is on (Docker Hub's lives elsewhere than its name).
+pub fn api_host(registry: &str) -> &str {
+    if registry == DOCKER_HUB { "registry-1.docker.io" } else { registry }
+}
+
 impl ImageReference {
     pub fn parse(text: &str) -> Result<Self, String> {
         let bad = |why: &str| format!("'{text}' is not an image reference: {why}");
@@ -63,7 +68,7 @@ impl ImageReference {
 
     /// The host to talk to (Docker Hub's API lives elsewhere than its name).
     pub fn api_host(&self) -> &str {
-        if self.registry == DOCKER_HUB { "registry-1.docker.io" } else { &self.registry }
+        api_host(&self.registry)
     }
 
     /// What to ask the manifests endpoint for: the digest if pinned, else the tag.

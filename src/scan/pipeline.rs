@@ -169,6 +169,7 @@ pub async fn run(store: &Store, spec: SourceSpec, options: RunOptions, progress:
     let sbom = super::inventory_async(spec, inventory, options.engine_sockets, progress).await?;
     if options.keep {
         super::stored::save(store, &sbom)?;
+        super::rematch::record_first(store, &sbom)?;
     }
     assess_with(store, sbom, &options.assessment, &exceptions)
 }

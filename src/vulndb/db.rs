@@ -84,6 +84,11 @@ pub struct VulnDb<'a> {
 }
 
 impl<'a> VulnDb<'a> {
+    /// The store the database lives in.
+    pub fn store(&self) -> &'a Store {
+        self.store
+    }
+
     pub fn open(store: &'a Store) -> Result<Self, StoreError> {
         Ok(Self {
             store,
