@@ -29,6 +29,7 @@ pub mod bench;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod crawl;
 pub mod engine;
 pub mod gate;
 pub mod input;

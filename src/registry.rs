@@ -3,8 +3,6 @@
 
 pub mod auth;
 pub mod client;
-pub mod crawl;
-pub mod overview;
 pub mod records;
 pub mod reference;
 pub mod target;

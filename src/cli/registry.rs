@@ -8,8 +8,8 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
 
 use crate::config::Config;
-use crate::registry::crawl::{Crawl, CrawlReport};
-use crate::registry::overview::{self, Origin};
+use crate::crawl::overview::{self, Origin};
+use crate::crawl::{Crawl, CrawlReport};
 use crate::registry::{RegistryTarget, records};
 use crate::store::Store;
 
@@ -326,8 +326,8 @@ fn scan(store: &Store, config: &Config, args: &ScanArgs) -> anyhow::Result<ExitC
                 if tokio::time::Instant::now() < next_due[index] {
                     continue;
                 }
-                let progress: crate::registry::crawl::CrawlProgressFn = std::sync::Arc::new(|_| {});
-                let crawl = Crawl { store, target, scan: scan_options.clone(), progress, page_size: crate::registry::crawl::PAGE_SIZE };
+                let progress: crate::crawl::CrawlProgressFn = std::sync::Arc::new(|_| {});
+                let crawl = Crawl { store, target, scan: scan_options.clone(), progress, page_size: crate::crawl::PAGE_SIZE };
                 match crawl.run().await {
                     Ok(report) => {
                         print_report(&report, args.output)?;

@@ -2,7 +2,10 @@
 //! platform manifests), and inventory only the images whose digest the store does not hold.
 //! What a tag points at is recorded as it goes and each finished repository is noted, so a
 //! crawl that is killed or loses the registry resumes where it stopped; an SBOM is written only
-//! whole.
+//! whole. Above `scan` (it inventories) and `registry` (it lists and resolves); `registry` stays
+//! the leaf that `scan` pulls with.
+
+pub mod overview;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -11,10 +14,10 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use futures::StreamExt;
 use serde::Serialize;
 
-use super::records::{self, CrawlRecord, PlatformImage, TagRecord};
-use super::target::Resolved;
-use super::{Client, ImageReference, RegistryError};
 use crate::oci::Platform;
+use crate::registry::records::{self, CrawlRecord, PlatformImage, TagRecord};
+use crate::registry::target::Resolved;
+use crate::registry::{Client, ImageReference, RegistryError};
 use crate::scan::{self, ScanOptions, SourceSpec};
 use crate::store::Store;
 
@@ -293,7 +296,7 @@ impl Crawl<'_> {
         let what = format!("{}/{repository}:{tag}", self.target.registry);
         let mut images = Vec::new();
         let mut created = None;
-        if super::INDEX_TYPES.iter().any(|t| media_type.starts_with(t)) {
+        if crate::registry::INDEX_TYPES.iter().any(|t| media_type.starts_with(t)) {
             let index: oci_spec::image::ImageIndex = serde_json::from_slice(&bytes)
                 .map_err(|e| RegistryError::Format { what: what.clone(), message: format!("image index: {e}") })?;
             let mut unavailable = Vec::new();

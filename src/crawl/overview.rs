@@ -3,8 +3,8 @@
 
 use serde::Serialize;
 
-use super::records::{self, CrawlRecord, TagRecord};
-use super::target::RegistryTarget;
+use crate::registry::records::{self, CrawlRecord, TagRecord};
+use crate::registry::target::RegistryTarget;
 use crate::scan::rematch::{self, MatchSummary};
 use crate::store::{Store, StoreError};
 
