@@ -19,6 +19,8 @@ pub struct FaultProxy {
     pub host: String,
     /// Requests answered with an injected fault.
     pub injected: Arc<AtomicUsize>,
+    /// Every request line seen (`GET /v2/…`), faulted or forwarded.
+    pub requests: Arc<Mutex<Vec<String>>>,
 }
 
 impl FaultProxy {
@@ -28,20 +30,29 @@ impl FaultProxy {
         let injected = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&injected);
         let faults = Arc::new(Mutex::new(faults));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&requests);
         let upstream = upstream.to_string();
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
                 let (faults, counter, upstream) = (Arc::clone(&faults), Arc::clone(&counter), upstream.clone());
+                let seen = Arc::clone(&seen);
                 std::thread::spawn(move || {
-                    let _ = handle(client, &upstream, &faults, &counter);
+                    let _ = handle(client, &upstream, &faults, &counter, &seen);
                 });
             }
         });
-        Self { host, injected }
+        Self { host, injected, requests }
     }
 }
 
-fn handle(client: TcpStream, upstream: &str, faults: &Mutex<Vec<Fault>>, counter: &AtomicUsize) -> std::io::Result<()> {
+fn handle(
+    client: TcpStream,
+    upstream: &str,
+    faults: &Mutex<Vec<Fault>>,
+    counter: &AtomicUsize,
+    seen: &Mutex<Vec<String>>,
+) -> std::io::Result<()> {
     let mut reader = BufReader::new(client.try_clone()?);
     let mut head = Vec::new();
     let mut line = String::new();
@@ -59,6 +70,9 @@ fn handle(client: TcpStream, upstream: &str, faults: &Mutex<Vec<Fault>>, counter
         }
     }
     let path = head.first().and_then(|l| l.split_whitespace().nth(1)).unwrap_or_default().to_string();
+    if let (Ok(mut seen), Some(line)) = (seen.lock(), head.first()) {
+        seen.push(line.split_whitespace().take(2).collect::<Vec<_>>().join(" "));
+    }
     let mut client = client;
     let fault = {
         let mut faults = faults.lock().map_err(|_| std::io::Error::other("lock"))?;
