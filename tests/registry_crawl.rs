@@ -162,10 +162,6 @@ fn strings(value: &serde_json::Value) -> BTreeSet<String> {
     value.as_array().into_iter().flatten().filter_map(|v| v.as_str().map(String::from)).collect()
 }
 
-fn blob_gets(requests: &[String]) -> usize {
-    requests.iter().filter(|r| r.starts_with("GET ") && r.contains("/blobs/")).count()
-}
-
 /// The whole flow a registry's owner meets, through the binary, on TLS with htpasswd.
 #[test]
 fn a_registry_is_crawled_incrementally_and_rematched_when_advisories_arrive() {

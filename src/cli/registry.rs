@@ -16,7 +16,7 @@ use crate::store::Store;
 #[derive(Debug, Subcommand)]
 pub enum RegistryCommand {
     /// Add a registry to crawl (kept in the store; registries in config.yaml need no add)
-    Add(AddArgs),
+    Add(Box<AddArgs>),
     /// Registries, where each is defined, and their last crawl
     List {
         #[arg(short, long, value_enum, default_value_t = ListFormat::Table)]
@@ -317,7 +317,7 @@ fn scan(store: &Store, config: &Config, args: &ScanArgs) -> anyhow::Result<ExitC
         .build()
         .context("cannot start the async runtime")?;
     let scan_options =
-        crate::scan::ScanOptions { limits: config.scan_limits.clone(), secrets: args.secrets, ..Default::default() };
+        crate::scan::ScanOptions { limits: config.scan_limits, secrets: args.secrets, ..Default::default() };
     runtime.block_on(async {
         let mut next_due: Vec<tokio::time::Instant> = vec![tokio::time::Instant::now(); resolved.len()];
         loop {
