@@ -32,6 +32,8 @@ pub fn render(frame: &mut Frame, state: &AppState, theme: &Theme) {
         PaneId::WorkloadChecks => panes::workloads::render_checks(frame, body, state, theme),
         PaneId::Nodes => panes::nodes::render(frame, body, state, theme),
         PaneId::NodeActivity => panes::nodes::render_activity(frame, body, state, theme),
+        PaneId::Registries => panes::registries::render(frame, body, state, theme),
+        PaneId::RegistryTags => panes::registries::render_tags(frame, body, state, theme),
     }
     widgets::status_bar::render(frame, footer, state, theme);
     match &state.mode {

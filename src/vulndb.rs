@@ -3,6 +3,7 @@
 
 pub mod advisory;
 pub mod alpine;
+pub mod bundle;
 pub mod cvss;
 pub mod db;
 pub mod debian;

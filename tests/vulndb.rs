@@ -598,3 +598,128 @@ fn scanning_an_sbom_finds_what_scanning_the_image_finds() {
     assert_eq!(code, 2);
     assert!(stderr.contains("bad.json: neither CycloneDX"), "{stderr}");
 }
+
+/// Rewrites an export's tar with `change` applied to each entry (name, bytes) → entries to write.
+fn rewrite_export(from: &Path, to: &Path, change: impl Fn(&str, Vec<u8>) -> Vec<(String, Vec<u8>)>) {
+    use std::io::Read;
+    let decoder = zstd::Decoder::new(std::fs::File::open(from).expect("export")).expect("zstd");
+    let mut archive = tar::Archive::new(decoder);
+    let mut builder = tar::Builder::new(Vec::new());
+    for entry in archive.entries().expect("entries") {
+        let mut entry = entry.expect("entry");
+        let name = entry.path().expect("path").to_string_lossy().into_owned();
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes).expect("read");
+        for (name, bytes) in change(&name, bytes) {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(bytes.len() as u64);
+            header.set_mode(0o644);
+            builder.append_data(&mut header, name, bytes.as_slice()).expect("append");
+        }
+    }
+    let tar = builder.into_inner().expect("tar");
+    std::fs::write(to, zstd::encode_all(tar.as_slice(), 3).expect("compress")).expect("write");
+}
+
+/// `picket db export` → `picket db import` on a machine with no network: the same sources and
+/// the same findings; a file altered, extended or cut short is refused and changes nothing.
+#[test]
+fn a_database_export_is_taken_whole_and_refused_when_altered() {
+    let work = tempfile::tempdir().expect("work dir");
+    let (origin, copy, empty) = (work.path().join("origin"), work.path().join("copy"), work.path().join("empty"));
+    for ecosystem in ["Debian", "PyPI", "npm"] {
+        let dir = shared_data().join("osv").join(ecosystem);
+        let (code, _, stderr) = picket(&origin, work.path(), &["db", "import", &dir.display().to_string()]);
+        assert_eq!(code, 0, "{stderr}");
+    }
+    let export = work.path().join("picket-db.tar.zst");
+    let (code, _, stderr) = picket(&origin, work.path(), &["db", "export", "picket-db.tar.zst"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("exported 3 sources"), "{stderr}");
+    let check = Command::new("sha256sum").arg("-c").arg("picket-db.tar.zst.sha256").current_dir(work.path()).output();
+    if let Ok(check) = check {
+        assert!(check.status.success(), "sha256sum -c: {}", String::from_utf8_lossy(&check.stdout));
+    }
+
+    // A local source the export lacks stays; the exported ones arrive whole.
+    let local = shared_data().join("osv").join("Go");
+    let (code, _, stderr) =
+        picket(&copy, work.path(), &["db", "import", &local.display().to_string(), "--name", "local-go"]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, _, stderr) = picket(&copy, work.path(), &["db", "import", &export.display().to_string()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("3 sources") && stderr.contains("every hash checked"), "{stderr}");
+    let status = |data: &Path| -> BTreeMap<String, String> {
+        let (code, out, stderr) = picket(data, work.path(), &["db", "status"]);
+        assert_eq!(code, 0, "{stderr}");
+        out.lines()
+            .skip(1)
+            .filter_map(|line| {
+                let cells: Vec<&str> = line.split_whitespace().collect();
+                Some((cells.first()?.to_string(), format!("{} {}", cells.get(1)?, cells.get(2)?)))
+            })
+            .collect()
+    };
+    let mut expected = status(&origin);
+    assert_eq!(expected.len(), 3, "{expected:?}");
+    let copied = status(&copy);
+    assert!(copied.contains_key("local-go"), "{copied:?}");
+    expected.insert("local-go".into(), copied["local-go"].clone());
+    assert_eq!(copied, expected);
+    let image = common::fixtures::images().join("oci").display().to_string();
+    let findings = |data: &Path| -> BTreeSet<String> {
+        let (code, out, stderr) =
+            picket(data, work.path(), &["scan", "image", &image, "-o", "json", "--scanners", "vuln", "--no-store"]);
+        assert_eq!(code, 0, "{stderr}");
+        let report: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+        report["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .map(|f| format!("{} {}", f["id"], f["package"]["name"]))
+            .collect()
+    };
+    let of_origin = findings(&origin);
+    assert!(of_origin.len() > 10, "{of_origin:?}");
+    assert_eq!(findings(&copy), of_origin);
+
+    // One byte of one advisory changed, an unlisted file added, the file cut short: refused,
+    // named, and the database as it was.
+    let altered = work.path().join("altered.tar.zst");
+    rewrite_export(&export, &altered, |name, mut bytes| {
+        if name.ends_with("0001.jsonl")
+            && let Some(at) = bytes.windows(4).position(|w| w == b"CVE-")
+        {
+            bytes[at + 2] = b'F';
+        }
+        vec![(name.to_string(), bytes)]
+    });
+    let extended = work.path().join("extended.tar.zst");
+    rewrite_export(&export, &extended, |name, bytes| {
+        let mut out = vec![(name.to_string(), bytes)];
+        if name.ends_with("manifest.json") {
+            out.push(("picket-db/sources/9999.jsonl".into(), b"{}\n".to_vec()));
+        }
+        out
+    });
+    let cut = work.path().join("cut.tar.zst");
+    let whole = std::fs::read(&export).expect("export");
+    std::fs::write(&cut, &whole[..whole.len() / 2]).expect("write");
+    for (file, says) in [
+        (&altered, "picket-db/sources/0001.jsonl: SHA-256"),
+        (&extended, "picket-db/sources/9999.jsonl: not listed in the manifest"),
+        (&cut, "not a readable picket database export"),
+    ] {
+        for data in [&empty, &copy] {
+            let before = status(data);
+            let (code, _, stderr) = picket(data, work.path(), &["db", "import", &file.display().to_string()]);
+            assert_ne!(code, 0, "{} was taken: {stderr}", file.display());
+            assert!(stderr.contains(says) && !stderr.contains("panicked"), "{stderr}");
+            assert_eq!(status(data), before, "a refused export changed the database");
+        }
+    }
+    let (code, _, stderr) =
+        picket(&empty, work.path(), &["db", "import", &export.display().to_string(), "--name", "x"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("--name does not apply"), "{stderr}");
+}

@@ -127,6 +127,28 @@ pub enum Action {
         context: String,
         result: Result<Vec<String>, String>,
     },
+    /// The registries and what their crawls found (`crawl::overview`).
+    RegistriesLoaded {
+        request: u64,
+        result: Result<Vec<crate::crawl::overview::RegistryRow>, String>,
+    },
+    /// The tags of one registry.
+    RegistryTagsLoaded {
+        request: u64,
+        result: Result<Vec<crate::crawl::overview::TagRow>, String>,
+    },
+    /// A crawl started from the console got further.
+    CrawlProgress {
+        request: u64,
+        name: String,
+        progress: crate::crawl::CrawlProgress,
+    },
+    /// A crawl started from the console ended: what it did, or why it stopped.
+    CrawlFinished {
+        request: u64,
+        name: String,
+        result: Result<crate::crawl::CrawlReport, String>,
+    },
     ExpireToast(u64),
     RefreshTick,
     /// Alerts from an agent could not be kept in the store (they are still shown).
@@ -218,5 +240,18 @@ pub enum Effect {
     /// Server-side apply the agent's manifest (Namespace, RBAC, DaemonSet) to a context.
     DeployAgent {
         context: String,
+    },
+    /// The registries (config and added) with their last crawls and findings.
+    LoadRegistries {
+        request: u64,
+    },
+    LoadRegistryTags {
+        request: u64,
+        name: String,
+    },
+    /// Crawl one registry, reporting progress (what `picket registry scan NAME` does).
+    CrawlRegistry {
+        request: u64,
+        name: String,
     },
 }

@@ -35,6 +35,8 @@ pub struct Effects {
     agent_log: PathBuf,
     /// Agent batches sent and not yet taken by the loop.
     agent_in_flight: client::InFlight,
+    /// `registries:` of config.yaml (the store holds those added).
+    registries: Arc<Vec<crate::registry::RegistryTarget>>,
 }
 
 type ClusterWatches = Arc<tokio::sync::Mutex<std::collections::BTreeMap<String, Arc<cluster::watch::ClusterWatch>>>>;
@@ -62,7 +64,14 @@ impl Effects {
             agent_child: Default::default(),
             agent_log: PathBuf::from("agent.log"),
             agent_in_flight: Default::default(),
+            registries: Default::default(),
         }
+    }
+
+    /// The registries config.yaml names, for the Registries pane and its crawls.
+    pub fn with_registries(mut self, registries: Vec<crate::registry::RegistryTarget>) -> Self {
+        self.registries = Arc::new(registries);
+        self
     }
 
     /// The loop took an agent batch off the channel: room for another.
@@ -229,6 +238,32 @@ impl Effects {
                     let _ = tx.send(Action::AgentDeployed { context, result });
                 });
             }
+            Effect::LoadRegistries { request } => {
+                let (store, configured) = (Arc::clone(&self.store), Arc::clone(&self.registries));
+                tokio::task::spawn_blocking(move || {
+                    let result = crate::crawl::overview::registries(&configured, &store).map_err(|e| e.to_string());
+                    let _ = tx.send(Action::RegistriesLoaded { request, result });
+                });
+            }
+            Effect::LoadRegistryTags { request, name } => {
+                let store = Arc::clone(&self.store);
+                tokio::task::spawn_blocking(move || {
+                    let result = crate::crawl::overview::tags(&store, &name).map_err(|e| e.to_string());
+                    let _ = tx.send(Action::RegistryTagsLoaded { request, result });
+                });
+            }
+            Effect::CrawlRegistry { request, name } => {
+                let (store, configured) = (Arc::clone(&self.store), Arc::clone(&self.registries));
+                let scan = ScanOptions { limits: self.scan_limits, ..ScanOptions::default() };
+                // The crawl's future is not Send (its stream combinators borrow across awaits), so
+                // it runs on a blocking thread that drives it on this runtime.
+                let runtime = tokio::runtime::Handle::current();
+                tokio::task::spawn_blocking(move || {
+                    let crawl = crawl_registry(tx.clone(), request, &name, &store, &configured, scan);
+                    let result = runtime.block_on(crawl);
+                    let _ = tx.send(Action::CrawlFinished { request, name, result });
+                });
+            }
             Effect::ExpireToast { id, after } => {
                 tokio::spawn(async move {
                     tokio::time::sleep(after).await;
@@ -237,6 +272,34 @@ impl Effects {
             }
         }
     }
+}
+
+/// One crawl from the console: the same target lookup and crawl as `picket registry scan NAME`,
+/// its progress sent at most ten times a second.
+async fn crawl_registry(
+    tx: UnboundedSender<Action>,
+    request: u64,
+    name: &str,
+    store: &Store,
+    configured: &[crate::registry::RegistryTarget],
+    scan: ScanOptions,
+) -> Result<crate::crawl::CrawlReport, String> {
+    let target = crate::crawl::overview::chosen(configured, store, &[name.to_string()])?
+        .into_iter()
+        .next()
+        .ok_or_else(|| format!("no registry named '{name}'"))?;
+    let resolved = target.resolve().map_err(|e| format!("registry {name}: {e}"))?;
+    let last_sent = std::sync::Mutex::new(std::time::Instant::now() - std::time::Duration::from_secs(1));
+    let owned_name = name.to_string();
+    let progress: crate::crawl::CrawlProgressFn = Arc::new(move |progress| {
+        let Ok(mut last) = last_sent.lock() else { return };
+        if last.elapsed() >= std::time::Duration::from_millis(100) {
+            *last = std::time::Instant::now();
+            let _ = tx.send(Action::CrawlProgress { request, name: owned_name.clone(), progress: progress.clone() });
+        }
+    });
+    let crawl = crate::crawl::Crawl { store, target: &resolved, scan, progress, page_size: crate::crawl::PAGE_SIZE };
+    crawl.run().await.map_err(|e| e.to_string())
 }
 
 /// Hands an agent reader's feed to the loop as actions of connection `conn`, keeping its alerts

@@ -236,3 +236,98 @@ pub fn exec_event(
         container.cloned(),
     )
 }
+
+/// Two registries: `lab` crawled once, `hub` never.
+pub fn registry_rows() -> Vec<crate::crawl::overview::RegistryRow> {
+    use crate::crawl::overview::{Origin, RegistryRow};
+    use crate::registry::records::CrawlRecord;
+    let target = |name: &str, url: &str| crate::registry::RegistryTarget {
+        name: name.into(),
+        url: url.into(),
+        insecure: false,
+        ca: None,
+        auth_file: None,
+        repositories: vec!["team/*".into()],
+        exclude_repositories: Vec::new(),
+        tags: Vec::new(),
+        exclude_tags: Vec::new(),
+        last_tags: None,
+        platforms: Vec::new(),
+        concurrency: None,
+        every: None,
+    };
+    vec![
+        RegistryRow {
+            target: target("lab", "registry.lab.example:5000"),
+            name: "lab".into(),
+            origin: Origin::Config,
+            repositories: 3,
+            tags: 6,
+            crawl: Some(CrawlRecord {
+                started: "2026-12-05T06:58:02Z".into(),
+                finished: Some("2026-12-05T07:01:44Z".into()),
+                done: vec!["team/app".into(), "team/old".into(), "team/web".into()],
+                repositories: 3,
+                errors: Vec::new(),
+            }),
+            counts: [2, 7, 11, 3, 0],
+            new: 2,
+        },
+        RegistryRow {
+            target: target("hub", "https://mirror.example"),
+            name: "hub".into(),
+            origin: Origin::Added,
+            repositories: 0,
+            tags: 0,
+            crawl: None,
+            counts: [0; 5],
+            new: 0,
+        },
+    ]
+}
+
+/// `lab`'s tags: a plain image, one whose findings changed at the last update, an index.
+pub fn tag_rows() -> Vec<crate::crawl::overview::TagRow> {
+    use crate::crawl::overview::TagRow;
+    use crate::registry::records::{PlatformImage, TagRecord};
+    let record = |repository: &str, tag: &str, digest: &str, platforms: &[(&str, &str)]| TagRecord {
+        repository: repository.into(),
+        tag: tag.into(),
+        digest: format!("sha256:{digest}"),
+        images: platforms
+            .iter()
+            .map(|(platform, d)| PlatformImage { platform: (*platform).into(), manifest_digest: format!("sha256:{d}") })
+            .collect(),
+        created: Some("2024-02-01T00:00:00Z".into()),
+        since: "2026-12-05T06:58:10Z".into(),
+        checked: "2026-12-05T07:01:40Z".into(),
+    };
+    vec![
+        TagRow {
+            record: record("team/app", "v1", &"1a".repeat(32), &[("linux/amd64", &"1a".repeat(32))]),
+            counts: [0, 3, 4, 1, 0],
+            matched: Some("2026-12-05T07:01:40Z".into()),
+            new: Vec::new(),
+            fixed: Vec::new(),
+        },
+        TagRow {
+            record: record("team/app", "v2", &"2b".repeat(32), &[("linux/amd64", &"2b".repeat(32))]),
+            counts: [1, 4, 5, 1, 0],
+            matched: Some("2026-12-05T07:20:00Z".into()),
+            new: vec!["CVE-2019-10906 jinja2 2.10".into(), "CVE-2020-28493 jinja2 2.10".into()],
+            fixed: vec!["GHSA-xxxx-old urllib3 1.24.1".into()],
+        },
+        TagRow {
+            record: record(
+                "team/web",
+                "latest",
+                &"3c".repeat(32),
+                &[("linux/amd64", &"4d".repeat(32)), ("linux/arm64", &"5e".repeat(32))],
+            ),
+            counts: [1, 0, 2, 1, 0],
+            matched: Some("2026-12-05T07:20:00Z".into()),
+            new: Vec::new(),
+            fixed: Vec::new(),
+        },
+    ]
+}

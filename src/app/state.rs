@@ -6,6 +6,7 @@ mod contexts;
 mod findings;
 mod images;
 mod nodes;
+mod registries;
 mod workloads;
 
 pub use compliance::{BenchDone, BenchKind, BenchRun, CheckDetail, ComplianceState, check_text, result_text};
@@ -14,6 +15,7 @@ pub use contexts::context_text;
 pub use findings::{AcceptField, AcceptForm, FindingSort, FindingsData, FindingsState, finding_text};
 pub use images::{ImageRow, PackagesState, ScanState, image_rows, image_text, package_text};
 pub use nodes::{AgentLink, AgentPod, AgentStatus, ClusterAgents, ContainerActivity, NodesState, Proc, StartedAgent};
+pub use registries::{CrawlRun, RegistriesState, TagsState, registry_text, tag_text};
 pub use workloads::{WorkloadsData, WorkloadsState, images_label, workload_text};
 
 use std::collections::BTreeMap;
@@ -47,10 +49,14 @@ pub enum PaneId {
     Nodes,
     /// One container's live processes and events, from the agent.
     NodeActivity,
+    /// Registries picket crawls, with their last crawl and findings.
+    Registries,
+    /// The tags of one registry.
+    RegistryTags,
 }
 
 /// The panes `tab` cycles through, in order.
-pub const TOP_PANES: [PaneId; 7] = [
+pub const TOP_PANES: [PaneId; 8] = [
     PaneId::Overview,
     PaneId::Containers,
     PaneId::Images,
@@ -58,6 +64,7 @@ pub const TOP_PANES: [PaneId; 7] = [
     PaneId::Contexts,
     PaneId::Workloads,
     PaneId::Nodes,
+    PaneId::Registries,
 ];
 
 impl PaneId {
@@ -72,6 +79,7 @@ impl PaneId {
             Self::Contexts => "contexts",
             Self::Workloads | Self::WorkloadChecks => "workloads",
             Self::Nodes | Self::NodeActivity => "nodes",
+            Self::Registries | Self::RegistryTags => "registries",
         }
     }
 
@@ -91,6 +99,8 @@ impl PaneId {
             Self::WorkloadChecks => "workload",
             Self::Nodes => "nodes",
             Self::NodeActivity => "activity",
+            Self::Registries => "registries",
+            Self::RegistryTags => "tags",
         }
     }
 }
@@ -229,6 +239,8 @@ pub struct AppState {
     pub workloads: Option<WorkloadsState>,
     /// None until the Nodes pane is first shown.
     pub nodes: Option<NodesState>,
+    /// None until the Registries pane is first shown.
+    pub registries: Option<RegistriesState>,
     /// Where the local agent serves its events.
     pub agent_socket: PathBuf,
     /// Whether picket runs as root (it may then start the agent itself).
@@ -274,6 +286,7 @@ impl AppState {
             check: None,
             workloads: None,
             nodes: None,
+            registries: None,
             agent_socket: PathBuf::from(crate::agent::stream::DEFAULT_SOCKET),
             is_root: false,
             picket_exe: "picket".to_string(),
@@ -313,6 +326,8 @@ impl AppState {
             PaneId::Workloads => self.workloads.as_ref().map(|w| &w.view),
             PaneId::WorkloadChecks => self.workloads.as_ref().map(|w| &w.checks_view),
             PaneId::Nodes => self.nodes.as_ref().map(|n| &n.view),
+            PaneId::Registries => self.registries.as_ref().map(|r| &r.view),
+            PaneId::RegistryTags => self.registries.as_ref().and_then(|r| r.tags.as_ref()).map(|t| &t.view),
             PaneId::Overview | PaneId::ContainerDetail | PaneId::FindingDetail | PaneId::NodeActivity => None,
         }
     }
@@ -329,6 +344,8 @@ impl AppState {
             PaneId::Workloads => self.workloads.as_mut().map(|w| &mut w.view),
             PaneId::WorkloadChecks => self.workloads.as_mut().map(|w| &mut w.checks_view),
             PaneId::Nodes => self.nodes.as_mut().map(|n| &mut n.view),
+            PaneId::Registries => self.registries.as_mut().map(|r| &mut r.view),
+            PaneId::RegistryTags => self.registries.as_mut().and_then(|r| r.tags.as_mut()).map(|t| &mut t.view),
             PaneId::Overview | PaneId::ContainerDetail | PaneId::FindingDetail | PaneId::NodeActivity => None,
         }
     }

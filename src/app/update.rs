@@ -22,6 +22,7 @@ pub const PROMPT_COMMANDS: &[PromptCommand] = &[
     PromptCommand { name: "overview", aliases: &["ov", "home", "local"], help: "Local host overview" },
     PromptCommand { name: "containers", aliases: &["co", "ctr", "ps"], help: "Containers of local engines" },
     PromptCommand { name: "images", aliases: &["img", "im"], help: "Engine images and stored SBOMs" },
+    PromptCommand { name: "registries", aliases: &["reg", "registry"], help: "Registries picket crawls, their tags" },
     PromptCommand { name: "compliance", aliases: &["bench", "cis"], help: "Benchmarks: 1 docker, 2 node, 3 cluster" },
     PromptCommand { name: "contexts", aliases: &["ctx", "context"], help: "Contexts; ':ctx NAME' switches" },
     PromptCommand { name: "workloads", aliases: &["wl", "workload"], help: "Workloads of the context, by risk" },
@@ -115,6 +116,19 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
         }
         Action::AgentStarted(result) => nodes::started(state, result),
         Action::AgentDeployed { context, result } => nodes::deployed(state, context, result),
+        Action::RegistriesLoaded { request, result } => {
+            registries::loaded(state, request, result);
+            vec![]
+        }
+        Action::RegistryTagsLoaded { request, result } => {
+            registries::tags_loaded(state, request, result);
+            vec![]
+        }
+        Action::CrawlProgress { request, name, progress } => {
+            registries::progress(state, request, &name, progress);
+            vec![]
+        }
+        Action::CrawlFinished { request, name, result } => registries::finished(state, request, name, result),
         Action::ExpireToast(id) => {
             state.toasts.retain(|t| t.id != id);
             vec![]
@@ -161,6 +175,16 @@ fn refilter_current(state: &mut AppState) {
         PaneId::Nodes => {
             if let Some(nodes) = state.nodes.as_mut() {
                 nodes.refilter();
+            }
+        }
+        PaneId::Registries => {
+            if let Some(registries) = state.registries.as_mut() {
+                registries.refilter();
+            }
+        }
+        PaneId::RegistryTags => {
+            if let Some(tags) = state.registries.as_mut().and_then(|r| r.tags.as_mut()) {
+                tags.refilter();
             }
         }
         PaneId::Overview | PaneId::ContainerDetail | PaneId::FindingDetail | PaneId::NodeActivity => {}
@@ -297,6 +321,7 @@ fn run_prompt(state: &mut AppState, input: &str) -> Vec<Effect> {
         ("overview", _) => go_to(state, PaneId::Overview),
         ("containers", _) => go_to(state, PaneId::Containers),
         ("images", _) => go_to(state, PaneId::Images),
+        ("registries", _) => go_to(state, PaneId::Registries),
         ("compliance", _) => go_to(state, PaneId::Compliance),
         ("workloads", _) => go_to(state, PaneId::Workloads),
         ("nodes", _) => go_to(state, PaneId::Nodes),
@@ -320,6 +345,7 @@ fn pane_shown(state: &mut AppState) -> Vec<Effect> {
     match state.pane() {
         PaneId::Workloads => workloads::ensure_loaded(state),
         PaneId::Nodes => nodes::ensure_connected(state),
+        PaneId::Registries => registries::ensure_loaded(state),
         _ => vec![],
     }
 }
@@ -398,6 +424,11 @@ pub fn run_command(state: &mut AppState, command: Command) -> Vec<Effect> {
                 {
                     nodes.opened = None;
                 }
+                if !state.nav.contains(&PaneId::RegistryTags)
+                    && let Some(registries) = state.registries.as_mut()
+                {
+                    registries.tags = None;
+                }
             }
         }
         Command::Up => move_selection(state, -1),
@@ -427,6 +458,7 @@ pub fn run_command(state: &mut AppState, command: Command) -> Vec<Effect> {
             match state.nav.first() {
                 Some(PaneId::Compliance) => effects.extend(compliance::rerun_shown(state)),
                 Some(PaneId::Workloads) => effects.extend(workloads::load(state)),
+                Some(PaneId::Registries) => effects.extend(registries::load(state)),
                 Some(PaneId::Nodes) => {
                     effects.extend(nodes::connect(state, Duration::ZERO));
                     effects.extend(nodes::connect_cluster(state, true));
@@ -436,7 +468,9 @@ pub fn run_command(state: &mut AppState, command: Command) -> Vec<Effect> {
             return effects;
         }
         Command::Enter => return enter(state),
+        Command::Scan if state.pane() == PaneId::Registries => return registries::crawl_selected(state),
         Command::Scan => return images::scan_selected(state),
+        Command::Findings if state.pane() == PaneId::RegistryTags => return registries::open_findings(state),
         Command::Findings => return findings::open(state),
         Command::SortSeverity => return findings::sort(state, FindingSort::Severity),
         Command::SortPackage => return findings::sort(state, FindingSort::Package),
@@ -471,6 +505,8 @@ fn enter(state: &mut AppState) -> Vec<Effect> {
         PaneId::Workloads => workloads::enter(state),
         PaneId::WorkloadChecks => workloads::enter_check(state),
         PaneId::Nodes => nodes::enter(state),
+        PaneId::Registries => registries::enter(state),
+        PaneId::RegistryTags => registries::open_findings(state),
         PaneId::ContainerDetail
         | PaneId::Packages
         | PaneId::FindingDetail
@@ -485,6 +521,7 @@ mod contexts;
 mod findings;
 mod images;
 mod nodes;
+mod registries;
 mod workloads;
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! `picket db update|import|status`: the vulnerability database.
+//! `picket db update|import|export|status|rematch`: the vulnerability database.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -30,6 +30,12 @@ pub enum DbCommand {
     },
     /// Sources, advisory counts and age
     Status,
+    /// Write the whole database (every source, its state, a manifest of SHA-256 hashes) to one
+    /// file for a machine with no network, which takes it whole with `picket db import FILE`
+    Export {
+        #[arg(value_name = "FILE")]
+        path: PathBuf,
+    },
     /// Match every stored SBOM against the database again (db update and import do it after
     /// a change) and show what appeared and went
     Rematch {
@@ -77,6 +83,35 @@ pub fn run(command: &DbCommand, config: &Config) -> anyhow::Result<ExitCode> {
     let db = VulnDb::open(&store)?;
     match command {
         DbCommand::Update(args) => run_update(&db, args),
+        DbCommand::Import { path, name } if crate::vulndb::bundle::is_export(path) => {
+            if name.is_some() {
+                anyhow::bail!("{}: a database export keeps its sources' names; --name does not apply", path.display());
+            }
+            let states = crate::vulndb::bundle::import(&db, path)?;
+            let advisories: u64 = states.iter().map(|s| s.advisories).sum();
+            crate::say!(
+                "picket: imported the database export {}: {} sources, {advisories} package advisories, every hash checked",
+                path.display(),
+                states.len()
+            );
+            for state in &states {
+                crate::say!("  {}: {} advisories, updated {}", state.name, state.advisories, state.updated_at);
+            }
+            rematch(&store, RematchFormat::Table)
+        }
+        DbCommand::Export { path } => {
+            let summary = crate::vulndb::bundle::export(&db, path)?;
+            crate::say!(
+                "picket: exported {} sources, {} package advisories to {} ({} bytes)\n  sha256 {} (also in {}.sha256)",
+                summary.sources,
+                summary.advisories,
+                summary.path.display(),
+                summary.bytes,
+                summary.sha256,
+                summary.path.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         DbCommand::Import { path, name } => {
             let text = path.display().to_string();
             let loaded = if text.starts_with("http://") || text.starts_with("https://") {

@@ -284,22 +284,7 @@ fn change(new: &[String], fixed: &[String]) -> String {
 }
 
 fn scan(store: &Store, config: &Config, args: &ScanArgs) -> anyhow::Result<ExitCode> {
-    let all = overview::targets(&config.registries, store)?;
-    if all.is_empty() {
-        anyhow::bail!(
-            "no registries to crawl: add one with `picket registry add URL`, or under registries: in config.yaml"
-        );
-    }
-    let mut chosen = Vec::new();
-    for name in &args.names {
-        match all.iter().find(|(t, _)| t.display_name() == *name) {
-            Some((target, _)) => chosen.push(target.clone()),
-            None => anyhow::bail!("no registry named '{name}' (see picket registry list)"),
-        }
-    }
-    if chosen.is_empty() {
-        chosen = all.into_iter().map(|(t, _)| t).collect();
-    }
+    let chosen = overview::chosen(&config.registries, store, &args.names).map_err(anyhow::Error::msg)?;
     let resolved = chosen
         .iter()
         .map(|t| t.resolve().map_err(|e| anyhow::anyhow!("registry {}: {e}", t.display_name())))

@@ -159,6 +159,8 @@ pub struct Keymap {
 const SCOPED_BINDINGS: &[(&str, Command, &str)] = &[
     ("s", Command::Scan, "images"),
     ("v", Command::Findings, "images"),
+    ("s", Command::Scan, "registries"),
+    ("v", Command::Findings, "registries"),
     ("S", Command::SortSeverity, "findings"),
     ("P", Command::SortPackage, "findings"),
     ("F", Command::SortFixed, "findings"),

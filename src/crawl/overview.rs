@@ -59,6 +59,29 @@ pub fn targets(configured: &[RegistryTarget], store: &Store) -> Result<Vec<(Regi
     Ok(out)
 }
 
+/// The registries named (all when none is), for a crawl from the CLI or the console.
+pub fn chosen(configured: &[RegistryTarget], store: &Store, names: &[String]) -> Result<Vec<RegistryTarget>, String> {
+    let all = targets(configured, store).map_err(|e| e.to_string())?;
+    if all.is_empty() {
+        return Err(
+            "no registries to crawl: add one with `picket registry add URL`, or under registries: in config.yaml"
+                .into(),
+        );
+    }
+    if names.is_empty() {
+        return Ok(all.into_iter().map(|(t, _)| t).collect());
+    }
+    names
+        .iter()
+        .map(|name| {
+            all.iter()
+                .find(|(t, _)| t.display_name() == *name)
+                .map(|(t, _)| t.clone())
+                .ok_or_else(|| format!("no registry named '{name}' (see picket registry list)"))
+        })
+        .collect()
+}
+
 pub fn registries(configured: &[RegistryTarget], store: &Store) -> Result<Vec<RegistryRow>, StoreError> {
     targets(configured, store)?
         .into_iter()

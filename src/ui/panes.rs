@@ -11,4 +11,5 @@ pub mod images;
 pub mod nodes;
 pub mod overview;
 pub mod packages;
+pub mod registries;
 pub mod workloads;

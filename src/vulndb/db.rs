@@ -175,6 +175,53 @@ impl<'a> VulnDb<'a> {
         Ok(out)
     }
 
+    /// Visits the advisories of one source's active generation one at a time (exports).
+    pub fn each_source_advisory<E: From<StoreError>>(
+        &self,
+        source: &str,
+        mut visit: impl FnMut(&Advisory) -> Result<(), E>,
+    ) -> Result<u64, E> {
+        let Some(state) = self.sources.get(source)?.filter(|s| s.format == ADVISORY_FORMAT) else {
+            return Ok(0);
+        };
+        let marker = format!("\0{source}\0{:016x}\0", state.generation);
+        let mut count = 0;
+        for key in self.advisories.keys() {
+            let key = key?;
+            if !key.contains(&marker) {
+                continue;
+            }
+            if let Some(advisory) = self.advisories.get(&key)? {
+                visit(&advisory)?;
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+
+    /// Makes several new generations active in one write: a database taken whole (an export
+    /// imported) is either all new or all as it was.
+    pub fn commit_all(&self, writers: Vec<(Writer<'_, 'a>, SourceState)>) -> Result<Vec<SourceState>, StoreError> {
+        let mut states = Vec::new();
+        for (mut writer, mut state) in writers {
+            self.advisories.apply(std::mem::take(&mut writer.pending))?;
+            state.name = writer.source.clone();
+            state.generation = writer.generation;
+            state.advisories = writer.written;
+            state.format = ADVISORY_FORMAT;
+            states.push(state);
+        }
+        self.store.flush()?;
+        self.sources.apply(states.iter().map(|s| (s.name.clone(), Some(s.clone()))).collect())?;
+        self.store.flush()?;
+        for state in &states {
+            let generation = state.generation;
+            self.remove_generations(&state.name, |g| g < generation)?;
+        }
+        self.store.flush()?;
+        Ok(states)
+    }
+
     fn remove_generations(&self, source: &str, remove: impl Fn(u64) -> bool) -> Result<usize, StoreError> {
         let marker = format!("\0{source}\0");
         let mut doomed = Vec::new();

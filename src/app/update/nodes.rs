@@ -250,7 +250,8 @@ pub(crate) mod tests {
     #[test]
     fn connects_once_takes_lines_and_drops_stale_ones() {
         let (mut state, conn) = on_nodes();
-        assert!(run_command(&mut state, Command::NextPane).is_empty());
+        let effects = run_command(&mut state, Command::NextPane);
+        assert!(!effects.iter().any(|e| matches!(e, Effect::ConnectAgent { .. })), "{effects:?}");
         let effects = run_command(&mut state, Command::PrevPane);
         assert!(effects.is_empty(), "already connecting: {effects:?}");
         update(&mut state, Action::AgentLines { conn: conn + 99, events: sample_lines(), unreadable: 0 });

@@ -125,6 +125,7 @@ mod tests {
     fn loaded() -> AppState {
         let mut state = fixtures::state();
         run_command(&mut state, Command::PrevPane);
+        run_command(&mut state, Command::PrevPane);
         let effects = run_command(&mut state, Command::PrevPane);
         assert_eq!(state.pane(), PaneId::Workloads);
         let Some(Effect::LoadInventory { request, context }) = effects.first().cloned() else { panic!("{effects:?}") };

@@ -79,7 +79,7 @@ mod tests {
     #[test]
     fn contexts_list_marks_active() {
         let mut state = fixtures::state();
-        for _ in 0..3 {
+        for _ in 0..4 {
             run_command(&mut state, Command::PrevPane);
         }
         assert_eq!(state.pane(), crate::app::state::PaneId::Contexts);

@@ -168,6 +168,7 @@ mod tests {
     fn workloads_with_their_risk_and_failed_checks() {
         let mut state = fixtures::state();
         run_command(&mut state, Command::PrevPane);
+        run_command(&mut state, Command::PrevPane);
         let effects = run_command(&mut state, Command::PrevPane);
         let Some(Effect::LoadInventory { request, .. }) = effects.first().cloned() else { panic!("{effects:?}") };
         let screen = crate::ui::snapshot::screen(&state);
