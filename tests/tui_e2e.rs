@@ -474,3 +474,56 @@ fn nodes_pane_starts_the_agent_and_shows_a_containers_processes() {
     assert!(gone.is_some(), "the agent the console started stops with it (pid {pid})");
     assert!(!socket.exists(), "a clean stop: the agent took its socket with it");
 }
+
+/// The Registries pane against a real registry: `s` crawls it from the console, enter lists its
+/// tags, enter on a tag opens the image's findings.
+#[test]
+fn registries_pane_crawls_a_real_registry_and_opens_a_tags_findings() {
+    if !have_tool("tmux") {
+        return;
+    }
+    let Some(registry) = common::registry::Registry::start(false) else {
+        eprintln!("skipped: docker-registry or skopeo missing");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let image = common::fixtures::images().join("oci");
+    registry.push(&format!("oci:{}", image.display()), "app/web:1", false);
+    std::fs::create_dir_all(dir.path().join("config/picket")).expect("config dir");
+    std::fs::write(
+        dir.path().join("config/picket/config.yaml"),
+        format!("registries:\n- name: lab\n  url: http://{}\n", registry.host),
+    )
+    .expect("config");
+    let npm = common::fixtures::shared_data().join("osv/npm");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+        .args(["db", "import", &npm.display().to_string(), "--name", "osv:npm"])
+        .env("XDG_DATA_HOME", dir.path().join("data"))
+        .env("XDG_CONFIG_HOME", dir.path().join("config"))
+        .output()
+        .expect("picket");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let command = format!(
+        "cd {d} && env -u DOCKER_HOST -u CONTAINER_HOST XDG_CONFIG_HOME={d}/config XDG_DATA_HOME={d}/data \
+         KUBECONFIG={d}/none {bin}; echo \"EXIT=$?\" > {d}/exit; sleep 60",
+        d = dir.path().display(),
+        bin = env!("CARGO_BIN_EXE_picket"),
+    );
+    let tmux = Tmux::start(dir.path(), 140, 40, &command);
+    tmux.expect("Local host");
+    tmux.send(&[":", "r", "e", "g", "Enter"]);
+    let pane = tmux.expect("never crawled");
+    assert!(pane.contains("Registries [1/1]") && pane.contains(&registry.host), "{pane}");
+    tmux.send(&["s"]);
+    let crawled = tmux.expect("crawled 20");
+    assert!(crawled.contains("lab: 1 tags, 1 images scanned"), "the crawl's toast: {crawled}");
+    tmux.send(&["Enter"]);
+    let tags = tmux.expect("app/web");
+    assert!(tags.contains("lab tags [1/1]"), "{tags}");
+    tmux.send(&["Enter"]);
+    let findings = tmux.expect("CVE-2021-44906");
+    assert!(findings.contains("lab/app/web:1") && findings.contains("minimist"), "{findings}");
+    tmux.send(&["Escape"]);
+    tmux.expect("lab tags [1/1]");
+    quit_with_status_0(&tmux, dir.path());
+}
