@@ -5,6 +5,7 @@
 //! whole. Above `scan` (it inventories) and `registry` (it lists and resolves); `registry` stays
 //! the leaf that `scan` pulls with.
 
+pub mod in_cluster;
 pub mod overview;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

@@ -477,3 +477,124 @@ async fn the_watched_inventory_resumes_after_the_api_server_restarts() {
     let _ = server.kubectl(&["delete", "pod", "-n", "default", "before-restart", "--grace-period=0", "--force"]);
     assert!(eventually(&|| !has(&watch, "before-restart")), "and a deleted one goes");
 }
+
+/// `picket registry manifest --apply` on the real (v1.20) API server: the CronJob lands as
+/// batch/v1beta1 (the server has no batch/v1 CronJob) with its RBAC, config, and store volume;
+/// a crawl publishing to a ConfigMap (what the job does) is read back by `--from-cluster`
+/// exactly as the local store shows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_crawls_run_as_a_cronjob_and_publish_what_the_console_reads() {
+    let Some(registry) = common::registry::Registry::start(false) else {
+        eprintln!("skipped: needs docker-registry and skopeo (./install.sh --dev)");
+        return;
+    };
+    let Some(server) = RealApiServer::start() else { return };
+    let app = format!("oci:{}:testbed/app:v1", common::fixtures::images().join("oci").display());
+    registry.push(&app, "team/app:v1", false);
+    registry.push(&app, "team/app:v2", false);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("config.yaml");
+    std::fs::write(&config, format!("registries:\n- name: lab\n  url: http://{}\n  every: 6h\n", registry.host))
+        .expect("config");
+    let picket = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .env("KUBECONFIG", &server.kubeconfig)
+            .output()
+            .expect("picket runs")
+    };
+    let namespace = server.kubectl(&["create", "namespace", "scans"]);
+    assert!(namespace.status.success(), "{}", String::from_utf8_lossy(&namespace.stderr));
+    let applied =
+        picket(&["registry", "manifest", "lab", "--namespace", "scans", "--auth-secret", "lab-pull", "--apply"]);
+    let said = String::from_utf8_lossy(&applied.stderr);
+    assert!(applied.status.success(), "{said}");
+    assert!(said.contains("CronJob scans/picket-registry-lab (batch/v1beta1)"), "{said}");
+    let cron = server.kubectl(&["get", "cronjobs.v1beta1.batch", "-n", "scans", "picket-registry-lab", "-o", "json"]);
+    assert!(cron.status.success(), "{}", String::from_utf8_lossy(&cron.stderr));
+    let cron: serde_json::Value = serde_json::from_slice(&cron.stdout).expect("json");
+    assert_eq!(cron["spec"]["schedule"], "0 */6 * * *");
+    assert_eq!(cron["spec"]["concurrencyPolicy"], "Forbid");
+    let pod = &cron["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], "picket-registry-lab");
+    for kind in ["serviceaccount", "role", "rolebinding", "configmap", "persistentvolumeclaim"] {
+        let name = match kind {
+            "configmap" => "picket-registry-lab-config",
+            "persistentvolumeclaim" => "picket-registry-lab-store",
+            _ => "picket-registry-lab",
+        };
+        let got = server.kubectl(&["get", kind, "-n", "scans", name]);
+        assert!(got.status.success(), "{kind} {name}: {}", String::from_utf8_lossy(&got.stderr));
+    }
+    // The job's service account may write ConfigMaps of its namespace and nothing else.
+    let can = |verb: &str, what: &str, ns: &str| {
+        let out = server.kubectl(&[
+            "auth",
+            "can-i",
+            verb,
+            what,
+            "-n",
+            ns,
+            "--as",
+            "system:serviceaccount:scans:picket-registry-lab",
+        ]);
+        String::from_utf8_lossy(&out.stdout).trim() == "yes"
+    };
+    assert!(can("patch", "configmaps", "scans") && can("create", "configmaps", "scans"));
+    assert!(!can("get", "secrets", "scans") && !can("patch", "configmaps", "default"));
+
+    // What the job runs, from here: crawl, then publish.
+    let out = picket(&[
+        "--context",
+        "admin@picket-test",
+        "registry",
+        "scan",
+        "lab",
+        "--publish-configmap",
+        "scans/picket-registry-lab",
+    ]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("results published to context admin@picket-test: ConfigMap scans/picket-registry-lab"),
+        "{said}"
+    );
+    let local = picket(&["registry", "tags", "lab", "-o", "json"]);
+    let remote = picket(&[
+        "--context",
+        "admin@picket-test",
+        "registry",
+        "tags",
+        "lab",
+        "--from-cluster",
+        "--namespace",
+        "scans",
+        "-o",
+        "json",
+    ]);
+    assert!(remote.status.success(), "{}", String::from_utf8_lossy(&remote.stderr));
+    let (local, remote): (serde_json::Value, serde_json::Value) =
+        (serde_json::from_slice(&local.stdout).expect("json"), serde_json::from_slice(&remote.stdout).expect("json"));
+    assert_eq!(remote.as_array().map(Vec::len), Some(2), "{remote}");
+    assert_eq!(remote, local, "the cluster's results are the crawl's");
+    let listed = picket(&[
+        "--context",
+        "admin@picket-test",
+        "registry",
+        "list",
+        "--from-cluster",
+        "--namespace",
+        "scans",
+        "-o",
+        "json",
+    ]);
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("json");
+    assert_eq!((listed[0]["name"].as_str(), listed[0]["origin"].as_str()), (Some("lab"), Some("cluster")), "{listed}");
+    let missing = picket(&["registry", "tags", "nope", "--from-cluster", "--namespace", "scans"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no results for registry 'nope' in namespace scans"));
+}

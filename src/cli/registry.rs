@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
 
 use crate::config::Config;
+use crate::crawl::in_cluster;
 use crate::crawl::overview::{self, Origin};
 use crate::crawl::{Crawl, CrawlReport};
 use crate::registry::{RegistryTarget, records};
@@ -19,6 +20,8 @@ pub enum RegistryCommand {
     Add(Box<AddArgs>),
     /// Registries, where each is defined, and their last crawl
     List {
+        #[command(flatten)]
+        cluster: FromCluster,
         #[arg(short, long, value_enum, default_value_t = ListFormat::Table)]
         output: ListFormat,
     },
@@ -30,9 +33,58 @@ pub enum RegistryCommand {
     /// database update
     Tags {
         name: String,
+        #[command(flatten)]
+        cluster: FromCluster,
         #[arg(short, long, value_enum, default_value_t = ListFormat::Table)]
         output: ListFormat,
     },
+    /// Print (or --apply) a CronJob that crawls a registry from inside a cluster and publishes
+    /// its results to a ConfigMap that `--from-cluster` and the Registries pane read
+    Manifest(Box<ManifestArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct FromCluster {
+    /// Read the results cluster CronJobs published (picket registry manifest) instead of this
+    /// machine's store, from the context picked with --context
+    #[arg(long)]
+    pub from_cluster: bool,
+    /// The namespace the results are in
+    #[arg(long, default_value = in_cluster::DEFAULT_NAMESPACE)]
+    pub namespace: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ManifestArgs {
+    /// The registry (from config.yaml or picket registry add)
+    pub name: String,
+    /// Where the CronJob and its results live (it must exist)
+    #[arg(long, default_value = in_cluster::DEFAULT_NAMESPACE)]
+    pub namespace: String,
+    /// The picket image the job runs
+    #[arg(long, default_value = crate::agent::manifest::DEFAULT_IMAGE)]
+    pub image: String,
+    /// Cron schedule [default: from the registry's every:, else hourly]
+    #[arg(long)]
+    pub schedule: Option<String>,
+    /// A kubernetes.io/dockerconfigjson Secret with the registry's credentials
+    #[arg(long, value_name = "SECRET")]
+    pub auth_secret: Option<String>,
+    /// A Secret with the registry's CA certificate as ca.crt
+    #[arg(long, value_name = "SECRET")]
+    pub ca_secret: Option<String>,
+    /// Size of the job's store volume (its SBOMs keep re-crawls incremental)
+    #[arg(long, default_value = in_cluster::DEFAULT_STORE_SIZE)]
+    pub store_size: String,
+    #[arg(long)]
+    pub storage_class: Option<String>,
+    /// Do not run `picket db update` before each crawl (air-gapped: import a database export
+    /// into the job's store instead)
+    #[arg(long)]
+    pub no_db_update: bool,
+    /// Apply to the cluster (server-side apply) instead of printing
+    #[arg(long)]
+    pub apply: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -91,6 +143,10 @@ pub struct ScanArgs {
     /// Also look for secrets in every file of new images
     #[arg(long)]
     pub secrets: bool,
+    /// After each crawl, write its results to this ConfigMap ([NAMESPACE/]NAME; the namespace
+    /// defaults to the context's) for `--from-cluster` and the console; what a cluster job does
+    #[arg(long, value_name = "[NAMESPACE/]NAME")]
+    pub publish_configmap: Option<String>,
     #[arg(short, long, value_enum, default_value_t = ListFormat::Table)]
     pub output: ListFormat,
 }
@@ -102,7 +158,11 @@ pub fn run(command: &RegistryCommand, config: &Config) -> anyhow::Result<ExitCod
     let store = Store::open(&config.store_path())?;
     match command {
         RegistryCommand::Add(args) => add(&store, config, args),
-        RegistryCommand::List { output } => list(&store, config, *output),
+        RegistryCommand::List { cluster, output } if cluster.from_cluster => {
+            let (published, _) = read_cluster(config, &cluster.namespace)?;
+            print_list(published.into_iter().map(|p| p.registry).collect(), *output)
+        }
+        RegistryCommand::List { output, .. } => print_list(overview::registries(&config.registries, &store)?, *output),
         RegistryCommand::Remove { name } => {
             if config.registries.iter().any(|t| t.display_name() == *name) {
                 anyhow::bail!(
@@ -117,7 +177,18 @@ pub fn run(command: &RegistryCommand, config: &Config) -> anyhow::Result<ExitCod
             Ok(ExitCode::SUCCESS)
         }
         RegistryCommand::Scan(args) => scan(&store, config, args),
-        RegistryCommand::Tags { name, output } => tags(&store, config, name, *output),
+        RegistryCommand::Tags { name, cluster, output } if cluster.from_cluster => {
+            let (published, _) = read_cluster(config, &cluster.namespace)?;
+            let Some(found) = published.into_iter().find(|p| p.registry.name == *name) else {
+                anyhow::bail!(
+                    "no results for registry '{name}' in namespace {} (see picket registry list --from-cluster)",
+                    cluster.namespace
+                );
+            };
+            print_tags(found.tags, *output)
+        }
+        RegistryCommand::Tags { name, output, .. } => tags(&store, config, name, *output),
+        RegistryCommand::Manifest(args) => manifest(&store, config, args),
     }
 }
 
@@ -172,8 +243,80 @@ fn flag_of(message: &str) -> String {
     format!("{flag}:{rest}")
 }
 
-fn list(store: &Store, config: &Config, output: ListFormat) -> anyhow::Result<ExitCode> {
-    let rows = overview::registries(&config.registries, store)?;
+/// The results cluster jobs published in `namespace` of the chosen context; unreadable ones are
+/// named on standard error.
+fn read_cluster(config: &Config, namespace: &str) -> anyhow::Result<(Vec<in_cluster::Published>, String)> {
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let (client, context) = crate::cluster::client_for(config.context.as_deref()).await?;
+        let (mut published, unreadable) = in_cluster::read_published(&client, &context, namespace).await?;
+        for why in unreadable {
+            crate::say!("picket: context {context}: {why}");
+        }
+        for found in &mut published {
+            found.registry.origin = Origin::Cluster;
+        }
+        Ok((published, context))
+    })
+}
+
+fn manifest(store: &Store, config: &Config, args: &ManifestArgs) -> anyhow::Result<ExitCode> {
+    let target = overview::chosen(&config.registries, store, std::slice::from_ref(&args.name))
+        .map_err(anyhow::Error::msg)?
+        .into_iter()
+        .next()
+        .context("no such registry")?;
+    let options = in_cluster::ManifestOptions {
+        namespace: args.namespace.clone(),
+        image: args.image.clone(),
+        schedule: args.schedule.clone(),
+        auth_secret: args.auth_secret.clone(),
+        ca_secret: args.ca_secret.clone(),
+        store_size: args.store_size.clone(),
+        storage_class: args.storage_class.clone(),
+        db_update: !args.no_db_update,
+    };
+    let text = in_cluster::manifest(&target, &options).map_err(anyhow::Error::msg)?;
+    if !args.apply {
+        crate::out!("{text}").context("cannot write to standard output")?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let (client, context) = crate::cluster::client_for(config.context.as_deref()).await?;
+        for object in in_cluster::apply(&client, &context, &text).await? {
+            crate::say!("picket: context {context}: applied {object}");
+        }
+        anyhow::Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Writes one registry's results (as `registry list|tags` show them) to a ConfigMap.
+async fn publish(store: &Store, config: &Config, name: &str, destination: &str) -> anyhow::Result<String> {
+    let registry = overview::registries(&config.registries, store)?
+        .into_iter()
+        .find(|r| r.name == name)
+        .with_context(|| format!("no registry named '{name}'"))?;
+    let results = in_cluster::Published {
+        published: jiff::Timestamp::now()
+            .round(jiff::Unit::Second)
+            .unwrap_or_else(|_| jiff::Timestamp::now())
+            .to_string(),
+        tags: overview::tags(store, name)?,
+        registry,
+    };
+    let (client, context) = crate::cluster::client_for(config.context.as_deref()).await?;
+    let (namespace, map) = match destination.split_once('/') {
+        Some((namespace, map)) => (namespace.to_string(), map.to_string()),
+        None => (client.default_namespace().to_string(), destination.to_string()),
+    };
+    let bytes = in_cluster::publish(&client, &context, &namespace, &map, &results).await?;
+    Ok(format!("context {context}: ConfigMap {namespace}/{map} ({bytes} bytes)"))
+}
+
+fn print_list(rows: Vec<overview::RegistryRow>, output: ListFormat) -> anyhow::Result<ExitCode> {
     if let ListFormat::Json = output {
         super::write_report(None, &serde_json::to_vec_pretty(&rows)?)?;
         return Ok(ExitCode::SUCCESS);
@@ -194,6 +337,7 @@ fn list(store: &Store, config: &Config, output: ListFormat) -> anyhow::Result<Ex
                 match row.origin {
                     Origin::Config => "config".into(),
                     Origin::Added => "added".into(),
+                    Origin::Cluster => "cluster".into(),
                 },
                 row.repositories.to_string(),
                 row.tags.to_string(),
@@ -245,7 +389,10 @@ fn tags(store: &Store, config: &Config, name: &str, output: ListFormat) -> anyho
     if !overview::targets(&config.registries, store)?.iter().any(|(t, _)| t.display_name() == name) {
         anyhow::bail!("no registry named '{name}' (see picket registry list)");
     }
-    let rows = overview::tags(store, name)?;
+    print_tags(overview::tags(store, name)?, output)
+}
+
+fn print_tags(rows: Vec<overview::TagRow>, output: ListFormat) -> anyhow::Result<ExitCode> {
     if let ListFormat::Json = output {
         super::write_report(None, &serde_json::to_vec_pretty(&rows)?)?;
         return Ok(ExitCode::SUCCESS);
@@ -313,10 +460,21 @@ fn scan(store: &Store, config: &Config, args: &ScanArgs) -> anyhow::Result<ExitC
                 }
                 let progress: crate::crawl::CrawlProgressFn = std::sync::Arc::new(|_| {});
                 let crawl = Crawl { store, target, scan: scan_options.clone(), progress, page_size: crate::crawl::PAGE_SIZE };
-                match crawl.run().await {
+                let outcome = crawl.run().await;
+                if let Some(destination) = &args.publish_configmap {
+                    match publish(store, config, &target.name, destination).await {
+                        Ok(place) => crate::say!("picket: registry {}: results published to {place}", target.name),
+                        Err(e) => {
+                            crate::say!("picket: registry {}: results not published: {e}", target.name);
+                            worst = ExitCode::from(super::EXIT_ERROR);
+                        }
+                    }
+                }
+                match outcome {
                     Ok(report) => {
                         print_report(&report, args.output)?;
-                        if !report.complete() {
+                        // A failure elsewhere (exit 2) outranks a crawl left incomplete (exit 3).
+                        if !report.complete() && worst == ExitCode::SUCCESS {
                             worst = ExitCode::from(super::bench::EXIT_INCOMPLETE);
                         }
                     }

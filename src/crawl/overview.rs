@@ -1,7 +1,7 @@
 //! The registries picket knows and what their crawls found, as `picket registry list|tags` and
 //! the Registries pane show them: one reading of the config and the store for both twins.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::registry::records::{self, CrawlRecord, TagRecord};
 use crate::registry::target::RegistryTarget;
@@ -9,24 +9,26 @@ use crate::scan::rematch::{self, MatchSummary};
 use crate::store::{Store, StoreError};
 
 /// Where a registry was defined.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Origin {
     /// `registries:` in config.yaml (change it there).
     Config,
     /// `picket registry add` (kept in the store).
     Added,
+    /// Crawled by a cluster CronJob (`picket registry manifest`), read from its results.
+    Cluster,
 }
 
 /// A registry with its last crawl.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RegistryRow {
     pub target: RegistryTarget,
     pub name: String,
     pub origin: Origin,
     pub repositories: usize,
     pub tags: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crawl: Option<CrawlRecord>,
     /// Active findings per severity over its distinct images (`Severity::ALL` order).
     pub counts: [usize; 5],
@@ -35,13 +37,13 @@ pub struct RegistryRow {
 }
 
 /// One tag with the findings of its images.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TagRow {
     pub record: TagRecord,
     /// Active findings per severity over the tag's platform images (`Severity::ALL` order).
     pub counts: [usize; 5],
     /// When its images were last matched; none until a database exists.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub matched: Option<String>,
     /// What appeared and went at the last re-match.
     pub new: Vec<String>,

@@ -29,16 +29,30 @@ pub struct MatchSummary {
     pub fixed: Vec<String>,
 }
 
+/// What a summary needs of one finding: its key and its severity's slot in `Severity::ALL`.
+type Keyed = (String, Option<usize>);
+
+fn keyed(findings: &[Finding]) -> Vec<Keyed> {
+    findings
+        .iter()
+        .filter(|f| matches!(f.kind, FindingKind::Vulnerability | FindingKind::Advisory))
+        .map(|f| (finding_key(f), Severity::ALL.iter().position(|s| *s == f.severity)))
+        .collect()
+}
+
 impl MatchSummary {
     fn of(findings: &[Finding], previous: Option<&MatchSummary>) -> Self {
+        Self::of_keyed(keyed(findings).iter(), previous)
+    }
+
+    fn of_keyed<'k>(findings: impl Iterator<Item = &'k Keyed>, previous: Option<&MatchSummary>) -> Self {
         let mut counts = [0usize; 5];
         let mut keys = BTreeSet::new();
-        for finding in findings.iter().filter(|f| matches!(f.kind, FindingKind::Vulnerability | FindingKind::Advisory))
-        {
-            if let Some(slot) = Severity::ALL.iter().position(|s| *s == finding.severity) {
-                counts[slot] += 1;
+        for (key, slot) in findings {
+            if let Some(slot) = slot {
+                counts[*slot] += 1;
             }
-            keys.insert(finding_key(finding));
+            keys.insert(key.clone());
         }
         let (new, fixed) = match previous {
             Some(before) => {
@@ -108,6 +122,28 @@ pub struct RematchReport {
     pub databases: Vec<String>,
 }
 
+/// Everything a package's findings depend on: itself (as the matcher reads it) and its distro.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct PackageIdentity {
+    ecosystem: crate::model::Ecosystem,
+    name: String,
+    version: String,
+    source: Option<(String, String)>,
+    distro: Option<(String, String)>,
+}
+
+impl PackageIdentity {
+    fn of(package: &crate::model::Package, distro: Option<&crate::model::Distro>) -> Self {
+        Self {
+            ecosystem: package.ecosystem,
+            name: package.name.clone(),
+            version: package.version.clone(),
+            source: package.source.as_ref().map(|s| (s.name.clone(), s.version.clone())),
+            distro: distro.map(|d| (d.id.clone(), d.version_id.clone())),
+        }
+    }
+}
+
 /// Re-matches every stored SBOM from the store, one at a time, and records each summary.
 pub fn rematch_all(store: &Store) -> Result<RematchReport, MatchError> {
     let index = MatchIndex::load(&VulnDb::open(store)?)?;
@@ -115,12 +151,27 @@ pub fn rematch_all(store: &Store) -> Result<RematchReport, MatchError> {
     let sboms = store.tree::<Sbom>(TreeName::Sboms)?;
     let mut report = RematchReport::default();
     let mut writes = Vec::new();
+    report.databases = index.databases().to_vec();
+    // Images share most of their packages (base layers): each distinct package on each distro
+    // is matched once per re-match.
+    let mut by_package: std::collections::HashMap<PackageIdentity, std::sync::Arc<Vec<Keyed>>> = Default::default();
     for entry in sboms.iter() {
         let (key, sbom) = entry?;
-        let matched = index.match_sbom(&sbom);
-        report.databases = matched.databases;
+        let mut findings = Vec::new();
+        for package in &sbom.packages {
+            let identity = PackageIdentity::of(package, sbom.distro.as_ref());
+            let found = match by_package.get(&identity) {
+                Some(found) => std::sync::Arc::clone(found),
+                None => {
+                    let found = std::sync::Arc::new(keyed(&index.match_package(package, sbom.distro.as_ref())));
+                    by_package.insert(identity, std::sync::Arc::clone(&found));
+                    found
+                }
+            };
+            findings.push(found);
+        }
         let previous = summaries.get(&key)?;
-        let summary = MatchSummary::of(&matched.findings, previous.as_ref());
+        let summary = MatchSummary::of_keyed(findings.iter().flat_map(|f| f.iter()), previous.as_ref());
         report.sboms += 1;
         if previous.is_none() {
             report.first += 1;

@@ -165,6 +165,37 @@ impl MatchIndex {
         let findings = match_packages(sbom, lookup).unwrap_or_default();
         Matched { findings, databases: self.databases.clone() }
     }
+
+    /// The findings of one package of an inventory on `distro` (a package's findings depend on
+    /// nothing else in its SBOM, so callers matching many SBOMs may keep them per package).
+    pub fn match_package(&self, package: &Package, distro: Option<&Distro>) -> Vec<Finding> {
+        let lookup = |ecosystem: &str, name: &str| -> Result<Shared, StoreError> {
+            let key = super::db::package_key(ecosystem, name);
+            Ok(self.by_package.get(&key).map_or_else(|| Arc::clone(&self.empty), Arc::clone))
+        };
+        match_one(package, distro, lookup).unwrap_or_default()
+    }
+
+    pub fn databases(&self) -> &[String] {
+        &self.databases
+    }
+}
+
+fn match_one(
+    package: &Package,
+    distro: Option<&Distro>,
+    mut lookup: impl FnMut(&str, &str) -> Result<Shared, StoreError>,
+) -> Result<Vec<Finding>, StoreError> {
+    let (name, version) = lookup_identity(package);
+    let mut hits: Vec<Hit> = Vec::new();
+    for ecosystem in ecosystem_names(package, distro) {
+        for found in lookup(&ecosystem, name)?.iter() {
+            if let Some(verdict) = found.1.affects(package.ecosystem, version) {
+                hits.push(Hit { found: Arc::clone(found), fixed: verdict.fixed });
+            }
+        }
+    }
+    Ok(fold(package, name, hits))
 }
 
 fn match_packages(
@@ -173,16 +204,7 @@ fn match_packages(
 ) -> Result<Vec<Finding>, StoreError> {
     let mut findings = Vec::new();
     for package in &sbom.packages {
-        let (name, version) = lookup_identity(package);
-        let mut hits: Vec<Hit> = Vec::new();
-        for ecosystem in ecosystem_names(package, sbom.distro.as_ref()) {
-            for found in lookup(&ecosystem, name)?.iter() {
-                if let Some(verdict) = found.1.affects(package.ecosystem, version) {
-                    hits.push(Hit { found: Arc::clone(found), fixed: verdict.fixed });
-                }
-            }
-        }
-        findings.extend(fold(package, name, hits));
+        findings.extend(match_one(package, sbom.distro.as_ref(), &mut lookup)?);
     }
     findings.sort_by(|a, b| {
         b.severity.cmp(&a.severity).then_with(|| package_name(a).cmp(package_name(b))).then_with(|| a.id.cmp(&b.id))

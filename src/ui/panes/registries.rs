@@ -71,6 +71,7 @@ fn registry_row<'a>(row: &RegistryRow, crawl: Option<&CrawlRun>, theme: &Theme) 
         Text::from(match row.origin {
             Origin::Config => row.target.url.clone(),
             Origin::Added => format!("{} (added)", row.target.url),
+            Origin::Cluster => format!("{} (cluster job)", row.target.url),
         }),
         Text::from(row.repositories.to_string()),
         Text::from(row.tags.to_string()),
