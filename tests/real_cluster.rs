@@ -597,4 +597,12 @@ async fn registry_crawls_run_as_a_cronjob_and_publish_what_the_console_reads() {
     let missing = picket(&["registry", "tags", "nope", "--from-cluster", "--namespace", "scans"]);
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no results for registry 'nope' in namespace scans"));
+    // The console reads every namespace it may list.
+    let client = server.client().await;
+    let (published, unreadable) =
+        picket::crawl::in_cluster::read_published(&client, "real", None).await.expect("the console's read");
+    assert!(unreadable.is_empty(), "{unreadable:?}");
+    assert_eq!(published.len(), 1);
+    assert_eq!(serde_json::to_value(&published[0].tags).expect("json"), remote);
+    assert_eq!(published[0].registry.origin, picket::crawl::overview::Origin::Cluster);
 }

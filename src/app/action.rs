@@ -132,6 +132,11 @@ pub enum Action {
         request: u64,
         result: Result<Vec<crate::crawl::overview::RegistryRow>, String>,
     },
+    /// The registry results cluster jobs published in the active context.
+    ClusterRegistriesLoaded {
+        request: u64,
+        result: Result<Vec<crate::crawl::in_cluster::Published>, String>,
+    },
     /// The tags of one registry.
     RegistryTagsLoaded {
         request: u64,
@@ -244,6 +249,8 @@ pub enum Effect {
     /// The registries (config and added) with their last crawls and findings.
     LoadRegistries {
         request: u64,
+        /// The active context, whose published crawl results are read too.
+        context: Option<String>,
     },
     LoadRegistryTags {
         request: u64,

@@ -238,12 +238,19 @@ impl Effects {
                     let _ = tx.send(Action::AgentDeployed { context, result });
                 });
             }
-            Effect::LoadRegistries { request } => {
+            Effect::LoadRegistries { request, context } => {
                 let (store, configured) = (Arc::clone(&self.store), Arc::clone(&self.registries));
+                let local = tx.clone();
                 tokio::task::spawn_blocking(move || {
                     let result = crate::crawl::overview::registries(&configured, &store).map_err(|e| e.to_string());
-                    let _ = tx.send(Action::RegistriesLoaded { request, result });
+                    let _ = local.send(Action::RegistriesLoaded { request, result });
                 });
+                if let Some(context) = context {
+                    tokio::spawn(async move {
+                        let result = published_registries(&context).await;
+                        let _ = tx.send(Action::ClusterRegistriesLoaded { request, result });
+                    });
+                }
             }
             Effect::LoadRegistryTags { request, name } => {
                 let store = Arc::clone(&self.store);
@@ -272,6 +279,22 @@ impl Effects {
             }
         }
     }
+}
+
+/// What cluster crawl jobs published in `context` (every namespace the user may list).
+async fn published_registries(context: &str) -> Result<Vec<crate::crawl::in_cluster::Published>, String> {
+    let read = async {
+        let (client, name) = cluster::client_for(Some(context)).await.map_err(|e| e.to_string())?;
+        let (published, unreadable) =
+            crate::crawl::in_cluster::read_published(&client, &name, None).await.map_err(|e| e.to_string())?;
+        match unreadable.first() {
+            Some(why) if published.is_empty() => Err(why.clone()),
+            _ => Ok(published),
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(20), read)
+        .await
+        .unwrap_or_else(|_| Err(format!("context {context}: the API server did not answer within 20s")))
 }
 
 /// One crawl from the console: the same target lookup and crawl as `picket registry scan NAME`,

@@ -331,3 +331,18 @@ pub fn tag_rows() -> Vec<crate::crawl::overview::TagRow> {
         },
     ]
 }
+
+/// What a cluster crawl job published: registry `ci-lab` with one tag.
+pub fn published() -> crate::crawl::in_cluster::Published {
+    let mut registry = registry_rows().remove(0);
+    registry.name = "ci-lab".into();
+    registry.target.name = "ci-lab".into();
+    registry.origin = crate::crawl::overview::Origin::Cluster;
+    registry.tags = 1;
+    registry.repositories = 1;
+    crate::crawl::in_cluster::Published {
+        published: "2026-12-05T07:30:00Z".into(),
+        registry,
+        tags: tag_rows().into_iter().take(1).collect(),
+    }
+}

@@ -120,6 +120,10 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
             registries::loaded(state, request, result);
             vec![]
         }
+        Action::ClusterRegistriesLoaded { request, result } => {
+            registries::cluster_loaded(state, request, result);
+            vec![]
+        }
         Action::RegistryTagsLoaded { request, result } => {
             registries::tags_loaded(state, request, result);
             vec![]

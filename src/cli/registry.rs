@@ -250,12 +250,9 @@ fn read_cluster(config: &Config, namespace: &str) -> anyhow::Result<(Vec<in_clus
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let (client, context) = crate::cluster::client_for(config.context.as_deref()).await?;
-        let (mut published, unreadable) = in_cluster::read_published(&client, &context, namespace).await?;
+        let (published, unreadable) = in_cluster::read_published(&client, &context, Some(namespace)).await?;
         for why in unreadable {
             crate::say!("picket: context {context}: {why}");
-        }
-        for found in &mut published {
-            found.registry.origin = Origin::Cluster;
         }
         Ok((published, context))
     })

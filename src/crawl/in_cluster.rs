@@ -106,29 +106,47 @@ pub async fn publish(
     Ok(gz.len())
 }
 
-/// Every published result in `namespace`, each decoded (one that does not decode is an error
-/// naming its ConfigMap, the others still returned).
+/// Every published result in `namespace` (None: every namespace, or `picket-system` when the
+/// user may not list ConfigMaps cluster-wide), each decoded; those that do not decode are named
+/// apart, the others still returned.
 pub async fn read_published(
     client: &kube::Client,
     context: &str,
-    namespace: &str,
+    namespace: Option<&str>,
 ) -> Result<(Vec<Published>, Vec<String>), InClusterError> {
-    let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
-    let list = api.list(&ListParams::default().labels(&format!("{RESULTS_LABEL}=true"))).await.map_err(|source| {
-        InClusterError::Api {
-            context: context.to_string(),
-            what: format!("listing registry results in namespace {namespace}"),
-            source,
-        }
+    let params = ListParams::default().labels(&format!("{RESULTS_LABEL}=true"));
+    let listed = match namespace {
+        Some(namespace) => Api::<ConfigMap>::namespaced(client.clone(), namespace).list(&params).await,
+        None => match Api::<ConfigMap>::all(client.clone()).list(&params).await {
+            Err(kube::Error::Api(status)) if status.code == 403 => {
+                Api::<ConfigMap>::namespaced(client.clone(), DEFAULT_NAMESPACE).list(&params).await
+            }
+            other => other,
+        },
+    };
+    let list = listed.map_err(|source| InClusterError::Api {
+        context: context.to_string(),
+        what: format!(
+            "listing registry results in {}",
+            namespace.map_or("every namespace".into(), |n| format!("namespace {n}"))
+        ),
+        source,
     })?;
     let mut found = Vec::new();
     let mut unreadable = Vec::new();
     for map in list.items {
-        let name = format!("{namespace}/{}", map.metadata.name.as_deref().unwrap_or_default());
+        let name = format!(
+            "{}/{}",
+            map.metadata.namespace.as_deref().unwrap_or_default(),
+            map.metadata.name.as_deref().unwrap_or_default()
+        );
         match decode(&map) {
             Ok(results) => found.push(results),
             Err(why) => unreadable.push(format!("ConfigMap {name}: {why}")),
         }
+    }
+    for results in &mut found {
+        results.registry.origin = super::overview::Origin::Cluster;
     }
     found.sort_by(|a, b| a.registry.name.cmp(&b.registry.name));
     Ok((found, unreadable))

@@ -5,12 +5,18 @@ use std::collections::BTreeMap;
 
 use super::{ListView, Loadable};
 use crate::crawl::CrawlProgress;
-use crate::crawl::overview::{RegistryRow, TagRow};
+use crate::crawl::in_cluster::Published;
+use crate::crawl::overview::{Origin, RegistryRow, TagRow};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RegistriesState {
     pub request: u64,
-    pub rows: Loadable<Vec<RegistryRow>>,
+    /// Registries of this machine's store and config.
+    pub local: Loadable<Vec<RegistryRow>>,
+    /// Results cluster CronJobs published in the active context, or why they could not be read.
+    pub published: Result<Vec<Published>, String>,
+    /// Local rows, then the cluster's: what the list shows.
+    pub rows: Vec<RegistryRow>,
     pub view: ListView,
     /// Crawls started from the console, by registry name.
     pub crawls: BTreeMap<String, CrawlRun>,
@@ -28,17 +34,51 @@ pub struct CrawlRun {
 pub struct TagsState {
     pub request: u64,
     pub registry: String,
+    /// Published by a cluster job: its SBOMs are in the job's store, not here.
+    pub from_cluster: bool,
     pub rows: Loadable<Vec<TagRow>>,
     pub view: ListView,
 }
 
 impl RegistriesState {
     pub fn new(request: u64) -> Self {
-        Self { request, rows: Loadable::Loading, view: ListView::default(), crawls: BTreeMap::new(), tags: None }
+        Self {
+            request,
+            local: Loadable::Loading,
+            published: Ok(Vec::new()),
+            rows: Vec::new(),
+            view: ListView::default(),
+            crawls: BTreeMap::new(),
+            tags: None,
+        }
     }
 
     pub fn list(&self) -> &[RegistryRow] {
-        self.rows.ready().map_or(&[], Vec::as_slice)
+        &self.rows
+    }
+
+    /// The rows again from the local list and the cluster's results, the selection kept.
+    pub fn rebuild(&mut self) {
+        let selected = self.selected().map(|r| (r.name.clone(), r.origin));
+        self.rows = self.local.ready().cloned().unwrap_or_default();
+        if let Ok(published) = &self.published {
+            self.rows.extend(published.iter().map(|p| p.registry.clone()));
+        }
+        self.refilter();
+        if let Some((name, origin)) = selected
+            && let Some(row) = self.rows.iter().position(|r| r.name == name && r.origin == origin)
+        {
+            self.view.select_row(row);
+        }
+    }
+
+    /// The tags a cluster job published for `name`.
+    pub fn published_tags(&self, name: &str) -> Option<&[TagRow]> {
+        let published = self.published.as_ref().ok()?;
+        published
+            .iter()
+            .find(|p| p.registry.name == name && p.registry.origin == Origin::Cluster)
+            .map(|p| p.tags.as_slice())
     }
 
     pub fn selected(&self) -> Option<&RegistryRow> {

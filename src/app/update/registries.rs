@@ -6,7 +6,7 @@ use crate::app::action::Effect;
 use crate::app::state::{AppState, CrawlRun, FindingsState, Loadable, PaneId, RegistriesState, TagsState};
 use crate::crawl::CrawlProgress;
 use crate::crawl::CrawlReport;
-use crate::crawl::overview::{RegistryRow, TagRow};
+use crate::crawl::overview::{Origin, RegistryRow, TagRow};
 
 /// The pane came on screen: load it the first time.
 pub fn ensure_loaded(state: &mut AppState) -> Vec<Effect> {
@@ -21,9 +21,11 @@ pub fn load(state: &mut AppState) -> Vec<Effect> {
     let request = state.take_id();
     let registries = state.registries.get_or_insert_with(|| RegistriesState::new(request));
     registries.request = request;
-    let mut effects = vec![Effect::LoadRegistries { request }];
+    let context = state.active_context().map(String::from);
+    let mut effects = vec![Effect::LoadRegistries { request, context }];
     let tags_shown = state.nav.contains(&PaneId::RegistryTags);
-    if let Some(name) = registries.tags.as_ref().map(|t| t.registry.clone()).filter(|_| tags_shown) {
+    let open = state.registries.as_ref().and_then(|r| r.tags.as_ref()).filter(|t| !t.from_cluster);
+    if let Some(name) = open.map(|t| t.registry.clone()).filter(|_| tags_shown) {
         let request = state.take_id();
         if let Some(tags) = state.registries.as_mut().and_then(|r| r.tags.as_mut()) {
             tags.request = request;
@@ -35,17 +37,21 @@ pub fn load(state: &mut AppState) -> Vec<Effect> {
 
 pub fn loaded(state: &mut AppState, request: u64, result: Result<Vec<RegistryRow>, String>) {
     let Some(registries) = state.registries.as_mut().filter(|r| r.request == request) else { return };
-    let selected = registries.selected().map(|r| r.name.clone());
-    registries.rows = match result {
+    registries.local = match result {
         Ok(rows) => Loadable::Ready(rows),
         Err(err) => Loadable::Failed(err),
     };
-    registries.refilter();
-    if let Some(name) = selected
-        && let Some(row) = registries.list().iter().position(|r| r.name == name)
-    {
-        registries.view.select_row(row);
-    }
+    registries.rebuild();
+}
+
+pub fn cluster_loaded(
+    state: &mut AppState,
+    request: u64,
+    result: Result<Vec<crate::crawl::in_cluster::Published>, String>,
+) {
+    let Some(registries) = state.registries.as_mut().filter(|r| r.request == request) else { return };
+    registries.published = result;
+    registries.rebuild();
 }
 
 pub fn tags_loaded(state: &mut AppState, request: u64, result: Result<Vec<TagRow>, String>) {
@@ -67,13 +73,32 @@ pub fn tags_loaded(state: &mut AppState, request: u64, result: Result<Vec<TagRow
 
 /// Enter on a registry: its tags.
 pub fn enter(state: &mut AppState) -> Vec<Effect> {
-    let Some(name) = state.registries.as_ref().and_then(|r| r.selected()).map(|r| r.name.clone()) else {
+    let Some(registries) = state.registries.as_mut() else { return vec![] };
+    let Some(row) = registries.selected() else { return vec![] };
+    let (name, from_cluster) = (row.name.clone(), row.origin == Origin::Cluster);
+    if from_cluster {
+        let rows = registries.published_tags(&name).map(<[_]>::to_vec).unwrap_or_default();
+        let mut tags = TagsState {
+            request: 0,
+            registry: name,
+            from_cluster,
+            rows: Loadable::Ready(rows),
+            view: Default::default(),
+        };
+        tags.refilter();
+        registries.tags = Some(tags);
+        state.nav.push(PaneId::RegistryTags);
         return vec![];
-    };
+    }
     let request = state.take_id();
     if let Some(registries) = state.registries.as_mut() {
-        registries.tags =
-            Some(TagsState { request, registry: name.clone(), rows: Loadable::Loading, view: Default::default() });
+        registries.tags = Some(TagsState {
+            request,
+            registry: name.clone(),
+            from_cluster,
+            rows: Loadable::Loading,
+            view: Default::default(),
+        });
     }
     state.nav.push(PaneId::RegistryTags);
     vec![Effect::LoadRegistryTags { request, name }]
@@ -84,6 +109,13 @@ pub fn open_findings(state: &mut AppState) -> Vec<Effect> {
     let Some(tags) = state.registries.as_ref().and_then(|r| r.tags.as_ref()) else { return vec![] };
     let Some(row) = tags.selected() else { return vec![] };
     let title = format!("{}/{}:{}", tags.registry, row.record.repository, row.record.tag);
+    if tags.from_cluster {
+        return toast(
+            state,
+            format!("{title}: its SBOM is in the cluster job's store; for its findings here: picket scan image REF"),
+            false,
+        );
+    }
     let Some(image) = row.record.images.first() else {
         return toast(state, format!("{title}: no image of it was scanned (see the crawl's errors)"), true);
     };
@@ -99,9 +131,11 @@ pub fn open_findings(state: &mut AppState) -> Vec<Effect> {
 
 /// `s` on a registry: crawl it from the console.
 pub fn crawl_selected(state: &mut AppState) -> Vec<Effect> {
-    let Some(name) = state.registries.as_ref().and_then(|r| r.selected()).map(|r| r.name.clone()) else {
-        return vec![];
-    };
+    let Some(row) = state.registries.as_ref().and_then(|r| r.selected()) else { return vec![] };
+    let name = row.name.clone();
+    if row.origin == Origin::Cluster {
+        return toast(state, format!("{name} is crawled by its cluster CronJob (picket registry manifest)"), false);
+    }
     if state.registries.as_ref().is_some_and(|r| r.crawls.contains_key(&name)) {
         return toast(state, format!("{name} is already being crawled"), false);
     }

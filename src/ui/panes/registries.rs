@@ -66,13 +66,13 @@ fn registry_row<'a>(row: &RegistryRow, crawl: Option<&CrawlRun>, theme: &Theme) 
             }
         },
     };
+    let status = match row.origin {
+        Origin::Cluster => format!("cluster job · {status}"),
+        Origin::Config | Origin::Added => status,
+    };
     let mut cells = vec![
         Text::from(row.name.clone()),
-        Text::from(match row.origin {
-            Origin::Config => row.target.url.clone(),
-            Origin::Added => format!("{} (added)", row.target.url),
-            Origin::Cluster => format!("{} (cluster job)", row.target.url),
-        }),
+        Text::from(row.target.url.clone()),
         Text::from(row.repositories.to_string()),
         Text::from(row.tags.to_string()),
     ];
@@ -91,25 +91,30 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         return;
     };
     let view = &registries.view;
+    let cluster_note = match &registries.published {
+        Err(err) => format!(" · cluster results: {err}"),
+        Ok(_) => String::new(),
+    };
     let title = format!(
-        " Registries [{}/{}]{}{} ",
+        " Registries [{}/{}]{}{}{cluster_note} ",
         view.visible.len(),
         registries.list().len(),
         filter_badge(view),
-        if matches!(registries.rows, Loadable::Loading) { " loading…" } else { "" }
+        if matches!(registries.local, Loadable::Loading) { " loading…" } else { "" }
     );
-    match &registries.rows {
-        Loadable::Failed(err) => {
+    match &registries.local {
+        Loadable::Failed(err) if registries.list().is_empty() => {
             let text = Paragraph::new(Line::from(Span::styled(err.clone(), theme.style(Slot::StatusError))));
             frame.render_widget(text.block(pane_block(title, theme, true)), area);
             return;
         }
-        Loadable::Ready(rows) if rows.is_empty() => {
+        Loadable::Ready(_) if registries.list().is_empty() => {
             let text = Paragraph::new(vec![
                 Line::from("No registries yet."),
                 Line::from(""),
                 Line::from("Add one with `picket registry add URL`, or under registries: in config.yaml,"),
-                Line::from("then press s here (or run `picket registry scan`)."),
+                Line::from("then press s here (or run `picket registry scan`). Results of cluster crawl jobs"),
+                Line::from("(picket registry manifest) in the active context show here too."),
             ]);
             frame.render_widget(text.block(pane_block(title, theme, true)), area);
             return;
@@ -221,8 +226,10 @@ mod tests {
         let mut state = fixtures::state();
         let effects = run_command(&mut state, Command::PrevPane);
         assert_eq!(state.pane(), PaneId::Registries);
-        let Some(Effect::LoadRegistries { request }) = effects.first().cloned() else { panic!("{effects:?}") };
+        let Some(Effect::LoadRegistries { request, context }) = effects.first().cloned() else { panic!("{effects:?}") };
+        assert_eq!(context.as_deref(), Some("prod"), "the active context's published results are read too");
         update(&mut state, Action::RegistriesLoaded { request, result: Ok(fixtures::registry_rows()) });
+        update(&mut state, Action::ClusterRegistriesLoaded { request, result: Ok(vec![fixtures::published()]) });
         let effects = run_command(&mut state, Command::Scan);
         let Some(Effect::CrawlRegistry { request, name }) = effects.first().cloned() else { panic!("{effects:?}") };
         assert_eq!(name, "lab");
@@ -274,5 +281,32 @@ mod tests {
         assert!(effects.iter().any(|e| matches!(e, Effect::LoadRegistries { .. })), "{effects:?}");
         assert!(state.latest_toast().is_some_and(|t| t.is_error && t.text.contains("team/api:v9: HTTP 500")));
         assert!(state.registries.as_ref().is_some_and(|r| r.crawls.is_empty()), "the crawl is no longer shown running");
+
+        // A cluster job's registry: its tags come with its results; its images' SBOMs are not here.
+        run_command(&mut state, Command::Back);
+        assert_eq!(state.pane(), PaneId::Registries);
+        run_command(&mut state, Command::Bottom);
+        let effects = run_command(&mut state, Command::Scan);
+        assert!(effects.iter().all(|e| matches!(e, Effect::ExpireToast { .. })), "{effects:?}");
+        assert!(state.latest_toast().is_some_and(|t| t.text.contains("crawled by its cluster CronJob")));
+        let effects = run_command(&mut state, Command::Enter);
+        assert!(effects.is_empty(), "{effects:?}");
+        let tags = state.registries.as_ref().and_then(|r| r.tags.as_ref()).expect("tags");
+        assert_eq!((tags.registry.as_str(), tags.list().len()), ("ci-lab", 1));
+        let effects = run_command(&mut state, Command::Enter);
+        assert!(!effects.iter().any(|e| matches!(e, Effect::LoadFindings { .. })), "{effects:?}");
+        assert!(state.latest_toast().is_some_and(|t| t.text.contains("cluster job's store")));
+    }
+
+    #[test]
+    fn cluster_results_that_cannot_be_read_are_said_in_the_title() {
+        let mut state = fixtures::state();
+        let effects = run_command(&mut state, Command::PrevPane);
+        let Some(Effect::LoadRegistries { request, .. }) = effects.first().cloned() else { panic!("{effects:?}") };
+        update(&mut state, Action::RegistriesLoaded { request, result: Ok(Vec::new()) });
+        let forbidden = "context prod: listing registry results in every namespace: HTTP 403 Forbidden".to_string();
+        update(&mut state, Action::ClusterRegistriesLoaded { request, result: Err(forbidden) });
+        let screen = crate::ui::snapshot::screen(&state);
+        assert!(screen.contains("No registries yet.") && screen.contains("cluster results: context prod"), "{screen}");
     }
 }
