@@ -60,6 +60,9 @@ pub enum TreeName {
     /// Each stored SBOM's findings at its last match and what changed then
     /// (`scan::rematch::MatchSummary`), by SBOM key.
     MatchSummaries,
+    /// A hash of each stored SBOM's finding keys at its last recorded match, by SBOM key: a
+    /// re-match that finds the same set neither reads nor rewrites the summary.
+    MatchDigests,
 }
 
 impl TreeName {
@@ -75,6 +78,7 @@ impl TreeName {
             Self::RegistryTags => "registry_tags",
             Self::RegistryCrawls => "registry_crawls",
             Self::MatchSummaries => "match_summaries",
+            Self::MatchDigests => "match_digests",
         }
     }
 }

@@ -42,7 +42,8 @@ pub struct TagRow {
     pub record: TagRecord,
     /// Active findings per severity over the tag's platform images (`Severity::ALL` order).
     pub counts: [usize; 5],
-    /// When its images were last matched; none until a database exists.
+    /// Since when its images' findings are as they are (the match that found them); none until
+    /// a database exists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub matched: Option<String>,
     /// What appeared and went at the last re-match.

@@ -7,7 +7,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Finding, FindingKind, Sbom, Severity};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::model::{Distro, Ecosystem, Finding, FindingKind, Package, Sbom, Severity, SourcePackage};
 use crate::store::{Store, StoreError, TreeName};
 use crate::vulndb::VulnDb;
 use crate::vulndb::matcher::{MatchError, MatchIndex, match_sbom};
@@ -15,7 +18,8 @@ use crate::vulndb::matcher::{MatchError, MatchIndex, match_sbom};
 /// One stored SBOM's findings at its last match, and what that match changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MatchSummary {
-    /// When it was matched (RFC 3339).
+    /// When the match that found these findings ran (RFC 3339); a later re-match that finds
+    /// the same set leaves the summary as it is.
     pub at: String,
     /// Active findings per severity, most severe first (`Severity::ALL` order).
     pub counts: [usize; 5],
@@ -41,10 +45,6 @@ fn keyed(findings: &[Finding]) -> Vec<Keyed> {
 }
 
 impl MatchSummary {
-    fn of(findings: &[Finding], previous: Option<&MatchSummary>) -> Self {
-        Self::of_keyed(keyed(findings).iter(), previous)
-    }
-
     fn of_keyed<'k>(findings: impl Iterator<Item = &'k Keyed>, previous: Option<&MatchSummary>) -> Self {
         let mut counts = [0usize; 5];
         let mut keys = BTreeSet::new();
@@ -97,7 +97,12 @@ pub fn record_first(store: &Store, sbom: &Sbom) -> Result<(), StoreError> {
     let summaries = store.tree::<MatchSummary>(TreeName::MatchSummaries)?;
     let key = sbom.store_key();
     let previous = summaries.get(&key)?;
-    summaries.insert(&key, &MatchSummary::of(&matched.findings, previous.as_ref()))
+    let found = keyed(&matched.findings);
+    let mut keys: Vec<&str> = found.iter().map(|(k, _)| k.as_str()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    summaries.insert(&key, &MatchSummary::of_keyed(found.iter(), previous.as_ref()))?;
+    store.tree::<String>(TreeName::MatchDigests)?.insert(&key, &digest_of(&keys))
 }
 
 /// One image whose findings changed.
@@ -132,52 +137,105 @@ struct PackageIdentity {
     distro: Option<(String, String)>,
 }
 
-impl PackageIdentity {
-    fn of(package: &crate::model::Package, distro: Option<&crate::model::Distro>) -> Self {
-        Self {
-            ecosystem: package.ecosystem,
-            name: package.name.clone(),
-            version: package.version.clone(),
-            source: package.source.as_ref().map(|s| (s.name.clone(), s.version.clone())),
-            distro: distro.map(|d| (d.id.clone(), d.version_id.clone())),
-        }
-    }
+/// What re-matching reads of a stored SBOM (the same record as `Sbom`, its other fields
+/// skipped unread): a package's findings depend only on these.
+#[derive(Debug, Serialize, Deserialize)]
+struct MatchInput {
+    source: InputSource,
+    #[serde(default)]
+    distro: Option<Distro>,
+    #[serde(default)]
+    packages: Vec<InputPackage>,
 }
 
-/// Re-matches every stored SBOM from the store, one at a time, and records each summary.
+#[derive(Debug, Serialize, Deserialize)]
+struct InputSource {
+    name: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct InputPackage {
+    name: String,
+    version: String,
+    ecosystem: Ecosystem,
+    #[serde(default)]
+    purl: String,
+    #[serde(default)]
+    source: Option<SourcePackage>,
+}
+
+/// A hash of the distinct finding keys, in order. Only a fast path: on a mismatch (or a
+/// toolchain whose hasher differs) the summary is compared whole.
+fn digest_of(keys: &[&str]) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    keys.hash(&mut hasher);
+    format!("{:016x}:{}", hasher.finish(), keys.len())
+}
+
+/// Re-matches every stored SBOM from the store, one at a time. An SBOM whose findings are what
+/// its summary holds costs its decoding and matching only; the others get a new summary.
 pub fn rematch_all(store: &Store) -> Result<RematchReport, MatchError> {
     let index = MatchIndex::load(&VulnDb::open(store)?)?;
     let summaries = store.tree::<MatchSummary>(TreeName::MatchSummaries)?;
-    let sboms = store.tree::<Sbom>(TreeName::Sboms)?;
-    let mut report = RematchReport::default();
+    let digests = store.tree::<String>(TreeName::MatchDigests)?;
+    let inputs = store.tree::<MatchInput>(TreeName::Sboms)?;
+    let mut report = RematchReport { databases: index.databases().to_vec(), ..Default::default() };
     let mut writes = Vec::new();
-    report.databases = index.databases().to_vec();
+    let mut digest_writes = Vec::new();
     // Images share most of their packages (base layers): each distinct package on each distro
     // is matched once per re-match.
-    let mut by_package: std::collections::HashMap<PackageIdentity, std::sync::Arc<Vec<Keyed>>> = Default::default();
-    for entry in sboms.iter() {
-        let (key, sbom) = entry?;
-        let mut findings = Vec::new();
-        for package in &sbom.packages {
-            let identity = PackageIdentity::of(package, sbom.distro.as_ref());
-            let found = match by_package.get(&identity) {
-                Some(found) => std::sync::Arc::clone(found),
-                None => {
-                    let found = std::sync::Arc::new(keyed(&index.match_package(package, sbom.distro.as_ref())));
-                    by_package.insert(identity, std::sync::Arc::clone(&found));
-                    found
-                }
+    let mut by_package: HashMap<PackageIdentity, Arc<Vec<Keyed>>> = HashMap::new();
+    for entry in inputs.iter() {
+        let (key, input) = entry?;
+        report.sboms += 1;
+        let distro = input.distro;
+        let mut findings = Vec::with_capacity(input.packages.len());
+        for package in input.packages {
+            let identity = PackageIdentity {
+                distro: distro.as_ref().map(|d| (d.id.clone(), d.version_id.clone())),
+                source: package.source.as_ref().map(|s| (s.name.clone(), s.version.clone())),
+                ecosystem: package.ecosystem,
+                name: package.name,
+                version: package.version,
             };
+            if let Some(found) = by_package.get(&identity) {
+                findings.push(Arc::clone(found));
+                continue;
+            }
+            let full = Package {
+                name: identity.name.clone(),
+                version: identity.version.clone(),
+                ecosystem: identity.ecosystem,
+                purl: package.purl,
+                source: package.source,
+                licenses: Vec::new(),
+                locations: Vec::new(),
+                cataloger: String::new(),
+            };
+            let found = Arc::new(keyed(&index.match_package(&full, distro.as_ref())));
+            by_package.insert(identity, Arc::clone(&found));
             findings.push(found);
+        }
+        let mut keys: Vec<&str> = findings.iter().flat_map(|f| f.iter().map(|(k, _)| k.as_str())).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let digest = digest_of(&keys);
+        if digests.get(&key)?.as_deref() == Some(digest.as_str()) {
+            continue;
         }
         let previous = summaries.get(&key)?;
         let summary = MatchSummary::of_keyed(findings.iter().flat_map(|f| f.iter()), previous.as_ref());
-        report.sboms += 1;
         if previous.is_none() {
             report.first += 1;
         }
+        let unchanged = previous.as_ref().is_some_and(|p| p.findings == summary.findings && p.counts == summary.counts);
+        digest_writes.push((key.clone(), Some(digest)));
+        if unchanged {
+            continue;
+        }
         if !summary.new.is_empty() || !summary.fixed.is_empty() {
-            let name = sbom.source.name.clone();
+            let name = input.source.name.clone();
             for k in &summary.new {
                 report.new_by_id.entry(key_id(k).to_string()).or_default().push(name.clone());
             }
@@ -195,8 +253,12 @@ pub fn rematch_all(store: &Store) -> Result<RematchReport, MatchError> {
         if writes.len() >= 1000 {
             summaries.apply(std::mem::take(&mut writes))?;
         }
+        if digest_writes.len() >= 1000 {
+            digests.apply(std::mem::take(&mut digest_writes))?;
+        }
     }
     summaries.apply(writes)?;
+    digests.apply(digest_writes)?;
     for images in report.new_by_id.values_mut().chain(report.fixed_by_id.values_mut()) {
         images.sort();
         images.dedup();

@@ -194,7 +194,7 @@ pub fn render_tags(frame: &mut Frame, area: Rect, state: &AppState, theme: &Them
     }
     let rows = view.visible.iter().filter_map(|&i| tags.list().get(i)).map(|row| tag_row(row, theme)).collect();
     let spec = TableSpec {
-        header: &["REPOSITORY", "TAG", "DIGEST", "PLATFORMS", "MATCHED", "CRIT", "HIGH", "MED", "LOW", "CHANGE"],
+        header: &["REPOSITORY", "TAG", "DIGEST", "PLATFORMS", "FINDINGS SINCE", "CRIT", "HIGH", "MED", "LOW", "CHANGE"],
         widths: &[
             Constraint::Fill(1),
             Constraint::Length(12),
