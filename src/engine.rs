@@ -71,6 +71,9 @@ pub struct ContainerInfo {
     pub id: String,
     pub name: String,
     pub image: String,
+    /// The image's id as the engine names it (the config digest: `sha256:…` from Docker, bare
+    /// hex from Podman).
+    pub image_id: String,
     pub state: String,
     pub status: String,
     pub created: i64,
@@ -236,6 +239,7 @@ async fn list_containers(docker: &Docker, socket: &Path, kind: EngineKind) -> Re
                 .map(|n| n.trim_start_matches('/').to_string())
                 .unwrap_or_default(),
             image: c.image.unwrap_or_default(),
+            image_id: c.image_id.unwrap_or_default(),
             state: c.state.map(|s| s.to_string()).unwrap_or_default(),
             status: c.status.unwrap_or_default(),
             created: c.created.unwrap_or_default(),

@@ -271,3 +271,57 @@ async fn the_console_and_the_cli_scan_an_engine_image_alike() {
     let console_ids = ids(&serde_json::to_value(&console.findings).expect("json"));
     assert_eq!(console_ids, cli_ids, "the same findings in the console and the CLI");
 }
+
+/// A database update that gives a running container's image a new advisory says so: "affects
+/// 1 image / 1 running container", naming the container, from the engine's image id.
+#[test]
+fn new_advisories_name_the_running_containers_they_affect() {
+    let Some(podman) = common::engines::Podman::start() else {
+        eprintln!("skipped: needs podman, runc and root");
+        return;
+    };
+    podman.podman(&[
+        "run",
+        "--name",
+        "build-jinja",
+        Podman::IMAGE,
+        "sh",
+        "-c",
+        "mkdir -p /usr/lib/python3/dist-packages/Jinja2-2.10.dist-info && \
+         printf 'Metadata-Version: 2.1\\nName: Jinja2\\nVersion: 2.10\\n' \
+         > /usr/lib/python3/dist-packages/Jinja2-2.10.dist-info/METADATA",
+    ]);
+    podman.podman(&["commit", "-q", "build-jinja", "localhost/picket-jinja:1"]);
+    podman.podman(&["run", "-d", "--name", "web", "localhost/picket-jinja:1", "sleep", "600"]);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let picket = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+            .args(args)
+            .env("PICKET_DATA_DIR", &data)
+            .env("DOCKER_HOST", format!("unix://{}", podman.socket.display()))
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("picket runs");
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    // The database first holds no jinja2 record; the image is scanned and stored.
+    let records = common::fixtures::shared_data().join("osv/PyPI");
+    let (jinja, rest) = (tmp.path().join("jinja"), tmp.path().join("rest"));
+    for dir in [&jinja, &rest] {
+        std::fs::create_dir_all(dir).expect("dir");
+    }
+    for entry in std::fs::read_dir(&records).expect("records").flatten() {
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        let to = if text.to_lowercase().contains("\"jinja2\"") { &jinja } else { &rest };
+        std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy");
+    }
+    picket(&["db", "import", &rest.display().to_string(), "--name", "pypi-rest"]);
+    picket(&["scan", "image", "podman:localhost/picket-jinja:1", "-o", "json"]);
+    let said = picket(&["db", "import", &jinja.display().to_string(), "--name", "pypi-jinja2"]);
+    let line = said.lines().find(|l| l.contains("new: CVE-2019-10906")).unwrap_or_else(|| panic!("{said}"));
+    assert!(line.contains("affects 1 image / 1 running container"), "{line}");
+    assert!(line.contains("running: web (podman)"), "{line}");
+    assert!(line.contains("picket-jinja:1"), "{line}");
+}

@@ -46,6 +46,7 @@ fn container(name: &str, id: &str, image: &str, state: &str, status: &str) -> Co
         id: id.to_string(),
         name: name.to_string(),
         image: image.to_string(),
+        image_id: String::new(),
         state: state.to_string(),
         status: status.to_string(),
         created: 1_764_000_000,

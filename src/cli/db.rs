@@ -82,7 +82,7 @@ pub fn run(command: &DbCommand, config: &Config) -> anyhow::Result<ExitCode> {
     let store = Store::open(&config.store_path())?;
     let db = VulnDb::open(&store)?;
     match command {
-        DbCommand::Update(args) => run_update(&db, args),
+        DbCommand::Update(args) => run_update(&db, args, config),
         DbCommand::Import { path, name } if crate::vulndb::bundle::is_export(path) => {
             if name.is_some() {
                 anyhow::bail!("{}: a database export keeps its sources' names; --name does not apply", path.display());
@@ -97,7 +97,7 @@ pub fn run(command: &DbCommand, config: &Config) -> anyhow::Result<ExitCode> {
             for state in &states {
                 crate::say!("  {}: {} advisories, updated {}", state.name, state.advisories, state.updated_at);
             }
-            rematch(&store, RematchFormat::Table)
+            rematch(&store, RematchFormat::Table, config)
         }
         DbCommand::Export { path } => {
             let summary = crate::vulndb::bundle::export(&db, path)?;
@@ -135,21 +135,25 @@ pub fn run(command: &DbCommand, config: &Config) -> anyhow::Result<ExitCode> {
                 state.advisories
             );
             report_skipped(&skipped);
-            rematch(&store, RematchFormat::Table)
+            rematch(&store, RematchFormat::Table, config)
         }
         DbCommand::Status => status(&db),
-        DbCommand::Rematch { output } => rematch(&store, *output),
+        DbCommand::Rematch { output } => rematch(&store, *output, config),
     }
 }
 
 /// Re-matches the stored SBOMs and tells what the database change means for them.
-fn rematch(store: &Store, output: RematchFormat) -> anyhow::Result<ExitCode> {
+fn rematch(store: &Store, output: RematchFormat, config: &Config) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
-    let report = match crate::scan::rematch::rematch_all(store) {
+    let mut report = match crate::scan::rematch::rematch_all(store) {
         Ok(report) => report,
         Err(crate::vulndb::matcher::MatchError::EmptyDatabase) => return Ok(ExitCode::SUCCESS),
         Err(e) => return Err(e.into()),
     };
+    let elapsed = started.elapsed();
+    if !report.new_by_id.is_empty() {
+        crate::scan::rematch::attach_running(&mut report, &running_containers(config));
+    }
     if let RematchFormat::Json = output {
         super::write_report(None, &serde_json::to_vec_pretty(&report)?)?;
         return Ok(ExitCode::SUCCESS);
@@ -160,7 +164,7 @@ fn rematch(store: &Store, output: RematchFormat) -> anyhow::Result<ExitCode> {
     crate::say!(
         "picket: re-matched {} stored SBOMs in {:.1} s: {} changed{}",
         report.sboms,
-        started.elapsed().as_secs_f64(),
+        elapsed.as_secs_f64(),
         report.changed.len(),
         match report.first {
             0 => String::new(),
@@ -174,13 +178,44 @@ fn rematch(store: &Store, output: RematchFormat) -> anyhow::Result<ExitCode> {
     };
     for (id, affected) in &report.new_by_id {
         let noun = if affected.len() == 1 { "image" } else { "images" };
-        crate::say!("  new: {id} affects {} {noun}: {}", affected.len(), images(affected));
+        match report.running_by_id.get(id) {
+            Some(running) => crate::say!(
+                "  new: {id} affects {} {noun} / {} running {}: {}; running: {}",
+                affected.len(),
+                running.len(),
+                if running.len() == 1 { "container" } else { "containers" },
+                images(affected),
+                images(running)
+            ),
+            None => crate::say!("  new: {id} affects {} {noun}: {}", affected.len(), images(affected)),
+        }
     }
     for (id, affected) in &report.fixed_by_id {
         let noun = if affected.len() == 1 { "image" } else { "images" };
         crate::say!("  gone: {id} no longer affects {} {noun}: {}", affected.len(), images(affected));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The running containers of the local engines (none when there is no engine: re-matching
+/// does not need one).
+fn running_containers(config: &Config) -> Vec<crate::scan::rematch::RunningContainer> {
+    let sockets = crate::engine::existing_sockets(&crate::engine::candidate_sockets(&config.engines));
+    if sockets.is_empty() {
+        return Vec::new();
+    }
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return Vec::new() };
+    let probes = runtime.block_on(crate::engine::discover(&sockets));
+    probes
+        .into_iter()
+        .filter_map(|probe| probe.result.ok())
+        .flat_map(|engine| engine.containers)
+        .filter(|c| c.state == "running")
+        .map(|c| crate::scan::rematch::RunningContainer {
+            name: format!("{} ({})", c.name, c.engine.as_str().to_ascii_lowercase()),
+            image_id: c.image_id,
+        })
+        .collect()
 }
 
 fn report_skipped(skipped: &[String]) {
@@ -193,7 +228,7 @@ fn report_skipped(skipped: &[String]) {
     }
 }
 
-fn run_update(db: &VulnDb<'_>, args: &UpdateArgs) -> anyhow::Result<ExitCode> {
+fn run_update(db: &VulnDb<'_>, args: &UpdateArgs, config: &Config) -> anyhow::Result<ExitCode> {
     let mut options = UpdateOptions { osv_base: args.osv_url.clone(), ..Default::default() };
     if !args.ecosystems.is_empty() {
         options.ecosystems = args.ecosystems.clone();
@@ -258,7 +293,7 @@ fn run_update(db: &VulnDb<'_>, args: &UpdateArgs) -> anyhow::Result<ExitCode> {
     }
     let changed = results.iter().any(|r| matches!(r.result, Ok(Outcome::Updated { .. })));
     if changed {
-        rematch(db.store(), RematchFormat::Table)?;
+        rematch(db.store(), RematchFormat::Table, config)?;
     }
     if failed > 0 {
         crate::say!("picket: {failed} of {} sources failed", results.len());

@@ -110,6 +110,9 @@ pub fn record_first(store: &Store, sbom: &Sbom) -> Result<(), StoreError> {
 pub struct ImageChange {
     pub key: String,
     pub name: String,
+    /// The image's config digest: what engines call its id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config_digest: Option<String>,
     pub new: Vec<String>,
     pub fixed: Vec<String>,
 }
@@ -124,7 +127,41 @@ pub struct RematchReport {
     /// Each advisory id that appeared, and the images it now affects.
     pub new_by_id: BTreeMap<String, Vec<String>>,
     pub fixed_by_id: BTreeMap<String, Vec<String>>,
+    /// Each advisory id that appeared, and the running containers whose image it now affects
+    /// (filled by [`attach_running`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub running_by_id: BTreeMap<String, Vec<String>>,
     pub databases: Vec<String>,
+}
+
+/// A running container, as far as re-matching cares: what to call it and its image's id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunningContainer {
+    pub name: String,
+    pub image_id: String,
+}
+
+/// Names, for each new advisory, the running containers whose image gained it (image ids
+/// compared without the `sha256:` prefix, which Podman leaves out).
+pub fn attach_running(report: &mut RematchReport, running: &[RunningContainer]) {
+    let bare = |id: &str| id.strip_prefix("sha256:").unwrap_or(id).to_string();
+    let mut by_image: HashMap<String, Vec<&str>> = HashMap::new();
+    for container in running.iter().filter(|c| !c.image_id.is_empty()) {
+        by_image.entry(bare(&container.image_id)).or_default().push(&container.name);
+    }
+    for change in &report.changed {
+        let Some(containers) = change.config_digest.as_deref().and_then(|d| by_image.get(&bare(d))) else {
+            continue;
+        };
+        for key in &change.new {
+            let entry = report.running_by_id.entry(key_id(key).to_string()).or_default();
+            entry.extend(containers.iter().map(|c| c.to_string()));
+        }
+    }
+    for containers in report.running_by_id.values_mut() {
+        containers.sort();
+        containers.dedup();
+    }
 }
 
 /// Everything a package's findings depend on: itself (as the matcher reads it) and its distro.
@@ -151,6 +188,14 @@ struct MatchInput {
 #[derive(Debug, Serialize, Deserialize)]
 struct InputSource {
     name: String,
+    #[serde(default)]
+    image: Option<InputImage>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct InputImage {
+    #[serde(default)]
+    config_digest: String,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -245,6 +290,7 @@ pub fn rematch_all(store: &Store) -> Result<RematchReport, MatchError> {
             report.changed.push(ImageChange {
                 key: key.clone(),
                 name,
+                config_digest: input.source.image.as_ref().map(|i| i.config_digest.clone()).filter(|d| !d.is_empty()),
                 new: summary.new.clone(),
                 fixed: summary.fixed.clone(),
             });
