@@ -7,6 +7,7 @@
 
 pub mod in_cluster;
 pub mod overview;
+pub mod workloads;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;

@@ -547,6 +547,10 @@ async fn registry_crawls_run_as_a_cronjob_and_publish_what_the_console_reads() {
     assert!(can("patch", "configmaps", "scans") && can("create", "configmaps", "scans"));
     assert!(!can("get", "secrets", "scans") && !can("patch", "configmaps", "default"));
 
+    // A database without npm's records: the crawl's images get their baseline.
+    let debian = common::fixtures::shared_data().join("osv/Debian");
+    let imported = picket(&["db", "import", &debian.display().to_string(), "--name", "osv:Debian"]);
+    assert!(imported.status.success(), "{}", String::from_utf8_lossy(&imported.stderr));
     // What the job runs, from here: crawl, then publish.
     let out = picket(&[
         "--context",
@@ -597,6 +601,26 @@ async fn registry_crawls_run_as_a_cronjob_and_publish_what_the_console_reads() {
     let missing = picket(&["registry", "tags", "nope", "--from-cluster", "--namespace", "scans"]);
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no results for registry 'nope' in namespace scans"));
+    // npm's records arrive: the re-match names the pod whose spec runs team/app:v2 (not
+    // running: no kubelet here), through the tag the crawl recorded.
+    let pod = serde_json::json!({ "apiVersion": "v1", "kind": "Pod",
+        "metadata": { "name": "web", "namespace": "scans" },
+        "spec": { "containers": [{ "name": "app", "image": format!("{}/team/app:v2", registry.host) }] } });
+    let file = dir.path().join("pod.json");
+    std::fs::write(&file, serde_json::to_vec(&pod).expect("json")).expect("write");
+    let created = (0..40).any(|_| {
+        server.kubectl(&["apply", "-f", &file.display().to_string()]).status.success() || {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            false
+        }
+    });
+    assert!(created, "the pod is created once the namespace's service account exists");
+    let npm = common::fixtures::shared_data().join("osv/npm");
+    let imported = picket(&["db", "import", &npm.display().to_string(), "--name", "osv:npm"]);
+    let said = String::from_utf8_lossy(&imported.stderr);
+    assert!(imported.status.success(), "{said}");
+    let line = said.lines().find(|l| l.contains("new: CVE-2021-44906")).unwrap_or_else(|| panic!("{said}"));
+    assert!(line.contains("/ 1 pod:") && line.contains("pods: scans/web (not running)"), "{line}");
     // The console reads every namespace it may list.
     let client = server.client().await;
     let (published, unreadable) =

@@ -153,6 +153,7 @@ fn rematch(store: &Store, output: RematchFormat, config: &Config) -> anyhow::Res
     let elapsed = started.elapsed();
     if !report.new_by_id.is_empty() {
         crate::scan::rematch::attach_running(&mut report, &running_containers(config));
+        attach_workloads(&mut report, store, config);
     }
     if let RematchFormat::Json = output {
         super::write_report(None, &serde_json::to_vec_pretty(&report)?)?;
@@ -178,17 +179,18 @@ fn rematch(store: &Store, output: RematchFormat, config: &Config) -> anyhow::Res
     };
     for (id, affected) in &report.new_by_id {
         let noun = if affected.len() == 1 { "image" } else { "images" };
-        match report.running_by_id.get(id) {
-            Some(running) => crate::say!(
-                "  new: {id} affects {} {noun} / {} running {}: {}; running: {}",
-                affected.len(),
-                running.len(),
-                if running.len() == 1 { "container" } else { "containers" },
-                images(affected),
-                images(running)
-            ),
-            None => crate::say!("  new: {id} affects {} {noun}: {}", affected.len(), images(affected)),
+        let mut counts = format!("{} {noun}", affected.len());
+        let mut lists = String::new();
+        if let Some(running) = report.running_by_id.get(id) {
+            let noun = if running.len() == 1 { "container" } else { "containers" };
+            counts.push_str(&format!(" / {} running {noun}", running.len()));
+            lists.push_str(&format!("; running: {}", images(running)));
         }
+        if let Some(pods) = report.workloads_by_id.get(id) {
+            counts.push_str(&format!(" / {} {}", pods.len(), if pods.len() == 1 { "pod" } else { "pods" }));
+            lists.push_str(&format!("; pods: {}", images(pods)));
+        }
+        crate::say!("  new: {id} affects {counts}: {}{lists}", images(affected));
     }
     for (id, affected) in &report.fixed_by_id {
         let noun = if affected.len() == 1 { "image" } else { "images" };
@@ -216,6 +218,33 @@ fn running_containers(config: &Config) -> Vec<crate::scan::rematch::RunningConta
             image_id: c.image_id,
         })
         .collect()
+}
+
+/// Names the pods of the kubeconfig's context that run (or specify) an image a new advisory
+/// affects. Nothing without a kubeconfig; an unreachable cluster is said and skipped.
+fn attach_workloads(report: &mut crate::scan::rematch::RematchReport, store: &Store, config: &Config) {
+    let tags = match crate::crawl::overview::tag_references(&config.registries, store) {
+        Ok(tags) => tags,
+        Err(e) => {
+            crate::say!("picket: the crawls' tags could not be read: {e}");
+            Default::default()
+        }
+    };
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+    let pods = runtime.block_on(async {
+        let (client, context) = match crate::cluster::client_for(config.context.as_deref()).await {
+            Ok(found) => found,
+            Err(crate::cluster::ConnectError::NoContext) => return Ok(Vec::new()),
+            Err(e) => return Err(e.to_string()),
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(15), crate::crawl::workloads::pods(&client, &context))
+            .await
+            .unwrap_or_else(|_| Err(format!("context {context}: no answer within 15s")))
+    });
+    match pods {
+        Ok(pods) => crate::crawl::workloads::attach(report, &pods, &tags),
+        Err(why) => crate::say!("picket: pods not read, running workloads not counted: {why}"),
+    }
 }
 
 fn report_skipped(skipped: &[String]) {

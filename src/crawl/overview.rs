@@ -144,3 +144,23 @@ fn add(counts: &mut [usize; 5], summary: &MatchSummary) {
         *total += count;
     }
 }
+
+/// Every tag the crawls recorded, as `registry/repository:tag`, by the manifest digest of each
+/// image it points at (and by the index digest of a multi-platform one).
+pub fn tag_references(
+    configured: &[RegistryTarget],
+    store: &Store,
+) -> Result<std::collections::HashMap<String, Vec<String>>, StoreError> {
+    let mut out: std::collections::HashMap<String, Vec<String>> = Default::default();
+    for (target, _) in targets(configured, store)? {
+        let Ok(resolved) = target.resolve() else { continue };
+        for record in records::tags(store, &target.display_name())? {
+            let reference = format!("{}/{}:{}", resolved.registry, record.repository, record.tag);
+            for image in &record.images {
+                out.entry(image.manifest_digest.clone()).or_default().push(reference.clone());
+            }
+            out.entry(record.digest.clone()).or_default().push(reference);
+        }
+    }
+    Ok(out)
+}

@@ -113,6 +113,12 @@ pub struct ImageChange {
     /// The image's config digest: what engines call its id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub config_digest: Option<String>,
+    /// Its manifest's digest and, for a platform of a multi-platform image, the index's: what
+    /// registries and kubelets call it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifest_digest: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index_digest: Option<String>,
     pub new: Vec<String>,
     pub fixed: Vec<String>,
 }
@@ -131,6 +137,10 @@ pub struct RematchReport {
     /// (filled by [`attach_running`]).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub running_by_id: BTreeMap<String, Vec<String>>,
+    /// Each advisory id that appeared, and the cluster pods (`namespace/pod`) whose image it now
+    /// affects (filled by `crawl::workloads::attach`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub workloads_by_id: BTreeMap<String, Vec<String>>,
     pub databases: Vec<String>,
 }
 
@@ -196,6 +206,10 @@ struct InputSource {
 struct InputImage {
     #[serde(default)]
     config_digest: String,
+    #[serde(default)]
+    manifest_digest: Option<String>,
+    #[serde(default)]
+    index_digest: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -291,6 +305,8 @@ pub fn rematch_all(store: &Store) -> Result<RematchReport, MatchError> {
                 key: key.clone(),
                 name,
                 config_digest: input.source.image.as_ref().map(|i| i.config_digest.clone()).filter(|d| !d.is_empty()),
+                manifest_digest: input.source.image.as_ref().and_then(|i| i.manifest_digest.clone()),
+                index_digest: input.source.image.as_ref().and_then(|i| i.index_digest.clone()),
                 new: summary.new.clone(),
                 fixed: summary.fixed.clone(),
             });
