@@ -218,18 +218,7 @@ fn crawl(c: &mut Criterion) {
     let store = Store::open(&tmp.path().join("store")).expect("store");
     let target = picket::registry::RegistryTarget {
         name: "bench".into(),
-        url: format!("http://{}", registry.host),
-        insecure: false,
-        ca: None,
-        auth_file: None,
-        repositories: Vec::new(),
-        exclude_repositories: Vec::new(),
-        tags: Vec::new(),
-        exclude_tags: Vec::new(),
-        last_tags: None,
-        platforms: Vec::new(),
-        concurrency: None,
-        every: None,
+        ..picket::registry::RegistryTarget::new(&format!("http://{}", registry.host))
     }
     .resolve()
     .expect("target");

@@ -443,3 +443,66 @@ async fn catalogs_and_tag_lists_are_read_page_by_page() {
     // parsing tags share with the catalog is what the catalog pages exercise.
     assert!(requests.iter().any(|r| r.contains("/v2/p/a/tags/list?n=2")), "{requests:?}");
 }
+
+/// `lastTags` keeps the newest tags by the images' creation time, `excludeTags` leaves release
+/// candidates out, and `--watch` crawls again: a newer tag pushed meanwhile is scanned, and the
+/// tag it pushes out of the newest two leaves the records.
+#[test]
+fn the_newest_tags_are_kept_and_watch_crawls_again() {
+    let Some(registry) = Registry::start(false) else {
+        eprintln!("skipped: docker-registry or skopeo missing");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let images = dir.path().join("images");
+    let month = |m: u32, version: &str| {
+        python_image(&images, &format!("m{m}"), &[("requests", version)], &format!("2024-0{m}-01T00:00:00Z")).0
+    };
+    registry.push(&month(1, "2.19.0"), "team/svc:a", false);
+    registry.push(&month(3, "2.20.0"), "team/svc:c", false);
+    registry.push(&month(2, "2.21.0"), "team/svc:b", false);
+    registry.push(&month(4, "2.22.0"), "team/svc:d-rc1", false);
+    let picket = Picket::new(
+        dir.path(),
+        &format!(
+            "registries:\n- name: lab\n  url: http://{}\n  lastTags: 2\n  excludeTags: ['*-rc*']\n",
+            registry.host
+        ),
+    );
+    let mut child = picket
+        .command(&["registry", "scan", "--watch", "10s", "-o", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("picket runs");
+    let (tx, rx) = std::sync::mpsc::channel::<serde_json::Value>();
+    let stdout = child.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(report) = serde_json::from_str(&line) {
+                let _ = tx.send(report);
+            }
+        }
+    });
+    let next = || rx.recv_timeout(std::time::Duration::from_secs(60)).expect("a crawl report in time");
+    let first = next();
+    let tags_of = |picket: &Picket| -> BTreeSet<String> {
+        picket
+            .json(&["registry", "tags", "lab", "-o", "json"])
+            .as_array()
+            .expect("rows")
+            .iter()
+            .filter_map(|r| r["record"]["tag"].as_str().map(String::from))
+            .collect()
+    };
+    // Three tags read (d-rc1 excluded), the newest two (c, b) scanned.
+    assert_eq!((first["tags"].as_u64(), first["scanned"].as_u64()), (Some(3), Some(2)), "{first}");
+    registry.push(&month(5, "2.23.0"), "team/svc:e", false);
+    let second = next();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(second["scanned"], 1, "only the new tag's image: {second}");
+    assert_eq!(second["deleted_tags"], serde_json::json!([]), "b was left out, not deleted: {second}");
+    assert_eq!(tags_of(&picket), BTreeSet::from(["c".to_string(), "e".to_string()]));
+}

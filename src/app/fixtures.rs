@@ -244,18 +244,8 @@ pub fn registry_rows() -> Vec<crate::crawl::overview::RegistryRow> {
     use crate::registry::records::CrawlRecord;
     let target = |name: &str, url: &str| crate::registry::RegistryTarget {
         name: name.into(),
-        url: url.into(),
-        insecure: false,
-        ca: None,
-        auth_file: None,
         repositories: vec!["team/*".into()],
-        exclude_repositories: Vec::new(),
-        tags: Vec::new(),
-        exclude_tags: Vec::new(),
-        last_tags: None,
-        platforms: Vec::new(),
-        concurrency: None,
-        every: None,
+        ..crate::registry::RegistryTarget::new(url)
     };
     vec![
         RegistryRow {

@@ -443,18 +443,12 @@ mod tests {
     fn the_manifest_parses_and_names_what_the_job_needs() {
         let target = RegistryTarget {
             name: "lab".into(),
-            url: "registry.example:5000".into(),
-            insecure: false,
             ca: Some("/home/me/ca.pem".into()),
             auth_file: Some("/home/me/.docker/config.json".into()),
             repositories: vec!["team/*".into()],
-            exclude_repositories: Vec::new(),
-            tags: Vec::new(),
-            exclude_tags: Vec::new(),
             last_tags: Some(5),
-            platforms: Vec::new(),
-            concurrency: None,
             every: Some("6h".into()),
+            ..RegistryTarget::new("registry.example:5000")
         };
         let options = ManifestOptions {
             namespace: "scans".into(),
