@@ -630,3 +630,106 @@ async fn registry_crawls_run_as_a_cronjob_and_publish_what_the_console_reads() {
     assert_eq!(serde_json::to_value(&published[0].tags).expect("json"), remote);
     assert_eq!(published[0].registry.origin, picket::crawl::overview::Origin::Cluster);
 }
+
+/// `picket cluster compare` over two real API servers (staging and prod, two contexts of one
+/// merged kubeconfig): the same Deployment with another image, one only in prod (privileged),
+/// and one alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clusters_are_compared_workload_by_workload() {
+    let Some(staging) = RealApiServer::start() else { return };
+    let Some(prod) = RealApiServer::start() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let deployment = |name: &str, image: &str, privileged: bool| {
+        serde_json::json!({ "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": { "name": name, "namespace": "shop" },
+            "spec": { "replicas": 1, "selector": { "matchLabels": { "app": name } },
+              "template": { "metadata": { "labels": { "app": name } },
+                "spec": { "containers": [{ "name": name, "image": image,
+                  "securityContext": { "privileged": privileged } }] } } } })
+    };
+    let namespace = serde_json::json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": "shop" } });
+    let objects =
+        |items: Vec<serde_json::Value>| serde_json::json!({ "apiVersion": "v1", "kind": "List", "items": items });
+    for (server, name, items) in [
+        (
+            &staging,
+            "staging",
+            vec![
+                namespace.clone(),
+                deployment("api", "reg.example/api:2", false),
+                deployment("web", "reg.example/web:1", false),
+            ],
+        ),
+        (
+            &prod,
+            "prod",
+            vec![
+                namespace.clone(),
+                deployment("api", "reg.example/api:1", false),
+                deployment("web", "reg.example/web:1", false),
+                deployment("debug", "reg.example/busybox:1", true),
+            ],
+        ),
+    ] {
+        let file = dir.path().join(format!("{name}.json"));
+        std::fs::write(&file, serde_json::to_vec(&objects(items)).expect("json")).expect("write");
+        let applied = server.kubectl(&["apply", "-f", &file.display().to_string()]);
+        assert!(applied.status.success(), "{}", String::from_utf8_lossy(&applied.stderr));
+    }
+    // One kubeconfig per cluster, its names made its own, merged as kubectl merges them.
+    let renamed = |server: &RealApiServer, name: &str| {
+        let text = std::fs::read_to_string(&server.kubeconfig).expect("kubeconfig");
+        let text = text
+            .replace("admin@picket-test", name)
+            .replace("name: picket-test", &format!("name: {name}-cluster"))
+            .replace("cluster: picket-test", &format!("cluster: {name}-cluster"))
+            .replace("name: admin", &format!("name: {name}-admin"))
+            .replace("user: admin", &format!("user: {name}-admin"));
+        let path = dir.path().join(format!("{name}.kubeconfig"));
+        std::fs::write(&path, text).expect("write");
+        path
+    };
+    let kubeconfig = format!("{}:{}", renamed(&staging, "staging").display(), renamed(&prod, "prod").display());
+    let picket = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(args)
+            .env("KUBECONFIG", &kubeconfig)
+            .output()
+            .expect("picket runs")
+    };
+    let out = picket(&["cluster", "compare", "staging", "prod", "-o", "json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let shop: Vec<&serde_json::Value> =
+        report["workloads"].as_array().expect("workloads").iter().filter(|w| w["namespace"] == "shop").collect();
+    let by_name = |name: &str| *shop.iter().find(|w| w["name"] == name).unwrap_or_else(|| panic!("{name}: {report}"));
+    let api = by_name("api");
+    assert_eq!(api["differences"]["images"], true, "{api}");
+    assert_eq!(
+        (api["sides"][0]["images"][0].as_str(), api["sides"][1]["images"][0].as_str()),
+        (Some("reg.example/api:2"), Some("reg.example/api:1"))
+    );
+    let debug = by_name("debug");
+    assert!(debug["sides"][0].is_null() && debug["differences"]["missing"] == true, "{debug}");
+    assert!(!debug["sides"][1]["failed"].as_array().expect("failed").is_empty(), "privileged fails a check: {debug}");
+    assert_eq!(
+        by_name("web")["differences"],
+        serde_json::json!({"missing": false, "images": false, "checks": false, "vulnerabilities": false})
+    );
+    let table = picket(&["cluster", "compare", "staging", "prod", "--differences"]);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.lines().next().is_some_and(|h| h.contains("STAGING") && h.contains("PROD")), "{text}");
+    assert!(
+        text.contains("only in prod") && text.contains("Deployment/api") && !text.contains("Deployment/web"),
+        "{text}"
+    );
+    let missing = picket(&["cluster", "compare", "staging", "nowhere"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("nowhere"),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
+}

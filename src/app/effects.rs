@@ -421,11 +421,7 @@ async fn load_inventory(
                 .push(format!("not every kind was listed within {}s; showing what has arrived", FIRST_SYNC.as_secs()));
         }
         tokio::task::spawn_blocking(move || {
-            let facts = bench::k8s::ClusterFacts::new(&inventory);
-            let report = bench::k8s::judge_on(&facts, &[]);
-            let mut rows = bench::k8s::summary::workload_risks(&facts, &report);
-            let images = cluster::images::running_images(&inventory);
-            bench::k8s::summary::attach_vulnerabilities(&images, &mut rows, &scanned_images(&store, &images));
+            let (rows, report) = bench::k8s::summary::judged_workloads(&inventory, &store);
             WorkloadsData {
                 context: inventory.context.clone(),
                 rows,
@@ -448,21 +444,6 @@ async fn load_inventory(
 /// Finding counts of the running images that have a stored SBOM (from `picket cluster scan` or
 /// a scan of the same digest), matched against the current database. Images without one, or a
 /// database that cannot be read, are left out: the pane says "not scanned".
-fn scanned_images(
-    store: &Store,
-    images: &[cluster::images::RunningImage],
-) -> std::collections::BTreeMap<String, bench::k8s::summary::VulnCounts> {
-    let mut counts = std::collections::BTreeMap::new();
-    for image in images {
-        let Some(digest) = &image.digest else { continue };
-        let Ok(Some(sbom)) = scan::stored::get(store, digest) else { continue };
-        if let Ok(scanned) = scan::assess(store, sbom, &scan::Assessment::default()) {
-            counts.insert(digest.clone(), bench::k8s::summary::VulnCounts::of(&scanned.findings));
-        }
-    }
-    counts
-}
-
 fn vulndb_summary(store: &Store) -> Result<VulnDbSummary, String> {
     let sources = VulnDb::open(store).and_then(|db| db.sources()).map_err(|e| e.to_string())?;
     let now = jiff::Timestamp::now();

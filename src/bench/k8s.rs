@@ -3,6 +3,7 @@
 //! Standards (baseline and restricted) on every workload, and RBAC risks. Every check is a pure
 //! function of the inventory, so the same suite runs on a mock API server and a live cluster.
 
+pub mod compare;
 pub mod custom;
 pub mod pods;
 pub mod rbac;

@@ -40,10 +40,35 @@ pub enum ClusterCommand {
         #[arg(long, value_name = "N", default_value_t = crate::cluster::inventory::PAGE_SIZE, value_parser = clap::value_parser!(u32).range(1..))]
         chunk_size: u32,
     },
+    /// Several clusters side by side: each workload (namespace, kind, name) in every context
+    /// named, with its images, failed checks and findings, differing ones first
+    Compare {
+        /// Two or more kubeconfig contexts
+        #[arg(required = true, num_args = 2.., value_name = "CONTEXT")]
+        contexts: Vec<String>,
+        /// Only the workloads that differ
+        #[arg(long)]
+        differences: bool,
+        #[arg(short, long, value_enum, default_value_t = CompareFormat::Table)]
+        output: CompareFormat,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum CompareFormat {
+    Table,
+    Json,
 }
 
 pub fn run(command: &ClusterCommand, config: &Config, context: Option<&str>) -> anyhow::Result<ExitCode> {
-    let ClusterCommand::Scan { output, file, fail_on, ignore_unfixed, insecure, ca_file, chunk_size } = command;
+    let (output, file, fail_on, ignore_unfixed, insecure, ca_file, chunk_size) = match command {
+        ClusterCommand::Scan { output, file, fail_on, ignore_unfixed, insecure, ca_file, chunk_size } => {
+            (output, file, fail_on, ignore_unfixed, insecure, ca_file, chunk_size)
+        }
+        ClusterCommand::Compare { contexts, differences, output } => {
+            return compare(config, contexts, *differences, *output);
+        }
+    };
     let store = Store::open(&config.store_path())?;
     let db = VulnDb::open(&store)?;
     if db.sources()?.is_empty() {
@@ -77,6 +102,63 @@ pub fn run(command: &ClusterCommand, config: &Config, context: Option<&str>) -> 
             crate::say!("picket: gate failed: {failing} findings at {} or above", threshold.as_str());
             return Ok(ExitCode::from(super::scan::EXIT_POLICY));
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `picket cluster compare`: each context's workloads judged as the Workloads pane judges them,
+/// lined up. A context that cannot be read is an error naming it.
+fn compare(
+    config: &Config,
+    contexts: &[String],
+    only_differences: bool,
+    output: CompareFormat,
+) -> anyhow::Result<ExitCode> {
+    use crate::bench::k8s::compare;
+    let store = Store::open(&config.store_path())?;
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
+    let mut workloads = Vec::new();
+    for context in contexts {
+        let inventory = runtime.block_on(async {
+            let (client, name) = crate::cluster::client_for(Some(context)).await?;
+            anyhow::Ok(crate::cluster::inventory::load(&client, &name).await?)
+        })?;
+        for unlisted in &inventory.unlisted {
+            crate::say!("picket: warning: context {context}: cannot {} ({})", unlisted.needs(), unlisted.message);
+        }
+        workloads.push(crate::bench::k8s::summary::judged_workloads(&inventory, &store).0);
+    }
+    let mut rows = compare::compare(&workloads);
+    if only_differences {
+        rows.retain(|r| r.differences.any());
+    }
+    if let CompareFormat::Json = output {
+        let document = serde_json::json!({ "contexts": contexts, "workloads": rows });
+        super::write_report(None, &serde_json::to_vec_pretty(&document)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut headers: Vec<String> = vec!["NAMESPACE".into(), "WORKLOAD".into()];
+    headers.extend(contexts.iter().map(|c| c.to_uppercase()));
+    headers.push("DIFFERS".into());
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            let mut cells = vec![row.namespace.clone(), format!("{}/{}", row.kind, row.name)];
+            cells.extend(row.sides.iter().map(|s| compare::side_text(s.as_ref())));
+            cells.push(row.differences.describe(&row.sides, contexts));
+            cells
+        })
+        .collect();
+    let widths: Vec<usize> = (0..headers.len())
+        .map(|i| table.iter().map(|r| r[i].chars().count()).chain([headers[i].len()]).max().unwrap_or(0))
+        .collect();
+    let line = |cells: &[String]| {
+        cells.iter().enumerate().map(|(i, c)| format!("{c:<width$}", width = widths[i])).collect::<Vec<_>>().join("  ")
+    };
+    crate::out!("{}", line(&headers).trim_end()).context("cannot write to standard output")?;
+    for row in &table {
+        crate::out!("{}", line(row).trim_end()).context("cannot write to standard output")?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -194,3 +194,26 @@ mod vulnerability_tests {
         assert_eq!(row("Deployment legacy/web").vulnerabilities, None);
     }
 }
+
+/// The workloads of an inventory, judged (pod security, CIS 5) and with the findings of their
+/// images scanned before (stored SBOMs, by the digest the kubelet reports): what the Workloads
+/// pane and `picket cluster compare` show.
+pub fn judged_workloads(
+    inventory: &crate::cluster::inventory::Inventory,
+    store: &crate::store::Store,
+) -> (Vec<WorkloadRisk>, crate::bench::BenchReport) {
+    let facts = super::ClusterFacts::new(inventory);
+    let report = super::judge_on(&facts, &[]);
+    let mut rows = workload_risks(&facts, &report);
+    let images = crate::cluster::images::running_images(inventory);
+    let mut counts = std::collections::BTreeMap::new();
+    for image in &images {
+        let Some(digest) = &image.digest else { continue };
+        let Ok(Some(sbom)) = crate::scan::stored::get(store, digest) else { continue };
+        if let Ok(scanned) = crate::scan::assess(store, sbom, &crate::scan::Assessment::default()) {
+            counts.insert(digest.clone(), VulnCounts::of(&scanned.findings));
+        }
+    }
+    attach_vulnerabilities(&images, &mut rows, &counts);
+    (rows, report)
+}
