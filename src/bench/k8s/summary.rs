@@ -172,29 +172,6 @@ pub fn workload_risks(facts: &ClusterFacts, report: &BenchReport) -> Vec<Workloa
     rows
 }
 
-#[cfg(test)]
-mod vulnerability_tests {
-    use super::*;
-
-    #[test]
-    fn scanned_images_are_counted_on_the_workloads_that_run_them() {
-        let inv = crate::cluster::fixtures::inventory();
-        let facts = crate::bench::k8s::ClusterFacts::new(&inv);
-        let report = crate::bench::k8s::judge_on(&facts, &[]);
-        let mut rows = workload_risks(&facts, &report);
-        let api_digest = "sha256:4c1e5a9f0b3d2e7c6a8b9f0e1d2c3b4a5f6e7d8c9b0a1f2e3d4c5b6a7f8e9d0c";
-        let by_digest =
-            std::collections::BTreeMap::from([(api_digest.to_string(), VulnCounts { critical: 1, high: 2, total: 9 })]);
-        attach_vulnerabilities(&crate::cluster::images::running_images(&inv), &mut rows, &by_digest);
-        let row = |subject: &str| rows.iter().find(|r| r.subject() == subject).unwrap_or_else(|| panic!("{subject}"));
-        // The pod runs under ReplicaSet api-7d9f8b6c4, which the Deployment owns.
-        assert_eq!(row("Deployment payments/api").vulnerabilities, Some(VulnCounts { critical: 1, high: 2, total: 9 }));
-        assert_eq!(row("Deployment payments/api").vulnerabilities.map(|v| v.label()).as_deref(), Some("1C 2H 9"));
-        assert_eq!(row("Pod default/debug-shell").vulnerabilities, None, "its image was not scanned");
-        assert_eq!(row("Deployment legacy/web").vulnerabilities, None);
-    }
-}
-
 /// The workloads of an inventory, judged (pod security, CIS 5) and with the findings of their
 /// images scanned before (stored SBOMs, by the digest the kubelet reports): what the Workloads
 /// pane and `picket cluster compare` show.
@@ -216,4 +193,27 @@ pub fn judged_workloads(
     }
     attach_vulnerabilities(&images, &mut rows, &counts);
     (rows, report)
+}
+
+#[cfg(test)]
+mod vulnerability_tests {
+    use super::*;
+
+    #[test]
+    fn scanned_images_are_counted_on_the_workloads_that_run_them() {
+        let inv = crate::cluster::fixtures::inventory();
+        let facts = crate::bench::k8s::ClusterFacts::new(&inv);
+        let report = crate::bench::k8s::judge_on(&facts, &[]);
+        let mut rows = workload_risks(&facts, &report);
+        let api_digest = "sha256:4c1e5a9f0b3d2e7c6a8b9f0e1d2c3b4a5f6e7d8c9b0a1f2e3d4c5b6a7f8e9d0c";
+        let by_digest =
+            std::collections::BTreeMap::from([(api_digest.to_string(), VulnCounts { critical: 1, high: 2, total: 9 })]);
+        attach_vulnerabilities(&crate::cluster::images::running_images(&inv), &mut rows, &by_digest);
+        let row = |subject: &str| rows.iter().find(|r| r.subject() == subject).unwrap_or_else(|| panic!("{subject}"));
+        // The pod runs under ReplicaSet api-7d9f8b6c4, which the Deployment owns.
+        assert_eq!(row("Deployment payments/api").vulnerabilities, Some(VulnCounts { critical: 1, high: 2, total: 9 }));
+        assert_eq!(row("Deployment payments/api").vulnerabilities.map(|v| v.label()).as_deref(), Some("1C 2H 9"));
+        assert_eq!(row("Pod default/debug-shell").vulnerabilities, None, "its image was not scanned");
+        assert_eq!(row("Deployment legacy/web").vulnerabilities, None);
+    }
 }
