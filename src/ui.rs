@@ -34,6 +34,8 @@ pub fn render(frame: &mut Frame, state: &AppState, theme: &Theme) {
         PaneId::NodeActivity => panes::nodes::render_activity(frame, body, state, theme),
         PaneId::Registries => panes::registries::render(frame, body, state, theme),
         PaneId::RegistryTags => panes::registries::render_tags(frame, body, state, theme),
+        PaneId::Compare => panes::compare::render(frame, body, state, theme),
+        PaneId::CompareWorkload => panes::compare::render_workload(frame, body, state, theme),
     }
     widgets::status_bar::render(frame, footer, state, theme);
     match &state.mode {

@@ -1,5 +1,6 @@
 //! Everything the screen shows. Changed only by `update`; read by `ui::render`.
 
+mod compare;
 mod compliance;
 mod containers;
 mod contexts;
@@ -9,6 +10,7 @@ mod nodes;
 mod registries;
 mod workloads;
 
+pub use compare::CompareState;
 pub use compliance::{BenchDone, BenchKind, BenchRun, CheckDetail, ComplianceState, check_text, result_text};
 pub use containers::{DetailState, container_text};
 pub use contexts::context_text;
@@ -53,6 +55,10 @@ pub enum PaneId {
     Registries,
     /// The tags of one registry.
     RegistryTags,
+    /// Several contexts' workloads side by side (`:ctx a,b`).
+    Compare,
+    /// One workload in each compared context.
+    CompareWorkload,
 }
 
 /// The panes `tab` cycles through, in order.
@@ -80,6 +86,7 @@ impl PaneId {
             Self::Workloads | Self::WorkloadChecks => "workloads",
             Self::Nodes | Self::NodeActivity => "nodes",
             Self::Registries | Self::RegistryTags => "registries",
+            Self::Compare | Self::CompareWorkload => "compare",
         }
     }
 
@@ -101,6 +108,8 @@ impl PaneId {
             Self::NodeActivity => "activity",
             Self::Registries => "registries",
             Self::RegistryTags => "tags",
+            Self::Compare => "compare",
+            Self::CompareWorkload => "compared",
         }
     }
 }
@@ -241,6 +250,8 @@ pub struct AppState {
     pub nodes: Option<NodesState>,
     /// None until the Registries pane is first shown.
     pub registries: Option<RegistriesState>,
+    /// The contexts compared with `:ctx a,b`, while that view is open.
+    pub compare: Option<CompareState>,
     /// Where the local agent serves its events.
     pub agent_socket: PathBuf,
     /// Whether picket runs as root (it may then start the agent itself).
@@ -287,6 +298,7 @@ impl AppState {
             workloads: None,
             nodes: None,
             registries: None,
+            compare: None,
             agent_socket: PathBuf::from(crate::agent::stream::DEFAULT_SOCKET),
             is_root: false,
             picket_exe: "picket".to_string(),
@@ -328,7 +340,12 @@ impl AppState {
             PaneId::Nodes => self.nodes.as_ref().map(|n| &n.view),
             PaneId::Registries => self.registries.as_ref().map(|r| &r.view),
             PaneId::RegistryTags => self.registries.as_ref().and_then(|r| r.tags.as_ref()).map(|t| &t.view),
-            PaneId::Overview | PaneId::ContainerDetail | PaneId::FindingDetail | PaneId::NodeActivity => None,
+            PaneId::Compare => self.compare.as_ref().map(|c| &c.view),
+            PaneId::Overview
+            | PaneId::ContainerDetail
+            | PaneId::FindingDetail
+            | PaneId::NodeActivity
+            | PaneId::CompareWorkload => None,
         }
     }
 
@@ -346,7 +363,12 @@ impl AppState {
             PaneId::Nodes => self.nodes.as_mut().map(|n| &mut n.view),
             PaneId::Registries => self.registries.as_mut().map(|r| &mut r.view),
             PaneId::RegistryTags => self.registries.as_mut().and_then(|r| r.tags.as_mut()).map(|t| &mut t.view),
-            PaneId::Overview | PaneId::ContainerDetail | PaneId::FindingDetail | PaneId::NodeActivity => None,
+            PaneId::Compare => self.compare.as_mut().map(|c| &mut c.view),
+            PaneId::Overview
+            | PaneId::ContainerDetail
+            | PaneId::FindingDetail
+            | PaneId::NodeActivity
+            | PaneId::CompareWorkload => None,
         }
     }
 

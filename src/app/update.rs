@@ -24,7 +24,11 @@ pub const PROMPT_COMMANDS: &[PromptCommand] = &[
     PromptCommand { name: "images", aliases: &["img", "im"], help: "Engine images and stored SBOMs" },
     PromptCommand { name: "registries", aliases: &["reg", "registry"], help: "Registries picket crawls, their tags" },
     PromptCommand { name: "compliance", aliases: &["bench", "cis"], help: "Benchmarks: 1 docker, 2 node, 3 cluster" },
-    PromptCommand { name: "contexts", aliases: &["ctx", "context"], help: "Contexts; ':ctx NAME' switches" },
+    PromptCommand {
+        name: "contexts",
+        aliases: &["ctx", "context"],
+        help: "Contexts; ':ctx NAME' switches, ':ctx a,b' compares",
+    },
     PromptCommand { name: "workloads", aliases: &["wl", "workload"], help: "Workloads of the context, by risk" },
     PromptCommand { name: "nodes", aliases: &["no", "node", "agent"], help: "Node agent: processes, events, start it" },
     PromptCommand { name: "refresh", aliases: &["r"], help: "Reload everything shown" },
@@ -95,7 +99,9 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
         Action::FindingAccepted { id, result } => findings::accepted(state, id, result),
         Action::BenchFinished { request, kind, result } => compliance::finished(state, request, kind, result),
         Action::InventoryLoaded { request, result } => {
-            workloads::loaded(state, request, result);
+            if !compare::loaded(state, request, &result) {
+                workloads::loaded(state, request, result);
+            }
             vec![]
         }
         Action::AgentLines { conn, events, unreadable } => {
@@ -186,12 +192,21 @@ fn refilter_current(state: &mut AppState) {
                 registries.refilter();
             }
         }
+        PaneId::Compare => {
+            if let Some(compare) = state.compare.as_mut() {
+                compare.refilter();
+            }
+        }
         PaneId::RegistryTags => {
             if let Some(tags) = state.registries.as_mut().and_then(|r| r.tags.as_mut()) {
                 tags.refilter();
             }
         }
-        PaneId::Overview | PaneId::ContainerDetail | PaneId::FindingDetail | PaneId::NodeActivity => {}
+        PaneId::Overview
+        | PaneId::ContainerDetail
+        | PaneId::FindingDetail
+        | PaneId::NodeActivity
+        | PaneId::CompareWorkload => {}
     }
 }
 
@@ -330,6 +345,7 @@ fn run_prompt(state: &mut AppState, input: &str) -> Vec<Effect> {
         ("workloads", _) => go_to(state, PaneId::Workloads),
         ("nodes", _) => go_to(state, PaneId::Nodes),
         ("contexts", None) => go_to(state, PaneId::Contexts),
+        ("contexts", Some(names)) if names.contains(',') => compare::open(state, names),
         ("contexts", Some(name)) => contexts::switch(state, name),
         ("refresh", _) => run_command(state, Command::Refresh),
         ("help", _) => run_command(state, Command::Help),
@@ -463,6 +479,7 @@ pub fn run_command(state: &mut AppState, command: Command) -> Vec<Effect> {
                 Some(PaneId::Compliance) => effects.extend(compliance::rerun_shown(state)),
                 Some(PaneId::Workloads) => effects.extend(workloads::load(state)),
                 Some(PaneId::Registries) => effects.extend(registries::load(state)),
+                Some(PaneId::Compare) => effects.extend(compare::reload(state)),
                 Some(PaneId::Nodes) => {
                     effects.extend(nodes::connect(state, Duration::ZERO));
                     effects.extend(nodes::connect_cluster(state, true));
@@ -511,14 +528,17 @@ fn enter(state: &mut AppState) -> Vec<Effect> {
         PaneId::Nodes => nodes::enter(state),
         PaneId::Registries => registries::enter(state),
         PaneId::RegistryTags => registries::open_findings(state),
+        PaneId::Compare => compare::enter(state),
         PaneId::ContainerDetail
         | PaneId::Packages
         | PaneId::FindingDetail
         | PaneId::ComplianceCheck
-        | PaneId::NodeActivity => vec![],
+        | PaneId::NodeActivity
+        | PaneId::CompareWorkload => vec![],
     }
 }
 
+mod compare;
 mod compliance;
 mod containers;
 mod contexts;

@@ -125,8 +125,14 @@ pub fn compare(workloads: &[Vec<WorkloadRisk>]) -> Vec<ComparedWorkload> {
 /// A side in a cell: `nginx:1.25 · 2 failed · 1C/3H`, or `-` when the context lacks it.
 pub fn side_text(side: Option<&Side>) -> String {
     let Some(side) = side else { return "-".into() };
-    let images: Vec<&str> = side.images.iter().map(|i| i.rsplit('/').next().unwrap_or(i)).collect();
-    let mut text = images.join(",");
+    let short = |image: &String| -> String {
+        let name = image.rsplit('/').next().unwrap_or(image);
+        match name.split_once("@sha256:") {
+            Some((repository, hex)) => format!("{repository}@{}", hex.get(..12).unwrap_or(hex)),
+            None => name.to_string(),
+        }
+    };
+    let mut text = side.images.iter().map(short).collect::<Vec<_>>().join(",");
     if !side.failed.is_empty() {
         text.push_str(&format!(" · {} failed", side.failed.len()));
     }
