@@ -689,6 +689,20 @@ async fn a_kind_served_at_no_version_is_recorded_not_fatal() {
     assert_eq!(inv.unlisted[0].why, inventory::Why::NotServed);
     assert_eq!(inv.unlisted[0].message, "the server serves none of batch/v1, batch/v1beta1");
     assert_eq!(inv.unlisted[0].needs(), "list cronjobs.batch: the server does not serve it");
+    // API discovery said so: neither collection was asked for.
+    assert_eq!(server.requests_to("/apis/batch/v1/cronjobs") + server.requests_to("/apis/batch/v1beta1/cronjobs"), 0);
+    assert_eq!(server.requests_to("/apis/batch/v1"), 1, "batch/v1 discovered once");
+}
+
+/// A group version whose discovery fails (an aggregated API down, a proxy in the way) does not
+/// stop the inventory: its kinds are listed and speak for themselves.
+#[tokio::test]
+async fn kinds_of_a_group_whose_discovery_fails_are_still_listed() {
+    let behaviour = Behaviour { failing: vec!["/apis/apps/v1".into()], ..Behaviour::default() };
+    let server = MockApiServer::start(fixture_objects(), behaviour);
+    let inv = inventory::load(&server.client, "flaky").await.expect("the audit goes on");
+    assert!(!inv.deployments.is_empty(), "listed without discovery");
+    assert!(inv.unlisted.is_empty(), "{:?}", inv.unlisted);
 }
 
 /// Pods that do not run yet (no container status: not scheduled, not pulled, or no kubelet, as

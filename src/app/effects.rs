@@ -403,7 +403,7 @@ async fn load_inventory(
                 Some(watch) => Arc::clone(watch),
                 None => {
                     let (client, name) = cluster::client_for(context.as_deref()).await.map_err(|e| e.to_string())?;
-                    let watch = Arc::new(cluster::watch::ClusterWatch::start(client, &name));
+                    let watch = Arc::new(cluster::watch::ClusterWatch::start_discovered(client, &name).await);
                     watches.insert(key, Arc::clone(&watch));
                     watch
                 }

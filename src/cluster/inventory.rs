@@ -154,7 +154,8 @@ pub async fn load(client: &Client, context: &str) -> Result<Inventory, ClusterEr
 /// `load`, asking as `options` say.
 pub async fn load_with(client: &Client, context: &str, options: ListOptions) -> Result<Inventory, ClusterError> {
     let mut inv = Inventory { context: context.to_string(), ..Inventory::default() };
-    let c = &Lister { client, context, timeout: options.timeout, page_size: options.page_size.max(1) };
+    let served = Served::discover(client, options.timeout).await;
+    let c = &Lister { client, context, timeout: options.timeout, page_size: options.page_size.max(1), served };
     inv.namespaces = list(c, &mut inv.unlisted).await?;
     inv.nodes = list(c, &mut inv.unlisted).await?;
     inv.pods = list(c, &mut inv.unlisted).await?;
@@ -229,6 +230,9 @@ where
     }
     let plural = K::plural(&());
     for (group, version) in older {
+        if lister.served.serves(&format!("{group}/{version}"), &plural) == Some(false) {
+            continue;
+        }
         let resource = kube::discovery::ApiResource {
             group: group.to_string(),
             version: version.to_string(),
@@ -272,7 +276,7 @@ where
 }
 
 /// A CronJob of `batch/v1beta1`: the same fields as `batch/v1`.
-fn cron_job_from_v1beta1(mut cron_job: serde_json::Value) -> Option<serde_json::Value> {
+pub(crate) fn cron_job_from_v1beta1(mut cron_job: serde_json::Value) -> Option<serde_json::Value> {
     cron_job["apiVersion"] = serde_json::json!("batch/v1");
     Some(cron_job)
 }
@@ -280,7 +284,7 @@ fn cron_job_from_v1beta1(mut cron_job: serde_json::Value) -> Option<serde_json::
 /// An Ingress of `networking.k8s.io/v1beta1` (or `extensions/v1beta1`) as `networking.k8s.io/v1`
 /// reads it: backends name the service and its port (number or name) in the newer shape, and a
 /// path without a type is `ImplementationSpecific`.
-fn ingress_from_v1beta1(mut ingress: serde_json::Value) -> Option<serde_json::Value> {
+pub(crate) fn ingress_from_v1beta1(mut ingress: serde_json::Value) -> Option<serde_json::Value> {
     fn backend(old: &serde_json::Value) -> Option<serde_json::Value> {
         let name = old.get("serviceName")?.as_str()?;
         let port = match old.get("servicePort")? {
@@ -319,12 +323,82 @@ struct Lister<'a> {
     context: &'a str,
     timeout: Duration,
     page_size: u32,
+    served: Served,
+}
+
+/// The group versions the inventory reads kinds from (current and older).
+const GROUP_VERSIONS: &[&str] = &[
+    "v1",
+    "apps/v1",
+    "batch/v1",
+    "batch/v1beta1",
+    "networking.k8s.io/v1",
+    "networking.k8s.io/v1beta1",
+    "extensions/v1beta1",
+    "rbac.authorization.k8s.io/v1",
+];
+
+/// What the server serves, from API discovery: per group version, its resources (plural
+/// names). Discovery is per resource, not per group: a v1.20 server serves `batch/v1` without
+/// CronJob. A group version whose discovery did not answer (an aggregated API down, a proxy in
+/// the way) is unknown, and listing finds out.
+#[derive(Debug, Default)]
+pub(crate) struct Served(std::collections::HashMap<String, Option<std::collections::BTreeSet<String>>>);
+
+impl Served {
+    pub(crate) async fn discover(client: &Client, timeout: Duration) -> Self {
+        let mut served = Self::default();
+        for group_version in GROUP_VERSIONS {
+            let asked = async {
+                match *group_version {
+                    "v1" => client.list_core_api_resources("v1").await,
+                    other => client.list_api_group_resources(other).await,
+                }
+            };
+            let resources = match tokio::time::timeout(timeout, asked).await {
+                Ok(Ok(list)) => {
+                    Some(list.resources.into_iter().map(|r| r.name).filter(|name| !name.contains('/')).collect())
+                }
+                Ok(Err(kube::Error::Api(status))) if status.code == 404 => Some(Default::default()),
+                _ => None,
+            };
+            served.0.insert(group_version.to_string(), resources);
+        }
+        served
+    }
+
+    /// The first of `api_versions` discovery does not rule out for `plural`.
+    pub(crate) fn first_served<'v>(&self, api_versions: &[&'v str], plural: &str) -> Option<&'v str> {
+        api_versions.iter().copied().find(|v| self.serves(v, plural) != Some(false))
+    }
+
+    /// Some(false) when discovery says the server does not serve `plural` at `api_version`.
+    fn serves(&self, api_version: &str, plural: &str) -> Option<bool> {
+        self.0.get(api_version)?.as_ref().map(|resources| resources.contains(plural))
+    }
+
+    /// Records `resource` as not served when discovery says so (and nothing is requested).
+    fn refuse<K: Resource<DynamicType = ()>>(&self, unlisted: &mut Vec<Unlisted>) -> bool {
+        let (api_version, plural) = (K::api_version(&()), K::plural(&()));
+        if self.serves(&api_version, &plural) != Some(false) {
+            return false;
+        }
+        unlisted.push(Unlisted {
+            resource: resource_name::<K>(),
+            why: Why::NotServed,
+            message: format!("the server does not serve {plural} at {api_version} (API discovery)"),
+        });
+        true
+    }
 }
 
 async fn list<K>(lister: &Lister<'_>, unlisted: &mut Vec<Unlisted>) -> Result<Vec<K>, ClusterError>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
 {
+    if lister.served.refuse::<K>(unlisted) {
+        return Ok(Vec::new());
+    }
     let api: Api<K> = Api::all(lister.client.clone());
     paged(lister, unlisted, resource_name::<K>(), |params| {
         let api = api.clone();
@@ -337,6 +411,9 @@ async fn list_secret_metadata(
     lister: &Lister<'_>,
     unlisted: &mut Vec<Unlisted>,
 ) -> Result<Vec<ObjectMeta>, ClusterError> {
+    if lister.served.refuse::<Secret>(unlisted) {
+        return Ok(Vec::new());
+    }
     let api: Api<Secret> = Api::all(lister.client.clone());
     let metas = paged(lister, unlisted, resource_name::<Secret>(), |params| {
         let api = api.clone();

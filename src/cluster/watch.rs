@@ -14,7 +14,7 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
-use kube::api::Api;
+use kube::api::{Api, DynamicObject};
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -43,9 +43,9 @@ pub struct ClusterWatch {
     stateful_sets: Store<StatefulSet>,
     daemon_sets: Store<DaemonSet>,
     jobs: Store<Job>,
-    cron_jobs: Store<CronJob>,
+    cron_jobs: Versioned<CronJob>,
     services: Store<Service>,
-    ingresses: Store<Ingress>,
+    ingresses: Versioned<Ingress>,
     network_policies: Store<NetworkPolicy>,
     service_accounts: Store<ServiceAccount>,
     roles: Store<Role>,
@@ -125,9 +125,77 @@ where
     reader
 }
 
+/// A kind watched at its current version, or at an older one the server serves instead (CronJob
+/// `batch/v1beta1` before Kubernetes 1.21), converted to the current shape when read.
+enum Versioned<K: Resource<DynamicType = ()> + Clone + 'static> {
+    Current(Store<K>),
+    Older(Store<DynamicObject>, fn(serde_json::Value) -> Option<serde_json::Value>),
+}
+
+impl<K: Resource<DynamicType = ()> + Clone + DeserializeOwned + 'static> Versioned<K> {
+    fn all(&self) -> Vec<K> {
+        match self {
+            Self::Current(store) => store.state().iter().map(|o| (**o).clone()).collect(),
+            Self::Older(store, convert) => store
+                .state()
+                .iter()
+                .filter_map(|o| serde_json::to_value(&**o).ok())
+                .filter_map(convert)
+                .filter_map(|v| serde_json::from_value(v).ok())
+                .collect(),
+        }
+    }
+}
+
+/// Watches `K` at `api_version` when that is not its own (the store holds the older objects).
+fn watch_versioned<K>(
+    client: &Client,
+    shared: &Shared,
+    tasks: &mut Vec<JoinHandle<()>>,
+    api_version: &str,
+    convert: fn(serde_json::Value) -> Option<serde_json::Value>,
+) -> Versioned<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    if api_version == K::api_version(&()) {
+        return Versioned::Current(watch_kind(client, shared, tasks));
+    }
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let resource = kube::discovery::ApiResource {
+        group: group.to_string(),
+        version: version.to_string(),
+        api_version: api_version.to_string(),
+        kind: K::kind(&()).to_string(),
+        plural: K::plural(&()).to_string(),
+    };
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+    let writer = reflector::store::Writer::new(resource);
+    let reader = writer.as_reader();
+    let stream =
+        reflector::reflector(writer, watcher(api, watcher::Config::default().page_size(PAGE_SIZE))).default_backoff();
+    tasks.push(drive(stream, resource_name::<K>(), shared.clone()));
+    Versioned::Older(reader, convert)
+}
+
 impl ClusterWatch {
-    /// Starts watching every kind the checks and panes read. Must run inside a tokio runtime.
+    /// Starts watching every kind at the version API discovery says the server serves (CronJob
+    /// and Ingress have older ones). Must run inside a tokio runtime.
+    pub async fn start_discovered(client: Client, context: &str) -> Self {
+        let served = super::inventory::Served::discover(&client, super::inventory::REQUEST_TIMEOUT).await;
+        let cron_jobs = served.first_served(&["batch/v1", "batch/v1beta1"], "cronjobs").unwrap_or("batch/v1");
+        let ingresses = served
+            .first_served(&["networking.k8s.io/v1", "networking.k8s.io/v1beta1", "extensions/v1beta1"], "ingresses")
+            .unwrap_or("networking.k8s.io/v1");
+        Self::start_at(client, context, cron_jobs, ingresses)
+    }
+
+    /// Starts watching every kind at its current version. Must run inside a tokio runtime.
     pub fn start(client: Client, context: &str) -> Self {
+        Self::start_at(client, context, "batch/v1", "networking.k8s.io/v1")
+    }
+
+    fn start_at(client: Client, context: &str, cron_jobs: &str, ingresses: &str) -> Self {
         let (tx, changes) = tokio::sync::watch::channel(0u64);
         let shared = Shared { errors: Arc::default(), ready: Arc::default(), changes: Arc::new(tx) };
         let mut tasks = Vec::new();
@@ -142,9 +210,9 @@ impl ClusterWatch {
             stateful_sets: watch_kind(c, s, t),
             daemon_sets: watch_kind(c, s, t),
             jobs: watch_kind(c, s, t),
-            cron_jobs: watch_kind(c, s, t),
+            cron_jobs: watch_versioned(c, s, t, cron_jobs, super::inventory::cron_job_from_v1beta1),
             services: watch_kind(c, s, t),
-            ingresses: watch_kind(c, s, t),
+            ingresses: watch_versioned(c, s, t, ingresses, super::inventory::ingress_from_v1beta1),
             network_policies: watch_kind(c, s, t),
             service_accounts: watch_kind(c, s, t),
             roles: watch_kind(c, s, t),
@@ -233,9 +301,9 @@ impl ClusterWatch {
             stateful_sets: all(&self.stateful_sets),
             daemon_sets: all(&self.daemon_sets),
             jobs: all(&self.jobs),
-            cron_jobs: all(&self.cron_jobs),
+            cron_jobs: self.cron_jobs.all(),
             services: all(&self.services),
-            ingresses: all(&self.ingresses),
+            ingresses: self.ingresses.all(),
             network_policies: all(&self.network_policies),
             service_accounts: all(&self.service_accounts),
             roles: all(&self.roles),

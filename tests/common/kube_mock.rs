@@ -138,6 +138,10 @@ impl MockApiServer {
                     .is_some_and(|a| a.contains("as=PartialObjectMetadataList"));
                 let (status, body) = if behaviour.unauthorized {
                     (StatusCode::UNAUTHORIZED, status_json(401, "Unauthorized", "Unauthorized"))
+                } else if let Some(found) =
+                    discovery(&path, &behaviour.not_served).filter(|_| !behaviour.failing.contains(&path))
+                {
+                    found
                 } else if behaviour.not_served.contains(&path) {
                     (
                         StatusCode::NOT_FOUND,
@@ -182,6 +186,74 @@ impl MockApiServer {
     pub fn requests_to(&self, path: &str) -> usize {
         self.requests.lock().expect("lock").get(path).copied().unwrap_or(0)
     }
+}
+
+/// The resources each group version serves, as a server of today has them.
+const SERVED: &[(&str, &[(&str, &str)])] = &[
+    (
+        "/api/v1",
+        &[
+            ("namespaces", "Namespace"),
+            ("nodes", "Node"),
+            ("pods", "Pod"),
+            ("services", "Service"),
+            ("serviceaccounts", "ServiceAccount"),
+            ("secrets", "Secret"),
+            ("pods/log", "Pod"),
+        ],
+    ),
+    (
+        "/apis/apps/v1",
+        &[
+            ("deployments", "Deployment"),
+            ("replicasets", "ReplicaSet"),
+            ("statefulsets", "StatefulSet"),
+            ("daemonsets", "DaemonSet"),
+        ],
+    ),
+    ("/apis/batch/v1", &[("jobs", "Job"), ("cronjobs", "CronJob")]),
+    ("/apis/batch/v1beta1", &[("cronjobs", "CronJob")]),
+    ("/apis/networking.k8s.io/v1", &[("ingresses", "Ingress"), ("networkpolicies", "NetworkPolicy")]),
+    ("/apis/networking.k8s.io/v1beta1", &[("ingresses", "Ingress")]),
+    ("/apis/extensions/v1beta1", &[("ingresses", "Ingress")]),
+    (
+        "/apis/rbac.authorization.k8s.io/v1",
+        &[
+            ("roles", "Role"),
+            ("clusterroles", "ClusterRole"),
+            ("rolebindings", "RoleBinding"),
+            ("clusterrolebindings", "ClusterRoleBinding"),
+        ],
+    ),
+];
+
+/// A discovery request (`/api/v1`, `/apis/GROUP/VERSION`): the resources served there, less
+/// the collection paths the behaviour says are not served. None when `path` is no discovery
+/// path.
+fn discovery(path: &str, not_served: &[String]) -> Option<(StatusCode, Value)> {
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let group_version = match parts.as_slice() {
+        ["api", version] => version.to_string(),
+        ["apis", group, version] => format!("{group}/{version}"),
+        _ => return None,
+    };
+    let Some((_, resources)) = SERVED.iter().find(|(p, _)| *p == path) else {
+        return Some((
+            StatusCode::NOT_FOUND,
+            status_json(404, "NotFound", "the server could not find the requested resource"),
+        ));
+    };
+    let resources: Vec<Value> = resources
+        .iter()
+        .filter(|(plural, _)| !not_served.contains(&format!("{path}/{plural}")))
+        .map(|(plural, kind)| {
+            json!({ "name": plural, "singularName": "", "namespaced": true, "kind": kind, "verbs": ["get", "list", "watch"] })
+        })
+        .collect();
+    Some((
+        StatusCode::OK,
+        json!({ "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources }),
+    ))
 }
 
 /// A GET of one namespaced object (`/api/v1/namespaces/NS/secrets/NAME`): Some(found or not),
