@@ -54,7 +54,7 @@ fn host_root(root: &std::path::Path) -> Result<files::HostFiles, BenchError> {
 }
 
 /// The outcome of one check on one subject. Ordered worst first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Status {
     /// The subject does not meet the recommendation.
@@ -83,14 +83,14 @@ impl Status {
 }
 
 /// Whether a tool can decide the check (CIS "Automated") or a person must (CIS "Manual").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Assessment {
     Automated,
     Manual,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct CheckMeta {
     pub id: String,
     pub title: String,
@@ -103,7 +103,7 @@ pub struct CheckMeta {
     pub references: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct CheckResult {
     pub status: Status,
     /// What was looked at: `daemon`, a file path, `container web`, `Deployment default/api`.
@@ -118,7 +118,7 @@ impl CheckResult {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct CheckOutcome {
     #[serde(flatten)]
     pub meta: CheckMeta,
@@ -132,13 +132,13 @@ impl CheckOutcome {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Section {
     pub id: String,
     pub title: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct BenchReport {
     /// e.g. `CIS Docker Benchmark`.
     pub benchmark: String,
@@ -154,7 +154,7 @@ pub struct BenchReport {
 }
 
 /// Something a benchmark needed and could not read.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Unread {
     /// `cronjobs.batch`, `pods`.
     pub what: String,

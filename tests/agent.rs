@@ -1952,3 +1952,56 @@ fn busy_sensors_do_not_starve_the_others() {
     let last = lines.last().expect("lines");
     assert_eq!((last["type"].as_str(), last["node"].as_str()), (Some("stats"), Some("node-under-test")));
 }
+
+/// `picket bench node --agent SOCKET`: the agent runs the node benchmark on its node and answers
+/// on the asking connection; the report is the one `picket bench node` makes here, and an
+/// ordinary reader of the socket never sees the answer.
+#[test]
+fn the_agent_answers_the_node_benchmark_on_its_socket() {
+    require_bpf!();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("picket/agent.sock");
+    let mut agent = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+        .args(["agent", "run", "--for", "60", "--quiet", "--socket"])
+        .arg(&socket)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("picket agent runs");
+    common::wait_for(Duration::from_secs(10), || socket.exists().then_some(())).expect("the socket appears");
+    let onlooker = std::os::unix::net::UnixStream::connect(&socket).expect("connect");
+    onlooker.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
+    let picket = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+            .args(args)
+            .env("PICKET_DATA_DIR", dir.path().join("data"))
+            .output()
+            .expect("picket runs")
+    };
+    let socket_arg = socket.display().to_string();
+    let through_agent = picket(&["bench", "node", "--agent", &socket_arg, "-o", "json"]);
+    let here = picket(&["bench", "node", "-o", "json"]);
+    let _ = agent.kill();
+    let _ = agent.wait();
+    assert!(through_agent.status.code() == here.status.code(), "{}", String::from_utf8_lossy(&through_agent.stderr));
+    let (remote, local): (serde_json::Value, serde_json::Value) = (
+        serde_json::from_slice(&through_agent.stdout).expect("json"),
+        serde_json::from_slice(&here.stdout).expect("json"),
+    );
+    let verdicts = |report: &serde_json::Value| -> Vec<(String, String)> {
+        report["checks"]
+            .as_array()
+            .expect("checks")
+            .iter()
+            .map(|c| (c["id"].as_str().unwrap_or_default().to_string(), c["status"].to_string()))
+            .collect()
+    };
+    assert!(!verdicts(&local).is_empty());
+    assert_eq!(verdicts(&remote), verdicts(&local), "the agent's node benchmark is this node's");
+    let mut seen = String::new();
+    let _ = std::io::Read::read_to_string(&mut &onlooker, &mut seen);
+    assert!(!seen.contains("bench-node"), "the answer went to the asker only");
+    // Nothing listens: said, not hung.
+    let gone = picket(&["bench", "node", "--agent", &socket_arg]);
+    assert_eq!(gone.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("no agent at"), "{}", String::from_utf8_lossy(&gone.stderr));
+}

@@ -34,7 +34,7 @@ pub struct EventServer {
 
 /// The unix socket or the loopback TCP port the lines are served on.
 trait Listener: Send + 'static {
-    type Reader: tokio::io::AsyncWrite + Unpin + Send + 'static;
+    type Reader: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static;
     fn accept_reader(&self) -> impl Future<Output = std::io::Result<Self::Reader>> + Send;
 }
 
@@ -53,29 +53,75 @@ impl Listener for tokio::net::TcpListener {
 }
 
 /// Writes the greeting and the kept alerts, then every line, to one reader until it goes away.
-/// (An alert sent while the reader connects may come twice; alerts carry ids.)
-async fn serve<W: tokio::io::AsyncWrite + Unpin>(
-    mut client: W,
+/// (An alert sent while the reader connects may come twice; alerts carry ids.) A reader may also
+/// ask: a request line (`{"request":"bench-node"}`) is answered on its connection alone.
+async fn serve<C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static>(
+    client: C,
     mut rx: broadcast::Receiver<Arc<str>>,
     hello: Option<Arc<str>>,
     kept: Vec<Arc<str>>,
 ) {
+    let (reading, mut client) = tokio::io::split(client);
+    let (replies_tx, mut replies) = tokio::sync::mpsc::channel::<String>(4);
+    let requests = tokio::spawn(answer_requests(reading, replies_tx));
+    let _stop_requests = AbortOnDrop(requests);
     for line in hello.into_iter().chain(kept) {
         if client.write_all(line.as_bytes()).await.is_err() || client.write_all(b"\n").await.is_err() {
             return;
         }
     }
     loop {
-        let line: Arc<str> = match rx.recv().await {
-            Ok(line) => line,
-            Err(broadcast::error::RecvError::Lagged(missed)) => {
-                let lagged = super::wire::WireEvent::Lagged { v: super::wire::WIRE_VERSION, missed, node: None };
-                serde_json::to_string(&lagged).unwrap_or_default().into()
-            }
-            Err(broadcast::error::RecvError::Closed) => return,
+        let line: Arc<str> = tokio::select! {
+            reply = replies.recv(), if !replies.is_closed() => match reply {
+                Some(reply) => reply.into(),
+                None => continue,
+            },
+            event = rx.recv() => match event {
+                Ok(line) => line,
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    let lagged = super::wire::WireEvent::Lagged { v: super::wire::WIRE_VERSION, missed, node: None };
+                    serde_json::to_string(&lagged).unwrap_or_default().into()
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
         };
         // A reader that went away ends its task.
         if client.write_all(line.as_bytes()).await.is_err() || client.write_all(b"\n").await.is_err() {
+            return;
+        }
+    }
+}
+
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The longest request line read; longer ones end the reading side (a reader is not a writer).
+const REQUEST_LIMIT: u64 = 4096;
+
+/// Reads a reader's request lines and sends each answer line back to its connection.
+async fn answer_requests<R: tokio::io::AsyncRead + Unpin>(reading: R, replies: tokio::sync::mpsc::Sender<String>) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+    let mut lines = tokio::io::BufReader::new(reading.take(REQUEST_LIMIT * 16));
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match lines.read_line(&mut line).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) if n as u64 > REQUEST_LIMIT => return,
+            Ok(_) => {}
+        }
+        let reply = match serde_json::from_str::<super::wire::Request>(line.trim()) {
+            Ok(super::wire::Request::BenchNode) => {
+                super::wire::BenchReply::of(crate::bench::node::run_on_this_node().await)
+            }
+            Err(e) => super::wire::BenchReply::refused(format!("not a request this agent answers: {e}")),
+        };
+        if replies.send(serde_json::to_string(&reply).unwrap_or_default()).await.is_err() {
             return;
         }
     }

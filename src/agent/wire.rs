@@ -209,3 +209,46 @@ mod tests {
         assert_eq!(lagged, WireEvent::Lagged { v: 1, missed: 9, node: None });
     }
 }
+
+/// What a reader of the agent's stream may ask, one JSON line each.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "request", rename_all = "kebab-case")]
+pub enum Request {
+    /// The CIS Kubernetes node benchmark of the agent's node (`picket bench node --agent`).
+    BenchNode,
+}
+
+/// The answer to a request, on the asking connection only: `{"type":"bench-node", …}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BenchReply {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub v: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<crate::bench::BenchReport>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+pub const BENCH_REPLY: &str = "bench-node";
+
+impl BenchReply {
+    pub fn of(result: Result<crate::bench::Benchmarked, crate::bench::BenchError>) -> Self {
+        match result {
+            Ok(done) => Self {
+                kind: BENCH_REPLY.into(),
+                v: WIRE_VERSION,
+                report: Some(done.report),
+                notes: done.notes,
+                error: None,
+            },
+            Err(e) => Self::refused(e.to_string()),
+        }
+    }
+
+    pub fn refused(error: String) -> Self {
+        Self { kind: BENCH_REPLY.into(), v: WIRE_VERSION, report: None, notes: Vec::new(), error: Some(error) }
+    }
+}

@@ -23,6 +23,10 @@ pub struct HostFiles {
     root: PathBuf,
     users: Vec<(String, u32)>,
     groups: Vec<(String, u32)>,
+    /// The processes of this PID namespace are the host's even though the files are under
+    /// another root (the agent in its pod: host PID namespace, the node's files at
+    /// `/proc/1/root`).
+    live: bool,
 }
 
 impl HostFiles {
@@ -30,7 +34,12 @@ impl HostFiles {
         let root = root.into();
         let users = read_id_file(&root.join("etc/passwd"));
         let groups = read_id_file(&root.join("etc/group"));
-        Self { root, users, groups }
+        Self { root, users, groups, live: false }
+    }
+
+    /// The host's files under `root`, read by a process in the host's PID namespace.
+    pub fn of_live_host(root: impl Into<PathBuf>) -> Self {
+        Self { live: true, ..Self::new(root) }
     }
 
     pub fn root(&self) -> &Path {
@@ -38,7 +47,7 @@ impl HostFiles {
     }
 
     pub fn is_live_host(&self) -> bool {
-        self.root == Path::new("/")
+        self.live || self.root == Path::new("/")
     }
 
     /// Where a host path is under the root: `/etc/docker` under `/mnt/node` is

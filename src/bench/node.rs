@@ -412,11 +412,33 @@ fn load_config(files: &HostFiles, component: &mut Component) {
 
 /// Gathers the node's facts under `root` (`/` on the live host) and judges them.
 pub async fn run(root: &Path) -> Result<super::Benchmarked, super::BenchError> {
-    let files = super::host_root(root)?;
+    run_on(super::host_root(root)?).await
+}
+
+/// The node benchmark of the node this process runs on, from wherever it runs: on the host,
+/// its root; in a pod in the host's PID namespace (the agent's DaemonSet), the node's files
+/// through `/proc/1/root`, so no SSH and no host mount are needed.
+pub async fn run_on_this_node() -> Result<super::Benchmarked, super::BenchError> {
+    use std::os::unix::fs::MetadataExt;
+    let same = |a: &Path, b: &Path| match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => true,
+    };
+    let init_root = Path::new("/proc/1/root");
+    if same(Path::new("/"), init_root) {
+        return run(Path::new("/")).await;
+    }
+    run_on(super::files::HostFiles::of_live_host(init_root)).await
+}
+
+async fn run_on(files: super::files::HostFiles) -> Result<super::Benchmarked, super::BenchError> {
     super::blocking(move || {
         let facts = NodeFacts::gather(&files);
         let target = if files.is_live_host() {
-            format!("node {}", crate::local::hostname())
+            // In the agent's pod the node's name is in its files, not in this UTS namespace.
+            let named = std::fs::read_to_string(files.resolve(Path::new("/etc/hostname"))).ok();
+            let name = named.map(|n| n.trim().to_string()).filter(|n| !n.is_empty() && files.root() != Path::new("/"));
+            format!("node {}", name.unwrap_or_else(crate::local::hostname))
         } else {
             format!("node files under {}", files.root().display())
         };

@@ -43,6 +43,13 @@ pub enum BenchCommand {
     Node {
         #[command(flatten)]
         common: BenchArgs,
+        /// Ask the node agent listening on SOCKET to run it (on its node, as root)
+        #[arg(long, value_name = "SOCKET", num_args = 0..=1, default_missing_value = crate::agent::stream::DEFAULT_SOCKET, conflicts_with = "node")]
+        agent: Option<PathBuf>,
+        /// Benchmark this node of the cluster (--context): the picket agent pod on it answers,
+        /// through a port-forward, so no SSH is needed
+        #[arg(long, value_name = "NODE")]
+        node: Option<String>,
     },
 }
 
@@ -87,7 +94,25 @@ pub fn run(command: &BenchCommand, config: &Config, context: Option<&str>) -> an
             };
             (runtime.block_on(bench::docker::run(&options))?, common)
         }
-        BenchCommand::Node { common } => (runtime.block_on(bench::node::run(&common.root))?, common),
+        BenchCommand::Node { common, agent: Some(socket), .. } => {
+            let done = runtime.block_on(async {
+                let stream = tokio::net::UnixStream::connect(socket)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("no agent at {}: {e} (picket agent run)", socket.display()))?;
+                let what = format!("agent at {}", socket.display());
+                crate::agent::client::request_bench_node(stream, &what, std::time::Duration::from_secs(120))
+                    .await
+                    .map_err(anyhow::Error::msg)
+            })?;
+            (done, common)
+        }
+        BenchCommand::Node { common, node: Some(node), .. } => {
+            let done = runtime
+                .block_on(crate::agent::client::bench_cluster_node(context, node))
+                .map_err(anyhow::Error::msg)?;
+            (done, common)
+        }
+        BenchCommand::Node { common, .. } => (runtime.block_on(bench::node::run(&common.root))?, common),
     };
     for note in &done.notes {
         crate::say!("picket: warning: {note}");
