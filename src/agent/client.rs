@@ -332,6 +332,65 @@ pub async fn deploy(context: String) -> Result<Vec<String>, String> {
         .map_err(|e| e.to_string())
 }
 
+/// Asks an agent over `stream` (its socket, or a port-forward to its pod) for its node's CIS
+/// benchmark; event lines before the answer are skipped.
+pub async fn request_bench_node<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    stream: S,
+    what: &str,
+    timeout: Duration,
+) -> Result<crate::bench::Benchmarked, String> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let (reading, mut writing) = tokio::io::split(stream);
+    let request = serde_json::to_string(&crate::agent::wire::Request::BenchNode).unwrap_or_default();
+    writing.write_all(format!("{request}\n").as_bytes()).await.map_err(|e| format!("{what}: cannot ask: {e}"))?;
+    let mut lines = tokio::io::BufReader::new(reading).lines();
+    let answer = async {
+        while let Some(line) = lines.next_line().await.map_err(|e| format!("{what}: {e}"))? {
+            if !line.contains(crate::agent::wire::BENCH_REPLY) {
+                continue;
+            }
+            let Ok(reply) = serde_json::from_str::<crate::agent::wire::BenchReply>(&line) else { continue };
+            if reply.kind != crate::agent::wire::BENCH_REPLY {
+                continue;
+            }
+            return match (reply.report, reply.error) {
+                (Some(report), _) => Ok(crate::bench::Benchmarked { report, notes: reply.notes }),
+                (None, error) => Err(format!("{what}: {}", error.unwrap_or_else(|| "no report".into()))),
+            };
+        }
+        Err(format!("{what}: the agent closed the connection without an answer (an agent older than this picket?)"))
+    };
+    tokio::time::timeout(timeout, answer)
+        .await
+        .unwrap_or_else(|_| Err(format!("{what}: no answer within {}s", timeout.as_secs())))
+}
+
+/// The node benchmark of cluster node `node`, from the agent pod on it (no SSH): the
+/// DaemonSet's pods are listed, the one on `node` reached through a port-forward.
+pub async fn bench_cluster_node(context: Option<&str>, node: &str) -> Result<crate::bench::Benchmarked, String> {
+    use super::manifest::AGENT_PORT;
+    let (client, name) = crate::cluster::client_for(context).await.map_err(|e| e.to_string())?;
+    let pods = super::deploy::list_agent_pods(&client, &name).await.map_err(|e| e.to_string())?;
+    let Some(pod) = pods.iter().find(|p| p.node == node) else {
+        let nodes: Vec<&str> = pods.iter().map(|p| p.node.as_str()).collect();
+        return Err(format!(
+            "context {name}: no picket agent pod on node {node} (agents run on: {}); deploy it with picket agent manifest",
+            if nodes.is_empty() { "none".to_string() } else { nodes.join(", ") }
+        ));
+    };
+    if pod.phase != "Running" {
+        return Err(format!("context {name}: the agent pod {} on {node} is {}, not running", pod.name, pod.phase));
+    }
+    let api: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::namespaced(client, super::manifest::NAMESPACE);
+    let mut forward = api
+        .portforward(&pod.name, &[AGENT_PORT])
+        .await
+        .map_err(|e| format!("port-forward to pod {} port {AGENT_PORT}: {e}", pod.name))?;
+    let stream =
+        forward.take_stream(AGENT_PORT).ok_or_else(|| format!("port-forward to pod {} gave no stream", pod.name))?;
+    request_bench_node(stream, &format!("pod {} on {node}", pod.name), Duration::from_secs(120)).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -429,63 +488,4 @@ mod tests {
         assert!(started.elapsed() >= Duration::from_millis(500), "it kept trying for the wait");
         assert_eq!(reason, format!("no agent is serving {}", socket.display()));
     }
-}
-
-/// Asks an agent over `stream` (its socket, or a port-forward to its pod) for its node's CIS
-/// benchmark; event lines before the answer are skipped.
-pub async fn request_bench_node<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
-    stream: S,
-    what: &str,
-    timeout: Duration,
-) -> Result<crate::bench::Benchmarked, String> {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
-    let (reading, mut writing) = tokio::io::split(stream);
-    let request = serde_json::to_string(&crate::agent::wire::Request::BenchNode).unwrap_or_default();
-    writing.write_all(format!("{request}\n").as_bytes()).await.map_err(|e| format!("{what}: cannot ask: {e}"))?;
-    let mut lines = tokio::io::BufReader::new(reading).lines();
-    let answer = async {
-        while let Some(line) = lines.next_line().await.map_err(|e| format!("{what}: {e}"))? {
-            if !line.contains(crate::agent::wire::BENCH_REPLY) {
-                continue;
-            }
-            let Ok(reply) = serde_json::from_str::<crate::agent::wire::BenchReply>(&line) else { continue };
-            if reply.kind != crate::agent::wire::BENCH_REPLY {
-                continue;
-            }
-            return match (reply.report, reply.error) {
-                (Some(report), _) => Ok(crate::bench::Benchmarked { report, notes: reply.notes }),
-                (None, error) => Err(format!("{what}: {}", error.unwrap_or_else(|| "no report".into()))),
-            };
-        }
-        Err(format!("{what}: the agent closed the connection without an answer (an agent older than this picket?)"))
-    };
-    tokio::time::timeout(timeout, answer)
-        .await
-        .unwrap_or_else(|_| Err(format!("{what}: no answer within {}s", timeout.as_secs())))
-}
-
-/// The node benchmark of cluster node `node`, from the agent pod on it (no SSH): the
-/// DaemonSet's pods are listed, the one on `node` reached through a port-forward.
-pub async fn bench_cluster_node(context: Option<&str>, node: &str) -> Result<crate::bench::Benchmarked, String> {
-    use super::manifest::AGENT_PORT;
-    let (client, name) = crate::cluster::client_for(context).await.map_err(|e| e.to_string())?;
-    let pods = super::deploy::list_agent_pods(&client, &name).await.map_err(|e| e.to_string())?;
-    let Some(pod) = pods.iter().find(|p| p.node == node) else {
-        let nodes: Vec<&str> = pods.iter().map(|p| p.node.as_str()).collect();
-        return Err(format!(
-            "context {name}: no picket agent pod on node {node} (agents run on: {}); deploy it with picket agent manifest",
-            if nodes.is_empty() { "none".to_string() } else { nodes.join(", ") }
-        ));
-    };
-    if pod.phase != "Running" {
-        return Err(format!("context {name}: the agent pod {} on {node} is {}, not running", pod.name, pod.phase));
-    }
-    let api: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::namespaced(client, super::manifest::NAMESPACE);
-    let mut forward = api
-        .portforward(&pod.name, &[AGENT_PORT])
-        .await
-        .map_err(|e| format!("port-forward to pod {} port {AGENT_PORT}: {e}", pod.name))?;
-    let stream =
-        forward.take_stream(AGENT_PORT).ok_or_else(|| format!("port-forward to pod {} gave no stream", pod.name))?;
-    request_bench_node(stream, &format!("pod {} on {node}", pod.name), Duration::from_secs(120)).await
 }
