@@ -420,6 +420,17 @@ async fn the_agent_daemonset_is_applied_to_a_real_api_server() {
     // (A server-side dry run: the namespace must exist, so the deployed one is used.)
     let dry = server.kubectl(&["apply", "--dry-run=server", "-f", &file.display().to_string()]);
     assert!(dry.status.success(), "the server validates every object: {}", String::from_utf8_lossy(&dry.stderr));
+
+    // A node's benchmark through its agent pod: with no kubelet there is none, and it says so.
+    let asked = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+        .args(["bench", "node", "--node", "worker-1"])
+        .env("KUBECONFIG", &server.kubeconfig)
+        .env("PICKET_DATA_DIR", dir.path().join("data"))
+        .output()
+        .expect("picket runs");
+    let said = String::from_utf8_lossy(&asked.stderr);
+    assert_eq!(asked.status.code(), Some(2), "{said}");
+    assert!(said.contains("no picket agent pod on node worker-1 (agents run on: none)"), "{said}");
 }
 
 /// The console's watched inventory on the real API server: listed once, then following watch
