@@ -5,6 +5,7 @@ pub mod alerts;
 pub mod bench;
 pub mod cluster;
 pub mod db;
+pub mod policy;
 pub mod registry;
 pub mod sbom;
 pub mod scan;
@@ -59,9 +60,12 @@ pub enum Commands {
     /// The vulnerability database: update, import, status
     #[command(subcommand)]
     Db(db::DbCommand),
-    /// Registries kept scanned: add, list, remove, scan (crawl), tags
+    /// Registries kept scanned: add, list, remove, scan (crawl), tags, manifest (a CronJob)
     #[command(subcommand)]
     Registry(registry::RegistryCommand),
+    /// Security policy as code: the PicketPolicy format and its CRDs
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
     /// Compliance benchmarks: CIS Docker, CIS Kubernetes (cluster and node), Pod Security Standards
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -164,6 +168,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Commands::Scan(ref command)) => scan::run(command, &Config::load(&cli.overrides())?),
         Some(Commands::Db(ref command)) => db::run(command, &Config::load(&cli.overrides())?),
         Some(Commands::Registry(ref command)) => registry::run(command, &Config::load(&cli.overrides())?),
+        Some(Commands::Policy(ref command)) => policy::run(command, cli.context.as_deref()),
         Some(Commands::Agent(ref command)) => agent::run(command),
         Some(Commands::ExecCredential { seconds, ref command }) => {
             Ok(crate::cluster::run_exec_plugin(seconds, command))

@@ -36,6 +36,7 @@ pub mod input;
 pub mod local;
 pub mod model;
 pub mod oci;
+pub mod policy;
 pub mod registry;
 pub mod report;
 pub mod rules;

@@ -759,3 +759,98 @@ async fn two_clusters_are_compared_workload_by_workload() {
         String::from_utf8_lossy(&missing.stderr)
     );
 }
+
+/// The policy CRDs install on the real (v1.20) API server: `picket policy crd --apply`, the CRDs
+/// become established, a valid PicketPolicy is stored as written (and passes `policy
+/// validate`), and the server's schema refuses a mode that is not one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_policy_crds_install_and_the_server_holds_policies_to_them() {
+    let Some(server) = RealApiServer::start() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let picket = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_picket")).args(args).output().expect("picket runs")
+    };
+    let crds = picket(&["policy", "crd"]);
+    assert!(crds.status.success(), "{}", String::from_utf8_lossy(&crds.stderr));
+    let shipped =
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/policy-crds.yaml")).expect("docs/policy-crds.yaml");
+    assert_eq!(
+        String::from_utf8_lossy(&crds.stdout).trim_end(),
+        String::from_utf8_lossy(&shipped).trim_end(),
+        "the shipped CRDs are the printed ones"
+    );
+    let installed = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+        .args(["policy", "crd", "--apply"])
+        .env("KUBECONFIG", &server.kubeconfig)
+        .output()
+        .expect("picket runs");
+    let said = String::from_utf8_lossy(&installed.stderr);
+    assert!(installed.status.success(), "{said}");
+    assert!(said.contains("applied CustomResourceDefinition picketclusterpolicies.picket.dev"), "{said}");
+    let established = server.kubectl(&[
+        "wait",
+        "--for",
+        "condition=established",
+        "--timeout=60s",
+        "crd/picketpolicies.picket.dev",
+        "crd/picketclusterpolicies.picket.dev",
+    ]);
+    assert!(established.status.success(), "{}", String::from_utf8_lossy(&established.stderr));
+
+    let policy = "apiVersion: picket.dev/v1
+kind: PicketPolicy
+metadata:
+  name: web
+  namespace: default
+spec:
+  selector:
+    owner: { kind: Deployment, name: web }
+  mode: protect
+  process:
+    - matchPaths: [/usr/sbin/nginx]
+      action: Allow
+  file:
+    - matchDirectories: [{ dir: /etc/nginx/, recursive: true }]
+      readOnly: true
+  egress:
+    - peers: [{ fqdn: api.example.com }, { cidr: 10.0.0.0/8 }]
+      ports: [{ port: '443', protocol: TCP }]
+      applications: [TLS]
+";
+    let file = dir.path().join("web.yaml");
+    std::fs::write(&file, policy).expect("write");
+    let valid = picket(&["policy", "validate", &file.display().to_string()]);
+    assert!(valid.status.success(), "{}", String::from_utf8_lossy(&valid.stderr));
+    // Right after `established` the server may still be loading the new kind's schema.
+    let stored = (0..40).any(|_| {
+        server.kubectl(&["apply", "-f", &file.display().to_string()]).status.success() || {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            false
+        }
+    });
+    assert!(stored, "the API server takes a valid PicketPolicy");
+    let got = server.kubectl(&["get", "picketpolicies.picket.dev", "-n", "default", "web", "-o", "json"]);
+    assert!(got.status.success(), "{}", String::from_utf8_lossy(&got.stderr));
+    let got: serde_json::Value = serde_json::from_slice(&got.stdout).expect("json");
+    let back: picket::policy::PicketPolicy =
+        serde_json::from_value(got).expect("the stored object reads as a PicketPolicy");
+    assert_eq!(back.spec.egress[0].peers[0].fqdn.as_deref(), Some("api.example.com"));
+    assert_eq!(back.spec.file[0].match_directories[0].dir, "/etc/nginx/");
+
+    let wrong = dir.path().join("wrong.yaml");
+    std::fs::write(&wrong, policy.replace("mode: protect", "mode: enforce")).expect("write");
+    let refused = server.kubectl(&["apply", "-f", &wrong.display().to_string()]);
+    assert!(!refused.status.success(), "the schema refuses mode: enforce");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("spec.mode"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let said = picket(&["policy", "validate", &wrong.display().to_string()]);
+    assert_eq!(said.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&said.stderr).contains("wrong.yaml:9:"),
+        "{}",
+        String::from_utf8_lossy(&said.stderr)
+    );
+}
