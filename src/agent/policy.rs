@@ -218,13 +218,17 @@ impl PolicyFile {
 
     /// Parses and checks every rule as the kernel maps will hold it.
     pub fn parse(path: &Path, text: &str) -> Result<Self, PolicyFileError> {
-        let file: PolicyFile = serde_saphyr::from_str(text).map_err(|e| {
-            let (line, column, message) = crate::yaml::explain(text, &e);
-            PolicyFileError::File {
-                path: path.to_path_buf(),
-                message: format!("line {line} column {column}: {message}"),
-            }
-        })?;
+        let file: PolicyFile = if is_policy_as_code(text) {
+            from_policy_documents(path, text)?
+        } else {
+            serde_saphyr::from_str(text).map_err(|e| {
+                let (line, column, message) = crate::yaml::explain(text, &e);
+                PolicyFileError::File {
+                    path: path.to_path_buf(),
+                    message: format!("line {line} column {column}: {message}"),
+                }
+            })?
+        };
         let mut names = BTreeSet::new();
         for (index, rule) in file.containers.iter().enumerate() {
             let fail = |message: String| PolicyFileError::Rule { path: path.to_path_buf(), index, message };
@@ -300,9 +304,240 @@ impl PolicyFile {
     }
 }
 
+/// A file in the policy-as-code format (`apiVersion: picket.dev/v1`) rather than the agent's own.
+fn is_policy_as_code(text: &str) -> bool {
+    text.lines().any(|l| l.trim_start().starts_with("apiVersion:") && l.contains("picket.dev/"))
+}
+
+/// `PicketPolicy` documents held as the agent's per-container rules, which is what the kernel
+/// rungs enforce today. A rule they cannot hold yet is refused, naming the rule and what it
+/// needs, never silently dropped.
+fn from_policy_documents(path: &Path, text: &str) -> Result<PolicyFile, PolicyFileError> {
+    use crate::policy::spec::{Action, Protocol as PolicyProtocol};
+    use crate::policy::validate::{Document, parse_ports, validate_text};
+    let file_error = |message: String| PolicyFileError::File { path: path.to_path_buf(), message };
+    let (documents, problems) = validate_text(path, text);
+    if let Some(problem) = problems.first() {
+        let more = match problems.len() {
+            1 => String::new(),
+            n => format!(" (and {} more: picket policy validate)", n - 1),
+        };
+        return Err(file_error(format!("line {} column {}: {}{more}", problem.line, problem.column, problem.message)));
+    }
+    let mut containers = Vec::new();
+    for document in &documents {
+        let name = document.name();
+        let (spec, namespace) = match document {
+            Document::Policy(policy) => (policy.spec.clone(), policy.metadata.namespace.clone()),
+            Document::ClusterPolicy(policy) if policy.spec.namespaces.is_empty() => (policy.spec.rules(), None),
+            Document::ClusterPolicy(_) => {
+                return Err(file_error(format!(
+                    "{name}: spec.namespaces: the agent does not pick namespaces by pattern yet; write a PicketPolicy per namespace"
+                )));
+            }
+        };
+        let refuse = |at: &str, why: &str| file_error(format!("{name}: {at}: {why}"));
+        let selector = &spec.selector;
+        let not_yet = "the agent picks containers by name today (groups by owner, labels and image come with learning)";
+        if !selector.match_labels.is_empty() {
+            return Err(refuse("spec.selector.matchLabels", not_yet));
+        }
+        if selector.owner.is_some() {
+            return Err(refuse("spec.selector.owner", not_yet));
+        }
+        if selector.image.is_some() {
+            return Err(refuse("spec.selector.image", not_yet));
+        }
+        let Some(container) = selector.container.clone() else {
+            return Err(refuse("spec.selector", "name the container (selector.container)"));
+        };
+        let mut allow_exec: Option<Vec<String>> = None;
+        for (i, rule) in spec.process.iter().enumerate() {
+            let at = format!("spec.process[{i}]");
+            if rule.action != Action::Allow {
+                return Err(refuse(
+                    &at,
+                    "the exec rungs hold an allowlist: only Allow rules (Audit and Block come with the policy engine)",
+                ));
+            }
+            if !rule.match_directories.is_empty() || !rule.from_source.is_empty() || rule.user.is_some() {
+                return Err(refuse(
+                    &at,
+                    "the exec rungs allow exact paths: matchDirectories, fromSource and user are not held yet",
+                ));
+            }
+            allow_exec.get_or_insert_with(Vec::new).extend(rule.match_paths.iter().cloned());
+        }
+        let mut files = Vec::new();
+        for (i, rule) in spec.file.iter().enumerate() {
+            let at = format!("spec.file[{i}]");
+            if !rule.from_source.is_empty() {
+                return Err(refuse(&at, "fromSource is not held by the file rungs yet"));
+            }
+            let deny = match (rule.action, rule.read_only) {
+                (Action::Block, _) => vec![Access::Read, Access::Write],
+                (Action::Allow, true) => vec![Access::Write],
+                (Action::Allow, false) => continue,
+                (Action::Audit, _) => return Err(refuse(&at, "Audit is not held by the file rungs yet")),
+            };
+            if rule.match_directories.iter().any(|d| !d.recursive) {
+                return Err(refuse(&at, "the file rungs match everything below a directory: write recursive: true"));
+            }
+            let prefixes = rule.match_paths.iter().cloned().chain(rule.match_directories.iter().map(|d| d.dir.clone()));
+            files.extend(prefixes.map(|prefix| FileSpec { prefix, deny: deny.clone() }));
+        }
+        if !spec.ingress.is_empty() {
+            return Err(refuse("spec.ingress", "inbound rules come with the firewall (issue 18)"));
+        }
+        let mut allow: Option<Vec<DestinationSpec>> = None;
+        let mut deny_to = Vec::new();
+        for (i, rule) in spec.egress.iter().enumerate() {
+            let at = format!("spec.egress[{i}]");
+            if !rule.applications.is_empty() {
+                return Err(refuse(&at, "applications need the layer-7 firewall (issue 18)"));
+            }
+            if rule.peers.iter().any(|p| p.cidr.is_none()) {
+                return Err(refuse(
+                    &at,
+                    "the network rung knows addresses: group, namespace and fqdn peers come with the firewall",
+                ));
+            }
+            let targets: Vec<Option<String>> = match rule.peers.is_empty() {
+                true => vec![None],
+                false => rule.peers.iter().map(|p| p.cidr.clone()).collect(),
+            };
+            let mut destinations = Vec::new();
+            for to in targets {
+                let ports = match rule.ports.is_empty() {
+                    true => vec![(Vec::new(), None)],
+                    false => rule
+                        .ports
+                        .iter()
+                        .map(|p| {
+                            let (low, high) = parse_ports(&p.port).unwrap_or((1, 65535));
+                            let port =
+                                if low == high { PortSpec::One(low) } else { PortSpec::Range(format!("{low}-{high}")) };
+                            let protocol = p.protocol.map(|p| match p {
+                                PolicyProtocol::Tcp => Protocol::Tcp,
+                                PolicyProtocol::Udp => Protocol::Udp,
+                            });
+                            (vec![port], protocol)
+                        })
+                        .collect(),
+                };
+                destinations.extend(ports.into_iter().map(|(ports, protocol)| DestinationSpec {
+                    to: to.clone(),
+                    ports,
+                    protocol,
+                }));
+            }
+            match rule.action {
+                Action::Allow => allow.get_or_insert_with(Vec::new).extend(destinations),
+                Action::Block => deny_to.extend(destinations),
+                Action::Audit => return Err(refuse(&at, "Audit is not held by the network rung yet")),
+            }
+        }
+        let connect = (allow.is_some() || !deny_to.is_empty()).then_some(ConnectSpec { allow, deny: deny_to });
+        containers.push(PolicyRule {
+            name: Some(container),
+            id: None,
+            namespace,
+            mode: match spec.mode {
+                crate::policy::spec::Mode::Discover => Mode::Discover,
+                crate::policy::spec::Mode::Monitor => Mode::Monitor,
+                crate::policy::spec::Mode::Protect => Mode::Protect,
+            },
+            allow_exec,
+            files,
+            connect,
+        });
+    }
+    Ok(PolicyFile { containers })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The same rules in the policy-as-code format and in the agent's own: held alike.
+    #[test]
+    fn a_picket_policy_is_held_as_the_agents_own_rules() {
+        let own = parse(
+            "containers:
+  - name: web
+    namespace: shop
+    mode: protect
+    allowExec: [/bin/busybox, /usr/sbin/nginx]
+    files:
+      - prefix: /etc/
+        deny: [write]
+      - prefix: /root/.ssh/
+        deny: [read, write]
+    connect:
+      allow:
+        - to: 10.0.0.0/8
+          ports: [443]
+          protocol: tcp
+      deny:
+        - ports: [3333]
+",
+        )
+        .expect("the agent's format");
+        let as_code = parse(
+            "apiVersion: picket.dev/v1
+kind: PicketPolicy
+metadata: { name: web, namespace: shop }
+spec:
+  selector: { container: web }
+  mode: protect
+  process:
+    - matchPaths: [/bin/busybox, /usr/sbin/nginx]
+  file:
+    - matchDirectories: [{ dir: /etc/, recursive: true }]
+      readOnly: true
+    - matchDirectories: [{ dir: /root/.ssh/, recursive: true }]
+      action: Block
+  egress:
+    - peers: [{ cidr: 10.0.0.0/8 }]
+      ports: [{ port: '443', protocol: TCP }]
+    - ports: [{ port: '3333' }]
+      action: Block
+",
+        )
+        .expect("the policy-as-code format");
+        assert_eq!(as_code.resolve_all(), own.resolve_all());
+        assert_eq!(as_code.containers[0].namespace.as_deref(), Some("shop"));
+    }
+
+    #[test]
+    fn what_the_rungs_cannot_hold_yet_is_refused_by_name() {
+        let head = "apiVersion: picket.dev/v1\nkind: PicketPolicy\nmetadata: { name: web }\nspec:\n  mode: protect\n";
+        for (rest, said) in [
+            (
+                "  selector: { owner: { kind: Deployment, name: web } }\n",
+                "spec.selector.owner: the agent picks containers by name",
+            ),
+            (
+                "  selector: { container: web }\n  egress:\n    - peers: [{ fqdn: api.example.com }]\n",
+                "spec.egress[0]: the network rung knows addresses",
+            ),
+            (
+                "  selector: { container: web }\n  process:\n    - matchPaths: [/bin/sh]\n      action: Block\n",
+                "spec.process[0]: the exec rungs hold an allowlist",
+            ),
+            (
+                "  selector: { container: web }\n  ingress:\n    - ports: [{ port: '80' }]\n",
+                "spec.ingress: inbound rules come with the firewall",
+            ),
+            (
+                "  selector: { container: web }\n  process:\n    - matchPaths: [sh]\n",
+                "agent-policy.yaml: line 8 column 7: 'sh' is not an absolute file path",
+            ),
+        ] {
+            let err = parse(&format!("{head}{rest}")).expect_err(said);
+            assert!(err.contains(said), "{err}");
+        }
+    }
 
     const GOOD: &str = "
 containers:
