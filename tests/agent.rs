@@ -1206,7 +1206,7 @@ fn the_signal_rung_kills_what_the_allowlist_leaves_out() {
 
 /// A container started while the agent runs is policed within a moment of its first exec, not
 /// at the next 2-second refresh: its entrypoint tries a program outside the allowlist every
-/// 100 ms and is refused within the first second (a `name:` rule: the engine names it first).
+/// 100 ms and is refused within about a second (a `name:` rule: the engine names it first).
 #[test]
 fn a_new_container_is_policed_within_a_moment_of_its_first_exec() {
     require_bpf!();
@@ -1216,7 +1216,7 @@ fn a_new_container_is_policed_within_a_moment_of_its_first_exec() {
     std::fs::write(&policy, "containers:\n  - name: newcomer\n    mode: protect\n    allowExec: [/bin/busybox]\n")
         .expect("write");
     let policy_arg = policy.display().to_string();
-    let script = "exec 2>&1; busybox mkdir -p /opt && busybox cp /bin/busybox /opt/echo; i=0; while [ $i -lt 30 ]; do \
+    let script = "exec 2>&1; busybox mkdir -p /opt && busybox cp /bin/busybox /opt/echo; i=0; while [ $i -lt 100 ]; do \
                   if /opt/echo -n; then i=$((i+1)); busybox usleep 100000; \
                   else echo refused after $i; exit 0; fi; done; echo never refused";
     let mut output = String::new();
@@ -1230,7 +1230,8 @@ fn a_new_container_is_policed_within_a_moment_of_its_first_exec() {
         .and_then(|l| l.strip_prefix("refused after "))
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("the program was never refused: {output}"));
-    assert!(tries <= 10, "refused only after {tries} tries of 100 ms: {output}");
+    // Well inside the 2-second refresh, with room for a loaded CI machine.
+    assert!(tries <= 15, "refused only after {tries} tries of 100 ms: {output}");
     let alert = lines
         .iter()
         .find(|l| l["type"] == "alert" && l["container"]["name"] == "newcomer")
