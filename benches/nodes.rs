@@ -27,6 +27,7 @@ fn events(count: u32) -> Vec<WireEvent> {
             image: Some("registry.example.com/app:1".into()),
             pod_namespace: None,
             pod_name: None,
+            pod_owner: None,
         })
         .collect();
     (0..count)

@@ -33,6 +33,7 @@ pub mod crawl;
 pub mod engine;
 pub mod gate;
 pub mod input;
+pub mod learn;
 pub mod local;
 pub mod model;
 pub mod oci;

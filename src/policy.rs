@@ -3,6 +3,7 @@
 //! module holds the format, its CRDs and its validation with file:line:col; learning, diff,
 //! apply, test and the exports build on it (issue 17).
 
+pub mod apply;
 pub mod spec;
 pub mod validate;
 

@@ -474,6 +474,7 @@ async fn the_agent_names_pods_from_the_api_server() {
         image: None,
         pod_namespace: None,
         pod_name: None,
+        pod_owner: None,
     };
     let named = common::wait_for(Duration::from_secs(5), || {
         names.name(Some(event_container.clone())).filter(|c| c.pod_name.is_some())

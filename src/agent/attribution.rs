@@ -34,6 +34,9 @@ pub struct ContainerRef {
     pub pod_namespace: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_name: Option<String>,
+    /// The workload that owns the pod, `Kind/name` (`Deployment/web`), from the API server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_owner: Option<String>,
 }
 
 fn is_container_id(text: &str) -> bool {
@@ -83,6 +86,7 @@ pub fn container_of_cgroup_path(path: &str) -> Option<ContainerRef> {
                 image: None,
                 pod_namespace: None,
                 pod_name: None,
+                pod_owner: None,
             });
         }
     }

@@ -365,6 +365,65 @@ pub async fn request_bench_node<S: tokio::io::AsyncRead + tokio::io::AsyncWrite 
         .unwrap_or_else(|_| Err(format!("{what}: no answer within {}s", timeout.as_secs())))
 }
 
+/// Asks an agent over `stream` one of the requests its loop answers (baselines, the policy in
+/// force, apply a policy); event lines before the answer are skipped. An answer with an error is
+/// an error.
+pub async fn request_agent<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    stream: S,
+    request: &crate::agent::wire::Request,
+    what: &str,
+    timeout: Duration,
+) -> Result<crate::agent::wire::AgentReply, String> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let kind = match request {
+        crate::agent::wire::Request::BenchNode => crate::agent::wire::BENCH_REPLY,
+        crate::agent::wire::Request::Baselines => "baselines",
+        crate::agent::wire::Request::Policy => "policy",
+        crate::agent::wire::Request::ApplyPolicy { .. } => "applied",
+    };
+    let (reading, mut writing) = tokio::io::split(stream);
+    let line = serde_json::to_string(request).map_err(|e| format!("{what}: {e}"))?;
+    writing.write_all(format!("{line}\n").as_bytes()).await.map_err(|e| format!("{what}: cannot ask: {e}"))?;
+    let mut lines = tokio::io::BufReader::new(reading).lines();
+    let wanted = format!("{{\"type\":\"{kind}\"");
+    let answer = async {
+        while let Some(line) = lines.next_line().await.map_err(|e| format!("{what}: {e}"))? {
+            if !line.starts_with(&wanted) && !line.starts_with("{\"type\":\"bench-node\"") {
+                continue;
+            }
+            // An agent that does not know the request answers as the bench does.
+            if let Ok(refused) = serde_json::from_str::<crate::agent::wire::BenchReply>(&line)
+                && refused.kind == crate::agent::wire::BENCH_REPLY
+                && kind != crate::agent::wire::BENCH_REPLY
+            {
+                return Err(format!("{what}: {}", refused.error.unwrap_or_else(|| "refused".into())));
+            }
+            let reply: crate::agent::wire::AgentReply =
+                serde_json::from_str(&line).map_err(|e| format!("{what}: an answer that does not read: {e}"))?;
+            return match reply.error {
+                Some(error) => Err(format!("{what}: {error}")),
+                None => Ok(reply),
+            };
+        }
+        Err(format!("{what}: the agent closed the connection without an answer (an agent older than this picket?)"))
+    };
+    tokio::time::timeout(timeout, answer)
+        .await
+        .unwrap_or_else(|_| Err(format!("{what}: no answer within {}s", timeout.as_secs())))
+}
+
+/// Asks the agent listening on the unix socket `socket`.
+pub async fn ask_local_agent(
+    socket: &Path,
+    request: &crate::agent::wire::Request,
+) -> Result<crate::agent::wire::AgentReply, String> {
+    let what = format!("agent at {}", socket.display());
+    let stream = tokio::net::UnixStream::connect(socket).await.map_err(|e| {
+        format!("{what}: cannot connect: {e} (is picket agent run --socket running, and are you root?)")
+    })?;
+    request_agent(stream, request, &what, Duration::from_secs(30)).await
+}
+
 /// The node benchmark of cluster node `node`, from the agent pod on it (no SSH): the
 /// DaemonSet's pods are listed, the one on `node` reached through a port-forward.
 pub async fn bench_cluster_node(context: Option<&str>, node: &str) -> Result<crate::bench::Benchmarked, String> {

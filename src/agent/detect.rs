@@ -368,6 +368,12 @@ impl Detector {
                 "The container's policy says where it may connect; this destination is not allowed.",
                 "connect",
             ),
+            AlertKind::Accept => (
+                "policy-accept",
+                "Inbound connection the container's policy does not list",
+                "The container's policy lists the inbound connections it accepts; this one is not among them. It was alerted, not refused: refusing inbound connections comes with the layer-7 firewall.",
+                "accept",
+            ),
         };
         let (mode, action) = match violation.action {
             AlertAction::Recorded => (Mode::Discover, Action::Recorded),
@@ -557,6 +563,7 @@ mod tests {
             image: None,
             pod_namespace: None,
             pod_name: None,
+            pod_owner: None,
         }
     }
 

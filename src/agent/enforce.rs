@@ -61,6 +61,27 @@ pub struct FileRule {
     pub deny_write: bool,
 }
 
+impl FileRule {
+    /// Whether this rule's prefix is a strict prefix of `other`'s (the longer one decides there).
+    fn shadows(&self, other: &FileRule) -> bool {
+        other.prefix.len() > self.prefix.len() && other.prefix.starts_with(&self.prefix)
+    }
+
+    fn denies_anything(&self) -> bool {
+        self.deny_read || self.deny_write
+    }
+}
+
+/// The rule that decides for `path`: the longest prefix among `rules` that matches it.
+pub fn deciding_rule<'a>(rules: &'a [FileRule], path: &str) -> Option<&'a FileRule> {
+    rules.iter().filter(|r| path.starts_with(r.prefix.as_str())).max_by_key(|r| r.prefix.len())
+}
+
+/// Whether some rule denies an access of this kind anywhere (else opens need no check).
+pub fn denies_any(rules: &[FileRule]) -> bool {
+    rules.iter().any(FileRule::denies_anything)
+}
+
 /// One container's policy, by its cgroup v2 id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerPolicy {
@@ -135,8 +156,12 @@ pub fn validate(policies: &[ContainerPolicy]) -> Result<(), PolicyError> {
                     rule.prefix
                 )));
             }
-            if !rule.deny_read && !rule.deny_write {
-                return Err(fail(format!("file rule {:?} denies nothing", rule.prefix)));
+            // A rule that denies nothing is an exception carved out of a shorter prefix.
+            if !rule.deny_read && !rule.deny_write && !policy.file_rules.iter().any(|other| other.shadows(rule)) {
+                return Err(fail(format!(
+                    "file rule {:?} denies nothing and is under no rule that does (an exception needs a shorter prefix to carve from)",
+                    rule.prefix
+                )));
             }
         }
     }
@@ -183,6 +208,8 @@ pub enum AlertKind {
     File,
     /// A connect or an addressed send (the network rung).
     Connect,
+    /// An inbound connection accepted (judged in user space; alerted, not refused).
+    Accept,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -643,6 +670,12 @@ mod tests {
         let mut nothing = policy(7);
         nothing.file_rules[0].deny_write = false;
         assert!(validate(&[nothing]).unwrap_err().to_string().contains("denies nothing"));
+        let mut carved = policy(7);
+        carved.file_rules.push(FileRule { prefix: "/etc/app/".into(), deny_read: false, deny_write: false });
+        validate(&[carved.clone()]).expect("an exception under /etc/");
+        assert_eq!(deciding_rule(&carved.file_rules, "/etc/app/x.conf").map(|r| r.deny_write), Some(false));
+        assert_eq!(deciding_rule(&carved.file_rules, "/etc/passwd").map(|r| r.deny_write), Some(true));
+        assert!(deciding_rule(&carved.file_rules, "/tmp/x").is_none());
         let mut many = policy(7);
         many.file_rules = vec![policy(7).file_rules[0].clone(); 9];
         assert!(validate(&[many]).is_err());

@@ -29,6 +29,8 @@ struct Known {
     containers: HashMap<String, Named>,
     /// Pod UID → (namespace, name).
     pods: HashMap<String, (String, String)>,
+    /// Pod UID → the workload that owns it, `Kind/name` (a ReplicaSet's pods: its Deployment).
+    owners: HashMap<String, String>,
 }
 
 pub struct ContainerNames {
@@ -67,9 +69,25 @@ fn known_from_pods(pods: &[Pod]) -> Known {
                 );
             }
         }
+        if let Some(owner) = owner_of(pod) {
+            known.owners.insert(uid.clone(), owner);
+        }
         known.pods.insert(uid, (namespace, name));
     }
     known
+}
+
+/// The workload a pod belongs to, `Kind/name`: its controller, and for a ReplicaSet made by a
+/// Deployment (its name is the Deployment's plus the pod-template-hash label) the Deployment.
+fn owner_of(pod: &Pod) -> Option<String> {
+    let owner = pod.metadata.owner_references.iter().flatten().find(|o| o.controller == Some(true))?;
+    if owner.kind == "ReplicaSet" {
+        let hash = pod.metadata.labels.as_ref().and_then(|l| l.get("pod-template-hash"));
+        if let Some(deployment) = hash.and_then(|h| owner.name.strip_suffix(h.as_str())?.strip_suffix('-')) {
+            return Some(format!("Deployment/{deployment}"));
+        }
+    }
+    Some(format!("{}/{}", owner.kind, owner.name))
 }
 
 impl ContainerNames {
@@ -107,6 +125,7 @@ impl ContainerNames {
                         .flat_map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())))
                         .collect(),
                     pods: HashMap::new(),
+                    owners: HashMap::new(),
                 };
                 if let Ok(mut known) = shared.write() {
                     *known = found;
@@ -185,6 +204,7 @@ impl ContainerNames {
         {
             container.pod_namespace = Some(namespace);
             container.pod_name = Some(name);
+            container.pod_owner = self.cluster.read().ok().and_then(|k| k.owners.get(uid).cloned());
         }
         Some(container)
     }
@@ -192,6 +212,11 @@ impl ContainerNames {
     /// A pod's namespace and name by its UID, from the API server.
     pub fn pod(&self, uid: &str) -> Option<(String, String)> {
         self.cluster.read().ok()?.pods.get(uid).cloned()
+    }
+
+    /// The workload owning a pod, `Kind/name`, by the pod's UID.
+    pub fn owner(&self, uid: &str) -> Option<String> {
+        self.cluster.read().ok()?.owners.get(uid).cloned()
     }
 
     /// Every container the sources know, by id.
@@ -217,7 +242,9 @@ mod tests {
     #[test]
     fn pod_statuses_name_pods_and_containers() {
         let pod: Pod = serde_json::from_value(serde_json::json!({
-            "metadata": { "name": "api-7d9f", "namespace": "payments", "uid": "0d7f3c2a-5b1e-4c9d-8e7f-6a5b4c3d2e1f" },
+            "metadata": { "name": "api-5c8f9d7b6-x2x9z", "namespace": "payments", "uid": "0d7f3c2a-5b1e-4c9d-8e7f-6a5b4c3d2e1f",
+                "labels": { "pod-template-hash": "5c8f9d7b6" },
+                "ownerReferences": [{ "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "api-5c8f9d7b6", "uid": "u", "controller": true }] },
             "status": {
                 "containerStatuses": [{
                     "name": "api", "image": "registry.example.com/payments/api:2.4.1", "imageID": "", "ready": true,
@@ -233,8 +260,9 @@ mod tests {
         let known = known_from_pods(&[pod]);
         assert_eq!(
             known.pods.get("0d7f3c2a-5b1e-4c9d-8e7f-6a5b4c3d2e1f"),
-            Some(&("payments".to_string(), "api-7d9f".to_string()))
+            Some(&("payments".to_string(), "api-5c8f9d7b6-x2x9z".to_string()))
         );
+        assert_eq!(known.owners["0d7f3c2a-5b1e-4c9d-8e7f-6a5b4c3d2e1f"], "Deployment/api");
         let api = &known.containers["4f1c0a9e2b7d4e6f8a1b2c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3e4f5a6b7"];
         assert_eq!((api.name.as_str(), api.image.as_str()), ("api", "registry.example.com/payments/api:2.4.1"));
         assert_eq!(known.containers["aaaa"].name, "migrate");

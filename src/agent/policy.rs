@@ -7,11 +7,15 @@
 //! containers:
 //!   - name: web                 # or id: 4f1c0a9e2b7d (at least 12 hex digits of the id)
 //!     namespace: payments       # on Kubernetes: only the pods of this namespace
+//!     image: registry.example/web:*   # and/or: only containers of this image (`*` any run)
+//!     owner: Deployment/web     # and/or: only the pods of this workload
 //!     mode: protect             # discover | monitor | protect
 //!     allowExec: [/bin/busybox] # absent: any executable
 //!     files:
 //!       - prefix: /etc/
 //!         deny: [write]         # read, write
+//!       - prefix: /etc/app/     # the longest prefix decides: deny: [] carves an exception
+//!         deny: []
 //!     connect:                  # connects and addressed sends (the cgroup hooks)
 //!       allow:                  # absent: any destination not denied
 //!         - to: 10.0.0.0/8      # an address or CIDR; absent: any
@@ -47,6 +51,12 @@ pub struct PolicyRule {
     /// the same name in every namespace).
     #[serde(default)]
     pub namespace: Option<String>,
+    /// Containers of this image (`*`: any run of characters), as the engine or the pod names it.
+    #[serde(default)]
+    pub image: Option<String>,
+    /// Containers of the pods of this workload, `Kind/name` (`Deployment/web`).
+    #[serde(default)]
+    pub owner: Option<String>,
     pub mode: Mode,
     #[serde(default)]
     pub allow_exec: Option<Vec<String>>,
@@ -54,6 +64,30 @@ pub struct PolicyRule {
     pub files: Vec<FileSpec>,
     #[serde(default)]
     pub connect: Option<ConnectSpec>,
+    /// Inbound connections it may accept (absent: any). Those outside are alerted, not refused:
+    /// refusing inbound connections comes with the layer-7 firewall.
+    #[serde(default)]
+    pub accept: Option<Vec<AcceptSpec>>,
+}
+
+/// Connections from `from` (an address or CIDR; absent: any) to the container's own ports.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptSpec {
+    #[serde(default)]
+    pub from: Option<String>,
+    #[serde(default)]
+    pub ports: Vec<PortSpec>,
+    #[serde(default)]
+    pub protocol: Option<Protocol>,
+}
+
+impl AcceptSpec {
+    fn sources(&self) -> Result<Vec<Destination>, String> {
+        DestinationSpec { to: self.from.clone(), ports: self.ports.clone(), protocol: self.protocol }
+            .destinations()
+            .map_err(|e| e.replace("to: ", "from: "))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -169,6 +203,10 @@ pub struct RunningContainer {
     pub name: Option<String>,
     /// Its pod's namespace, on a Kubernetes node.
     pub namespace: Option<String>,
+    /// Its image, as the engine or the pod names it.
+    pub image: Option<String>,
+    /// The workload owning its pod, `Kind/name`.
+    pub owner: Option<String>,
     /// Every cgroup v2 id of the container (runtimes make more than one, e.g. Podman's
     /// `…/container` sub-cgroup).
     pub cgroups: Vec<u64>,
@@ -181,10 +219,20 @@ impl PolicyRule {
         {
             return false;
         }
+        if let Some(image) = &self.image
+            && !container.image.as_deref().is_some_and(|i| crate::rules::glob_match(image, i))
+        {
+            return false;
+        }
+        if let Some(owner) = &self.owner
+            && container.owner.as_deref() != Some(owner.as_str())
+        {
+            return false;
+        }
         match (&self.name, &self.id) {
             (Some(name), _) => container.name.as_deref() == Some(name.as_str()),
             (None, Some(id)) => container.id.starts_with(&id.to_ascii_lowercase()),
-            (None, None) => false,
+            (None, None) => self.image.is_some() || self.owner.is_some(),
         }
     }
 
@@ -206,6 +254,14 @@ impl PolicyRule {
             // Checked when the file was parsed.
             connect: self.connect.as_ref().and_then(|c| c.rules().ok()),
         }
+    }
+}
+
+impl PolicyRule {
+    /// Whether an inbound connection from `remote` to the local `port` is one it may accept.
+    pub fn accepts(&self, remote: std::net::IpAddr, port: u16, protocol: u32) -> bool {
+        let Some(list) = &self.accept else { return true };
+        list.iter().flat_map(|spec| spec.sources().unwrap_or_default()).any(|d| d.covers(remote, port, protocol))
     }
 }
 
@@ -234,7 +290,9 @@ impl PolicyFile {
             let fail = |message: String| PolicyFileError::Rule { path: path.to_path_buf(), index, message };
             match (&rule.name, &rule.id) {
                 (Some(_), Some(_)) => return Err(fail("give name or id, not both".into())),
-                (None, None) => return Err(fail("name or id is needed to say which container".into())),
+                (None, None) if rule.image.is_none() && rule.owner.is_none() => {
+                    return Err(fail("name, id, image or owner is needed to say which containers".into()));
+                }
                 (Some(name), None) if name.is_empty() => return Err(fail("name is empty".into())),
                 (None, Some(id)) if id.len() < 12 || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) => {
                     return Err(fail(format!("id {id:?} must be 12 to 64 hex digits of a container id")));
@@ -244,7 +302,20 @@ impl PolicyFile {
             if rule.namespace.as_deref() == Some("") {
                 return Err(fail("namespace is empty".into()));
             }
-            let key = rule.name.clone().or_else(|| rule.id.clone()).unwrap_or_default();
+            if rule.image.as_deref() == Some("") {
+                return Err(fail("image is empty".into()));
+            }
+            if let Some(owner) = &rule.owner
+                && !owner.split_once('/').is_some_and(|(kind, name)| !kind.is_empty() && !name.is_empty())
+            {
+                return Err(fail(format!("owner {owner:?} must be Kind/name, such as Deployment/web")));
+            }
+            let key = [&rule.name, &rule.id, &rule.image, &rule.owner]
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(" ");
             let scoped = match &rule.namespace {
                 Some(namespace) => format!("{namespace}/{key}"),
                 None => key.clone(),
@@ -252,16 +323,11 @@ impl PolicyFile {
             if !names.insert(scoped.clone()) {
                 return Err(fail(format!("{scoped:?} has a rule already")));
             }
-            for spec in &rule.files {
-                if spec.deny.is_empty() {
-                    return Err(fail(format!(
-                        "files: {:?} denies nothing (deny: [read], [write] or both)",
-                        spec.prefix
-                    )));
-                }
-            }
             if let Some(connect) = &rule.connect {
                 connect.rules().map_err(fail)?;
+            }
+            for (i, spec) in rule.accept.iter().flatten().enumerate() {
+                spec.sources().map_err(|e| fail(format!("accept[{i}]: {e}")))?;
             }
             // The limits of the kernel maps, checked on a stand-in cgroup id.
             validate(&[rule.for_cgroup(1)]).map_err(|e| {
@@ -338,19 +404,16 @@ fn from_policy_documents(path: &Path, text: &str) -> Result<PolicyFile, PolicyFi
         };
         let refuse = |at: &str, why: &str| file_error(format!("{name}: {at}: {why}"));
         let selector = &spec.selector;
-        let not_yet = "the agent picks containers by name today (groups by owner, labels and image come with learning)";
         if !selector.match_labels.is_empty() {
-            return Err(refuse("spec.selector.matchLabels", not_yet));
+            return Err(refuse(
+                "spec.selector.matchLabels",
+                "the agent picks containers by name, image or owner (it does not read pod labels yet)",
+            ));
         }
-        if selector.owner.is_some() {
-            return Err(refuse("spec.selector.owner", not_yet));
+        let owner = selector.owner.as_ref().map(|o| format!("{:?}/{}", o.kind, o.name));
+        if selector.container.is_none() && selector.image.is_none() && owner.is_none() {
+            return Err(refuse("spec.selector", "name the containers (container, image or owner)"));
         }
-        if selector.image.is_some() {
-            return Err(refuse("spec.selector.image", not_yet));
-        }
-        let Some(container) = selector.container.clone() else {
-            return Err(refuse("spec.selector", "name the container (selector.container)"));
-        };
         let mut allow_exec: Option<Vec<String>> = None;
         for (i, rule) in spec.process.iter().enumerate() {
             let at = format!("spec.process[{i}]");
@@ -374,10 +437,12 @@ fn from_policy_documents(path: &Path, text: &str) -> Result<PolicyFile, PolicyFi
             if !rule.from_source.is_empty() {
                 return Err(refuse(&at, "fromSource is not held by the file rungs yet"));
             }
+            // An Allow rule that is not read-only allows everything below it: an exception
+            // where a shorter rule denies (else nothing to hold, and it is left out below).
             let deny = match (rule.action, rule.read_only) {
                 (Action::Block, _) => vec![Access::Read, Access::Write],
                 (Action::Allow, true) => vec![Access::Write],
-                (Action::Allow, false) => continue,
+                (Action::Allow, false) => Vec::new(),
                 (Action::Audit, _) => return Err(refuse(&at, "Audit is not held by the file rungs yet")),
             };
             if rule.match_directories.iter().any(|d| !d.recursive) {
@@ -386,8 +451,41 @@ fn from_policy_documents(path: &Path, text: &str) -> Result<PolicyFile, PolicyFi
             let prefixes = rule.match_paths.iter().cloned().chain(rule.match_directories.iter().map(|d| d.dir.clone()));
             files.extend(prefixes.map(|prefix| FileSpec { prefix, deny: deny.clone() }));
         }
-        if !spec.ingress.is_empty() {
-            return Err(refuse("spec.ingress", "inbound rules come with the firewall (issue 18)"));
+        let denying: Vec<String> = files.iter().filter(|f| !f.deny.is_empty()).map(|f| f.prefix.clone()).collect();
+        files.retain(|f| {
+            !f.deny.is_empty() || denying.iter().any(|d| f.prefix.len() > d.len() && f.prefix.starts_with(d.as_str()))
+        });
+        let mut accept: Option<Vec<AcceptSpec>> = None;
+        for (i, rule) in spec.ingress.iter().enumerate() {
+            let at = format!("spec.ingress[{i}]");
+            if rule.action != Action::Allow {
+                return Err(refuse(
+                    &at,
+                    "inbound Block and Audit rules come with the firewall (issue 18); inbound Allow rules are held",
+                ));
+            }
+            if !rule.applications.is_empty() {
+                return Err(refuse(&at, "applications need the layer-7 firewall (issue 18)"));
+            }
+            if rule.peers.iter().any(|p| p.cidr.is_none()) {
+                return Err(refuse(
+                    &at,
+                    "the agent knows addresses: group, namespace and fqdn peers come with the firewall",
+                ));
+            }
+            let sources: Vec<Option<String>> = match rule.peers.is_empty() {
+                true => vec![None],
+                false => rule.peers.iter().map(|p| p.cidr.clone()).collect(),
+            };
+            for from in sources {
+                let ports: Vec<(Vec<PortSpec>, Option<Protocol>)> = match rule.ports.is_empty() {
+                    true => vec![(Vec::new(), None)],
+                    false => rule.ports.iter().map(port_spec).collect(),
+                };
+                for (ports, protocol) in ports {
+                    accept.get_or_insert_with(Vec::new).push(AcceptSpec { from: from.clone(), ports, protocol });
+                }
+            }
         }
         let mut allow: Option<Vec<DestinationSpec>> = None;
         let mut deny_to = Vec::new();
@@ -439,9 +537,11 @@ fn from_policy_documents(path: &Path, text: &str) -> Result<PolicyFile, PolicyFi
         }
         let connect = (allow.is_some() || !deny_to.is_empty()).then_some(ConnectSpec { allow, deny: deny_to });
         containers.push(PolicyRule {
-            name: Some(container),
+            name: selector.container.clone(),
             id: None,
             namespace,
+            image: selector.image.clone(),
+            owner,
             mode: match spec.mode {
                 crate::policy::spec::Mode::Discover => Mode::Discover,
                 crate::policy::spec::Mode::Monitor => Mode::Monitor,
@@ -450,9 +550,22 @@ fn from_policy_documents(path: &Path, text: &str) -> Result<PolicyFile, PolicyFi
             allow_exec,
             files,
             connect,
+            accept,
         });
     }
     Ok(PolicyFile { containers })
+}
+
+/// A policy port rule as the agent's port list and protocol.
+fn port_spec(rule: &crate::policy::spec::PortRule) -> (Vec<PortSpec>, Option<Protocol>) {
+    use crate::policy::spec::Protocol as PolicyProtocol;
+    let (low, high) = crate::policy::validate::parse_ports(&rule.port).unwrap_or((1, 65535));
+    let port = if low == high { PortSpec::One(low) } else { PortSpec::Range(format!("{low}-{high}")) };
+    let protocol = rule.protocol.map(|p| match p {
+        PolicyProtocol::Tcp => Protocol::Tcp,
+        PolicyProtocol::Udp => Protocol::Udp,
+    });
+    (vec![port], protocol)
 }
 
 #[cfg(test)]
@@ -507,6 +620,29 @@ spec:
         .expect("the policy-as-code format");
         assert_eq!(as_code.resolve_all(), own.resolve_all());
         assert_eq!(as_code.containers[0].namespace.as_deref(), Some("shop"));
+        let learned = parse(
+            "apiVersion: picket.dev/v1
+kind: PicketPolicy
+metadata: { name: web, namespace: shop }
+spec:
+  selector: { owner: { kind: Deployment, name: web } }
+  mode: monitor
+  file:
+    - matchDirectories: [{ dir: /, recursive: true }]
+      readOnly: true
+    - matchDirectories: [{ dir: /tmp/, recursive: true }]
+    - matchPaths: [/elsewhere]
+  ingress:
+    - ports: [{ port: '8080', protocol: TCP }]
+",
+        )
+        .expect("a learned policy");
+        let rule = &learned.containers[0];
+        assert_eq!(rule.owner.as_deref(), Some("Deployment/web"));
+        let prefixes: Vec<(&str, usize)> = rule.files.iter().map(|f| (f.prefix.as_str(), f.deny.len())).collect();
+        assert_eq!(prefixes, [("/", 1), ("/tmp/", 0), ("/elsewhere", 0)], "exceptions under the read-only root");
+        assert!(rule.accepts("10.0.0.1".parse().unwrap(), 8080, 6));
+        assert!(!rule.accepts("10.0.0.1".parse().unwrap(), 22, 6));
     }
 
     #[test]
@@ -514,8 +650,8 @@ spec:
         let head = "apiVersion: picket.dev/v1\nkind: PicketPolicy\nmetadata: { name: web }\nspec:\n  mode: protect\n";
         for (rest, said) in [
             (
-                "  selector: { owner: { kind: Deployment, name: web } }\n",
-                "spec.selector.owner: the agent picks containers by name",
+                "  selector: { matchLabels: { app: web } }\n",
+                "spec.selector.matchLabels: the agent picks containers by name, image or owner",
             ),
             (
                 "  selector: { container: web }\n  egress:\n    - peers: [{ fqdn: api.example.com }]\n",
@@ -526,8 +662,8 @@ spec:
                 "spec.process[0]: the exec rungs hold an allowlist",
             ),
             (
-                "  selector: { container: web }\n  ingress:\n    - ports: [{ port: '80' }]\n",
-                "spec.ingress: inbound rules come with the firewall",
+                "  selector: { container: web }\n  ingress:\n    - ports: [{ port: '80' }]\n      action: Block\n",
+                "spec.ingress[0]: inbound Block and Audit rules come with the firewall",
             ),
             (
                 "  selector: { container: web }\n  process:\n    - matchPaths: [sh]\n",
@@ -556,7 +692,14 @@ containers:
     }
 
     fn running(id: &str, name: &str, cgroups: &[u64]) -> RunningContainer {
-        RunningContainer { id: id.into(), name: Some(name.into()), namespace: None, cgroups: cgroups.to_vec() }
+        RunningContainer {
+            id: id.into(),
+            name: Some(name.into()),
+            namespace: None,
+            image: None,
+            owner: None,
+            cgroups: cgroups.to_vec(),
+        }
     }
 
     #[test]
@@ -574,6 +717,17 @@ containers:
         let modes: Vec<(u64, Mode)> = policies.iter().map(|p| (p.cgroup_id, p.mode)).collect();
         assert_eq!(modes, [(1, Mode::Protect), (2, Mode::Monitor)], "default's api is named by no rule");
         let outside_kubernetes = running(&"a".repeat(64), "api", &[4]);
+        let by_image =
+            parse("containers:\n  - image: registry.example/web:*\n    owner: Deployment/web\n    mode: protect\n")
+                .expect("image and owner");
+        let web = |image: &str, owner: &str| RunningContainer {
+            image: Some(image.into()),
+            owner: Some(owner.into()),
+            ..running(&"b".repeat(64), "web", &[5])
+        };
+        assert_eq!(by_image.resolve(&[web("registry.example/web:1.2", "Deployment/web")]).len(), 1);
+        assert!(by_image.resolve(&[web("registry.example/api:1.2", "Deployment/web")]).is_empty());
+        assert!(by_image.resolve(&[web("registry.example/web:1.2", "StatefulSet/web")]).is_empty());
         assert!(file.resolve(&[outside_kubernetes]).is_empty(), "no pod, no namespace to match");
     }
 
@@ -595,7 +749,8 @@ containers:
     fn mistakes_name_the_file_and_the_rule() {
         let cases = [
             ("containers:\n  - name: web\n    mode: block\n", "policy /etc/picket/agent-policy.yaml: "),
-            ("containers:\n  - mode: protect\n", "containers[0]: name or id is needed"),
+            ("containers:\n  - mode: protect\n", "containers[0]: name, id, image or owner is needed"),
+            ("containers:\n  - owner: web\n    mode: protect\n", "owner \"web\" must be Kind/name"),
             ("containers:\n  - name: a\n    id: 4f1c0a9e2b7d\n    mode: protect\n", "containers[0]: give name or id"),
             ("containers:\n  - id: xyz\n    mode: protect\n", "containers[0]: id \"xyz\" must be 12 to 64 hex"),
             (
@@ -604,7 +759,7 @@ containers:
             ),
             (
                 "containers:\n  - name: a\n    mode: protect\n    files:\n      - {prefix: /etc/, deny: []}\n",
-                "containers[0]: files: \"/etc/\" denies nothing",
+                "containers[0]: file rule \"/etc/\" denies nothing and is under no rule that does",
             ),
             (
                 "containers:\n  - name: a\n    mode: protect\n  - name: a\n    mode: monitor\n",

@@ -51,6 +51,8 @@ pub fn running_containers(resolver: &mut CgroupResolver, names: &ContainerNames)
         .into_iter()
         .map(|(id, found)| RunningContainer {
             name: named.get(&id).map(|n| n.name.clone()),
+            image: named.get(&id).map(|n| n.image.clone()),
+            owner: found.pod_uid.as_deref().and_then(|uid| names.owner(uid)),
             namespace: found.pod_uid.as_deref().and_then(|uid| names.pod(uid)).map(|(namespace, _)| namespace),
             id,
             cgroups: found.cgroups,
@@ -95,6 +97,11 @@ pub struct RunOptions {
     pub protect: super::detect::Protect,
     /// The rung for exec and file rules (None: the strongest that loads).
     pub enforce_with: Option<super::enforce::Rung>,
+    /// Where the baselines and a policy applied through the socket are kept (None: nowhere;
+    /// nothing is learned and an applied policy lasts until the agent stops).
+    pub state_dir: Option<std::path::PathBuf>,
+    /// Learn what each group of containers does (needs `state_dir`).
+    pub learn: bool,
 }
 
 /// The file sensor's next batch; never, when no prefix is watched.
@@ -196,10 +203,209 @@ fn network_violations(events: &[crate::agent::net::NetEvent], network: &NetworkC
         .collect()
 }
 
+/// Connections accepted that the container's policy does not list among its inbound ones:
+/// alerted (recorded in discover mode), never refused (that comes with the firewall).
+fn accept_violations(events: &[crate::agent::net::NetEvent], enforcing: Option<&Enforcing>) -> Vec<Violation> {
+    let Some(enforcing) = enforcing else { return Vec::new() };
+    events
+        .iter()
+        .filter(|e| e.kind == crate::agent::net::NetEventKind::Accept)
+        .filter_map(|e| {
+            let rule = enforcing.file.containers.get(*enforcing.rule_of.get(&e.cgroup_id)?)?;
+            let policy = enforcing.applied.iter().find(|p| p.cgroup_id == e.cgroup_id)?;
+            let (_, port) = e.local?;
+            if rule.accepts(e.remote.0, port, e.protocol) {
+                return None;
+            }
+            let action = match policy.mode {
+                Mode::Discover => super::enforce::AlertAction::Recorded,
+                Mode::Monitor | Mode::Protect => super::enforce::AlertAction::Alerted,
+            };
+            Some(Violation {
+                kind: super::enforce::AlertKind::Accept,
+                action,
+                pid: e.pid,
+                uid: e.uid,
+                cgroup_id: e.cgroup_id,
+                timestamp_ns: e.timestamp_ns,
+                read: false,
+                write: false,
+                comm: e.comm.clone(),
+                path: String::new(),
+                remote: std::net::SocketAddr::new(e.remote.0, e.remote.1).to_string(),
+                rule: format!("port {port}"),
+            })
+        })
+        .collect()
+}
+
+/// What the agent's loop answers on the socket (the bench is answered by the server itself).
+enum Answer {
+    Ready(super::wire::AgentReply),
+    /// Applied: the summary is made once the policy has been brought to the containers.
+    Applied,
+    Refused(String),
+}
+
+impl Answer {
+    fn finish(self, enforcing: Option<&Enforcing>) -> String {
+        use super::wire::AgentReply;
+        let reply = match self {
+            Answer::Ready(reply) => reply,
+            Answer::Refused(error) => AgentReply::refused("applied", error),
+            Answer::Applied => match enforcing {
+                Some(e) if e.error.is_some() => AgentReply::refused("applied", e.error.clone().unwrap_or_default()),
+                Some(e) => {
+                    let s = e.summary();
+                    AgentReply {
+                        policy_file: Some(e.path.display().to_string()),
+                        summary: Some(format!(
+                            "{} containers' cgroups: {} discover, {} monitor, {} protect; rung {}",
+                            s.discover + s.monitor + s.protect,
+                            s.discover,
+                            s.monitor,
+                            s.protect,
+                            s.rung.as_deref().unwrap_or("none needed"),
+                        )),
+                        ..AgentReply::new("applied")
+                    }
+                }
+                None => AgentReply::refused("applied", "no policy in force".into()),
+            },
+        };
+        serde_json::to_string(&reply).unwrap_or_default()
+    }
+}
+
+fn answer(
+    request: super::wire::Request,
+    enforcing: &mut Option<Enforcing>,
+    out: &mut Emitter,
+    state_dir: &Option<std::path::PathBuf>,
+    enforce_with: Option<super::enforce::Rung>,
+) -> Answer {
+    use super::wire::{AgentReply, Request};
+    match request {
+        Request::BenchNode => Answer::Refused("bench-node is answered by the socket's server".into()),
+        Request::Baselines => match &out.learning {
+            Some(learning) => Answer::Ready(AgentReply {
+                baselines: Some(learning.baselines().clone()),
+                ..AgentReply::new("baselines")
+            }),
+            None => Answer::Ready(AgentReply::refused("baselines", "this agent learns nothing (--no-learn)".into())),
+        },
+        Request::Policy => match enforcing.as_ref() {
+            Some(e) => Answer::Ready(AgentReply {
+                policy_file: Some(e.path.display().to_string()),
+                policy: crate::input::read_text(&e.path, crate::input::MAX_TEXT).ok(),
+                ..AgentReply::new("policy")
+            }),
+            None => Answer::Ready(AgentReply::refused("policy", "no policy is in force".into())),
+        },
+        Request::ApplyPolicy { yaml } => {
+            let Some(dir) = state_dir else {
+                return Answer::Refused("this agent keeps no state (no --state-dir): nowhere to keep a policy".into());
+            };
+            let path = applied_policy_file(dir);
+            let file = match PolicyFile::parse(&path, &yaml) {
+                Ok(file) => file,
+                Err(e) => return Answer::Refused(format!("{e}; the policy in force stays")),
+            };
+            let checked = match enforcing.as_mut() {
+                Some(e) => e.replace(path.clone(), file),
+                None => start_enforcing(path.clone(), file, enforce_with).map(|e| {
+                    *enforcing = Some(e);
+                }),
+            };
+            if let Err(e) = checked {
+                return Answer::Refused(format!("{e}; the policy in force stays"));
+            }
+            let kept = std::fs::create_dir_all(dir).and_then(|()| {
+                let temporary = path.with_extension(format!("yaml.new.{}", std::process::id()));
+                std::fs::write(&temporary, &yaml)?;
+                std::fs::rename(&temporary, &path)
+            });
+            if let Err(e) = kept {
+                crate::say!(
+                    "picket: cannot keep the applied policy in {}: {e}; it is in force until the agent stops",
+                    path.display()
+                );
+            }
+            Answer::Applied
+        }
+    }
+}
+
 /// The node's name: the DaemonSet's `NODE_NAME` (a pod's own hostname is the pod's name), else
 /// the host name.
 fn node_name() -> String {
     std::env::var("NODE_NAME").ok().filter(|n| !n.is_empty()).unwrap_or_else(crate::local::hostname)
+}
+
+/// The rungs for `file`'s rules, checked before anything is enforced: a rule the rung cannot
+/// hold is an error naming it.
+fn start_enforcing(
+    path: std::path::PathBuf,
+    file: PolicyFile,
+    enforce_with: Option<super::enforce::Rung>,
+) -> anyhow::Result<Enforcing> {
+    let everything = file.resolve_all();
+    let mut rungs = Vec::new();
+    let enforcer = if everything.iter().any(|p| p.has_exec_or_file_rules()) {
+        let enforcer = ExecFileEnforcer::start(enforce_with)?;
+        enforcer.check(&everything).map_err(|e| checked_error(&path, e))?;
+        rungs.push(enforcer.rung().as_str());
+        Some(enforcer)
+    } else {
+        None
+    };
+    if everything.iter().any(|p| p.connect.is_some()) {
+        rungs.push(super::enforce::Rung::CgroupHooks.as_str());
+    }
+    if rungs.is_empty() {
+        rungs.push("nothing in the kernel");
+    }
+    crate::say!("picket: enforcing {} with {}", path.display(), rungs.join(" and "));
+    Ok(Enforcing {
+        path,
+        file,
+        enforcer,
+        enforce_with,
+        rule_of: std::collections::HashMap::new(),
+        applied: Vec::new(),
+        dirty: true,
+        error: None,
+    })
+}
+
+fn checked_error(path: &std::path::Path, e: super::enforce::EnforceError) -> anyhow::Error {
+    match e {
+        super::enforce::EnforceError::Unsupported { index, message, .. } => {
+            anyhow::anyhow!("{}: containers[{index}]: {message}", path.display())
+        }
+        other => anyhow::anyhow!("{}: {other}", path.display()),
+    }
+}
+
+/// The file a policy applied through the socket is kept in.
+fn applied_policy_file(state_dir: &std::path::Path) -> std::path::PathBuf {
+    state_dir.join("policy.yaml")
+}
+
+/// The policy applied last through the socket, if one is kept (a kept file that no longer
+/// checks is said and not used).
+fn applied_policy(state_dir: &Option<std::path::PathBuf>) -> Option<(std::path::PathBuf, PolicyFile)> {
+    let path = applied_policy_file(state_dir.as_ref()?);
+    if !path.exists() {
+        return None;
+    }
+    match PolicyFile::load(&path) {
+        Ok(file) => Some((path, file)),
+        Err(e) => {
+            crate::say!("picket: {e}; not in force");
+            None
+        }
+    }
 }
 
 /// The policy file in force and the enforcers that hold it in the kernel.
@@ -308,6 +514,25 @@ impl Enforcing {
         found
     }
 
+    /// Puts another policy in force (applied through the socket): checked against the rung
+    /// first, so one it cannot hold leaves the policy in force as it was.
+    fn replace(&mut self, path: std::path::PathBuf, file: PolicyFile) -> anyhow::Result<()> {
+        if let Some(enforcer) = &self.enforcer {
+            let everything: Vec<_> = file.resolve_all().into_iter().filter(|p| p.has_exec_or_file_rules()).collect();
+            enforcer.check(&everything).map_err(|e| checked_error(&path, e))?;
+        }
+        self.path = path;
+        self.file = file;
+        self.dirty = true;
+        self.error = None;
+        Ok(())
+    }
+
+    /// The cgroups whose policy judges what they do (monitor and protect).
+    fn judged(&self) -> std::collections::HashSet<u64> {
+        self.applied.iter().filter(|p| p.mode != Mode::Discover).map(|p| p.cgroup_id).collect()
+    }
+
     /// SIGHUP: the file again. A bad file is reported and the policy in force stays.
     fn reload(&mut self) {
         match PolicyFile::load(&self.path) {
@@ -332,10 +557,13 @@ impl Enforcing {
             AlertKind::Exec => "allowExec".to_string(),
             AlertKind::File => {
                 let rule = self.file.containers.get(index);
-                let prefix = rule.and_then(|r| r.files.iter().find(|f| violation.path.starts_with(&f.prefix)));
+                let prefix = rule.and_then(|r| {
+                    r.files.iter().filter(|f| violation.path.starts_with(&f.prefix)).max_by_key(|f| f.prefix.len())
+                });
                 prefix.map_or_else(|| "files".to_string(), |f| format!("files {}", f.prefix))
             }
             AlertKind::Connect => format!("connect: {}", violation.rule),
+            AlertKind::Accept => format!("accept: {} is not listed", violation.rule),
         };
         format!("{} containers[{index}] {what}", self.path.display())
     }
@@ -418,9 +646,24 @@ struct Emitter {
     /// `take_arrivals` was last asked.
     containers_seen: std::collections::HashSet<String>,
     arrived: bool,
+    /// What each group does, learned from what goes out (None: `--no-learn`).
+    learning: Option<super::learning::Learning>,
+    /// The prefixes file events are sent for (those asked for and the rules'); of the
+    /// write-opens learning alone watches, the containers' are sent and the host's dropped.
+    sent_watches: Vec<(String, Watch)>,
 }
 
 impl Emitter {
+    /// Whether a file event is one of those asked for (not only one learning watches).
+    fn file_asked(&self, event: &FileEvent) -> bool {
+        let writes = event.write || event.create || event.truncate;
+        event.truncated_path
+            || self
+                .sent_watches
+                .iter()
+                .any(|(prefix, watch)| event.path.starts_with(prefix.as_str()) && (*watch == Watch::Any || writes))
+    }
+
     /// Returns how many events went out.
     fn send(&mut self, batch: Batch) -> anyhow::Result<u64> {
         self.resolver.new_batch();
@@ -440,13 +683,21 @@ impl Emitter {
                 |d, e, c| d.on_network(e, c),
                 |e, c| WireEvent::network(&node, e, c),
             )?,
-            Batch::File(events) => self.send_each(
-                events,
-                true,
-                |e| e.cgroup_id,
-                |d, e, c| d.on_file(e, c),
-                |e, c| WireEvent::file(&node, e, c),
-            )?,
+            Batch::File(events) => {
+                // Write-opens learning watches go out from containers (what a group writes is
+                // part of its stream, and `policy test` replays it); the host's are dropped.
+                let events: Vec<FileEvent> = events
+                    .into_iter()
+                    .filter(|e| self.file_asked(e) || self.resolver.container_of(e.cgroup_id).is_some())
+                    .collect();
+                self.send_each(
+                    events,
+                    true,
+                    |e| e.cgroup_id,
+                    |d, e, c| d.on_file(e, c),
+                    |e, c| WireEvent::file(&node, e, c),
+                )?
+            }
             Batch::Violations(violations) => {
                 let mut sent = 0;
                 for (violation, policy) in violations {
@@ -486,9 +737,18 @@ impl Emitter {
             }
             // Rules see every event, the host's too, whatever is printed.
             let detections = detect(&mut self.detector, &event, container.as_ref());
+            let cgroup = cgroup_of(&event);
+            let line = wire(event, container.clone());
+            // What a detection rule flags is never learned as normal.
+            if let Some(learning) = self.learning.as_mut()
+                && container.is_some()
+                && detections.is_empty()
+            {
+                learning.take(&line, Some(cgroup));
+            }
             if !(host_filtered && self.containers_only && container.is_none()) {
                 sent += 1;
-                self.outputs.emit(&wire(event, container.clone()))?;
+                self.outputs.emit(&line)?;
             }
             for detection in detections {
                 sent += 1;
@@ -507,7 +767,11 @@ impl Emitter {
         self.alerts += 1;
         alert.id = format!("{}-{}-{}", self.node, self.started_ms, self.alerts);
         alert.at_unix_ms = crate::agent::events::wall_ms_of_boottime(alert.event.timestamp_ns);
-        self.outputs.emit(&WireEvent::alert(&self.node, alert, container))
+        let line = WireEvent::alert(&self.node, alert, container);
+        if let Some(learning) = self.learning.as_mut() {
+            learning.take(&line, None);
+        }
+        self.outputs.emit(&line)
     }
 
     /// Whether a container's first events went out since the last call.
@@ -583,6 +847,9 @@ fn police(
     }
     if let Some(enforcing) = enforcing.as_mut() {
         enforcing.refresh(&running_containers(&mut out.resolver, &out.names), net, network);
+        if let Some(learning) = out.learning.as_mut() {
+            learning.set_judged(enforcing.judged());
+        }
     }
     if network_guard && let Err(e) = network.guard_cgroups(net.programs_mut(), guard_masks(out, network)) {
         crate::say!("picket: protect's network refusals: {e}");
@@ -611,43 +878,40 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
             }
         }
     }
+    let sent_watches = watches.clone();
+    let learning = match (&options.state_dir, options.learn) {
+        (Some(dir), true) => match super::learning::Learning::start(dir.clone()) {
+            Ok((learning, note)) => {
+                if let Some(note) = note {
+                    crate::say!("picket: {note}");
+                }
+                crate::say!("picket: learning what each group does, kept in {}", dir.display());
+                // Every write-open, to learn where each group writes (sent only where asked).
+                if !watches.iter().any(|(p, w)| p == "/" && *w == Watch::Any) {
+                    watches.retain(|(p, _)| p != "/");
+                    watches.push(("/".to_string(), Watch::Writes));
+                }
+                Some(learning)
+            }
+            Err(e) => {
+                crate::say!("picket: {e}; nothing is learned");
+                None
+            }
+        },
+        _ => None,
+    };
     // Not started without a prefix: its tracepoint would run on every syscall for nothing.
     let mut files = if watches.is_empty() { None } else { Some(FileSensor::start_with(&watches)?) };
     let mut network = NetworkControl::default();
     let mut enforcing = match options.policy {
-        Some((path, file)) => {
-            let everything = file.resolve_all();
-            let mut rungs = Vec::new();
-            let enforcer = if everything.iter().any(|p| p.has_exec_or_file_rules()) {
-                let enforcer = ExecFileEnforcer::start(options.enforce_with)?;
-                // A rule this rung cannot enforce stops the agent before it enforces anything.
-                enforcer.check(&everything).map_err(|e| match e {
-                    super::enforce::EnforceError::Unsupported { index, message, .. } => {
-                        anyhow::anyhow!("{}: containers[{index}]: {message}", path.display())
-                    }
-                    other => anyhow::anyhow!("{}: {other}", path.display()),
-                })?;
-                rungs.push(enforcer.rung().as_str());
-                Some(enforcer)
-            } else {
-                None
-            };
-            if everything.iter().any(|p| p.connect.is_some()) {
-                rungs.push(super::enforce::Rung::CgroupHooks.as_str());
+        Some((path, file)) => Some(start_enforcing(path, file, options.enforce_with)?),
+        None => match applied_policy(&options.state_dir) {
+            Some((path, file)) => {
+                crate::say!("picket: the policy applied last ({}) is in force again", path.display());
+                Some(start_enforcing(path, file, options.enforce_with)?)
             }
-            crate::say!("picket: enforcing {} with {}", path.display(), rungs.join(" and "));
-            Some(Enforcing {
-                path,
-                file,
-                enforcer,
-                enforce_with: options.enforce_with,
-                rule_of: std::collections::HashMap::new(),
-                applied: Vec::new(),
-                dirty: true,
-                error: None,
-            })
-        }
-        None => None,
+            None => None,
+        },
     };
     let server = match &options.socket {
         Some(path) => {
@@ -677,6 +941,8 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         alerts: 0,
         containers_seen: Default::default(),
         arrived: false,
+        learning,
+        sent_watches,
     };
     if options.rules.is_some() {
         let detector = &out.detector;
@@ -747,14 +1013,11 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     let deadline = options.duration.map(|d| tokio::time::Instant::now() + d);
     let mut events = 0u64;
     let mut stats_every = tokio::time::interval(STATS_EVERY);
-    // SIGHUP reloads the policy; without one its default (ending the agent) stays.
-    let mut hangup = match enforcing {
-        Some(_) => Some(
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-                .context("cannot listen for SIGHUP")?,
-        ),
-        None => None,
-    };
+    // SIGHUP reloads the policy (none in force: nothing to reload).
+    let mut hangup =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+    let mut asks = out.outputs.server.as_mut().and_then(crate::agent::stream::EventServer::take_asks);
+    let mut learning_error = false;
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot listen for SIGTERM")?;
     let mut sensors = vec!["process".to_string(), "network".to_string()];
@@ -790,9 +1053,9 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
                 None => std::future::pending().await,
             }
         };
-        let reload = async {
-            match hangup.as_mut() {
-                Some(signal) => signal.recv().await,
+        let asked = async {
+            match asks.as_mut() {
+                Some(asks) => asks.recv().await,
                 None => std::future::pending().await,
             }
         };
@@ -816,7 +1079,9 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
                 // The execs before these connects first, so that a process that connected and
                 // exited at once still has its ancestry (the rings are read in any order).
                 events += send_processes(&mut out, enforcing.as_ref(), sensor.remaining())?;
-                let violations = described(enforcing.as_ref(), network_violations(&batch, &network));
+                let mut violations = network_violations(&batch, &network);
+                violations.extend(accept_violations(&batch, enforcing.as_ref()));
+                let violations = described(enforcing.as_ref(), violations);
                 events += out.send(Batch::Network(batch))?;
                 events += out.send(Batch::Violations(violations))?;
             }
@@ -845,17 +1110,35 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
                     server.set_greeting(serde_json::to_string(&stats)?.into());
                 }
                 out.outputs.flush()?;
+                if let Some(learning) = out.learning.as_mut()
+                    && let Err(e) = learning.save_if_changed()
+                    && !std::mem::replace(&mut learning_error, true)
+                {
+                    crate::say!("picket: {e}; learning goes on in memory");
+                }
             }
-            _ = reload => {
+            _ = hangup.recv() => {
                 if let Some(enforcing) = enforcing.as_mut() {
                     enforcing.reload();
                     enforcing.refresh(&running_containers(&mut out.resolver, &out.names), &mut net, &mut network);
                 }
             }
+            Some(ask) = asked => {
+                let reply = answer(ask.request, &mut enforcing, &mut out, &options.state_dir, options.enforce_with);
+                if matches!(enforcing.as_ref(), Some(e) if e.dirty) {
+                    police(&mut out, &mut guard, &mut enforcing, &mut net, &mut network, network_guard);
+                }
+                let _ = ask.reply.send(reply.finish(enforcing.as_ref()));
+            }
             _ = tokio::signal::ctrl_c() => break,
             _ = terminate.recv() => break,
             _ = until_deadline => break,
         }
+    }
+    if let Some(learning) = out.learning.as_mut()
+        && let Err(e) = learning.save_if_changed()
+    {
+        crate::say!("picket: {e}");
     }
     // What the rings still hold goes out before the last state line.
     events += send_waiting(&mut out, enforcing.as_ref(), &mut sensor, &mut net, &network, files.as_mut())?;

@@ -22,8 +22,18 @@ pub const BACKLOG: usize = 8192;
 /// started after the attack) still sees them; the oldest go first.
 pub const KEPT_ALERTS: usize = 1024;
 
+/// A request only the agent's loop can answer (it holds the baselines and the policy), with
+/// where its answer line goes.
+pub struct Ask {
+    pub request: super::wire::Request,
+    pub reply: tokio::sync::oneshot::Sender<String>,
+}
+
 pub struct EventServer {
     tx: broadcast::Sender<Arc<str>>,
+    /// Requests for the agent's loop; taken once by the loop (`take_asks`).
+    asks_tx: tokio::sync::mpsc::Sender<Ask>,
+    asks_rx: Option<tokio::sync::mpsc::Receiver<Ask>>,
     /// Sent first to every new reader: the agent's latest state line.
     greeting: Arc<std::sync::RwLock<Option<Arc<str>>>>,
     /// The latest alerts' lines, sent to every new reader after the greeting.
@@ -60,10 +70,11 @@ async fn serve<C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 
     mut rx: broadcast::Receiver<Arc<str>>,
     hello: Option<Arc<str>>,
     kept: Vec<Arc<str>>,
+    asks: tokio::sync::mpsc::Sender<Ask>,
 ) {
     let (reading, mut client) = tokio::io::split(client);
     let (replies_tx, mut replies) = tokio::sync::mpsc::channel::<String>(4);
-    let requests = tokio::spawn(answer_requests(reading, replies_tx));
+    let requests = tokio::spawn(answer_requests(reading, replies_tx, asks));
     let _stop_requests = AbortOnDrop(requests);
     for line in hello.into_iter().chain(kept) {
         if client.write_all(line.as_bytes()).await.is_err() || client.write_all(b"\n").await.is_err() {
@@ -100,13 +111,17 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// The longest request line read; longer ones end the reading side (a reader is not a writer).
-const REQUEST_LIMIT: u64 = 4096;
+/// The longest request line read (a policy to apply); longer ones end the reading side.
+const REQUEST_LIMIT: u64 = 4 * 1024 * 1024;
 
 /// Reads a reader's request lines and sends each answer line back to its connection.
-async fn answer_requests<R: tokio::io::AsyncRead + Unpin>(reading: R, replies: tokio::sync::mpsc::Sender<String>) {
+async fn answer_requests<R: tokio::io::AsyncRead + Unpin>(
+    reading: R,
+    replies: tokio::sync::mpsc::Sender<String>,
+    asks: tokio::sync::mpsc::Sender<Ask>,
+) {
     use tokio::io::{AsyncBufReadExt, AsyncReadExt};
-    let mut lines = tokio::io::BufReader::new(reading.take(REQUEST_LIMIT * 16));
+    let mut lines = tokio::io::BufReader::new(reading.take(REQUEST_LIMIT * 4));
     let mut line = String::new();
     loop {
         line.clear();
@@ -117,11 +132,27 @@ async fn answer_requests<R: tokio::io::AsyncRead + Unpin>(reading: R, replies: t
         }
         let reply = match serde_json::from_str::<super::wire::Request>(line.trim()) {
             Ok(super::wire::Request::BenchNode) => {
-                super::wire::BenchReply::of(crate::bench::node::run_on_this_node().await)
+                serde_json::to_string(&super::wire::BenchReply::of(crate::bench::node::run_on_this_node().await))
+                    .unwrap_or_default()
             }
-            Err(e) => super::wire::BenchReply::refused(format!("not a request this agent answers: {e}")),
+            Ok(request) => {
+                let (reply, answer) = tokio::sync::oneshot::channel();
+                let asked = asks.send(Ask { request, reply }).await.is_ok();
+                match answer.await {
+                    Ok(line) if asked => line,
+                    _ => serde_json::to_string(&super::wire::AgentReply::refused(
+                        "error",
+                        "the agent is stopping".into(),
+                    ))
+                    .unwrap_or_default(),
+                }
+            }
+            Err(e) => serde_json::to_string(&super::wire::BenchReply::refused(format!(
+                "not a request this agent answers: {e}"
+            )))
+            .unwrap_or_default(),
         };
-        if replies.send(serde_json::to_string(&reply).unwrap_or_default()).await.is_err() {
+        if replies.send(reply).await.is_err() {
             return;
         }
     }
@@ -162,8 +193,16 @@ impl EventServer {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
             .map_err(|e| context(e, "cannot restrict"))?;
         let (tx, _) = broadcast::channel(backlog.max(1));
-        let mut server =
-            Self { tx, greeting: Arc::default(), kept: Arc::default(), path: path.to_path_buf(), tasks: Vec::new() };
+        let (asks_tx, asks_rx) = tokio::sync::mpsc::channel(16);
+        let mut server = Self {
+            tx,
+            asks_tx,
+            asks_rx: Some(asks_rx),
+            greeting: Arc::default(),
+            kept: Arc::default(),
+            path: path.to_path_buf(),
+            tasks: Vec::new(),
+        };
         server.accept_on(listener);
         Ok(server)
     }
@@ -190,6 +229,7 @@ impl EventServer {
     /// Serves every reader that connects to `listener`, greeting first.
     fn accept_on<L: Listener>(&mut self, listener: L) {
         let (sender, greeting, kept) = (self.tx.clone(), Arc::clone(&self.greeting), Arc::clone(&self.kept));
+        let asks = self.asks_tx.clone();
         self.tasks.push(tokio::spawn(async move {
             loop {
                 match listener.accept_reader().await {
@@ -198,13 +238,18 @@ impl EventServer {
                         // Subscribed before the kept lines are read: none falls in between.
                         let rx = sender.subscribe();
                         let kept: Vec<Arc<str>> = kept.lock().map(|k| k.iter().cloned().collect()).unwrap_or_default();
-                        tokio::spawn(serve(client, rx, hello, kept));
+                        tokio::spawn(serve(client, rx, hello, kept, asks.clone()));
                     }
                     // Out of descriptors, say: the next reader may have better luck.
                     Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
                 }
             }
         }));
+    }
+
+    /// The requests for the agent's loop (once; None after).
+    pub fn take_asks(&mut self) -> Option<tokio::sync::mpsc::Receiver<Ask>> {
+        self.asks_rx.take()
     }
 
     /// The line every reader that connects from now on gets first.

@@ -216,6 +216,51 @@ mod tests {
 pub enum Request {
     /// The CIS Kubernetes node benchmark of the agent's node (`picket bench node --agent`).
     BenchNode,
+    /// What the agent has learned: every group's baseline (`picket policy learn --agent`).
+    Baselines,
+    /// The policy in force: its file and text (`picket policy diff --agent`).
+    Policy,
+    /// Put this policy in force (either format); a policy that does not check is refused and
+    /// the one in force stays (`picket policy apply --agent`).
+    ApplyPolicy { yaml: String },
+}
+
+/// The answer to a request other than `bench-node`: `{"type":"baselines"|"policy"|"applied", …}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentReply {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub v: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baselines: Option<crate::learn::Baselines>,
+    /// The policy file in force (or where an applied one is kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// What the applied policy put in force (`3 containers: 1 discover, 2 protect`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl AgentReply {
+    pub fn new(kind: &str) -> Self {
+        Self {
+            kind: kind.into(),
+            v: WIRE_VERSION,
+            baselines: None,
+            policy_file: None,
+            policy: None,
+            summary: None,
+            error: None,
+        }
+    }
+
+    pub fn refused(kind: &str, error: String) -> Self {
+        Self { error: Some(error), ..Self::new(kind) }
+    }
 }
 
 /// The answer to a request, on the asking connection only: `{"type":"bench-node", …}`.

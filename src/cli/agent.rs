@@ -38,7 +38,7 @@ pub enum AgentCommand {
         policy: Option<std::path::PathBuf>,
         /// Hold the policy's exec and file rules with this rung instead of the strongest one
         /// (to run a node as its weaker kernels would, or to avoid fanotify's verdict round trip)
-        #[arg(long, value_name = "RUNG", requires = "policy", value_parser = ["bpf-lsm", "fanotify", "signal"])]
+        #[arg(long, value_name = "RUNG", value_parser = ["bpf-lsm", "fanotify", "signal"])]
         enforce_with: Option<String>,
         /// Report opens of files whose absolute path starts with PREFIX (repeatable, at most 16;
         /// `/etc/` is the directory, `/etc` also matches `/etcetera`); none: no file events
@@ -58,6 +58,12 @@ pub enum AgentCommand {
         /// Also on the host itself (never the agent or its parents)
         #[arg(long, requires = "protect")]
         protect_host: bool,
+        /// Where the learned baselines and a policy applied through the socket are kept
+        #[arg(long, value_name = "DIR", default_value = crate::learn::state::DEFAULT_DIR)]
+        state_dir: std::path::PathBuf,
+        /// Learn nothing (no baselines; the write-open sensing learning needs stays off)
+        #[arg(long)]
+        no_learn: bool,
     },
     /// Show which enforcement mechanism each control (exec, file, network) would use on this
     /// kernel, and why stronger ones are refused; nothing is enforced (needs root)
@@ -104,6 +110,8 @@ pub fn run(command: &AgentCommand) -> anyhow::Result<ExitCode> {
             protect,
             protect_host,
             enforce_with,
+            state_dir,
+            no_learn,
         } => {
             // A bad policy file stops the agent before it loads anything.
             let policy = match policy {
@@ -132,6 +140,8 @@ pub fn run(command: &AgentCommand) -> anyhow::Result<ExitCode> {
                 listen: *listen,
                 watch: watch.clone(),
                 enforce_with: enforce_with.as_deref().and_then(crate::agent::enforce::Rung::parse),
+                state_dir: Some(state_dir.clone()),
+                learn: !*no_learn,
             };
             tokio_runtime()?.block_on(runtime::run(options))?;
             Ok(ExitCode::SUCCESS)

@@ -1,4 +1,5 @@
-//! `picket policy crd|validate`: the policy format's CRDs, and checking policy files.
+//! `picket policy …`: the policy format's CRDs, checking policy files, learning them from what
+//! the agent saw, comparing, applying, testing against a recording, exporting.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,6 +22,121 @@ pub enum PolicyCommand {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
+    /// Print the policy each group of containers was learned to need (PicketPolicy YAML, one
+    /// document per group): its programs, where it writes, where it connects, what it accepts
+    Learn {
+        #[command(flatten)]
+        source: BaselineSource,
+        /// Only these groups (`local/IMAGE`, `namespace/Kind/name`; repeatable)
+        #[arg(long = "group", value_name = "GROUP")]
+        groups: Vec<String>,
+        /// The policies' mode
+        #[arg(long, default_value = "monitor", value_parser = ["discover", "monitor", "protect"])]
+        mode: String,
+    },
+    /// Show what each group was seen doing: programs with their parents, files, peers, ports
+    Show {
+        #[command(flatten)]
+        source: BaselineSource,
+        /// Print the baselines as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compare: what the groups were seen doing that FILE would flag, and what FILE allows that
+    /// was never seen; with --in-force, FILE against the policy in force on the agent
+    Diff {
+        file: PathBuf,
+        #[command(flatten)]
+        source: BaselineSource,
+        /// Compare FILE with the policy the agent enforces (its text), not with the baselines
+        #[arg(long)]
+        in_force: bool,
+    },
+    /// Put FILE in force: on the local agent through its socket (checked there; a policy that
+    /// does not check leaves the one in force), or with --cluster on the cluster as CRDs
+    /// (server-side apply, field manager picket) for the DaemonSet's agents
+    Apply {
+        file: PathBuf,
+        /// The agent's socket
+        #[arg(long, value_name = "SOCKET", default_value = crate::agent::stream::DEFAULT_SOCKET)]
+        agent: PathBuf,
+        /// Apply to the cluster (--context) instead of the local agent
+        #[arg(long)]
+        cluster: bool,
+    },
+    /// Replay a recorded agent stream (picket agent run > recorded.jsonl) against FILE and print
+    /// what would be alerted or denied, offline; exit 1 when something would be
+    Test {
+        file: PathBuf,
+        #[arg(long = "events", value_name = "RECORDED", required = true)]
+        events: Vec<PathBuf>,
+        /// Print the verdicts as JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Where baselines come from: the local agent (the default), recorded streams, kept files.
+#[derive(Debug, clap::Args)]
+pub struct BaselineSource {
+    /// Ask the agent on this socket [default when no other source is given]
+    #[arg(long, value_name = "SOCKET", num_args = 0..=1, default_missing_value = crate::agent::stream::DEFAULT_SOCKET)]
+    agent: Option<PathBuf>,
+    /// Learn from a recorded agent stream (JSON lines; repeatable)
+    #[arg(long = "events", value_name = "RECORDED")]
+    events: Vec<PathBuf>,
+    /// A baselines file an agent kept (STATE_DIR/baselines.json; repeatable, merged)
+    #[arg(long = "baselines", value_name = "FILE")]
+    baselines: Vec<PathBuf>,
+}
+
+impl BaselineSource {
+    fn load(&self, runtime: &tokio::runtime::Runtime) -> anyhow::Result<crate::learn::Baselines> {
+        let mut all = crate::learn::Baselines::default();
+        for path in &self.events {
+            let text = crate::input::read_text(path, 1024 * 1024 * 1024)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let (learned, unread) = crate::agent::learning::learn_from_lines(text.lines().map(String::from));
+            if unread > 0 {
+                crate::say!("picket: {}: {unread} lines are not agent events; skipped", path.display());
+            }
+            all.merge(&learned);
+        }
+        for path in &self.baselines {
+            let dir = path.parent().unwrap_or(std::path::Path::new("."));
+            let (kept, note) = crate::learn::state::load_file(path)
+                .with_context(|| format!("baselines {} (kept in {})", path.display(), dir.display()))?;
+            if let Some(note) = note {
+                crate::say!("picket: {note}");
+            }
+            all.merge(&kept);
+        }
+        let socket = match (&self.agent, self.events.is_empty() && self.baselines.is_empty()) {
+            (Some(socket), _) => Some(socket.clone()),
+            (None, true) => Some(PathBuf::from(crate::agent::stream::DEFAULT_SOCKET)),
+            (None, false) => None,
+        };
+        if let Some(socket) = socket {
+            let reply = runtime
+                .block_on(crate::agent::client::ask_local_agent(&socket, &crate::agent::wire::Request::Baselines))
+                .map_err(anyhow::Error::msg)?;
+            all.merge(&reply.baselines.unwrap_or_default());
+        }
+        Ok(all)
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")
+}
+
+fn mode_of(text: &str) -> crate::policy::spec::Mode {
+    use crate::policy::spec::Mode;
+    match text {
+        "discover" => Mode::Discover,
+        "protect" => Mode::Protect,
+        _ => Mode::Monitor,
+    }
 }
 
 pub fn run(command: &PolicyCommand, context: Option<&str>) -> anyhow::Result<ExitCode> {
@@ -58,6 +174,234 @@ pub fn run(command: &PolicyCommand, context: Option<&str>) -> anyhow::Result<Exi
                 }
             }
             Ok(if bad == 0 { ExitCode::SUCCESS } else { ExitCode::from(super::EXIT_ERROR) })
+        }
+        PolicyCommand::Learn { source, groups, mode } => {
+            let baselines = source.load(&runtime()?)?;
+            let mut text = String::new();
+            let mut shown = 0;
+            for (key, baseline) in &baselines.groups {
+                if !groups.is_empty() && !groups.contains(key) {
+                    continue;
+                }
+                match crate::learn::to_policy::policy_of(baseline, mode_of(mode)) {
+                    Ok(policy) => {
+                        text.push_str("---\n");
+                        text.push_str(&serde_saphyr::to_string(&policy).context("cannot write the policy as YAML")?);
+                        shown += 1;
+                    }
+                    Err(e) => crate::say!("picket: {e}"),
+                }
+            }
+            for missing in groups.iter().filter(|g| !baselines.groups.contains_key(*g)) {
+                crate::say!("picket: group {missing}: nothing learned (groups: {})", group_list(&baselines));
+            }
+            if shown == 0 {
+                crate::say!("picket: no policy to print: nothing learned yet");
+                return Ok(ExitCode::from(super::EXIT_ERROR));
+            }
+            crate::out!("{}", text.trim_end()).context("cannot write to standard output")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        PolicyCommand::Show { source, json } => {
+            let baselines = source.load(&runtime()?)?;
+            let text = match json {
+                true => serde_json::to_string_pretty(&baselines).context("cannot write JSON")?,
+                false => show_baselines(&baselines),
+            };
+            crate::out!("{}", text.trim_end()).context("cannot write to standard output")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        PolicyCommand::Diff { file, source, in_force: true } => {
+            let text = crate::yaml::read_file(file)?;
+            let socket = source.agent.clone().unwrap_or_else(|| PathBuf::from(crate::agent::stream::DEFAULT_SOCKET));
+            let reply = runtime()?
+                .block_on(crate::agent::client::ask_local_agent(&socket, &crate::agent::wire::Request::Policy))
+                .map_err(anyhow::Error::msg)?;
+            let in_force = reply.policy.unwrap_or_default();
+            let name = reply.policy_file.unwrap_or_else(|| "in force".into());
+            let diff = similar::TextDiff::from_lines(&in_force, &text);
+            let unified = diff.unified_diff().header(&name, &file.display().to_string()).to_string();
+            if unified.is_empty() {
+                crate::say!("picket: {} is the policy in force ({name})", file.display());
+                return Ok(ExitCode::SUCCESS);
+            }
+            crate::out!("{}", unified.trim_end()).context("cannot write to standard output")?;
+            Ok(ExitCode::from(1))
+        }
+        PolicyCommand::Diff { file, source, in_force: false } => {
+            let policy = crate::agent::policy::PolicyFile::load(file)?;
+            let baselines = source.load(&runtime()?)?;
+            let diffs = crate::agent::replay::against_baselines(&policy, &baselines);
+            let mut flagged = 0;
+            let mut out = String::new();
+            for diff in &diffs {
+                let Some(index) = diff.rule else {
+                    out.push_str(&format!("{}: no rule of {} names it\n", diff.group, file.display()));
+                    continue;
+                };
+                flagged += diff.flagged.len();
+                out.push_str(&format!("{} (containers[{index}]):\n", diff.group));
+                for item in &diff.flagged {
+                    out.push_str(&format!("  + {item}    (seen, not allowed)\n"));
+                }
+                for item in &diff.unused {
+                    out.push_str(&format!("  - {item}    (allowed, never seen)\n"));
+                }
+                if diff.flagged.is_empty() && diff.unused.is_empty() {
+                    out.push_str("  the policy allows what was seen, and nothing more it lists\n");
+                }
+            }
+            crate::out!("{}", out.trim_end()).context("cannot write to standard output")?;
+            Ok(if flagged == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        PolicyCommand::Apply { file, agent, cluster: false } => {
+            let text = crate::yaml::read_file(file)?;
+            // Checked here first, so a mistake is named with this file's path.
+            crate::agent::policy::PolicyFile::parse(file, &text)?;
+            let request = crate::agent::wire::Request::ApplyPolicy { yaml: text };
+            let reply = runtime()?
+                .block_on(crate::agent::client::ask_local_agent(agent, &request))
+                .map_err(anyhow::Error::msg)?;
+            crate::say!(
+                "picket: {} is in force on the agent at {} (kept as {}): {}",
+                file.display(),
+                agent.display(),
+                reply.policy_file.unwrap_or_default(),
+                reply.summary.unwrap_or_default()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        PolicyCommand::Apply { file, cluster: true, .. } => {
+            let text = crate::yaml::read_file(file)?;
+            let (documents, problems) = crate::policy::validate::validate_text(file, &text);
+            if !problems.is_empty() {
+                for problem in &problems {
+                    crate::say!("{problem}");
+                }
+                return Ok(ExitCode::from(super::EXIT_ERROR));
+            }
+            runtime()?.block_on(async {
+                let (client, name) = crate::cluster::client_for(context).await?;
+                for applied in crate::policy::apply::apply_documents(&client, &name, &documents)
+                    .await
+                    .map_err(anyhow::Error::msg)?
+                {
+                    crate::say!("picket: context {name}: applied {applied}");
+                }
+                anyhow::Ok(ExitCode::SUCCESS)
+            })
+        }
+        PolicyCommand::Test { file, events, json } => {
+            let policy = crate::agent::policy::PolicyFile::load(file)?;
+            let mut all = crate::agent::replay::Replayed::default();
+            for path in events {
+                let text = crate::input::read_text(path, 1024 * 1024 * 1024)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                let replayed = crate::agent::replay::replay(&policy, text.lines().map(String::from));
+                if replayed.unread > 0 {
+                    crate::say!("picket: {}: {} lines are not agent events; skipped", path.display(), replayed.unread);
+                }
+                all.judged += replayed.judged;
+                all.unread += replayed.unread;
+                all.verdicts.extend(replayed.verdicts);
+            }
+            let text = match json {
+                true => serde_json::to_string_pretty(&all).context("cannot write JSON")?,
+                false => {
+                    let mut out = String::new();
+                    for v in &all.verdicts {
+                        out.push_str(&format!(
+                            "line {}: {} {} {} in {} ({})\n",
+                            v.line,
+                            v.action.to_uppercase(),
+                            v.rule,
+                            v.subject,
+                            v.container,
+                            v.policy
+                        ));
+                    }
+                    out.push_str(&format!(
+                        "{} events judged, {} would be alerted or denied",
+                        all.judged,
+                        all.verdicts.iter().filter(|v| v.action != "recorded").count()
+                    ));
+                    out
+                }
+            };
+            crate::out!("{}", text.trim_end()).context("cannot write to standard output")?;
+            Ok(if all.verdicts.iter().any(|v| v.action != "recorded") { ExitCode::from(1) } else { ExitCode::SUCCESS })
+        }
+    }
+}
+
+fn group_list(baselines: &crate::learn::Baselines) -> String {
+    let keys: Vec<&str> = baselines.groups.keys().map(String::as_str).collect();
+    if keys.is_empty() { "none".into() } else { keys.join(", ") }
+}
+
+/// The baselines as text: per group, programs as a tree from those started from outside.
+fn show_baselines(baselines: &crate::learn::Baselines) -> String {
+    let mut out = String::new();
+    if baselines.groups.is_empty() {
+        return "nothing learned yet".into();
+    }
+    for (key, b) in &baselines.groups {
+        out.push_str(&format!("{key}  ({} observations)\n", b.observations));
+        out.push_str("  programs:\n");
+        let mut shown = std::collections::BTreeSet::new();
+        let roots: Vec<&String> = b
+            .processes
+            .iter()
+            .filter(|(_, s)| s.parents.contains("") || s.parents.is_empty())
+            .map(|(e, _)| e)
+            .collect();
+        for root in roots {
+            tree(b, root, 2, &mut shown, &mut out);
+        }
+        for exe in b.processes.keys().filter(|e| !shown.contains(*e)) {
+            out.push_str(&format!(
+                "    {exe}  (from {})\n",
+                b.processes[exe].parents.iter().cloned().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        if !b.writes.is_empty() {
+            out.push_str(&format!("  writes: {}\n", b.writes.iter().collect::<Vec<_>>().join(", ")));
+        }
+        if !b.reads.is_empty() {
+            out.push_str(&format!("  reads: {}\n", b.reads.iter().collect::<Vec<_>>().join(", ")));
+        }
+        for flow in &b.egress {
+            out.push_str(
+                &format!("  connects to {} port {} {:?}\n", flow.peer, flow.port, flow.protocol).to_lowercase(),
+            );
+        }
+        for listen in &b.listening {
+            out.push_str(&format!("  accepts on port {} {:?}\n", listen.port, listen.protocol).to_lowercase());
+        }
+        if !b.suspicious.is_empty() {
+            out.push_str(&format!(
+                "  never learned (detections): {}\n",
+                b.suspicious.iter().cloned().collect::<Vec<_>>().join(", ")
+            ));
+        }
+    }
+    out
+}
+
+fn tree(
+    b: &crate::learn::Baseline,
+    exe: &str,
+    depth: usize,
+    shown: &mut std::collections::BTreeSet<String>,
+    out: &mut String,
+) {
+    if !shown.insert(exe.to_string()) || depth > 12 {
+        return;
+    }
+    out.push_str(&format!("{}{exe}\n", "  ".repeat(depth)));
+    for (child, seen) in &b.processes {
+        if seen.parents.contains(exe) {
+            tree(b, child, depth + 1, shown, out);
         }
     }
 }

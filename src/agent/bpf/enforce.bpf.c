@@ -156,14 +156,18 @@ int BPF_PROG(check_open, struct file *file, int ret)
         return 0;
     if (bpf_d_path((struct path *)&file->f_path, buf->path, sizeof(buf->path)) < 0)
         return 0;
+    // The longest prefix that matches decides: a rule that denies nothing is an exception
+    // carved out of a shorter one (`/` read-only, `/tmp/` writable).
+    __u32 best_len = 0;
+    __u32 best_deny = 0;
     for (int r = 0; r < MAX_FILE_RULES; r++) {
         if (r >= policy->rule_count)
             break;
         struct file_rule *rule = &policy->rules[r];
-        if (!(rule->deny & access))
-            continue;
         __u32 len = rule->len;
-        int matches = len > 0;
+        if (len == 0 || len <= best_len)
+            continue;
+        int matches = 1;
         for (int i = 0; i < PREFIX_LEN; i++) {
             if (i >= len)
                 break;
@@ -173,9 +177,14 @@ int BPF_PROG(check_open, struct file *file, int ret)
             }
         }
         if (matches) {
-            raise(ALERT_FILE, mode, rule->deny & access, cgroup_id, buf->path);
-            return mode == MODE_PROTECT ? -EPERM : 0;
+            best_len = len;
+            best_deny = rule->deny;
         }
+    }
+    __u32 denied = best_deny & access;
+    if (denied) {
+        raise(ALERT_FILE, mode, denied, cgroup_id, buf->path);
+        return mode == MODE_PROTECT ? -EPERM : 0;
     }
     return 0;
 }

@@ -8,13 +8,18 @@
 //! - exec allowlists: yes (`FAN_OPEN_EXEC_PERM`; a denied exec fails with EPERM);
 //! - file rules that deny reads: yes, and they deny every open under the prefix (`FAN_OPEN_PERM`
 //!   says a file is being opened, not whether for reading or writing);
-//! - file rules that deny writes only: no; such a policy is refused when it is applied, naming
-//!   the rule and what is missing.
+//! - file rules that deny writes only: yes, from the opener's own call: while it waits for the
+//!   verdict, `/proc/PID/syscall` shows the open's flags (`open`, `openat`, `creat`, and
+//!   `openat2` through its `open_how` in the opener's memory); an opener whose call cannot be read
+//!   is allowed and counted as unjudged, as every verdict this rung cannot reach;
+//! - the longest prefix decides, so a rule that denies nothing carves an exception out of a
+//!   shorter one (`/` read-only, `/tmp/` writable).
 //!
 //! Files allowed once are not asked about again: an ignore mark on the inode (surviving
 //! modification) answers in the kernel until the policy changes, when every mark is flushed and
 //! the mounts are marked again. Not execs judged by an allowlist (paths: a new hard link to an
-//! allowed program must be asked about), and not files with several names. When the agent stops, the group closes and the kernel allows
+//! allowed program must be asked about), not files with several names, and not files only
+//! writes are denied for (a read allowed now must not let a later write through). When the agent stops, the group closes and the kernel allows
 //! whatever was waiting: the node fails open. No event waits more than a second for its verdict
 //! (`deadline.rs`).
 
@@ -62,8 +67,19 @@ const PSEUDO_FILESYSTEMS: &[&str] = &[
 struct Verdicts {
     mode: Mode,
     exec_allowlist: Option<Vec<String>>,
-    /// Prefixes under which every open is denied.
-    denied_prefixes: Vec<String>,
+    /// The file rules; the longest prefix that matches a path decides.
+    file_rules: Vec<super::FileRule>,
+}
+
+/// What the policy makes of one open or exec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decision {
+    /// Allowed; `cacheable`: whatever the next open of the same file asks, it is allowed too.
+    Allowed { cacheable: bool },
+    /// A violation; `write`: a write was what the rule denies.
+    Violation { write: bool },
+    /// It depends on whether the open writes, which could not be read.
+    Unknown,
 }
 
 impl Verdicts {
@@ -72,46 +88,127 @@ impl Verdicts {
         if self.exec_allowlist.is_some() {
             mask |= MaskFlags::FAN_OPEN_EXEC_PERM;
         }
-        if !self.denied_prefixes.is_empty() {
+        if super::denies_any(&self.file_rules) {
             mask |= MaskFlags::FAN_OPEN_PERM;
         }
         mask
     }
 
-    /// Whether the policy lets this happen; `false` is a violation.
-    /// An exec must be on the allowlist; any open, an exec's too, must be under no denied
-    /// prefix (exec opens the file, as BPF LSM's file_open would see).
-    fn allows(&self, exec: bool, path: &str) -> bool {
+    /// What the policy makes of an exec or open of `path`. An exec must be on the allowlist;
+    /// any open, an exec's too (exec opens the file, as BPF LSM's file_open would see), is
+    /// judged by its deciding file rule; `writes` tells, when asked, whether the open writes.
+    fn decide(&self, exec: bool, path: &str, writes: impl FnOnce() -> Option<bool>) -> Decision {
         let listed =
             !exec || self.exec_allowlist.as_ref().is_none_or(|list| list.iter().any(|allowed| allowed == path));
-        listed && !self.denied_prefixes.iter().any(|prefix| path.starts_with(prefix.as_str()))
+        if !listed {
+            return Decision::Violation { write: false };
+        }
+        let cacheable = !(exec && self.exec_allowlist.is_some());
+        let Some(rule) = super::deciding_rule(&self.file_rules, path) else {
+            return Decision::Allowed { cacheable };
+        };
+        match (rule.deny_read, rule.deny_write) {
+            (true, _) => Decision::Violation { write: false },
+            (false, false) => Decision::Allowed { cacheable },
+            // An exec reads its file.
+            (false, true) if exec => Decision::Allowed { cacheable: false },
+            (false, true) => match writes() {
+                Some(true) => Decision::Violation { write: true },
+                Some(false) => Decision::Allowed { cacheable: false },
+                None => Decision::Unknown,
+            },
+        }
+    }
+
+    #[cfg(test)]
+    fn allows(&self, exec: bool, path: &str) -> bool {
+        matches!(self.decide(exec, path, || Some(false)), Decision::Allowed { .. })
     }
 }
 
-/// Checks that this rung can enforce every rule of `policies` (index and cgroup name the rule).
-pub fn check(policies: &[ContainerPolicy]) -> Result<(), EnforceError> {
-    for (index, policy) in policies.iter().enumerate() {
-        for rule in &policy.file_rules {
-            if rule.deny_write && !rule.deny_read {
-                return Err(EnforceError::Unsupported {
-                    index,
-                    cgroup_id: policy.cgroup_id,
-                    message: format!(
-                        "files {:?} denies writes only: the fanotify rung sees that a file is opened, not whether for writing (denying writes alone needs BPF LSM's file_open hook, which this kernel refuses); deny [read, write] to block every open under it",
-                        rule.prefix
-                    ),
-                });
-            }
-        }
-    }
+/// Checks that this rung can enforce every rule of `policies` (index and cgroup name the rule):
+/// it holds every rule the maps hold.
+pub fn check(_policies: &[ContainerPolicy]) -> Result<(), EnforceError> {
     Ok(())
 }
 
 fn verdicts(policy: &ContainerPolicy) -> Verdicts {
-    Verdicts {
-        mode: policy.mode,
-        exec_allowlist: policy.exec_allowlist.clone(),
-        denied_prefixes: policy.file_rules.iter().filter(|r| r.deny_read).map(|r| r.prefix.clone()).collect(),
+    Verdicts { mode: policy.mode, exec_allowlist: policy.exec_allowlist.clone(), file_rules: policy.file_rules.clone() }
+}
+
+// Open flags and syscall numbers, per architecture.
+const O_ACCMODE: u64 = 0o3;
+const O_CREAT: u64 = 0o100;
+const O_TRUNC: u64 = 0o1000;
+#[cfg(target_arch = "x86_64")]
+const OPENS: &[(u64, OpenCall)] =
+    &[(2, OpenCall::Flags(1)), (257, OpenCall::Flags(2)), (85, OpenCall::Creat), (437, OpenCall::How(2))];
+#[cfg(target_arch = "aarch64")]
+const OPENS: &[(u64, OpenCall)] = &[(56, OpenCall::Flags(2)), (437, OpenCall::How(2))];
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+const OPENS: &[(u64, OpenCall)] = &[];
+
+/// Where an open call keeps its flags.
+#[derive(Debug, Clone, Copy)]
+enum OpenCall {
+    /// In this argument.
+    Flags(usize),
+    /// `creat`: always writes.
+    Creat,
+    /// `openat2`: in the first field of the `struct open_how` this argument points to.
+    How(usize),
+}
+
+/// Whether the open `pid` is waiting in writes (for writing, creating or truncating, as the file
+/// sensor counts writes), from `/proc/PID/syscall`; None when that cannot be read. Events name
+/// the process, not the thread: when its main thread is not in an open call, its other threads
+/// are read, and threads in opens that disagree leave it unknown.
+fn open_writes(pid: u32) -> Option<bool> {
+    let writes = |flags: u64| flags & O_ACCMODE != 0 || flags & (O_CREAT | O_TRUNC) != 0;
+    let main = std::fs::read_to_string(format!("/proc/{pid}/syscall")).ok()?;
+    if is_open_call(&main) {
+        return open_flags(pid, &main).map(writes);
+    }
+    let mut found: Option<bool> = None;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()?.flatten() {
+        let Ok(line) = std::fs::read_to_string(task.path().join("syscall")) else { continue };
+        if !is_open_call(&line) {
+            continue;
+        }
+        let tid: u32 = task.file_name().to_str()?.parse().ok()?;
+        let this = writes(open_flags(tid, &line)?);
+        match found {
+            Some(other) if other != this => return None,
+            _ => found = Some(this),
+        }
+    }
+    // No thread in an open: an exec's own open, or the kernel opening for it: a read.
+    Some(found.unwrap_or(false))
+}
+
+fn is_open_call(line: &str) -> bool {
+    let nr = line.split_whitespace().next().and_then(|n| n.parse::<u64>().ok());
+    nr.is_some_and(|nr| OPENS.iter().any(|(n, _)| *n == nr))
+}
+
+/// The flags of the open call `/proc/PID/syscall` shows (`NR arg0 … arg5 sp pc`); an exec or
+/// any other call opens for reading (None: not a call this reads, or an unreadable struct).
+fn open_flags(pid: u32, line: &str) -> Option<u64> {
+    let mut fields = line.split_whitespace();
+    let nr: u64 = fields.next()?.parse().ok()?;
+    let args: Vec<u64> =
+        fields.take(6).map(|a| u64::from_str_radix(a.trim_start_matches("0x"), 16)).collect::<Result<_, _>>().ok()?;
+    let Some((_, call)) = OPENS.iter().find(|(n, _)| *n == nr) else { return Some(0) };
+    match *call {
+        OpenCall::Flags(i) => args.get(i).copied(),
+        OpenCall::Creat => Some(O_CREAT | O_TRUNC | 1),
+        OpenCall::How(i) => {
+            use std::os::unix::fs::FileExt;
+            let memory = std::fs::File::open(format!("/proc/{pid}/mem")).ok()?;
+            let mut flags = [0u8; 8];
+            memory.read_exact_at(&mut flags, *args.get(i)?).ok()?;
+            Some(u64::from_ne_bytes(flags))
+        }
     }
 }
 
@@ -802,9 +899,18 @@ fn judge(shared: &Shared, policies: &HashMap<u64, Verdicts>, fd: BorrowedFd, pid
             String::from("(a name the agent could not read)")
         }
     };
-    if !path.starts_with('(') && verdicts.allows(exec, &path) {
-        return Verdict::Allowed { cacheable: !(exec && verdicts.exec_allowlist.is_some()) };
-    }
+    let decision = match path.starts_with('(') {
+        true => Decision::Violation { write: false },
+        false => verdicts.decide(exec, &path, || open_writes(pid)),
+    };
+    let write = match decision {
+        Decision::Allowed { cacheable } => return Verdict::Allowed { cacheable },
+        Decision::Unknown => {
+            shared.unjudged.fetch_add(1, Ordering::Relaxed);
+            return Verdict::Allowed { cacheable: false };
+        }
+        Decision::Violation { write } => write,
+    };
     let action = match verdicts.mode {
         Mode::Protect => AlertAction::Denied,
         Mode::Monitor => AlertAction::Alerted,
@@ -817,8 +923,8 @@ fn judge(shared: &Shared, policies: &HashMap<u64, Verdicts>, fd: BorrowedFd, pid
         uid: uid_of(pid).unwrap_or(u32::MAX),
         cgroup_id,
         timestamp_ns: boottime_ns(),
-        read: !exec,
-        write: false,
+        read: !exec && !write,
+        write,
         comm: std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim().to_string(),
         path,
         remote: String::new(),
@@ -848,12 +954,29 @@ mod tests {
     }
 
     #[test]
-    fn write_only_denials_are_refused_naming_the_rule() {
-        let rule = |read, write| FileRule { prefix: "/etc/".into(), deny_read: read, deny_write: write };
-        let err = check(&[policy(vec![rule(false, true)], None)]).unwrap_err().to_string();
-        assert!(err.contains("/etc/") && err.contains("BPF LSM") && err.contains("cgroup 7"), "{err}");
-        check(&[policy(vec![rule(true, true)], None)]).expect("every open denied: enforceable");
-        check(&[policy(vec![rule(true, false)], Some(vec!["/bin/sh"]))]).expect("reads");
+    fn write_denials_judge_by_the_openers_flags_and_are_never_cached() {
+        let rule = |prefix: &str, read, write| FileRule { prefix: prefix.into(), deny_read: read, deny_write: write };
+        let v = verdicts(&policy(vec![rule("/", false, true), rule("/tmp/", false, false)], None));
+        assert_eq!(v.mask(), MaskFlags::FAN_OPEN_PERM);
+        assert_eq!(v.decide(false, "/etc/passwd", || Some(true)), Decision::Violation { write: true });
+        assert_eq!(v.decide(false, "/etc/passwd", || Some(false)), Decision::Allowed { cacheable: false });
+        assert_eq!(v.decide(false, "/etc/passwd", || None), Decision::Unknown);
+        assert_eq!(v.decide(false, "/tmp/x", || panic!("not asked")), Decision::Allowed { cacheable: true });
+        assert_eq!(v.decide(true, "/bin/sh", || panic!("not asked")), Decision::Allowed { cacheable: false });
+    }
+
+    #[test]
+    fn open_flags_come_from_the_waiting_call() {
+        // openat(AT_FDCWD, path, O_WRONLY|O_CREAT|O_TRUNC, 0666) as x86_64 shows it.
+        #[cfg(target_arch = "x86_64")]
+        {
+            let line = "257 0xffffffffffffff9c 0x7ffd5e3a 0x241 0x1b6 0x0 0x0 0x7ffd5e00 0x7f12\n";
+            assert_eq!(open_flags(1, line), Some(0x241));
+            assert_eq!(open_flags(1, "2 0x7ffd 0x0 0x0 0x0 0x0 0x0 0x1 0x2"), Some(0), "open for reading");
+            assert_eq!(open_flags(1, "59 0x1 0x2 0x3 0x4 0x5 0x6 0x7 0x8"), Some(0), "an exec reads");
+        }
+        assert_eq!(open_flags(1, "running"), None);
+        assert_eq!(open_flags(1, ""), None);
     }
 
     #[test]

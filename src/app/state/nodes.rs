@@ -442,6 +442,7 @@ mod tests {
             image: Some("nginx:1".into()),
             pod_namespace: None,
             pod_name: None,
+            pod_owner: None,
         }
     }
 

@@ -212,6 +212,7 @@ pub(crate) mod tests {
             image: Some("docker.io/library/nginx:1.27".into()),
             pod_namespace: None,
             pod_name: None,
+            pod_owner: None,
         };
         let exec = |pid, ppid, path: &str, args: &[&str], container: Option<&ContainerRef>| {
             crate::app::fixtures::exec_event("node-1", pid, ppid, path, args, container)

@@ -460,6 +460,7 @@ mod tests {
                     image: Some("registry.example.com/payments/api:2.4.1".into()),
                     pod_namespace: Some("payments".into()),
                     pod_name: Some("api-7d9f8b6c4-x2x9k".into()),
+                    pod_owner: None,
                 }),
             ),
         ];

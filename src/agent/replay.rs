@@ -1,0 +1,306 @@
+//! `picket policy test FILE --events RECORDED`: what a policy would alert on or deny in a
+//! recorded stream, offline, with the agent's own rules: the container a rule names, the exec
+//! allowlist, the longest file prefix, the connect rules (a deny wins) and the inbound list.
+//! A CI step for policy changes: record a workload once, test every change against it.
+//!
+//! A recording made in discover or monitor mode holds every event; one made in protect mode
+//! lacks what was refused (it never happened), which its alerts then show.
+
+use serde::Serialize;
+
+use super::enforce::network::ConnectRules;
+use super::enforce::{ContainerPolicy, Mode};
+use super::net::NetEventKind;
+use super::policy::{PolicyFile, PolicyRule, RunningContainer};
+use super::wire::WireEvent;
+
+/// One thing the policy would not allow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Verdict {
+    /// The line of the recording (1-based).
+    pub line: usize,
+    /// `policy-exec`, `policy-file`, `policy-connect`, `policy-accept`: the rule the live agent's
+    /// alert would carry.
+    pub rule: String,
+    /// `recorded`, `alerted` or `denied` (what the mode does; inbound connections are alerted).
+    pub action: String,
+    /// The container, by name (else its id's first 12 digits).
+    pub container: String,
+    /// The program, file or address.
+    pub subject: String,
+    /// `containers[N] allowExec` and so on.
+    pub policy: String,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Replayed {
+    pub verdicts: Vec<Verdict>,
+    /// Events judged (in a container a rule names).
+    pub judged: usize,
+    /// Lines that are not events of this picket's stream.
+    pub unread: usize,
+}
+
+fn running(container: &super::attribution::ContainerRef) -> RunningContainer {
+    RunningContainer {
+        id: container.id.clone(),
+        name: container.name.clone(),
+        namespace: container.pod_namespace.clone(),
+        image: container.image.clone(),
+        owner: container.pod_owner.clone(),
+        cgroups: vec![1],
+    }
+}
+
+fn action(mode: Mode, inbound: bool) -> &'static str {
+    match mode {
+        Mode::Discover => "recorded",
+        Mode::Monitor => "alerted",
+        Mode::Protect if inbound => "alerted",
+        Mode::Protect => "denied",
+    }
+}
+
+/// Replays `lines` against `policy`.
+pub fn replay(policy: &PolicyFile, lines: impl Iterator<Item = String>) -> Replayed {
+    let mut out = Replayed::default();
+    for (n, line) in lines.enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let Ok(event) = serde_json::from_str::<WireEvent>(&line) else {
+            out.unread += 1;
+            continue;
+        };
+        let Some(container) = event.container() else { continue };
+        let Some((index, rule, kernel)) = rule_for(policy, &running(container)) else { continue };
+        if matches!(event, WireEvent::Alert { .. } | WireEvent::Stats { .. } | WireEvent::Lagged { .. }) {
+            continue;
+        }
+        out.judged += 1;
+        let who = container.name.clone().unwrap_or_else(|| container.id.chars().take(12).collect());
+        let verdict = |rule_name: &str, subject: String, what: String, inbound: bool| Verdict {
+            line: n + 1,
+            rule: rule_name.into(),
+            action: action(kernel.mode, inbound).into(),
+            container: who.clone(),
+            subject,
+            policy: format!("containers[{index}] {what}"),
+        };
+        match &event {
+            WireEvent::Process { event, .. } if event.kind == super::events::ProcessEventKind::Exec => {
+                let exe = if event.exe.starts_with('/') { &event.exe } else { &event.filename };
+                if kernel.exec_allowlist.as_ref().is_some_and(|list| !list.contains(exe)) {
+                    out.verdicts.push(verdict("policy-exec", exe.clone(), "allowExec".into(), false));
+                }
+            }
+            WireEvent::File { event, .. } => {
+                let writes = event.write || event.create || event.truncate;
+                if let Some(deciding) = super::enforce::deciding_rule(&kernel.file_rules, &event.path)
+                    && (deciding.deny_read || (deciding.deny_write && writes))
+                {
+                    let what = format!("files {}", deciding.prefix);
+                    out.verdicts.push(verdict("policy-file", event.path.clone(), what, false));
+                }
+            }
+            WireEvent::Network { event, .. } => {
+                let remote = std::net::SocketAddr::new(event.remote.0, event.remote.1);
+                match event.kind {
+                    NetEventKind::Connect | NetEventKind::Send => {
+                        if let Some(rules) = &kernel.connect
+                            && let Some(why) = refused_by(rules, event.remote.0, event.remote.1, event.protocol)
+                        {
+                            out.verdicts.push(verdict(
+                                "policy-connect",
+                                remote.to_string(),
+                                format!("connect: {why}"),
+                                false,
+                            ));
+                        }
+                    }
+                    NetEventKind::Accept => {
+                        if let Some((_, port)) = event.local
+                            && !rule.accepts(event.remote.0, port, event.protocol)
+                        {
+                            let what = format!("accept: port {port} is not listed");
+                            out.verdicts.push(verdict("policy-accept", remote.to_string(), what, true));
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The first rule naming the container, with its index and its kernel policy.
+fn rule_for<'a>(
+    policy: &'a PolicyFile,
+    container: &RunningContainer,
+) -> Option<(usize, &'a PolicyRule, ContainerPolicy)> {
+    let resolved = policy.resolve_indexed(std::slice::from_ref(container));
+    let (index, kernel) = resolved.into_iter().next()?;
+    Some((index, policy.containers.get(index)?, kernel))
+}
+
+/// Why the connect rules refuse a destination (a deny wins; then the allowlist), as the agent
+/// describes it; None: allowed.
+fn refused_by(rules: &ConnectRules, address: std::net::IpAddr, port: u16, protocol: u32) -> Option<String> {
+    if let Some(denied) = rules.deny.iter().find(|d| d.covers(address, port, protocol)) {
+        return Some(format!("deny {denied}"));
+    }
+    match &rules.allow {
+        Some(list) if !list.iter().any(|d| d.covers(address, port, protocol)) => Some("not allowed".into()),
+        _ => None,
+    }
+}
+
+/// What a group was seen doing that a policy would flag, and what the policy allows that was
+/// never seen (`picket policy diff FILE`).
+#[derive(Debug, Default, Serialize)]
+pub struct BaselineDiff {
+    pub group: String,
+    /// The rule of the policy that names the group (None: no rule does).
+    pub rule: Option<usize>,
+    /// Learned, and outside the policy: `exec /usr/bin/curl`, `write /var/cache/x`, `connect
+    /// 10.0.0.5:5432/tcp`, `accept 9090/tcp`.
+    pub flagged: Vec<String>,
+    /// Allowed by the policy, never seen: programs on the allowlist nobody ran.
+    pub unused: Vec<String>,
+}
+
+/// Judges each learned baseline with `policy`, as the agent would judge the same behaviour.
+pub fn against_baselines(policy: &PolicyFile, baselines: &crate::learn::Baselines) -> Vec<BaselineDiff> {
+    let mut out = Vec::new();
+    for (key, baseline) in &baselines.groups {
+        let group = &baseline.group;
+        let container = RunningContainer {
+            id: String::new(),
+            name: None,
+            namespace: group.namespace.clone(),
+            image: group.image.clone(),
+            owner: group.owner_kind.as_ref().zip(group.owner_name.as_ref()).map(|(k, n)| format!("{k}/{n}")),
+            cgroups: vec![1],
+        };
+        let mut diff = BaselineDiff { group: key.clone(), ..Default::default() };
+        let Some((index, rule, kernel)) = rule_for(policy, &container) else {
+            out.push(diff);
+            continue;
+        };
+        diff.rule = Some(index);
+        if let Some(list) = &kernel.exec_allowlist {
+            for exe in baseline.processes.keys().filter(|exe| !list.contains(exe)) {
+                diff.flagged.push(format!("exec {exe}"));
+            }
+            let seen: std::collections::BTreeSet<&str> = baseline
+                .processes
+                .iter()
+                .flat_map(|(exe, s)| std::iter::once(exe.as_str()).chain(s.paths.iter().map(String::as_str)))
+                .collect();
+            diff.unused.extend(list.iter().filter(|p| !seen.contains(p.as_str())).map(|p| format!("exec {p}")));
+        }
+        for path in baseline.writes.iter() {
+            if super::enforce::deciding_rule(&kernel.file_rules, path).is_some_and(|r| r.deny_write) {
+                diff.flagged.push(format!("write {path}"));
+            }
+        }
+        for path in baseline.reads.iter() {
+            if super::enforce::deciding_rule(&kernel.file_rules, path).is_some_and(|r| r.deny_read) {
+                diff.flagged.push(format!("read {path}"));
+            }
+        }
+        for flow in &baseline.egress {
+            let Ok(net) = flow.peer.parse::<ipnet::IpNet>() else { continue };
+            let number = match flow.protocol {
+                crate::learn::baseline::Proto::Tcp => 6,
+                crate::learn::baseline::Proto::Udp => 17,
+            };
+            if let Some(rules) = &kernel.connect
+                && refused_by(rules, net.network(), flow.port, number).is_some()
+            {
+                diff.flagged.push(format!("connect {}:{}/{:?}", flow.peer, flow.port, flow.protocol).to_lowercase());
+            }
+        }
+        for listen in &baseline.listening {
+            let number = match listen.protocol {
+                crate::learn::baseline::Proto::Tcp => 6,
+                crate::learn::baseline::Proto::Udp => 17,
+            };
+            if !rule.accepts(std::net::Ipv4Addr::UNSPECIFIED.into(), listen.port, number) {
+                diff.flagged.push(format!("accept {}/{:?}", listen.port, listen.protocol).to_lowercase());
+            }
+        }
+        out.push(diff);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recording_is_judged_as_the_agent_would() {
+        let policy = PolicyFile::parse(
+            std::path::Path::new("p.yaml"),
+            "containers:
+  - image: web:*
+    mode: protect
+    allowExec: [/bin/busybox]
+    files:
+      - { prefix: /, deny: [write] }
+      - { prefix: /tmp/, deny: [] }
+    connect:
+      allow: [{ to: 10.0.0.0/8, ports: [80] }]
+    accept: [{ ports: [8080] }]
+",
+        )
+        .expect("policy");
+        let container = r#""container":{"runtime":"podman","id":"cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc","pod_uid":null,"name":"web","image":"web:1"}"#;
+        let exec = |exe: &str| {
+            format!(
+                r#"{{"type":"process","v":2,"node":"n","kind":"exec","pid":5,"tid":5,"ppid":1,"uid":0,"exit_status":0,"cgroup_id":9,"timestamp_ns":1,"comm":"x","filename":"{exe}","args":[],"exe":"{exe}",{container}}}"#
+            )
+        };
+        let open = |path: &str, write: bool| {
+            format!(
+                r#"{{"type":"file","v":2,"node":"n","pid":5,"tid":5,"uid":0,"cgroup_id":9,"timestamp_ns":1,"comm":"x","path":"{path}","read":{},"write":{write},"create":false,"truncate":false,"truncated_path":false,{container}}}"#,
+                !write
+            )
+        };
+        let net = |kind: &str, remote: &str, port: u16, local: &str| {
+            format!(
+                r#"{{"type":"network","v":2,"node":"n","kind":"{kind}","pid":5,"uid":0,"protocol":6,"local":{local},"remote":["{remote}",{port}],"cgroup_id":9,"timestamp_ns":1,"comm":"x",{container}}}"#
+            )
+        };
+        let lines = vec![
+            exec("/bin/busybox"),
+            exec("/tmp/miner"),
+            open("/etc/passwd", false),
+            open("/etc/passwd", true),
+            open("/tmp/scratch", true),
+            net("connect", "10.1.2.3", 80, "null"),
+            net("connect", "192.0.2.1", 443, "null"),
+            net("accept", "10.0.0.9", 40000, r#"["10.0.0.2",8080]"#),
+            net("accept", "10.0.0.9", 40001, r#"["10.0.0.2",22]"#),
+            "not json".to_string(),
+        ];
+        let replayed = replay(&policy, lines.into_iter());
+        let got: Vec<(usize, &str, &str, &str)> = replayed
+            .verdicts
+            .iter()
+            .map(|v| (v.line, v.rule.as_str(), v.action.as_str(), v.subject.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (2, "policy-exec", "denied", "/tmp/miner"),
+                (4, "policy-file", "denied", "/etc/passwd"),
+                (7, "policy-connect", "denied", "192.0.2.1:443"),
+                (9, "policy-accept", "alerted", "10.0.0.9:40001"),
+            ]
+        );
+        assert_eq!((replayed.judged, replayed.unread), (9, 1));
+    }
+}

@@ -1,0 +1,269 @@
+//! Behavioural learning and policy as code on real Podman containers and this machine's kernel:
+//! a small web server and a client are learned in discover mode; the learned policy survives an
+//! agent restart, is applied through the agent's socket in protect mode, lets the same workload
+//! run with no violation, and refuses a new program, a new file write and a new outbound
+//! connection; `policy test` on a recording gives the verdicts the live agent gave. Needs root,
+//! BTF, podman and runc (skipped, saying so, where one is missing).
+
+mod common;
+
+use std::io::BufRead;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const WEB: &str = "localhost/picket-web:1";
+const CLIENT: &str = "localhost/picket-client:1";
+
+fn picket() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_picket"))
+}
+
+/// A running `picket agent run` (socket and state in the test's directory) and its stdout lines.
+struct Agent {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Agent {
+    fn start(podman: &common::engines::Podman, dir: &Path, extra: &[&str]) -> Self {
+        let socket = dir.join("agent.sock");
+        let mut child = picket()
+            .args(["agent", "run", "--for", "300", "--containers-only", "--no-rules", "--state-dir"])
+            .arg(dir.join("state"))
+            .arg("--socket")
+            .arg(&socket)
+            .args(extra)
+            .env("CONTAINER_HOST", format!("unix://{}", podman.socket.display()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("picket agent runs");
+        let stdout = child.stdout.take().expect("stdout");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let reading = Arc::clone(&lines);
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                reading.lock().expect("lines").push(line);
+            }
+        });
+        let agent = Self { child, lines };
+        agent.wait_for(|l| l.contains(r#""type":"stats""#), "a first state line");
+        agent
+    }
+
+    fn wait_for(&self, found: impl Fn(&str) -> bool, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if self.lines.lock().expect("lines").iter().any(|l| found(l)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("no {what} from the agent: {:?}", self.lines.lock().expect("lines"));
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.lines.lock().expect("lines").clone()
+    }
+
+    fn policy_alerts(&self) -> Vec<serde_json::Value> {
+        self.lines()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["type"] == "alert" && v["rule"].as_str().is_some_and(|r| r.starts_with("policy-")))
+            .collect()
+    }
+
+    /// SIGTERM, and waits: the agent saves its baselines as it stops.
+    fn stop(mut self) -> Vec<String> {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = self.child.wait();
+        std::thread::sleep(Duration::from_millis(200));
+        self.lines()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run_picket(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = picket().args(args).output().expect("picket runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The web server writes its page and copies a tool it never runs; the client fetches the page
+/// every 300 ms from the server's network namespace.
+fn start_workload(podman: &common::engines::Podman) {
+    podman.podman(&["tag", common::engines::Podman::IMAGE, WEB]);
+    podman.podman(&["tag", common::engines::Podman::IMAGE, CLIENT]);
+    podman.podman(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        WEB,
+        "sh",
+        "-c",
+        "mkdir -p /www /opt && echo hello > /www/index.html && cp /bin/busybox /opt/tool && exec httpd -f -p 8080 -h /www",
+    ]);
+    podman.podman(&[
+        "run",
+        "-d",
+        "--name",
+        "client",
+        "--network",
+        "container:web",
+        CLIENT,
+        "sh",
+        "-c",
+        "mkdir -p /tmp; while true; do wget -q -O /tmp/page http://127.0.0.1:8080/ && echo fetched; sleep 0.3; done",
+    ]);
+}
+
+/// What a shell says when the kernel refused with EPERM (or EACCES).
+fn refused(said: &str) -> bool {
+    let said = said.to_lowercase();
+    said.contains("operation not permitted") || said.contains("permission denied")
+}
+
+fn exec_in(podman: &common::engines::Podman, name: &str, script: &str) -> (bool, String) {
+    podman.try_podman(&["exec", name, "sh", "-c", script])
+}
+
+#[test]
+fn a_learned_policy_runs_the_workload_clean_and_refuses_what_is_new() {
+    if !(common::is_root() && Path::new("/sys/kernel/btf/vmlinux").exists()) {
+        eprintln!("skipped: the agent needs root and /sys/kernel/btf/vmlinux");
+        return;
+    }
+    let Some(podman) = common::engines::Podman::start() else {
+        eprintln!("skipped: needs podman and runc (./install.sh --dev)");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let socket_arg = dir.path().join("agent.sock").display().to_string();
+
+    // Discover: nothing is enforced, everything the two groups do is learned.
+    let learning = Agent::start(&podman, dir.path(), &[]);
+    start_workload(&podman);
+    learning.wait_for(|l| l.contains(r#""type":"network""#) && l.contains(r#""kind":"accept""#), "accept");
+    std::thread::sleep(Duration::from_secs(3));
+    let (code, shown, err) = run_picket(&["policy", "show", "--agent", &socket_arg]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(shown.contains(&format!("local/{WEB}")) && shown.contains(&format!("local/{CLIENT}")), "{shown}");
+    assert!(shown.contains("accepts on port 8080 tcp"), "{shown}");
+    assert!(shown.contains("connects to 127.0.0.1/32 port 8080 tcp"), "{shown}");
+    let recorded = learning.stop();
+    let recording = dir.path().join("recorded.jsonl");
+    std::fs::write(&recording, recorded.join("\n")).expect("write");
+    if let Ok(keep) = std::env::var("PICKET_KEEP_RECORDING") {
+        std::fs::write(keep, recorded.join("\n")).expect("write");
+    }
+
+    // The baselines survive the agent: a new one answers with them.
+    let agent = Agent::start(&podman, dir.path(), &[]);
+    let (code, learned, err) = run_picket(&["policy", "learn", "--agent", &socket_arg, "--mode", "protect"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(learned.contains("kind: PicketPolicy") && learned.contains(&format!("image: {WEB}")), "{learned}");
+    assert!(learned.contains("/www/index.html") && learned.contains("/opt/tool"), "writes learned: {learned}");
+    assert!(learned.contains("cidr: 127.0.0.1/32"), "{learned}");
+    let policy = dir.path().join("learned.yaml");
+    std::fs::write(&policy, &learned).expect("write");
+    let (code, _, err) = run_picket(&["policy", "validate", &policy.display().to_string()]);
+    assert_eq!(code, Some(0), "the learned policy validates: {err}");
+    // What the groups did is what the learned policy allows.
+    let (code, diff, err) = run_picket(&["policy", "diff", &policy.display().to_string(), "--agent", &socket_arg]);
+    assert_eq!(code, Some(0), "{diff}{err}");
+    assert!(!diff.contains("(seen, not allowed)"), "{diff}");
+
+    // Protect, through the socket.
+    let (code, _, err) = run_picket(&["policy", "apply", &policy.display().to_string(), "--agent", &socket_arg]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("is in force") && err.contains("protect"), "{err}");
+    agent.wait_for(|l| l.contains(r#""protect":"#) && !l.contains(r#""protect":0"#), "protect in force");
+    // A malformed policy is refused and the one in force stays.
+    let broken = dir.path().join("broken.yaml");
+    std::fs::write(
+        &broken,
+        "apiVersion: picket.dev/v1\nkind: PicketPolicy\nmetadata: {name: x}\nspec:\n  mode: sometimes\n",
+    )
+    .expect("write");
+    let (code, _, err) = run_picket(&["policy", "apply", &broken.display().to_string(), "--agent", &socket_arg]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("broken.yaml") && err.contains("line 5"), "{err}");
+
+    // The workload runs as before, with no violation.
+    let before = agent.policy_alerts().len();
+    let fetched = |p: &common::engines::Podman| p.podman(&["logs", "client"]).matches("fetched").count();
+    let count = fetched(&podman);
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(fetched(&podman) > count, "the client still fetches the page under protect");
+    assert_eq!(agent.policy_alerts().len(), before, "no violation: {:#?}", agent.policy_alerts());
+
+    // What is new is refused, with EPERM, and alerted.
+    let (ran, said) = exec_in(&podman, "web", "/opt/tool echo ran");
+    assert!(!ran && !said.contains("ran\n") && refused(&said), "{said}");
+    let (wrote, said) = exec_in(&podman, "web", "echo x > /www/new.html && echo wrote");
+    assert!(!wrote && !said.contains("wrote") && refused(&said), "{said}");
+    let (read, said) = exec_in(&podman, "web", "cat /www/index.html");
+    assert!(read && said.contains("hello"), "reads stay allowed: {said}");
+    let (connected, said) = exec_in(&podman, "client", "nc 127.0.0.1 9999 </dev/null && echo connected");
+    assert!(!connected && !said.contains("connected"), "{said}");
+    assert!(refused(&said), "{said}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let wanted = ["policy-exec", "policy-file", "policy-connect"];
+    while Instant::now() < deadline
+        && !wanted.iter().all(|w| agent.policy_alerts().iter().any(|a| a["rule"] == *w && a["action"] == "denied"))
+    {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let alerts = agent.policy_alerts();
+    for rule in wanted {
+        assert!(alerts.iter().any(|a| a["rule"] == rule && a["action"] == "denied"), "{rule}: {alerts:#?}");
+    }
+    let file_alert = alerts.iter().find(|a| a["rule"] == "policy-file").expect("file alert");
+    assert_eq!(
+        (file_alert["event"]["path"].as_str(), file_alert["event"]["write"].as_bool()),
+        (Some("/www/new.html"), Some(true))
+    );
+
+    // The policy in force is the file applied; it stays after a restart.
+    let (code, diff, err) =
+        run_picket(&["policy", "diff", &policy.display().to_string(), "--in-force", "--agent", &socket_arg]);
+    assert_eq!(code, Some(0), "{diff}{err}");
+    drop(agent);
+    let again = Agent::start(&podman, dir.path(), &[]);
+    again
+        .wait_for(|l| l.contains(r#""protect":"#) && !l.contains(r#""protect":0"#), "the applied policy back in force");
+    let (ran, said) = exec_in(&podman, "web", "/opt/tool echo ran");
+    assert!(!ran && !said.contains("ran\n"), "{said}");
+    drop(again);
+
+    // The same recording, offline: the learned policy in monitor mode flags what the discover
+    // run did that it does not allow (nothing), and a narrower policy flags the client's fetch.
+    let (code, out, err) =
+        run_picket(&["policy", "test", &policy.display().to_string(), "--events", &recording.display().to_string()]);
+    assert_eq!(code, Some(0), "the learned policy allows its own recording: {out}{err}");
+    let narrow = dir.path().join("narrow.yaml");
+    std::fs::write(
+        &narrow,
+        format!(
+            "containers:\n  - image: {CLIENT}\n    mode: protect\n    connect:\n      allow: [{{ to: 10.0.0.0/8 }}]\n"
+        ),
+    )
+    .expect("write");
+    let (code, out, _) =
+        run_picket(&["policy", "test", &narrow.display().to_string(), "--events", &recording.display().to_string()]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("DENIED policy-connect 127.0.0.1:8080 in client"), "{out}");
+}
