@@ -4,6 +4,7 @@
 //! apply, test and the exports build on it (issue 17).
 
 pub mod apply;
+pub mod export;
 pub mod spec;
 pub mod validate;
 

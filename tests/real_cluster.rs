@@ -854,3 +854,151 @@ spec:
         String::from_utf8_lossy(&said.stderr)
     );
 }
+
+/// Exports on the real (v1.20) API server: the pods' labels and the DNS pods' labels are read
+/// from the cluster (`--cluster`), and the server itself takes the NetworkPolicy and, with
+/// KubeArmor's own CRD installed (vendored under tests/fixtures/schemas), the KubeArmorPolicy;
+/// `picket policy apply --cluster` stores the PicketPolicy for the DaemonSet's agents.
+#[test]
+fn exports_read_labels_from_the_cluster_and_the_server_takes_them() {
+    let Some(server) = RealApiServer::start() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubectl_ok = |args: &[&str]| {
+        let out = server.kubectl(args);
+        assert!(out.status.success(), "kubectl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let workloads = dir.path().join("workloads.yaml");
+    std::fs::write(
+        &workloads,
+        "apiVersion: v1
+kind: Namespace
+metadata: { name: shop }
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: web, namespace: shop }
+spec:
+  selector: { matchLabels: { app: web, tier: front } }
+  template:
+    metadata: { labels: { app: web, tier: front } }
+    spec: { containers: [{ name: web, image: registry.example/web:1 }] }
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: api, namespace: shop }
+spec:
+  selector: { matchLabels: { app: api } }
+  template:
+    metadata: { labels: { app: api } }
+    spec: { containers: [{ name: api, image: registry.example/api:1 }] }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: kube-dns, namespace: kube-system }
+spec:
+  selector: { k8s-app: coredns-test }
+  ports: [{ name: dns, port: 53, protocol: UDP }]
+",
+    )
+    .expect("write");
+    kubectl_ok(&["apply", "-f", &workloads.display().to_string()]);
+    let policy = dir.path().join("web.yaml");
+    std::fs::write(
+        &policy,
+        "apiVersion: picket.dev/v1
+kind: PicketPolicy
+metadata: { name: web, namespace: shop }
+spec:
+  selector: { owner: { kind: Deployment, name: web } }
+  mode: protect
+  process:
+    - matchPaths: [/usr/sbin/nginx, /bin/sh]
+  file:
+    - matchDirectories: [{ dir: /, recursive: true }]
+      readOnly: true
+    - matchDirectories: [{ dir: /var/cache/nginx/, recursive: true }]
+  ingress:
+    - ports: [{ port: '8080', protocol: TCP }]
+  egress:
+    - peers: [{ group: shop/Deployment/api }]
+      ports: [{ port: '9000', protocol: TCP }]
+    - peers: [{ cidr: 10.20.0.0/16 }]
+      ports: [{ port: '5432', protocol: TCP }]
+    - ports: [{ port: '53', protocol: UDP }, { port: '53', protocol: TCP }]
+",
+    )
+    .expect("write");
+    let picket = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+            .args(args)
+            .env("KUBECONFIG", &server.kubeconfig)
+            .output()
+            .expect("picket runs")
+    };
+    let file = policy.display().to_string();
+    // Without the cluster, the owner's labels are unknown: said, nothing printed.
+    let offline = picket(&["policy", "export", &file, "--as", "networkpolicy"]);
+    assert_eq!(offline.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&offline.stderr).contains("shop/Deployment/web"), "{offline:?}");
+
+    let exported = picket(&["policy", "export", &file, "--as", "networkpolicy", "--cluster"]);
+    let (yaml, said) = (String::from_utf8_lossy(&exported.stdout), String::from_utf8_lossy(&exported.stderr));
+    assert!(exported.status.success(), "{said}");
+    let np = dir.path().join("np.yaml");
+    std::fs::write(&np, yaml.as_bytes()).expect("write");
+    kubectl_ok(&["create", "-f", &np.display().to_string()]);
+    let stored: serde_json::Value =
+        serde_json::from_str(&kubectl_ok(&["get", "networkpolicy", "web", "-n", "shop", "-o", "json"])).expect("json");
+    assert_eq!(stored["spec"]["podSelector"]["matchLabels"], serde_json::json!({ "app": "web", "tier": "front" }));
+    let egress = stored["spec"]["egress"].as_array().expect("egress");
+    assert_eq!(egress[0]["to"][0]["podSelector"]["matchLabels"]["app"], "api", "{stored}");
+    assert_eq!(egress[1]["to"][0]["ipBlock"]["cidr"], "10.20.0.0/16");
+    assert_eq!(
+        egress[2]["to"][0]["podSelector"]["matchLabels"]["k8s-app"], "coredns-test",
+        "the DNS pods' real labels"
+    );
+    assert_eq!(stored["spec"]["ingress"][0]["ports"][0]["port"], 8080);
+
+    let crd = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/schemas/kubearmorpolicy-crd.yaml");
+    kubectl_ok(&["apply", "-f", crd]);
+    kubectl_ok(&[
+        "wait",
+        "--for",
+        "condition=established",
+        "--timeout=60s",
+        "crd/kubearmorpolicies.security.kubearmor.com",
+    ]);
+    let exported = picket(&["policy", "export", &file, "--as", "kubearmor", "--cluster"]);
+    assert!(exported.status.success(), "{}", String::from_utf8_lossy(&exported.stderr));
+    assert!(String::from_utf8_lossy(&exported.stderr).contains("KubeArmor matches network protocols"), "noted");
+    let ksp = dir.path().join("ksp.yaml");
+    std::fs::write(&ksp, &exported.stdout).expect("write");
+    kubectl_ok(&["create", "-f", &ksp.display().to_string()]);
+    let stored: serde_json::Value =
+        serde_json::from_str(&kubectl_ok(&["get", "kubearmorpolicy", "web", "-n", "shop", "-o", "json"]))
+            .expect("json");
+    assert_eq!(stored["spec"]["process"]["matchPaths"][0]["path"], "/usr/sbin/nginx");
+    assert_eq!(stored["spec"]["file"]["matchDirectories"][0]["readOnly"], true);
+    // The server holds a bad one to KubeArmor's schema: a relative path is refused.
+    let bad = dir.path().join("bad-ksp.yaml");
+    std::fs::write(
+        &bad,
+        String::from_utf8_lossy(&exported.stdout).replace("/usr/sbin/nginx", "nginx").replace("name: web", "name: bad"),
+    )
+    .expect("write");
+    let refused = server.kubectl(&["create", "-f", &bad.display().to_string()]);
+    assert!(!refused.status.success(), "the schema refuses a relative path");
+
+    // The PicketPolicy itself, for the agents.
+    assert!(picket(&["policy", "crd", "--apply"]).status.success());
+    kubectl_ok(&["wait", "--for", "condition=established", "--timeout=60s", "crd/picketpolicies.picket.dev"]);
+    let applied = picket(&["policy", "apply", &file, "--cluster"]);
+    let said = String::from_utf8_lossy(&applied.stderr);
+    assert!(applied.status.success() && said.contains("applied PicketPolicy shop/web"), "{said}");
+    let stored: serde_json::Value =
+        serde_json::from_str(&kubectl_ok(&["get", "picketpolicies.picket.dev", "web", "-n", "shop", "-o", "json"]))
+            .expect("json");
+    assert_eq!(stored["spec"]["mode"], "protect");
+    assert_eq!(stored["spec"]["selector"]["owner"]["name"], "web");
+}

@@ -64,6 +64,18 @@ pub enum PolicyCommand {
         #[arg(long)]
         cluster: bool,
     },
+    /// Print FILE's policies in another format: Kubernetes NetworkPolicy, CiliumNetworkPolicy,
+    /// KubeArmorPolicy; what a format cannot say is named on standard error, never dropped
+    /// silently
+    Export {
+        file: PathBuf,
+        #[arg(long = "as", value_name = "FORMAT", value_parser = ["networkpolicy", "ciliumnetworkpolicy", "kubearmor", "seccomp"])]
+        format: String,
+        /// Read the pods' labels (owners, group peers) and the DNS pods' labels from the cluster
+        /// (--context)
+        #[arg(long)]
+        cluster: bool,
+    },
     /// Replay a recorded agent stream (picket agent run > recorded.jsonl) against FILE and print
     /// what would be alerted or denied, offline; exit 1 when something would be
     Test {
@@ -291,6 +303,13 @@ pub fn run(command: &PolicyCommand, context: Option<&str>) -> anyhow::Result<Exi
                 anyhow::Ok(ExitCode::SUCCESS)
             })
         }
+        PolicyCommand::Export { format, .. } if format == "seccomp" => {
+            crate::say!(
+                "picket: seccomp profiles are made from the syscalls each container was seen making; the agent does not sense syscalls yet (issue 17 goes on)"
+            );
+            Ok(ExitCode::from(super::EXIT_ERROR))
+        }
+        PolicyCommand::Export { file, format, cluster } => export(file, format, *cluster, context),
         PolicyCommand::Test { file, events, json } => {
             let policy = crate::agent::policy::PolicyFile::load(file)?;
             let mut all = crate::agent::replay::Replayed::default();
@@ -332,6 +351,77 @@ pub fn run(command: &PolicyCommand, context: Option<&str>) -> anyhow::Result<Exi
             Ok(if all.verdicts.iter().any(|v| v.action != "recorded") { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
     }
+}
+
+fn export(file: &std::path::Path, format: &str, cluster: bool, context: Option<&str>) -> anyhow::Result<ExitCode> {
+    use crate::policy::export::{self, Labels};
+    use crate::policy::validate::Document;
+    let text = crate::yaml::read_file(file)?;
+    let (documents, problems) = crate::policy::validate::validate_text(file, &text);
+    if !problems.is_empty() {
+        for problem in &problems {
+            crate::say!("{problem}");
+        }
+        return Ok(ExitCode::from(super::EXIT_ERROR));
+    }
+    let policies: Vec<crate::policy::PicketPolicy> = documents
+        .iter()
+        .filter_map(|d| match d {
+            Document::Policy(p) => Some(p.clone()),
+            Document::ClusterPolicy(_) => {
+                crate::say!(
+                    "picket: {}: cluster policies are not exported yet (one per namespace: a PicketPolicy each)",
+                    d.name()
+                );
+                None
+            }
+        })
+        .collect();
+    let labels = match cluster {
+        false => Labels::default(),
+        true => {
+            let specs: Vec<(String, crate::policy::PolicySpec)> = policies
+                .iter()
+                .map(|p| (p.metadata.namespace.clone().unwrap_or_else(|| "default".into()), p.spec.clone()))
+                .collect();
+            let wanted = export::wanted_workloads(&specs);
+            let (labels, notes) = runtime()?.block_on(async {
+                let (client, _) = crate::cluster::client_for(context).await?;
+                anyhow::Ok(export::labels::from_cluster(&client, &wanted).await)
+            })?;
+            for note in notes {
+                crate::say!("picket: {note}");
+            }
+            labels
+        }
+    };
+    let mut out = String::new();
+    let mut failed = 0;
+    for policy in &policies {
+        let exported = match format {
+            "networkpolicy" => export::networkpolicy::export(policy, &labels)
+                .map(|e| (serde_json::to_value(&e.object).unwrap_or_default(), e.notes)),
+            "kubearmor" => export::kubearmor::export(policy, &labels).map(|e| (e.object, e.notes)),
+            _ => export::cilium::export(policy, &labels).map(|e| (e.object, e.notes)),
+        };
+        match exported {
+            Ok((object, notes)) => {
+                for note in notes {
+                    crate::say!("picket: {note}");
+                }
+                out.push_str("---\n");
+                out.push_str(&serde_saphyr::to_string(&object).context("cannot write YAML")?);
+            }
+            Err(e) => {
+                crate::say!("picket: {e}");
+                failed += 1;
+            }
+        }
+    }
+    if !out.is_empty() {
+        crate::out!("{}", out.trim_end()).context("cannot write to standard output")?;
+    }
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(super::EXIT_ERROR) })
 }
 
 fn group_list(baselines: &crate::learn::Baselines) -> String {

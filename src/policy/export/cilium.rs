@@ -1,0 +1,226 @@
+//! A PicketPolicy as a CiliumNetworkPolicy (`cilium.io/v2`): the group's endpoints by labels,
+//! one Cilium rule per kind of peer (CIDRs, endpoints of a namespace or a group, DNS names as
+//! `toFQDNs`), ports with their protocol, and layer 7 where the policy names applications (HTTP:
+//! every request allowed through Cilium's proxy; DNS: every name). Name lookups go to the
+//! cluster's DNS pods with a DNS rule, which `toFQDNs` needs to learn the names' addresses.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use super::{ExportError, Exported, Labels, is_dns_rule, pod_labels};
+use crate::policy::PicketPolicy;
+use crate::policy::spec::{Action, NetworkRule, Protocol};
+
+const FORMAT: &str = "CiliumNetworkPolicy";
+/// Cilium's label for an endpoint's namespace.
+const NAMESPACE: &str = "k8s:io.kubernetes.pod.namespace";
+
+fn to_ports(rule: &NetworkRule, dns: bool) -> Option<Value> {
+    if rule.ports.is_empty() {
+        return None;
+    }
+    let ports: Vec<Value> = rule
+        .ports
+        .iter()
+        .map(|p| {
+            let (low, high) = crate::policy::validate::parse_ports(&p.port).unwrap_or((1, 65535));
+            let protocol = match p.protocol {
+                Some(Protocol::Tcp) => "TCP",
+                Some(Protocol::Udp) => "UDP",
+                None => "ANY",
+            };
+            let mut port = json!({ "port": low.to_string(), "protocol": protocol });
+            if high > low {
+                port["endPort"] = json!(high);
+            }
+            port
+        })
+        .collect();
+    let mut entry = json!({ "ports": ports });
+    let apps: Vec<String> = rule.applications.iter().map(|a| a.to_ascii_uppercase()).collect();
+    if dns || apps.iter().any(|a| a == "DNS") {
+        entry["rules"] = json!({ "dns": [{ "matchPattern": "*" }] });
+    } else if apps.iter().any(|a| a == "HTTP" || a == "HTTP2" || a == "GRPC") {
+        entry["rules"] = json!({ "http": [{}] });
+    }
+    Some(json!([entry]))
+}
+
+/// Cilium rules for one picket rule: one per kind of peer, each with the ports.
+fn rules(rule: &NetworkRule, labels: &Labels, egress: bool, at: &str, notes: &mut Vec<String>) -> Vec<Value> {
+    let (cidr_key, endpoints_key) = if egress { ("toCIDR", "toEndpoints") } else { ("fromCIDR", "fromEndpoints") };
+    let ports = to_ports(rule, false);
+    let with_ports = |mut value: Value| {
+        if let Some(ports) = &ports {
+            value["toPorts"] = ports.clone();
+        }
+        value
+    };
+    if rule.peers.is_empty() {
+        // Any peer: every endpoint and every address.
+        let any = if egress { json!({ "toEntities": ["all"] }) } else { json!({ "fromEntities": ["all"] }) };
+        return vec![with_ports(any)];
+    }
+    let cidrs: Vec<&String> = rule.peers.iter().filter_map(|p| p.cidr.as_ref()).collect();
+    let mut endpoints: Vec<Value> = Vec::new();
+    for peer in &rule.peers {
+        if let Some(namespace) = &peer.namespace {
+            endpoints.push(json!({ "matchLabels": { NAMESPACE: namespace } }));
+        }
+        if let Some(group) = &peer.group {
+            match super::group_labels(group, labels) {
+                Some((namespace, pods)) => {
+                    let mut selector: BTreeMap<String, String> = pods;
+                    selector.insert(NAMESPACE.into(), namespace);
+                    endpoints.push(json!({ "matchLabels": selector }));
+                }
+                None => {
+                    notes.push(format!("{at}: group {group}: its pods' labels are unknown (give --cluster); left out"))
+                }
+            }
+        }
+    }
+    let fqdns: Vec<Value> = rule
+        .peers
+        .iter()
+        .filter_map(|p| p.fqdn.as_ref())
+        .map(|name| match name.contains('*') {
+            true => json!({ "matchPattern": name }),
+            false => json!({ "matchName": name }),
+        })
+        .collect();
+    let mut out = Vec::new();
+    if !cidrs.is_empty() {
+        out.push(with_ports(json!({ cidr_key: cidrs })));
+    }
+    if !endpoints.is_empty() {
+        out.push(with_ports(json!({ endpoints_key: endpoints })));
+    }
+    if !fqdns.is_empty() {
+        if egress {
+            out.push(with_ports(json!({ "toFQDNs": fqdns })));
+        } else {
+            notes.push(format!("{at}: DNS names say where a connection goes, not where it comes from; left out"));
+        }
+    }
+    out
+}
+
+/// The CiliumNetworkPolicy of one PicketPolicy (a JSON value).
+pub fn export(policy: &PicketPolicy, labels: &Labels) -> Result<Exported<Value>, ExportError> {
+    let name = policy.metadata.name.clone().unwrap_or_default();
+    let namespace = policy.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+    let title = format!("PicketPolicy {namespace}/{name}");
+    let spec = &policy.spec;
+    let pods = pod_labels(&title, &namespace, &spec.selector, labels, FORMAT)?;
+    let mut notes = Vec::new();
+    let mut ingress = Vec::new();
+    let mut ingress_deny = Vec::new();
+    for (i, rule) in spec.ingress.iter().enumerate() {
+        let at = format!("{title}: spec.ingress[{i}]");
+        let made = rules(rule, labels, false, &at, &mut notes);
+        match rule.action {
+            Action::Allow => ingress.extend(made),
+            Action::Block => ingress_deny.extend(made),
+            Action::Audit => notes
+                .push(format!("{at}: Audit: Cilium has no audit rule (policy audit mode is per endpoint); left out")),
+        }
+    }
+    let mut egress = Vec::new();
+    let mut egress_deny = Vec::new();
+    let mut dns_done = false;
+    for (i, rule) in spec.egress.iter().enumerate() {
+        let at = format!("{title}: spec.egress[{i}]");
+        if is_dns_rule(rule) && rule.action == Action::Allow {
+            let mut selector = labels.dns.clone().unwrap_or_else(|| {
+                notes.push(format!(
+                    "{at}: name lookups go to pods labelled k8s-app=kube-dns in kube-system (the cluster's DNS Service was not read: give --cluster)"
+                ));
+                BTreeMap::from([("k8s-app".to_string(), "kube-dns".to_string())])
+            });
+            selector.insert(NAMESPACE.into(), "kube-system".into());
+            let mut lookup = json!({ "toEndpoints": [{ "matchLabels": selector }] });
+            if let Some(ports) = to_ports(rule, true) {
+                lookup["toPorts"] = ports;
+            }
+            egress.push(lookup);
+            dns_done = true;
+            continue;
+        }
+        let made = rules(rule, labels, true, &at, &mut notes);
+        match rule.action {
+            Action::Allow => egress.extend(made),
+            Action::Block => egress_deny.extend(made),
+            Action::Audit => notes.push(format!("{at}: Audit: Cilium has no audit rule; left out")),
+        }
+    }
+    if !dns_done && spec.egress.iter().any(|r| r.peers.iter().any(|p| p.fqdn.is_some())) {
+        notes.push(format!(
+            "{title}: toFQDNs needs the pods' lookups to go through Cilium's DNS proxy: allow port 53 to the DNS pods"
+        ));
+    }
+    let mut body = serde_json::Map::new();
+    body.insert("endpointSelector".into(), json!({ "matchLabels": pods }));
+    body.insert("ingress".into(), Value::Array(ingress));
+    body.insert("egress".into(), Value::Array(egress));
+    if !ingress_deny.is_empty() {
+        body.insert("ingressDeny".into(), Value::Array(ingress_deny));
+    }
+    if !egress_deny.is_empty() {
+        body.insert("egressDeny".into(), Value::Array(egress_deny));
+    }
+    if spec.mode != crate::policy::spec::Mode::Protect {
+        notes.push(format!(
+            "{title}: mode {:?}: Cilium enforces what it is given; to only watch, run the endpoints in policy audit mode",
+            spec.mode
+        ));
+    }
+    let object = json!({
+        "apiVersion": "cilium.io/v2",
+        "kind": "CiliumNetworkPolicy",
+        "metadata": { "name": name, "namespace": namespace, "labels": { "app.kubernetes.io/managed-by": "picket" } },
+        "spec": Value::Object(body),
+    });
+    Ok(Exported { object, notes })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fqdns_l7_and_dns_become_cilium_rules() {
+        let text = "apiVersion: picket.dev/v1
+kind: PicketPolicy
+metadata: { name: web, namespace: shop }
+spec:
+  selector: { matchLabels: { app: web } }
+  mode: protect
+  ingress:
+    - peers: [{ namespace: ingress }]
+      ports: [{ port: '8080', protocol: TCP }]
+      applications: [HTTP]
+  egress:
+    - peers: [{ fqdn: '*.payments.example' }, { cidr: 10.0.0.0/8 }]
+      ports: [{ port: '443', protocol: TCP }]
+    - ports: [{ port: '53', protocol: UDP }, { port: '53', protocol: TCP }]
+    - peers: [{ cidr: 192.0.2.0/24 }]
+      action: Block
+";
+        let (documents, problems) = crate::policy::validate::validate_text(std::path::Path::new("p.yaml"), text);
+        assert!(problems.is_empty(), "{problems:?}");
+        let Some(crate::policy::validate::Document::Policy(policy)) = documents.into_iter().next() else {
+            panic!("a PicketPolicy")
+        };
+        let out = export(&policy, &Labels::default()).expect("labels given");
+        let spec = &out.object["spec"];
+        assert_eq!(spec["endpointSelector"]["matchLabels"]["app"], "web");
+        assert_eq!(spec["ingress"][0]["fromEndpoints"][0]["matchLabels"][NAMESPACE], "ingress");
+        assert_eq!(spec["ingress"][0]["toPorts"][0]["rules"]["http"], json!([{}]));
+        assert_eq!(spec["egress"][0]["toCIDR"], json!(["10.0.0.0/8"]));
+        assert_eq!(spec["egress"][1]["toFQDNs"], json!([{ "matchPattern": "*.payments.example" }]));
+        assert_eq!(spec["egress"][2]["toPorts"][0]["rules"]["dns"], json!([{ "matchPattern": "*" }]));
+        assert_eq!(spec["egressDeny"][0]["toCIDR"], json!(["192.0.2.0/24"]));
+    }
+}
