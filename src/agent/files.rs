@@ -157,6 +157,16 @@ pub enum Watch {
     Any = 1,
     /// Opens for writing, creating or truncating only.
     Writes = 2,
+    /// As `Writes`, by tasks outside the host's mount namespace only (containers): learning's
+    /// watch on `/`, so that the host's own writes never leave the kernel.
+    ContainerWrites = 3,
+}
+
+/// The inode of pid 1's mount namespace (the host's; from a DaemonSet pod with the host's PID
+/// namespace, too); 0 when it cannot be read, which no namespace has.
+fn host_mount_namespace() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/1/ns/mnt").map_or(0, |m| u32::try_from(m.ino()).unwrap_or(0))
 }
 
 impl FileSensor {
@@ -172,7 +182,10 @@ impl FileSensor {
     pub fn start_with(watches: &[(String, Watch)]) -> Result<Self, FileSensorError> {
         let prefixes: Vec<String> = watches.iter().map(|(p, _)| p.clone()).collect();
         validate_prefixes(&prefixes)?;
-        let mut ebpf = Ebpf::load(FILES_PROGRAM).map_err(FileSensorError::Load)?;
+        let mut ebpf = aya::EbpfLoader::new()
+            .override_global("host_mnt_ns", &host_mount_namespace(), true)
+            .load(FILES_PROGRAM)
+            .map_err(FileSensorError::Load)?;
         let map = ebpf.map_mut("watched").ok_or(RingError::Missing("watched"))?;
         let mut watched: LpmTrie<&mut MapData, [u8; PREFIX_LEN], u8> =
             LpmTrie::try_from(map).map_err(|source| RingError::Map { name: "watched", source })?;

@@ -886,10 +886,10 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
                     crate::say!("picket: {note}");
                 }
                 crate::say!("picket: learning what each group does, kept in {}", dir.display());
-                // Every write-open, to learn where each group writes (sent only where asked).
-                if !watches.iter().any(|(p, w)| p == "/" && *w == Watch::Any) {
-                    watches.retain(|(p, _)| p != "/");
-                    watches.push(("/".to_string(), Watch::Writes));
+                // Every container's write-opens, to learn where each group writes (the host's
+                // are left in the kernel).
+                if !watches.iter().any(|(p, _)| p == "/") {
+                    watches.push(("/".to_string(), Watch::ContainerWrites));
                 }
                 Some(learning)
             }

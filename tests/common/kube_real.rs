@@ -57,16 +57,32 @@ impl RealApiServer {
         if let Err(why) = built {
             panic!("building the kube testbed failed: {why}");
         }
-        let started = Command::new("bash")
-            .arg(testbed().join("start.sh"))
-            .env("KG_ROOT", &root)
-            .env("KG_API_PORT", free_port().to_string())
-            .env("KG_ETCD_PORT", free_port().to_string())
-            .env("KG_ETCD_PEER_PORT", free_port().to_string())
-            .env("KG_KCM_PORT", free_port().to_string())
-            .output()
-            .expect("start.sh runs");
-        assert!(started.status.success(), "start.sh failed: {}", String::from_utf8_lossy(&started.stderr));
+        // Up to three tries: the free ports are picked here and bound by start.sh's servers a
+        // moment later, and a test starting another control plane beside this one may take one
+        // in between (`bind: address already in use`); a failed try's servers are stopped.
+        let mut started = None;
+        let mut why = String::new();
+        for _ in 0..3 {
+            let run = Command::new("bash")
+                .arg(testbed().join("start.sh"))
+                .env("KG_ROOT", &root)
+                .env("KG_API_PORT", free_port().to_string())
+                .env("KG_ETCD_PORT", free_port().to_string())
+                .env("KG_ETCD_PEER_PORT", free_port().to_string())
+                .env("KG_KCM_PORT", free_port().to_string())
+                .output()
+                .expect("start.sh runs");
+            if run.status.success() {
+                started = Some(run);
+                break;
+            }
+            why = String::from_utf8_lossy(&run.stderr).into_owned();
+            let run_dir = why.lines().find_map(|l| l.strip_prefix("[start.sh] run dir: ")).map(str::trim);
+            if let Some(run_dir) = run_dir {
+                let _ = Command::new("bash").arg(testbed().join("stop.sh")).arg(run_dir).env("KG_ROOT", &root).output();
+            }
+        }
+        let Some(started) = started else { panic!("start.sh failed three times; the last: {why}") };
         let kubeconfig = PathBuf::from(String::from_utf8_lossy(&started.stdout).trim());
         assert!(kubeconfig.is_file(), "start.sh printed no kubeconfig: {kubeconfig:?}");
         let run_dir = kubeconfig.parent().expect("the run dir").to_path_buf();

@@ -40,6 +40,9 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+// The host's mount namespace (pid 1's), set by the loader: WATCH_CONTAINER_WRITES skips it.
+const volatile __u32 host_mnt_ns = 0;
+
 struct {
     __uint(type, BPF_MAP_TYPE_RINGBUF);
     __uint(max_entries, 1 << 22);
@@ -160,11 +163,13 @@ int BPF_PROG(open_exit, struct pt_regs *regs, long ret)
         __u8 *watch = bpf_map_lookup_elem(&watched, &s->key);
         if (!watch)
             return 0;
-        if (*watch == WATCH_WRITES) {
+        if (*watch == WATCH_WRITES || *watch == WATCH_CONTAINER_WRITES) {
             __u32 accmode = BPF_CORE_READ(file, f_flags) & 3;
             if (accmode == 0 && !(syscall_flags(regs, nr) & (O_CREAT | O_TRUNC)))
                 return 0;
         }
+        if (*watch == WATCH_CONTAINER_WRITES && BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum) == host_mnt_ns)
+            return 0;
     }
 
     if (!complete) {

@@ -13,6 +13,9 @@
 // send every read to userspace.
 #define WATCH_ANY 1
 #define WATCH_WRITES 2
+// Opens for writing by tasks outside the host's mount namespace (containers): what learning
+// watches on `/`, so that the host's own writes never reach userspace.
+#define WATCH_CONTAINER_WRITES 3
 
 // file_event.status bits
 #define FILE_PATH_TRUNCATED 1  // longer than FILE_PATH_LEN - 1 bytes: its end is cut
