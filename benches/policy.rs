@@ -62,7 +62,11 @@ fn spawn_events(n: u32) -> [WireEvent; 3] {
     };
     let exit = ProcessEvent { kind: ProcessEventKind::Exit, ..base.clone() };
     let c = Some(container(n % CONTAINERS));
-    [WireEvent::process("n", base, c.clone()), WireEvent::process("n", exec, c.clone()), WireEvent::process("n", exit, c)]
+    [
+        WireEvent::process("n", base, c.clone()),
+        WireEvent::process("n", exec, c.clone()),
+        WireEvent::process("n", exit, c),
+    ]
 }
 
 fn learning(c: &mut Criterion) {

@@ -5,6 +5,7 @@
 
 pub mod apply;
 pub mod export;
+pub mod history;
 pub mod spec;
 pub mod validate;
 

@@ -63,6 +63,8 @@ pub enum TreeName {
     /// A hash of each stored SBOM's finding keys at its last recorded match, by SBOM key: a
     /// re-match that finds the same set neither reads nor rewrites the summary.
     MatchDigests,
+    /// Every policy put in force (`policy::history::PolicyVersion`), keyed `target \0 version`.
+    PolicyHistory,
 }
 
 impl TreeName {
@@ -79,6 +81,7 @@ impl TreeName {
             Self::RegistryCrawls => "registry_crawls",
             Self::MatchSummaries => "match_summaries",
             Self::MatchDigests => "match_digests",
+            Self::PolicyHistory => "policy_history",
         }
     }
 }

@@ -92,8 +92,15 @@ impl Drop for Agent {
     }
 }
 
+/// The store picket runs with here, not the user's (set once by the test).
+static DATA_DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
 fn run_picket(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = picket().args(args).output().expect("picket runs");
+    let mut command = picket();
+    if let Some(data) = DATA_DIR.get() {
+        command.env("PICKET_DATA_DIR", data);
+    }
+    let out = command.args(args).output().expect("picket runs");
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -152,6 +159,7 @@ fn a_learned_policy_runs_the_workload_clean_and_refuses_what_is_new() {
     };
     let dir = tempfile::tempdir().expect("temp dir");
     let socket_arg = dir.path().join("agent.sock").display().to_string();
+    let _ = DATA_DIR.set(dir.path().join("data"));
 
     // Discover: nothing is enforced, everything the two groups do is learned.
     let learning = Agent::start(&podman, dir.path(), &[]);
@@ -241,6 +249,21 @@ fn a_learned_policy_runs_the_workload_clean_and_refuses_what_is_new() {
     let (code, diff, err) =
         run_picket(&["policy", "diff", &policy.display().to_string(), "--in-force", "--agent", &socket_arg]);
     assert_eq!(code, Some(0), "{diff}{err}");
+    // Every apply is kept: a monitor version, then version 1 again.
+    let monitor = dir.path().join("monitor.yaml");
+    std::fs::write(&monitor, learned.replace("mode: protect", "mode: monitor")).expect("write");
+    let (code, _, err) = run_picket(&["policy", "apply", &monitor.display().to_string(), "--agent", &socket_arg]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("kept as version 2"), "{err}");
+    let target = format!("agent {socket_arg}");
+    let (code, listed, err) = run_picket(&["policy", "history", &target]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(listed.contains("learned.yaml") && listed.contains("monitor.yaml"), "{listed}");
+    let (_, shown, _) = run_picket(&["policy", "history", &target, "--show", "1"]);
+    assert_eq!(shown.trim_end(), learned.trim_end(), "version 1 is the file applied");
+    let (code, _, err) = run_picket(&["policy", "restore", &target, "1"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("restored from version 1") && err.contains("protect") && err.contains("version 3"), "{err}");
     drop(agent);
     let again = Agent::start(&podman, dir.path(), &[]);
     again

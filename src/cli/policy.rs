@@ -76,6 +76,15 @@ pub enum PolicyCommand {
         #[arg(long)]
         cluster: bool,
     },
+    /// The policies applied so far, per target (the agent's socket, a cluster object): with
+    /// TARGET its versions (who, when, from which file), with --show N one version's YAML
+    History {
+        target: Option<String>,
+        #[arg(long, value_name = "N", requires = "target")]
+        show: Option<u32>,
+    },
+    /// Apply version N of TARGET again (kept as a new version)
+    Restore { target: String, version: u32 },
     /// Replay a recorded agent stream (picket agent run > recorded.jsonl) against FILE and print
     /// what would be alerted or denied, offline; exit 1 when something would be
     Test {
@@ -151,7 +160,31 @@ fn mode_of(text: &str) -> crate::policy::spec::Mode {
     }
 }
 
-pub fn run(command: &PolicyCommand, context: Option<&str>) -> anyhow::Result<ExitCode> {
+/// Keeps what was applied in the store's history; a store that cannot be opened is said, and
+/// the apply stands.
+fn keep(overrides: &crate::config::Overrides, target: &str, source: &str, yaml: &str, summary: &str) {
+    let kept = crate::config::Config::load(overrides)
+        .map_err(anyhow::Error::from)
+        .and_then(|config| Ok(crate::store::Store::open(&config.store_path())?))
+        .and_then(|store| {
+            let history = crate::policy::history::PolicyHistory::open(&store)?;
+            Ok(history.record(target, source, yaml, summary)?)
+        });
+    match kept {
+        Ok(version) => crate::say!("picket: kept as version {version} of {target} (picket policy history)"),
+        Err(e) => crate::say!("picket: not kept in the history: {e:#}"),
+    }
+}
+
+fn agent_target(socket: &std::path::Path) -> String {
+    format!("agent {}", socket.display())
+}
+
+pub fn run(
+    command: &PolicyCommand,
+    context: Option<&str>,
+    overrides: &crate::config::Overrides,
+) -> anyhow::Result<ExitCode> {
     match command {
         PolicyCommand::Crd { apply: true } => {
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -268,20 +301,7 @@ pub fn run(command: &PolicyCommand, context: Option<&str>) -> anyhow::Result<Exi
         }
         PolicyCommand::Apply { file, agent, cluster: false } => {
             let text = crate::yaml::read_file(file)?;
-            // Checked here first, so a mistake is named with this file's path.
-            crate::agent::policy::PolicyFile::parse(file, &text)?;
-            let request = crate::agent::wire::Request::ApplyPolicy { yaml: text };
-            let reply = runtime()?
-                .block_on(crate::agent::client::ask_local_agent(agent, &request))
-                .map_err(anyhow::Error::msg)?;
-            crate::say!(
-                "picket: {} is in force on the agent at {} (kept as {}): {}",
-                file.display(),
-                agent.display(),
-                reply.policy_file.unwrap_or_default(),
-                reply.summary.unwrap_or_default()
-            );
-            Ok(ExitCode::SUCCESS)
+            apply_to_agent(file, &file.display().to_string(), &text, agent, overrides)
         }
         PolicyCommand::Apply { file, cluster: true, .. } => {
             let text = crate::yaml::read_file(file)?;
@@ -292,16 +312,80 @@ pub fn run(command: &PolicyCommand, context: Option<&str>) -> anyhow::Result<Exi
                 }
                 return Ok(ExitCode::from(super::EXIT_ERROR));
             }
-            runtime()?.block_on(async {
-                let (client, name) = crate::cluster::client_for(context).await?;
-                for applied in crate::policy::apply::apply_documents(&client, &name, &documents)
-                    .await
-                    .map_err(anyhow::Error::msg)?
-                {
-                    crate::say!("picket: context {name}: applied {applied}");
-                }
-                anyhow::Ok(ExitCode::SUCCESS)
-            })
+            apply_to_cluster(&file.display().to_string(), &documents, context, overrides)
+        }
+        PolicyCommand::History { target: None, .. } => {
+            let store = open_store(overrides)?;
+            let history = crate::policy::history::PolicyHistory::open(&store)?;
+            let targets = history.targets()?;
+            if targets.is_empty() {
+                crate::say!("picket: no policy applied yet (picket policy apply)");
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut out = String::from("TARGET\tVERSIONS\tLAST APPLIED\tBY\tFROM\n");
+            for t in targets {
+                out.push_str(&format!(
+                    "{}\t{}\t{}\t{}\t{}\n",
+                    t.target,
+                    t.version,
+                    when(t.at_unix_ms),
+                    t.who,
+                    t.source
+                ));
+            }
+            crate::out!("{}", out.trim_end()).context("cannot write to standard output")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        PolicyCommand::History { target: Some(target), show } => {
+            let store = open_store(overrides)?;
+            let history = crate::policy::history::PolicyHistory::open(&store)?;
+            if let Some(version) = show {
+                let Some(found) = history.get(target, *version)? else {
+                    anyhow::bail!("{target} has no version {version} (picket policy history {target:?})");
+                };
+                crate::out!("{}", found.yaml.trim_end()).context("cannot write to standard output")?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let versions = history.versions(target)?;
+            if versions.is_empty() {
+                anyhow::bail!("no policy was applied to {target:?} (targets: picket policy history)");
+            }
+            let mut out = String::from("VERSION\tAPPLIED\tBY\tFROM\tIN FORCE\n");
+            for v in versions {
+                out.push_str(&format!(
+                    "{}\t{}\t{}\t{}\t{}\n",
+                    v.version,
+                    when(v.at_unix_ms),
+                    v.who,
+                    v.source,
+                    v.summary
+                ));
+            }
+            crate::out!("{}", out.trim_end()).context("cannot write to standard output")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        PolicyCommand::Restore { target, version } => {
+            let store = open_store(overrides)?;
+            let found = crate::policy::history::PolicyHistory::open(&store)?.get(target, *version)?;
+            drop(store);
+            let Some(found) = found else {
+                anyhow::bail!("{target} has no version {version} (picket policy history {target:?})");
+            };
+            let source = format!("restored from version {version}");
+            if let Some(socket) = target.strip_prefix("agent ") {
+                let file = std::path::Path::new("restored policy");
+                return apply_to_agent(file, &source, &found.yaml, std::path::Path::new(socket), overrides);
+            }
+            let Some(rest) = target.strip_prefix("cluster ") else {
+                anyhow::bail!("{target}: not a target picket applies to (agent SOCKET, cluster CONTEXT KIND NAME)");
+            };
+            let wanted = rest.split_once(' ').map(|(context, _)| context);
+            let (documents, problems) =
+                crate::policy::validate::validate_text(std::path::Path::new(&source), &found.yaml);
+            if let Some(problem) = problems.first() {
+                anyhow::bail!("version {version} of {target} no longer checks: {problem}");
+            }
+            apply_to_cluster(&source, &documents, wanted.or(context), overrides)
         }
         PolicyCommand::Export { format, .. } if format == "seccomp" => {
             crate::say!(
@@ -351,6 +435,65 @@ pub fn run(command: &PolicyCommand, context: Option<&str>) -> anyhow::Result<Exi
             Ok(if all.verdicts.iter().any(|v| v.action != "recorded") { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
     }
+}
+
+fn open_store(overrides: &crate::config::Overrides) -> anyhow::Result<crate::store::Store> {
+    let config = crate::config::Config::load(overrides)?;
+    Ok(crate::store::Store::open(&config.store_path())?)
+}
+
+fn when(at_unix_ms: u64) -> String {
+    jiff::Timestamp::from_millisecond(i64::try_from(at_unix_ms).unwrap_or(i64::MAX))
+        .map(|t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|_| at_unix_ms.to_string())
+}
+
+fn apply_to_agent(
+    file: &std::path::Path,
+    source: &str,
+    text: &str,
+    agent: &std::path::Path,
+    overrides: &crate::config::Overrides,
+) -> anyhow::Result<ExitCode> {
+    // Checked here first, so a mistake is named with this file's path.
+    crate::agent::policy::PolicyFile::parse(file, text)?;
+    let request = crate::agent::wire::Request::ApplyPolicy { yaml: text.to_string() };
+    let reply =
+        runtime()?.block_on(crate::agent::client::ask_local_agent(agent, &request)).map_err(anyhow::Error::msg)?;
+    let summary = reply.summary.unwrap_or_default();
+    crate::say!(
+        "picket: {source} is in force on the agent at {} (kept as {}): {summary}",
+        agent.display(),
+        reply.policy_file.unwrap_or_default(),
+    );
+    keep(overrides, &agent_target(agent), source, text, &summary);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn apply_to_cluster(
+    source: &str,
+    documents: &[crate::policy::validate::Document],
+    context: Option<&str>,
+    overrides: &crate::config::Overrides,
+) -> anyhow::Result<ExitCode> {
+    let name = runtime()?.block_on(async {
+        let (client, name) = crate::cluster::client_for(context).await?;
+        for applied in
+            crate::policy::apply::apply_documents(&client, &name, documents).await.map_err(anyhow::Error::msg)?
+        {
+            crate::say!("picket: context {name}: applied {applied}");
+        }
+        anyhow::Ok(name)
+    })?;
+    for document in documents {
+        let yaml = match document {
+            crate::policy::validate::Document::Policy(p) => serde_saphyr::to_string(p),
+            crate::policy::validate::Document::ClusterPolicy(p) => serde_saphyr::to_string(p),
+        }
+        .unwrap_or_default();
+        keep(overrides, &format!("cluster {name} {}", document.name()), source, &yaml, "");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn export(file: &std::path::Path, format: &str, cluster: bool, context: Option<&str>) -> anyhow::Result<ExitCode> {
