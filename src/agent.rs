@@ -6,6 +6,7 @@
 pub mod alert;
 pub mod attribution;
 pub mod client;
+pub mod cluster_policies;
 pub mod deploy;
 pub mod detect;
 pub mod drift;

@@ -169,7 +169,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Commands::Db(ref command)) => db::run(command, &Config::load(&cli.overrides())?),
         Some(Commands::Registry(ref command)) => registry::run(command, &Config::load(&cli.overrides())?),
         Some(Commands::Policy(ref command)) => policy::run(command, cli.context.as_deref(), &cli.overrides()),
-        Some(Commands::Agent(ref command)) => agent::run(command),
+        Some(Commands::Agent(ref command)) => agent::run(command, cli.context.as_deref()),
         Some(Commands::ExecCredential { seconds, ref command }) => {
             Ok(crate::cluster::run_exec_plugin(seconds, command))
         }

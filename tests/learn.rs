@@ -28,6 +28,10 @@ struct Agent {
 
 impl Agent {
     fn start(podman: &common::engines::Podman, dir: &Path, extra: &[&str]) -> Self {
+        Self::start_with(podman, dir, extra, &[])
+    }
+
+    fn start_with(podman: &common::engines::Podman, dir: &Path, extra: &[&str], env: &[(&str, &Path)]) -> Self {
         let socket = dir.join("agent.sock");
         let mut child = picket()
             .args(["agent", "run", "--for", "300", "--containers-only", "--no-rules", "--state-dir"])
@@ -35,6 +39,7 @@ impl Agent {
             .arg("--socket")
             .arg(&socket)
             .args(extra)
+            .envs(env.iter().map(|(k, v)| (*k, *v)))
             .env("CONTAINER_HOST", format!("unix://{}", podman.socket.display()))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -289,4 +294,106 @@ fn a_learned_policy_runs_the_workload_clean_and_refuses_what_is_new() {
         run_picket(&["policy", "test", &narrow.display().to_string(), "--events", &recording.display().to_string()]);
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("DENIED policy-connect 127.0.0.1:8080 in client"), "{out}");
+}
+
+/// The cluster's policies, enforced by an agent watching them (as the DaemonSet's agents do,
+/// here through a kubeconfig to the real v1.20 API server): a PicketClusterPolicy created on the
+/// server (a namespaced PicketPolicy picks pods of its namespace, and a local Podman container is
+/// in none) refuses a program in a local Podman container within moments, an object the agent cannot hold
+/// is left out by name while the other stays in force, and deleting the policy lets it run.
+#[test]
+fn the_agent_enforces_the_clusters_policies_as_they_change() {
+    if !(common::is_root() && Path::new("/sys/kernel/btf/vmlinux").exists()) {
+        eprintln!("skipped: the agent needs root and /sys/kernel/btf/vmlinux");
+        return;
+    }
+    let Some(podman) = common::engines::Podman::start() else {
+        eprintln!("skipped: needs podman and runc (./install.sh --dev)");
+        return;
+    };
+    let Some(server) = common::kube_real::RealApiServer::start() else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let kubeconfig = server.kubeconfig.clone();
+    let with_cluster = |args: &[&str]| {
+        let out = picket().args(args).env("KUBECONFIG", &kubeconfig).output().expect("picket runs");
+        assert!(out.status.success(), "picket {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    with_cluster(&["policy", "crd", "--apply"]);
+    let ready = server.kubectl(&[
+        "wait",
+        "--for",
+        "condition=established",
+        "--timeout=60s",
+        "crd/picketpolicies.picket.dev",
+        "crd/picketclusterpolicies.picket.dev",
+    ]);
+    assert!(ready.status.success(), "{}", String::from_utf8_lossy(&ready.stderr));
+    podman.podman(&["tag", common::engines::Podman::IMAGE, WEB]);
+    podman.podman(&[
+        "run",
+        "-d",
+        "--name",
+        "guarded",
+        WEB,
+        "sh",
+        "-c",
+        "mkdir -p /opt && cp /bin/busybox /opt/echo && sleep 600",
+    ]);
+    std::thread::sleep(Duration::from_millis(500));
+
+    let agent =
+        Agent::start_with(&podman, dir.path(), &["--policies-from-cluster"], &[("KUBECONFIG", kubeconfig.as_path())]);
+    let (ran, said) = exec_in(&podman, "guarded", "/opt/echo ran");
+    assert!(ran && said.contains("ran"), "nothing in force yet: {said}");
+    let policies = dir.path().join("cluster.yaml");
+    std::fs::write(
+        &policies,
+        format!(
+            "apiVersion: picket.dev/v1
+kind: PicketClusterPolicy
+metadata: {{ name: guarded }}
+spec:
+  selector: {{ image: '{WEB}' }}
+  mode: protect
+  process:
+    - matchPaths: [/bin/busybox]
+---
+apiVersion: picket.dev/v1
+kind: PicketPolicy
+metadata: {{ name: by-labels, namespace: default }}
+spec:
+  selector: {{ matchLabels: {{ app: other }} }}
+  mode: monitor
+"
+        ),
+    )
+    .expect("write");
+    with_cluster(&["policy", "apply", &policies.display().to_string(), "--cluster"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut said = String::new();
+    while Instant::now() < deadline {
+        let (ran, out) = exec_in(&podman, "guarded", "/opt/echo ran");
+        said = out;
+        if !ran {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(refused(&said) && !said.contains("ran\n"), "the cluster's policy is in force: {said}");
+    let (ran, said) = exec_in(&podman, "guarded", "echo allowed");
+    assert!(ran && said.contains("allowed"), "{said}");
+    agent.wait_for(
+        |l| l.contains("left out: ") && l.contains("by-labels"),
+        "the unholdable policy named in the state line",
+    );
+
+    let deleted = server.kubectl(&["delete", "picketclusterpolicies.picket.dev", "guarded"]);
+    assert!(deleted.status.success(), "{}", String::from_utf8_lossy(&deleted.stderr));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut ran = false;
+    while Instant::now() < deadline && !ran {
+        std::thread::sleep(Duration::from_millis(300));
+        ran = exec_in(&podman, "guarded", "/opt/echo ran").0;
+    }
+    assert!(ran, "deleting the policy lets the program run");
 }

@@ -36,6 +36,9 @@ rules:
   - apiGroups: [""]
     resources: ["pods", "nodes"]
     verbs: ["get", "list", "watch"]
+  - apiGroups: ["picket.dev"]
+    resources: ["picketpolicies", "picketclusterpolicies"]
+    verbs: ["get", "list", "watch"]
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRoleBinding
@@ -76,7 +79,7 @@ spec:
       containers:
         - name: agent
           image: {image}
-          args: ["agent", "run", "--quiet", "--socket", "/run/picket/agent.sock", "--listen", "127.0.0.1:7946"]
+          args: ["agent", "run", "--quiet", "--socket", "/run/picket/agent.sock", "--listen", "127.0.0.1:7946", "--policies-from-cluster"]
           env:
             - name: NODE_NAME
               valueFrom:
@@ -100,6 +103,9 @@ spec:
             - name: securityfs
               mountPath: /sys/kernel/security
               readOnly: true
+            # Baselines and the policy in force survive the pod (learning goes on for days).
+            - name: state
+              mountPath: /var/lib/picket/agent
       volumes:
         - name: btf
           hostPath:
@@ -110,6 +116,10 @@ spec:
         - name: securityfs
           hostPath:
             path: /sys/kernel/security
+        - name: state
+          hostPath:
+            path: /var/lib/picket/agent
+            type: DirectoryOrCreate
 "#
     )
 }

@@ -102,6 +102,9 @@ pub struct RunOptions {
     pub state_dir: Option<std::path::PathBuf>,
     /// Learn what each group of containers does (needs `state_dir`).
     pub learn: bool,
+    /// Enforce the cluster's policy objects, watched through this context (None inside: the
+    /// current one, or the pod's service account).
+    pub cluster_policies: Option<Option<String>>,
 }
 
 /// The file sensor's next batch; never, when no prefix is watched.
@@ -333,6 +336,38 @@ fn answer(
             }
             Answer::Applied
         }
+    }
+}
+
+/// Puts `yaml` in force, kept as `path` (its file, for SIGHUP and the `policy` request): checked
+/// first, so a policy that does not check leaves the one in force.
+fn apply_text(
+    yaml: &str,
+    path: std::path::PathBuf,
+    enforcing: &mut Option<Enforcing>,
+    enforce_with: Option<super::enforce::Rung>,
+) -> anyhow::Result<()> {
+    let file = PolicyFile::parse(&path, yaml)?;
+    match enforcing.as_mut() {
+        Some(e) => e.replace(path.clone(), file)?,
+        None => *enforcing = Some(start_enforcing(path.clone(), file, enforce_with)?),
+    }
+    let kept = path.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|()| {
+        let temporary = path.with_extension(format!("yaml.new.{}", std::process::id()));
+        std::fs::write(&temporary, yaml)?;
+        std::fs::rename(&temporary, &path)
+    });
+    if let Err(e) = kept {
+        crate::say!("picket: cannot keep the policy in {}: {e}; it is in force until the agent stops", path.display());
+    }
+    Ok(())
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -1017,6 +1052,17 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     let mut hangup =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).context("cannot listen for SIGHUP")?;
     let mut asks = out.outputs.server.as_mut().and_then(crate::agent::stream::EventServer::take_asks);
+    let (cluster_tx, mut from_cluster) = tokio::sync::mpsc::channel(4);
+    let _watching = match &options.cluster_policies {
+        Some(context) => {
+            let (client, name) = crate::cluster::client_for(context.as_deref())
+                .await
+                .context("cannot reach the cluster whose policies this agent enforces")?;
+            crate::say!("picket: enforcing the PicketPolicies of context {name} (watched)");
+            Some(AbortOnDrop(tokio::spawn(super::cluster_policies::watch(client, name, cluster_tx))))
+        }
+        None => None,
+    };
     let mut learning_error = false;
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot listen for SIGTERM")?;
@@ -1121,6 +1167,23 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
                 if let Some(enforcing) = enforcing.as_mut() {
                     enforcing.reload();
                     enforcing.refresh(&running_containers(&mut out.resolver, &out.names), &mut net, &mut network);
+                }
+            }
+            Some(policies) = from_cluster.recv() => {
+                for left in &policies.left_out {
+                    crate::say!("picket: left out: {left}");
+                }
+                let Some(dir) = options.state_dir.as_ref() else { continue };
+                let path = dir.join("cluster-policy.yaml");
+                match apply_text(&policies.yaml, path, &mut enforcing, options.enforce_with) {
+                    Ok(()) => {
+                        crate::say!("picket: {} cluster policies in force ({} left out)", policies.count, policies.left_out.len());
+                        police(&mut out, &mut guard, &mut enforcing, &mut net, &mut network, network_guard);
+                    }
+                    Err(e) => crate::say!("picket: the cluster's policies: {e}; the policy in force stays"),
+                }
+                if let (Some(e), Some(left)) = (enforcing.as_mut(), policies.left_out.first()) {
+                    e.error = Some(format!("left out: {left}"));
                 }
             }
             Some(ask) = asked => {

@@ -64,6 +64,10 @@ pub enum AgentCommand {
         /// Learn nothing (no baselines; the write-open sensing learning needs stays off)
         #[arg(long)]
         no_learn: bool,
+        /// Enforce the cluster's PicketPolicies and PicketClusterPolicies (watched; --context, or
+        /// the pod's service account in the DaemonSet) instead of a policy file
+        #[arg(long, conflicts_with = "policy")]
+        policies_from_cluster: bool,
     },
     /// Show which enforcement mechanism each control (exec, file, network) would use on this
     /// kernel, and why stronger ones are refused; nothing is enforced (needs root)
@@ -88,7 +92,7 @@ pub enum AgentCommand {
     },
 }
 
-pub fn run(command: &AgentCommand) -> anyhow::Result<ExitCode> {
+pub fn run(command: &AgentCommand, context: Option<&str>) -> anyhow::Result<ExitCode> {
     match command {
         AgentCommand::Manifest { namespace, image } => {
             std::io::stdout()
@@ -112,6 +116,7 @@ pub fn run(command: &AgentCommand) -> anyhow::Result<ExitCode> {
             enforce_with,
             state_dir,
             no_learn,
+            policies_from_cluster,
         } => {
             // A bad policy file stops the agent before it loads anything.
             let policy = match policy {
@@ -142,6 +147,7 @@ pub fn run(command: &AgentCommand) -> anyhow::Result<ExitCode> {
                 enforce_with: enforce_with.as_deref().and_then(crate::agent::enforce::Rung::parse),
                 state_dir: Some(state_dir.clone()),
                 learn: !*no_learn,
+                cluster_policies: policies_from_cluster.then(|| context.map(String::from)),
             };
             tokio_runtime()?.block_on(runtime::run(options))?;
             Ok(ExitCode::SUCCESS)
