@@ -166,14 +166,15 @@ impl MockApiServer {
                 } else {
                     let (collection, namespace) = namespaced_collection(&path);
                     let selector = query.get("labelSelector").map(|s| s.replace("%3D", "=").replace("%2F", "/"));
-                    let items: Vec<Value> = collections
+                    // References: only the page asked for is cloned (a 10,000-pod list in pages
+                    // of 500 must not copy every pod for every page).
+                    let items: Vec<&Value> = collections
                         .get(&collection)
                         .map(Vec::as_slice)
                         .unwrap_or_default()
                         .iter()
                         .filter(|o| namespace.as_deref().is_none_or(|ns| o["metadata"]["namespace"] == ns))
                         .filter(|o| selector.as_deref().is_none_or(|s| labels_match(o, s)))
-                        .cloned()
                         .collect();
                     (StatusCode::OK, list_json(&collection, &items, &query, metadata_only))
                 };
@@ -306,7 +307,7 @@ fn status_json(code: u16, reason: &str, message: &str) -> Value {
     json!({ "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message, "reason": reason, "code": code })
 }
 
-fn list_json(path: &str, items: &[Value], query: &BTreeMap<String, String>, metadata_only: bool) -> Value {
+fn list_json(path: &str, items: &[&Value], query: &BTreeMap<String, String>, metadata_only: bool) -> Value {
     let limit: usize = query.get("limit").and_then(|l| l.parse().ok()).unwrap_or(usize::MAX);
     let start: usize =
         query.get("continue").and_then(|c| c.strip_prefix("offset-")).and_then(|o| o.parse().ok()).unwrap_or(0);
@@ -317,7 +318,7 @@ fn list_json(path: &str, items: &[Value], query: &BTreeMap<String, String>, meta
             if metadata_only {
                 json!({ "kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": item["metadata"] })
             } else {
-                item.clone()
+                (*item).clone()
             }
         })
         .collect();
