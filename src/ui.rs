@@ -36,6 +36,8 @@ pub fn render(frame: &mut Frame, state: &AppState, theme: &Theme) {
         PaneId::RegistryTags => panes::registries::render_tags(frame, body, state, theme),
         PaneId::Compare => panes::compare::render(frame, body, state, theme),
         PaneId::CompareWorkload => panes::compare::render_workload(frame, body, state, theme),
+        PaneId::Behaviour => panes::behaviour::render(frame, body, state, theme),
+        PaneId::BehaviourGroup => panes::behaviour::render_group(frame, body, state, theme),
     }
     widgets::status_bar::render(frame, footer, state, theme);
     match &state.mode {

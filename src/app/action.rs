@@ -128,6 +128,11 @@ pub enum Action {
         result: Result<Vec<String>, String>,
     },
     /// The registries and what their crawls found (`crawl::overview`).
+    /// The local agent's baselines (what each group was learned to do), or why not.
+    BaselinesLoaded {
+        request: u64,
+        result: Result<crate::learn::Baselines, String>,
+    },
     RegistriesLoaded {
         request: u64,
         result: Result<Vec<crate::crawl::overview::RegistryRow>, String>,
@@ -247,6 +252,11 @@ pub enum Effect {
         context: String,
     },
     /// The registries (config and added) with their last crawls and findings.
+    /// Ask the local agent on `socket` for its baselines.
+    LoadBaselines {
+        request: u64,
+        socket: std::path::PathBuf,
+    },
     LoadRegistries {
         request: u64,
         /// The active context, whose published crawl results are read too.

@@ -238,6 +238,13 @@ impl Effects {
                     let _ = tx.send(Action::AgentDeployed { context, result });
                 });
             }
+            Effect::LoadBaselines { request, socket } => {
+                tokio::spawn(async move {
+                    let asked = client::ask_local_agent(&socket, &crate::agent::wire::Request::Baselines).await;
+                    let result = asked.map(|reply| reply.baselines.unwrap_or_default());
+                    let _ = tx.send(Action::BaselinesLoaded { request, result });
+                });
+            }
             Effect::LoadRegistries { request, context } => {
                 let (store, configured) = (Arc::clone(&self.store), Arc::clone(&self.registries));
                 let local = tx.clone();

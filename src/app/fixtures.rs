@@ -85,6 +85,18 @@ pub fn images() -> Vec<ImageInfo> {
     ]
 }
 
+/// Goes back through the top panes until `pane` shows (tests name the pane, not how many
+/// presses away it is); the effects of arriving there.
+pub fn show(state: &mut AppState, pane: crate::app::state::PaneId) -> Vec<crate::app::action::Effect> {
+    for _ in 0..crate::app::state::TOP_PANES.len() {
+        let effects = crate::app::update::run_command(state, crate::app::action::Command::PrevPane);
+        if state.pane() == pane {
+            return effects;
+        }
+    }
+    panic!("{pane:?} is not a top pane");
+}
+
 pub fn state() -> AppState {
     let mut state = loading_state();
     update(

@@ -1,5 +1,6 @@
 //! Everything the screen shows. Changed only by `update`; read by `ui::render`.
 
+mod behaviour;
 mod compare;
 mod compliance;
 mod containers;
@@ -10,6 +11,7 @@ mod nodes;
 mod registries;
 mod workloads;
 
+pub use behaviour::{BehaviourState, group_text};
 pub use compare::CompareState;
 pub use compliance::{BenchDone, BenchKind, BenchRun, CheckDetail, ComplianceState, check_text, result_text};
 pub use containers::{DetailState, container_text};
@@ -59,10 +61,14 @@ pub enum PaneId {
     Compare,
     /// One workload in each compared context.
     CompareWorkload,
+    /// What the agent learned each group of containers does.
+    Behaviour,
+    /// One group's baseline in full.
+    BehaviourGroup,
 }
 
 /// The panes `tab` cycles through, in order.
-pub const TOP_PANES: [PaneId; 8] = [
+pub const TOP_PANES: [PaneId; 9] = [
     PaneId::Overview,
     PaneId::Containers,
     PaneId::Images,
@@ -71,6 +77,7 @@ pub const TOP_PANES: [PaneId; 8] = [
     PaneId::Workloads,
     PaneId::Nodes,
     PaneId::Registries,
+    PaneId::Behaviour,
 ];
 
 impl PaneId {
@@ -87,6 +94,7 @@ impl PaneId {
             Self::Nodes | Self::NodeActivity => "nodes",
             Self::Registries | Self::RegistryTags => "registries",
             Self::Compare | Self::CompareWorkload => "compare",
+            Self::Behaviour | Self::BehaviourGroup => "behaviour",
         }
     }
 
@@ -110,6 +118,8 @@ impl PaneId {
             Self::RegistryTags => "tags",
             Self::Compare => "compare",
             Self::CompareWorkload => "compared",
+            Self::Behaviour => "behaviour",
+            Self::BehaviourGroup => "group",
         }
     }
 }
@@ -252,6 +262,8 @@ pub struct AppState {
     pub registries: Option<RegistriesState>,
     /// The contexts compared with `:ctx a,b`, while that view is open.
     pub compare: Option<CompareState>,
+    /// None until the Behaviour pane is first shown.
+    pub behaviour: Option<BehaviourState>,
     /// Where the local agent serves its events.
     pub agent_socket: PathBuf,
     /// Whether picket runs as root (it may then start the agent itself).
@@ -299,6 +311,7 @@ impl AppState {
             nodes: None,
             registries: None,
             compare: None,
+            behaviour: None,
             agent_socket: PathBuf::from(crate::agent::stream::DEFAULT_SOCKET),
             is_root: false,
             picket_exe: "picket".to_string(),
@@ -341,11 +354,13 @@ impl AppState {
             PaneId::Registries => self.registries.as_ref().map(|r| &r.view),
             PaneId::RegistryTags => self.registries.as_ref().and_then(|r| r.tags.as_ref()).map(|t| &t.view),
             PaneId::Compare => self.compare.as_ref().map(|c| &c.view),
+            PaneId::Behaviour => self.behaviour.as_ref().map(|b| &b.view),
             PaneId::Overview
             | PaneId::ContainerDetail
             | PaneId::FindingDetail
             | PaneId::NodeActivity
-            | PaneId::CompareWorkload => None,
+            | PaneId::CompareWorkload
+            | PaneId::BehaviourGroup => None,
         }
     }
 
@@ -364,11 +379,13 @@ impl AppState {
             PaneId::Registries => self.registries.as_mut().map(|r| &mut r.view),
             PaneId::RegistryTags => self.registries.as_mut().and_then(|r| r.tags.as_mut()).map(|t| &mut t.view),
             PaneId::Compare => self.compare.as_mut().map(|c| &mut c.view),
+            PaneId::Behaviour => self.behaviour.as_mut().map(|b| &mut b.view),
             PaneId::Overview
             | PaneId::ContainerDetail
             | PaneId::FindingDetail
             | PaneId::NodeActivity
-            | PaneId::CompareWorkload => None,
+            | PaneId::CompareWorkload
+            | PaneId::BehaviourGroup => None,
         }
     }
 

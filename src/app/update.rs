@@ -23,6 +23,11 @@ pub const PROMPT_COMMANDS: &[PromptCommand] = &[
     PromptCommand { name: "containers", aliases: &["co", "ctr", "ps"], help: "Containers of local engines" },
     PromptCommand { name: "images", aliases: &["img", "im"], help: "Engine images and stored SBOMs" },
     PromptCommand { name: "registries", aliases: &["reg", "registry"], help: "Registries picket crawls, their tags" },
+    PromptCommand {
+        name: "behaviour",
+        aliases: &["beh", "behavior", "learned"],
+        help: "What the agent learned each group of containers does",
+    },
     PromptCommand { name: "compliance", aliases: &["bench", "cis"], help: "Benchmarks: 1 docker, 2 node, 3 cluster" },
     PromptCommand {
         name: "contexts",
@@ -122,6 +127,10 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
         }
         Action::AgentStarted(result) => nodes::started(state, result),
         Action::AgentDeployed { context, result } => nodes::deployed(state, context, result),
+        Action::BaselinesLoaded { request, result } => {
+            behaviour::loaded(state, request, result);
+            vec![]
+        }
         Action::RegistriesLoaded { request, result } => {
             registries::loaded(state, request, result);
             vec![]
@@ -192,6 +201,11 @@ fn refilter_current(state: &mut AppState) {
                 registries.refilter();
             }
         }
+        PaneId::Behaviour => {
+            if let Some(behaviour) = state.behaviour.as_mut() {
+                behaviour.refilter();
+            }
+        }
         PaneId::Compare => {
             if let Some(compare) = state.compare.as_mut() {
                 compare.refilter();
@@ -206,7 +220,8 @@ fn refilter_current(state: &mut AppState) {
         | PaneId::ContainerDetail
         | PaneId::FindingDetail
         | PaneId::NodeActivity
-        | PaneId::CompareWorkload => {}
+        | PaneId::CompareWorkload
+        | PaneId::BehaviourGroup => {}
     }
 }
 
@@ -341,6 +356,7 @@ fn run_prompt(state: &mut AppState, input: &str) -> Vec<Effect> {
         ("containers", _) => go_to(state, PaneId::Containers),
         ("images", _) => go_to(state, PaneId::Images),
         ("registries", _) => go_to(state, PaneId::Registries),
+        ("behaviour", _) => go_to(state, PaneId::Behaviour),
         ("compliance", _) => go_to(state, PaneId::Compliance),
         ("workloads", _) => go_to(state, PaneId::Workloads),
         ("nodes", _) => go_to(state, PaneId::Nodes),
@@ -366,6 +382,7 @@ fn pane_shown(state: &mut AppState) -> Vec<Effect> {
         PaneId::Workloads => workloads::ensure_loaded(state),
         PaneId::Nodes => nodes::ensure_connected(state),
         PaneId::Registries => registries::ensure_loaded(state),
+        PaneId::Behaviour => behaviour::ensure_loaded(state),
         _ => vec![],
     }
 }
@@ -479,6 +496,7 @@ pub fn run_command(state: &mut AppState, command: Command) -> Vec<Effect> {
                 Some(PaneId::Compliance) => effects.extend(compliance::rerun_shown(state)),
                 Some(PaneId::Workloads) => effects.extend(workloads::load(state)),
                 Some(PaneId::Registries) => effects.extend(registries::load(state)),
+                Some(PaneId::Behaviour) => effects.extend(behaviour::load(state)),
                 Some(PaneId::Compare) => effects.extend(compare::reload(state)),
                 Some(PaneId::Nodes) => {
                     effects.extend(nodes::connect(state, Duration::ZERO));
@@ -527,6 +545,7 @@ fn enter(state: &mut AppState) -> Vec<Effect> {
         PaneId::WorkloadChecks => workloads::enter_check(state),
         PaneId::Nodes => nodes::enter(state),
         PaneId::Registries => registries::enter(state),
+        PaneId::Behaviour => behaviour::enter(state),
         PaneId::RegistryTags => registries::open_findings(state),
         PaneId::Compare => compare::enter(state),
         PaneId::ContainerDetail
@@ -534,10 +553,12 @@ fn enter(state: &mut AppState) -> Vec<Effect> {
         | PaneId::FindingDetail
         | PaneId::ComplianceCheck
         | PaneId::NodeActivity
-        | PaneId::CompareWorkload => vec![],
+        | PaneId::CompareWorkload
+        | PaneId::BehaviourGroup => vec![],
     }
 }
 
+mod behaviour;
 mod compare;
 mod compliance;
 mod containers;

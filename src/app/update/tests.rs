@@ -132,7 +132,7 @@ fn enter_drills_in_and_esc_comes_back() {
 fn tab_cycles_top_panes() {
     let mut state = fixtures::state();
     let mut seen = vec![state.pane()];
-    for _ in 0..8 {
+    for _ in 0..9 {
         update(&mut state, Action::Key(code(KeyCode::Tab)));
         seen.push(state.pane());
     }
@@ -147,6 +147,7 @@ fn tab_cycles_top_panes() {
             PaneId::Workloads,
             PaneId::Nodes,
             PaneId::Registries,
+            PaneId::Behaviour,
             PaneId::Overview
         ]
     );

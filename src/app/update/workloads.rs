@@ -124,9 +124,7 @@ mod tests {
     /// The Workloads pane with the fixture cluster loaded.
     fn loaded() -> AppState {
         let mut state = fixtures::state();
-        run_command(&mut state, Command::PrevPane);
-        run_command(&mut state, Command::PrevPane);
-        let effects = run_command(&mut state, Command::PrevPane);
+        let effects = fixtures::show(&mut state, PaneId::Workloads);
         assert_eq!(state.pane(), PaneId::Workloads);
         let Some(Effect::LoadInventory { request, context }) = effects.first().cloned() else { panic!("{effects:?}") };
         assert_eq!(context, None, "kubeconfig's current context");

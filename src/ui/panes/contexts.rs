@@ -79,9 +79,7 @@ mod tests {
     #[test]
     fn contexts_list_marks_active() {
         let mut state = fixtures::state();
-        for _ in 0..4 {
-            run_command(&mut state, Command::PrevPane);
-        }
+        fixtures::show(&mut state, crate::app::state::PaneId::Contexts);
         assert_eq!(state.pane(), crate::app::state::PaneId::Contexts);
         run_command(&mut state, Command::Down);
         run_command(&mut state, Command::Enter);

@@ -224,7 +224,7 @@ mod tests {
     #[test]
     fn registries_with_a_crawl_under_way_then_tags_then_findings() {
         let mut state = fixtures::state();
-        let effects = run_command(&mut state, Command::PrevPane);
+        let effects = fixtures::show(&mut state, PaneId::Registries);
         assert_eq!(state.pane(), PaneId::Registries);
         let Some(Effect::LoadRegistries { request, context }) = effects.first().cloned() else { panic!("{effects:?}") };
         assert_eq!(context.as_deref(), Some("prod"), "the active context's published results are read too");
@@ -301,7 +301,7 @@ mod tests {
     #[test]
     fn cluster_results_that_cannot_be_read_are_said_in_the_title() {
         let mut state = fixtures::state();
-        let effects = run_command(&mut state, Command::PrevPane);
+        let effects = fixtures::show(&mut state, PaneId::Registries);
         let Some(Effect::LoadRegistries { request, .. }) = effects.first().cloned() else { panic!("{effects:?}") };
         update(&mut state, Action::RegistriesLoaded { request, result: Ok(Vec::new()) });
         let forbidden = "context prod: listing registry results in every namespace: HTTP 403 Forbidden".to_string();

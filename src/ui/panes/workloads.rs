@@ -167,9 +167,7 @@ mod tests {
     #[test]
     fn workloads_with_their_risk_and_failed_checks() {
         let mut state = fixtures::state();
-        run_command(&mut state, Command::PrevPane);
-        run_command(&mut state, Command::PrevPane);
-        let effects = run_command(&mut state, Command::PrevPane);
+        let effects = fixtures::show(&mut state, crate::app::state::PaneId::Workloads);
         let Some(Effect::LoadInventory { request, .. }) = effects.first().cloned() else { panic!("{effects:?}") };
         let screen = crate::ui::snapshot::screen(&state);
         assert!(screen.contains("listing the workloads of context prod…"), "{screen}");

@@ -1,0 +1,284 @@
+//! What the local agent learned each group of containers does (`picket policy show` in a pane),
+//! and one group in full: its programs as a tree from those the runtime started, where it
+//! writes, the sensitive files it reads, where it connects, the ports it accepts on, and what
+//! detections kept out of it.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::text::{Line, Span, Text};
+use ratatui::widgets::{Paragraph, Row, Wrap};
+
+use crate::app::state::{AppState, Loadable};
+use crate::config::Theme;
+use crate::config::theme::Slot;
+use crate::learn::Baseline;
+use crate::ui::widgets::table::{self, TableSpec, filter_badge, pane_block};
+
+/// `2026-12-05 12:40` of Unix milliseconds (UTC).
+fn when(at_ms: u64) -> String {
+    jiff::Timestamp::from_millisecond(i64::try_from(at_ms).unwrap_or(i64::MAX))
+        .map(|t| t.strftime("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_default()
+}
+
+fn count<'a>(n: usize, theme: &Theme) -> Text<'a> {
+    match n {
+        0 => Text::styled("·", theme.style(Slot::Dim)),
+        n => Text::from(n.to_string()),
+    }
+}
+
+fn group_row<'a>(b: &Baseline, theme: &Theme) -> Row<'a> {
+    Row::new(vec![
+        Text::from(b.group.key.clone()),
+        count(b.processes.len(), theme),
+        count(b.writes.len(), theme),
+        count(b.egress.len(), theme),
+        count(b.listening.len(), theme),
+        match b.suspicious.len() {
+            0 => Text::styled("·", theme.style(Slot::Dim)),
+            n => Text::styled(n.to_string(), theme.style(Slot::StatusError)),
+        },
+        Text::from(b.observations.to_string()),
+        Text::styled(when(b.last_change_ms), theme.style(Slot::Dim)),
+    ])
+}
+
+pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
+    let Some(behaviour) = &state.behaviour else {
+        frame.render_widget(Paragraph::new("loading…").block(pane_block(" Behaviour ", theme, true)), area);
+        return;
+    };
+    let view = &behaviour.view;
+    let title = format!(
+        " Behaviour [{}/{}]{}{} ",
+        view.visible.len(),
+        behaviour.list().len(),
+        filter_badge(view),
+        if matches!(behaviour.groups, Loadable::Loading) { " asking the agent…" } else { "" }
+    );
+    let message = match &behaviour.groups {
+        Loadable::Failed(err) => Some(vec![
+            Line::from(Span::styled(err.clone(), theme.style(Slot::StatusError))),
+            Line::from(""),
+            Line::from("The agent learns while it runs (`picket agent run --socket …`, or press a on the Nodes pane)."),
+        ]),
+        Loadable::Ready(groups) if groups.is_empty() => Some(vec![
+            Line::from("Nothing learned yet."),
+            Line::from(""),
+            Line::from("The agent learns what each group of containers does while they run; come back after they"),
+            Line::from("have worked a while, then `picket policy learn` turns it into a policy."),
+        ]),
+        _ => None,
+    };
+    if let Some(lines) = message {
+        frame.render_widget(Paragraph::new(lines).block(pane_block(title, theme, true)), area);
+        return;
+    }
+    let rows = view.visible.iter().filter_map(|&i| behaviour.list().get(i)).map(|b| group_row(b, theme)).collect();
+    let spec = TableSpec {
+        header: &["GROUP", "PROGRAMS", "WRITES", "PEERS", "PORTS", "KEPT OUT", "SEEN", "LAST LEARNED"],
+        widths: &[
+            Constraint::Fill(1),
+            Constraint::Length(8),
+            Constraint::Length(6),
+            Constraint::Length(5),
+            Constraint::Length(5),
+            Constraint::Length(8),
+            Constraint::Length(7),
+            Constraint::Length(16),
+        ],
+        rows,
+        selected: Some(view.selected),
+    };
+    table::render(frame, area, pane_block(title, theme, true), spec, theme);
+}
+
+/// The programs as a tree: those started from outside the container first, then each one's
+/// children; programs whose parent was not learned after, with their parents named.
+fn program_lines<'a>(b: &Baseline, theme: &Theme) -> Vec<Line<'a>> {
+    fn walk<'a>(
+        b: &Baseline,
+        exe: &str,
+        depth: usize,
+        shown: &mut Vec<String>,
+        out: &mut Vec<Line<'a>>,
+        theme: &Theme,
+    ) {
+        if shown.iter().any(|s| s == exe) || depth > 8 {
+            return;
+        }
+        shown.push(exe.to_string());
+        let seen = &b.processes[exe];
+        let mut spans = vec![Span::raw(format!("  {}{exe}", "  ".repeat(depth)))];
+        let users: Vec<String> = seen.users.iter().map(u32::to_string).collect();
+        spans.push(Span::styled(format!("  uid {} · {}×", users.join(","), seen.count), theme.style(Slot::Dim)));
+        if !seen.paths.is_empty() {
+            let paths: Vec<&str> = seen.paths.iter().map(String::as_str).collect();
+            spans.push(Span::styled(format!(" · as {}", paths.join(", ")), theme.style(Slot::Dim)));
+        }
+        out.push(Line::from(spans));
+        for (child, child_seen) in &b.processes {
+            if child != exe && child_seen.parents.contains(exe) {
+                walk(b, child, depth + 1, shown, out, theme);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut shown = Vec::new();
+    for (exe, seen) in &b.processes {
+        if seen.parents.contains("") {
+            walk(b, exe, 0, &mut shown, &mut out, theme);
+        }
+    }
+    for (exe, seen) in &b.processes {
+        if !shown.contains(exe) {
+            let parents: Vec<&str> = seen.parents.iter().map(String::as_str).collect();
+            out.push(Line::from(vec![
+                Span::raw(format!("  {exe}")),
+                Span::styled(format!("  from {}", parents.join(", ")), theme.style(Slot::Dim)),
+            ]));
+        }
+    }
+    out
+}
+
+pub fn render_group(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
+    let Some(b) = state.behaviour.as_ref().and_then(|b| b.opened()) else {
+        frame.render_widget(Paragraph::new("no group open").block(pane_block(" Group ", theme, true)), area);
+        return;
+    };
+    let heading = |text: &str| Line::from(Span::styled(text.to_string(), theme.style(Slot::Header)));
+    let mut lines = vec![
+        Line::from(Span::styled(
+            format!(
+                "{} observations · learning since {} · last new {}",
+                b.observations,
+                when(b.first_ms),
+                when(b.last_change_ms)
+            ),
+            theme.style(Slot::Dim),
+        )),
+        Line::from(""),
+        heading("Programs"),
+    ];
+    lines.extend(program_lines(b, theme));
+    lines.push(Line::from(""));
+    lines.push(heading("Writes"));
+    match b.writes.is_empty() {
+        true => lines.push(Line::from(Span::styled("  none", theme.style(Slot::Dim)))),
+        false => lines.extend(b.writes.iter().map(|p| Line::from(format!("  {p}")))),
+    }
+    if !b.reads.is_empty() {
+        lines.push(Line::from(""));
+        lines.push(heading("Sensitive reads"));
+        lines.extend(b.reads.iter().map(|p| Line::from(format!("  {p}"))));
+    }
+    lines.push(Line::from(""));
+    lines.push(heading("Network"));
+    for flow in &b.egress {
+        lines.push(Line::from(format!("  → {} port {} {:?}", flow.peer, flow.port, flow.protocol).to_lowercase()));
+    }
+    for listen in &b.listening {
+        lines.push(Line::from(format!("  ← accepts on port {} {:?}", listen.port, listen.protocol).to_lowercase()));
+    }
+    if b.egress.is_empty() && b.listening.is_empty() {
+        lines.push(Line::from(Span::styled("  none", theme.style(Slot::Dim))));
+    }
+    if !b.suspicious.is_empty() {
+        lines.push(Line::from(""));
+        lines.push(heading("Kept out (detections, never learned)"));
+        lines.extend(
+            b.suspicious.iter().map(|s| Line::from(Span::styled(format!("  {s}"), theme.style(Slot::StatusError)))),
+        );
+    }
+    if b.overflow > 0 {
+        lines.push(Line::from(""));
+        lines.push(Line::from(Span::styled(
+            format!("{} observations past the bounds were counted, not learned", b.overflow),
+            theme.style(Slot::StatusWarn),
+        )));
+    }
+    lines.push(Line::from(""));
+    lines.push(Line::from(Span::styled(
+        format!("As a policy: picket policy learn --group {} --mode monitor", b.group.key),
+        theme.style(Slot::Dim),
+    )));
+    let title = format!(" {} ", b.group.key);
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).block(pane_block(title, theme, true)), area);
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::app::action::{Action, Command, Effect};
+    use crate::app::fixtures;
+    use crate::app::state::PaneId;
+    use crate::app::update::{run_command, update};
+    use crate::learn::{Baselines, GroupRef, Observation, Observed};
+
+    fn baselines() -> Baselines {
+        let mut all = Baselines::default();
+        let web = GroupRef::workload("shop", "Deployment", "web");
+        let at = 1_764_930_000_000;
+        let mut observe = |group: &GroupRef, what: Observed| {
+            all.observe(&Observation { group: group.clone(), at_ms: at, what });
+        };
+        let exec = |exe: &str, parent: &str| Observed::Exec {
+            exe: exe.into(),
+            path: exe.into(),
+            parent: parent.into(),
+            uid: 101,
+        };
+        observe(&web, exec("/usr/sbin/nginx", ""));
+        observe(&web, exec("/bin/sh", "/usr/sbin/nginx"));
+        observe(&web, exec("/usr/bin/logrotate", "/bin/sh"));
+        observe(&web, Observed::Open { path: "/var/cache/nginx/a".into(), write: true });
+        observe(&web, Observed::Open { path: "/run/nginx.pid".into(), write: true });
+        observe(&web, Observed::Accept { port: 8080, protocol: crate::learn::baseline::Proto::Tcp });
+        observe(
+            &web,
+            Observed::Connect {
+                address: "10.20.0.5".parse().expect("address"),
+                port: 5432,
+                protocol: crate::learn::baseline::Proto::Tcp,
+            },
+        );
+        observe(&web, Observed::Suspicious { exe: Some("/tmp/xmrig".into()), path: None, remote: None });
+        let local = GroupRef::local("localhost/batch:2");
+        observe(&local, exec("/bin/busybox", ""));
+        all
+    }
+
+    #[test]
+    fn groups_then_one_group_in_full() {
+        let mut state = fixtures::state();
+        let effects = fixtures::show(&mut state, PaneId::Behaviour);
+        assert_eq!(state.pane(), PaneId::Behaviour, "the last top pane");
+        let Some(Effect::LoadBaselines { request, socket }) = effects.first().cloned() else { panic!("{effects:?}") };
+        assert_eq!(socket, state.agent_socket);
+        update(&mut state, Action::BaselinesLoaded { request, result: Ok(baselines()) });
+        crate::assert_screen!("behaviour", &state);
+        run_command(&mut state, Command::Down);
+        let effects = run_command(&mut state, Command::Enter);
+        assert!(effects.is_empty(), "{effects:?}");
+        assert_eq!(state.pane(), PaneId::BehaviourGroup);
+        crate::assert_screen!("behaviour_group", &state);
+        let theme = crate::config::Theme::load("dark", std::path::Path::new("/nonexistent"), false).expect("theme");
+        for (width, height) in [(1, 1), (10, 3), (40, 10), (300, 100)] {
+            let mut terminal =
+                ratatui::Terminal::new(ratatui::backend::TestBackend::new(width, height)).expect("test backend");
+            terminal.draw(|frame| crate::ui::render(frame, &state, &theme)).expect("draw at any size");
+        }
+    }
+
+    #[test]
+    fn no_agent_is_said_with_what_to_do() {
+        let mut state = fixtures::state();
+        let effects = fixtures::show(&mut state, PaneId::Behaviour);
+        let Some(Effect::LoadBaselines { request, .. }) = effects.first().cloned() else { panic!("{effects:?}") };
+        let said = "agent at /run/picket/agent.sock: cannot connect: No such file or directory".to_string();
+        update(&mut state, Action::BaselinesLoaded { request, result: Err(said) });
+        let screen = crate::ui::snapshot::screen(&state);
+        assert!(screen.contains("cannot connect") && screen.contains("picket agent run"), "{screen}");
+    }
+}
