@@ -19,6 +19,7 @@ pub mod names;
 pub mod net;
 pub mod policy;
 pub mod processes;
+pub mod promotion;
 pub mod replay;
 pub mod ring;
 pub mod runtime;

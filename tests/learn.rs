@@ -397,3 +397,47 @@ spec:
     }
     assert!(ran, "deleting the policy lets the program run");
 }
+
+/// The agent promotes a group itself: a container nothing polices goes to monitor once it has
+/// learned nothing new for the quiet period (its learned policy), then to protect after a clean
+/// period, each change logged in the state directory; a program it never ran is then refused.
+#[test]
+fn quiet_groups_are_promoted_to_monitor_then_protect() {
+    if !(common::is_root() && Path::new("/sys/kernel/btf/vmlinux").exists()) {
+        eprintln!("skipped: the agent needs root and /sys/kernel/btf/vmlinux");
+        return;
+    }
+    let Some(podman) = common::engines::Podman::start() else {
+        eprintln!("skipped: needs podman and runc (./install.sh --dev)");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let agent = Agent::start(&podman, dir.path(), &["--promote-after", "3s", "--protect-after", "3s"]);
+    podman.podman(&["tag", common::engines::Podman::IMAGE, CLIENT]);
+    podman.podman(&[
+        "run",
+        "-d",
+        "--name",
+        "steady",
+        CLIENT,
+        "sh",
+        "-c",
+        "mkdir -p /opt && cp /bin/busybox /opt/echo; while true; do date > /dev/null; sleep 0.3; done",
+    ]);
+    let log = dir.path().join("state/promotions.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let promoted = |to: &str| {
+        std::fs::read_to_string(&log).unwrap_or_default().lines().any(|l| l.contains(CLIENT) && l.contains(to))
+    };
+    while Instant::now() < deadline && !promoted("\"to\":\"protect\"") {
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let logged = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(promoted("\"to\":\"monitor\"") && promoted("\"to\":\"protect\""), "{logged}");
+    assert!(logged.contains("nothing new learned for 3s") && logged.contains("no violation for 3s"), "{logged}");
+    agent.wait_for(|l| l.contains(r#""protect":"#) && !l.contains(r#""protect":0"#), "protect in force");
+    let (ran, said) = exec_in(&podman, "steady", "/opt/echo ran");
+    assert!(!ran && refused(&said), "a program the group never ran is refused: {said}");
+    let policy = std::fs::read_to_string(dir.path().join("state/promoted-policy.yaml")).expect("kept readable");
+    assert!(policy.contains("mode: protect") && policy.contains(CLIENT), "{policy}");
+}

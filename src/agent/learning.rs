@@ -29,6 +29,15 @@ pub fn group_of(container: &ContainerRef) -> Option<GroupRef> {
     container.image.as_deref().filter(|i| !i.is_empty()).map(GroupRef::local)
 }
 
+/// The group key of a running container as the policy rules see it (as [`group_of`] names it).
+pub fn group_key_of_running(container: &super::policy::RunningContainer) -> Option<String> {
+    match (&container.namespace, &container.owner) {
+        (Some(namespace), Some(owner)) => Some(format!("{namespace}/{owner}")),
+        (Some(_), None) => None,
+        _ => container.image.as_ref().map(|image| format!("local/{image}")),
+    }
+}
+
 /// Container processes' events kept, per container, until the container is named (its first
 /// moments: the engines name it a little after it starts), and containers waiting at most.
 const MAX_WAITING_EVENTS: usize = 512;

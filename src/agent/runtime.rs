@@ -105,6 +105,11 @@ pub struct RunOptions {
     /// Enforce the cluster's policy objects, watched through this context (None inside: the
     /// current one, or the pod's service account).
     pub cluster_policies: Option<Option<String>>,
+    /// Promote a group nothing polices from discover to monitor after this long without
+    /// anything new learned (its learned policy), and from monitor to protect after this long
+    /// without a violation.
+    pub promote_after: Option<Duration>,
+    pub protect_after: Option<Duration>,
 }
 
 /// The file sensor's next batch; never, when no prefix is watched.
@@ -210,11 +215,15 @@ fn network_violations(events: &[crate::agent::net::NetEvent], network: &NetworkC
 /// alerted (recorded in discover mode), never refused (that comes with the firewall).
 fn accept_violations(events: &[crate::agent::net::NetEvent], enforcing: Option<&Enforcing>) -> Vec<Violation> {
     let Some(enforcing) = enforcing else { return Vec::new() };
+    if !events.iter().any(|e| e.kind == crate::agent::net::NetEventKind::Accept) {
+        return Vec::new();
+    }
+    let rules = enforcing.rules();
     events
         .iter()
         .filter(|e| e.kind == crate::agent::net::NetEventKind::Accept)
         .filter_map(|e| {
-            let rule = enforcing.file.containers.get(*enforcing.rule_of.get(&e.cgroup_id)?)?;
+            let rule = rules.containers.get(*enforcing.rule_of.get(&e.cgroup_id)?)?;
             let policy = enforcing.applied.iter().find(|p| p.cgroup_id == e.cgroup_id)?;
             let (_, port) = e.local?;
             if rule.accepts(e.remote.0, port, e.protocol) {
@@ -339,6 +348,62 @@ fn answer(
     }
 }
 
+/// Promotions due now: logged, kept, and their policies put in force; whether any happened.
+fn promote(
+    out: &mut Emitter,
+    enforcing: &mut Option<Enforcing>,
+    state_dir: Option<&std::path::Path>,
+    enforce_with: Option<super::enforce::Rung>,
+) -> bool {
+    let Some(dir) = state_dir else { return false };
+    let running = running_containers(&mut out.resolver, &out.names);
+    let policed = enforcing.as_ref().map(|e| e.policed_groups(&running)).unwrap_or_default();
+    let (Some(promotion), Some(learning)) = (out.promotion.as_mut(), out.learning.as_ref()) else { return false };
+    let now_ms = crate::agent::events::wall_ms_of_boottime(crate::agent::events::boottime_ns());
+    let changes = promotion.tick(learning.baselines(), &policed, now_ms);
+    if changes.is_empty() {
+        return false;
+    }
+    for change in &changes {
+        crate::say!("picket: group {}: {:?} → {:?} ({})", change.group, change.from, change.to, change.why);
+    }
+    if let Err(e) = promotion.save(&changes) {
+        crate::say!("picket: cannot keep the promotions in {}: {e}", dir.display());
+    }
+    if let Err(e) = put_promoted(promotion, enforcing, dir, enforce_with) {
+        crate::say!("picket: the promoted groups' policies: {e}");
+        return false;
+    }
+    true
+}
+
+/// The promoted groups' rules beside the policy in force (or alone, kept readable as
+/// `STATE_DIR/promoted-policy.yaml`).
+fn put_promoted(
+    promotion: &super::promotion::Promotion,
+    enforcing: &mut Option<Enforcing>,
+    dir: &std::path::Path,
+    enforce_with: Option<super::enforce::Rung>,
+) -> anyhow::Result<()> {
+    let rules = promotion.policy_file()?;
+    let path = dir.join("promoted-policy.yaml");
+    if let Err(e) = std::fs::write(&path, promotion.yaml()) {
+        crate::say!("picket: cannot write {}: {e}", path.display());
+    }
+    if enforcing.is_none() {
+        *enforcing = Some(start_enforcing(path, PolicyFile { containers: Vec::new() }, enforce_with)?);
+    }
+    if let Some(e) = enforcing.as_mut() {
+        if let Some(enforcer) = &e.enforcer {
+            let held: Vec<_> = rules.resolve_all().into_iter().filter(|p| p.has_exec_or_file_rules()).collect();
+            enforcer.check(&held).map_err(|err| checked_error(&dir.join("promoted-policy.yaml"), err))?;
+        }
+        e.promoted = rules.containers;
+        e.dirty = true;
+    }
+    Ok(())
+}
+
 /// Puts `yaml` in force, kept as `path` (its file, for SIGHUP and the `policy` request): checked
 /// first, so a policy that does not check leaves the one in force.
 fn apply_text(
@@ -410,6 +475,7 @@ fn start_enforcing(
         applied: Vec::new(),
         dirty: true,
         error: None,
+        promoted: Vec::new(),
     })
 }
 
@@ -458,6 +524,8 @@ struct Enforcing {
     /// The rule of the file (index) each policed cgroup is under.
     rule_of: std::collections::HashMap<u64, usize>,
     error: Option<String>,
+    /// The rules of groups the agent promoted itself (after the file's: the file's win).
+    promoted: Vec<super::policy::PolicyRule>,
 }
 
 impl Enforcing {
@@ -467,7 +535,8 @@ impl Enforcing {
         if let Some(enforcer) = self.enforcer.as_mut() {
             enforcer.mark_new_mounts();
         }
-        let indexed = self.file.resolve_indexed(running);
+        let rules = self.rules();
+        let indexed = rules.resolve_indexed(running);
         let policies: Vec<_> = indexed.iter().map(|(_, p)| p.clone()).collect();
         // Containers whose mounts could not be marked yet (fanotify) are tried again.
         let pending = self.enforcer.as_ref().is_some_and(|e| !e.pending().is_empty());
@@ -475,7 +544,7 @@ impl Enforcing {
             return;
         }
         let exec_file: Vec<_> = policies.iter().filter(|p| p.has_exec_or_file_rules()).cloned().collect();
-        if self.enforcer.is_none() && self.file.resolve_all().iter().any(|p| p.has_exec_or_file_rules()) {
+        if self.enforcer.is_none() && rules.resolve_all().iter().any(|p| p.has_exec_or_file_rules()) {
             // A reload brought the first exec or file rules.
             match ExecFileEnforcer::start(self.enforce_with) {
                 Ok(enforcer) => self.enforcer = Some(enforcer),
@@ -563,6 +632,22 @@ impl Enforcing {
         Ok(())
     }
 
+    /// The file's rules, then the promoted groups'.
+    fn rules(&self) -> PolicyFile {
+        let mut rules = self.file.clone();
+        rules.containers.extend(self.promoted.iter().cloned());
+        rules
+    }
+
+    /// The groups of the running containers the file's own rules name (never promoted).
+    fn policed_groups(&self, running: &[RunningContainer]) -> std::collections::HashSet<String> {
+        running
+            .iter()
+            .filter(|c| !self.file.resolve(std::slice::from_ref(c)).is_empty())
+            .filter_map(super::learning::group_key_of_running)
+            .collect()
+    }
+
     /// The cgroups whose policy judges what they do (monitor and protect).
     fn judged(&self) -> std::collections::HashSet<u64> {
         self.applied.iter().filter(|p| p.mode != Mode::Discover).map(|p| p.cgroup_id).collect()
@@ -591,7 +676,8 @@ impl Enforcing {
         let what = match violation.kind {
             AlertKind::Exec => "allowExec".to_string(),
             AlertKind::File => {
-                let rule = self.file.containers.get(index);
+                let rules = self.rules();
+                let rule = rules.containers.get(index);
                 let prefix = rule.and_then(|r| {
                     r.files.iter().filter(|f| violation.path.starts_with(&f.prefix)).max_by_key(|f| f.prefix.len())
                 });
@@ -683,6 +769,8 @@ struct Emitter {
     arrived: bool,
     /// What each group does, learned from what goes out (None: `--no-learn`).
     learning: Option<super::learning::Learning>,
+    /// Groups the agent moves between modes itself (`--promote-after`, `--protect-after`).
+    promotion: Option<super::promotion::Promotion>,
     /// The prefixes file events are sent for (those asked for and the rules'); of the
     /// write-opens learning alone watches, the containers' are sent and the host's dropped.
     sent_watches: Vec<(String, Watch)>,
@@ -802,6 +890,12 @@ impl Emitter {
         self.alerts += 1;
         alert.id = format!("{}-{}-{}", self.node, self.started_ms, self.alerts);
         alert.at_unix_ms = crate::agent::events::wall_ms_of_boottime(alert.event.timestamp_ns);
+        if let (Some(promotion), Some(group)) =
+            (self.promotion.as_mut(), container.as_ref().and_then(super::learning::group_of))
+            && alert.rule.starts_with("policy-")
+        {
+            promotion.violation(&group.key, alert.at_unix_ms);
+        }
         let line = WireEvent::alert(&self.node, alert, container);
         if let Some(learning) = self.learning.as_mut() {
             learning.take(&line, None);
@@ -978,7 +1072,20 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         arrived: false,
         learning,
         sent_watches,
+        promotion: None,
     };
+    if let (Some(dir), true, true) =
+        (&options.state_dir, out.learning.is_some(), options.promote_after.is_some() || options.protect_after.is_some())
+    {
+        let promotion = super::promotion::Promotion::load(dir, options.promote_after, options.protect_after);
+        if !promotion.groups.is_empty() {
+            crate::say!("picket: {} groups promoted earlier are in their modes again", promotion.groups.len());
+            if let Err(e) = put_promoted(&promotion, &mut enforcing, dir, options.enforce_with) {
+                crate::say!("picket: the promoted groups' policies: {e}");
+            }
+        }
+        out.promotion = Some(promotion);
+    }
     if options.rules.is_some() {
         let detector = &out.detector;
         let protect = match (options.protect.containers, options.protect.host) {
@@ -1161,6 +1268,9 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
                     && !std::mem::replace(&mut learning_error, true)
                 {
                     crate::say!("picket: {e}; learning goes on in memory");
+                }
+                if out.promotion.is_some() && promote(&mut out, &mut enforcing, options.state_dir.as_deref(), options.enforce_with) {
+                    police(&mut out, &mut guard, &mut enforcing, &mut net, &mut network, network_guard);
                 }
             }
             _ = hangup.recv() => {

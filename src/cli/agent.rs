@@ -68,6 +68,13 @@ pub enum AgentCommand {
         /// the pod's service account in the DaemonSet) instead of a policy file
         #[arg(long, conflicts_with = "policy")]
         policies_from_cluster: bool,
+        /// Put a group nothing polices into monitor mode (its learned policy) once it has learned
+        /// nothing new for this long (30m, 6h, 2d)
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration, conflicts_with = "no_learn")]
+        promote_after: Option<Duration>,
+        /// Put a group promoted to monitor into protect mode after this long without a violation
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration, conflicts_with = "no_learn")]
+        protect_after: Option<Duration>,
     },
     /// Show which enforcement mechanism each control (exec, file, network) would use on this
     /// kernel, and why stronger ones are refused; nothing is enforced (needs root)
@@ -90,6 +97,22 @@ pub enum AgentCommand {
         #[arg(long, default_value = crate::agent::manifest::DEFAULT_IMAGE)]
         image: String,
     },
+}
+
+/// `90s`, `30m`, `6h`, `2d`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().map_err(|_| format!("'{text}' is not a duration such as 90s, 30m, 6h or 2d"))?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => return Err(format!("'{text}': the unit is s, m, h or d")),
+    };
+    Ok(Duration::from_secs(number.saturating_mul(seconds)))
 }
 
 pub fn run(command: &AgentCommand, context: Option<&str>) -> anyhow::Result<ExitCode> {
@@ -117,6 +140,8 @@ pub fn run(command: &AgentCommand, context: Option<&str>) -> anyhow::Result<Exit
             state_dir,
             no_learn,
             policies_from_cluster,
+            promote_after,
+            protect_after,
         } => {
             // A bad policy file stops the agent before it loads anything.
             let policy = match policy {
@@ -148,6 +173,8 @@ pub fn run(command: &AgentCommand, context: Option<&str>) -> anyhow::Result<Exit
                 state_dir: Some(state_dir.clone()),
                 learn: !*no_learn,
                 cluster_policies: policies_from_cluster.then(|| context.map(String::from)),
+                promote_after: *promote_after,
+                protect_after: *protect_after,
             };
             tokio_runtime()?.block_on(runtime::run(options))?;
             Ok(ExitCode::SUCCESS)
