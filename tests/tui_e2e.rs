@@ -411,7 +411,8 @@ fn workloads_of_an_unreachable_context_say_so_and_the_console_stays_usable() {
 
 /// The Nodes pane as root: no agent at first (the node fails open, and the pane says so); `a`
 /// starts one as the console's child; a Podman container started then shows up by name with
-/// its live processes; when the console quits, its agent stops.
+/// its live processes, and the Behaviour pane shows what the agent learned of its group; when
+/// the console quits, its agent stops.
 #[test]
 fn nodes_pane_starts_the_agent_and_shows_a_containers_processes() {
     if !common::is_root() || !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
@@ -466,6 +467,14 @@ fn nodes_pane_starts_the_agent_and_shows_a_containers_processes() {
     let activity = tmux.expect("sleep 0.3");
     assert!(activity.contains("sh -c while true"), "the container's shell is the tree's root: {activity}");
     assert!(!activity.contains("/proc/self/exe"), "executables are resolved files: {activity}");
+
+    // The Behaviour pane asks the same agent what it learned: the container's group, and in it
+    // the program its loop runs.
+    tmux.send(&["Escape", ":", "b", "e", "h", "Enter"]);
+    tmux.expect("local/localhost/picket-test:1");
+    tmux.send(&["/", "p", "i", "c", "k", "e", "t", "-", "t", "e", "s", "t", "Enter", "Enter"]);
+    let group = tmux.expect("Programs");
+    assert!(group.contains("/bin/busybox") && group.contains("local/localhost/picket-test:1"), "{group}");
 
     tmux.send(&["C-c"]);
     wait_for(Duration::from_secs(10), || dir.path().join("exit").exists().then_some(())).expect("picket quits");
