@@ -20,6 +20,7 @@ pub mod net;
 pub mod policy;
 pub mod processes;
 pub mod promotion;
+pub mod publish;
 pub mod replay;
 pub mod ring;
 pub mod runtime;

@@ -406,7 +406,8 @@ async fn watched_inventory_lists_once_then_follows_events() {
     expect(&report, "5.2.2", "Pod default/added-by-watch", Status::Fail);
 }
 
-/// The console's deploy key: the agent's Namespace, ServiceAccount, RBAC and DaemonSet are
+/// The console's deploy key: the agent's Namespace, ServiceAccount, RBAC (with the Role that
+/// lets it publish its node's baselines) and DaemonSet are
 /// server-side applied in that order, as field manager `picket`, with the objects
 /// `picket agent manifest` prints; a refused kind stops the deployment naming the object.
 #[tokio::test]
@@ -423,6 +424,8 @@ async fn the_agent_is_deployed_with_server_side_apply() {
             "ServiceAccount picket-system/picket-agent",
             "ClusterRole picket-agent",
             "ClusterRoleBinding picket-agent",
+            "Role picket-system/picket-agent-baselines",
+            "RoleBinding picket-system/picket-agent-baselines",
             "DaemonSet picket-system/picket-agent"
         ]
     );
@@ -435,6 +438,8 @@ async fn the_agent_is_deployed_with_server_side_apply() {
             "/api/v1/namespaces/picket-system/serviceaccounts/picket-agent",
             "/apis/rbac.authorization.k8s.io/v1/clusterroles/picket-agent",
             "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/picket-agent",
+            "/apis/rbac.authorization.k8s.io/v1/namespaces/picket-system/roles/picket-agent-baselines",
+            "/apis/rbac.authorization.k8s.io/v1/namespaces/picket-system/rolebindings/picket-agent-baselines",
             "/apis/apps/v1/namespaces/picket-system/daemonsets/picket-agent"
         ]
     );
@@ -442,7 +447,7 @@ async fn the_agent_is_deployed_with_server_side_apply() {
         patches.iter().all(|(uri, _)| uri.contains("fieldManager=picket") && uri.contains("force=true")),
         "{patches:?}"
     );
-    let daemonset = &patches[4].1;
+    let daemonset = &patches[6].1;
     assert_eq!(daemonset["spec"]["template"]["spec"]["hostPID"], true);
     assert_eq!(daemonset["spec"]["template"]["spec"]["containers"][0]["image"], "registry.example.com/picket:1");
 

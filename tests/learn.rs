@@ -300,7 +300,8 @@ fn a_learned_policy_runs_the_workload_clean_and_refuses_what_is_new() {
 /// here through a kubeconfig to the real v1.20 API server): a PicketClusterPolicy created on the
 /// server (a namespaced PicketPolicy picks pods of its namespace, and a local Podman container is
 /// in none) refuses a program in a local Podman container within moments, an object the agent cannot hold
-/// is left out by name while the other stays in force, and deleting the policy lets it run.
+/// is left out by name while the other stays in force, and deleting the policy lets it run; what
+/// the agent learned meanwhile is published to the cluster and read back by `policy show --cluster`.
 #[test]
 fn the_agent_enforces_the_clusters_policies_as_they_change() {
     if !(common::is_root() && Path::new("/sys/kernel/btf/vmlinux").exists()) {
@@ -319,6 +320,8 @@ fn the_agent_enforces_the_clusters_policies_as_they_change() {
         assert!(out.status.success(), "picket {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     };
     with_cluster(&["policy", "crd", "--apply"]);
+    let namespace = server.kubectl(&["create", "namespace", "picket-system"]);
+    assert!(namespace.status.success(), "{}", String::from_utf8_lossy(&namespace.stderr));
     let ready = server.kubectl(&[
         "wait",
         "--for",
@@ -396,6 +399,19 @@ spec:
         ran = exec_in(&podman, "guarded", "/opt/echo ran").0;
     }
     assert!(ran, "deleting the policy lets the program run");
+
+    // What the node learned is in the cluster too: every node's baselines, merged.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut shown = String::new();
+    while Instant::now() < deadline && !shown.contains(&format!("local/{WEB}")) {
+        std::thread::sleep(Duration::from_millis(500));
+        let out = picket().args(["policy", "show", "--cluster"]).env("KUBECONFIG", &kubeconfig).output().expect("runs");
+        shown = String::from_utf8_lossy(&out.stdout).into_owned();
+    }
+    assert!(shown.contains(&format!("local/{WEB}")) && shown.contains("/bin/busybox"), "{shown}");
+    let maps =
+        server.kubectl(&["get", "configmaps", "-n", "picket-system", "-l", "picket.dev/baselines=true", "-o", "name"]);
+    assert!(String::from_utf8_lossy(&maps.stdout).contains("configmap/picket-baselines-"), "{maps:?}");
 }
 
 /// The agent promotes a group itself: a container nothing polices goes to monitor once it has

@@ -4,7 +4,7 @@
 
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::{Client, Resource};
 use serde::Serialize;
@@ -75,7 +75,9 @@ pub async fn deploy_agent(
     apply(Api::<ServiceAccount>::namespaced(client.clone(), namespace), parse(doc(1))?, context, &mut applied).await?;
     apply(Api::<ClusterRole>::all(client.clone()), parse(doc(2))?, context, &mut applied).await?;
     apply(Api::<ClusterRoleBinding>::all(client.clone()), parse(doc(3))?, context, &mut applied).await?;
-    apply(Api::<DaemonSet>::namespaced(client.clone(), namespace), parse(doc(4))?, context, &mut applied).await?;
+    apply(Api::<Role>::namespaced(client.clone(), namespace), parse(doc(4))?, context, &mut applied).await?;
+    apply(Api::<RoleBinding>::namespaced(client.clone(), namespace), parse(doc(5))?, context, &mut applied).await?;
+    apply(Api::<DaemonSet>::namespaced(client.clone(), namespace), parse(doc(6))?, context, &mut applied).await?;
     Ok(applied)
 }
 

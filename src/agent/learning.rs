@@ -186,6 +186,8 @@ pub struct Learning {
     baselines: Baselines,
     dir: PathBuf,
     changed: bool,
+    /// Bumped whenever something new is learned (what a publisher compares).
+    generation: u64,
     /// Cgroups under a policy in monitor or protect mode: what they do is judged, not learned.
     judged: HashSet<u64>,
 }
@@ -194,7 +196,17 @@ impl Learning {
     /// Starts from the baselines kept in `dir`; the note says a file set aside.
     pub fn start(dir: PathBuf) -> Result<(Self, Option<String>), crate::learn::state::StateError> {
         let (baselines, note) = crate::learn::state::load(&dir)?;
-        Ok((Self { observer: Observer::default(), baselines, dir, changed: false, judged: HashSet::new() }, note))
+        Ok((
+            Self {
+                observer: Observer::default(),
+                baselines,
+                dir,
+                changed: false,
+                generation: 0,
+                judged: HashSet::new(),
+            },
+            note,
+        ))
     }
 
     /// Takes one event the agent sent (from a cgroup, for process, file and network events).
@@ -209,7 +221,10 @@ impl Learning {
             if judged && !matches!(observation.what, Observed::Suspicious { .. }) {
                 continue;
             }
-            self.changed |= self.baselines.observe(&observation);
+            if self.baselines.observe(&observation) {
+                self.changed = true;
+                self.generation += 1;
+            }
         }
     }
 
@@ -220,6 +235,11 @@ impl Learning {
 
     pub fn baselines(&self) -> &Baselines {
         &self.baselines
+    }
+
+    /// Changes with every new thing learned.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Writes the baselines when something new was learned since the last save.

@@ -53,6 +53,30 @@ subjects:
     name: picket-agent
     namespace: {namespace}
 ---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata:
+  name: picket-agent-baselines
+  namespace: {namespace}
+rules:
+  - apiGroups: [""]
+    resources: ["configmaps"]
+    verbs: ["get", "list", "create", "patch", "update"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: picket-agent-baselines
+  namespace: {namespace}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: Role
+  name: picket-agent-baselines
+subjects:
+  - kind: ServiceAccount
+    name: picket-agent
+    namespace: {namespace}
+---
 apiVersion: apps/v1
 kind: DaemonSet
 metadata:
@@ -85,6 +109,11 @@ spec:
               valueFrom:
                 fieldRef:
                   fieldPath: spec.nodeName
+            # Where the node's baselines are published (its own namespace).
+            - name: POD_NAMESPACE
+              valueFrom:
+                fieldRef:
+                  fieldPath: metadata.namespace
           securityContext:
             privileged: true
           resources:
@@ -145,7 +174,10 @@ mod tests {
                 value["kind"].as_str().expect("kind").to_string()
             })
             .collect();
-        assert_eq!(kinds, ["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "DaemonSet"]);
+        assert_eq!(
+            kinds,
+            ["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "DaemonSet"]
+        );
         let daemonset: k8s_openapi::api::apps::v1::DaemonSet =
             serde_saphyr::from_str(text.rsplit("\n---\n").next().unwrap()).expect("a DaemonSet");
         let spec = daemonset.spec.template.spec.expect("pod spec");

@@ -428,6 +428,63 @@ fn apply_text(
     Ok(())
 }
 
+/// Publishes the node's baselines to the cluster when something new was learned, at most every
+/// ten seconds, one write at a time and never in the loop's way.
+struct Publisher {
+    client: kube::Client,
+    node: String,
+    namespace: String,
+    published: u64,
+    last: Option<std::time::Instant>,
+    writing: Option<tokio::task::JoinHandle<()>>,
+    said: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Publisher {
+    const EVERY: Duration = Duration::from_secs(10);
+
+    fn new(client: kube::Client, node: String) -> Self {
+        let namespace = std::env::var("POD_NAMESPACE")
+            .ok()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| super::manifest::NAMESPACE.to_string());
+        Self { client, node, namespace, published: 0, last: None, writing: None, said: Default::default() }
+    }
+
+    fn maybe(&mut self, learning: &super::learning::Learning) {
+        let busy = self.writing.as_ref().is_some_and(|w| !w.is_finished());
+        let soon = self.last.is_some_and(|at| at.elapsed() < Self::EVERY);
+        if busy || soon || learning.generation() == self.published || learning.baselines().groups.is_empty() {
+            return;
+        }
+        self.published = learning.generation();
+        self.last = Some(std::time::Instant::now());
+        let (client, namespace, node, said) =
+            (self.client.clone(), self.namespace.clone(), self.node.clone(), std::sync::Arc::clone(&self.said));
+        let baselines = learning.baselines().clone();
+        self.writing = Some(tokio::spawn(async move {
+            if let Err(e) = super::publish::publish(&client, &namespace, &node, &baselines).await
+                && !said.swap(true, std::sync::atomic::Ordering::Relaxed)
+            {
+                crate::say!("picket: publishing the node's baselines: {e}; they stay on the node");
+            }
+        }));
+    }
+
+    /// The last write, as the agent stops (bounded).
+    async fn last(&mut self, learning: &super::learning::Learning) {
+        if let Some(writing) = self.writing.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), writing).await;
+        }
+        if learning.generation() != self.published && !learning.baselines().groups.is_empty() {
+            let write = super::publish::publish(&self.client, &self.namespace, &self.node, learning.baselines());
+            if let Ok(Err(e)) = tokio::time::timeout(Duration::from_secs(5), write).await {
+                crate::say!("picket: publishing the node's baselines: {e}");
+            }
+        }
+    }
+}
+
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
@@ -1160,15 +1217,22 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).context("cannot listen for SIGHUP")?;
     let mut asks = out.outputs.server.as_mut().and_then(crate::agent::stream::EventServer::take_asks);
     let (cluster_tx, mut from_cluster) = tokio::sync::mpsc::channel(4);
+    let mut cluster_client = None;
     let _watching = match &options.cluster_policies {
         Some(context) => {
             let (client, name) = crate::cluster::client_for(context.as_deref())
                 .await
                 .context("cannot reach the cluster whose policies this agent enforces")?;
             crate::say!("picket: enforcing the PicketPolicies of context {name} (watched)");
+            cluster_client = Some(client.clone());
             Some(AbortOnDrop(tokio::spawn(super::cluster_policies::watch(client, name, cluster_tx))))
         }
         None => None,
+    };
+    // What this node learned goes to the cluster too (for `picket policy learn --cluster`).
+    let mut publisher = match (cluster_client, out.learning.is_some()) {
+        (Some(client), true) => Some(Publisher::new(client, node.clone())),
+        _ => None,
     };
     let mut learning_error = false;
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -1269,6 +1333,9 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
                 {
                     crate::say!("picket: {e}; learning goes on in memory");
                 }
+                if let (Some(publisher), Some(learning)) = (publisher.as_mut(), out.learning.as_ref()) {
+                    publisher.maybe(learning);
+                }
                 if out.promotion.is_some() && promote(&mut out, &mut enforcing, options.state_dir.as_deref(), options.enforce_with) {
                     police(&mut out, &mut guard, &mut enforcing, &mut net, &mut network, network_guard);
                 }
@@ -1312,6 +1379,9 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         && let Err(e) = learning.save_if_changed()
     {
         crate::say!("picket: {e}");
+    }
+    if let (Some(publisher), Some(learning)) = (publisher.as_mut(), out.learning.as_ref()) {
+        publisher.last(learning).await;
     }
     // What the rings still hold goes out before the last state line.
     events += send_waiting(&mut out, enforcing.as_ref(), &mut sensor, &mut net, &network, files.as_mut())?;

@@ -109,11 +109,31 @@ pub struct BaselineSource {
     /// A baselines file an agent kept (STATE_DIR/baselines.json; repeatable, merged)
     #[arg(long = "baselines", value_name = "FILE")]
     baselines: Vec<PathBuf>,
+    /// What the cluster's agents published, every node's merged (--context)
+    #[arg(long = "cluster")]
+    cluster: bool,
+    /// The namespace the agents run in (where they publish)
+    #[arg(long, value_name = "NAMESPACE", default_value = crate::agent::manifest::NAMESPACE, requires = "cluster")]
+    agent_namespace: String,
 }
 
 impl BaselineSource {
-    fn load(&self, runtime: &tokio::runtime::Runtime) -> anyhow::Result<crate::learn::Baselines> {
+    fn load(
+        &self,
+        runtime: &tokio::runtime::Runtime,
+        context: Option<&str>,
+    ) -> anyhow::Result<crate::learn::Baselines> {
         let mut all = crate::learn::Baselines::default();
+        if self.cluster {
+            let (merged, unreadable) = runtime.block_on(async {
+                let (client, _) = crate::cluster::client_for(context).await?;
+                crate::agent::publish::read_all(&client, &self.agent_namespace).await.map_err(anyhow::Error::msg)
+            })?;
+            for name in unreadable {
+                crate::say!("picket: {name}: does not read; skipped");
+            }
+            all.merge(&merged);
+        }
         for path in &self.events {
             let text = crate::input::read_text(path, 1024 * 1024 * 1024)
                 .with_context(|| format!("cannot read {}", path.display()))?;
@@ -132,7 +152,7 @@ impl BaselineSource {
             }
             all.merge(&kept);
         }
-        let socket = match (&self.agent, self.events.is_empty() && self.baselines.is_empty()) {
+        let socket = match (&self.agent, self.events.is_empty() && self.baselines.is_empty() && !self.cluster) {
             (Some(socket), _) => Some(socket.clone()),
             (None, true) => Some(PathBuf::from(crate::agent::stream::DEFAULT_SOCKET)),
             (None, false) => None,
@@ -221,7 +241,7 @@ pub fn run(
             Ok(if bad == 0 { ExitCode::SUCCESS } else { ExitCode::from(super::EXIT_ERROR) })
         }
         PolicyCommand::Learn { source, groups, mode } => {
-            let baselines = source.load(&runtime()?)?;
+            let baselines = source.load(&runtime()?, context)?;
             let mut text = String::new();
             let mut shown = 0;
             for (key, baseline) in &baselines.groups {
@@ -248,7 +268,7 @@ pub fn run(
             Ok(ExitCode::SUCCESS)
         }
         PolicyCommand::Show { source, json } => {
-            let baselines = source.load(&runtime()?)?;
+            let baselines = source.load(&runtime()?, context)?;
             let text = match json {
                 true => serde_json::to_string_pretty(&baselines).context("cannot write JSON")?,
                 false => show_baselines(&baselines),
@@ -275,7 +295,7 @@ pub fn run(
         }
         PolicyCommand::Diff { file, source, in_force: false } => {
             let policy = crate::agent::policy::PolicyFile::load(file)?;
-            let baselines = source.load(&runtime()?)?;
+            let baselines = source.load(&runtime()?, context)?;
             let diffs = crate::agent::replay::against_baselines(&policy, &baselines);
             let mut flagged = 0;
             let mut out = String::new();
