@@ -142,6 +142,19 @@ fn start_workload(podman: &common::engines::Podman) {
     ]);
 }
 
+/// Root, BTF, podman and runc, or the test ends saying which is missing.
+fn prerequisites() -> Option<common::engines::Podman> {
+    if !(common::is_root() && Path::new("/sys/kernel/btf/vmlinux").exists()) {
+        eprintln!("skipped: the agent needs root and /sys/kernel/btf/vmlinux");
+        return None;
+    }
+    let podman = common::engines::Podman::start();
+    if podman.is_none() {
+        eprintln!("skipped: needs podman and runc (./install.sh --dev)");
+    }
+    podman
+}
+
 /// What a shell says when the kernel refused with EPERM (or EACCES).
 fn refused(said: &str) -> bool {
     let said = said.to_lowercase();
@@ -154,14 +167,7 @@ fn exec_in(podman: &common::engines::Podman, name: &str, script: &str) -> (bool,
 
 #[test]
 fn a_learned_policy_runs_the_workload_clean_and_refuses_what_is_new() {
-    if !(common::is_root() && Path::new("/sys/kernel/btf/vmlinux").exists()) {
-        eprintln!("skipped: the agent needs root and /sys/kernel/btf/vmlinux");
-        return;
-    }
-    let Some(podman) = common::engines::Podman::start() else {
-        eprintln!("skipped: needs podman and runc (./install.sh --dev)");
-        return;
-    };
+    let Some(podman) = prerequisites() else { return };
     let dir = tempfile::tempdir().expect("temp dir");
     let socket_arg = dir.path().join("agent.sock").display().to_string();
     let _ = DATA_DIR.set(dir.path().join("data"));
@@ -304,14 +310,7 @@ fn a_learned_policy_runs_the_workload_clean_and_refuses_what_is_new() {
 /// the agent learned meanwhile is published to the cluster and read back by `policy show --cluster`.
 #[test]
 fn the_agent_enforces_the_clusters_policies_as_they_change() {
-    if !(common::is_root() && Path::new("/sys/kernel/btf/vmlinux").exists()) {
-        eprintln!("skipped: the agent needs root and /sys/kernel/btf/vmlinux");
-        return;
-    }
-    let Some(podman) = common::engines::Podman::start() else {
-        eprintln!("skipped: needs podman and runc (./install.sh --dev)");
-        return;
-    };
+    let Some(podman) = prerequisites() else { return };
     let Some(server) = common::kube_real::RealApiServer::start() else { return };
     let dir = tempfile::tempdir().expect("temp dir");
     let kubeconfig = server.kubeconfig.clone();
@@ -419,14 +418,7 @@ spec:
 /// period, each change logged in the state directory; a program it never ran is then refused.
 #[test]
 fn quiet_groups_are_promoted_to_monitor_then_protect() {
-    if !(common::is_root() && Path::new("/sys/kernel/btf/vmlinux").exists()) {
-        eprintln!("skipped: the agent needs root and /sys/kernel/btf/vmlinux");
-        return;
-    }
-    let Some(podman) = common::engines::Podman::start() else {
-        eprintln!("skipped: needs podman and runc (./install.sh --dev)");
-        return;
-    };
+    let Some(podman) = prerequisites() else { return };
     let dir = tempfile::tempdir().expect("temp dir");
     let agent = Agent::start(&podman, dir.path(), &["--promote-after", "3s", "--protect-after", "3s"]);
     podman.podman(&["tag", common::engines::Podman::IMAGE, CLIENT]);

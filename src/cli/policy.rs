@@ -324,14 +324,7 @@ pub fn run(
             apply_to_agent(file, &file.display().to_string(), &text, agent, overrides)
         }
         PolicyCommand::Apply { file, cluster: true, .. } => {
-            let text = crate::yaml::read_file(file)?;
-            let (documents, problems) = crate::policy::validate::validate_text(file, &text);
-            if !problems.is_empty() {
-                for problem in &problems {
-                    crate::say!("{problem}");
-                }
-                return Ok(ExitCode::from(super::EXIT_ERROR));
-            }
+            let Some(documents) = checked_documents(file)? else { return Ok(ExitCode::from(super::EXIT_ERROR)) };
             apply_to_cluster(&file.display().to_string(), &documents, context, overrides)
         }
         PolicyCommand::History { target: None, .. } => {
@@ -457,6 +450,16 @@ pub fn run(
     }
 }
 
+/// FILE's policy documents; None when one has a mistake (each said with file:line:col).
+fn checked_documents(file: &std::path::Path) -> anyhow::Result<Option<Vec<crate::policy::validate::Document>>> {
+    let text = crate::yaml::read_file(file)?;
+    let (documents, problems) = crate::policy::validate::validate_text(file, &text);
+    for problem in &problems {
+        crate::say!("{problem}");
+    }
+    Ok(problems.is_empty().then_some(documents))
+}
+
 fn open_store(overrides: &crate::config::Overrides) -> anyhow::Result<crate::store::Store> {
     let config = crate::config::Config::load(overrides)?;
     Ok(crate::store::Store::open(&config.store_path())?)
@@ -519,14 +522,7 @@ fn apply_to_cluster(
 fn export(file: &std::path::Path, format: &str, cluster: bool, context: Option<&str>) -> anyhow::Result<ExitCode> {
     use crate::policy::export::{self, Labels};
     use crate::policy::validate::Document;
-    let text = crate::yaml::read_file(file)?;
-    let (documents, problems) = crate::policy::validate::validate_text(file, &text);
-    if !problems.is_empty() {
-        for problem in &problems {
-            crate::say!("{problem}");
-        }
-        return Ok(ExitCode::from(super::EXIT_ERROR));
-    }
+    let Some(documents) = checked_documents(file)? else { return Ok(ExitCode::from(super::EXIT_ERROR)) };
     let policies: Vec<crate::policy::PicketPolicy> = documents
         .iter()
         .filter_map(|d| match d {

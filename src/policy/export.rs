@@ -40,6 +40,54 @@ pub struct Exported<T> {
     pub notes: Vec<String>,
 }
 
+/// What every export starts from: the policy's name, namespace, how notes name it, and the
+/// labels of its pods.
+pub struct Target {
+    pub name: String,
+    pub namespace: String,
+    pub title: String,
+    pub pods: BTreeMap<String, String>,
+}
+
+impl Target {
+    pub fn of(
+        policy: &crate::policy::PicketPolicy,
+        labels: &Labels,
+        format: &'static str,
+    ) -> Result<Self, ExportError> {
+        let name = policy.metadata.name.clone().unwrap_or_default();
+        let namespace = policy.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+        let title = format!("PicketPolicy {namespace}/{name}");
+        let pods = pod_labels(&title, &namespace, &policy.spec.selector, labels, format)?;
+        Ok(Self { name, namespace, title, pods })
+    }
+
+    /// A custom resource of this target: `apiVersion`, `kind`, metadata with picket's label.
+    pub fn object(&self, api_version: &str, kind: &str, spec: serde_json::Value) -> serde_json::Value {
+        serde_json::json!({
+            "apiVersion": api_version,
+            "kind": kind,
+            "metadata": {
+                "name": self.name,
+                "namespace": self.namespace,
+                "labels": { "app.kubernetes.io/managed-by": "picket" },
+            },
+            "spec": spec,
+        })
+    }
+}
+
+/// The one PicketPolicy of a test's YAML.
+#[cfg(test)]
+pub fn one_policy(text: &str) -> crate::policy::PicketPolicy {
+    let (documents, problems) = crate::policy::validate::validate_text(std::path::Path::new("p.yaml"), text);
+    assert!(problems.is_empty(), "{problems:?}");
+    match documents.into_iter().next() {
+        Some(crate::policy::validate::Document::Policy(policy)) => policy,
+        _ => panic!("one PicketPolicy"),
+    }
+}
+
 /// `namespace/Kind/name` of an owner in `namespace`.
 pub fn workload_key(namespace: &str, owner: &Owner) -> String {
     format!("{namespace}/{:?}/{}", owner.kind, owner.name)

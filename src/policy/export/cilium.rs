@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::{ExportError, Exported, Labels, is_dns_rule, pod_labels};
+use super::{ExportError, Exported, Labels, Target, is_dns_rule};
 use crate::policy::PicketPolicy;
 use crate::policy::spec::{Action, NetworkRule, Protocol};
 
@@ -109,11 +109,9 @@ fn rules(rule: &NetworkRule, labels: &Labels, egress: bool, at: &str, notes: &mu
 
 /// The CiliumNetworkPolicy of one PicketPolicy (a JSON value).
 pub fn export(policy: &PicketPolicy, labels: &Labels) -> Result<Exported<Value>, ExportError> {
-    let name = policy.metadata.name.clone().unwrap_or_default();
-    let namespace = policy.metadata.namespace.clone().unwrap_or_else(|| "default".into());
-    let title = format!("PicketPolicy {namespace}/{name}");
+    let target = Target::of(policy, labels, FORMAT)?;
+    let (title, pods) = (&target.title, target.pods.clone());
     let spec = &policy.spec;
-    let pods = pod_labels(&title, &namespace, &spec.selector, labels, FORMAT)?;
     let mut notes = Vec::new();
     let mut ingress = Vec::new();
     let mut ingress_deny = Vec::new();
@@ -176,12 +174,7 @@ pub fn export(policy: &PicketPolicy, labels: &Labels) -> Result<Exported<Value>,
             spec.mode
         ));
     }
-    let object = json!({
-        "apiVersion": "cilium.io/v2",
-        "kind": "CiliumNetworkPolicy",
-        "metadata": { "name": name, "namespace": namespace, "labels": { "app.kubernetes.io/managed-by": "picket" } },
-        "spec": Value::Object(body),
-    });
+    let object = target.object("cilium.io/v2", "CiliumNetworkPolicy", Value::Object(body));
     Ok(Exported { object, notes })
 }
 
@@ -208,11 +201,7 @@ spec:
     - peers: [{ cidr: 192.0.2.0/24 }]
       action: Block
 ";
-        let (documents, problems) = crate::policy::validate::validate_text(std::path::Path::new("p.yaml"), text);
-        assert!(problems.is_empty(), "{problems:?}");
-        let Some(crate::policy::validate::Document::Policy(policy)) = documents.into_iter().next() else {
-            panic!("a PicketPolicy")
-        };
+        let policy = super::super::one_policy(text);
         let out = export(&policy, &Labels::default()).expect("labels given");
         let spec = &out.object["spec"];
         assert_eq!(spec["endpointSelector"]["matchLabels"]["app"], "web");

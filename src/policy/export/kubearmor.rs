@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use super::{ExportError, Exported, Labels, pod_labels};
+use super::{ExportError, Exported, Labels, Target};
 use crate::policy::PicketPolicy;
 use crate::policy::spec::{Action, DirectoryMatch, Mode};
 
@@ -36,11 +36,9 @@ fn directory(d: &DirectoryMatch) -> serde_json::Map<String, Value> {
 
 /// The KubeArmorPolicy of one PicketPolicy (a JSON value; KubeArmor ships no Rust types).
 pub fn export(policy: &PicketPolicy, labels: &Labels) -> Result<Exported<Value>, ExportError> {
-    let name = policy.metadata.name.clone().unwrap_or_default();
-    let namespace = policy.metadata.namespace.clone().unwrap_or_else(|| "default".into());
-    let title = format!("PicketPolicy {namespace}/{name}");
+    let target = Target::of(policy, labels, FORMAT)?;
+    let (title, pods) = (&target.title, target.pods.clone());
     let spec = &policy.spec;
-    let pods = pod_labels(&title, &namespace, &spec.selector, labels, FORMAT)?;
     let mut notes = Vec::new();
 
     let mut process_paths = Vec::new();
@@ -133,12 +131,7 @@ pub fn export(policy: &PicketPolicy, labels: &Labels) -> Result<Exported<Value>,
     }
     // The policy's own action: what its rules say when they say nothing (each rule says).
     body.insert("action".into(), json!(if spec.mode == Mode::Protect { "Allow" } else { "Audit" }));
-    let object = json!({
-        "apiVersion": "security.kubearmor.com/v1",
-        "kind": "KubeArmorPolicy",
-        "metadata": { "name": name, "namespace": namespace, "labels": { "app.kubernetes.io/managed-by": "picket" } },
-        "spec": Value::Object(body),
-    });
+    let object = target.object("security.kubearmor.com/v1", "KubeArmorPolicy", Value::Object(body));
     Ok(Exported { object, notes })
 }
 
@@ -164,11 +157,7 @@ spec:
     - matchPaths: [/etc/shadow]
       action: Block
 ";
-        let (documents, problems) = crate::policy::validate::validate_text(std::path::Path::new("p.yaml"), text);
-        assert!(problems.is_empty(), "{problems:?}");
-        let Some(crate::policy::validate::Document::Policy(policy)) = documents.into_iter().next() else {
-            panic!("a PicketPolicy")
-        };
+        let policy = super::super::one_policy(text);
         let out = export(&policy, &Labels::default()).expect("labels given");
         let spec = &out.object["spec"];
         assert_eq!(spec["selector"]["matchLabels"]["app"], "web");

@@ -14,7 +14,7 @@ use k8s_openapi::api::networking::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::{ExportError, Exported, Labels, is_dns_rule, pod_labels};
+use super::{ExportError, Exported, Labels, Target, is_dns_rule};
 use crate::policy::PicketPolicy;
 use crate::policy::spec::{Action, NetworkRule, PortRule, Protocol};
 
@@ -91,11 +91,8 @@ fn peers(rule: &NetworkRule, labels: &Labels, at: &str, notes: &mut Vec<String>)
 
 /// The NetworkPolicy of one PicketPolicy.
 pub fn export(policy: &PicketPolicy, labels: &Labels) -> Result<Exported<NetworkPolicy>, ExportError> {
-    let name = policy.metadata.name.clone().unwrap_or_default();
-    let namespace = policy.metadata.namespace.clone().unwrap_or_else(|| "default".into());
-    let title = format!("PicketPolicy {namespace}/{name}");
+    let Target { name, namespace, title, pods } = Target::of(policy, labels, FORMAT)?;
     let spec = &policy.spec;
-    let pods = pod_labels(&title, &namespace, &spec.selector, labels, FORMAT)?;
     let mut notes = Vec::new();
     let mut ingress = Vec::new();
     for (i, rule) in spec.ingress.iter().enumerate() {
@@ -175,18 +172,9 @@ fn usable(rule: &NetworkRule, at: &str, notes: &mut Vec<String>) -> bool {
 mod tests {
     use super::*;
 
-    fn policy(yaml: &str) -> PicketPolicy {
-        let (documents, problems) = crate::policy::validate::validate_text(std::path::Path::new("p.yaml"), yaml);
-        assert!(problems.is_empty(), "{problems:?}");
-        match documents.into_iter().next() {
-            Some(crate::policy::validate::Document::Policy(p)) => p,
-            _ => panic!("one PicketPolicy"),
-        }
-    }
-
     #[test]
     fn a_learned_policy_becomes_a_networkpolicy_with_dns_to_the_clusters_dns_pods() {
-        let p = policy(
+        let p = super::super::one_policy(
             "apiVersion: picket.dev/v1
 kind: PicketPolicy
 metadata: { name: web, namespace: shop }
