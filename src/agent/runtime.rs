@@ -192,23 +192,33 @@ fn network_violations(events: &[crate::agent::net::NetEvent], network: &NetworkC
         .iter()
         .filter_map(|e| {
             let verdict = e.policy?;
-            let (address, port) = e.remote;
-            Some(Violation {
-                kind: super::enforce::AlertKind::Connect,
-                action: verdict.action,
-                pid: e.pid,
-                uid: e.uid,
-                cgroup_id: e.cgroup_id,
-                timestamp_ns: e.timestamp_ns,
-                read: false,
-                write: false,
-                comm: e.comm.clone(),
-                path: String::new(),
-                remote: std::net::SocketAddr::new(address, port).to_string(),
-                rule: network.describe(e.cgroup_id, verdict.rule),
-            })
+            let rule = network.describe(e.cgroup_id, verdict.rule);
+            Some(net_violation(e, super::enforce::AlertKind::Connect, verdict.action, rule))
         })
         .collect()
+}
+
+/// A violation of a connect, send or accept: the event's process and its peer.
+fn net_violation(
+    e: &crate::agent::net::NetEvent,
+    kind: super::enforce::AlertKind,
+    action: super::enforce::AlertAction,
+    rule: String,
+) -> Violation {
+    Violation {
+        kind,
+        action,
+        pid: e.pid,
+        uid: e.uid,
+        cgroup_id: e.cgroup_id,
+        timestamp_ns: e.timestamp_ns,
+        read: false,
+        write: false,
+        comm: e.comm.clone(),
+        path: String::new(),
+        remote: std::net::SocketAddr::new(e.remote.0, e.remote.1).to_string(),
+        rule,
+    }
 }
 
 /// Connections accepted that the container's policy does not list among its inbound ones:
@@ -233,20 +243,7 @@ fn accept_violations(events: &[crate::agent::net::NetEvent], enforcing: Option<&
                 Mode::Discover => super::enforce::AlertAction::Recorded,
                 Mode::Monitor | Mode::Protect => super::enforce::AlertAction::Alerted,
             };
-            Some(Violation {
-                kind: super::enforce::AlertKind::Accept,
-                action,
-                pid: e.pid,
-                uid: e.uid,
-                cgroup_id: e.cgroup_id,
-                timestamp_ns: e.timestamp_ns,
-                read: false,
-                write: false,
-                comm: e.comm.clone(),
-                path: String::new(),
-                remote: std::net::SocketAddr::new(e.remote.0, e.remote.1).to_string(),
-                rule: format!("port {port}"),
-            })
+            Some(net_violation(e, super::enforce::AlertKind::Accept, action, format!("port {port}")))
         })
         .collect()
 }
