@@ -122,6 +122,16 @@ async fn event_loop(
                         let effects_after = update::update(state, Action::PluginFinished { name: run.name, result });
                         effects_after.into_iter().for_each(|e| effects.run(e));
                     }
+                    Effect::EditExternally { text } => {
+                        drop(events);
+                        terminal::suspend()?;
+                        let result = effects::policies::edit_externally(&text).await;
+                        terminal::resume(terminal)?;
+                        events = EventStream::new();
+                        update::update(state, Action::EditedExternally(result))
+                            .into_iter()
+                            .for_each(|e| effects.run(e));
+                    }
                     other => effects.run(other),
                 }
             }

@@ -38,6 +38,9 @@ pub fn render(frame: &mut Frame, state: &AppState, theme: &Theme) {
         PaneId::CompareWorkload => panes::compare::render_workload(frame, body, state, theme),
         PaneId::Behaviour => panes::behaviour::render(frame, body, state, theme),
         PaneId::BehaviourGroup => panes::behaviour::render_group(frame, body, state, theme),
+        PaneId::Policies => panes::policies::render(frame, body, state, theme),
+        PaneId::PolicyEditor => panes::policies::render_editor(frame, body, state, theme),
+        PaneId::PolicyDiff => panes::policies::render_diff(frame, body, state, theme),
     }
     widgets::status_bar::render(frame, footer, state, theme);
     match &state.mode {
@@ -46,7 +49,7 @@ pub fn render(frame: &mut Frame, state: &AppState, theme: &Theme) {
         Mode::Accept(form) => {
             widgets::dialog::render_accept(frame, area, form, &state.ignore_path.display().to_string(), theme)
         }
-        Mode::Normal | Mode::Filter { .. } | Mode::Command { .. } => {}
+        Mode::Normal | Mode::Filter { .. } | Mode::Command { .. } | Mode::Insert => {}
     }
 }
 

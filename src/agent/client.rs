@@ -424,6 +424,31 @@ pub async fn ask_local_agent(
     request_agent(stream, request, &what, Duration::from_secs(30)).await
 }
 
+/// What an agent said of a policy put in force.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// `3 containers: 1 discover, 2 protect`.
+    pub summary: String,
+    /// Where the agent keeps it.
+    pub kept_as: String,
+}
+
+/// Puts `text` in force on the agent at `socket`, checked here first so that a mistake is named
+/// with `label` (the file's path), then by the agent, which keeps the policy in force when it
+/// refuses. What `picket policy apply` and the Policies pane both call.
+pub async fn apply_policy(socket: &Path, label: &Path, text: &str) -> Result<Applied, String> {
+    super::policy::PolicyFile::parse(label, text).map_err(|e| e.to_string())?;
+    let request = crate::agent::wire::Request::ApplyPolicy { yaml: text.to_string() };
+    let reply = ask_local_agent(socket, &request).await?;
+    Ok(Applied { summary: reply.summary.unwrap_or_default(), kept_as: reply.policy_file.unwrap_or_default() })
+}
+
+/// The policy the agent at `socket` holds: where it is kept and its text.
+pub async fn policy_in_force(socket: &Path) -> Result<(String, String), String> {
+    let reply = ask_local_agent(socket, &crate::agent::wire::Request::Policy).await?;
+    Ok((reply.policy_file.unwrap_or_default(), reply.policy.unwrap_or_default()))
+}
+
 /// The node benchmark of cluster node `node`, from the agent pod on it (no SSH): the
 /// DaemonSet's pods are listed, the one on `node` reached through a port-forward.
 pub async fn bench_cluster_node(context: Option<&str>, node: &str) -> Result<crate::bench::Benchmarked, String> {

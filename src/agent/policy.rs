@@ -371,6 +371,61 @@ impl PolicyFile {
 }
 
 /// A file in the policy-as-code format (`apiVersion: picket.dev/v1`) rather than the agent's own.
+/// Every mistake of a policy text the agent would refuse, each at its line and column (what the
+/// console's editor marks as it is typed): the policy-as-code checks for PicketPolicy
+/// documents, then what the agent itself checks (a rule it cannot hold yet, the agent's own
+/// format's rules).
+pub fn problems(path: &Path, text: &str) -> Vec<crate::policy::validate::Problem> {
+    use crate::policy::validate::{Problem, validate_text};
+    if is_policy_as_code(text) {
+        let (_, problems) = validate_text(path, text);
+        if !problems.is_empty() {
+            return problems;
+        }
+    }
+    let Err(error) = PolicyFile::parse(path, text) else { return Vec::new() };
+    let (line, column, message) = match &error {
+        PolicyFileError::File { message, .. } => match located(message) {
+            Some((line, column, rest)) => (line, column, rest.to_string()),
+            None => (1, 1, message.clone()),
+        },
+        PolicyFileError::Rule { index, message, .. } => {
+            (line_of_container(text, *index), 1, format!("containers[{index}]: {message}"))
+        }
+    };
+    vec![Problem { path: path.to_path_buf(), line, column, message }]
+}
+
+/// `line 3 column 5: rest` as the parser's messages start.
+fn located(message: &str) -> Option<(u64, u64, &str)> {
+    let rest = message.strip_prefix("line ")?;
+    let (line, rest) = rest.split_once(" column ")?;
+    let (column, rest) = rest.split_once(": ")?;
+    Some((line.parse().ok()?, column.parse().ok()?, rest))
+}
+
+/// The 1-based line where the `index`-th entry of the top-level `containers:` list starts (1 when
+/// it cannot be found).
+fn line_of_container(text: &str, index: usize) -> u64 {
+    let mut in_list = false;
+    let mut seen = 0;
+    for (number, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start();
+        if !line.starts_with(' ') && !line.starts_with('-') && !trimmed.is_empty() {
+            in_list = trimmed.starts_with("containers:");
+            continue;
+        }
+        let indent = line.len() - trimmed.len();
+        if in_list && trimmed.starts_with("- ") && indent <= 2 {
+            if seen == index {
+                return u64::try_from(number + 1).unwrap_or(1);
+            }
+            seen += 1;
+        }
+    }
+    1
+}
+
 fn is_policy_as_code(text: &str) -> bool {
     text.lines().any(|l| l.trim_start().starts_with("apiVersion:") && l.contains("picket.dev/"))
 }
@@ -689,6 +744,21 @@ containers:
 
     fn parse(text: &str) -> Result<PolicyFile, String> {
         PolicyFile::parse(Path::new("/etc/picket/agent-policy.yaml"), text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn problems_are_placed_at_their_line_in_either_format() {
+        let path = Path::new("edited.yaml");
+        assert!(problems(path, "containers:\n  - name: web\n    mode: protect\n").is_empty());
+        let found = problems(path, "containers:\n  - name: web\n    mode: protect\n  - mode: monitor\n");
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].line, 4, "the second rule starts on line 4: {found:?}");
+        assert!(found[0].message.contains("containers[1]"), "{found:?}");
+        let found = problems(path, "containers:\n  - name: web\n    mode: sideways\n");
+        assert_eq!(found[0].line, 3, "{found:?}");
+        let crd = "apiVersion: picket.dev/v1\nkind: PicketPolicy\nmetadata:\n  name: web\nspec:\n  mode: sideways\n";
+        let found = problems(path, crd);
+        assert!(found.iter().any(|p| p.line == 6), "a PicketPolicy's mistake is named at its line: {found:?}");
     }
 
     fn running(id: &str, name: &str, cgroups: &[u64]) -> RunningContainer {

@@ -159,6 +159,23 @@ pub enum Action {
         name: String,
         result: Result<crate::crawl::CrawlReport, String>,
     },
+    /// Where policies are in force, with their history.
+    PoliciesLoaded {
+        request: u64,
+        result: Result<crate::app::state::PoliciesData, String>,
+    },
+    /// The editor's text was checked: its problems (none: the agent would take it).
+    PolicyChecked {
+        request: u64,
+        problems: Vec<crate::policy::validate::Problem>,
+    },
+    /// The edited policy was applied: what the target said, or why it was refused.
+    PolicyApplied {
+        request: u64,
+        result: Result<String, String>,
+    },
+    /// The text came back from `$EDITOR`, or why not.
+    EditedExternally(Result<String, String>),
     ExpireToast(u64),
     RefreshTick,
     /// Alerts from an agent could not be kept in the store (they are still shown).
@@ -265,6 +282,27 @@ pub enum Effect {
     LoadRegistryTags {
         request: u64,
         name: String,
+    },
+    /// Where policies are in force: the local agent's (asked on `socket`) and the history's
+    /// targets.
+    LoadPolicies {
+        request: u64,
+        socket: std::path::PathBuf,
+    },
+    /// Check an edited policy as the agent would.
+    CheckPolicy {
+        request: u64,
+        text: String,
+    },
+    /// Put an edited policy in force and keep it in the history.
+    ApplyPolicy {
+        request: u64,
+        target: crate::app::state::PolicyTarget,
+        text: String,
+    },
+    /// Hand the text to `$EDITOR` (the loop gives it the terminal meanwhile).
+    EditExternally {
+        text: String,
     },
     /// Crawl one registry, reporting progress (what `picket registry scan NAME` does).
     CrawlRegistry {

@@ -15,6 +15,8 @@ use crate::store::Store;
 use crate::vulndb::VulnDb;
 use crate::{bench, cluster, engine, local};
 
+pub mod policies;
+
 pub struct Effects {
     tx: UnboundedSender<Action>,
     store: Arc<Store>,
@@ -277,6 +279,32 @@ impl Effects {
                     let result = runtime.block_on(crawl);
                     let _ = tx.send(Action::CrawlFinished { request, name, result });
                 });
+            }
+            Effect::LoadPolicies { request, socket } => {
+                let store = Arc::clone(&self.store);
+                tokio::spawn(async move {
+                    let result = policies::load(store, socket).await;
+                    let _ = tx.send(Action::PoliciesLoaded { request, result });
+                });
+            }
+            Effect::CheckPolicy { request, text } => {
+                tokio::task::spawn_blocking(move || {
+                    let _ = tx.send(Action::PolicyChecked { request, problems: policies::check(&text) });
+                });
+            }
+            Effect::ApplyPolicy { request, target, text } => {
+                let store = Arc::clone(&self.store);
+                tokio::spawn(async move {
+                    let result = policies::apply(store, target, text).await;
+                    let _ = tx.send(Action::PolicyApplied { request, result });
+                });
+            }
+            Effect::EditExternally { text } => {
+                // The loop runs it on the terminal; here it can only be refused.
+                let _ = tx.send(Action::EditedExternally(Err(format!(
+                    "$EDITOR needs the terminal ({} bytes left unchanged)",
+                    text.len()
+                ))));
             }
             Effect::ExpireToast { id, after } => {
                 tokio::spawn(async move {

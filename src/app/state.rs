@@ -5,9 +5,11 @@ mod compare;
 mod compliance;
 mod containers;
 mod contexts;
+pub mod editor;
 mod findings;
 mod images;
 mod nodes;
+mod policies;
 mod registries;
 mod workloads;
 
@@ -19,6 +21,7 @@ pub use contexts::context_text;
 pub use findings::{AcceptField, AcceptForm, FindingSort, FindingsData, FindingsState, finding_text};
 pub use images::{ImageRow, PackagesState, ScanState, image_rows, image_text, package_text};
 pub use nodes::{AgentLink, AgentPod, AgentStatus, ClusterAgents, ContainerActivity, NodesState, Proc, StartedAgent};
+pub use policies::{PoliciesData, PoliciesState, PolicyEditor, PolicyRow, PolicyTarget};
 pub use registries::{CrawlRun, RegistriesState, TagsState, registry_text, tag_text};
 pub use workloads::{WorkloadsData, WorkloadsState, images_label, workload_text};
 
@@ -65,10 +68,16 @@ pub enum PaneId {
     Behaviour,
     /// One group's baseline in full.
     BehaviourGroup,
+    /// Where policies are in force, with their history.
+    Policies,
+    /// A policy in the YAML editor.
+    PolicyEditor,
+    /// What applying the edited policy would change.
+    PolicyDiff,
 }
 
 /// The panes `tab` cycles through, in order.
-pub const TOP_PANES: [PaneId; 9] = [
+pub const TOP_PANES: [PaneId; 10] = [
     PaneId::Overview,
     PaneId::Containers,
     PaneId::Images,
@@ -78,6 +87,7 @@ pub const TOP_PANES: [PaneId; 9] = [
     PaneId::Nodes,
     PaneId::Registries,
     PaneId::Behaviour,
+    PaneId::Policies,
 ];
 
 impl PaneId {
@@ -95,6 +105,7 @@ impl PaneId {
             Self::Registries | Self::RegistryTags => "registries",
             Self::Compare | Self::CompareWorkload => "compare",
             Self::Behaviour | Self::BehaviourGroup => "behaviour",
+            Self::Policies | Self::PolicyEditor | Self::PolicyDiff => "policies",
         }
     }
 
@@ -120,6 +131,9 @@ impl PaneId {
             Self::CompareWorkload => "compared",
             Self::Behaviour => "behaviour",
             Self::BehaviourGroup => "group",
+            Self::Policies => "policies",
+            Self::PolicyEditor => "policy",
+            Self::PolicyDiff => "diff",
         }
     }
 }
@@ -195,6 +209,8 @@ pub enum Mode {
     Confirm(Confirmation),
     /// Accepting the selected finding: the exception's reason and expiry being typed.
     Accept(AcceptForm),
+    /// Typing into the policy editor's text.
+    Insert,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -264,6 +280,8 @@ pub struct AppState {
     pub compare: Option<CompareState>,
     /// None until the Behaviour pane is first shown.
     pub behaviour: Option<BehaviourState>,
+    /// None until the Policies pane is first shown.
+    pub policies: Option<PoliciesState>,
     /// Where the local agent serves its events.
     pub agent_socket: PathBuf,
     /// Whether picket runs as root (it may then start the agent itself).
@@ -312,6 +330,7 @@ impl AppState {
             registries: None,
             compare: None,
             behaviour: None,
+            policies: None,
             agent_socket: PathBuf::from(crate::agent::stream::DEFAULT_SOCKET),
             is_root: false,
             picket_exe: "picket".to_string(),
@@ -355,12 +374,15 @@ impl AppState {
             PaneId::RegistryTags => self.registries.as_ref().and_then(|r| r.tags.as_ref()).map(|t| &t.view),
             PaneId::Compare => self.compare.as_ref().map(|c| &c.view),
             PaneId::Behaviour => self.behaviour.as_ref().map(|b| &b.view),
+            PaneId::Policies => self.policies.as_ref().map(|p| &p.view),
             PaneId::Overview
             | PaneId::ContainerDetail
             | PaneId::FindingDetail
             | PaneId::NodeActivity
             | PaneId::CompareWorkload
-            | PaneId::BehaviourGroup => None,
+            | PaneId::BehaviourGroup
+            | PaneId::PolicyEditor
+            | PaneId::PolicyDiff => None,
         }
     }
 
@@ -380,12 +402,15 @@ impl AppState {
             PaneId::RegistryTags => self.registries.as_mut().and_then(|r| r.tags.as_mut()).map(|t| &mut t.view),
             PaneId::Compare => self.compare.as_mut().map(|c| &mut c.view),
             PaneId::Behaviour => self.behaviour.as_mut().map(|b| &mut b.view),
+            PaneId::Policies => self.policies.as_mut().map(|p| &mut p.view),
             PaneId::Overview
             | PaneId::ContainerDetail
             | PaneId::FindingDetail
             | PaneId::NodeActivity
             | PaneId::CompareWorkload
-            | PaneId::BehaviourGroup => None,
+            | PaneId::BehaviourGroup
+            | PaneId::PolicyEditor
+            | PaneId::PolicyDiff => None,
         }
     }
 

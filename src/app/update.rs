@@ -28,6 +28,11 @@ pub const PROMPT_COMMANDS: &[PromptCommand] = &[
         aliases: &["beh", "behavior", "learned"],
         help: "What the agent learned each group of containers does",
     },
+    PromptCommand {
+        name: "policies",
+        aliases: &["pol", "policy"],
+        help: "Policies in force, their history, the YAML editor",
+    },
     PromptCommand { name: "compliance", aliases: &["bench", "cis"], help: "Benchmarks: 1 docker, 2 node, 3 cluster" },
     PromptCommand {
         name: "contexts",
@@ -148,6 +153,16 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
             vec![]
         }
         Action::CrawlFinished { request, name, result } => registries::finished(state, request, name, result),
+        Action::PoliciesLoaded { request, result } => {
+            policies::loaded(state, request, result);
+            vec![]
+        }
+        Action::PolicyChecked { request, problems } => {
+            policies::checked(state, request, problems);
+            vec![]
+        }
+        Action::PolicyApplied { result, .. } => policies::applied(state, result),
+        Action::EditedExternally(result) => policies::edited_externally(state, result),
         Action::ExpireToast(id) => {
             state.toasts.retain(|t| t.id != id);
             vec![]
@@ -206,6 +221,11 @@ fn refilter_current(state: &mut AppState) {
                 behaviour.refilter();
             }
         }
+        PaneId::Policies => {
+            if let Some(policies) = state.policies.as_mut() {
+                policies.refilter();
+            }
+        }
         PaneId::Compare => {
             if let Some(compare) = state.compare.as_mut() {
                 compare.refilter();
@@ -221,7 +241,9 @@ fn refilter_current(state: &mut AppState) {
         | PaneId::FindingDetail
         | PaneId::NodeActivity
         | PaneId::CompareWorkload
-        | PaneId::BehaviourGroup => {}
+        | PaneId::BehaviourGroup
+        | PaneId::PolicyEditor
+        | PaneId::PolicyDiff => {}
     }
 }
 
@@ -235,6 +257,7 @@ fn on_key(state: &mut AppState, key: KeyEvent) -> Vec<Effect> {
             vec![]
         }
         Mode::Accept(form) => findings::on_accept_key(state, form, key),
+        Mode::Insert => policies::on_insert_key(state, key),
         Mode::Confirm(confirmation) => match key.code {
             KeyCode::Char('y' | 'Y') | KeyCode::Enter => {
                 state.mode = Mode::Normal;
@@ -357,6 +380,7 @@ fn run_prompt(state: &mut AppState, input: &str) -> Vec<Effect> {
         ("images", _) => go_to(state, PaneId::Images),
         ("registries", _) => go_to(state, PaneId::Registries),
         ("behaviour", _) => go_to(state, PaneId::Behaviour),
+        ("policies", _) => go_to(state, PaneId::Policies),
         ("compliance", _) => go_to(state, PaneId::Compliance),
         ("workloads", _) => go_to(state, PaneId::Workloads),
         ("nodes", _) => go_to(state, PaneId::Nodes),
@@ -383,6 +407,7 @@ fn pane_shown(state: &mut AppState) -> Vec<Effect> {
         PaneId::Nodes => nodes::ensure_connected(state),
         PaneId::Registries => registries::ensure_loaded(state),
         PaneId::Behaviour => behaviour::ensure_loaded(state),
+        PaneId::Policies => policies::ensure_loaded(state),
         _ => vec![],
     }
 }
@@ -497,6 +522,7 @@ pub fn run_command(state: &mut AppState, command: Command) -> Vec<Effect> {
                 Some(PaneId::Workloads) => effects.extend(workloads::load(state)),
                 Some(PaneId::Registries) => effects.extend(registries::load(state)),
                 Some(PaneId::Behaviour) => effects.extend(behaviour::load(state)),
+                Some(PaneId::Policies) => effects.extend(policies::load(state)),
                 Some(PaneId::Compare) => effects.extend(compare::reload(state)),
                 Some(PaneId::Nodes) => {
                     effects.extend(nodes::connect(state, Duration::ZERO));
@@ -523,11 +549,33 @@ pub fn run_command(state: &mut AppState, command: Command) -> Vec<Effect> {
         Command::NextNamespace => return workloads::next_namespace(state),
         Command::StartAgent => return nodes::start(state),
         Command::DeployAgent => return nodes::deploy(state),
+        Command::EditText if in_editor(state) => return policies::start_typing(state),
+        Command::EditText if state.pane() == PaneId::Policies => return policies::enter(state),
+        Command::DiffPolicy if in_editor(state) => return policies::diff(state),
+        Command::ApplyPolicy if in_editor(state) => return policies::apply(state),
+        Command::ExternalEditor if in_editor(state) => return policies::external(state),
+        Command::NextProblem if in_editor(state) => return policies::next_problem(state),
+        Command::EditText
+        | Command::DiffPolicy
+        | Command::ApplyPolicy
+        | Command::ExternalEditor
+        | Command::NextProblem => {
+            return toast(state, "open a policy first (enter on the Policies pane)".into(), false);
+        }
     }
     vec![]
 }
 
+/// Whether a policy is open in the editor or its diff.
+fn in_editor(state: &AppState) -> bool {
+    matches!(state.pane(), PaneId::PolicyEditor | PaneId::PolicyDiff)
+}
+
 fn move_selection(state: &mut AppState, delta: isize) {
+    if state.pane() == PaneId::PolicyEditor {
+        policies::move_cursor(state, delta);
+        return;
+    }
     if let Some(view) = state.list_view_mut() {
         view.move_by(delta);
     }
@@ -546,6 +594,8 @@ fn enter(state: &mut AppState) -> Vec<Effect> {
         PaneId::Nodes => nodes::enter(state),
         PaneId::Registries => registries::enter(state),
         PaneId::Behaviour => behaviour::enter(state),
+        PaneId::Policies => policies::enter(state),
+        PaneId::PolicyEditor | PaneId::PolicyDiff => policies::start_typing(state),
         PaneId::RegistryTags => registries::open_findings(state),
         PaneId::Compare => compare::enter(state),
         PaneId::ContainerDetail
@@ -566,6 +616,7 @@ mod contexts;
 mod findings;
 mod images;
 mod nodes;
+mod policies;
 mod registries;
 mod workloads;
 

@@ -196,10 +196,6 @@ fn keep(overrides: &crate::config::Overrides, target: &str, source: &str, yaml: 
     }
 }
 
-fn agent_target(socket: &std::path::Path) -> String {
-    format!("agent {}", socket.display())
-}
-
 pub fn run(
     command: &PolicyCommand,
     context: Option<&str>,
@@ -478,18 +474,15 @@ fn apply_to_agent(
     agent: &std::path::Path,
     overrides: &crate::config::Overrides,
 ) -> anyhow::Result<ExitCode> {
-    // Checked here first, so a mistake is named with this file's path.
-    crate::agent::policy::PolicyFile::parse(file, text)?;
-    let request = crate::agent::wire::Request::ApplyPolicy { yaml: text.to_string() };
-    let reply =
-        runtime()?.block_on(crate::agent::client::ask_local_agent(agent, &request)).map_err(anyhow::Error::msg)?;
-    let summary = reply.summary.unwrap_or_default();
+    let applied =
+        runtime()?.block_on(crate::agent::client::apply_policy(agent, file, text)).map_err(anyhow::Error::msg)?;
     crate::say!(
-        "picket: {source} is in force on the agent at {} (kept as {}): {summary}",
+        "picket: {source} is in force on the agent at {} (kept as {}): {}",
         agent.display(),
-        reply.policy_file.unwrap_or_default(),
+        applied.kept_as,
+        applied.summary
     );
-    keep(overrides, &agent_target(agent), source, text, &summary);
+    keep(overrides, &crate::policy::history::agent_target(agent), source, text, &applied.summary);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -499,22 +492,14 @@ fn apply_to_cluster(
     context: Option<&str>,
     overrides: &crate::config::Overrides,
 ) -> anyhow::Result<ExitCode> {
-    let name = runtime()?.block_on(async {
-        let (client, name) = crate::cluster::client_for(context).await?;
-        for applied in
-            crate::policy::apply::apply_documents(&client, &name, documents).await.map_err(anyhow::Error::msg)?
-        {
-            crate::say!("picket: context {name}: applied {applied}");
-        }
-        anyhow::Ok(name)
-    })?;
+    let (name, applied) =
+        runtime()?.block_on(crate::policy::apply::to_cluster(context, documents)).map_err(anyhow::Error::msg)?;
+    for applied in applied {
+        crate::say!("picket: context {name}: applied {applied}");
+    }
     for document in documents {
-        let yaml = match document {
-            crate::policy::validate::Document::Policy(p) => serde_saphyr::to_string(p),
-            crate::policy::validate::Document::ClusterPolicy(p) => serde_saphyr::to_string(p),
-        }
-        .unwrap_or_default();
-        keep(overrides, &format!("cluster {name} {}", document.name()), source, &yaml, "");
+        let yaml = document.yaml().unwrap_or_default();
+        keep(overrides, &crate::policy::history::cluster_target(&name, &document.name()), source, &yaml, "");
     }
     Ok(ExitCode::SUCCESS)
 }

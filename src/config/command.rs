@@ -33,6 +33,11 @@ pub enum Command {
     NextNamespace,
     StartAgent,
     DeployAgent,
+    EditText,
+    ExternalEditor,
+    DiffPolicy,
+    ApplyPolicy,
+    NextProblem,
 }
 
 impl Command {
@@ -65,6 +70,11 @@ impl Command {
         Self::NextNamespace,
         Self::StartAgent,
         Self::DeployAgent,
+        Self::EditText,
+        Self::ExternalEditor,
+        Self::DiffPolicy,
+        Self::ApplyPolicy,
+        Self::NextProblem,
         Self::Quit,
     ];
 
@@ -99,6 +109,11 @@ impl Command {
             Self::NextNamespace => "next-namespace",
             Self::StartAgent => "start-agent",
             Self::DeployAgent => "deploy-agent",
+            Self::EditText => "edit",
+            Self::ExternalEditor => "external-editor",
+            Self::DiffPolicy => "diff",
+            Self::ApplyPolicy => "apply",
+            Self::NextProblem => "next-problem",
         }
     }
 
@@ -137,6 +152,11 @@ impl Command {
             Self::NextNamespace => "Next namespace (all, then each)",
             Self::StartAgent => "Start the node agent here (root) or show how",
             Self::DeployAgent => "Deploy the agent DaemonSet to the context",
+            Self::EditText => "Edit the policy here (esc stops typing)",
+            Self::ExternalEditor => "Edit the policy in $EDITOR",
+            Self::DiffPolicy => "What applying would change",
+            Self::ApplyPolicy => "Apply the edited policy (asks first)",
+            Self::NextProblem => "Go to the next problem",
         }
     }
 }

@@ -173,6 +173,11 @@ const SCOPED_BINDINGS: &[(&str, Command, &str)] = &[
     ("n", Command::NextNamespace, "workloads"),
     ("a", Command::StartAgent, "nodes"),
     ("A", Command::DeployAgent, "nodes"),
+    ("i", Command::EditText, "policies"),
+    ("E", Command::ExternalEditor, "policies"),
+    ("d", Command::DiffPolicy, "policies"),
+    ("a", Command::ApplyPolicy, "policies"),
+    ("n", Command::NextProblem, "policies"),
 ];
 
 const DEFAULT_BINDINGS: &[(&str, Command)] = &[

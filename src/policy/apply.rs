@@ -6,6 +6,15 @@ use kube::api::{Patch, PatchParams};
 use super::validate::Document;
 use super::{PicketClusterPolicy, PicketPolicy};
 
+/// Applies every document to the cluster of `context` (None: kubeconfig's current one): the
+/// context's name and what was applied. What `picket policy apply --cluster` and the Policies
+/// pane both call.
+pub async fn to_cluster(context: Option<&str>, documents: &[Document]) -> Result<(String, Vec<String>), String> {
+    let (client, name) = crate::cluster::client_for(context).await.map_err(|e| format!("{e:#}"))?;
+    let applied = apply_documents(&client, &name, documents).await?;
+    Ok((name, applied))
+}
+
 /// Applies every document; returns `PicketPolicy shop/web` per document applied. The first that
 /// the API server refuses stops it, naming the document (those before it stay applied).
 pub async fn apply_documents(

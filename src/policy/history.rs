@@ -34,6 +34,16 @@ fn key(target: &str, version: u32) -> String {
     format!("{target}\0{version:010}")
 }
 
+/// The history's name for the local agent listening on `socket`.
+pub fn agent_target(socket: &std::path::Path) -> String {
+    format!("agent {}", socket.display())
+}
+
+/// The history's name for one object applied to a cluster.
+pub fn cluster_target(context: &str, document: &str) -> String {
+    format!("cluster {context} {document}")
+}
+
 /// Who is applying: the user behind sudo first, since the agent's socket needs root.
 pub fn who() -> String {
     std::env::var("SUDO_USER").or_else(|_| std::env::var("USER")).ok().filter(|u| !u.is_empty()).unwrap_or_else(|| {

@@ -36,6 +36,14 @@ pub enum Document {
 }
 
 impl Document {
+    /// The document as YAML (as the history keeps what was applied).
+    pub fn yaml(&self) -> Result<String, serde_saphyr::ser::Error> {
+        match self {
+            Self::Policy(p) => serde_saphyr::to_string(p),
+            Self::ClusterPolicy(p) => serde_saphyr::to_string(p),
+        }
+    }
+
     pub fn name(&self) -> String {
         match self {
             Self::Policy(p) => format!(

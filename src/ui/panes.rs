@@ -13,5 +13,6 @@ pub mod images;
 pub mod nodes;
 pub mod overview;
 pub mod packages;
+pub mod policies;
 pub mod registries;
 pub mod workloads;

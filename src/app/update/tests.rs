@@ -132,7 +132,7 @@ fn enter_drills_in_and_esc_comes_back() {
 fn tab_cycles_top_panes() {
     let mut state = fixtures::state();
     let mut seen = vec![state.pane()];
-    for _ in 0..9 {
+    for _ in 0..10 {
         update(&mut state, Action::Key(code(KeyCode::Tab)));
         seen.push(state.pane());
     }
@@ -148,6 +148,7 @@ fn tab_cycles_top_panes() {
             PaneId::Nodes,
             PaneId::Registries,
             PaneId::Behaviour,
+            PaneId::Policies,
             PaneId::Overview
         ]
     );

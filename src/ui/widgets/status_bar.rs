@@ -33,6 +33,8 @@ fn short_label(command: Command) -> &'static str {
         Command::NextNamespace => "namespace",
         Command::StartAgent => "start agent",
         Command::DeployAgent => "deploy to cluster",
+        Command::ExternalEditor => "$EDITOR",
+        Command::NextProblem => "next problem",
         _ => command.name(),
     }
 }
@@ -60,6 +62,10 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
                 Span::styled("  tab complete · enter run · esc cancel", theme.style(Slot::Dim)),
             ])
         }
+        Mode::Insert => Line::from(vec![
+            Span::styled("-- INSERT --", theme.style(Slot::Prompt)),
+            Span::styled("  esc stop typing · then d diff · a apply", theme.style(Slot::Dim)),
+        ]),
         Mode::Normal | Mode::Help | Mode::Confirm(_) | Mode::Accept(_) => hints(state, theme),
     };
     frame.render_widget(Paragraph::new(line), left);
@@ -86,6 +92,13 @@ fn hints(state: &AppState, theme: &Theme) -> Line<'static> {
         }
         PaneId::Workloads => &[Command::NextNamespace][..],
         PaneId::Nodes => &[Command::StartAgent, Command::DeployAgent][..],
+        PaneId::PolicyEditor | PaneId::PolicyDiff => &[
+            Command::EditText,
+            Command::DiffPolicy,
+            Command::ApplyPolicy,
+            Command::NextProblem,
+            Command::ExternalEditor,
+        ][..],
         _ => &[][..],
     });
     commands.extend([Command::NextPane, Command::Quit]);
