@@ -536,3 +536,110 @@ fn registries_pane_crawls_a_real_registry_and_opens_a_tags_findings() {
     tmux.expect("lab tags [1/1]");
     quit_with_status_0(&tmux, dir.path());
 }
+
+/// The Policies pane against a real agent: enter opens the policy in force in the editor; a
+/// mistake typed in is marked at its line and refused by `a` with the agent's policy unchanged;
+/// fixed, `d` previews the change, `a` asks, `y` applies through the agent's socket, and the CLI
+/// then finds the edited text in force.
+#[test]
+fn policies_pane_edits_diffs_and_applies_a_policy_to_a_real_agent() {
+    if !common::is_root() || !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
+        eprintln!("skipped: the agent needs root and /sys/kernel/btf/vmlinux");
+        return;
+    }
+    if !have_tool("tmux") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("agent.sock");
+    let policy = dir.path().join("web.yaml");
+    let original = "containers:\n  - name: e2e-web\n    mode: monitor\n    allowExec:\n      - /usr/sbin/nginx\n";
+    std::fs::write(&policy, original).expect("policy");
+    let agent_log = dir.path().join("agent.log");
+    let _agent = StopOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+            .args(["agent", "run", "--for", "120", "--quiet", "--no-learn", "--socket"])
+            .arg(&socket)
+            .arg("--policy")
+            .arg(&policy)
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&agent_log).expect("agent log"))
+            .spawn()
+            .expect("agent starts"),
+    );
+    if wait_for(Duration::from_secs(30), || socket.exists().then_some(())).is_none() {
+        panic!("the agent never served its socket: {}", std::fs::read_to_string(&agent_log).unwrap_or_default());
+    }
+    let in_force = |file: &Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+            .args(["policy", "diff", "--in-force", "--agent"])
+            .arg(&socket)
+            .arg(file)
+            .output()
+            .expect("picket policy diff runs")
+    };
+    assert!(in_force(&policy).status.success(), "the agent holds the file it started with");
+
+    let command = format!(
+        "env -u DOCKER_HOST -u CONTAINER_HOST PICKET_AGENT_SOCKET={agent} XDG_CONFIG_HOME={d}/config XDG_DATA_HOME={d}/data KUBECONFIG={d}/none {bin}; echo \"EXIT=$?\" > {d}/exit; sleep 60",
+        agent = socket.display(),
+        d = dir.path().display(),
+        bin = env!("CARGO_BIN_EXE_picket"),
+    );
+    let tmux = Tmux::start(dir.path(), 140, 40, &command);
+    tmux.send(&[":", "p", "o", "l", "i", "c", "i", "e", "s", "Enter"]);
+    let list = tmux.expect("Policies [1/1]");
+    assert!(list.contains(&socket.display().to_string()), "{list}");
+    tmux.send(&["Enter"]);
+    let editor = tmux.expect("valid · in force");
+    assert!(editor.contains("/usr/sbin/nginx") && editor.contains("e2e-web"), "the policy in force: {editor}");
+
+    // A relative path is not an executable the agent can hold: marked at line 6, refused.
+    tmux.send(&["j", "j", "j", "j", "i", "End", "Enter", "-", " ", "s", "h"]);
+    let marked = tmux.expect("allowlist path \"sh\"");
+    assert!(marked.contains("INSERT"), "{marked}");
+    assert!(marked.contains("✗"), "the line is marked: {marked}");
+    tmux.send(&["Escape", "a"]);
+    let refused = tmux.expect("not applied: 1 problem(s), first at line 6");
+    assert!(refused.contains("line 6:9"), "the problem is placed at the bad path: {refused}");
+    assert!(!refused.contains("Apply the edited policy"), "no question for a policy with problems: {refused}");
+    assert!(in_force(&policy).status.success(), "a refused edit leaves the agent's policy as it was");
+
+    // Fixed: the diff shows the one added line, and applying puts it in force.
+    tmux.send(&["i", "BSpace", "BSpace", "/", "b", "i", "n", "/", "s", "h", "Escape"]);
+    tmux.expect("valid · edited");
+    tmux.send(&["d"]);
+    let diff = tmux.expect("What applying to agent");
+    assert!(diff.contains("+      - /bin/sh") && diff.contains("+++ edited"), "{diff}");
+    assert!(!diff.contains("-      - /usr/sbin/nginx"), "only the new line changes: {diff}");
+    tmux.send(&["a"]);
+    let question = tmux.expect("Apply the edited policy to agent");
+    assert!(question.contains("+1 -0 lines"), "{question}");
+    tmux.send(&["y"]);
+    let applied = tmux.expect("in force on the agent");
+    assert!(applied.contains("valid · in force"), "back in the editor, nothing left to apply: {applied}");
+
+    let edited = dir.path().join("edited.yaml");
+    std::fs::write(&edited, format!("{original}      - /bin/sh\n")).expect("edited");
+    let out = in_force(&edited);
+    assert!(out.status.success(), "the agent holds the edited text: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(!in_force(&policy).status.success(), "and no longer the file it started with");
+
+    // The history names the pane as the change's source.
+    tmux.send(&["Escape"]);
+    let list = tmux.expect("Policies pane");
+    assert!(list.contains("Policies [1/1]"), "{list}");
+    quit_with_status_0(&tmux, dir.path());
+}
+
+/// Stops a child process (SIGINT, as an operator would) when the test ends, passing or failing.
+struct StopOnDrop(std::process::Child);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill").arg("-INT").arg(self.0.id().to_string()).status();
+        let _ = self.0.wait();
+    }
+}

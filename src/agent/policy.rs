@@ -390,7 +390,10 @@ pub fn problems(path: &Path, text: &str) -> Vec<crate::policy::validate::Problem
             None => (1, 1, message.clone()),
         },
         PolicyFileError::Rule { index, message, .. } => {
-            (line_of_container(text, *index), 1, format!("containers[{index}]: {message}"))
+            let start = line_of_container(text, *index);
+            let (line, column) =
+                quoted(message).and_then(|value| position_in_entry(text, start, value)).unwrap_or((start, 1));
+            (line, column, format!("containers[{index}]: {message}"))
         }
     };
     vec![Problem { path: path.to_path_buf(), line, column, message }]
@@ -424,6 +427,39 @@ fn line_of_container(text: &str, index: usize) -> u64 {
         }
     }
     1
+}
+
+/// The first `"…"` of a message: the value a rule's problem names.
+fn quoted(message: &str) -> Option<&str> {
+    let (_, rest) = message.split_once('"')?;
+    let (value, _) = rest.split_once('"')?;
+    (!value.is_empty()).then_some(value)
+}
+
+/// Where `value` is written inside the list entry starting at line `start` (1-based line and
+/// column), so a bad path is marked where it is, not at the entry's first line.
+fn position_in_entry(text: &str, start: u64, value: &str) -> Option<(u64, u64)> {
+    let start = usize::try_from(start).ok()?.checked_sub(1)?;
+    let first = text.lines().nth(start)?;
+    let entry_indent = first.len() - first.trim_start().len();
+    for (number, line) in text.lines().enumerate().skip(start) {
+        let indent = line.len() - line.trim_start().len();
+        if number > start && !line.trim().is_empty() && indent <= entry_indent {
+            break;
+        }
+        let code = line.split(" #").next().unwrap_or(line);
+        let found = code.match_indices(value).find(|(at, _)| {
+            let before = code[..*at].chars().next_back();
+            let after = code[at + value.len()..].chars().next();
+            let edge = |c: Option<char>| c.is_none_or(|c| " \t[],:'\"".contains(c));
+            edge(before) && edge(after)
+        });
+        if let Some((at, _)) = found {
+            let column = code[..at].chars().count() + 1;
+            return Some((u64::try_from(number + 1).ok()?, u64::try_from(column).ok()?));
+        }
+    }
+    None
 }
 
 fn is_policy_as_code(text: &str) -> bool {
@@ -756,6 +792,13 @@ containers:
         assert!(found[0].message.contains("containers[1]"), "{found:?}");
         let found = problems(path, "containers:\n  - name: web\n    mode: sideways\n");
         assert_eq!(found[0].line, 3, "{found:?}");
+        // A bad value is marked where it is written, not where its entry starts; a value that
+        // merely contains it (/bin/sh) is not it, nor is the same word in the next entry.
+        let text = "containers:\n  - name: web\n    mode: protect\n    allowExec:\n      - /bin/sh\n      - sh # a shell\n  - name: sh\n    mode: monitor\n";
+        let found = problems(path, text);
+        assert_eq!((found[0].line, found[0].column), (6, 9), "{found:?}");
+        let text = "containers:\n  - name: web\n    mode: protect\n    allowExec: [/bin/sh, sh]\n";
+        assert_eq!((problems(path, text)[0].line, problems(path, text)[0].column), (4, 26));
         let crd = "apiVersion: picket.dev/v1\nkind: PicketPolicy\nmetadata:\n  name: web\nspec:\n  mode: sideways\n";
         let found = problems(path, crd);
         assert!(found.iter().any(|p| p.line == 6), "a PicketPolicy's mistake is named at its line: {found:?}");
