@@ -212,4 +212,76 @@ spec:
         assert_eq!(spec["egress"][2]["toPorts"][0]["rules"]["dns"], json!([{ "matchPattern": "*" }]));
         assert_eq!(spec["egressDeny"][0]["toCIDR"], json!(["192.0.2.0/24"]));
     }
+
+    /// Cilium's own schema for the CRD (vendored, strict about unknown fields), with `cidr`
+    /// checked as a real prefix.
+    fn cilium_schema() -> jsonschema::Validator {
+        let text = include_str!("../../../tests/fixtures/schemas/ciliumnetworkpolicy_v2.json");
+        let schema: Value = serde_json::from_str(text).expect("schema is JSON");
+        jsonschema::options()
+            .should_validate_formats(true)
+            .with_format("cidr", |s: &str| s.parse::<ipnet::IpNet>().is_ok())
+            .build(&schema)
+            .expect("schema compiles")
+    }
+
+    fn schema_errors(validator: &jsonschema::Validator, object: &Value) -> Vec<String> {
+        validator.iter_errors(object).map(|e| format!("{}: {e}", e.instance_path())).collect()
+    }
+
+    #[test]
+    fn every_kind_of_rule_passes_ciliums_schema() {
+        let text = "apiVersion: picket.dev/v1
+kind: PicketPolicy
+metadata: { name: web, namespace: shop }
+spec:
+  selector: { owner: { kind: Deployment, name: web } }
+  mode: monitor
+  ingress:
+    - peers: [{ namespace: ingress }, { group: shop/Deployment/api }, { cidr: 10.1.0.0/16 }]
+      ports: [{ port: '8080', protocol: TCP }, { port: '9000-9100' }]
+      applications: [HTTP]
+    - ports: [{ port: '9090', protocol: TCP }]
+    - peers: [{ cidr: 192.0.2.0/24 }]
+      action: Block
+  egress:
+    - peers: [{ fqdn: '*.payments.example' }, { fqdn: api.example }, { cidr: '2001:db8::/64' }]
+      ports: [{ port: '443', protocol: TCP }]
+      applications: [gRPC]
+    - peers: [{ group: shop/Deployment/api }]
+      ports: [{ port: '5432', protocol: TCP }]
+    - ports: [{ port: '53', protocol: UDP }, { port: '53', protocol: TCP }]
+    - ports: [{ port: '8125', protocol: UDP }]
+      applications: [DNS]
+    - peers: [{ cidr: 198.51.100.0/24 }]
+      action: Block
+    - peers: [{ cidr: 203.0.113.0/24 }]
+      action: Audit
+";
+        let policy = super::super::one_policy(text);
+        let app = BTreeMap::from([("app".to_string(), "api".to_string())]);
+        let web = BTreeMap::from([("app".to_string(), "web".to_string()), ("tier".to_string(), "front".to_string())]);
+        let labels = Labels {
+            workloads: BTreeMap::from([("shop/Deployment/api".into(), app), ("shop/Deployment/web".into(), web)]),
+            dns: Some(BTreeMap::from([("k8s-app".into(), "coredns".into())])),
+        };
+        let out = export(&policy, &labels).expect("labels given");
+        let validator = cilium_schema();
+        let errors = schema_errors(&validator, &out.object);
+        assert!(errors.is_empty(), "{errors:#?}\n{:#}", out.object);
+        // Each part was there to be checked.
+        let spec = &out.object["spec"];
+        for key in ["ingress", "ingressDeny", "egress", "egressDeny"] {
+            assert!(spec[key].as_array().is_some_and(|rules| !rules.is_empty()), "{key}: {spec:#}");
+        }
+        assert_eq!(spec["ingress"][0]["toPorts"][0]["ports"][1]["endPort"], 9100, "{spec:#}");
+
+        // The schema is no rubber stamp: a misspelt field and a bad prefix are refused.
+        let mut misspelt = out.object.clone();
+        misspelt["spec"]["egress"][0]["toFQDN"] = misspelt["spec"]["egress"][0]["toCIDR"].take();
+        assert!(!schema_errors(&validator, &misspelt).is_empty(), "toFQDN is not Cilium's");
+        let mut bad_prefix = out.object.clone();
+        bad_prefix["spec"]["egressDeny"][0]["toCIDR"] = json!(["198.51.100.0/33"]);
+        assert!(!schema_errors(&validator, &bad_prefix).is_empty(), "a /33 is not a prefix");
+    }
 }
