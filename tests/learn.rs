@@ -449,3 +449,81 @@ fn quiet_groups_are_promoted_to_monitor_then_protect() {
     let policy = std::fs::read_to_string(dir.path().join("state/promoted-policy.yaml")).expect("kept readable");
     assert!(policy.contains("mode: protect") && policy.contains(CLIENT), "{policy}");
 }
+
+/// `picket policy mode` and `accept`, what the Behaviour pane's keys call: a group set to
+/// protect by hand has its learned policy in force; what it then refuses is listed by `policy
+/// modes` as a violation; accepted, it runs; discover lets everything run again. Each change is
+/// logged with who made it.
+#[test]
+fn an_operator_sets_a_groups_mode_and_accepts_a_violation() {
+    let Some(podman) = prerequisites() else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let socket = dir.path().join("agent.sock");
+    let socket_arg = socket.display().to_string();
+    let agent = Agent::start(&podman, dir.path(), &[]);
+    podman.podman(&["tag", common::engines::Podman::IMAGE, CLIENT]);
+    podman.podman(&[
+        "run",
+        "-d",
+        "--name",
+        "handset",
+        CLIENT,
+        "sh",
+        "-c",
+        "mkdir -p /opt && cp /bin/busybox /opt/echo; while true; do date > /dev/null; sleep 0.3; done",
+    ]);
+    let group = format!("local/{CLIENT}");
+    let (code, _, said) = run_picket(&["policy", "mode", &group, "protect", "--agent", &socket_arg]);
+    assert_ne!(code, Some(0), "a group not learned yet cannot be set");
+    assert!(said.contains("nothing learned of it yet"), "{said}");
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut set = None;
+    while Instant::now() < deadline && set.is_none() {
+        std::thread::sleep(Duration::from_millis(500));
+        let (code, _, said) = run_picket(&["policy", "mode", &group, "protect", "--agent", &socket_arg]);
+        set = (code == Some(0)).then_some(said);
+    }
+    let said = set.expect("the group is learned and set to protect");
+    assert!(said.contains(&format!("group {group}: discover → protect")), "{said}");
+    agent.wait_for(|l| l.contains(r#""protect":"#) && !l.contains(r#""protect":0"#), "protect in force");
+    let (ran, said) = exec_in(&podman, "handset", "/opt/echo ran");
+    assert!(!ran && refused(&said), "a program the group never ran is refused: {said}");
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut listed = String::new();
+    while Instant::now() < deadline && !listed.contains("exec:/opt/echo") {
+        std::thread::sleep(Duration::from_millis(200));
+        listed = run_picket(&["policy", "modes", "--agent", &socket_arg]).1;
+    }
+    assert!(listed.contains(&format!("{group}: protect since")), "{listed}");
+    assert!(listed.contains("exec:/opt/echo (denied, 1×"), "{listed}");
+
+    let (code, _, said) = run_picket(&["policy", "accept", &group, "exec:/opt/nope", "--agent", &socket_arg]);
+    assert_ne!(code, Some(0));
+    assert!(said.contains("no violation exec:/opt/nope") && said.contains("exec:/opt/echo"), "{said}");
+    let (code, _, said) = run_picket(&["policy", "accept", &group, "exec:/opt/echo", "--agent", &socket_arg]);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains("accepted exec:/opt/echo"), "{said}");
+    let (ran, said) = exec_in(&podman, "handset", "/opt/echo ran");
+    assert!(ran && said.contains("ran"), "accepted, the program runs: {said}");
+    let (ran, said) = exec_in(&podman, "handset", "cp /bin/busybox /opt/other && /opt/other ran");
+    assert!(!ran && refused(&said), "only what was accepted: {said}");
+
+    let (code, _, said) = run_picket(&["policy", "mode", &group, "discover", "--agent", &socket_arg]);
+    assert_eq!(code, Some(0), "{said}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut ran = false;
+    while Instant::now() < deadline && !ran {
+        std::thread::sleep(Duration::from_millis(200));
+        ran = exec_in(&podman, "handset", "/opt/other ran").0;
+    }
+    assert!(ran, "discover lets everything run again");
+    let (_, listed, _) = run_picket(&["policy", "modes", "--agent", &socket_arg]);
+    assert!(listed.contains("every group is in discover mode"), "{listed}");
+    let log = std::fs::read_to_string(dir.path().join("state/promotions.jsonl")).expect("log");
+    assert!(log.lines().any(|l| l.contains("\"to\":\"protect\"") && l.contains("set by ")), "{log}");
+    assert!(log.lines().any(|l| l.contains("accepted exec:/opt/echo")), "{log}");
+    assert!(log.lines().any(|l| l.contains("\"to\":\"discover\"")), "{log}");
+    drop(agent);
+}

@@ -375,12 +375,7 @@ pub async fn request_agent<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unp
     timeout: Duration,
 ) -> Result<crate::agent::wire::AgentReply, String> {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
-    let kind = match request {
-        crate::agent::wire::Request::BenchNode => crate::agent::wire::BENCH_REPLY,
-        crate::agent::wire::Request::Baselines => "baselines",
-        crate::agent::wire::Request::Policy => "policy",
-        crate::agent::wire::Request::ApplyPolicy { .. } => "applied",
-    };
+    let kind = request.reply_kind();
     let (reading, mut writing) = tokio::io::split(stream);
     let line = serde_json::to_string(request).map_err(|e| format!("{what}: {e}"))?;
     writing.write_all(format!("{line}\n").as_bytes()).await.map_err(|e| format!("{what}: cannot ask: {e}"))?;
@@ -441,6 +436,39 @@ pub async fn apply_policy(socket: &Path, label: &Path, text: &str) -> Result<App
     let request = crate::agent::wire::Request::ApplyPolicy { yaml: text.to_string() };
     let reply = ask_local_agent(socket, &request).await?;
     Ok(Applied { summary: reply.summary.unwrap_or_default(), kept_as: reply.policy_file.unwrap_or_default() })
+}
+
+/// The modes the agent at `socket` keeps per group (set by hand or promoted, each with its
+/// violations), and the groups the policy in force holds instead. What `picket policy modes` and
+/// the Behaviour pane both read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Modes {
+    pub groups: std::collections::BTreeMap<String, super::promotion::Promoted>,
+    pub held: Vec<String>,
+}
+
+pub async fn modes(socket: &Path) -> Result<Modes, String> {
+    let reply = ask_local_agent(socket, &crate::agent::wire::Request::Modes).await?;
+    Ok(Modes { groups: reply.modes.unwrap_or_default(), held: reply.held })
+}
+
+/// Sets `group`'s mode on the agent at `socket`: what the agent did (`group …: discover →
+/// protect`). What `picket policy mode` and the Behaviour pane both call.
+pub async fn set_mode(socket: &Path, group: &str, mode: crate::policy::spec::Mode) -> Result<String, String> {
+    let request =
+        crate::agent::wire::Request::SetMode { group: group.to_string(), mode, who: crate::policy::history::who() };
+    Ok(ask_local_agent(socket, &request).await?.summary.unwrap_or_default())
+}
+
+/// Accepts `violations` (`exec:/bin/sh` …) into `group`'s policy on the agent at `socket`. What
+/// `picket policy accept` and the Behaviour pane both call.
+pub async fn accept_violations(socket: &Path, group: &str, violations: &[String]) -> Result<String, String> {
+    let request = crate::agent::wire::Request::Accept {
+        group: group.to_string(),
+        violations: violations.to_vec(),
+        who: crate::policy::history::who(),
+    };
+    Ok(ask_local_agent(socket, &request).await?.summary.unwrap_or_default())
 }
 
 /// The policy the agent at `socket` holds: where it is kept and its text.

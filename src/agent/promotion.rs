@@ -3,7 +3,9 @@
 //! learned nothing new for the quiet period (its learned policy, in monitor mode, is put in
 //! force), and from monitor to protect after it ran that long without a violation. Every change
 //! is logged (`STATE_DIR/promotions.jsonl`, and standard error) and kept, so promotions survive a
-//! restart.
+//! restart. An operator may also set a group's mode (`picket policy mode`, the Behaviour pane's
+//! keys) and accept a violation into its policy (`picket policy accept`); both are logged the same
+//! way.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -28,6 +30,74 @@ pub struct Promoted {
     pub since_ms: u64,
     /// Its last violation (Unix ms; 0: none).
     pub last_violation_ms: u64,
+    /// What broke its policy lately, folded by what it was (at most `MAX_VIOLATIONS`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub violations: Vec<Violation>,
+}
+
+/// At most this many distinct violations are kept per group; the oldest make room.
+pub const MAX_VIOLATIONS: usize = 32;
+
+/// One thing a group's policy did not allow, folded with its repeats.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Violation {
+    pub kind: ViolationKind,
+    /// The program (exec), the file (write) or `address:port` (connect).
+    pub subject: String,
+    pub first_ms: u64,
+    pub last_ms: u64,
+    pub count: u64,
+    /// `alerted` (monitor) or `denied` (protect), the last time.
+    pub action: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ViolationKind {
+    Exec,
+    Write,
+    Connect,
+}
+
+impl Violation {
+    /// What a policy alert was about, if it can be accepted into a learned policy.
+    pub fn of(alert: &super::alert::Alert) -> Option<Self> {
+        let event = &alert.event;
+        let (kind, subject) = match alert.rule.as_str() {
+            "policy-exec" if !event.exe.is_empty() => (ViolationKind::Exec, event.exe.clone()),
+            "policy-file" if event.write && !event.path.is_empty() => (ViolationKind::Write, event.path.clone()),
+            "policy-connect" if event.remote.parse::<std::net::SocketAddr>().is_ok() => {
+                (ViolationKind::Connect, event.remote.clone())
+            }
+            _ => return None,
+        };
+        let action = serde_json::to_value(alert.action).ok()?.as_str()?.to_string();
+        Some(Self { kind, subject, first_ms: alert.at_unix_ms, last_ms: alert.at_unix_ms, count: 1, action })
+    }
+
+    /// How it is named on the command line and in the pane: `exec:/bin/sh`, `write:/etc/x`,
+    /// `connect:10.0.0.1:443`.
+    pub fn key(&self) -> String {
+        let kind = match self.kind {
+            ViolationKind::Exec => "exec",
+            ViolationKind::Write => "write",
+            ViolationKind::Connect => "connect",
+        };
+        format!("{kind}:{}", self.subject)
+    }
+}
+
+/// Why a mode could not be set or a violation accepted.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PromotionError {
+    #[error("group {0}: nothing learned of it yet")]
+    Unknown(String),
+    #[error("group {0}: it runs in discover mode, so it has no policy to accept into (set monitor or protect first)")]
+    NotPromoted(String),
+    #[error("group {group}: no violation {key} (its violations: {known})")]
+    NoSuchViolation { group: String, key: String, known: String },
+    #[error("{0}")]
+    Learn(#[from] crate::learn::to_policy::LearnError),
 }
 
 /// A mode change, as logged.
@@ -60,11 +130,106 @@ impl Promotion {
     }
 
     /// A violation in `group` (a policy alert on one of its containers): its clean period starts
-    /// again.
-    pub fn violation(&mut self, group: &str, at_ms: u64) {
-        if let Some(promoted) = self.groups.get_mut(group) {
-            promoted.last_violation_ms = promoted.last_violation_ms.max(at_ms);
+    /// again, and what it was is kept for the operator to accept.
+    pub fn violation(&mut self, group: &str, alert: &super::alert::Alert) {
+        let Some(promoted) = self.groups.get_mut(group) else { return };
+        promoted.last_violation_ms = promoted.last_violation_ms.max(alert.at_unix_ms);
+        let Some(violation) = Violation::of(alert) else { return };
+        let seen = promoted.violations.iter_mut().find(|v| v.kind == violation.kind && v.subject == violation.subject);
+        match seen {
+            Some(seen) => {
+                seen.count += 1;
+                seen.last_ms = seen.last_ms.max(violation.last_ms);
+                seen.action = violation.action;
+            }
+            None => {
+                if promoted.violations.len() >= MAX_VIOLATIONS
+                    && let Some(oldest) = (0..promoted.violations.len()).min_by_key(|&i| promoted.violations[i].last_ms)
+                {
+                    promoted.violations.remove(oldest);
+                }
+                promoted.violations.push(violation);
+            }
         }
+    }
+
+    /// Sets `group`'s mode by hand: monitor or protect put its learned policy (or the one it
+    /// already has, with what was accepted into it) in force in that mode; discover takes it
+    /// out of the agent's modes, so only learning goes on. None: it is in that mode already.
+    pub fn set_mode(
+        &mut self,
+        group: &str,
+        mode: Mode,
+        baselines: &Baselines,
+        now_ms: u64,
+        who: &str,
+    ) -> Result<Option<ModeChange>, PromotionError> {
+        let from = self.groups.get(group).map_or(Mode::Discover, |p| p.mode);
+        if from == mode {
+            return Ok(None);
+        }
+        match (mode, self.groups.get_mut(group)) {
+            (Mode::Discover, _) => {
+                self.groups.remove(group);
+            }
+            (_, Some(promoted)) => {
+                promoted.mode = mode;
+                promoted.policy.spec.mode = mode;
+                promoted.since_ms = now_ms;
+            }
+            (_, None) => {
+                let baseline = baselines.get(group).ok_or_else(|| PromotionError::Unknown(group.to_string()))?;
+                let policy = crate::learn::to_policy::policy_of(baseline, mode)?;
+                let promoted =
+                    Promoted { policy, mode, since_ms: now_ms, last_violation_ms: 0, violations: Vec::new() };
+                self.groups.insert(group.to_string(), promoted);
+            }
+        }
+        Ok(Some(ModeChange {
+            at_unix_ms: now_ms,
+            group: group.to_string(),
+            from,
+            to: mode,
+            why: format!("set by {who}"),
+        }))
+    }
+
+    /// Accepts violations of `group` (by `Violation::key`) into its policy: the program is
+    /// allowed, the file may be written, the address and port may be connected to. The change is
+    /// logged like a mode change (the same mode on both sides).
+    pub fn accept(
+        &mut self,
+        group: &str,
+        keys: &[String],
+        now_ms: u64,
+        who: &str,
+    ) -> Result<ModeChange, PromotionError> {
+        let promoted = self.groups.get_mut(group).ok_or_else(|| PromotionError::NotPromoted(group.to_string()))?;
+        let mut taken = Vec::new();
+        for key in keys {
+            let Some(at) = promoted.violations.iter().position(|v| &v.key() == key) else {
+                let known: Vec<String> = promoted.violations.iter().map(Violation::key).collect();
+                return Err(PromotionError::NoSuchViolation {
+                    group: group.to_string(),
+                    key: key.clone(),
+                    known: if known.is_empty() { "none".into() } else { known.join(", ") },
+                });
+            };
+            taken.push(at);
+        }
+        taken.sort_unstable();
+        taken.dedup();
+        for at in taken.iter().rev() {
+            let violation = promoted.violations.remove(*at);
+            allow(&mut promoted.policy.spec, &violation);
+        }
+        Ok(ModeChange {
+            at_unix_ms: now_ms,
+            group: group.to_string(),
+            from: promoted.mode,
+            to: promoted.mode,
+            why: format!("{who} accepted {}", keys.join(", ")),
+        })
     }
 
     /// The promotions due now. `policed` are the groups another policy (a file, the cluster, an
@@ -83,7 +248,13 @@ impl Promotion {
                 let Ok(policy) = crate::learn::to_policy::policy_of(baseline, Mode::Monitor) else { continue };
                 self.groups.insert(
                     key.clone(),
-                    Promoted { policy, mode: Mode::Monitor, since_ms: now_ms, last_violation_ms: 0 },
+                    Promoted {
+                        policy,
+                        mode: Mode::Monitor,
+                        since_ms: now_ms,
+                        last_violation_ms: 0,
+                        violations: Vec::new(),
+                    },
                 );
                 changes.push(ModeChange {
                     at_unix_ms: now_ms,
@@ -150,6 +321,47 @@ impl Promotion {
     }
 }
 
+/// Widens `spec` by what `violation` did.
+fn allow(spec: &mut crate::policy::spec::PolicySpec, violation: &Violation) {
+    use crate::policy::spec::{Action, FileRule, NetworkRule, Peer, PortRule, ProcessRule};
+    match violation.kind {
+        ViolationKind::Exec => {
+            let open = spec.process.iter_mut().find(|r| r.action == Action::Allow && r.from_source.is_empty());
+            match open {
+                Some(rule) if !rule.match_paths.contains(&violation.subject) => {
+                    rule.match_paths.push(violation.subject.clone());
+                    rule.match_paths.sort();
+                }
+                Some(_) => {}
+                None => spec.process.push(ProcessRule {
+                    match_paths: vec![violation.subject.clone()],
+                    match_directories: Vec::new(),
+                    from_source: Vec::new(),
+                    user: None,
+                    action: Action::Allow,
+                }),
+            }
+        }
+        ViolationKind::Write => spec.file.push(FileRule {
+            match_paths: vec![violation.subject.clone()],
+            match_directories: Vec::new(),
+            read_only: false,
+            from_source: Vec::new(),
+            action: Action::Allow,
+        }),
+        ViolationKind::Connect => {
+            let Ok(address) = violation.subject.parse::<std::net::SocketAddr>() else { return };
+            let cidr = ipnet::IpNet::from(address.ip()).to_string();
+            spec.egress.push(NetworkRule {
+                peers: vec![Peer { cidr: Some(cidr), ..Default::default() }],
+                ports: vec![PortRule { port: address.port().to_string(), protocol: None }],
+                applications: Vec::new(),
+                action: Action::Allow,
+            });
+        }
+    }
+}
+
 fn human(duration: Duration) -> String {
     let secs = duration.as_secs();
     match secs {
@@ -163,6 +375,7 @@ fn human(duration: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::agent::alert::Alert;
     use crate::learn::{GroupRef, Observation, Observed};
 
     #[test]
@@ -195,7 +408,7 @@ mod tests {
         promotion.save(&changes).expect("saved");
 
         // A violation at 12 s: the clean period counts from there.
-        promotion.violation("local/web:1", 12_000);
+        promotion.violation("local/web:1", &policy_alert("policy-exec", 12_000, |e| e.exe = "/bin/sh".into()));
         assert!(promotion.tick(&baselines, &policed, 17_500).iter().all(|c| c.to != Mode::Protect));
         let changes = promotion.tick(&baselines, &policed, 22_000);
         assert!(changes.iter().any(|c| c.group == "local/web:1" && c.to == Mode::Protect), "{changes:?}");
@@ -214,5 +427,129 @@ mod tests {
         assert_eq!(again.groups["local/web:1"].mode, Mode::Protect, "kept across restarts");
         let log = std::fs::read_to_string(dir.path().join(LOG_FILE)).expect("log");
         assert!(log.lines().count() >= 2, "{log}");
+    }
+
+    fn policy_alert(rule: &str, at_ms: u64, fill: impl FnOnce(&mut crate::agent::alert::Trigger)) -> Alert {
+        let mut event = crate::agent::alert::Trigger::default();
+        fill(&mut event);
+        Alert {
+            id: String::new(),
+            at_unix_ms: at_ms,
+            rule: rule.into(),
+            title: rule.into(),
+            severity: crate::model::Severity::High,
+            technique: String::new(),
+            why: String::new(),
+            mode: crate::agent::enforce::Mode::Protect,
+            action: crate::agent::alert::Action::Denied,
+            policy: String::new(),
+            event,
+            ancestry: Vec::new(),
+            count: 1,
+        }
+    }
+
+    fn learned(image: &str) -> Baselines {
+        let mut baselines = Baselines::default();
+        baselines.observe(&Observation {
+            group: GroupRef::local(image),
+            at_ms: 1_000,
+            what: Observed::Exec { exe: "/bin/busybox".into(), path: "/bin/busybox".into(), parent: "".into(), uid: 0 },
+        });
+        baselines
+    }
+
+    #[test]
+    fn a_mode_set_by_hand_puts_the_learned_policy_in_force_and_discover_takes_it_out() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let baselines = learned("web:1");
+        let mut promotion = Promotion::load(dir.path(), None, None);
+        let change = promotion.set_mode("local/web:1", Mode::Protect, &baselines, 5_000, "alice").expect("set");
+        let change = change.expect("a change");
+        assert_eq!((change.from, change.to, change.why.as_str()), (Mode::Discover, Mode::Protect, "set by alice"));
+        let rules = promotion.policy_file().expect("held");
+        assert_eq!(rules.containers[0].mode, crate::agent::enforce::Mode::Protect);
+        assert_eq!(promotion.set_mode("local/web:1", Mode::Protect, &baselines, 6_000, "alice"), Ok(None));
+        let change = promotion.set_mode("local/web:1", Mode::Monitor, &baselines, 7_000, "bob").expect("set");
+        assert_eq!(change.map(|c| c.from), Some(Mode::Protect));
+        assert_eq!(promotion.groups["local/web:1"].policy.spec.mode, Mode::Monitor);
+        promotion.set_mode("local/web:1", Mode::Discover, &baselines, 8_000, "bob").expect("set");
+        assert!(promotion.groups.is_empty() && promotion.policy_file().expect("empty").containers.is_empty());
+        assert_eq!(
+            promotion.set_mode("local/nobody:1", Mode::Monitor, &baselines, 9_000, "bob"),
+            Err(PromotionError::Unknown("local/nobody:1".into()))
+        );
+    }
+
+    #[test]
+    fn violations_are_folded_bounded_and_accepted_into_the_policy() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let baselines = learned("web:1");
+        let group = "local/web:1";
+        let mut promotion = Promotion::load(dir.path(), None, None);
+        promotion.set_mode(group, Mode::Protect, &baselines, 1_000, "alice").expect("set");
+        for at in [2_000, 3_000] {
+            promotion.violation(group, &policy_alert("policy-exec", at, |e| e.exe = "/usr/bin/curl".into()));
+        }
+        promotion.violation(
+            group,
+            &policy_alert("policy-file", 4_000, |e| {
+                e.path = "/var/cache/app/x".into();
+                e.write = true;
+            }),
+        );
+        promotion.violation(group, &policy_alert("policy-connect", 5_000, |e| e.remote = "192.0.2.7:8443".into()));
+        promotion.violation(group, &policy_alert("policy-connect", 5_500, |e| e.remote = "[2001:db8::1]:53".into()));
+        promotion.violation(group, &policy_alert("policy-file", 6_000, |e| e.path = "/etc/shadow".into()));
+        let violations = &promotion.groups[group].violations;
+        let keys: Vec<String> = violations.iter().map(Violation::key).collect();
+        assert_eq!(
+            keys,
+            ["exec:/usr/bin/curl", "write:/var/cache/app/x", "connect:192.0.2.7:8443", "connect:[2001:db8::1]:53"],
+            "a read refused by a hand-written rule is not something to accept"
+        );
+        assert_eq!((violations[0].count, violations[0].first_ms, violations[0].last_ms), (2, 2_000, 3_000));
+        assert_eq!(promotion.groups[group].last_violation_ms, 6_000);
+
+        let wrong = promotion.accept(group, &["exec:/bin/nope".into()], 7_000, "alice");
+        assert!(
+            matches!(&wrong, Err(PromotionError::NoSuchViolation { known, .. }) if known.contains("exec:/usr/bin/curl"))
+        );
+        assert_eq!(promotion.groups[group].violations.len(), 4, "nothing taken on a mistake");
+        let keys: Vec<String> = keys.clone();
+        let change = promotion.accept(group, &keys, 7_000, "alice").expect("accepted");
+        assert!(change.why.contains("alice accepted exec:/usr/bin/curl"), "{change:?}");
+        assert!(promotion.groups[group].violations.is_empty());
+
+        let rules = promotion.policy_file().expect("held");
+        let policy = &rules.resolve_all()[0];
+        let allowed = policy.exec_allowlist.as_ref().expect("an allowlist");
+        assert!(allowed.iter().any(|p| p == "/usr/bin/curl") && allowed.iter().any(|p| p == "/bin/busybox"));
+        let writes = |path: &str| {
+            crate::agent::enforce::deciding_rule(&policy.file_rules, path).is_none_or(|rule| !rule.deny_write)
+        };
+        assert!(writes("/var/cache/app/x"), "{policy:?}");
+        assert!(!writes("/var/cache/app/y"), "only what was accepted: {policy:?}");
+        let connect = policy.connect.as_ref().expect("connect rules");
+        let may = |address: &str, protocol: u32| {
+            let address: std::net::SocketAddr = address.parse().expect("address");
+            connect.deny.iter().all(|d| !d.covers(address.ip(), address.port(), protocol))
+                && connect
+                    .allow
+                    .as_ref()
+                    .is_none_or(|l| l.iter().any(|d| d.covers(address.ip(), address.port(), protocol)))
+        };
+        assert!(may("192.0.2.7:8443", 6) && may("192.0.2.7:8443", 17), "any protocol: {connect:?}");
+        assert!(!may("192.0.2.7:8444", 6) && !may("192.0.2.8:8443", 6), "only what was accepted: {connect:?}");
+        assert!(may("[2001:db8::1]:53", 17), "{connect:?}");
+
+        // Bounded: the oldest make room.
+        for i in 0..(MAX_VIOLATIONS as u64 + 5) {
+            promotion.violation(group, &policy_alert("policy-exec", 10_000 + i, |e| e.exe = format!("/tmp/p{i}")));
+        }
+        let violations = &promotion.groups[group].violations;
+        assert_eq!(violations.len(), MAX_VIOLATIONS);
+        assert!(violations.iter().all(|v| v.subject != "/tmp/p0"), "the oldest went first");
+        assert!(matches!(promotion.accept("local/other:1", &[], 1, "a"), Err(PromotionError::NotPromoted(_))));
     }
 }

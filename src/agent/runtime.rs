@@ -257,11 +257,12 @@ enum Answer {
 }
 
 impl Answer {
-    fn finish(self, enforcing: Option<&Enforcing>) -> String {
+    /// The answer's line; `kind` is the request's answer type.
+    fn finish(self, enforcing: Option<&Enforcing>, kind: &str) -> String {
         use super::wire::AgentReply;
         let reply = match self {
             Answer::Ready(reply) => reply,
-            Answer::Refused(error) => AgentReply::refused("applied", error),
+            Answer::Refused(error) => AgentReply::refused(kind, error),
             Answer::Applied => match enforcing {
                 Some(e) if e.error.is_some() => AgentReply::refused("applied", e.error.clone().unwrap_or_default()),
                 Some(e) => {
@@ -342,7 +343,82 @@ fn answer(
             }
             Answer::Applied
         }
+        Request::Modes => {
+            let Some(promotion) = out.promotion.as_ref() else { return Answer::Refused(NO_MODES.into()) };
+            let modes = promotion.groups.clone();
+            let mut held: Vec<String> = held_groups(out, enforcing.as_ref()).into_iter().collect();
+            held.sort();
+            Answer::Ready(AgentReply { modes: Some(modes), held, ..AgentReply::new("modes") })
+        }
+        Request::SetMode { group, mode, who } => {
+            if held_groups(out, enforcing.as_ref()).contains(&group) {
+                let file = enforcing.as_ref().map(|e| e.path.display().to_string()).unwrap_or_default();
+                return Answer::Refused(format!(
+                    "group {group} is held by the policy in force ({file}): change its mode there (:policies, or picket policy apply)"
+                ));
+            }
+            let now_ms = crate::agent::events::wall_ms_of_boottime(crate::agent::events::boottime_ns());
+            change_modes(out, enforcing, state_dir, enforce_with, |promotion, baselines| {
+                promotion.set_mode(&group, mode, baselines, now_ms, &who)
+            })
+        }
+        Request::Accept { group, violations, who } => {
+            let now_ms = crate::agent::events::wall_ms_of_boottime(crate::agent::events::boottime_ns());
+            change_modes(out, enforcing, state_dir, enforce_with, |promotion, _| {
+                promotion.accept(&group, &violations, now_ms, &who).map(Some)
+            })
+        }
     }
+}
+
+const NO_MODES: &str = "this agent keeps no modes: it learns nothing (--no-learn) or keeps no state (no --state-dir)";
+
+/// The groups of running containers the policy in force (a file, an apply, the cluster's) names.
+fn held_groups(out: &mut Emitter, enforcing: Option<&Enforcing>) -> std::collections::HashSet<String> {
+    let Some(enforcing) = enforcing else { return Default::default() };
+    let running = running_containers(&mut out.resolver, &out.names);
+    enforcing.policed_groups(&running)
+}
+
+/// A change of the kept modes made by `change`: put in force (or undone when the enforcing rung
+/// cannot hold it), kept, and logged.
+fn change_modes(
+    out: &mut Emitter,
+    enforcing: &mut Option<Enforcing>,
+    state_dir: &Option<std::path::PathBuf>,
+    enforce_with: Option<super::enforce::Rung>,
+    change: impl FnOnce(
+        &mut super::promotion::Promotion,
+        &crate::learn::Baselines,
+    ) -> Result<Option<super::promotion::ModeChange>, super::promotion::PromotionError>,
+) -> Answer {
+    use super::wire::AgentReply;
+    let (Some(dir), Some(promotion), Some(learning)) = (state_dir, out.promotion.as_mut(), out.learning.as_ref())
+    else {
+        return Answer::Refused(NO_MODES.into());
+    };
+    let before = promotion.groups.clone();
+    let change = match change(promotion, learning.baselines()) {
+        Ok(Some(change)) => change,
+        Ok(None) => return Answer::Ready(AgentReply { summary: Some("no change".into()), ..AgentReply::new("mode") }),
+        Err(e) => return Answer::Refused(e.to_string()),
+    };
+    if let Err(e) = put_promoted(promotion, enforcing, dir, enforce_with) {
+        promotion.groups = before;
+        if let Err(again) = put_promoted(promotion, enforcing, dir, enforce_with) {
+            crate::say!("picket: the modes as they were: {again}");
+        }
+        return Answer::Refused(format!("{e}; the modes in force stay"));
+    }
+    crate::say!("picket: group {}: {:?} → {:?} ({})", change.group, change.from, change.to, change.why);
+    if let Err(e) = promotion.save(std::slice::from_ref(&change)) {
+        crate::say!("picket: cannot keep the modes in {}: {e}", dir.display());
+    }
+    let said = match change.from == change.to {
+        true => format!("group {}: {}", change.group, change.why),
+        false => format!("group {}: {} → {}", change.group, change.from.as_str(), change.to.as_str()),
+    };
+    Answer::Ready(AgentReply { summary: Some(said), ..AgentReply::new("mode") })
 }
 
 /// Promotions due now: logged, kept, and their policies put in force; whether any happened.
@@ -948,7 +1024,7 @@ impl Emitter {
             (self.promotion.as_mut(), container.as_ref().and_then(super::learning::group_of))
             && alert.rule.starts_with("policy-")
         {
-            promotion.violation(&group.key, alert.at_unix_ms);
+            promotion.violation(&group.key, &alert);
         }
         let line = WireEvent::alert(&self.node, alert, container);
         if let Some(learning) = self.learning.as_mut() {
@@ -1128,9 +1204,9 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         sent_watches,
         promotion: None,
     };
-    if let (Some(dir), true, true) =
-        (&options.state_dir, out.learning.is_some(), options.promote_after.is_some() || options.protect_after.is_some())
-    {
+    // Modes are kept whenever the agent learns and keeps state, so an operator can set one
+    // (`picket policy mode`) even when the agent promotes nothing by itself.
+    if let (Some(dir), true) = (&options.state_dir, out.learning.is_some()) {
         let promotion = super::promotion::Promotion::load(dir, options.promote_after, options.protect_after);
         if !promotion.groups.is_empty() {
             crate::say!("picket: {} groups promoted earlier are in their modes again", promotion.groups.len());
@@ -1361,11 +1437,12 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
                 }
             }
             Some(ask) = asked => {
+                let kind = ask.request.reply_kind();
                 let reply = answer(ask.request, &mut enforcing, &mut out, &options.state_dir, options.enforce_with);
                 if matches!(enforcing.as_ref(), Some(e) if e.dirty) {
                     police(&mut out, &mut guard, &mut enforcing, &mut net, &mut network, network_guard);
                 }
-                let _ = ask.reply.send(reply.finish(enforcing.as_ref()));
+                let _ = ask.reply.send(reply.finish(enforcing.as_ref(), kind));
             }
             _ = tokio::signal::ctrl_c() => break,
             _ = terminate.recv() => break,

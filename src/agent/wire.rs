@@ -223,10 +223,32 @@ pub enum Request {
     /// Put this policy in force (either format); a policy that does not check is refused and
     /// the one in force stays (`picket policy apply --agent`).
     ApplyPolicy { yaml: String },
+    /// Every group's mode the agent keeps (set by hand or promoted), with its violations, and the
+    /// groups the policy in force holds (`picket policy modes`).
+    Modes,
+    /// Sets a group's mode (`picket policy mode GROUP MODE`); `who` goes to the log.
+    SetMode { group: String, mode: crate::policy::spec::Mode, who: String },
+    /// Accepts violations (`exec:/bin/sh`, `write:/etc/x`, `connect:10.0.0.1:443`) into a group's
+    /// policy (`picket policy accept GROUP VIOLATION…`).
+    Accept { group: String, violations: Vec<String>, who: String },
+}
+
+impl Request {
+    /// The `type` of its answer's line.
+    pub fn reply_kind(&self) -> &'static str {
+        match self {
+            Request::BenchNode => BENCH_REPLY,
+            Request::Baselines => "baselines",
+            Request::Policy => "policy",
+            Request::ApplyPolicy { .. } => "applied",
+            Request::Modes => "modes",
+            Request::SetMode { .. } | Request::Accept { .. } => "mode",
+        }
+    }
 }
 
 /// The answer to a request other than `bench-node`: `{"type":"baselines"|"policy"|"applied", …}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgentReply {
     #[serde(rename = "type")]
     pub kind: String,
@@ -243,6 +265,12 @@ pub struct AgentReply {
     pub summary: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The groups' modes the agent keeps, by group key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modes: Option<std::collections::BTreeMap<String, super::promotion::Promoted>>,
+    /// The groups the policy in force holds (their modes are that policy's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held: Vec<String>,
 }
 
 impl AgentReply {
@@ -255,6 +283,8 @@ impl AgentReply {
             policy: None,
             summary: None,
             error: None,
+            modes: None,
+            held: Vec::new(),
         }
     }
 

@@ -85,6 +85,36 @@ pub enum PolicyCommand {
     },
     /// Apply version N of TARGET again (kept as a new version)
     Restore { target: String, version: u32 },
+    /// Each group's mode on the local agent (set by hand or promoted), since when, and what broke
+    /// its policy lately; groups the policy in force holds are named as such
+    Modes {
+        /// The agent's socket
+        #[arg(long, value_name = "SOCKET", default_value = crate::agent::stream::DEFAULT_SOCKET)]
+        agent: PathBuf,
+        /// Print them as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set GROUP's mode on the local agent: monitor or protect put its learned policy in force
+    /// in that mode, discover takes it out (learning goes on); logged in the agent's
+    /// promotions.jsonl
+    Mode {
+        /// `local/IMAGE` or `namespace/Kind/name`, as `picket policy show` names it
+        group: String,
+        #[arg(value_parser = ["discover", "monitor", "protect"])]
+        mode: String,
+        #[arg(long, value_name = "SOCKET", default_value = crate::agent::stream::DEFAULT_SOCKET)]
+        agent: PathBuf,
+    },
+    /// Accept violations of GROUP into its policy on the local agent (`exec:/usr/bin/curl`,
+    /// `write:/var/cache/x`, `connect:10.0.0.7:443`, as `picket policy modes` lists them)
+    Accept {
+        group: String,
+        #[arg(required = true, value_name = "VIOLATION")]
+        violations: Vec<String>,
+        #[arg(long, value_name = "SOCKET", default_value = crate::agent::stream::DEFAULT_SOCKET)]
+        agent: PathBuf,
+    },
     /// Replay a recorded agent stream (picket agent run > recorded.jsonl) against FILE and print
     /// what would be alerted or denied, offline; exit 1 when something would be
     Test {
@@ -373,6 +403,32 @@ pub fn run(
             crate::out!("{}", out.trim_end()).context("cannot write to standard output")?;
             Ok(ExitCode::SUCCESS)
         }
+        PolicyCommand::Modes { agent, json } => {
+            let modes = runtime()?.block_on(crate::agent::client::modes(agent)).map_err(anyhow::Error::msg)?;
+            let text = match json {
+                true => {
+                    serde_json::to_string_pretty(&serde_json::json!({ "groups": modes.groups, "held": modes.held }))
+                        .context("cannot write JSON")?
+                }
+                false => show_modes(&modes),
+            };
+            crate::out!("{}", text.trim_end()).context("cannot write to standard output")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        PolicyCommand::Mode { group, mode, agent } => {
+            let mode: crate::policy::spec::Mode = mode.parse().map_err(anyhow::Error::msg)?;
+            let said =
+                runtime()?.block_on(crate::agent::client::set_mode(agent, group, mode)).map_err(anyhow::Error::msg)?;
+            crate::say!("picket: {said}");
+            Ok(ExitCode::SUCCESS)
+        }
+        PolicyCommand::Accept { group, violations, agent } => {
+            let said = runtime()?
+                .block_on(crate::agent::client::accept_violations(agent, group, violations))
+                .map_err(anyhow::Error::msg)?;
+            crate::say!("picket: {said}");
+            Ok(ExitCode::SUCCESS)
+        }
         PolicyCommand::Restore { target, version } => {
             let store = open_store(overrides)?;
             let found = crate::policy::history::PolicyHistory::open(&store)?.get(target, *version)?;
@@ -574,6 +630,23 @@ fn group_list(baselines: &crate::learn::Baselines) -> String {
 }
 
 /// The baselines as text: per group, programs as a tree from those started from outside.
+fn show_modes(modes: &crate::agent::client::Modes) -> String {
+    let mut out = String::new();
+    for (group, promoted) in &modes.groups {
+        out.push_str(&format!("{group}: {} since {}\n", promoted.mode.as_str(), when(promoted.since_ms)));
+        for v in &promoted.violations {
+            out.push_str(&format!("  {} ({}, {}×, last {})\n", v.key(), v.action, v.count, when(v.last_ms)));
+        }
+    }
+    for group in &modes.held {
+        out.push_str(&format!("{group}: held by the policy in force\n"));
+    }
+    if out.is_empty() {
+        out.push_str("no group has a mode yet: every group is in discover mode (picket policy mode GROUP monitor)\n");
+    }
+    out
+}
+
 fn show_baselines(baselines: &crate::learn::Baselines) -> String {
     let mut out = String::new();
     if baselines.groups.is_empty() {

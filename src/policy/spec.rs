@@ -131,6 +131,30 @@ pub enum Mode {
     Protect,
 }
 
+impl Mode {
+    /// As the YAML writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Discover => "discover",
+            Mode::Monitor => "monitor",
+            Mode::Protect => "protect",
+        }
+    }
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "discover" => Ok(Mode::Discover),
+            "monitor" => Ok(Mode::Monitor),
+            "protect" => Ok(Mode::Protect),
+            other => Err(format!("{other:?} is not a mode (discover, monitor, protect)")),
+        }
+    }
+}
+
 /// What a rule does with what it matches (KubeArmor's actions).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum Action {
