@@ -485,7 +485,7 @@ fn an_operator_sets_a_groups_mode_and_accepts_a_violation() {
         set = (code == Some(0)).then_some(said);
     }
     let said = set.expect("the group is learned and set to protect");
-    assert!(said.contains(&format!("group {group}: discover → protect")), "{said}");
+    assert!(said.contains(&format!("discover → protect: {group}")), "{said}");
     agent.wait_for(|l| l.contains(r#""protect":"#) && !l.contains(r#""protect":0"#), "protect in force");
     let (ran, said) = exec_in(&podman, "handset", "/opt/echo ran");
     assert!(!ran && refused(&said), "a program the group never ran is refused: {said}");
@@ -522,7 +522,7 @@ fn an_operator_sets_a_groups_mode_and_accepts_a_violation() {
     let (_, listed, _) = run_picket(&["policy", "modes", "--agent", &socket_arg]);
     assert!(listed.contains("every group is in discover mode"), "{listed}");
     let log = std::fs::read_to_string(dir.path().join("state/promotions.jsonl")).expect("log");
-    assert!(log.lines().any(|l| l.contains("\"to\":\"protect\"") && l.contains("set by ")), "{log}");
+    assert!(log.lines().any(|l| l.contains("\"to\":\"protect\"") && l.contains("\"who\":")), "{log}");
     assert!(log.lines().any(|l| l.contains("accepted exec:/opt/echo")), "{log}");
     assert!(log.lines().any(|l| l.contains("\"to\":\"discover\"")), "{log}");
     drop(agent);

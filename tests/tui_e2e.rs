@@ -643,3 +643,101 @@ impl Drop for StopOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// The Behaviour pane's keys against a real agent and a real Podman container: `m` asks and
+/// sets the group to monitor, then protect; a program the container never ran is refused and
+/// shows up as the group's violation; `a` accepts it and the program runs.
+#[test]
+fn behaviour_pane_sets_a_groups_mode_and_accepts_a_violation() {
+    if !common::is_root() || !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
+        eprintln!("skipped: the agent needs root and /sys/kernel/btf/vmlinux");
+        return;
+    }
+    if !have_tool("tmux") {
+        return;
+    }
+    let Some(podman) = common::engines::Podman::start() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("agent.sock");
+    let agent_log = dir.path().join("agent.log");
+    let _agent = StopOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+            .args(["agent", "run", "--for", "180", "--quiet", "--containers-only", "--no-rules", "--socket"])
+            .arg(&socket)
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .env("CONTAINER_HOST", format!("unix://{}", podman.socket.display()))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&agent_log).expect("agent log"))
+            .spawn()
+            .expect("agent starts"),
+    );
+    if wait_for(Duration::from_secs(30), || socket.exists().then_some(())).is_none() {
+        panic!("the agent never served its socket: {}", std::fs::read_to_string(&agent_log).unwrap_or_default());
+    }
+    let image = "localhost/picket-e2e-modes:1";
+    podman.podman(&["tag", common::engines::Podman::IMAGE, image]);
+    podman.podman(&[
+        "run",
+        "-d",
+        "--name",
+        "e2e-modes",
+        image,
+        "sh",
+        "-c",
+        "mkdir -p /opt && cp /bin/busybox /opt/echo; while true; do date > /dev/null; sleep 0.3; done",
+    ]);
+    let group = format!("local/{image}");
+    let command = format!(
+        "env CONTAINER_HOST=unix://{sock} PICKET_AGENT_SOCKET={agent} XDG_CONFIG_HOME={d}/config XDG_DATA_HOME={d}/data KUBECONFIG={d}/none {bin}; echo \"EXIT=$?\" > {d}/exit; sleep 60",
+        sock = podman.socket.display(),
+        agent = socket.display(),
+        d = dir.path().display(),
+        bin = env!("CARGO_BIN_EXE_picket"),
+    );
+    let tmux = Tmux::start(dir.path(), 140, 40, &command);
+    // Learning takes a moment: ask again until the group is there.
+    tmux.send(&[":", "b", "e", "h", "Enter"]);
+    let listed = wait_for(Duration::from_secs(30), || {
+        tmux.send(&["C-r"]);
+        std::thread::sleep(Duration::from_millis(500));
+        let screen = tmux.screen();
+        screen.contains(&group).then_some(screen)
+    })
+    .unwrap_or_else(|| panic!("the group never showed:\n{}", tmux.screen()));
+    assert!(listed.contains("MODE") && listed.contains("discover"), "{listed}");
+    tmux.send(&["/", "e", "2", "e", "-", "m", "o", "d", "e", "s", "Enter", "Enter"]);
+    tmux.expect("Mode: discover");
+    tmux.send(&["m"]);
+    let asked = tmux.expect(&format!("Set {group} from discover to monitor?"));
+    assert!(asked.contains("learned policy goes in force"), "{asked}");
+    tmux.send(&["y"]);
+    tmux.expect(&format!("discover → monitor: {group}"));
+    tmux.expect("Mode: monitor since");
+    tmux.send(&["m", "y"]);
+    tmux.expect("Mode: protect since");
+
+    let refused = wait_for(Duration::from_secs(10), || {
+        let (ran, said) = podman.try_podman(&["exec", "e2e-modes", "/opt/echo", "ran"]);
+        (!ran).then_some(said)
+    })
+    .expect("a program the group never ran is refused in protect mode");
+    assert!(refused.to_lowercase().contains("permission denied") || refused.contains("not permitted"), "{refused}");
+    let shown = wait_for(Duration::from_secs(15), || {
+        tmux.send(&["C-r"]);
+        std::thread::sleep(Duration::from_millis(400));
+        let screen = tmux.screen();
+        screen.contains("exec:/opt/echo").then_some(screen)
+    })
+    .unwrap_or_else(|| panic!("the violation never showed:\n{}", tmux.screen()));
+    assert!(shown.contains("denied"), "{shown}");
+    tmux.send(&["a"]);
+    tmux.expect(&format!("Accept exec:/opt/echo into {group}'s policy?"));
+    tmux.send(&["y"]);
+    tmux.expect(&format!("accepted exec:/opt/echo into {group}"));
+    let (ran, said) = podman.try_podman(&["exec", "e2e-modes", "/opt/echo", "ran"]);
+    assert!(ran && said.contains("ran"), "accepted, the program runs: {said}");
+    let screen = tmux.expect_gone("exec:/opt/echo  denied");
+    assert!(screen.contains("Mode: protect"), "{screen}");
+    quit_with_status_0(&tmux, dir.path());
+}

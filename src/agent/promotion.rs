@@ -108,6 +108,19 @@ pub struct ModeChange {
     pub from: Mode,
     pub to: Mode,
     pub why: String,
+    /// Who made it, for changes made by hand (empty: the agent's own promotion).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub who: String,
+}
+
+impl ModeChange {
+    /// What the change did, in a line short enough for a toast: the news first.
+    pub fn said(&self) -> String {
+        match self.from == self.to {
+            true => format!("{} into {}", self.why, self.group),
+            false => format!("{} → {}: {}", self.from.as_str(), self.to.as_str(), self.group),
+        }
+    }
 }
 
 pub struct Promotion {
@@ -190,7 +203,8 @@ impl Promotion {
             group: group.to_string(),
             from,
             to: mode,
-            why: format!("set by {who}"),
+            why: "set by hand".into(),
+            who: who.to_string(),
         }))
     }
 
@@ -228,7 +242,8 @@ impl Promotion {
             group: group.to_string(),
             from: promoted.mode,
             to: promoted.mode,
-            why: format!("{who} accepted {}", keys.join(", ")),
+            why: format!("accepted {}", keys.join(", ")),
+            who: who.to_string(),
         })
     }
 
@@ -262,6 +277,7 @@ impl Promotion {
                     from: Mode::Discover,
                     to: Mode::Monitor,
                     why: format!("nothing new learned for {}", human(quiet)),
+                    who: String::new(),
                 });
             }
         }
@@ -281,6 +297,7 @@ impl Promotion {
                     from: Mode::Monitor,
                     to: Mode::Protect,
                     why: format!("no violation for {}", human(clean)),
+                    who: String::new(),
                 });
             }
         }
@@ -466,7 +483,8 @@ mod tests {
         let mut promotion = Promotion::load(dir.path(), None, None);
         let change = promotion.set_mode("local/web:1", Mode::Protect, &baselines, 5_000, "alice").expect("set");
         let change = change.expect("a change");
-        assert_eq!((change.from, change.to, change.why.as_str()), (Mode::Discover, Mode::Protect, "set by alice"));
+        assert_eq!((change.from, change.to, change.who.as_str()), (Mode::Discover, Mode::Protect, "alice"));
+        assert_eq!(change.said(), "discover → protect: local/web:1");
         let rules = promotion.policy_file().expect("held");
         assert_eq!(rules.containers[0].mode, crate::agent::enforce::Mode::Protect);
         assert_eq!(promotion.set_mode("local/web:1", Mode::Protect, &baselines, 6_000, "alice"), Ok(None));
@@ -518,7 +536,9 @@ mod tests {
         assert_eq!(promotion.groups[group].violations.len(), 4, "nothing taken on a mistake");
         let keys: Vec<String> = keys.clone();
         let change = promotion.accept(group, &keys, 7_000, "alice").expect("accepted");
-        assert!(change.why.contains("alice accepted exec:/usr/bin/curl"), "{change:?}");
+        assert_eq!(change.who, "alice");
+        assert!(change.said().starts_with("accepted exec:/usr/bin/curl, write:"), "{change:?}");
+        assert!(change.said().ends_with(" into local/web:1"), "{change:?}");
         assert!(promotion.groups[group].violations.is_empty());
 
         let rules = promotion.policy_file().expect("held");

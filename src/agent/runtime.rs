@@ -410,15 +410,11 @@ fn change_modes(
         }
         return Answer::Refused(format!("{e}; the modes in force stay"));
     }
-    crate::say!("picket: group {}: {:?} → {:?} ({})", change.group, change.from, change.to, change.why);
+    crate::say!("picket: {} (by {})", change.said(), change.who);
     if let Err(e) = promotion.save(std::slice::from_ref(&change)) {
         crate::say!("picket: cannot keep the modes in {}: {e}", dir.display());
     }
-    let said = match change.from == change.to {
-        true => format!("group {}: {}", change.group, change.why),
-        false => format!("group {}: {} → {}", change.group, change.from.as_str(), change.to.as_str()),
-    };
-    Answer::Ready(AgentReply { summary: Some(said), ..AgentReply::new("mode") })
+    Answer::Ready(AgentReply { summary: Some(change.said()), ..AgentReply::new("mode") })
 }
 
 /// Promotions due now: logged, kept, and their policies put in force; whether any happened.

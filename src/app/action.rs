@@ -133,6 +133,16 @@ pub enum Action {
         request: u64,
         result: Result<crate::learn::Baselines, String>,
     },
+    /// The modes the local agent keeps per group, with their violations (asked with the
+    /// baselines), or why not.
+    ModesLoaded {
+        request: u64,
+        result: Result<crate::agent::client::Modes, String>,
+    },
+    /// What the agent said of a mode set or a violation accepted.
+    GroupChanged {
+        result: Result<String, String>,
+    },
     RegistriesLoaded {
         request: u64,
         result: Result<Vec<crate::crawl::overview::RegistryRow>, String>,
@@ -273,6 +283,18 @@ pub enum Effect {
     LoadBaselines {
         request: u64,
         socket: std::path::PathBuf,
+    },
+    /// Set a group's mode on the local agent (`picket policy mode`).
+    SetGroupMode {
+        socket: std::path::PathBuf,
+        group: String,
+        mode: crate::policy::spec::Mode,
+    },
+    /// Accept a group's violation into its policy on the local agent (`picket policy accept`).
+    AcceptViolation {
+        socket: std::path::PathBuf,
+        group: String,
+        violation: String,
     },
     LoadRegistries {
         request: u64,

@@ -245,6 +245,20 @@ impl Effects {
                     let asked = client::ask_local_agent(&socket, &crate::agent::wire::Request::Baselines).await;
                     let result = asked.map(|reply| reply.baselines.unwrap_or_default());
                     let _ = tx.send(Action::BaselinesLoaded { request, result });
+                    let result = client::modes(&socket).await;
+                    let _ = tx.send(Action::ModesLoaded { request, result });
+                });
+            }
+            Effect::SetGroupMode { socket, group, mode } => {
+                tokio::spawn(async move {
+                    let result = client::set_mode(&socket, &group, mode).await;
+                    let _ = tx.send(Action::GroupChanged { result });
+                });
+            }
+            Effect::AcceptViolation { socket, group, violation } => {
+                tokio::spawn(async move {
+                    let result = client::accept_violations(&socket, &group, std::slice::from_ref(&violation)).await;
+                    let _ = tx.send(Action::GroupChanged { result });
                 });
             }
             Effect::LoadRegistries { request, context } => {

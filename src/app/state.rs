@@ -13,7 +13,7 @@ mod policies;
 mod registries;
 mod workloads;
 
-pub use behaviour::{BehaviourState, group_text};
+pub use behaviour::{BehaviourState, GroupMode, group_text};
 pub use compare::CompareState;
 pub use compliance::{BenchDone, BenchKind, BenchRun, CheckDetail, ComplianceState, check_text, result_text};
 pub use containers::{DetailState, container_text};

@@ -136,6 +136,11 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
             behaviour::loaded(state, request, result);
             vec![]
         }
+        Action::ModesLoaded { request, result } => {
+            behaviour::modes_loaded(state, request, result);
+            vec![]
+        }
+        Action::GroupChanged { result } => behaviour::changed(state, result),
         Action::RegistriesLoaded { request, result } => {
             registries::loaded(state, request, result);
             vec![]
@@ -555,6 +560,8 @@ pub fn run_command(state: &mut AppState, command: Command) -> Vec<Effect> {
         Command::ApplyPolicy if in_editor(state) => return policies::apply(state),
         Command::ExternalEditor if in_editor(state) => return policies::external(state),
         Command::NextProblem if in_editor(state) => return policies::next_problem(state),
+        Command::NextMode => return behaviour::next_mode(state),
+        Command::AcceptViolation => return behaviour::accept(state),
         Command::EditText
         | Command::DiffPolicy
         | Command::ApplyPolicy
@@ -574,6 +581,10 @@ fn in_editor(state: &AppState) -> bool {
 fn move_selection(state: &mut AppState, delta: isize) {
     if state.pane() == PaneId::PolicyEditor {
         policies::move_cursor(state, delta);
+        return;
+    }
+    if state.pane() == PaneId::BehaviourGroup {
+        behaviour::move_violation(state, delta);
         return;
     }
     if let Some(view) = state.list_view_mut() {

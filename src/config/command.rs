@@ -38,6 +38,8 @@ pub enum Command {
     DiffPolicy,
     ApplyPolicy,
     NextProblem,
+    NextMode,
+    AcceptViolation,
 }
 
 impl Command {
@@ -75,6 +77,8 @@ impl Command {
         Self::DiffPolicy,
         Self::ApplyPolicy,
         Self::NextProblem,
+        Self::NextMode,
+        Self::AcceptViolation,
         Self::Quit,
     ];
 
@@ -114,6 +118,8 @@ impl Command {
             Self::DiffPolicy => "diff",
             Self::ApplyPolicy => "apply",
             Self::NextProblem => "next-problem",
+            Self::NextMode => "next-mode",
+            Self::AcceptViolation => "accept-violation",
         }
     }
 
@@ -157,6 +163,8 @@ impl Command {
             Self::DiffPolicy => "What applying would change",
             Self::ApplyPolicy => "Apply the edited policy (asks first)",
             Self::NextProblem => "Go to the next problem",
+            Self::NextMode => "Next mode of the group: discover → monitor → protect (asks first)",
+            Self::AcceptViolation => "Accept the selected violation into the group's policy (asks first)",
         }
     }
 }

@@ -178,6 +178,8 @@ const SCOPED_BINDINGS: &[(&str, Command, &str)] = &[
     ("d", Command::DiffPolicy, "policies"),
     ("a", Command::ApplyPolicy, "policies"),
     ("n", Command::NextProblem, "policies"),
+    ("m", Command::NextMode, "behaviour"),
+    ("a", Command::AcceptViolation, "behaviour"),
 ];
 
 const DEFAULT_BINDINGS: &[(&str, Command)] = &[

@@ -3,20 +3,59 @@
 //! baseline in full.
 
 use super::{ListView, Loadable};
+use crate::agent::client::Modes;
+use crate::agent::promotion::{Promoted, Violation};
 use crate::learn::Baseline;
+use crate::policy::spec::Mode;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct BehaviourState {
     pub request: u64,
     pub groups: Loadable<Vec<Baseline>>,
+    /// The modes the agent keeps (an agent that keeps none says why).
+    pub modes: Loadable<Modes>,
     pub view: ListView,
     /// The group opened with enter, by key.
     pub open: Option<String>,
+    /// The selected violation of the open group.
+    pub violation: usize,
+}
+
+/// A group's mode as the pane shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupMode {
+    /// Kept by the agent (set by hand or promoted).
+    Kept(Mode),
+    /// The policy in force (a file, an apply, the cluster's) holds it.
+    Held,
 }
 
 impl BehaviourState {
     pub fn new(request: u64) -> Self {
-        Self { request, groups: Loadable::Loading, view: ListView::default(), open: None }
+        Self {
+            request,
+            groups: Loadable::Loading,
+            modes: Loadable::Loading,
+            view: ListView::default(),
+            open: None,
+            violation: 0,
+        }
+    }
+
+    pub fn mode_of(&self, group: &str) -> GroupMode {
+        let Some(modes) = self.modes.ready() else { return GroupMode::Kept(Mode::Discover) };
+        if modes.held.iter().any(|g| g == group) {
+            return GroupMode::Held;
+        }
+        GroupMode::Kept(modes.groups.get(group).map_or(Mode::Discover, |p| p.mode))
+    }
+
+    pub fn promoted(&self, group: &str) -> Option<&Promoted> {
+        self.modes.ready().and_then(|m| m.groups.get(group))
+    }
+
+    pub fn violations_of(&self, group: &str) -> &[Violation] {
+        self.promoted(group).map_or(&[], |p| p.violations.as_slice())
     }
 
     pub fn list(&self) -> &[Baseline] {

@@ -1,14 +1,14 @@
 //! What the local agent learned each group of containers does (`picket policy show` in a pane),
 //! and one group in full: its programs as a tree from those the runtime started, where it
 //! writes, the sensitive files it reads, where it connects, the ports it accepts on, and what
-//! detections kept out of it.
+//! detections kept out of it; each group's mode and what broke its policy lately.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Paragraph, Row, Wrap};
 
-use crate::app::state::{AppState, Loadable};
+use crate::app::state::{AppState, BehaviourState, GroupMode, Loadable};
 use crate::config::Theme;
 use crate::config::theme::Slot;
 use crate::learn::Baseline;
@@ -28,9 +28,24 @@ fn count<'a>(n: usize, theme: &Theme) -> Text<'a> {
     }
 }
 
-fn group_row<'a>(b: &Baseline, theme: &Theme) -> Row<'a> {
+fn mode_text<'a>(mode: GroupMode, theme: &Theme) -> Text<'a> {
+    match mode {
+        GroupMode::Held => Text::styled("policy", theme.style(Slot::Value)),
+        GroupMode::Kept(crate::policy::spec::Mode::Discover) => Text::styled("discover", theme.style(Slot::Dim)),
+        GroupMode::Kept(crate::policy::spec::Mode::Monitor) => Text::styled("monitor", theme.style(Slot::StatusWarn)),
+        GroupMode::Kept(crate::policy::spec::Mode::Protect) => Text::styled("protect", theme.style(Slot::StatusOk)),
+    }
+}
+
+fn group_row<'a>(b: &Baseline, behaviour: &BehaviourState, theme: &Theme) -> Row<'a> {
+    let violations = behaviour.violations_of(&b.group.key).len();
     Row::new(vec![
         Text::from(b.group.key.clone()),
+        mode_text(behaviour.mode_of(&b.group.key), theme),
+        match violations {
+            0 => Text::styled("·", theme.style(Slot::Dim)),
+            n => Text::styled(n.to_string(), theme.style(Slot::StatusWarn)),
+        },
         count(b.processes.len(), theme),
         count(b.writes.len(), theme),
         count(b.egress.len(), theme),
@@ -75,11 +90,25 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         frame.render_widget(Paragraph::new(lines).block(pane_block(title, theme, true)), area);
         return;
     }
-    let rows = view.visible.iter().filter_map(|&i| behaviour.list().get(i)).map(|b| group_row(b, theme)).collect();
+    let rows =
+        view.visible.iter().filter_map(|&i| behaviour.list().get(i)).map(|b| group_row(b, behaviour, theme)).collect();
     let spec = TableSpec {
-        header: &["GROUP", "PROGRAMS", "WRITES", "PEERS", "PORTS", "KEPT OUT", "SEEN", "LAST LEARNED"],
+        header: &[
+            "GROUP",
+            "MODE",
+            "VIOLATIONS",
+            "PROGRAMS",
+            "WRITES",
+            "PEERS",
+            "PORTS",
+            "KEPT OUT",
+            "SEEN",
+            "LAST LEARNED",
+        ],
         widths: &[
             Constraint::Fill(1),
+            Constraint::Length(8),
+            Constraint::Length(10),
             Constraint::Length(8),
             Constraint::Length(6),
             Constraint::Length(5),
@@ -143,25 +172,71 @@ fn program_lines<'a>(b: &Baseline, theme: &Theme) -> Vec<Line<'a>> {
     out
 }
 
+/// The group's mode, and its violations with the selected one marked.
+fn mode_lines<'a>(behaviour: &BehaviourState, group: &str, theme: &Theme) -> Vec<Line<'a>> {
+    let heading = |text: &str| Line::from(Span::styled(text.to_string(), theme.style(Slot::Header)));
+    let mode = behaviour.mode_of(group);
+    let mut spans = vec![Span::raw("Mode: ")];
+    spans.extend(mode_text(mode, theme).lines.into_iter().flat_map(|l| l.spans));
+    match (&behaviour.modes, mode, behaviour.promoted(group)) {
+        (Loadable::Failed(why), _, _) => {
+            spans.push(Span::styled(format!(" (the agent keeps no modes: {why})"), theme.style(Slot::Dim)));
+        }
+        (_, GroupMode::Held, _) => spans.push(Span::styled(
+            " (the policy in force holds it: change it on the Policies pane)",
+            theme.style(Slot::Dim),
+        )),
+        (_, _, Some(promoted)) => {
+            spans.push(Span::styled(
+                format!(" since {} · m: next mode", when(promoted.since_ms)),
+                theme.style(Slot::Dim),
+            ));
+        }
+        _ => spans.push(Span::styled(" · m: monitor it with what it learned", theme.style(Slot::Dim))),
+    }
+    let mut lines = vec![Line::from(spans)];
+    let violations = behaviour.violations_of(group);
+    if !violations.is_empty() {
+        lines.push(Line::from(""));
+        lines.push(heading("Violations (j/k to pick, a: accept into the policy)"));
+        for (i, v) in violations.iter().enumerate() {
+            let selected = i == behaviour.violation;
+            let style = match selected {
+                true => theme.style(Slot::TableSelected),
+                false => theme.style(Slot::StatusWarn),
+            };
+            lines.push(Line::from(vec![
+                Span::raw(if selected { " ▌" } else { "  " }),
+                Span::styled(v.key(), style),
+                Span::styled(
+                    format!("  {} · {}× · last {}", v.action, v.count, when(v.last_ms)),
+                    theme.style(Slot::Dim),
+                ),
+            ]));
+        }
+    }
+    lines
+}
+
 pub fn render_group(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
-    let Some(b) = state.behaviour.as_ref().and_then(|b| b.opened()) else {
+    let Some(behaviour) = state.behaviour.as_ref() else { return };
+    let Some(b) = behaviour.opened() else {
         frame.render_widget(Paragraph::new("no group open").block(pane_block(" Group ", theme, true)), area);
         return;
     };
     let heading = |text: &str| Line::from(Span::styled(text.to_string(), theme.style(Slot::Header)));
-    let mut lines = vec![
-        Line::from(Span::styled(
-            format!(
-                "{} observations · learning since {} · last new {}",
-                b.observations,
-                when(b.first_ms),
-                when(b.last_change_ms)
-            ),
-            theme.style(Slot::Dim),
-        )),
-        Line::from(""),
-        heading("Programs"),
-    ];
+    let mut lines = vec![Line::from(Span::styled(
+        format!(
+            "{} observations · learning since {} · last new {}",
+            b.observations,
+            when(b.first_ms),
+            when(b.last_change_ms)
+        ),
+        theme.style(Slot::Dim),
+    ))];
+    lines.extend(mode_lines(behaviour, &b.group.key, theme));
+    lines.push(Line::from(""));
+    lines.push(heading("Programs"));
     lines.extend(program_lines(b, theme));
     lines.push(Line::from(""));
     lines.push(heading("Writes"));
@@ -210,8 +285,11 @@ pub fn render_group(frame: &mut Frame, area: Rect, state: &AppState, theme: &The
 
 #[cfg(test)]
 mod tests {
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
     use crate::app::action::{Action, Command, Effect};
     use crate::app::fixtures;
+    use crate::app::state::Mode;
     use crate::app::state::PaneId;
     use crate::app::update::{run_command, update};
     use crate::learn::{Baselines, GroupRef, Observation, Observed};
@@ -249,6 +327,37 @@ mod tests {
         all
     }
 
+    /// The agent keeps shop/Deployment/web in protect with two violations; a policy in force
+    /// holds another group.
+    fn modes(all: &Baselines) -> crate::agent::client::Modes {
+        use crate::agent::promotion::{Promoted, Violation, ViolationKind};
+        let web = all.get("shop/Deployment/web").expect("web");
+        let policy = crate::learn::to_policy::policy_of(web, crate::policy::spec::Mode::Protect).expect("policy");
+        let at = 1_764_930_600_000;
+        let violation = |kind, subject: &str, count| Violation {
+            kind,
+            subject: subject.into(),
+            first_ms: at,
+            last_ms: at,
+            count,
+            action: "denied".into(),
+        };
+        let promoted = Promoted {
+            policy,
+            mode: crate::policy::spec::Mode::Protect,
+            since_ms: at - 60_000,
+            last_violation_ms: at,
+            violations: vec![
+                violation(ViolationKind::Exec, "/usr/bin/curl", 3),
+                violation(ViolationKind::Connect, "192.0.2.7:443", 1),
+            ],
+        };
+        crate::agent::client::Modes {
+            groups: [("shop/Deployment/web".to_string(), promoted)].into(),
+            held: vec!["shop/Deployment/api".into()],
+        }
+    }
+
     #[test]
     fn groups_then_one_group_in_full() {
         let mut state = fixtures::state();
@@ -256,7 +365,9 @@ mod tests {
         assert_eq!(state.pane(), PaneId::Behaviour, "the last top pane");
         let Some(Effect::LoadBaselines { request, socket }) = effects.first().cloned() else { panic!("{effects:?}") };
         assert_eq!(socket, state.agent_socket);
-        update(&mut state, Action::BaselinesLoaded { request, result: Ok(baselines()) });
+        let all = baselines();
+        update(&mut state, Action::BaselinesLoaded { request, result: Ok(all.clone()) });
+        update(&mut state, Action::ModesLoaded { request, result: Ok(modes(&all)) });
         crate::assert_screen!("behaviour", &state);
         run_command(&mut state, Command::Down);
         let effects = run_command(&mut state, Command::Enter);
@@ -280,5 +391,68 @@ mod tests {
         update(&mut state, Action::BaselinesLoaded { request, result: Err(said) });
         let screen = crate::ui::snapshot::screen(&state);
         assert!(screen.contains("cannot connect") && screen.contains("picket agent run"), "{screen}");
+    }
+
+    #[test]
+    fn keys_set_the_next_mode_and_accept_the_picked_violation_after_asking() {
+        let mut state = fixtures::state();
+        let effects = fixtures::show(&mut state, PaneId::Behaviour);
+        let Some(Effect::LoadBaselines { request, .. }) = effects.first().cloned() else { panic!("{effects:?}") };
+        let all = baselines();
+        update(&mut state, Action::BaselinesLoaded { request, result: Ok(all.clone()) });
+        update(&mut state, Action::ModesLoaded { request, result: Ok(modes(&all)) });
+        let screen = crate::ui::snapshot::screen(&state);
+        assert!(screen.contains("protect") && screen.contains("discover"), "{screen}");
+
+        // The first row is local/localhost/batch:2, in discover: m asks to monitor it.
+        let key = |state: &mut crate::app::state::AppState, c: char| {
+            update(state, Action::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)))
+        };
+        key(&mut state, 'm');
+        let Mode::Confirm(asked) = state.mode.clone() else { panic!("a question: {:?}", state.mode) };
+        assert_eq!(asked.question, "Set local/localhost/batch:2 from discover to monitor?");
+        assert_eq!(
+            asked.effect,
+            Effect::SetGroupMode {
+                socket: state.agent_socket.clone(),
+                group: "local/localhost/batch:2".into(),
+                mode: crate::policy::spec::Mode::Monitor
+            }
+        );
+        let effects = key(&mut state, 'y');
+        assert!(effects.contains(&asked.effect), "{effects:?}");
+        let effects = update(
+            &mut state,
+            Action::GroupChanged { result: Ok("discover → monitor: local/localhost/batch:2".into()) },
+        );
+        assert!(effects.iter().any(|e| matches!(e, Effect::LoadBaselines { .. })), "asked again: {effects:?}");
+        assert!(state.toasts.iter().any(|t| t.text.contains("discover → monitor")));
+
+        // web, in protect: its second violation accepted.
+        run_command(&mut state, Command::Down);
+        run_command(&mut state, Command::Enter);
+        assert_eq!(state.pane(), PaneId::BehaviourGroup);
+        run_command(&mut state, Command::Down);
+        crate::assert_screen!("behaviour_violations", &state);
+        key(&mut state, 'a');
+        let Mode::Confirm(asked) = state.mode.clone() else { panic!("a question: {:?}", state.mode) };
+        assert_eq!(asked.question, "Accept connect:192.0.2.7:443 into shop/Deployment/web's policy?");
+        assert!(
+            matches!(&asked.effect, Effect::AcceptViolation { violation, .. } if violation == "connect:192.0.2.7:443")
+        );
+        key(&mut state, 'n');
+        assert_eq!(state.mode, Mode::Normal, "no: nothing sent");
+        key(&mut state, 'm');
+        let Mode::Confirm(asked) = state.mode.clone() else { panic!("a question: {:?}", state.mode) };
+        assert_eq!(asked.question, "Set shop/Deployment/web from protect to discover?");
+        key(&mut state, 'n');
+
+        // A group the policy in force holds is not the agent's to set.
+        if let Some(behaviour) = state.behaviour.as_mut() {
+            behaviour.open = Some("shop/Deployment/api".into());
+        }
+        key(&mut state, 'm');
+        assert_eq!(state.mode, Mode::Normal);
+        assert!(state.toasts.iter().any(|t| t.is_error && t.text.contains("held by the policy in force")));
     }
 }

@@ -35,6 +35,8 @@ fn short_label(command: Command) -> &'static str {
         Command::DeployAgent => "deploy to cluster",
         Command::ExternalEditor => "$EDITOR",
         Command::NextProblem => "next problem",
+        Command::NextMode => "next mode",
+        Command::AcceptViolation => "accept violation",
         _ => command.name(),
     }
 }
@@ -92,6 +94,8 @@ fn hints(state: &AppState, theme: &Theme) -> Line<'static> {
         }
         PaneId::Workloads => &[Command::NextNamespace][..],
         PaneId::Nodes => &[Command::StartAgent, Command::DeployAgent][..],
+        PaneId::Behaviour => &[Command::NextMode][..],
+        PaneId::BehaviourGroup => &[Command::NextMode, Command::AcceptViolation][..],
         PaneId::PolicyEditor | PaneId::PolicyDiff => &[
             Command::EditText,
             Command::DiffPolicy,
