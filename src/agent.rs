@@ -26,6 +26,7 @@ pub mod ring;
 pub mod runtime;
 pub mod sensor;
 pub mod stream;
+pub mod syscalls;
 pub mod wire;
 
 pub use runtime::{RunOptions, run};

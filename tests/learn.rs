@@ -527,3 +527,81 @@ fn an_operator_sets_a_groups_mode_and_accepts_a_violation() {
     assert!(log.lines().any(|l| l.contains("\"to\":\"discover\"")), "{log}");
     drop(agent);
 }
+
+/// Syscall sensing and the seccomp export: the agent learns the calls a container makes (in the
+/// kernel, per cgroup); the profile exported from the learned policy lets the same workload run
+/// under Podman with that profile, and refuses a call it never made (mkdir) with EPERM.
+#[test]
+fn a_learned_seccomp_profile_runs_the_workload_and_refuses_a_new_call() {
+    let Some(podman) = prerequisites() else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let socket = dir.path().join("agent.sock").display().to_string();
+    let agent = Agent::start(&podman, dir.path(), &[]);
+    let image = "localhost/picket-seccomp:1";
+    podman.podman(&["tag", common::engines::Podman::IMAGE, image]);
+    let workload = "date > /dev/null; sleep 0.2; echo done > /dev/null";
+    podman.podman(&["run", "-d", "--name", "calls", image, "sh", "-c", &format!("while true; do {workload}; done")]);
+    let group = format!("local/{image}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut calls: Vec<String> = Vec::new();
+    while Instant::now() < deadline && !calls.iter().any(|c| c == "nanosleep" || c == "clock_nanosleep") {
+        std::thread::sleep(Duration::from_millis(500));
+        let (_, shown, _) = run_picket(&["policy", "show", "--agent", &socket, "--json"]);
+        let baselines: serde_json::Value = serde_json::from_str(&shown).unwrap_or_default();
+        calls = baselines["groups"][&group]["syscalls"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|c| c.as_str().map(String::from)).collect())
+            .unwrap_or_default();
+    }
+    assert!(calls.iter().any(|c| c == "execve"), "the group's calls are learned: {calls:?}");
+    assert!(!calls.iter().any(|c| c == "mkdir" || c == "mkdirat"), "only what it called: {calls:?}");
+    // Let the loop run through every call it makes, then take the profile.
+    std::thread::sleep(Duration::from_secs(3));
+
+    let (code, learned, said) = run_picket(&["policy", "learn", "--agent", &socket, "--group", &group]);
+    assert_eq!(code, Some(0), "{said}");
+    let policy = dir.path().join("learned.yaml");
+    std::fs::write(&policy, &learned).expect("write");
+    let (code, _, said) = run_picket(&["policy", "export", &policy.display().to_string(), "--as", "seccomp"]);
+    assert_eq!(code, Some(2), "no source but the default agent socket, which is not this test's");
+    assert!(said.contains("cannot connect") || said.contains("no system calls"), "{said}");
+    let profiles = dir.path().join("profiles");
+    let (code, _, said) = run_picket(&[
+        "policy",
+        "export",
+        &policy.display().to_string(),
+        "--as",
+        "seccomp",
+        "--agent",
+        &socket,
+        "--out",
+        &profiles.display().to_string(),
+    ]);
+    assert_eq!(code, Some(0), "{said}");
+    let written: Vec<_> = std::fs::read_dir(&profiles).expect("profiles").filter_map(Result::ok).collect();
+    assert_eq!(written.len(), 1, "one profile for the one policy");
+    let profile_path = written[0].path();
+    let profile: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&profile_path).expect("read")).expect("JSON");
+    assert_eq!(profile["defaultAction"], "SCMP_ACT_ERRNO");
+
+    let seccomp = format!("seccomp={}", profile_path.display());
+    let (ran, out) = podman.try_podman(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        &seccomp,
+        image,
+        "sh",
+        "-c",
+        &format!("{workload}; {workload}; echo ran under the profile"),
+    ]);
+    assert!(ran && out.contains("ran under the profile"), "the workload runs under its learned profile: {out}");
+    let (ran, out) =
+        podman.try_podman(&["run", "--rm", "--security-opt", &seccomp, image, "busybox", "mkdir", "/made"]);
+    assert!(!ran && refused(&out), "a call it never made (mkdir) is refused: {out}");
+    let (ran, out) = podman.try_podman(&["run", "--rm", image, "busybox", "mkdir", "/made"]);
+    assert!(ran, "without the profile the same call works: {out}");
+    let stats = agent.lines();
+    assert!(stats.iter().any(|l| l.contains("\"syscalls\"")), "the agent says it senses syscalls");
+}

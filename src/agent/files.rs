@@ -163,10 +163,21 @@ pub enum Watch {
 }
 
 /// The inode of pid 1's mount namespace (the host's; from a DaemonSet pod with the host's PID
-/// namespace, too); 0 when it cannot be read, which no namespace has.
-fn host_mount_namespace() -> u32 {
+/// namespace, too); 0 when it cannot be read, which no namespace has. The link's text
+/// (`mnt:[4026531832]`) is read rather than the namespace stat'ed: where pid 1 is not
+/// dumpable, even root may read the link but not follow it.
+pub fn host_mount_namespace() -> u32 {
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/1/ns/mnt").map_or(0, |m| u32::try_from(m.ino()).unwrap_or(0))
+    let from_link =
+        std::fs::read_link("/proc/1/ns/mnt").ok().and_then(|target| namespace_inode(&target.to_string_lossy()));
+    from_link
+        .or_else(|| std::fs::metadata("/proc/1/ns/mnt").ok().and_then(|m| u32::try_from(m.ino()).ok()))
+        .unwrap_or(0)
+}
+
+/// `mnt:[4026531832]` → 4026531832.
+fn namespace_inode(link: &str) -> Option<u32> {
+    link.strip_prefix("mnt:[")?.strip_suffix(']')?.parse().ok()
 }
 
 impl FileSensor {
@@ -269,6 +280,16 @@ mod tests {
         // A path that fills its field without a NUL is taken up to the end of the field.
         let e = decode_file_event(&record(0, PATH_TRUNCATED, &[b'/'; PATH_LEN])).unwrap();
         assert_eq!(e.path.len(), PATH_LEN);
+    }
+
+    #[test]
+    fn the_hosts_mount_namespace_is_read_from_its_link() {
+        assert_eq!(namespace_inode("mnt:[4026531832]"), Some(4026531832));
+        assert_eq!(namespace_inode("net:[4026531832]"), None);
+        assert_eq!(namespace_inode("mnt:[x]"), None);
+        if std::fs::read_link("/proc/1/ns/mnt").is_ok() {
+            assert_ne!(host_mount_namespace(), 0, "readable here");
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! recorded stream (`picket policy learn --events FILE`), so what is learned offline is what the
 //! agent would have learned live.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 
 use super::attribution::ContainerRef;
@@ -225,6 +225,24 @@ impl Learning {
                 self.changed = true;
                 self.generation += 1;
             }
+        }
+    }
+
+    /// Syscalls a cgroup of `group` made (new ones, as the syscall sensor reads them). Learned
+    /// into the group's baseline once its processes made one (a group is named by them).
+    pub fn take_syscalls(&mut self, group: &str, cgroup_id: u64, names: BTreeSet<String>) {
+        if self.judged.contains(&cgroup_id) {
+            return;
+        }
+        let Some(baseline) = self.baselines.groups.get_mut(group) else { return };
+        let before = baseline.syscalls.len();
+        baseline.syscalls.extend(names);
+        if baseline.syscalls.len() > before {
+            baseline.last_change_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+            self.changed = true;
+            self.generation += 1;
         }
     }
 

@@ -417,6 +417,35 @@ fn change_modes(
     Answer::Ready(AgentReply { summary: Some(change.said()), ..AgentReply::new("mode") })
 }
 
+/// What the running containers' cgroups called since the last look, learned into their groups.
+fn learn_syscalls(out: &mut Emitter, sensor: &mut super::syscalls::SyscallSensor) {
+    let running = running_containers(&mut out.resolver, &out.names);
+    let mut group_of_cgroup = std::collections::HashMap::new();
+    let every: std::collections::HashSet<u64> = running.iter().flat_map(|c| c.cgroups.iter().copied()).collect();
+    for container in &running {
+        if let Some(group) = super::learning::group_key_of_running(container) {
+            for cgroup in &container.cgroups {
+                group_of_cgroup.insert(*cgroup, group.clone());
+            }
+        }
+    }
+    // A container not named yet keeps its set until it is (its first calls are its runtime's
+    // and its entrypoint's).
+    let new = match sensor.new_syscalls(&every, |cgroup| group_of_cgroup.contains_key(&cgroup)) {
+        Ok(new) => new,
+        Err(e) => {
+            crate::say!("picket: {e}");
+            return;
+        }
+    };
+    let Some(learning) = out.learning.as_mut() else { return };
+    for (cgroup, set) in new {
+        if let Some(group) = group_of_cgroup.get(&cgroup) {
+            learning.take_syscalls(group, cgroup, set.names());
+        }
+    }
+}
+
 /// Promotions due now: logged, kept, and their policies put in force; whether any happened.
 fn promote(
     out: &mut Emitter,
@@ -1157,6 +1186,17 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     };
     // Not started without a prefix: its tracepoint would run on every syscall for nothing.
     let mut files = if watches.is_empty() { None } else { Some(FileSensor::start_with(&watches)?) };
+    // The syscalls each group makes, for seccomp profiles: counted only while learning.
+    let mut syscall_sensor = match learning.is_some() {
+        true => match super::syscalls::SyscallSensor::start() {
+            Ok(sensor) => Some(sensor),
+            Err(e) => {
+                crate::say!("picket: {e}; the syscalls groups make are not learned (no seccomp profiles)");
+                None
+            }
+        },
+        false => None,
+    };
     let mut network = NetworkControl::default();
     let mut enforcing = match options.policy {
         Some((path, file)) => Some(start_enforcing(path, file, options.enforce_with)?),
@@ -1310,6 +1350,9 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     if files.is_some() {
         sensors.push("file".to_string());
     }
+    if syscall_sensor.is_some() {
+        sensors.push("syscalls".to_string());
+    }
     let state = |events: u64, dropped: u64, malformed: u64, enforcing: Option<&Enforcing>| AgentStats {
         events,
         dropped,
@@ -1396,6 +1439,9 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
                     server.set_greeting(serde_json::to_string(&stats)?.into());
                 }
                 out.outputs.flush()?;
+                if let Some(syscalls) = syscall_sensor.as_mut() {
+                    learn_syscalls(&mut out, syscalls);
+                }
                 if let Some(learning) = out.learning.as_mut()
                     && let Err(e) = learning.save_if_changed()
                     && !std::mem::replace(&mut learning_error, true)

@@ -65,16 +65,25 @@ pub enum PolicyCommand {
         cluster: bool,
     },
     /// Print FILE's policies in another format: Kubernetes NetworkPolicy, CiliumNetworkPolicy,
-    /// KubeArmorPolicy; what a format cannot say is named on standard error, never dropped
-    /// silently
+    /// KubeArmorPolicy, or a seccomp profile per policy from the system calls its group was seen
+    /// making; what a format cannot say is named on standard error, never dropped silently
     Export {
         file: PathBuf,
         #[arg(long = "as", value_name = "FORMAT", value_parser = ["networkpolicy", "ciliumnetworkpolicy", "kubearmor", "seccomp"])]
         format: String,
         /// Read the pods' labels (owners, group peers) and the DNS pods' labels from the cluster
-        /// (--context)
+        /// (--context); for seccomp, what the cluster's agents learned
         #[arg(long)]
         cluster: bool,
+        /// seccomp: ask the agent on this socket for what it learned [the default source]
+        #[arg(long, value_name = "SOCKET", num_args = 0..=1, default_missing_value = crate::agent::stream::DEFAULT_SOCKET)]
+        agent: Option<PathBuf>,
+        /// seccomp: a baselines file an agent kept (repeatable)
+        #[arg(long = "baselines", value_name = "FILE")]
+        baselines: Vec<PathBuf>,
+        /// seccomp: write each profile to DIR/NAME.json (needed for more than one policy)
+        #[arg(long = "out", value_name = "DIR")]
+        out: Option<PathBuf>,
     },
     /// The policies applied so far, per target (the agent's socket, a cluster object): with
     /// TARGET its versions (who, when, from which file), with --show N one version's YAML
@@ -452,13 +461,17 @@ pub fn run(
             }
             apply_to_cluster(&source, &documents, wanted.or(context), overrides)
         }
-        PolicyCommand::Export { format, .. } if format == "seccomp" => {
-            crate::say!(
-                "picket: seccomp profiles are made from the syscalls each container was seen making; the agent does not sense syscalls yet (issue 17 goes on)"
-            );
-            Ok(ExitCode::from(super::EXIT_ERROR))
+        PolicyCommand::Export { file, format, cluster, agent, baselines, out } if format == "seccomp" => {
+            let source = BaselineSource {
+                agent: agent.clone(),
+                events: Vec::new(),
+                baselines: baselines.clone(),
+                cluster: *cluster,
+                agent_namespace: crate::agent::manifest::NAMESPACE.to_string(),
+            };
+            export_seccomp(file, &source, out.as_deref(), context)
         }
-        PolicyCommand::Export { file, format, cluster } => export(file, format, *cluster, context),
+        PolicyCommand::Export { file, format, cluster, .. } => export(file, format, *cluster, context),
         PolicyCommand::Test { file, events, json } => {
             let policy = crate::agent::policy::PolicyFile::load(file)?;
             let mut all = crate::agent::replay::Replayed::default();
@@ -558,6 +571,56 @@ fn apply_to_cluster(
         keep(overrides, &crate::policy::history::cluster_target(&name, &document.name()), source, &yaml, "");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A seccomp profile per PicketPolicy of FILE, from what its group was learned to call: printed
+/// (one policy) or written to OUT/NAME.json.
+fn export_seccomp(
+    file: &std::path::Path,
+    source: &BaselineSource,
+    out: Option<&std::path::Path>,
+    context: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    use crate::policy::validate::Document;
+    let Some(documents) = checked_documents(file)? else { return Ok(ExitCode::from(super::EXIT_ERROR)) };
+    let policies: Vec<&crate::policy::PicketPolicy> = documents
+        .iter()
+        .filter_map(|d| match d {
+            Document::Policy(p) => Some(p),
+            Document::ClusterPolicy(_) => None,
+        })
+        .collect();
+    if policies.len() > 1 && out.is_none() {
+        anyhow::bail!("{}: {} policies: give --out DIR for a profile each", file.display(), policies.len());
+    }
+    let baselines = source.load(&runtime()?, context)?;
+    let mut failed = 0;
+    for policy in policies {
+        let exported = match crate::policy::export::seccomp::export(policy, &baselines) {
+            Ok(exported) => exported,
+            Err(e) => {
+                crate::say!("picket: {e}");
+                failed += 1;
+                continue;
+            }
+        };
+        for note in &exported.notes {
+            crate::say!("picket: {note}");
+        }
+        let text = serde_json::to_string_pretty(&exported.object).context("cannot write JSON")?;
+        match out {
+            None => crate::out!("{text}").context("cannot write to standard output")?,
+            Some(dir) => {
+                std::fs::create_dir_all(dir).with_context(|| format!("cannot make {}", dir.display()))?;
+                let name = policy.metadata.name.clone().unwrap_or_else(|| "policy".into());
+                let path = dir.join(format!("{name}.json"));
+                std::fs::write(&path, format!("{text}\n"))
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                crate::say!("picket: wrote {}", path.display());
+            }
+        }
+    }
+    Ok(if failed > 0 { ExitCode::from(super::EXIT_ERROR) } else { ExitCode::SUCCESS })
 }
 
 fn export(file: &std::path::Path, format: &str, cluster: bool, context: Option<&str>) -> anyhow::Result<ExitCode> {

@@ -172,6 +172,9 @@ pub struct Baseline {
     /// Observations not learned because a bound was reached.
     #[serde(default)]
     pub overflow: u64,
+    /// The system calls its containers made (names, as seccomp profiles write them).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub syscalls: BTreeSet<String>,
 }
 
 impl Baseline {
@@ -189,6 +192,7 @@ impl Baseline {
             listening: BTreeSet::new(),
             suspicious: BTreeSet::new(),
             overflow: 0,
+            syscalls: BTreeSet::new(),
         }
     }
 
@@ -327,6 +331,7 @@ impl Baseline {
         }
         self.egress.extend(other.egress.iter().cloned());
         self.listening.extend(other.listening.iter().copied());
+        self.syscalls.extend(other.syscalls.iter().cloned());
     }
 }
 

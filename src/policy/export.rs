@@ -9,6 +9,7 @@ pub mod cilium;
 pub mod kubearmor;
 pub mod labels;
 pub mod networkpolicy;
+pub mod seccomp;
 
 use std::collections::BTreeMap;
 
@@ -31,6 +32,14 @@ pub enum ExportError {
     NeedsLabels { policy: String, what: String, format: &'static str },
     #[error("{policy}: a local group (selector.image or container alone) has no pods to select in a cluster")]
     NotPods { policy: String },
+    #[error(
+        "{policy}: its group is not known (no picket.dev/group annotation, and its selector names no owner or image)"
+    )]
+    NoGroup { policy: String },
+    #[error(
+        "{policy}: no system calls learned for group {group} (the agent learns them while it runs; read them with --agent, --baselines, --events or --cluster)"
+    )]
+    NoSyscalls { policy: String, group: String },
 }
 
 /// One exported object and what it could not say.

@@ -1,0 +1,114 @@
+//! A seccomp profile per PicketPolicy from the system calls its group's containers were seen
+//! making (the agent counts them per cgroup in the kernel while it learns): every call seen is
+//! allowed, any other fails with EPERM. The format is the one Docker, Podman, containerd and CRI-O
+//! read (`defaultAction`, `architectures`, `syscalls[].names`); on Kubernetes a node keeps it under
+//! `/var/lib/kubelet/seccomp/` for `securityContext.seccompProfile` (`type: Localhost`).
+
+use serde_json::{Value, json};
+
+use super::{ExportError, Exported};
+use crate::learn::Baselines;
+use crate::learn::to_policy::GROUP_ANNOTATION;
+use crate::policy::PicketPolicy;
+
+/// The group whose baseline a policy is about: the one it was learned from (its annotation), else
+/// the one its selector names (an owner in its namespace, or an image on a host).
+pub fn group_of(policy: &PicketPolicy) -> Option<String> {
+    if let Some(group) = policy.metadata.annotations.as_ref().and_then(|a| a.get(GROUP_ANNOTATION)) {
+        return Some(group.clone());
+    }
+    let selector = &policy.spec.selector;
+    if let Some(owner) = &selector.owner {
+        let namespace = policy.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+        let kind = serde_json::to_value(owner.kind).ok()?.as_str()?.to_string();
+        return Some(format!("{namespace}/{kind}/{}", owner.name));
+    }
+    selector.image.as_ref().map(|image| format!("local/{image}"))
+}
+
+/// This machine's architecture as seccomp names it (the numbers learned are its own; 32-bit
+/// calls are not counted, so they stay refused).
+fn architecture() -> &'static str {
+    match std::env::consts::ARCH {
+        "aarch64" => "SCMP_ARCH_AARCH64",
+        _ => "SCMP_ARCH_X86_64",
+    }
+}
+
+pub fn export(policy: &PicketPolicy, baselines: &Baselines) -> Result<Exported<Value>, ExportError> {
+    let name = policy.metadata.name.clone().unwrap_or_default();
+    let namespace = policy.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+    let title = format!("PicketPolicy {namespace}/{name}");
+    let group = group_of(policy).ok_or_else(|| ExportError::NoGroup { policy: title.clone() })?;
+    let seen = baselines.get(&group).map(|b| &b.syscalls).filter(|s| !s.is_empty());
+    let Some(seen) = seen else {
+        return Err(ExportError::NoSyscalls { policy: title, group });
+    };
+    let mut notes = Vec::new();
+    let (named, unnamed): (Vec<&String>, Vec<&String>) = seen.iter().partition(|n| !n.starts_with("syscall_"));
+    if !unnamed.is_empty() {
+        let numbers: Vec<&str> = unnamed.iter().map(|n| n.as_str()).collect();
+        notes.push(format!(
+            "{title}: calls this picket cannot name ({}) are left out: seccomp profiles list names",
+            numbers.join(", ")
+        ));
+    }
+    notes.push(format!(
+        "{title}: {} calls seen in group {group}; on Kubernetes keep the profile under /var/lib/kubelet/seccomp/ on each node and point securityContext.seccompProfile (type Localhost) at it",
+        named.len()
+    ));
+    let object = json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "defaultErrnoRet": 1,
+        "architectures": [architecture()],
+        "syscalls": [{ "names": named, "action": "SCMP_ACT_ALLOW" }],
+    });
+    Ok(Exported { object, notes })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::learn::{Baseline, GroupRef};
+
+    #[test]
+    fn the_groups_calls_are_allowed_and_the_rest_refused() {
+        let text = "apiVersion: picket.dev/v1
+kind: PicketPolicy
+metadata: { name: web, namespace: shop }
+spec:
+  selector: { owner: { kind: Deployment, name: web } }
+  mode: protect
+";
+        let policy = super::super::one_policy(text);
+        assert_eq!(group_of(&policy).as_deref(), Some("shop/Deployment/web"));
+        let mut baselines = Baselines::default();
+        assert_eq!(
+            export(&policy, &baselines).map(|e| e.object),
+            Err(ExportError::NoSyscalls {
+                policy: "PicketPolicy shop/web".into(),
+                group: "shop/Deployment/web".into()
+            })
+        );
+        let mut web = Baseline::new(GroupRef::workload("shop", "Deployment", "web"), 1);
+        web.syscalls = ["read", "write", "execve", "syscall_500"].iter().map(|s| s.to_string()).collect();
+        baselines.groups.insert("shop/Deployment/web".into(), web);
+        let out = export(&policy, &baselines).expect("exported");
+        assert_eq!(out.object["defaultAction"], "SCMP_ACT_ERRNO");
+        assert_eq!(out.object["syscalls"][0]["names"], json!(["execve", "read", "write"]));
+        assert!(out.notes[0].contains("syscall_500"), "{:?}", out.notes);
+        // The runtime's own reading of the format takes it.
+        let profile: oci_spec::runtime::LinuxSeccomp =
+            serde_json::from_value(out.object.clone()).expect("an OCI runtime seccomp profile");
+        assert_eq!(profile.syscalls().as_ref().map(|s| s[0].names().len()), Some(3));
+
+        let learned = "apiVersion: picket.dev/v1
+kind: PicketPolicy
+metadata: { name: local-web, annotations: { picket.dev/group: local/localhost/web:1 } }
+spec:
+  selector: { image: localhost/web:1 }
+  mode: monitor
+";
+        assert_eq!(group_of(&super::super::one_policy(learned)).as_deref(), Some("local/localhost/web:1"));
+    }
+}
