@@ -908,8 +908,9 @@ fn agent_run_names_containers_from_the_engine() {
         "--containers-only lets no host event through"
     );
     let stats = lines.iter().find(|l| l["type"] == "stats").expect("a state line");
-    // The shipped detection rules need file opens under a few prefixes.
-    assert_eq!(stats["sensors"], serde_json::json!(["process", "network", "file"]));
+    // The shipped detection rules need file opens under a few prefixes; learning (on by
+    // default) counts each container's system calls.
+    assert_eq!(stats["sensors"], serde_json::json!(["process", "network", "file", "syscalls"]));
     assert!(stats["enforcement"].is_null(), "no policy given: {stats}");
     assert!(stats["pid"].as_u64().is_some_and(|p| p > 0));
 }

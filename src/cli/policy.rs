@@ -594,9 +594,11 @@ fn export_seccomp(
         anyhow::bail!("{}: {} policies: give --out DIR for a profile each", file.display(), policies.len());
     }
     let baselines = source.load(&runtime()?, context)?;
+    let calls: crate::policy::export::seccomp::GroupCalls =
+        baselines.groups.into_iter().map(|(group, baseline)| (group, baseline.syscalls)).collect();
     let mut failed = 0;
     for policy in policies {
-        let exported = match crate::policy::export::seccomp::export(policy, &baselines) {
+        let exported = match crate::policy::export::seccomp::export(policy, &calls) {
             Ok(exported) => exported,
             Err(e) => {
                 crate::say!("picket: {e}");

@@ -24,7 +24,7 @@ use crate::policy::spec::{
 /// rules of a container.
 pub const MAX_WRITE_RULES: usize = 7;
 /// The annotation naming the group a policy was learned for.
-pub const GROUP_ANNOTATION: &str = "picket.dev/group";
+pub use crate::policy::spec::GROUP_ANNOTATION;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum LearnError {

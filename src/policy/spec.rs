@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 
 pub const GROUP: &str = "picket.dev";
 pub const VERSION: &str = "v1";
+/// The annotation a learned policy names its group with (`local/IMAGE`, `namespace/Kind/name`).
+pub const GROUP_ANNOTATION: &str = "picket.dev/group";
 
 /// A namespaced policy: its selector picks containers of its own namespace.
 #[derive(CustomResource, Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

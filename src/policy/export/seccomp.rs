@@ -4,12 +4,16 @@
 //! read (`defaultAction`, `architectures`, `syscalls[].names`); on Kubernetes a node keeps it under
 //! `/var/lib/kubelet/seccomp/` for `securityContext.seccompProfile` (`type: Localhost`).
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use serde_json::{Value, json};
 
 use super::{ExportError, Exported};
-use crate::learn::Baselines;
-use crate::learn::to_policy::GROUP_ANNOTATION;
 use crate::policy::PicketPolicy;
+use crate::policy::spec::GROUP_ANNOTATION;
+
+/// Each group's system calls as the agent learned them (`Baseline::syscalls`), by group key.
+pub type GroupCalls = BTreeMap<String, BTreeSet<String>>;
 
 /// The group whose baseline a policy is about: the one it was learned from (its annotation), else
 /// the one its selector names (an owner in its namespace, or an image on a host).
@@ -35,12 +39,12 @@ fn architecture() -> &'static str {
     }
 }
 
-pub fn export(policy: &PicketPolicy, baselines: &Baselines) -> Result<Exported<Value>, ExportError> {
+pub fn export(policy: &PicketPolicy, calls: &GroupCalls) -> Result<Exported<Value>, ExportError> {
     let name = policy.metadata.name.clone().unwrap_or_default();
     let namespace = policy.metadata.namespace.clone().unwrap_or_else(|| "default".into());
     let title = format!("PicketPolicy {namespace}/{name}");
     let group = group_of(policy).ok_or_else(|| ExportError::NoGroup { policy: title.clone() })?;
-    let seen = baselines.get(&group).map(|b| &b.syscalls).filter(|s| !s.is_empty());
+    let seen = calls.get(&group).filter(|s| !s.is_empty());
     let Some(seen) = seen else {
         return Err(ExportError::NoSyscalls { policy: title, group });
     };
@@ -69,7 +73,6 @@ pub fn export(policy: &PicketPolicy, baselines: &Baselines) -> Result<Exported<V
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::learn::{Baseline, GroupRef};
 
     #[test]
     fn the_groups_calls_are_allowed_and_the_rest_refused() {
@@ -82,18 +85,17 @@ spec:
 ";
         let policy = super::super::one_policy(text);
         assert_eq!(group_of(&policy).as_deref(), Some("shop/Deployment/web"));
-        let mut baselines = Baselines::default();
+        let mut calls = GroupCalls::new();
         assert_eq!(
-            export(&policy, &baselines).map(|e| e.object),
+            export(&policy, &calls).map(|e| e.object),
             Err(ExportError::NoSyscalls {
                 policy: "PicketPolicy shop/web".into(),
                 group: "shop/Deployment/web".into()
             })
         );
-        let mut web = Baseline::new(GroupRef::workload("shop", "Deployment", "web"), 1);
-        web.syscalls = ["read", "write", "execve", "syscall_500"].iter().map(|s| s.to_string()).collect();
-        baselines.groups.insert("shop/Deployment/web".into(), web);
-        let out = export(&policy, &baselines).expect("exported");
+        let seen = ["read", "write", "execve", "syscall_500"].iter().map(|s| s.to_string()).collect();
+        calls.insert("shop/Deployment/web".into(), seen);
+        let out = export(&policy, &calls).expect("exported");
         assert_eq!(out.object["defaultAction"], "SCMP_ACT_ERRNO");
         assert_eq!(out.object["syscalls"][0]["names"], json!(["execve", "read", "write"]));
         assert!(out.notes[0].contains("syscall_500"), "{:?}", out.notes);
