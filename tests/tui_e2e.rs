@@ -402,7 +402,12 @@ fn workloads_of_an_unreachable_context_say_so_and_the_console_stays_usable() {
     // The dev context's server, 127.0.0.1:40123, has nobody listening.
     tmux.send(&[":", "c", "t", "x", " ", "d", "e", "v", "Enter"]);
     tmux.send(&[":", "w", "o", "r", "k", "l", "o", "a", "d", "s", "Enter"]);
-    let screen = tmux.expect("context dev");
+    // Past "listing the workloads of context dev…": the answer, however long the refusal takes.
+    let screen = wait_for(Duration::from_secs(15), || {
+        let screen = tmux.screen();
+        (screen.contains("context dev") && !screen.contains("listing the workloads")).then_some(screen)
+    })
+    .unwrap_or_else(|| panic!("the context's failure never showed:\n{}", tmux.screen()));
     assert!(screen.contains("Connection refused") || screen.contains("40123"), "{screen}");
     assert!(!screen.contains("ServiceError"), "no kube internals: {screen}");
     assert_eq!(screen.matches("Connection refused").count(), 1, "one line for every kind: {screen}");
