@@ -500,6 +500,8 @@ pub fn run_command(state: &mut AppState, command: Command) -> Vec<Effect> {
         }
         Command::Up => move_selection(state, -1),
         Command::Down => move_selection(state, 1),
+        Command::PageUp if state.pane() == PaneId::BehaviourGroup => behaviour::scroll(state, -page),
+        Command::PageDown if state.pane() == PaneId::BehaviourGroup => behaviour::scroll(state, page),
         Command::PageUp => move_selection(state, -page),
         Command::PageDown => move_selection(state, page),
         Command::Top => move_selection(state, isize::MIN / 2),

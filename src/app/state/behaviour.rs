@@ -19,6 +19,8 @@ pub struct BehaviourState {
     pub open: Option<String>,
     /// The selected violation of the open group.
     pub violation: usize,
+    /// How far the open group's text is scrolled (lines).
+    pub scroll: usize,
 }
 
 /// A group's mode as the pane shows it.
@@ -39,6 +41,7 @@ impl BehaviourState {
             view: ListView::default(),
             open: None,
             violation: 0,
+            scroll: 0,
         }
     }
 

@@ -52,6 +52,7 @@ pub fn enter(state: &mut AppState) -> Vec<Effect> {
     let Some(key) = behaviour.selected().map(|b| b.group.key.clone()) else { return vec![] };
     behaviour.open = Some(key);
     behaviour.violation = 0;
+    behaviour.scroll = 0;
     state.nav.push(PaneId::BehaviourGroup);
     vec![]
 }
@@ -120,6 +121,18 @@ pub fn accept(state: &mut AppState) -> Vec<Effect> {
         effect: Effect::AcceptViolation { socket: state.agent_socket.clone(), group, violation },
     });
     vec![]
+}
+
+/// Page keys in an open group: its text scrolls (j/k pick violations).
+pub fn scroll(state: &mut AppState, delta: isize) {
+    let Some(behaviour) = state.behaviour.as_mut() else { return };
+    // About as many lines as the group view has (its headings and blank lines included), so a
+    // page key back up always moves the text at once.
+    let lines = behaviour.opened().map_or(0, |b| {
+        b.processes.len() + b.writes.len() + b.reads.len() + b.egress.len() + b.listening.len() + b.suspicious.len()
+    }) + behaviour.open.as_deref().map_or(0, |g| behaviour.violations_of(g).len())
+        + 20;
+    behaviour.scroll = behaviour.scroll.saturating_add_signed(delta).min(lines);
 }
 
 pub fn move_violation(state: &mut AppState, delta: isize) {

@@ -279,8 +279,24 @@ pub fn render_group(frame: &mut Frame, area: Rect, state: &AppState, theme: &The
         format!("As a policy: picket policy learn --group {} --mode monitor", b.group.key),
         theme.style(Slot::Dim),
     )));
-    let title = format!(" {} ", b.group.key);
-    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).block(pane_block(title, theme, true)), area);
+    // Page keys scroll; never past the last page.
+    let shown = usize::from(area.height.saturating_sub(2)).max(1);
+    let scroll = behaviour.scroll.min(lines.len().saturating_sub(shown));
+    let title = match lines.len() > shown {
+        true => format!(
+            " {} · lines {}–{} of {} (page keys scroll) ",
+            b.group.key,
+            scroll + 1,
+            (scroll + shown).min(lines.len()),
+            lines.len()
+        ),
+        false => format!(" {} ", b.group.key),
+    };
+    let offset = u16::try_from(scroll).unwrap_or(u16::MAX);
+    frame.render_widget(
+        Paragraph::new(lines).wrap(Wrap { trim: false }).scroll((offset, 0)).block(pane_block(title, theme, true)),
+        area,
+    );
 }
 
 #[cfg(test)]
@@ -454,5 +470,40 @@ mod tests {
         key(&mut state, 'm');
         assert_eq!(state.mode, Mode::Normal);
         assert!(state.toasts.iter().any(|t| t.is_error && t.text.contains("held by the policy in force")));
+    }
+
+    #[test]
+    fn a_long_group_scrolls_with_the_page_keys() {
+        let mut state = fixtures::state();
+        let effects = fixtures::show(&mut state, PaneId::Behaviour);
+        let Some(Effect::LoadBaselines { request, .. }) = effects.first().cloned() else { panic!("{effects:?}") };
+        let all = baselines();
+        update(&mut state, Action::BaselinesLoaded { request, result: Ok(all.clone()) });
+        update(&mut state, Action::ModesLoaded { request, result: Ok(modes(&all)) });
+        run_command(&mut state, Command::Down);
+        run_command(&mut state, Command::Enter);
+        let theme = crate::config::Theme::load("dark", std::path::Path::new("/nonexistent"), false).expect("theme");
+        let draw = |state: &crate::app::state::AppState| {
+            let mut terminal =
+                ratatui::Terminal::new(ratatui::backend::TestBackend::new(100, 14)).expect("test backend");
+            terminal.draw(|frame| crate::ui::render(frame, state, &theme)).expect("draw");
+            let buffer = terminal.backend().buffer().clone();
+            (0..buffer.area.height)
+                .map(|y| (0..buffer.area.width).map(|x| buffer[(x, y)].symbol().to_string()).collect::<String>())
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let top = draw(&state);
+        assert!(top.contains("Mode: protect") && top.contains("(page keys scroll)"), "{top}");
+        assert!(!top.contains("Kept out"), "the end is below: {top}");
+        for _ in 0..5 {
+            run_command(&mut state, Command::PageDown);
+        }
+        let bottom = draw(&state);
+        assert!(bottom.contains("Kept out") && !bottom.contains("Mode: protect"), "{bottom}");
+        for _ in 0..5 {
+            run_command(&mut state, Command::PageUp);
+        }
+        assert!(draw(&state).contains("Mode: protect"), "back to the top");
     }
 }
