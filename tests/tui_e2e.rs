@@ -420,23 +420,13 @@ fn workloads_of_an_unreachable_context_say_so_and_the_console_stays_usable() {
 /// the console quits, its agent stops.
 #[test]
 fn nodes_pane_starts_the_agent_and_shows_a_containers_processes() {
-    if !common::is_root() || !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
-        eprintln!("skipped: the agent needs root and /sys/kernel/btf/vmlinux");
-        return;
-    }
-    if !have_tool("tmux") {
+    if !can_run_the_agent() {
         return;
     }
     let Some(podman) = common::engines::Podman::start() else { return };
     let dir = tempfile::tempdir().expect("tempdir");
     let socket = dir.path().join("agent.sock");
-    let command = format!(
-        "env CONTAINER_HOST=unix://{sock} PICKET_AGENT_SOCKET={agent} XDG_CONFIG_HOME={d}/config XDG_DATA_HOME={d}/data KUBECONFIG={d}/none {bin}; echo \"EXIT=$?\" > {d}/exit; sleep 60",
-        sock = podman.socket.display(),
-        agent = socket.display(),
-        d = dir.path().display(),
-        bin = env!("CARGO_BIN_EXE_picket"),
-    );
+    let command = console_with_agent(dir.path(), &socket, Some(&podman));
     let tmux = Tmux::start(dir.path(), 140, 40, &command);
     tmux.send(&[":", "n", "o", "d", "e", "s", "Enter"]);
     let down = tmux.expect(&format!("no agent is serving {}", socket.display()));
@@ -548,11 +538,7 @@ fn registries_pane_crawls_a_real_registry_and_opens_a_tags_findings() {
 /// then finds the edited text in force.
 #[test]
 fn policies_pane_edits_diffs_and_applies_a_policy_to_a_real_agent() {
-    if !common::is_root() || !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
-        eprintln!("skipped: the agent needs root and /sys/kernel/btf/vmlinux");
-        return;
-    }
-    if !have_tool("tmux") {
+    if !can_run_the_agent() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
@@ -560,23 +546,8 @@ fn policies_pane_edits_diffs_and_applies_a_policy_to_a_real_agent() {
     let policy = dir.path().join("web.yaml");
     let original = "containers:\n  - name: e2e-web\n    mode: monitor\n    allowExec:\n      - /usr/sbin/nginx\n";
     std::fs::write(&policy, original).expect("policy");
-    let agent_log = dir.path().join("agent.log");
-    let _agent = StopOnDrop(
-        std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
-            .args(["agent", "run", "--for", "120", "--quiet", "--no-learn", "--socket"])
-            .arg(&socket)
-            .arg("--policy")
-            .arg(&policy)
-            .arg("--state-dir")
-            .arg(dir.path().join("state"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(&agent_log).expect("agent log"))
-            .spawn()
-            .expect("agent starts"),
-    );
-    if wait_for(Duration::from_secs(30), || socket.exists().then_some(())).is_none() {
-        panic!("the agent never served its socket: {}", std::fs::read_to_string(&agent_log).unwrap_or_default());
-    }
+    let policy_arg = policy.display().to_string();
+    let _agent = start_agent(dir.path(), &["--no-learn", "--policy", &policy_arg], None);
     let in_force = |file: &Path| {
         std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
             .args(["policy", "diff", "--in-force", "--agent"])
@@ -587,12 +558,7 @@ fn policies_pane_edits_diffs_and_applies_a_policy_to_a_real_agent() {
     };
     assert!(in_force(&policy).status.success(), "the agent holds the file it started with");
 
-    let command = format!(
-        "env -u DOCKER_HOST -u CONTAINER_HOST PICKET_AGENT_SOCKET={agent} XDG_CONFIG_HOME={d}/config XDG_DATA_HOME={d}/data KUBECONFIG={d}/none {bin}; echo \"EXIT=$?\" > {d}/exit; sleep 60",
-        agent = socket.display(),
-        d = dir.path().display(),
-        bin = env!("CARGO_BIN_EXE_picket"),
-    );
+    let command = console_with_agent(dir.path(), &socket, None);
     let tmux = Tmux::start(dir.path(), 140, 40, &command);
     tmux.send(&[":", "p", "o", "l", "i", "c", "i", "e", "s", "Enter"]);
     let list = tmux.expect("Policies [1/1]");
@@ -639,6 +605,53 @@ fn policies_pane_edits_diffs_and_applies_a_policy_to_a_real_agent() {
     quit_with_status_0(&tmux, dir.path());
 }
 
+/// Root, BTF and tmux, or the test ends saying which is missing.
+fn can_run_the_agent() -> bool {
+    if !common::is_root() || !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
+        eprintln!("skipped: the agent needs root and /sys/kernel/btf/vmlinux");
+        return false;
+    }
+    have_tool("tmux")
+}
+
+/// The console's command line with its agent at `socket` (and its engine `podman`, or none).
+fn console_with_agent(dir: &Path, socket: &Path, podman: Option<&common::engines::Podman>) -> String {
+    let engine = match podman {
+        Some(podman) => format!("CONTAINER_HOST=unix://{}", podman.socket.display()),
+        None => "-u DOCKER_HOST -u CONTAINER_HOST".to_string(),
+    };
+    format!(
+        "env {engine} PICKET_AGENT_SOCKET={agent} XDG_CONFIG_HOME={d}/config XDG_DATA_HOME={d}/data KUBECONFIG={d}/none {bin}; echo \"EXIT=$?\" > {d}/exit; sleep 60",
+        agent = socket.display(),
+        d = dir.display(),
+        bin = env!("CARGO_BIN_EXE_picket"),
+    )
+}
+
+/// `picket agent run` serving DIR/agent.sock with its state in DIR/state (and `extra` flags),
+/// once it serves; stopped when the test ends.
+fn start_agent(dir: &Path, extra: &[&str], podman: Option<&common::engines::Podman>) -> StopOnDrop {
+    let socket = dir.join("agent.sock");
+    let log = dir.join("agent.log");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_picket"));
+    command
+        .args(["agent", "run", "--for", "180", "--quiet", "--socket"])
+        .arg(&socket)
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .args(extra)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("agent log"));
+    if let Some(podman) = podman {
+        command.env("CONTAINER_HOST", format!("unix://{}", podman.socket.display()));
+    }
+    let agent = StopOnDrop(command.spawn().expect("agent starts"));
+    if wait_for(Duration::from_secs(30), || socket.exists().then_some(())).is_none() {
+        panic!("the agent never served its socket: {}", std::fs::read_to_string(&log).unwrap_or_default());
+    }
+    agent
+}
+
 /// Stops a child process (SIGINT, as an operator would) when the test ends, passing or failing.
 struct StopOnDrop(std::process::Child);
 
@@ -654,32 +667,13 @@ impl Drop for StopOnDrop {
 /// shows up as the group's violation; `a` accepts it and the program runs.
 #[test]
 fn behaviour_pane_sets_a_groups_mode_and_accepts_a_violation() {
-    if !common::is_root() || !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
-        eprintln!("skipped: the agent needs root and /sys/kernel/btf/vmlinux");
-        return;
-    }
-    if !have_tool("tmux") {
+    if !can_run_the_agent() {
         return;
     }
     let Some(podman) = common::engines::Podman::start() else { return };
     let dir = tempfile::tempdir().expect("tempdir");
     let socket = dir.path().join("agent.sock");
-    let agent_log = dir.path().join("agent.log");
-    let _agent = StopOnDrop(
-        std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
-            .args(["agent", "run", "--for", "180", "--quiet", "--containers-only", "--no-rules", "--socket"])
-            .arg(&socket)
-            .arg("--state-dir")
-            .arg(dir.path().join("state"))
-            .env("CONTAINER_HOST", format!("unix://{}", podman.socket.display()))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(&agent_log).expect("agent log"))
-            .spawn()
-            .expect("agent starts"),
-    );
-    if wait_for(Duration::from_secs(30), || socket.exists().then_some(())).is_none() {
-        panic!("the agent never served its socket: {}", std::fs::read_to_string(&agent_log).unwrap_or_default());
-    }
+    let _agent = start_agent(dir.path(), &["--containers-only", "--no-rules"], Some(&podman));
     let image = "localhost/picket-e2e-modes:1";
     podman.podman(&["tag", common::engines::Podman::IMAGE, image]);
     podman.podman(&[
@@ -693,13 +687,7 @@ fn behaviour_pane_sets_a_groups_mode_and_accepts_a_violation() {
         "mkdir -p /opt && cp /bin/busybox /opt/echo; while true; do date > /dev/null; sleep 0.3; done",
     ]);
     let group = format!("local/{image}");
-    let command = format!(
-        "env CONTAINER_HOST=unix://{sock} PICKET_AGENT_SOCKET={agent} XDG_CONFIG_HOME={d}/config XDG_DATA_HOME={d}/data KUBECONFIG={d}/none {bin}; echo \"EXIT=$?\" > {d}/exit; sleep 60",
-        sock = podman.socket.display(),
-        agent = socket.display(),
-        d = dir.path().display(),
-        bin = env!("CARGO_BIN_EXE_picket"),
-    );
+    let command = console_with_agent(dir.path(), &socket, Some(&podman));
     let tmux = Tmux::start(dir.path(), 140, 40, &command);
     // Learning takes a moment: ask again until the group is there.
     tmux.send(&[":", "b", "e", "h", "Enter"]);
