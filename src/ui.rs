@@ -63,8 +63,13 @@ pub(crate) mod snapshot {
 
     /// Renders the whole screen at 120×40, as plain text, for insta.
     pub fn screen(state: &AppState) -> String {
+        screen_at(state, 120, 40)
+    }
+
+    /// Renders the whole screen at `width`×`height`, as plain text.
+    pub fn screen_at(state: &AppState, width: u16, height: u16) -> String {
         let theme = Theme::load("dark", std::path::Path::new("/nonexistent"), false).expect("dark theme");
-        let mut terminal = Terminal::new(TestBackend::new(120, 40)).expect("test backend");
+        let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("test backend");
         terminal.draw(|frame| super::render(frame, state, &theme)).expect("draw");
         let buffer = terminal.backend().buffer();
         let mut text = String::new();

@@ -374,6 +374,17 @@ mod tests {
         }
     }
 
+    /// The pane with what the agent answered: the baselines and the modes.
+    fn shown() -> crate::app::state::AppState {
+        let mut state = fixtures::state();
+        let effects = fixtures::show(&mut state, PaneId::Behaviour);
+        let Some(Effect::LoadBaselines { request, .. }) = effects.first().cloned() else { panic!("{effects:?}") };
+        let all = baselines();
+        update(&mut state, Action::BaselinesLoaded { request, result: Ok(all.clone()) });
+        update(&mut state, Action::ModesLoaded { request, result: Ok(modes(&all)) });
+        state
+    }
+
     #[test]
     fn groups_then_one_group_in_full() {
         let mut state = fixtures::state();
@@ -411,12 +422,7 @@ mod tests {
 
     #[test]
     fn keys_set_the_next_mode_and_accept_the_picked_violation_after_asking() {
-        let mut state = fixtures::state();
-        let effects = fixtures::show(&mut state, PaneId::Behaviour);
-        let Some(Effect::LoadBaselines { request, .. }) = effects.first().cloned() else { panic!("{effects:?}") };
-        let all = baselines();
-        update(&mut state, Action::BaselinesLoaded { request, result: Ok(all.clone()) });
-        update(&mut state, Action::ModesLoaded { request, result: Ok(modes(&all)) });
+        let mut state = shown();
         let screen = crate::ui::snapshot::screen(&state);
         assert!(screen.contains("protect") && screen.contains("discover"), "{screen}");
 
@@ -474,25 +480,10 @@ mod tests {
 
     #[test]
     fn a_long_group_scrolls_with_the_page_keys() {
-        let mut state = fixtures::state();
-        let effects = fixtures::show(&mut state, PaneId::Behaviour);
-        let Some(Effect::LoadBaselines { request, .. }) = effects.first().cloned() else { panic!("{effects:?}") };
-        let all = baselines();
-        update(&mut state, Action::BaselinesLoaded { request, result: Ok(all.clone()) });
-        update(&mut state, Action::ModesLoaded { request, result: Ok(modes(&all)) });
+        let mut state = shown();
         run_command(&mut state, Command::Down);
         run_command(&mut state, Command::Enter);
-        let theme = crate::config::Theme::load("dark", std::path::Path::new("/nonexistent"), false).expect("theme");
-        let draw = |state: &crate::app::state::AppState| {
-            let mut terminal =
-                ratatui::Terminal::new(ratatui::backend::TestBackend::new(100, 14)).expect("test backend");
-            terminal.draw(|frame| crate::ui::render(frame, state, &theme)).expect("draw");
-            let buffer = terminal.backend().buffer().clone();
-            (0..buffer.area.height)
-                .map(|y| (0..buffer.area.width).map(|x| buffer[(x, y)].symbol().to_string()).collect::<String>())
-                .collect::<Vec<_>>()
-                .join("\n")
-        };
+        let draw = |state: &crate::app::state::AppState| crate::ui::snapshot::screen_at(state, 100, 14);
         let top = draw(&state);
         assert!(top.contains("Mode: protect") && top.contains("(page keys scroll)"), "{top}");
         assert!(!top.contains("Kept out"), "the end is below: {top}");
