@@ -8,23 +8,15 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use picket::agent::enforce::fanotify::FanotifyEnforcer;
 use picket::agent::enforce::{ContainerPolicy, FileRule, Mode};
 
-/// Runs `script` in the container; the elapsed time of the best of three.
+/// Runs `script` in the bench container; the elapsed time of the best of three.
 fn timed(podman: &common::engines::Podman, script: &str) -> Duration {
-    (0..3)
-        .map(|_| {
-            let started = Instant::now();
-            let (ok, out) = podman.try_podman(&["exec", "bench", "sh", "-c", script]);
-            assert!(ok, "{out}");
-            started.elapsed()
-        })
-        .min()
-        .unwrap_or_default()
+    podman.timed_exec("bench", script)
 }
 
 fn cgroup_of(podman: &common::engines::Podman) -> u64 {

@@ -108,6 +108,19 @@ impl Podman {
         run(cmd)
     }
 
+    /// How long `sh -c script` takes in `container` (which must succeed): the best of three.
+    pub fn timed_exec(&self, container: &str, script: &str) -> std::time::Duration {
+        (0..3)
+            .map(|_| {
+                let started = std::time::Instant::now();
+                let (ok, out) = self.try_podman(&["exec", container, "sh", "-c", script]);
+                assert!(ok, "{out}");
+                started.elapsed()
+            })
+            .min()
+            .unwrap_or_default()
+    }
+
     /// Runs the podman CLI; whether it succeeded, and stdout then stderr.
     pub fn try_podman(&self, args: &[&str]) -> (bool, String) {
         let mut cmd = Command::new("podman");
