@@ -454,6 +454,11 @@ fn promote(
     enforce_with: Option<super::enforce::Rung>,
 ) -> bool {
     let Some(dir) = state_dir else { return false };
+    // Modes are kept for operators too; only --promote-after/--protect-after promote by time,
+    // and without them there is nothing to look at on each tick.
+    if out.promotion.as_ref().is_none_or(|p| p.quiet.is_none() && p.clean.is_none()) {
+        return false;
+    }
     let running = running_containers(&mut out.resolver, &out.names);
     let policed = enforcing.as_ref().map(|e| e.policed_groups(&running)).unwrap_or_default();
     let (Some(promotion), Some(learning)) = (out.promotion.as_mut(), out.learning.as_ref()) else { return false };

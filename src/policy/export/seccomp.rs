@@ -23,9 +23,8 @@ pub fn group_of(policy: &PicketPolicy) -> Option<String> {
     }
     let selector = &policy.spec.selector;
     if let Some(owner) = &selector.owner {
-        let namespace = policy.metadata.namespace.clone().unwrap_or_else(|| "default".into());
-        let kind = serde_json::to_value(owner.kind).ok()?.as_str()?.to_string();
-        return Some(format!("{namespace}/{kind}/{}", owner.name));
+        let namespace = policy.metadata.namespace.as_deref().unwrap_or("default");
+        return Some(super::workload_key(namespace, owner));
     }
     selector.image.as_ref().map(|image| format!("local/{image}"))
 }
