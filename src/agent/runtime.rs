@@ -468,7 +468,7 @@ fn promote(
         return false;
     }
     for change in &changes {
-        crate::say!("picket: group {}: {:?} → {:?} ({})", change.group, change.from, change.to, change.why);
+        crate::say!("picket: {} ({})", change.said(), change.why);
     }
     if let Err(e) = promotion.save(&changes) {
         crate::say!("picket: cannot keep the promotions in {}: {e}", dir.display());
