@@ -153,6 +153,7 @@ fn policy(c: &mut Criterion) {
             image: Some(format!("registry.example/app{n}:1")),
             owner: None,
             cgroups: vec![u64::from(n) + 1],
+            probe_programs: Vec::new(),
         })
         .collect();
     let check = || {

@@ -18,6 +18,7 @@ pub mod manifest;
 pub mod names;
 pub mod net;
 pub mod policy;
+pub mod probes;
 pub mod processes;
 pub mod promotion;
 pub mod publish;

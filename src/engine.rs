@@ -119,6 +119,8 @@ pub struct ContainerDetail {
     pub mounts: Vec<String>,
     pub env_names: Vec<String>,
     pub labels: BTreeMap<String, String>,
+    /// The healthcheck's `Test` (`["CMD-SHELL", "curl -f …"]`), empty when it has none.
+    pub healthcheck: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -339,6 +341,7 @@ pub async fn inspect(socket: &Path, id: &str) -> Result<ContainerDetail, EngineE
             .map(|kv| kv.split_once('=').map_or(kv.clone(), |(k, _)| k.to_string()))
             .collect(),
         labels: config.labels.unwrap_or_default().into_iter().collect(),
+        healthcheck: config.healthcheck.and_then(|h| h.test).unwrap_or_default(),
     })
 }
 

@@ -805,6 +805,7 @@ async fn policy_updates_are_whole_or_refused_in_the_kernel_maps() {
             image: None,
             owner: None,
             cgroups: vec![9001, 9002],
+            probe_programs: Vec::new(),
         },
         RunningContainer {
             id: "b".repeat(64),
@@ -813,6 +814,7 @@ async fn policy_updates_are_whole_or_refused_in_the_kernel_maps() {
             image: None,
             owner: None,
             cgroups: vec![9003],
+            probe_programs: Vec::new(),
         },
     ];
     enforcer.apply(&file.resolve(&running)).expect("applies");

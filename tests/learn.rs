@@ -605,3 +605,85 @@ fn a_learned_seccomp_profile_runs_the_workload_and_refuses_a_new_call() {
     let stats = agent.lines();
     assert!(stats.iter().any(|l| l.contains("\"syscalls\"")), "the agent says it senses syscalls");
 }
+
+/// Probes: the programs an engine healthcheck runs are learned as probes, and under a policy that
+/// does not name them they still run (the container stays healthy) while a new program is
+/// refused; a probe is never a violation.
+#[test]
+fn a_containers_probes_are_learned_as_probes_and_never_refused() {
+    let Some(podman) = prerequisites() else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let socket = dir.path().join("agent.sock").display().to_string();
+    let image = "localhost/picket-probed:1";
+    podman.podman(&["tag", common::engines::Podman::IMAGE, image]);
+    let learning = Agent::start(&podman, dir.path(), &[]);
+    podman.podman(&[
+        "run",
+        "-d",
+        "--name",
+        "probed",
+        "--health-cmd",
+        "/opt/true && /opt/true",
+        "--health-interval",
+        "disable",
+        image,
+        "sh",
+        "-c",
+        "mkdir -p /opt && cp /bin/busybox /opt/true && cp /bin/busybox /opt/echo; while true; do sleep 0.3; done",
+    ]);
+    let group = format!("local/{image}");
+    let learned_processes = || {
+        let (_, shown, _) = run_picket(&["policy", "show", "--agent", &socket, "--json"]);
+        let baselines: serde_json::Value = serde_json::from_str(&shown).unwrap_or_default();
+        baselines["groups"][&group]["processes"].clone()
+    };
+    // Probes start once the container runs a while (an engine's interval, a probe's initial
+    // delay); an exec in its first moments, before the engine has named it, is the workload's.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline && learned_processes().is_null() {
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut learned = serde_json::Value::Null;
+    while Instant::now() < deadline && learned.is_null() {
+        podman.try_podman(&["healthcheck", "run", "probed"]);
+        std::thread::sleep(Duration::from_millis(500));
+        let (_, shown, _) = run_picket(&["policy", "show", "--agent", &socket, "--json"]);
+        let baselines: serde_json::Value = serde_json::from_str(&shown).unwrap_or_default();
+        let check = &baselines["groups"][&group]["processes"]["/opt/true"];
+        if check["count"].as_u64().is_some_and(|n| n >= 2) {
+            learned = baselines["groups"][&group]["processes"].clone();
+        }
+    }
+    assert!(!learned.is_null(), "the healthcheck's program is learned");
+    assert_eq!(learned["/opt/true"]["probe_runs"], learned["/opt/true"]["count"], "only ever a probe: {learned}");
+    let shell = &learned["/bin/busybox"];
+    assert!(shell["probe_runs"].as_u64().is_some_and(|n| n >= 1), "the probe's shell ran as a probe: {learned}");
+    assert!(
+        shell["probe_runs"].as_u64() < shell["count"].as_u64(),
+        "and as the workload's own program, so it is not a probe only: {learned}"
+    );
+    drop(learning);
+
+    // A policy that names only busybox: the healthcheck's /opt/true still runs, /opt/echo not.
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        format!("containers:\n  - image: {image}\n    mode: protect\n    allowExec: [/bin/busybox]\n"),
+    )
+    .expect("policy");
+    std::fs::create_dir_all(dir.path().join("enforcing")).expect("dir");
+    let enforcing = Agent::start(&podman, &dir.path().join("enforcing"), &["--policy", &policy.display().to_string()]);
+    enforcing.wait_for(|l| l.contains(r#""protect":"#) && !l.contains(r#""protect":0"#), "protect in force");
+    std::thread::sleep(Duration::from_secs(3));
+    let (healthy, said) = podman.try_podman(&["healthcheck", "run", "probed"]);
+    assert!(healthy, "the probe runs under a policy that does not name it: {said}");
+    let (ran, said) = exec_in(&podman, "probed", "/opt/echo ran");
+    assert!(!ran && refused(&said), "a program the policy does not name is refused: {said}");
+    let (healthy, said) = podman.try_podman(&["healthcheck", "run", "probed"]);
+    assert!(healthy, "and the probe again: {said}");
+    std::thread::sleep(Duration::from_millis(500));
+    let alerts = enforcing.policy_alerts();
+    assert!(alerts.iter().any(|a| a.to_string().contains("/opt/echo")), "the refusal is alerted: {alerts:?}");
+    assert!(!alerts.iter().any(|a| a.to_string().contains("/opt/true")), "a probe never is: {alerts:?}");
+}

@@ -159,6 +159,15 @@ impl CgroupResolver {
         found
     }
 
+    /// A process in one of `cgroups` (as the last walk knows their paths), if any is running.
+    pub fn process_in(&self, cgroups: &[u64]) -> Option<u32> {
+        cgroups.iter().filter_map(|id| self.paths.get(id)).find_map(|path| {
+            let procs =
+                std::fs::read_to_string(self.root.join(path.trim_start_matches('/')).join("cgroup.procs")).ok()?;
+            procs.lines().find_map(|line| line.trim().parse().ok())
+        })
+    }
+
     pub fn container_of(&mut self, cgroup_id: u64) -> Option<ContainerRef> {
         self.path_of(cgroup_id).and_then(|p| container_of_cgroup_path(&p))
     }

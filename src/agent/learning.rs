@@ -47,10 +47,21 @@ const MAX_WAITING_CONTAINERS: usize = 1024;
 /// children's parent, and holding a container's first events until it is named.
 #[derive(Default)]
 pub struct Observer {
-    /// pid → (program, container id).
-    programs: HashMap<u32, (String, String)>,
+    programs: HashMap<u32, Tracked>,
+    /// Container id → its probes' commands (from the kubelet's pod spec, the engine's
+    /// healthcheck).
+    probes: HashMap<String, Vec<super::probes::Command>>,
     /// Container id → what it did before it was named.
     waiting: HashMap<String, Vec<(u64, Observed)>>,
+}
+
+/// A container process: its program, its container, and whether a probe started it (or its
+/// ancestors).
+#[derive(Clone)]
+struct Tracked {
+    program: String,
+    container: String,
+    probe: bool,
 }
 
 /// Processes of the container runtime working in the container's cgroup before the container's
@@ -159,20 +170,39 @@ impl Observer {
                 if is_pseudo_path(&exe) {
                     return None;
                 }
-                let parent = match self.programs.get(&event.ppid) {
-                    Some((program, id)) if *id == container.id => program.clone(),
+                // A probe's process replacing itself (a shell's last command) is still the probe.
+                let was_probe = self.programs.get(&event.pid).is_some_and(|p| p.probe && p.container == container.id);
+                let (parent, probe) = match self.programs.get(&event.ppid) {
+                    Some(parent) if parent.container == container.id => {
+                        (parent.program.clone(), parent.probe || was_probe)
+                    }
                     // Started from outside the container: the runtime (its first process, an
-                    // exec or a probe).
-                    _ => String::new(),
+                    // exec, or a probe when its argv is one).
+                    _ => {
+                        let probes = self.probes.get(&container.id).map(Vec::as_slice).unwrap_or_default();
+                        (String::new(), was_probe || super::probes::is_probe(probes, &event.args))
+                    }
                 };
-                self.track(event.pid, (exe.clone(), container.id.clone()));
+                self.track(event.pid, Tracked { program: exe.clone(), container: container.id.clone(), probe });
                 let path = if is_pseudo_path(&event.filename) { exe.clone() } else { event.filename.clone() };
-                Some(Observed::Exec { exe, path, parent, uid: event.uid })
+                Some(Observed::Exec { exe, path, parent, uid: event.uid, probe })
             }
         }
     }
 
-    fn track(&mut self, pid: u32, program: (String, String)) {
+    /// The probes of one container (none: forgets it).
+    pub fn set_probes_of(&mut self, container_id: &str, probes: Vec<super::probes::Command>) {
+        if probes.is_empty() {
+            self.probes.remove(container_id);
+            return;
+        }
+        if self.probes.len() >= MAX_TRACKED && !self.probes.contains_key(container_id) {
+            self.probes.clear();
+        }
+        self.probes.insert(container_id.to_string(), probes);
+    }
+
+    fn track(&mut self, pid: u32, program: Tracked) {
         if self.programs.len() >= MAX_TRACKED {
             self.programs.clear();
         }
@@ -244,6 +274,12 @@ impl Learning {
             self.changed = true;
             self.generation += 1;
         }
+    }
+
+    /// The probes of one container as its sources say them now: their execs are learned as
+    /// probes.
+    pub fn set_probes_of(&mut self, container_id: &str, probes: Vec<super::probes::Command>) {
+        self.observer.set_probes_of(container_id, probes);
     }
 
     /// The cgroups whose policy is in monitor or protect mode now.
@@ -355,6 +391,55 @@ mod tests {
         let child = observer.observe(&process(ProcessEventKind::Exec, 11, 10, "/usr/sbin/httpd"), 0).remove(0);
         assert!(matches!(child.what, Observed::Exec { ref parent, .. } if parent == "/bin/busybox"), "{child:?}");
         assert_eq!(child.group.key, "local/web:1");
+    }
+
+    #[test]
+    fn a_probes_execs_and_their_children_are_learned_as_probes() {
+        let with_args =
+            |pid: u32, ppid: u32, exe: &str, args: &[&str]| match process(ProcessEventKind::Exec, pid, ppid, exe) {
+                WireEvent::Process { v, node, mut event, container } => {
+                    event.args = args.iter().map(|a| a.to_string()).collect();
+                    WireEvent::Process { v, node, event, container }
+                }
+                other => other,
+            };
+        let is_probe = |observed: Vec<Observation>| match observed.first().map(|o| &o.what) {
+            Some(Observed::Exec { probe, .. }) => *probe,
+            other => panic!("an exec, not {other:?}"),
+        };
+        let mut observer = Observer::default();
+        let probe = vec!["/bin/sh".to_string(), "-c".into(), "wget -q -O- localhost:8080/healthz".into()];
+        observer.set_probes_of(&"c".repeat(64), vec![probe.clone()]);
+        assert!(!is_probe(observer.observe(&with_args(10, 1, "/bin/busybox", &["httpd", "-f"]), 0)), "the entrypoint");
+        assert!(is_probe(observer.observe(&with_args(20, 2, "/bin/busybox", &["/bin/sh", "-c", &probe[2]]), 0)));
+        observer.observe(&process(ProcessEventKind::Fork, 21, 20, ""), 0);
+        assert!(
+            is_probe(observer.observe(&with_args(21, 20, "/bin/busybox", &["wget", "-q"]), 0)),
+            "the probe's child"
+        );
+        assert!(
+            is_probe(observer.observe(&with_args(20, 2, "/usr/bin/curl", &["curl"]), 0)),
+            "the probe's shell's last command, replacing it"
+        );
+        assert!(
+            !is_probe(observer.observe(&with_args(30, 3, "/bin/busybox", &["/bin/sh", "-c", "cat /etc/shadow"]), 0)),
+            "an exec from outside with another argv (podman exec, kubectl exec) is no probe"
+        );
+        observer.observe(&process(ProcessEventKind::Fork, 11, 10, ""), 0);
+        assert!(
+            !is_probe(
+                observer.observe(
+                    &with_args(11, 10, "/bin/busybox", &probe.iter().map(String::as_str).collect::<Vec<_>>()),
+                    0
+                )
+            ),
+            "the probe's argv run by the workload itself is the workload's"
+        );
+        observer.set_probes_of(&"c".repeat(64), Vec::new());
+        assert!(
+            !is_probe(observer.observe(&with_args(40, 4, "/bin/busybox", &["/bin/sh", "-c", &probe[2]]), 0)),
+            "probes gone"
+        );
     }
 
     #[test]

@@ -21,6 +21,8 @@ const REFRESH: Duration = Duration::from_secs(2);
 pub struct Named {
     pub name: String,
     pub image: String,
+    /// What the kubelet (exec probes) or the engine (a healthcheck) runs in it by itself.
+    pub probes: Vec<super::probes::Command>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -52,6 +54,7 @@ fn container_id(status_id: &str) -> &str {
 fn known_from_pods(pods: &[Pod]) -> Known {
     let mut known = Known::default();
     for pod in pods {
+        let mut probes = super::probes::of_pod(pod);
         let (Some(uid), Some(namespace), Some(name)) =
             (pod.metadata.uid.clone(), pod.metadata.namespace.clone(), pod.metadata.name.clone())
         else {
@@ -65,7 +68,11 @@ fn known_from_pods(pods: &[Pod]) -> Known {
             if let Some(id) = status.container_id.as_deref() {
                 known.containers.insert(
                     container_id(id).to_string(),
-                    Named { name: status.name.clone(), image: status.image.clone() },
+                    Named {
+                        name: status.name.clone(),
+                        image: status.image.clone(),
+                        probes: probes.remove(&status.name).unwrap_or_default(),
+                    },
                 );
             }
         }
@@ -105,6 +112,8 @@ impl ContainerNames {
             // Per engine: one that fails to answer keeps what it said last, so names (and the
             // policy rules that use them) do not come and go with a timeout.
             let mut by_engine: HashMap<PathBuf, HashMap<String, Named>> = HashMap::new();
+            // Healthchecks by container id: asked once per container (a list does not say them).
+            let mut healthchecks: HashMap<String, Vec<super::probes::Command>> = HashMap::new();
             loop {
                 tokio::select! {
                     _ = every.tick() => {}
@@ -114,11 +123,22 @@ impl ContainerNames {
                 by_engine.retain(|socket, _| present.contains(socket));
                 for socket in present {
                     if let Ok(containers) = crate::engine::containers(&socket).await {
-                        let named =
-                            containers.into_iter().map(|c| (c.id, Named { name: c.name, image: c.image })).collect();
+                        let mut named = HashMap::new();
+                        for c in containers {
+                            if c.state == "running" && !healthchecks.contains_key(&c.id) {
+                                // A failed inspect is asked again on the next pass.
+                                if let Ok(detail) = crate::engine::inspect(&socket, &c.id).await {
+                                    let probe = super::probes::of_healthcheck(&detail.healthcheck);
+                                    healthchecks.insert(c.id.clone(), probe.into_iter().collect());
+                                }
+                            }
+                            let probes = healthchecks.get(&c.id).cloned().unwrap_or_default();
+                            named.insert(c.id, Named { name: c.name, image: c.image, probes });
+                        }
                         by_engine.insert(socket, named);
                     }
                 }
+                healthchecks.retain(|id, _| by_engine.values().any(|named| named.contains_key(id)));
                 let found = Known {
                     containers: by_engine
                         .values()
@@ -245,6 +265,8 @@ mod tests {
             "metadata": { "name": "api-5c8f9d7b6-x2x9z", "namespace": "payments", "uid": "0d7f3c2a-5b1e-4c9d-8e7f-6a5b4c3d2e1f",
                 "labels": { "pod-template-hash": "5c8f9d7b6" },
                 "ownerReferences": [{ "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "api-5c8f9d7b6", "uid": "u", "controller": true }] },
+            "spec": { "containers": [{ "name": "api",
+                "livenessProbe": { "exec": { "command": ["/bin/grpc_health_probe", "-addr=:8080"] } } }] },
             "status": {
                 "containerStatuses": [{
                     "name": "api", "image": "registry.example.com/payments/api:2.4.1", "imageID": "", "ready": true,
@@ -265,6 +287,8 @@ mod tests {
         assert_eq!(known.owners["0d7f3c2a-5b1e-4c9d-8e7f-6a5b4c3d2e1f"], "Deployment/api");
         let api = &known.containers["4f1c0a9e2b7d4e6f8a1b2c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3e4f5a6b7"];
         assert_eq!((api.name.as_str(), api.image.as_str()), ("api", "registry.example.com/payments/api:2.4.1"));
+        assert_eq!(api.probes, [["/bin/grpc_health_probe", "-addr=:8080"]]);
         assert_eq!(known.containers["aaaa"].name, "migrate");
+        assert!(known.containers["aaaa"].probes.is_empty());
     }
 }

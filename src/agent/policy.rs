@@ -210,6 +210,9 @@ pub struct RunningContainer {
     /// Every cgroup v2 id of the container (runtimes make more than one, e.g. Podman's
     /// `…/container` sub-cgroup).
     pub cgroups: Vec<u64>,
+    /// The programs its probes run (as paths in the container): allowed whatever the rule says,
+    /// since its platform runs them ([`super::probes`]).
+    pub probe_programs: Vec<String>,
 }
 
 impl PolicyRule {
@@ -236,12 +239,21 @@ impl PolicyRule {
         }
     }
 
-    /// The kernel policy of one cgroup under this rule.
-    fn for_cgroup(&self, cgroup_id: u64) -> ContainerPolicy {
+    /// The kernel policy of one cgroup under this rule, an allowlist widened by the container's
+    /// probe programs.
+    fn for_cgroup(&self, cgroup_id: u64, probe_programs: &[String]) -> ContainerPolicy {
+        let exec_allowlist = self.allow_exec.clone().map(|mut allowed| {
+            for program in probe_programs {
+                if !allowed.contains(program) {
+                    allowed.push(program.clone());
+                }
+            }
+            allowed
+        });
         ContainerPolicy {
             cgroup_id,
             mode: self.mode,
-            exec_allowlist: self.allow_exec.clone(),
+            exec_allowlist,
             file_rules: self
                 .files
                 .iter()
@@ -330,7 +342,7 @@ impl PolicyFile {
                 spec.sources().map_err(|e| fail(format!("accept[{i}]: {e}")))?;
             }
             // The limits of the kernel maps, checked on a stand-in cgroup id.
-            validate(&[rule.for_cgroup(1)]).map_err(|e| {
+            validate(&[rule.for_cgroup(1, &[])]).map_err(|e| {
                 let text = e.to_string();
                 fail(text.strip_prefix("policy 0 (cgroup 1): ").unwrap_or(&text).to_string())
             })?;
@@ -341,7 +353,7 @@ impl PolicyFile {
     /// Every rule as a policy of a stand-in cgroup (index = rule index), to check before any
     /// container is running that the enforcing rung can hold each of them.
     pub fn resolve_all(&self) -> Vec<ContainerPolicy> {
-        (0..self.containers.len()).zip(&self.containers).map(|(i, rule)| rule.for_cgroup(i as u64 + 1)).collect()
+        (0..self.containers.len()).zip(&self.containers).map(|(i, rule)| rule.for_cgroup(i as u64 + 1, &[])).collect()
     }
 
     /// The kernel policies for the containers running now: every cgroup of every container a
@@ -361,7 +373,7 @@ impl PolicyFile {
             };
             for &cgroup_id in &container.cgroups {
                 if seen.insert(cgroup_id) {
-                    policies.push((index, rule.for_cgroup(cgroup_id)));
+                    policies.push((index, rule.for_cgroup(cgroup_id, &container.probe_programs)));
                 }
             }
         }
@@ -812,6 +824,7 @@ containers:
             image: None,
             owner: None,
             cgroups: cgroups.to_vec(),
+            probe_programs: Vec::new(),
         }
     }
 
@@ -856,6 +869,22 @@ containers:
         assert_eq!(summary, [(40, Mode::Protect, true), (41, Mode::Protect, true), (50, Mode::Monitor, false)]);
         assert_eq!(policies[0].file_rules, [FileRule { prefix: "/etc/".into(), deny_read: false, deny_write: true }]);
         assert!(file.resolve(&[]).is_empty(), "rules wait for their containers");
+    }
+
+    #[test]
+    fn a_containers_probe_programs_join_its_allowlist_only() {
+        let file = parse(GOOD).expect("valid");
+        let probed = |id: String, name: &str, cgroup: u64| RunningContainer {
+            probe_programs: vec!["/usr/bin/curl".into(), "/bin/busybox".into()],
+            ..running(&id, name, &[cgroup])
+        };
+        let policies = file.resolve(&[
+            probed("a".repeat(64), "web", 40),
+            probed(format!("4f1c0a9e2b7d{}", "1".repeat(52)), "other", 50),
+        ]);
+        let allowed = policies[0].exec_allowlist.as_deref().expect("web has an allowlist");
+        assert_eq!(allowed, ["/bin/busybox", "/usr/sbin/nginx", "/usr/bin/curl"], "widened once, no duplicate");
+        assert_eq!(policies.get(1).map(|p| p.exec_allowlist.is_none()), Some(true), "no allowlist, none made");
     }
 
     #[test]

@@ -408,6 +408,7 @@ mod tests {
                     path: "/bin/busybox".into(),
                     parent: "".into(),
                     uid: 0,
+                    probe: false,
                 },
             });
         }
@@ -471,7 +472,13 @@ mod tests {
         baselines.observe(&Observation {
             group: GroupRef::local(image),
             at_ms: 1_000,
-            what: Observed::Exec { exe: "/bin/busybox".into(), path: "/bin/busybox".into(), parent: "".into(), uid: 0 },
+            what: Observed::Exec {
+                exe: "/bin/busybox".into(),
+                path: "/bin/busybox".into(),
+                parent: "".into(),
+                uid: 0,
+                probe: false,
+            },
         });
         baselines
     }

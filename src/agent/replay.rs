@@ -49,6 +49,7 @@ fn running(container: &super::attribution::ContainerRef) -> RunningContainer {
         image: container.image.clone(),
         owner: container.pod_owner.clone(),
         cgroups: vec![1],
+        probe_programs: Vec::new(),
     }
 }
 
@@ -182,6 +183,7 @@ pub fn against_baselines(policy: &PolicyFile, baselines: &crate::learn::Baseline
             image: group.image.clone(),
             owner: group.owner_kind.as_ref().zip(group.owner_name.as_ref()).map(|(k, n)| format!("{k}/{n}")),
             cgroups: vec![1],
+            probe_programs: Vec::new(),
         };
         let mut diff = BaselineDiff { group: key.clone(), ..Default::default() };
         let Some((index, rule, kernel)) = rule_for(policy, &container) else {

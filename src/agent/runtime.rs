@@ -49,13 +49,30 @@ pub fn running_containers(resolver: &mut CgroupResolver, names: &ContainerNames)
     resolver
         .containers()
         .into_iter()
-        .map(|(id, found)| RunningContainer {
-            name: named.get(&id).map(|n| n.name.clone()),
-            image: named.get(&id).map(|n| n.image.clone()),
-            owner: found.pod_uid.as_deref().and_then(|uid| names.owner(uid)),
-            namespace: found.pod_uid.as_deref().and_then(|uid| names.pod(uid)).map(|(namespace, _)| namespace),
-            id,
-            cgroups: found.cgroups,
+        .map(|(id, found)| {
+            let probes = named.get(&id).map(|n| n.probes.as_slice()).unwrap_or_default();
+            // Probe programs are looked up in the container's own files, through one of its
+            // processes' root.
+            let probe_programs = match probes.is_empty() {
+                true => Vec::new(),
+                false => resolver.process_in(&found.cgroups).map_or_else(Vec::new, |pid| {
+                    let root = std::path::PathBuf::from(format!("/proc/{pid}/root"));
+                    let mut programs: Vec<String> =
+                        probes.iter().flat_map(|probe| super::probes::programs(&root, probe)).collect();
+                    programs.sort();
+                    programs.dedup();
+                    programs
+                }),
+            };
+            RunningContainer {
+                name: named.get(&id).map(|n| n.name.clone()),
+                image: named.get(&id).map(|n| n.image.clone()),
+                owner: found.pod_uid.as_deref().and_then(|uid| names.owner(uid)),
+                namespace: found.pod_uid.as_deref().and_then(|uid| names.pod(uid)).map(|(namespace, _)| namespace),
+                id,
+                cgroups: found.cgroups,
+                probe_programs,
+            }
         })
         .collect()
 }
@@ -1027,6 +1044,13 @@ impl Emitter {
                 && container.is_some()
                 && detections.is_empty()
             {
+                // A probe's exec is known by its argv: the container's probes as its sources say
+                // them now (a healthcheck is read a moment after the container starts).
+                if let (WireEvent::Process { event, .. }, Some(c)) = (&line, &container)
+                    && event.kind == super::events::ProcessEventKind::Exec
+                {
+                    learning.set_probes_of(&c.id, self.names.get(&c.id).map(|n| n.probes).unwrap_or_default());
+                }
                 learning.take(&line, Some(cgroup));
             }
             if !(host_filtered && self.containers_only && container.is_none()) {

@@ -194,6 +194,7 @@ pub fn detail() -> ContainerDetail {
         mounts: vec!["/srv/data -> /data (ro)".into(), "/run/docker.sock -> /var/run/docker.sock (rw)".into()],
         env_names: vec!["PATH".into(), "API_TOKEN".into()],
         labels: [("team".to_string(), "payments".to_string())].into(),
+        healthcheck: vec![],
     }
 }
 

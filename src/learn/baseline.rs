@@ -98,6 +98,10 @@ pub enum Observed {
         path: String,
         parent: String,
         uid: u32,
+        /// Run by one of the container's probes (a kubelet exec probe, an engine healthcheck)
+        /// or by a program one started.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        probe: bool,
     },
     Open {
         path: String,
@@ -134,6 +138,20 @@ pub struct ProcessSeen {
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub paths: BTreeSet<String>,
     pub count: u64,
+    /// Of `count`, the runs by a probe: a program only probes run is shown as a probe.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub probe_runs: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl ProcessSeen {
+    /// Whether only the container's probes ran it.
+    pub fn is_probe(&self) -> bool {
+        self.count > 0 && self.probe_runs == self.count
+    }
 }
 
 /// An outbound flow: a peer (an address or a subnet, as CIDR), a port and a protocol.
@@ -201,7 +219,7 @@ impl Baseline {
         self.observations += 1;
         self.last_ms = self.last_ms.max(at_ms);
         let changed = match what {
-            Observed::Exec { exe, path, parent, uid } => self.learn_exec(exe, path, parent, *uid),
+            Observed::Exec { exe, path, parent, uid, probe } => self.learn_exec(exe, path, parent, *uid, *probe),
             Observed::Open { path, write: true } => self.learn_path(path, true),
             Observed::Open { path, write: false } => self.learn_path(path, false),
             Observed::Connect { address, port, protocol } => self.learn_flow(*address, *port, *protocol),
@@ -214,7 +232,7 @@ impl Baseline {
         changed
     }
 
-    fn learn_exec(&mut self, exe: &str, path: &str, parent: &str, uid: u32) -> bool {
+    fn learn_exec(&mut self, exe: &str, path: &str, parent: &str, uid: u32, probe: bool) -> bool {
         let exe = if exe.is_empty() { path } else { exe };
         if !exe.starts_with('/') || self.suspicious.contains(&format!("exec:{exe}")) {
             return false;
@@ -225,8 +243,10 @@ impl Baseline {
         }
         let seen = self.processes.entry(exe.to_string()).or_default();
         let new = seen.count == 0;
+        let was_probe = seen.is_probe();
         seen.count += 1;
-        let mut changed = new;
+        seen.probe_runs += u64::from(probe);
+        let mut changed = new || was_probe != seen.is_probe();
         if seen.parents.len() < MAX_PER_PROCESS {
             changed |= seen.parents.insert(parent.to_string());
         }
@@ -406,7 +426,7 @@ mod tests {
     use super::*;
 
     fn exec(exe: &str, parent: &str) -> Observed {
-        Observed::Exec { exe: exe.into(), path: exe.into(), parent: parent.into(), uid: 0 }
+        Observed::Exec { exe: exe.into(), path: exe.into(), parent: parent.into(), uid: 0, probe: false }
     }
 
     #[test]
@@ -417,7 +437,13 @@ mod tests {
         assert!(b.observe(4, &exec("/usr/sbin/httpd", "/bin/sh")), "a new parent");
         assert!(b.observe(
             5,
-            &Observed::Exec { exe: "/bin/busybox".into(), path: "/bin/sh".into(), parent: "".into(), uid: 33 }
+            &Observed::Exec {
+                exe: "/bin/busybox".into(),
+                path: "/bin/sh".into(),
+                parent: "".into(),
+                uid: 33,
+                probe: false
+            }
         ));
         let httpd = &b.processes["/usr/sbin/httpd"];
         assert_eq!(httpd.parents.iter().collect::<Vec<_>>(), ["", "/bin/sh"]);
@@ -425,6 +451,25 @@ mod tests {
         assert_eq!(b.processes["/bin/busybox"].paths.iter().collect::<Vec<_>>(), ["/bin/sh"]);
         assert_eq!(b.last_change_ms, 5);
         assert_eq!(b.observations, 4);
+    }
+
+    #[test]
+    fn a_program_only_probes_ran_is_a_probe() {
+        let mut b = Baseline::new(GroupRef::local("web:1"), 1);
+        let probe = Observed::Exec {
+            exe: "/usr/bin/curl".into(),
+            path: "/usr/bin/curl".into(),
+            parent: "".into(),
+            uid: 0,
+            probe: true,
+        };
+        assert!(b.observe(2, &probe));
+        assert!(b.processes["/usr/bin/curl"].is_probe());
+        assert!(!b.observe(3, &probe), "the same probe again teaches nothing");
+        assert!(b.observe(4, &exec("/usr/bin/curl", "")), "the workload running it too is news");
+        let curl = &b.processes["/usr/bin/curl"];
+        assert!(!curl.is_probe());
+        assert_eq!((curl.count, curl.probe_runs), (3, 2));
     }
 
     #[test]

@@ -202,7 +202,13 @@ mod tests {
         let mut b = Baseline::new(GroupRef::local("registry.example/team/web:1.2"), 0);
         b.observe(
             1,
-            &Observed::Exec { exe: "/bin/busybox".into(), path: "/bin/httpd".into(), parent: "".into(), uid: 0 },
+            &Observed::Exec {
+                exe: "/bin/busybox".into(),
+                path: "/bin/httpd".into(),
+                parent: "".into(),
+                uid: 0,
+                probe: false,
+            },
         );
         for i in 0..6 {
             b.observe(1, &Observed::Open { path: format!("/var/log/web/{i}.log"), write: true });

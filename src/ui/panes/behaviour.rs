@@ -146,6 +146,11 @@ fn program_lines<'a>(b: &Baseline, theme: &Theme) -> Vec<Line<'a>> {
             let paths: Vec<&str> = seen.paths.iter().map(String::as_str).collect();
             spans.push(Span::styled(format!(" · as {}", paths.join(", ")), theme.style(Slot::Dim)));
         }
+        if seen.is_probe() {
+            spans.push(Span::styled(" · probe", theme.style(Slot::StatusOk)));
+        } else if seen.probe_runs > 0 {
+            spans.push(Span::styled(format!(" · {} by probes", seen.probe_runs), theme.style(Slot::Dim)));
+        }
         out.push(Line::from(spans));
         for (child, child_seen) in &b.processes {
             if child != exe && child_seen.parents.contains(exe) {
@@ -322,10 +327,22 @@ mod tests {
             path: exe.into(),
             parent: parent.into(),
             uid: 101,
+            probe: false,
         };
         observe(&web, exec("/usr/sbin/nginx", ""));
         observe(&web, exec("/bin/sh", "/usr/sbin/nginx"));
         observe(&web, exec("/usr/bin/logrotate", "/bin/sh"));
+        // The liveness probe's `curl -sf localhost:8080/healthz`, started by the kubelet.
+        observe(
+            &web,
+            Observed::Exec {
+                exe: "/usr/bin/curl".into(),
+                path: "/usr/bin/curl".into(),
+                parent: "".into(),
+                uid: 101,
+                probe: true,
+            },
+        );
         observe(&web, Observed::Open { path: "/var/cache/nginx/a".into(), write: true });
         observe(&web, Observed::Open { path: "/run/nginx.pid".into(), write: true });
         observe(&web, Observed::Accept { port: 8080, protocol: crate::learn::baseline::Proto::Tcp });
