@@ -121,6 +121,8 @@ pub struct ContainerDetail {
     pub labels: BTreeMap<String, String>,
     /// The healthcheck's `Test` (`["CMD-SHELL", "curl -f …"]`), empty when it has none.
     pub healthcheck: Vec<String>,
+    /// Its addresses on the engine's networks (none with no network or the host's).
+    pub addresses: Vec<std::net::IpAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -293,6 +295,15 @@ pub async fn inspect(socket: &Path, id: &str) -> Result<ContainerDetail, EngineE
     let config = c.config.unwrap_or_default();
     let host = c.host_config.unwrap_or_default();
     let state = c.state.unwrap_or_default();
+    let addresses = c
+        .network_settings
+        .and_then(|n| n.networks)
+        .unwrap_or_default()
+        .into_values()
+        .flat_map(|e| [e.ip_address, e.global_ipv6_address])
+        .flatten()
+        .filter_map(|a| a.parse().ok())
+        .collect();
     // Entrypoint + Cmd is what runs; Path/Args differ between Docker and Podman's compat API.
     let command: Vec<String> = config
         .entrypoint
@@ -342,6 +353,7 @@ pub async fn inspect(socket: &Path, id: &str) -> Result<ContainerDetail, EngineE
             .collect(),
         labels: config.labels.unwrap_or_default().into_iter().collect(),
         healthcheck: config.healthcheck.and_then(|h| h.test).unwrap_or_default(),
+        addresses,
     })
 }
 

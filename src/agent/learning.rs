@@ -127,14 +127,17 @@ impl Observer {
             WireEvent::File { event, .. } if !event.truncated_path && self.is_workload(event.pid, &event.comm) => {
                 Observed::Open { path: event.path.clone(), write: event.write || event.create || event.truncate }
             }
-            WireEvent::Network { event, .. }
+            WireEvent::Network { event, peer, .. }
                 if event.policy.is_none() && event.guard.is_none() && self.is_workload(event.pid, &event.comm) =>
             {
                 let protocol = Proto::from_ip(event.protocol)?;
                 match event.kind {
-                    NetEventKind::Connect | NetEventKind::Send => {
-                        Observed::Connect { address: event.remote.0, port: event.remote.1, protocol }
-                    }
+                    NetEventKind::Connect | NetEventKind::Send => Observed::Connect {
+                        address: event.remote.0,
+                        port: event.remote.1,
+                        protocol,
+                        peer: peer.clone(),
+                    },
                     NetEventKind::Accept => Observed::Accept { port: event.local?.1, protocol },
                 }
             }

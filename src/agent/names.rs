@@ -5,6 +5,7 @@
 //! up by an API call; what no source knows keeps its ids only.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -33,11 +34,15 @@ struct Known {
     pods: HashMap<String, (String, String)>,
     /// Pod UID → the workload that owns it, `Kind/name` (a ReplicaSet's pods: its Deployment).
     owners: HashMap<String, String>,
+    /// Address → the group (as learning names it) of the container or pod that holds it.
+    addresses: HashMap<IpAddr, String>,
 }
 
 pub struct ContainerNames {
     engines: Arc<RwLock<Known>>,
     cluster: Arc<RwLock<Known>>,
+    /// Every pod's addresses in the cluster (not only this node's), by address.
+    cluster_addresses: Arc<RwLock<HashMap<IpAddr, String>>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     /// Asks the engines again now (a container nobody has named yet was seen).
     nudge: Arc<tokio::sync::Notify>,
@@ -84,6 +89,51 @@ fn known_from_pods(pods: &[Pod]) -> Known {
     known
 }
 
+/// What an engine's inspect says that its list does not.
+struct Inspected {
+    probes: Vec<super::probes::Command>,
+    addresses: Vec<IpAddr>,
+}
+
+impl Inspected {
+    fn of(detail: &crate::engine::ContainerDetail) -> Self {
+        Self {
+            probes: super::probes::of_healthcheck(&detail.healthcheck).into_iter().collect(),
+            addresses: detail.addresses.iter().map(|a| a.to_canonical()).collect(),
+        }
+    }
+}
+
+/// The group (`namespace/Kind/name`, as learning names it) a pod's addresses belong to, and
+/// those addresses: none for a pod on the host's network (its address is the node's) or one
+/// that has ended (its address is given to others).
+fn pod_addresses(pod: &Pod) -> Option<(String, Vec<IpAddr>)> {
+    let namespace = pod.metadata.namespace.as_deref()?;
+    if pod.spec.as_ref().and_then(|s| s.host_network) == Some(true) {
+        return None;
+    }
+    let status = pod.status.as_ref()?;
+    if matches!(status.phase.as_deref(), Some("Succeeded" | "Failed")) {
+        return None;
+    }
+    let mut addresses: Vec<IpAddr> = status
+        .pod_ips
+        .iter()
+        .flatten()
+        .map(|p| p.ip.as_str())
+        .chain(status.pod_ip.as_deref())
+        .filter_map(|ip| ip.parse::<IpAddr>().ok())
+        .map(|ip| ip.to_canonical())
+        .collect();
+    addresses.sort();
+    addresses.dedup();
+    let group = match owner_of(pod) {
+        Some(owner) => format!("{namespace}/{owner}"),
+        None => format!("{namespace}/Pod/{}", pod.metadata.name.as_deref()?),
+    };
+    (!addresses.is_empty()).then_some((group, addresses))
+}
+
 /// The workload a pod belongs to, `Kind/name`: its controller, and for a ReplicaSet made by a
 /// Deployment (its name is the Deployment's plus the pod-template-hash label) the Deployment.
 fn owner_of(pod: &Pod) -> Option<String> {
@@ -112,8 +162,9 @@ impl ContainerNames {
             // Per engine: one that fails to answer keeps what it said last, so names (and the
             // policy rules that use them) do not come and go with a timeout.
             let mut by_engine: HashMap<PathBuf, HashMap<String, Named>> = HashMap::new();
-            // Healthchecks by container id: asked once per container (a list does not say them).
-            let mut healthchecks: HashMap<String, Vec<super::probes::Command>> = HashMap::new();
+            // Healthchecks and addresses by container id: asked once per running container (a
+            // list does not say them).
+            let mut inspected: HashMap<String, Inspected> = HashMap::new();
             loop {
                 tokio::select! {
                     _ = every.tick() => {}
@@ -125,20 +176,30 @@ impl ContainerNames {
                     if let Ok(containers) = crate::engine::containers(&socket).await {
                         let mut named = HashMap::new();
                         for c in containers {
-                            if c.state == "running" && !healthchecks.contains_key(&c.id) {
+                            let running = c.state == "running";
+                            if running && !inspected.contains_key(&c.id) {
                                 // A failed inspect is asked again on the next pass.
                                 if let Ok(detail) = crate::engine::inspect(&socket, &c.id).await {
-                                    let probe = super::probes::of_healthcheck(&detail.healthcheck);
-                                    healthchecks.insert(c.id.clone(), probe.into_iter().collect());
+                                    inspected.insert(c.id.clone(), Inspected::of(&detail));
                                 }
                             }
-                            let probes = healthchecks.get(&c.id).cloned().unwrap_or_default();
+                            if !running {
+                                // Its addresses go with it (and a restart is asked again).
+                                inspected.remove(&c.id);
+                            }
+                            let probes = inspected.get(&c.id).map(|i| i.probes.clone()).unwrap_or_default();
                             named.insert(c.id, Named { name: c.name, image: c.image, probes });
                         }
                         by_engine.insert(socket, named);
                     }
                 }
-                healthchecks.retain(|id, _| by_engine.values().any(|named| named.contains_key(id)));
+                inspected.retain(|id, _| by_engine.values().any(|named| named.contains_key(id)));
+                let addresses = by_engine
+                    .values()
+                    .flatten()
+                    .filter_map(|(id, named)| Some((inspected.get(id)?, named)))
+                    .flat_map(|(i, named)| i.addresses.iter().map(|a| (*a, format!("local/{}", named.image))))
+                    .collect();
                 let found = Known {
                     containers: by_engine
                         .values()
@@ -146,6 +207,7 @@ impl ContainerNames {
                         .collect(),
                     pods: HashMap::new(),
                     owners: HashMap::new(),
+                    addresses,
                 };
                 if let Ok(mut known) = shared.write() {
                     *known = found;
@@ -153,7 +215,14 @@ impl ContainerNames {
                 passes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
         });
-        Self { engines, cluster: Arc::default(), tasks: vec![task], nudge, engine_passes }
+        Self {
+            engines,
+            cluster: Arc::default(),
+            cluster_addresses: Arc::default(),
+            tasks: vec![task],
+            nudge,
+            engine_passes,
+        }
     }
 
     /// Waits (at most `within`) until the engines have answered once.
@@ -176,6 +245,7 @@ impl ContainerNames {
     /// node's name and a ServiceAccount that may list pods). A failed list keeps what the last
     /// one said.
     pub fn with_cluster(mut self, client: kube::Client, node: String) -> Self {
+        self.watch_pod_addresses(client.clone());
         let shared = Arc::clone(&self.cluster);
         self.tasks.push(tokio::spawn(async move {
             let pods: Api<Pod> = Api::all(client);
@@ -200,6 +270,86 @@ impl ContainerNames {
             }
         }));
         self
+    }
+
+    /// Watches every pod of the cluster for its addresses (what group a peer address is): one
+    /// watch, kept up to date by its events, not a list per refresh.
+    fn watch_pod_addresses(&mut self, client: kube::Client) {
+        use futures::StreamExt as _;
+        use kube::runtime::{WatchStreamExt as _, watcher};
+        let shared = Arc::clone(&self.cluster_addresses);
+        self.tasks.push(tokio::spawn(async move {
+            let pods: Api<Pod> = Api::all(client);
+            let mut events = watcher(pods, watcher::Config::default().page_size(500)).default_backoff().boxed();
+            let mut by_pod: HashMap<String, (String, Vec<IpAddr>)> = HashMap::new();
+            let mut listing: Option<HashMap<String, (String, Vec<IpAddr>)>> = None;
+            let mut reported = false;
+            while let Some(event) = events.next().await {
+                let event = match event {
+                    Ok(event) => event,
+                    Err(err) => {
+                        if !std::mem::replace(&mut reported, true) {
+                            crate::say!("picket: watching the cluster's pods: {err} (peers stay addresses)");
+                        }
+                        continue;
+                    }
+                };
+                let uid = |pod: &Pod| pod.metadata.uid.clone().unwrap_or_default();
+                let Ok(mut addresses) = shared.write() else { return };
+                match event {
+                    watcher::Event::Init => listing = Some(HashMap::new()),
+                    watcher::Event::InitApply(pod) => {
+                        if let (Some(listing), Some(found)) = (listing.as_mut(), pod_addresses(&pod)) {
+                            listing.insert(uid(&pod), found);
+                        }
+                    }
+                    watcher::Event::InitDone => {
+                        by_pod = listing.take().unwrap_or_default();
+                        *addresses = by_pod
+                            .values()
+                            .flat_map(|(group, ips)| ips.iter().map(|ip| (*ip, group.clone())))
+                            .collect();
+                    }
+                    watcher::Event::Apply(pod) | watcher::Event::Delete(pod) => {
+                        let deleted = pod.metadata.deletion_timestamp.is_some();
+                        let uid = uid(&pod);
+                        if let Some((_, old)) = by_pod.remove(&uid) {
+                            old.iter().for_each(|ip| {
+                                addresses.remove(ip);
+                            });
+                        }
+                        let found = if deleted { None } else { pod_addresses(&pod) };
+                        if let Some((group, ips)) = found {
+                            ips.iter().for_each(|ip| {
+                                addresses.insert(*ip, group.clone());
+                            });
+                            by_pod.insert(uid, (group, ips));
+                        }
+                    }
+                }
+            }
+        }));
+    }
+
+    /// The group whose container or pod holds `address` now (the cluster's answer first).
+    pub fn group_of_address(&self, address: IpAddr) -> Option<String> {
+        let address = address.to_canonical();
+        let cluster = self.cluster_addresses.read().ok()?.get(&address).cloned();
+        cluster.or_else(|| self.engines.read().ok()?.addresses.get(&address).cloned())
+    }
+
+    /// Every group's addresses now, for rules naming peers by group.
+    pub fn peer_addresses(&self) -> super::policy::PeerAddresses {
+        let mut by_group = super::policy::PeerAddresses::default();
+        let mut add = |address: &IpAddr, group: &String| by_group.entry(group.clone()).or_default().push(*address);
+        if let Ok(engines) = self.engines.read() {
+            engines.addresses.iter().for_each(|(a, g)| add(a, g));
+        }
+        if let Ok(cluster) = self.cluster_addresses.read() {
+            cluster.iter().for_each(|(a, g)| add(a, g));
+        }
+        by_group.values_mut().for_each(|a| a.sort());
+        by_group
     }
 
     /// The container's name and image, the cluster's answer first.
@@ -258,6 +408,24 @@ impl Drop for ContainerNames {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pods_addresses_belong_to_its_workload_unless_it_shares_the_hosts() {
+        let pod = |host_network: bool, phase: &str| -> Pod {
+            serde_json::from_value(serde_json::json!({
+                "metadata": { "name": "db-0", "namespace": "shop", "uid": "u1",
+                    "ownerReferences": [{ "apiVersion": "apps/v1", "kind": "StatefulSet", "name": "db", "uid": "s", "controller": true }] },
+                "spec": { "hostNetwork": host_network, "containers": [{ "name": "db" }] },
+                "status": { "phase": phase, "podIP": "10.244.1.7", "podIPs": [{ "ip": "10.244.1.7" }, { "ip": "fd00::7" }] }
+            }))
+            .unwrap()
+        };
+        let (group, addresses) = pod_addresses(&pod(false, "Running")).expect("addresses");
+        assert_eq!(group, "shop/StatefulSet/db");
+        assert_eq!(addresses, ["10.244.1.7".parse::<IpAddr>().unwrap(), "fd00::7".parse().unwrap()]);
+        assert_eq!(pod_addresses(&pod(true, "Running")), None, "the node's address is no pod's");
+        assert_eq!(pod_addresses(&pod(false, "Succeeded")), None, "an ended pod's address is given to others");
+    }
 
     #[test]
     fn pod_statuses_name_pods_and_containers() {

@@ -84,7 +84,7 @@ pub struct AcceptSpec {
 
 impl AcceptSpec {
     fn sources(&self) -> Result<Vec<Destination>, String> {
-        DestinationSpec { to: self.from.clone(), ports: self.ports.clone(), protocol: self.protocol }
+        DestinationSpec { to: self.from.clone(), group: None, ports: self.ports.clone(), protocol: self.protocol }
             .destinations()
             .map_err(|e| e.replace("to: ", "from: "))
     }
@@ -104,6 +104,11 @@ pub struct ConnectSpec {
 pub struct DestinationSpec {
     #[serde(default)]
     pub to: Option<String>,
+    /// A peer group (`namespace/Kind/name`, `local/IMAGE`): the addresses its pods or containers
+    /// hold now, put in when the agent resolves the rules ([`PolicyFile::with_peers`]); none
+    /// until then.
+    #[serde(default)]
+    pub group: Option<String>,
     #[serde(default)]
     pub ports: Vec<PortSpec>,
     #[serde(default)]
@@ -140,6 +145,19 @@ impl PortSpec {
 impl DestinationSpec {
     /// One destination per port range (none given: any port).
     fn destinations(&self) -> Result<Vec<Destination>, String> {
+        if let Some(group) = &self.group {
+            if self.to.is_some() {
+                return Err(format!("give to or group, not both (group {group:?})"));
+            }
+            if group.split('/').filter(|part| !part.is_empty()).count() < 2 {
+                return Err(format!("group: {group:?} is not a group such as shop/Deployment/api or local/IMAGE"));
+            }
+            // Not resolved to its addresses: it names none (never any address).
+            for port in &self.ports {
+                port.range()?;
+            }
+            return Ok(Vec::new());
+        }
         let net = match &self.to {
             None => None,
             Some(text) => Some(
@@ -195,6 +213,10 @@ pub enum PolicyFileError {
     #[error("policy {path}: containers[{index}]: {message}", path = .path.display())]
     Rule { path: PathBuf, index: usize, message: String },
 }
+
+/// Each group's addresses now (`namespace/Kind/name` or `local/IMAGE` → its pods' or
+/// containers' addresses), for rules that name peers by group.
+pub type PeerAddresses = std::collections::HashMap<String, Vec<std::net::IpAddr>>;
 
 /// A running container the rules can name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -348,6 +370,40 @@ impl PolicyFile {
             })?;
         }
         Ok(file)
+    }
+
+    /// The rules with each peer group put as the addresses it holds now (a group holding none
+    /// names no address: an allow of it allows nothing).
+    pub fn with_peers(&self, peers: &PeerAddresses) -> PolicyFile {
+        let expand = |list: &[DestinationSpec]| -> Vec<DestinationSpec> {
+            list.iter()
+                .flat_map(|spec| match &spec.group {
+                    None => vec![spec.clone()],
+                    Some(group) => peers
+                        .get(group)
+                        .into_iter()
+                        .flatten()
+                        .map(|address| DestinationSpec { to: Some(address.to_string()), group: None, ..spec.clone() })
+                        .collect(),
+                })
+                .collect()
+        };
+        let mut file = self.clone();
+        for rule in &mut file.containers {
+            if let Some(connect) = rule.connect.as_mut() {
+                connect.allow = connect.allow.as_deref().map(expand);
+                connect.deny = expand(&connect.deny);
+            }
+        }
+        file
+    }
+
+    /// Whether some rule names a peer group (its addresses must be kept up to date).
+    pub fn names_peer_groups(&self) -> bool {
+        self.containers
+            .iter()
+            .filter_map(|r| r.connect.as_ref())
+            .any(|c| c.allow.iter().flatten().chain(&c.deny).any(|d| d.group.is_some()))
     }
 
     /// Every rule as a policy of a stand-in cgroup (index = rule index), to check before any
@@ -597,18 +653,19 @@ fn from_policy_documents(path: &Path, text: &str) -> Result<PolicyFile, PolicyFi
             if !rule.applications.is_empty() {
                 return Err(refuse(&at, "applications need the layer-7 firewall (issue 18)"));
             }
-            if rule.peers.iter().any(|p| p.cidr.is_none()) {
+            if rule.peers.iter().any(|p| p.cidr.is_none() && p.group.is_none()) {
                 return Err(refuse(
                     &at,
-                    "the network rung knows addresses: group, namespace and fqdn peers come with the firewall",
+                    "the network rung knows addresses and peer groups: namespace and fqdn peers come with the firewall",
                 ));
             }
-            let targets: Vec<Option<String>> = match rule.peers.is_empty() {
-                true => vec![None],
-                false => rule.peers.iter().map(|p| p.cidr.clone()).collect(),
+            // (address, group): a peer group is put as its addresses when the rules are resolved.
+            let targets: Vec<(Option<String>, Option<String>)> = match rule.peers.is_empty() {
+                true => vec![(None, None)],
+                false => rule.peers.iter().map(|p| (p.cidr.clone(), p.group.clone())).collect(),
             };
             let mut destinations = Vec::new();
-            for to in targets {
+            for (to, group) in targets {
                 let ports = match rule.ports.is_empty() {
                     true => vec![(Vec::new(), None)],
                     false => rule
@@ -628,6 +685,7 @@ fn from_policy_documents(path: &Path, text: &str) -> Result<PolicyFile, PolicyFi
                 };
                 destinations.extend(ports.into_iter().map(|(ports, protocol)| DestinationSpec {
                     to: to.clone(),
+                    group: group.clone(),
                     ports,
                     protocol,
                 }));
@@ -888,6 +946,31 @@ containers:
     }
 
     #[test]
+    fn a_peer_group_is_put_as_the_addresses_it_holds_and_names_none_before() {
+        let file = parse(
+            "containers:\n  - name: web\n    mode: protect\n    connect:\n      allow:\n        - group: shop/StatefulSet/postgres\n          ports: [5432]\n",
+        )
+        .expect("valid");
+        assert!(file.names_peer_groups());
+        let unresolved = &file.resolve_all()[0];
+        let rules = unresolved.connect.as_ref().expect("connect rules");
+        assert_eq!(rules.allow.as_deref().map(<[_]>::len), Some(0), "no address yet: allows nothing, never any");
+        let peers: PeerAddresses = [(
+            "shop/StatefulSet/postgres".to_string(),
+            vec!["10.244.1.7".parse().unwrap(), "10.244.2.9".parse().unwrap()],
+        )]
+        .into();
+        let resolved = &file.with_peers(&peers).resolve_all()[0];
+        let allow = resolved.connect.as_ref().and_then(|c| c.allow.clone()).expect("an allowlist");
+        let allowed: Vec<String> = allow.iter().map(ToString::to_string).collect();
+        assert_eq!(allowed, ["10.244.1.7/32 port 5432", "10.244.2.9/32 port 5432"]);
+        let both = "containers:\n  - name: web\n    mode: protect\n    connect:\n      allow: [{ to: 10.0.0.1, group: shop/Deployment/api }]\n";
+        assert!(parse(both).unwrap_err().contains("not both"), "{:?}", parse(both));
+        let bad = "containers:\n  - name: web\n    mode: protect\n    connect:\n      allow: [{ group: api }]\n";
+        assert!(parse(bad).unwrap_err().contains("is not a group"), "{:?}", parse(bad));
+    }
+
+    #[test]
     fn mistakes_name_the_file_and_the_rule() {
         let cases = [
             ("containers:\n  - name: web\n    mode: block\n", "policy /etc/picket/agent-policy.yaml: "),
@@ -952,9 +1035,9 @@ containers:
         assert!(!policy.has_exec_or_file_rules());
         let many = format!(
             "containers:\n  - name: web\n    mode: protect\n    connect:\n      deny:\n        - ports: [{}]\n",
-            (1..=17).map(|p| p.to_string()).collect::<Vec<_>>().join(", ")
+            (1..=65).map(|p| p.to_string()).collect::<Vec<_>>().join(", ")
         );
-        assert!(parse(&many).unwrap_err().contains("at most 16"));
+        assert!(parse(&many).unwrap_err().contains("at most 64"));
     }
 
     #[test]

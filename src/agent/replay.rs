@@ -65,6 +65,11 @@ fn action(mode: Mode, inbound: bool) -> &'static str {
 /// Replays `lines` against `policy`.
 pub fn replay(policy: &PolicyFile, lines: impl Iterator<Item = String>) -> Replayed {
     let mut out = Replayed::default();
+    // Peer groups are put as the addresses the recording showed them holding (the events' `peer`),
+    // as the agent puts them as the addresses they hold.
+    let names_groups = policy.names_peer_groups();
+    let mut peers = super::policy::PeerAddresses::new();
+    let mut expanded = policy.clone();
     for (n, line) in lines.enumerate() {
         if line.trim().is_empty() {
             continue;
@@ -73,8 +78,18 @@ pub fn replay(policy: &PolicyFile, lines: impl Iterator<Item = String>) -> Repla
             out.unread += 1;
             continue;
         };
+        if let WireEvent::Network { event, peer: Some(group), .. } = &event
+            && names_groups
+        {
+            let held = peers.entry(group.clone()).or_default();
+            let address = event.remote.0.to_canonical();
+            if !held.contains(&address) {
+                held.push(address);
+                expanded = policy.with_peers(&peers);
+            }
+        }
         let Some(container) = event.container() else { continue };
-        let Some((index, rule, kernel)) = rule_for(policy, &running(container)) else { continue };
+        let Some((index, rule, kernel)) = rule_for(&expanded, &running(container)) else { continue };
         if matches!(event, WireEvent::Alert { .. } | WireEvent::Stats { .. } | WireEvent::Lagged { .. }) {
             continue;
         }
@@ -174,6 +189,18 @@ pub struct BaselineDiff {
 /// Judges each learned baseline with `policy`, as the agent would judge the same behaviour.
 pub fn against_baselines(policy: &PolicyFile, baselines: &crate::learn::Baselines) -> Vec<BaselineDiff> {
     let mut out = Vec::new();
+    // A learned peer group is judged by name: each gets a stand-in address of its own (from the
+    // benchmarking range 198.18.0.0/15, no workload's), which only rules naming that group (or
+    // any address) cover.
+    let mut stand_ins = super::policy::PeerAddresses::new();
+    let groups: std::collections::BTreeSet<&str> =
+        baselines.groups.values().flat_map(|b| b.egress.iter().filter_map(|f| f.group())).collect();
+    for (n, group) in groups.into_iter().enumerate() {
+        let n = u32::try_from(n).unwrap_or(u32::MAX) & 0x1_ffff;
+        stand_ins.insert(group.to_string(), vec![std::net::Ipv4Addr::from(0xc612_0000 | n).into()]);
+    }
+    let expanded = policy.with_peers(&stand_ins);
+    let policy = &expanded;
     for (key, baseline) in &baselines.groups {
         let group = &baseline.group;
         let container = RunningContainer {
@@ -213,15 +240,19 @@ pub fn against_baselines(policy: &PolicyFile, baselines: &crate::learn::Baseline
             }
         }
         for flow in &baseline.egress {
-            let Ok(net) = flow.peer.parse::<ipnet::IpNet>() else { continue };
+            let address = match flow.group() {
+                Some(group) => stand_ins.get(group).and_then(|a| a.first().copied()),
+                None => flow.peer.parse::<ipnet::IpNet>().ok().map(|net| net.network()),
+            };
+            let Some(address) = address else { continue };
             let number = match flow.protocol {
                 crate::learn::baseline::Proto::Tcp => 6,
                 crate::learn::baseline::Proto::Udp => 17,
             };
             if let Some(rules) = &kernel.connect
-                && refused_by(rules, net.network(), flow.port, number).is_some()
+                && refused_by(rules, address, flow.port, number).is_some()
             {
-                diff.flagged.push(format!("connect {}:{}/{:?}", flow.peer, flow.port, flow.protocol).to_lowercase());
+                diff.flagged.push(format!("connect {}:{}/{}", flow.peer, flow.port, flow.protocol));
             }
         }
         for listen in &baseline.listening {
@@ -304,5 +335,51 @@ mod tests {
             ]
         );
         assert_eq!((replayed.judged, replayed.unread), (9, 1));
+    }
+
+    #[test]
+    fn a_peer_group_is_judged_at_the_addresses_the_recording_showed_it_holding() {
+        let policy = PolicyFile::parse(
+            std::path::Path::new("p.yaml"),
+            "containers:\n  - image: web:*\n    mode: protect\n    connect:\n      allow: [{ group: shop/StatefulSet/db, ports: [5432] }]\n",
+        )
+        .expect("policy");
+        let container = r#""container":{"runtime":"podman","id":"cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc","pod_uid":null,"name":"web","image":"web:1"}"#;
+        let connect = |remote: &str, peer: &str| {
+            format!(
+                r#"{{"type":"network","v":2,"node":"n","kind":"connect","pid":5,"uid":0,"protocol":6,"local":null,"remote":["{remote}",5432],"cgroup_id":9,"timestamp_ns":1,"comm":"x",{container}{peer}}}"#
+            )
+        };
+        let lines = vec![
+            connect("10.244.1.7", r#","peer":"shop/StatefulSet/db""#),
+            connect("10.244.2.9", r#","peer":"shop/StatefulSet/db""#),
+            connect("10.244.3.3", r#","peer":"shop/Deployment/other""#),
+            connect("10.244.1.8", ""),
+        ];
+        let replayed = replay(&policy, lines.into_iter());
+        let got: Vec<(usize, &str)> = replayed.verdicts.iter().map(|v| (v.line, v.subject.as_str())).collect();
+        assert_eq!(got, [(3, "10.244.3.3:5432"), (4, "10.244.1.8:5432")], "the group's pods pass, others do not");
+
+        let mut baselines = crate::learn::Baselines::default();
+        for (peer, port) in
+            [("shop/StatefulSet/db", 5432), ("shop/StatefulSet/db", 6432), ("shop/Deployment/other", 5432)]
+        {
+            baselines.observe(&crate::learn::Observation {
+                group: crate::learn::GroupRef::local("web:1"),
+                at_ms: 1,
+                what: crate::learn::Observed::Connect {
+                    address: "10.244.1.7".parse().unwrap(),
+                    port,
+                    protocol: crate::learn::baseline::Proto::Tcp,
+                    peer: Some(peer.into()),
+                },
+            });
+        }
+        let diff = against_baselines(&policy, &baselines);
+        assert_eq!(
+            diff[0].flagged,
+            ["connect shop/Deployment/other:5432/tcp", "connect shop/StatefulSet/db:6432/tcp"],
+            "judged by name and port"
+        );
     }
 }

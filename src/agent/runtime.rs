@@ -708,11 +708,18 @@ struct Enforcing {
 impl Enforcing {
     /// Applies the file to the containers running now, when that changes what the kernel holds:
     /// exec and file rules to their rung, connect rules to the network hooks.
-    fn refresh(&mut self, running: &[RunningContainer], net: &mut NetSensor, network: &mut NetworkControl) {
+    fn refresh(
+        &mut self,
+        running: &[RunningContainer],
+        peers: &super::policy::PeerAddresses,
+        net: &mut NetSensor,
+        network: &mut NetworkControl,
+    ) {
         if let Some(enforcer) = self.enforcer.as_mut() {
             enforcer.mark_new_mounts();
         }
         let rules = self.rules();
+        let rules = if rules.names_peer_groups() { rules.with_peers(peers) } else { rules };
         let indexed = rules.resolve_indexed(running);
         let policies: Vec<_> = indexed.iter().map(|(_, p)| p.clone()).collect();
         // Containers whose mounts could not be marked yet (fanotify) are tried again.
@@ -1038,7 +1045,10 @@ impl Emitter {
             // Rules see every event, the host's too, whatever is printed.
             let detections = detect(&mut self.detector, &event, container.as_ref());
             let cgroup = cgroup_of(&event);
-            let line = wire(event, container.clone());
+            let mut line = wire(event, container.clone());
+            if let WireEvent::Network { event, peer, .. } = &mut line {
+                *peer = self.names.group_of_address(event.remote.0);
+            }
             // What a detection rule flags is never learned as normal.
             if let Some(learning) = self.learning.as_mut()
                 && container.is_some()
@@ -1159,7 +1169,12 @@ fn police(
         *guard = None;
     }
     if let Some(enforcing) = enforcing.as_mut() {
-        enforcing.refresh(&running_containers(&mut out.resolver, &out.names), net, network);
+        enforcing.refresh(
+            &running_containers(&mut out.resolver, &out.names),
+            &out.names.peer_addresses(),
+            net,
+            network,
+        );
         if let Some(learning) = out.learning.as_mut() {
             learning.set_judged(enforcing.judged());
         }
@@ -1487,7 +1502,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
             _ = hangup.recv() => {
                 if let Some(enforcing) = enforcing.as_mut() {
                     enforcing.reload();
-                    enforcing.refresh(&running_containers(&mut out.resolver, &out.names), &mut net, &mut network);
+                    enforcing.refresh(&running_containers(&mut out.resolver, &out.names), &out.names.peer_addresses(), &mut net, &mut network);
                 }
             }
             Some(policies) = from_cluster.recv() => {

@@ -31,6 +31,10 @@ pub enum WireEvent {
         #[serde(flatten)]
         event: NetEvent,
         container: Option<ContainerRef>,
+        /// The group (`namespace/Kind/name`, `local/IMAGE`) whose pod or container holds the
+        /// remote address, when the agent knows it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        peer: Option<String>,
     },
     /// An open under a watched prefix, with the container it happened in.
     File {
@@ -130,7 +134,7 @@ impl WireEvent {
     }
 
     pub fn network(node: &str, event: NetEvent, container: Option<ContainerRef>) -> Self {
-        Self::Network { v: WIRE_VERSION, node: node.to_string(), event, container }
+        Self::Network { v: WIRE_VERSION, node: node.to_string(), event, container, peer: None }
     }
 
     pub fn file(node: &str, event: FileEvent, container: Option<ContainerRef>) -> Self {

@@ -195,6 +195,7 @@ pub fn detail() -> ContainerDetail {
         env_names: vec!["PATH".into(), "API_TOKEN".into()],
         labels: [("team".to_string(), "payments".to_string())].into(),
         healthcheck: vec![],
+        addresses: vec![],
     }
 }
 

@@ -743,9 +743,7 @@ fn show_baselines(baselines: &crate::learn::Baselines) -> String {
             out.push_str(&format!("  reads: {}\n", b.reads.iter().collect::<Vec<_>>().join(", ")));
         }
         for flow in &b.egress {
-            out.push_str(
-                &format!("  connects to {} port {} {:?}\n", flow.peer, flow.port, flow.protocol).to_lowercase(),
-            );
+            out.push_str(&format!("  connects to {flow}\n"));
         }
         for listen in &b.listening {
             out.push_str(&format!("  accepts on port {} {:?}\n", listen.port, listen.protocol).to_lowercase());

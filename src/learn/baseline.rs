@@ -111,6 +111,10 @@ pub enum Observed {
         address: IpAddr,
         port: u16,
         protocol: Proto,
+        /// The group holding the address (a pod's workload, a local container's image), when
+        /// the agent knew it: learned as that group, whatever its address.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        peer: Option<String>,
     },
     /// A connection was accepted on this local port.
     Accept {
@@ -154,12 +158,39 @@ impl ProcessSeen {
     }
 }
 
-/// An outbound flow: a peer (an address or a subnet, as CIDR), a port and a protocol.
+/// An outbound flow: a peer, a port and a protocol. The peer is a group (`namespace/Kind/name`,
+/// `local/IMAGE`) when the agent knew whose address it was, else an address or a subnet as CIDR.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Flow {
     pub peer: String,
     pub port: u16,
     pub protocol: Proto,
+}
+
+impl std::fmt::Display for Proto {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Tcp => "tcp",
+            Self::Udp => "udp",
+        })
+    }
+}
+
+/// `group shop/StatefulSet/postgres port 5432 tcp`, `10.0.0.0/24 port 80 tcp`.
+impl std::fmt::Display for Flow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.group().is_some() {
+            f.write_str("group ")?;
+        }
+        write!(f, "{} port {} {}", self.peer, self.port, self.protocol)
+    }
+}
+
+impl Flow {
+    /// The peer group, when the peer is one (not a CIDR).
+    pub fn group(&self) -> Option<&str> {
+        self.peer.parse::<ipnet::IpNet>().is_err().then_some(self.peer.as_str())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -222,7 +253,10 @@ impl Baseline {
             Observed::Exec { exe, path, parent, uid, probe } => self.learn_exec(exe, path, parent, *uid, *probe),
             Observed::Open { path, write: true } => self.learn_path(path, true),
             Observed::Open { path, write: false } => self.learn_path(path, false),
-            Observed::Connect { address, port, protocol } => self.learn_flow(*address, *port, *protocol),
+            Observed::Connect { address, port, protocol, peer } => match peer {
+                Some(group) => self.learn_group_flow(group, *address, *port, *protocol),
+                None => self.learn_flow(*address, *port, *protocol),
+            },
             Observed::Accept { port, protocol } => self.listening.insert(Listen { port: *port, protocol: *protocol }),
             Observed::Suspicious { exe, path, remote } => self.forget_suspicious(exe, path, remote),
         };
@@ -269,6 +303,23 @@ impl Baseline {
             set.fold_to(MAX_PATHS / 4);
         }
         changed
+    }
+
+    /// A flow to a peer group's pod or container: one flow per group, port and protocol, so a
+    /// peer's pods coming and going at new addresses are the same peer.
+    fn learn_group_flow(&mut self, group: &str, address: IpAddr, port: u16, protocol: Proto) -> bool {
+        if self.suspicious.contains(&format!("connect:{}", remote(address, port))) {
+            return false;
+        }
+        let flow = Flow { peer: group.to_string(), port, protocol };
+        if self.egress.contains(&flow) {
+            return false;
+        }
+        if self.egress.len() >= MAX_FLOWS {
+            self.overflow += 1;
+            return false;
+        }
+        self.egress.insert(flow)
     }
 
     fn learn_flow(&mut self, address: IpAddr, port: u16, protocol: Proto) -> bool {
@@ -473,31 +524,63 @@ mod tests {
     }
 
     #[test]
+    fn a_peer_group_is_one_peer_whatever_its_addresses() {
+        let mut b = Baseline::new(GroupRef::local("client"), 0);
+        let to_db = |i: u8| Observed::Connect {
+            address: format!("10.244.{i}.7").parse().unwrap(),
+            port: 5432,
+            protocol: Proto::Tcp,
+            peer: Some("shop/StatefulSet/postgres".into()),
+        };
+        assert!(b.observe(1, &to_db(1)));
+        for i in 2..=9 {
+            assert!(!b.observe(1, &to_db(i)), "the same group at another address teaches nothing");
+        }
+        let flows: Vec<(&str, Option<&str>)> = b.egress.iter().map(|f| (f.peer.as_str(), f.group())).collect();
+        assert_eq!(flows, [("shop/StatefulSet/postgres", Some("shop/StatefulSet/postgres"))]);
+        b.observe(
+            1,
+            &Observed::Connect { address: "10.0.0.1".parse().unwrap(), port: 80, protocol: Proto::Tcp, peer: None },
+        );
+        assert_eq!(b.egress.iter().filter(|f| f.group().is_none()).count(), 1, "an address with no group is a CIDR");
+    }
+
+    #[test]
     fn peers_of_one_subnet_fold_and_v4_mapped_addresses_are_v4() {
         let mut b = Baseline::new(GroupRef::local("client"), 0);
         let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
-        b.observe(1, &Observed::Connect { address: mapped, port: 80, protocol: Proto::Tcp });
+        b.observe(1, &Observed::Connect { address: mapped, port: 80, protocol: Proto::Tcp, peer: None });
         assert_eq!(b.egress.iter().next().unwrap().peer, "10.0.0.1/32");
         for i in 2..=5 {
             b.observe(
                 1,
-                &Observed::Connect { address: format!("10.0.0.{i}").parse().unwrap(), port: 80, protocol: Proto::Tcp },
+                &Observed::Connect {
+                    address: format!("10.0.0.{i}").parse().unwrap(),
+                    port: 80,
+                    protocol: Proto::Tcp,
+                    peer: None,
+                },
             );
         }
         assert_eq!(b.egress.iter().map(|f| f.peer.as_str()).collect::<Vec<_>>(), ["10.0.0.0/24"]);
-        assert!(
-            !b.observe(1, &Observed::Connect { address: "10.0.0.77".parse().unwrap(), port: 80, protocol: Proto::Tcp })
-        );
-        assert!(
-            b.observe(1, &Observed::Connect { address: "10.0.0.77".parse().unwrap(), port: 443, protocol: Proto::Tcp })
-        );
+        assert!(!b.observe(
+            1,
+            &Observed::Connect { address: "10.0.0.77".parse().unwrap(), port: 80, protocol: Proto::Tcp, peer: None }
+        ));
+        assert!(b.observe(
+            1,
+            &Observed::Connect { address: "10.0.0.77".parse().unwrap(), port: 443, protocol: Proto::Tcp, peer: None }
+        ));
     }
 
     #[test]
     fn what_a_detection_flags_is_taken_back_and_never_learned_again() {
         let mut b = Baseline::new(GroupRef::local("web"), 0);
         b.observe(1, &exec("/tmp/xmrig", "/bin/sh"));
-        b.observe(1, &Observed::Connect { address: "192.0.2.9".parse().unwrap(), port: 3333, protocol: Proto::Tcp });
+        b.observe(
+            1,
+            &Observed::Connect { address: "192.0.2.9".parse().unwrap(), port: 3333, protocol: Proto::Tcp, peer: None },
+        );
         b.observe(
             2,
             &Observed::Suspicious {

@@ -162,7 +162,10 @@ fn egress_rules(baseline: &Baseline) -> Vec<NetworkRule> {
     let mut rules: Vec<NetworkRule> = by_peer
         .into_iter()
         .map(|(peer, ports)| NetworkRule {
-            peers: vec![Peer { cidr: Some(peer.to_string()), ..Default::default() }],
+            peers: vec![match peer.parse::<ipnet::IpNet>() {
+                Ok(_) => Peer { cidr: Some(peer.to_string()), ..Default::default() },
+                Err(_) => Peer { group: Some(peer.to_string()), ..Default::default() },
+            }],
             ports,
             applications: Vec::new(),
             action: Action::Allow,
@@ -214,9 +217,24 @@ mod tests {
             b.observe(1, &Observed::Open { path: format!("/var/log/web/{i}.log"), write: true });
         }
         b.observe(1, &Observed::Open { path: "/tmp/pid".into(), write: true });
-        b.observe(1, &Observed::Connect { address: "10.1.2.3".parse().unwrap(), port: 5432, protocol: Proto::Tcp });
+        b.observe(
+            1,
+            &Observed::Connect { address: "10.1.2.3".parse().unwrap(), port: 5432, protocol: Proto::Tcp, peer: None },
+        );
         b.observe(1, &Observed::Accept { port: 80, protocol: Proto::Tcp });
+        b.observe(
+            1,
+            &Observed::Connect {
+                address: "10.1.9.9".parse().unwrap(),
+                port: 6379,
+                protocol: Proto::Tcp,
+                peer: Some("local/registry.example/team/cache:7".into()),
+            },
+        );
         let policy = policy_of(&b, Mode::Protect).expect("a policy");
+        let cache = policy.spec.egress.iter().find(|r| r.ports[0].port == "6379").expect("the cache rule");
+        assert_eq!(cache.peers[0].group.as_deref(), Some("local/registry.example/team/cache:7"));
+        assert_eq!(cache.peers[0].cidr, None, "a peer group, not its address");
         assert_eq!(policy.metadata.name.as_deref(), Some("local-web"));
         assert_eq!(policy.spec.selector.image.as_deref(), Some("registry.example/team/web:1.2"));
         assert_eq!(policy.spec.process[0].match_paths, ["/bin/busybox", "/bin/httpd"]);

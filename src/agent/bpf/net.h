@@ -17,7 +17,7 @@
 // `policy_rule` when no rule matched (an allowlist left the destination out).
 #define NET_NO_RULE 0xffffffff
 
-#define MAX_NET_RULES 16
+#define MAX_NET_RULES 64
 #define MAX_GUARD_RULES 32
 
 // One destination rule: address/prefix (network byte order, masked), protocol, port range.

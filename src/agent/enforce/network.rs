@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::{ContainerPolicy, EnforceError, Mode};
 
 /// Kernel rules of one container's policy (allow and deny together).
-pub const MAX_NET_RULES: usize = 16;
+pub const MAX_NET_RULES: usize = 64;
 /// Kernel rules of the guard, over every deniable connect rule.
 pub const MAX_GUARD_RULES: usize = 32;
 /// Bytes of `struct net_rule`: net[4], mask[4], family, protocol, two u16 ports, deny.
@@ -323,6 +323,6 @@ mod tests {
         assert!(!d.covers("11.0.0.1".parse().unwrap(), 3333, 6));
         assert_eq!(d.to_string(), "10.0.0.0/8 port 3333 tcp");
         let many = ConnectRules { allow: None, deny: vec![d; MAX_NET_RULES + 1] };
-        assert!(many.check().unwrap_err().contains("at most 16"));
+        assert!(many.check().unwrap_err().contains("at most 64"));
     }
 }

@@ -257,7 +257,7 @@ pub fn render_group(frame: &mut Frame, area: Rect, state: &AppState, theme: &The
     lines.push(Line::from(""));
     lines.push(heading("Network"));
     for flow in &b.egress {
-        lines.push(Line::from(format!("  → {} port {} {:?}", flow.peer, flow.port, flow.protocol).to_lowercase()));
+        lines.push(Line::from(format!("  → {flow}")));
     }
     for listen in &b.listening {
         lines.push(Line::from(format!("  ← accepts on port {} {:?}", listen.port, listen.protocol).to_lowercase()));
@@ -352,6 +352,16 @@ mod tests {
                 address: "10.20.0.5".parse().expect("address"),
                 port: 5432,
                 protocol: crate::learn::baseline::Proto::Tcp,
+                peer: Some("shop/StatefulSet/postgres".into()),
+            },
+        );
+        observe(
+            &web,
+            Observed::Connect {
+                address: "203.0.113.7".parse().expect("address"),
+                port: 443,
+                protocol: crate::learn::baseline::Proto::Tcp,
+                peer: None,
             },
         );
         observe(&web, Observed::Suspicious { exe: Some("/tmp/xmrig".into()), path: None, remote: None });
