@@ -687,3 +687,73 @@ fn a_containers_probes_are_learned_as_probes_and_never_refused() {
     assert!(alerts.iter().any(|a| a.to_string().contains("/opt/echo")), "the refusal is alerted: {alerts:?}");
     assert!(!alerts.iter().any(|a| a.to_string().contains("/opt/true")), "a probe never is: {alerts:?}");
 }
+
+/// Peers as groups: a client that talks to a web server's container (at its address on the
+/// engine's bridge) learns the web server's group, not its address. Under protect the client
+/// reaches a second container of that group at a new address, and is refused another group's.
+#[test]
+fn a_peer_is_learned_as_its_group_and_allowed_at_the_addresses_it_holds() {
+    let Some(podman) = prerequisites() else { return };
+    if !Path::new("/usr/lib/cni/bridge").exists() {
+        eprintln!("skipped: needs the CNI bridge plugin (containernetworking-plugins, ./install.sh --dev)");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let socket = dir.path().join("agent.sock").display().to_string();
+    let agent = Agent::start(&podman, dir.path(), &[]);
+    let (web, client, other) =
+        ("localhost/picket-peer-web:1", "localhost/picket-peer-client:1", "localhost/picket-peer-other:1");
+    for image in [web, client, other] {
+        podman.podman(&["tag", common::engines::Podman::IMAGE, image]);
+    }
+    let serve = "mkdir -p /www && echo hi > /www/index.html && exec httpd -f -p 8080 -h /www";
+    let address_of = |name: &str| {
+        let address = podman.podman(&["inspect", name, "--format", "{{.NetworkSettings.IPAddress}}"]);
+        let address = address.trim().to_string();
+        assert!(address.parse::<std::net::IpAddr>().is_ok(), "{name} has an address on the bridge: {address:?}");
+        address
+    };
+    podman.podman(&["run", "-d", "--name", "peer-web1", "--network", "bridge", web, "sh", "-c", serve]);
+    podman.podman(&["run", "-d", "--name", "peer-other", "--network", "bridge", other, "sh", "-c", serve]);
+    let (first, elsewhere) = (address_of("peer-web1"), address_of("peer-other"));
+    let fetch = format!("while true; do wget -q -O /dev/null http://{first}:8080/ && echo fetched; sleep 0.3; done");
+    podman.podman(&["run", "-d", "--name", "peer-client", "--network", "bridge", client, "sh", "-c", &fetch]);
+
+    let (client_group, web_group) = (format!("local/{client}"), format!("local/{web}"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut egress = serde_json::Value::Null;
+    while Instant::now() < deadline && !egress.to_string().contains(&web_group) {
+        std::thread::sleep(Duration::from_millis(500));
+        let (_, shown, _) = run_picket(&["policy", "show", "--agent", &socket, "--json"]);
+        let baselines: serde_json::Value = serde_json::from_str(&shown).unwrap_or_default();
+        egress = baselines["groups"][&client_group]["egress"].clone();
+    }
+    let flows = egress.as_array().cloned().unwrap_or_default();
+    assert!(
+        flows.iter().any(|f| f["peer"] == web_group.as_str() && f["port"] == 8080),
+        "the web server is learned as its group: {egress}"
+    );
+    assert!(!egress.to_string().contains(&first), "not as its address: {egress}");
+
+    let (code, _, said) = run_picket(&["policy", "mode", &client_group, "protect", "--agent", &socket]);
+    assert_eq!(code, Some(0), "{said}");
+    agent.wait_for(|l| l.contains(r#""protect":"#) && !l.contains(r#""protect":0"#), "protect in force");
+    podman.podman(&["run", "-d", "--name", "peer-web2", "--network", "bridge", web, "sh", "-c", serve]);
+    let second = address_of("peer-web2");
+    assert_ne!(first, second);
+    // The new container's address is put in the client's rules at the next resolution.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut reached = (false, String::new());
+    while Instant::now() < deadline && !reached.0 {
+        std::thread::sleep(Duration::from_millis(500));
+        reached = exec_in(&podman, "peer-client", &format!("wget -q -O- http://{second}:8080/"));
+    }
+    assert!(reached.0 && reached.1.contains("hi"), "the group's new container is reached: {}", reached.1);
+    let (ran, said) = exec_in(&podman, "peer-client", &format!("wget -q -O- http://{elsewhere}:8080/"));
+    assert!(!ran && refused(&said), "another group's container is refused: {said}");
+    let fetched = |p: &common::engines::Podman| p.podman(&["logs", "peer-client"]).matches("fetched").count();
+    let count = fetched(&podman);
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(fetched(&podman) > count, "the learned peer is still fetched under protect");
+    drop(agent);
+}

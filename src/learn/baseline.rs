@@ -311,9 +311,12 @@ impl Baseline {
         if self.suspicious.contains(&format!("connect:{}", remote(address, port))) {
             return false;
         }
+        // The address learned before its group was known (a peer's first moments, before the
+        // engine or the API server named it) is that group.
+        let unnamed = self.egress.remove(&Flow { peer: host_cidr(canonical(address)), port, protocol });
         let flow = Flow { peer: group.to_string(), port, protocol };
         if self.egress.contains(&flow) {
-            return false;
+            return unnamed;
         }
         if self.egress.len() >= MAX_FLOWS {
             self.overflow += 1;
@@ -543,6 +546,15 @@ mod tests {
             &Observed::Connect { address: "10.0.0.1".parse().unwrap(), port: 80, protocol: Proto::Tcp, peer: None },
         );
         assert_eq!(b.egress.iter().filter(|f| f.group().is_none()).count(), 1, "an address with no group is a CIDR");
+        let named = Observed::Connect {
+            address: "10.0.0.1".parse().unwrap(),
+            port: 80,
+            protocol: Proto::Tcp,
+            peer: Some("local/web:1".into()),
+        };
+        assert!(b.observe(2, &named), "the same address once its group is known");
+        let peers: Vec<&str> = b.egress.iter().map(|f| f.peer.as_str()).collect();
+        assert_eq!(peers, ["local/web:1", "shop/StatefulSet/postgres"], "the address learned before is the group");
     }
 
     #[test]
