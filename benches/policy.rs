@@ -154,6 +154,7 @@ fn policy(c: &mut Criterion) {
             owner: None,
             cgroups: vec![u64::from(n) + 1],
             probe_programs: Vec::new(),
+            labels: Default::default(),
         })
         .collect();
     let check = || {

@@ -806,6 +806,7 @@ async fn policy_updates_are_whole_or_refused_in_the_kernel_maps() {
             owner: None,
             cgroups: vec![9001, 9002],
             probe_programs: Vec::new(),
+            labels: Default::default(),
         },
         RunningContainer {
             id: "b".repeat(64),
@@ -815,6 +816,7 @@ async fn policy_updates_are_whole_or_refused_in_the_kernel_maps() {
             owner: None,
             cgroups: vec![9003],
             probe_programs: Vec::new(),
+            labels: Default::default(),
         },
     ];
     enforcer.apply(&file.resolve(&running)).expect("applies");

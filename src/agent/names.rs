@@ -24,6 +24,8 @@ pub struct Named {
     pub image: String,
     /// What the kubelet (exec probes) or the engine (a healthcheck) runs in it by itself.
     pub probes: Vec<super::probes::Command>,
+    /// The engine's labels of the container (a pod's labels are the pod's, [`ContainerNames::pod_labels`]).
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -36,6 +38,8 @@ struct Known {
     owners: HashMap<String, String>,
     /// Address → the group (as learning names it) of the container or pod that holds it.
     addresses: HashMap<IpAddr, String>,
+    /// Pod UID → the pod's labels.
+    labels: HashMap<String, std::collections::BTreeMap<String, String>>,
 }
 
 pub struct ContainerNames {
@@ -77,6 +81,7 @@ fn known_from_pods(pods: &[Pod]) -> Known {
                         name: status.name.clone(),
                         image: status.image.clone(),
                         probes: probes.remove(&status.name).unwrap_or_default(),
+                        labels: Default::default(),
                     },
                 );
             }
@@ -84,6 +89,7 @@ fn known_from_pods(pods: &[Pod]) -> Known {
         if let Some(owner) = owner_of(pod) {
             known.owners.insert(uid.clone(), owner);
         }
+        known.labels.insert(uid.clone(), pod.metadata.labels.clone().unwrap_or_default());
         known.pods.insert(uid, (namespace, name));
     }
     known
@@ -188,7 +194,7 @@ impl ContainerNames {
                                 inspected.remove(&c.id);
                             }
                             let probes = inspected.get(&c.id).map(|i| i.probes.clone()).unwrap_or_default();
-                            named.insert(c.id, Named { name: c.name, image: c.image, probes });
+                            named.insert(c.id, Named { name: c.name, image: c.image, probes, labels: c.labels });
                         }
                         by_engine.insert(socket, named);
                     }
@@ -208,6 +214,7 @@ impl ContainerNames {
                     pods: HashMap::new(),
                     owners: HashMap::new(),
                     addresses,
+                    labels: HashMap::new(),
                 };
                 if let Ok(mut known) = shared.write() {
                     *known = found;
@@ -382,6 +389,11 @@ impl ContainerNames {
     /// A pod's namespace and name by its UID, from the API server.
     pub fn pod(&self, uid: &str) -> Option<(String, String)> {
         self.cluster.read().ok()?.pods.get(uid).cloned()
+    }
+
+    /// A pod's labels by its UID, from the API server.
+    pub fn pod_labels(&self, uid: &str) -> Option<std::collections::BTreeMap<String, String>> {
+        self.cluster.read().ok()?.labels.get(uid).cloned()
     }
 
     /// The workload owning a pod, `Kind/name`, by the pod's UID.

@@ -57,6 +57,10 @@ pub struct PolicyRule {
     /// Containers of the pods of this workload, `Kind/name` (`Deployment/web`).
     #[serde(default)]
     pub owner: Option<String>,
+    /// Containers whose pod has every one of these labels (a host's container: whose engine
+    /// labels have them).
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
     pub mode: Mode,
     #[serde(default)]
     pub allow_exec: Option<Vec<String>>,
@@ -235,6 +239,8 @@ pub struct RunningContainer {
     /// The programs its probes run (as paths in the container): allowed whatever the rule says,
     /// since its platform runs them ([`super::probes`]).
     pub probe_programs: Vec<String>,
+    /// Its pod's labels, or a host container's engine labels.
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 impl PolicyRule {
@@ -254,10 +260,13 @@ impl PolicyRule {
         {
             return false;
         }
+        if !self.labels.iter().all(|(key, value)| container.labels.get(key) == Some(value)) {
+            return false;
+        }
         match (&self.name, &self.id) {
             (Some(name), _) => container.name.as_deref() == Some(name.as_str()),
             (None, Some(id)) => container.id.starts_with(&id.to_ascii_lowercase()),
-            (None, None) => self.image.is_some() || self.owner.is_some(),
+            (None, None) => self.image.is_some() || self.owner.is_some() || !self.labels.is_empty(),
         }
     }
 
@@ -324,8 +333,8 @@ impl PolicyFile {
             let fail = |message: String| PolicyFileError::Rule { path: path.to_path_buf(), index, message };
             match (&rule.name, &rule.id) {
                 (Some(_), Some(_)) => return Err(fail("give name or id, not both".into())),
-                (None, None) if rule.image.is_none() && rule.owner.is_none() => {
-                    return Err(fail("name, id, image or owner is needed to say which containers".into()));
+                (None, None) if rule.image.is_none() && rule.owner.is_none() && rule.labels.is_empty() => {
+                    return Err(fail("name, id, image, owner or labels is needed to say which containers".into()));
                 }
                 (Some(name), None) if name.is_empty() => return Err(fail("name is empty".into())),
                 (None, Some(id)) if id.len() < 12 || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) => {
@@ -563,15 +572,13 @@ fn from_policy_documents(path: &Path, text: &str) -> Result<PolicyFile, PolicyFi
         };
         let refuse = |at: &str, why: &str| file_error(format!("{name}: {at}: {why}"));
         let selector = &spec.selector;
-        if !selector.match_labels.is_empty() {
-            return Err(refuse(
-                "spec.selector.matchLabels",
-                "the agent picks containers by name, image or owner (it does not read pod labels yet)",
-            ));
-        }
         let owner = selector.owner.as_ref().map(|o| format!("{:?}/{}", o.kind, o.name));
-        if selector.container.is_none() && selector.image.is_none() && owner.is_none() {
-            return Err(refuse("spec.selector", "name the containers (container, image or owner)"));
+        if selector.container.is_none()
+            && selector.image.is_none()
+            && owner.is_none()
+            && selector.match_labels.is_empty()
+        {
+            return Err(refuse("spec.selector", "name the containers (container, image, owner or matchLabels)"));
         }
         let mut allow_exec: Option<Vec<String>> = None;
         for (i, rule) in spec.process.iter().enumerate() {
@@ -703,6 +710,7 @@ fn from_policy_documents(path: &Path, text: &str) -> Result<PolicyFile, PolicyFi
             namespace,
             image: selector.image.clone(),
             owner,
+            labels: selector.match_labels.clone(),
             mode: match spec.mode {
                 crate::policy::spec::Mode::Discover => Mode::Discover,
                 crate::policy::spec::Mode::Monitor => Mode::Monitor,
@@ -811,10 +819,6 @@ spec:
         let head = "apiVersion: picket.dev/v1\nkind: PicketPolicy\nmetadata: { name: web }\nspec:\n  mode: protect\n";
         for (rest, said) in [
             (
-                "  selector: { matchLabels: { app: web } }\n",
-                "spec.selector.matchLabels: the agent picks containers by name, image or owner",
-            ),
-            (
                 "  selector: { container: web }\n  egress:\n    - peers: [{ fqdn: api.example.com }]\n",
                 "spec.egress[0]: the network rung knows addresses",
             ),
@@ -883,6 +887,7 @@ containers:
             owner: None,
             cgroups: cgroups.to_vec(),
             probe_programs: Vec::new(),
+            labels: Default::default(),
         }
     }
 
@@ -930,6 +935,30 @@ containers:
     }
 
     #[test]
+    fn labels_pick_the_containers_that_have_all_of_them() {
+        let own = parse("containers:\n  - labels: { app: web, tier: front }\n    mode: protect\n").expect("valid");
+        let as_code = parse(
+            "apiVersion: picket.dev/v1\nkind: PicketPolicy\nmetadata: { name: web, namespace: shop }\nspec:\n  selector: { matchLabels: { app: web, tier: front } }\n  mode: protect\n",
+        )
+        .expect("valid");
+        let labelled = |cgroup: u64, labels: &[(&str, &str)], namespace: &str| RunningContainer {
+            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            namespace: Some(namespace.into()),
+            ..running(&format!("{cgroup:064x}"), "c", &[cgroup])
+        };
+        let running = [
+            labelled(1, &[("app", "web"), ("tier", "front"), ("pod-template-hash", "5c8f")], "shop"),
+            labelled(2, &[("app", "web")], "shop"),
+            labelled(3, &[("app", "api"), ("tier", "front")], "shop"),
+            labelled(4, &[("app", "web"), ("tier", "front")], "staging"),
+        ];
+        let cgroups = |file: &PolicyFile| file.resolve(&running).iter().map(|p| p.cgroup_id).collect::<Vec<_>>();
+        assert_eq!(cgroups(&own), [1, 4], "every label, whatever else the pod has");
+        assert_eq!(cgroups(&as_code), [1], "and the policy's namespace");
+        assert!(parse("containers:\n  - mode: protect\n").unwrap_err().contains("labels"), "naming nothing");
+    }
+
+    #[test]
     fn a_containers_probe_programs_join_its_allowlist_only() {
         let file = parse(GOOD).expect("valid");
         let probed = |id: String, name: &str, cgroup: u64| RunningContainer {
@@ -974,7 +1003,7 @@ containers:
     fn mistakes_name_the_file_and_the_rule() {
         let cases = [
             ("containers:\n  - name: web\n    mode: block\n", "policy /etc/picket/agent-policy.yaml: "),
-            ("containers:\n  - mode: protect\n", "containers[0]: name, id, image or owner is needed"),
+            ("containers:\n  - mode: protect\n", "containers[0]: name, id, image, owner or labels is needed"),
             ("containers:\n  - owner: web\n    mode: protect\n", "owner \"web\" must be Kind/name"),
             ("containers:\n  - name: a\n    id: 4f1c0a9e2b7d\n    mode: protect\n", "containers[0]: give name or id"),
             ("containers:\n  - id: xyz\n    mode: protect\n", "containers[0]: id \"xyz\" must be 12 to 64 hex"),

@@ -50,6 +50,7 @@ fn running(container: &super::attribution::ContainerRef) -> RunningContainer {
         owner: container.pod_owner.clone(),
         cgroups: vec![1],
         probe_programs: Vec::new(),
+        labels: Default::default(),
     }
 }
 
@@ -211,6 +212,7 @@ pub fn against_baselines(policy: &PolicyFile, baselines: &crate::learn::Baseline
             owner: group.owner_kind.as_ref().zip(group.owner_name.as_ref()).map(|(k, n)| format!("{k}/{n}")),
             cgroups: vec![1],
             probe_programs: Vec::new(),
+            labels: Default::default(),
         };
         let mut diff = BaselineDiff { group: key.clone(), ..Default::default() };
         let Some((index, rule, kernel)) = rule_for(policy, &container) else {

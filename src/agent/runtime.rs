@@ -64,7 +64,12 @@ pub fn running_containers(resolver: &mut CgroupResolver, names: &ContainerNames)
                     programs
                 }),
             };
+            let labels = match found.pod_uid.as_deref() {
+                Some(uid) => names.pod_labels(uid).unwrap_or_default(),
+                None => named.get(&id).map(|n| n.labels.clone()).unwrap_or_default(),
+            };
             RunningContainer {
+                labels,
                 name: named.get(&id).map(|n| n.name.clone()),
                 image: named.get(&id).map(|n| n.image.clone()),
                 owner: found.pod_uid.as_deref().and_then(|uid| names.owner(uid)),
