@@ -622,6 +622,8 @@ fn a_containers_probes_are_learned_as_probes_and_never_refused() {
         "-d",
         "--name",
         "probed",
+        "--label",
+        "app=probed",
         "--health-cmd",
         "/opt/true && /opt/true",
         "--health-interval",
@@ -665,11 +667,12 @@ fn a_containers_probes_are_learned_as_probes_and_never_refused() {
     );
     drop(learning);
 
-    // A policy that names only busybox: the healthcheck's /opt/true still runs, /opt/echo not.
+    // A policy (picking the container by its label) that names only busybox: the healthcheck's
+    // /opt/true still runs, /opt/echo not.
     let policy = dir.path().join("policy.yaml");
     std::fs::write(
         &policy,
-        format!("containers:\n  - image: {image}\n    mode: protect\n    allowExec: [/bin/busybox]\n"),
+        "containers:\n  - labels: { app: probed }\n    mode: protect\n    allowExec: [/bin/busybox]\n",
     )
     .expect("policy");
     std::fs::create_dir_all(dir.path().join("enforcing")).expect("dir");
