@@ -760,3 +760,68 @@ fn a_peer_is_learned_as_its_group_and_allowed_at_the_addresses_it_holds() {
     assert!(fetched(&podman) > count, "the learned peer is still fetched under protect");
     drop(agent);
 }
+
+/// An inbound connection to a port the learned policy does not list is a violation (alerted, not
+/// refused) named by the port; accepted, the port is listed and no longer alerted.
+#[test]
+fn an_unlisted_inbound_port_is_a_violation_to_accept() {
+    let Some(podman) = prerequisites() else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let socket = dir.path().join("agent.sock").display().to_string();
+    let agent = Agent::start(&podman, dir.path(), &[]);
+    let image = "localhost/picket-listener:1";
+    podman.podman(&["tag", common::engines::Podman::IMAGE, image]);
+    let serve = "mkdir -p /www && echo hi > /www/index.html && httpd -p 8080 -h /www && \
+                 while true; do wget -q -O /dev/null http://127.0.0.1:8080/; sleep 0.3; done";
+    podman.podman(&["run", "-d", "--name", "listener", image, "sh", "-c", serve]);
+    let group = format!("local/{image}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut listening = String::new();
+    while Instant::now() < deadline && !listening.contains("8080") {
+        std::thread::sleep(Duration::from_millis(500));
+        let (_, shown, _) = run_picket(&["policy", "show", "--agent", &socket, "--json"]);
+        let baselines: serde_json::Value = serde_json::from_str(&shown).unwrap_or_default();
+        listening = baselines["groups"][&group]["listening"].to_string();
+    }
+    assert!(listening.contains("8080"), "the port it listens on is learned: {listening}");
+    let (code, _, said) = run_picket(&["policy", "mode", &group, "protect", "--agent", &socket]);
+    assert_eq!(code, Some(0), "{said}");
+    agent.wait_for(|l| l.contains(r#""protect":"#) && !l.contains(r#""protect":0"#), "protect in force");
+
+    let accept_alerts =
+        |agent: &Agent| agent.policy_alerts().into_iter().filter(|a| a["rule"] == "policy-accept").collect::<Vec<_>>();
+    // Connections come from another group's container sharing its network (the group's own
+    // connects to 9090 are outbound ones its policy refuses).
+    let (ran, said) = exec_in(&podman, "listener", "httpd -p 9090 -h /www && echo serving");
+    assert!(ran, "{said}");
+    let visitor = "localhost/picket-visitor:1";
+    podman.podman(&["tag", common::engines::Podman::IMAGE, visitor]);
+    podman.podman(&["run", "-d", "--name", "visitor", "--network", "container:listener", visitor, "sleep", "300"]);
+    let fetch = |podman: &common::engines::Podman| {
+        podman.try_podman(&["exec", "visitor", "sh", "-c", "wget -q -O- http://127.0.0.1:9090/"])
+    };
+    let (ran, said) = fetch(&podman);
+    assert!(ran && said.contains("hi"), "an inbound connection is alerted, not refused: {said}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline && accept_alerts(&agent).is_empty() {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let alerts = accept_alerts(&agent);
+    assert!(alerts.iter().any(|a| a["event"]["local"].as_str().is_some_and(|l| l.ends_with(":9090"))), "{alerts:?}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut listed = String::new();
+    while Instant::now() < deadline && !listed.contains("accept:9090") {
+        std::thread::sleep(Duration::from_millis(200));
+        listed = run_picket(&["policy", "modes", "--agent", &socket]).1;
+    }
+    assert!(listed.contains("accept:9090 (alerted, 1×"), "{listed}");
+    let (code, _, said) = run_picket(&["policy", "accept", &group, "accept:9090", "--agent", &socket]);
+    assert_eq!(code, Some(0), "{said}");
+    std::thread::sleep(Duration::from_secs(3));
+    let before = accept_alerts(&agent).len();
+    let (ran, said) = fetch(&podman);
+    assert!(ran && said.contains("hi"), "{said}");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(accept_alerts(&agent).len(), before, "accepted, the port is listed: {:?}", accept_alerts(&agent));
+    drop(agent);
+}

@@ -39,9 +39,12 @@ pub struct Trigger {
     pub path: String,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub write: bool,
-    /// `10.0.0.1:3333`, for connects and sends.
+    /// `10.0.0.1:3333`, for connects and sends (for accepts: the peer that connected).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub remote: String,
+    /// For accepts: the container's own end, `10.0.0.2:8080`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub local: String,
     /// CLOCK_BOOTTIME nanoseconds on its node.
     pub timestamp_ns: u64,
 }

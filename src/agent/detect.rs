@@ -406,6 +406,7 @@ impl Detector {
                 path,
                 write: violation.write,
                 remote: violation.remote.clone(),
+                local: violation.local.clone(),
                 timestamp_ns: violation.timestamp_ns,
                 ..Trigger::default()
             },

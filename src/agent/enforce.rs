@@ -239,6 +239,9 @@ pub struct Violation {
     /// Connects: where to (`10.0.0.1:22`) and the rule that decided.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub remote: String,
+    /// Accepts: the container's own end (`10.0.0.2:8080`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub local: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub rule: String,
 }
@@ -274,6 +277,7 @@ pub fn decode_violation(bytes: &[u8]) -> Option<Violation> {
         comm: r.c_string(16),
         path: r.c_string(PATH_LEN),
         remote: String::new(),
+        local: String::new(),
         rule: String::new(),
     })
 }

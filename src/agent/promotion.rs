@@ -57,6 +57,8 @@ pub enum ViolationKind {
     Exec,
     Write,
     Connect,
+    /// An inbound connection on a port the policy does not list: the subject is the port.
+    Accept,
 }
 
 impl Violation {
@@ -69,6 +71,10 @@ impl Violation {
             "policy-connect" if event.remote.parse::<std::net::SocketAddr>().is_ok() => {
                 (ViolationKind::Connect, event.remote.clone())
             }
+            "policy-accept" => match event.local.parse::<std::net::SocketAddr>() {
+                Ok(local) => (ViolationKind::Accept, local.port().to_string()),
+                Err(_) => return None,
+            },
             _ => return None,
         };
         let action = serde_json::to_value(alert.action).ok()?.as_str()?.to_string();
@@ -82,6 +88,7 @@ impl Violation {
             ViolationKind::Exec => "exec",
             ViolationKind::Write => "write",
             ViolationKind::Connect => "connect",
+            ViolationKind::Accept => "accept",
         };
         format!("{kind}:{}", self.subject)
     }
@@ -376,6 +383,20 @@ fn allow(spec: &mut crate::policy::spec::PolicySpec, violation: &Violation) {
                 action: Action::Allow,
             });
         }
+        ViolationKind::Accept => {
+            let port = PortRule { port: violation.subject.clone(), protocol: None };
+            let open = spec.ingress.iter_mut().find(|r| r.action == Action::Allow && r.peers.is_empty());
+            match open {
+                Some(rule) if !rule.ports.iter().any(|p| p.port == port.port) => rule.ports.push(port),
+                Some(_) => {}
+                None => spec.ingress.push(NetworkRule {
+                    peers: Vec::new(),
+                    ports: vec![port],
+                    applications: Vec::new(),
+                    action: Action::Allow,
+                }),
+            }
+        }
     }
 }
 
@@ -526,21 +547,34 @@ mod tests {
         promotion.violation(group, &policy_alert("policy-connect", 5_000, |e| e.remote = "192.0.2.7:8443".into()));
         promotion.violation(group, &policy_alert("policy-connect", 5_500, |e| e.remote = "[2001:db8::1]:53".into()));
         promotion.violation(group, &policy_alert("policy-file", 6_000, |e| e.path = "/etc/shadow".into()));
+        promotion.violation(
+            group,
+            &policy_alert("policy-accept", 6_500, |e| {
+                e.remote = "10.0.0.9:40001".into();
+                e.local = "10.0.0.2:9090".into();
+            }),
+        );
         let violations = &promotion.groups[group].violations;
         let keys: Vec<String> = violations.iter().map(Violation::key).collect();
         assert_eq!(
             keys,
-            ["exec:/usr/bin/curl", "write:/var/cache/app/x", "connect:192.0.2.7:8443", "connect:[2001:db8::1]:53"],
+            [
+                "exec:/usr/bin/curl",
+                "write:/var/cache/app/x",
+                "connect:192.0.2.7:8443",
+                "connect:[2001:db8::1]:53",
+                "accept:9090"
+            ],
             "a read refused by a hand-written rule is not something to accept"
         );
         assert_eq!((violations[0].count, violations[0].first_ms, violations[0].last_ms), (2, 2_000, 3_000));
-        assert_eq!(promotion.groups[group].last_violation_ms, 6_000);
+        assert_eq!(promotion.groups[group].last_violation_ms, 6_500);
 
         let wrong = promotion.accept(group, &["exec:/bin/nope".into()], 7_000, "alice");
         assert!(
             matches!(&wrong, Err(PromotionError::NoSuchViolation { known, .. }) if known.contains("exec:/usr/bin/curl"))
         );
-        assert_eq!(promotion.groups[group].violations.len(), 4, "nothing taken on a mistake");
+        assert_eq!(promotion.groups[group].violations.len(), 5, "nothing taken on a mistake");
         let keys: Vec<String> = keys.clone();
         let change = promotion.accept(group, &keys, 7_000, "alice").expect("accepted");
         assert_eq!(change.who, "alice");
@@ -569,6 +603,9 @@ mod tests {
         assert!(may("192.0.2.7:8443", 6) && may("192.0.2.7:8443", 17), "any protocol: {connect:?}");
         assert!(!may("192.0.2.7:8444", 6) && !may("192.0.2.8:8443", 6), "only what was accepted: {connect:?}");
         assert!(may("[2001:db8::1]:53", 17), "{connect:?}");
+        let rule = &rules.containers[0];
+        assert!(rule.accepts("10.0.0.9".parse().unwrap(), 9090, 6), "the accepted port, from anywhere");
+        assert!(!rule.accepts("10.0.0.9".parse().unwrap(), 9091, 6), "only that port");
 
         // Bounded: the oldest make room.
         for i in 0..(MAX_VIOLATIONS as u64 + 5) {

@@ -239,6 +239,7 @@ fn net_violation(
         comm: e.comm.clone(),
         path: String::new(),
         remote: std::net::SocketAddr::new(e.remote.0, e.remote.1).to_string(),
+        local: e.local.map(|(ip, port)| std::net::SocketAddr::new(ip, port).to_string()).unwrap_or_default(),
         rule,
     }
 }
@@ -801,6 +802,7 @@ impl Enforcing {
                 comm: event.comm.clone(),
                 path: event.exe.clone(),
                 remote: String::new(),
+                local: String::new(),
                 rule: String::new(),
             });
         }

@@ -116,7 +116,8 @@ pub enum PolicyCommand {
         agent: PathBuf,
     },
     /// Accept violations of GROUP into its policy on the local agent (`exec:/usr/bin/curl`,
-    /// `write:/var/cache/x`, `connect:10.0.0.7:443`, as `picket policy modes` lists them)
+    /// `write:/var/cache/x`, `connect:10.0.0.7:443`, `accept:8080`, as `picket policy modes` lists
+    /// them)
     Accept {
         group: String,
         #[arg(required = true, value_name = "VIOLATION")]

@@ -928,6 +928,7 @@ fn judge(shared: &Shared, policies: &HashMap<u64, Verdicts>, fd: BorrowedFd, pid
         comm: std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim().to_string(),
         path,
         remote: String::new(),
+        local: String::new(),
         rule: String::new(),
     })
 }
