@@ -9,6 +9,7 @@ pub mod client;
 pub mod cluster_policies;
 pub mod deploy;
 pub mod detect;
+pub mod dns;
 pub mod drift;
 pub mod enforce;
 pub mod events;

@@ -130,13 +130,13 @@ mod tests {
             "apiVersion: picket.dev/v1\nkind: PicketPolicy\nmetadata: { name: web, namespace: shop, resourceVersion: '7', uid: u }\nspec:\n  selector: { image: 'registry.example/web:*' }\n  mode: protect\n  process:\n    - matchPaths: [/bin/busybox]\n",
         );
         let fqdn = policy(
-            "apiVersion: picket.dev/v1\nkind: PicketPolicy\nmetadata: { name: api, namespace: shop }\nspec:\n  selector: { matchLabels: { app: api } }\n  mode: monitor\n  egress:\n    - peers: [{ fqdn: api.example.com }]\n",
+            "apiVersion: picket.dev/v1\nkind: PicketPolicy\nmetadata: { name: api, namespace: shop }\nspec:\n  selector: { matchLabels: { app: api } }\n  mode: monitor\n  egress:\n    - peers: [{ namespace: payments }]\n",
         );
         let combined = combine(&[good, fqdn], &[]);
         assert_eq!(combined.count, 1);
         assert_eq!(combined.left_out.len(), 1);
         assert!(
-            combined.left_out[0].contains("PicketPolicy shop/api") && combined.left_out[0].contains("fqdn"),
+            combined.left_out[0].contains("PicketPolicy shop/api") && combined.left_out[0].contains("namespace"),
             "{:?}",
             combined.left_out
         );

@@ -127,7 +127,7 @@ impl Observer {
             WireEvent::File { event, .. } if !event.truncated_path && self.is_workload(event.pid, &event.comm) => {
                 Observed::Open { path: event.path.clone(), write: event.write || event.create || event.truncate }
             }
-            WireEvent::Network { event, peer, .. }
+            WireEvent::Network { event, peer, fqdn, .. }
                 if event.policy.is_none() && event.guard.is_none() && self.is_workload(event.pid, &event.comm) =>
             {
                 let protocol = Proto::from_ip(event.protocol)?;
@@ -137,6 +137,7 @@ impl Observer {
                         port: event.remote.1,
                         protocol,
                         peer: peer.clone(),
+                        name: fqdn.clone(),
                     },
                     NetEventKind::Accept => Observed::Accept { port: event.local?.1, protocol },
                 }

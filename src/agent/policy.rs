@@ -88,9 +88,15 @@ pub struct AcceptSpec {
 
 impl AcceptSpec {
     fn sources(&self) -> Result<Vec<Destination>, String> {
-        DestinationSpec { to: self.from.clone(), group: None, ports: self.ports.clone(), protocol: self.protocol }
-            .destinations()
-            .map_err(|e| e.replace("to: ", "from: "))
+        DestinationSpec {
+            to: self.from.clone(),
+            group: None,
+            fqdn: None,
+            ports: self.ports.clone(),
+            protocol: self.protocol,
+        }
+        .destinations()
+        .map_err(|e| e.replace("to: ", "from: "))
     }
 }
 
@@ -113,6 +119,10 @@ pub struct DestinationSpec {
     /// until then.
     #[serde(default)]
     pub group: Option<String>,
+    /// A DNS name (`*.` may start it): the addresses the node's containers were given for it,
+    /// put in as a group's are.
+    #[serde(default)]
+    pub fqdn: Option<String>,
     #[serde(default)]
     pub ports: Vec<PortSpec>,
     #[serde(default)]
@@ -149,6 +159,15 @@ impl PortSpec {
 impl DestinationSpec {
     /// One destination per port range (none given: any port).
     fn destinations(&self) -> Result<Vec<Destination>, String> {
+        if let Some(fqdn) = &self.fqdn {
+            if self.to.is_some() || self.group.is_some() {
+                return Err(format!("give one of to, group and fqdn (fqdn {fqdn:?})"));
+            }
+            for port in &self.ports {
+                port.range()?;
+            }
+            return Ok(Vec::new());
+        }
         if let Some(group) = &self.group {
             if self.to.is_some() {
                 return Err(format!("give to or group, not both (group {group:?})"));
@@ -384,15 +403,35 @@ impl PolicyFile {
     /// The rules with each peer group put as the addresses it holds now (a group holding none
     /// names no address: an allow of it allows nothing).
     pub fn with_peers(&self, peers: &PeerAddresses) -> PolicyFile {
+        let addresses_of = |spec: &DestinationSpec| -> Option<Vec<std::net::IpAddr>> {
+            if let Some(group) = &spec.group {
+                return Some(peers.get(group).cloned().unwrap_or_default());
+            }
+            let fqdn = spec.fqdn.as_deref()?.trim_end_matches('.').to_ascii_lowercase();
+            let mut found: Vec<std::net::IpAddr> = match fqdn.strip_prefix("*.") {
+                Some(domain) => peers
+                    .iter()
+                    .filter(|(name, _)| name.strip_suffix(domain).is_some_and(|rest| rest.ends_with('.')))
+                    .flat_map(|(_, a)| a.iter().copied())
+                    .collect(),
+                None => peers.get(&fqdn).cloned().unwrap_or_default(),
+            };
+            found.sort();
+            found.dedup();
+            Some(found)
+        };
         let expand = |list: &[DestinationSpec]| -> Vec<DestinationSpec> {
             list.iter()
-                .flat_map(|spec| match &spec.group {
+                .flat_map(|spec| match addresses_of(spec) {
                     None => vec![spec.clone()],
-                    Some(group) => peers
-                        .get(group)
+                    Some(addresses) => addresses
                         .into_iter()
-                        .flatten()
-                        .map(|address| DestinationSpec { to: Some(address.to_string()), group: None, ..spec.clone() })
+                        .map(|address| DestinationSpec {
+                            to: Some(address.to_string()),
+                            group: None,
+                            fqdn: None,
+                            ..spec.clone()
+                        })
                         .collect(),
                 })
                 .collect()
@@ -412,7 +451,7 @@ impl PolicyFile {
         self.containers
             .iter()
             .filter_map(|r| r.connect.as_ref())
-            .any(|c| c.allow.iter().flatten().chain(&c.deny).any(|d| d.group.is_some()))
+            .any(|c| c.allow.iter().flatten().chain(&c.deny).any(|d| d.group.is_some() || d.fqdn.is_some()))
     }
 
     /// Every rule as a policy of a stand-in cgroup (index = rule index), to check before any
@@ -660,19 +699,20 @@ fn from_policy_documents(path: &Path, text: &str) -> Result<PolicyFile, PolicyFi
             if !rule.applications.is_empty() {
                 return Err(refuse(&at, "applications need the layer-7 firewall (issue 18)"));
             }
-            if rule.peers.iter().any(|p| p.cidr.is_none() && p.group.is_none()) {
+            if rule.peers.iter().any(|p| p.namespace.is_some()) {
                 return Err(refuse(
                     &at,
-                    "the network rung knows addresses and peer groups: namespace and fqdn peers come with the firewall",
+                    "the network rung knows addresses, peer groups and DNS names: namespace peers come with the firewall",
                 ));
             }
-            // (address, group): a peer group is put as its addresses when the rules are resolved.
-            let targets: Vec<(Option<String>, Option<String>)> = match rule.peers.is_empty() {
-                true => vec![(None, None)],
-                false => rule.peers.iter().map(|p| (p.cidr.clone(), p.group.clone())).collect(),
+            // (address, group, name): a group or a name is put as its addresses when the rules are
+            // resolved.
+            let targets: Vec<(Option<String>, Option<String>, Option<String>)> = match rule.peers.is_empty() {
+                true => vec![(None, None, None)],
+                false => rule.peers.iter().map(|p| (p.cidr.clone(), p.group.clone(), p.fqdn.clone())).collect(),
             };
             let mut destinations = Vec::new();
-            for (to, group) in targets {
+            for (to, group, fqdn) in targets {
                 let ports = match rule.ports.is_empty() {
                     true => vec![(Vec::new(), None)],
                     false => rule
@@ -693,6 +733,7 @@ fn from_policy_documents(path: &Path, text: &str) -> Result<PolicyFile, PolicyFi
                 destinations.extend(ports.into_iter().map(|(ports, protocol)| DestinationSpec {
                     to: to.clone(),
                     group: group.clone(),
+                    fqdn: fqdn.clone(),
                     ports,
                     protocol,
                 }));
@@ -819,7 +860,7 @@ spec:
         let head = "apiVersion: picket.dev/v1\nkind: PicketPolicy\nmetadata: { name: web }\nspec:\n  mode: protect\n";
         for (rest, said) in [
             (
-                "  selector: { container: web }\n  egress:\n    - peers: [{ fqdn: api.example.com }]\n",
+                "  selector: { container: web }\n  egress:\n    - peers: [{ namespace: payments }]\n",
                 "spec.egress[0]: the network rung knows addresses",
             ),
             (
@@ -993,6 +1034,19 @@ containers:
         let allow = resolved.connect.as_ref().and_then(|c| c.allow.clone()).expect("an allowlist");
         let allowed: Vec<String> = allow.iter().map(ToString::to_string).collect();
         assert_eq!(allowed, ["10.244.1.7/32 port 5432", "10.244.2.9/32 port 5432"]);
+        let named = parse(
+            "containers:\n  - name: web\n    mode: protect\n    connect:\n      allow:\n        - fqdn: '*.payments.example'\n          ports: [443]\n",
+        )
+        .expect("valid");
+        let peers: PeerAddresses = [
+            ("api.payments.example".to_string(), vec!["192.0.2.7".parse().unwrap()]),
+            ("payments.example".to_string(), vec!["192.0.2.9".parse().unwrap()]),
+            ("evilpayments.example".to_string(), vec!["192.0.2.66".parse().unwrap()]),
+        ]
+        .into();
+        let allow = named.with_peers(&peers).resolve_all()[0].connect.as_ref().and_then(|c| c.allow.clone());
+        let allowed: Vec<String> = allow.iter().flatten().map(ToString::to_string).collect();
+        assert_eq!(allowed, ["192.0.2.7/32 port 443"], "names below the domain only");
         let both = "containers:\n  - name: web\n    mode: protect\n    connect:\n      allow: [{ to: 10.0.0.1, group: shop/Deployment/api }]\n";
         assert!(parse(both).unwrap_err().contains("not both"), "{:?}", parse(both));
         let bad = "containers:\n  - name: web\n    mode: protect\n    connect:\n      allow: [{ group: api }]\n";

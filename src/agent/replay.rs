@@ -66,8 +66,8 @@ fn action(mode: Mode, inbound: bool) -> &'static str {
 /// Replays `lines` against `policy`.
 pub fn replay(policy: &PolicyFile, lines: impl Iterator<Item = String>) -> Replayed {
     let mut out = Replayed::default();
-    // Peer groups are put as the addresses the recording showed them holding (the events' `peer`),
-    // as the agent puts them as the addresses they hold.
+    // Peer groups and DNS names are put as the addresses the recording showed them holding (the
+    // events' `peer`, the `dns` answers), as the agent puts them as the addresses they hold.
     let names_groups = policy.names_peer_groups();
     let mut peers = super::policy::PeerAddresses::new();
     let mut expanded = policy.clone();
@@ -79,13 +79,23 @@ pub fn replay(policy: &PolicyFile, lines: impl Iterator<Item = String>) -> Repla
             out.unread += 1;
             continue;
         };
-        if let WireEvent::Network { event, peer: Some(group), .. } = &event
-            && names_groups
-        {
-            let held = peers.entry(group.clone()).or_default();
-            let address = event.remote.0.to_canonical();
-            if !held.contains(&address) {
-                held.push(address);
+        // (the group or the name, the address): as the event showed it held.
+        let held_by: Vec<(String, std::net::IpAddr)> = match &event {
+            WireEvent::Network { event, peer: Some(group), .. } => vec![(group.clone(), event.remote.0)],
+            WireEvent::Dns { answer, .. } => answer.addresses.iter().map(|a| (answer.query.clone(), *a)).collect(),
+            _ => Vec::new(),
+        };
+        if names_groups && !held_by.is_empty() {
+            let mut changed = false;
+            for (key, address) in held_by {
+                let held = peers.entry(key).or_default();
+                let address = address.to_canonical();
+                if !held.contains(&address) {
+                    held.push(address);
+                    changed = true;
+                }
+            }
+            if changed {
                 expanded = policy.with_peers(&peers);
             }
         }
@@ -374,6 +384,7 @@ mod tests {
                     port,
                     protocol: crate::learn::baseline::Proto::Tcp,
                     peer: Some(peer.into()),
+                    name: None,
                 },
             });
         }

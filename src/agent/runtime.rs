@@ -135,6 +135,15 @@ pub struct RunOptions {
 }
 
 /// The file sensor's next batch; never, when no prefix is watched.
+async fn next_dns(
+    dns: &mut Option<super::dns::DnsSensor>,
+) -> Result<Vec<super::dns::DnsDatagram>, super::ring::RingError> {
+    match dns {
+        Some(dns) => dns.next_batch().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn next_files(files: &mut Option<FileSensor>) -> Result<Vec<FileEvent>, FileSensorError> {
     match files {
         Some(files) => files.next_batch().await,
@@ -962,12 +971,48 @@ struct Emitter {
     learning: Option<super::learning::Learning>,
     /// Groups the agent moves between modes itself (`--promote-after`, `--protect-after`).
     promotion: Option<super::promotion::Promotion>,
+    /// The names containers resolved addresses to (from the DNS answers they received).
+    dns_names: super::dns::DnsNames,
     /// The prefixes file events are sent for (those asked for and the rules'); of the
     /// write-opens learning alone watches, the containers' are sent and the host's dropped.
     sent_watches: Vec<(String, Watch)>,
 }
 
 impl Emitter {
+    /// Each peer group's addresses and each DNS name's (as the node's containers resolved it),
+    /// for rules naming peers by group or name.
+    fn peer_addresses(&self) -> super::policy::PeerAddresses {
+        let mut peers = self.names.peer_addresses();
+        peers.extend(self.dns_names.addresses_by_name());
+        peers
+    }
+
+    /// Takes DNS answers: what each container resolved, sent as `dns` events (learning and
+    /// the names on later connects). Returns how many went out and whether an address is new
+    /// for its name.
+    fn send_dns(&mut self, datagrams: Vec<super::dns::DnsDatagram>) -> anyhow::Result<(u64, bool)> {
+        let (mut sent, mut new) = (0, false);
+        for datagram in datagrams {
+            let Some(container) = self.names.name(self.resolver.container_of(datagram.cgroup_id)) else { continue };
+            let Some(answer) = super::dns::read_answer(&datagram.payload) else { continue };
+            new |= self.dns_names.learn(&container.id, &answer);
+            let line = WireEvent::Dns {
+                v: super::wire::WIRE_VERSION,
+                node: self.node.clone(),
+                server: datagram.server,
+                answer,
+                container: Some(container),
+            };
+            if let Some(learning) = self.learning.as_mut() {
+                learning.take(&line, Some(datagram.cgroup_id));
+            }
+            self.outputs.emit(&line)?;
+            sent += 1;
+        }
+        self.outputs.flush()?;
+        Ok((sent, new))
+    }
+
     /// Whether a file event is one of those asked for (not only one learning watches).
     fn file_asked(&self, event: &FileEvent) -> bool {
         let writes = event.write || event.create || event.truncate;
@@ -1053,8 +1098,10 @@ impl Emitter {
             let detections = detect(&mut self.detector, &event, container.as_ref());
             let cgroup = cgroup_of(&event);
             let mut line = wire(event, container.clone());
-            if let WireEvent::Network { event, peer, .. } = &mut line {
+            if let WireEvent::Network { event, peer, fqdn, .. } = &mut line {
                 *peer = self.names.group_of_address(event.remote.0);
+                *fqdn =
+                    container.as_ref().and_then(|c| self.dns_names.name_of(&c.id, event.remote.0)).map(String::from);
             }
             // What a detection rule flags is never learned as normal.
             if let Some(learning) = self.learning.as_mut()
@@ -1198,6 +1245,14 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     crate::agent::files::validate_prefixes(&options.watch)?;
     let mut sensor = ProcessSensor::start()?;
     let mut net = NetSensor::start()?;
+    // DNS answers name the addresses containers connect to; without them, peers stay addresses.
+    let mut dns = match super::dns::DnsSensor::start() {
+        Ok(dns) => Some(dns),
+        Err(e) => {
+            crate::say!("picket: DNS answers are not read ({e}); peers are named by address only");
+            None
+        }
+    };
     // The prefixes asked for, and those the rules need (writes only where only writes matter).
     // Each under its other names too (`/var/run/` is `/run/` in most images).
     let mut watches: Vec<(String, Watch)> = Vec::new();
@@ -1290,6 +1345,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         learning,
         sent_watches,
         promotion: None,
+        dns_names: Default::default(),
     };
     // Modes are kept whenever the agent learns and keeps state, so an operator can set one
     // (`picket policy mode`) even when the agent promotes nothing by itself.
@@ -1465,6 +1521,14 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
                 events += out.send(Batch::Network(batch))?;
                 events += out.send(Batch::Violations(violations))?;
             }
+            batch = next_dns(&mut dns) => {
+                let (sent, new) = out.send_dns(batch?)?;
+                events += sent;
+                // A name a policy allows may have new addresses: they are put in at once.
+                if new && enforcing.as_ref().is_some_and(|e| e.rules().names_peer_groups()) {
+                    police(&mut out, &mut guard, &mut enforcing, &mut net, &mut network, network_guard);
+                }
+            }
             batch = next_files(&mut files) => {
                 let batch = batch?;
                 events += send_processes(&mut out, enforcing.as_ref(), sensor.remaining())?;
@@ -1509,7 +1573,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
             _ = hangup.recv() => {
                 if let Some(enforcing) = enforcing.as_mut() {
                     enforcing.reload();
-                    enforcing.refresh(&running_containers(&mut out.resolver, &out.names), &out.names.peer_addresses(), &mut net, &mut network);
+                    enforcing.refresh(&running_containers(&mut out.resolver, &out.names), &out.peer_addresses(), &mut net, &mut network);
                 }
             }
             Some(policies) = from_cluster.recv() => {

@@ -35,6 +35,9 @@ pub enum WireEvent {
         /// remote address, when the agent knows it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         peer: Option<String>,
+        /// The DNS name the container last resolved to the remote address.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fqdn: Option<String>,
     },
     /// An open under a watched prefix, with the container it happened in.
     File {
@@ -42,6 +45,15 @@ pub enum WireEvent {
         node: String,
         #[serde(flatten)]
         event: FileEvent,
+        container: Option<ContainerRef>,
+    },
+    /// A DNS answer a container received: the name it asked and what it resolved to.
+    Dns {
+        v: u32,
+        node: String,
+        server: std::net::IpAddr,
+        #[serde(flatten)]
+        answer: super::dns::DnsAnswer,
         container: Option<ContainerRef>,
     },
     /// An alert: a detection rule was broken (see `plugins-config/rules/`), or a container's
@@ -134,7 +146,7 @@ impl WireEvent {
     }
 
     pub fn network(node: &str, event: NetEvent, container: Option<ContainerRef>) -> Self {
-        Self::Network { v: WIRE_VERSION, node: node.to_string(), event, container, peer: None }
+        Self::Network { v: WIRE_VERSION, node: node.to_string(), event, container, peer: None, fqdn: None }
     }
 
     pub fn file(node: &str, event: FileEvent, container: Option<ContainerRef>) -> Self {
@@ -154,6 +166,7 @@ impl WireEvent {
         match self {
             Self::Process { node, .. }
             | Self::Network { node, .. }
+            | Self::Dns { node, .. }
             | Self::File { node, .. }
             | Self::Alert { node, .. }
             | Self::Stats { node, .. } => node,
@@ -166,6 +179,7 @@ impl WireEvent {
         match self {
             Self::Process { container, .. }
             | Self::Network { container, .. }
+            | Self::Dns { container, .. }
             | Self::File { container, .. }
             | Self::Alert { container, .. } => container.as_ref(),
             Self::Stats { .. } | Self::Lagged { .. } => None,

@@ -744,7 +744,8 @@ fn show_baselines(baselines: &crate::learn::Baselines) -> String {
             out.push_str(&format!("  reads: {}\n", b.reads.iter().collect::<Vec<_>>().join(", ")));
         }
         for flow in &b.egress {
-            out.push_str(&format!("  connects to {flow}\n"));
+            let names = b.names_of(flow).map(|n| format!(" ({})", n.iter().cloned().collect::<Vec<_>>().join(", ")));
+            out.push_str(&format!("  connects to {flow}{}\n", names.unwrap_or_default()));
         }
         for listen in &b.listening {
             out.push_str(&format!("  accepts on port {} {:?}\n", listen.port, listen.protocol).to_lowercase());

@@ -115,6 +115,9 @@ pub enum Observed {
         /// the agent knew it: learned as that group, whatever its address.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         peer: Option<String>,
+        /// The DNS name the container resolved the address from, when it did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
     },
     /// A connection was accepted on this local port.
     Accept {
@@ -221,6 +224,9 @@ pub struct Baseline {
     /// Observations not learned because a bound was reached.
     #[serde(default)]
     pub overflow: u64,
+    /// The DNS names the peers of `egress` (by their CIDR) were resolved from.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub peer_names: BTreeMap<String, BTreeSet<String>>,
     /// The system calls its containers made (names, as seccomp profiles write them).
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub syscalls: BTreeSet<String>,
@@ -241,6 +247,7 @@ impl Baseline {
             listening: BTreeSet::new(),
             suspicious: BTreeSet::new(),
             overflow: 0,
+            peer_names: BTreeMap::new(),
             syscalls: BTreeSet::new(),
         }
     }
@@ -253,9 +260,13 @@ impl Baseline {
             Observed::Exec { exe, path, parent, uid, probe } => self.learn_exec(exe, path, parent, *uid, *probe),
             Observed::Open { path, write: true } => self.learn_path(path, true),
             Observed::Open { path, write: false } => self.learn_path(path, false),
-            Observed::Connect { address, port, protocol, peer } => match peer {
+            Observed::Connect { address, port, protocol, peer, name } => match peer {
                 Some(group) => self.learn_group_flow(group, *address, *port, *protocol),
-                None => self.learn_flow(*address, *port, *protocol),
+                None => {
+                    let learned = self.learn_flow(*address, *port, *protocol);
+                    let named = name.as_deref().is_some_and(|n| self.learn_name(*address, *port, *protocol, n));
+                    learned || named
+                }
             },
             Observed::Accept { port, protocol } => self.listening.insert(Listen { port: *port, protocol: *protocol }),
             Observed::Suspicious { exe, path, remote } => self.forget_suspicious(exe, path, remote),
@@ -325,6 +336,25 @@ impl Baseline {
         self.egress.insert(flow)
     }
 
+    /// The name a learned address peer was resolved from, kept with the flow that holds it.
+    fn learn_name(&mut self, address: IpAddr, port: u16, protocol: Proto, name: &str) -> bool {
+        let address = canonical(address);
+        let Some(flow) = self.egress.iter().find(|f| {
+            f.port == port
+                && f.protocol == protocol
+                && f.peer.parse::<ipnet::IpNet>().is_ok_and(|n| n.contains(&address))
+        }) else {
+            return false;
+        };
+        let names = self.peer_names.entry(flow.peer.clone()).or_default();
+        names.len() < MAX_PER_PROCESS && names.insert(name.to_string())
+    }
+
+    /// The DNS names a flow's peer was resolved from.
+    pub fn names_of(&self, flow: &Flow) -> Option<&BTreeSet<String>> {
+        self.peer_names.get(&flow.peer).filter(|n| !n.is_empty())
+    }
+
     fn learn_flow(&mut self, address: IpAddr, port: u16, protocol: Proto) -> bool {
         if address.is_unspecified() || self.suspicious.contains(&format!("connect:{}", remote(address, port))) {
             return false;
@@ -352,6 +382,10 @@ impl Baseline {
         if siblings.len() > PEERS_BEFORE_SUBNET {
             for flow in siblings {
                 self.egress.remove(&flow);
+                // Its names go with the subnet it folds into.
+                if let Some(names) = self.peer_names.remove(&flow.peer) {
+                    self.peer_names.entry(subnet.clone()).or_default().extend(names);
+                }
             }
             self.egress.insert(Flow { peer: subnet, port, protocol });
         }
@@ -534,6 +568,7 @@ mod tests {
             port: 5432,
             protocol: Proto::Tcp,
             peer: Some("shop/StatefulSet/postgres".into()),
+            name: None,
         };
         assert!(b.observe(1, &to_db(1)));
         for i in 2..=9 {
@@ -543,7 +578,13 @@ mod tests {
         assert_eq!(flows, [("shop/StatefulSet/postgres", Some("shop/StatefulSet/postgres"))]);
         b.observe(
             1,
-            &Observed::Connect { address: "10.0.0.1".parse().unwrap(), port: 80, protocol: Proto::Tcp, peer: None },
+            &Observed::Connect {
+                address: "10.0.0.1".parse().unwrap(),
+                port: 80,
+                protocol: Proto::Tcp,
+                peer: None,
+                name: None,
+            },
         );
         assert_eq!(b.egress.iter().filter(|f| f.group().is_none()).count(), 1, "an address with no group is a CIDR");
         let named = Observed::Connect {
@@ -551,6 +592,7 @@ mod tests {
             port: 80,
             protocol: Proto::Tcp,
             peer: Some("local/web:1".into()),
+            name: None,
         };
         assert!(b.observe(2, &named), "the same address once its group is known");
         let peers: Vec<&str> = b.egress.iter().map(|f| f.peer.as_str()).collect();
@@ -561,7 +603,7 @@ mod tests {
     fn peers_of_one_subnet_fold_and_v4_mapped_addresses_are_v4() {
         let mut b = Baseline::new(GroupRef::local("client"), 0);
         let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
-        b.observe(1, &Observed::Connect { address: mapped, port: 80, protocol: Proto::Tcp, peer: None });
+        b.observe(1, &Observed::Connect { address: mapped, port: 80, protocol: Proto::Tcp, peer: None, name: None });
         assert_eq!(b.egress.iter().next().unwrap().peer, "10.0.0.1/32");
         for i in 2..=5 {
             b.observe(
@@ -571,17 +613,30 @@ mod tests {
                     port: 80,
                     protocol: Proto::Tcp,
                     peer: None,
+                    name: None,
                 },
             );
         }
         assert_eq!(b.egress.iter().map(|f| f.peer.as_str()).collect::<Vec<_>>(), ["10.0.0.0/24"]);
         assert!(!b.observe(
             1,
-            &Observed::Connect { address: "10.0.0.77".parse().unwrap(), port: 80, protocol: Proto::Tcp, peer: None }
+            &Observed::Connect {
+                address: "10.0.0.77".parse().unwrap(),
+                port: 80,
+                protocol: Proto::Tcp,
+                peer: None,
+                name: None
+            }
         ));
         assert!(b.observe(
             1,
-            &Observed::Connect { address: "10.0.0.77".parse().unwrap(), port: 443, protocol: Proto::Tcp, peer: None }
+            &Observed::Connect {
+                address: "10.0.0.77".parse().unwrap(),
+                port: 443,
+                protocol: Proto::Tcp,
+                peer: None,
+                name: None
+            }
         ));
     }
 
@@ -591,7 +646,13 @@ mod tests {
         b.observe(1, &exec("/tmp/xmrig", "/bin/sh"));
         b.observe(
             1,
-            &Observed::Connect { address: "192.0.2.9".parse().unwrap(), port: 3333, protocol: Proto::Tcp, peer: None },
+            &Observed::Connect {
+                address: "192.0.2.9".parse().unwrap(),
+                port: 3333,
+                protocol: Proto::Tcp,
+                peer: None,
+                name: None,
+            },
         );
         b.observe(
             2,

@@ -171,6 +171,24 @@ fn egress_rules(baseline: &Baseline) -> Vec<NetworkRule> {
             action: Action::Allow,
         })
         .collect();
+    // The names the addresses were resolved from, with the same ports: the name's addresses of
+    // later (a CDN's, a cloud API's) are allowed too, and Cilium's export says `toFQDNs`.
+    let mut by_name: BTreeMap<&str, Vec<PortRule>> = BTreeMap::new();
+    for flow in &baseline.egress {
+        for name in baseline.names_of(flow).into_iter().flatten() {
+            let port = PortRule { port: flow.port.to_string(), protocol: Some(protocol(flow.protocol)) };
+            let ports = by_name.entry(name.as_str()).or_default();
+            if !ports.contains(&port) {
+                ports.push(port);
+            }
+        }
+    }
+    rules.extend(by_name.into_iter().map(|(name, ports)| NetworkRule {
+        peers: vec![Peer { fqdn: Some(name.to_string()), ..Default::default() }],
+        ports,
+        applications: Vec::new(),
+        action: Action::Allow,
+    }));
     rules.push(NetworkRule {
         peers: Vec::new(),
         ports: vec![
@@ -219,7 +237,13 @@ mod tests {
         b.observe(1, &Observed::Open { path: "/tmp/pid".into(), write: true });
         b.observe(
             1,
-            &Observed::Connect { address: "10.1.2.3".parse().unwrap(), port: 5432, protocol: Proto::Tcp, peer: None },
+            &Observed::Connect {
+                address: "10.1.2.3".parse().unwrap(),
+                port: 5432,
+                protocol: Proto::Tcp,
+                peer: None,
+                name: None,
+            },
         );
         b.observe(1, &Observed::Accept { port: 80, protocol: Proto::Tcp });
         b.observe(
@@ -229,9 +253,27 @@ mod tests {
                 port: 6379,
                 protocol: Proto::Tcp,
                 peer: Some("local/registry.example/team/cache:7".into()),
+                name: None,
+            },
+        );
+        b.observe(
+            1,
+            &Observed::Connect {
+                address: "192.0.2.7".parse().unwrap(),
+                port: 443,
+                protocol: Proto::Tcp,
+                peer: None,
+                name: Some("api.payments.example".into()),
             },
         );
         let policy = policy_of(&b, Mode::Protect).expect("a policy");
+        let named = policy.spec.egress.iter().find(|r| r.peers[0].fqdn.is_some()).expect("a rule by name");
+        assert_eq!(named.peers[0].fqdn.as_deref(), Some("api.payments.example"));
+        assert_eq!(named.ports[0].port, "443");
+        assert!(
+            policy.spec.egress.iter().any(|r| r.peers[0].cidr.as_deref() == Some("192.0.2.7/32")),
+            "and the address it was met at"
+        );
         let cache = policy.spec.egress.iter().find(|r| r.ports[0].port == "6379").expect("the cache rule");
         assert_eq!(cache.peers[0].group.as_deref(), Some("local/registry.example/team/cache:7"));
         assert_eq!(cache.peers[0].cidr, None, "a peer group, not its address");

@@ -257,7 +257,8 @@ pub fn render_group(frame: &mut Frame, area: Rect, state: &AppState, theme: &The
     lines.push(Line::from(""));
     lines.push(heading("Network"));
     for flow in &b.egress {
-        lines.push(Line::from(format!("  → {flow}")));
+        let names = b.names_of(flow).map(|n| format!(" ({})", n.iter().cloned().collect::<Vec<_>>().join(", ")));
+        lines.push(Line::from(format!("  → {flow}{}", names.unwrap_or_default())));
     }
     for listen in &b.listening {
         lines.push(Line::from(format!("  ← accepts on port {} {:?}", listen.port, listen.protocol).to_lowercase()));
@@ -353,6 +354,7 @@ mod tests {
                 port: 5432,
                 protocol: crate::learn::baseline::Proto::Tcp,
                 peer: Some("shop/StatefulSet/postgres".into()),
+                name: None,
             },
         );
         observe(
@@ -362,6 +364,7 @@ mod tests {
                 port: 443,
                 protocol: crate::learn::baseline::Proto::Tcp,
                 peer: None,
+                name: Some("api.payments.example".into()),
             },
         );
         observe(&web, Observed::Suspicious { exe: Some("/tmp/xmrig".into()), path: None, remote: None });

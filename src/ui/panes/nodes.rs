@@ -252,7 +252,12 @@ fn event_line(event: &WireEvent) -> (String, String) {
             };
             (kind.into(), format!("{detail} (pid {}, uid {})", event.pid, event.uid))
         }
-        WireEvent::Network { event, .. } => {
+        WireEvent::Dns { answer, server, .. } => {
+            let addresses: Vec<String> = answer.addresses.iter().map(ToString::to_string).collect();
+            let to = if addresses.is_empty() { answer.rcode.clone() } else { addresses.join(", ") };
+            ("dns".into(), format!("{} → {to} (from {server})", answer.query))
+        }
+        WireEvent::Network { event, fqdn, .. } => {
             let kind = match event.kind {
                 NetEventKind::Connect => "connect",
                 NetEventKind::Accept => "accept",
@@ -260,9 +265,13 @@ fn event_line(event: &WireEvent) -> (String, String) {
             };
             let protocol = if event.protocol == 17 { "udp" } else { "tcp" };
             let local = event.local.map(|(ip, port)| format!("{ip}:{port} ← ")).unwrap_or_default();
+            let name = fqdn.as_ref().map(|n| format!(" {n}")).unwrap_or_default();
             (
                 kind.into(),
-                format!("{local}{}:{} {protocol} ({}, pid {})", event.remote.0, event.remote.1, event.comm, event.pid),
+                format!(
+                    "{local}{}:{}{name} {protocol} ({}, pid {})",
+                    event.remote.0, event.remote.1, event.comm, event.pid
+                ),
             )
         }
         WireEvent::File { event, .. } => {
