@@ -825,3 +825,141 @@ fn an_unlisted_inbound_port_is_a_violation_to_accept() {
     assert_eq!(accept_alerts(&agent).len(), before, "accepted, the port is listed: {:?}", accept_alerts(&agent));
     drop(agent);
 }
+
+/// A DNS responder on the host's end of the engine's bridge: `name` is `address`, any other
+/// name does not exist. Answers until the test ends.
+fn serve_dns(at: std::net::IpAddr, name: &'static str, address: std::net::Ipv4Addr) {
+    use simple_dns::rdata::{A, RData};
+    use simple_dns::{CLASS, Packet, PacketFlag, RCODE, ResourceRecord};
+    let socket = std::net::UdpSocket::bind((at, 53)).expect("a DNS port on the bridge");
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 512];
+        while let Ok((n, from)) = socket.recv_from(&mut buffer) {
+            let Ok(query) = Packet::parse(&buffer[..n]) else { continue };
+            let mut reply = Packet::new_reply(query.id());
+            reply.set_flags(PacketFlag::RECURSION_AVAILABLE);
+            for question in query.questions {
+                let asked = question.qname.to_string();
+                let known = asked.trim_end_matches('.').eq_ignore_ascii_case(name);
+                let is_a = question.qtype == simple_dns::QTYPE::TYPE(simple_dns::TYPE::A);
+                if known && is_a {
+                    let record = ResourceRecord::new(
+                        question.qname.clone(),
+                        CLASS::IN,
+                        5,
+                        RData::A(A { address: u32::from(address) }),
+                    );
+                    reply.answers.push(record);
+                } else if !known {
+                    *reply.rcode_mut() = RCODE::NameError;
+                }
+                reply.questions.push(question);
+            }
+            if let Ok(bytes) = reply.build_bytes_vec_compressed() {
+                let _ = socket.send_to(&bytes, from);
+            }
+        }
+    });
+}
+
+/// A web server on the host's end of the bridge answering `hi` to every request.
+fn serve_http(at: std::net::IpAddr) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind((at, 0)).expect("a port on the bridge");
+    let port = listener.local_addr().expect("address").port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().map_while(Result::ok) {
+            let mut request = [0u8; 1024];
+            let _ = stream.read(&mut request);
+            let _ = stream.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nhi\n");
+        }
+    });
+    port
+}
+
+/// Peers met by name: the agent reads the DNS answers a container receives, learns the name with
+/// the address it connected to, and the learned policy allows the name; a policy that allows
+/// only the name lets the container reach it once resolved, and refuses the same address on
+/// another port.
+#[test]
+fn a_peer_met_by_name_is_learned_with_its_name_and_allowed_by_it() {
+    let Some(podman) = prerequisites() else { return };
+    if !Path::new("/usr/lib/cni/bridge").exists() {
+        eprintln!("skipped: needs the CNI bridge plugin (containernetworking-plugins, ./install.sh --dev)");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let socket = dir.path().join("agent.sock").display().to_string();
+    let image = "localhost/picket-dns-client:1";
+    podman.podman(&["tag", common::engines::Podman::IMAGE, image]);
+    // A first container on the bridge brings it up; its gateway is the host's end.
+    podman.podman(&["run", "-d", "--name", "dns-anchor", "--network", "bridge", image, "sleep", "300"]);
+    let gateway = podman.podman(&["inspect", "dns-anchor", "--format", "{{.NetworkSettings.Gateway}}"]);
+    let gateway: std::net::Ipv4Addr = gateway.trim().parse().expect("the bridge's gateway");
+    serve_dns(gateway.into(), "api.picket.test", gateway);
+    let port = serve_http(gateway.into());
+    let other_port = serve_http(gateway.into());
+
+    let learning = Agent::start(&podman, dir.path(), &[]);
+    let fetch =
+        format!("while true; do wget -q -O /dev/null http://api.picket.test:{port}/ && echo fetched; sleep 0.3; done");
+    let dns = gateway.to_string();
+    podman.podman(&[
+        "run",
+        "-d",
+        "--name",
+        "dns-client",
+        "--network",
+        "bridge",
+        "--dns",
+        &dns,
+        image,
+        "sh",
+        "-c",
+        &fetch,
+    ]);
+    let group = format!("local/{image}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut names = serde_json::Value::Null;
+    while Instant::now() < deadline && names.is_null() {
+        std::thread::sleep(Duration::from_millis(500));
+        let (_, shown, _) = run_picket(&["policy", "show", "--agent", &socket, "--json"]);
+        let baselines: serde_json::Value = serde_json::from_str(&shown).unwrap_or_default();
+        names = baselines["groups"][&group]["peer_names"][format!("{gateway}/32")].clone();
+    }
+    assert_eq!(names, serde_json::json!(["api.picket.test"]), "the peer's name is learned with it");
+    let lines = learning.lines();
+    assert!(
+        lines.iter().any(|l| l.contains(r#""type":"dns""#) && l.contains("api.picket.test")),
+        "the answer is an event"
+    );
+    assert!(lines.iter().any(|l| l.contains(r#""fqdn":"api.picket.test""#)), "and names the connect");
+    let (code, learned, said) = run_picket(&["policy", "learn", "--agent", &socket, "--group", &group]);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(learned.contains("fqdn: api.picket.test"), "the learned policy allows the name: {learned}");
+    drop(learning);
+
+    // Only the name (and lookups) allowed: the client reaches it once the answer is read; the same
+    // address on another port is refused.
+    let policy = dir.path().join("by-name.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            "containers:\n  - image: {image}\n    mode: protect\n    connect:\n      allow:\n        - fqdn: api.picket.test\n          ports: [{port}]\n        - ports: [53]\n          protocol: udp\n"
+        ),
+    )
+    .expect("policy");
+    std::fs::create_dir_all(dir.path().join("by-name")).expect("dir");
+    let enforcing = Agent::start(&podman, &dir.path().join("by-name"), &["--policy", &policy.display().to_string()]);
+    enforcing.wait_for(|l| l.contains(r#""protect":"#) && !l.contains(r#""protect":0"#), "protect in force");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut reached = (false, String::new());
+    while Instant::now() < deadline && !reached.0 {
+        std::thread::sleep(Duration::from_millis(300));
+        reached = exec_in(&podman, "dns-client", &format!("wget -q -O- http://api.picket.test:{port}/"));
+    }
+    assert!(reached.0 && reached.1.contains("hi"), "the name is reached: {}", reached.1);
+    let (ran, said) = exec_in(&podman, "dns-client", &format!("wget -q -O- http://api.picket.test:{other_port}/"));
+    assert!(!ran && refused(&said), "another port of the same address is not the rule's: {said}");
+    drop(enforcing);
+}

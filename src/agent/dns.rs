@@ -27,7 +27,8 @@ const MAX_CONTAINERS: usize = 4096;
 pub struct DnsDatagram {
     pub cgroup_id: u64,
     pub server: IpAddr,
-    /// Its payload, cut at [`DNS_MAX`] bytes.
+    /// Its payload, cut at [`DNS_MAX`] - 1 bytes (a longer answer reads as cut: its addresses
+    /// past the cut are not seen).
     pub payload: Vec<u8>,
 }
 

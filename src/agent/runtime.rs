@@ -1223,12 +1223,7 @@ fn police(
         *guard = None;
     }
     if let Some(enforcing) = enforcing.as_mut() {
-        enforcing.refresh(
-            &running_containers(&mut out.resolver, &out.names),
-            &out.names.peer_addresses(),
-            net,
-            network,
-        );
+        enforcing.refresh(&running_containers(&mut out.resolver, &out.names), &out.peer_addresses(), net, network);
         if let Some(learning) = out.learning.as_mut() {
             learning.set_judged(enforcing.judged());
         }

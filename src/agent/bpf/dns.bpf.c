@@ -1,5 +1,5 @@
 // DNS answers as containers receive them: a cgroup_skb ingress program on the unified cgroup
-// root copies the payload (at most DNS_MAX bytes) of every UDP datagram from port 53 to a ring
+// root copies the payload (at most DNS_MAX - 1 bytes) of every UDP datagram from port 53 to a ring
 // buffer, with the receiving socket's cgroup. Parsing happens in user space (bounds-checked);
 // the program never changes a verdict (it always passes the packet).
 
@@ -20,7 +20,7 @@ char LICENSE[] SEC("license") = "GPL";
 struct dns_event {
     __u64 cgroup_id;
     __u32 family; // 2 or 10
-    __u32 len;    // bytes of data (the datagram's payload, cut at DNS_MAX)
+    __u32 len;    // bytes of data (the datagram's payload, cut at DNS_MAX - 1)
     __u8 server[16];
     __u8 data[DNS_MAX];
 };
@@ -71,8 +71,8 @@ int dns_ingress(struct __sk_buff *skb)
     if (skb->len <= start + DNS_HEADER)
         return 1;
     __u32 len = skb->len - start;
-    if (len > DNS_MAX)
-        len = DNS_MAX;
+    if (len > DNS_MAX - 1)
+        len = DNS_MAX - 1;
     struct dns_event *e = bpf_ringbuf_reserve(&dns_events, sizeof(*e), 0);
     if (!e) {
         __u32 zero = 0;
@@ -83,9 +83,14 @@ int dns_ingress(struct __sk_buff *skb)
     }
     e->cgroup_id = bpf_skb_cgroup_id(skb);
     e->family = family;
-    e->len = len;
     __builtin_memcpy(e->server, server, 16);
-    if (len < DNS_HEADER || len > DNS_MAX || bpf_skb_load_bytes(skb, start, e->data, len) != 0) {
+    // The mask (DNS_MAX is a power of two) is what lets the verifier see the length fits; done
+    // in asm, as the compiler drops a mask it can prove changes nothing.
+    __u64 size = len;
+    asm volatile("%[size] &= %[mask]" : [size] "+r"(size) : [mask] "i"(DNS_MAX - 1));
+    len = size;
+    e->len = len;
+    if (size < DNS_HEADER || bpf_skb_load_bytes(skb, start, e->data, size) != 0) {
         bpf_ringbuf_discard(e, 0);
         return 1;
     }
