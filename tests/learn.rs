@@ -362,10 +362,12 @@ spec:
 ---
 apiVersion: picket.dev/v1
 kind: PicketPolicy
-metadata: {{ name: by-labels, namespace: default }}
+metadata: {{ name: by-namespace, namespace: default }}
 spec:
   selector: {{ matchLabels: {{ app: other }} }}
   mode: monitor
+  egress:
+    - peers: [{{ namespace: payments }}]
 "
         ),
     )
@@ -385,7 +387,7 @@ spec:
     let (ran, said) = exec_in(&podman, "guarded", "echo allowed");
     assert!(ran && said.contains("allowed"), "{said}");
     agent.wait_for(
-        |l| l.contains("left out: ") && l.contains("by-labels"),
+        |l| l.contains("left out: ") && l.contains("by-namespace"),
         "the unholdable policy named in the state line",
     );
 

@@ -137,9 +137,12 @@ impl Podman {
 
 impl Drop for Podman {
     fn drop(&mut self) {
-        let mut cmd = Command::new("podman");
-        Self::set_env(&mut cmd, self.dir.path());
-        let _ = cmd.args(["rm", "-a", "-f", "-t", "0"]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+        // Twice: a container another shares a namespace with is refused until that one is gone.
+        for _ in 0..2 {
+            let mut cmd = Command::new("podman");
+            Self::set_env(&mut cmd, self.dir.path());
+            let _ = cmd.args(["rm", "-a", "-f", "-t", "0"]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+        }
         let _ = self.service.kill();
         let _ = self.service.wait();
     }
