@@ -129,6 +129,11 @@ proptest! {
     }
 
     #[test]
+    fn dns_answers(bytes in input("dns")) {
+        let _ = bounded("a DNS answer", || picket::agent::dns::read_answer(&bytes));
+    }
+
+    #[test]
     fn agent_policies(bytes in input("policy")) {
         let _ = bounded("a policy", || picket::agent::policy::PolicyFile::parse(Path::new("policy.yaml"), &text(&bytes)));
     }

@@ -250,6 +250,15 @@ mod tests {
     }
 
     #[test]
+    fn the_fuzz_seeds_are_answers() {
+        let seed = |name: &str| std::fs::read(format!("{}/tests/fuzz/dns/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let answer = read_answer(&seed("cname-a.bin")).expect("an answer");
+        assert_eq!((answer.query.as_str(), answer.cnames.len(), answer.addresses.len()), ("api.example.com", 1, 1));
+        let missing = read_answer(&seed("nxdomain.bin")).expect("an answer");
+        assert_eq!((missing.rcode.as_str(), missing.addresses.len()), ("NameError", 0));
+    }
+
+    #[test]
     fn records_decode_and_short_ones_do_not() {
         let mut record = vec![0u8; DNS_EVENT_LEN];
         record[..8].copy_from_slice(&42u64.to_le_bytes());
