@@ -22,6 +22,7 @@ pub mod policy;
 pub mod probes;
 pub mod processes;
 pub mod promotion;
+pub mod protocols;
 pub mod publish;
 pub mod replay;
 pub mod ring;

@@ -134,6 +134,13 @@ proptest! {
     }
 
     #[test]
+    fn flow_first_bytes(bytes in input("protocols")) {
+        for direction in [picket::agent::protocols::Direction::Client, picket::agent::protocols::Direction::Server] {
+            let _ = bounded("a flow's first bytes", || picket::agent::protocols::identify(&bytes, direction));
+        }
+    }
+
+    #[test]
     fn agent_policies(bytes in input("policy")) {
         let _ = bounded("a policy", || picket::agent::policy::PolicyFile::parse(Path::new("policy.yaml"), &text(&bytes)));
     }
