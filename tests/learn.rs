@@ -965,3 +965,43 @@ fn a_peer_met_by_name_is_learned_with_its_name_and_allowed_by_it() {
     assert!(!ran && refused(&said), "another port of the same address is not the rule's: {said}");
     drop(enforcing);
 }
+
+/// Each container connection's first bytes name its protocol, both ways: a client's GET is HTTP
+/// with its method, path and host, and the server's answer is HTTP too.
+#[test]
+fn a_containers_connections_are_known_by_their_protocol() {
+    let Some(podman) = prerequisites() else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let agent = Agent::start(&podman, dir.path(), &["--no-learn"]);
+    podman.podman(&["tag", common::engines::Podman::IMAGE, WEB]);
+    let serve = "mkdir -p /www && echo hi > /www/page.html && httpd -p 8080 -h /www && \
+                 while true; do wget -q -O /dev/null http://127.0.0.1:8080/page.html; sleep 0.5; done";
+    podman.podman(&["run", "-d", "--name", "web", WEB, "sh", "-c", serve]);
+    let flows = |agent: &Agent| -> Vec<serde_json::Value> {
+        agent
+            .lines()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["type"] == "flow")
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline && flows(&agent).iter().filter(|f| f["protocol"] == "http").count() < 2 {
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let seen = flows(&agent);
+    let request = seen
+        .iter()
+        .find(|f| f["method"] == "GET" && f["way"] == "sent")
+        .unwrap_or_else(|| panic!("the client's request: {seen:?}"));
+    assert_eq!(request["path"], "/page.html");
+    assert_eq!(request["host"], "127.0.0.1:8080");
+    assert_eq!(request["by"], "client");
+    assert_eq!(request["remote"][1], 8080);
+    assert!(
+        seen.iter().any(|f| f["method"] == "GET" && f["way"] == "received" && f["local"][1] == 8080),
+        "the server's side of the same request: {seen:?}"
+    );
+    assert!(seen.iter().any(|f| f["protocol"] == "http" && f["by"] == "server"), "the server's answer: {seen:?}");
+    drop(agent);
+}

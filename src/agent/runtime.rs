@@ -135,6 +135,15 @@ pub struct RunOptions {
 }
 
 /// The file sensor's next batch; never, when no prefix is watched.
+async fn next_flows(
+    flows: &mut Option<super::flows::FlowSensor>,
+) -> Result<Vec<super::flows::FirstBytes>, super::ring::RingError> {
+    match flows {
+        Some(flows) => flows.next_batch().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn next_dns(
     dns: &mut Option<super::dns::DnsSensor>,
 ) -> Result<Vec<super::dns::DnsDatagram>, super::ring::RingError> {
@@ -987,6 +996,25 @@ impl Emitter {
         peers
     }
 
+    /// Sends what containers' connections' first bytes speak (`flow` events); the host's are not
+    /// sent.
+    fn send_flows(&mut self, batch: Vec<super::flows::FirstBytes>) -> anyhow::Result<u64> {
+        let mut sent = 0;
+        for first in batch {
+            let Some(container) = self.names.name(self.resolver.container_of(first.cgroup_id)) else { continue };
+            let line = WireEvent::Flow {
+                v: super::wire::WIRE_VERSION,
+                node: self.node.clone(),
+                flow: first.identify(),
+                container: Some(container),
+            };
+            self.outputs.emit(&line)?;
+            sent += 1;
+        }
+        self.outputs.flush()?;
+        Ok(sent)
+    }
+
     /// Takes DNS answers: what each container resolved, sent as `dns` events (learning and
     /// the names on later connects). Returns how many went out and whether an address is new
     /// for its name.
@@ -1240,6 +1268,14 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     crate::agent::files::validate_prefixes(&options.watch)?;
     let mut sensor = ProcessSensor::start()?;
     let mut net = NetSensor::start()?;
+    // Each container connection's first bytes say its protocol; without them, flows are unnamed.
+    let mut flows = match super::flows::FlowSensor::start() {
+        Ok(flows) => Some(flows),
+        Err(e) => {
+            crate::say!("picket: connections' protocols are not identified ({e})");
+            None
+        }
+    };
     // DNS answers name the addresses containers connect to; without them, peers stay addresses.
     let mut dns = match super::dns::DnsSensor::start() {
         Ok(dns) => Some(dns),
@@ -1516,6 +1552,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
                 events += out.send(Batch::Network(batch))?;
                 events += out.send(Batch::Violations(violations))?;
             }
+            batch = next_flows(&mut flows) => events += out.send_flows(batch?)?,
             batch = next_dns(&mut dns) => {
                 let (sent, new) = out.send_dns(batch?)?;
                 events += sent;

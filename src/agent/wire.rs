@@ -47,6 +47,14 @@ pub enum WireEvent {
         event: FileEvent,
         container: Option<ContainerRef>,
     },
+    /// A container connection's first bytes one way, and the protocol they speak.
+    Flow {
+        v: u32,
+        node: String,
+        #[serde(flatten)]
+        flow: super::flows::FlowSeen,
+        container: Option<ContainerRef>,
+    },
     /// A DNS answer a container received: the name it asked and what it resolved to.
     Dns {
         v: u32,
@@ -167,6 +175,7 @@ impl WireEvent {
             Self::Process { node, .. }
             | Self::Network { node, .. }
             | Self::Dns { node, .. }
+            | Self::Flow { node, .. }
             | Self::File { node, .. }
             | Self::Alert { node, .. }
             | Self::Stats { node, .. } => node,
@@ -180,6 +189,7 @@ impl WireEvent {
             Self::Process { container, .. }
             | Self::Network { container, .. }
             | Self::Dns { container, .. }
+            | Self::Flow { container, .. }
             | Self::File { container, .. }
             | Self::Alert { container, .. } => container.as_ref(),
             Self::Stats { .. } | Self::Lagged { .. } => None,

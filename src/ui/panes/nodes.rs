@@ -252,6 +252,25 @@ fn event_line(event: &WireEvent) -> (String, String) {
             };
             (kind.into(), format!("{detail} (pid {}, uid {})", event.pid, event.uid))
         }
+        WireEvent::Flow { flow, .. } => {
+            use crate::agent::protocols::Protocol;
+            let detail = match &flow.protocol {
+                Protocol::Http { method, path, host } if !method.is_empty() => {
+                    format!("HTTP {method} {path}{}", host.as_ref().map(|h| format!(" (host {h})")).unwrap_or_default())
+                }
+                Protocol::Tls { sni: Some(sni) } => format!("TLS to {sni}"),
+                Protocol::Ssh { banner } => banner.clone(),
+                Protocol::Mysql { version } => format!("MySQL {version}"),
+                Protocol::Redis { command } => format!("Redis {command}"),
+                Protocol::Kafka { api_key, .. } => format!("Kafka API {api_key}"),
+                other => other.name().to_string(),
+            };
+            let way = match flow.way {
+                crate::agent::flows::Way::Sent => "→",
+                crate::agent::flows::Way::Received => "←",
+            };
+            ("flow".into(), format!("{detail} {way} {}:{}", flow.remote.0, flow.remote.1))
+        }
         WireEvent::Dns { answer, server, .. } => {
             let addresses: Vec<String> = answer.addresses.iter().map(ToString::to_string).collect();
             let to = if addresses.is_empty() { answer.rcode.clone() } else { addresses.join(", ") };

@@ -1,0 +1,187 @@
+//! The first bytes of each container TCP connection, per direction: loads
+//! src/agent/bpf/flows.bpf.c (cgroup_skb egress and ingress programs on the unified cgroup root
+//! that copy a socket's first sent and first received payload once) and reads its ring buffer;
+//! [`super::protocols`] says what they speak.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use aya::Ebpf;
+use aya::programs::{CgroupAttachMode, CgroupSkb, CgroupSkbAttachType};
+use serde::{Deserialize, Serialize};
+
+use super::protocols::{Direction, Protocol};
+use super::ring::{EventRing, RingError, per_cpu_sum};
+
+static FLOWS_PROGRAM: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/flows.bpf.o"));
+/// As flows.bpf.c's FLOW_MAX.
+pub const FLOW_MAX: usize = 512;
+/// Bytes of `struct flow_event`: cgroup id, cookie, family, direction, length, two ports, two
+/// addresses, data.
+const FLOW_EVENT_LEN: usize = 8 + 8 + 4 + 4 + 4 + 2 + 2 + 16 + 16 + FLOW_MAX;
+
+/// Which way the bytes went, seen from the container's socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Way {
+    Sent,
+    Received,
+}
+
+/// One socket's first payload in one direction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirstBytes {
+    pub cgroup_id: u64,
+    /// The socket's cookie: the same for both directions of one socket.
+    pub cookie: u64,
+    pub way: Way,
+    pub local: (IpAddr, u16),
+    pub remote: (IpAddr, u16),
+    pub bytes: Vec<u8>,
+}
+
+/// What a flow's first bytes said, as the agent sends it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowSeen {
+    pub way: Way,
+    pub local: (IpAddr, u16),
+    pub remote: (IpAddr, u16),
+    /// Which end sent the bytes that told: the connecting one (client) or the accepting one.
+    pub by: Direction,
+    #[serde(flatten)]
+    pub protocol: Protocol,
+}
+
+impl FirstBytes {
+    /// The protocol its bytes speak, as a client's or else a server's.
+    pub fn identify(&self) -> FlowSeen {
+        let (by, protocol) = [Direction::Client, Direction::Server]
+            .into_iter()
+            .map(|by| (by, super::protocols::identify(&self.bytes, by)))
+            .find(|(_, p)| *p != Protocol::Unknown)
+            .unwrap_or((Direction::Client, Protocol::Unknown));
+        FlowSeen { way: self.way, local: self.local, remote: self.remote, by, protocol }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FlowSensorError {
+    #[error("loading the first-bytes programs: {0}")]
+    Load(#[source] aya::EbpfError),
+    #[error("opening the cgroup root {path}: {source}")]
+    Cgroup { path: String, source: std::io::Error },
+    #[error("attaching {program}: {source}")]
+    Attach { program: &'static str, source: aya::programs::ProgramError },
+    #[error("{0} is missing from its object")]
+    Missing(&'static str),
+    #[error(transparent)]
+    Ring(#[from] RingError),
+}
+
+fn address(family: u32, bytes: &[u8]) -> Option<IpAddr> {
+    match family {
+        2 => Some(IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(bytes.get(..4)?).ok()?))),
+        10 => Some(IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(bytes.get(..16)?).ok()?))),
+        _ => None,
+    }
+}
+
+fn decode(bytes: &[u8]) -> Option<FirstBytes> {
+    if bytes.len() < FLOW_EVENT_LEN {
+        return None;
+    }
+    let mut r = super::events::Reader::new(bytes);
+    let (cgroup_id, cookie) = (r.u64(), r.u64());
+    let (family, direction, len) = (r.u32(), r.u32(), usize::try_from(r.u32()).ok()?);
+    let (local_port, remote_port) = (r.u16(), r.u16());
+    let (local, remote) = (address(family, r.take(16))?, address(family, r.take(16))?);
+    let data = r.take(FLOW_MAX);
+    let way = match direction {
+        0 => Way::Sent,
+        1 => Way::Received,
+        _ => return None,
+    };
+    Some(FirstBytes {
+        cgroup_id,
+        cookie,
+        way,
+        local: (local, local_port),
+        remote: (remote, remote_port),
+        bytes: data.get(..len)?.to_vec(),
+    })
+}
+
+/// The first bytes of every TCP connection on the node.
+pub struct FlowSensor {
+    ebpf: Ebpf,
+    ring: EventRing,
+    malformed: u64,
+}
+
+impl FlowSensor {
+    /// Loads and attaches; must run inside a tokio runtime.
+    pub fn start() -> Result<Self, FlowSensorError> {
+        let mut ebpf = Ebpf::load(FLOWS_PROGRAM).map_err(FlowSensorError::Load)?;
+        let root = super::attribution::unified_root();
+        let cgroup = std::fs::File::open(&root)
+            .map_err(|source| FlowSensorError::Cgroup { path: root.display().to_string(), source })?;
+        for (program, kind) in
+            [("flow_egress", CgroupSkbAttachType::Egress), ("flow_ingress", CgroupSkbAttachType::Ingress)]
+        {
+            let attach = |source| FlowSensorError::Attach { program, source };
+            let hook: &mut CgroupSkb =
+                ebpf.program_mut(program).ok_or(FlowSensorError::Missing(program))?.try_into().map_err(attach)?;
+            hook.load().map_err(attach)?;
+            hook.attach(&cgroup, kind, CgroupAttachMode::Single).map_err(attach)?;
+        }
+        let ring = EventRing::take(&mut ebpf, "flow_events", None)?;
+        Ok(Self { ebpf, ring, malformed: 0 })
+    }
+
+    pub async fn next_batch(&mut self) -> Result<Vec<FirstBytes>, RingError> {
+        self.ring.next_batch(decode, &mut self.malformed).await
+    }
+
+    /// First bytes the ring had no room for, and records too short to read.
+    pub fn dropped(&self) -> Result<u64, RingError> {
+        Ok(per_cpu_sum(&self.ebpf, "flow_drops")? + self.malformed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_decode_with_both_ends_and_are_identified() {
+        let mut record = vec![0u8; FLOW_EVENT_LEN];
+        record[..8].copy_from_slice(&42u64.to_le_bytes());
+        record[8..16].copy_from_slice(&7u64.to_le_bytes());
+        record[16..20].copy_from_slice(&2u32.to_le_bytes());
+        record[20..24].copy_from_slice(&0u32.to_le_bytes());
+        let request = b"DELETE /admin HTTP/1.1\r\nHost: web\r\n\r\n";
+        record[24..28].copy_from_slice(&(request.len() as u32).to_le_bytes());
+        record[28..30].copy_from_slice(&40000u16.to_le_bytes());
+        record[30..32].copy_from_slice(&8080u16.to_le_bytes());
+        record[32..36].copy_from_slice(&[10, 88, 0, 5]);
+        record[48..52].copy_from_slice(&[10, 88, 0, 6]);
+        record[64..64 + request.len()].copy_from_slice(request);
+        let first = decode(&record).expect("a record");
+        assert_eq!((first.cgroup_id, first.cookie, first.way), (42, 7, Way::Sent));
+        assert_eq!(first.local, ("10.88.0.5".parse().unwrap(), 40000));
+        assert_eq!(first.remote, ("10.88.0.6".parse().unwrap(), 8080));
+        let seen = first.identify();
+        assert_eq!(seen.by, Direction::Client);
+        assert_eq!(
+            seen.protocol,
+            Protocol::Http { method: "DELETE".into(), path: "/admin".into(), host: Some("web".into()) }
+        );
+        let json = serde_json::to_string(&seen).expect("json");
+        assert!(json.contains(r#""protocol":"http""#) && json.contains(r#""method":"DELETE""#), "{json}");
+        let mut banner = first.clone();
+        banner.bytes = b"SSH-2.0-OpenSSH_9.2p1\r\n".to_vec();
+        assert_eq!(banner.identify().protocol.name(), "SSH");
+        assert_eq!(decode(&record[..FLOW_EVENT_LEN - 1]), None);
+        record[20..24].copy_from_slice(&5u32.to_le_bytes());
+        assert_eq!(decode(&record), None, "no such direction");
+    }
+}
