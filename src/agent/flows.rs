@@ -20,7 +20,7 @@ pub const FLOW_MAX: usize = 512;
 const FLOW_EVENT_LEN: usize = 8 + 8 + 4 + 4 + 4 + 2 + 2 + 16 + 16 + FLOW_MAX;
 
 /// Which way the bytes went, seen from the container's socket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Way {
     Sent,
@@ -60,6 +60,58 @@ impl FirstBytes {
             .find(|(_, p)| *p != Protocol::Unknown)
             .unwrap_or((Direction::Client, Protocol::Unknown));
         FlowSeen { way: self.way, local: self.local, remote: self.remote, by, protocol }
+    }
+}
+
+impl FlowSeen {
+    /// The service's end: the one the client connected to.
+    pub fn service(&self) -> (IpAddr, u16) {
+        match (self.by, self.way) {
+            (Direction::Client, Way::Sent) | (Direction::Server, Way::Received) => self.remote,
+            (Direction::Client, Way::Received) | (Direction::Server, Way::Sent) => self.local,
+        }
+    }
+}
+
+/// How long one container's flows to one service, one way and one protocol, are told once.
+pub const FOLD_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
+/// Folds kept at most (then the table starts again).
+const MAX_FOLDS: usize = 65_536;
+
+/// Keeps a busy service's connections from flooding the stream: a container's flows to one
+/// service, one way, from one end (client or server), in one protocol, are sent once per
+/// [`FOLD_WINDOW`], with how many were folded since.
+#[derive(Debug, Default)]
+pub struct FlowFolds {
+    /// By container, way, the end that told, service address and port, protocol: when one was last sent, and how
+    /// many were folded since.
+    last: std::collections::HashMap<FoldKey, (std::time::Instant, u64)>,
+}
+
+type FoldKey = (String, Way, Direction, IpAddr, u16, &'static str);
+
+impl FlowFolds {
+    /// Whether to send `seen` now, and the flows folded into it since the last one sent.
+    pub fn admit(&mut self, container_id: &str, seen: &FlowSeen, now: std::time::Instant) -> Option<u64> {
+        let (address, port) = seen.service();
+        let key = (container_id.to_string(), seen.way, seen.by, address, port, seen.protocol.name());
+        if !self.last.contains_key(&key) && self.last.len() >= MAX_FOLDS {
+            self.last.clear();
+        }
+        match self.last.get_mut(&key) {
+            Some((sent, folded)) if now.duration_since(*sent) < FOLD_WINDOW => {
+                *folded += 1;
+                None
+            }
+            Some((sent, folded)) => {
+                *sent = now;
+                Some(std::mem::take(folded))
+            }
+            None => {
+                self.last.insert(key, (now, 0));
+                Some(0)
+            }
+        }
     }
 }
 
@@ -180,6 +232,17 @@ mod tests {
         let mut banner = first.clone();
         banner.bytes = b"SSH-2.0-OpenSSH_9.2p1\r\n".to_vec();
         assert_eq!(banner.identify().protocol.name(), "SSH");
+        assert_eq!(seen.service(), ("10.88.0.6".parse().unwrap(), 8080));
+        let mut folds = FlowFolds::default();
+        let now = std::time::Instant::now();
+        assert_eq!(folds.admit("c", &seen, now), Some(0), "the first is sent");
+        assert_eq!(folds.admit("c", &seen, now + std::time::Duration::from_secs(1)), None);
+        assert_eq!(folds.admit("c", &seen, now + std::time::Duration::from_secs(2)), None);
+        assert_eq!(folds.admit("other", &seen, now), Some(0), "per container");
+        let mut answer = seen.clone();
+        answer.way = Way::Received;
+        assert_eq!(folds.admit("c", &answer, now), Some(0), "per way");
+        assert_eq!(folds.admit("c", &seen, now + FOLD_WINDOW), Some(2), "then sent with what was folded");
         assert_eq!(decode(&record[..FLOW_EVENT_LEN - 1]), None);
         record[20..24].copy_from_slice(&5u32.to_le_bytes());
         assert_eq!(decode(&record), None, "no such direction");

@@ -982,6 +982,8 @@ struct Emitter {
     promotion: Option<super::promotion::Promotion>,
     /// The names containers resolved addresses to (from the DNS answers they received).
     dns_names: super::dns::DnsNames,
+    /// Flows sent lately, so a busy service is told once per window.
+    flow_folds: super::flows::FlowFolds,
     /// The prefixes file events are sent for (those asked for and the rules'); of the
     /// write-opens learning alone watches, the containers' are sent and the host's dropped.
     sent_watches: Vec<(String, Watch)>,
@@ -1000,13 +1002,17 @@ impl Emitter {
     /// sent.
     fn send_flows(&mut self, batch: Vec<super::flows::FirstBytes>) -> anyhow::Result<u64> {
         let mut sent = 0;
+        let now = std::time::Instant::now();
         for first in batch {
             let Some(container) = self.names.name(self.resolver.container_of(first.cgroup_id)) else { continue };
+            let flow = first.identify();
+            let Some(folded) = self.flow_folds.admit(&container.id, &flow, now) else { continue };
             let line = WireEvent::Flow {
                 v: super::wire::WIRE_VERSION,
                 node: self.node.clone(),
-                flow: first.identify(),
+                flow,
                 container: Some(container),
+                folded,
             };
             self.outputs.emit(&line)?;
             sent += 1;
@@ -1377,6 +1383,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         sent_watches,
         promotion: None,
         dns_names: Default::default(),
+        flow_folds: Default::default(),
     };
     // Modes are kept whenever the agent learns and keeps state, so an operator can set one
     // (`picket policy mode`) even when the agent promotes nothing by itself.

@@ -54,6 +54,9 @@ pub enum WireEvent {
         #[serde(flatten)]
         flow: super::flows::FlowSeen,
         container: Option<ContainerRef>,
+        /// Flows like it (same container, service, way, protocol) folded since the last sent.
+        #[serde(default, skip_serializing_if = "is_zero_u64")]
+        folded: u64,
     },
     /// A DNS answer a container received: the name it asked and what it resolved to.
     Dns {
