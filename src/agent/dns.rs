@@ -70,11 +70,7 @@ fn decode(bytes: &[u8]) -> Option<DnsDatagram> {
     let len = usize::try_from(r.u32()).ok()?;
     let server = r.take(16);
     let data = r.take(DNS_MAX);
-    let server = match family {
-        2 => IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(server.get(..4)?).ok()?)),
-        10 => IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(server).ok()?)),
-        _ => return None,
-    };
+    let server = super::net::address(family, server)?;
     Some(DnsDatagram { cgroup_id, server, payload: data.get(..len)?.to_vec() })
 }
 

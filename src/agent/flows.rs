@@ -3,12 +3,13 @@
 //! that copy a socket's first sent and first received payload once) and reads its ring buffer;
 //! [`super::protocols`] says what they speak.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
 use aya::Ebpf;
 use aya::programs::{CgroupAttachMode, CgroupSkb, CgroupSkbAttachType};
 use serde::{Deserialize, Serialize};
 
+use super::net::address;
 use super::protocols::{Direction, Protocol};
 use super::ring::{EventRing, RingError, per_cpu_sum};
 
@@ -127,14 +128,6 @@ pub enum FlowSensorError {
     Missing(&'static str),
     #[error(transparent)]
     Ring(#[from] RingError),
-}
-
-fn address(family: u32, bytes: &[u8]) -> Option<IpAddr> {
-    match family {
-        2 => Some(IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(bytes.get(..4)?).ok()?))),
-        10 => Some(IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(bytes.get(..16)?).ok()?))),
-        _ => None,
-    }
 }
 
 fn decode(bytes: &[u8]) -> Option<FirstBytes> {

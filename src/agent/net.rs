@@ -69,7 +69,8 @@ impl NetEvent {
     }
 }
 
-fn address(family: u32, bytes: &[u8]) -> Option<IpAddr> {
+/// An address as the kernel programs write one: family 2 (4 bytes) or 10 (16 bytes).
+pub(crate) fn address(family: u32, bytes: &[u8]) -> Option<IpAddr> {
     match family {
         2 => {
             let octets: [u8; 4] = bytes.get(..4)?.try_into().ok()?;

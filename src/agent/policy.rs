@@ -320,6 +320,13 @@ impl PolicyRule {
 }
 
 impl PolicyRule {
+    /// Whether its connect rules name a peer group or a DNS name.
+    pub fn names_peer_groups(&self) -> bool {
+        self.connect
+            .as_ref()
+            .is_some_and(|c| c.allow.iter().flatten().chain(&c.deny).any(|d| d.group.is_some() || d.fqdn.is_some()))
+    }
+
     /// Whether an inbound connection from `remote` to the local `port` is one it may accept.
     pub fn accepts(&self, remote: std::net::IpAddr, port: u16, protocol: u32) -> bool {
         let Some(list) = &self.accept else { return true };
@@ -446,12 +453,9 @@ impl PolicyFile {
         file
     }
 
-    /// Whether some rule names a peer group (its addresses must be kept up to date).
+    /// Whether some rule names a peer group or a DNS name (its addresses must be kept up to date).
     pub fn names_peer_groups(&self) -> bool {
-        self.containers
-            .iter()
-            .filter_map(|r| r.connect.as_ref())
-            .any(|c| c.allow.iter().flatten().chain(&c.deny).any(|d| d.group.is_some() || d.fqdn.is_some()))
+        self.containers.iter().any(PolicyRule::names_peer_groups)
     }
 
     /// Every rule as a policy of a stand-in cgroup (index = rule index), to check before any

@@ -842,6 +842,12 @@ impl Enforcing {
     }
 
     /// The file's rules, then the promoted groups'.
+    /// Whether the file's or a promoted group's rules name a peer group or a DNS name (without
+    /// copying them, as `rules` does).
+    fn names_peer_groups(&self) -> bool {
+        self.file.names_peer_groups() || self.promoted.iter().any(super::policy::PolicyRule::names_peer_groups)
+    }
+
     fn rules(&self) -> PolicyFile {
         let mut rules = self.file.clone();
         rules.containers.extend(self.promoted.iter().cloned());
@@ -1564,7 +1570,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
                 let (sent, new) = out.send_dns(batch?)?;
                 events += sent;
                 // A name a policy allows may have new addresses: they are put in at once.
-                if new && enforcing.as_ref().is_some_and(|e| e.rules().names_peer_groups()) {
+                if new && enforcing.as_ref().is_some_and(Enforcing::names_peer_groups) {
                     police(&mut out, &mut guard, &mut enforcing, &mut net, &mut network, network_guard);
                 }
             }
