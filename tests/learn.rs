@@ -976,13 +976,15 @@ fn a_containers_connections_are_known_by_their_protocol() {
     podman.podman(&["tag", common::engines::Podman::IMAGE, WEB]);
     let serve = "mkdir -p /www && echo hi > /www/page.html && httpd -p 8080 -h /www && \
                  while true; do wget -q -O /dev/null http://127.0.0.1:8080/page.html; sleep 0.5; done";
-    podman.podman(&["run", "-d", "--name", "web", WEB, "sh", "-c", serve]);
+    let id = podman.podman(&["run", "-d", "--name", "web", WEB, "sh", "-c", serve]);
+    let id = id.trim().to_string();
+    // This container's flows only: the agent sees every container of the machine, other tests' too.
     let flows = |agent: &Agent| -> Vec<serde_json::Value> {
         agent
             .lines()
             .iter()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|v| v["type"] == "flow")
+            .filter(|v| v["type"] == "flow" && v["container"]["id"] == id.as_str())
             .collect()
     };
     let deadline = Instant::now() + Duration::from_secs(30);
