@@ -1,5 +1,6 @@
 //! The command line. Each subcommand calls the same capability functions the TUI uses.
 
+pub mod admission;
 pub mod agent;
 pub mod alerts;
 pub mod bench;
@@ -85,6 +86,10 @@ pub enum Commands {
     /// Kubernetes clusters: production scanning of the images they run
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// Admission control: the validating webhook, its install objects, and the same decision
+    /// offline for manifests
+    #[command(subcommand)]
+    Admission(admission::AdmissionCommand),
     /// Print a shell completion script
     Completions {
         #[arg(value_enum)]
@@ -177,6 +182,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Commands::Cluster(ref command)) => {
             cluster::run(command, &Config::load(&cli.overrides())?, cli.context.as_deref())
         }
+        Some(Commands::Admission(ref command)) => admission::run(command, &Config::load(&cli.overrides())?),
         Some(Commands::Bench(ref command)) => {
             bench::run(command, &Config::load(&cli.overrides())?, cli.context.as_deref())
         }

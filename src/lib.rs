@@ -22,6 +22,7 @@ macro_rules! out {
     }};
 }
 
+pub mod admission;
 pub mod agent;
 pub mod alert;
 pub mod app;

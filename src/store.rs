@@ -65,6 +65,14 @@ pub enum TreeName {
     MatchDigests,
     /// Every policy put in force (`policy::history::PolicyVersion`), keyed `target \0 version`.
     PolicyHistory,
+    /// Each scanned image reference (`registry/repository:tag`, as `scan::stored::reference_key`
+    /// writes it) → the key of its last scan's SBOM: what admission looks an image up by.
+    ImageReferences,
+    /// When each stored SBOM was last scanned (RFC 3339), by SBOM key.
+    ScanTimes,
+    /// The admission webhook's decisions (`admission::review::DecisionRecord`), keyed by time
+    /// then request uid.
+    AdmissionDecisions,
 }
 
 impl TreeName {
@@ -82,6 +90,9 @@ impl TreeName {
             Self::MatchSummaries => "match_summaries",
             Self::MatchDigests => "match_digests",
             Self::PolicyHistory => "policy_history",
+            Self::ImageReferences => "image_references",
+            Self::ScanTimes => "scan_times",
+            Self::AdmissionDecisions => "admission_decisions",
         }
     }
 }

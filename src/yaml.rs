@@ -211,6 +211,105 @@ pub fn files_in(dir: &Path, required: bool) -> Result<Vec<PathBuf>, YamlError> {
     Ok(files)
 }
 
+/// A step into a document: a mapping key or a sequence index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Key(&'static str),
+    Index(usize),
+}
+
+/// Each document with the number of lines before it (`---` separators).
+pub fn split_documents(text: &str) -> Vec<(u64, &str)> {
+    let mut out = Vec::new();
+    let mut start = 0usize;
+    let mut start_line = 0u64;
+    let mut offset = 0usize;
+    for (number, line) in text.split_inclusive('\n').enumerate() {
+        if line.trim_end() == "---" {
+            let doc = &text[start..offset];
+            if doc.lines().any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#')) {
+                out.push((start_line, doc));
+            }
+            start = offset + line.len();
+            start_line = number as u64 + 1;
+        }
+        offset += line.len();
+    }
+    let doc = &text[start..];
+    if doc.lines().any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#')) {
+        out.push((start_line, doc));
+    }
+    out
+}
+
+/// The 0-based line and 1-based column of the value at `steps` in a block-style document (the
+/// nearest found when the document is written otherwise).
+pub fn locate(doc: &str, steps: &[Step]) -> (u64, u64) {
+    let lines: Vec<&str> = doc.lines().collect();
+    // (line, column of the key's first character), for each line that holds a key or an item.
+    let content_column = |line: &str| -> usize {
+        let mut column = line.len() - line.trim_start().len();
+        let mut rest = line.trim_start();
+        while let Some(more) = rest.strip_prefix("- ") {
+            column += 2 + (more.len() - more.trim_start().len());
+            rest = more.trim_start();
+        }
+        column
+    };
+    let (mut start, mut end, mut parent) = (0usize, lines.len(), -1isize);
+    let mut at = (0u64, 1u64);
+    for step in steps {
+        match step {
+            Step::Key(key) => {
+                let prefix = format!("{key}:");
+                let hit = (start..end).find(|&i| {
+                    let line = lines[i];
+                    let column = content_column(line);
+                    column as isize > parent && line[column..].starts_with(&prefix)
+                });
+                let Some(i) = hit else { return at };
+                let column = content_column(lines[i]);
+                at = (i as u64, column as u64 + 1);
+                let next_end = (i + 1..end)
+                    .find(|&j| {
+                        let l = lines[j];
+                        !l.trim().is_empty() && !l.trim_start().starts_with('#') && indent(l) <= column
+                    })
+                    .unwrap_or(end);
+                // A sequence may sit at its key's own indentation.
+                let next_end = (i + 1..end)
+                    .find(|&j| {
+                        let l = lines[j];
+                        !l.trim().is_empty()
+                            && !l.trim_start().starts_with('#')
+                            && (indent(l) < column || (indent(l) == column && !l.trim_start().starts_with("- ")))
+                    })
+                    .unwrap_or(end)
+                    .max(next_end);
+                start = i + 1;
+                end = next_end;
+                parent = column as isize - 1;
+            }
+            Step::Index(n) => {
+                let items: Vec<usize> = (start..end).filter(|&i| lines[i].trim_start().starts_with("- ")).collect();
+                let Some(item_indent) = items.iter().map(|&i| indent(lines[i])).min() else { return at };
+                let items: Vec<usize> = items.into_iter().filter(|&i| indent(lines[i]) == item_indent).collect();
+                let Some(&i) = items.get(*n) else { return at };
+                at = (i as u64, item_indent as u64 + 3);
+                let next = items.get(n + 1).copied().unwrap_or(end);
+                start = i;
+                end = next;
+                parent = item_indent as isize + 1;
+            }
+        }
+    }
+    at
+}
+
+fn indent(line: &str) -> usize {
+    line.len() - line.trim_start().len()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -86,6 +86,19 @@ impl crate::bench::Check<ClusterFacts<'_>> for ClusterCheck {
     }
 }
 
+/// The Pod Security Standards controls one workload fails, `PSS-B.2 Host Namespaces:
+/// hostNetwork: true`: the baseline level's, and with `restricted` the restricted level's too.
+pub fn pss_violations(workload: &Workload, restricted: bool) -> Vec<String> {
+    checks()
+        .into_iter()
+        .filter(|c| c.section == "PSS baseline" || (restricted && c.section == "PSS restricted"))
+        .filter_map(|c| match c.judge {
+            Judge::PerWorkload(check) => check(workload).map(|why| format!("{} {}: {why}", c.id, c.title)),
+            _ => None,
+        })
+        .collect()
+}
+
 pub fn checks() -> Vec<ClusterCheck> {
     use Judge::{Custom, PerWorkload, WhoCan};
     use Severity::{Critical, High, Low, Medium};

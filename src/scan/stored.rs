@@ -10,6 +10,13 @@ pub fn save(store: &Store, sbom: &Sbom) -> Result<String, StoreError> {
     if let Some(index) = sbom.source.image.as_ref().and_then(|i| i.index_digest.as_deref()) {
         store.tree::<String>(TreeName::SbomAliases)?.insert(index, &key)?;
     }
+    store.tree::<String>(TreeName::ScanTimes)?.insert(&key, &jiff::Timestamp::now().to_string())?;
+    if let Some(image) = &sbom.source.image {
+        // Tags alone (`v1`) name no repository: the image's name is the reference scanned.
+        if let Some(reference) = reference_key(&image.name) {
+            store.tree::<String>(TreeName::ImageReferences)?.insert(&reference, &key)?;
+        }
+    }
     store.flush()?;
     Ok(key)
 }
@@ -24,6 +31,36 @@ pub fn get(store: &Store, key: &str) -> Result<Option<Sbom>, StoreError> {
         Some(manifest) => sboms.get(&manifest),
         None => Ok(None),
     }
+}
+
+/// An image reference as the references tree keys it: `registry/repository:tag` with Docker
+/// Hub's defaults and `latest` filled in; None for a reference pinned by digest only or not an
+/// image reference at all (a directory, an archive's path).
+pub fn reference_key(reference: &str) -> Option<String> {
+    let parsed = crate::registry::reference::ImageReference::parse(reference).ok()?;
+    let tag = match (&parsed.tag, &parsed.digest) {
+        (Some(tag), _) => tag.as_str(),
+        (None, Some(_)) => return None,
+        (None, None) => "latest",
+    };
+    Some(format!("{}/{}:{tag}", parsed.registry, parsed.repository))
+}
+
+/// The last scan of an image reference: its SBOM key and when it was scanned. A digest
+/// (`…@sha256:…`) finds the scan of that manifest or index; a tag finds the last scan of it.
+pub fn find_reference(store: &Store, reference: &str) -> Result<Option<(String, Sbom, Option<String>)>, StoreError> {
+    let key = match reference.split_once('@') {
+        Some((_, digest)) => Some(digest.to_string()),
+        None => match reference_key(reference) {
+            Some(name) => store.tree::<String>(TreeName::ImageReferences)?.get(&name)?,
+            None => None,
+        },
+    };
+    let Some(key) = key else { return Ok(None) };
+    let Some(sbom) = get(store, &key)? else { return Ok(None) };
+    let key = sbom.store_key();
+    let at = store.tree::<String>(TreeName::ScanTimes)?.get(&key)?;
+    Ok(Some((key, sbom, at)))
 }
 
 /// Every stored SBOM with its key, in key order.

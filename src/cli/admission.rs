@@ -1,0 +1,337 @@
+//! `picket admission …`: the webhook (`serve`), its objects (`install`), the same decision
+//! offline (`test`), rule checks (`validate`) and the decisions kept (`decisions`). Exit codes:
+//! 0 allowed or valid, 1 denied or invalid rules, 2 error.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::Subcommand;
+
+use crate::admission::decide::Verdict;
+use crate::admission::images::StoredScans;
+use crate::admission::install::{self, Certificates, Endpoint, FailurePolicy, InstallOptions};
+use crate::admission::offline::{self, Judged};
+use crate::admission::rules::{self, RuleSet};
+use crate::admission::{Judge, server};
+use crate::config::Config;
+use crate::store::Store;
+
+pub const NAMESPACE: &str = "picket-system";
+
+#[derive(Debug, Subcommand)]
+pub enum AdmissionCommand {
+    /// Run the validating webhook over HTTPS (POST /validate, GET /healthz)
+    Serve {
+        #[command(flatten)]
+        rules: RulesArgs,
+        /// Address to listen on
+        #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8443")]
+        listen: String,
+        /// The serving certificate (PEM; `picket admission install` makes one)
+        #[arg(long, value_name = "FILE")]
+        cert: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// The webhook's own namespace: never judged
+        #[arg(long, value_name = "NAMESPACE", default_value = NAMESPACE)]
+        namespace: String,
+        /// Write the bound port to FILE once listening (with --listen …:0)
+        #[arg(long, value_name = "FILE")]
+        port_file: Option<PathBuf>,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+    /// Decide on YAML manifests offline, as the webhook would; exit 1 when one is denied
+    Test {
+        #[command(flatten)]
+        rules: RulesArgs,
+        /// Manifests (multi-document YAML; `-` for standard input)
+        #[arg(required = true, value_name = "MANIFEST")]
+        manifests: Vec<PathBuf>,
+        /// The namespace of objects that name none
+        #[arg(long, value_name = "NAMESPACE", default_value = "default")]
+        namespace: String,
+        #[arg(short, long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+    /// Check rules files; exit 1 on any mistake, each named with file:line:col
+    Validate {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Print the webhook's objects (Namespace, RBAC, TLS Secret, Deployment, Service,
+    /// ValidatingWebhookConfiguration) as YAML for kubectl apply; certificates are made in
+    /// --cert-dir unless it holds them
+    Install {
+        #[arg(long, value_name = "NAMESPACE", default_value = NAMESPACE)]
+        namespace: String,
+        /// The picket image the Deployment runs
+        #[arg(long, value_name = "IMAGE", default_value = "picket:latest")]
+        image: String,
+        /// Reach the webhook at URL instead of the in-cluster Service; prints only the
+        /// ValidatingWebhookConfiguration
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        /// Where the CA and serving certificate are kept
+        #[arg(long, value_name = "DIR")]
+        cert_dir: PathBuf,
+        /// More names or addresses for the serving certificate (with --url)
+        #[arg(long = "host", value_name = "NAME")]
+        hosts: Vec<String>,
+        /// What the API server does when the webhook cannot answer
+        #[arg(long, value_enum, default_value_t = FailurePolicy::Ignore)]
+        failure_policy: FailurePolicy,
+        /// Seconds the API server waits for an answer (1 to 30)
+        #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(i32).range(1..=30))]
+        timeout: i32,
+        /// Namespaces the webhook is never called for, besides its own
+        #[arg(long = "exempt", value_name = "NAMESPACE", default_values_t = rules::default_exempt())]
+        exempt: Vec<String>,
+    },
+    /// The webhook's decisions kept in the store, newest last
+    Decisions {
+        #[arg(long, value_name = "N", default_value_t = 50)]
+        last: usize,
+        #[arg(short, long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RulesArgs {
+    /// Rules files or directories of them (*.yaml, *.yml)
+    #[arg(long = "rules", required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RegistryArgs {
+    /// Inline scans: allow plain HTTP and self-signed registries
+    #[arg(long)]
+    insecure: bool,
+    /// Inline scans: a PEM CA certificate to trust besides the system's
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+}
+
+pub fn run(command: &AdmissionCommand, config: &Config) -> anyhow::Result<ExitCode> {
+    match command {
+        AdmissionCommand::Validate { files } => validate(files),
+        AdmissionCommand::Install { namespace, image, url, cert_dir, hosts, failure_policy, timeout, exempt } => {
+            let options = InstallOptions {
+                namespace: namespace.clone(),
+                image: image.clone(),
+                endpoint: url.clone().map_or(Endpoint::Service, Endpoint::Url),
+                failure_policy: *failure_policy,
+                timeout_seconds: *timeout,
+                exempt_namespaces: exempt.clone(),
+            };
+            install_objects(&options, cert_dir, hosts)
+        }
+        AdmissionCommand::Test { rules, manifests, namespace, output, registry } => {
+            let judge = judge(config, rules, registry)?;
+            let runtime = runtime()?;
+            let outcomes = runtime.block_on(offline::test_manifests(&judge, manifests, namespace));
+            print_outcomes(&outcomes, *output)?;
+            if outcomes.iter().any(|o| matches!(o.result, Judged::Invalid { .. })) {
+                return Ok(ExitCode::from(super::EXIT_ERROR));
+            }
+            Ok(if outcomes.iter().any(offline::ManifestOutcome::denied) {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        AdmissionCommand::Serve { rules, listen, cert, key, namespace, port_file, registry } => {
+            let mut judge = judge(config, rules, registry)?;
+            judge.own_namespace = Some(namespace.clone());
+            let tls = server::tls_config(cert, key).map_err(anyhow::Error::msg)?;
+            let address = server::parse_listen(listen).map_err(anyhow::Error::msg)?;
+            let runtime = runtime()?;
+            runtime.block_on(async move {
+                // The kube client is only for pull secrets: a webhook outside a cluster goes on without.
+                judge.kube = crate::cluster::client_for(None).await.ok().map(|(client, _)| client);
+                let listener = tokio::net::TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("cannot listen on {address}"))?;
+                let bound = listener.local_addr().context("the bound address")?;
+                if let Some(path) = port_file {
+                    let tmp = path.with_extension("tmp");
+                    std::fs::write(&tmp, bound.port().to_string())
+                        .and_then(|()| std::fs::rename(&tmp, path))
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                }
+                crate::say!(
+                    "picket admission: listening on https://{bound}/validate ({} rules, {} mode)",
+                    judge.rules.rules.len(),
+                    judge.rules.config.mode.as_str()
+                );
+                let store = judge.scans.as_ref().map(|s| Arc::clone(s.store()));
+                let shutdown = async {
+                    let _ = tokio::signal::ctrl_c().await;
+                };
+                server::serve(Arc::new(judge), listener, tls, store, shutdown).await.map_err(anyhow::Error::msg)
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        AdmissionCommand::Decisions { last, output } => {
+            let store = Store::open(&config.store_path())?;
+            let records = server::stored_decisions(&store, *last).map_err(anyhow::Error::msg)?;
+            match output {
+                Output::Json => crate::out!("{}", serde_json::to_string_pretty(&records)?)?,
+                Output::Table => {
+                    for r in records.iter().rev() {
+                        crate::out!("{}  {:<7}  {:<6}  {}  {}", r.at, r.verdict, r.operation, r.subject, r.message)?;
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// The rules files of `paths`: files as given, directories' *.yaml and *.yml in name order.
+fn rule_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(path)
+                .with_context(|| format!("cannot read {}", path.display()))?
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+                .collect();
+            found.sort();
+            out.extend(found);
+        } else {
+            out.push(path.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn load_rules(paths: &[PathBuf]) -> anyhow::Result<RuleSet> {
+    rules::load(&rule_files(paths)?).map_err(|problems| {
+        let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("the admission rules have mistakes:\n{}", lines.join("\n"))
+    })
+}
+
+fn judge(config: &Config, rules: &RulesArgs, registry: &RegistryArgs) -> anyhow::Result<Judge> {
+    let rules = load_rules(&rules.paths)?;
+    // The store only when a rule needs scan data: a webhook on rules that need none never
+    // takes the store's lock.
+    let scans = if rules.needs_scan() {
+        let store = Store::open(&config.store_path())?;
+        Some(Arc::new(StoredScans::new(Arc::new(store))))
+    } else {
+        None
+    };
+    let mut judge = Judge::new(rules, scans);
+    judge.scan_options = crate::scan::ScanOptions {
+        limits: config.scan_limits,
+        registry: crate::registry::RegistryOptions {
+            insecure: registry.insecure,
+            ca_file: registry.ca_file.clone(),
+            auth_files: None,
+        },
+        ..crate::scan::ScanOptions::default()
+    };
+    judge.check().map_err(anyhow::Error::msg)?;
+    Ok(judge)
+}
+
+fn validate(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    match rules::load(&rule_files(files)?) {
+        Ok(set) => {
+            crate::out!(
+                "{} rules valid ({} deny, {} exception); mode {}, unscanned images: {:?}",
+                set.rules.len(),
+                set.enabled(rules::RuleType::Deny).count(),
+                set.enabled(rules::RuleType::Exception).count(),
+                set.config.mode.as_str(),
+                set.config.unscanned
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(problems) => {
+            for p in problems {
+                crate::out!("{p}")?;
+            }
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn install_objects(options: &InstallOptions, cert_dir: &std::path::Path, hosts: &[String]) -> anyhow::Result<ExitCode> {
+    let certs = if cert_dir.join("tls.crt").exists() {
+        Certificates::read(cert_dir).map_err(anyhow::Error::msg)?
+    } else {
+        let certs = Certificates::generate(&options.namespace, hosts).map_err(anyhow::Error::msg)?;
+        certs.write(cert_dir).map_err(anyhow::Error::msg)?;
+        crate::say!("picket: made a CA and a serving certificate in {}", cert_dir.display());
+        certs
+    };
+    let objects = match options.endpoint {
+        Endpoint::Url(_) => install::manifests(options, &certs).into_iter().last().into_iter().collect(),
+        Endpoint::Service => install::manifests(options, &certs),
+    };
+    let mut text = String::new();
+    for object in objects {
+        text.push_str("---\n");
+        text.push_str(&serde_saphyr::to_string(&object).context("cannot write YAML")?);
+    }
+    super::write_report(None, text.as_bytes())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_outcomes(outcomes: &[offline::ManifestOutcome], output: Output) -> anyhow::Result<()> {
+    if let Output::Json = output {
+        crate::out!("{}", serde_json::to_string_pretty(outcomes)?)?;
+        return Ok(());
+    }
+    for o in outcomes {
+        let what = format!("{} {}", o.kind, o.name);
+        match &o.result {
+            Judged::Decided { decision } => {
+                let verdict = match decision.verdict {
+                    Verdict::Denied => "DENIED",
+                    Verdict::Warned => "WARNED",
+                    Verdict::Allowed => "allowed",
+                    Verdict::Exempt => "exempt",
+                };
+                crate::out!("{}  {verdict:<7}  {what}", o.at)?;
+                for m in &decision.denials {
+                    crate::out!("    deny: {}", m.describe())?;
+                }
+                for w in &decision.warnings {
+                    crate::out!("    warning: {w}")?;
+                }
+                for m in &decision.exceptions {
+                    crate::out!("    exception: {}", m.describe())?;
+                }
+            }
+            Judged::NotJudged => crate::out!("{}  -        {what} (holds no pod spec)", o.at)?,
+            Judged::Invalid { error } => crate::out!("{}  ERROR    {what}: {error}", o.at)?,
+        }
+    }
+    Ok(())
+}
