@@ -82,18 +82,18 @@ impl Judge {
         requester: &Requester,
     ) -> Result<Option<Decision>, String> {
         let Some(admitted) = Admitted::from_object(object, namespace)? else { return Ok(None) };
-        let scans = self.image_scans(&admitted).await;
+        let scans = self.image_scans(&admitted, requester).await;
         Ok(Some(decide::decide(&self.rules, &admitted, requester, &scans, self.own_namespace.as_deref())))
     }
 
     /// Each image's stored scan, when a rule needs scan data (else none is looked up); inline
     /// or background scans as configured.
-    async fn image_scans(&self, admitted: &Admitted) -> ImageScans {
+    async fn image_scans(&self, admitted: &Admitted, requester: &Requester) -> ImageScans {
         let mut out = ImageScans::new();
         let exempt = self.rules.config.exempt_namespaces.contains(&admitted.namespace)
             || self.own_namespace.as_deref() == Some(admitted.namespace.as_str());
         let Some(scans) = self.scans.as_ref().filter(|_| self.rules.needs_scan() && !exempt) else { return out };
-        let images: Vec<String> = admitted.containers().into_iter().map(|c| c.image).collect();
+        let images = decide::images_to_look_up(&self.rules, admitted, requester);
         let deadline = Duration::from_secs(self.rules.config.scan_deadline_seconds);
         for image in images {
             if out.contains_key(&image) {

@@ -158,15 +158,14 @@ pub fn decide(
             }
         }
     }
-    if rules.enabled(RuleType::Deny).any(Rule::needs_scan) {
-        found.extend(unscanned(rules, &facts, &exempt_containers));
-    }
+    let needed: Vec<bool> = facts.iter().map(|f| scan_needed(rules, &pod, f)).collect();
+    found.extend(unscanned(rules, &facts, &exempt_containers, &needed));
 
     let (denials, monitored): (Vec<RuleMatch>, Vec<RuleMatch>) =
         found.into_iter().partition(|m| m.mode == AdmissionMode::Protect.as_str());
     let mut warnings: Vec<String> =
         monitored.iter().map(|m| format!("picket (monitor mode) would deny {subject}: {}", m.describe())).collect();
-    for f in &facts {
+    for f in facts.iter().zip(&needed).filter(|(_, needed)| **needed).map(|(f, _)| f) {
         if let ImageScan::TimedOut { seconds } = f.scan
             && rules.config.on_scan_timeout == TimeoutAction::Allow
         {
@@ -238,14 +237,43 @@ fn rule_match(rule: &Rule, default_mode: AdmissionMode, facts: &[ContainerFacts]
     }
 }
 
-/// The configuration's answer for images without a scan, once per container not exempt.
-fn unscanned(rules: &RuleSet, facts: &[ContainerFacts], exempt: &[bool]) -> Vec<RuleMatch> {
+/// Whether a deny rule needs this container's scan: a rule on scan data whose other criteria
+/// all hold for it (an image no such rule could judge is never looked up, nor scanned).
+fn scan_needed(rules: &RuleSet, pod: &PodFacts, container: &ContainerFacts) -> bool {
+    rules.enabled(RuleType::Deny).filter(|r| r.needs_scan()).any(|rule| {
+        rule.criteria.iter().filter(|c| !c.needs_scan()).all(|c| {
+            let on = if c.per_container() { Some(container) } else { None };
+            c.holds(pod, on).is_some()
+        })
+    })
+}
+
+/// The images of an object whose scans the decision will read.
+pub fn images_to_look_up(rules: &RuleSet, admitted: &Admitted, requester: &Requester) -> Vec<String> {
+    if !rules.needs_scan() {
+        return Vec::new();
+    }
+    let pod = PodFacts::new(admitted, &requester.user, &requester.groups);
+    let none = ImageScan::NotScanned;
+    let mut out: Vec<String> = Vec::new();
+    for c in admitted.containers() {
+        let facts = ContainerFacts { container: &c, reference: ImageReference::parse(&c.image).ok(), scan: &none };
+        if !out.contains(&c.image) && scan_needed(rules, &pod, &facts) {
+            out.push(c.image.clone());
+        }
+    }
+    out
+}
+
+/// The configuration's answer for images without a scan, once per container not exempt
+/// whose scan a rule needs.
+fn unscanned(rules: &RuleSet, facts: &[ContainerFacts], exempt: &[bool], needed: &[bool]) -> Vec<RuleMatch> {
     let config = &rules.config;
     let deny_unscanned = config.unscanned == UnscannedAction::Deny;
     facts
         .iter()
-        .zip(exempt)
-        .filter(|(_, exempt)| !**exempt)
+        .zip(exempt.iter().zip(needed))
+        .filter(|(_, (exempt, needed))| !**exempt && **needed)
         .filter_map(|(f, _)| {
             let why = match f.scan {
                 ImageScan::NotScanned if deny_unscanned || config.unscanned == UnscannedAction::Scan => {
@@ -270,4 +298,209 @@ fn unscanned(rules: &RuleSet, facts: &[ContainerFacts], exempt: &[bool]) -> Vec<
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::admission::images::{ScanFacts, VulnFacts};
+    use crate::model::Severity;
+
+    fn rules(text: &str) -> RuleSet {
+        let (rules, config, problems) = crate::admission::rules::parse_text(std::path::Path::new("r.yaml"), text);
+        assert!(problems.is_empty(), "{problems:?}");
+        RuleSet { rules, config: config.map(|(_, c)| c).unwrap_or_default() }
+    }
+
+    fn rule(name: &str, kind: &str, extra: &str, criteria: &str) -> String {
+        format!(
+            "---\napiVersion: picket.dev/v1\nkind: PicketAdmissionRule\nmetadata:\n  name: {name}\nspec:\n  type: {kind}\n{extra}  criteria:\n{criteria}"
+        )
+    }
+
+    fn pod(namespace: &str, labels: serde_json::Value, containers: serde_json::Value) -> Admitted {
+        let object = json!({ "kind": "Pod", "metadata": { "name": "p", "namespace": namespace, "labels": labels },
+                             "spec": { "containers": containers } });
+        Admitted::from_object(&object, namespace).expect("reads").expect("a pod")
+    }
+
+    fn scanned(vulns: &[(&str, Severity, bool, Option<f64>)], days_old: i64) -> ImageScan {
+        ImageScan::Scanned(Arc::new(ScanFacts {
+            sbom_key: "sha256:1".into(),
+            scanned_at: jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24 * days_old),
+            vulnerabilities: vulns
+                .iter()
+                .map(|(id, severity, has_fix, cvss)| VulnFacts {
+                    id: id.to_string(),
+                    aliases: vec![format!("GHSA-{id}")],
+                    severity: *severity,
+                    has_fix: *has_fix,
+                    cvss: *cvss,
+                })
+                .collect(),
+        }))
+    }
+
+    fn decide_on(rules: &RuleSet, admitted: &Admitted, scans: &[(&str, ImageScan)]) -> Decision {
+        let scans: ImageScans = scans.iter().map(|(i, s)| (i.to_string(), s.clone())).collect();
+        decide(rules, admitted, &Requester { user: "alice".into(), groups: vec!["dev".into()] }, &scans, Some("picket-system"))
+    }
+
+    #[test]
+    fn exceptions_exempt_only_the_containers_they_match_and_monitor_mode_warns() {
+        let set = rules(&format!(
+            "{}{}{}",
+            rule("no-privileged", "deny", "", "    - { name: privileged, op: '=' }\n"),
+            rule("no-latest", "deny", "  mode: monitor\n", "    - { name: imageTag, op: '=', value: latest }\n"),
+            rule("debug-sidecar", "exception", "", "    - { name: image, op: prefix, value: 'registry.local/debug' }\n"),
+        ));
+        let admitted = pod(
+            "shop",
+            json!({}),
+            json!([{ "name": "app", "image": "nginx:1.25", "securityContext": { "privileged": true } },
+                   { "name": "dbg", "image": "registry.local/debug:1", "securityContext": { "privileged": true } },
+                   { "name": "side", "image": "envoy" }]),
+        );
+        let decision = decide_on(&set, &admitted, &[]);
+        assert_eq!(decision.verdict, Verdict::Denied);
+        let denied: Vec<_> = decision.denials.iter().map(|m| (m.rule.as_str(), m.container.as_deref())).collect();
+        assert_eq!(denied, [("no-privileged", Some("app"))], "the excepted container is not judged");
+        assert_eq!(decision.exceptions.len(), 1);
+        assert_eq!(decision.warnings.len(), 1, "{:?}", decision.warnings);
+        assert!(decision.warnings[0].contains("no-latest") && decision.warnings[0].contains("container side"));
+        assert!(decision.message.contains("spec.containers[0]") && decision.message.contains("r.yaml:"), "{}", decision.message);
+
+        let fine = pod("shop", json!({}), json!([{ "name": "app", "image": "nginx:1.25" }]));
+        assert_eq!(decide_on(&set, &fine, &[]).verdict, Verdict::Allowed);
+    }
+
+    #[test]
+    fn pod_level_exceptions_exempt_the_pod_and_exempt_namespaces_are_never_judged() {
+        let set = rules(&format!(
+            "{}{}",
+            rule("no-host-network", "deny", "", "    - { name: hostNetwork, op: '=' }\n    - { name: privileged, op: '=', value: false }\n"),
+            rule("infra", "exception", "", "    - { name: labels, op: containsAll, value: [tier=infra] }\n"),
+        ));
+        let host = |labels| {
+            let object = json!({ "kind": "Pod", "metadata": { "name": "p", "namespace": "shop", "labels": labels },
+                                 "spec": { "hostNetwork": true, "containers": [{ "name": "a", "image": "x:1" }] } });
+            Admitted::from_object(&object, "shop").expect("reads").expect("pod")
+        };
+        let decision = decide_on(&set, &host(json!({})), &[]);
+        assert_eq!(decision.verdict, Verdict::Denied, "{decision:?}");
+        assert!(decision.message.contains("hostNetwork is true"), "{}", decision.message);
+        assert_eq!(decide_on(&set, &host(json!({ "tier": "infra" })), &[]).verdict, Verdict::Allowed);
+
+        let privileged = json!([{ "name": "a", "image": "x:1", "securityContext": { "privileged": true } }]);
+        let strict = rules(&rule("no-privileged", "deny", "", "    - { name: privileged, op: '=' }\n"));
+        assert_eq!(decide_on(&strict, &pod("kube-system", json!({}), privileged.clone()), &[]).verdict, Verdict::Exempt);
+        assert_eq!(decide_on(&strict, &pod("picket-system", json!({}), privileged.clone()), &[]).verdict, Verdict::Exempt);
+        assert_eq!(decide_on(&strict, &pod("shop", json!({}), privileged), &[]).verdict, Verdict::Denied);
+    }
+
+    #[test]
+    fn scan_criteria_read_counts_fixes_scores_names_and_age() {
+        let image = "registry.local/app:1";
+        let admitted = pod("shop", json!({}), json!([{ "name": "app", "image": image }]));
+        let scan = scanned(
+            &[
+                ("CVE-2021-44906", Severity::Critical, true, Some(9.8)),
+                ("CVE-2023-1", Severity::Critical, false, None),
+                ("CVE-2023-2", Severity::High, true, Some(7.5)),
+            ],
+            40,
+        );
+        let cases = [
+            ("    - { name: cveCriticalCount, op: '>=', value: 2 }\n", true),
+            ("    - { name: cveCriticalCount, op: '>=', value: 3 }\n", false),
+            ("    - { name: cveCriticalWithFixCount, op: '>', value: 1 }\n", false),
+            ("    - { name: cveCriticalWithFixCount, op: '=', value: 1 }\n", true),
+            ("    - { name: cveHighWithFixCount, op: '>=', value: 1 }\n", true),
+            ("    - { name: cveMediumCount, op: '>=', value: 1 }\n", false),
+            ("    - { name: cvssScore, op: '>=', value: 9 }\n", true),
+            ("    - { name: cvssScore, op: '>', value: 9.8 }\n", false),
+            ("    - { name: cveNames, op: containsAny, value: [GHSA-CVE-2023-2, CVE-9] }\n", true),
+            ("    - { name: cveNames, op: containsAny, value: CVE-9 }\n", false),
+            ("    - { name: imageScanAgeDays, op: '>', value: 30 }\n", true),
+            ("    - { name: imageScanAgeDays, op: '>', value: 60 }\n", false),
+            ("    - { name: imageScanned, op: '=', value: false }\n", false),
+        ];
+        for (criteria, denies) in cases {
+            let set = rules(&rule("r", "deny", "", criteria));
+            let decision = decide_on(&set, &admitted, &[(image, scan.clone())]);
+            assert_eq!(decision.verdict == Verdict::Denied, denies, "{criteria}: {decision:?}");
+        }
+        let set = rules(&rule("r", "deny", "", "    - { name: cveCriticalCount, op: '>=', value: 1 }\n"));
+        let decision = decide_on(&set, &admitted, &[(image, scan)]);
+        assert!(decision.message.contains("CVE-2021-44906, CVE-2023-1"), "the ids behind the count: {}", decision.message);
+    }
+
+    #[test]
+    fn images_without_a_scan_are_handled_as_configured_and_only_where_a_rule_needs_them() {
+        let critical = rule(
+            "no-critical",
+            "deny",
+            "",
+            "    - { name: imageRegistry, op: '=', value: registry.local }\n    - { name: cveCriticalCount, op: '>=', value: 1 }\n",
+        );
+        let config = |unscanned: &str, timeout: &str| {
+            format!(
+                "apiVersion: picket.dev/v1\nkind: PicketAdmissionConfig\nspec:\n  unscanned: {unscanned}\n  onScanTimeout: {timeout}\n{critical}"
+            )
+        };
+        let ours = pod("shop", json!({}), json!([{ "name": "a", "image": "registry.local/app:1" }]));
+        let theirs = pod("shop", json!({}), json!([{ "name": "a", "image": "docker.io/library/nginx:1" }]));
+        let requester = Requester::default();
+
+        let deny = rules(&config("deny", "allow"));
+        assert_eq!(images_to_look_up(&deny, &ours, &requester), ["registry.local/app:1"]);
+        assert!(images_to_look_up(&deny, &theirs, &requester).is_empty(), "no rule could judge it");
+        let decision = decide_on(&deny, &ours, &[]);
+        assert_eq!(decision.verdict, Verdict::Denied);
+        assert!(decision.message.contains("never been scanned"), "{}", decision.message);
+        assert_eq!(decide_on(&deny, &theirs, &[]).verdict, Verdict::Allowed);
+
+        assert_eq!(decide_on(&rules(&config("allow", "allow")), &ours, &[]).verdict, Verdict::Allowed);
+        assert_eq!(decide_on(&rules(&config("allowAndScan", "allow")), &ours, &[]).verdict, Verdict::Allowed);
+
+        let timed_out = [("registry.local/app:1", ImageScan::TimedOut { seconds: 7 })];
+        let warned = decide_on(&rules(&config("scan", "allow")), &ours, &timed_out);
+        assert_eq!(warned.verdict, Verdict::Warned);
+        assert!(warned.warnings[0].contains("within 7 s"), "{:?}", warned.warnings);
+        assert_eq!(decide_on(&rules(&config("scan", "deny")), &ours, &timed_out).verdict, Verdict::Denied);
+    }
+
+    #[test]
+    fn pod_security_labels_env_and_limits_criteria() {
+        let set = rules(&rule("baseline", "deny", "", "    - { name: violatesPss, op: '=', value: baseline }\n"));
+        let host_pid = Admitted::from_object(
+            &json!({ "kind": "Pod", "metadata": { "name": "p" }, "spec": { "hostPID": true, "containers": [{ "name": "a", "image": "x:1" }] } }),
+            "shop",
+        )
+        .expect("reads")
+        .expect("pod");
+        let decision = decide_on(&set, &host_pid, &[]);
+        assert!(decision.message.contains("PSS-B.2"), "{}", decision.message);
+        assert_eq!(decide_on(&set, &pod("shop", json!({}), json!([{ "name": "a", "image": "x:1" }])), &[]).verdict, Verdict::Allowed);
+
+        let set = rules(&format!(
+            "{}{}{}",
+            rule("labels", "deny", "", "    - { name: labels, op: missingAny, value: 'team,owner' }\n"),
+            rule("env", "deny", "", "    - { name: envSecrets, op: '=' }\n"),
+            rule("limits", "deny", "", "    - { name: noResourceLimits, op: '=' }\n"),
+        ));
+        let admitted = pod(
+            "shop",
+            json!({ "team": "pay" }),
+            json!([{ "name": "a", "image": "x:1", "env": [{ "name": "DB_PASSWORD", "value": "hunter2" }, { "name": "API_TOKEN", "valueFrom": { "secretKeyRef": { "name": "s", "key": "t" } } }],
+                     "resources": { "limits": { "cpu": "1" } } }]),
+        );
+        let decision = decide_on(&set, &admitted, &[]);
+        let why: Vec<&str> = decision.denials.iter().map(|m| m.why.as_str()).collect();
+        assert_eq!(why, ["labels lacks owner", "plain values in secret-looking env DB_PASSWORD", "no memory limit"]);
+    }
 }
