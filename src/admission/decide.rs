@@ -347,7 +347,13 @@ mod tests {
 
     fn decide_on(rules: &RuleSet, admitted: &Admitted, scans: &[(&str, ImageScan)]) -> Decision {
         let scans: ImageScans = scans.iter().map(|(i, s)| (i.to_string(), s.clone())).collect();
-        decide(rules, admitted, &Requester { user: "alice".into(), groups: vec!["dev".into()] }, &scans, Some("picket-system"))
+        decide(
+            rules,
+            admitted,
+            &Requester { user: "alice".into(), groups: vec!["dev".into()] },
+            &scans,
+            Some("picket-system"),
+        )
     }
 
     #[test]
@@ -356,7 +362,12 @@ mod tests {
             "{}{}{}",
             rule("no-privileged", "deny", "", "    - { name: privileged, op: '=' }\n"),
             rule("no-latest", "deny", "  mode: monitor\n", "    - { name: imageTag, op: '=', value: latest }\n"),
-            rule("debug-sidecar", "exception", "", "    - { name: image, op: prefix, value: 'registry.local/debug' }\n"),
+            rule(
+                "debug-sidecar",
+                "exception",
+                "",
+                "    - { name: image, op: prefix, value: 'registry.local/debug' }\n"
+            ),
         ));
         let admitted = pod(
             "shop",
@@ -372,7 +383,11 @@ mod tests {
         assert_eq!(decision.exceptions.len(), 1);
         assert_eq!(decision.warnings.len(), 1, "{:?}", decision.warnings);
         assert!(decision.warnings[0].contains("no-latest") && decision.warnings[0].contains("container side"));
-        assert!(decision.message.contains("spec.containers[0]") && decision.message.contains("r.yaml:"), "{}", decision.message);
+        assert!(
+            decision.message.contains("spec.containers[0]") && decision.message.contains("r.yaml:"),
+            "{}",
+            decision.message
+        );
 
         let fine = pod("shop", json!({}), json!([{ "name": "app", "image": "nginx:1.25" }]));
         assert_eq!(decide_on(&set, &fine, &[]).verdict, Verdict::Allowed);
@@ -382,7 +397,12 @@ mod tests {
     fn pod_level_exceptions_exempt_the_pod_and_exempt_namespaces_are_never_judged() {
         let set = rules(&format!(
             "{}{}",
-            rule("no-host-network", "deny", "", "    - { name: hostNetwork, op: '=' }\n    - { name: privileged, op: '=', value: false }\n"),
+            rule(
+                "no-host-network",
+                "deny",
+                "",
+                "    - { name: hostNetwork, op: '=' }\n    - { name: privileged, op: '=', value: false }\n"
+            ),
             rule("infra", "exception", "", "    - { name: labels, op: containsAll, value: [tier=infra] }\n"),
         ));
         let host = |labels| {
@@ -397,8 +417,14 @@ mod tests {
 
         let privileged = json!([{ "name": "a", "image": "x:1", "securityContext": { "privileged": true } }]);
         let strict = rules(&rule("no-privileged", "deny", "", "    - { name: privileged, op: '=' }\n"));
-        assert_eq!(decide_on(&strict, &pod("kube-system", json!({}), privileged.clone()), &[]).verdict, Verdict::Exempt);
-        assert_eq!(decide_on(&strict, &pod("picket-system", json!({}), privileged.clone()), &[]).verdict, Verdict::Exempt);
+        assert_eq!(
+            decide_on(&strict, &pod("kube-system", json!({}), privileged.clone()), &[]).verdict,
+            Verdict::Exempt
+        );
+        assert_eq!(
+            decide_on(&strict, &pod("picket-system", json!({}), privileged.clone()), &[]).verdict,
+            Verdict::Exempt
+        );
         assert_eq!(decide_on(&strict, &pod("shop", json!({}), privileged), &[]).verdict, Verdict::Denied);
     }
 
@@ -436,7 +462,11 @@ mod tests {
         }
         let set = rules(&rule("r", "deny", "", "    - { name: cveCriticalCount, op: '>=', value: 1 }\n"));
         let decision = decide_on(&set, &admitted, &[(image, scan)]);
-        assert!(decision.message.contains("CVE-2021-44906, CVE-2023-1"), "the ids behind the count: {}", decision.message);
+        assert!(
+            decision.message.contains("CVE-2021-44906, CVE-2023-1"),
+            "the ids behind the count: {}",
+            decision.message
+        );
     }
 
     #[test]
@@ -485,7 +515,10 @@ mod tests {
         .expect("pod");
         let decision = decide_on(&set, &host_pid, &[]);
         assert!(decision.message.contains("PSS-B.2"), "{}", decision.message);
-        assert_eq!(decide_on(&set, &pod("shop", json!({}), json!([{ "name": "a", "image": "x:1" }])), &[]).verdict, Verdict::Allowed);
+        assert_eq!(
+            decide_on(&set, &pod("shop", json!({}), json!([{ "name": "a", "image": "x:1" }])), &[]).verdict,
+            Verdict::Allowed
+        );
 
         let set = rules(&format!(
             "{}{}{}",

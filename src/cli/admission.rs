@@ -53,6 +53,9 @@ pub enum AdmissionCommand {
         /// The namespace of objects that name none
         #[arg(long, value_name = "NAMESPACE", default_value = "default")]
         namespace: String,
+        /// The webhook's own namespace, never judged (as `serve --namespace`)
+        #[arg(long, value_name = "NAMESPACE", default_value = NAMESPACE)]
+        webhook_namespace: String,
         #[arg(short, long, value_enum, default_value_t = Output::Table)]
         output: Output,
         #[command(flatten)]
@@ -138,8 +141,9 @@ pub fn run(command: &AdmissionCommand, config: &Config) -> anyhow::Result<ExitCo
             };
             install_objects(&options, cert_dir, hosts)
         }
-        AdmissionCommand::Test { rules, manifests, namespace, output, registry } => {
-            let judge = judge(config, rules, registry)?;
+        AdmissionCommand::Test { rules, manifests, namespace, webhook_namespace, output, registry } => {
+            let mut judge = judge(config, rules, registry)?;
+            judge.own_namespace = Some(webhook_namespace.clone());
             let runtime = runtime()?;
             let outcomes = runtime.block_on(offline::test_manifests(&judge, manifests, namespace));
             print_outcomes(&outcomes, *output)?;
