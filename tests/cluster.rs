@@ -612,7 +612,9 @@ fn an_endless_response_body_is_cut_at_the_cap() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("over 128 MiB"), "{stderr}");
-    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    // A hang guard, not a speed goal: a debug build decoding 128 MiB beside the other test
+    // binaries on 2 cores took 10.8 s once, so the bound is generous.
+    assert!(started.elapsed() < Duration::from_secs(90), "{:?}", started.elapsed());
     // The largest child this test ran (picket) stayed well within memory (ru_maxrss is in KiB).
     let peak = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN).expect("rusage").max_rss();
     assert!(peak < 512 * 1024, "peak RSS {peak} KiB");
