@@ -6,7 +6,7 @@
 //! Modules: `rules` (the YAML format, validated with file:line:col), `criteria` (what a rule
 //! checks), `workload` (an object's pod spec), `images` (stored scans), `decide` (the pure
 //! decision), `review` (AdmissionReview in and out), `server` (HTTPS), `install` (manifests and
-//! certificates), `offline` (`picket admission test`).
+//! certificates), `offline` (`picket admission test`), `vap` (the ValidatingAdmissionPolicy export).
 
 pub mod criteria;
 pub mod decide;
@@ -16,6 +16,7 @@ pub mod offline;
 pub mod review;
 pub mod rules;
 pub mod server;
+pub mod vap;
 pub mod workload;
 
 use std::collections::HashSet;

@@ -17,7 +17,7 @@ pub enum PssLevel {
 }
 
 #[derive(Debug, Clone)]
-enum Test {
+pub(super) enum Test {
     Text { values: Vec<String>, regexes: Vec<Regex> },
     Number(f64),
     Flag(bool),
@@ -181,6 +181,11 @@ pub struct ContainerFacts<'a> {
 }
 
 impl Compiled {
+    /// What the criterion compares against (for the CEL export).
+    pub(super) fn test(&self) -> &Test {
+        &self.test
+    }
+
     /// Whether the criterion is about a container (else about the pod or the request).
     pub fn per_container(&self) -> bool {
         use CriterionName::*;

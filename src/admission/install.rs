@@ -30,7 +30,7 @@ pub enum FailurePolicy {
 }
 
 impl FailurePolicy {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Ignore => "Ignore",
             Self::Fail => "Fail",

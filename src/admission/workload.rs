@@ -196,21 +196,16 @@ impl AdmittedContainer {
     }
 }
 
-/// `DB_PASSWORD`, `apiKey`, `GITHUB_TOKEN`, `AWS_SECRET_ACCESS_KEY`, `PRIVATE_KEY` …
+/// `DB_PASSWORD`, `apiKey`, `GITHUB_TOKEN`, `AWS_SECRET_ACCESS_KEY`, `PRIVATE_KEY` …, matched on
+/// the lower-cased name: a secret word between separators, one of a few telling substrings, or
+/// a last word `key` after `secret`, `private`, `access`, `api` or `signing`. One pattern, so
+/// that the ValidatingAdmissionPolicy export (CEL `matches`) judges names exactly as the webhook.
+pub const SECRET_NAME_PATTERN: &str = "(^|[^a-z0-9])(password|passwd|pwd|secret|token|apikey|credentials?|passphrase)([^a-z0-9]|$)|password|api_key|apikey|private_key|access_key|(^|[^a-z0-9])(secret|private|access|api|signing)[^a-z0-9]+key[^a-z0-9]*$";
+
 fn names_a_secret(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
-    let words: Vec<&str> = lower.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()).collect();
-    const WORDS: [&str; 9] =
-        ["password", "passwd", "pwd", "secret", "token", "apikey", "credential", "credentials", "passphrase"];
-    words.iter().any(|w| WORDS.contains(w))
-        || lower.contains("password")
-        || lower.contains("api_key")
-        || lower.contains("apikey")
-        || lower.contains("private_key")
-        || lower.contains("access_key")
-        || (words.last() == Some(&"key")
-            && words.len() > 1
-            && ["secret", "private", "access", "api", "signing"].contains(&words[words.len() - 2]))
+    static PATTERN: std::sync::LazyLock<Option<regex::Regex>> =
+        std::sync::LazyLock::new(|| regex::Regex::new(SECRET_NAME_PATTERN).ok());
+    PATTERN.as_ref().is_some_and(|p| p.is_match(&name.to_ascii_lowercase()))
 }
 
 #[cfg(test)]
@@ -263,7 +258,11 @@ mod tests {
         for name in ["DB_PASSWORD", "apiKey", "GITHUB_TOKEN", "AWS_SECRET_ACCESS_KEY", "PRIVATE_KEY", "client-secret"] {
             assert!(names_a_secret(name), "{name}");
         }
-        for name in ["PATH", "LOG_LEVEL", "KEYBOARD", "TOKENIZER_THREADS_X", "HOME", "SORT_KEY"] {
+        for name in ["db.passwd", "SIGNING-KEY_", "Credentials", "my_pwd"] {
+            assert!(names_a_secret(name), "{name}");
+        }
+        for name in ["PATH", "LOG_LEVEL", "KEYBOARD", "TOKENIZER_THREADS_X", "HOME", "SORT_KEY", "MONKEY", "apis_KEYS"]
+        {
             assert!(!names_a_secret(name), "{name}");
         }
     }

@@ -95,6 +95,19 @@ pub enum AdmissionCommand {
         #[arg(long = "exempt", value_name = "NAMESPACE", default_values_t = rules::default_exempt())]
         exempt: Vec<String>,
     },
+    /// Write the deny rules that need no scan data as Kubernetes ValidatingAdmissionPolicy
+    /// objects with their bindings (YAML for kubectl apply; clusters v1.30 and later); the
+    /// rules left out are named on standard error with the reason
+    Export {
+        #[command(flatten)]
+        rules: RulesArgs,
+        /// The form to write
+        #[arg(long = "as", value_enum, value_name = "FORM")]
+        form: ExportForm,
+        /// What the API server does when a policy's expression cannot be evaluated
+        #[arg(long, value_enum, default_value_t = FailurePolicy::Ignore)]
+        failure_policy: FailurePolicy,
+    },
     /// The webhook's decisions kept in the store, newest last
     Decisions {
         #[arg(long, value_name = "N", default_value_t = 50)]
@@ -119,6 +132,12 @@ pub struct RegistryArgs {
     /// Inline scans: a PEM CA certificate to trust besides the system's
     #[arg(long, value_name = "FILE")]
     ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ExportForm {
+    /// ValidatingAdmissionPolicy + ValidatingAdmissionPolicyBinding (admissionregistration.k8s.io/v1)
+    Vap,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -186,6 +205,25 @@ pub fn run(command: &AdmissionCommand, config: &Config) -> anyhow::Result<ExitCo
                 };
                 server::serve(Arc::new(judge), listener, tls, store, shutdown).await.map_err(anyhow::Error::msg)
             })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        AdmissionCommand::Export { rules, form: ExportForm::Vap, failure_policy } => {
+            let rules = load_rules(&rules.paths)?;
+            let export = crate::admission::vap::export(&rules, failure_policy.as_str());
+            let mut text = String::new();
+            for exported in &export.exported {
+                for object in [serde_json::to_value(&exported.policy)?, serde_json::to_value(&exported.binding)?] {
+                    text.push_str("---\n");
+                    text.push_str(&serde_saphyr::to_string(&object).context("cannot write YAML")?);
+                }
+            }
+            for left in &export.left_out {
+                crate::say!("picket: rule \"{}\" ({}) is not exported: {}", left.rule, left.origin, left.why);
+            }
+            if export.exported.is_empty() {
+                crate::say!("picket: no rule could be exported");
+            }
+            super::write_report(None, text.as_bytes())?;
             Ok(ExitCode::SUCCESS)
         }
         AdmissionCommand::Decisions { last, output } => {
