@@ -5,11 +5,12 @@
 //!
 //! Modules: `rules` (the YAML format, validated with file:line:col), `criteria` (what a rule
 //! checks), `workload` (an object's pod spec), `images` (stored scans), `decide` (the pure
-//! decision), `review` (AdmissionReview in and out), `server` (HTTPS), `install` (manifests and
+//! decision), `dry_run` (running workloads judged), `review` (AdmissionReview in and out), `server` (HTTPS), `install` (manifests and
 //! certificates), `offline` (`picket admission test`), `vap` (the ValidatingAdmissionPolicy export).
 
 pub mod criteria;
 pub mod decide;
+pub mod dry_run;
 pub mod images;
 pub mod install;
 pub mod offline;
@@ -82,14 +83,35 @@ impl Judge {
         namespace: &str,
         requester: &Requester,
     ) -> Result<Option<Decision>, String> {
+        self.judge_with(object, namespace, requester, true).await
+    }
+
+    /// As [`Judge::judge`], from the stored scans only: an image without one is judged as not
+    /// scanned, and nothing is pulled (the dry run over running workloads).
+    pub async fn judge_stored(
+        &self,
+        object: &serde_json::Value,
+        namespace: &str,
+        requester: &Requester,
+    ) -> Result<Option<Decision>, String> {
+        self.judge_with(object, namespace, requester, false).await
+    }
+
+    async fn judge_with(
+        &self,
+        object: &serde_json::Value,
+        namespace: &str,
+        requester: &Requester,
+        may_scan: bool,
+    ) -> Result<Option<Decision>, String> {
         let Some(admitted) = Admitted::from_object(object, namespace)? else { return Ok(None) };
-        let scans = self.image_scans(&admitted, requester).await;
+        let scans = self.image_scans(&admitted, requester, may_scan).await;
         Ok(Some(decide::decide(&self.rules, &admitted, requester, &scans, self.own_namespace.as_deref())))
     }
 
     /// Each image's stored scan, when a rule needs scan data (else none is looked up); inline
-    /// or background scans as configured.
-    async fn image_scans(&self, admitted: &Admitted, requester: &Requester) -> ImageScans {
+    /// or background scans as configured, when `may_scan`.
+    async fn image_scans(&self, admitted: &Admitted, requester: &Requester, may_scan: bool) -> ImageScans {
         let mut out = ImageScans::new();
         let exempt = self.rules.config.exempt_namespaces.contains(&admitted.namespace)
             || self.own_namespace.as_deref() == Some(admitted.namespace.as_str());
@@ -101,7 +123,7 @@ impl Judge {
                 continue;
             }
             let mut found = scans.lookup(&image).unwrap_or_else(ImageScan::Failed);
-            if found == ImageScan::NotScanned {
+            if found == ImageScan::NotScanned && may_scan {
                 match self.rules.config.unscanned {
                     UnscannedAction::Scan => {
                         let job = self.spawn_scan(scans, admitted, &image);

@@ -60,7 +60,8 @@ pub async fn run(config: Config, store: Store, render: Render) -> anyhow::Result
         config.config_dir.join("checks"),
     )
     .with_agent_log(config.data_dir.join("agent.log"))
-    .with_registries(config.registries.clone());
+    .with_registries(config.registries.clone())
+    .with_admission_rules(config.config_dir.join("admission"));
     let mut terminal = terminal::enter().context("cannot set up the terminal")?;
     let result = event_loop(&mut terminal, &mut state, &effects, &mut rx, &config, render).await;
     terminal::restore().context("cannot restore the terminal")?;

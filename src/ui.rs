@@ -41,6 +41,8 @@ pub fn render(frame: &mut Frame, state: &AppState, theme: &Theme) {
         PaneId::Policies => panes::policies::render(frame, body, state, theme),
         PaneId::PolicyEditor => panes::policies::render_editor(frame, body, state, theme),
         PaneId::PolicyDiff => panes::policies::render_diff(frame, body, state, theme),
+        PaneId::Admission => panes::admission::render(frame, body, state, theme),
+        PaneId::AdmissionDecision => panes::admission::render_decision(frame, body, state, theme),
     }
     widgets::status_bar::render(frame, footer, state, theme);
     match &state.mode {

@@ -341,4 +341,27 @@ spec:
     }
     let warned = verdicts.iter().find(|(f, _)| f == "latest.yaml").map(|(_, v)| v.as_str());
     assert_eq!(warned, Some("warned"));
+
+    // The dry run over what runs now: the pod created while the webhook was down is caught.
+    let out = picket()
+        .args(["admission", "dry-run", "-o", "json", "--rules"])
+        .arg(dir.join("rules.yaml"))
+        .env("KUBECONFIG", &api.kubeconfig)
+        .env("PICKET_DATA_DIR", dir.join("data"))
+        .output()
+        .expect("dry-run runs");
+    assert_eq!(out.status.code(), Some(1), "a workload would be denied: {}", String::from_utf8_lossy(&out.stderr));
+    let outcomes: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let verdict_of = |namespace: &str, name: &str| {
+        outcomes
+            .as_array()
+            .expect("a list")
+            .iter()
+            .find(|o| o["namespace"] == namespace && o["name"] == name)
+            .map(|o| o["decision"]["verdict"].as_str().unwrap_or_default().to_string())
+    };
+    assert_eq!(verdict_of("shop", "while-down").as_deref(), Some("denied"), "{outcomes}");
+    assert_eq!(verdict_of("shop", "dbg").as_deref(), Some("allowed"), "the exception holds");
+    assert_eq!(verdict_of("shop", "plain").as_deref(), Some("warned"));
+    assert_eq!(verdict_of("picket-system", "priv").as_deref(), Some("exempt"));
 }

@@ -21,6 +21,8 @@ use serde_json::{Value, json};
 use super::workload::KINDS;
 
 pub const NAME: &str = "picket-admission";
+/// Where `install` puts the webhook unless told otherwise.
+pub const DEFAULT_NAMESPACE: &str = "picket-system";
 pub const WEBHOOK_NAME: &str = "validate.admission.picket.dev";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -127,7 +127,11 @@ pub enum Action {
         context: String,
         result: Result<Vec<String>, String>,
     },
-    /// The registries and what their crawls found (`crawl::overview`).
+    /// The Admission pane's rows, or why there are none.
+    AdmissionLoaded {
+        request: u64,
+        result: Result<std::sync::Arc<crate::app::state::AdmissionData>, String>,
+    },
     /// The local agent's baselines (what each group was learned to do), or why not.
     BaselinesLoaded {
         request: u64,
@@ -279,6 +283,12 @@ pub enum Effect {
         context: String,
     },
     /// The registries (config and added) with their last crawls and findings.
+    /// The Admission pane: stored decisions, and the rules of `config_dir/admission/` over the
+    /// context's running workloads.
+    LoadAdmission {
+        request: u64,
+        context: Option<String>,
+    },
     /// Ask the local agent on `socket` for its baselines.
     LoadBaselines {
         request: u64,

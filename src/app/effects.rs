@@ -9,7 +9,9 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::agent::client::{self, Feed};
 use crate::app::action::{Action, Effect, PluginRun, StoredSbom};
-use crate::app::state::{BenchDone, BenchKind, FindingsData, VulnDbSummary, WorkloadsData};
+use crate::app::state::{
+    AdmissionData, AdmissionRow, BenchDone, BenchKind, FindingsData, VulnDbSummary, WorkloadsData,
+};
 use crate::scan::{self, Limits, ScanOptions, SourceSpec};
 use crate::store::Store;
 use crate::vulndb::VulnDb;
@@ -39,6 +41,8 @@ pub struct Effects {
     agent_in_flight: client::InFlight,
     /// `registries:` of config.yaml (the store holds those added).
     registries: Arc<Vec<crate::registry::RegistryTarget>>,
+    /// The admission rules in force for the dry run (`config_dir/admission`).
+    admission_dir: PathBuf,
 }
 
 type ClusterWatches = Arc<tokio::sync::Mutex<std::collections::BTreeMap<String, Arc<cluster::watch::ClusterWatch>>>>;
@@ -67,7 +71,14 @@ impl Effects {
             agent_log: PathBuf::from("agent.log"),
             agent_in_flight: Default::default(),
             registries: Default::default(),
+            admission_dir: PathBuf::from("admission"),
         }
+    }
+
+    /// Where the Admission pane's dry run reads its rules.
+    pub fn with_admission_rules(mut self, dir: PathBuf) -> Self {
+        self.admission_dir = dir;
+        self
     }
 
     /// The registries config.yaml names, for the Registries pane and its crawls.
@@ -238,6 +249,15 @@ impl Effects {
                 tokio::spawn(async move {
                     let result = client::deploy(context.clone()).await;
                     let _ = tx.send(Action::AgentDeployed { context, result });
+                });
+            }
+            Effect::LoadAdmission { request, context } => {
+                let store = Arc::clone(&self.store);
+                let dir = self.admission_dir.clone();
+                let watches = self.watches.clone();
+                tokio::spawn(async move {
+                    let result = load_admission(context, store, dir, watches).await.map(Arc::new);
+                    let _ = tx.send(Action::AdmissionLoaded { request, result });
                 });
             }
             Effect::LoadBaselines { request, socket } => {
@@ -488,6 +508,73 @@ async fn load_inventory(
     }
     .await;
     let _ = tx.send(Action::InventoryLoaded { request, result: result.map(Arc::new) });
+}
+
+/// The Admission pane's rows: the webhook's stored decisions, newest first, then the dry run of
+/// the rules in `dir` over the context's workloads (the same watch the Workloads pane reads).
+async fn load_admission(
+    context: Option<String>,
+    store: Arc<Store>,
+    dir: PathBuf,
+    watches: ClusterWatches,
+) -> Result<AdmissionData, String> {
+    use crate::admission::{Judge, dry_run, images::StoredScans, rules, server};
+    let mut data = AdmissionData::default();
+    let stored = {
+        let store = Arc::clone(&store);
+        tokio::task::spawn_blocking(move || server::stored_decisions(&store, 500))
+            .await
+            .map_err(|e| format!("the store task failed: {e}"))?
+    };
+    match stored {
+        Ok(records) => data.rows.extend(records.into_iter().rev().map(AdmissionRow::of_record)),
+        Err(e) => data.notes.push(format!("stored decisions cannot be read: {e}")),
+    }
+    let files = crate::yaml::files_in(&dir, false).map_err(|e| e.to_string())?;
+    if files.is_empty() {
+        data.rules = format!("no rules in {}", dir.display());
+        data.notes.push(format!("put admission rules in {} for the dry run over running workloads", dir.display()));
+        return Ok(data);
+    }
+    let rules = match rules::load(&files) {
+        Ok(rules) => rules,
+        Err(problems) => {
+            data.rules = format!("rules in {} have mistakes", dir.display());
+            data.notes.extend(problems.iter().map(ToString::to_string));
+            return Ok(data);
+        }
+    };
+    data.rules = format!("{} rules from {}", rules.rules.len(), dir.display());
+    let scans = rules.needs_scan().then(|| Arc::new(StoredScans::new(Arc::clone(&store))));
+    let mut judge = Judge::new(rules, scans);
+    judge.own_namespace = Some(crate::admission::install::DEFAULT_NAMESPACE.to_string());
+    let key = context.clone().unwrap_or_default();
+    let watch = {
+        let mut watches = watches.lock().await;
+        match watches.get(&key) {
+            Some(watch) => Arc::clone(watch),
+            None => match cluster::client_for(context.as_deref()).await {
+                Ok((client, name)) => {
+                    let watch = Arc::new(cluster::watch::ClusterWatch::start_discovered(client, &name).await);
+                    watches.insert(key, Arc::clone(&watch));
+                    watch
+                }
+                Err(e) => {
+                    data.notes.push(format!("no dry run: {e}"));
+                    return Ok(data);
+                }
+            },
+        }
+    };
+    if !watch.ready(FIRST_SYNC).await {
+        data.notes.push(format!("not every kind was listed within {}s; judged what has arrived", FIRST_SYNC.as_secs()));
+    }
+    let inventory = watch.snapshot();
+    data.notes.extend(watch.errors());
+    for outcome in dry_run::judge_inventory(&judge, &inventory).await {
+        data.rows.push(AdmissionRow::of_dry_run(outcome));
+    }
+    Ok(data)
 }
 
 /// Finding counts of the running images that have a stored SBOM (from `picket cluster scan` or

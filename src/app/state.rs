@@ -1,5 +1,6 @@
 //! Everything the screen shows. Changed only by `update`; read by `ui::render`.
 
+mod admission;
 mod behaviour;
 mod compare;
 mod compliance;
@@ -13,6 +14,7 @@ mod policies;
 mod registries;
 mod workloads;
 
+pub use admission::{AdmissionData, AdmissionRow, AdmissionState, RowSource, row_text as admission_row_text};
 pub use behaviour::{BehaviourState, GroupMode, group_text};
 pub use compare::CompareState;
 pub use compliance::{BenchDone, BenchKind, BenchRun, CheckDetail, ComplianceState, check_text, result_text};
@@ -72,12 +74,16 @@ pub enum PaneId {
     Policies,
     /// A policy in the YAML editor.
     PolicyEditor,
+    /// The webhook's decisions and the dry run of the rules over running workloads.
+    Admission,
+    /// One decision in full.
+    AdmissionDecision,
     /// What applying the edited policy would change.
     PolicyDiff,
 }
 
 /// The panes `tab` cycles through, in order.
-pub const TOP_PANES: [PaneId; 10] = [
+pub const TOP_PANES: [PaneId; 11] = [
     PaneId::Overview,
     PaneId::Containers,
     PaneId::Images,
@@ -88,6 +94,7 @@ pub const TOP_PANES: [PaneId; 10] = [
     PaneId::Registries,
     PaneId::Behaviour,
     PaneId::Policies,
+    PaneId::Admission,
 ];
 
 impl PaneId {
@@ -106,6 +113,7 @@ impl PaneId {
             Self::Compare | Self::CompareWorkload => "compare",
             Self::Behaviour | Self::BehaviourGroup => "behaviour",
             Self::Policies | Self::PolicyEditor | Self::PolicyDiff => "policies",
+            Self::Admission | Self::AdmissionDecision => "admission",
         }
     }
 
@@ -134,6 +142,8 @@ impl PaneId {
             Self::Policies => "policies",
             Self::PolicyEditor => "policy",
             Self::PolicyDiff => "diff",
+            Self::Admission => "admission",
+            Self::AdmissionDecision => "decision",
         }
     }
 }
@@ -282,6 +292,8 @@ pub struct AppState {
     pub behaviour: Option<BehaviourState>,
     /// None until the Policies pane is first shown.
     pub policies: Option<PoliciesState>,
+    /// None until the Admission pane is first shown (or after the context changes).
+    pub admission: Option<AdmissionState>,
     /// Where the local agent serves its events.
     pub agent_socket: PathBuf,
     /// Whether picket runs as root (it may then start the agent itself).
@@ -331,6 +343,7 @@ impl AppState {
             compare: None,
             behaviour: None,
             policies: None,
+            admission: None,
             agent_socket: PathBuf::from(crate::agent::stream::DEFAULT_SOCKET),
             is_root: false,
             picket_exe: "picket".to_string(),
@@ -375,6 +388,7 @@ impl AppState {
             PaneId::Compare => self.compare.as_ref().map(|c| &c.view),
             PaneId::Behaviour => self.behaviour.as_ref().map(|b| &b.view),
             PaneId::Policies => self.policies.as_ref().map(|p| &p.view),
+            PaneId::Admission => self.admission.as_ref().map(|a| &a.view),
             PaneId::Overview
             | PaneId::ContainerDetail
             | PaneId::FindingDetail
@@ -382,7 +396,8 @@ impl AppState {
             | PaneId::CompareWorkload
             | PaneId::BehaviourGroup
             | PaneId::PolicyEditor
-            | PaneId::PolicyDiff => None,
+            | PaneId::PolicyDiff
+            | PaneId::AdmissionDecision => None,
         }
     }
 
@@ -403,6 +418,7 @@ impl AppState {
             PaneId::Compare => self.compare.as_mut().map(|c| &mut c.view),
             PaneId::Behaviour => self.behaviour.as_mut().map(|b| &mut b.view),
             PaneId::Policies => self.policies.as_mut().map(|p| &mut p.view),
+            PaneId::Admission => self.admission.as_mut().map(|a| &mut a.view),
             PaneId::Overview
             | PaneId::ContainerDetail
             | PaneId::FindingDetail
@@ -410,7 +426,8 @@ impl AppState {
             | PaneId::CompareWorkload
             | PaneId::BehaviourGroup
             | PaneId::PolicyEditor
-            | PaneId::PolicyDiff => None,
+            | PaneId::PolicyDiff
+            | PaneId::AdmissionDecision => None,
         }
     }
 

@@ -33,6 +33,11 @@ pub const PROMPT_COMMANDS: &[PromptCommand] = &[
         aliases: &["pol", "policy"],
         help: "Policies in force, their history, the YAML editor",
     },
+    PromptCommand {
+        name: "admission",
+        aliases: &["adm", "webhook"],
+        help: "Admission decisions, and the rules over running workloads",
+    },
     PromptCommand { name: "compliance", aliases: &["bench", "cis"], help: "Benchmarks: 1 docker, 2 node, 3 cluster" },
     PromptCommand {
         name: "contexts",
@@ -132,6 +137,10 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
         }
         Action::AgentStarted(result) => nodes::started(state, result),
         Action::AgentDeployed { context, result } => nodes::deployed(state, context, result),
+        Action::AdmissionLoaded { request, result } => {
+            admission::loaded(state, request, result);
+            vec![]
+        }
         Action::BaselinesLoaded { request, result } => {
             behaviour::loaded(state, request, result);
             vec![]
@@ -231,6 +240,11 @@ fn refilter_current(state: &mut AppState) {
                 policies.refilter();
             }
         }
+        PaneId::Admission => {
+            if let Some(admission) = state.admission.as_mut() {
+                admission.refilter();
+            }
+        }
         PaneId::Compare => {
             if let Some(compare) = state.compare.as_mut() {
                 compare.refilter();
@@ -248,7 +262,8 @@ fn refilter_current(state: &mut AppState) {
         | PaneId::CompareWorkload
         | PaneId::BehaviourGroup
         | PaneId::PolicyEditor
-        | PaneId::PolicyDiff => {}
+        | PaneId::PolicyDiff
+        | PaneId::AdmissionDecision => {}
     }
 }
 
@@ -386,6 +401,7 @@ fn run_prompt(state: &mut AppState, input: &str) -> Vec<Effect> {
         ("registries", _) => go_to(state, PaneId::Registries),
         ("behaviour", _) => go_to(state, PaneId::Behaviour),
         ("policies", _) => go_to(state, PaneId::Policies),
+        ("admission", _) => go_to(state, PaneId::Admission),
         ("compliance", _) => go_to(state, PaneId::Compliance),
         ("workloads", _) => go_to(state, PaneId::Workloads),
         ("nodes", _) => go_to(state, PaneId::Nodes),
@@ -413,6 +429,7 @@ fn pane_shown(state: &mut AppState) -> Vec<Effect> {
         PaneId::Registries => registries::ensure_loaded(state),
         PaneId::Behaviour => behaviour::ensure_loaded(state),
         PaneId::Policies => policies::ensure_loaded(state),
+        PaneId::Admission => admission::ensure_loaded(state),
         _ => vec![],
     }
 }
@@ -502,6 +519,8 @@ pub fn run_command(state: &mut AppState, command: Command) -> Vec<Effect> {
         Command::Down => move_selection(state, 1),
         Command::PageUp if state.pane() == PaneId::BehaviourGroup => behaviour::scroll(state, -page),
         Command::PageDown if state.pane() == PaneId::BehaviourGroup => behaviour::scroll(state, page),
+        Command::PageUp if state.pane() == PaneId::AdmissionDecision => return admission::scroll(state, -page),
+        Command::PageDown if state.pane() == PaneId::AdmissionDecision => return admission::scroll(state, page),
         Command::PageUp => move_selection(state, -page),
         Command::PageDown => move_selection(state, page),
         Command::Top => move_selection(state, isize::MIN / 2),
@@ -530,6 +549,7 @@ pub fn run_command(state: &mut AppState, command: Command) -> Vec<Effect> {
                 Some(PaneId::Registries) => effects.extend(registries::load(state)),
                 Some(PaneId::Behaviour) => effects.extend(behaviour::load(state)),
                 Some(PaneId::Policies) => effects.extend(policies::load(state)),
+                Some(PaneId::Admission) => effects.extend(admission::load(state)),
                 Some(PaneId::Compare) => effects.extend(compare::reload(state)),
                 Some(PaneId::Nodes) => {
                     effects.extend(nodes::connect(state, Duration::ZERO));
@@ -553,6 +573,7 @@ pub fn run_command(state: &mut AppState, command: Command) -> Vec<Effect> {
         Command::BenchCluster => return compliance::run(state, BenchKind::Cluster),
         Command::PrevReport => return compliance::cycle(state, false),
         Command::NextReport => return compliance::cycle(state, true),
+        Command::NextNamespace if state.pane() == PaneId::Admission => return admission::next_namespace(state),
         Command::NextNamespace => return workloads::next_namespace(state),
         Command::StartAgent => return nodes::start(state),
         Command::DeployAgent => return nodes::deploy(state),
@@ -589,6 +610,10 @@ fn move_selection(state: &mut AppState, delta: isize) {
         behaviour::move_violation(state, delta);
         return;
     }
+    if state.pane() == PaneId::AdmissionDecision {
+        admission::scroll(state, delta);
+        return;
+    }
     if let Some(view) = state.list_view_mut() {
         view.move_by(delta);
     }
@@ -608,6 +633,7 @@ fn enter(state: &mut AppState) -> Vec<Effect> {
         PaneId::Registries => registries::enter(state),
         PaneId::Behaviour => behaviour::enter(state),
         PaneId::Policies => policies::enter(state),
+        PaneId::Admission => admission::enter(state),
         PaneId::PolicyEditor | PaneId::PolicyDiff => policies::start_typing(state),
         PaneId::RegistryTags => registries::open_findings(state),
         PaneId::Compare => compare::enter(state),
@@ -617,10 +643,12 @@ fn enter(state: &mut AppState) -> Vec<Effect> {
         | PaneId::ComplianceCheck
         | PaneId::NodeActivity
         | PaneId::CompareWorkload
-        | PaneId::BehaviourGroup => vec![],
+        | PaneId::BehaviourGroup
+        | PaneId::AdmissionDecision => vec![],
     }
 }
 
+mod admission;
 mod behaviour;
 mod compare;
 mod compliance;

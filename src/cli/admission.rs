@@ -18,7 +18,7 @@ use crate::admission::{Judge, server};
 use crate::config::Config;
 use crate::store::Store;
 
-pub const NAMESPACE: &str = "picket-system";
+pub const NAMESPACE: &str = install::DEFAULT_NAMESPACE;
 
 #[derive(Debug, Subcommand)]
 pub enum AdmissionCommand {
@@ -107,6 +107,23 @@ pub enum AdmissionCommand {
         /// What the API server does when a policy's expression cannot be evaluated
         #[arg(long, value_enum, default_value_t = FailurePolicy::Ignore)]
         failure_policy: FailurePolicy,
+    },
+    /// Judge the workloads running in a cluster by the rules, as the webhook would judge their
+    /// creation (stored scans only, nothing pulled); exit 1 when one would be denied
+    DryRun {
+        #[command(flatten)]
+        rules: RulesArgs,
+        /// The kubeconfig context (default: the current one)
+        #[arg(long, value_name = "NAME")]
+        context: Option<String>,
+        /// Only denied and warned workloads
+        #[arg(long)]
+        problems: bool,
+        /// The webhook's own namespace, never judged (as `serve --namespace`)
+        #[arg(long, value_name = "NAMESPACE", default_value = NAMESPACE)]
+        webhook_namespace: String,
+        #[arg(short, long, value_enum, default_value_t = Output::Table)]
+        output: Output,
     },
     /// The webhook's decisions kept in the store, newest last
     Decisions {
@@ -199,7 +216,17 @@ pub fn run(command: &AdmissionCommand, config: &Config) -> anyhow::Result<ExitCo
                     judge.rules.rules.len(),
                     judge.rules.config.mode.as_str()
                 );
-                let store = judge.scans.as_ref().map(|s| Arc::clone(s.store()));
+                // Decisions are kept for `picket admission decisions` and the Admission pane,
+                // in the store the scans use, else in the configured one when it can be had.
+                let store = judge.scans.as_ref().map(|s| Arc::clone(s.store())).or_else(|| {
+                    match Store::open(&config.store_path()) {
+                        Ok(store) => Some(Arc::new(store)),
+                        Err(e) => {
+                            crate::say!("picket admission: decisions will not be kept: {e}");
+                            None
+                        }
+                    }
+                });
                 let shutdown = async {
                     let _ = tokio::signal::ctrl_c().await;
                 };
@@ -225,6 +252,47 @@ pub fn run(command: &AdmissionCommand, config: &Config) -> anyhow::Result<ExitCo
             }
             super::write_report(None, text.as_bytes())?;
             Ok(ExitCode::SUCCESS)
+        }
+        AdmissionCommand::DryRun { rules, context, problems, webhook_namespace, output } => {
+            let rules = load_rules(&rules.paths)?;
+            let scans = if rules.needs_scan() {
+                let store = Store::open(&config.store_path())?;
+                Some(Arc::new(StoredScans::new(Arc::new(store))))
+            } else {
+                None
+            };
+            let mut judge = Judge::new(rules, scans);
+            judge.own_namespace = Some(webhook_namespace.clone());
+            judge.check().map_err(anyhow::Error::msg)?;
+            let runtime = runtime()?;
+            let outcomes = runtime.block_on(async {
+                let (client, name) = crate::cluster::client_for(context.as_deref()).await?;
+                let inventory = crate::cluster::inventory::load(&client, &name).await?;
+                for unlisted in &inventory.unlisted {
+                    crate::say!(
+                        "picket: cannot {} ({}): those workloads are not judged",
+                        unlisted.needs(),
+                        unlisted.message
+                    );
+                }
+                anyhow::Ok(crate::admission::dry_run::judge_inventory(&judge, &inventory).await)
+            })?;
+            let shown: Vec<_> = outcomes
+                .iter()
+                .filter(|o| !problems || matches!(o.decision.verdict, Verdict::Denied | Verdict::Warned))
+                .collect();
+            match output {
+                Output::Json => crate::out!("{}", serde_json::to_string_pretty(&shown)?)?,
+                Output::Table => {
+                    for o in &shown {
+                        crate::out!("{:<7}  {}", o.decision.verdict.as_str(), o.decision.subject)?;
+                        for m in o.decision.denials.iter().chain(&o.decision.monitored) {
+                            crate::out!("    {}: {}", m.mode, m.describe())?;
+                        }
+                    }
+                }
+            }
+            Ok(if outcomes.iter().any(|o| !o.decision.allowed()) { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
         AdmissionCommand::Decisions { last, output } => {
             let store = Store::open(&config.store_path())?;

@@ -171,6 +171,7 @@ const SCOPED_BINDINGS: &[(&str, Command, &str)] = &[
     ("[", Command::PrevReport, "compliance"),
     ("]", Command::NextReport, "compliance"),
     ("n", Command::NextNamespace, "workloads"),
+    ("n", Command::NextNamespace, "admission"),
     ("a", Command::StartAgent, "nodes"),
     ("A", Command::DeployAgent, "nodes"),
     ("i", Command::EditText, "policies"),

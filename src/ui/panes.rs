@@ -1,5 +1,6 @@
 //! One file per pane; each is a pure render of its part of `AppState`.
 
+pub mod admission;
 pub mod behaviour;
 pub mod compare;
 pub mod compliance;

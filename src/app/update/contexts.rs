@@ -36,6 +36,9 @@ pub fn switch(state: &mut AppState, name: &str) -> Vec<Effect> {
         let changed = state.active_context() != Some(name);
         state.context = Some(name.to_string());
         let mut effects = if changed { workloads::forget(state) } else { vec![] };
+        if changed {
+            effects.extend(super::admission::forget(state));
+        }
         effects.extend(toast(state, format!("context: {name}"), false));
         effects
     } else {

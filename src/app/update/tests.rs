@@ -132,7 +132,7 @@ fn enter_drills_in_and_esc_comes_back() {
 fn tab_cycles_top_panes() {
     let mut state = fixtures::state();
     let mut seen = vec![state.pane()];
-    for _ in 0..10 {
+    for _ in 0..11 {
         update(&mut state, Action::Key(code(KeyCode::Tab)));
         seen.push(state.pane());
     }
@@ -149,6 +149,7 @@ fn tab_cycles_top_panes() {
             PaneId::Registries,
             PaneId::Behaviour,
             PaneId::Policies,
+            PaneId::Admission,
             PaneId::Overview
         ]
     );

@@ -39,10 +39,15 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
 
     let mut tabs = vec![Span::styled(" ", base)];
     let top = state.nav.first().copied().unwrap_or(PaneId::Overview);
+    // A space between tabs when every tab fits with it, else none (narrow terminals).
+    let wide: usize = TOP_PANES.iter().map(|p| p.title().chars().count() + 3).sum::<usize>() + 1;
+    let gap = wide <= usize::from(area.width);
     for pane in TOP_PANES {
         let style = if pane == top { theme.style(Slot::TableSelected) } else { theme.style(Slot::Dim) };
         tabs.push(Span::styled(format!(" {} ", pane.title()), style));
-        tabs.push(Span::raw(" "));
+        if gap {
+            tabs.push(Span::raw(" "));
+        }
     }
     if state.pane() == PaneId::ContainerDetail
         && let Some(detail) = &state.detail
