@@ -502,3 +502,83 @@ pub fn parse_text(path: &Path, text: &str) -> (Vec<Rule>, Option<(u64, Admission
     }
     (rules, config, problems)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(text: &str) -> Vec<(u64, u64, String)> {
+        let (_, _, found) = parse_text(Path::new("r.yaml"), text);
+        found.into_iter().map(|p| (p.line, p.column, p.message)).collect()
+    }
+
+    const HEAD: &str = "apiVersion: picket.dev/v1\nkind: PicketAdmissionRule\nmetadata:\n  name: r\nspec:\n  type: deny\n  criteria:\n";
+
+    #[test]
+    fn a_mistake_in_a_criterion_is_named_at_its_field() {
+        // Line 9, the second criterion (a flow mapping is named by where it starts).
+        let text = format!(
+            "{HEAD}    - {{ name: privileged, op: '=' }}\n    - {{ name: cveCriticalCount, op: contains, value: 1 }}\n"
+        );
+        let found = problems(&text);
+        assert_eq!(found.len(), 1, "{found:?}");
+        let (line, column, message) = &found[0];
+        assert_eq!((*line, *column), (9, 7), "{message}");
+        assert!(message.contains("'contains' does not apply to cveCriticalCount"), "{message}");
+
+        let text = format!("{HEAD}    - name: image\n      op: regex\n      value: '(unclosed'\n");
+        let found = problems(&text);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!((found[0].0, found[0].1), (10, 7), "the value key: {found:?}");
+        assert!(found[0].2.starts_with("not a regular expression"), "{found:?}");
+
+        let text = format!("{HEAD}    - {{ name: cvssScore, op: '>=', value: high }}\n");
+        assert!(problems(&text)[0].2.contains("'high' is not a number"));
+    }
+
+    #[test]
+    fn unknown_names_and_fields_are_parse_errors_with_a_place() {
+        let found = problems(&format!("{HEAD}    - {{ name: imageIsShiny, op: '=' }}\n"));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].0, 8, "{found:?}");
+        assert!(found[0].2.contains("imageIsShiny"), "{found:?}");
+        let found = problems(&format!("{HEAD}    - {{ name: privileged, op: '=' }}\n  colour: blue\n"));
+        assert_eq!(found[0].0, 9, "{found:?}");
+        assert!(found[0].2.contains("colour"), "{found:?}");
+    }
+
+    #[test]
+    fn documents_are_checked_one_by_one() {
+        let text = "apiVersion: v1\nkind: PicketAdmissionRule\n---\napiVersion: picket.dev/v1\nkind: ConfigMap\n---\napiVersion: picket.dev/v1\nkind: PicketAdmissionConfig\nmetadata: { name: c }\nspec:\n  scanDeadlineSeconds: 40\n---\napiVersion: picket.dev/v1\nkind: PicketAdmissionRule\nmetadata: { name: empty }\nspec:\n  type: deny\n  criteria: []\n";
+        let found = problems(text);
+        let lines: Vec<u64> = found.iter().map(|p| p.0).collect();
+        assert_eq!(lines, [1, 5, 11, 18], "{found:?}");
+        assert!(found[0].2.contains("apiVersion must be picket.dev/v1"));
+        assert!(found[1].2.contains("not 'ConfigMap'"));
+        assert!(found[2].2.contains("scanDeadlineSeconds must be 1 to 28"));
+        assert!(found[3].2.contains("at least one criterion"));
+    }
+
+    #[test]
+    fn a_second_config_and_a_repeated_name_are_refused_across_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rule = format!("{HEAD}    - {{ name: privileged, op: '=' }}\n");
+        let config =
+            "apiVersion: picket.dev/v1\nkind: PicketAdmissionConfig\nmetadata: { name: c }\nspec: { mode: monitor }\n";
+        let a = dir.path().join("a.yaml");
+        let b = dir.path().join("b.yaml");
+        std::fs::write(&a, format!("{config}---\n{rule}")).expect("a");
+        std::fs::write(&b, format!("{rule}---\n{config}")).expect("b");
+        let problems = load(&[a.clone(), b.clone()]).expect_err("two configs, one name twice");
+        let messages: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert!(
+            messages.iter().any(|m| m.contains("a second PicketAdmissionConfig") && m.contains("a.yaml:1")),
+            "{messages:?}"
+        );
+        assert!(messages.iter().any(|m| m.contains("a second rule named 'r'")), "{messages:?}");
+        std::fs::write(&b, "").expect("b");
+        let set = load(&[a, b]).expect("valid");
+        assert_eq!(set.config.mode, AdmissionMode::Monitor);
+        assert_eq!(set.rules[0].origin, format!("{}:6", dir.path().join("a.yaml").display()));
+    }
+}
