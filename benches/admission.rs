@@ -222,7 +222,7 @@ fn admission(c: &mut Criterion) {
 
     let rules = rules();
     let admitted = Admitted::from_object(&deployment(), "shop").expect("reads").expect("a workload");
-    let requester = Requester { user: "alice".into(), groups: vec![] };
+    let requester = Requester::new("alice", vec![]);
     let scans = ImageScans::new();
     c.bench_function("admission decide (8 rules, 3 containers)", |b| {
         b.iter(|| decide(&rules, &admitted, &requester, &scans, Some("picket-system")))

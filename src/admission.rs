@@ -29,6 +29,7 @@ use images::{ImageScan, ImageScans, StoredScans};
 use rules::{RuleSet, UnscannedAction};
 use workload::Admitted;
 
+use crate::cluster::inventory::Inventory;
 use crate::scan::{Assessment, RunOptions, ScanOptions, SourceSpec};
 
 /// Everything a decision needs besides the object: the rules, the store of scans, how to scan
@@ -42,6 +43,8 @@ pub struct Judge {
     pub kube: Option<kube::Client>,
     /// Images being scanned in the background (`allowAndScan`), so one image is scanned once.
     scanning: Arc<std::sync::Mutex<HashSet<String>>>,
+    /// The cluster's RBAC (roles and bindings), for `riskyServiceAccount`; None: not known.
+    rbac: Arc<std::sync::RwLock<Option<Arc<Inventory>>>>,
 }
 
 impl Judge {
@@ -53,7 +56,64 @@ impl Judge {
             own_namespace: None,
             kube: None,
             scanning: Arc::default(),
+            rbac: Arc::default(),
         }
+    }
+
+    /// Whether a rule asks about the pods' service accounts' grants.
+    pub fn needs_rbac(&self) -> bool {
+        self.rules.uses(rules::CriterionName::RiskyServiceAccount)
+    }
+
+    /// The cluster's roles and bindings as now known (an inventory's, or `load_rbac`'s).
+    pub fn set_rbac(&self, inventory: Arc<Inventory>) {
+        if let Ok(mut rbac) = self.rbac.write() {
+            *rbac = Some(inventory);
+        }
+    }
+
+    /// Keeps the RBAC known by listing it now (within `first_wait`) and every `every` after,
+    /// for as long as the runtime runs; a failed listing keeps what was known and says why.
+    pub async fn follow_rbac(&self, client: kube::Client, context: String, every: Duration, first_wait: Duration) {
+        let rbac = Arc::clone(&self.rbac);
+        let task = tokio::spawn(async move {
+            loop {
+                match crate::cluster::inventory::load_rbac(&client, &context).await {
+                    Ok(inventory) => {
+                        if let Ok(mut known) = rbac.write() {
+                            *known = Some(Arc::new(inventory));
+                        }
+                    }
+                    Err(e) => crate::say!("picket admission: cannot list RBAC: {e}"),
+                }
+                tokio::time::sleep(every).await;
+            }
+        });
+        let deadline = tokio::time::Instant::now() + first_wait;
+        while tokio::time::Instant::now() < deadline && self.rbac.read().map(|r| r.is_none()).unwrap_or(false) {
+            if task.is_finished() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The requester with what RBAC grants the object's service account, when a rule asks.
+    fn with_rbac(&self, requester: &Requester, admitted: &Admitted) -> Requester {
+        let mut out = requester.clone();
+        if !self.needs_rbac() {
+            return out;
+        }
+        let known = self.rbac.read().ok().and_then(|r| r.clone());
+        out.risky_grants = known.map(|inventory| {
+            let grants = crate::bench::k8s::rbac::grants(&inventory);
+            crate::bench::k8s::rbac::risky_grants_of_service_account(
+                &grants,
+                &admitted.namespace,
+                &admitted.service_account(),
+            )
+        });
+        out
     }
 
     /// Refuses a configuration that cannot work: rules on scan data with no store or no
@@ -105,8 +165,9 @@ impl Judge {
         may_scan: bool,
     ) -> Result<Option<Decision>, String> {
         let Some(admitted) = Admitted::from_object(object, namespace)? else { return Ok(None) };
-        let scans = self.image_scans(&admitted, requester, may_scan).await;
-        Ok(Some(decide::decide(&self.rules, &admitted, requester, &scans, self.own_namespace.as_deref())))
+        let requester = self.with_rbac(requester, &admitted);
+        let scans = self.image_scans(&admitted, &requester, may_scan).await;
+        Ok(Some(decide::decide(&self.rules, &admitted, &requester, &scans, self.own_namespace.as_deref())))
     }
 
     /// Each image's stored scan, when a rule needs scan data (else none is looked up); inline

@@ -200,6 +200,15 @@ spec:
 apiVersion: picket.dev/v1
 kind: PicketAdmissionRule
 metadata:
+  name: risky-sa
+spec:
+  type: deny
+  criteria:
+    - {{ name: riskyServiceAccount, op: '=' }}
+---
+apiVersion: picket.dev/v1
+kind: PicketAdmissionRule
+metadata:
   name: debug-pods
 spec:
   type: exception
@@ -221,6 +230,20 @@ spec:
             api.kubectl(&["get", "serviceaccount", "default", "-n", namespace]).status.success().then_some(())
         })
         .expect("the default service account");
+    }
+    // A service account bound to cluster-admin, which the webhook reads from the RBAC it lists.
+    for args in [
+        &["create", "serviceaccount", "powerful", "-n", "shop"][..],
+        &[
+            "create",
+            "clusterrolebinding",
+            "powerful-admin",
+            "--clusterrole=cluster-admin",
+            "--serviceaccount=shop:powerful",
+        ],
+    ] {
+        let out = api.kubectl(args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
     let webhook = serve(dir, &registry, &api);
     register(dir, &api, webhook.port, "ignore");
@@ -244,6 +267,7 @@ spec:
         ("debug.yaml", privileged_pod("shop", "dbg", "picket.dev/debug: allowed")),
         ("unscanned.yaml", deployment("worker", &unscanned)),
         ("own-namespace.yaml", privileged_pod("picket-system", "priv", "")),
+        ("risky-sa.yaml", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: risky\n  namespace: shop\nspec:\n  serviceAccountName: powerful\n  containers:\n    - name: app\n      image: busybox:1.36\n".to_string()),
         (
             "cronjob.yaml",
             "apiVersion: batch/v1beta1\nkind: CronJob\nmetadata:\n  name: report\n  namespace: shop\nspec:\n  schedule: '0 * * * *'\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: Never\n          containers:\n            - name: report\n              image: busybox:1.36\n              securityContext: { privileged: true }\n".to_string(),
@@ -281,6 +305,13 @@ spec:
     let (created, stderr) = outcome("unscanned.yaml");
     assert!(!created, "an image never scanned is scanned inline, and its critical CVE denies it");
     assert!(stderr.contains("rule \"critical-cves\"") && stderr.contains("worker"), "{stderr}");
+    let (created, stderr) = outcome("risky-sa.yaml");
+    assert!(!created, "a pod whose service account is cluster-admin is denied");
+    assert!(
+        stderr.contains("rule \"risky-sa\"")
+            && stderr.contains("ClusterRoleBinding powerful-admin (ClusterRole cluster-admin): * on *"),
+        "{stderr}"
+    );
     let (created, stderr) = outcome("own-namespace.yaml");
     assert!(created, "the webhook's own namespace is never blocked: {stderr}");
     let (created, stderr) = outcome("cronjob.yaml");
@@ -315,6 +346,7 @@ spec:
         .arg("--ca-file")
         .arg(registry.ca())
         .env("PICKET_DATA_DIR", dir.join("data"))
+        .env("KUBECONFIG", &api.kubeconfig)
         .env("DOCKER_CONFIG", registry.docker_config(PASSWORD).parent().expect("its dir"));
     for (name, _) in &manifests {
         offline.arg(dir.join(name));

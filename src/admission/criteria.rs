@@ -62,7 +62,8 @@ fn class(name: CriterionName) -> Class {
         | HostNetwork
         | AllowPrivilegeEscalation
         | EnvSecrets
-        | NoResourceLimits => Class::Flag,
+        | NoResourceLimits
+        | RiskyServiceAccount => Class::Flag,
         Labels | Annotations | CveNames | UserGroups => Class::Set,
         ViolatesPss => Class::Pss,
     }
@@ -159,17 +160,27 @@ pub struct PodFacts<'a> {
     pub admitted: &'a Admitted,
     pub user: &'a str,
     pub groups: &'a [String],
+    /// The risky grants of the pod's service account; None when RBAC is not known.
+    pub risky_grants: Option<&'a [String]>,
     /// Pod Security Standards violations per level (restricted includes baseline's).
     pub pss_baseline: Vec<String>,
     pub pss_restricted: Vec<String>,
 }
 
 impl<'a> PodFacts<'a> {
-    pub fn new(admitted: &'a Admitted, user: &'a str, groups: &'a [String]) -> Self {
+    pub fn new(admitted: &'a Admitted, requester: &'a super::decide::Requester) -> Self {
+        let (user, groups) = (requester.user.as_str(), requester.groups.as_slice());
         let workload = admitted.workload();
         let baseline = crate::bench::k8s::pss_violations(&workload, false);
         let restricted = crate::bench::k8s::pss_violations(&workload, true);
-        Self { admitted, user, groups, pss_baseline: baseline, pss_restricted: restricted }
+        Self {
+            admitted,
+            user,
+            groups,
+            risky_grants: requester.risky_grants.as_deref(),
+            pss_baseline: baseline,
+            pss_restricted: restricted,
+        }
     }
 }
 
@@ -199,6 +210,7 @@ impl Compiled {
                 | Labels
                 | Annotations
                 | ServiceAccount
+                | RiskyServiceAccount
                 | User
                 | UserGroups
         )
@@ -260,6 +272,16 @@ impl Compiled {
                     HostPID => spec.host_pid.filter(|h| *h).map(|_| "hostPID is true".into()),
                     HostIPC => spec.host_ipc.filter(|h| *h).map(|_| "hostIPC is true".into()),
                     HostNetwork => spec.host_network.filter(|h| *h).map(|_| "hostNetwork is true".into()),
+                    // Unknown RBAC judges nothing either way (the decision warns).
+                    RiskyServiceAccount => match pod.risky_grants {
+                        None => return None,
+                        Some([]) => None,
+                        Some(grants) => Some(format!(
+                            "service account {} is granted {}",
+                            pod.admitted.service_account(),
+                            grants.join("; ")
+                        )),
+                    },
                     ImageScanned => match container?.scan {
                         ImageScan::Scanned(facts) => Some(format!("the image was scanned at {}", facts.scanned_at)),
                         _ => None,

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::criteria::{ContainerFacts, PodFacts};
 use super::images::{ImageScan, ImageScans};
-use super::rules::{AdmissionMode, Rule, RuleSet, RuleType, TimeoutAction, UnscannedAction};
+use super::rules::{AdmissionMode, CriterionName, Rule, RuleSet, RuleType, TimeoutAction, UnscannedAction};
 use super::workload::Admitted;
 use crate::registry::reference::ImageReference;
 
@@ -97,6 +97,15 @@ impl Decision {
 pub struct Requester {
     pub user: String,
     pub groups: Vec<String>,
+    /// What the cluster's RBAC grants the pod's service account that is risky (filled in by
+    /// the judge for rules that ask); None when RBAC is not known.
+    pub risky_grants: Option<Vec<String>>,
+}
+
+impl Requester {
+    pub fn new(user: &str, groups: Vec<String>) -> Self {
+        Self { user: user.to_string(), groups, risky_grants: None }
+    }
 }
 
 /// Decides on one object. `own_namespace` is the webhook's namespace, never judged.
@@ -121,7 +130,7 @@ pub fn decide(
             exceptions: Vec::new(),
         };
     }
-    let pod = PodFacts::new(admitted, &requester.user, &requester.groups);
+    let pod = PodFacts::new(admitted, requester);
     let containers = admitted.containers();
     let not_scanned = ImageScan::NotScanned;
     let facts: Vec<ContainerFacts> = containers
@@ -175,6 +184,9 @@ pub fn decide(
         if let ImageScan::Failed(why) = f.scan {
             warnings.push(format!("picket: image {} could not be scanned: {why}", f.container.image));
         }
+    }
+    if requester.risky_grants.is_none() && rules.uses(CriterionName::RiskyServiceAccount) {
+        warnings.push("picket: the cluster's RBAC is not known, so riskyServiceAccount judged nothing".into());
     }
     let verdict = if !denials.is_empty() {
         Verdict::Denied
@@ -253,7 +265,7 @@ pub fn images_to_look_up(rules: &RuleSet, admitted: &Admitted, requester: &Reque
     if !rules.needs_scan() {
         return Vec::new();
     }
-    let pod = PodFacts::new(admitted, &requester.user, &requester.groups);
+    let pod = PodFacts::new(admitted, requester);
     let none = ImageScan::NotScanned;
     let mut out: Vec<String> = Vec::new();
     for c in admitted.containers() {
@@ -347,13 +359,7 @@ mod tests {
 
     fn decide_on(rules: &RuleSet, admitted: &Admitted, scans: &[(&str, ImageScan)]) -> Decision {
         let scans: ImageScans = scans.iter().map(|(i, s)| (i.to_string(), s.clone())).collect();
-        decide(
-            rules,
-            admitted,
-            &Requester { user: "alice".into(), groups: vec!["dev".into()] },
-            &scans,
-            Some("picket-system"),
-        )
+        decide(rules, admitted, &Requester::new("alice", vec!["dev".into()]), &scans, Some("picket-system"))
     }
 
     #[test]
@@ -535,5 +541,30 @@ mod tests {
         let decision = decide_on(&set, &admitted, &[]);
         let why: Vec<&str> = decision.denials.iter().map(|m| m.why.as_str()).collect();
         assert_eq!(why, ["labels lacks owner", "plain values in secret-looking env DB_PASSWORD", "no memory limit"]);
+    }
+
+    #[test]
+    fn a_service_account_with_risky_grants_is_denied_and_unknown_rbac_is_said() {
+        let set = rules(&rule("risky-sa", "deny", "", "    - { name: riskyServiceAccount, op: '=' }\n"));
+        let admitted = pod("shop", json!({}), json!([{ "name": "a", "image": "x:1" }]));
+        let mut requester = Requester::new("alice", vec![]);
+        let judge = |requester: &Requester| decide(&set, &admitted, requester, &ImageScans::new(), None);
+
+        requester.risky_grants = Some(vec!["ClusterRoleBinding ops (ClusterRole cluster-admin): * on *".into()]);
+        let denied = judge(&requester);
+        assert_eq!(denied.verdict, Verdict::Denied);
+        assert!(
+            denied.message.contains("service account default is granted ClusterRoleBinding ops"),
+            "{}",
+            denied.message
+        );
+
+        requester.risky_grants = Some(vec![]);
+        assert_eq!(judge(&requester).verdict, Verdict::Allowed);
+
+        requester.risky_grants = None;
+        let unknown = judge(&requester);
+        assert_eq!(unknown.verdict, Verdict::Warned);
+        assert!(unknown.warnings.iter().any(|w| w.contains("RBAC is not known")), "{:?}", unknown.warnings);
     }
 }

@@ -42,7 +42,10 @@ pub fn workload_objects(inventory: &Inventory) -> Vec<Value> {
 /// Judges every workload of the inventory; objects that cannot be read are left out (the
 /// inventory read them from the API server, so they are Kubernetes' own shapes).
 pub async fn judge_inventory(judge: &Judge, inventory: &Inventory) -> Vec<DryRunOutcome> {
-    let requester = Requester { user: DRY_RUN_USER.into(), groups: Vec::new() };
+    if judge.needs_rbac() {
+        judge.set_rbac(std::sync::Arc::new(inventory.clone()));
+    }
+    let requester = Requester::new(DRY_RUN_USER, Vec::new());
     let mut out = Vec::new();
     for object in workload_objects(inventory) {
         let text = |key: &str| object.pointer(key).and_then(Value::as_str).unwrap_or_default().to_string();

@@ -210,7 +210,9 @@ pub fn manifests(options: &InstallOptions, certs: &Certificates) -> Vec<Value> {
             "rules": [
                 // The pods' pull secrets, for inline scans; the rules as CRD objects.
                 { "apiGroups": [""], "resources": ["secrets"], "verbs": ["get"] },
-                { "apiGroups": ["picket.dev"], "resources": ["picketadmissionrules"], "verbs": ["get", "list", "watch"] }
+                { "apiGroups": ["picket.dev"], "resources": ["picketadmissionrules"], "verbs": ["get", "list", "watch"] },
+                // Roles and bindings, for rules on the pods' service accounts' grants.
+                { "apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "clusterroles", "rolebindings", "clusterrolebindings"], "verbs": ["list"] }
             ] }),
         json!({ "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": { "name": NAME },
             "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": NAME },

@@ -102,7 +102,7 @@ async fn judge_one(judge: &Judge, at: &str, object: &Value, namespace: &str) -> 
     } else if kind.is_empty() {
         Judged::Invalid { error: "no kind".into() }
     } else {
-        let requester = Requester { user: "picket-admission-test".into(), groups: Vec::new() };
+        let requester = Requester::new("picket-admission-test", Vec::new());
         match judge.judge(object, namespace, &requester).await {
             Ok(Some(decision)) => Judged::Decided { decision },
             Ok(None) => Judged::NotJudged,

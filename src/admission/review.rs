@@ -56,10 +56,10 @@ pub async fn answer(judge: &Judge, body: &[u8]) -> (AdmissionReview<DynamicObjec
     {
         map.insert("kind".into(), request.kind.kind.clone().into());
     }
-    let requester = Requester {
-        user: request.user_info.username.clone().unwrap_or_default(),
-        groups: request.user_info.groups.clone().unwrap_or_default(),
-    };
+    let requester = Requester::new(
+        request.user_info.username.as_deref().unwrap_or_default(),
+        request.user_info.groups.clone().unwrap_or_default(),
+    );
     let namespace = request.namespace.clone().unwrap_or_default();
     let operation = format!("{:?}", request.operation).to_ascii_uppercase();
     match judge.judge(&object, &namespace, &requester).await {

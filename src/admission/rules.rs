@@ -152,6 +152,10 @@ pub enum CriterionName {
     NoResourceLimits,
     /// The pod's service account.
     ServiceAccount,
+    /// The pod's service account is bound (directly, or through its groups) to a role with
+    /// risky permissions: reading secrets, creating pods, exec or attach, escalate, bind or
+    /// impersonate, node proxy, token creation, webhook configurations, or `*` on `*`.
+    RiskyServiceAccount,
     /// The user making the request.
     User,
     /// The groups of the user making the request.
@@ -325,6 +329,13 @@ impl RuleSet {
     pub fn needs_scan(&self) -> bool {
         self.enabled(RuleType::Deny).chain(self.enabled(RuleType::Exception)).any(Rule::needs_scan)
     }
+
+    /// Whether an enabled rule has a criterion on `name`.
+    pub fn uses(&self, name: CriterionName) -> bool {
+        self.enabled(RuleType::Deny)
+            .chain(self.enabled(RuleType::Exception))
+            .any(|r| r.criteria.iter().any(|c| c.name == name))
+    }
 }
 
 #[derive(Deserialize)]
@@ -399,6 +410,33 @@ pub fn load(paths: &[PathBuf]) -> Result<RuleSet, Vec<Problem>> {
         }
     }
     if problems.is_empty() { Ok(set) } else { Err(problems) }
+}
+
+/// The `PicketAdmissionRule` objects of a cluster, as rules (origin `PicketAdmissionRule/NAME`);
+/// an object with a mistake is a problem naming it.
+pub async fn from_cluster(client: &kube::Client, context: &str) -> Result<(Vec<Rule>, Vec<String>), String> {
+    let api: kube::Api<PicketAdmissionRule> = kube::Api::all(client.clone());
+    let objects = api.list(&Default::default()).await.map_err(|e| {
+        format!("context {context}: listing PicketAdmissionRule objects: {}", crate::cluster::inventory::describe(&e))
+    })?;
+    let mut rules = Vec::new();
+    let mut problems = Vec::new();
+    for object in objects {
+        let name = object.metadata.name.clone().unwrap_or_default();
+        let origin = format!("PicketAdmissionRule/{name}");
+        match Rule::new(&name, origin.clone(), object.spec) {
+            Ok(rule) => rules.push(rule),
+            Err(e) => problems.push(format!("{origin}: {e}")),
+        }
+    }
+    Ok((rules, problems))
+}
+
+/// The CRD of `PicketAdmissionRule` as YAML, for kubectl apply.
+pub fn crd_yaml() -> Result<String, String> {
+    use kube::CustomResourceExt;
+    let yaml = serde_saphyr::to_string(&PicketAdmissionRule::crd()).map_err(|e| format!("the CRD does not serialise: {e}"))?;
+    Ok(format!("---\n{yaml}"))
 }
 
 /// The rules and configuration of one file's text, and its problems.

@@ -280,6 +280,9 @@ fn security_is(field: &str, value: bool) -> String {
 fn criterion_cel(criterion: &Compiled) -> Result<String, String> {
     use CriterionName::*;
     let name = name_of(criterion.name);
+    if criterion.name == RiskyServiceAccount {
+        return Err("riskyServiceAccount reads the cluster's RBAC, which a policy's CEL cannot".into());
+    }
     if criterion.needs_scan() {
         return Err(format!("{name} needs the image's scan, which only the webhook has"));
     }

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Subcommand;
@@ -19,6 +20,8 @@ use crate::config::Config;
 use crate::store::Store;
 
 pub const NAMESPACE: &str = install::DEFAULT_NAMESPACE;
+/// How often the webhook lists the cluster's roles and bindings again.
+const RBAC_REFRESH: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Subcommand)]
 pub enum AdmissionCommand {
@@ -125,6 +128,8 @@ pub enum AdmissionCommand {
         #[arg(short, long, value_enum, default_value_t = Output::Table)]
         output: Output,
     },
+    /// Print the PicketAdmissionRule CustomResourceDefinition (YAML for kubectl apply)
+    Crd,
     /// The webhook's decisions kept in the store, newest last
     Decisions {
         #[arg(long, value_name = "N", default_value_t = 50)]
@@ -137,8 +142,11 @@ pub enum AdmissionCommand {
 #[derive(Debug, clap::Args)]
 pub struct RulesArgs {
     /// Rules files or directories of them (*.yaml, *.yml)
-    #[arg(long = "rules", required = true, value_name = "PATH")]
+    #[arg(long = "rules", value_name = "PATH", required_unless_present = "cluster_rules")]
     paths: Vec<PathBuf>,
+    /// Also the PicketAdmissionRule objects of the current context (read once, at start)
+    #[arg(long)]
+    cluster_rules: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -181,6 +189,17 @@ pub fn run(command: &AdmissionCommand, config: &Config) -> anyhow::Result<ExitCo
             let mut judge = judge(config, rules, registry)?;
             judge.own_namespace = Some(webhook_namespace.clone());
             let runtime = runtime()?;
+            if judge.needs_rbac() {
+                // The rules ask about service accounts' grants: the current context's RBAC, if it answers.
+                let loaded = runtime.block_on(async {
+                    let (client, context) = crate::cluster::client_for(None).await?;
+                    anyhow::Ok(crate::cluster::inventory::load_rbac(&client, &context).await?)
+                });
+                match loaded {
+                    Ok(inventory) => judge.set_rbac(Arc::new(inventory)),
+                    Err(e) => crate::say!("picket: riskyServiceAccount judges nothing: no cluster RBAC ({e:#})"),
+                }
+            }
             let outcomes = runtime.block_on(offline::test_manifests(&judge, manifests, namespace));
             print_outcomes(&outcomes, *output)?;
             if outcomes.iter().any(|o| matches!(o.result, Judged::Invalid { .. })) {
@@ -199,8 +218,14 @@ pub fn run(command: &AdmissionCommand, config: &Config) -> anyhow::Result<ExitCo
             let address = server::parse_listen(listen).map_err(anyhow::Error::msg)?;
             let runtime = runtime()?;
             runtime.block_on(async move {
-                // The kube client is only for pull secrets: a webhook outside a cluster goes on without.
-                judge.kube = crate::cluster::client_for(None).await.ok().map(|(client, _)| client);
+                // The kube client is for pull secrets and RBAC: a webhook outside a cluster goes on without.
+                let kube = crate::cluster::client_for(None).await.ok();
+                if let Some((client, context)) = &kube
+                    && judge.needs_rbac()
+                {
+                    judge.follow_rbac(client.clone(), context.clone(), RBAC_REFRESH, Duration::from_secs(10)).await;
+                }
+                judge.kube = kube.map(|(client, _)| client);
                 let listener = tokio::net::TcpListener::bind(address)
                     .await
                     .with_context(|| format!("cannot listen on {address}"))?;
@@ -235,7 +260,7 @@ pub fn run(command: &AdmissionCommand, config: &Config) -> anyhow::Result<ExitCo
             Ok(ExitCode::SUCCESS)
         }
         AdmissionCommand::Export { rules, form: ExportForm::Vap, failure_policy } => {
-            let rules = load_rules(&rules.paths)?;
+            let rules = load_all_rules(rules)?;
             let export = crate::admission::vap::export(&rules, failure_policy.as_str());
             let mut text = String::new();
             for exported in &export.exported {
@@ -254,7 +279,7 @@ pub fn run(command: &AdmissionCommand, config: &Config) -> anyhow::Result<ExitCo
             Ok(ExitCode::SUCCESS)
         }
         AdmissionCommand::DryRun { rules, context, problems, webhook_namespace, output } => {
-            let rules = load_rules(&rules.paths)?;
+            let rules = load_all_rules(rules)?;
             let scans = if rules.needs_scan() {
                 let store = Store::open(&config.store_path())?;
                 Some(Arc::new(StoredScans::new(Arc::new(store))))
@@ -293,6 +318,10 @@ pub fn run(command: &AdmissionCommand, config: &Config) -> anyhow::Result<ExitCo
                 }
             }
             Ok(if outcomes.iter().any(|o| !o.decision.allowed()) { ExitCode::from(1) } else { ExitCode::SUCCESS })
+        }
+        AdmissionCommand::Crd => {
+            super::write_report(None, rules::crd_yaml().map_err(anyhow::Error::msg)?.as_bytes())?;
+            Ok(ExitCode::SUCCESS)
         }
         AdmissionCommand::Decisions { last, output } => {
             let store = Store::open(&config.store_path())?;
@@ -338,6 +367,29 @@ fn rule_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// The rules of the files, and of the cluster when asked (a name used twice is a mistake).
+fn load_all_rules(args: &RulesArgs) -> anyhow::Result<RuleSet> {
+    let mut set = if args.paths.is_empty() { RuleSet::default() } else { load_rules(&args.paths)? };
+    if args.cluster_rules {
+        let (found, problems) = runtime()?.block_on(async {
+            let (client, context) = crate::cluster::client_for(None).await?;
+            rules::from_cluster(&client, &context).await.map_err(anyhow::Error::msg)
+        })?;
+        let mut problems = problems;
+        for rule in found {
+            if let Some(first) = set.rules.iter().find(|r| r.name == rule.name) {
+                problems.push(format!("{}: a second rule named '{}' (the first is at {})", rule.origin, rule.name, first.origin));
+            } else {
+                set.rules.push(rule);
+            }
+        }
+        if !problems.is_empty() {
+            anyhow::bail!("the admission rules have mistakes:\n{}", problems.join("\n"));
+        }
+    }
+    Ok(set)
+}
+
 fn load_rules(paths: &[PathBuf]) -> anyhow::Result<RuleSet> {
     rules::load(&rule_files(paths)?).map_err(|problems| {
         let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
@@ -346,7 +398,7 @@ fn load_rules(paths: &[PathBuf]) -> anyhow::Result<RuleSet> {
 }
 
 fn judge(config: &Config, rules: &RulesArgs, registry: &RegistryArgs) -> anyhow::Result<Judge> {
-    let rules = load_rules(&rules.paths)?;
+    let rules = load_all_rules(rules)?;
     // The store only when a rule needs scan data: a webhook on rules that need none never
     // takes the store's lock.
     let scans = if rules.needs_scan() {

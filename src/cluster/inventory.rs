@@ -183,6 +183,20 @@ pub async fn load_with(client: &Client, context: &str, options: ListOptions) -> 
     Ok(inv)
 }
 
+/// Lists only the RBAC kinds (roles, cluster roles and their bindings): what admission reads
+/// to judge a pod's service account.
+pub async fn load_rbac(client: &Client, context: &str) -> Result<Inventory, ClusterError> {
+    let options = ListOptions::default();
+    let mut inv = Inventory { context: context.to_string(), ..Inventory::default() };
+    let served = Served::discover(client, options.timeout).await;
+    let c = &Lister { client, context, timeout: options.timeout, page_size: options.page_size, served };
+    inv.roles = list(c, &mut inv.unlisted).await?;
+    inv.cluster_roles = list(c, &mut inv.unlisted).await?;
+    inv.role_bindings = list(c, &mut inv.unlisted).await?;
+    inv.cluster_role_bindings = list(c, &mut inv.unlisted).await?;
+    Ok(inv)
+}
+
 /// `pods`, `clusterroles.rbac.authorization.k8s.io`: how RBAC and errors name a kind.
 pub(crate) fn resource_name<K: Resource<DynamicType = ()>>() -> String {
     let group = K::group(&());

@@ -144,6 +144,66 @@ impl Permission {
     }
 }
 
+/// Permissions that let a pod's service account reach beyond its pod: read secrets, start pods,
+/// run commands in others, raise its own rights, reach nodes, mint tokens, rewire admission, or
+/// anything at all.
+pub const RISKY: &[Permission] = &[
+    Permission { verbs: &["*"], group: "*", resources: &["*"] },
+    Permission { verbs: &["get", "list", "watch"], group: "", resources: &["secrets"] },
+    Permission { verbs: &["create"], group: "", resources: &["pods"] },
+    Permission { verbs: &["create", "get"], group: "", resources: &["pods/exec", "pods/attach"] },
+    Permission {
+        verbs: &["escalate", "bind", "impersonate"],
+        group: "*",
+        resources: &["roles", "clusterroles", "users", "groups", "serviceaccounts"],
+    },
+    Permission { verbs: &["get", "create"], group: "", resources: &["nodes/proxy"] },
+    Permission { verbs: &["create"], group: "", resources: &["serviceaccounts/token"] },
+    Permission {
+        verbs: &["create", "update", "patch", "delete"],
+        group: "admissionregistration.k8s.io",
+        resources: &["validatingwebhookconfigurations", "mutatingwebhookconfigurations"],
+    },
+];
+
+/// Whether a binding's subject takes in service account `namespace/name` (itself, its
+/// namespace's service accounts, all service accounts, or everyone).
+fn takes_in_service_account(subject: &Subject, namespace: &str, name: &str) -> bool {
+    match subject.kind.as_str() {
+        "ServiceAccount" => subject.name == name && subject.namespace.as_deref() == Some(namespace),
+        "Group" => {
+            subject.name == "system:serviceaccounts"
+                || subject.name == format!("system:serviceaccounts:{namespace}")
+                || subject.name == "system:authenticated"
+        }
+        _ => false,
+    }
+}
+
+/// What is risky in the grants to service account `namespace/name` (Kubernetes' own grants
+/// left out): `ClusterRoleBinding x (ClusterRole y): get,list secrets`.
+pub fn risky_grants_of_service_account(grants: &[Grant], namespace: &str, name: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for grant in grants.iter().filter(|g| !g.system) {
+        if !grant.subjects.iter().any(|s| takes_in_service_account(s, namespace, name)) {
+            continue;
+        }
+        let wildcard = grant
+            .rules
+            .iter()
+            .any(|r| r.verbs.iter().any(|v| v == "*") && r.resources.iter().flatten().any(|x| x == "*"));
+        let found: Vec<String> = if wildcard {
+            vec!["* on *".to_string()]
+        } else {
+            RISKY.iter().skip(1).flat_map(|p| p.granted_by(&grant.rules)).collect()
+        };
+        if !found.is_empty() {
+            out.push(format!("{} ({}): {}", grant.binding, grant.role, found.join("; ")));
+        }
+    }
+    out
+}
+
 /// FAIL for grants to everyone, WARN naming each other non-system subject that has it, PASS when
 /// nobody outside Kubernetes itself does.
 pub fn who_can(grants: &[Grant], permission: &Permission) -> Vec<CheckResult> {
@@ -286,5 +346,81 @@ pub fn system_masters(facts: &ClusterFacts) -> Vec<CheckResult> {
         vec![CheckResult::new(Status::Pass, "RBAC", "no binding names Group system:masters")]
     } else {
         results
+    }
+}
+
+#[cfg(test)]
+mod risky_tests {
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding, RoleRef};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    use super::*;
+
+    fn meta(name: &str, namespace: Option<&str>) -> ObjectMeta {
+        ObjectMeta { name: Some(name.into()), namespace: namespace.map(String::from), ..Default::default() }
+    }
+
+    fn rule(verbs: &[&str], groups: &[&str], resources: &[&str]) -> PolicyRule {
+        let strings = |v: &[&str]| Some(v.iter().map(|s| s.to_string()).collect());
+        PolicyRule {
+            verbs: verbs.iter().map(|s| s.to_string()).collect(),
+            api_groups: strings(groups),
+            resources: strings(resources),
+            ..Default::default()
+        }
+    }
+
+    fn subject(kind: &str, name: &str, namespace: Option<&str>) -> Subject {
+        Subject { kind: kind.into(), name: name.into(), namespace: namespace.map(String::from), ..Default::default() }
+    }
+
+    #[test]
+    fn a_service_accounts_risky_grants_come_from_its_bindings_and_groups() {
+        let mut inv = Inventory::default();
+        inv.cluster_roles = vec![
+            ClusterRole {
+                metadata: meta("cluster-admin", None),
+                rules: Some(vec![rule(&["*"], &["*"], &["*"])]),
+                ..Default::default()
+            },
+            ClusterRole {
+                metadata: meta("viewer", None),
+                rules: Some(vec![rule(&["get", "list"], &[""], &["pods", "services"])]),
+                ..Default::default()
+            },
+        ];
+        inv.roles = vec![Role {
+            metadata: meta("secret-reader", Some("shop")),
+            rules: Some(vec![rule(&["get"], &[""], &["secrets"])]),
+        }];
+        let role_ref = |kind: &str, name: &str| RoleRef {
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            kind: kind.into(),
+            name: name.into(),
+        };
+        inv.cluster_role_bindings = vec![
+            ClusterRoleBinding {
+                metadata: meta("ops", None),
+                role_ref: role_ref("ClusterRole", "cluster-admin"),
+                subjects: Some(vec![subject("ServiceAccount", "deployer", Some("ci"))]),
+            },
+            ClusterRoleBinding {
+                metadata: meta("everyone-views", None),
+                role_ref: role_ref("ClusterRole", "viewer"),
+                subjects: Some(vec![subject("Group", "system:serviceaccounts", None)]),
+            },
+        ];
+        inv.role_bindings = vec![RoleBinding {
+            metadata: meta("shop-secrets", Some("shop")),
+            role_ref: role_ref("Role", "secret-reader"),
+            subjects: Some(vec![subject("Group", "system:serviceaccounts:shop", None)]),
+        }];
+        let grants = grants(&inv);
+        let deployer = risky_grants_of_service_account(&grants, "ci", "deployer");
+        assert_eq!(deployer, ["ClusterRoleBinding ops (ClusterRole cluster-admin): * on *"]);
+        let shop = risky_grants_of_service_account(&grants, "shop", "default");
+        assert_eq!(shop, ["RoleBinding shop/shop-secrets (Role secret-reader): get secrets"]);
+        assert!(risky_grants_of_service_account(&grants, "web", "default").is_empty(), "viewing is not risky");
+        assert!(risky_grants_of_service_account(&grants, "ci", "other").is_empty());
     }
 }
