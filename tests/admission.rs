@@ -71,7 +71,7 @@ fn serve(dir: &Path, registry: &Registry, api: &RealApiServer) -> Webhook {
     let _ = std::fs::remove_file(&port_file);
     let docker_config = registry.docker_config(PASSWORD);
     let child = picket()
-        .args(["admission", "serve", "--listen", "127.0.0.1:0", "--namespace", "picket-system"])
+        .args(["admission", "serve", "--listen", "127.0.0.1:0", "--namespace", "picket-system", "--cluster-rules"])
         .arg("--rules")
         .arg(dir.join("rules.yaml"))
         .arg("--cert")
@@ -245,6 +245,20 @@ spec:
         let out = api.kubectl(args);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
+    // A rule kept in the cluster as a PicketAdmissionRule object, beside the file's.
+    let crd = picket().args(["admission", "crd"]).output().expect("picket admission crd");
+    let crd_file = write(dir, "crd.yaml", &String::from_utf8_lossy(&crd.stdout));
+    let out = api.kubectl(&["apply", "-f", crd_file.to_str().expect("utf-8")]);
+    assert!(out.status.success(), "the API server takes the CRD: {}", String::from_utf8_lossy(&out.stderr));
+    let cluster_rule = write(
+        dir,
+        "cluster-rule.yaml",
+        "apiVersion: picket.dev/v1\nkind: PicketAdmissionRule\nmetadata:\n  name: no-host-network\nspec:\n  type: deny\n  criteria:\n    - { name: hostNetwork, op: '=' }\n",
+    );
+    wait_for(Duration::from_secs(30), || {
+        api.kubectl(&["apply", "-f", cluster_rule.to_str().expect("utf-8")]).status.success().then_some(())
+    })
+    .expect("the PicketAdmissionRule object is stored");
     let webhook = serve(dir, &registry, &api);
     register(dir, &api, webhook.port, "ignore");
 
@@ -267,6 +281,7 @@ spec:
         ("debug.yaml", privileged_pod("shop", "dbg", "picket.dev/debug: allowed")),
         ("unscanned.yaml", deployment("worker", &unscanned)),
         ("own-namespace.yaml", privileged_pod("picket-system", "priv", "")),
+        ("host-network.yaml", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: hostnet\n  namespace: shop\nspec:\n  hostNetwork: true\n  containers:\n    - name: app\n      image: busybox:1.36\n".to_string()),
         ("risky-sa.yaml", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: risky\n  namespace: shop\nspec:\n  serviceAccountName: powerful\n  containers:\n    - name: app\n      image: busybox:1.36\n".to_string()),
         (
             "cronjob.yaml",
@@ -305,6 +320,9 @@ spec:
     let (created, stderr) = outcome("unscanned.yaml");
     assert!(!created, "an image never scanned is scanned inline, and its critical CVE denies it");
     assert!(stderr.contains("rule \"critical-cves\"") && stderr.contains("worker"), "{stderr}");
+    let (created, stderr) = outcome("host-network.yaml");
+    assert!(!created, "the cluster's own rule denies");
+    assert!(stderr.contains("rule \"no-host-network\" (PicketAdmissionRule/no-host-network)"), "{stderr}");
     let (created, stderr) = outcome("risky-sa.yaml");
     assert!(!created, "a pod whose service account is cluster-admin is denied");
     assert!(
@@ -341,7 +359,7 @@ spec:
     // Offline, the same rules and store give the same answers.
     let mut offline = picket();
     offline
-        .args(["admission", "test", "-o", "json", "--rules"])
+        .args(["admission", "test", "-o", "json", "--cluster-rules", "--rules"])
         .arg(dir.join("rules.yaml"))
         .arg("--ca-file")
         .arg(registry.ca())
@@ -396,4 +414,49 @@ spec:
     assert_eq!(verdict_of("shop", "dbg").as_deref(), Some("allowed"), "the exception holds");
     assert_eq!(verdict_of("shop", "plain").as_deref(), Some("warned"));
     assert_eq!(verdict_of("picket-system", "priv").as_deref(), Some("exempt"));
+
+    // The in-cluster install, applied by picket itself: every object is taken by the API server
+    // as written. (The configuration above still sends requests to the silent server under
+    // failurePolicy Fail: gone first, or the Deployment would be refused.)
+    let out = api.kubectl(&["delete", "validatingwebhookconfiguration", "picket-admission"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = picket()
+        .args(["admission", "install", "--apply", "--cert-dir"])
+        .arg(dir.join("in-cluster-certs"))
+        .env("KUBECONFIG", &api.kubeconfig)
+        .output()
+        .expect("install --apply runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    for what in [
+        "CustomResourceDefinition picketadmissionrules.picket.dev",
+        "ClusterRole picket-admission",
+        "Secret picket-system/picket-admission-tls",
+        "Deployment picket-system/picket-admission",
+        "ValidatingWebhookConfiguration picket-admission",
+    ] {
+        assert!(stderr.contains(&format!("applied {what}")), "{what}: {stderr}");
+    }
+    let got = api.kubectl(&[
+        "get",
+        "deployment",
+        "picket-admission",
+        "-n",
+        "picket-system",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].args}",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&got.stdout).contains("--cluster-rules"),
+        "{}",
+        String::from_utf8_lossy(&got.stderr)
+    );
+    let got = api.kubectl(&[
+        "get",
+        "validatingwebhookconfiguration",
+        "picket-admission",
+        "-o",
+        "jsonpath={.webhooks[0].failurePolicy} {.webhooks[0].clientConfig.service.name}",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&got.stdout), "Ignore picket-admission");
 }

@@ -203,7 +203,10 @@ pub fn manifests(options: &InstallOptions, certs: &Certificates) -> Vec<Value> {
         map.insert("apiVersion".into(), "admissionregistration.k8s.io/v1".into());
         map.insert("kind".into(), "ValidatingWebhookConfiguration".into());
     }
+    use kube::CustomResourceExt;
+    let crd = serde_json::to_value(super::rules::PicketAdmissionRule::crd()).unwrap_or(Value::Null);
     vec![
+        crd,
         json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": ns } }),
         json!({ "apiVersion": "v1", "kind": "ServiceAccount", "metadata": { "name": NAME, "namespace": ns } }),
         json!({ "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": { "name": NAME },
@@ -228,8 +231,8 @@ pub fn manifests(options: &InstallOptions, certs: &Certificates) -> Vec<Value> {
                     "containers": [{
                         "name": "webhook", "image": options.image,
                         "args": ["admission", "serve", "--listen", "0.0.0.0:8443", "--cert", "/tls/tls.crt", "--key", "/tls/tls.key",
-                                 "--namespace", ns, "--rules", "/rules"],
-                        "ports": [{ "containerPort": 8443, "name": "https" }],
+                                 "--namespace", ns, "--rules", "/rules", "--cluster-rules"],
+                        "ports": [{ "containerPort": 8443, "name": "https", "protocol": "TCP" }],
                         "readinessProbe": { "httpGet": { "path": "/healthz", "port": 8443, "scheme": "HTTPS" } },
                         "resources": { "requests": { "cpu": "50m", "memory": "64Mi" }, "limits": { "cpu": "1", "memory": "512Mi" } },
                         "securityContext": { "allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true, "capabilities": { "drop": ["ALL"] } },
@@ -243,7 +246,47 @@ pub fn manifests(options: &InstallOptions, certs: &Certificates) -> Vec<Value> {
                                 { "name": "data", "emptyDir": {} }]
                 } } } }),
         json!({ "apiVersion": "v1", "kind": "Service", "metadata": { "name": NAME, "namespace": ns },
-            "spec": { "selector": labels, "ports": [{ "port": 443, "targetPort": 8443, "name": "https" }] } }),
+            "spec": { "selector": labels, "ports": [{ "port": 443, "targetPort": 8443, "name": "https", "protocol": "TCP" }] } }),
         webhook,
     ]
+}
+
+/// Applies the objects `manifests` made with server-side apply (ports name their protocol:
+/// server-side apply keys them by port and protocol, and v1.20 refuses a port without one),
+/// field manager `picket`, in order. Returns the objects applied
+/// (`Deployment picket-system/picket-admission`), or the first error.
+pub async fn apply(client: &kube::Client, context: &str, objects: &[Value]) -> Result<Vec<String>, String> {
+    use kube::api::{DynamicObject, Patch, PatchParams};
+    use kube::core::{ApiResource, GroupVersionKind};
+    let mut applied = Vec::new();
+    for object in objects {
+        let text = |key: &str| object.pointer(key).and_then(Value::as_str).unwrap_or_default().to_string();
+        let (api_version, kind, name, namespace) =
+            (text("/apiVersion"), text("/kind"), text("/metadata/name"), text("/metadata/namespace"));
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version.as_str()));
+        let plural = match kind.as_str() {
+            "CustomResourceDefinition" => "customresourcedefinitions",
+            "Namespace" => "namespaces",
+            "ServiceAccount" => "serviceaccounts",
+            "ClusterRole" => "clusterroles",
+            "ClusterRoleBinding" => "clusterrolebindings",
+            "Secret" => "secrets",
+            "Deployment" => "deployments",
+            "Service" => "services",
+            "ValidatingWebhookConfiguration" => "validatingwebhookconfigurations",
+            other => return Err(format!("picket does not apply {other} objects")),
+        };
+        let resource = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, &kind), plural);
+        let api: kube::Api<DynamicObject> = if namespace.is_empty() {
+            kube::Api::all_with(client.clone(), &resource)
+        } else {
+            kube::Api::namespaced_with(client.clone(), &namespace, &resource)
+        };
+        let label = if namespace.is_empty() { format!("{kind} {name}") } else { format!("{kind} {namespace}/{name}") };
+        api.patch(&name, &PatchParams::apply("picket").force(), &Patch::Apply(object))
+            .await
+            .map_err(|e| format!("context {context}: applying {label}: {}", crate::cluster::inventory::describe(&e)))?;
+        applied.push(label);
+    }
+    Ok(applied)
 }

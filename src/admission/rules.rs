@@ -78,7 +78,16 @@ pub struct CriterionSpec {
     /// A string, number or boolean; or a list for `in`, `notIn` and the set operators. A
     /// boolean criterion without a value means `true`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "value_schema")]
     pub value: Option<CriterionValue>,
+}
+
+/// A structural schema for a value of several types (the API server refuses `anyOf` of types).
+fn value_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "description": "A string, number or boolean; or a list of strings.",
+        "x-kubernetes-preserve-unknown-fields": true
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -435,7 +444,8 @@ pub async fn from_cluster(client: &kube::Client, context: &str) -> Result<(Vec<R
 /// The CRD of `PicketAdmissionRule` as YAML, for kubectl apply.
 pub fn crd_yaml() -> Result<String, String> {
     use kube::CustomResourceExt;
-    let yaml = serde_saphyr::to_string(&PicketAdmissionRule::crd()).map_err(|e| format!("the CRD does not serialise: {e}"))?;
+    let yaml =
+        serde_saphyr::to_string(&PicketAdmissionRule::crd()).map_err(|e| format!("the CRD does not serialise: {e}"))?;
     Ok(format!("---\n{yaml}"))
 }
 

@@ -182,11 +182,21 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
             vec![]
         }
         Action::RefreshTick => {
+            // The Admission pane on screen follows new decisions and workloads (once the last
+            // reading is in).
+            let mut effects = if state.pane() == PaneId::Admission
+                && state.admission.as_ref().is_some_and(|a| !matches!(a.data, Loadable::Loading) && !a.loading)
+            {
+                admission::load(state)
+            } else {
+                vec![]
+            };
             if state.engines_loading {
-                return vec![];
+                return effects;
             }
             state.engines_loading = true;
-            vec![Effect::LoadEngines, Effect::LoadStoreSize]
+            effects.extend([Effect::LoadEngines, Effect::LoadStoreSize]);
+            effects
         }
     }
 }

@@ -97,6 +97,9 @@ pub enum AdmissionCommand {
         /// Namespaces the webhook is never called for, besides its own
         #[arg(long = "exempt", value_name = "NAMESPACE", default_values_t = rules::default_exempt())]
         exempt: Vec<String>,
+        /// Apply the objects to the current context (server-side apply) instead of printing them
+        #[arg(long)]
+        apply: bool,
     },
     /// Write the deny rules that need no scan data as Kubernetes ValidatingAdmissionPolicy
     /// objects with their bindings (YAML for kubectl apply; clusters v1.30 and later); the
@@ -174,7 +177,17 @@ pub enum Output {
 pub fn run(command: &AdmissionCommand, config: &Config) -> anyhow::Result<ExitCode> {
     match command {
         AdmissionCommand::Validate { files } => validate(files),
-        AdmissionCommand::Install { namespace, image, url, cert_dir, hosts, failure_policy, timeout, exempt } => {
+        AdmissionCommand::Install {
+            namespace,
+            image,
+            url,
+            cert_dir,
+            hosts,
+            failure_policy,
+            timeout,
+            exempt,
+            apply,
+        } => {
             let options = InstallOptions {
                 namespace: namespace.clone(),
                 image: image.clone(),
@@ -183,7 +196,7 @@ pub fn run(command: &AdmissionCommand, config: &Config) -> anyhow::Result<ExitCo
                 timeout_seconds: *timeout,
                 exempt_namespaces: exempt.clone(),
             };
-            install_objects(&options, cert_dir, hosts)
+            install_objects(&options, cert_dir, hosts, *apply)
         }
         AdmissionCommand::Test { rules, manifests, namespace, webhook_namespace, output, registry } => {
             let mut judge = judge(config, rules, registry)?;
@@ -378,7 +391,10 @@ fn load_all_rules(args: &RulesArgs) -> anyhow::Result<RuleSet> {
         let mut problems = problems;
         for rule in found {
             if let Some(first) = set.rules.iter().find(|r| r.name == rule.name) {
-                problems.push(format!("{}: a second rule named '{}' (the first is at {})", rule.origin, rule.name, first.origin));
+                problems.push(format!(
+                    "{}: a second rule named '{}' (the first is at {})",
+                    rule.origin, rule.name, first.origin
+                ));
             } else {
                 set.rules.push(rule);
             }
@@ -443,7 +459,12 @@ fn validate(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn install_objects(options: &InstallOptions, cert_dir: &std::path::Path, hosts: &[String]) -> anyhow::Result<ExitCode> {
+fn install_objects(
+    options: &InstallOptions,
+    cert_dir: &std::path::Path,
+    hosts: &[String],
+    apply: bool,
+) -> anyhow::Result<ExitCode> {
     let certs = if cert_dir.join("tls.crt").exists() {
         Certificates::read(cert_dir).map_err(anyhow::Error::msg)?
     } else {
@@ -456,6 +477,16 @@ fn install_objects(options: &InstallOptions, cert_dir: &std::path::Path, hosts: 
         Endpoint::Url(_) => install::manifests(options, &certs).into_iter().last().into_iter().collect(),
         Endpoint::Service => install::manifests(options, &certs),
     };
+    if apply {
+        let applied = runtime()?.block_on(async {
+            let (client, context) = crate::cluster::client_for(None).await?;
+            install::apply(&client, &context, &objects).await.map_err(anyhow::Error::msg)
+        })?;
+        for label in applied {
+            crate::say!("picket: applied {label}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut text = String::new();
     for object in objects {
         text.push_str("---\n");

@@ -102,6 +102,8 @@ pub struct AdmissionState {
     /// The row open in the detail view (an index into the rows).
     pub opened: Option<usize>,
     pub scroll: usize,
+    /// A reading is under way (the rows shown stay until it is in).
+    pub loading: bool,
 }
 
 impl AdmissionState {
@@ -114,6 +116,7 @@ impl AdmissionState {
             view: ListView::default(),
             opened: None,
             scroll: 0,
+            loading: true,
         }
     }
 

@@ -17,6 +17,7 @@ pub fn load(state: &mut AppState) -> Vec<Effect> {
     match state.admission.as_mut() {
         Some(admission) if admission.context == context => {
             admission.request = request;
+            admission.loading = true;
             if matches!(admission.data, Loadable::Failed(_)) {
                 admission.data = Loadable::Loading;
             }
@@ -38,7 +39,9 @@ pub fn forget(state: &mut AppState) -> Vec<Effect> {
 
 pub fn loaded(state: &mut AppState, request: u64, result: Result<Arc<AdmissionData>, String>) {
     let Some(admission) = state.admission.as_mut().filter(|a| a.request == request) else { return };
+    admission.loading = false;
     let selected = admission.selected_index().and_then(|i| admission.rows().get(i)).map(key_of);
+    let opened = admission.opened().map(key_of);
     admission.data = match result {
         Ok(data) => Loadable::Ready(data),
         Err(err) => Loadable::Failed(err),
@@ -48,8 +51,8 @@ pub fn loaded(state: &mut AppState, request: u64, result: Result<Arc<AdmissionDa
     {
         admission.namespace = None;
     }
-    admission.opened = None;
     admission.refilter();
+    admission.opened = opened.and_then(|key| admission.rows().iter().position(|r| key_of(r) == key));
     if let Some(key) = selected
         && let Some(row) = admission.rows().iter().position(|r| key_of(r) == key)
     {

@@ -376,8 +376,7 @@ mod risky_tests {
 
     #[test]
     fn a_service_accounts_risky_grants_come_from_its_bindings_and_groups() {
-        let mut inv = Inventory::default();
-        inv.cluster_roles = vec![
+        let cluster_roles = vec![
             ClusterRole {
                 metadata: meta("cluster-admin", None),
                 rules: Some(vec![rule(&["*"], &["*"], &["*"])]),
@@ -389,7 +388,7 @@ mod risky_tests {
                 ..Default::default()
             },
         ];
-        inv.roles = vec![Role {
+        let roles = vec![Role {
             metadata: meta("secret-reader", Some("shop")),
             rules: Some(vec![rule(&["get"], &[""], &["secrets"])]),
         }];
@@ -398,7 +397,7 @@ mod risky_tests {
             kind: kind.into(),
             name: name.into(),
         };
-        inv.cluster_role_bindings = vec![
+        let cluster_role_bindings = vec![
             ClusterRoleBinding {
                 metadata: meta("ops", None),
                 role_ref: role_ref("ClusterRole", "cluster-admin"),
@@ -410,11 +409,12 @@ mod risky_tests {
                 subjects: Some(vec![subject("Group", "system:serviceaccounts", None)]),
             },
         ];
-        inv.role_bindings = vec![RoleBinding {
+        let role_bindings = vec![RoleBinding {
             metadata: meta("shop-secrets", Some("shop")),
             role_ref: role_ref("Role", "secret-reader"),
             subjects: Some(vec![subject("Group", "system:serviceaccounts:shop", None)]),
         }];
+        let inv = Inventory { cluster_roles, roles, cluster_role_bindings, role_bindings, ..Default::default() };
         let grants = grants(&inv);
         let deployer = risky_grants_of_service_account(&grants, "ci", "deployer");
         assert_eq!(deployer, ["ClusterRoleBinding ops (ClusterRole cluster-admin): * on *"]);

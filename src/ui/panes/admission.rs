@@ -186,8 +186,21 @@ mod tests {
         assert!(screen.contains("reading decisions and judging running workloads"), "{screen}");
         let data = data();
         assert!(data.rows.iter().any(|r| r.verdict == "denied" && r.operation == "running"), "the dry run denies some");
-        update(&mut state, Action::AdmissionLoaded { request, result: Ok(Arc::new(data)) });
+        assert!(
+            update(&mut state, Action::RefreshTick).iter().all(|e| !matches!(e, Effect::LoadAdmission { .. })),
+            "no second reading while one is under way"
+        );
+        update(&mut state, Action::AdmissionLoaded { request, result: Ok(Arc::new(data.clone())) });
         crate::assert_screen!("admission", &state);
+        // On screen, the refresh tick reads again; the rows stay meanwhile.
+        let effects = update(&mut state, Action::RefreshTick);
+        let Some(Effect::LoadAdmission { request, .. }) =
+            effects.iter().find(|e| matches!(e, Effect::LoadAdmission { .. })).cloned()
+        else {
+            panic!("{effects:?}")
+        };
+        assert_eq!(state.admission.as_ref().map(|a| a.rows().len()), Some(data.rows.len()));
+        update(&mut state, Action::AdmissionLoaded { request, result: Ok(Arc::new(data)) });
 
         // `n` keeps one namespace's rows.
         run_command(&mut state, Command::NextNamespace);
