@@ -118,7 +118,7 @@ fn start() -> Webhook {
     let judge = Arc::new(Judge::new(rules(), None));
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
     let port = listener.local_addr().expect("address").port();
-    runtime.spawn(server::serve(judge, listener, tls, Some(store), std::future::pending()));
+    runtime.spawn(server::serve(judge, listener, tls, Some(store), server::Recent::new(None), std::future::pending()));
     let config = picket::registry::tls::config_with_ca(&ca, "the bench CA").expect("client TLS");
     let client = reqwest::Client::builder().tls_backend_preconfigured(config).build().expect("client");
     Webhook { runtime, client, url: format!("https://127.0.0.1:{port}/validate"), _dir: dir }

@@ -14,6 +14,7 @@ pub mod dry_run;
 pub mod images;
 pub mod install;
 pub mod offline;
+pub mod remote;
 pub mod review;
 pub mod rules;
 pub mod server;

@@ -16,6 +16,8 @@ pub const SCHEMA_VERSION: u32 = 1;
 const MIGRATIONS: &[fn(&sled::Db) -> sled::Result<()>] = &[];
 
 const LOCK_FILE: &str = "picket.lock";
+/// sled's cache, at most.
+const CACHE_BYTES: u64 = 64 << 20;
 const SCHEMA_KEY: &[u8] = b"schema_version";
 
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +124,9 @@ impl Store {
             // No background flusher: picket flushes after its own writes, and an idle console
             // should not wake up twice a second.
             .flush_every_ms(None)
+            // sled caches up to 1 GiB by default: a long-running webhook or agent writing all
+            // day would grow to that. Reads past the cache come from the page cache anyway.
+            .cache_capacity(CACHE_BYTES)
             .open()
             .map_err(|source| StoreError::Db { path: path.to_path_buf(), source })?;
         let store = Self { db, path: path.to_path_buf(), _lock: lock };

@@ -71,7 +71,9 @@ fn serve(dir: &Path, registry: &Registry, api: &RealApiServer) -> Webhook {
     let _ = std::fs::remove_file(&port_file);
     let docker_config = registry.docker_config(PASSWORD);
     let child = picket()
-        .args(["admission", "serve", "--listen", "127.0.0.1:0", "--namespace", "picket-system", "--cluster-rules"])
+        .args(["admission", "serve", "--listen", "0.0.0.0:0", "--namespace", "picket-system", "--cluster-rules"])
+        .arg("--decisions-token-file")
+        .arg(dir.join("certs/decisions-token"))
         .arg("--rules")
         .arg(dir.join("rules.yaml"))
         .arg("--cert")
@@ -116,6 +118,30 @@ fn register(dir: &Path, api: &RealApiServer, port: u16, failure_policy: &str) {
     std::fs::write(&file, &out.stdout).expect("write the configuration");
     let applied = api.kubectl(&["apply", "-f", &file.display().to_string()]);
     assert!(applied.status.success(), "apply: {}", String::from_utf8_lossy(&applied.stderr));
+}
+
+/// Writes a pod's status as a kubelet would (there is none here): running, at `ip`.
+fn set_pod_ip(api: &RealApiServer, namespace: &str, pod: &str, ip: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let kubeconfig = kube::config::Kubeconfig::read_from(&api.kubeconfig).expect("kubeconfig");
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.expect("config");
+        let client = kube::Client::try_from(config).expect("client");
+        let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::namespaced(client, namespace);
+        let status = serde_json::json!({ "status": { "phase": "Running", "podIP": ip, "podIPs": [{ "ip": ip }] } });
+        pods.patch_status(pod, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(status))
+            .await
+            .expect("the pod's status");
+    });
+}
+
+/// This machine's first address that is not loopback.
+fn non_loopback_address() -> Option<String> {
+    let out = Command::new("hostname").arg("-I").output().ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .find(|a| a.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| !ip.is_loopback() && !ip.is_link_local()))
+        .map(String::from)
 }
 
 /// kubectl create; (created, stderr).
@@ -336,6 +362,56 @@ spec:
     assert!(!created, "a batch/v1beta1 CronJob's pod template is judged");
     assert!(stderr.contains("spec.jobTemplate.spec.template.spec.containers[0]"), "{stderr}");
 
+    // The console's live view: the decisions read through the API server's proxy, with the
+    // token from the webhook's Secret, from a Service whose endpoint is this machine (an
+    // endpoint may not be a loopback address, and the proxy takes only endpoints that name a
+    // pod whose IP it is: a pod of the namespace is given that IP, as none runs here).
+    match non_loopback_address() {
+        None => println!("no address besides loopback: the proxied decisions are not read here"),
+        Some(address) => {
+            let secret = api.kubectl(&[
+                "create",
+                "secret",
+                "generic",
+                "picket-admission-tls",
+                "-n",
+                "picket-system",
+                &format!("--from-file=decisions-token={}", dir.join("certs/decisions-token").display()),
+            ]);
+            assert!(secret.status.success(), "{}", String::from_utf8_lossy(&secret.stderr));
+            let service = write(
+                dir,
+                "service.yaml",
+                &format!(
+                    "apiVersion: v1\nkind: Service\nmetadata: {{ name: picket-admission, namespace: picket-system }}\nspec:\n  ports: [{{ name: https, port: 443, protocol: TCP }}]\n---\napiVersion: v1\nkind: Endpoints\nmetadata: {{ name: picket-admission, namespace: picket-system }}\nsubsets:\n  - addresses: [{{ ip: '{address}', targetRef: {{ kind: Pod, name: priv, namespace: picket-system }} }}]\n    ports: [{{ name: https, port: {}, protocol: TCP }}]\n",
+                    webhook.port
+                ),
+            );
+            let out = api.kubectl(&["apply", "-f", service.to_str().expect("utf-8")]);
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            set_pod_ip(&api, "picket-system", "priv", &address);
+            let out = picket()
+                .args(["admission", "decisions", "--cluster", "-o", "json"])
+                .env("KUBECONFIG", &api.kubeconfig)
+                .output()
+                .expect("decisions runs");
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let records: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+            let denied = records.as_array().expect("a list").iter().find(|r| r["subject"] == "Pod shop/priv");
+            let denied = denied.unwrap_or_else(|| panic!("the privileged pod's decision: {records}"));
+            assert_eq!(denied["verdict"], "denied");
+            assert!(denied["rules"].to_string().contains("no-privileged"), "{denied}");
+            // Without the token the webhook does not tell.
+            let direct = std::process::Command::new("curl")
+                .args(["-sk", "-o", "/dev/null", "-w", "%{http_code}"])
+                .arg(format!("https://127.0.0.1:{}/decisions", webhook.port))
+                .output();
+            if let Ok(direct) = direct {
+                assert_eq!(String::from_utf8_lossy(&direct.stdout), "401");
+            }
+        }
+    }
+
     // The webhook down: Ignore lets the request through, Fail refuses it.
     drop(webhook);
     let down = write(dir, "down.yaml", &privileged_pod("shop", "while-down", ""));
@@ -420,6 +496,8 @@ spec:
     // failurePolicy Fail: gone first, or the Deployment would be refused.)
     let out = api.kubectl(&["delete", "validatingwebhookconfiguration", "picket-admission"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The token Secret made above by hand is generic; the install's is of type TLS.
+    api.kubectl(&["delete", "secret", "picket-admission-tls", "-n", "picket-system", "--ignore-not-found"]);
     let out = picket()
         .args(["admission", "install", "--apply", "--cert-dir"])
         .arg(dir.join("in-cluster-certs"))

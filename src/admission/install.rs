@@ -21,6 +21,8 @@ use serde_json::{Value, json};
 use super::workload::KINDS;
 
 pub const NAME: &str = "picket-admission";
+/// The file (and the TLS Secret's key) holding the decisions token.
+pub const TOKEN_FILE: &str = "decisions-token";
 /// Where `install` puts the webhook unless told otherwise.
 pub const DEFAULT_NAMESPACE: &str = "picket-system";
 pub const WEBHOOK_NAME: &str = "validate.admission.picket.dev";
@@ -60,12 +62,25 @@ pub struct InstallOptions {
     pub exempt_namespaces: Vec<String>,
 }
 
-/// A CA and the serving certificate it signed, in PEM.
+/// A CA and the serving certificate it signed, in PEM; and the token that reads the webhook's
+/// recent decisions (`GET /decisions`).
 #[derive(Debug, Clone)]
 pub struct Certificates {
     pub ca: String,
     pub cert: String,
     pub key: String,
+    pub token: String,
+}
+
+/// 32 random bytes from the kernel, in hex.
+fn new_token() -> Result<String, String> {
+    let mut bytes = [0u8; 32];
+    std::io::Read::read_exact(
+        &mut std::fs::File::open("/dev/urandom").map_err(|e| format!("/dev/urandom: {e}"))?,
+        &mut bytes,
+    )
+    .map_err(|e| format!("/dev/urandom: {e}"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 impl Certificates {
@@ -101,29 +116,43 @@ impl Certificates {
         params.not_after = date(until);
         let key = KeyPair::generate().map_err(err)?;
         let cert = params.signed_by(&key, &issuer).map_err(err)?;
-        Ok(Self { ca: ca_cert.pem(), cert: cert.pem(), key: key.serialize_pem() })
+        Ok(Self { ca: ca_cert.pem(), cert: cert.pem(), key: key.serialize_pem(), token: new_token()? })
     }
 
-    /// Writes `ca.crt`, `tls.crt` and `tls.key` (0600) to `dir`.
+    /// Writes `ca.crt`, `tls.crt`, `tls.key` and `decisions-token` (the last two 0600) to `dir`.
     pub fn write(&self, dir: &Path) -> Result<(), String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        for (name, text) in [("ca.crt", &self.ca), ("tls.crt", &self.cert), ("tls.key", &self.key)] {
+        for (name, text) in
+            [("ca.crt", &self.ca), ("tls.crt", &self.cert), ("tls.key", &self.key), (TOKEN_FILE, &self.token)]
+        {
             let path = dir.join(name);
             std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
         }
         use std::os::unix::fs::PermissionsExt as _;
-        let key = dir.join("tls.key");
-        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| format!("{}: {e}", key.display()))
+        for secret in ["tls.key", TOKEN_FILE] {
+            let path = dir.join(secret);
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        Ok(())
     }
 
-    /// Reads `ca.crt`, `tls.crt` and `tls.key` from `dir`.
+    /// Reads `ca.crt`, `tls.crt`, `tls.key` and `decisions-token` from `dir` (a directory made
+    /// before the token existed gets one).
     pub fn read(dir: &Path) -> Result<Self, String> {
         let read = |name: &str| {
             let path: PathBuf = dir.join(name);
             std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))
         };
-        Ok(Self { ca: read("ca.crt")?, cert: read("tls.crt")?, key: read("tls.key")? })
+        let (ca, cert, key) = (read("ca.crt")?, read("tls.crt")?, read("tls.key")?);
+        match read(TOKEN_FILE) {
+            Ok(token) => Ok(Self { ca, cert, key, token: token.trim().to_string() }),
+            Err(_) => {
+                let certs = Self { ca, cert, key, token: new_token()? };
+                certs.write(dir)?;
+                Ok(certs)
+            }
+        }
     }
 }
 
@@ -222,7 +251,8 @@ pub fn manifests(options: &InstallOptions, certs: &Certificates) -> Vec<Value> {
             "subjects": [{ "kind": "ServiceAccount", "name": NAME, "namespace": ns }] }),
         json!({ "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
             "metadata": { "name": format!("{NAME}-tls"), "namespace": ns },
-            "data": { "tls.crt": b64(&certs.cert), "tls.key": b64(&certs.key), "ca.crt": b64(&certs.ca) } }),
+            "data": { "tls.crt": b64(&certs.cert), "tls.key": b64(&certs.key), "ca.crt": b64(&certs.ca),
+                      TOKEN_FILE: b64(&certs.token) } }),
         json!({ "apiVersion": "apps/v1", "kind": "Deployment", "metadata": { "name": NAME, "namespace": ns, "labels": labels },
             "spec": { "replicas": 2, "selector": { "matchLabels": labels },
                 "template": { "metadata": { "labels": labels }, "spec": {
@@ -231,7 +261,8 @@ pub fn manifests(options: &InstallOptions, certs: &Certificates) -> Vec<Value> {
                     "containers": [{
                         "name": "webhook", "image": options.image,
                         "args": ["admission", "serve", "--listen", "0.0.0.0:8443", "--cert", "/tls/tls.crt", "--key", "/tls/tls.key",
-                                 "--namespace", ns, "--rules", "/rules", "--cluster-rules"],
+                                 "--namespace", ns, "--rules", "/rules", "--cluster-rules",
+                                 "--decisions-token-file", format!("/tls/{TOKEN_FILE}")],
                         "ports": [{ "containerPort": 8443, "name": "https", "protocol": "TCP" }],
                         "readinessProbe": { "httpGet": { "path": "/healthz", "port": 8443, "scheme": "HTTPS" } },
                         "resources": { "requests": { "cpu": "50m", "memory": "64Mi" }, "limits": { "cpu": "1", "memory": "512Mi" } },

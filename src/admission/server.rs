@@ -1,8 +1,11 @@
 //! `picket admission serve`: the webhook over HTTPS (rustls; HTTP/1.1 and HTTP/2 by ALPN).
-//! `POST /validate` takes an AdmissionReview; `GET /healthz` answers `ok`. The server is thin:
-//! every decision is [`super::review::answer`]'s. Decisions go to the store through one
-//! writer task with a bounded queue, so a slow disk never holds a request.
+//! `POST /validate` takes an AdmissionReview; `GET /healthz` answers `ok`; `GET /decisions`
+//! gives the last decisions to a caller with the decisions token (the console, through the API
+//! server's proxy). The server is thin: every decision is [`super::review::answer`]'s.
+//! Decisions go to the store through one writer task with a bounded queue, so a slow disk never
+//! holds a request, and into a ring of the last ones kept in memory.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -29,6 +32,51 @@ use crate::store::{Store, TreeName};
 const MAX_BODY: usize = 8 << 20;
 /// Decisions waiting for the store; past this, the oldest waiting are dropped and counted.
 const QUEUE: usize = 4096;
+/// Decisions kept in memory for `GET /decisions`.
+const RECENT: usize = 1000;
+/// Decisions kept in the store: the oldest go past this (in batches of `PRUNE`).
+const KEPT: usize = 20_000;
+const PRUNE: usize = 1_000;
+/// The header that carries the decisions token (the API server's proxy keeps it; it does not
+/// pass on `Authorization`).
+pub const TOKEN_HEADER: &str = "x-picket-token";
+
+/// The last decisions, for `GET /decisions`, and the token that may read them (None: the
+/// endpoint is off).
+pub struct Recent {
+    records: std::sync::Mutex<VecDeque<DecisionRecord>>,
+    token: Option<String>,
+}
+
+impl Recent {
+    pub fn new(token: Option<String>) -> Arc<Self> {
+        Arc::new(Self { records: std::sync::Mutex::new(VecDeque::with_capacity(RECENT)), token })
+    }
+
+    fn push(&self, record: DecisionRecord) {
+        if let Ok(mut records) = self.records.lock() {
+            if records.len() == RECENT {
+                records.pop_front();
+            }
+            records.push_back(record);
+        }
+    }
+
+    /// The last `n`, newest last.
+    pub fn last(&self, n: usize) -> Vec<DecisionRecord> {
+        self.records.lock().map(|r| r.iter().skip(r.len().saturating_sub(n)).cloned().collect()).unwrap_or_default()
+    }
+
+    /// Whether `given` is the token (compared in time that does not depend on where they differ).
+    fn admits(&self, given: Option<&str>) -> bool {
+        match (&self.token, given) {
+            (Some(token), Some(given)) if token.len() == given.len() => {
+                token.bytes().zip(given.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+            }
+            _ => false,
+        }
+    }
+}
 
 /// The TLS setup from PEM files: the serving certificate chain and its key.
 pub fn tls_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, String> {
@@ -57,6 +105,7 @@ pub async fn serve(
     listener: TcpListener,
     tls: Arc<ServerConfig>,
     store: Option<Arc<Store>>,
+    recent: Arc<Recent>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), String> {
     let acceptor = TlsAcceptor::from(tls);
@@ -77,6 +126,7 @@ pub async fn serve(
         let acceptor = acceptor.clone();
         let judge = Arc::clone(&judge);
         let records = records.clone();
+        let recent = Arc::clone(&recent);
         tokio::spawn(async move {
             let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
                 Ok(Ok(tls)) => tls,
@@ -89,7 +139,8 @@ pub async fn serve(
             let service = hyper::service::service_fn(move |request| {
                 let judge = Arc::clone(&judge);
                 let records = records.clone();
-                async move { Ok::<_, std::convert::Infallible>(handle(&judge, request, records.as_ref()).await) }
+                let recent = Arc::clone(&recent);
+                async move { Ok::<_, std::convert::Infallible>(handle(&judge, request, records.as_ref(), &recent).await) }
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             // A client that goes away mid-request is no news.
@@ -102,15 +153,42 @@ async fn handle(
     judge: &Judge,
     request: Request<Incoming>,
     records: Option<&mpsc::Sender<DecisionRecord>>,
+    recent: &Recent,
 ) -> Response<Full<Bytes>> {
     match (request.method(), request.uri().path()) {
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok"),
+        (&Method::GET, "/decisions") => {
+            if recent.token.is_none() {
+                return text(StatusCode::NOT_FOUND, "GET /decisions is off (serve --decisions-token-file turns it on)");
+            }
+            let given = request.headers().get(TOKEN_HEADER).and_then(|v| v.to_str().ok());
+            if !recent.admits(given) {
+                return text(StatusCode::UNAUTHORIZED, "GET /decisions needs the decisions token");
+            }
+            let last = request
+                .uri()
+                .query()
+                .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("last=")))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(200);
+            match serde_json::to_vec(&recent.last(last)) {
+                Ok(bytes) => Response::builder()
+                    .status(StatusCode::OK)
+                    .header(http::header::CONTENT_TYPE, "application/json")
+                    .body(Full::new(Bytes::from(bytes)))
+                    .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "cannot build the answer")),
+                Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("cannot write the decisions: {e}")),
+            }
+        }
         (&Method::POST, "/validate") => {
             let body = match Limited::new(request.into_body(), MAX_BODY).collect().await {
                 Ok(body) => body.to_bytes(),
                 Err(e) => return text(StatusCode::BAD_REQUEST, &format!("cannot read the request: {e}")),
             };
             let (review, record) = answer(judge, &body).await;
+            if let Some(record) = &record {
+                recent.push(record.clone());
+            }
             if let (Some(record), Some(records)) = (record, records)
                 && records.try_send(record).is_err()
             {
@@ -125,7 +203,7 @@ async fn handle(
                 Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("cannot write the answer: {e}")),
             }
         }
-        (_, "/validate" | "/healthz") => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
+        (_, "/validate" | "/healthz" | "/decisions") => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
         _ => text(StatusCode::NOT_FOUND, "not found: POST /validate takes an AdmissionReview"),
     }
 }
@@ -149,6 +227,7 @@ fn spawn_writer(store: Arc<Store>) -> mpsc::Sender<DecisionRecord> {
         };
         let mut last_flush = std::time::Instant::now();
         let mut dirty = false;
+        let mut kept = tree.len();
         loop {
             let next = tokio::time::timeout(Duration::from_secs(1), rx.recv()).await;
             match next {
@@ -157,7 +236,16 @@ fn spawn_writer(store: Arc<Store>) -> mpsc::Sender<DecisionRecord> {
                     if let Err(e) = tree.insert(&key, &record) {
                         crate::say!("picket admission: storing a decision: {e}");
                     }
+                    kept += 1;
                     dirty = true;
+                    if kept > KEPT + PRUNE {
+                        let oldest: Vec<String> = tree.keys().take(PRUNE).filter_map(Result::ok).collect();
+                        let removed = oldest.len();
+                        if let Err(e) = tree.apply(oldest.into_iter().map(|k| (k, None)).collect()) {
+                            crate::say!("picket admission: pruning old decisions: {e}");
+                        }
+                        kept = kept.saturating_sub(removed);
+                    }
                 }
                 Ok(None) => break,
                 Err(_) => {}
@@ -183,4 +271,42 @@ pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
 pub fn stored_decisions(store: &Store, last: usize) -> Result<Vec<DecisionRecord>, String> {
     let tree = store.tree::<DecisionRecord>(TreeName::AdmissionDecisions).map_err(|e| e.to_string())?;
     Ok(tree.last(last).map_err(|e| e.to_string())?.into_iter().map(|(_, r)| r).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(i: usize) -> DecisionRecord {
+        DecisionRecord {
+            at: format!("2026-12-06T10:00:{:02}Z", i % 60),
+            uid: i.to_string(),
+            operation: "CREATE".into(),
+            user: "alice".into(),
+            namespace: "shop".into(),
+            subject: format!("Pod shop/p{i}"),
+            verdict: "allowed".into(),
+            message: "allowed".into(),
+            warnings: vec![],
+            rules: vec![],
+            object: None,
+        }
+    }
+
+    #[test]
+    fn recent_decisions_are_bounded_and_only_the_token_reads_them() {
+        let recent = Recent::new(Some("s3cret-token".into()));
+        for i in 0..RECENT + 5 {
+            recent.push(record(i));
+        }
+        let all = recent.last(usize::MAX);
+        assert_eq!(all.len(), RECENT);
+        assert_eq!(all.first().map(|r| r.uid.as_str()), Some("5"), "the oldest went first");
+        assert_eq!(recent.last(2).iter().map(|r| r.uid.clone()).collect::<Vec<_>>(), ["1003", "1004"]);
+        assert!(recent.admits(Some("s3cret-token")));
+        for wrong in [Some("s3cret-tokeN"), Some("s3cret"), Some(""), None] {
+            assert!(!recent.admits(wrong), "{wrong:?}");
+        }
+        assert!(!Recent::new(None).admits(Some("")), "no token: nobody reads");
+    }
 }

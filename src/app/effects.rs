@@ -530,6 +530,15 @@ async fn load_admission(
         Ok(records) => data.rows.extend(records.into_iter().rev().map(AdmissionRow::of_record)),
         Err(e) => data.notes.push(format!("stored decisions cannot be read: {e}")),
     }
+    // The webhook of the context, live, through the API server's proxy.
+    let client = cluster::client_for(context.as_deref()).await;
+    if let Ok((client, name)) = &client {
+        let namespace = crate::admission::install::DEFAULT_NAMESPACE;
+        match crate::admission::remote::decisions(client, name, namespace, 500).await {
+            Ok(records) => data.rows.extend(records.into_iter().rev().map(AdmissionRow::of_record)),
+            Err(e) => data.notes.push(format!("no webhook decisions: {e}")),
+        }
+    }
     let files = crate::yaml::files_in(&dir, false).map_err(|e| e.to_string())?;
     if files.is_empty() {
         data.rules = format!("no rules in {}", dir.display());
@@ -553,7 +562,7 @@ async fn load_admission(
         let mut watches = watches.lock().await;
         match watches.get(&key) {
             Some(watch) => Arc::clone(watch),
-            None => match cluster::client_for(context.as_deref()).await {
+            None => match client {
                 Ok((client, name)) => {
                     let watch = Arc::new(cluster::watch::ClusterWatch::start_discovered(client, &name).await);
                     watches.insert(key, Arc::clone(&watch));

@@ -43,6 +43,9 @@ pub enum AdmissionCommand {
         /// Write the bound port to FILE once listening (with --listen …:0)
         #[arg(long, value_name = "FILE")]
         port_file: Option<PathBuf>,
+        /// Serve the last decisions at GET /decisions to callers with the token in FILE
+        #[arg(long, value_name = "FILE")]
+        decisions_token_file: Option<PathBuf>,
         #[command(flatten)]
         registry: RegistryArgs,
     },
@@ -137,6 +140,13 @@ pub enum AdmissionCommand {
     Decisions {
         #[arg(long, value_name = "N", default_value_t = 50)]
         last: usize,
+        /// From the webhook running in the current context (through the API server's proxy)
+        /// instead of the store
+        #[arg(long)]
+        cluster: bool,
+        /// The webhook's namespace (with --cluster)
+        #[arg(long, value_name = "NAMESPACE", default_value = NAMESPACE)]
+        namespace: String,
         #[arg(short, long, value_enum, default_value_t = Output::Table)]
         output: Output,
     },
@@ -224,7 +234,16 @@ pub fn run(command: &AdmissionCommand, config: &Config) -> anyhow::Result<ExitCo
                 ExitCode::SUCCESS
             })
         }
-        AdmissionCommand::Serve { rules, listen, cert, key, namespace, port_file, registry } => {
+        AdmissionCommand::Serve { rules, listen, cert, key, namespace, port_file, decisions_token_file, registry } => {
+            let token = match decisions_token_file {
+                Some(path) => Some(
+                    std::fs::read_to_string(path)
+                        .with_context(|| format!("cannot read the decisions token {}", path.display()))?
+                        .trim()
+                        .to_string(),
+                ),
+                None => None,
+            };
             let mut judge = judge(config, rules, registry)?;
             judge.own_namespace = Some(namespace.clone());
             let tls = server::tls_config(cert, key).map_err(anyhow::Error::msg)?;
@@ -268,7 +287,8 @@ pub fn run(command: &AdmissionCommand, config: &Config) -> anyhow::Result<ExitCo
                 let shutdown = async {
                     let _ = tokio::signal::ctrl_c().await;
                 };
-                server::serve(Arc::new(judge), listener, tls, store, shutdown).await.map_err(anyhow::Error::msg)
+                let recent = server::Recent::new(token);
+                server::serve(Arc::new(judge), listener, tls, store, recent, shutdown).await.map_err(anyhow::Error::msg)
             })?;
             Ok(ExitCode::SUCCESS)
         }
@@ -336,9 +356,18 @@ pub fn run(command: &AdmissionCommand, config: &Config) -> anyhow::Result<ExitCo
             super::write_report(None, rules::crd_yaml().map_err(anyhow::Error::msg)?.as_bytes())?;
             Ok(ExitCode::SUCCESS)
         }
-        AdmissionCommand::Decisions { last, output } => {
-            let store = Store::open(&config.store_path())?;
-            let records = server::stored_decisions(&store, *last).map_err(anyhow::Error::msg)?;
+        AdmissionCommand::Decisions { last, cluster, namespace, output } => {
+            let records = if *cluster {
+                runtime()?.block_on(async {
+                    let (client, context) = crate::cluster::client_for(None).await?;
+                    crate::admission::remote::decisions(&client, &context, namespace, *last)
+                        .await
+                        .map_err(anyhow::Error::msg)
+                })?
+            } else {
+                let store = Store::open(&config.store_path())?;
+                server::stored_decisions(&store, *last).map_err(anyhow::Error::msg)?
+            };
             match output {
                 Output::Json => crate::out!("{}", serde_json::to_string_pretty(&records)?)?,
                 Output::Table => {
