@@ -171,14 +171,7 @@ async fn handle(
                 .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("last=")))
                 .and_then(|n| n.parse().ok())
                 .unwrap_or(200);
-            match serde_json::to_vec(&recent.last(last)) {
-                Ok(bytes) => Response::builder()
-                    .status(StatusCode::OK)
-                    .header(http::header::CONTENT_TYPE, "application/json")
-                    .body(Full::new(Bytes::from(bytes)))
-                    .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "cannot build the answer")),
-                Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("cannot write the decisions: {e}")),
-            }
+            json(&recent.last(last))
         }
         (&Method::POST, "/validate") => {
             let body = match Limited::new(request.into_body(), MAX_BODY).collect().await {
@@ -194,17 +187,22 @@ async fn handle(
             {
                 crate::say!("picket admission: the decisions queue is full: a decision was not stored");
             }
-            match serde_json::to_vec(&review) {
-                Ok(bytes) => Response::builder()
-                    .status(StatusCode::OK)
-                    .header(http::header::CONTENT_TYPE, "application/json")
-                    .body(Full::new(Bytes::from(bytes)))
-                    .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "cannot build the answer")),
-                Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("cannot write the answer: {e}")),
-            }
+            json(&review)
         }
         (_, "/validate" | "/healthz" | "/decisions") => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
         _ => text(StatusCode::NOT_FOUND, "not found: POST /validate takes an AdmissionReview"),
+    }
+}
+
+/// 200 with `value` as JSON.
+fn json(value: &impl serde::Serialize) -> Response<Full<Bytes>> {
+    match serde_json::to_vec(value) {
+        Ok(bytes) => Response::builder()
+            .status(StatusCode::OK)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(bytes)))
+            .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "cannot build the answer")),
+        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("cannot write the answer: {e}")),
     }
 }
 
