@@ -182,7 +182,15 @@ async fn handle(
             if let Some(record) = &record {
                 recent.push(record.clone());
             }
-            if let (Some(record), Some(records)) = (record, records)
+            // The store keeps the object only of decisions that deny or warn: allowed ones are
+            // most of the traffic, and their objects would make the store churn for nothing.
+            let stored = record.map(|mut r| {
+                if matches!(r.verdict.as_str(), "allowed" | "exempt") {
+                    r.object = None;
+                }
+                r
+            });
+            if let (Some(record), Some(records)) = (stored, records)
                 && records.try_send(record).is_err()
             {
                 crate::say!("picket admission: the decisions queue is full: a decision was not stored");
