@@ -1813,14 +1813,15 @@ fn agent_run_streams_watched_opens() {
     require_bpf!();
     let (_dir, watched, unwatched) = watched_dirs();
     let agent = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
-        .args(["agent", "run", "--for", "3", "--no-rules", "--watch"])
+        .args(["agent", "run", "--for", "10", "--no-rules", "--watch"])
         .arg(prefix_of(&watched))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("picket agent runs");
     let target = watched.join("log.txt");
-    for i in 0..10 {
+    // Writes for most of the agent's run: under load its programs took over 2 s to attach.
+    for i in 0..40 {
         std::thread::sleep(Duration::from_millis(200));
         std::fs::write(&target, format!("line {i}")).expect("write");
         std::fs::write(unwatched.join("log.txt"), "x").expect("write");
