@@ -465,19 +465,7 @@ async fn load_inventory(
     store: Arc<Store>,
 ) {
     let result = async {
-        let key = context.clone().unwrap_or_default();
-        let watch = {
-            let mut watches = watches.lock().await;
-            match watches.get(&key) {
-                Some(watch) => Arc::clone(watch),
-                None => {
-                    let (client, name) = cluster::client_for(context.as_deref()).await.map_err(|e| e.to_string())?;
-                    let watch = Arc::new(cluster::watch::ClusterWatch::start_discovered(client, &name).await);
-                    watches.insert(key, Arc::clone(&watch));
-                    watch
-                }
-            }
-        };
+        let watch = watch_of(&watches, context.as_deref()).await?;
         let synced = watch.ready(FIRST_SYNC).await;
         let inventory = watch.snapshot();
         let errors = watch.errors();
@@ -510,6 +498,22 @@ async fn load_inventory(
     let _ = tx.send(Action::InventoryLoaded { request, result: result.map(Arc::new) });
 }
 
+/// The context's watched inventory, started the first time it is asked for and kept.
+async fn watch_of(
+    watches: &ClusterWatches,
+    context: Option<&str>,
+) -> Result<Arc<cluster::watch::ClusterWatch>, String> {
+    let key = context.unwrap_or_default().to_string();
+    let mut watches = watches.lock().await;
+    if let Some(watch) = watches.get(&key) {
+        return Ok(Arc::clone(watch));
+    }
+    let (client, name) = cluster::client_for(context).await.map_err(|e| e.to_string())?;
+    let watch = Arc::new(cluster::watch::ClusterWatch::start_discovered(client, &name).await);
+    watches.insert(key, Arc::clone(&watch));
+    Ok(watch)
+}
+
 /// The Admission pane's rows: the webhook's stored decisions, newest first, then the dry run of
 /// the rules in `dir` over the context's workloads (the same watch the Workloads pane reads).
 async fn load_admission(
@@ -531,8 +535,7 @@ async fn load_admission(
         Err(e) => data.notes.push(format!("stored decisions cannot be read: {e}")),
     }
     // The webhook of the context, live, through the API server's proxy.
-    let client = cluster::client_for(context.as_deref()).await;
-    if let Ok((client, name)) = &client {
+    if let Ok((client, name)) = &cluster::client_for(context.as_deref()).await {
         let namespace = crate::admission::install::DEFAULT_NAMESPACE;
         match crate::admission::remote::decisions(client, name, namespace, 500).await {
             Ok(records) => data.rows.extend(records.into_iter().rev().map(AdmissionRow::of_record)),
@@ -557,22 +560,11 @@ async fn load_admission(
     let scans = rules.needs_scan().then(|| Arc::new(StoredScans::new(Arc::clone(&store))));
     let mut judge = Judge::new(rules, scans);
     judge.own_namespace = Some(crate::admission::install::DEFAULT_NAMESPACE.to_string());
-    let key = context.clone().unwrap_or_default();
-    let watch = {
-        let mut watches = watches.lock().await;
-        match watches.get(&key) {
-            Some(watch) => Arc::clone(watch),
-            None => match client {
-                Ok((client, name)) => {
-                    let watch = Arc::new(cluster::watch::ClusterWatch::start_discovered(client, &name).await);
-                    watches.insert(key, Arc::clone(&watch));
-                    watch
-                }
-                Err(e) => {
-                    data.notes.push(format!("no dry run: {e}"));
-                    return Ok(data);
-                }
-            },
+    let watch = match watch_of(&watches, context.as_deref()).await {
+        Ok(watch) => watch,
+        Err(e) => {
+            data.notes.push(format!("no dry run: {e}"));
+            return Ok(data);
         }
     };
     if !watch.ready(FIRST_SYNC).await {

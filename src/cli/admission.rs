@@ -312,16 +312,9 @@ pub fn run(command: &AdmissionCommand, config: &Config) -> anyhow::Result<ExitCo
             Ok(ExitCode::SUCCESS)
         }
         AdmissionCommand::DryRun { rules, context, problems, webhook_namespace, output } => {
-            let rules = load_all_rules(rules)?;
-            let scans = if rules.needs_scan() {
-                let store = Store::open(&config.store_path())?;
-                Some(Arc::new(StoredScans::new(Arc::new(store))))
-            } else {
-                None
-            };
-            let mut judge = Judge::new(rules, scans);
+            // A dry run pulls nothing: no registry settings.
+            let mut judge = judge(config, rules, &RegistryArgs { insecure: false, ca_file: None })?;
             judge.own_namespace = Some(webhook_namespace.clone());
-            judge.check().map_err(anyhow::Error::msg)?;
             let runtime = runtime()?;
             let outcomes = runtime.block_on(async {
                 let (client, name) = crate::cluster::client_for(context.as_deref()).await?;
@@ -444,8 +437,7 @@ fn load_rules(paths: &[PathBuf]) -> anyhow::Result<RuleSet> {
 
 fn judge(config: &Config, rules: &RulesArgs, registry: &RegistryArgs) -> anyhow::Result<Judge> {
     let rules = load_all_rules(rules)?;
-    // The store only when a rule needs scan data: a webhook on rules that need none never
-    // takes the store's lock.
+    // The store only when a rule needs scan data (`serve` opens it for its decisions anyway).
     let scans = if rules.needs_scan() {
         let store = Store::open(&config.store_path())?;
         Some(Arc::new(StoredScans::new(Arc::new(store))))
