@@ -101,7 +101,10 @@ fn review(uid: usize) -> Vec<u8> {
 }
 
 struct Webhook {
+    /// The client's: the server runs on a runtime of its own, as it runs in a process of its
+    /// own beside the API server.
     runtime: tokio::runtime::Runtime,
+    _server: tokio::runtime::Runtime,
     client: reqwest::Client,
     url: String,
     _dir: tempfile::TempDir,
@@ -114,19 +117,20 @@ fn start() -> Webhook {
     let tls = server::tls_config(&dir.path().join("tls.crt"), &dir.path().join("tls.key")).expect("TLS");
     let ca = std::fs::read(dir.path().join("ca.crt")).expect("the CA");
     let store = Arc::new(picket::store::Store::open(&dir.path().join("store")).expect("store"));
+    let server_runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let judge = Arc::new(Judge::new(rules(), None));
-    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
+    let listener = server_runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
     let port = listener.local_addr().expect("address").port();
     // PICKET_BENCH_NO_STORE=1: without the decisions store, to tell its memory from the rest.
     let store = std::env::var_os("PICKET_BENCH_NO_STORE").is_none().then_some(store);
-    runtime.spawn(server::serve(judge, listener, tls, store, server::Recent::new(None), std::future::pending()));
+    server_runtime.spawn(server::serve(judge, listener, tls, store, server::Recent::new(None), std::future::pending()));
     // HTTP/2, one connection, as the API server calls webhooks.
     let mut config = picket::registry::tls::config_with_ca(&ca, "the bench CA").expect("client TLS");
     config.alpn_protocols = vec![b"h2".to_vec()];
     let client =
         reqwest::Client::builder().tls_backend_preconfigured(config).http2_prior_knowledge().build().expect("client");
-    Webhook { runtime, client, url: format!("https://127.0.0.1:{port}/validate"), _dir: dir }
+    Webhook { runtime, _server: server_runtime, client, url: format!("https://127.0.0.1:{port}/validate"), _dir: dir }
 }
 
 async fn send(client: &reqwest::Client, url: &str, body: Vec<u8>) {
@@ -175,12 +179,13 @@ fn paced_latencies(webhook: &Webhook, per_second: u32, seconds: u32) -> Vec<Dura
             tokio::time::sleep_until(due).await;
             let client = webhook.client.clone();
             let url = webhook.url.clone();
+            let body = review(i as usize);
             // Timed from the send: tokio's timer wakes the sender up to a millisecond after
             // `due`, which is the bench's lateness, not the webhook's. The sender never waits for
             // an answer, so a slow answer cannot hide the requests behind it.
             let sent = Instant::now();
             tasks.push(tokio::spawn(async move {
-                send(&client, &url, review(i as usize)).await;
+                send(&client, &url, body).await;
                 sent.elapsed()
             }));
         }

@@ -1,7 +1,12 @@
 //! Alerts kept: every alert the console receives from an agent goes into the store's `alerts`
 //! tree, newest last, bounded by count and age, so what fired while nobody looked is still there.
-//! `picket alerts list` and the console read the same log. (Response rules, sinks and the
-//! Alerts pane build on it.)
+//! `picket alerts` and the Alerts pane read the same log, folded ([`fold`]) and triaged
+//! ([`triage`], [`exception`]) the same way.
+
+pub mod detail;
+pub mod exception;
+pub mod fold;
+pub mod triage;
 
 use std::time::Duration;
 

@@ -73,7 +73,7 @@ pub enum Commands {
     /// The node agent: kernel process events (run, needs root) and the DaemonSet manifest
     #[command(subcommand)]
     Agent(agent::AgentCommand),
-    /// Alerts the console kept from its agents: list
+    /// Alerts the console kept from its agents: list, show, ack, snooze, false-positive, reopen
     #[command(subcommand)]
     Alerts(alerts::AlertsCommand),
     /// (Internal) runs a kubeconfig credential plugin with a deadline; kube calls it

@@ -172,6 +172,11 @@ impl Config {
     pub fn store_path(&self) -> PathBuf {
         self.data_dir.join("store")
     }
+
+    /// The user's detection rules (`rules/*.yaml`), read by agents started here.
+    pub fn rules_dir(&self) -> PathBuf {
+        self.config_dir.join("rules")
+    }
 }
 
 fn parse_engine_socket(spec: &str) -> Result<PathBuf, String> {

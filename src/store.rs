@@ -75,6 +75,8 @@ pub enum TreeName {
     /// The admission webhook's decisions (`admission::review::DecisionRecord`), keyed by time
     /// then request uid.
     AdmissionDecisions,
+    /// What was decided about each fold of alerts (`alert::triage::TriageRecord`), by fold key.
+    AlertTriage,
 }
 
 impl TreeName {
@@ -95,6 +97,7 @@ impl TreeName {
             Self::ImageReferences => "image_references",
             Self::ScanTimes => "scan_times",
             Self::AdmissionDecisions => "admission_decisions",
+            Self::AlertTriage => "alert_triage",
         }
     }
 }
@@ -260,6 +263,11 @@ impl<V: Serialize + DeserializeOwned> Typed<V> {
 
     pub fn len(&self) -> usize {
         self.tree.len()
+    }
+
+    /// Writes this tree's changes to disk (for records a user decided and must not lose).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.tree.flush().map(|_| ()).map_err(|e| self.db_error(e))
     }
 
     pub fn is_empty(&self) -> bool {

@@ -1169,7 +1169,7 @@ fn connects_are_refused_by_policy_and_by_protect_in_a_container() {
     let listed = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
         .arg("--data-dir")
         .arg(data.path())
-        .args(["alerts", "list", "--json"])
+        .args(["alerts", "list", "--raw", "--json"])
         .output()
         .expect("picket alerts list");
     assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));

@@ -145,6 +145,11 @@ impl RuleSet {
         Self::from_texts(&files)
     }
 
+    /// The rule files picket ships: (name, text).
+    pub fn shipped_texts() -> Vec<(&'static str, &'static str)> {
+        SHIPPED.to_vec()
+    }
+
     /// Rule files in the order they override each other.
     pub fn from_texts(files: &[(PathBuf, String)]) -> Result<Self, RuleError> {
         let mut set = RuleSet::default();
