@@ -116,7 +116,9 @@ fn start() -> Webhook {
     certs.write(dir.path()).expect("write certificates");
     let tls = server::tls_config(&dir.path().join("tls.crt"), &dir.path().join("tls.key")).expect("TLS");
     let ca = std::fs::read(dir.path().join("ca.crt")).expect("the CA");
-    let store = Arc::new(picket::store::Store::open(&dir.path().join("store")).expect("store"));
+    let store = Arc::new(
+        picket::store::Store::open_with_cache(&dir.path().join("store"), server::STORE_CACHE_BYTES).expect("store"),
+    );
     let server_runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let judge = Arc::new(Judge::new(rules(), None));

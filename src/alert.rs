@@ -29,6 +29,13 @@ pub fn now_unix_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// Unix milliseconds as `2026-12-06 10:00:00` (UTC).
+pub fn time(ms: u64) -> String {
+    jiff::Timestamp::from_millisecond(i64::try_from(ms).unwrap_or(0))
+        .map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_default()
+}
+
 /// One alert as kept: the agent's alert with the node and container it came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredAlert {
@@ -39,6 +46,16 @@ pub struct StoredAlert {
 }
 
 impl StoredAlert {
+    /// The alert a wire line carries, as kept (other lines are not alerts).
+    pub fn from_wire(event: &WireEvent) -> Option<Self> {
+        match event {
+            WireEvent::Alert { node, alert, container, .. } => {
+                Some(Self { node: node.clone(), container: container.clone(), alert: (**alert).clone() })
+            }
+            _ => None,
+        }
+    }
+
     /// Time first, so the tree's order is the alerts' order; the id keeps two alerts of one
     /// millisecond apart, and the same alert seen twice (an agent's replay) in one record.
     fn key(&self) -> String {
@@ -72,8 +89,7 @@ impl AlertLog {
     pub fn record(&self, events: &[WireEvent], now_unix_ms: u64) -> Result<usize, StoreError> {
         let mut changes = std::collections::BTreeMap::new();
         for event in events {
-            if let WireEvent::Alert { node, alert, container, .. } = event {
-                let stored = StoredAlert { node: node.clone(), container: container.clone(), alert: (**alert).clone() };
+            if let Some(stored) = StoredAlert::from_wire(event) {
                 let key = stored.key();
                 if !changes.contains_key(&key) && self.tree.get(&key)?.is_none() {
                     changes.insert(key, Some(stored));

@@ -61,7 +61,8 @@ pub async fn run(config: Config, store: Store, render: Render) -> anyhow::Result
     )
     .with_agent_log(config.data_dir.join("agent.log"))
     .with_registries(config.registries.clone())
-    .with_admission_rules(config.config_dir.join("admission"));
+    .with_admission_rules(config.config_dir.join("admission"))
+    .with_rules_dir(config.rules_dir());
     let mut terminal = terminal::enter().context("cannot set up the terminal")?;
     let result = event_loop(&mut terminal, &mut state, &effects, &mut rx, &config, render).await;
     terminal::restore().context("cannot restore the terminal")?;

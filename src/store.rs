@@ -119,6 +119,13 @@ impl Store {
     /// Opens (or creates) the store at `path`, taking its lock, checking its schema version and
     /// running any migrations.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with_cache(path, CACHE_BYTES)
+    }
+
+    /// Like [`Store::open`], with sled's cache bounded to `cache_bytes` (a long-running
+    /// process that mostly writes, such as the admission webhook, keeps it small so its memory
+    /// stays flat).
+    pub fn open_with_cache(path: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
         let io = |source| StoreError::Io { path: path.to_path_buf(), source };
         std::fs::create_dir_all(path).map_err(io)?;
         let lock = lock(path)?;
@@ -129,7 +136,7 @@ impl Store {
             .flush_every_ms(None)
             // sled caches up to 1 GiB by default: a long-running webhook or agent writing all
             // day would grow to that. Reads past the cache come from the page cache anyway.
-            .cache_capacity(CACHE_BYTES)
+            .cache_capacity(cache_bytes)
             .open()
             .map_err(|source| StoreError::Db { path: path.to_path_buf(), source })?;
         let store = Self { db, path: path.to_path_buf(), _lock: lock };

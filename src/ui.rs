@@ -43,6 +43,8 @@ pub fn render(frame: &mut Frame, state: &AppState, theme: &Theme) {
         PaneId::PolicyDiff => panes::policies::render_diff(frame, body, state, theme),
         PaneId::Admission => panes::admission::render(frame, body, state, theme),
         PaneId::AdmissionDecision => panes::admission::render_decision(frame, body, state, theme),
+        PaneId::Alerts => panes::alerts::render(frame, body, state, theme),
+        PaneId::AlertDetail => panes::alerts::render_detail(frame, body, state, theme),
     }
     widgets::status_bar::render(frame, footer, state, theme);
     match &state.mode {

@@ -36,6 +36,9 @@ const RECENT: usize = 1000;
 /// Decisions kept in the store: the oldest go past this (in batches of `PRUNE`).
 const KEPT: usize = 20_000;
 const PRUNE: usize = 1_000;
+/// sled's cache for the webhook's store: it writes decisions and reads a few scans, so a
+/// small cache keeps its memory flat without slowing either.
+pub const STORE_CACHE_BYTES: u64 = 8 << 20;
 /// The header that carries the decisions token (the API server's proxy keeps it; it does not
 /// pass on `Authorization`).
 pub const TOKEN_HEADER: &str = "x-picket-token";

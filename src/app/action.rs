@@ -127,6 +127,20 @@ pub enum Action {
         context: String,
         result: Result<Vec<String>, String>,
     },
+    /// The alerts and triage records kept in the store, folded (the Alerts pane).
+    AlertsLoaded {
+        request: u64,
+        result: Result<Box<crate::app::state::AlertsLoad>, String>,
+    },
+    /// One fold of alerts in full, as lines.
+    AlertDetailLoaded {
+        id: String,
+        result: Result<Vec<String>, String>,
+    },
+    /// The rule exception a false positive would write (the fold's key and the change), checked.
+    FalsePositiveProposed(Result<(String, crate::alert::exception::Proposed), String>),
+    /// A triage record was written: every record now, and what to say.
+    AlertTriaged(Result<(crate::alert::triage::Triage, String), String>),
     /// The Admission pane's rows, or why there are none.
     AdmissionLoaded {
         request: u64,
@@ -288,6 +302,30 @@ pub enum Effect {
     LoadAdmission {
         request: u64,
         context: Option<String>,
+    },
+    /// The Alerts pane: the newest kept alerts and the triage records, folded.
+    LoadAlerts {
+        request: u64,
+    },
+    /// One fold (by id) in full: `alert::detail`.
+    LoadAlertDetail {
+        id: String,
+    },
+    /// Write (Some) or remove (None) the triage record of the fold with `key`; `said` is the
+    /// toast when done.
+    TriageAlert {
+        key: String,
+        record: Option<crate::alert::triage::TriageRecord>,
+        said: String,
+    },
+    /// Work out the rule exception that marks the fold a false positive.
+    ProposeFalsePositive {
+        id: String,
+    },
+    /// Write the exception (after the user said yes) and mark the fold.
+    WriteFalsePositive {
+        key: String,
+        proposed: Box<crate::alert::exception::Proposed>,
     },
     /// Ask the local agent on `socket` for its baselines.
     LoadBaselines {

@@ -43,6 +43,8 @@ pub struct Effects {
     registries: Arc<Vec<crate::registry::RegistryTarget>>,
     /// The admission rules in force for the dry run (`config_dir/admission`).
     admission_dir: PathBuf,
+    /// The user's detection rules, where false positives write their exceptions.
+    rules_dir: PathBuf,
 }
 
 type ClusterWatches = Arc<tokio::sync::Mutex<std::collections::BTreeMap<String, Arc<cluster::watch::ClusterWatch>>>>;
@@ -72,7 +74,14 @@ impl Effects {
             agent_in_flight: Default::default(),
             registries: Default::default(),
             admission_dir: PathBuf::from("admission"),
+            rules_dir: PathBuf::from("rules"),
         }
+    }
+
+    /// Where false positives write their rule exceptions (the rules directory agents read).
+    pub fn with_rules_dir(mut self, dir: PathBuf) -> Self {
+        self.rules_dir = dir;
+        self
     }
 
     /// Where the Admission pane's dry run reads its rules.
@@ -249,6 +258,57 @@ impl Effects {
                 tokio::spawn(async move {
                     let result = client::deploy(context.clone()).await;
                     let _ = tx.send(Action::AgentDeployed { context, result });
+                });
+            }
+            Effect::LoadAlerts { request } => {
+                let store = Arc::clone(&self.store);
+                tokio::task::spawn_blocking(move || {
+                    let result = load_alerts(&store).map(Box::new);
+                    let _ = tx.send(Action::AlertsLoaded { request, result });
+                });
+            }
+            Effect::LoadAlertDetail { id } => {
+                let store = Arc::clone(&self.store);
+                tokio::task::spawn_blocking(move || {
+                    let result =
+                        crate::alert::detail::find(&store, &id, crate::alert::now_unix_ms()).map(|d| d.lines());
+                    let _ = tx.send(Action::AlertDetailLoaded { id, result });
+                });
+            }
+            Effect::TriageAlert { key, record, said } => {
+                let store = Arc::clone(&self.store);
+                tokio::task::spawn_blocking(move || {
+                    let result = triage_alert(&store, &key, record.as_ref()).map(|triage| (triage, said));
+                    let _ = tx.send(Action::AlertTriaged(result));
+                });
+            }
+            Effect::ProposeFalsePositive { id } => {
+                let store = Arc::clone(&self.store);
+                let rules_dir = self.rules_dir.clone();
+                tokio::task::spawn_blocking(move || {
+                    let result =
+                        crate::alert::detail::find(&store, &id, crate::alert::now_unix_ms()).and_then(|detail| {
+                            crate::alert::exception::propose(&detail.alert, &rules_dir).map(|p| (detail.key, p))
+                        });
+                    let _ = tx.send(Action::FalsePositiveProposed(result));
+                });
+            }
+            Effect::WriteFalsePositive { key, proposed } => {
+                let store = Arc::clone(&self.store);
+                tokio::task::spawn_blocking(move || {
+                    let result = proposed.write().and_then(|()| {
+                        let record = crate::alert::triage::TriageRecord::FalsePositive {
+                            at_ms: crate::alert::now_unix_ms(),
+                            by: crate::alert::triage::current_user(),
+                            file: proposed.path.display().to_string(),
+                        };
+                        let said = format!(
+                            "exception written to {}: agents apply it when they next start",
+                            proposed.path.display()
+                        );
+                        triage_alert(&store, &key, Some(&record)).map(|triage| (triage, said))
+                    });
+                    let _ = tx.send(Action::AlertTriaged(result));
                 });
             }
             Effect::LoadAdmission { request, context } => {
@@ -512,6 +572,33 @@ async fn watch_of(
     let watch = Arc::new(cluster::watch::ClusterWatch::start_discovered(client, &name).await);
     watches.insert(key, Arc::clone(&watch));
     Ok(watch)
+}
+
+/// The newest kept alerts and the triage records, folded for the Alerts pane.
+fn load_alerts(store: &Store) -> Result<crate::app::state::AlertsLoad, String> {
+    let alerts = crate::alert::AlertLog::open(store)
+        .and_then(|log| log.newest(crate::app::state::alerts::LOADED))
+        .map_err(|e| format!("reading the kept alerts: {e}"))?;
+    let triage = crate::alert::triage::TriageLog::open(store)
+        .and_then(|log| log.load(crate::alert::now_unix_ms()))
+        .map_err(|e| format!("reading the triage records: {e}"))?;
+    Ok(crate::app::state::AlertsLoad::of(&alerts, triage))
+}
+
+/// Writes (or removes) a fold's triage record; every record after.
+fn triage_alert(
+    store: &Store,
+    key: &str,
+    record: Option<&crate::alert::triage::TriageRecord>,
+) -> Result<crate::alert::triage::Triage, String> {
+    let log = crate::alert::triage::TriageLog::open(store).map_err(|e| e.to_string())?;
+    match record {
+        Some(record) => log.set(key, record).map_err(|e| format!("keeping the triage record: {e}"))?,
+        None => {
+            log.reopen(key).map_err(|e| format!("removing the triage record: {e}"))?;
+        }
+    }
+    log.load(crate::alert::now_unix_ms()).map_err(|e| e.to_string())
 }
 
 /// The Admission pane's rows: the webhook's stored decisions, newest first, then the dry run of

@@ -1,6 +1,7 @@
 //! Everything the screen shows. Changed only by `update`; read by `ui::render`.
 
 mod admission;
+pub mod alerts;
 mod behaviour;
 mod compare;
 mod compliance;
@@ -15,6 +16,7 @@ mod registries;
 mod workloads;
 
 pub use admission::{AdmissionData, AdmissionRow, AdmissionState, RowSource, row_text as admission_row_text};
+pub use alerts::{AlertsLoad, AlertsState, OpenedFold};
 pub use behaviour::{BehaviourState, GroupMode, group_text};
 pub use compare::CompareState;
 pub use compliance::{BenchDone, BenchKind, BenchRun, CheckDetail, ComplianceState, check_text, result_text};
@@ -80,10 +82,14 @@ pub enum PaneId {
     AdmissionDecision,
     /// What applying the edited policy would change.
     PolicyDiff,
+    /// Alerts from the agents, folded by rule, container and program.
+    Alerts,
+    /// One fold of alerts in full.
+    AlertDetail,
 }
 
 /// The panes `tab` cycles through, in order.
-pub const TOP_PANES: [PaneId; 11] = [
+pub const TOP_PANES: [PaneId; 12] = [
     PaneId::Overview,
     PaneId::Containers,
     PaneId::Images,
@@ -95,6 +101,7 @@ pub const TOP_PANES: [PaneId; 11] = [
     PaneId::Behaviour,
     PaneId::Policies,
     PaneId::Admission,
+    PaneId::Alerts,
 ];
 
 impl PaneId {
@@ -114,6 +121,7 @@ impl PaneId {
             Self::Behaviour | Self::BehaviourGroup => "behaviour",
             Self::Policies | Self::PolicyEditor | Self::PolicyDiff => "policies",
             Self::Admission | Self::AdmissionDecision => "admission",
+            Self::Alerts | Self::AlertDetail => "alerts",
         }
     }
 
@@ -144,6 +152,8 @@ impl PaneId {
             Self::PolicyDiff => "diff",
             Self::Admission => "admission",
             Self::AdmissionDecision => "decision",
+            Self::Alerts => "alerts",
+            Self::AlertDetail => "alert",
         }
     }
 }
@@ -294,6 +304,8 @@ pub struct AppState {
     pub policies: Option<PoliciesState>,
     /// None until the Admission pane is first shown (or after the context changes).
     pub admission: Option<AdmissionState>,
+    /// None until the Alerts pane is first shown.
+    pub alerts: Option<AlertsState>,
     /// Where the local agent serves its events.
     pub agent_socket: PathBuf,
     /// Whether picket runs as root (it may then start the agent itself).
@@ -344,6 +356,7 @@ impl AppState {
             behaviour: None,
             policies: None,
             admission: None,
+            alerts: None,
             agent_socket: PathBuf::from(crate::agent::stream::DEFAULT_SOCKET),
             is_root: false,
             picket_exe: "picket".to_string(),
@@ -389,6 +402,7 @@ impl AppState {
             PaneId::Behaviour => self.behaviour.as_ref().map(|b| &b.view),
             PaneId::Policies => self.policies.as_ref().map(|p| &p.view),
             PaneId::Admission => self.admission.as_ref().map(|a| &a.view),
+            PaneId::Alerts => self.alerts.as_ref().map(|a| &a.view),
             PaneId::Overview
             | PaneId::ContainerDetail
             | PaneId::FindingDetail
@@ -397,7 +411,8 @@ impl AppState {
             | PaneId::BehaviourGroup
             | PaneId::PolicyEditor
             | PaneId::PolicyDiff
-            | PaneId::AdmissionDecision => None,
+            | PaneId::AdmissionDecision
+            | PaneId::AlertDetail => None,
         }
     }
 
@@ -419,6 +434,7 @@ impl AppState {
             PaneId::Behaviour => self.behaviour.as_mut().map(|b| &mut b.view),
             PaneId::Policies => self.policies.as_mut().map(|p| &mut p.view),
             PaneId::Admission => self.admission.as_mut().map(|a| &mut a.view),
+            PaneId::Alerts => self.alerts.as_mut().map(|a| &mut a.view),
             PaneId::Overview
             | PaneId::ContainerDetail
             | PaneId::FindingDetail
@@ -427,7 +443,8 @@ impl AppState {
             | PaneId::BehaviourGroup
             | PaneId::PolicyEditor
             | PaneId::PolicyDiff
-            | PaneId::AdmissionDecision => None,
+            | PaneId::AdmissionDecision
+            | PaneId::AlertDetail => None,
         }
     }
 

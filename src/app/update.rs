@@ -34,6 +34,11 @@ pub const PROMPT_COMMANDS: &[PromptCommand] = &[
         help: "Policies in force, their history, the YAML editor",
     },
     PromptCommand {
+        name: "alerts",
+        aliases: &["al", "alert", "alarms"],
+        help: "Alerts from the agents, folded; triage them",
+    },
+    PromptCommand {
         name: "admission",
         aliases: &["adm", "webhook"],
         help: "Admission decisions, and the rules over running workloads",
@@ -120,6 +125,7 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
             vec![]
         }
         Action::AgentLines { conn, events, unreadable } => {
+            alerts::lines(state, &events);
             nodes::lines(state, conn, events, unreadable);
             vec![]
         }
@@ -137,6 +143,16 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
         }
         Action::AgentStarted(result) => nodes::started(state, result),
         Action::AgentDeployed { context, result } => nodes::deployed(state, context, result),
+        Action::AlertsLoaded { request, result } => {
+            alerts::loaded(state, request, result);
+            vec![]
+        }
+        Action::AlertDetailLoaded { id, result } => {
+            alerts::detail_loaded(state, &id, result);
+            vec![]
+        }
+        Action::FalsePositiveProposed(result) => alerts::proposed(state, result),
+        Action::AlertTriaged(result) => alerts::triaged(state, result),
         Action::AdmissionLoaded { request, result } => {
             admission::loaded(state, request, result);
             vec![]
@@ -191,6 +207,9 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
             } else {
                 vec![]
             };
+            if matches!(state.pane(), PaneId::Alerts | PaneId::AlertDetail) {
+                alerts::tick(state, crate::alert::now_unix_ms());
+            }
             if state.engines_loading {
                 return effects;
             }
@@ -255,6 +274,11 @@ fn refilter_current(state: &mut AppState) {
                 admission.refilter();
             }
         }
+        PaneId::Alerts => {
+            if let Some(alerts) = state.alerts.as_mut() {
+                alerts.refresh();
+            }
+        }
         PaneId::Compare => {
             if let Some(compare) = state.compare.as_mut() {
                 compare.refilter();
@@ -273,7 +297,8 @@ fn refilter_current(state: &mut AppState) {
         | PaneId::BehaviourGroup
         | PaneId::PolicyEditor
         | PaneId::PolicyDiff
-        | PaneId::AdmissionDecision => {}
+        | PaneId::AdmissionDecision
+        | PaneId::AlertDetail => {}
     }
 }
 
@@ -412,6 +437,7 @@ fn run_prompt(state: &mut AppState, input: &str) -> Vec<Effect> {
         ("behaviour", _) => go_to(state, PaneId::Behaviour),
         ("policies", _) => go_to(state, PaneId::Policies),
         ("admission", _) => go_to(state, PaneId::Admission),
+        ("alerts", _) => go_to(state, PaneId::Alerts),
         ("compliance", _) => go_to(state, PaneId::Compliance),
         ("workloads", _) => go_to(state, PaneId::Workloads),
         ("nodes", _) => go_to(state, PaneId::Nodes),
@@ -440,6 +466,7 @@ fn pane_shown(state: &mut AppState) -> Vec<Effect> {
         PaneId::Behaviour => behaviour::ensure_loaded(state),
         PaneId::Policies => policies::ensure_loaded(state),
         PaneId::Admission => admission::ensure_loaded(state),
+        PaneId::Alerts => alerts::ensure_loaded(state),
         _ => vec![],
     }
 }
@@ -530,6 +557,8 @@ pub fn run_command(state: &mut AppState, command: Command) -> Vec<Effect> {
         Command::PageUp if state.pane() == PaneId::BehaviourGroup => behaviour::scroll(state, -page),
         Command::PageDown if state.pane() == PaneId::BehaviourGroup => behaviour::scroll(state, page),
         Command::PageUp if state.pane() == PaneId::AdmissionDecision => return admission::scroll(state, -page),
+        Command::PageUp if state.pane() == PaneId::AlertDetail => return alerts::scroll(state, -page),
+        Command::PageDown if state.pane() == PaneId::AlertDetail => return alerts::scroll(state, page),
         Command::PageDown if state.pane() == PaneId::AdmissionDecision => return admission::scroll(state, page),
         Command::PageUp => move_selection(state, -page),
         Command::PageDown => move_selection(state, page),
@@ -560,6 +589,7 @@ pub fn run_command(state: &mut AppState, command: Command) -> Vec<Effect> {
                 Some(PaneId::Behaviour) => effects.extend(behaviour::load(state)),
                 Some(PaneId::Policies) => effects.extend(policies::load(state)),
                 Some(PaneId::Admission) => effects.extend(admission::load(state)),
+                Some(PaneId::Alerts) => effects.extend(alerts::load(state)),
                 Some(PaneId::Compare) => effects.extend(compare::reload(state)),
                 Some(PaneId::Nodes) => {
                     effects.extend(nodes::connect(state, Duration::ZERO));
@@ -584,6 +614,13 @@ pub fn run_command(state: &mut AppState, command: Command) -> Vec<Effect> {
         Command::PrevReport => return compliance::cycle(state, false),
         Command::NextReport => return compliance::cycle(state, true),
         Command::NextNamespace if state.pane() == PaneId::Admission => return admission::next_namespace(state),
+        Command::NextNamespace if state.pane() == PaneId::Alerts => return alerts::next_namespace(state),
+        Command::AckAlert => return alerts::acknowledge(state, crate::alert::now_unix_ms()),
+        Command::SnoozeAlert => return alerts::snooze(state, crate::alert::now_unix_ms()),
+        Command::FalsePositive => return alerts::false_positive(state),
+        Command::ReopenAlert => return alerts::reopen(state),
+        Command::NextSeverity => return alerts::next_severity(state),
+        Command::ToggleTriaged => return alerts::toggle_all(state),
         Command::NextNamespace => return workloads::next_namespace(state),
         Command::StartAgent => return nodes::start(state),
         Command::DeployAgent => return nodes::deploy(state),
@@ -624,6 +661,10 @@ fn move_selection(state: &mut AppState, delta: isize) {
         admission::scroll(state, delta);
         return;
     }
+    if state.pane() == PaneId::AlertDetail {
+        alerts::scroll(state, delta);
+        return;
+    }
     if let Some(view) = state.list_view_mut() {
         view.move_by(delta);
     }
@@ -644,6 +685,7 @@ fn enter(state: &mut AppState) -> Vec<Effect> {
         PaneId::Behaviour => behaviour::enter(state),
         PaneId::Policies => policies::enter(state),
         PaneId::Admission => admission::enter(state),
+        PaneId::Alerts => alerts::enter(state),
         PaneId::PolicyEditor | PaneId::PolicyDiff => policies::start_typing(state),
         PaneId::RegistryTags => registries::open_findings(state),
         PaneId::Compare => compare::enter(state),
@@ -654,11 +696,13 @@ fn enter(state: &mut AppState) -> Vec<Effect> {
         | PaneId::NodeActivity
         | PaneId::CompareWorkload
         | PaneId::BehaviourGroup
-        | PaneId::AdmissionDecision => vec![],
+        | PaneId::AdmissionDecision
+        | PaneId::AlertDetail => vec![],
     }
 }
 
 mod admission;
+mod alerts;
 mod behaviour;
 mod compare;
 mod compliance;

@@ -275,15 +275,16 @@ pub fn run(command: &AdmissionCommand, config: &Config) -> anyhow::Result<ExitCo
                 );
                 // Decisions are kept for `picket admission decisions` and the Admission pane,
                 // in the store the scans use, else in the configured one when it can be had.
-                let store = judge.scans.as_ref().map(|s| Arc::clone(s.store())).or_else(|| {
-                    match Store::open(&config.store_path()) {
-                        Ok(store) => Some(Arc::new(store)),
-                        Err(e) => {
-                            crate::say!("picket admission: decisions will not be kept: {e}");
-                            None
+                let store =
+                    judge.scans.as_ref().map(|s| Arc::clone(s.store())).or_else(|| {
+                        match Store::open_with_cache(&config.store_path(), server::STORE_CACHE_BYTES) {
+                            Ok(store) => Some(Arc::new(store)),
+                            Err(e) => {
+                                crate::say!("picket admission: decisions will not be kept: {e}");
+                                None
+                            }
                         }
-                    }
-                });
+                    });
                 let shutdown = async {
                     let _ = tokio::signal::ctrl_c().await;
                 };
@@ -437,9 +438,10 @@ fn load_rules(paths: &[PathBuf]) -> anyhow::Result<RuleSet> {
 
 fn judge(config: &Config, rules: &RulesArgs, registry: &RegistryArgs) -> anyhow::Result<Judge> {
     let rules = load_all_rules(rules)?;
-    // The store only when a rule needs scan data (`serve` opens it for its decisions anyway).
+    // The store only when a rule needs scan data (`serve` opens it for its decisions anyway),
+    // with the webhook's small cache (it is short-lived elsewhere).
     let scans = if rules.needs_scan() {
-        let store = Store::open(&config.store_path())?;
+        let store = Store::open_with_cache(&config.store_path(), server::STORE_CACHE_BYTES)?;
         Some(Arc::new(StoredScans::new(Arc::new(store))))
     } else {
         None

@@ -6,10 +6,10 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 
-use crate::alert::detail::{AlertDetail, ancestry_tree};
+use crate::alert::detail::AlertDetail;
 use crate::alert::fold::{Filter, Fold, fold};
 use crate::alert::triage::{TriageLog, TriageRecord, current_user, parse_duration};
-use crate::alert::{AlertLog, StoredAlert, now_unix_ms};
+use crate::alert::{AlertLog, StoredAlert, now_unix_ms, time};
 use crate::config::Config;
 use crate::model::Severity;
 use crate::store::Store;
@@ -187,12 +187,6 @@ fn raw_admits(filter: &Filter, alert: &StoredAlert) -> bool {
         && filter.node.as_deref().is_none_or(|n| alert.node == n)
 }
 
-pub fn time(ms: u64) -> String {
-    jiff::Timestamp::from_millisecond(i64::try_from(ms).unwrap_or(0))
-        .map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
-        .unwrap_or_default()
-}
-
 fn fold_table(folds: &[Fold]) -> String {
     if folds.is_empty() {
         return "no open alerts (--all shows acknowledged, snoozed and false-positive ones)".into();
@@ -254,96 +248,6 @@ pub fn what(stored: &StoredAlert) -> String {
 }
 
 /// `picket alerts show` as text; the pane renders the same lines.
-pub fn detail_text(detail: &AlertDetail) -> String {
-    detail_lines(detail).join("\n")
-}
-
-pub fn detail_lines(detail: &AlertDetail) -> Vec<String> {
-    let fold = &detail.fold;
-    let alert = &detail.alert.alert;
-    let event = &alert.event;
-    let mut lines = vec![
-        format!("{}  {}  [{}]", alert.severity, alert.title, alert.rule),
-        format!(
-            "fold {}: {} events, first {}, last {}, {}",
-            fold.id,
-            fold.count,
-            time(fold.first_ms),
-            time(fold.last_ms),
-            fold.state.as_str()
-        ),
-    ];
-    if let Some(record) = &detail.triage {
-        lines.push(match record {
-            TriageRecord::Acknowledged { at_ms, by } => format!("acknowledged by {by} at {}", time(*at_ms)),
-            TriageRecord::Snoozed { until_ms, by, .. } => format!("snoozed by {by} until {}", time(*until_ms)),
-            TriageRecord::FalsePositive { by, file, .. } => {
-                format!("marked a false positive by {by}: exception in {file}")
-            }
-        });
-    }
-    lines.push(String::new());
-    lines.push(format!("why: {}", alert.why));
-    if !alert.technique.is_empty() {
-        lines.push(format!("ATT&CK: {}", alert.technique));
-    }
-    let mode = serde_json::to_value(alert.mode).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
-    let action = serde_json::to_value(alert.action).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
-    lines.push(format!("mode {mode}, {action}"));
-    if !alert.policy.is_empty() {
-        lines.push(format!("decided by: {}", alert.policy));
-    }
-    lines.push(String::new());
-    lines.push(format!("event: {} at {} on node {}", event.kind, time(alert.at_unix_ms), detail.alert.node));
-    lines.push(format!("  pid {} uid {} {} ({})", event.pid, event.uid, event.exe, event.comm));
-    if !event.args.is_empty() {
-        lines.push(format!("  args: {}", event.args.join(" ")));
-    }
-    if !event.path.is_empty() {
-        lines.push(format!("  path: {}{}", event.path, if event.write { " (write)" } else { "" }));
-    }
-    if !event.remote.is_empty() {
-        lines.push(format!("  remote: {}", event.remote));
-    }
-    if !event.local.is_empty() {
-        lines.push(format!("  local: {}", event.local));
-    }
-    let tree = ancestry_tree(&detail.alert);
-    if !tree.is_empty() {
-        lines.push(String::new());
-        lines.push("process tree:".into());
-        lines.extend(tree.into_iter().map(|l| format!("  {l}")));
-    }
-    lines.push(String::new());
-    match &detail.alert.container {
-        None => lines.push("on the host".into()),
-        Some(c) => {
-            lines.push(format!(
-                "container: {} ({:?} {})",
-                fold.container,
-                c.runtime,
-                c.id.chars().take(12).collect::<String>()
-            ));
-            if let (Some(ns), Some(pod)) = (&c.pod_namespace, &c.pod_name) {
-                lines.push(format!("  pod {ns}/{pod}"));
-            }
-        }
-    }
-    if let Some(image) = &detail.image {
-        match &image.scanned {
-            None => lines
-                .push(format!("image {}: never scanned here (picket scan image {})", image.reference, image.reference)),
-            Some(s) => {
-                lines.push(format!(
-                    "image {}: {} critical, {} high, {} medium, {} low ({} with a fix)",
-                    image.reference, s.critical, s.high, s.medium, s.low, s.with_fix
-                ));
-                for top in &s.top {
-                    let fix = top.fixed_in.as_deref().map(|f| format!(" → {f}")).unwrap_or_default();
-                    lines.push(format!("  {:<8} {} {} {}{fix}", top.severity, top.id, top.package, top.installed));
-                }
-            }
-        }
-    }
-    lines
+fn detail_text(detail: &AlertDetail) -> String {
+    detail.lines().join("\n")
 }

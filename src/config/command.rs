@@ -40,6 +40,12 @@ pub enum Command {
     NextProblem,
     NextMode,
     AcceptViolation,
+    AckAlert,
+    SnoozeAlert,
+    FalsePositive,
+    ReopenAlert,
+    NextSeverity,
+    ToggleTriaged,
 }
 
 impl Command {
@@ -79,6 +85,12 @@ impl Command {
         Self::NextProblem,
         Self::NextMode,
         Self::AcceptViolation,
+        Self::AckAlert,
+        Self::SnoozeAlert,
+        Self::FalsePositive,
+        Self::ReopenAlert,
+        Self::NextSeverity,
+        Self::ToggleTriaged,
         Self::Quit,
     ];
 
@@ -120,6 +132,12 @@ impl Command {
             Self::NextProblem => "next-problem",
             Self::NextMode => "next-mode",
             Self::AcceptViolation => "accept-violation",
+            Self::AckAlert => "ack",
+            Self::SnoozeAlert => "snooze",
+            Self::FalsePositive => "false-positive",
+            Self::ReopenAlert => "reopen",
+            Self::NextSeverity => "next-severity",
+            Self::ToggleTriaged => "toggle-triaged",
         }
     }
 
@@ -165,6 +183,12 @@ impl Command {
             Self::NextProblem => "Go to the next problem",
             Self::NextMode => "Next mode of the group: discover → monitor → protect (asks first)",
             Self::AcceptViolation => "Accept the selected violation into the group's policy (asks first)",
+            Self::AckAlert => "Acknowledge the alerts (they open again when it fires)",
+            Self::SnoozeAlert => "Snooze the alerts for an hour",
+            Self::FalsePositive => "False positive: write a rule exception (shows the diff, asks first)",
+            Self::ReopenAlert => "Reopen: undo acknowledge, snooze or false positive",
+            Self::NextSeverity => "Severity floor: all → critical → high → medium",
+            Self::ToggleTriaged => "Show acknowledged, snoozed and false-positive alerts too",
         }
     }
 }

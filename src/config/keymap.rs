@@ -181,6 +181,13 @@ const SCOPED_BINDINGS: &[(&str, Command, &str)] = &[
     ("n", Command::NextProblem, "policies"),
     ("m", Command::NextMode, "behaviour"),
     ("a", Command::AcceptViolation, "behaviour"),
+    ("a", Command::AckAlert, "alerts"),
+    ("s", Command::SnoozeAlert, "alerts"),
+    ("f", Command::FalsePositive, "alerts"),
+    ("u", Command::ReopenAlert, "alerts"),
+    ("v", Command::NextSeverity, "alerts"),
+    ("A", Command::ToggleTriaged, "alerts"),
+    ("n", Command::NextNamespace, "alerts"),
 ];
 
 const DEFAULT_BINDINGS: &[(&str, Command)] = &[

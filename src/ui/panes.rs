@@ -1,6 +1,7 @@
 //! One file per pane; each is a pure render of its part of `AppState`.
 
 pub mod admission;
+pub mod alerts;
 pub mod behaviour;
 pub mod compare;
 pub mod compliance;

@@ -132,7 +132,7 @@ fn enter_drills_in_and_esc_comes_back() {
 fn tab_cycles_top_panes() {
     let mut state = fixtures::state();
     let mut seen = vec![state.pane()];
-    for _ in 0..11 {
+    for _ in 0..TOP_PANES.len() {
         update(&mut state, Action::Key(code(KeyCode::Tab)));
         seen.push(state.pane());
     }
@@ -150,6 +150,7 @@ fn tab_cycles_top_panes() {
             PaneId::Behaviour,
             PaneId::Policies,
             PaneId::Admission,
+            PaneId::Alerts,
             PaneId::Overview
         ]
     );

@@ -18,20 +18,30 @@ pub fn centered(area: Rect, width: u16, height: u16) -> Rect {
 }
 
 pub fn render_confirm(frame: &mut Frame, area: Rect, confirmation: &Confirmation, theme: &Theme) {
-    let popup = centered(area, 80, 9);
+    // Sized to the detail (a command line, a diff), within the screen.
+    let detail: Vec<&str> = confirmation.detail.lines().collect();
+    let widest = detail.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+    let width = u16::try_from(widest + 4).unwrap_or(u16::MAX).clamp(80, 110);
+    let height = u16::try_from(detail.len() + 8).unwrap_or(u16::MAX).max(9);
+    let popup = centered(area, width, height);
     frame.render_widget(Clear, popup);
-    let lines = vec![
-        Line::from(Span::styled(confirmation.question.clone(), theme.style(Slot::Value))),
-        Line::from(""),
-        Line::from(Span::styled(confirmation.detail.clone(), theme.style(Slot::Dim))),
-        Line::from(""),
-        Line::from(vec![
-            Span::styled(" <y> ", theme.style(Slot::FooterKey)),
-            Span::styled("run   ", theme.style(Slot::FooterDesc)),
-            Span::styled(" <n> ", theme.style(Slot::FooterKey)),
-            Span::styled("cancel", theme.style(Slot::FooterDesc)),
-        ]),
-    ];
+    let mut lines =
+        vec![Line::from(Span::styled(confirmation.question.clone(), theme.style(Slot::Value))), Line::from("")];
+    lines.extend(detail.iter().map(|l| {
+        let slot = match l.as_bytes().first() {
+            Some(b'+') if !l.starts_with("+++") => Slot::StatusOk,
+            Some(b'-') if !l.starts_with("---") => Slot::StatusError,
+            _ => Slot::Dim,
+        };
+        Line::from(Span::styled((*l).to_string(), theme.style(slot)))
+    }));
+    lines.push(Line::from(""));
+    lines.push(Line::from(vec![
+        Span::styled(" <y> ", theme.style(Slot::FooterKey)),
+        Span::styled("run   ", theme.style(Slot::FooterDesc)),
+        Span::styled(" <n> ", theme.style(Slot::FooterKey)),
+        Span::styled("cancel", theme.style(Slot::FooterDesc)),
+    ]));
     let paragraph = Paragraph::new(lines).wrap(Wrap { trim: false }).block(pane_block(" Confirm ", theme, true));
     frame.render_widget(paragraph, popup);
 }

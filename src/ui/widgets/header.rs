@@ -39,15 +39,42 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
 
     let mut tabs = vec![Span::styled(" ", base)];
     let top = state.nav.first().copied().unwrap_or(PaneId::Overview);
-    // A space between tabs when every tab fits with it, else none (narrow terminals).
-    let wide: usize = TOP_PANES.iter().map(|p| p.title().chars().count() + 3).sum::<usize>() + 1;
-    let gap = wide <= usize::from(area.width);
-    for pane in TOP_PANES {
-        let style = if pane == top { theme.style(Slot::TableSelected) } else { theme.style(Slot::Dim) };
+    let width = usize::from(area.width);
+    // A space between tabs when every tab fits with it, else none; when even that does not fit
+    // (narrow terminals), the tabs around the current one, with ‹ › where some are hidden.
+    let tab_width = |p: &PaneId| p.title().chars().count() + 2;
+    let wide: usize = TOP_PANES.iter().map(|p| tab_width(p) + 1).sum::<usize>() + 1;
+    let gap = wide <= width;
+    let narrow: usize = TOP_PANES.iter().map(tab_width).sum::<usize>() + 1;
+    let (first, last) = if narrow <= width {
+        (0, TOP_PANES.len())
+    } else {
+        let room = width.saturating_sub(3);
+        let current = TOP_PANES.iter().position(|p| *p == top).unwrap_or(0);
+        let mut first = 0;
+        while first < current && TOP_PANES[first..=current].iter().map(tab_width).sum::<usize>() > room {
+            first += 1;
+        }
+        let mut last = first;
+        let mut used = 0;
+        while last < TOP_PANES.len() && used + tab_width(&TOP_PANES[last]) <= room {
+            used += tab_width(&TOP_PANES[last]);
+            last += 1;
+        }
+        (first, last.max(first + 1).min(TOP_PANES.len()))
+    };
+    if first > 0 {
+        tabs.push(Span::styled("‹", theme.style(Slot::Dim)));
+    }
+    for pane in &TOP_PANES[first..last] {
+        let style = if *pane == top { theme.style(Slot::TableSelected) } else { theme.style(Slot::Dim) };
         tabs.push(Span::styled(format!(" {} ", pane.title()), style));
         if gap {
             tabs.push(Span::raw(" "));
         }
+    }
+    if last < TOP_PANES.len() {
+        tabs.push(Span::styled("›", theme.style(Slot::Dim)));
     }
     if state.pane() == PaneId::ContainerDetail
         && let Some(detail) = &state.detail
