@@ -6,6 +6,9 @@
 pub mod detail;
 pub mod exception;
 pub mod fold;
+pub mod outbox;
+pub mod respond;
+pub mod sinks;
 pub mod triage;
 
 use std::time::Duration;
@@ -27,6 +30,22 @@ pub fn now_unix_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// What the console and `picket respond run` both do with an agent's lines: keep the alerts
+/// among them, then queue what the response rules say for those that were new. Returns (kept,
+/// notifications queued).
+pub fn keep_and_respond(
+    log: &AlertLog,
+    responder: Option<&outbox::Responder>,
+    events: &[WireEvent],
+) -> Result<(usize, usize), String> {
+    let (kept, new) = log.record_new(events, now_unix_ms()).map_err(|e| format!("keeping alerts: {e}"))?;
+    let queued = match responder {
+        Some(responder) if !new.is_empty() => responder.respond(&new)?,
+        _ => 0,
+    };
+    Ok((kept, queued))
 }
 
 /// Unix milliseconds as `2026-12-06 10:00:00` (UTC).
@@ -87,6 +106,12 @@ impl AlertLog {
     /// Keeps the alerts among `events` (other lines are not alerts) and drops what is past the
     /// bounds; returns how many were new.
     pub fn record(&self, events: &[WireEvent], now_unix_ms: u64) -> Result<usize, StoreError> {
+        self.record_new(events, now_unix_ms).map(|(added, _)| added)
+    }
+
+    /// Like [`AlertLog::record`], also giving the alerts that were new (a replayed alert is not
+    /// responded to twice).
+    pub fn record_new(&self, events: &[WireEvent], now_unix_ms: u64) -> Result<(usize, Vec<StoredAlert>), StoreError> {
         let mut changes = std::collections::BTreeMap::new();
         for event in events {
             if let Some(stored) = StoredAlert::from_wire(event) {
@@ -97,12 +122,13 @@ impl AlertLog {
             }
         }
         let changes: Vec<_> = changes.into_iter().collect();
+        let new: Vec<StoredAlert> = changes.iter().filter_map(|(_, a)| a.clone()).collect();
         let added = changes.len();
         if added > 0 {
             self.tree.apply(changes)?;
             self.prune(now_unix_ms)?;
         }
-        Ok(added)
+        Ok((added, new))
     }
 
     /// The newest `limit` alerts, newest first.

@@ -52,9 +52,12 @@ pub type Render = fn(&mut ratatui::Frame, &AppState, &crate::config::Theme);
 pub async fn run(config: Config, store: Store, render: Render) -> anyhow::Result<()> {
     let mut state = initial_state(&config, &store)?;
     let (tx, mut rx) = mpsc::unbounded_channel();
+    let store = Arc::new(store);
+    // Response rules: a broken file is said at start, and the console runs without responses.
+    let (responder, response_problem) = start_responder(&config, &store);
     let effects = effects::Effects::new(
         tx,
-        Arc::new(store),
+        Arc::clone(&store),
         state.engine_sockets_searched.clone(),
         config.scan_limits,
         config.config_dir.join("checks"),
@@ -62,11 +65,33 @@ pub async fn run(config: Config, store: Store, render: Render) -> anyhow::Result
     .with_agent_log(config.data_dir.join("agent.log"))
     .with_registries(config.registries.clone())
     .with_admission_rules(config.config_dir.join("admission"))
-    .with_rules_dir(config.rules_dir());
+    .with_rules_dir(config.rules_dir())
+    .with_responder(responder);
+    if let Some(problem) = response_problem {
+        for effect in update::toast(&mut state, problem, true) {
+            effects.run(effect);
+        }
+    }
     let mut terminal = terminal::enter().context("cannot set up the terminal")?;
     let result = event_loop(&mut terminal, &mut state, &effects, &mut rx, &config, render).await;
     terminal::restore().context("cannot restore the terminal")?;
     result
+}
+
+/// The response rules of `response/` in the config directory, their sinks' workers started.
+fn start_responder(
+    config: &Config,
+    store: &Arc<Store>,
+) -> (Option<Arc<crate::alert::outbox::Responder>>, Option<String>) {
+    let dir = config.config_dir.join("response");
+    match crate::alert::respond::ResponseConfig::load(&dir, false) {
+        Ok(response) if response.sinks.is_empty() && response.rules.is_empty() => (None, None),
+        Ok(response) => match crate::alert::outbox::Responder::start(Arc::clone(store), response) {
+            Ok(responder) => (Some(Arc::new(responder)), None),
+            Err(e) => (None, Some(format!("responses are off: {e}"))),
+        },
+        Err(e) => (None, Some(format!("responses are off: {e}"))),
+    }
 }
 
 async fn event_loop(

@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod db;
 pub mod policy;
 pub mod registry;
+pub mod respond;
 pub mod sbom;
 pub mod scan;
 
@@ -76,6 +77,10 @@ pub enum Commands {
     /// Alerts the console kept from its agents: list, show, ack, snooze, false-positive, reopen
     #[command(subcommand)]
     Alerts(alerts::AlertsCommand),
+    /// Response rules and sinks: validate, test on kept alerts, notify a sink, run headless,
+    /// queue status
+    #[command(subcommand)]
+    Respond(respond::RespondCommand),
     /// (Internal) runs a kubeconfig credential plugin with a deadline; kube calls it
     #[command(name = "exec-credential-with-deadline", hide = true)]
     ExecCredential {
@@ -179,6 +184,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(crate::cluster::run_exec_plugin(seconds, command))
         }
         Some(Commands::Alerts(ref command)) => alerts::run(command, &Config::load(&cli.overrides())?),
+        Some(Commands::Respond(ref command)) => respond::run(command, &Config::load(&cli.overrides())?),
         Some(Commands::Cluster(ref command)) => {
             cluster::run(command, &Config::load(&cli.overrides())?, cli.context.as_deref())
         }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 mod finding;
 mod sbom;
-pub use finding::{Cvss, Finding, FindingKind, FindingPackage, FixState, Severity};
+pub use finding::{Cvss, Finding, FindingKind, FindingPackage, FixState, Severity, optional_severity};
 pub use sbom::{SBOM_FORMAT_VERSION, Sbom, SbomSource};
 
 /// The parsed `os-release` file (`/etc/os-release` or `/usr/lib/os-release`), as in os-release(5).

@@ -77,6 +77,9 @@ pub enum TreeName {
     AdmissionDecisions,
     /// What was decided about each fold of alerts (`alert::triage::TriageRecord`), by fold key.
     AlertTriage,
+    /// Notifications waiting for their sinks (`alert::sinks::Notification`), keyed
+    /// `sink \0 sequence`.
+    Outbox,
 }
 
 impl TreeName {
@@ -98,6 +101,7 @@ impl TreeName {
             Self::ScanTimes => "scan_times",
             Self::AdmissionDecisions => "admission_decisions",
             Self::AlertTriage => "alert_triage",
+            Self::Outbox => "outbox",
         }
     }
 }
@@ -297,6 +301,39 @@ impl<V: Serialize + DeserializeOwned> Typed<V> {
             }
         }
         Ok(out)
+    }
+
+    /// The first `n` records whose keys start with `prefix`, in key order.
+    pub fn head_with_prefix(&self, prefix: &str, n: usize) -> Result<Vec<(String, V)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.tree.scan_prefix(prefix).take(n) {
+            let (key, bytes) = item.map_err(|e| self.db_error(e))?;
+            let value = serde_json::from_slice(&bytes).map_err(|e| self.codec_error(e))?;
+            out.push((String::from_utf8_lossy(&key).into_owned(), value));
+        }
+        Ok(out)
+    }
+
+    /// The last record whose key starts with `prefix`.
+    pub fn last_with_prefix(&self, prefix: &str) -> Result<Option<(String, V)>, StoreError> {
+        match self.tree.scan_prefix(prefix).next_back() {
+            Some(item) => {
+                let (key, bytes) = item.map_err(|e| self.db_error(e))?;
+                let value = serde_json::from_slice(&bytes).map_err(|e| self.codec_error(e))?;
+                Ok(Some((String::from_utf8_lossy(&key).into_owned(), value)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// How many keys start with `prefix` (keys only, no decoding).
+    pub fn count_prefix(&self, prefix: &str) -> Result<usize, StoreError> {
+        let mut count = 0;
+        for item in self.tree.scan_prefix(prefix).keys() {
+            item.map_err(|e| self.db_error(e))?;
+            count += 1;
+        }
+        Ok(count)
     }
 
     /// Keys only, in order (no decoding), for clean-ups.

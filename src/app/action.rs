@@ -127,6 +127,8 @@ pub enum Action {
         context: String,
         result: Result<Vec<String>, String>,
     },
+    /// Each sink's delivery state (the Alerts pane's header).
+    SinkStatus(Vec<crate::alert::outbox::SinkStatus>),
     /// The alerts and triage records kept in the store, folded (the Alerts pane).
     AlertsLoaded {
         request: u64,
@@ -303,6 +305,8 @@ pub enum Effect {
         request: u64,
         context: Option<String>,
     },
+    /// The response sinks' delivery state.
+    LoadSinkStatus,
     /// The Alerts pane: the newest kept alerts and the triage records, folded.
     LoadAlerts {
         request: u64,

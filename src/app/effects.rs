@@ -45,6 +45,8 @@ pub struct Effects {
     admission_dir: PathBuf,
     /// The user's detection rules, where false positives write their exceptions.
     rules_dir: PathBuf,
+    /// The response rules and their sinks' workers, when any are configured.
+    responder: Option<Arc<crate::alert::outbox::Responder>>,
 }
 
 type ClusterWatches = Arc<tokio::sync::Mutex<std::collections::BTreeMap<String, Arc<cluster::watch::ClusterWatch>>>>;
@@ -75,7 +77,14 @@ impl Effects {
             registries: Default::default(),
             admission_dir: PathBuf::from("admission"),
             rules_dir: PathBuf::from("rules"),
+            responder: None,
         }
+    }
+
+    /// The response rules the agents' alerts go through.
+    pub fn with_responder(mut self, responder: Option<Arc<crate::alert::outbox::Responder>>) -> Self {
+        self.responder = responder;
+        self
     }
 
     /// Where false positives write their rule exceptions (the rules directory agents read).
@@ -221,7 +230,7 @@ impl Effects {
                 tokio::spawn(load_inventory(tx, request, context, self.watches.clone(), Arc::clone(&self.store)));
             }
             Effect::ConnectAgent { conn, socket, wait } => {
-                let feed = forward(tx, conn, Arc::clone(&self.store));
+                let feed = forward(tx, conn, Arc::clone(&self.store), self.responder.clone());
                 let task = tokio::spawn(client::read_agent(feed, socket, wait, self.agent_in_flight.clone()));
                 if let Ok(mut reader) = self.agent_reader.lock()
                     && let Some(previous) = reader.replace(task.abort_handle())
@@ -230,7 +239,7 @@ impl Effects {
                 }
             }
             Effect::ConnectClusterAgents { conn, context } => {
-                let feed = forward(tx, conn, Arc::clone(&self.store));
+                let feed = forward(tx, conn, Arc::clone(&self.store), self.responder.clone());
                 let task = tokio::spawn(client::read_cluster_agents(feed, context, self.agent_in_flight.clone()));
                 if let Ok(mut reader) = self.cluster_reader.lock()
                     && let Some(previous) = reader.replace(task.abort_handle())
@@ -259,6 +268,10 @@ impl Effects {
                     let result = client::deploy(context.clone()).await;
                     let _ = tx.send(Action::AgentDeployed { context, result });
                 });
+            }
+            Effect::LoadSinkStatus => {
+                let status = self.responder.as_ref().map(|r| r.status()).unwrap_or_default();
+                let _ = tx.send(Action::SinkStatus(status));
             }
             Effect::LoadAlerts { request } => {
                 let store = Arc::clone(&self.store);
@@ -455,8 +468,13 @@ async fn crawl_registry(
 }
 
 /// Hands an agent reader's feed to the loop as actions of connection `conn`, keeping its alerts
-/// in the store first; ends when either side does.
-fn forward(tx: UnboundedSender<Action>, conn: u64, store: Arc<Store>) -> UnboundedSender<Feed> {
+/// in the store and queueing what the response rules say first; ends when either side does.
+fn forward(
+    tx: UnboundedSender<Action>,
+    conn: u64,
+    store: Arc<Store>,
+    responder: Option<Arc<crate::alert::outbox::Responder>>,
+) -> UnboundedSender<Feed> {
     let (feed_tx, mut feed_rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
         let log = crate::alert::AlertLog::open(&store).map_err(|e| e.to_string());
@@ -464,9 +482,7 @@ fn forward(tx: UnboundedSender<Action>, conn: u64, store: Arc<Store>) -> Unbound
             let action = match feed {
                 Feed::Lines { events, unreadable } => {
                     let kept = match &log {
-                        Ok(log) => {
-                            log.record(&events, crate::alert::now_unix_ms()).map(|_| ()).map_err(|e| e.to_string())
-                        }
+                        Ok(log) => crate::alert::keep_and_respond(log, responder.as_deref(), &events).map(|_| ()),
                         Err(e) => Err(e.clone()),
                     };
                     if let Err(e) = kept {

@@ -153,6 +153,12 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
         }
         Action::FalsePositiveProposed(result) => alerts::proposed(state, result),
         Action::AlertTriaged(result) => alerts::triaged(state, result),
+        Action::SinkStatus(status) => {
+            if let Some(alerts) = state.alerts.as_mut() {
+                alerts.sinks = status;
+            }
+            vec![]
+        }
         Action::AdmissionLoaded { request, result } => {
             admission::loaded(state, request, result);
             vec![]
@@ -209,6 +215,7 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
             };
             if matches!(state.pane(), PaneId::Alerts | PaneId::AlertDetail) {
                 alerts::tick(state, crate::alert::now_unix_ms());
+                effects.push(Effect::LoadSinkStatus);
             }
             if state.engines_loading {
                 return effects;

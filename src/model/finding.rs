@@ -68,6 +68,12 @@ impl FromStr for Severity {
     }
 }
 
+/// For config files people write: an optional severity in any case (`high`, `HIGH`).
+pub fn optional_severity<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Severity>, D::Error> {
+    let text: Option<String> = Option::deserialize(deserializer)?;
+    text.map(|t| t.parse().map_err(serde::de::Error::custom)).transpose()
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FindingKind {

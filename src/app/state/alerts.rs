@@ -63,6 +63,8 @@ pub struct AlertsState {
     pub taken: usize,
     pub opened: Option<OpenedFold>,
     pub scroll: usize,
+    /// The response sinks' delivery state (empty: none configured).
+    pub sinks: Vec<crate::alert::outbox::SinkStatus>,
 }
 
 impl AlertsState {
@@ -80,6 +82,7 @@ impl AlertsState {
             taken: 0,
             opened: None,
             scroll: 0,
+            sinks: Vec::new(),
         }
     }
 

@@ -27,7 +27,7 @@ pub fn load(state: &mut AppState) -> Vec<Effect> {
         Some(alerts) => alerts.request = request,
         None => state.alerts = Some(AlertsState::new(request)),
     }
-    vec![Effect::LoadAlerts { request }]
+    vec![Effect::LoadAlerts { request }, Effect::LoadSinkStatus]
 }
 
 pub fn loaded(state: &mut AppState, request: u64, result: Result<Box<AlertsLoad>, String>) {

@@ -72,8 +72,13 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         Span::raw(format!("{false_positive}   ")),
         Span::styled(format!("{} alerts · {floor} · {triaged}", alerts.taken), theme.style(Slot::Dim)),
     ]);
-    let [top, body] = Layout::vertical([Constraint::Length(1), Constraint::Min(3)]).areas(area);
-    frame.render_widget(Paragraph::new(header), top);
+    let mut lines = vec![header];
+    if !alerts.sinks.is_empty() {
+        lines.push(sinks_line(&alerts.sinks, theme));
+    }
+    let height = u16::try_from(lines.len()).unwrap_or(1);
+    let [top, body] = Layout::vertical([Constraint::Length(height), Constraint::Min(3)]).areas(area);
+    frame.render_widget(Paragraph::new(lines), top);
 
     let view = &alerts.view;
     let rows = view
@@ -120,6 +125,39 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     table::render(frame, body, pane_block(title, theme, true), spec, theme);
 }
 
+/// Each response sink: delivering (with how many sent), or failing with what is queued and why.
+fn sinks_line(sinks: &[crate::alert::outbox::SinkStatus], theme: &Theme) -> Line<'static> {
+    let mut spans = vec![Span::styled(" sinks ", theme.style(Slot::Label))];
+    for sink in sinks {
+        match (&sink.failing_since_ms, &sink.last_error) {
+            (Some(_), error) => {
+                spans.push(Span::styled(
+                    format!("{} failing, {} queued", sink.name, sink.queued),
+                    theme.style(Slot::StatusError),
+                ));
+                if let Some(error) = error {
+                    spans.push(Span::styled(format!(" ({error})"), theme.style(Slot::Dim)));
+                }
+            }
+            (None, _) => {
+                let mut text = format!("{} ok, {} sent", sink.name, sink.delivered);
+                if sink.queued > 0 {
+                    text.push_str(&format!(", {} queued", sink.queued));
+                }
+                if sink.rejected > 0 {
+                    text.push_str(&format!(", {} rejected", sink.rejected));
+                }
+                spans.push(Span::styled(
+                    text,
+                    theme.style(if sink.rejected > 0 { Slot::StatusWarn } else { Slot::StatusOk }),
+                ));
+            }
+        }
+        spans.push(Span::raw("   "));
+    }
+    Line::from(spans)
+}
+
 /// One fold in full: the lines `picket alerts show` prints.
 pub fn render_detail(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     let Some(alerts) = &state.alerts else { return };
@@ -158,6 +196,7 @@ mod tests {
     use crate::agent::wire::WireEvent;
     use crate::alert::StoredAlert;
     use crate::alert::fold::State;
+    use crate::alert::outbox::SinkStatus;
     use crate::alert::triage::{Triage, TriageRecord};
     use crate::app::action::{Action, Command, Effect};
     use crate::app::fixtures;
@@ -329,6 +368,21 @@ mod tests {
         let load = AlertsLoad::of(&stored(&all[..5]), Triage::new(Default::default(), T0 + 200_000));
         update(&mut state, Action::AlertsLoaded { request, result: Ok(Box::new(load)) });
         update(&mut state, Action::AgentLines { conn: 0, events: vec![all[5].clone(), all[2].clone()], unreadable: 0 });
+        // The response sinks' state, as the effect reads it from the responder.
+        update(
+            &mut state,
+            Action::SinkStatus(vec![
+                SinkStatus { name: "oncall".into(), kind: "slack".into(), delivered: 12, ..SinkStatus::default() },
+                SinkStatus {
+                    name: "am".into(),
+                    kind: "alertmanager".into(),
+                    queued: 35,
+                    failing_since_ms: Some(T0),
+                    last_error: Some("POST http://alertmanager:9093/api/v2/alerts: connection refused".into()),
+                    ..SinkStatus::default()
+                },
+            ]),
+        );
         let alerts = state.alerts.as_ref().expect("state");
         assert_eq!(alerts.taken, 6);
         let shell = alerts.rows.iter().find(|f| f.rule == "shell-from-server").expect("folded");

@@ -1,0 +1,282 @@
+//! `picket respond`: response rules and their sinks (`response/*.yaml` in the config directory).
+//! `validate` checks the files, `test` shows which rules the kept alerts match, `notify` sends a
+//! test notification to a sink now, `run` keeps the local agent's alerts and responds to them
+//! headless (what the console does while it runs), `status` shows each sink's queue.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::Subcommand;
+
+use crate::alert::outbox::{Outbox, Responder, SinkStatus};
+use crate::alert::respond::ResponseConfig;
+use crate::alert::{AlertLog, StoredAlert, now_unix_ms, time};
+use crate::config::Config;
+use crate::store::Store;
+
+#[derive(Debug, Subcommand)]
+pub enum RespondCommand {
+    /// Check the response files: every mistake with its file and line
+    Validate {
+        /// The directory of response files (default: response/ in the config directory)
+        #[arg(long)]
+        rules: Option<PathBuf>,
+    },
+    /// Which rules and sinks the newest kept alerts match (nothing is sent)
+    Test {
+        #[arg(long)]
+        rules: Option<PathBuf>,
+        /// How many of the newest kept alerts
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Send a test notification to one sink now, and say what it answered
+    Notify {
+        sink: String,
+        #[arg(long)]
+        rules: Option<PathBuf>,
+    },
+    /// Keep the local agent's alerts and respond to them until interrupted
+    Run {
+        #[arg(long)]
+        rules: Option<PathBuf>,
+        /// The agent's socket
+        #[arg(long, default_value = crate::agent::stream::DEFAULT_SOCKET)]
+        socket: PathBuf,
+        /// Stop after this many seconds (default: run until interrupted)
+        #[arg(long)]
+        duration: Option<u64>,
+    },
+    /// Each sink's queue (notifications waiting on disk)
+    Status {
+        #[arg(long)]
+        rules: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn load(config: &Config, rules: &Option<PathBuf>) -> anyhow::Result<ResponseConfig> {
+    let dir = rules.clone().unwrap_or_else(|| config.config_dir.join("response"));
+    Ok(ResponseConfig::load(&dir, rules.is_some())?)
+}
+
+pub fn run(command: &RespondCommand, config: &Config) -> anyhow::Result<ExitCode> {
+    match command {
+        RespondCommand::Validate { rules } => {
+            let response = load(config, rules)?;
+            let mut out = format!("{} sinks, {} rules: valid\n", response.sinks.len(), response.rules.len());
+            for sink in &response.sinks {
+                let floor = sink.min_severity.map(|s| format!(", {s} and worse")).unwrap_or_default();
+                out.push_str(&format!("  sink {} ({}{floor})\n", sink.name, sink.kind.as_str()));
+            }
+            for rule in &response.rules {
+                out.push_str(&format!("  rule {} ({})\n", rule.rule.name, rule.source));
+            }
+            print(out.trim_end())
+        }
+        RespondCommand::Test { rules, limit } => {
+            let response = load(config, rules)?;
+            let store = Store::open(&config.store_path())?;
+            let alerts = AlertLog::open(&store)?.newest(*limit)?;
+            print(&test_table(&response, &alerts))
+        }
+        RespondCommand::Notify { sink, rules } => {
+            let response = load(config, rules)?;
+            let Some(sink) = response.sink(sink).cloned() else {
+                let known: Vec<&str> = response.sinks.iter().map(|s| s.name.as_str()).collect();
+                bail!("no sink is named '{sink}' (sinks: {})", known.join(", "));
+            };
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let client = crate::registry::client::http_client().build().context("the HTTP client")?;
+            let notification = crate::alert::sinks::Notification {
+                rule: "picket respond notify".into(),
+                category: "alert".into(),
+                alert: test_alert(),
+            };
+            runtime
+                .block_on(crate::alert::sinks::deliver(&client, &sink, &[notification]))
+                .map_err(|e| anyhow::anyhow!("sink {}: {e}", sink.name))?;
+            print(&format!("sink {} took the test notification", sink.name))
+        }
+        RespondCommand::Run { rules, socket, duration } => {
+            let response = load(config, rules)?;
+            let store = Arc::new(Store::open(&config.store_path())?);
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            runtime.block_on(run_headless(store, response, socket.clone(), duration.map(Duration::from_secs)))
+        }
+        RespondCommand::Status { rules, json } => {
+            let response = load(config, rules)?;
+            let store = Arc::new(Store::open(&config.store_path())?);
+            let outbox = Outbox::open(store, &response)?;
+            let status = outbox.status();
+            let text = if *json { serde_json::to_string_pretty(&status)? } else { status_table(&status) };
+            print(&text)
+        }
+    }
+}
+
+async fn run_headless(
+    store: Arc<Store>,
+    response: ResponseConfig,
+    socket: PathBuf,
+    duration: Option<Duration>,
+) -> anyhow::Result<ExitCode> {
+    use crate::agent::client::{Feed, read_agent};
+    let responder = Responder::start(Arc::clone(&store), response).map_err(anyhow::Error::msg)?;
+    let log = AlertLog::open(&store)?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let in_flight: crate::agent::client::InFlight = Default::default();
+    tokio::spawn(read_agent(tx, socket.clone(), Duration::from_secs(10), Arc::clone(&in_flight)));
+    crate::say!(
+        "picket respond: reading {} ({} rules, {} sinks)",
+        socket.display(),
+        responder.config.rules.len(),
+        responder.config.sinks.len()
+    );
+    let deadline = duration.map(|d| tokio::time::Instant::now() + d);
+    let mut last_status = Vec::new();
+    loop {
+        let until_deadline = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        let feed = tokio::select! {
+            feed = rx.recv() => feed,
+            _ = tokio::signal::ctrl_c() => None,
+            () = until_deadline => None,
+            () = tokio::time::sleep(Duration::from_secs(1)) => {
+                report_status(&responder.status(), &mut last_status);
+                continue;
+            }
+        };
+        match feed {
+            Some(Feed::Lines { events, .. }) => {
+                in_flight.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                match crate::alert::keep_and_respond(&log, Some(&responder), &events) {
+                    Ok((kept, queued)) if kept > 0 => {
+                        crate::say!("picket respond: {kept} new alerts, {queued} notifications queued");
+                    }
+                    Ok(_) => {}
+                    Err(e) => crate::say!("picket respond: {e}"),
+                }
+            }
+            Some(Feed::Down { reason }) => bail!("the agent at {}: {reason}", socket.display()),
+            Some(_) => {}
+            None => break,
+        }
+    }
+    // What is queued stays on disk for the next run; give the sinks a moment to finish.
+    let wait_until = tokio::time::Instant::now() + Duration::from_secs(5);
+    while tokio::time::Instant::now() < wait_until
+        && responder.status().iter().any(|s| s.queued > 0 && s.failing_since_ms.is_none())
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    report_status(&responder.status(), &mut last_status);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Says when a sink starts failing or recovers.
+fn report_status(now: &[SinkStatus], last: &mut Vec<SinkStatus>) {
+    for sink in now {
+        let before = last.iter().find(|s| s.name == sink.name);
+        let was_failing = before.is_some_and(|s| s.failing_since_ms.is_some());
+        match (&sink.failing_since_ms, was_failing) {
+            (Some(_), false) => crate::say!(
+                "picket respond: sink {} is failing ({} queued): {}",
+                sink.name,
+                sink.queued,
+                sink.last_error.as_deref().unwrap_or("")
+            ),
+            (None, true) => crate::say!("picket respond: sink {} delivers again", sink.name),
+            _ => {}
+        }
+    }
+    *last = now.to_vec();
+}
+
+fn print(text: &str) -> anyhow::Result<ExitCode> {
+    crate::out!("{text}").context("cannot write to standard output")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn test_table(response: &ResponseConfig, alerts: &[StoredAlert]) -> String {
+    if alerts.is_empty() {
+        return "no alerts kept to test the rules on".into();
+    }
+    let mut out = String::from(
+        "TIME                 SEVERITY  RULE                          CONTAINER                 RESPONSE → SINKS\n",
+    );
+    for alert in alerts {
+        let fired: Vec<String> = response
+            .matching(alert)
+            .iter()
+            .map(|r| {
+                let sinks: Vec<&str> = r
+                    .rule
+                    .actions
+                    .iter()
+                    .filter_map(|a| {
+                        let crate::alert::respond::Action::Notify(name) = a;
+                        response.sink(name).filter(|s| s.takes(alert.alert.severity)).map(|s| s.name.as_str())
+                    })
+                    .collect();
+                format!(
+                    "{} → {}",
+                    r.rule.name,
+                    if sinks.is_empty() { "(below every sink's floor)".into() } else { sinks.join(", ") }
+                )
+            })
+            .collect();
+        out.push_str(&format!(
+            "{:<20} {:<9} {:<29} {:<25} {}\n",
+            time(alert.alert.at_unix_ms),
+            alert.alert.severity,
+            alert.alert.rule,
+            crate::alert::fold::container_label(alert),
+            if fired.is_empty() { "-".into() } else { fired.join("; ") }
+        ));
+    }
+    out.trim_end().to_string()
+}
+
+fn status_table(status: &[SinkStatus]) -> String {
+    if status.is_empty() {
+        return "no sinks configured (response/*.yaml in the config directory)".into();
+    }
+    let mut out = String::from("SINK                 TYPE          QUEUED\n");
+    for sink in status {
+        out.push_str(&format!("{:<20} {:<13} {}\n", sink.name, sink.kind, sink.queued));
+    }
+    out.trim_end().to_string()
+}
+
+/// The alert `notify` sends: plainly a test.
+fn test_alert() -> StoredAlert {
+    use crate::agent::alert::{Action, Alert, Trigger};
+    StoredAlert {
+        node: crate::local::hostname(),
+        container: None,
+        alert: Alert {
+            id: format!("picket-test-{}", now_unix_ms()),
+            at_unix_ms: now_unix_ms(),
+            rule: "picket-test".into(),
+            title: "A test notification from picket respond notify".into(),
+            severity: crate::model::Severity::Low,
+            technique: String::new(),
+            why: "Sent by hand to check that this sink takes picket's notifications.".into(),
+            mode: crate::agent::enforce::Mode::Monitor,
+            action: Action::Alerted,
+            policy: String::new(),
+            event: Trigger { kind: "test".into(), ..Trigger::default() },
+            ancestry: Vec::new(),
+            count: 1,
+        },
+    }
+}
