@@ -119,8 +119,22 @@ fn start() -> Webhook {
     let store = Arc::new(
         picket::store::Store::open_with_cache(&dir.path().join("store"), server::STORE_CACHE_BYTES).expect("store"),
     );
-    let server_runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    // PICKET_BENCH_SERVER_THREADS / PICKET_BENCH_CLIENT_THREADS: the two runtimes' workers (the
+    // server's default is tokio's, one per core; the client's is one).
+    let threads = |name: &str, default: usize| {
+        std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default).max(1)
+    };
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let server_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads("PICKET_BENCH_SERVER_THREADS", cores))
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads("PICKET_BENCH_CLIENT_THREADS", 1))
+        .enable_all()
+        .build()
+        .expect("runtime");
     let judge = Arc::new(Judge::new(rules(), None));
     let listener = server_runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
     let port = listener.local_addr().expect("address").port();
@@ -219,6 +233,28 @@ fn admission(c: &mut Criterion) {
         percentile(&latencies, 0.50),
         percentile(&latencies, 0.99),
         latencies.last().copied().unwrap_or_default()
+    );
+
+    // The server's own share: the AdmissionReview read, judged and written back (what
+    // `POST /validate` does between the request's body and the answer's), one after another.
+    let judge = Judge::new(rules(), None);
+    let bodies: Vec<Vec<u8>> = (0..5_000).map(review).collect();
+    let mut own: Vec<Duration> = webhook.runtime.block_on(async {
+        let mut out = Vec::new();
+        for body in &bodies {
+            let started = Instant::now();
+            let answered = picket::admission::review::answer(&judge, body).await;
+            std::hint::black_box(serde_json::to_vec(&answered.0).expect("an answer"));
+            out.push(started.elapsed());
+        }
+        out
+    });
+    own.sort();
+    println!(
+        "admission: the server's share (read, judge, answer) of {} reviews: p50 {:?}, p99 {:?}",
+        own.len(),
+        percentile(&own, 0.50),
+        percentile(&own, 0.99)
     );
 
     // Past the warm-up the store holds its most (older decisions are pruned) and sled's cache
