@@ -121,9 +121,8 @@ fn start() -> Webhook {
     );
     // PICKET_BENCH_SERVER_THREADS / PICKET_BENCH_CLIENT_THREADS: the two runtimes' workers (the
     // server's default is tokio's, one per core; the client's is one).
-    let threads = |name: &str, default: usize| {
-        std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default).max(1)
-    };
+    let threads =
+        |name: &str, default: usize| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default).max(1);
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let server_runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads("PICKET_BENCH_SERVER_THREADS", cores))

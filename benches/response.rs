@@ -48,7 +48,12 @@ fn alert(i: usize) -> StoredAlert {
             mode: Mode::Monitor,
             action: Action::Alerted,
             policy: String::new(),
-            event: Trigger { kind: "exec".into(), exe: format!("/usr/bin/p{}", i % 5), comm: "p".into(), ..Trigger::default() },
+            event: Trigger {
+                kind: "exec".into(),
+                exe: format!("/usr/bin/p{}", i % 5),
+                comm: "p".into(),
+                ..Trigger::default()
+            },
             ancestry: Vec::new(),
             count: 1,
         },
@@ -82,7 +87,8 @@ async fn receiver(listener: tokio::net::TcpListener) -> Arc<Mutex<Vec<(String, I
                         Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::from_static(b"ok"))))
                     }
                 });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                let _ =
+                    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
             });
         }
     });

@@ -48,6 +48,13 @@ pub fn keep_and_respond(
     Ok((kept, queued))
 }
 
+/// The open folds of the kept alerts (what risk counts).
+pub fn open_folds(store: &Store) -> Result<Vec<fold::Fold>, StoreError> {
+    let alerts = AlertLog::open(store)?.newest(detail::SEARCHED)?;
+    let triage = triage::TriageLog::open(store)?.load(now_unix_ms())?;
+    Ok(fold::fold(&alerts, triage, &fold::Filter::default()))
+}
+
 /// Unix milliseconds as `2026-12-06 10:00:00` (UTC).
 pub fn time(ms: u64) -> String {
     jiff::Timestamp::from_millisecond(i64::try_from(ms).unwrap_or(0))

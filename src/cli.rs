@@ -9,6 +9,7 @@ pub mod db;
 pub mod policy;
 pub mod registry;
 pub mod respond;
+pub mod risk;
 pub mod sbom;
 pub mod scan;
 
@@ -77,6 +78,9 @@ pub enum Commands {
     /// Alerts the console kept from its agents: list, show, ack, snooze, false-positive, reopen
     #[command(subcommand)]
     Alerts(alerts::AlertsCommand),
+    /// Every workload of the context scored for risk (vulnerabilities, exposure, privileges,
+    /// compliance, alerts), the riskiest first; --workload explains one
+    Risk(risk::RiskArgs),
     /// Response rules and sinks: validate, test on kept alerts, notify a sink, run headless,
     /// queue status
     #[command(subcommand)]
@@ -184,6 +188,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(crate::cluster::run_exec_plugin(seconds, command))
         }
         Some(Commands::Alerts(ref command)) => alerts::run(command, &Config::load(&cli.overrides())?),
+        Some(Commands::Risk(ref args)) => risk::run(args, &Config::load(&cli.overrides())?, cli.context.as_deref()),
         Some(Commands::Respond(ref command)) => respond::run(command, &Config::load(&cli.overrides())?),
         Some(Commands::Cluster(ref command)) => {
             cluster::run(command, &Config::load(&cli.overrides())?, cli.context.as_deref())

@@ -41,6 +41,7 @@ pub mod oci;
 pub mod policy;
 pub mod registry;
 pub mod report;
+pub mod risk;
 pub mod rules;
 pub mod scan;
 pub mod store;

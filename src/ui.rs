@@ -45,6 +45,8 @@ pub fn render(frame: &mut Frame, state: &AppState, theme: &Theme) {
         PaneId::AdmissionDecision => panes::admission::render_decision(frame, body, state, theme),
         PaneId::Alerts => panes::alerts::render(frame, body, state, theme),
         PaneId::AlertDetail => panes::alerts::render_detail(frame, body, state, theme),
+        PaneId::Risk => panes::risk::render(frame, body, state, theme),
+        PaneId::RiskDetail => panes::risk::render_detail(frame, body, state, theme),
     }
     widgets::status_bar::render(frame, footer, state, theme);
     match &state.mode {

@@ -1002,3 +1002,163 @@ spec:
     assert_eq!(stored["spec"]["mode"], "protect");
     assert_eq!(stored["spec"]["selector"]["owner"]["name"], "web");
 }
+
+/// `picket risk` against the real API server: a privileged, host-network Deployment with the
+/// container runtime's socket mounted, reached by a NodePort Service and an Ingress, and with an
+/// open alert from one of its pods (the controller-manager makes the ReplicaSet and pods; no
+/// kubelet runs them), ranks above a locked-down one, each part explained.
+#[test]
+fn risk_scores_workloads_of_a_real_api_server() {
+    let Some(server) = RealApiServer::start() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubectl_ok = |args: &[&str]| {
+        let out = server.kubectl(args);
+        assert!(out.status.success(), "kubectl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let objects = dir.path().join("objects.yaml");
+    std::fs::write(
+        &objects,
+        "apiVersion: v1
+kind: Namespace
+metadata: { name: shop }
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: exposed, namespace: shop }
+spec:
+  selector: { matchLabels: { app: exposed } }
+  template:
+    metadata: { labels: { app: exposed } }
+    spec:
+      hostNetwork: true
+      containers:
+        - name: app
+          image: registry.example/exposed:1
+          securityContext: { privileged: true }
+          volumeMounts: [{ name: sock, mountPath: /var/run/docker.sock }]
+      volumes: [{ name: sock, hostPath: { path: /var/run/docker.sock } }]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: quiet, namespace: shop }
+spec:
+  selector: { matchLabels: { app: quiet } }
+  template:
+    metadata: { labels: { app: quiet } }
+    spec:
+      securityContext: { runAsNonRoot: true, runAsUser: 1000, seccompProfile: { type: RuntimeDefault } }
+      containers:
+        - name: app
+          image: registry.example/quiet:1
+          securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: [ALL] } }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: exposed, namespace: shop }
+spec:
+  type: NodePort
+  selector: { app: exposed }
+  ports: [{ port: 80, targetPort: 8080, nodePort: 30080 }]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: { name: exposed, namespace: shop }
+spec:
+  rules:
+    - host: shop.example
+      http:
+        paths: [{ path: /, pathType: Prefix, backend: { service: { name: exposed, port: { number: 80 } } } }]
+",
+    )
+    .expect("write");
+    kubectl_ok(&["apply", "-f", &objects.display().to_string()]);
+    // The controller-manager makes a pod for each Deployment (Pending: no kubelet).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    let pod = loop {
+        let names =
+            kubectl_ok(&["get", "pods", "-n", "shop", "-l", "app=exposed", "-o", "jsonpath={.items[*].metadata.name}"]);
+        if let Some(name) = names.split_whitespace().next() {
+            break name.to_string();
+        }
+        assert!(std::time::Instant::now() < deadline, "no pod of the Deployment appeared");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    // An alert from that pod's container, kept as the console keeps what its agents send.
+    let data = dir.path().join("data");
+    {
+        use picket::agent::alert::{Action, Alert, Trigger};
+        let store = picket::store::Store::open(&data.join("store")).expect("store");
+        let container = picket::agent::attribution::ContainerRef {
+            runtime: picket::agent::attribution::Runtime::Containerd,
+            id: "e".repeat(64),
+            pod_uid: None,
+            name: Some("app".into()),
+            image: Some("registry.example/exposed:1".into()),
+            pod_namespace: Some("shop".into()),
+            pod_name: Some(pod.clone()),
+            pod_owner: None,
+        };
+        let alert = Alert {
+            id: "node-1-1-1".into(),
+            at_unix_ms: picket::alert::now_unix_ms(),
+            rule: "crypto-pool-port".into(),
+            title: "Connection to a port mining pools use".into(),
+            severity: picket::model::Severity::Critical,
+            technique: "T1496".into(),
+            why: "pools".into(),
+            mode: picket::agent::enforce::Mode::Protect,
+            action: Action::Denied,
+            policy: String::new(),
+            event: Trigger { kind: "connect".into(), remote: "10.0.0.9:3333".into(), ..Trigger::default() },
+            ancestry: Vec::new(),
+            count: 1,
+        };
+        let event = picket::agent::wire::WireEvent::alert("node-1", alert, Some(container));
+        picket::alert::AlertLog::open(&store)
+            .and_then(|log| log.record(&[event], picket::alert::now_unix_ms()))
+            .expect("kept");
+        store.flush().expect("flush");
+    }
+    let risk = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("risk")
+            .args(args)
+            .env("KUBECONFIG", &server.kubeconfig)
+            .output()
+            .expect("picket runs");
+        assert!(out.status.success(), "picket risk {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let scores: Vec<serde_json::Value> = serde_json::from_str(&risk(&["--json", "--limit", "500"])).expect("JSON");
+    let position = |subject: &str| {
+        scores.iter().position(|s| s["subject"] == subject).unwrap_or_else(|| panic!("{subject} scored"))
+    };
+    let (exposed, quiet) = (position("Deployment shop/exposed"), position("Deployment shop/quiet"));
+    assert!(exposed < quiet, "the riskiest first");
+    let reasons = |index: usize, part: &str| -> Vec<String> {
+        scores[index]["parts"]
+            .as_array()
+            .and_then(|parts| parts.iter().find(|p| p["name"] == part))
+            .and_then(|p| p["reasons"].as_array())
+            .map(|r| r.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+            .unwrap_or_default()
+    };
+    let exposure = reasons(exposed, "exposure");
+    assert!(exposure.contains(&"host network: 10".to_string()), "{exposure:?}");
+    assert!(exposure.contains(&"Ingress shop/exposed: 8".to_string()), "{exposure:?}");
+    assert!(exposure.contains(&"Service shop/exposed (NodePort 30080): 6".to_string()), "{exposure:?}");
+    let privileges = reasons(exposed, "privileges");
+    assert!(privileges.contains(&"privileged container app: 15".to_string()), "{privileges:?}");
+    assert!(privileges.contains(&"host path /var/run/docker.sock: 15".to_string()), "{privileges:?}");
+    assert_eq!(reasons(exposed, "alerts"), ["crypto-pool-port ×1 (critical): 10"]);
+    assert!(!reasons(exposed, "compliance").is_empty(), "its failed pod-security checks count");
+    assert!(reasons(quiet, "privileges").is_empty() && reasons(quiet, "exposure").is_empty());
+    assert!(scores[exposed]["unknown"][0].as_str().is_some_and(|u| u.contains("no image of it was scanned")));
+    // One explained, by its short name.
+    let explained = risk(&["--workload", "shop/exposed"]);
+    assert!(explained.starts_with("Deployment shop/exposed: "), "{explained}");
+    assert!(explained.contains("\nalerts 12.6 of 20\n  crypto-pool-port ×1 (critical): 10"), "{explained}");
+}

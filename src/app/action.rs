@@ -127,6 +127,11 @@ pub enum Action {
         context: String,
         result: Result<Vec<String>, String>,
     },
+    /// The Risk pane's scores, or why there are none.
+    RiskLoaded {
+        request: u64,
+        result: Result<std::sync::Arc<crate::app::state::RiskData>, String>,
+    },
     /// Each sink's delivery state (the Alerts pane's header).
     SinkStatus(Vec<crate::alert::outbox::SinkStatus>),
     /// The alerts and triage records kept in the store, folded (the Alerts pane).
@@ -302,6 +307,11 @@ pub enum Effect {
     /// The Admission pane: stored decisions, and the rules of `config_dir/admission/` over the
     /// context's running workloads.
     LoadAdmission {
+        request: u64,
+        context: Option<String>,
+    },
+    /// The Risk pane: the context's workloads scored.
+    LoadRisk {
         request: u64,
         context: Option<String>,
     },

@@ -269,6 +269,9 @@ impl Effects {
                     let _ = tx.send(Action::AgentDeployed { context, result });
                 });
             }
+            Effect::LoadRisk { request, context } => {
+                tokio::spawn(load_risk(tx, request, context, self.watches.clone(), Arc::clone(&self.store)));
+            }
             Effect::LoadSinkStatus => {
                 let status = self.responder.as_ref().map(|r| r.status()).unwrap_or_default();
                 let _ = tx.send(Action::SinkStatus(status));
@@ -588,6 +591,40 @@ async fn watch_of(
     let watch = Arc::new(cluster::watch::ClusterWatch::start_discovered(client, &name).await);
     watches.insert(key, Arc::clone(&watch));
     Ok(watch)
+}
+
+/// The Risk pane's scores: the context's watched inventory, the stored scans and the open
+/// alerts, through `risk::gather::score_cluster` as `picket risk` does.
+async fn load_risk(
+    tx: UnboundedSender<Action>,
+    request: u64,
+    context: Option<String>,
+    watches: ClusterWatches,
+    store: Arc<Store>,
+) {
+    let result = async {
+        let watch = watch_of(&watches, context.as_deref()).await?;
+        let synced = watch.ready(FIRST_SYNC).await;
+        let inventory = watch.snapshot();
+        let errors = watch.errors();
+        if inventory.namespaces.is_empty() && inventory.pods.is_empty() && !errors.is_empty() {
+            return Err(format!("context {}: {}", watch.context(), errors.join("; ")));
+        }
+        let mut warnings = errors;
+        if !synced {
+            warnings
+                .push(format!("not every kind was listed within {}s; scoring what has arrived", FIRST_SYNC.as_secs()));
+        }
+        tokio::task::spawn_blocking(move || {
+            let folds = crate::alert::open_folds(&store).map_err(|e| e.to_string())?;
+            let scores = crate::risk::gather::score_cluster(&inventory, &store, &folds);
+            Ok(crate::app::state::RiskData { context: inventory.context.clone(), scores, warnings })
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+    .await;
+    let _ = tx.send(Action::RiskLoaded { request, result: result.map(Arc::new) });
 }
 
 /// The newest kept alerts and the triage records, folded for the Alerts pane.

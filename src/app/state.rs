@@ -13,6 +13,7 @@ mod images;
 mod nodes;
 mod policies;
 mod registries;
+mod risk;
 mod workloads;
 
 pub use admission::{AdmissionData, AdmissionRow, AdmissionState, RowSource, row_text as admission_row_text};
@@ -27,6 +28,7 @@ pub use images::{ImageRow, PackagesState, ScanState, image_rows, image_text, pac
 pub use nodes::{AgentLink, AgentPod, AgentStatus, ClusterAgents, ContainerActivity, NodesState, Proc, StartedAgent};
 pub use policies::{PoliciesData, PoliciesState, PolicyEditor, PolicyRow, PolicyTarget};
 pub use registries::{CrawlRun, RegistriesState, TagsState, registry_text, tag_text};
+pub use risk::{RiskData, RiskState};
 pub use workloads::{WorkloadsData, WorkloadsState, images_label, workload_text};
 
 use std::collections::BTreeMap;
@@ -86,10 +88,14 @@ pub enum PaneId {
     Alerts,
     /// One fold of alerts in full.
     AlertDetail,
+    /// The context's workloads ranked by risk score.
+    Risk,
+    /// One workload's score explained.
+    RiskDetail,
 }
 
 /// The panes `tab` cycles through, in order.
-pub const TOP_PANES: [PaneId; 12] = [
+pub const TOP_PANES: [PaneId; 13] = [
     PaneId::Overview,
     PaneId::Containers,
     PaneId::Images,
@@ -102,6 +108,7 @@ pub const TOP_PANES: [PaneId; 12] = [
     PaneId::Policies,
     PaneId::Admission,
     PaneId::Alerts,
+    PaneId::Risk,
 ];
 
 impl PaneId {
@@ -122,6 +129,7 @@ impl PaneId {
             Self::Policies | Self::PolicyEditor | Self::PolicyDiff => "policies",
             Self::Admission | Self::AdmissionDecision => "admission",
             Self::Alerts | Self::AlertDetail => "alerts",
+            Self::Risk | Self::RiskDetail => "risk",
         }
     }
 
@@ -154,6 +162,8 @@ impl PaneId {
             Self::AdmissionDecision => "decision",
             Self::Alerts => "alerts",
             Self::AlertDetail => "alert",
+            Self::Risk => "risk",
+            Self::RiskDetail => "score",
         }
     }
 }
@@ -306,6 +316,8 @@ pub struct AppState {
     pub admission: Option<AdmissionState>,
     /// None until the Alerts pane is first shown.
     pub alerts: Option<AlertsState>,
+    /// None until the Risk pane is first shown (or after the context changes).
+    pub risk: Option<RiskState>,
     /// Where the local agent serves its events.
     pub agent_socket: PathBuf,
     /// Whether picket runs as root (it may then start the agent itself).
@@ -357,6 +369,7 @@ impl AppState {
             policies: None,
             admission: None,
             alerts: None,
+            risk: None,
             agent_socket: PathBuf::from(crate::agent::stream::DEFAULT_SOCKET),
             is_root: false,
             picket_exe: "picket".to_string(),
@@ -403,6 +416,7 @@ impl AppState {
             PaneId::Policies => self.policies.as_ref().map(|p| &p.view),
             PaneId::Admission => self.admission.as_ref().map(|a| &a.view),
             PaneId::Alerts => self.alerts.as_ref().map(|a| &a.view),
+            PaneId::Risk => self.risk.as_ref().map(|r| &r.view),
             PaneId::Overview
             | PaneId::ContainerDetail
             | PaneId::FindingDetail
@@ -412,7 +426,8 @@ impl AppState {
             | PaneId::PolicyEditor
             | PaneId::PolicyDiff
             | PaneId::AdmissionDecision
-            | PaneId::AlertDetail => None,
+            | PaneId::AlertDetail
+            | PaneId::RiskDetail => None,
         }
     }
 
@@ -435,6 +450,7 @@ impl AppState {
             PaneId::Policies => self.policies.as_mut().map(|p| &mut p.view),
             PaneId::Admission => self.admission.as_mut().map(|a| &mut a.view),
             PaneId::Alerts => self.alerts.as_mut().map(|a| &mut a.view),
+            PaneId::Risk => self.risk.as_mut().map(|r| &mut r.view),
             PaneId::Overview
             | PaneId::ContainerDetail
             | PaneId::FindingDetail
@@ -444,7 +460,8 @@ impl AppState {
             | PaneId::PolicyEditor
             | PaneId::PolicyDiff
             | PaneId::AdmissionDecision
-            | PaneId::AlertDetail => None,
+            | PaneId::AlertDetail
+            | PaneId::RiskDetail => None,
         }
     }
 

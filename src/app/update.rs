@@ -38,6 +38,7 @@ pub const PROMPT_COMMANDS: &[PromptCommand] = &[
         aliases: &["al", "alert", "alarms"],
         help: "Alerts from the agents, folded; triage them",
     },
+    PromptCommand { name: "risk", aliases: &["ri", "score"], help: "Workloads ranked by risk score, explained" },
     PromptCommand {
         name: "admission",
         aliases: &["adm", "webhook"],
@@ -153,6 +154,10 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
         }
         Action::FalsePositiveProposed(result) => alerts::proposed(state, result),
         Action::AlertTriaged(result) => alerts::triaged(state, result),
+        Action::RiskLoaded { request, result } => {
+            risk::loaded(state, request, result);
+            vec![]
+        }
         Action::SinkStatus(status) => {
             if let Some(alerts) = state.alerts.as_mut() {
                 alerts.sinks = status;
@@ -286,6 +291,11 @@ fn refilter_current(state: &mut AppState) {
                 alerts.refresh();
             }
         }
+        PaneId::Risk => {
+            if let Some(risk) = state.risk.as_mut() {
+                risk.refilter();
+            }
+        }
         PaneId::Compare => {
             if let Some(compare) = state.compare.as_mut() {
                 compare.refilter();
@@ -305,7 +315,8 @@ fn refilter_current(state: &mut AppState) {
         | PaneId::PolicyEditor
         | PaneId::PolicyDiff
         | PaneId::AdmissionDecision
-        | PaneId::AlertDetail => {}
+        | PaneId::AlertDetail
+        | PaneId::RiskDetail => {}
     }
 }
 
@@ -445,6 +456,7 @@ fn run_prompt(state: &mut AppState, input: &str) -> Vec<Effect> {
         ("policies", _) => go_to(state, PaneId::Policies),
         ("admission", _) => go_to(state, PaneId::Admission),
         ("alerts", _) => go_to(state, PaneId::Alerts),
+        ("risk", _) => go_to(state, PaneId::Risk),
         ("compliance", _) => go_to(state, PaneId::Compliance),
         ("workloads", _) => go_to(state, PaneId::Workloads),
         ("nodes", _) => go_to(state, PaneId::Nodes),
@@ -474,6 +486,7 @@ fn pane_shown(state: &mut AppState) -> Vec<Effect> {
         PaneId::Policies => policies::ensure_loaded(state),
         PaneId::Admission => admission::ensure_loaded(state),
         PaneId::Alerts => alerts::ensure_loaded(state),
+        PaneId::Risk => risk::ensure_loaded(state),
         _ => vec![],
     }
 }
@@ -565,6 +578,8 @@ pub fn run_command(state: &mut AppState, command: Command) -> Vec<Effect> {
         Command::PageDown if state.pane() == PaneId::BehaviourGroup => behaviour::scroll(state, page),
         Command::PageUp if state.pane() == PaneId::AdmissionDecision => return admission::scroll(state, -page),
         Command::PageUp if state.pane() == PaneId::AlertDetail => return alerts::scroll(state, -page),
+        Command::PageUp if state.pane() == PaneId::RiskDetail => return risk::scroll(state, -page),
+        Command::PageDown if state.pane() == PaneId::RiskDetail => return risk::scroll(state, page),
         Command::PageDown if state.pane() == PaneId::AlertDetail => return alerts::scroll(state, page),
         Command::PageDown if state.pane() == PaneId::AdmissionDecision => return admission::scroll(state, page),
         Command::PageUp => move_selection(state, -page),
@@ -597,6 +612,7 @@ pub fn run_command(state: &mut AppState, command: Command) -> Vec<Effect> {
                 Some(PaneId::Policies) => effects.extend(policies::load(state)),
                 Some(PaneId::Admission) => effects.extend(admission::load(state)),
                 Some(PaneId::Alerts) => effects.extend(alerts::load(state)),
+                Some(PaneId::Risk) => effects.extend(risk::load(state)),
                 Some(PaneId::Compare) => effects.extend(compare::reload(state)),
                 Some(PaneId::Nodes) => {
                     effects.extend(nodes::connect(state, Duration::ZERO));
@@ -672,6 +688,10 @@ fn move_selection(state: &mut AppState, delta: isize) {
         alerts::scroll(state, delta);
         return;
     }
+    if state.pane() == PaneId::RiskDetail {
+        risk::scroll(state, delta);
+        return;
+    }
     if let Some(view) = state.list_view_mut() {
         view.move_by(delta);
     }
@@ -693,6 +713,7 @@ fn enter(state: &mut AppState) -> Vec<Effect> {
         PaneId::Policies => policies::enter(state),
         PaneId::Admission => admission::enter(state),
         PaneId::Alerts => alerts::enter(state),
+        PaneId::Risk => risk::enter(state),
         PaneId::PolicyEditor | PaneId::PolicyDiff => policies::start_typing(state),
         PaneId::RegistryTags => registries::open_findings(state),
         PaneId::Compare => compare::enter(state),
@@ -704,7 +725,8 @@ fn enter(state: &mut AppState) -> Vec<Effect> {
         | PaneId::CompareWorkload
         | PaneId::BehaviourGroup
         | PaneId::AdmissionDecision
-        | PaneId::AlertDetail => vec![],
+        | PaneId::AlertDetail
+        | PaneId::RiskDetail => vec![],
     }
 }
 
@@ -720,6 +742,7 @@ mod images;
 mod nodes;
 mod policies;
 mod registries;
+mod risk;
 mod workloads;
 
 #[cfg(test)]

@@ -17,4 +17,5 @@ pub mod overview;
 pub mod packages;
 pub mod policies;
 pub mod registries;
+pub mod risk;
 pub mod workloads;

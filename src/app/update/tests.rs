@@ -151,6 +151,7 @@ fn tab_cycles_top_panes() {
             PaneId::Policies,
             PaneId::Admission,
             PaneId::Alerts,
+            PaneId::Risk,
             PaneId::Overview
         ]
     );
