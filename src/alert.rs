@@ -3,6 +3,8 @@
 //! `picket alerts` and the Alerts pane read the same log, folded ([`fold`]) and triaged
 //! ([`triage`], [`exception`]) the same way.
 
+pub mod bundle;
+pub mod capture;
 pub mod detail;
 pub mod exception;
 pub mod fold;

@@ -6,6 +6,7 @@ pub mod alerts;
 pub mod bench;
 pub mod cluster;
 pub mod db;
+pub mod incident;
 pub mod policy;
 pub mod registry;
 pub mod respond;
@@ -78,6 +79,9 @@ pub enum Commands {
     /// Alerts the console kept from its agents: list, show, ack, snooze, false-positive, reopen
     #[command(subcommand)]
     Alerts(alerts::AlertsCommand),
+    /// Incident bundles: one tar.gz about an alert, with hashes
+    #[command(subcommand)]
+    Incident(incident::IncidentCommand),
     /// Every workload of the context scored for risk (vulnerabilities, exposure, privileges,
     /// compliance, alerts), the riskiest first; --workload explains one
     Risk(risk::RiskArgs),
@@ -188,6 +192,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(crate::cluster::run_exec_plugin(seconds, command))
         }
         Some(Commands::Alerts(ref command)) => alerts::run(command, &Config::load(&cli.overrides())?),
+        Some(Commands::Incident(ref command)) => incident::run(command, &Config::load(&cli.overrides())?),
         Some(Commands::Risk(ref args)) => risk::run(args, &Config::load(&cli.overrides())?, cli.context.as_deref()),
         Some(Commands::Respond(ref command)) => respond::run(command, &Config::load(&cli.overrides())?),
         Some(Commands::Cluster(ref command)) => {

@@ -230,3 +230,84 @@ fn alerts_fold_show_and_triage_through_the_cli() {
     let (ok, _, err) = env.picket(&["alerts", "reopen", &password]);
     assert!(!ok && err.contains("open already"), "{err}");
 }
+
+#[test]
+fn an_incident_bundle_holds_the_alert_its_container_and_hashes() {
+    let env = Env::new();
+    seed(&env.data());
+    let capture = env.root.path().join("web.pcap");
+    // A capture as `picket respond capture` writes one (a pcap header, no packets).
+    let mut pcap = Vec::new();
+    for part in [
+        &0xa1b2_c3d4u32.to_le_bytes()[..],
+        &2u16.to_le_bytes(),
+        &4u16.to_le_bytes(),
+        &[0u8; 8],
+        &65535u32.to_le_bytes(),
+        &1u32.to_le_bytes(),
+    ] {
+        pcap.extend_from_slice(part);
+    }
+    std::fs::write(&capture, &pcap).expect("write");
+    let out = env.root.path().join("incident.tar.gz");
+    let (ok, said, err) = env.picket(&[
+        "incident",
+        "bundle",
+        "a2",
+        "-o",
+        out.to_str().expect("utf-8"),
+        "--capture",
+        capture.to_str().expect("utf-8"),
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        said.contains("not included: sbom.json, findings.json: image registry.local/web:1.0 was never scanned here"),
+        "{said}"
+    );
+    // Read it back as a user would.
+    let mut files = std::collections::BTreeMap::new();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(std::fs::File::open(&out).expect("the bundle")));
+    for entry in archive.entries().expect("a tar") {
+        let mut entry = entry.expect("an entry");
+        let path = entry.path().expect("a path").display().to_string();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut bytes).expect("read");
+        files.insert(path, bytes);
+    }
+    let name = |file: &str| format!("incident-a2/{file}");
+    for file in ["alert.json", "alerts.json", "process-tree.txt", "timeline.md", "manifest.json", "captures/web.pcap"] {
+        assert!(files.contains_key(&name(file)), "{file} in {:?}", files.keys());
+    }
+    let alert: Value = serde_json::from_slice(&files[&name("alert.json")]).expect("JSON");
+    assert_eq!(alert["alert"]["id"], "a2");
+    // The same container's alerts around it, in time order; the host's alert is not its.
+    let around: Value = serde_json::from_slice(&files[&name("alerts.json")]).expect("JSON");
+    let ids: Vec<&str> = around.as_array().expect("array").iter().filter_map(|a| a["id"].as_str()).collect();
+    assert_eq!(ids, ["a1", "a2", "a3", "a4"]);
+    let tree = String::from_utf8_lossy(&files[&name("process-tree.txt")]).into_owned();
+    assert!(tree.starts_with("[7] /usr/sbin/nginx nginx") && tree.contains("└─ [42] /bin/sh sh -i"), "{tree}");
+    let timeline = String::from_utf8_lossy(&files[&name("timeline.md")]).into_owned();
+    assert!(timeline.starts_with("# Incident: shell-from-server"), "{timeline}");
+    assert!(timeline.contains("| shell-from-server **(this alert)** |"), "{timeline}");
+    assert!(timeline.contains("## Not included"), "{timeline}");
+    // Every file's hash is in the manifest, and right.
+    let manifest: Value = serde_json::from_slice(&files[&name("manifest.json")]).expect("JSON");
+    let listed = manifest["files"].as_array().expect("files");
+    assert_eq!(listed.len(), files.len() - 1, "every file but the manifest");
+    for entry in listed {
+        let path = entry["path"].as_str().expect("a path");
+        let bytes = &files[&name(path)];
+        let digest: String =
+            sha2::Digest::finalize(sha2::Digest::chain_update(<sha2::Sha256 as sha2::Digest>::new(), bytes))
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+        assert_eq!(entry["sha256"].as_str(), Some(digest.as_str()), "{path}");
+        assert_eq!(entry["bytes"].as_u64(), Some(bytes.len() as u64));
+    }
+    // An existing file is not overwritten; an unknown alert is named.
+    let (ok, _, err) = env.picket(&["incident", "bundle", "a2", "-o", out.to_str().expect("utf-8")]);
+    assert!(!ok && err.contains("cannot create"), "{err}");
+    let (ok, _, err) = env.picket(&["incident", "bundle", "nope", "-o", "/tmp/never.tar.gz"]);
+    assert!(!ok && err.contains("no alert or fold has the id 'nope'"), "{err}");
+}

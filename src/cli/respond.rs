@@ -50,6 +50,27 @@ pub enum RespondCommand {
         #[arg(long)]
         duration: Option<u64>,
     },
+    /// Capture a container's traffic into a pcap file (inside its network namespace; needs root)
+    Capture {
+        /// A container of a local engine (name or id)
+        #[arg(long, conflicts_with = "pid", required_unless_present = "pid")]
+        container: Option<String>,
+        /// Any process in the network namespace to capture (a container's first process)
+        #[arg(long)]
+        pid: Option<u32>,
+        /// How long: 30s, 5m
+        #[arg(long, default_value = "30s")]
+        duration: String,
+        /// The file never grows past this: 10M, 500K, 1G
+        #[arg(long, default_value = "100M")]
+        max_size: String,
+        /// Which packets: tcp, udp, icmp, host ADDRESS, port N, not …, joined by and
+        #[arg(long, default_value = "")]
+        filter: String,
+        /// The pcap file to write (must not exist)
+        #[arg(short, long)]
+        output: PathBuf,
+    },
     /// Each sink's queue (notifications waiting on disk)
     Status {
         #[arg(long)]
@@ -107,6 +128,35 @@ pub fn run(command: &RespondCommand, config: &Config) -> anyhow::Result<ExitCode
             let store = Arc::new(Store::open(&config.store_path())?);
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             runtime.block_on(run_headless(store, response, socket.clone(), duration.map(Duration::from_secs)))
+        }
+        RespondCommand::Capture { container, pid, duration, max_size, filter, output } => {
+            let duration = crate::alert::triage::parse_duration(duration).map_err(anyhow::Error::msg)?;
+            let max_bytes = parse_size(max_size).map_err(anyhow::Error::msg)?;
+            let filter = crate::alert::capture::Filter::parse(filter).map_err(anyhow::Error::msg)?;
+            let pid = match (pid, container) {
+                (Some(pid), _) => *pid,
+                (None, Some(name)) => container_pid(config, name)?,
+                (None, None) => bail!("give --container or --pid"),
+            };
+            let spec = crate::alert::capture::CaptureSpec {
+                pid,
+                duration: Duration::from_millis(duration),
+                max_bytes,
+                filter,
+            };
+            crate::say!(
+                "picket respond: capturing the network of process {pid} for {}s into {}",
+                duration / 1000,
+                output.display()
+            );
+            let summary = crate::alert::capture::capture(&spec, output).map_err(anyhow::Error::msg)?;
+            let why = if summary.full { " (stopped at the size bound)" } else { "" };
+            print(&format!(
+                "{} packets, {} bytes written to {}{why}",
+                summary.packets,
+                summary.bytes,
+                summary.file.display()
+            ))
         }
         RespondCommand::Status { rules, json } => {
             let response = load(config, rules)?;
@@ -199,6 +249,39 @@ fn report_status(now: &[SinkStatus], last: &mut Vec<SinkStatus>) {
         }
     }
     *last = now.to_vec();
+}
+
+/// `10M`, `500K`, `1G`, `4096` as bytes.
+fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let number: u64 = number.parse().map_err(|_| format!("'{text}' is not a size (like 500K, 10M, 1G)"))?;
+    let unit = match unit.to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "K" | "KB" | "KIB" => 1 << 10,
+        "M" | "MB" | "MIB" => 1 << 20,
+        "G" | "GB" | "GIB" => 1 << 30,
+        _ => return Err(format!("'{text}': the unit is K, M or G")),
+    };
+    number.checked_mul(unit).filter(|n| *n >= 1024).ok_or_else(|| format!("'{text}': at least 1K"))
+}
+
+/// The first process of a local engine's container.
+fn container_pid(config: &Config, name: &str) -> anyhow::Result<u32> {
+    let sockets = crate::engine::existing_sockets(&crate::engine::candidate_sockets(&config.engines));
+    if sockets.is_empty() {
+        bail!("no container engine socket found (Docker or Podman); give --pid");
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let mut errors = Vec::new();
+    for socket in &sockets {
+        match runtime.block_on(crate::engine::inspect(socket, name)) {
+            Ok(detail) if detail.pid > 0 => return u32::try_from(detail.pid).context("the container's pid"),
+            Ok(detail) => errors.push(format!("{}: container {name} is {}", socket.display(), detail.state)),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    bail!("no running container '{name}': {}", errors.join("; "))
 }
 
 fn print(text: &str) -> anyhow::Result<ExitCode> {
