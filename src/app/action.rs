@@ -127,6 +127,8 @@ pub enum Action {
         context: String,
         result: Result<Vec<String>, String>,
     },
+    /// A capture or bundle started from the Alerts pane ended: what to say.
+    ForensicsDone(Result<String, String>),
     /// The Risk pane's scores, or why there are none.
     RiskLoaded {
         request: u64,
@@ -309,6 +311,16 @@ pub enum Effect {
     LoadAdmission {
         request: u64,
         context: Option<String>,
+    },
+    /// Capture the traffic of the container of alert (or fold) `id` into a pcap in `dir`.
+    CaptureAlert {
+        id: String,
+        dir: std::path::PathBuf,
+    },
+    /// Write the incident bundle of alert (or fold) `id` into `dir`.
+    BundleAlert {
+        id: String,
+        dir: std::path::PathBuf,
     },
     /// The Risk pane: the context's workloads scored.
     LoadRisk {

@@ -269,6 +269,23 @@ impl Effects {
                     let _ = tx.send(Action::AgentDeployed { context, result });
                 });
             }
+            Effect::CaptureAlert { id, dir } => {
+                let store = Arc::clone(&self.store);
+                let sockets = self.engine_candidates.clone();
+                tokio::spawn(async move {
+                    let result = capture_alert(&store, &id, &dir, &sockets).await;
+                    let _ = tx.send(Action::ForensicsDone(result));
+                });
+            }
+            Effect::BundleAlert { id, dir } => {
+                let store = Arc::clone(&self.store);
+                tokio::task::spawn_blocking(move || {
+                    let out = dir.join(format!("incident-{id}-{}.tar.gz", crate::alert::now_unix_ms() / 1000));
+                    let result = crate::alert::bundle::write_bundle(&store, &id, 600_000, &[], &out)
+                        .map(|m| format!("incident bundle ({} files) written to {}", m.files.len() + 1, out.display()));
+                    let _ = tx.send(Action::ForensicsDone(result));
+                });
+            }
             Effect::LoadRisk { request, context } => {
                 tokio::spawn(load_risk(tx, request, context, self.watches.clone(), Arc::clone(&self.store)));
             }
@@ -591,6 +608,44 @@ async fn watch_of(
     let watch = Arc::new(cluster::watch::ClusterWatch::start_discovered(client, &name).await);
     watches.insert(key, Arc::clone(&watch));
     Ok(watch)
+}
+
+/// 30 s of an alert's container's traffic into `dir`: the container found on a local engine by
+/// the alert's container id, its first process's network namespace captured.
+async fn capture_alert(
+    store: &Store,
+    id: &str,
+    dir: &std::path::Path,
+    candidates: &[PathBuf],
+) -> Result<String, String> {
+    let detail = crate::alert::detail::find(store, id, crate::alert::now_unix_ms())?;
+    let container = detail.alert.container.clone().ok_or("the alert is from the host, not a container")?;
+    let mut pid = None;
+    for socket in crate::engine::existing_sockets(candidates) {
+        if let Ok(found) = crate::engine::inspect(&socket, &container.id).await
+            && found.pid > 0
+        {
+            pid = u32::try_from(found.pid).ok();
+            break;
+        }
+    }
+    let pid = pid.ok_or_else(|| {
+        format!(
+            "container {} is not running on a local engine here (capture on its node: picket respond capture)",
+            detail.fold.container
+        )
+    })?;
+    let out = dir.join(format!("capture-{}-{}.pcap", detail.fold.id, crate::alert::now_unix_ms() / 1000));
+    let spec = crate::alert::capture::CaptureSpec {
+        pid,
+        duration: std::time::Duration::from_secs(30),
+        max_bytes: 100 << 20,
+        filter: crate::alert::capture::Filter::default(),
+    };
+    let summary = tokio::task::spawn_blocking(move || crate::alert::capture::capture(&spec, &out))
+        .await
+        .map_err(|e| e.to_string())??;
+    Ok(format!("{} packets captured to {}", summary.packets, summary.file.display()))
 }
 
 /// The Risk pane's scores: the context's watched inventory, the stored scans and the open

@@ -158,6 +158,10 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
             risk::loaded(state, request, result);
             vec![]
         }
+        Action::ForensicsDone(result) => match result {
+            Ok(said) => toast(state, said, false),
+            Err(e) => toast(state, e, true),
+        },
         Action::SinkStatus(status) => {
             if let Some(alerts) = state.alerts.as_mut() {
                 alerts.sinks = status;
@@ -644,6 +648,8 @@ pub fn run_command(state: &mut AppState, command: Command) -> Vec<Effect> {
         Command::ReopenAlert => return alerts::reopen(state),
         Command::NextSeverity => return alerts::next_severity(state),
         Command::ToggleTriaged => return alerts::toggle_all(state),
+        Command::CaptureAlert => return alerts::capture(state),
+        Command::BundleAlert => return alerts::bundle(state),
         Command::NextNamespace => return workloads::next_namespace(state),
         Command::StartAgent => return nodes::start(state),
         Command::DeployAgent => return nodes::deploy(state),

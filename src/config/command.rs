@@ -46,6 +46,8 @@ pub enum Command {
     ReopenAlert,
     NextSeverity,
     ToggleTriaged,
+    CaptureAlert,
+    BundleAlert,
 }
 
 impl Command {
@@ -91,6 +93,8 @@ impl Command {
         Self::ReopenAlert,
         Self::NextSeverity,
         Self::ToggleTriaged,
+        Self::CaptureAlert,
+        Self::BundleAlert,
         Self::Quit,
     ];
 
@@ -138,6 +142,8 @@ impl Command {
             Self::ReopenAlert => "reopen",
             Self::NextSeverity => "next-severity",
             Self::ToggleTriaged => "toggle-triaged",
+            Self::CaptureAlert => "capture",
+            Self::BundleAlert => "bundle",
         }
     }
 
@@ -189,6 +195,10 @@ impl Command {
             Self::ReopenAlert => "Reopen: undo acknowledge, snooze or false positive",
             Self::NextSeverity => "Severity floor: all → critical → high → medium",
             Self::ToggleTriaged => "Show acknowledged, snoozed and false-positive alerts too",
+            Self::CaptureAlert => {
+                "Capture 30 s of the alert's container's traffic into a pcap file (local containers, root)"
+            }
+            Self::BundleAlert => "Write the incident bundle of the alert (tar.gz) here",
         }
     }
 }

@@ -188,6 +188,8 @@ const SCOPED_BINDINGS: &[(&str, Command, &str)] = &[
     ("v", Command::NextSeverity, "alerts"),
     ("A", Command::ToggleTriaged, "alerts"),
     ("n", Command::NextNamespace, "alerts"),
+    ("c", Command::CaptureAlert, "alerts"),
+    ("b", Command::BundleAlert, "alerts"),
 ];
 
 const DEFAULT_BINDINGS: &[(&str, Command)] = &[

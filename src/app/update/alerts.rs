@@ -148,6 +148,27 @@ pub fn reopen(state: &mut AppState) -> Vec<Effect> {
     vec![Effect::TriageAlert { key, record: None, said: format!("{id} reopened") }]
 }
 
+/// Where captures and bundles go: the directory picket was started in.
+fn work_dir(state: &AppState) -> std::path::PathBuf {
+    state.ignore_path.parent().map(std::path::Path::to_path_buf).unwrap_or_else(|| ".".into())
+}
+
+/// `c`: 30 s of the fold's container's traffic, into a pcap file here.
+pub fn capture(state: &mut AppState) -> Vec<Effect> {
+    let Some((_, id)) = target(state) else { return vec![] };
+    let dir = work_dir(state);
+    let mut effects = super::toast(state, format!("capturing 30 s of {id}'s container…"), false);
+    effects.push(Effect::CaptureAlert { id, dir });
+    effects
+}
+
+/// `b`: the fold's incident bundle, here.
+pub fn bundle(state: &mut AppState) -> Vec<Effect> {
+    let Some((_, id)) = target(state) else { return vec![] };
+    let dir = work_dir(state);
+    vec![Effect::BundleAlert { id, dir }]
+}
+
 /// `f`: the exception is worked out (and checked) first, then shown for a yes.
 pub fn false_positive(state: &mut AppState) -> Vec<Effect> {
     let Some((_, id)) = target(state) else { return vec![] };

@@ -394,6 +394,18 @@ mod tests {
         );
         crate::assert_screen!("alerts", &state);
 
+        // Forensics from the pane: the bundle and the capture of the selected fold, here.
+        let effects = run_command(&mut state, Command::BundleAlert);
+        let shell_id = state.alerts.as_ref().and_then(|a| a.selected()).map(|f| f.id.clone()).expect("selected");
+        assert!(matches!(effects.as_slice(), [Effect::BundleAlert { id, .. }] if *id == shell_id), "{effects:?}");
+        let effects = run_command(&mut state, Command::CaptureAlert);
+        assert!(effects.iter().any(|e| matches!(e, Effect::CaptureAlert { id, .. } if *id == shell_id)), "{effects:?}");
+        update(
+            &mut state,
+            Action::ForensicsDone(Err("container shop/web-6f7b9/web is not running on a local engine here".into())),
+        );
+        assert!(state.latest_toast().is_some_and(|t| t.is_error && t.text.contains("not running on a local engine")));
+
         // The severity floor, then every severity again.
         run_command(&mut state, Command::NextSeverity);
         let rules = |state: &crate::app::state::AppState| {
