@@ -142,7 +142,7 @@ fn response(c: &mut Criterion) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}/hook", listener.local_addr().expect("address"));
         let got = receiver(listener).await;
-        let responder = Responder::start(Arc::clone(&store), config(&url)).expect("responder");
+        let responder = Responder::start(Arc::clone(&store), config(&url), None).expect("responder");
         let count = scale(1_000).max(10);
         let mut sent = Vec::new();
         for i in 0..count {
@@ -172,7 +172,7 @@ fn response(c: &mut Criterion) {
         let down_port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
         let store = Arc::new(picket::store::Store::open(&dir.path().join("outage")).expect("store"));
         let responder =
-            Responder::start(Arc::clone(&store), config(&format!("http://127.0.0.1:{down_port}/hook"))).expect("responder");
+            Responder::start(Arc::clone(&store), config(&format!("http://127.0.0.1:{down_port}/hook")), None).expect("responder");
         let total = scale(60_000);
         let mut samples = Vec::new();
         for second in 0..total / 100 {

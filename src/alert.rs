@@ -3,6 +3,7 @@
 //! `picket alerts` and the Alerts pane read the same log, folded ([`fold`]) and triaged
 //! ([`triage`], [`exception`]) the same way.
 
+pub mod actions;
 pub mod bundle;
 pub mod capture;
 pub mod detail;

@@ -86,7 +86,14 @@ fn start_responder(
     let dir = config.config_dir.join("response");
     match crate::alert::respond::ResponseConfig::load(&dir, false) {
         Ok(response) if response.sinks.is_empty() && response.rules.is_empty() => (None, None),
-        Ok(response) => match crate::alert::outbox::Responder::start(Arc::clone(store), response) {
+        Ok(response) => match crate::alert::outbox::Responder::start(
+            Arc::clone(store),
+            response,
+            Some(crate::alert::actions::ActionContext::local(
+                crate::engine::candidate_sockets(&config.engines),
+                config.data_dir.join("captures"),
+            )),
+        ) {
             Ok(responder) => (Some(Arc::new(responder)), None),
             Err(e) => (None, Some(format!("responses are off: {e}"))),
         },

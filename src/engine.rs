@@ -288,6 +288,18 @@ pub async fn export_image(
     Ok(written)
 }
 
+/// Freezes (`true`) or thaws a container: its processes stop being scheduled and keep their
+/// state (the engine's cgroup freezer).
+pub async fn set_paused(socket: &Path, id: &str, paused: bool) -> Result<(), EngineError> {
+    let api = |source| EngineError::Api { socket: socket.to_path_buf(), source };
+    let docker = connect(socket).await?;
+    if paused {
+        with_timeout(socket, docker.pause_container(id)).await?.map_err(api)
+    } else {
+        with_timeout(socket, docker.unpause_container(id)).await?.map_err(api)
+    }
+}
+
 pub async fn inspect(socket: &Path, id: &str) -> Result<ContainerDetail, EngineError> {
     let api = |source| EngineError::Api { socket: socket.to_path_buf(), source };
     let docker = connect(socket).await?;

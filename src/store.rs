@@ -77,6 +77,8 @@ pub enum TreeName {
     AdmissionDecisions,
     /// What was decided about each fold of alerts (`alert::triage::TriageRecord`), by fold key.
     AlertTriage,
+    /// Response actions taken (`alert::actions::ActionRecord`), by sequence.
+    ResponseActions,
     /// Notifications waiting for their sinks (`alert::sinks::Notification`), keyed
     /// `sink \0 sequence`.
     Outbox,
@@ -102,6 +104,7 @@ impl TreeName {
             Self::AdmissionDecisions => "admission_decisions",
             Self::AlertTriage => "alert_triage",
             Self::Outbox => "outbox",
+            Self::ResponseActions => "response_actions",
         }
     }
 }

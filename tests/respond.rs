@@ -4,6 +4,8 @@
 //! then comes back gets everything, in order; what it queued survives a restart; a notification
 //! the sink refuses (4xx) does not hold the rest; minimum severities apply.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -159,7 +161,7 @@ rules:
         unix = unix_path.display()
     );
     let response = config(&text);
-    let responder = Responder::start(Arc::clone(&store), response.clone()).expect("responder");
+    let responder = Responder::start(Arc::clone(&store), response.clone(), None).expect("responder");
     let shell = alert("shell-from-server", Severity::High, "A shell started by a server process");
     let apt = alert("package-manager-in-container", Severity::Medium, "A package manager ran");
     let violation = alert("policy-exec", Severity::High, "An exec the policy does not allow");
@@ -255,7 +257,7 @@ rules:
     assert_eq!(reopened.status().into_iter().find(|s| s.name == "later").map(|s| s.queued), Some(20));
     drop(reopened);
     let later = receiver(tokio::net::TcpListener::bind(("127.0.0.1", later_port)).await.expect("the port again")).await;
-    let responder = Responder::start(Arc::clone(&store), response.clone()).expect("responder again");
+    let responder = Responder::start(Arc::clone(&store), response.clone(), None).expect("responder again");
     wait_for("the sink to catch up", || of_path(&later, "/later").len() == 20).await;
     let titles: Vec<String> =
         of_path(&later, "/later").iter().map(|v| v["alert"]["title"].as_str().unwrap_or("").to_string()).collect();
@@ -350,4 +352,64 @@ fn the_cli_validates_tests_and_notifies() {
     assert!(shell.ends_with("all → hook"), "{out}");
     let drift = out.lines().find(|l| l.contains("drift-exec")).expect("a line");
     assert!(drift.ends_with(" -"), "{out}");
+}
+
+/// Kill and pause on this machine, against a real process and a real Docker container; an
+/// alert from another node is logged as not done; the pause is undone, the kill cannot be.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_and_pause_act_locally_are_logged_and_undone() {
+    let Some(dockerd) = common::engines::Dockerd::start() else {
+        eprintln!("skipped: needs root and Docker Engine (./install.sh --dev)");
+        return;
+    };
+    dockerd.docker(&["run", "-d", "--name", "victim", common::engines::Dockerd::IMAGE, "sleep", "600"]);
+    let victim = dockerd.docker(&["inspect", "-f", "{{.Id}}", "victim"]).trim().to_string();
+    let mut miner = std::process::Command::new("sleep").arg("600").spawn().expect("a process to kill");
+    let miner_exe = std::fs::read_link(format!("/proc/{}/exe", miner.id())).expect("its program");
+    let dir = tempfile::tempdir().expect("dir");
+    let store = Arc::new(picket::store::Store::open(&dir.path().join("store")).expect("store"));
+    let response = config(
+        "version: 1\nrules:\n  - name: kill-miners\n    match: { rule: ['crypto-*'] }\n    actions: [ kill ]\n  - name: freeze-shells\n    match: { rule: ['shell-*'] }\n    actions: [ pause ]\n",
+    );
+    let context = picket::alert::actions::ActionContext {
+        node: "node-t".into(),
+        engine_sockets: vec![dockerd.socket.clone()],
+        captures_dir: dir.path().join("captures"),
+    };
+    let responder = Responder::start(Arc::clone(&store), response, Some(context)).expect("responder");
+    let mut mine = alert("crypto-pool-port", Severity::Critical, "miner");
+    mine.node = "node-t".into();
+    mine.container = None;
+    mine.alert.event.pid = miner.id();
+    mine.alert.event.exe = miner_exe.display().to_string();
+    let mut shell = alert("shell-from-server", Severity::High, "shell");
+    shell.node = "node-t".into();
+    if let Some(c) = shell.container.as_mut() {
+        c.id = victim.clone();
+    }
+    let elsewhere = alert("crypto-pool-port", Severity::Critical, "elsewhere");
+    responder.respond(&[mine.clone(), shell.clone(), elsewhere]).expect("responded");
+
+    let log = picket::alert::actions::ActionLog::open(&store).expect("log");
+    wait_for("three actions logged", || log.newest(10).map(|a| a.len()).unwrap_or(0) == 3).await;
+    let status = miner.wait().expect("the process ended");
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(9), "killed");
+    assert_eq!(dockerd.docker(&["inspect", "-f", "{{.State.Paused}}", "victim"]).trim(), "true");
+    let actions = log.newest(10).expect("actions");
+    let by = |what: &str| actions.iter().find(|a| a.alert_rule.contains(what) && !a.alert.is_empty()).cloned();
+    let kill = actions.iter().find(|a| a.action == "kill" && a.done).expect("the kill");
+    assert_eq!(kill.alert, mine.alert.id);
+    assert!(kill.target.starts_with(&format!("pid {}", mine.alert.event.pid)), "{kill:?}");
+    let not_here = actions.iter().find(|a| !a.done).expect("the other node's");
+    assert!(not_here.outcome.contains("from node node-1, and this picket acts on node node-t only"), "{not_here:?}");
+    let pause = by("shell").expect("the pause");
+    assert!(pause.done && pause.undo.is_some(), "{pause:?}");
+
+    // Undo: the container runs again; twice is refused; a kill cannot be undone.
+    let said = picket::alert::actions::undo(&log, &pause.id).await.expect("undone");
+    assert!(said.contains("thawed"), "{said}");
+    assert_eq!(dockerd.docker(&["inspect", "-f", "{{.State.Paused}}", "victim"]).trim(), "false");
+    assert!(picket::alert::actions::undo(&log, &pause.id).await.is_err_and(|e| e.contains("undone already")));
+    assert!(picket::alert::actions::undo(&log, &kill.id).await.is_err_and(|e| e.contains("cannot be undone")));
+    dockerd.docker(&["rm", "-f", "victim"]);
 }

@@ -23,6 +23,8 @@ pub struct AlertDetail {
     pub key: String,
     pub triage: Option<TriageRecord>,
     pub image: Option<ImageFindings>,
+    /// Response actions taken for the fold's alerts (kill, pause, capture), newest first.
+    pub actions: Vec<super::actions::ActionRecord>,
 }
 
 /// The container's image's findings at its last stored scan, matched against the database now.
@@ -107,6 +109,18 @@ impl AlertDetail {
         if !event.local.is_empty() {
             lines.push(format!("  local: {}", event.local));
         }
+        if !detail.actions.is_empty() {
+            lines.push(String::new());
+            lines.push("response actions:".into());
+            for a in &detail.actions {
+                let undo = match (a.undone_at_ms, &a.undo) {
+                    (Some(at), _) => format!(" (undone {})", time(at)),
+                    (None, Some(_)) => " (U undoes)".into(),
+                    _ => String::new(),
+                };
+                lines.push(format!("  #{} {} {} {}: {}{undo}", a.id, time(a.at_ms), a.action, a.target, a.outcome));
+            }
+        }
         let tree = ancestry_tree(&detail.alert);
         if !tree.is_empty() {
             lines.push(String::new());
@@ -170,7 +184,15 @@ pub fn find(store: &Store, id: &str, now_ms: u64) -> Result<AlertDetail, String>
     let key = fold_key(&alert);
     let image =
         alert.container.as_ref().and_then(|c| c.image.clone()).map(|reference| image_findings(store, reference));
-    Ok(AlertDetail { triage: triage.get(&key).cloned(), fold, alert, key, image })
+    let ids: std::collections::HashSet<&str> =
+        alerts.iter().filter(|a| fold_of(a) == fold.id).map(|a| a.alert.id.as_str()).collect();
+    let actions = super::actions::ActionLog::open(store)
+        .and_then(|log| log.newest(10_000))
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter(|a| ids.contains(a.alert.as_str()))
+        .collect();
+    Ok(AlertDetail { triage: triage.get(&key).cloned(), fold, alert, key, image, actions })
 }
 
 fn image_findings(store: &Store, reference: String) -> ImageFindings {

@@ -89,7 +89,7 @@ impl Outbox {
         for alert in alerts {
             for rule in config.matching(alert) {
                 for action in &rule.rule.actions {
-                    let Action::Notify(sink_name) = action;
+                    let Action::Notify(sink_name) = action else { continue };
                     let Some(sink) = config.sink(sink_name) else { continue };
                     if !sink.takes(alert.alert.severity) {
                         continue;
@@ -236,22 +236,53 @@ pub struct Responder {
     pub config: ResponseConfig,
     pub outbox: Arc<Outbox>,
     stop: Arc<std::sync::atomic::AtomicBool>,
+    /// Where kill, pause and capture act (None: they are logged as not done).
+    actions: Option<(Arc<super::actions::ActionLog>, super::actions::ActionContext)>,
 }
 
 impl Responder {
-    /// Opens the outbox and starts the sinks' workers on the current runtime.
-    pub fn start(store: Arc<Store>, config: ResponseConfig) -> Result<Self, String> {
+    /// Opens the outbox and starts the sinks' workers on the current runtime; kill, pause and
+    /// capture act through `actions` (None: notifications only).
+    pub fn start(
+        store: Arc<Store>,
+        config: ResponseConfig,
+        actions: Option<super::actions::ActionContext>,
+    ) -> Result<Self, String> {
+        let actions = match actions {
+            Some(context) => {
+                let log =
+                    super::actions::ActionLog::open(&store).map_err(|e| format!("opening the action log: {e}"))?;
+                Some((Arc::new(log), context))
+            }
+            None => None,
+        };
         let outbox = Outbox::open(store, &config).map_err(|e| format!("opening the outbox: {e}"))?;
         let client = crate::registry::client::http_client().build().map_err(|e| format!("the HTTP client: {e}"))?;
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         for sink in &config.sinks {
             tokio::spawn(Arc::clone(&outbox).run_sink(client.clone(), sink.clone(), Arc::clone(&stop)));
         }
-        Ok(Self { config, outbox, stop })
+        Ok(Self { config, outbox, stop, actions })
     }
 
-    /// Queues what the rules say for `alerts`.
+    /// Queues the notifications the rules say for `alerts`, and starts their other actions
+    /// (each logged when done); returns the notifications queued.
     pub fn respond(&self, alerts: &[StoredAlert]) -> Result<usize, String> {
+        if let Some((log, context)) = &self.actions {
+            for alert in alerts {
+                for rule in self.config.matching(alert) {
+                    for requested in rule.rule.actions.iter().filter_map(Action::requested) {
+                        let (log, context, alert, name) =
+                            (Arc::clone(log), context.clone(), alert.clone(), rule.rule.name.clone());
+                        tokio::spawn(async move {
+                            if let Err(e) = super::actions::perform(&log, &context, &alert, &name, &requested).await {
+                                crate::say!("picket: logging a response action: {e}");
+                            }
+                        });
+                    }
+                }
+            }
+        }
         self.outbox.respond(&self.config, alerts).map_err(|e| format!("queueing notifications: {e}"))
     }
 

@@ -81,6 +81,64 @@ pub struct Match {
 pub enum Action {
     /// Send to the sink of this name.
     Notify(String),
+    /// SIGKILL the alert's process (on this machine).
+    Kill,
+    /// Freeze the alert's container (a local engine's pause; undone from the console or
+    /// `picket respond undo`).
+    Pause,
+    /// Capture the container's traffic for a while.
+    Capture(CaptureAction),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CaptureAction {
+    /// `30s`, `5m`.
+    #[serde(default = "default_capture_duration")]
+    pub duration: String,
+    /// `10M`.
+    #[serde(default = "default_capture_size")]
+    pub max_size: String,
+}
+
+fn default_capture_duration() -> String {
+    "30s".into()
+}
+
+fn default_capture_size() -> String {
+    "100M".into()
+}
+
+impl Action {
+    /// The action to carry out, for those that are not notifications.
+    pub fn requested(&self) -> Option<super::actions::Requested> {
+        match self {
+            Self::Notify(_) => None,
+            Self::Kill => Some(super::actions::Requested::Kill),
+            Self::Pause => Some(super::actions::Requested::Pause),
+            Self::Capture(c) => Some(super::actions::Requested::Capture {
+                duration: std::time::Duration::from_millis(
+                    super::triage::parse_duration(&c.duration).unwrap_or(30_000),
+                ),
+                max_bytes: parse_size(&c.max_size).unwrap_or(100 << 20),
+            }),
+        }
+    }
+}
+
+/// `10M`, `500K`, `1G`, `4096` as bytes (at least 1K).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let number: u64 = number.parse().map_err(|_| format!("'{text}' is not a size (like 500K, 10M, 1G)"))?;
+    let unit = match unit.to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "K" | "KB" | "KIB" => 1 << 10,
+        "M" | "MB" | "MIB" => 1 << 20,
+        "G" | "GB" | "GIB" => 1 << 30,
+        _ => return Err(format!("'{text}': the unit is K, M or G")),
+    };
+    number.checked_mul(unit).filter(|n| *n >= 1024).ok_or_else(|| format!("'{text}': at least 1K"))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -171,10 +229,21 @@ impl ResponseConfig {
                 return Err(invalid("a rule needs at least one action".into()));
             }
             for action in &rule.actions {
-                let Action::Notify(sink) = action;
-                if !config.sinks.iter().any(|s| &s.name == sink) {
-                    let known: Vec<&str> = config.sinks.iter().map(|s| s.name.as_str()).collect();
-                    return Err(invalid(format!("notify: no sink is named '{sink}' (sinks: {})", known.join(", "))));
+                match action {
+                    Action::Notify(sink) => {
+                        if !config.sinks.iter().any(|s| &s.name == sink) {
+                            let known: Vec<&str> = config.sinks.iter().map(|s| s.name.as_str()).collect();
+                            return Err(invalid(format!(
+                                "notify: no sink is named '{sink}' (sinks: {})",
+                                known.join(", ")
+                            )));
+                        }
+                    }
+                    Action::Capture(c) => {
+                        super::triage::parse_duration(&c.duration).map_err(|e| invalid(format!("capture: {e}")))?;
+                        parse_size(&c.max_size).map_err(|e| invalid(format!("capture: {e}")))?;
+                    }
+                    Action::Kill | Action::Pause => {}
                 }
             }
             if config.rules.iter().any(|r| r.rule.name == rule.name) {

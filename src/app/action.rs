@@ -317,6 +317,10 @@ pub enum Effect {
         id: String,
         dir: std::path::PathBuf,
     },
+    /// Undo the response actions of the fold (or alert) `id`.
+    UndoActions {
+        id: String,
+    },
     /// Write the incident bundle of alert (or fold) `id` into `dir`.
     BundleAlert {
         id: String,

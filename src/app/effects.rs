@@ -277,6 +277,18 @@ impl Effects {
                     let _ = tx.send(Action::ForensicsDone(result));
                 });
             }
+            Effect::UndoActions { id } => {
+                let store = Arc::clone(&self.store);
+                tokio::spawn(async move {
+                    let result = async {
+                        let detail = crate::alert::detail::find(&store, &id, crate::alert::now_unix_ms())?;
+                        let log = crate::alert::actions::ActionLog::open(&store).map_err(|e| e.to_string())?;
+                        crate::alert::actions::undo_fold(&log, &detail).await
+                    }
+                    .await;
+                    let _ = tx.send(Action::ForensicsDone(result));
+                });
+            }
             Effect::BundleAlert { id, dir } => {
                 let store = Arc::clone(&self.store);
                 tokio::task::spawn_blocking(move || {

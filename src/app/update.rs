@@ -650,6 +650,7 @@ pub fn run_command(state: &mut AppState, command: Command) -> Vec<Effect> {
         Command::ToggleTriaged => return alerts::toggle_all(state),
         Command::CaptureAlert => return alerts::capture(state),
         Command::BundleAlert => return alerts::bundle(state),
+        Command::UndoActions => return alerts::undo_actions(state),
         Command::NextNamespace => return workloads::next_namespace(state),
         Command::StartAgent => return nodes::start(state),
         Command::DeployAgent => return nodes::deploy(state),

@@ -71,6 +71,15 @@ pub enum RespondCommand {
         #[arg(short, long)]
         output: PathBuf,
     },
+    /// The response actions taken (kill, pause, capture), newest first, with their alert
+    Actions {
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Undo a response action by its id (a pause: the container is thawed)
+    Undo { id: String },
     /// Each sink's queue (notifications waiting on disk)
     Status {
         #[arg(long)]
@@ -127,11 +136,18 @@ pub fn run(command: &RespondCommand, config: &Config) -> anyhow::Result<ExitCode
             let response = load(config, rules)?;
             let store = Arc::new(Store::open(&config.store_path())?);
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            runtime.block_on(run_headless(store, response, socket.clone(), duration.map(Duration::from_secs)))
+            runtime.block_on(run_headless(
+                store,
+                response,
+                socket.clone(),
+                duration.map(Duration::from_secs),
+                crate::engine::candidate_sockets(&config.engines),
+                config.data_dir.join("captures"),
+            ))
         }
         RespondCommand::Capture { container, pid, duration, max_size, filter, output } => {
             let duration = crate::alert::triage::parse_duration(duration).map_err(anyhow::Error::msg)?;
-            let max_bytes = parse_size(max_size).map_err(anyhow::Error::msg)?;
+            let max_bytes = crate::alert::respond::parse_size(max_size).map_err(anyhow::Error::msg)?;
             let filter = crate::alert::capture::Filter::parse(filter).map_err(anyhow::Error::msg)?;
             let pid = match (pid, container) {
                 (Some(pid), _) => *pid,
@@ -158,6 +174,19 @@ pub fn run(command: &RespondCommand, config: &Config) -> anyhow::Result<ExitCode
                 summary.file.display()
             ))
         }
+        RespondCommand::Actions { limit, json } => {
+            let store = Store::open(&config.store_path())?;
+            let actions = crate::alert::actions::ActionLog::open(&store)?.newest(*limit)?;
+            let text = if *json { serde_json::to_string_pretty(&actions)? } else { actions_table(&actions) };
+            print(&text)
+        }
+        RespondCommand::Undo { id } => {
+            let store = Store::open(&config.store_path())?;
+            let log = crate::alert::actions::ActionLog::open(&store)?;
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let said = runtime.block_on(crate::alert::actions::undo(&log, id)).map_err(anyhow::Error::msg)?;
+            print(&said)
+        }
         RespondCommand::Status { rules, json } => {
             let response = load(config, rules)?;
             let store = Arc::new(Store::open(&config.store_path())?);
@@ -174,9 +203,12 @@ async fn run_headless(
     response: ResponseConfig,
     socket: PathBuf,
     duration: Option<Duration>,
+    engine_sockets: Vec<PathBuf>,
+    captures_dir: PathBuf,
 ) -> anyhow::Result<ExitCode> {
     use crate::agent::client::{Feed, read_agent};
-    let responder = Responder::start(Arc::clone(&store), response).map_err(anyhow::Error::msg)?;
+    let actions = crate::alert::actions::ActionContext::local(engine_sockets, captures_dir);
+    let responder = Responder::start(Arc::clone(&store), response, Some(actions)).map_err(anyhow::Error::msg)?;
     let log = AlertLog::open(&store)?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let in_flight: crate::agent::client::InFlight = Default::default();
@@ -251,21 +283,6 @@ fn report_status(now: &[SinkStatus], last: &mut Vec<SinkStatus>) {
     *last = now.to_vec();
 }
 
-/// `10M`, `500K`, `1G`, `4096` as bytes.
-fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
-    let number: u64 = number.parse().map_err(|_| format!("'{text}' is not a size (like 500K, 10M, 1G)"))?;
-    let unit = match unit.to_ascii_uppercase().as_str() {
-        "" | "B" => 1,
-        "K" | "KB" | "KIB" => 1 << 10,
-        "M" | "MB" | "MIB" => 1 << 20,
-        "G" | "GB" | "GIB" => 1 << 30,
-        _ => return Err(format!("'{text}': the unit is K, M or G")),
-    };
-    number.checked_mul(unit).filter(|n| *n >= 1024).ok_or_else(|| format!("'{text}': at least 1K"))
-}
-
 /// The first process of a local engine's container.
 fn container_pid(config: &Config, name: &str) -> anyhow::Result<u32> {
     let sockets = crate::engine::existing_sockets(&crate::engine::candidate_sockets(&config.engines));
@@ -301,13 +318,18 @@ fn test_table(response: &ResponseConfig, alerts: &[StoredAlert]) -> String {
             .matching(alert)
             .iter()
             .map(|r| {
+                use crate::alert::respond::Action;
                 let sinks: Vec<&str> = r
                     .rule
                     .actions
                     .iter()
-                    .filter_map(|a| {
-                        let crate::alert::respond::Action::Notify(name) = a;
-                        response.sink(name).filter(|s| s.takes(alert.alert.severity)).map(|s| s.name.as_str())
+                    .filter_map(|a| match a {
+                        Action::Notify(name) => {
+                            response.sink(name).filter(|s| s.takes(alert.alert.severity)).map(|s| s.name.as_str())
+                        }
+                        Action::Kill => Some("kill"),
+                        Action::Pause => Some("pause"),
+                        Action::Capture(_) => Some("capture"),
                     })
                     .collect();
                 format!(
@@ -324,6 +346,34 @@ fn test_table(response: &ResponseConfig, alerts: &[StoredAlert]) -> String {
             alert.alert.rule,
             crate::alert::fold::container_label(alert),
             if fired.is_empty() { "-".into() } else { fired.join("; ") }
+        ));
+    }
+    out.trim_end().to_string()
+}
+
+fn actions_table(actions: &[crate::alert::actions::ActionRecord]) -> String {
+    if actions.is_empty() {
+        return "no response actions taken".into();
+    }
+    let mut out = String::from(
+        "ID        TIME                 ACTION   RULE                  ALERT                          OUTCOME\n",
+    );
+    for a in actions {
+        let undone = match (a.undone_at_ms, &a.undo) {
+            (Some(at), _) => format!(" (undone {})", time(at)),
+            (None, Some(_)) => " (picket respond undo ID)".into(),
+            _ => String::new(),
+        };
+        out.push_str(&format!(
+            "{:<9} {:<20} {:<8} {:<21} {:<30} {} {}: {}{undone}\n",
+            a.id,
+            time(a.at_ms),
+            a.action,
+            a.rule,
+            format!("{} ({})", a.alert, a.alert_rule),
+            a.target,
+            if a.done { "done" } else { "not done" },
+            a.outcome
         ));
     }
     out.trim_end().to_string()

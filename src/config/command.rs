@@ -48,6 +48,7 @@ pub enum Command {
     ToggleTriaged,
     CaptureAlert,
     BundleAlert,
+    UndoActions,
 }
 
 impl Command {
@@ -95,6 +96,7 @@ impl Command {
         Self::ToggleTriaged,
         Self::CaptureAlert,
         Self::BundleAlert,
+        Self::UndoActions,
         Self::Quit,
     ];
 
@@ -144,6 +146,7 @@ impl Command {
             Self::ToggleTriaged => "toggle-triaged",
             Self::CaptureAlert => "capture",
             Self::BundleAlert => "bundle",
+            Self::UndoActions => "undo-actions",
         }
     }
 
@@ -199,6 +202,7 @@ impl Command {
                 "Capture 30 s of the alert's container's traffic into a pcap file (local containers, root)"
             }
             Self::BundleAlert => "Write the incident bundle of the alert (tar.gz) here",
+            Self::UndoActions => "Undo the response actions taken for these alerts (thaw a paused container)",
         }
     }
 }

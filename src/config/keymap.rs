@@ -190,6 +190,7 @@ const SCOPED_BINDINGS: &[(&str, Command, &str)] = &[
     ("n", Command::NextNamespace, "alerts"),
     ("c", Command::CaptureAlert, "alerts"),
     ("b", Command::BundleAlert, "alerts"),
+    ("U", Command::UndoActions, "alerts"),
 ];
 
 const DEFAULT_BINDINGS: &[(&str, Command)] = &[

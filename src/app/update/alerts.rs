@@ -162,6 +162,12 @@ pub fn capture(state: &mut AppState) -> Vec<Effect> {
     effects
 }
 
+/// `U`: the response actions taken for the fold undone (a paused container thawed).
+pub fn undo_actions(state: &mut AppState) -> Vec<Effect> {
+    let Some((_, id)) = target(state) else { return vec![] };
+    vec![Effect::UndoActions { id }]
+}
+
 /// `b`: the fold's incident bundle, here.
 pub fn bundle(state: &mut AppState) -> Vec<Effect> {
     let Some((_, id)) = target(state) else { return vec![] };
