@@ -734,3 +734,175 @@ fn behaviour_pane_sets_a_groups_mode_and_accepts_a_violation() {
     assert!(screen.contains("Mode: protect"), "{screen}");
     quit_with_status_0(&tmux, dir.path());
 }
+
+/// The Alerts pane over alerts a console kept: folded, one opened with its process tree,
+/// acknowledged (it leaves the open list, and `A` shows it), the severity floor; the response
+/// sinks' state in the header.
+#[test]
+fn alerts_pane_folds_opens_and_acknowledges() {
+    use picket::agent::alert::{Action, Alert, Trigger};
+    use picket::agent::processes::Ancestor;
+    if !have_tool("tmux") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    {
+        let store = picket::store::Store::open(&d.join("data/picket/store")).expect("store");
+        let now = picket::alert::now_unix_ms();
+        let alert = |id: &str, rule: &str, severity, exe: &str, at: u64| {
+            let container = picket::agent::attribution::ContainerRef {
+                runtime: picket::agent::attribution::Runtime::Podman,
+                id: "f".repeat(64),
+                pod_uid: None,
+                name: Some("web".into()),
+                image: Some("docker.io/library/nginx:1.27".into()),
+                pod_namespace: None,
+                pod_name: None,
+                pod_owner: None,
+            };
+            let alert = Alert {
+                id: id.into(),
+                at_unix_ms: at,
+                rule: rule.into(),
+                title: format!("{rule} fired"),
+                severity,
+                technique: String::new(),
+                why: "servers do not start shells".into(),
+                mode: picket::agent::enforce::Mode::Monitor,
+                action: Action::Alerted,
+                policy: String::new(),
+                event: Trigger {
+                    kind: "exec".into(),
+                    pid: 42,
+                    exe: exe.into(),
+                    comm: "sh".into(),
+                    ..Trigger::default()
+                },
+                ancestry: vec![
+                    Ancestor {
+                        pid: 42,
+                        exe: exe.into(),
+                        args: vec!["sh".into()],
+                        uid: 0,
+                        start_ns: 2,
+                        exited: false,
+                        replaced: false,
+                    },
+                    Ancestor {
+                        pid: 7,
+                        exe: "/usr/sbin/nginx".into(),
+                        args: vec!["nginx".into()],
+                        uid: 0,
+                        start_ns: 1,
+                        exited: false,
+                        replaced: false,
+                    },
+                ],
+                count: 1,
+            };
+            picket::agent::wire::WireEvent::alert("node-e2e", alert, Some(container))
+        };
+        let events = vec![
+            alert("e1", "shell-from-server", picket::model::Severity::High, "/bin/sh", now - 3000),
+            alert("e2", "shell-from-server", picket::model::Severity::High, "/bin/sh", now - 2000),
+            alert(
+                "e3",
+                "package-manager-in-container",
+                picket::model::Severity::Medium,
+                "/usr/bin/apt-get",
+                now - 1000,
+            ),
+        ];
+        picket::alert::AlertLog::open(&store).and_then(|log| log.record(&events, now)).expect("kept");
+        store.flush().expect("flush");
+    }
+    std::fs::create_dir_all(d.join("config/picket/response")).expect("dir");
+    std::fs::write(
+        d.join("config/picket/response/hook.yaml"),
+        "version: 1\nsinks:\n  - { name: hook, type: webhook, url: 'http://127.0.0.1:9/hook' }\nrules:\n  - name: all\n    actions: [ { notify: hook } ]\n",
+    )
+    .expect("write");
+    let command = format!(
+        "cd {d} && env -u DOCKER_HOST -u CONTAINER_HOST XDG_CONFIG_HOME={d}/config XDG_DATA_HOME={d}/data \
+         KUBECONFIG={d}/none {bin}; echo \"EXIT=$?\" > {d}/exit; sleep 60",
+        d = d.display(),
+        bin = env!("CARGO_BIN_EXE_picket"),
+    );
+    let tmux = Tmux::start(d, 140, 40, &command);
+    tmux.expect("Local host");
+    tmux.send(&[":", "a", "l", "e", "r", "t", "s", "Enter"]);
+    let pane = tmux.expect("package-manager-in-container");
+    assert!(pane.contains("open 2") && pane.contains("3 alerts"), "{pane}");
+    assert!(pane.contains("sinks hook ok, 0 sent"), "{pane}");
+    let shell_line = pane.lines().find(|l| l.contains("shell-from-server")).expect("the shell fold");
+    assert!(shell_line.contains(" 2 ") && shell_line.contains("/bin/sh"), "{shell_line}");
+    // The shell fold in full (it fired last but one: second row).
+    tmux.send(&["j", "Enter"]);
+    let detail = tmux.expect("process tree:");
+    assert!(detail.contains("[7] /usr/sbin/nginx") && detail.contains("└─ [42] /bin/sh"), "{detail}");
+    assert!(detail.contains("never scanned here"), "{detail}");
+    tmux.send(&["Escape"]);
+    tmux.expect("SEVERITY");
+    // Acknowledge it: gone from the open list; A shows it acknowledged.
+    tmux.send(&["a"]);
+    tmux.expect("acknowledged");
+    let after = tmux.expect_gone("shell-from-server");
+    assert!(after.contains("open 1"), "{after}");
+    tmux.send(&["A"]);
+    let all = tmux.expect("shell-from-server");
+    assert!(all.lines().any(|l| l.contains("shell-from-server") && l.contains("acked")), "{all}");
+    // The severity floor: high and worse hides the medium one.
+    tmux.send(&["v", "v"]);
+    tmux.expect_gone("package-manager-in-container");
+    quit_with_status_0(&tmux, d);
+    // The acknowledgement is in the store: the CLI twin sees it.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+        .args(["alerts", "list", "--all", "--json"])
+        .env("XDG_DATA_HOME", d.join("data"))
+        .env("XDG_CONFIG_HOME", d.join("config"))
+        .output()
+        .expect("picket");
+    let folds: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let shell = folds.as_array().and_then(|f| f.iter().find(|f| f["rule"] == "shell-from-server")).expect("the fold");
+    assert_eq!(shell["state"], "acknowledged");
+}
+
+/// The Risk pane over a real API server: workloads ranked, one explained.
+#[test]
+fn risk_pane_ranks_a_real_clusters_workloads() {
+    if !have_tool("tmux") {
+        return;
+    }
+    let Some(server) = common::kube_real::RealApiServer::start() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let objects = d.join("objects.yaml");
+    std::fs::write(
+        &objects,
+        "apiVersion: v1\nkind: Namespace\nmetadata: { name: shop }\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: { name: exposed, namespace: shop }\nspec:\n  selector: { matchLabels: { app: exposed } }\n  template:\n    metadata: { labels: { app: exposed } }\n    spec:\n      hostNetwork: true\n      containers: [{ name: app, image: registry.example/exposed:1, securityContext: { privileged: true } }]\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: { name: quiet, namespace: shop }\nspec:\n  selector: { matchLabels: { app: quiet } }\n  template:\n    metadata: { labels: { app: quiet } }\n    spec:\n      securityContext: { runAsNonRoot: true, runAsUser: 1000, seccompProfile: { type: RuntimeDefault } }\n      containers: [{ name: app, image: registry.example/quiet:1, securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: [ALL] } } }]\n",
+    )
+    .expect("write");
+    let out = server.kubectl(&["apply", "-f", &objects.display().to_string()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let command = format!(
+        "cd {d} && env -u DOCKER_HOST -u CONTAINER_HOST XDG_CONFIG_HOME={d}/config XDG_DATA_HOME={d}/data \
+         KUBECONFIG={k} {bin}; echo \"EXIT=$?\" > {d}/exit; sleep 60",
+        d = d.display(),
+        k = server.kubeconfig.display(),
+        bin = env!("CARGO_BIN_EXE_picket"),
+    );
+    let tmux = Tmux::start(d, 160, 45, &command);
+    tmux.expect("Local host");
+    tmux.send(&[":", "r", "i", "s", "k", "Enter"]);
+    let pane = tmux.expect("Deployment shop/quiet");
+    let exposed = pane.lines().position(|l| l.contains("Deployment shop/exposed")).expect("the exposed one");
+    let quiet = pane.lines().position(|l| l.contains("Deployment shop/quiet")).expect("the quiet one");
+    assert!(exposed < quiet, "the riskiest first: {pane}");
+    // Open the exposed one: its parts explained.
+    tmux.send(&["/", "e", "x", "p", "o", "s", "e", "d", "Enter", "Enter"]);
+    let detail = tmux.expect("privileged container app: 15");
+    assert!(detail.contains("host network: 10") && detail.contains("not known: vulnerabilities"), "{detail}");
+    tmux.send(&["Escape", "Escape"]);
+    quit_with_status_0(&tmux, d);
+}
