@@ -31,13 +31,14 @@ runtime_packages=(ca-certificates pkg-config clang llvm libbpf-dev bpftool)
 #   debootstrap: the Debian minbase test image; rpm: rpmbuild and a real sqlite rpmdb for the rpm image;
 #   lib*-java: real jars (with Maven pom.properties) for the Java archive cataloger.
 #   etcd-server: a real etcd process whose flags the node benchmark reads from /proc.
-#   tshark: reads the packet captures picket writes, as a user would.
+#   tshark: reads the packet captures picket writes, as a user would; chromium: opens the HTML
+#   report headless and screenshots it.
 #   dpkg-dev: `apt-get source` of Debian's kubernetes package, from which
 #   ../shared/testbed/kube/build.sh builds the real kube-apiserver the cluster tests run against
 #   (once, cached under target/kube; its Go toolchain comes from PyPI into a venv).
 dev_packages=(tmux podman runc conmon containernetworking-plugins golang-github-containers-common docker.io busybox-static
   python3-venv docker-registry apache2-utils openssl skopeo debootstrap rpm
-  libguava-java libcommons-lang3-java libcommons-io-java libjansi-java etcd-server dpkg-dev tshark)
+  libguava-java libcommons-lang3-java libcommons-io-java libjansi-java etcd-server dpkg-dev tshark chromium)
 if ! command -v npm >/dev/null 2>&1; then
   dev_packages+=(npm)
 fi

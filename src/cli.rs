@@ -9,6 +9,7 @@ pub mod db;
 pub mod incident;
 pub mod policy;
 pub mod registry;
+pub mod report;
 pub mod respond;
 pub mod risk;
 pub mod sbom;
@@ -79,6 +80,9 @@ pub enum Commands {
     /// Alerts the console kept from its agents: list, show, ack, snooze, false-positive, reopen
     #[command(subcommand)]
     Alerts(alerts::AlertsCommand),
+    /// The risk report: vulnerabilities by image, the riskiest workloads, compliance by
+    /// section, alerts over time, as self-contained HTML (--html) or Markdown (--markdown)
+    Report(report::ReportArgs),
     /// Incident bundles: one tar.gz about an alert, with hashes
     #[command(subcommand)]
     Incident(incident::IncidentCommand),
@@ -192,6 +196,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(crate::cluster::run_exec_plugin(seconds, command))
         }
         Some(Commands::Alerts(ref command)) => alerts::run(command, &Config::load(&cli.overrides())?),
+        Some(Commands::Report(ref args)) => report::run(args, &Config::load(&cli.overrides())?, cli.context.as_deref()),
         Some(Commands::Incident(ref command)) => incident::run(command, &Config::load(&cli.overrides())?),
         Some(Commands::Risk(ref args)) => risk::run(args, &Config::load(&cli.overrides())?, cli.context.as_deref()),
         Some(Commands::Respond(ref command)) => respond::run(command, &Config::load(&cli.overrides())?),

@@ -6,6 +6,7 @@ pub mod cyclonedx;
 pub mod findings;
 pub mod junit;
 pub mod markdown;
+pub mod overview;
 pub mod sarif;
 pub mod spdx;
 pub mod table;
