@@ -562,6 +562,25 @@ async fn run_bench(
     done.map(|done| BenchDone::new(done.report, done.notes)).map_err(|e| e.to_string())
 }
 
+/// The context's watched inventory (its watch started on first use; the first call waits for
+/// the first sync) and what to warn about; an error when nothing could be listed.
+async fn watched_inventory(
+    watches: &ClusterWatches,
+    context: Option<&str>,
+) -> Result<(crate::cluster::inventory::Inventory, Vec<String>), String> {
+    let watch = watch_of(watches, context).await?;
+    let synced = watch.ready(FIRST_SYNC).await;
+    let inventory = watch.snapshot();
+    let mut warnings = watch.errors();
+    if inventory.namespaces.is_empty() && inventory.pods.is_empty() && !warnings.is_empty() {
+        return Err(format!("context {}: {}", watch.context(), warnings.join("; ")));
+    }
+    if !synced {
+        warnings.push(format!("not every kind was listed within {}s; showing what has arrived", FIRST_SYNC.as_secs()));
+    }
+    Ok((inventory, warnings))
+}
+
 /// The Workloads pane's data: the context's inventory, its pod-security checks, a row per
 /// workload. The inventory comes from the context's watch (started on first use): the first
 /// call waits for its first sync, later ones read its stores.
@@ -573,18 +592,7 @@ async fn load_inventory(
     store: Arc<Store>,
 ) {
     let result = async {
-        let watch = watch_of(&watches, context.as_deref()).await?;
-        let synced = watch.ready(FIRST_SYNC).await;
-        let inventory = watch.snapshot();
-        let errors = watch.errors();
-        if inventory.namespaces.is_empty() && inventory.pods.is_empty() && !errors.is_empty() {
-            return Err(format!("context {}: {}", watch.context(), errors.join("; ")));
-        }
-        let mut warnings: Vec<String> = errors;
-        if !synced {
-            warnings
-                .push(format!("not every kind was listed within {}s; showing what has arrived", FIRST_SYNC.as_secs()));
-        }
+        let (inventory, warnings) = watched_inventory(&watches, context.as_deref()).await?;
         tokio::task::spawn_blocking(move || {
             let (rows, report) = bench::k8s::summary::judged_workloads(&inventory, &store);
             WorkloadsData {
@@ -670,18 +678,7 @@ async fn load_risk(
     store: Arc<Store>,
 ) {
     let result = async {
-        let watch = watch_of(&watches, context.as_deref()).await?;
-        let synced = watch.ready(FIRST_SYNC).await;
-        let inventory = watch.snapshot();
-        let errors = watch.errors();
-        if inventory.namespaces.is_empty() && inventory.pods.is_empty() && !errors.is_empty() {
-            return Err(format!("context {}: {}", watch.context(), errors.join("; ")));
-        }
-        let mut warnings = errors;
-        if !synced {
-            warnings
-                .push(format!("not every kind was listed within {}s; scoring what has arrived", FIRST_SYNC.as_secs()));
-        }
+        let (inventory, warnings) = watched_inventory(&watches, context.as_deref()).await?;
         tokio::task::spawn_blocking(move || {
             let folds = crate::alert::open_folds(&store).map_err(|e| e.to_string())?;
             let scores = crate::risk::gather::score_cluster(&inventory, &store, &folds);
