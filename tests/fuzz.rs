@@ -146,6 +146,26 @@ proptest! {
     }
 
     #[test]
+    fn response_rules(bytes in input("response")) {
+        let _ = bounded("response rules", || {
+            picket::alert::respond::ResponseConfig::from_texts(&[(PathBuf::from("response.yaml"), text(&bytes))])
+        });
+    }
+
+    #[test]
+    fn captured_frames(bytes in input("frames")) {
+        for filter in ["tcp and port 80", "not host 10.0.0.1 and udp", "icmp", "host ::1"] {
+            let filter = picket::alert::capture::Filter::parse(filter).expect("a filter");
+            let _ = bounded("a captured frame", || filter.admits(&bytes));
+        }
+    }
+
+    #[test]
+    fn capture_filters(bytes in input("capture-filter")) {
+        let _ = bounded("a capture filter", || picket::alert::capture::Filter::parse(&text(&bytes)));
+    }
+
+    #[test]
     fn detection_rules(bytes in input("rules")) {
         let dir = tempfile::tempdir().expect("dir");
         std::fs::write(dir.path().join("user.yaml"), &bytes).expect("write");
