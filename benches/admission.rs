@@ -139,7 +139,15 @@ fn start() -> Webhook {
     let port = listener.local_addr().expect("address").port();
     // PICKET_BENCH_NO_STORE=1: without the decisions store, to tell its memory from the rest.
     let store = std::env::var_os("PICKET_BENCH_NO_STORE").is_none().then_some(store);
-    server_runtime.spawn(server::serve(judge, listener, tls, store, server::Recent::new(None), std::future::pending()));
+    server_runtime.spawn(server::serve(
+        judge,
+        listener,
+        tls,
+        store,
+        server::Recent::new(None),
+        None,
+        std::future::pending(),
+    ));
     // HTTP/2, one connection, as the API server calls webhooks.
     let mut config = picket::registry::tls::config_with_ca(&ca, "the bench CA").expect("client TLS");
     config.alpn_protocols = vec![b"h2".to_vec()];

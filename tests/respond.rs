@@ -413,3 +413,82 @@ async fn kill_and_pause_act_locally_are_logged_and_undone() {
     assert!(picket::alert::actions::undo(&log, &kill.id).await.is_err_and(|e| e.contains("cannot be undone")));
     dockerd.docker(&["rm", "-f", "victim"]);
 }
+
+/// The admission webhook's denials are `admission` events for response rules: a privileged pod
+/// denied by `picket admission serve --response DIR` reaches a webhook sink.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admission_denials_reach_the_sinks() {
+    let dir = tempfile::tempdir().expect("dir");
+    let d = dir.path();
+    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", http.local_addr().expect("address"));
+    let got = receiver(http).await;
+    std::fs::create_dir_all(d.join("response")).expect("dir");
+    std::fs::write(
+        d.join("response/hook.yaml"),
+        format!(
+            "version: 1\nsinks:\n  - {{ name: hook, type: webhook, url: '{base}/hook' }}\nrules:\n  - name: denials\n    match: {{ category: [admission], namespace: [shop] }}\n    actions: [ {{ notify: hook }} ]\n"
+        ),
+    )
+    .expect("write");
+    std::fs::write(
+        d.join("rules.yaml"),
+        "apiVersion: picket.dev/v1\nkind: PicketAdmissionRule\nmetadata: { name: no-privileged }\nspec: { type: deny, criteria: [ { name: privileged, op: '=' } ] }\n",
+    )
+    .expect("write");
+    let certs =
+        picket::admission::install::Certificates::generate("picket-system", &["127.0.0.1".into()]).expect("certs");
+    certs.write(&d.join("certs")).expect("write certs");
+    let port_file = d.join("port");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+        .args(["admission", "serve", "--listen", "127.0.0.1:0", "--rules"])
+        .arg(d.join("rules.yaml"))
+        .arg("--response")
+        .arg(d.join("response"))
+        .arg("--cert")
+        .arg(d.join("certs/tls.crt"))
+        .arg("--key")
+        .arg(d.join("certs/tls.key"))
+        .arg("--port-file")
+        .arg(&port_file)
+        .env("PICKET_DATA_DIR", d.join("data"))
+        .env("KUBECONFIG", d.join("none"))
+        .stderr(std::fs::File::create(d.join("serve.log")).expect("log"))
+        .spawn()
+        .expect("picket admission serve");
+    let mut port = None;
+    wait_for("the webhook to listen", || {
+        port = std::fs::read_to_string(&port_file).ok().and_then(|p| p.trim().parse::<u16>().ok());
+        port.is_some()
+    })
+    .await;
+    let ca = std::fs::read(d.join("certs/ca.crt")).expect("the CA");
+    let tls = picket::registry::tls::config_with_ca(&ca, "the test CA").expect("TLS");
+    let client = reqwest::Client::builder().tls_backend_preconfigured(tls).build().expect("client");
+    let review = serde_json::json!({ "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": "0a0a0a0a-0000-0000-0000-000000000001",
+        "kind": { "group": "", "version": "v1", "kind": "Pod" },
+        "resource": { "group": "", "version": "v1", "resource": "pods" },
+        "name": "debug", "namespace": "shop", "operation": "CREATE",
+        "userInfo": { "username": "mallory" },
+        "object": { "apiVersion": "v1", "kind": "Pod", "metadata": { "name": "debug", "namespace": "shop" },
+                    "spec": { "containers": [{ "name": "app", "image": "busybox:1.36", "securityContext": { "privileged": true } }] } } } });
+    let answer: Value = client
+        .post(format!("https://127.0.0.1:{}/validate", port.expect("a port")))
+        .json(&review)
+        .send()
+        .await
+        .expect("an answer")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(answer["response"]["allowed"], false, "{answer}");
+    wait_for("the denial at the sink", || !of_path(&got, "/hook").is_empty()).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let sent = &of_path(&got, "/hook")[0];
+    assert_eq!(sent["category"], "admission");
+    assert_eq!(sent["alert"]["rule"], "admission/no-privileged");
+    assert_eq!(sent["alert"]["event"]["path"], "Pod shop/debug");
+    assert!(sent["alert"]["why"].as_str().is_some_and(|w| w.contains("mallory")), "{sent}");
+}

@@ -108,13 +108,14 @@ pub async fn serve(
     tls: Arc<ServerConfig>,
     store: Option<Arc<Store>>,
     recent: Arc<Recent>,
+    responder: Option<Arc<crate::alert::outbox::Responder>>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), String> {
     let acceptor = TlsAcceptor::from(tls);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (records, writer) = match store {
         Some(store) => {
-            let (tx, handle) = spawn_writer(store, Arc::clone(&stop));
+            let (tx, handle) = spawn_writer(store, Arc::clone(&stop), responder);
             (Some(tx), handle)
         }
         None => (None, None),
@@ -248,6 +249,7 @@ const BATCH_MAX: usize = 1024;
 fn spawn_writer(
     store: Arc<Store>,
     stop: Arc<std::sync::atomic::AtomicBool>,
+    responder: Option<Arc<crate::alert::outbox::Responder>>,
 ) -> (std::sync::mpsc::SyncSender<DecisionRecord>, Option<std::thread::JoinHandle<()>>) {
     let (tx, rx) = std::sync::mpsc::sync_channel::<DecisionRecord>(QUEUE);
     let spawned = std::thread::Builder::new().name("admission-decisions".into()).spawn(move || {
@@ -276,6 +278,18 @@ fn spawn_writer(
                     Ok(record) => batch.push(record),
                     Err(std::sync::mpsc::RecvTimeoutError::Timeout) => break,
                     Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => open = false,
+                }
+            }
+            if let Some(responder) = &responder {
+                // Denials and warnings are events for the response rules (queued on disk).
+                let events: Vec<crate::alert::StoredAlert> = batch
+                    .iter()
+                    .filter_map(|r| crate::alert::StoredAlert::from_admission(r, "admission-webhook"))
+                    .collect();
+                if !events.is_empty()
+                    && let Err(e) = responder.respond(&events)
+                {
+                    crate::say!("picket admission: responding: {e}");
                 }
             }
             if !batch.is_empty() {

@@ -36,17 +36,26 @@ pub enum Category {
     Alert,
     /// A container's policy did not allow an exec, an open or a connect (`policy-*`).
     Violation,
+    /// The admission webhook denied or warned about an object (`admission/RULE`).
+    Admission,
 }
 
 impl Category {
     pub fn of(alert: &StoredAlert) -> Self {
-        if alert.alert.rule.starts_with("policy-") { Self::Violation } else { Self::Alert }
+        if alert.alert.rule.starts_with("policy-") {
+            Self::Violation
+        } else if alert.alert.rule.starts_with("admission/") {
+            Self::Admission
+        } else {
+            Self::Alert
+        }
     }
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Alert => "alert",
             Self::Violation => "violation",
+            Self::Admission => "admission",
         }
     }
 }
@@ -268,7 +277,7 @@ impl ResponseConfig {
 fn matches(m: &Match, alert: &StoredAlert) -> bool {
     let any = |globs: &[String], value: &str| globs.is_empty() || globs.iter().any(|g| glob(g, value));
     let container = super::fold::container_label(alert);
-    let namespace = alert.container.as_ref().and_then(|c| c.pod_namespace.as_deref()).unwrap_or("");
+    let namespace = namespace_of(alert);
     let blocked =
         matches!(alert.alert.action, crate::agent::alert::Action::Denied | crate::agent::alert::Action::Killed);
     (m.category.is_empty() || m.category.contains(&Category::of(alert)))
@@ -278,6 +287,22 @@ fn matches(m: &Match, alert: &StoredAlert) -> bool {
         && (m.namespace.is_empty() || m.namespace.iter().any(|n| n == namespace))
         && any(&m.node, &alert.node)
         && m.blocked.is_none_or(|b| b == blocked)
+}
+
+/// The namespace of the alert's pod, or of the object an admission event is about
+/// (`Deployment shop/api`).
+fn namespace_of(alert: &StoredAlert) -> &str {
+    match alert.container.as_ref().and_then(|c| c.pod_namespace.as_deref()) {
+        Some(namespace) => namespace,
+        None if alert.alert.event.kind == "admission" => alert
+            .alert
+            .event
+            .path
+            .split_once(' ')
+            .and_then(|(_, object)| object.split_once('/'))
+            .map_or("", |(ns, _)| ns),
+        None => "",
+    }
 }
 
 /// `*` matches any run of characters; everything else is literal.

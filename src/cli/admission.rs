@@ -46,6 +46,9 @@ pub enum AdmissionCommand {
         /// Serve the last decisions at GET /decisions to callers with the token in FILE
         #[arg(long, value_name = "FILE")]
         decisions_token_file: Option<PathBuf>,
+        /// Response rules and sinks (docs/alerts.md): denials and warnings are `admission` events
+        #[arg(long, value_name = "DIR")]
+        response: Option<PathBuf>,
         #[command(flatten)]
         registry: RegistryArgs,
     },
@@ -234,7 +237,21 @@ pub fn run(command: &AdmissionCommand, config: &Config) -> anyhow::Result<ExitCo
                 ExitCode::SUCCESS
             })
         }
-        AdmissionCommand::Serve { rules, listen, cert, key, namespace, port_file, decisions_token_file, registry } => {
+        AdmissionCommand::Serve {
+            rules,
+            listen,
+            cert,
+            key,
+            namespace,
+            port_file,
+            decisions_token_file,
+            response,
+            registry,
+        } => {
+            let response = match response {
+                Some(dir) => Some(crate::alert::respond::ResponseConfig::load(dir, true)?),
+                None => None,
+            };
             let token = match decisions_token_file {
                 Some(path) => Some(
                     std::fs::read_to_string(path)
@@ -289,7 +306,18 @@ pub fn run(command: &AdmissionCommand, config: &Config) -> anyhow::Result<ExitCo
                     let _ = tokio::signal::ctrl_c().await;
                 };
                 let recent = server::Recent::new(token);
-                server::serve(Arc::new(judge), listener, tls, store, recent, shutdown).await.map_err(anyhow::Error::msg)
+                // Responses need the store (their outbox is in it).
+                let responder = match (response, &store) {
+                    (Some(response), Some(store)) => Some(Arc::new(
+                        crate::alert::outbox::Responder::start(Arc::clone(store), response, None)
+                            .map_err(anyhow::Error::msg)?,
+                    )),
+                    (Some(_), None) => anyhow::bail!("--response needs the store, which could not be opened"),
+                    (None, _) => None,
+                };
+                server::serve(Arc::new(judge), listener, tls, store, recent, responder, shutdown)
+                    .await
+                    .map_err(anyhow::Error::msg)
             })?;
             Ok(ExitCode::SUCCESS)
         }
