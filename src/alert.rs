@@ -75,46 +75,6 @@ pub struct StoredAlert {
 }
 
 impl StoredAlert {
-    /// An admission decision that denied or warned, as an event response rules match
-    /// (category `admission`, rule `admission/RULE`); allowed decisions are not events.
-    pub fn from_admission(record: &crate::admission::review::DecisionRecord, node: &str) -> Option<Self> {
-        let (severity, action) = match record.verdict.as_str() {
-            "denied" => (crate::model::Severity::High, crate::agent::alert::Action::Denied),
-            "warned" => (crate::model::Severity::Medium, crate::agent::alert::Action::Alerted),
-            _ => return None,
-        };
-        let rule = record.rules.first().map(|r| r.split(" (").next().unwrap_or(r).to_string()).unwrap_or_default();
-        let at =
-            record.at.parse::<jiff::Timestamp>().map_or_else(|_| now_unix_ms(), |t| t.as_millisecond().max(0) as u64);
-        Some(Self {
-            node: node.to_string(),
-            container: None,
-            alert: Alert {
-                id: format!("admission-{}", record.uid),
-                at_unix_ms: at,
-                rule: format!("admission/{rule}"),
-                title: record.message.clone(),
-                severity,
-                technique: String::new(),
-                why: format!("{} {} by {}", record.operation, record.subject, record.user),
-                mode: if action == crate::agent::alert::Action::Denied {
-                    crate::agent::enforce::Mode::Protect
-                } else {
-                    crate::agent::enforce::Mode::Monitor
-                },
-                action,
-                policy: record.rules.join(", "),
-                event: crate::agent::alert::Trigger {
-                    kind: "admission".into(),
-                    path: record.subject.clone(),
-                    ..crate::agent::alert::Trigger::default()
-                },
-                ancestry: Vec::new(),
-                count: 1,
-            },
-        })
-    }
-
     /// The alert a wire line carries, as kept (other lines are not alerts).
     pub fn from_wire(event: &WireEvent) -> Option<Self> {
         match event {

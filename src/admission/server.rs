@@ -24,6 +24,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::Judge;
 use super::review::{DecisionRecord, answer};
+use crate::alert::StoredAlert;
 use crate::store::{Store, TreeName};
 
 /// The largest AdmissionReview read (the API server's own request limit is 3 MiB; a review
@@ -282,10 +283,8 @@ fn spawn_writer(
             }
             if let Some(responder) = &responder {
                 // Denials and warnings are events for the response rules (queued on disk).
-                let events: Vec<crate::alert::StoredAlert> = batch
-                    .iter()
-                    .filter_map(|r| crate::alert::StoredAlert::from_admission(r, "admission-webhook"))
-                    .collect();
+                let events: Vec<StoredAlert> =
+                    batch.iter().filter_map(|r| admission_event(r, "admission-webhook")).collect();
                 if !events.is_empty()
                     && let Err(e) = responder.respond(&events)
                 {
@@ -322,6 +321,48 @@ fn spawn_writer(
             (tx, None)
         }
     }
+}
+
+/// An admission decision that denied or warned, as an event response rules match
+/// (category `admission`, rule `admission/RULE`); allowed decisions are not events.
+fn admission_event(record: &DecisionRecord, node: &str) -> Option<StoredAlert> {
+    let (severity, action) = match record.verdict.as_str() {
+        "denied" => (crate::model::Severity::High, crate::agent::alert::Action::Denied),
+        "warned" => (crate::model::Severity::Medium, crate::agent::alert::Action::Alerted),
+        _ => return None,
+    };
+    let rule = record.rules.first().map(|r| r.split(" (").next().unwrap_or(r).to_string()).unwrap_or_default();
+    let at = record
+        .at
+        .parse::<jiff::Timestamp>()
+        .map_or_else(|_| crate::alert::now_unix_ms(), |t| t.as_millisecond().max(0) as u64);
+    Some(StoredAlert {
+        node: node.to_string(),
+        container: None,
+        alert: crate::agent::alert::Alert {
+            id: format!("admission-{}", record.uid),
+            at_unix_ms: at,
+            rule: format!("admission/{rule}"),
+            title: record.message.clone(),
+            severity,
+            technique: String::new(),
+            why: format!("{} {} by {}", record.operation, record.subject, record.user),
+            mode: if action == crate::agent::alert::Action::Denied {
+                crate::agent::enforce::Mode::Protect
+            } else {
+                crate::agent::enforce::Mode::Monitor
+            },
+            action,
+            policy: record.rules.join(", "),
+            event: crate::agent::alert::Trigger {
+                kind: "admission".into(),
+                path: record.subject.clone(),
+                ..crate::agent::alert::Trigger::default()
+            },
+            ancestry: Vec::new(),
+            count: 1,
+        },
+    })
 }
 
 /// The address to listen on, as written (`0.0.0.0:8443`, `127.0.0.1:0`).
