@@ -1162,3 +1162,91 @@ spec:
     assert!(explained.starts_with("Deployment shop/exposed: "), "{explained}");
     assert!(explained.contains("\nalerts 12.6 of 20\n  crypto-pool-port ×1 (critical): 10"), "{explained}");
 }
+
+/// A minimal HTTP/1.1 receiver on loopback (a real socket, a real HTTP exchange): every POST
+/// body, as JSON, in order.
+fn http_receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>) {
+    use std::io::{BufRead, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("address"));
+    let got: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>> = Default::default();
+    let kept = std::sync::Arc::clone(&got);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = std::io::BufReader::new(stream);
+            loop {
+                let mut length = 0usize;
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                loop {
+                    line.clear();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; length];
+                if reader.read_exact(&mut body).is_err() {
+                    break;
+                }
+                kept.lock().expect("lock").push(serde_json::from_slice(&body).unwrap_or_default());
+                let _ = reader.get_mut().write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+            }
+        }
+    });
+    (url, got)
+}
+
+/// `picket bench k8s --respond DIR` on the real API server: a privileged pod's failed checks
+/// reach a webhook sink as `compliance` events, filtered by the rule's severity floor.
+#[test]
+fn failed_checks_reach_the_sinks_as_compliance_events() {
+    let Some(server) = RealApiServer::start() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pod = dir.path().join("pod.yaml");
+    std::fs::write(
+        &pod,
+        "apiVersion: v1\nkind: Namespace\nmetadata: { name: audit }\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: { name: root-shell, namespace: audit }\nspec:\n  selector: { matchLabels: { app: root-shell } }\n  template:\n    metadata: { labels: { app: root-shell } }\n    spec:\n      hostPID: true\n      containers: [{ name: sh, image: busybox:1.36, securityContext: { privileged: true } }]\n",
+    )
+    .expect("write");
+    let out = server.kubectl(&["apply", "-f", &pod.display().to_string()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (url, got) = http_receiver();
+    let response = dir.path().join("response");
+    std::fs::create_dir_all(&response).expect("dir");
+    std::fs::write(
+        response.join("audit.yaml"),
+        format!("version: 1\nsinks:\n  - {{ name: hook, type: webhook, url: '{url}' }}\nrules:\n  - name: audit-failures\n    match: {{ category: [compliance], namespace: [audit], severity: high }}\n    actions: [ {{ notify: hook }} ]\n"),
+    )
+    .expect("write");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+        .args(["bench", "k8s", "-o", "json", "--file"])
+        .arg(dir.path().join("report.json"))
+        .arg("--respond")
+        .arg(&response)
+        .env("KUBECONFIG", &server.kubeconfig)
+        .env("PICKET_DATA_DIR", dir.path().join("data"))
+        .output()
+        .expect("picket runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{stderr}");
+    assert!(stderr.contains("failed results") && !stderr.contains("still queued"), "{stderr}");
+    let sent = got.lock().expect("lock").clone();
+    assert!(!sent.is_empty(), "the privileged pod's failures were sent: {stderr}");
+    for notification in &sent {
+        assert_eq!(notification["category"], "compliance", "{notification}");
+        assert_eq!(
+            notification["alert"]["event"]["path"], "Deployment audit/root-shell",
+            "only the audit namespace: {notification}"
+        );
+        let severity = notification["alert"]["severity"].as_str().unwrap_or_default();
+        assert!(matches!(severity, "HIGH" | "CRITICAL"), "the floor holds: {notification}");
+    }
+    let rules: Vec<&str> = sent.iter().filter_map(|n| n["alert"]["rule"].as_str()).collect();
+    assert!(rules.iter().any(|r| r.starts_with("compliance/")), "{rules:?}");
+    assert!(sent.iter().any(|n| n["alert"]["why"].as_str().is_some_and(|w| w.contains("privileged"))), "{sent:?}");
+}

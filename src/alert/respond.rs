@@ -38,6 +38,8 @@ pub enum Category {
     Violation,
     /// The admission webhook denied or warned about an object (`admission/RULE`).
     Admission,
+    /// A benchmark check failed (`compliance/CHECK`), from `picket bench … --respond`.
+    Compliance,
 }
 
 impl Category {
@@ -46,6 +48,8 @@ impl Category {
             Self::Violation
         } else if alert.alert.rule.starts_with("admission/") {
             Self::Admission
+        } else if alert.alert.rule.starts_with("compliance/") {
+            Self::Compliance
         } else {
             Self::Alert
         }
@@ -56,6 +60,7 @@ impl Category {
             Self::Alert => "alert",
             Self::Violation => "violation",
             Self::Admission => "admission",
+            Self::Compliance => "compliance",
         }
     }
 }
@@ -294,7 +299,7 @@ fn matches(m: &Match, alert: &StoredAlert) -> bool {
 fn namespace_of(alert: &StoredAlert) -> &str {
     match alert.container.as_ref().and_then(|c| c.pod_namespace.as_deref()) {
         Some(namespace) => namespace,
-        None if alert.alert.event.kind == "admission" => alert
+        None if matches!(alert.alert.event.kind.as_str(), "admission" | "compliance") => alert
             .alert
             .event
             .path

@@ -68,6 +68,10 @@ pub struct BenchArgs {
     /// Exit 1 when a check of this severity or above fails
     #[arg(long, value_name = "SEVERITY", value_parser = |s: &str| s.parse::<Severity>())]
     pub fail_on: Option<Severity>,
+    /// Hand every failed check to the response rules in DIR (category compliance) and wait up
+    /// to 30 s for their sinks
+    #[arg(long, value_name = "DIR")]
+    pub respond: Option<PathBuf>,
 }
 
 /// `--fail-on` found no failure, but the benchmark could not read everything it needed.
@@ -117,7 +121,65 @@ pub fn run(command: &BenchCommand, config: &Config, context: Option<&str>) -> an
     for note in &done.notes {
         crate::say!("picket: warning: {note}");
     }
+    if let Some(dir) = &common.respond {
+        respond(&runtime, config, dir, &done.report)?;
+    }
     finish(&done.report, common)
+}
+
+/// Every failed result as a `compliance` event for the response rules in `dir`; waits (30 s at
+/// most) for the sinks to take them. What a sink has not taken stays queued in the store.
+fn respond(
+    runtime: &tokio::runtime::Runtime,
+    config: &Config,
+    dir: &std::path::Path,
+    report: &crate::bench::BenchReport,
+) -> anyhow::Result<()> {
+    use crate::agent::alert::{Action, Alert, Trigger};
+    let response = crate::alert::respond::ResponseConfig::load(dir, true)?;
+    let store = std::sync::Arc::new(crate::store::Store::open(&config.store_path())?);
+    let now = crate::alert::now_unix_ms();
+    let mut events = Vec::new();
+    for check in &report.checks {
+        for result in check.results.iter().filter(|r| r.status == crate::bench::Status::Fail) {
+            events.push(crate::alert::StoredAlert {
+                node: report.target.clone(),
+                container: None,
+                alert: Alert {
+                    id: format!("compliance-{now}-{}-{}", check.meta.id, events.len()),
+                    at_unix_ms: now,
+                    rule: format!("compliance/{}", check.meta.id),
+                    title: check.meta.title.clone(),
+                    severity: check.meta.severity,
+                    technique: String::new(),
+                    why: format!("{}: {}", result.subject, result.evidence),
+                    mode: crate::agent::enforce::Mode::Monitor,
+                    action: Action::Alerted,
+                    policy: format!("{} {}", report.benchmark, report.version),
+                    event: Trigger { kind: "compliance".into(), path: result.subject.clone(), ..Trigger::default() },
+                    ancestry: Vec::new(),
+                    count: 1,
+                },
+            });
+        }
+    }
+    runtime.block_on(async {
+        let responder = crate::alert::outbox::Responder::start(std::sync::Arc::clone(&store), response, None)
+            .map_err(anyhow::Error::msg)?;
+        let queued = responder.respond(&events).map_err(anyhow::Error::msg)?;
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        while tokio::time::Instant::now() < deadline && responder.status().iter().any(|s| s.queued > 0) {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let waiting: usize = responder.status().iter().map(|s| s.queued).sum();
+        let still = if waiting > 0 {
+            format!(", {waiting} still queued for their sinks (picket respond status)")
+        } else {
+            String::new()
+        };
+        crate::say!("picket: {} failed results, {queued} notifications{still}", events.len());
+        anyhow::Ok(())
+    })
 }
 
 fn finish(report: &crate::bench::BenchReport, common: &BenchArgs) -> anyhow::Result<ExitCode> {
