@@ -35,11 +35,14 @@ impl RealApiServer {
         // beside itself.
         static BUILT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
         let built = BUILT.get_or_init(|| {
-            // Up to three tries: build.sh's `etcd --version | head -1` under pipefail fails now
+            // Up to eight tries: build.sh's `etcd --version | head -1` under pipefail fails now
             // and then when head closes the pipe before etcd has written its other lines
             // (SIGPIPE), after everything is built.
             let mut why = String::new();
-            for _ in 0..3 {
+            for attempt in 0..8 {
+                if attempt > 0 {
+                    std::thread::sleep(std::time::Duration::from_millis(300));
+                }
                 let built = Command::new("bash")
                     .arg(testbed().join("build.sh"))
                     .env("KG_ROOT", &root)
