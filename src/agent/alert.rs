@@ -22,6 +22,18 @@ pub enum Action {
     Killed,
 }
 
+impl Action {
+    /// The name on the wire (`recorded`, `alerted`, `denied`, `killed`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Recorded => "recorded",
+            Self::Alerted => "alerted",
+            Self::Denied => "denied",
+            Self::Killed => "killed",
+        }
+    }
+}
+
 /// The event that raised the alert.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Trigger {
@@ -47,6 +59,17 @@ pub struct Trigger {
     pub local: String,
     /// CLOCK_BOOTTIME nanoseconds on its node.
     pub timestamp_ns: u64,
+}
+
+impl Trigger {
+    /// What the event was about: the file opened, the address connected to, else the program.
+    pub fn object(&self) -> &str {
+        match self.kind.as_str() {
+            "open" => &self.path,
+            "connect" | "send" => &self.remote,
+            _ => &self.exe,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -77,7 +77,7 @@ impl Violation {
             },
             _ => return None,
         };
-        let action = serde_json::to_value(alert.action).ok()?.as_str()?.to_string();
+        let action = alert.action.as_str().to_string();
         Some(Self { kind, subject, first_ms: alert.at_unix_ms, last_ms: alert.at_unix_ms, count: 1, action })
     }
 

@@ -639,7 +639,7 @@ impl Drop for AbortOnDrop {
 
 /// The node's name: the DaemonSet's `NODE_NAME` (a pod's own hostname is the pod's name), else
 /// the host name.
-fn node_name() -> String {
+pub fn node_name() -> String {
     std::env::var("NODE_NAME").ok().filter(|n| !n.is_empty()).unwrap_or_else(crate::local::hostname)
 }
 

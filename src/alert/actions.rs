@@ -54,8 +54,7 @@ pub struct ActionContext {
 
 impl ActionContext {
     pub fn local(engine_sockets: Vec<PathBuf>, captures_dir: PathBuf) -> Self {
-        let node = std::env::var("NODE_NAME").ok().filter(|n| !n.is_empty()).unwrap_or_else(crate::local::hostname);
-        Self { node, engine_sockets, captures_dir }
+        Self { node: crate::agent::runtime::node_name(), engine_sockets, captures_dir }
     }
 }
 

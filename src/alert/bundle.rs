@@ -49,7 +49,6 @@ pub fn write_bundle(
     let detail = super::detail::find(store, id, now)?;
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
     let mut missing = Vec::new();
-    let json = |value: &dyn erased::Json| value.to_json();
     files.push(("alert.json".into(), json(&detail)?));
     let around = alerts_around(store, &detail.alert, window_ms)?;
     files.push(("alerts.json".into(), json(&around)?));
@@ -172,8 +171,7 @@ fn timeline(
             "connect" | "send" => event.remote.clone(),
             _ => format!("{} {}", event.exe, event.args.join(" ")),
         };
-        let action =
-            serde_json::to_value(a.alert.action).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+        let action = a.alert.action.as_str();
         let marker = if a.alert.id == alert.id { " **(this alert)**" } else { "" };
         md.push_str(&format!(
             "| {} | {} | {}{marker} | `{}` | {action} |\n",
@@ -208,15 +206,6 @@ fn sanitize(id: &str) -> String {
     id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
 }
 
-/// Serialising the bundle's parts (of different types) through one helper.
-mod erased {
-    pub trait Json {
-        fn to_json(&self) -> Result<Vec<u8>, String>;
-    }
-
-    impl<T: serde::Serialize> Json for T {
-        fn to_json(&self) -> Result<Vec<u8>, String> {
-            serde_json::to_vec_pretty(self).map_err(|e| format!("encoding the bundle: {e}"))
-        }
-    }
+fn json(value: &impl Serialize) -> Result<Vec<u8>, String> {
+    serde_json::to_vec_pretty(value).map_err(|e| format!("encoding the bundle: {e}"))
 }

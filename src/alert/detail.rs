@@ -88,8 +88,7 @@ impl AlertDetail {
             lines.push(format!("ATT&CK: {}", alert.technique));
         }
         let mode = serde_json::to_value(alert.mode).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
-        let action =
-            serde_json::to_value(alert.action).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+        let action = alert.action.as_str();
         lines.push(format!("mode {mode}, {action}"));
         if !alert.policy.is_empty() {
             lines.push(format!("decided by: {}", alert.policy));

@@ -125,12 +125,7 @@ fn rfc3339(ms: u64) -> String {
 /// One line for chat: `HIGH shell-from-server on shop/web-6f7b9/web (node-1): A shell … — /bin/sh`.
 pub fn summary(n: &Notification) -> String {
     let a = &n.alert.alert;
-    let what = match a.event.kind.as_str() {
-        "open" => a.event.path.clone(),
-        "connect" | "send" => a.event.remote.clone(),
-        _ => a.event.exe.clone(),
-    };
-    let action = serde_json::to_value(a.action).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+    let (what, action) = (a.event.object(), a.action.as_str());
     format!(
         "{} {} on {} ({}): {} — {what} [{action}]",
         a.severity,

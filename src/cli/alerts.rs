@@ -222,8 +222,7 @@ fn raw_table(alerts: &[StoredAlert]) -> String {
     for stored in alerts {
         let alert = &stored.alert;
         let container = stored.container.as_ref().and_then(|c| c.name.clone()).unwrap_or_else(|| "(host)".into());
-        let action =
-            serde_json::to_value(alert.action).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+        let action = alert.action.as_str();
         let count = if alert.count > 1 { format!(" ×{}", alert.count) } else { String::new() };
         out.push_str(&format!(
             "{:<20} {:<12} {container:<16} {:<9} {action:<9} {:<29} {}{count}\n",
@@ -231,20 +230,10 @@ fn raw_table(alerts: &[StoredAlert]) -> String {
             stored.node,
             alert.severity,
             alert.rule,
-            what(stored)
+            alert.event.object()
         ));
     }
     out.trim_end().to_string()
-}
-
-/// The event's object: the file, the remote address, or the program.
-pub fn what(stored: &StoredAlert) -> String {
-    let event = &stored.alert.event;
-    match event.kind.as_str() {
-        "open" => event.path.clone(),
-        "connect" | "send" => event.remote.clone(),
-        _ => event.exe.clone(),
-    }
 }
 
 /// `picket alerts show` as text; the pane renders the same lines.

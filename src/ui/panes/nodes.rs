@@ -315,11 +315,7 @@ fn event_line(event: &WireEvent) -> (String, String) {
                 Action::Denied => "denied",
                 Action::Killed => "killed",
             };
-            let subject = match alert.event.kind.as_str() {
-                "open" => alert.event.path.clone(),
-                "connect" | "send" => alert.event.remote.clone(),
-                _ => alert.event.exe.clone(),
-            };
+            let subject = alert.event.object().to_string();
             let count = if alert.count > 1 { format!(" ×{}", alert.count) } else { String::new() };
             (
                 action.into(),
