@@ -25,6 +25,7 @@ pub mod processes;
 pub mod promotion;
 pub mod protocols;
 pub mod publish;
+pub mod quarantine;
 pub mod replay;
 pub mod ring;
 pub mod runtime;

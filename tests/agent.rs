@@ -1184,6 +1184,88 @@ fn connects_are_refused_by_policy_and_by_protect_in_a_container() {
     assert!(run("nc 127.0.0.2 3333 </dev/null").contains("Connection refused"));
 }
 
+/// Quarantine on a real container, through the CLI twin and the running agent: its connects
+/// fail with EPERM at once and raise `quarantine` alerts, nothing reaches its listener from a
+/// container sharing its network namespace, another container on the node connects as before;
+/// the action is logged, `picket respond undo` releases it, and the network is back.
+#[test]
+fn a_quarantined_container_is_cut_off_and_undo_restores_it() {
+    require_bpf!();
+    let podman = require_podman!();
+    podman.podman(&["run", "-d", "--name", "netcut", common::engines::Podman::IMAGE, "sleep", "600"]);
+    podman.podman(&[
+        "run",
+        "-d",
+        "--name",
+        "netpeer",
+        "--network",
+        "container:netcut",
+        common::engines::Podman::IMAGE,
+        "sleep",
+        "600",
+    ]);
+    podman.podman(&["run", "-d", "--name", "bystander", common::engines::Podman::IMAGE, "sleep", "600"]);
+    podman.podman(&["exec", "-d", "netcut", "sh", "-c", "while true; do echo hello | nc -l -p 8080; done"]);
+    let run = |name: &str, script: &str| exec_in(&podman, name, &["sh", "-c", script]).1;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let socket = dir.path().join("agent.sock");
+    let state = dir.path().join("state");
+    let data = dir.path().join("data");
+    let picket = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+            .arg("--data-dir")
+            .arg(&data)
+            .args(args)
+            .output()
+            .expect("picket runs");
+        (
+            out.status.success(),
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        )
+    };
+    let socket_arg = socket.display().to_string();
+    let state_arg = state.display().to_string();
+    let mut seen = Vec::new();
+    let lines =
+        agent_lines_during(&podman, 20, &["--socket", &socket_arg, "--state-dir", &state_arg, "--no-learn"], || {
+            seen.push(("before", run("netcut", "nc 127.0.0.4 8081 </dev/null; echo status $?")));
+            seen.push(("listener before", run("netpeer", "nc -w 2 127.0.0.1 8080 </dev/null")));
+            let (quarantined, said) =
+                picket(&["respond", "quarantine", "netcut", "--reason", "test", "--agent", &socket_arg]);
+            assert!(quarantined && said.contains("netcut") && said.contains("quarantined"), "{said}");
+            seen.push(("cut", run("netcut", "nc 127.0.0.4 8081 </dev/null; echo status $?")));
+            seen.push(("listener cut", run("netpeer", "nc -w 2 127.0.0.1 8080 </dev/null; echo status $?")));
+            seen.push(("bystander", run("bystander", "nc 127.0.0.4 8081 </dev/null; echo status $?")));
+            let (listed, said) = picket(&["respond", "quarantine", "--list", "--agent", &socket_arg]);
+            assert!(listed && said.contains("netcut") && said.contains("test"), "{said}");
+            let kept = std::fs::read_to_string(state.join("quarantine.json")).unwrap_or_default();
+            assert!(kept.contains("\"netcut\""), "kept for an agent restart: {kept}");
+            let (logged, said) = picket(&["respond", "actions", "--json"]);
+            let actions: Vec<serde_json::Value> = serde_json::from_str(&said).unwrap_or_default();
+            assert!(logged && actions.first().is_some_and(|a| a["action"] == "quarantine"), "{said}");
+            let id = actions[0]["id"].as_str().unwrap_or_default().to_string();
+            let (undone, said) = picket(&["respond", "undo", &id]);
+            assert!(undone && said.contains("released"), "{said}");
+            seen.push(("released", run("netcut", "nc 127.0.0.4 8081 </dev/null; echo status $?")));
+            seen.push(("listener released", run("netpeer", "nc -w 2 127.0.0.1 8080 </dev/null")));
+        });
+    let said = |what: &str| seen.iter().find(|(w, _)| *w == what).map(|(_, s)| s.clone()).unwrap_or_default();
+    assert!(said("before").contains("Connection refused"), "{seen:?}");
+    assert!(said("listener before").contains("hello"), "{seen:?}");
+    assert!(said("cut").contains("Operation not permitted"), "refused at once: {seen:?}");
+    let cut = said("listener cut");
+    assert!(!cut.contains("hello") && !cut.contains("status 0"), "nothing reaches its listener: {seen:?}");
+    assert!(said("bystander").contains("Connection refused"), "the rest of the node is untouched: {seen:?}");
+    assert!(said("released").contains("Connection refused"), "undo gives the network back: {seen:?}");
+    assert!(said("listener released").contains("hello"), "{seen:?}");
+    let alerts: Vec<&serde_json::Value> =
+        lines.iter().filter(|l| l["type"] == "alert" && l["rule"] == "quarantine").collect();
+    let alert = alerts.iter().find(|a| a["event"]["remote"] == "127.0.0.4:8081").expect("the refused connect alerted");
+    assert_eq!((alert["container"]["name"].as_str(), alert["action"].as_str()), (Some("netcut"), Some("denied")));
+    assert!(alert["policy"].as_str().is_some_and(|p| p.starts_with("quarantine")), "{alert}");
+    assert!(!alerts.iter().any(|a| a["container"]["name"] == "bystander"), "{alerts:?}");
+}
+
 /// The signal rung (what kernels without BPF LSM and fanotify permission events get), asked for
 /// by name: a program outside the allowlist is killed (137) before it runs, with a `killed`
 /// alert; allowed programs run; a file rule is refused at start naming it (this rung holds exec

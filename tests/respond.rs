@@ -369,12 +369,14 @@ async fn kill_and_pause_act_locally_are_logged_and_undone() {
     let dir = tempfile::tempdir().expect("dir");
     let store = Arc::new(picket::store::Store::open(&dir.path().join("store")).expect("store"));
     let response = config(
-        "version: 1\nrules:\n  - name: kill-miners\n    match: { rule: ['crypto-*'] }\n    actions: [ kill ]\n  - name: freeze-shells\n    match: { rule: ['shell-*'] }\n    actions: [ pause ]\n",
+        "version: 1\nrules:\n  - name: kill-miners\n    match: { rule: ['crypto-*'] }\n    actions: [ kill ]\n  - name: freeze-shells\n    match: { rule: ['shell-*'] }\n    actions: [ pause, quarantine ]\n",
     );
     let context = picket::alert::actions::ActionContext {
         node: "node-t".into(),
         engine_sockets: vec![dockerd.socket.clone()],
         captures_dir: dir.path().join("captures"),
+        // No agent listens here: the quarantine is logged as not done, saying why.
+        agent_socket: dir.path().join("no-agent.sock"),
     };
     let responder = Responder::start(Arc::clone(&store), response, Some(context)).expect("responder");
     let mut mine = alert("crypto-pool-port", Severity::Critical, "miner");
@@ -391,7 +393,7 @@ async fn kill_and_pause_act_locally_are_logged_and_undone() {
     responder.respond(&[mine.clone(), shell.clone(), elsewhere]).expect("responded");
 
     let log = picket::alert::actions::ActionLog::open(&store).expect("log");
-    wait_for("three actions logged", || log.newest(10).map(|a| a.len()).unwrap_or(0) == 3).await;
+    wait_for("four actions logged", || log.newest(10).map(|a| a.len()).unwrap_or(0) == 4).await;
     let status = miner.wait().expect("the process ended");
     assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(9), "killed");
     assert_eq!(dockerd.docker(&["inspect", "-f", "{{.State.Paused}}", "victim"]).trim(), "true");
@@ -400,7 +402,10 @@ async fn kill_and_pause_act_locally_are_logged_and_undone() {
     let kill = actions.iter().find(|a| a.action == "kill" && a.done).expect("the kill");
     assert_eq!(kill.alert, mine.alert.id);
     assert!(kill.target.starts_with(&format!("pid {}", mine.alert.event.pid)), "{kill:?}");
-    let not_here = actions.iter().find(|a| !a.done).expect("the other node's");
+    let not_here = actions.iter().find(|a| !a.done && a.action == "kill").expect("the other node's");
+    let quarantine = actions.iter().find(|a| a.action == "quarantine").expect("the quarantine asked for");
+    assert_eq!((quarantine.done, quarantine.alert.as_str()), (false, shell.alert.id.as_str()), "{quarantine:?}");
+    assert!(quarantine.outcome.contains("no-agent.sock: cannot connect"), "{quarantine:?}");
     assert!(not_here.outcome.contains("from node node-1, and this picket acts on node node-t only"), "{not_here:?}");
     let pause = by("shell").expect("the pause");
     assert!(pause.done && pause.undo.is_some(), "{pause:?}");

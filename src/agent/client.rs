@@ -471,6 +471,31 @@ pub async fn accept_violations(socket: &Path, group: &str, violations: &[String]
     Ok(ask_local_agent(socket, &request).await?.summary.unwrap_or_default())
 }
 
+/// Cuts `container` (its name or an id prefix) off the network on the agent at `socket`: what
+/// the agent did. The one call the console, `picket respond quarantine` and a response rule's
+/// `quarantine` action make.
+pub async fn quarantine(socket: &Path, container: &str, reason: &str) -> Result<String, String> {
+    let request = crate::agent::wire::Request::Quarantine {
+        container: container.to_string(),
+        reason: reason.to_string(),
+        who: crate::policy::history::who(),
+    };
+    Ok(ask_local_agent(socket, &request).await?.summary.unwrap_or_default())
+}
+
+/// Gives a quarantined container its network back (`picket respond release`, undo).
+pub async fn release(socket: &Path, container: &str) -> Result<String, String> {
+    let request =
+        crate::agent::wire::Request::Release { container: container.to_string(), who: crate::policy::history::who() };
+    Ok(ask_local_agent(socket, &request).await?.summary.unwrap_or_default())
+}
+
+/// The containers the agent at `socket` holds in quarantine.
+pub async fn quarantined(socket: &Path) -> Result<Vec<super::quarantine::Quarantined>, String> {
+    let reply = ask_local_agent(socket, &crate::agent::wire::Request::Quarantined).await?;
+    Ok(reply.quarantined.unwrap_or_default())
+}
+
 /// The policy the agent at `socket` holds: where it is kept and its text.
 pub async fn policy_in_force(socket: &Path) -> Result<(String, String), String> {
     let reply = ask_local_agent(socket, &crate::agent::wire::Request::Policy).await?;

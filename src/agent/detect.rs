@@ -374,6 +374,12 @@ impl Detector {
                 "The container's policy lists the inbound connections it accepts; this one is not among them. It was alerted, not refused: refusing inbound connections comes with the layer-7 firewall.",
                 "accept",
             ),
+            AlertKind::Quarantined => (
+                "quarantine",
+                "Network use by a quarantined container",
+                "A response action quarantined this container: every connection it tries is refused and every packet to or from it is dropped, until it is released (picket respond release).",
+                "connect",
+            ),
         };
         let (mode, action) = match violation.action {
             AlertAction::Recorded => (Mode::Discover, Action::Recorded),

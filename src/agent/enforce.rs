@@ -210,6 +210,8 @@ pub enum AlertKind {
     Connect,
     /// An inbound connection accepted (judged in user space; alerted, not refused).
     Accept,
+    /// A connect or send of a quarantined container (refused, whatever its policy says).
+    Quarantined,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,8 +12,13 @@ use serde::{Deserialize, Serialize};
 
 use super::ring::{AttachError, EventRing, RingError, attach_tracepoints, per_cpu_sum};
 
-/// The cgroup_skb egress program that holds raw and ICMP sockets' packets to the same rules.
-const RAW_EGRESS: &str = "raw_egress";
+/// The cgroup_skb programs: egress holds raw and ICMP sockets' packets to the same rules and
+/// drops a quarantined container's; ingress drops what comes to a quarantined container.
+const PACKET_HOOKS: [(&str, CgroupSkbAttachType); 2] =
+    [("raw_egress", CgroupSkbAttachType::Egress), ("quarantine_ingress", CgroupSkbAttachType::Ingress)];
+
+/// `policy_rule` of a quarantined container's attempt (net.h's NET_QUARANTINE).
+const NET_QUARANTINE: u32 = 0xffff_fffe;
 
 static NET_PROGRAM: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/net.bpf.o"));
 
@@ -36,9 +41,12 @@ pub enum NetEventKind {
 pub struct PolicyVerdict {
     pub action: super::enforce::AlertAction,
     /// The index of the rule that matched in the policy's kernel rules; None: the allowlist
-    /// left the destination out.
+    /// left the destination out (or the container is quarantined).
     #[serde(default)]
     pub rule: Option<u32>,
+    /// Refused because the container is quarantined, whatever its policy says.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub quarantined: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,7 +122,9 @@ pub fn decode_net_event(bytes: &[u8]) -> Option<NetEvent> {
         3 => Some(super::enforce::AlertAction::Denied),
         _ => return None,
     };
-    let policy = action.map(|action| PolicyVerdict { action, rule: (policy_rule != u32::MAX).then_some(policy_rule) });
+    let quarantined = policy_rule == NET_QUARANTINE;
+    let rule = (policy_rule != u32::MAX && !quarantined).then_some(policy_rule);
+    let policy = action.map(|action| PolicyVerdict { action, rule, quarantined });
     let guard = guard.checked_sub(1);
     Some(NetEvent { kind, pid, uid, protocol, local, remote, cgroup_id, timestamp_ns, comm, policy, guard })
 }
@@ -166,11 +176,13 @@ impl NetSensor {
             // cgroup by itself (a link takes no ALLOW_MULTI flag).
             hook.attach(&cgroup, CgroupAttachMode::Single).map_err(attach)?;
         }
-        let attach = |source| NetSensorError::Attach { program: RAW_EGRESS, source };
-        let egress: &mut CgroupSkb =
-            ebpf.program_mut(RAW_EGRESS).ok_or(NetSensorError::Missing(RAW_EGRESS))?.try_into().map_err(attach)?;
-        egress.load().map_err(attach)?;
-        egress.attach(&cgroup, CgroupSkbAttachType::Egress, CgroupAttachMode::Single).map_err(attach)?;
+        for (program, direction) in PACKET_HOOKS {
+            let attach = |source| NetSensorError::Attach { program, source };
+            let hook: &mut CgroupSkb =
+                ebpf.program_mut(program).ok_or(NetSensorError::Missing(program))?.try_into().map_err(attach)?;
+            hook.load().map_err(attach)?;
+            hook.attach(&cgroup, direction, CgroupAttachMode::Single).map_err(attach)?;
+        }
         attach_tracepoints(&mut ebpf, &[("accepted", "sys_exit")])?;
         let ring = EventRing::take(&mut ebpf, "net_events", None)?;
         Ok(Self { ebpf, ring, malformed: 0 })
@@ -192,15 +204,16 @@ impl NetSensor {
             hook.attach(&cgroup, CgroupAttachMode::Single)
                 .map_err(|e| format!("{program}: {e} (needs cgroup v2 and CONFIG_CGROUP_BPF)"))?;
         }
-        let egress: &mut CgroupSkb = ebpf
-            .program_mut(RAW_EGRESS)
-            .ok_or_else(|| format!("no program {RAW_EGRESS}"))?
-            .try_into()
-            .map_err(|e| format!("{RAW_EGRESS}: {e}"))?;
-        egress.load().map_err(|e| format!("{RAW_EGRESS}: {e}"))?;
-        egress
-            .attach(&cgroup, CgroupSkbAttachType::Egress, CgroupAttachMode::Single)
-            .map_err(|e| format!("{RAW_EGRESS}: {e} (needs CONFIG_CGROUP_BPF)"))?;
+        for (program, direction) in PACKET_HOOKS {
+            let hook: &mut CgroupSkb = ebpf
+                .program_mut(program)
+                .ok_or_else(|| format!("no program {program}"))?
+                .try_into()
+                .map_err(|e| format!("{program}: {e}"))?;
+            hook.load().map_err(|e| format!("{program}: {e}"))?;
+            hook.attach(&cgroup, direction, CgroupAttachMode::Single)
+                .map_err(|e| format!("{program}: {e} (needs CONFIG_CGROUP_BPF)"))?;
+        }
         Ok(())
     }
 
@@ -250,8 +263,12 @@ mod tests {
         b[92..96].copy_from_slice(&u32::MAX.to_le_bytes());
         b[96..100].copy_from_slice(&2u32.to_le_bytes());
         let e = decode_net_event(&b).unwrap();
-        assert_eq!(e.policy, Some(PolicyVerdict { action: crate::agent::enforce::AlertAction::Denied, rule: None }));
+        let denied = crate::agent::enforce::AlertAction::Denied;
+        assert_eq!(e.policy, Some(PolicyVerdict { action: denied, rule: None, quarantined: false }));
         assert_eq!((e.guard, e.denied()), (Some(1), true));
+        b[92..96].copy_from_slice(&NET_QUARANTINE.to_le_bytes());
+        let e = decode_net_event(&b).unwrap();
+        assert_eq!(e.policy, Some(PolicyVerdict { action: denied, rule: None, quarantined: true }));
         assert_eq!(decode_net_event(&b[..40]), None);
         b[12..16].copy_from_slice(&99u32.to_le_bytes());
         assert_eq!(decode_net_event(&b), None, "unknown family");

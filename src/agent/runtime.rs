@@ -220,7 +220,10 @@ fn described(enforcing: Option<&Enforcing>, violations: Vec<Violation>) -> Vec<(
     violations
         .into_iter()
         .map(|v| {
-            let policy = enforcing.map(|e| e.describe(&v)).unwrap_or_default();
+            let policy = match v.kind {
+                super::enforce::AlertKind::Quarantined => v.rule.clone(),
+                _ => enforcing.map(|e| e.describe(&v)).unwrap_or_default(),
+            };
             (v, policy)
         })
         .collect()
@@ -232,6 +235,10 @@ fn network_violations(events: &[crate::agent::net::NetEvent], network: &NetworkC
         .iter()
         .filter_map(|e| {
             let verdict = e.policy?;
+            if verdict.quarantined {
+                let rule = "quarantine: every connection refused until released".to_string();
+                return Some(net_violation(e, super::enforce::AlertKind::Quarantined, verdict.action, rule));
+            }
             let rule = network.describe(e.cgroup_id, verdict.rule);
             Some(net_violation(e, super::enforce::AlertKind::Connect, verdict.action, rule))
         })
@@ -291,7 +298,7 @@ fn accept_violations(events: &[crate::agent::net::NetEvent], enforcing: Option<&
 
 /// What the agent's loop answers on the socket (the bench is answered by the server itself).
 enum Answer {
-    Ready(super::wire::AgentReply),
+    Ready(Box<super::wire::AgentReply>),
     /// Applied: the summary is made once the policy has been brought to the containers.
     Applied,
     Refused(String),
@@ -302,7 +309,7 @@ impl Answer {
     fn finish(self, enforcing: Option<&Enforcing>, kind: &str) -> String {
         use super::wire::AgentReply;
         let reply = match self {
-            Answer::Ready(reply) => reply,
+            Answer::Ready(reply) => *reply,
             Answer::Refused(error) => AgentReply::refused(kind, error),
             Answer::Applied => match enforcing {
                 Some(e) if e.error.is_some() => AgentReply::refused("applied", e.error.clone().unwrap_or_default()),
@@ -328,6 +335,10 @@ impl Answer {
     }
 }
 
+fn ready(reply: super::wire::AgentReply) -> Answer {
+    Answer::Ready(Box::new(reply))
+}
+
 fn answer(
     request: super::wire::Request,
     enforcing: &mut Option<Enforcing>,
@@ -339,19 +350,18 @@ fn answer(
     match request {
         Request::BenchNode => Answer::Refused("bench-node is answered by the socket's server".into()),
         Request::Baselines => match &out.learning {
-            Some(learning) => Answer::Ready(AgentReply {
-                baselines: Some(learning.baselines().clone()),
-                ..AgentReply::new("baselines")
-            }),
-            None => Answer::Ready(AgentReply::refused("baselines", "this agent learns nothing (--no-learn)".into())),
+            Some(learning) => {
+                ready(AgentReply { baselines: Some(learning.baselines().clone()), ..AgentReply::new("baselines") })
+            }
+            None => ready(AgentReply::refused("baselines", "this agent learns nothing (--no-learn)".into())),
         },
         Request::Policy => match enforcing.as_ref() {
-            Some(e) => Answer::Ready(AgentReply {
+            Some(e) => ready(AgentReply {
                 policy_file: Some(e.path.display().to_string()),
                 policy: crate::input::read_text(&e.path, crate::input::MAX_TEXT).ok(),
                 ..AgentReply::new("policy")
             }),
-            None => Answer::Ready(AgentReply::refused("policy", "no policy is in force".into())),
+            None => ready(AgentReply::refused("policy", "no policy is in force".into())),
         },
         Request::ApplyPolicy { yaml } => {
             let Some(dir) = state_dir else {
@@ -389,7 +399,7 @@ fn answer(
             let modes = promotion.groups.clone();
             let mut held: Vec<String> = held_groups(out, enforcing.as_ref()).into_iter().collect();
             held.sort();
-            Answer::Ready(AgentReply { modes: Some(modes), held, ..AgentReply::new("modes") })
+            ready(AgentReply { modes: Some(modes), held, ..AgentReply::new("modes") })
         }
         Request::SetMode { group, mode, who } => {
             if held_groups(out, enforcing.as_ref()).contains(&group) {
@@ -408,6 +418,51 @@ fn answer(
             change_modes(out, enforcing, state_dir, enforce_with, |promotion, _| {
                 promotion.accept(&group, &violations, now_ms, &who).map(Some)
             })
+        }
+        Request::Quarantine { container, reason, who } => {
+            let known: Vec<(String, Option<String>)> = out
+                .resolver
+                .containers()
+                .into_keys()
+                .map(|id| (id.clone(), out.names.get(&id).map(|n| n.name)))
+                .collect();
+            let id = match super::quarantine::find(&container, &known) {
+                Ok(id) => id,
+                Err(e) => return Answer::Refused(format!("{e} running on node {}", out.node)),
+            };
+            let name = known.into_iter().find(|(k, _)| *k == id).and_then(|(_, name)| name);
+            let since_ms = crate::agent::events::wall_ms_of_boottime(crate::agent::events::boottime_ns());
+            let entry = super::quarantine::Quarantined { id, name, since_ms, who: who.clone(), reason };
+            let label = entry.label();
+            let summary = match out.quarantine.add(entry) {
+                true => {
+                    crate::say!("picket: {label} quarantined (by {who})");
+                    format!(
+                        "{label} quarantined on node {}: its connects and sends are refused and its packets dropped",
+                        out.node
+                    )
+                }
+                false => format!("{label} was quarantined already"),
+            };
+            ready(AgentReply {
+                summary: Some(summary),
+                quarantined: Some(out.quarantine.list()),
+                ..AgentReply::new("quarantine")
+            })
+        }
+        Request::Release { container, who } => match out.quarantine.release(&container) {
+            Ok(released) => {
+                crate::say!("picket: {} released from quarantine (by {who})", released.label());
+                ready(AgentReply {
+                    summary: Some(format!("{} released: its network is back", released.label())),
+                    quarantined: Some(out.quarantine.list()),
+                    ..AgentReply::new("quarantine")
+                })
+            }
+            Err(e) => Answer::Refused(e),
+        },
+        Request::Quarantined => {
+            ready(AgentReply { quarantined: Some(out.quarantine.list()), ..AgentReply::new("quarantine") })
         }
     }
 }
@@ -441,7 +496,7 @@ fn change_modes(
     let before = promotion.groups.clone();
     let change = match change(promotion, learning.baselines()) {
         Ok(Some(change)) => change,
-        Ok(None) => return Answer::Ready(AgentReply { summary: Some("no change".into()), ..AgentReply::new("mode") }),
+        Ok(None) => return ready(AgentReply { summary: Some("no change".into()), ..AgentReply::new("mode") }),
         Err(e) => return Answer::Refused(e.to_string()),
     };
     if let Err(e) = put_promoted(promotion, enforcing, dir, enforce_with) {
@@ -455,7 +510,7 @@ fn change_modes(
     if let Err(e) = promotion.save(std::slice::from_ref(&change)) {
         crate::say!("picket: cannot keep the modes in {}: {e}", dir.display());
     }
-    Answer::Ready(AgentReply { summary: Some(change.said()), ..AgentReply::new("mode") })
+    ready(AgentReply { summary: Some(change.said()), ..AgentReply::new("mode") })
 }
 
 /// What the running containers' cgroups called since the last look, learned into their groups.
@@ -900,6 +955,7 @@ impl Enforcing {
             }
             AlertKind::Connect => format!("connect: {}", violation.rule),
             AlertKind::Accept => format!("accept: {} is not listed", violation.rule),
+            AlertKind::Quarantined => violation.rule.clone(),
         };
         format!("{} containers[{index}] {what}", self.path.display())
     }
@@ -990,6 +1046,8 @@ struct Emitter {
     dns_names: super::dns::DnsNames,
     /// Flows sent lately, so a busy service is told once per window.
     flow_folds: super::flows::FlowFolds,
+    /// Containers a response cut off the network.
+    quarantine: super::quarantine::Quarantine,
     /// The prefixes file events are sent for (those asked for and the rules'); of the
     /// write-opens learning alone watches, the containers' are sent and the host's dropped.
     sent_watches: Vec<(String, Watch)>,
@@ -1271,6 +1329,11 @@ fn police(
     if network_guard && let Err(e) = network.guard_cgroups(net.programs_mut(), guard_masks(out, network)) {
         crate::say!("picket: protect's network refusals: {e}");
     }
+    let running = out.resolver.containers();
+    let cut = out.quarantine.cgroups(running.iter().map(|(id, found)| (id.as_str(), found.cgroups.as_slice())));
+    if let Err(e) = network.set_quarantined(net.programs_mut(), cut) {
+        crate::say!("picket: quarantine: {e}");
+    }
 }
 
 /// Loads the sensors (and the enforcer, with a policy), then streams events to standard output
@@ -1368,6 +1431,10 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         None => None,
     };
     let stdout = (!options.quiet).then(|| std::io::BufWriter::new(std::io::stdout().lock()));
+    let (quarantine, note) = super::quarantine::Quarantine::load(options.state_dir.as_deref());
+    if let Some(note) = note {
+        crate::say!("picket: {note}");
+    }
     let node = node_name();
     let names = with_cluster_names(ContainerNames::start(crate::engine::candidate_sockets(&[]))).await;
     // Names before the first event: policy rules name containers, and an alert on a container
@@ -1390,6 +1457,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         promotion: None,
         dns_names: Default::default(),
         flow_folds: Default::default(),
+        quarantine,
     };
     // Modes are kept whenever the agent learns and keeps state, so an operator can set one
     // (`picket policy mode`) even when the agent promotes nothing by itself.
@@ -1542,7 +1610,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         tokio::select! {
             batch = sensor.next_batch() => {
                 events += send_processes(&mut out, enforcing.as_ref(), batch?)?;
-                if out.take_arrivals() && (guard.is_some() || enforcing.is_some()) {
+                if out.take_arrivals() && (guard.is_some() || enforcing.is_some() || !out.quarantine.is_empty()) {
                     police(&mut out, &mut guard, &mut enforcing, &mut net, &mut network, network_guard);
                     arrival_checks = Some((tokio::time::Instant::now() + ARRIVAL_RECHECK, ARRIVAL_RECHECKS));
                 }
@@ -1640,8 +1708,9 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
             }
             Some(ask) = asked => {
                 let kind = ask.request.reply_kind();
+                let quarantining = matches!(ask.request, super::wire::Request::Quarantine { .. } | super::wire::Request::Release { .. });
                 let reply = answer(ask.request, &mut enforcing, &mut out, &options.state_dir, options.enforce_with);
-                if matches!(enforcing.as_ref(), Some(e) if e.dirty) {
+                if quarantining || matches!(enforcing.as_ref(), Some(e) if e.dirty) {
                     police(&mut out, &mut guard, &mut enforcing, &mut net, &mut network, network_guard);
                 }
                 let _ = ask.reply.send(reply.finish(enforcing.as_ref(), kind));

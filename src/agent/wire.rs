@@ -262,6 +262,13 @@ pub enum Request {
     /// Accepts violations (`exec:/bin/sh`, `write:/etc/x`, `connect:10.0.0.1:443`) into a group's
     /// policy (`picket policy accept GROUP VIOLATION…`).
     Accept { group: String, violations: Vec<String>, who: String },
+    /// Cuts a running container (its name or an id prefix) off the network, keeping it running
+    /// (`picket respond quarantine`, a response rule's `quarantine` action).
+    Quarantine { container: String, reason: String, who: String },
+    /// Gives a quarantined container its network back (`picket respond release`, undo).
+    Release { container: String, who: String },
+    /// The quarantined containers (`picket respond quarantine --list`).
+    Quarantined,
 }
 
 impl Request {
@@ -274,6 +281,7 @@ impl Request {
             Request::ApplyPolicy { .. } => "applied",
             Request::Modes => "modes",
             Request::SetMode { .. } | Request::Accept { .. } => "mode",
+            Request::Quarantine { .. } | Request::Release { .. } | Request::Quarantined => "quarantine",
         }
     }
 }
@@ -302,6 +310,9 @@ pub struct AgentReply {
     /// The groups the policy in force holds (their modes are that policy's).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub held: Vec<String>,
+    /// The containers quarantined now (the answer to a quarantine request).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantined: Option<Vec<super::quarantine::Quarantined>>,
 }
 
 impl AgentReply {
@@ -316,6 +327,7 @@ impl AgentReply {
             error: None,
             modes: None,
             held: Vec::new(),
+            quarantined: None,
         }
     }
 

@@ -1,8 +1,9 @@
-//! Response actions beyond notification: kill the process, pause (freeze) the container, capture
-//! its traffic. They act on this machine only — the alert's node must be this one — and every
-//! one is logged (the store's `response_actions` tree) with the alert and rule that caused it,
-//! what was done or why not, and how to undo it: a pause is undone by thawing the container; a
-//! kill cannot be undone; a capture needs no undoing.
+//! Response actions beyond notification: kill the process, pause (freeze) the container,
+//! quarantine it (the local agent cuts its network), capture its traffic. They act on this
+//! machine only — the alert's node must be this one — and every one is logged (the store's
+//! `response_actions` tree) with the alert and rule that caused it, what was done or why not,
+//! and how to undo it: a pause is undone by thawing the container, a quarantine by releasing it;
+//! a kill cannot be undone; a capture needs no undoing.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -38,7 +39,15 @@ pub struct ActionRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Undo {
-    Unpause { socket: PathBuf, container: String },
+    Unpause {
+        socket: PathBuf,
+        container: String,
+    },
+    /// Ask the agent at `socket` to release container `container` (its full id).
+    Release {
+        socket: PathBuf,
+        container: String,
+    },
 }
 
 /// What the actions need from where they run.
@@ -50,11 +59,18 @@ pub struct ActionContext {
     pub engine_sockets: Vec<PathBuf>,
     /// Where automatic captures go.
     pub captures_dir: PathBuf,
+    /// The local agent's socket, which quarantines.
+    pub agent_socket: PathBuf,
 }
 
 impl ActionContext {
     pub fn local(engine_sockets: Vec<PathBuf>, captures_dir: PathBuf) -> Self {
-        Self { node: crate::agent::runtime::node_name(), engine_sockets, captures_dir }
+        Self {
+            node: crate::agent::runtime::node_name(),
+            engine_sockets,
+            captures_dir,
+            agent_socket: crate::agent::stream::DEFAULT_SOCKET.into(),
+        }
     }
 }
 
@@ -92,6 +108,21 @@ impl ActionLog {
         self.tree.get(&key)
     }
 
+    /// Marks the quarantines of `container` (a name or id prefix) not yet undone as undone
+    /// (it was released some other way); how many.
+    pub fn mark_released(&self, container: &str) -> Result<usize, StoreError> {
+        let mut marked = 0;
+        for record in self.newest(10_000)? {
+            let Some(Undo::Release { container: id, .. }) = &record.undo else { continue };
+            let named = record.target == format!("container {container}") || id.starts_with(container);
+            if record.undone_at_ms.is_none() && named {
+                self.mark_undone(&record)?;
+                marked += 1;
+            }
+        }
+        Ok(marked)
+    }
+
     fn mark_undone(&self, record: &ActionRecord) -> Result<(), StoreError> {
         let mut record = record.clone();
         record.undone_at_ms = Some(now_unix_ms());
@@ -105,6 +136,7 @@ impl ActionLog {
 pub enum Requested {
     Kill,
     Pause,
+    Quarantine,
     Capture { duration: Duration, max_bytes: u64 },
 }
 
@@ -113,6 +145,7 @@ impl Requested {
         match self {
             Self::Kill => "kill",
             Self::Pause => "pause",
+            Self::Quarantine => "quarantine",
             Self::Capture { .. } => "capture",
         }
     }
@@ -150,6 +183,7 @@ pub async fn perform(
     let result = match requested {
         Requested::Kill => kill(alert, &mut record),
         Requested::Pause => pause(context, alert, &mut record).await,
+        Requested::Quarantine => quarantine(context, alert, &mut record).await,
         Requested::Capture { duration, max_bytes } => capture(context, alert, *duration, *max_bytes, &mut record).await,
     };
     match result {
@@ -197,6 +231,46 @@ async fn pause(context: &ActionContext, alert: &StoredAlert, record: &mut Action
     crate::engine::set_paused(&socket, &id, true).await.map_err(|e| e.to_string())?;
     record.undo = Some(Undo::Unpause { socket: socket.clone(), container: id });
     Ok(format!("paused (frozen) through {}", socket.display()))
+}
+
+async fn quarantine(context: &ActionContext, alert: &StoredAlert, record: &mut ActionRecord) -> Result<String, String> {
+    record.target = format!("container {}", super::fold::container_label(alert));
+    let container = alert.container.as_ref().ok_or("the alert is from the host, not a container")?;
+    let reason = format!("alert {} ({}), response rule {}", alert.alert.id, alert.alert.rule, record.rule);
+    let said = crate::agent::client::quarantine(&context.agent_socket, &container.id, &reason).await?;
+    record.undo = Some(Undo::Release { socket: context.agent_socket.clone(), container: container.id.clone() });
+    Ok(said)
+}
+
+/// Quarantines `container` (a name or id prefix) by hand through the agent at `socket`, logged
+/// as an action with its undo, as a response rule's would be.
+pub async fn quarantine_by_hand(
+    log: &ActionLog,
+    socket: &Path,
+    container: &str,
+    reason: &str,
+) -> Result<ActionRecord, String> {
+    let said = crate::agent::client::quarantine(socket, container, reason).await?;
+    let quarantined = crate::agent::client::quarantined(socket).await?;
+    let id = quarantined
+        .iter()
+        .find(|q| q.name.as_deref() == Some(container) || q.id.starts_with(container))
+        .map(|q| q.id.clone())
+        .unwrap_or_else(|| container.to_string());
+    let record = ActionRecord {
+        id: String::new(),
+        at_ms: now_unix_ms(),
+        alert: String::new(),
+        alert_rule: String::new(),
+        rule: format!("by hand ({})", crate::policy::history::who()),
+        action: "quarantine".into(),
+        target: format!("container {container}"),
+        done: true,
+        outcome: said,
+        undo: Some(Undo::Release { socket: socket.to_path_buf(), container: id }),
+        undone_at_ms: None,
+    };
+    log.add(record).map_err(|e| e.to_string())
 }
 
 async fn capture(
@@ -249,6 +323,11 @@ pub async fn undo(log: &ActionLog, id: &str) -> Result<String, String> {
             crate::engine::set_paused(socket, container, false).await.map_err(|e| e.to_string())?;
             log.mark_undone(&record).map_err(|e| e.to_string())?;
             Ok(format!("action {}: {} thawed", record.id, record.target))
+        }
+        Some(Undo::Release { socket, container }) => {
+            let said = crate::agent::client::release(socket, container).await?;
+            log.mark_undone(&record).map_err(|e| e.to_string())?;
+            Ok(format!("action {}: {said}", record.id))
         }
     }
 }

@@ -100,6 +100,9 @@ pub enum Action {
     /// Freeze the alert's container (a local engine's pause; undone from the console or
     /// `picket respond undo`).
     Pause,
+    /// Cut the alert's container off the network while it keeps running (through the local
+    /// agent; undone from the console, `picket respond undo` or `picket respond release`).
+    Quarantine,
     /// Capture the container's traffic for a while.
     Capture(CaptureAction),
 }
@@ -130,6 +133,7 @@ impl Action {
             Self::Notify(_) => None,
             Self::Kill => Some(super::actions::Requested::Kill),
             Self::Pause => Some(super::actions::Requested::Pause),
+            Self::Quarantine => Some(super::actions::Requested::Quarantine),
             Self::Capture(c) => Some(super::actions::Requested::Capture {
                 duration: std::time::Duration::from_millis(
                     super::triage::parse_duration(&c.duration).unwrap_or(30_000),
@@ -257,7 +261,7 @@ impl ResponseConfig {
                         super::triage::parse_duration(&c.duration).map_err(|e| invalid(format!("capture: {e}")))?;
                         parse_size(&c.max_size).map_err(|e| invalid(format!("capture: {e}")))?;
                     }
-                    Action::Kill | Action::Pause => {}
+                    Action::Kill | Action::Pause | Action::Quarantine => {}
                 }
             }
             if config.rules.iter().any(|r| r.rule.name == rule.name) {

@@ -317,6 +317,12 @@ pub enum Effect {
         id: String,
         dir: std::path::PathBuf,
     },
+    /// Quarantine the container of the fold (or alert) `id` through the agent at `socket`,
+    /// logged as a response action.
+    QuarantineAlert {
+        id: String,
+        socket: std::path::PathBuf,
+    },
     /// Undo the response actions of the fold (or alert) `id`.
     UndoActions {
         id: String,

@@ -277,6 +277,29 @@ impl Effects {
                     let _ = tx.send(Action::ForensicsDone(result));
                 });
             }
+            Effect::QuarantineAlert { id, socket } => {
+                let store = Arc::clone(&self.store);
+                let sockets = self.engine_candidates.clone();
+                tokio::spawn(async move {
+                    let result = async {
+                        use crate::alert::actions::{ActionContext, ActionLog, Requested, perform};
+                        let detail = crate::alert::detail::find(&store, &id, crate::alert::now_unix_ms())?;
+                        let log = ActionLog::open(&store).map_err(|e| e.to_string())?;
+                        let context =
+                            ActionContext { agent_socket: socket, ..ActionContext::local(sockets, ".".into()) };
+                        let by = format!("by hand ({})", crate::alert::triage::current_user());
+                        let record = perform(&log, &context, &detail.alert, &by, &Requested::Quarantine)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        match record.done {
+                            true => Ok(format!("{} (action {})", record.outcome, record.id)),
+                            false => Err(format!("{}: {}", record.target, record.outcome)),
+                        }
+                    }
+                    .await;
+                    let _ = tx.send(Action::ForensicsDone(result));
+                });
+            }
             Effect::UndoActions { id } => {
                 let store = Arc::clone(&self.store);
                 tokio::spawn(async move {

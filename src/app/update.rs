@@ -649,6 +649,7 @@ pub fn run_command(state: &mut AppState, command: Command) -> Vec<Effect> {
         Command::NextSeverity => return alerts::next_severity(state),
         Command::ToggleTriaged => return alerts::toggle_all(state),
         Command::CaptureAlert => return alerts::capture(state),
+        Command::QuarantineAlert => return alerts::quarantine(state),
         Command::BundleAlert => return alerts::bundle(state),
         Command::UndoActions => return alerts::undo_actions(state),
         Command::NextNamespace => return workloads::next_namespace(state),

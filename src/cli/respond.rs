@@ -78,8 +78,33 @@ pub enum RespondCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Undo a response action by its id (a pause: the container is thawed)
+    /// Undo a response action by its id (a pause: the container is thawed; a quarantine: released)
     Undo { id: String },
+    /// Cut a running container off the network, keeping it running (through the local agent):
+    /// its connects and sends fail with EPERM and its packets are dropped both ways, until
+    /// `picket respond release`; logged as a response action (undo with `picket respond undo`)
+    Quarantine {
+        /// The container's name or an id prefix (with --list: none)
+        #[arg(required_unless_present = "list")]
+        container: Option<String>,
+        /// Why, for the log and the agent's list
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// List the quarantined containers instead
+        #[arg(long, conflicts_with = "container")]
+        list: bool,
+        #[arg(long, value_name = "SOCKET", default_value = crate::agent::stream::DEFAULT_SOCKET)]
+        agent: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give a quarantined container its network back
+    Release {
+        /// Its name or an id prefix
+        container: String,
+        #[arg(long, value_name = "SOCKET", default_value = crate::agent::stream::DEFAULT_SOCKET)]
+        agent: PathBuf,
+    },
     /// Each sink's queue (notifications waiting on disk)
     Status {
         #[arg(long)]
@@ -187,6 +212,39 @@ pub fn run(command: &RespondCommand, config: &Config) -> anyhow::Result<ExitCode
             let said = runtime.block_on(crate::alert::actions::undo(&log, id)).map_err(anyhow::Error::msg)?;
             print(&said)
         }
+        RespondCommand::Quarantine { container, reason, list, agent, json } => {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let Some(container) = container.as_deref().filter(|_| !*list) else {
+                let listed = runtime.block_on(crate::agent::client::quarantined(agent)).map_err(anyhow::Error::msg)?;
+                let text = if *json { serde_json::to_string_pretty(&listed)? } else { quarantine_table(&listed) };
+                return print(&text);
+            };
+            let store = Store::open(&config.store_path())?;
+            let log = crate::alert::actions::ActionLog::open(&store)?;
+            let record = runtime
+                .block_on(crate::alert::actions::quarantine_by_hand(&log, agent, container, reason))
+                .map_err(anyhow::Error::msg)?;
+            let text = if *json {
+                serde_json::to_string_pretty(&record)?
+            } else {
+                format!(
+                    "{} (action {}; undo: picket respond undo {} or picket respond release {container})",
+                    record.outcome, record.id, record.id
+                )
+            };
+            print(&text)
+        }
+        RespondCommand::Release { container, agent } => {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let said = runtime.block_on(crate::agent::client::release(agent, container)).map_err(anyhow::Error::msg)?;
+            // The actions that quarantined it are undone now.
+            if let Ok(store) = Store::open(&config.store_path())
+                && let Ok(log) = crate::alert::actions::ActionLog::open(&store)
+            {
+                let _ = log.mark_released(container);
+            }
+            print(&said)
+        }
         RespondCommand::Status { rules, json } => {
             let response = load(config, rules)?;
             let store = Arc::new(Store::open(&config.store_path())?);
@@ -198,6 +256,18 @@ pub fn run(command: &RespondCommand, config: &Config) -> anyhow::Result<ExitCode
     }
 }
 
+fn quarantine_table(listed: &[crate::agent::quarantine::Quarantined]) -> String {
+    if listed.is_empty() {
+        return "no container is quarantined".into();
+    }
+    let mut out = String::from("CONTAINER                      SINCE                 BY          REASON\n");
+    for q in listed {
+        let since = time(q.since_ms);
+        out.push_str(&format!("{:<30} {:<21} {:<11} {}\n", q.label(), since, q.who, q.reason));
+    }
+    out.trim_end().to_string()
+}
+
 async fn run_headless(
     store: Arc<Store>,
     response: ResponseConfig,
@@ -207,7 +277,10 @@ async fn run_headless(
     captures_dir: PathBuf,
 ) -> anyhow::Result<ExitCode> {
     use crate::agent::client::{Feed, read_agent};
-    let actions = crate::alert::actions::ActionContext::local(engine_sockets, captures_dir);
+    let actions = crate::alert::actions::ActionContext {
+        agent_socket: socket.clone(),
+        ..crate::alert::actions::ActionContext::local(engine_sockets, captures_dir)
+    };
     let responder = Responder::start(Arc::clone(&store), response, Some(actions)).map_err(anyhow::Error::msg)?;
     let log = AlertLog::open(&store)?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -329,6 +402,7 @@ fn test_table(response: &ResponseConfig, alerts: &[StoredAlert]) -> String {
                         }
                         Action::Kill => Some("kill"),
                         Action::Pause => Some("pause"),
+                        Action::Quarantine => Some("quarantine"),
                         Action::Capture(_) => Some("capture"),
                     })
                     .collect();

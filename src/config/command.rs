@@ -49,6 +49,7 @@ pub enum Command {
     CaptureAlert,
     BundleAlert,
     UndoActions,
+    QuarantineAlert,
 }
 
 impl Command {
@@ -97,6 +98,7 @@ impl Command {
         Self::CaptureAlert,
         Self::BundleAlert,
         Self::UndoActions,
+        Self::QuarantineAlert,
         Self::Quit,
     ];
 
@@ -147,6 +149,7 @@ impl Command {
             Self::CaptureAlert => "capture",
             Self::BundleAlert => "bundle",
             Self::UndoActions => "undo-actions",
+            Self::QuarantineAlert => "quarantine",
         }
     }
 
@@ -202,7 +205,12 @@ impl Command {
                 "Capture 30 s of the alert's container's traffic into a pcap file (local containers, root)"
             }
             Self::BundleAlert => "Write the incident bundle of the alert (tar.gz) here",
-            Self::UndoActions => "Undo the response actions taken for these alerts (thaw a paused container)",
+            Self::UndoActions => {
+                "Undo the response actions taken for these alerts (thaw a paused container, release a quarantined one)"
+            }
+            Self::QuarantineAlert => {
+                "Quarantine the alert's container: cut all its network, keep it running (local agent; asks first)"
+            }
         }
     }
 }

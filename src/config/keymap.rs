@@ -191,6 +191,7 @@ const SCOPED_BINDINGS: &[(&str, Command, &str)] = &[
     ("c", Command::CaptureAlert, "alerts"),
     ("b", Command::BundleAlert, "alerts"),
     ("U", Command::UndoActions, "alerts"),
+    ("Q", Command::QuarantineAlert, "alerts"),
 ];
 
 const DEFAULT_BINDINGS: &[(&str, Command)] = &[

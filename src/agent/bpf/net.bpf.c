@@ -62,6 +62,15 @@ struct {
     __type(value, __u32);
 } guard_cgroups SEC(".maps");
 
+// cgroup id -> 1: the container is quarantined (a response action): every connect and send
+// fails with EPERM and every packet to or from its sockets is dropped, until it is released.
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 4096);
+    __type(key, __u64);
+    __type(value, __u32);
+} quarantined SEC(".maps");
+
 struct verdict {
     __u32 policy;
     __u32 policy_rule;
@@ -94,6 +103,11 @@ static __always_inline void decide(struct verdict *v, __u64 cgroup_id, __u32 fam
     v->policy = NET_POLICY_NONE;
     v->policy_rule = NET_NO_RULE;
     v->guard = 0;
+    if (bpf_map_lookup_elem(&quarantined, &cgroup_id)) {
+        v->policy = NET_POLICY_DENIED;
+        v->policy_rule = NET_QUARANTINE;
+        return;
+    }
     __u32 *generation = bpf_map_lookup_elem(&net_active, &zero);
     if (generation) {
         struct policy_key key = { .generation = *generation, .pad = 0, .cgroup_id = cgroup_id };
@@ -238,6 +252,11 @@ int sendmsg6(struct bpf_sock_addr *ctx)
 SEC("cgroup_skb/egress")
 int raw_egress(struct __sk_buff *skb)
 {
+    // A quarantined container's packets never leave, whatever socket sends them (connections
+    // made before the quarantine included); the connect and send hooks report its attempts.
+    __u64 sender = bpf_skb_cgroup_id(skb);
+    if (bpf_map_lookup_elem(&quarantined, &sender))
+        return 0;
     struct bpf_sock *sk = skb->sk;
     if (!sk)
         return 1;
@@ -296,6 +315,15 @@ int raw_egress(struct __sk_buff *skb)
     e->guard = v.guard;
     bpf_ringbuf_submit(e, 0);
     return refuse ? 0 : 1;
+}
+
+// Nothing reaches a quarantined container's sockets: inbound connections and answers to what
+// it had sent are dropped before they are queued.
+SEC("cgroup_skb/ingress")
+int quarantine_ingress(struct __sk_buff *skb)
+{
+    __u64 receiver = bpf_skb_cgroup_id(skb);
+    return bpf_map_lookup_elem(&quarantined, &receiver) ? 0 : 1;
 }
 
 // accept(2) and accept4(2) as they return, in the accepting process: the new fd's socket gives

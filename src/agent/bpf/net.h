@@ -16,6 +16,8 @@
 #define NET_POLICY_DENIED 3
 // `policy_rule` when no rule matched (an allowlist left the destination out).
 #define NET_NO_RULE 0xffffffff
+// `policy_rule` of what a quarantined container tried (a response action cut its network).
+#define NET_QUARANTINE 0xfffffffe
 
 #define MAX_NET_RULES 64
 #define MAX_GUARD_RULES 32

@@ -178,6 +178,8 @@ pub struct NetworkControl {
     guarded: HashMap<u64, u32>,
     /// The connect rules in force per cgroup, to name the rule of an alert.
     in_force: HashMap<u64, Vec<(Destination, bool)>>,
+    /// Cgroups of quarantined containers, as the `quarantined` map holds them.
+    quarantined: std::collections::HashSet<u64>,
 }
 
 fn map_err(name: &'static str) -> impl Fn(aya::maps::MapError) -> EnforceError {
@@ -256,6 +258,29 @@ impl NetworkControl {
         }
         self.guard = rules;
         Ok(left_out)
+    }
+
+    /// Cuts the network of exactly these cgroups (a quarantined container's): the kernel refuses
+    /// their connects and sends and drops their packets both ways.
+    pub fn set_quarantined(
+        &mut self,
+        ebpf: &mut Ebpf,
+        cgroups: std::collections::HashSet<u64>,
+    ) -> Result<(), EnforceError> {
+        if cgroups == self.quarantined {
+            return Ok(());
+        }
+        let mut table: BpfHashMap<&mut MapData, u64, u32> =
+            BpfHashMap::try_from(ebpf.map_mut("quarantined").ok_or(EnforceError::Missing("quarantined"))?)
+                .map_err(map_err("quarantined"))?;
+        for cgroup in cgroups.difference(&self.quarantined) {
+            table.insert(cgroup, 1, 0).map_err(map_err("quarantined"))?;
+        }
+        for cgroup in self.quarantined.difference(&cgroups) {
+            let _ = table.remove(cgroup);
+        }
+        self.quarantined = cgroups;
+        Ok(())
     }
 
     pub fn guard_rules(&self) -> &[GuardRule] {

@@ -162,6 +162,24 @@ pub fn capture(state: &mut AppState) -> Vec<Effect> {
     effects
 }
 
+/// `Q`: the fold's container cut off the network by the local agent, after a yes.
+pub fn quarantine(state: &mut AppState) -> Vec<Effect> {
+    let Some((_, id)) = target(state) else { return vec![] };
+    let container = state
+        .alerts
+        .as_ref()
+        .and_then(|a| a.folder.folds().iter().find(|f| f.id == id).map(|f| f.container.clone()))
+        .unwrap_or_default();
+    state.mode = Mode::Confirm(Confirmation {
+        question: format!(
+            "Quarantine container {container}? All its network is cut (connects refused, packets dropped); it keeps running. Undo with U."
+        ),
+        detail: String::new(),
+        effect: Effect::QuarantineAlert { id, socket: state.agent_socket.clone() },
+    });
+    vec![]
+}
+
 /// `U`: the response actions taken for the fold undone (a paused container thawed).
 pub fn undo_actions(state: &mut AppState) -> Vec<Effect> {
     let Some((_, id)) = target(state) else { return vec![] };

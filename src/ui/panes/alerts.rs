@@ -405,6 +405,12 @@ mod tests {
             Action::ForensicsDone(Err("container shop/web-6f7b9/web is not running on a local engine here".into())),
         );
         assert!(state.latest_toast().is_some_and(|t| t.is_error && t.text.contains("not running on a local engine")));
+        // `Q` asks before quarantining the fold's container, naming it; the yes sends the effect.
+        assert!(run_command(&mut state, Command::QuarantineAlert).is_empty());
+        let crate::app::state::Mode::Confirm(asked) = &state.mode else { panic!("asks first") };
+        assert!(asked.question.contains("Quarantine container shop/web-6f7b9/web?"), "{}", asked.question);
+        assert!(matches!(&asked.effect, Effect::QuarantineAlert { id, .. } if *id == shell_id));
+        state.mode = crate::app::state::Mode::Normal;
 
         // The severity floor, then every severity again.
         run_command(&mut state, Command::NextSeverity);
