@@ -56,6 +56,7 @@ fn enforce(c: &mut Criterion) {
         exec_allowlist: Some(vec!["/bin/busybox".into()]),
         file_rules: vec![FileRule { prefix: "/secret/".into(), deny_read: true, deny_write: true }],
         connect: None,
+        l7: None,
     };
     enforcer.apply(&[policy]).expect("policy");
     timed(&podman, &exec_loop);

@@ -201,6 +201,7 @@ async fn protect_mode_denies_outside_the_policy_and_fails_open_when_stopped() {
         exec_allowlist: Some(vec!["/bin/busybox".into()]),
         file_rules: vec![FileRule { prefix: "/etc/".into(), deny_read: false, deny_write: true }],
         connect: None,
+        l7: None,
     };
     enforcer.apply(std::slice::from_ref(&policy)).expect("policy applies");
 
@@ -278,6 +279,7 @@ async fn the_fanotify_rung_denies_outside_the_policy_and_fails_open_when_stopped
             FileRule { prefix: "/etc/app/".into(), deny_read: false, deny_write: false },
         ],
         connect: None,
+        l7: None,
     };
     // Writes alone are told apart by the opener's own call (/proc/PID/syscall).
     enforcer.apply(&[write_only]).expect("write-only denials hold here");
@@ -293,6 +295,7 @@ async fn the_fanotify_rung_denies_outside_the_policy_and_fails_open_when_stopped
         exec_allowlist: Some(vec!["/bin/busybox".into()]),
         file_rules: vec![FileRule { prefix: "/secret/".into(), deny_read: true, deny_write: true }],
         connect: None,
+        l7: None,
     };
     enforcer.apply(std::slice::from_ref(&policy)).expect("policy applies");
 
@@ -374,6 +377,7 @@ async fn the_fanotify_rung_polices_volumes_and_bounds_its_cache() {
         exec_allowlist: Some(vec!["/bin/busybox".into()]),
         file_rules: vec![FileRule { prefix: "/data/secret/".into(), deny_read: true, deny_write: true }],
         connect: None,
+        l7: None,
     };
     enforcer.apply(&[policy]).expect("policy applies");
     assert!(enforcer.pending().is_empty(), "every mount marked: {:?}", enforcer.pending());
@@ -421,6 +425,7 @@ async fn mounts_made_after_marking_are_marked_at_the_next_refresh() {
         exec_allowlist: Some(vec!["/bin/busybox".into()]),
         file_rules: Vec::new(),
         connect: None,
+        l7: None,
     };
     enforcer.apply(&[policy]).expect("policy applies");
     let script = "busybox mkdir -p /scratch && busybox mount -t tmpfs none /scratch && busybox cp /bin/busybox /scratch/true && echo mounted";
@@ -461,6 +466,7 @@ async fn a_late_verdict_fails_open_within_its_bound_and_is_counted() {
         exec_allowlist: Some(vec!["/bin/busybox".into()]),
         file_rules: Vec::new(),
         connect: None,
+        l7: None,
     };
     enforcer.apply(&[policy]).expect("policy applies");
     assert!(!exec_in(&podman, "slowed", &["/opt/true"]).0, "on time: refused");
@@ -634,6 +640,7 @@ async fn connect_rules_refuse_with_eperm_in_the_kernel() {
         mode,
         exec_allowlist: None,
         file_rules: vec![],
+        l7: None,
         connect: Some(ConnectRules {
             // Loopback only, and not 127.0.0.3:9 over TCP.
             allow: Some(vec![
@@ -836,6 +843,7 @@ async fn policy_updates_are_whole_or_refused_in_the_kernel_maps() {
         exec_allowlist: Some(vec!["sh".into()]),
         file_rules: vec![],
         connect: None,
+        l7: None,
     };
     let mut update = file.resolve(&running);
     update.push(broken);
@@ -863,6 +871,7 @@ async fn policy_updates_are_whole_or_refused_in_the_kernel_maps() {
                 exec_allowlist: Some(vec!["/bin/sh".into()]),
                 file_rules: vec![],
                 connect: None,
+                l7: None,
             })
             .collect()
     };

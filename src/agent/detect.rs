@@ -374,6 +374,18 @@ impl Detector {
                 "The container's policy lists the inbound connections it accepts; this one is not among them. It was alerted, not refused: refusing inbound connections comes with the layer-7 firewall.",
                 "accept",
             ),
+            AlertKind::Http => (
+                "policy-http",
+                "HTTP request the container's policy does not allow",
+                "The container's policy says which HTTP requests it may send; this one is not allowed. In protect mode it was dropped before it left: the sender's write failed and the server never saw it.",
+                "http",
+            ),
+            AlertKind::Dns => (
+                "policy-dns",
+                "DNS query for a name the container's policy does not allow",
+                "The container's policy says which names it may look up; this one is not allowed. In protect mode the query never left: the sender's send failed.",
+                "dns",
+            ),
             AlertKind::Quarantined => (
                 "quarantine",
                 "Network use by a quarantined container",
@@ -391,7 +403,10 @@ impl Detector {
             AlertKind::Exec => violation.path.clone(),
             _ => self.processes.exe_of(violation.pid),
         };
-        let path = if violation.kind == AlertKind::File { violation.path.clone() } else { String::new() };
+        let path = match violation.kind {
+            AlertKind::File | AlertKind::Http | AlertKind::Dns => violation.path.clone(),
+            _ => String::new(),
+        };
         let alert = Alert {
             id: String::new(),
             at_unix_ms: 0,

@@ -14,8 +14,10 @@ use super::ring::{EventRing, RingError, per_cpu_sum};
 mod deadline;
 pub mod fanotify;
 mod interpreter;
+pub mod l7;
 pub mod ladder;
 pub mod network;
+pub mod refuse_dns;
 
 pub use ladder::{Ladder, Rung};
 
@@ -96,6 +98,9 @@ pub struct ContainerPolicy {
     /// Where it may connect and send (the network rung); None: anywhere.
     #[serde(default)]
     pub connect: Option<network::ConnectRules>,
+    /// The HTTP requests and DNS names it may send (the L7 rung); None: any.
+    #[serde(default)]
+    pub l7: Option<l7::L7Rules>,
 }
 
 impl ContainerPolicy {
@@ -212,6 +217,10 @@ pub enum AlertKind {
     Accept,
     /// A connect or send of a quarantined container (refused, whatever its policy says).
     Quarantined,
+    /// An HTTP request the L7 rules objected to (`path` holds `METHOD /path`).
+    Http,
+    /// A DNS query the L7 rules objected to (`path` holds the name).
+    Dns,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -659,6 +668,7 @@ mod tests {
             exec_allowlist: Some(vec!["/bin/busybox".into()]),
             file_rules: vec![FileRule { prefix: "/etc/".into(), deny_read: false, deny_write: true }],
             connect: None,
+            l7: None,
         }
     }
 

@@ -23,6 +23,16 @@
 //!           protocol: tcp       # tcp | udp; absent: both
 //!       deny:
 //!         - ports: [3333]
+//!     http:                     # requests it sends (the L7 rung, in the kernel)
+//!       deny:
+//!         - method: DELETE      # absent: any method
+//!           path: /admin*       # `*` at the end: every path that starts so
+//!           ports: [8080]       # absent: any port
+//!       allow:                  # absent: any request not denied
+//!         - path: /api/*
+//!     dns:                      # names it asks for over UDP
+//!       deny: ["*.evil.example", miner.example]
+//!       allow: ["*.svc.cluster.local"]   # absent: any name not denied
 //! ```
 
 use std::collections::BTreeSet;
@@ -30,6 +40,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::enforce::l7::{HttpMatch, L7Rules};
 use super::enforce::network::{ConnectRules, Destination, Protocol};
 use super::enforce::{ContainerPolicy, FileRule, Mode, validate};
 
@@ -72,6 +83,84 @@ pub struct PolicyRule {
     /// refusing inbound connections comes with the layer-7 firewall.
     #[serde(default)]
     pub accept: Option<Vec<AcceptSpec>>,
+    /// HTTP requests it may send (the L7 rung).
+    #[serde(default)]
+    pub http: Option<HttpSpec>,
+    /// DNS names it may ask for (the L7 rung).
+    #[serde(default)]
+    pub dns: Option<DnsSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSpec {
+    #[serde(default)]
+    pub allow: Option<Vec<HttpRuleSpec>>,
+    #[serde(default)]
+    pub deny: Vec<HttpRuleSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpRuleSpec {
+    #[serde(default)]
+    pub method: Option<String>,
+    /// `/admin*` (a prefix) or a whole path; absent: any path.
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default)]
+    pub ports: Vec<PortSpec>,
+}
+
+impl HttpRuleSpec {
+    fn matches(&self) -> Result<Vec<HttpMatch>, String> {
+        let method = self.method.as_ref().map(|m| m.to_ascii_uppercase());
+        let path = self.path.clone().unwrap_or_else(|| "/*".into());
+        let ranges = match self.ports.is_empty() {
+            true => vec![Destination::ANY_PORT],
+            false => self.ports.iter().map(PortSpec::range).collect::<Result<Vec<_>, _>>()?,
+        };
+        Ok(ranges.into_iter().map(|ports| HttpMatch { method: method.clone(), path: path.clone(), ports }).collect())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsSpec {
+    #[serde(default)]
+    pub allow: Option<Vec<String>>,
+    #[serde(default)]
+    pub deny: Vec<String>,
+}
+
+/// A rule's HTTP and DNS rules for the kernel; None when it has neither.
+fn l7_rules(http: Option<&HttpSpec>, dns: Option<&DnsSpec>) -> Result<Option<L7Rules>, String> {
+    if http.is_none() && dns.is_none() {
+        return Ok(None);
+    }
+    let expand = |list: &[HttpRuleSpec], which: &str| -> Result<Vec<HttpMatch>, String> {
+        let mut out = Vec::new();
+        for (i, spec) in list.iter().enumerate() {
+            out.extend(spec.matches().map_err(|e| format!("http.{which}[{i}]: {e}"))?);
+        }
+        Ok(out)
+    };
+    let rules = L7Rules {
+        http_allow: match http.and_then(|h| h.allow.as_ref()) {
+            Some(list) => Some(expand(list, "allow")?),
+            None => None,
+        },
+        http_deny: match http {
+            Some(h) => expand(&h.deny, "deny")?,
+            None => Vec::new(),
+        },
+        dns_allow: dns
+            .and_then(|d| d.allow.as_ref())
+            .map(|names| names.iter().map(|n| n.to_ascii_lowercase()).collect()),
+        dns_deny: dns.map(|d| d.deny.iter().map(|n| n.to_ascii_lowercase()).collect()).unwrap_or_default(),
+    };
+    rules.check()?;
+    Ok(Some(rules))
 }
 
 /// Connections from `from` (an address or CIDR; absent: any) to the container's own ports.
@@ -315,6 +404,7 @@ impl PolicyRule {
                 .collect(),
             // Checked when the file was parsed.
             connect: self.connect.as_ref().and_then(|c| c.rules().ok()),
+            l7: l7_rules(self.http.as_ref(), self.dns.as_ref()).ok().flatten(),
         }
     }
 }
@@ -395,6 +485,7 @@ impl PolicyFile {
             if let Some(connect) = &rule.connect {
                 connect.rules().map_err(fail)?;
             }
+            l7_rules(rule.http.as_ref(), rule.dns.as_ref()).map_err(fail)?;
             for (i, spec) in rule.accept.iter().flatten().enumerate() {
                 spec.sources().map_err(|e| fail(format!("accept[{i}]: {e}")))?;
             }
@@ -676,6 +767,9 @@ fn from_policy_documents(path: &Path, text: &str) -> Result<PolicyFile, PolicyFi
             if !rule.applications.is_empty() {
                 return Err(refuse(&at, "applications need the layer-7 firewall (issue 18)"));
             }
+            if !rule.http.is_empty() || !rule.dns.is_empty() {
+                return Err(refuse(&at, "http and dns rules are held for egress (what the container sends)"));
+            }
             if rule.peers.iter().any(|p| p.cidr.is_none()) {
                 return Err(refuse(
                     &at,
@@ -698,10 +792,68 @@ fn from_policy_documents(path: &Path, text: &str) -> Result<PolicyFile, PolicyFi
         }
         let mut allow: Option<Vec<DestinationSpec>> = None;
         let mut deny_to = Vec::new();
+        let (mut http, mut dns): (Option<HttpSpec>, Option<DnsSpec>) = (None, None);
         for (i, rule) in spec.egress.iter().enumerate() {
             let at = format!("spec.egress[{i}]");
             if !rule.applications.is_empty() {
                 return Err(refuse(&at, "applications need the layer-7 firewall (issue 18)"));
+            }
+            if !rule.http.is_empty() || !rule.dns.is_empty() {
+                if !rule.peers.is_empty() {
+                    return Err(refuse(
+                        &at,
+                        "http and dns rules hold for every peer on the rule's ports: give them no peers (a separate rule can limit the peers)",
+                    ));
+                }
+                let ports: Vec<PortSpec> = rule.ports.iter().flat_map(|p| port_spec(p).0).collect();
+                let requests = rule.http.iter().map(|r| HttpRuleSpec {
+                    method: r.method.clone(),
+                    path: r.path.clone(),
+                    ports: ports.clone(),
+                });
+                match rule.action {
+                    Action::Allow => {
+                        let h = http.get_or_insert(HttpSpec { allow: None, deny: Vec::new() });
+                        if !rule.http.is_empty() {
+                            h.allow.get_or_insert_with(Vec::new).extend(requests);
+                        }
+                        if !rule.dns.is_empty() {
+                            let d = dns.get_or_insert(DnsSpec { allow: None, deny: Vec::new() });
+                            d.allow.get_or_insert_with(Vec::new).extend(rule.dns.iter().cloned());
+                        }
+                        // The connections themselves are allowed, and the requests judged.
+                        if !rule.http.is_empty() {
+                            let (ports, _) = match rule.ports.is_empty() {
+                                true => (Vec::new(), None),
+                                false => (ports, None::<Protocol>),
+                            };
+                            allow.get_or_insert_with(Vec::new).push(DestinationSpec {
+                                to: None,
+                                group: None,
+                                fqdn: None,
+                                ports,
+                                protocol: Some(Protocol::Tcp),
+                            });
+                        }
+                        if !rule.dns.is_empty() {
+                            allow.get_or_insert_with(Vec::new).push(DestinationSpec {
+                                to: None,
+                                group: None,
+                                fqdn: None,
+                                ports: vec![PortSpec::One(53)],
+                                protocol: Some(Protocol::Udp),
+                            });
+                        }
+                    }
+                    Action::Block => {
+                        http.get_or_insert(HttpSpec { allow: None, deny: Vec::new() }).deny.extend(requests);
+                        dns.get_or_insert(DnsSpec { allow: None, deny: Vec::new() })
+                            .deny
+                            .extend(rule.dns.iter().cloned());
+                    }
+                    Action::Audit => return Err(refuse(&at, "Audit is not held by the L7 rung yet")),
+                }
+                continue;
             }
             if rule.peers.iter().any(|p| p.namespace.is_some()) {
                 return Err(refuse(
@@ -765,6 +917,8 @@ fn from_policy_documents(path: &Path, text: &str) -> Result<PolicyFile, PolicyFi
             files,
             connect,
             accept,
+            http,
+            dns,
         });
     }
     Ok(PolicyFile { containers })
@@ -785,6 +939,68 @@ fn port_spec(rule: &crate::policy::spec::PortRule) -> (Vec<PortSpec>, Option<Pro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// HTTP and DNS rules in both formats: held alike, and checked where they are written.
+    #[test]
+    fn http_and_dns_rules_are_held_alike_in_both_formats() {
+        let own = parse(
+            "containers:
+  - name: api
+    mode: protect
+    connect:
+      allow:
+        - ports: [8080]
+          protocol: tcp
+        - ports: [53]
+          protocol: udp
+    http:
+      allow:
+        - method: get
+          path: /api/*
+          ports: [8080]
+      deny:
+        - method: DELETE
+          path: /admin*
+    dns:
+      allow: [\"*.svc.cluster.local\"]
+      deny: [Evil.Example]
+",
+        )
+        .expect("the agent's format");
+        let as_code = parse(
+            "apiVersion: picket.dev/v1
+kind: PicketPolicy
+metadata: { name: api, namespace: shop }
+spec:
+  selector: { container: api }
+  mode: protect
+  egress:
+    - ports: [{ port: '8080' }]
+      http: [{ method: GET, path: /api/* }]
+    - dns: ['*.svc.cluster.local']
+    - http: [{ method: DELETE, path: /admin* }]
+      dns: [evil.example]
+      action: Block
+",
+        )
+        .expect("the policy-as-code format");
+        let held = |file: &PolicyFile| file.resolve_all().into_iter().map(|p| p.l7).collect::<Vec<_>>();
+        assert_eq!(held(&as_code), held(&own));
+        let rules = held(&own).remove(0).expect("L7 rules");
+        assert_eq!(rules.http_deny[0].to_string(), "DELETE /admin*");
+        assert_eq!(rules.http_allow.as_ref().map(|a| a[0].to_string()), Some("GET /api/* port 8080".into()));
+        assert_eq!(rules.dns_deny, vec!["evil.example".to_string()]);
+        let connect =
+            |file: &PolicyFile| file.resolve_all()[0].connect.clone().and_then(|c| c.allow).unwrap_or_default();
+        assert_eq!(connect(&as_code), connect(&own), "the connections the requests ride on are allowed");
+        let bad =
+            parse("containers:\n  - name: api\n    mode: protect\n    http:\n      deny:\n        - path: admin\n")
+                .expect_err("a path without /");
+        assert!(bad.contains("containers[0]") && bad.contains("http: path \"admin\" must start with /"), "{bad}");
+        let bad = parse("containers:\n  - name: api\n    mode: protect\n    dns:\n      deny: [\"ev*l.example\"]\n")
+            .expect_err("a star inside a name");
+        assert!(bad.contains("dns: DNS name"), "{bad}");
+    }
 
     /// The same rules in the policy-as-code format and in the agent's own: held alike.
     #[test]

@@ -380,6 +380,8 @@ fn allow(spec: &mut crate::policy::spec::PolicySpec, violation: &Violation) {
                 peers: vec![Peer { cidr: Some(cidr), ..Default::default() }],
                 ports: vec![PortRule { port: address.port().to_string(), protocol: None }],
                 applications: Vec::new(),
+                http: Vec::new(),
+                dns: Vec::new(),
                 action: Action::Allow,
             });
         }
@@ -393,6 +395,8 @@ fn allow(spec: &mut crate::policy::spec::PolicySpec, violation: &Violation) {
                     peers: Vec::new(),
                     ports: vec![port],
                     applications: Vec::new(),
+                    http: Vec::new(),
+                    dns: Vec::new(),
                     action: Action::Allow,
                 }),
             }

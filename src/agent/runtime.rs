@@ -245,6 +245,32 @@ fn network_violations(events: &[crate::agent::net::NetEvent], network: &NetworkC
         .collect()
 }
 
+/// The HTTP requests and DNS queries a container's L7 rules objected to.
+fn l7_violations(events: &[super::enforce::l7::L7Event], network: &NetworkControl) -> Vec<Violation> {
+    use super::enforce::l7::L7Kind;
+    events
+        .iter()
+        .map(|e| Violation {
+            kind: match e.kind {
+                L7Kind::Http => super::enforce::AlertKind::Http,
+                L7Kind::Dns => super::enforce::AlertKind::Dns,
+            },
+            action: e.action,
+            pid: e.pid,
+            uid: e.uid,
+            cgroup_id: e.cgroup_id,
+            timestamp_ns: e.timestamp_ns,
+            read: false,
+            write: false,
+            comm: e.comm.clone(),
+            path: e.text.clone(),
+            remote: String::new(),
+            local: String::new(),
+            rule: network.l7.describe(e),
+        })
+        .collect()
+}
+
 /// A violation of a connect, send or accept: the event's process and its peer.
 fn net_violation(
     e: &crate::agent::net::NetEvent,
@@ -955,7 +981,7 @@ impl Enforcing {
             }
             AlertKind::Connect => format!("connect: {}", violation.rule),
             AlertKind::Accept => format!("accept: {} is not listed", violation.rule),
-            AlertKind::Quarantined => violation.rule.clone(),
+            AlertKind::Quarantined | AlertKind::Http | AlertKind::Dns => violation.rule.clone(),
         };
         format!("{} containers[{index}] {what}", self.path.display())
     }
@@ -1631,6 +1657,11 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
                 violations.extend(accept_violations(&batch, enforcing.as_ref()));
                 let violations = described(enforcing.as_ref(), violations);
                 events += out.send(Batch::Network(batch))?;
+                events += out.send(Batch::Violations(violations))?;
+            }
+            batch = network.l7.next_batch() => {
+                let violations = described(enforcing.as_ref(), l7_violations(&batch?, &network));
+                events += send_processes(&mut out, enforcing.as_ref(), sensor.remaining())?;
                 events += out.send(Batch::Violations(violations))?;
             }
             batch = next_flows(&mut flows) => events += out.send_flows(batch?)?,

@@ -168,6 +168,8 @@ fn egress_rules(baseline: &Baseline) -> Vec<NetworkRule> {
             }],
             ports,
             applications: Vec::new(),
+            http: Vec::new(),
+            dns: Vec::new(),
             action: Action::Allow,
         })
         .collect();
@@ -187,6 +189,8 @@ fn egress_rules(baseline: &Baseline) -> Vec<NetworkRule> {
         peers: vec![Peer { fqdn: Some(name.to_string()), ..Default::default() }],
         ports,
         applications: Vec::new(),
+        http: Vec::new(),
+        dns: Vec::new(),
         action: Action::Allow,
     }));
     rules.push(NetworkRule {
@@ -196,6 +200,8 @@ fn egress_rules(baseline: &Baseline) -> Vec<NetworkRule> {
             PortRule { port: "53".into(), protocol: Some(Protocol::Tcp) },
         ],
         applications: Vec::new(),
+        http: Vec::new(),
+        dns: Vec::new(),
         action: Action::Allow,
     });
     rules
@@ -210,7 +216,14 @@ fn ingress_rules(baseline: &Baseline) -> Vec<NetworkRule> {
         .iter()
         .map(|l| PortRule { port: l.port.to_string(), protocol: Some(protocol(l.protocol)) })
         .collect();
-    vec![NetworkRule { peers: Vec::new(), ports, applications: Vec::new(), action: Action::Allow }]
+    vec![NetworkRule {
+        peers: Vec::new(),
+        ports,
+        applications: Vec::new(),
+        http: Vec::new(),
+        dns: Vec::new(),
+        action: Action::Allow,
+    }]
 }
 
 #[cfg(test)]

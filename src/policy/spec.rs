@@ -227,8 +227,26 @@ pub struct NetworkRule {
     /// Application protocols (`HTTP`, `DNS`, `TLS` …); none: any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub applications: Vec<String>,
+    /// HTTP requests (egress): the action is about these requests on the rule's ports, not the
+    /// whole connection (Block refuses them, Allow lets only the requests allowed so through).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub http: Vec<HttpRequest>,
+    /// DNS names asked for (egress): `example.com`, `*.example.com` (every name under it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<String>,
     #[serde(default)]
     pub action: Action,
+}
+
+/// HTTP requests: a method (absent: any) and a path (`/admin*`: every path that starts so;
+/// absent: any path).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }
 
 /// One peer: a group (`namespace/owner-kind/name` as learning names groups), every pod of a

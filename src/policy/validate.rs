@@ -285,6 +285,34 @@ fn check_network(rule: &NetworkRule, ingress: bool, at: &[Step], found: &mut Fou
             ));
         }
     }
+    for (i, request) in rule.http.iter().enumerate() {
+        let here = under(at, &[Step::Key("http"), Step::Index(i)]);
+        if let Some(method) = &request.method
+            && (method.is_empty() || method.len() > 8 || !method.bytes().all(|b| b.is_ascii_alphabetic()))
+        {
+            found.push((
+                under(&here, &[Step::Key("method")]),
+                format!("'{method}' is not an HTTP method (GET, DELETE …)"),
+            ));
+        }
+        if let Some(path) = &request.path {
+            let bare = path.strip_suffix('*').unwrap_or(path);
+            if !path.starts_with('/') || bare.contains(['*', ' ', '?']) || bare.len() > 96 {
+                found.push((
+                    under(&here, &[Step::Key("path")]),
+                    format!("'{path}' is not a path pattern: it starts with /, has '*' only at its end, no spaces or '?', at most 96 bytes"),
+                ));
+            }
+        }
+    }
+    for (i, name) in rule.dns.iter().enumerate() {
+        if !valid_fqdn(name) || name.len() > 120 {
+            found.push((
+                under(at, &[Step::Key("dns"), Step::Index(i)]),
+                format!("'{name}' is not a DNS name (`*.` may start it; at most 120 bytes)"),
+            ));
+        }
+    }
 }
 
 /// `10.0.0.0/8`, `2001:db8::/32`, or one address.

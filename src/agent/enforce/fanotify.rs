@@ -951,6 +951,7 @@ mod tests {
             exec_allowlist: execs.map(|l| l.into_iter().map(String::from).collect()),
             file_rules: rules,
             connect: None,
+            l7: None,
         }
     }
 

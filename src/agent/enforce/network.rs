@@ -180,6 +180,8 @@ pub struct NetworkControl {
     in_force: HashMap<u64, Vec<(Destination, bool)>>,
     /// Cgroups of quarantined containers, as the `quarantined` map holds them.
     quarantined: std::collections::HashSet<u64>,
+    /// HTTP and DNS rules (their own kernel object, loaded when a policy first has some).
+    pub l7: super::l7::L7Control,
 }
 
 fn map_err(name: &'static str) -> impl Fn(aya::maps::MapError) -> EnforceError {
@@ -215,6 +217,16 @@ impl NetworkControl {
                     return Err(EnforceError::Map { name: "net_policies", source });
                 }
             }
+        }
+        // The L7 rules are written before the switch: a policy they refuse is refused whole.
+        if let Err(e) = self.l7.apply(policies) {
+            let mut table: BpfHashMap<&mut MapData, [u8; 16], [u8; NET_POLICY_LEN]> =
+                BpfHashMap::try_from(ebpf.map_mut("net_policies").ok_or(EnforceError::Missing("net_policies"))?)
+                    .map_err(map_err("net_policies"))?;
+            for cgroup in &cgroups {
+                let _ = table.remove(&super::policy_key(next, *cgroup));
+            }
+            return Err(e);
         }
         let mut active: Array<&mut MapData, u32> =
             Array::try_from(ebpf.map_mut("net_active").ok_or(EnforceError::Missing("net_active"))?)

@@ -1,0 +1,493 @@
+// SPDX-License-Identifier: GPL-2.0
+// Layer-7 verdicts for containers whose policy has HTTP or DNS rules (src/agent/enforce/l7.rs
+// writes `l7_policies`, loads this object only then, and reads `l7_events`):
+// - HTTP: the connect hooks remember the sockets such containers open (by cookie), a sockops
+//   program puts each into `l7_socks` once it is established, and the sk_msg program on that map
+//   judges every message the container sends that starts a request (method, path, port). A
+//   refused request is dropped before it is queued: the sender's send() fails with EACCES at
+//   once and the server never sees it; other requests on the same connection pass untouched.
+// - DNS: a cgroup_skb egress program reads the query name of each UDP datagram such containers
+//   send to port 53; a refused query never leaves and the sender's send fails with EPERM.
+// Every refusal (and, in monitor mode, every request that would have been refused) is an event
+// naming the rule; nothing else is reported (the flows sensor already names protocols).
+
+#include "vmlinux.h"
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "l7.h"
+#include "policy.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define SK_DROP 0
+#define SK_PASS 1
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define IPPROTO_TCP 6
+#define IPPROTO_UDP 17
+#define SOCK_STREAM 1
+#define AF_INET 2
+#define AF_INET6 10
+// Bytes of a DNS header; the question's name starts after it.
+#define DNS_HEADER 12
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 4096);
+    __type(key, __u64);
+    __type(value, struct l7_policy);
+} l7_policies SEC(".maps");
+
+// Socket cookie -> the cgroup that connected it (only for cgroups with HTTP rules).
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 65536);
+    __type(key, __u64);
+    __type(value, __u64);
+} l7_cookies SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_SOCKHASH);
+    __uint(max_entries, 65536);
+    __type(key, __u64);
+    __type(value, __u32);
+} l7_socks SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_RINGBUF);
+    __uint(max_entries, 1 << 20);
+} l7_events SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, __u64);
+} l7_drops SEC(".maps");
+
+// The request line or query name being judged and its prefix (or suffix) hashes (too big for
+// the stack with the event).
+struct scratch {
+    __u8 text[L7_TEXT_LEN];
+    __u8 raw[L7_NAME_LEN];
+    __u64 hashes[L7_TEXT_LEN];
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct scratch);
+} l7_scratch SEC(".maps");
+
+static __always_inline int remember(struct bpf_sock_addr *ctx)
+{
+    if (ctx->protocol != IPPROTO_TCP)
+        return 1;
+    __u64 cgroup_id = bpf_get_current_cgroup_id();
+    struct l7_policy *p = bpf_map_lookup_elem(&l7_policies, &cgroup_id);
+    if (!p || (!p->http_count && !p->http_allowlist))
+        return 1;
+    __u64 cookie = bpf_get_socket_cookie(ctx);
+    bpf_map_update_elem(&l7_cookies, &cookie, &cgroup_id, BPF_ANY);
+    return 1;
+}
+
+SEC("cgroup/connect4")
+int l7_connect4(struct bpf_sock_addr *ctx)
+{
+    return remember(ctx);
+}
+
+SEC("cgroup/connect6")
+int l7_connect6(struct bpf_sock_addr *ctx)
+{
+    return remember(ctx);
+}
+
+SEC("sockops")
+int l7_sockops(struct bpf_sock_ops *skops)
+{
+    if (skops->op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB)
+        return 1;
+    __u64 cookie = bpf_get_socket_cookie(skops);
+    if (!bpf_map_lookup_elem(&l7_cookies, &cookie))
+        return 1;
+    bpf_sock_hash_update(skops, &l7_socks, &cookie, BPF_NOEXIST);
+    return 1;
+}
+
+static __always_inline void count_drop(void)
+{
+    __u32 zero = 0;
+    __u64 *dropped = bpf_map_lookup_elem(&l7_drops, &zero);
+    if (dropped)
+        *dropped += 1;
+}
+
+// Both ends of what is judged.
+struct ends {
+    __u32 family;
+    __u16 local_port;
+    __u16 remote_port;
+    __u8 local[16];
+    __u8 remote[16];
+};
+
+static __always_inline void report(__u32 kind, __u32 verdict, __u32 rule, __u64 cgroup_id, const struct ends *ends,
+                                   const __u8 *text, __u32 len)
+{
+    struct l7_event *e = bpf_ringbuf_reserve(&l7_events, sizeof(*e), 0);
+    if (!e) {
+        count_drop();
+        return;
+    }
+    e->kind = kind;
+    e->verdict = verdict;
+    e->rule = rule;
+    e->pid = bpf_get_current_pid_tgid() >> 32;
+    e->uid = bpf_get_current_uid_gid() & 0xffffffff;
+    e->port = ends->remote_port;
+    e->local_port = ends->local_port;
+    e->family = ends->family;
+    __builtin_memcpy(e->local, ends->local, 16);
+    __builtin_memcpy(e->remote, ends->remote, 16);
+    e->cgroup_id = cgroup_id;
+    e->timestamp_ns = bpf_ktime_get_boot_ns();
+    bpf_get_current_comm(e->comm, sizeof(e->comm));
+    e->len = len;
+    __builtin_memcpy(e->text, text, L7_TEXT_LEN);
+    bpf_ringbuf_submit(e, 0);
+}
+
+// What the mode makes of a violation: the verdict to report.
+static __always_inline __u32 verdict_of(const struct l7_policy *p)
+{
+    if (p->mode == MODE_PROTECT)
+        return L7_DENIED;
+    return p->mode == MODE_MONITOR ? L7_ALERTED : L7_RECORDED;
+}
+
+// An index into text (or raw, hashes), masked where the verifier sees it (the compiler would
+// drop a mask it can prove redundant, and the verifier cannot follow the proof).
+#define AT(x)                                                                                      \
+    ({                                                                                             \
+        __u32 _at = (x);                                                                           \
+        barrier_var(_at);                                                                          \
+        _at & (L7_TEXT_LEN - 1);                                                                   \
+    })
+
+// Loops over bytes run as bpf_loop callbacks: the verifier checks each body once, not every
+// length a request line or name may have.
+struct walk {
+    struct scratch *s;
+    __u32 from;   // where the path starts in text (HTTP)
+    __u32 len;    // bytes of text
+    __u32 out;    // bytes of path (HTTP) or name (DNS) found
+    __u32 left;   // bytes left in the current label (DNS)
+    __u32 bad;
+    __u64 hash;
+    const __u8 *want; // bytes to compare with (a rule's path or name)
+};
+
+static long path_byte(__u32 i, struct walk *w)
+{
+    __u32 at = w->from + i;
+    if (at >= w->len || at >= L7_TEXT_LEN)
+        return 1;
+    __u8 c = w->s->text[AT(at)];
+    if (c == ' ' || c == '?' || c == '\r' || c == '\n')
+        return 1;
+    w->hash = (w->hash ^ c) * FNV_PRIME;
+    // (Masked for the verifier: a path ends within L7_PATH_LEN < L7_TEXT_LEN bytes.)
+    w->s->hashes[AT(i + 1)] = w->hash;
+    w->out = i + 1;
+    return 0;
+}
+
+static long same_byte(__u32 i, struct walk *w)
+{
+    __u32 at = w->from + i;
+    if (at >= L7_TEXT_LEN || i >= L7_TEXT_LEN) {
+        w->bad = 1;
+        return 1;
+    }
+    if (w->s->text[AT(at)] != w->want[AT(i)]) {
+        w->bad = 1;
+        return 1;
+    }
+    return 0;
+}
+
+// One byte of a DNS question's name (length-prefixed labels) into text as a dotted, lower-case
+// name.
+static long name_byte(__u32 i, struct walk *w)
+{
+    __u8 c = w->s->raw[AT(i + DNS_HEADER)];
+    if (w->left == 0) {
+        if (c == 0) {
+            w->from = i; // where the name ends: its type and class follow
+            return 1;
+        }
+        if (c > 63) {
+            w->bad = 1; // a compression pointer in a question: not a query picket judges
+            return 1;
+        }
+        w->left = c;
+        if (w->out > 0) {
+            w->s->text[AT(w->out)] = '.';
+            w->out++;
+        }
+    } else {
+        w->s->text[AT(w->out)] = (c >= 'A' && c <= 'Z') ? c + 32 : c;
+        w->out++;
+        w->left--;
+    }
+    if (w->out >= L7_NAME_LEN - 1) {
+        w->bad = 1;
+        return 1;
+    }
+    return 0;
+}
+
+// The hash of the name's last i + 1 bytes.
+static long suffix_byte(__u32 i, struct walk *w)
+{
+    __u32 k = i + 1;
+    if (k > w->len)
+        return 1;
+    w->hash = (w->hash ^ w->s->text[AT(w->len - k)]) * FNV_PRIME;
+    w->s->hashes[AT(k)] = w->hash;
+    return 0;
+}
+
+static __always_inline int http_rule_matches(const struct http_rule *r, const struct scratch *s, __u64 method,
+                                             __u32 path_len, __u16 port)
+{
+    if (port < r->port_lo || port > r->port_hi)
+        return 0;
+    if (r->method && r->method != method)
+        return 0;
+    if (r->path_len > path_len || (!r->prefix && r->path_len != path_len))
+        return 0;
+    __u32 at = r->path_len;
+    return at <= L7_PATH_LEN && s->hashes[AT(at)] == r->path_hash;
+}
+
+// The allow rule that lets a request through, byte by byte (hashes chose it).
+static __always_inline int http_path_is(const struct http_rule *r, struct scratch *s, __u32 path_from)
+{
+    struct walk w = { .s = s, .from = path_from, .want = r->path };
+    __u32 n = r->path_len;
+    if (n > L7_PATH_LEN)
+        return 0;
+    bpf_loop(n, same_byte, &w, 0);
+    return !w.bad;
+}
+
+// One 32-bit context field, loaded at its constant offset: clang would otherwise load an array's
+// words through a computed context pointer, which the verifier refuses.
+#define MSG_WORD(msg, field)                                                                       \
+    ({                                                                                             \
+        __u32 _word;                                                                               \
+        asm volatile("%0 = *(u32 *)(%1 + %2)"                                                      \
+                     : "=r"(_word)                                                                 \
+                     : "r"(msg), "i"(__builtin_offsetof(struct sk_msg_md, field)));               \
+        _word;                                                                                     \
+    })
+
+SEC("sk_msg")
+int l7_http(struct sk_msg_md *msg)
+{
+    // Only sockets of containers with HTTP rules are in the map; the sender's cgroup says whose
+    // rules (sk_msg programs cannot read a socket's cookie).
+    __u64 cgroup_id = bpf_get_current_cgroup_id();
+    struct l7_policy *p = bpf_map_lookup_elem(&l7_policies, &cgroup_id);
+    if (!p || p->mode == MODE_NONE)
+        return SK_PASS;
+    __u32 zero = 0;
+    struct scratch *s = bpf_map_lookup_elem(&l7_scratch, &zero);
+    if (!s)
+        return SK_PASS;
+    __u32 size = msg->size;
+    __u32 want = size < L7_TEXT_LEN ? size : L7_TEXT_LEN;
+    if (want < 4)
+        return SK_PASS;
+    if (bpf_msg_pull_data(msg, 0, want, 0) != 0)
+        return SK_PASS;
+    __u8 *data = msg->data;
+    __u8 *end = msg->data_end;
+    if (data + L7_TEXT_LEN <= end) {
+        __builtin_memcpy(s->text, data, L7_TEXT_LEN);
+    } else {
+        __builtin_memset(s->text, 0, L7_TEXT_LEN);
+        if (bpf_probe_read_kernel(s->text, want & (L7_TEXT_LEN - 1), data) != 0)
+            return SK_PASS;
+    }
+    __u32 len = want;
+    // A request line: METHOD (capital letters) SP /path (up to SP, '?' or the line's end).
+    __u64 method = 0;
+    __u32 method_len = 0;
+    for (__u32 i = 0; i < L7_METHOD_LEN + 1; i++) {
+        if (i >= len)
+            return SK_PASS;
+        __u8 c = s->text[i];
+        if (c == ' ') {
+            method_len = i;
+            break;
+        }
+        if (c < 'A' || c > 'Z' || i == L7_METHOD_LEN)
+            return SK_PASS;
+        method |= (__u64)c << (8 * i);
+    }
+    __u32 path_from = method_len + 1;
+    if (method_len == 0 || path_from >= len || s->text[AT(path_from)] != '/')
+        return SK_PASS;
+    struct walk w = { .s = s, .from = path_from, .len = len, .hash = FNV_BASIS };
+    s->hashes[0] = FNV_BASIS;
+    bpf_loop(L7_PATH_LEN, path_byte, &w, 0);
+    __u32 path_len = w.out;
+    __u16 port = bpf_ntohl(msg->remote_port);
+    __u32 rule = L7_NO_RULE, allowed_by = L7_NO_RULE;
+    int denied = 0;
+    for (__u32 i = 0; i < L7_MAX_HTTP; i++) {
+        if (i >= p->http_count)
+            break;
+        if (!http_rule_matches(&p->http[i], s, method, path_len, port))
+            continue;
+        if (p->http[i].deny) {
+            denied = 1;
+            rule = i;
+            break;
+        }
+        if (allowed_by == L7_NO_RULE)
+            allowed_by = i;
+    }
+    if (!denied) {
+        if (!p->http_allowlist)
+            return SK_PASS;
+        if (allowed_by < L7_MAX_HTTP && http_path_is(&p->http[allowed_by], s, path_from))
+            return SK_PASS;
+    }
+    __u32 verdict = verdict_of(p);
+    __u32 shown = path_from + path_len;
+    __u32 family = msg->family, local_port = msg->local_port;
+    __u32 local4 = msg->local_ip4, remote4 = msg->remote_ip4;
+    __u32 local6[4] = { MSG_WORD(msg, local_ip6[0]), MSG_WORD(msg, local_ip6[1]), MSG_WORD(msg, local_ip6[2]),
+                        MSG_WORD(msg, local_ip6[3]) };
+    __u32 remote6[4] = { MSG_WORD(msg, remote_ip6[0]), MSG_WORD(msg, remote_ip6[1]), MSG_WORD(msg, remote_ip6[2]),
+                         MSG_WORD(msg, remote_ip6[3]) };
+    struct ends ends = { .family = family, .local_port = local_port, .remote_port = port };
+    if (family == AF_INET) {
+        __builtin_memcpy(ends.local, &local4, 4);
+        __builtin_memcpy(ends.remote, &remote4, 4);
+    } else {
+        __builtin_memcpy(ends.local, local6, 16);
+        __builtin_memcpy(ends.remote, remote6, 16);
+    }
+    report(L7_HTTP, verdict, rule, cgroup_id, &ends, s->text, shown < L7_TEXT_LEN ? shown : L7_TEXT_LEN);
+    return verdict == L7_DENIED ? SK_DROP : SK_PASS;
+}
+
+static __always_inline int dns_rule_matches(const struct dns_rule *r, const struct scratch *s, __u32 len)
+{
+    if (r->len > len || (!r->suffix && r->len != len))
+        return 0;
+    __u32 at = r->len;
+    return at < L7_NAME_LEN && s->hashes[AT(at)] == r->hash;
+}
+
+static __always_inline int dns_name_is(const struct dns_rule *r, struct scratch *s, __u32 len)
+{
+    __u32 n = r->len;
+    if (n > len || n >= L7_NAME_LEN)
+        return 0;
+    struct walk w = { .s = s, .from = len - n, .want = r->name };
+    bpf_loop(n, same_byte, &w, 0);
+    return !w.bad;
+}
+
+SEC("cgroup_skb/egress")
+int l7_dns(struct __sk_buff *skb)
+{
+    __u64 cgroup_id = bpf_skb_cgroup_id(skb);
+    struct l7_policy *p = bpf_map_lookup_elem(&l7_policies, &cgroup_id);
+    if (!p || p->mode == MODE_NONE || (!p->dns_count && !p->dns_allowlist))
+        return 1;
+    __u32 offset;
+    struct ends ends = {};
+    if (skb->protocol == bpf_htons(ETH_P_IP)) {
+        struct iphdr ip;
+        if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)) != 0 || ip.protocol != IPPROTO_UDP)
+            return 1;
+        offset = ip.ihl * 4;
+        ends.family = AF_INET;
+        __builtin_memcpy(ends.local, &ip.saddr, 4);
+        __builtin_memcpy(ends.remote, &ip.daddr, 4);
+    } else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+        struct ipv6hdr ip6;
+        if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)) != 0 || ip6.nexthdr != IPPROTO_UDP)
+            return 1;
+        offset = sizeof(ip6);
+        ends.family = AF_INET6;
+        __builtin_memcpy(ends.local, &ip6.saddr, 16);
+        __builtin_memcpy(ends.remote, &ip6.daddr, 16);
+    } else {
+        return 1;
+    }
+    struct udphdr udp;
+    if (bpf_skb_load_bytes(skb, offset, &udp, sizeof(udp)) != 0 || udp.dest != bpf_htons(53))
+        return 1;
+    ends.local_port = bpf_ntohs(udp.source);
+    ends.remote_port = 53;
+    __u32 zero = 0;
+    struct scratch *s = bpf_map_lookup_elem(&l7_scratch, &zero);
+    if (!s)
+        return 1;
+    // The header and the first question, as sent.
+    __u32 at = offset + sizeof(udp);
+    if (bpf_skb_load_bytes(skb, at, s->raw, L7_NAME_LEN) != 0) {
+        // A short datagram: as much as there is.
+        __u32 have = skb->len > at ? skb->len - at : 0;
+        __u32 n = have & (L7_NAME_LEN - 1);
+        if (n <= DNS_HEADER || have >= L7_NAME_LEN || bpf_skb_load_bytes(skb, at, s->raw, n) != 0)
+            return 1;
+        s->raw[AT(n)] = 0;
+    }
+    struct walk w = { .s = s };
+    bpf_loop(L7_NAME_LEN - DNS_HEADER, name_byte, &w, 0);
+    __u32 len = w.out;
+    if (w.bad || len == 0 || len >= L7_NAME_LEN)
+        return 1;
+    // Header, name (its zero byte included), type and class.
+    __u32 query_len = DNS_HEADER + w.from + 1 + 4;
+    // Hashes of the name's last 1, 2, … bytes, for suffix rules.
+    struct walk suffix = { .s = s, .len = len, .hash = FNV_BASIS };
+    s->hashes[0] = FNV_BASIS;
+    bpf_loop(len, suffix_byte, &suffix, 0);
+    __u32 rule = L7_NO_RULE, allowed_by = L7_NO_RULE;
+    int denied = 0;
+    for (__u32 i = 0; i < L7_MAX_DNS; i++) {
+        if (i >= p->dns_count)
+            break;
+        if (!dns_rule_matches(&p->dns[i], s, len))
+            continue;
+        if (p->dns[i].deny) {
+            denied = 1;
+            rule = i;
+            break;
+        }
+        if (allowed_by == L7_NO_RULE)
+            allowed_by = i;
+    }
+    if (!denied) {
+        if (!p->dns_allowlist)
+            return 1;
+        if (allowed_by < L7_MAX_DNS && dns_name_is(&p->dns[allowed_by], s, len))
+            return 1;
+    }
+    __u32 verdict = verdict_of(p);
+    report(L7_DNS, verdict, rule, cgroup_id, &ends, s->raw, query_len < L7_NAME_LEN ? query_len : L7_NAME_LEN);
+    return verdict == L7_DENIED ? 0 : 1;
+}

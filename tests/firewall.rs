@@ -1,0 +1,231 @@
+//! The layer-7 firewall against real clients and servers in real Podman containers: the host's
+//! curl, dig and Python (mounted read-only into the containers) talk over the loopback of a
+//! network namespace two containers share, while `picket agent run --policy` holds the client
+//! container to HTTP and DNS rules in the kernel.
+
+mod common;
+
+use std::io::BufRead;
+use std::time::{Duration, Instant};
+
+/// The host's programs and libraries, read-only, so that real curl, dig and python3 run inside.
+const HOST_TOOLS: [&str; 6] = ["-v", "/usr:/usr:ro", "-v", "/lib:/lib:ro", "-v", "/lib64:/lib64:ro"];
+
+/// A DNS responder for the test: answers every A query with 10.0.0.1 and logs each name.
+const DNS_RESPONDER: &str = r#"
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 53))
+while True:
+    q, peer = s.recvfrom(512)
+    i, labels = 12, []
+    while q[i]:
+        labels.append(q[i + 1:i + 1 + q[i]].decode())
+        i += 1 + q[i]
+    print("query", ".".join(labels), flush=True)
+    answer = b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04\x0a\x00\x00\x01"
+    s.sendto(q[:2] + b"\x81\x80" + q[4:6] + b"\x00\x01\x00\x00\x00\x00" + q[12:i + 5] + answer, peer)
+"#;
+
+/// On one keep-alive connection a GET, a DELETE and a GET again, then a GET on a new
+/// connection: what each got.
+const KEEP_ALIVE_CLIENT: &str = r#"
+import socket
+def connect():
+    return socket.create_connection(("127.0.0.1", 8080), timeout=5)
+def ask(s, line):
+    try:
+        s.sendall(line.encode() + b"\r\nHost: web\r\nContent-Length: 0\r\n\r\n")
+    except OSError as e:
+        return "refused:" + (e.strerror or str(e))
+    return s.recv(65536).split(b"\r\n")[0].decode()
+s = connect()
+print(ask(s, "GET /one HTTP/1.1"))
+print(ask(s, "DELETE /admin/users HTTP/1.1"))
+print(ask(s, "GET /two HTTP/1.1"))
+print(ask(connect(), "GET /two HTTP/1.1"))
+"#;
+
+fn tools_present() -> bool {
+    ["/usr/bin/curl", "/usr/bin/dig", "/usr/bin/python3"].iter().all(|p| std::path::Path::new(p).exists())
+}
+
+fn exec_in(podman: &common::engines::Podman, name: &str, command: &[&str]) -> (bool, String, Duration) {
+    let mut args = vec!["exec", name];
+    args.extend_from_slice(command);
+    let started = Instant::now();
+    let (ok, out) = podman.try_podman(&args);
+    (ok, out, started.elapsed())
+}
+
+/// Runs the agent with `policy` while `during` runs; its JSON lines.
+fn agent_lines_during(
+    podman: &common::engines::Podman,
+    policy: &std::path::Path,
+    during: impl FnOnce(),
+) -> Vec<serde_json::Value> {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+        .args(["agent", "run", "--for", "120", "--containers-only", "--no-rules", "--policy"])
+        .arg(policy)
+        .env("CONTAINER_HOST", format!("unix://{}", podman.socket.display()))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("picket agent runs");
+    let stdout = child.stdout.take().expect("stdout");
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let reader = {
+        let lines = std::sync::Arc::clone(&lines);
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                lines.lock().expect("lines").push(line);
+            }
+        })
+    };
+    let started = Instant::now();
+    let applied = || {
+        lines.lock().expect("lines").iter().any(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .is_ok_and(|v| v["type"] == "stats" && v["enforcement"]["protect"].as_u64().is_some_and(|n| n > 0))
+        })
+    };
+    while !applied() && started.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(applied(), "the policy was put in force: {:?}", lines.lock().expect("lines"));
+    during();
+    std::thread::sleep(Duration::from_secs(2));
+    let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let out = child.wait_with_output().expect("the agent ends");
+    reader.join().expect("the reader");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines = lines.lock().expect("lines");
+    lines.iter().filter_map(|l| serde_json::from_str(l).ok()).collect()
+}
+
+/// Protect mode with HTTP and DNS rules: an allowed GET passes; a denied `DELETE /admin…` fails
+/// at once in curl and never reaches the server's log; on one keep-alive connection the GET
+/// before a refused DELETE is answered and the connection sends nothing after it, while a new
+/// connection is judged afresh; a denied DNS name gets REFUSED at once in dig and
+/// never reaches the responder, while other names resolve; each refusal is an alert naming the
+/// policy line; with the agent gone, the DELETE reaches the server.
+#[test]
+fn http_requests_and_dns_names_are_refused_in_the_kernel() {
+    if !common::is_root() || !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
+        eprintln!("skipped: loading BPF programs needs root and /sys/kernel/btf/vmlinux");
+        return;
+    }
+    if !tools_present() {
+        eprintln!("skipped: needs curl, dig and python3 on the host (./install.sh --dev)");
+        return;
+    }
+    let Some(podman) = common::engines::Podman::start() else {
+        eprintln!("skipped: needs podman and runc (./install.sh --dev)");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("dns.py"), DNS_RESPONDER).expect("responder");
+    std::fs::write(dir.path().join("keepalive.py"), KEEP_ALIVE_CLIENT).expect("client");
+    std::fs::create_dir(dir.path().join("www")).expect("www");
+    for page in ["index.html", "one", "two"] {
+        std::fs::write(dir.path().join("www").join(page), "hello\n").expect("page");
+    }
+    let mount = format!("{}:/t:ro", dir.path().display());
+    let mut web = vec!["run", "-d", "--name", "web", "-v", &mount];
+    web.extend_from_slice(&HOST_TOOLS);
+    web.extend_from_slice(&[
+        common::engines::Podman::IMAGE,
+        "sh",
+        "-c",
+        "python3 -u /t/dns.py > /dns.log 2>&1 & exec python3 -u -m http.server 8080 -b 127.0.0.1 -p HTTP/1.1 -d /t/www",
+    ]);
+    podman.podman(&web);
+    let mut client = vec!["run", "-d", "--name", "client", "--network", "container:web", "-v", &mount];
+    client.extend_from_slice(&HOST_TOOLS);
+    client.extend_from_slice(&[common::engines::Podman::IMAGE, "sleep", "600"]);
+    podman.podman(&client);
+    // The servers are up before anything is judged.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !exec_in(&podman, "client", &["curl", "-sf", "http://127.0.0.1:8080/"]).0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let policy = dir.path().join("l7.yaml");
+    std::fs::write(
+        &policy,
+        "containers:\n  - name: client\n    mode: protect\n    http:\n      deny:\n        - method: DELETE\n          path: /admin*\n          ports: [8080]\n    dns:\n      deny: [\"*.evil.example\"]\n",
+    )
+    .expect("policy");
+    let checked = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+        .args(["agent", "policy"])
+        .arg(&policy)
+        .output()
+        .expect("picket agent policy");
+    assert!(checked.status.success(), "{}", String::from_utf8_lossy(&checked.stderr));
+
+    let curl = |args: &[&str]| {
+        let mut command = vec!["curl", "-sS", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}"];
+        command.extend_from_slice(args);
+        exec_in(&podman, "client", &command)
+    };
+    let dig = |name: &str| exec_in(&podman, "client", &["dig", "@127.0.0.1", "+tries=1", "+time=3", name]);
+    let mut seen = Vec::new();
+    let lines = agent_lines_during(&podman, &policy, || {
+        seen.push(("get", curl(&["http://127.0.0.1:8080/"])));
+        seen.push(("delete", curl(&["-X", "DELETE", "http://127.0.0.1:8080/admin/users"])));
+        seen.push(("delete elsewhere", curl(&["-X", "DELETE", "http://127.0.0.1:8080/cart"])));
+        seen.push(("keep-alive", exec_in(&podman, "client", &["python3", "/t/keepalive.py"])));
+        seen.push(("dns ok", dig("shop.example")));
+        seen.push(("dns denied", dig("c2.evil.example")));
+    });
+    let got = |what: &str| seen.iter().find(|(w, _)| *w == what).map(|(_, r)| r.clone()).expect("ran");
+    let (ok, out, _) = got("get");
+    assert!(ok && out.trim() == "200", "an allowed GET passes: {out}");
+    let (ok, out, took) = got("delete");
+    assert!(!ok && out.contains("Send failure"), "refused in curl: {out}");
+    assert!(took < Duration::from_secs(3), "refused at once, not at the time-out: {took:?}");
+    let (_, out, _) = got("delete elsewhere");
+    assert!(out.trim() == "501", "another path's DELETE reaches the server (which does not do DELETE): {out}");
+    // A refused request ends what the connection may send (the kernel keeps a socket's drop
+    // verdict); the client's next connection is judged afresh.
+    let (ok, out, _) = got("keep-alive");
+    let answers: Vec<&str> = out.lines().collect();
+    assert!(ok && answers.len() == 4, "{out}");
+    assert!(answers[0].contains("200"), "a GET on the connection before: {out}");
+    assert!(answers[1] == "refused:Permission denied", "the DELETE fails in send(): {out}");
+    assert!(answers[2].starts_with("refused:"), "the connection sends nothing more: {out}");
+    assert!(answers[3].contains("200"), "a new connection is judged afresh: {out}");
+    let queries = exec_in(&podman, "web", &["cat", "/dns.log"]).1;
+    let (ok, out, _) = got("dns ok");
+    assert!(
+        ok && out.contains("status: NOERROR") && out.contains("10.0.0.1"),
+        "an allowed name resolves: {out} (responder: {queries})"
+    );
+    let (_, out, took) = got("dns denied");
+    assert!(out.contains("status: REFUSED") && !out.contains("10.0.0.1"), "answered REFUSED by the agent: {out}");
+    assert!(took < Duration::from_secs(2), "refused at once, not at dig's time-out: {took:?} {out}");
+
+    let server_log = podman.try_podman(&["logs", "web"]).1;
+    assert!(server_log.contains("\"GET / HTTP/1.1\" 200"), "{server_log}");
+    assert!(server_log.contains("DELETE /cart"), "{server_log}");
+    assert!(!server_log.contains("/admin"), "the refused requests never reached the server: {server_log}");
+    assert!(server_log.contains("GET /two"), "{server_log}");
+    assert!(queries.contains("query shop.example"), "{queries}");
+    assert!(!queries.contains("evil"), "the refused query never left: {queries}");
+
+    let alerts: Vec<&serde_json::Value> = lines.iter().filter(|l| l["type"] == "alert").collect();
+    let http = alerts.iter().find(|a| a["rule"] == "policy-http").expect("an HTTP alert");
+    assert_eq!(
+        (http["action"].as_str(), http["event"]["path"].as_str()),
+        (Some("denied"), Some("DELETE /admin/users"))
+    );
+    assert_eq!(http["container"]["name"], "client");
+    let line = format!("{} containers[0] http: deny DELETE /admin* port 8080", policy.display());
+    assert_eq!(http["policy"], line.as_str(), "{http}");
+    let dns = alerts.iter().find(|a| a["rule"] == "policy-dns").expect("a DNS alert");
+    assert_eq!((dns["action"].as_str(), dns["event"]["path"].as_str()), (Some("denied"), Some("c2.evil.example")));
+    assert!(dns["policy"].as_str().is_some_and(|p| p.ends_with("dns: deny *.evil.example")), "{dns}");
+
+    // The agent is gone: nothing is judged any more.
+    let (_, out, _) = curl(&["-X", "DELETE", "http://127.0.0.1:8080/admin/users"]);
+    assert_eq!(out.trim(), "501", "the request reaches the server again");
+}
