@@ -7,6 +7,7 @@ pub mod bench;
 pub mod cluster;
 pub mod db;
 pub mod incident;
+pub mod network;
 pub mod policy;
 pub mod registry;
 pub mod report;
@@ -89,6 +90,10 @@ pub enum Commands {
     /// Every workload of the context scored for risk (vulnerabilities, exposure, privileges,
     /// compliance, alerts), the riskiest first; --workload explains one
     Risk(risk::RiskArgs),
+    /// The container firewall's view: the connections the local agent reports for a while,
+    /// per container, peer, port and protocol, with L7 detail and verdict; --map draws who
+    /// talks to whom
+    Network(network::NetworkArgs),
     /// Response rules and sinks: validate, test on kept alerts, notify a sink, run headless,
     /// queue status
     #[command(subcommand)]
@@ -200,6 +205,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Commands::Incident(ref command)) => incident::run(command, &Config::load(&cli.overrides())?),
         Some(Commands::Risk(ref args)) => risk::run(args, &Config::load(&cli.overrides())?, cli.context.as_deref()),
         Some(Commands::Respond(ref command)) => respond::run(command, &Config::load(&cli.overrides())?),
+        Some(Commands::Network(ref args)) => network::run(args),
         Some(Commands::Cluster(ref command)) => {
             cluster::run(command, &Config::load(&cli.overrides())?, cli.context.as_deref())
         }

@@ -37,6 +37,7 @@ pub mod input;
 pub mod learn;
 pub mod local;
 pub mod model;
+pub mod network;
 pub mod oci;
 pub mod policy;
 pub mod registry;

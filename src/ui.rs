@@ -47,6 +47,8 @@ pub fn render(frame: &mut Frame, state: &AppState, theme: &Theme) {
         PaneId::AlertDetail => panes::alerts::render_detail(frame, body, state, theme),
         PaneId::Risk => panes::risk::render(frame, body, state, theme),
         PaneId::RiskDetail => panes::risk::render_detail(frame, body, state, theme),
+        PaneId::Network => panes::network::render(frame, body, state, theme),
+        PaneId::NetworkFlow => panes::network::render_detail(frame, body, state, theme),
     }
     widgets::status_bar::render(frame, footer, state, theme);
     match &state.mode {

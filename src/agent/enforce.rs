@@ -44,6 +44,15 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// The name policies and alerts write (`discover`, `monitor`, `protect`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Discover => "discover",
+            Self::Monitor => "monitor",
+            Self::Protect => "protect",
+        }
+    }
+
     fn code(self) -> u32 {
         match self {
             Self::Discover => 1,

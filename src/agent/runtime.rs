@@ -264,8 +264,8 @@ fn l7_violations(events: &[super::enforce::l7::L7Event], network: &NetworkContro
             write: false,
             comm: e.comm.clone(),
             path: e.text.clone(),
-            remote: String::new(),
-            local: String::new(),
+            remote: e.remote.map(|r| r.to_string()).unwrap_or_default(),
+            local: e.local.map(|l| l.to_string()).unwrap_or_default(),
             rule: network.l7.describe(e),
         })
         .collect()

@@ -10,6 +10,7 @@ mod contexts;
 pub mod editor;
 mod findings;
 mod images;
+mod network;
 mod nodes;
 mod policies;
 mod registries;
@@ -25,6 +26,7 @@ pub use containers::{DetailState, container_text};
 pub use contexts::context_text;
 pub use findings::{AcceptField, AcceptForm, FindingSort, FindingsData, FindingsState, finding_text};
 pub use images::{ImageRow, PackagesState, ScanState, image_rows, image_text, package_text};
+pub use network::NetworkState;
 pub use nodes::{AgentLink, AgentPod, AgentStatus, ClusterAgents, ContainerActivity, NodesState, Proc, StartedAgent};
 pub use policies::{PoliciesData, PoliciesState, PolicyEditor, PolicyRow, PolicyTarget};
 pub use registries::{CrawlRun, RegistriesState, TagsState, registry_text, tag_text};
@@ -92,10 +94,14 @@ pub enum PaneId {
     Risk,
     /// One workload's score explained.
     RiskDetail,
+    /// The connections the agents report, as a table or a map.
+    Network,
+    /// One connection in full.
+    NetworkFlow,
 }
 
 /// The panes `tab` cycles through, in order.
-pub const TOP_PANES: [PaneId; 13] = [
+pub const TOP_PANES: [PaneId; 14] = [
     PaneId::Overview,
     PaneId::Containers,
     PaneId::Images,
@@ -103,6 +109,7 @@ pub const TOP_PANES: [PaneId; 13] = [
     PaneId::Contexts,
     PaneId::Workloads,
     PaneId::Nodes,
+    PaneId::Network,
     PaneId::Registries,
     PaneId::Behaviour,
     PaneId::Policies,
@@ -130,6 +137,7 @@ impl PaneId {
             Self::Admission | Self::AdmissionDecision => "admission",
             Self::Alerts | Self::AlertDetail => "alerts",
             Self::Risk | Self::RiskDetail => "risk",
+            Self::Network | Self::NetworkFlow => "network",
         }
     }
 
@@ -164,6 +172,8 @@ impl PaneId {
             Self::AlertDetail => "alert",
             Self::Risk => "risk",
             Self::RiskDetail => "score",
+            Self::Network => "network",
+            Self::NetworkFlow => "connection",
         }
     }
 }
@@ -318,6 +328,8 @@ pub struct AppState {
     pub alerts: Option<AlertsState>,
     /// None until the Risk pane is first shown (or after the context changes).
     pub risk: Option<RiskState>,
+    /// The Network pane (made when it is first shown; fed by every agent line from then on).
+    pub network: Option<NetworkState>,
     /// Where the local agent serves its events.
     pub agent_socket: PathBuf,
     /// Whether picket runs as root (it may then start the agent itself).
@@ -370,6 +382,7 @@ impl AppState {
             admission: None,
             alerts: None,
             risk: None,
+            network: None,
             agent_socket: PathBuf::from(crate::agent::stream::DEFAULT_SOCKET),
             is_root: false,
             picket_exe: "picket".to_string(),
@@ -417,6 +430,7 @@ impl AppState {
             PaneId::Admission => self.admission.as_ref().map(|a| &a.view),
             PaneId::Alerts => self.alerts.as_ref().map(|a| &a.view),
             PaneId::Risk => self.risk.as_ref().map(|r| &r.view),
+            PaneId::Network => self.network.as_ref().filter(|n| !n.map).map(|n| &n.view),
             PaneId::Overview
             | PaneId::ContainerDetail
             | PaneId::FindingDetail
@@ -427,6 +441,7 @@ impl AppState {
             | PaneId::PolicyDiff
             | PaneId::AdmissionDecision
             | PaneId::AlertDetail
+            | PaneId::NetworkFlow
             | PaneId::RiskDetail => None,
         }
     }
@@ -451,6 +466,7 @@ impl AppState {
             PaneId::Admission => self.admission.as_mut().map(|a| &mut a.view),
             PaneId::Alerts => self.alerts.as_mut().map(|a| &mut a.view),
             PaneId::Risk => self.risk.as_mut().map(|r| &mut r.view),
+            PaneId::Network => self.network.as_mut().filter(|n| !n.map).map(|n| &mut n.view),
             PaneId::Overview
             | PaneId::ContainerDetail
             | PaneId::FindingDetail
@@ -461,6 +477,7 @@ impl AppState {
             | PaneId::PolicyDiff
             | PaneId::AdmissionDecision
             | PaneId::AlertDetail
+            | PaneId::NetworkFlow
             | PaneId::RiskDetail => None,
         }
     }

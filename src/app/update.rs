@@ -40,6 +40,11 @@ pub const PROMPT_COMMANDS: &[PromptCommand] = &[
     },
     PromptCommand { name: "risk", aliases: &["ri", "score"], help: "Workloads ranked by risk score, explained" },
     PromptCommand {
+        name: "network",
+        aliases: &["net", "netpol", "firewall"],
+        help: "Connections the agents see: peers, protocols, L7 detail, verdicts; m for the map",
+    },
+    PromptCommand {
         name: "admission",
         aliases: &["adm", "webhook"],
         help: "Admission decisions, and the rules over running workloads",
@@ -127,6 +132,7 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
         }
         Action::AgentLines { conn, events, unreadable } => {
             alerts::lines(state, &events);
+            network::lines(state, &events, crate::alert::now_unix_ms());
             nodes::lines(state, conn, events, unreadable);
             vec![]
         }
@@ -300,6 +306,11 @@ fn refilter_current(state: &mut AppState) {
                 risk.refilter();
             }
         }
+        PaneId::Network => {
+            if let Some(network) = state.network.as_mut() {
+                network.refilter();
+            }
+        }
         PaneId::Compare => {
             if let Some(compare) = state.compare.as_mut() {
                 compare.refilter();
@@ -320,6 +331,7 @@ fn refilter_current(state: &mut AppState) {
         | PaneId::PolicyDiff
         | PaneId::AdmissionDecision
         | PaneId::AlertDetail
+        | PaneId::NetworkFlow
         | PaneId::RiskDetail => {}
     }
 }
@@ -461,6 +473,7 @@ fn run_prompt(state: &mut AppState, input: &str) -> Vec<Effect> {
         ("admission", _) => go_to(state, PaneId::Admission),
         ("alerts", _) => go_to(state, PaneId::Alerts),
         ("risk", _) => go_to(state, PaneId::Risk),
+        ("network", _) => go_to(state, PaneId::Network),
         ("compliance", _) => go_to(state, PaneId::Compliance),
         ("workloads", _) => go_to(state, PaneId::Workloads),
         ("nodes", _) => go_to(state, PaneId::Nodes),
@@ -491,6 +504,10 @@ fn pane_shown(state: &mut AppState) -> Vec<Effect> {
         PaneId::Admission => admission::ensure_loaded(state),
         PaneId::Alerts => alerts::ensure_loaded(state),
         PaneId::Risk => risk::ensure_loaded(state),
+        PaneId::Network => {
+            network::refresh(state);
+            network::ensure_shown(state)
+        }
         _ => vec![],
     }
 }
@@ -583,6 +600,8 @@ pub fn run_command(state: &mut AppState, command: Command) -> Vec<Effect> {
         Command::PageUp if state.pane() == PaneId::AdmissionDecision => return admission::scroll(state, -page),
         Command::PageUp if state.pane() == PaneId::AlertDetail => return alerts::scroll(state, -page),
         Command::PageUp if state.pane() == PaneId::RiskDetail => return risk::scroll(state, -page),
+        Command::PageUp if state.pane() == PaneId::NetworkFlow => return network::scroll(state, -page),
+        Command::PageDown if state.pane() == PaneId::NetworkFlow => return network::scroll(state, page),
         Command::PageDown if state.pane() == PaneId::RiskDetail => return risk::scroll(state, page),
         Command::PageDown if state.pane() == PaneId::AlertDetail => return alerts::scroll(state, page),
         Command::PageDown if state.pane() == PaneId::AdmissionDecision => return admission::scroll(state, page),
@@ -618,7 +637,7 @@ pub fn run_command(state: &mut AppState, command: Command) -> Vec<Effect> {
                 Some(PaneId::Alerts) => effects.extend(alerts::load(state)),
                 Some(PaneId::Risk) => effects.extend(risk::load(state)),
                 Some(PaneId::Compare) => effects.extend(compare::reload(state)),
-                Some(PaneId::Nodes) => {
+                Some(PaneId::Nodes | PaneId::Network) => {
                     effects.extend(nodes::connect(state, Duration::ZERO));
                     effects.extend(nodes::connect_cluster(state, true));
                 }
@@ -648,6 +667,7 @@ pub fn run_command(state: &mut AppState, command: Command) -> Vec<Effect> {
         Command::ReopenAlert => return alerts::reopen(state),
         Command::NextSeverity => return alerts::next_severity(state),
         Command::ToggleTriaged => return alerts::toggle_all(state),
+        Command::ToggleMap => return network::toggle_map(state),
         Command::CaptureAlert => return alerts::capture(state),
         Command::QuarantineAlert => return alerts::quarantine(state),
         Command::BundleAlert => return alerts::bundle(state),
@@ -700,6 +720,10 @@ fn move_selection(state: &mut AppState, delta: isize) {
         risk::scroll(state, delta);
         return;
     }
+    if state.pane() == PaneId::NetworkFlow {
+        network::scroll(state, delta);
+        return;
+    }
     if let Some(view) = state.list_view_mut() {
         view.move_by(delta);
     }
@@ -722,6 +746,7 @@ fn enter(state: &mut AppState) -> Vec<Effect> {
         PaneId::Admission => admission::enter(state),
         PaneId::Alerts => alerts::enter(state),
         PaneId::Risk => risk::enter(state),
+        PaneId::Network => network::enter(state),
         PaneId::PolicyEditor | PaneId::PolicyDiff => policies::start_typing(state),
         PaneId::RegistryTags => registries::open_findings(state),
         PaneId::Compare => compare::enter(state),
@@ -734,6 +759,7 @@ fn enter(state: &mut AppState) -> Vec<Effect> {
         | PaneId::BehaviourGroup
         | PaneId::AdmissionDecision
         | PaneId::AlertDetail
+        | PaneId::NetworkFlow
         | PaneId::RiskDetail => vec![],
     }
 }
@@ -747,6 +773,7 @@ mod containers;
 mod contexts;
 mod findings;
 mod images;
+mod network;
 mod nodes;
 mod policies;
 mod registries;

@@ -50,6 +50,7 @@ pub enum Command {
     BundleAlert,
     UndoActions,
     QuarantineAlert,
+    ToggleMap,
 }
 
 impl Command {
@@ -99,6 +100,7 @@ impl Command {
         Self::BundleAlert,
         Self::UndoActions,
         Self::QuarantineAlert,
+        Self::ToggleMap,
         Self::Quit,
     ];
 
@@ -150,6 +152,7 @@ impl Command {
             Self::BundleAlert => "bundle",
             Self::UndoActions => "undo-actions",
             Self::QuarantineAlert => "quarantine",
+            Self::ToggleMap => "toggle-map",
         }
     }
 
@@ -211,6 +214,7 @@ impl Command {
             Self::QuarantineAlert => {
                 "Quarantine the alert's container: cut all its network, keep it running (local agent; asks first)"
             }
+            Self::ToggleMap => "The map of who talks to whom, or the table of connections again",
         }
     }
 }

@@ -192,6 +192,7 @@ const SCOPED_BINDINGS: &[(&str, Command, &str)] = &[
     ("b", Command::BundleAlert, "alerts"),
     ("U", Command::UndoActions, "alerts"),
     ("Q", Command::QuarantineAlert, "alerts"),
+    ("m", Command::ToggleMap, "network"),
 ];
 
 const DEFAULT_BINDINGS: &[(&str, Command)] = &[

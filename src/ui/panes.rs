@@ -12,6 +12,7 @@ pub mod contexts;
 pub mod finding_detail;
 pub mod findings;
 pub mod images;
+pub mod network;
 pub mod nodes;
 pub mod overview;
 pub mod packages;

@@ -417,6 +417,7 @@ impl L7Control {
 
     /// Puts every container's L7 rules in force (policies without any are left out, and their
     /// cgroups' earlier rules removed). Invalid rules are refused before anything is written.
+    /// The first rules load the programs: that must happen inside a tokio runtime (their ring).
     pub fn apply(&mut self, policies: &[ContainerPolicy]) -> Result<(), EnforceError> {
         let with_rules: Vec<(&ContainerPolicy, &L7Rules)> =
             policies.iter().filter_map(|p| p.l7.as_ref().filter(|r| !r.is_empty()).map(|r| (p, r))).collect();

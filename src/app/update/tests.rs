@@ -146,6 +146,7 @@ fn tab_cycles_top_panes() {
             PaneId::Contexts,
             PaneId::Workloads,
             PaneId::Nodes,
+            PaneId::Network,
             PaneId::Registries,
             PaneId::Behaviour,
             PaneId::Policies,
