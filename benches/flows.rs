@@ -87,62 +87,79 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
 }
 
-fn best_of_three(run: impl Fn() -> Duration) -> Duration {
-    (0..3).map(|_| run()).min().unwrap_or_default()
+/// One set-up's measurements over the rounds.
+#[derive(Default)]
+struct Phase {
+    runs: Vec<Duration>,
+    connections: Vec<Duration>,
 }
 
-fn flows(c: &mut Criterion) {
-    if !common::is_root() || !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
-        println!("first-bytes benchmark skipped: it needs root and BPF");
-        return;
+impl Phase {
+    fn measure(&mut self, address: std::net::SocketAddr, requests: usize, connections: usize) {
+        keep_alive(address, requests / 10);
+        self.runs.push(keep_alive(address, requests));
+        self.connections.extend(new_connections(address, connections));
     }
-    // `cargo test --all-targets` runs benches once as tests: keep that short.
-    let full = std::env::args().any(|a| a == "--bench");
-    let (requests, connections) = if full { (20_000, 2_000) } else { (500, 100) };
-    let address = serve();
 
-    keep_alive(address, requests / 10);
-    let without = best_of_three(|| keep_alive(address, requests));
-    let plain = new_connections(address, connections);
-    // The programs, with their ring read and each record identified as the agent does.
-    let (loaded, started) = std::sync::mpsc::channel();
-    let read = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let counted = std::sync::Arc::clone(&read);
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        runtime.block_on(async move {
-            let mut sensor = picket::agent::flows::FlowSensor::start().expect("the first-bytes programs load");
-            let _ = loaded.send(());
-            while let Ok(batch) = sensor.next_batch().await {
-                for first in batch {
-                    std::hint::black_box(first.identify());
-                    counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    fn keep_alive(&self) -> Duration {
+        let mut runs = self.runs.clone();
+        runs.sort();
+        runs.get(runs.len() / 2).copied().unwrap_or_default()
+    }
+
+    fn connect(&self, p: f64) -> Duration {
+        let mut times = self.connections.clone();
+        times.sort();
+        percentile(&times, p)
+    }
+}
+
+/// The first-bytes programs with their ring read and each record identified, as the agent does,
+/// on a thread of their own until stopped.
+struct Reader {
+    stop: tokio::sync::oneshot::Sender<()>,
+    handle: std::thread::JoinHandle<u64>,
+}
+
+impl Reader {
+    fn start() -> Self {
+        let (loaded, started) = std::sync::mpsc::channel();
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let handle = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            runtime.block_on(async move {
+                let mut sensor = picket::agent::flows::FlowSensor::start().expect("the first-bytes programs load");
+                let _ = loaded.send(());
+                let mut read = 0;
+                loop {
+                    tokio::select! {
+                        batch = sensor.next_batch() => {
+                            let Ok(batch) = batch else { break };
+                            for first in batch {
+                                std::hint::black_box(first.identify());
+                                read += 1;
+                            }
+                        }
+                        _ = &mut stopped => break,
+                    }
                 }
-            }
+                read
+            })
         });
-    });
-    started.recv().expect("the programs load");
-    keep_alive(address, requests / 10);
-    let with = best_of_three(|| keep_alive(address, requests));
-    let watched = new_connections(address, connections);
-    let overhead = (with.as_secs_f64() / without.as_secs_f64() - 1.0) * 100.0;
-    let added = |p: f64| percentile(&watched, p).saturating_sub(percentile(&plain, p));
-    println!(
-        "{requests} keep-alive requests on loopback: {without:?} without the first-bytes programs, {with:?} with them \
-         (overhead {overhead:.1} %); a new connection: p50 {:?} → {:?}, p99 {:?} → {:?} (p99 added {:?}); \
-         {} first-bytes records read and identified",
-        percentile(&plain, 0.5),
-        percentile(&watched, 0.5),
-        percentile(&plain, 0.99),
-        percentile(&watched, 0.99),
-        added(0.99),
-        read.load(std::sync::atomic::Ordering::Relaxed),
-    );
+        started.recv().expect("the programs load");
+        Self { stop, handle }
+    }
 
-    // The L7 rung on this process's own cgroup: every request its client sockets send is judged
-    // (and passes: the rule denies DELETE /admin*).
-    let mut l7 = picket::agent::enforce::l7::L7Control::default();
-    let policy = picket::agent::enforce::ContainerPolicy {
+    /// Stops and detaches the programs: how many records were read.
+    fn stop(self) -> u64 {
+        let _ = self.stop.send(());
+        self.handle.join().unwrap_or(0)
+    }
+}
+
+/// An HTTP deny rule on this process's own cgroup.
+fn l7_policy() -> picket::agent::enforce::ContainerPolicy {
+    picket::agent::enforce::ContainerPolicy {
         cgroup_id: own_cgroup(),
         mode: picket::agent::enforce::Mode::Protect,
         exec_allowlist: None,
@@ -156,21 +173,64 @@ fn flows(c: &mut Criterion) {
             }],
             ..Default::default()
         }),
+    }
+}
+
+fn flows(c: &mut Criterion) {
+    if !common::is_root() || !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
+        println!("first-bytes benchmark skipped: it needs root and BPF");
+        return;
+    }
+    // `cargo test --all-targets` runs benches once as tests: keep that short.
+    let full = std::env::args().any(|a| a == "--bench");
+    let (rounds, requests, connections) = if full { (7, 5_000, 400) } else { (1, 300, 50) };
+    // One CPU for the client, the server and the reader: on two shared cores the threads'
+    // placement alone moves a keep-alive run by 4x, which would drown what is measured.
+    let cpu0 = {
+        let mut set = nix::sched::CpuSet::new();
+        set.set(0).is_ok().then_some(set)
     };
-    // Its ring is registered with a runtime's reactor (nothing here reads it: no request is refused).
+    if let Some(set) = cpu0 {
+        let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set);
+    }
+    let address = serve();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let _inside = runtime.enter();
-    l7.apply(std::slice::from_ref(&policy)).expect("the L7 rung loads");
-    keep_alive(address, requests / 10);
-    let judged = best_of_three(|| keep_alive(address, requests));
-    let judged_connections = new_connections(address, connections);
-    let overhead = (judged.as_secs_f64() / without.as_secs_f64() - 1.0) * 100.0;
+    // Rounds of the three set-ups in turn, so that drift hits each alike; medians compared.
+    let (mut plain, mut identified, mut judged) = (Phase::default(), Phase::default(), Phase::default());
+    let mut read = 0;
+    for _ in 0..rounds {
+        plain.measure(address, requests, connections);
+        let reader = Reader::start();
+        identified.measure(address, requests, connections);
+        // The L7 rung on this process's own cgroup: every request its client sockets send is
+        // judged (and passes: the rule denies DELETE /admin*).
+        let mut l7 = picket::agent::enforce::l7::L7Control::default();
+        l7.apply(std::slice::from_ref(&l7_policy())).expect("the L7 rung loads");
+        judged.measure(address, requests, connections);
+        drop(l7);
+        read += reader.stop();
+    }
+    let overhead = |phase: &Phase| (phase.keep_alive().as_secs_f64() / plain.keep_alive().as_secs_f64() - 1.0) * 100.0;
+    let added = |phase: &Phase| phase.connect(0.99).saturating_sub(plain.connect(0.99));
     println!(
-        "with L7 enforcement too: {requests} keep-alive requests {judged:?} (overhead {overhead:.1} % over none); \
-         a new connection p50 {:?}, p99 {:?} (p99 added {:?} over none)",
-        percentile(&judged_connections, 0.5),
-        percentile(&judged_connections, 0.99),
-        percentile(&judged_connections, 0.99).saturating_sub(percentile(&plain, 0.99)),
+        "{rounds} rounds of {requests} keep-alive requests and {connections} new connections on loopback, one CPU; medians: \
+         keep-alive run {:?} with nothing, {:?} identified (overhead {:.1} %), {:?} with L7 enforcement too (overhead {:.1} %); \
+         a new connection p50 {:?} / {:?} / {:?}, p99 {:?} / {:?} / {:?} (p99 added {:?} identified, {:?} with L7); \
+         {read} first-bytes records read and identified",
+        plain.keep_alive(),
+        identified.keep_alive(),
+        overhead(&identified),
+        judged.keep_alive(),
+        overhead(&judged),
+        plain.connect(0.5),
+        identified.connect(0.5),
+        judged.connect(0.5),
+        plain.connect(0.99),
+        identified.connect(0.99),
+        judged.connect(0.99),
+        added(&identified),
+        added(&judged),
     );
     if !full {
         return;

@@ -58,15 +58,18 @@ fn exec_in(podman: &common::engines::Podman, name: &str, command: &[&str]) -> (b
     (ok, out, started.elapsed())
 }
 
-/// Runs the agent with `policy` while `during` runs; its JSON lines.
+/// Runs the agent with `policy`, serving `socket`, while `during` runs; its JSON lines.
 fn agent_lines_during(
     podman: &common::engines::Podman,
     policy: &std::path::Path,
+    socket: &std::path::Path,
     during: impl FnOnce(),
 ) -> Vec<serde_json::Value> {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
         .args(["agent", "run", "--for", "120", "--containers-only", "--no-rules", "--policy"])
         .arg(policy)
+        .arg("--socket")
+        .arg(socket)
         .env("CONTAINER_HOST", format!("unix://{}", podman.socket.display()))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -169,13 +172,25 @@ fn http_requests_and_dns_names_are_refused_in_the_kernel() {
     };
     let dig = |name: &str| exec_in(&podman, "client", &["dig", "@127.0.0.1", "+tries=1", "+time=3", name]);
     let mut seen = Vec::new();
-    let lines = agent_lines_during(&podman, &policy, || {
+    let socket = dir.path().join("agent.sock");
+    let mut watched = None;
+    let lines = agent_lines_during(&podman, &policy, &socket, || {
+        // The Network pane's twin reads the same agent meanwhile.
+        let watcher = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+            .args(["network", "--for", "12s", "--json", "--agent"])
+            .arg(&socket)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("picket network runs");
+        std::thread::sleep(Duration::from_secs(1));
         seen.push(("get", curl(&["http://127.0.0.1:8080/"])));
         seen.push(("delete", curl(&["-X", "DELETE", "http://127.0.0.1:8080/admin/users"])));
         seen.push(("delete elsewhere", curl(&["-X", "DELETE", "http://127.0.0.1:8080/cart"])));
         seen.push(("keep-alive", exec_in(&podman, "client", &["python3", "/t/keepalive.py"])));
         seen.push(("dns ok", dig("shop.example")));
         seen.push(("dns denied", dig("c2.evil.example")));
+        watched = Some(watcher.wait_with_output().expect("picket network ends"));
     });
     let got = |what: &str| seen.iter().find(|(w, _)| *w == what).map(|(_, r)| r.clone()).expect("ran");
     let (ok, out, _) = got("get");
@@ -224,6 +239,23 @@ fn http_requests_and_dns_names_are_refused_in_the_kernel() {
     let dns = alerts.iter().find(|a| a["rule"] == "policy-dns").expect("a DNS alert");
     assert_eq!((dns["action"].as_str(), dns["event"]["path"].as_str()), (Some("denied"), Some("c2.evil.example")));
     assert!(dns["policy"].as_str().is_some_and(|p| p.ends_with("dns: deny *.evil.example")), "{dns}");
+
+    // What the twin saw: the client's HTTP connection, denied by the policy line, and its DNS.
+    let watched = watched.expect("watched");
+    assert!(watched.status.success(), "{}", String::from_utf8_lossy(&watched.stderr));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&watched.stdout).expect("JSON rows");
+    let http = rows
+        .iter()
+        .find(|r| r["container"] == "client" && r["protocol"] == "HTTP" && r["port"] == 8080 && r["direction"] == "out")
+        .unwrap_or_else(|| panic!("the client's HTTP connection: {rows:#?}"));
+    assert_eq!(http["verdict"], "denied", "{http}");
+    assert!(http["why"].as_str().is_some_and(|w| w.contains("http: deny DELETE /admin*")), "{http}");
+    assert!(
+        http["details"].as_array().is_some_and(|d| d.iter().any(|d| d == "DELETE /admin/users (denied)")),
+        "{http}"
+    );
+    let dns = rows.iter().find(|r| r["container"] == "client" && r["protocol"] == "DNS").expect("the DNS row");
+    assert_eq!(dns["verdict"], "denied", "{dns}");
 
     // The agent is gone: nothing is judged any more.
     let (_, out, _) = curl(&["-X", "DELETE", "http://127.0.0.1:8080/admin/users"]);

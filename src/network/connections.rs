@@ -268,7 +268,23 @@ impl Connections {
                     port,
                     protocol: flow.protocol.name().to_string(),
                 };
+                // The connect seen before its first bytes named the protocol becomes this row.
+                let plain = ConnectionKey { protocol: "TCP".into(), ..key.clone() };
+                let earlier = match flow.protocol {
+                    crate::agent::protocols::Protocol::Unknown => None,
+                    _ => self.rows.remove(&plain),
+                };
                 let row = self.row(key, now_ms);
+                if let Some(earlier) = earlier {
+                    row.count += earlier.count;
+                    row.first_ms = row.first_ms.min(earlier.first_ms);
+                    row.verdict = row.verdict.max(earlier.verdict);
+                    row.why = row.why.take().or(earlier.why);
+                    row.peer_name = row.peer_name.take().or(earlier.peer_name);
+                    if row.process.is_empty() {
+                        row.process = earlier.process;
+                    }
+                }
                 row.count += 1 + folded;
                 row.last_ms = now_ms;
                 if row.peer_name.is_none() {
@@ -297,7 +313,7 @@ impl Connections {
                     n => format!("IP {n}"),
                 };
                 let name = peer.clone().or_else(|| fqdn.clone()).or_else(|| self.name_of(&label, event.remote.0));
-                let key = ConnectionKey {
+                let mut key = ConnectionKey {
                     node: node.clone(),
                     container: label,
                     direction,
@@ -305,6 +321,19 @@ impl Connections {
                     port,
                     protocol,
                 };
+                // A TCP connect to where a protocol was already identified counts there.
+                if key.protocol == "TCP"
+                    && let Some(known) = self.rows.keys().find(|k| {
+                        k.node == key.node
+                            && k.container == key.container
+                            && k.direction == key.direction
+                            && k.address == key.address
+                            && k.port == key.port
+                            && !matches!(k.protocol.as_str(), "UDP" | "DNS" | "ICMP" | "ICMPv6")
+                    })
+                {
+                    key = known.clone();
+                }
                 let row = self.row(key, now_ms);
                 row.count += 1;
                 row.last_ms = now_ms;
@@ -595,6 +624,39 @@ mod tests {
             "{map:?}"
         );
         assert!(map.iter().any(|(l, _)| l == "│ shop/web-6f7b9/web │"));
+    }
+
+    #[test]
+    fn a_connect_and_the_protocol_its_first_bytes_named_are_one_row() {
+        let mut c = Connections::default();
+        let connect = WireEvent::Network {
+            v: WIRE_VERSION,
+            node: "node-1".into(),
+            event: crate::agent::net::NetEvent {
+                kind: crate::agent::net::NetEventKind::Connect,
+                pid: 7,
+                uid: 0,
+                protocol: 6,
+                local: None,
+                remote: ("10.1.0.7".parse().unwrap(), 8080),
+                cgroup_id: 1,
+                timestamp_ns: 1,
+                comm: "curl".into(),
+                policy: None,
+                guard: None,
+            },
+            container: Some(web()),
+            peer: Some("shop/Deployment/api".into()),
+            fqdn: None,
+        };
+        let get = Protocol::Http { method: "GET".into(), path: "/".into(), host: None };
+        c.take(&connect, 1);
+        c.take(&flow(Way::Sent, By::Client, "10.1.0.7:8080", "10.88.0.5:40000", get), 2);
+        c.take(&connect, 3);
+        let rows = c.rows();
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        assert_eq!((rows[0].key.protocol.as_str(), rows[0].count, rows[0].process.as_str()), ("HTTP", 3, "curl"));
+        assert_eq!(rows[0].peer(), "shop/Deployment/api (10.1.0.7)");
     }
 
     #[test]
