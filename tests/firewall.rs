@@ -110,10 +110,11 @@ fn agent_lines_during(
 /// at once in curl and never reaches the server's log; on one keep-alive connection the GET
 /// before a refused DELETE is answered and the connection sends nothing after it, while a new
 /// connection is judged afresh; a denied DNS name gets REFUSED at once in dig and
-/// never reaches the responder, while other names resolve; each refusal is an alert naming the
+/// never reaches the responder; curl's TLS handshake to a denied server name (SNI) fails at
+/// once while one to another name on the same server passes; while other names resolve; each refusal is an alert naming the
 /// policy line; with the agent gone, the DELETE reaches the server.
 #[test]
-fn http_requests_and_dns_names_are_refused_in_the_kernel() {
+fn http_requests_dns_names_and_tls_server_names_are_refused_in_the_kernel() {
     if !common::is_root() || !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
         eprintln!("skipped: loading BPF programs needs root and /sys/kernel/btf/vmlinux");
         return;
@@ -133,6 +134,14 @@ fn http_requests_and_dns_names_are_refused_in_the_kernel() {
     for page in ["index.html", "one", "two"] {
         std::fs::write(dir.path().join("www").join(page), "hello\n").expect("page");
     }
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=shop.example", "-keyout"])
+        .arg(dir.path().join("key.pem"))
+        .arg("-out")
+        .arg(dir.path().join("cert.pem"))
+        .output()
+        .expect("openssl runs");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
     let mount = format!("{}:/t:ro", dir.path().display());
     let mut web = vec!["run", "-d", "--name", "web", "-v", &mount];
     web.extend_from_slice(&HOST_TOOLS);
@@ -140,7 +149,9 @@ fn http_requests_and_dns_names_are_refused_in_the_kernel() {
         common::engines::Podman::IMAGE,
         "sh",
         "-c",
-        "python3 -u /t/dns.py > /dns.log 2>&1 & exec python3 -u -m http.server 8080 -b 127.0.0.1 -p HTTP/1.1 -d /t/www",
+        "python3 -u /t/dns.py > /dns.log 2>&1 & \
+         openssl s_server -accept 127.0.0.1:8443 -cert /t/cert.pem -key /t/key.pem -www -quiet > /tls.log 2>&1 & \
+         exec python3 -u -m http.server 8080 -b 127.0.0.1 -p HTTP/1.1 -d /t/www",
     ]);
     podman.podman(&web);
     let mut client = vec!["run", "-d", "--name", "client", "--network", "container:web", "-v", &mount];
@@ -155,7 +166,7 @@ fn http_requests_and_dns_names_are_refused_in_the_kernel() {
     let policy = dir.path().join("l7.yaml");
     std::fs::write(
         &policy,
-        "containers:\n  - name: client\n    mode: protect\n    http:\n      deny:\n        - method: DELETE\n          path: /admin*\n          ports: [8080]\n    dns:\n      deny: [\"*.evil.example\"]\n",
+        "containers:\n  - name: client\n    mode: protect\n    http:\n      deny:\n        - method: DELETE\n          path: /admin*\n          ports: [8080]\n    dns:\n      deny: [\"*.evil.example\"]\n    tls:\n      deny: [\"*.evil.example\"]\n",
     )
     .expect("policy");
     let checked = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
@@ -190,6 +201,13 @@ fn http_requests_and_dns_names_are_refused_in_the_kernel() {
         seen.push(("keep-alive", exec_in(&podman, "client", &["python3", "/t/keepalive.py"])));
         seen.push(("dns ok", dig("shop.example")));
         seen.push(("dns denied", dig("c2.evil.example")));
+        let https = |name: &str| {
+            let resolve = format!("{name}:8443:127.0.0.1");
+            let url = format!("https://{name}:8443/");
+            curl(&["-k", "--resolve", &resolve, &url])
+        };
+        seen.push(("tls ok", https("shop.example")));
+        seen.push(("tls denied", https("c2.evil.example")));
         watched = Some(watcher.wait_with_output().expect("picket network ends"));
     });
     let got = |what: &str| seen.iter().find(|(w, _)| *w == what).map(|(_, r)| r.clone()).expect("ran");
@@ -219,6 +237,12 @@ fn http_requests_and_dns_names_are_refused_in_the_kernel() {
     assert!(out.contains("status: REFUSED") && !out.contains("10.0.0.1"), "answered REFUSED by the agent: {out}");
     assert!(took < Duration::from_secs(2), "refused at once, not at dig's time-out: {took:?} {out}");
 
+    let (ok, out, _) = got("tls ok");
+    assert!(ok && out.trim() == "200", "a handshake to an allowed server name passes: {out}");
+    let (ok, out, took) = got("tls denied");
+    assert!(!ok && !out.contains("200"), "the handshake to a denied server name fails: {out}");
+    assert!(took < Duration::from_secs(3), "at once: {took:?} {out}");
+
     let server_log = podman.try_podman(&["logs", "web"]).1;
     assert!(server_log.contains("\"GET / HTTP/1.1\" 200"), "{server_log}");
     assert!(server_log.contains("DELETE /cart"), "{server_log}");
@@ -239,6 +263,10 @@ fn http_requests_and_dns_names_are_refused_in_the_kernel() {
     let dns = alerts.iter().find(|a| a["rule"] == "policy-dns").expect("a DNS alert");
     assert_eq!((dns["action"].as_str(), dns["event"]["path"].as_str()), (Some("denied"), Some("c2.evil.example")));
     assert!(dns["policy"].as_str().is_some_and(|p| p.ends_with("dns: deny *.evil.example")), "{dns}");
+    let tls = alerts.iter().find(|a| a["rule"] == "policy-tls").expect("a TLS alert");
+    assert_eq!((tls["action"].as_str(), tls["event"]["path"].as_str()), (Some("denied"), Some("c2.evil.example")));
+    assert!(tls["policy"].as_str().is_some_and(|p| p.ends_with("tls: deny *.evil.example")), "{tls}");
+    assert!(tls["event"]["remote"] == "127.0.0.1:8443", "{tls}");
 
     // What the twin saw: the client's HTTP connection, denied by the policy line, and its DNS.
     let watched = watched.expect("watched");

@@ -133,6 +133,24 @@ proptest! {
         let _ = bounded("a DNS answer", || picket::agent::dns::read_answer(&bytes));
     }
 
+    /// What the L7 rung reads back from the kernel and answers: an event record, a refused
+    /// query's question and its REFUSED answer, the datagram that carries it.
+    #[test]
+    fn l7_records_and_refused_queries(bytes in input("dns")) {
+        bounded("an L7 record or query", || {
+            let _ = picket::agent::enforce::l7::decode(&bytes);
+            let _ = picket::agent::enforce::l7::question_name(&bytes);
+            if let Some(answer) = picket::agent::enforce::refuse_dns::refused_answer(&bytes) {
+                assert_eq!(answer.get(..2), bytes.get(..2), "the answer keeps the query's id");
+                let _ = picket::agent::enforce::refuse_dns::datagram(
+                    "127.0.0.1:53".parse().expect("address"),
+                    "127.0.0.1:40000".parse().expect("address"),
+                    &answer,
+                );
+            }
+        });
+    }
+
     #[test]
     fn flow_first_bytes(bytes in input("protocols")) {
         for direction in [picket::agent::protocols::Direction::Client, picket::agent::protocols::Direction::Server] {

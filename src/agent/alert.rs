@@ -65,7 +65,7 @@ impl Trigger {
     /// What the event was about: the file opened, the address connected to, else the program.
     pub fn object(&self) -> &str {
         match self.kind.as_str() {
-            "open" | "http" | "dns" => &self.path,
+            "open" | "http" | "dns" | "tls" => &self.path,
             "connect" | "send" => &self.remote,
             _ => &self.exe,
         }

@@ -386,6 +386,12 @@ impl Detector {
                 "The container's policy says which names it may look up; this one is not allowed. In protect mode the query never left: the sender's send failed.",
                 "dns",
             ),
+            AlertKind::Tls => (
+                "policy-tls",
+                "TLS connection to a server name the container's policy does not allow",
+                "The container's policy says which server names (SNI) it may open TLS connections to; this one is not allowed. In protect mode the ClientHello never left: the sender's write failed.",
+                "tls",
+            ),
             AlertKind::Quarantined => (
                 "quarantine",
                 "Network use by a quarantined container",
@@ -404,7 +410,7 @@ impl Detector {
             _ => self.processes.exe_of(violation.pid),
         };
         let path = match violation.kind {
-            AlertKind::File | AlertKind::Http | AlertKind::Dns => violation.path.clone(),
+            AlertKind::File | AlertKind::Http | AlertKind::Dns | AlertKind::Tls => violation.path.clone(),
             _ => String::new(),
         };
         let alert = Alert {

@@ -230,6 +230,8 @@ pub enum AlertKind {
     Http,
     /// A DNS query the L7 rules objected to (`path` holds the name).
     Dns,
+    /// A TLS handshake whose server name the L7 rules objected to (`path` holds the name).
+    Tls,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

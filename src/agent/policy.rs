@@ -33,6 +33,8 @@
 //!     dns:                      # names it asks for over UDP
 //!       deny: ["*.evil.example", miner.example]
 //!       allow: ["*.svc.cluster.local"]   # absent: any name not denied
+//!     tls:                      # server names (SNI) of the TLS connections it opens
+//!       allow: [api.github.com, "*.s3.amazonaws.com"]
 //! ```
 
 use std::collections::BTreeSet;
@@ -89,6 +91,9 @@ pub struct PolicyRule {
     /// DNS names it may ask for (the L7 rung).
     #[serde(default)]
     pub dns: Option<DnsSpec>,
+    /// TLS server names (SNI) it may open connections to (the L7 rung).
+    #[serde(default)]
+    pub tls: Option<DnsSpec>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -133,9 +138,9 @@ pub struct DnsSpec {
     pub deny: Vec<String>,
 }
 
-/// A rule's HTTP and DNS rules for the kernel; None when it has neither.
-fn l7_rules(http: Option<&HttpSpec>, dns: Option<&DnsSpec>) -> Result<Option<L7Rules>, String> {
-    if http.is_none() && dns.is_none() {
+/// A rule's HTTP, DNS and TLS rules for the kernel; None when it has none.
+fn l7_rules(http: Option<&HttpSpec>, dns: Option<&DnsSpec>, tls: Option<&DnsSpec>) -> Result<Option<L7Rules>, String> {
+    if http.is_none() && dns.is_none() && tls.is_none() {
         return Ok(None);
     }
     let expand = |list: &[HttpRuleSpec], which: &str| -> Result<Vec<HttpMatch>, String> {
@@ -158,6 +163,10 @@ fn l7_rules(http: Option<&HttpSpec>, dns: Option<&DnsSpec>) -> Result<Option<L7R
             .and_then(|d| d.allow.as_ref())
             .map(|names| names.iter().map(|n| n.to_ascii_lowercase()).collect()),
         dns_deny: dns.map(|d| d.deny.iter().map(|n| n.to_ascii_lowercase()).collect()).unwrap_or_default(),
+        tls_allow: tls
+            .and_then(|t| t.allow.as_ref())
+            .map(|names| names.iter().map(|n| n.to_ascii_lowercase()).collect()),
+        tls_deny: tls.map(|t| t.deny.iter().map(|n| n.to_ascii_lowercase()).collect()).unwrap_or_default(),
     };
     rules.check()?;
     Ok(Some(rules))
@@ -404,7 +413,7 @@ impl PolicyRule {
                 .collect(),
             // Checked when the file was parsed.
             connect: self.connect.as_ref().and_then(|c| c.rules().ok()),
-            l7: l7_rules(self.http.as_ref(), self.dns.as_ref()).ok().flatten(),
+            l7: l7_rules(self.http.as_ref(), self.dns.as_ref(), self.tls.as_ref()).ok().flatten(),
         }
     }
 }
@@ -485,7 +494,7 @@ impl PolicyFile {
             if let Some(connect) = &rule.connect {
                 connect.rules().map_err(fail)?;
             }
-            l7_rules(rule.http.as_ref(), rule.dns.as_ref()).map_err(fail)?;
+            l7_rules(rule.http.as_ref(), rule.dns.as_ref(), rule.tls.as_ref()).map_err(fail)?;
             for (i, spec) in rule.accept.iter().flatten().enumerate() {
                 spec.sources().map_err(|e| fail(format!("accept[{i}]: {e}")))?;
             }
@@ -767,8 +776,11 @@ fn from_policy_documents(path: &Path, text: &str) -> Result<PolicyFile, PolicyFi
             if !rule.applications.is_empty() {
                 return Err(refuse(&at, "applications need the layer-7 firewall (issue 18)"));
             }
-            if !rule.http.is_empty() || !rule.dns.is_empty() {
-                return Err(refuse(&at, "http and dns rules are held for egress (what the container sends)"));
+            if !rule.http.is_empty() || !rule.dns.is_empty() || !rule.server_names.is_empty() {
+                return Err(refuse(
+                    &at,
+                    "http, dns and serverNames rules are held for egress (what the container sends)",
+                ));
             }
             if rule.peers.iter().any(|p| p.cidr.is_none()) {
                 return Err(refuse(
@@ -792,17 +804,17 @@ fn from_policy_documents(path: &Path, text: &str) -> Result<PolicyFile, PolicyFi
         }
         let mut allow: Option<Vec<DestinationSpec>> = None;
         let mut deny_to = Vec::new();
-        let (mut http, mut dns): (Option<HttpSpec>, Option<DnsSpec>) = (None, None);
+        let (mut http, mut dns, mut tls): (Option<HttpSpec>, Option<DnsSpec>, Option<DnsSpec>) = (None, None, None);
         for (i, rule) in spec.egress.iter().enumerate() {
             let at = format!("spec.egress[{i}]");
             if !rule.applications.is_empty() {
                 return Err(refuse(&at, "applications need the layer-7 firewall (issue 18)"));
             }
-            if !rule.http.is_empty() || !rule.dns.is_empty() {
+            if !rule.http.is_empty() || !rule.dns.is_empty() || !rule.server_names.is_empty() {
                 if !rule.peers.is_empty() {
                     return Err(refuse(
                         &at,
-                        "http and dns rules hold for every peer on the rule's ports: give them no peers (a separate rule can limit the peers)",
+                        "http, dns and serverNames rules hold for every peer on the rule's ports: give them no peers (a separate rule can limit the peers)",
                     ));
                 }
                 let ports: Vec<PortSpec> = rule.ports.iter().flat_map(|p| port_spec(p).0).collect();
@@ -821,8 +833,12 @@ fn from_policy_documents(path: &Path, text: &str) -> Result<PolicyFile, PolicyFi
                             let d = dns.get_or_insert(DnsSpec { allow: None, deny: Vec::new() });
                             d.allow.get_or_insert_with(Vec::new).extend(rule.dns.iter().cloned());
                         }
+                        if !rule.server_names.is_empty() {
+                            let t = tls.get_or_insert(DnsSpec { allow: None, deny: Vec::new() });
+                            t.allow.get_or_insert_with(Vec::new).extend(rule.server_names.iter().cloned());
+                        }
                         // The connections themselves are allowed, and the requests judged.
-                        if !rule.http.is_empty() {
+                        if !rule.http.is_empty() || !rule.server_names.is_empty() {
                             let (ports, _) = match rule.ports.is_empty() {
                                 true => (Vec::new(), None),
                                 false => (ports, None::<Protocol>),
@@ -850,6 +866,9 @@ fn from_policy_documents(path: &Path, text: &str) -> Result<PolicyFile, PolicyFi
                         dns.get_or_insert(DnsSpec { allow: None, deny: Vec::new() })
                             .deny
                             .extend(rule.dns.iter().cloned());
+                        tls.get_or_insert(DnsSpec { allow: None, deny: Vec::new() })
+                            .deny
+                            .extend(rule.server_names.iter().cloned());
                     }
                     Action::Audit => return Err(refuse(&at, "Audit is not held by the L7 rung yet")),
                 }
@@ -919,6 +938,7 @@ fn from_policy_documents(path: &Path, text: &str) -> Result<PolicyFile, PolicyFi
             accept,
             http,
             dns,
+            tls,
         });
     }
     Ok(PolicyFile { containers })
@@ -953,6 +973,8 @@ mod tests {
           protocol: tcp
         - ports: [53]
           protocol: udp
+        - ports: [443]
+          protocol: tcp
     http:
       allow:
         - method: get
@@ -964,6 +986,8 @@ mod tests {
     dns:
       allow: [\"*.svc.cluster.local\"]
       deny: [Evil.Example]
+    tls:
+      allow: [api.github.com]
 ",
         )
         .expect("the agent's format");
@@ -981,6 +1005,8 @@ spec:
     - http: [{ method: DELETE, path: /admin* }]
       dns: [evil.example]
       action: Block
+    - ports: [{ port: '443' }]
+      serverNames: [api.github.com]
 ",
         )
         .expect("the policy-as-code format");
@@ -990,6 +1016,7 @@ spec:
         assert_eq!(rules.http_deny[0].to_string(), "DELETE /admin*");
         assert_eq!(rules.http_allow.as_ref().map(|a| a[0].to_string()), Some("GET /api/* port 8080".into()));
         assert_eq!(rules.dns_deny, vec!["evil.example".to_string()]);
+        assert_eq!(rules.tls_allow, Some(vec!["api.github.com".to_string()]));
         let connect =
             |file: &PolicyFile| file.resolve_all()[0].connect.clone().and_then(|c| c.allow).unwrap_or_default();
         assert_eq!(connect(&as_code), connect(&own), "the connections the requests ride on are allowed");

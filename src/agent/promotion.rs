@@ -382,6 +382,7 @@ fn allow(spec: &mut crate::policy::spec::PolicySpec, violation: &Violation) {
                 applications: Vec::new(),
                 http: Vec::new(),
                 dns: Vec::new(),
+                server_names: Vec::new(),
                 action: Action::Allow,
             });
         }
@@ -397,6 +398,7 @@ fn allow(spec: &mut crate::policy::spec::PolicySpec, violation: &Violation) {
                     applications: Vec::new(),
                     http: Vec::new(),
                     dns: Vec::new(),
+                    server_names: Vec::new(),
                     action: Action::Allow,
                 }),
             }

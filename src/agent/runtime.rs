@@ -254,6 +254,7 @@ fn l7_violations(events: &[super::enforce::l7::L7Event], network: &NetworkContro
             kind: match e.kind {
                 L7Kind::Http => super::enforce::AlertKind::Http,
                 L7Kind::Dns => super::enforce::AlertKind::Dns,
+                L7Kind::Tls => super::enforce::AlertKind::Tls,
             },
             action: e.action,
             pid: e.pid,
@@ -981,7 +982,7 @@ impl Enforcing {
             }
             AlertKind::Connect => format!("connect: {}", violation.rule),
             AlertKind::Accept => format!("accept: {} is not listed", violation.rule),
-            AlertKind::Quarantined | AlertKind::Http | AlertKind::Dns => violation.rule.clone(),
+            AlertKind::Quarantined | AlertKind::Http | AlertKind::Dns | AlertKind::Tls => violation.rule.clone(),
         };
         format!("{} containers[{index}] {what}", self.path.display())
     }

@@ -170,6 +170,7 @@ fn egress_rules(baseline: &Baseline) -> Vec<NetworkRule> {
             applications: Vec::new(),
             http: Vec::new(),
             dns: Vec::new(),
+            server_names: Vec::new(),
             action: Action::Allow,
         })
         .collect();
@@ -191,6 +192,7 @@ fn egress_rules(baseline: &Baseline) -> Vec<NetworkRule> {
         applications: Vec::new(),
         http: Vec::new(),
         dns: Vec::new(),
+        server_names: Vec::new(),
         action: Action::Allow,
     }));
     rules.push(NetworkRule {
@@ -202,6 +204,7 @@ fn egress_rules(baseline: &Baseline) -> Vec<NetworkRule> {
         applications: Vec::new(),
         http: Vec::new(),
         dns: Vec::new(),
+        server_names: Vec::new(),
         action: Action::Allow,
     });
     rules
@@ -222,6 +225,7 @@ fn ingress_rules(baseline: &Baseline) -> Vec<NetworkRule> {
         applications: Vec::new(),
         http: Vec::new(),
         dns: Vec::new(),
+        server_names: Vec::new(),
         action: Action::Allow,
     }]
 }

@@ -382,7 +382,7 @@ impl Connections {
     ) {
         let event = &alert.event;
         let (direction, address, port) = match event.kind.as_str() {
-            "connect" | "send" | "http" | "dns" => match event.remote.parse::<SocketAddr>() {
+            "connect" | "send" | "http" | "dns" | "tls" => match event.remote.parse::<SocketAddr>() {
                 Ok(remote) => (Direction::Out, remote.ip(), remote.port()),
                 Err(_) => {
                     self.ignored += 1;
@@ -404,6 +404,7 @@ impl Connections {
         let protocol = match event.kind.as_str() {
             "http" => "HTTP".to_string(),
             "dns" => "DNS".to_string(),
+            "tls" => "TLS".to_string(),
             // The row the connect event made (TCP or UDP): the alert says what was decided.
             _ => self
                 .rows
@@ -431,8 +432,13 @@ impl Connections {
         }
         let policy = if alert.policy.is_empty() { String::new() } else { format!(": {}", alert.policy) };
         row.why = Some(format!("{} ({}, {}){policy}", alert.rule, alert.mode.as_str(), alert.action.as_str()));
-        if matches!(event.kind.as_str(), "http" | "dns") && !event.path.is_empty() {
-            push_detail(row, format!("{} ({})", event.path, alert.action.as_str()));
+        if matches!(event.kind.as_str(), "http" | "dns" | "tls") {
+            let what = match (event.kind.as_str(), event.path.is_empty()) {
+                ("tls", true) => "no server name".to_string(),
+                ("tls", false) => format!("sni {}", event.path),
+                _ => event.path.clone(),
+            };
+            push_detail(row, format!("{what} ({})", alert.action.as_str()));
         }
     }
 

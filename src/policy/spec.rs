@@ -234,6 +234,9 @@ pub struct NetworkRule {
     /// DNS names asked for (egress): `example.com`, `*.example.com` (every name under it).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dns: Vec<String>,
+    /// TLS server names (SNI) of the connections (egress): `api.github.com`, `*.example.com`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub server_names: Vec<String>,
     #[serde(default)]
     pub action: Action,
 }

@@ -313,6 +313,14 @@ fn check_network(rule: &NetworkRule, ingress: bool, at: &[Step], found: &mut Fou
             ));
         }
     }
+    for (i, name) in rule.server_names.iter().enumerate() {
+        if !valid_fqdn(name) || name.len() > 120 {
+            found.push((
+                under(at, &[Step::Key("serverNames"), Step::Index(i)]),
+                format!("'{name}' is not a server name (`*.` may start it; at most 120 bytes)"),
+            ));
+        }
+    }
 }
 
 /// `10.0.0.0/8`, `2001:db8::/32`, or one address.

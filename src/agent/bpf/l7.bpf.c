@@ -72,6 +72,7 @@ struct scratch {
     __u8 text[L7_TEXT_LEN];
     __u8 raw[L7_NAME_LEN];
     __u64 hashes[L7_TEXT_LEN];
+    __u8 hello[L7_TLS_LEN];
 };
 
 struct {
@@ -87,7 +88,7 @@ static __always_inline int remember(struct bpf_sock_addr *ctx)
         return 1;
     __u64 cgroup_id = bpf_get_current_cgroup_id();
     struct l7_policy *p = bpf_map_lookup_elem(&l7_policies, &cgroup_id);
-    if (!p || (!p->http_count && !p->http_allowlist))
+    if (!p || (!p->http_count && !p->http_allowlist && !p->tls_count && !p->tls_allowlist))
         return 1;
     __u64 cookie = bpf_get_socket_cookie(ctx);
     bpf_map_update_elem(&l7_cookies, &cookie, &cgroup_id, BPF_ANY);
@@ -297,6 +298,133 @@ static __always_inline int http_path_is(const struct http_rule *r, struct scratc
         _word;                                                                                     \
     })
 
+// A byte of the ClientHello (masked for the verifier).
+#define HELLO(s, i)                                                                                \
+    ({                                                                                             \
+        __u32 _i = (i);                                                                            \
+        barrier_var(_i);                                                                           \
+        (s)->hello[_i & (L7_TLS_LEN - 1)];                                                         \
+    })
+
+struct hello_walk {
+    struct scratch *s;
+    __u32 pos;
+    __u32 end;
+    __u32 name_at;
+    __u32 name_len;
+    __u32 found;
+};
+
+// One extension of the ClientHello: the server_name one (type 0) gives the first host name.
+static long hello_extension(__u32 i, struct hello_walk *w)
+{
+    if (w->pos + 4 > w->end || w->pos + 4 > L7_TLS_LEN)
+        return 1;
+    __u32 type = (HELLO(w->s, w->pos) << 8) | HELLO(w->s, w->pos + 1);
+    __u32 len = (HELLO(w->s, w->pos + 2) << 8) | HELLO(w->s, w->pos + 3);
+    if (type == 0) {
+        // list length (2), name type (1, 0: host name), name length (2), the name.
+        __u32 at = w->pos + 4;
+        if (HELLO(w->s, at + 2) != 0)
+            return 1;
+        w->name_len = (HELLO(w->s, at + 3) << 8) | HELLO(w->s, at + 4);
+        w->name_at = at + 5;
+        w->found = 1;
+        return 1;
+    }
+    w->pos += 4 + len;
+    return 0;
+}
+
+// One byte of the server name into text, lower case.
+static long name_copy(__u32 i, struct hello_walk *w)
+{
+    __u8 c = HELLO(w->s, w->name_at + i);
+    w->s->text[AT(i)] = (c >= 'A' && c <= 'Z') ? c + 32 : c;
+    return 0;
+}
+
+// Both ends of an sk_msg's socket.
+static __always_inline void msg_ends(struct sk_msg_md *msg, struct ends *ends, __u16 port)
+{
+    __u32 family = msg->family, local_port = msg->local_port;
+    __u32 local4 = msg->local_ip4, remote4 = msg->remote_ip4;
+    __u32 local6[4] = { MSG_WORD(msg, local_ip6[0]), MSG_WORD(msg, local_ip6[1]), MSG_WORD(msg, local_ip6[2]),
+                        MSG_WORD(msg, local_ip6[3]) };
+    __u32 remote6[4] = { MSG_WORD(msg, remote_ip6[0]), MSG_WORD(msg, remote_ip6[1]), MSG_WORD(msg, remote_ip6[2]),
+                         MSG_WORD(msg, remote_ip6[3]) };
+    ends->family = family;
+    ends->local_port = local_port;
+    ends->remote_port = port;
+    if (family == AF_INET) {
+        __builtin_memcpy(ends->local, &local4, 4);
+        __builtin_memcpy(ends->remote, &remote4, 4);
+    } else {
+        __builtin_memcpy(ends->local, local6, 16);
+        __builtin_memcpy(ends->remote, remote6, 16);
+    }
+}
+
+static __always_inline int dns_rule_matches(const struct dns_rule *r, const struct scratch *s, __u32 len);
+static __always_inline int dns_name_is(const struct dns_rule *r, struct scratch *s, __u32 len);
+
+// A TLS ClientHello: its server name judged against the TLS rules (a hello without one, or with
+// one past the bytes read, is judged as the empty name: an allowlist refuses it).
+static __always_inline int judge_hello(struct sk_msg_md *msg, struct l7_policy *p, struct scratch *s, __u8 *data,
+                                       __u32 want, __u64 cgroup_id)
+{
+    __u32 n = want > L7_TLS_LEN - 1 ? L7_TLS_LEN - 1 : want;
+    // (Masked after a barrier: the verifier must see the bound on the register the size is in.)
+    barrier_var(n);
+    n &= L7_TLS_LEN - 1;
+    if (n < 44 || bpf_probe_read_kernel(s->hello, n, data) != 0)
+        return SK_PASS;
+    // Record (5), handshake header (4), version (2), random (32), then the session id.
+    __u32 pos = 43;
+    pos += 1 + HELLO(s, pos);
+    pos += 2 + ((HELLO(s, pos) << 8) | HELLO(s, pos + 1)); // cipher suites
+    pos += 1 + HELLO(s, pos);                              // compression methods
+    __u32 total = (HELLO(s, pos) << 8) | HELLO(s, pos + 1);
+    struct hello_walk w = { .s = s, .pos = pos + 2, .end = pos + 2 + total };
+    if (w.end > n)
+        w.end = n;
+    bpf_loop(64, hello_extension, &w, 0);
+    __u32 len = 0;
+    if (w.found && w.name_len > 0 && w.name_len < L7_NAME_LEN && w.name_at + w.name_len <= n) {
+        len = w.name_len;
+        bpf_loop(len, name_copy, &w, 0);
+        struct walk suffix = { .s = s, .len = len, .hash = FNV_BASIS };
+        s->hashes[0] = FNV_BASIS;
+        bpf_loop(len, suffix_byte, &suffix, 0);
+    }
+    __u32 rule = L7_NO_RULE, allowed_by = L7_NO_RULE;
+    int denied = 0;
+    for (__u32 i = 0; i < L7_MAX_TLS; i++) {
+        if (i >= p->tls_count || len == 0)
+            break;
+        if (!dns_rule_matches(&p->tls[i], s, len))
+            continue;
+        if (p->tls[i].deny) {
+            denied = 1;
+            rule = i;
+            break;
+        }
+        if (allowed_by == L7_NO_RULE)
+            allowed_by = i;
+    }
+    if (!denied) {
+        if (!p->tls_allowlist)
+            return SK_PASS;
+        if (allowed_by < L7_MAX_TLS && dns_name_is(&p->tls[allowed_by], s, len))
+            return SK_PASS;
+    }
+    __u32 verdict = verdict_of(p);
+    struct ends ends = {};
+    msg_ends(msg, &ends, bpf_ntohl(msg->remote_port));
+    report(L7_TLS, verdict, rule, cgroup_id, &ends, s->text, len);
+    return verdict == L7_DENIED ? SK_DROP : SK_PASS;
+}
+
 SEC("sk_msg")
 int l7_http(struct sk_msg_md *msg)
 {
@@ -311,13 +439,24 @@ int l7_http(struct sk_msg_md *msg)
     if (!s)
         return SK_PASS;
     __u32 size = msg->size;
-    __u32 want = size < L7_TEXT_LEN ? size : L7_TEXT_LEN;
+    int tls = p->tls_count || p->tls_allowlist;
+    __u32 limit = tls ? L7_TLS_LEN : L7_TEXT_LEN;
+    __u32 want = size < limit ? size : limit;
     if (want < 4)
         return SK_PASS;
     if (bpf_msg_pull_data(msg, 0, want, 0) != 0)
         return SK_PASS;
     __u8 *data = msg->data;
     __u8 *end = msg->data_end;
+    if (data + 6 > end)
+        return SK_PASS;
+    // A TLS handshake record holding a ClientHello.
+    if (tls && data[0] == 0x16 && data[5] == 0x01)
+        return judge_hello(msg, p, s, data, want, cgroup_id);
+    if (!p->http_count && !p->http_allowlist)
+        return SK_PASS;
+    if (want > L7_TEXT_LEN)
+        want = L7_TEXT_LEN;
     if (data + L7_TEXT_LEN <= end) {
         __builtin_memcpy(s->text, data, L7_TEXT_LEN);
     } else {
@@ -372,20 +511,8 @@ int l7_http(struct sk_msg_md *msg)
     }
     __u32 verdict = verdict_of(p);
     __u32 shown = path_from + path_len;
-    __u32 family = msg->family, local_port = msg->local_port;
-    __u32 local4 = msg->local_ip4, remote4 = msg->remote_ip4;
-    __u32 local6[4] = { MSG_WORD(msg, local_ip6[0]), MSG_WORD(msg, local_ip6[1]), MSG_WORD(msg, local_ip6[2]),
-                        MSG_WORD(msg, local_ip6[3]) };
-    __u32 remote6[4] = { MSG_WORD(msg, remote_ip6[0]), MSG_WORD(msg, remote_ip6[1]), MSG_WORD(msg, remote_ip6[2]),
-                         MSG_WORD(msg, remote_ip6[3]) };
-    struct ends ends = { .family = family, .local_port = local_port, .remote_port = port };
-    if (family == AF_INET) {
-        __builtin_memcpy(ends.local, &local4, 4);
-        __builtin_memcpy(ends.remote, &remote4, 4);
-    } else {
-        __builtin_memcpy(ends.local, local6, 16);
-        __builtin_memcpy(ends.remote, remote6, 16);
-    }
+    struct ends ends = {};
+    msg_ends(msg, &ends, port);
     report(L7_HTTP, verdict, rule, cgroup_id, &ends, s->text, shown < L7_TEXT_LEN ? shown : L7_TEXT_LEN);
     return verdict == L7_DENIED ? SK_DROP : SK_PASS;
 }

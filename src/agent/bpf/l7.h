@@ -6,6 +6,9 @@
 
 #define L7_MAX_HTTP 16
 #define L7_MAX_DNS 16
+#define L7_MAX_TLS 16
+// Bytes of a TLS ClientHello read for its server name (a power of two).
+#define L7_TLS_LEN 1024
 #define L7_METHOD_LEN 8
 #define L7_PATH_LEN 96
 #define L7_NAME_LEN 128
@@ -14,6 +17,7 @@
 
 #define L7_HTTP 1
 #define L7_DNS 2
+#define L7_TLS 3
 
 #define L7_RECORDED 1
 #define L7_ALERTED 2
@@ -54,12 +58,15 @@ struct l7_policy {
     __u32 http_count;
     __u32 dns_allowlist;
     __u32 dns_count;
+    __u32 tls_allowlist;
+    __u32 tls_count;
     __u32 pad;
     struct http_rule http[L7_MAX_HTTP];
     struct dns_rule dns[L7_MAX_DNS];
+    struct dns_rule tls[L7_MAX_TLS]; // server names, matched as DNS names are
 };
 
-// HTTP: text is the request line's start (`DELETE /admin`). DNS: text is the query's first bytes,
+// HTTP: text is the request line's start (`DELETE /admin`). TLS: the server name. DNS: text is the query's first bytes,
 // header and question as sent, so that user space can answer it (REFUSED) and name it.
 struct l7_event {
     __u32 kind;

@@ -3,7 +3,9 @@
 //! sends that starts a request (method, path, port): a refused request is dropped before it is
 //! queued, so the client's send() fails with EACCES at once and the server never sees it, while
 //! other requests on the same connection pass untouched. DNS: a cgroup_skb egress verdict on
-//! each UDP query to port 53: a refused query never leaves and the send fails with EPERM.
+//! each UDP query to port 53: a refused query never leaves and the send fails with EPERM. TLS:
+//! the same sk_msg verdict on the ClientHello's server name (SNI): a refused handshake never
+//! leaves.
 //!
 //! Why in the socket layer and not a proxy: the verdict costs a map lookup and a few hashes on
 //! the sender's own CPU, with no extra hop, no second connection and nothing to keep alive
@@ -24,13 +26,16 @@ static L7_PROGRAM: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), 
 
 pub const MAX_HTTP_RULES: usize = 16;
 pub const MAX_DNS_RULES: usize = 16;
+pub const MAX_TLS_RULES: usize = 16;
 const METHOD_LEN: usize = 8;
 const PATH_LEN: usize = 96;
 const NAME_LEN: usize = 128;
 const TEXT_LEN: usize = 128;
 const HTTP_RULE_LEN: usize = 136;
 const DNS_RULE_LEN: usize = 152;
-const POLICY_LEN: usize = 24 + MAX_HTTP_RULES * HTTP_RULE_LEN + MAX_DNS_RULES * DNS_RULE_LEN;
+const POLICY_HEADER: usize = 32;
+const POLICY_LEN: usize =
+    POLICY_HEADER + MAX_HTTP_RULES * HTTP_RULE_LEN + (MAX_DNS_RULES + MAX_TLS_RULES) * DNS_RULE_LEN;
 const EVENT_LEN: usize = 96 + TEXT_LEN;
 /// Bytes of a DNS header.
 const DNS_HEADER: usize = 12;
@@ -125,8 +130,8 @@ pub fn name_covers(pattern: &str, name: &str) -> bool {
     }
 }
 
-/// A container's layer-7 rules: HTTP requests and DNS names it may send (None: any) and those it
-/// may not (a deny wins over an allow).
+/// A container's layer-7 rules: HTTP requests, DNS names and TLS server names it may send (None:
+/// any) and those it may not (a deny wins over an allow).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct L7Rules {
     #[serde(default)]
@@ -137,11 +142,20 @@ pub struct L7Rules {
     pub dns_allow: Option<Vec<String>>,
     #[serde(default)]
     pub dns_deny: Vec<String>,
+    #[serde(default)]
+    pub tls_allow: Option<Vec<String>>,
+    #[serde(default)]
+    pub tls_deny: Vec<String>,
 }
 
 impl L7Rules {
     pub fn is_empty(&self) -> bool {
-        self.http_allow.is_none() && self.http_deny.is_empty() && self.dns_allow.is_none() && self.dns_deny.is_empty()
+        self.http_allow.is_none()
+            && self.http_deny.is_empty()
+            && self.dns_allow.is_none()
+            && self.dns_deny.is_empty()
+            && self.tls_allow.is_none()
+            && self.tls_deny.is_empty()
     }
 
     /// HTTP rules in the kernel's order (denies first): an event's `rule` indexes it.
@@ -153,6 +167,11 @@ impl L7Rules {
     pub fn dns_rules(&self) -> Vec<(&str, bool)> {
         let deny = self.dns_deny.iter().map(|n| (n.as_str(), true));
         deny.chain(self.dns_allow.iter().flatten().map(|n| (n.as_str(), false))).collect()
+    }
+
+    pub fn tls_rules(&self) -> Vec<(&str, bool)> {
+        let deny = self.tls_deny.iter().map(|n| (n.as_str(), true));
+        deny.chain(self.tls_allow.iter().flatten().map(|n| (n.as_str(), false))).collect()
     }
 
     pub fn check(&self) -> Result<(), String> {
@@ -169,6 +188,13 @@ impl L7Rules {
         }
         for (name, _) in dns {
             check_name(name).map_err(|e| format!("dns: {e}"))?;
+        }
+        let tls = self.tls_rules();
+        if tls.len() > MAX_TLS_RULES {
+            return Err(format!("tls: {} server names, at most {MAX_TLS_RULES}", tls.len()));
+        }
+        for (name, _) in tls {
+            check_name(name).map_err(|e| format!("tls: {}", e.replace("DNS name", "server name")))?;
         }
         Ok(())
     }
@@ -187,6 +213,11 @@ impl L7Rules {
                 Some((name, true)) => format!("dns: deny {name}"),
                 Some((name, false)) => format!("dns: allow {name}"),
                 None => "dns: not among the allowed names".into(),
+            },
+            L7Kind::Tls => match index.and_then(|i| self.tls_rules().get(i).map(|(n, d)| (n.to_string(), *d))) {
+                Some((name, true)) => format!("tls: deny {name}"),
+                Some((name, false)) => format!("tls: allow {name}"),
+                None => "tls: not among the allowed server names".into(),
             },
         }
     }
@@ -230,22 +261,31 @@ fn policy_value(mode: Mode, rules: &L7Rules) -> Vec<u8> {
     let mut value = vec![0u8; POLICY_LEN];
     let http = rules.http_rules();
     let dns = rules.dns_rules();
+    let tls = rules.tls_rules();
     let words = [
         mode.code(),
         u32::from(rules.http_allow.is_some()),
         u32::try_from(http.len().min(MAX_HTTP_RULES)).unwrap_or(0),
         u32::from(rules.dns_allow.is_some()),
         u32::try_from(dns.len().min(MAX_DNS_RULES)).unwrap_or(0),
+        u32::from(rules.tls_allow.is_some()),
+        u32::try_from(tls.len().min(MAX_TLS_RULES)).unwrap_or(0),
     ];
     for (i, word) in words.iter().enumerate() {
         value[4 * i..4 * i + 4].copy_from_slice(&word.to_le_bytes());
     }
     for (i, (rule, deny)) in http.iter().take(MAX_HTTP_RULES).enumerate() {
-        let at = 24 + i * HTTP_RULE_LEN;
+        let at = POLICY_HEADER + i * HTTP_RULE_LEN;
         encode_http(&mut value[at..at + HTTP_RULE_LEN], rule, *deny);
     }
+    let names_at = POLICY_HEADER + MAX_HTTP_RULES * HTTP_RULE_LEN;
     for (i, (name, deny)) in dns.iter().take(MAX_DNS_RULES).enumerate() {
-        let at = 24 + MAX_HTTP_RULES * HTTP_RULE_LEN + i * DNS_RULE_LEN;
+        let at = names_at + i * DNS_RULE_LEN;
+        encode_dns(&mut value[at..at + DNS_RULE_LEN], name, *deny);
+    }
+    let tls_at = names_at + MAX_DNS_RULES * DNS_RULE_LEN;
+    for (i, (name, deny)) in tls.iter().take(MAX_TLS_RULES).enumerate() {
+        let at = tls_at + i * DNS_RULE_LEN;
         encode_dns(&mut value[at..at + DNS_RULE_LEN], name, *deny);
     }
     value
@@ -256,6 +296,7 @@ fn policy_value(mode: Mode, rules: &L7Rules) -> Vec<u8> {
 pub enum L7Kind {
     Http,
     Dns,
+    Tls,
 }
 
 /// A request or query a container's L7 rules objected to.
@@ -273,7 +314,8 @@ pub struct L7Event {
     pub cgroup_id: u64,
     pub timestamp_ns: u64,
     pub comm: String,
-    /// `DELETE /admin` or `evil.example`.
+    /// `DELETE /admin`, `evil.example` (a DNS name or a TLS server name; empty: a ClientHello
+    /// without one).
     pub text: String,
     /// DNS: the query's header and question as sent (what a REFUSED answer repeats).
     pub query: Vec<u8>,
@@ -307,6 +349,7 @@ pub fn decode(bytes: &[u8]) -> Option<L7Event> {
     let kind = match r.u32() {
         1 => L7Kind::Http,
         2 => L7Kind::Dns,
+        3 => L7Kind::Tls,
         _ => return None,
     };
     let action = match r.u32() {
@@ -327,7 +370,7 @@ pub fn decode(bytes: &[u8]) -> Option<L7Event> {
     let remote = crate::agent::net::address(family, remote).map(|ip| std::net::SocketAddr::new(ip, port));
     let bytes = r.take(TEXT_LEN).get(..len)?.to_vec();
     let (text, query) = match kind {
-        L7Kind::Http => (String::from_utf8_lossy(&bytes).into_owned(), Vec::new()),
+        L7Kind::Http | L7Kind::Tls => (String::from_utf8_lossy(&bytes).into_owned(), Vec::new()),
         L7Kind::Dns => (question_name(&bytes)?, bytes),
     };
     Some(L7Event { kind, action, rule, pid, uid, local, remote, cgroup_id, timestamp_ns, comm, text, query })
@@ -554,10 +597,17 @@ mod tests {
         assert_eq!(rules.describe(L7Kind::Http, Some(0)), "http: deny DELETE /admin*");
         assert_eq!(rules.describe(L7Kind::Http, Some(1)), "http: allow GET /*");
         assert_eq!(rules.describe(L7Kind::Http, None), "http: not among the allowed requests");
+        let rules = L7Rules { tls_deny: vec!["*.evil.example".into()], ..rules };
+        assert_eq!(rules.describe(L7Kind::Tls, Some(0)), "tls: deny *.evil.example");
         let value = policy_value(Mode::Protect, &rules);
+        assert_eq!(value.len(), 7072, "struct l7_policy");
         assert_eq!(u32::from_le_bytes(value[0..4].try_into().unwrap()), 3);
         assert_eq!(u32::from_le_bytes(value[4..8].try_into().unwrap()), 1, "an allowlist");
         assert_eq!(u32::from_le_bytes(value[8..12].try_into().unwrap()), 2);
+        assert_eq!(u32::from_le_bytes(value[20..24].try_into().unwrap()), 0, "no TLS allowlist");
+        assert_eq!(u32::from_le_bytes(value[24..28].try_into().unwrap()), 1, "one TLS rule");
+        let tls_at = POLICY_HEADER + MAX_HTTP_RULES * HTTP_RULE_LEN + MAX_DNS_RULES * DNS_RULE_LEN;
+        assert_eq!(&value[tls_at + 8..tls_at + 21], b".evil.example");
 
         let mut record = vec![0u8; EVENT_LEN];
         record[0..4].copy_from_slice(&1u32.to_le_bytes());
