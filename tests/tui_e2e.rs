@@ -906,3 +906,72 @@ fn risk_pane_ranks_a_real_clusters_workloads() {
     tmux.send(&["Escape", "Escape"]);
     quit_with_status_0(&tmux, d);
 }
+
+/// The Network pane over a real agent holding a real container to an HTTP rule: the client's
+/// connection to the server shows with its protocol, its last request and its verdict; the
+/// refused request marks it denied; `m` draws the map; the connection opened in full names the
+/// policy line that decided.
+#[test]
+fn network_pane_shows_a_containers_connections_their_verdict_and_the_map() {
+    if !can_run_the_agent() {
+        return;
+    }
+    if !std::path::Path::new("/usr/bin/curl").exists() || !std::path::Path::new("/usr/bin/python3").exists() {
+        eprintln!("skipped: needs curl and python3 on the host (./install.sh --dev)");
+        return;
+    }
+    let Some(podman) = common::engines::Podman::start() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tools = ["-v", "/usr:/usr:ro", "-v", "/lib:/lib:ro", "-v", "/lib64:/lib64:ro"];
+    let mut web = vec!["run", "-d", "--name", "e2e-web"];
+    web.extend_from_slice(&tools);
+    web.extend_from_slice(&[common::engines::Podman::IMAGE, "python3", "-m", "http.server", "8080", "-b", "127.0.0.1"]);
+    podman.podman(&web);
+    let mut client = vec!["run", "-d", "--name", "e2e-client", "--network", "container:e2e-web"];
+    client.extend_from_slice(&tools);
+    client.extend_from_slice(&[common::engines::Podman::IMAGE, "sleep", "600"]);
+    podman.podman(&client);
+    let curl = |args: &[&str]| {
+        let mut command = vec!["exec", "e2e-client", "curl", "-s", "-m", "5", "-o", "/dev/null"];
+        command.extend_from_slice(args);
+        podman.try_podman(&command)
+    };
+    wait_for(Duration::from_secs(20), || curl(&["http://127.0.0.1:8080/"]).0.then_some(()))
+        .expect("the server answers");
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "containers:\n  - name: e2e-client\n    mode: protect\n    http:\n      deny:\n        - { method: DELETE, path: \"/admin*\" }\n",
+    )
+    .expect("policy");
+    let policy_arg = policy.display().to_string();
+    let socket = dir.path().join("agent.sock");
+    let _agent = start_agent(dir.path(), &["--containers-only", "--no-rules", "--policy", &policy_arg], Some(&podman));
+    let command = console_with_agent(dir.path(), &socket, Some(&podman));
+    let tmux = Tmux::start(dir.path(), 160, 40, &command);
+    tmux.send(&[":", "n", "e", "t", "w", "o", "r", "k", "Enter"]);
+    tmux.expect("connections");
+    // The agent may still be putting the policy in force: ask until the DELETE is refused.
+    wait_for(Duration::from_secs(20), || {
+        curl(&["http://127.0.0.1:8080/orders"]);
+        let (ok, _) = curl(&["-X", "DELETE", "http://127.0.0.1:8080/admin/users"]);
+        (!ok).then_some(())
+    })
+    .expect("the DELETE is refused");
+    let shown = wait_for(Duration::from_secs(20), || {
+        let screen = tmux.screen();
+        (screen.contains("e2e-client") && screen.contains("HTTP") && screen.contains("denied")).then_some(screen)
+    })
+    .unwrap_or_else(|| panic!("the refused connection never showed:\n{}", tmux.screen()));
+    assert!(shown.contains("8080"), "{shown}");
+    tmux.send(&["m"]);
+    let map = tmux.expect("Network map");
+    assert!(map.contains("│ e2e-client │") && map.contains("──HTTP──▶ [127.0.0.1:8080]"), "{map}");
+    assert!(map.contains("✗ denied"), "{map}");
+    tmux.send(&["m", "/", "d", "e", "n", "i", "e", "d", "Enter", "Enter"]);
+    let detail = tmux.expect("decided by  policy-http");
+    assert!(detail.contains(&format!("{policy_arg} containers[0] http: deny DELETE /admin*")), "{detail}");
+    assert!(detail.contains("DELETE /admin/users (denied)"), "{detail}");
+    tmux.send(&["Escape"]);
+    quit_with_status_0(&tmux, dir.path());
+}
