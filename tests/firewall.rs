@@ -11,20 +11,38 @@ use std::time::{Duration, Instant};
 /// The host's programs and libraries, read-only, so that real curl, dig and python3 run inside.
 const HOST_TOOLS: [&str; 6] = ["-v", "/usr:/usr:ro", "-v", "/lib:/lib:ro", "-v", "/lib64:/lib64:ro"];
 
-/// A DNS responder for the test: answers every A query with 10.0.0.1 and logs each name.
+/// A DNS responder for the test, over UDP and TCP: answers every A query with 10.0.0.1 and logs
+/// each name with its transport.
 const DNS_RESPONDER: &str = r#"
-import socket
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("127.0.0.1", 53))
-while True:
-    q, peer = s.recvfrom(512)
+import socket, threading
+def answer(q):
     i, labels = 12, []
     while q[i]:
         labels.append(q[i + 1:i + 1 + q[i]].decode())
         i += 1 + q[i]
-    print("query", ".".join(labels), flush=True)
-    answer = b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04\x0a\x00\x00\x01"
-    s.sendto(q[:2] + b"\x81\x80" + q[4:6] + b"\x00\x01\x00\x00\x00\x00" + q[12:i + 5] + answer, peer)
+    record = b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04\x0a\x00\x00\x01"
+    return ".".join(labels), q[:2] + b"\x81\x80" + q[4:6] + b"\x00\x01\x00\x00\x00\x00" + q[12:i + 5] + record
+def tcp():
+    t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    t.bind(("127.0.0.1", 53))
+    t.listen(8)
+    while True:
+        c, _ = t.accept()
+        data = c.recv(4096)
+        if len(data) > 2:
+            name, reply = answer(data[2:])
+            print("query", name, "tcp", flush=True)
+            c.sendall(len(reply).to_bytes(2, "big") + reply)
+        c.close()
+threading.Thread(target=tcp, daemon=True).start()
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 53))
+while True:
+    q, peer = s.recvfrom(512)
+    name, reply = answer(q)
+    print("query", name, flush=True)
+    s.sendto(reply, peer)
 "#;
 
 /// On one keep-alive connection a GET, a DELETE and a GET again, then a GET on a new
@@ -108,7 +126,7 @@ fn agent_lines_during(
 
 /// Protect mode with HTTP and DNS rules: an allowed GET passes; a denied `DELETE /admin…` fails
 /// at once in curl and never reaches the server's log; on one keep-alive connection the GET
-/// before a refused DELETE is answered and the connection sends nothing after it, while a new
+/// before a refused DELETE is answered and the connection is gone after it, while a new
 /// connection is judged afresh; a denied DNS name gets REFUSED at once in dig and
 /// never reaches the responder; curl's TLS handshake to a denied server name (SNI) fails at
 /// once while one to another name on the same server passes; while other names resolve; each refusal is an alert naming the
@@ -201,6 +219,11 @@ fn http_requests_dns_names_and_tls_server_names_are_refused_in_the_kernel() {
         seen.push(("keep-alive", exec_in(&podman, "client", &["python3", "/t/keepalive.py"])));
         seen.push(("dns ok", dig("shop.example")));
         seen.push(("dns denied", dig("c2.evil.example")));
+        // Over TCP a name is judged in the stream: the denied one's write fails.
+        let dig_tcp =
+            |name: &str| exec_in(&podman, "client", &["dig", "@127.0.0.1", "+tcp", "+tries=1", "+time=3", name]);
+        seen.push(("dns tcp ok", dig_tcp("cart.example")));
+        seen.push(("dns tcp denied", dig_tcp("c3.evil.example")));
         let https = |name: &str| {
             let resolve = format!("{name}:8443:127.0.0.1");
             let url = format!("https://{name}:8443/");
@@ -218,14 +241,14 @@ fn http_requests_dns_names_and_tls_server_names_are_refused_in_the_kernel() {
     assert!(took < Duration::from_secs(3), "refused at once, not at the time-out: {took:?}");
     let (_, out, _) = got("delete elsewhere");
     assert!(out.trim() == "501", "another path's DELETE reaches the server (which does not do DELETE): {out}");
-    // A refused request ends what the connection may send (the kernel keeps a socket's drop
-    // verdict); the client's next connection is judged afresh.
+    // A refused request ends the connection (the agent destroys it); the client's next
+    // connection is judged afresh.
     let (ok, out, _) = got("keep-alive");
     let answers: Vec<&str> = out.lines().collect();
     assert!(ok && answers.len() == 4, "{out}");
     assert!(answers[0].contains("200"), "a GET on the connection before: {out}");
     assert!(answers[1] == "refused:Permission denied", "the DELETE fails in send(): {out}");
-    assert!(answers[2].starts_with("refused:"), "the connection sends nothing more: {out}");
+    assert!(answers[2].starts_with("refused:"), "the connection is gone: {out}");
     assert!(answers[3].contains("200"), "a new connection is judged afresh: {out}");
     let queries = exec_in(&podman, "web", &["cat", "/dns.log"]).1;
     let (ok, out, _) = got("dns ok");
@@ -236,6 +259,11 @@ fn http_requests_dns_names_and_tls_server_names_are_refused_in_the_kernel() {
     let (_, out, took) = got("dns denied");
     assert!(out.contains("status: REFUSED") && !out.contains("10.0.0.1"), "answered REFUSED by the agent: {out}");
     assert!(took < Duration::from_secs(2), "refused at once, not at dig's time-out: {took:?} {out}");
+    let (ok, out, _) = got("dns tcp ok");
+    assert!(ok && out.contains("10.0.0.1"), "an allowed name resolves over TCP: {out} (responder: {queries})");
+    let (_, out, took) = got("dns tcp denied");
+    assert!(!out.contains("10.0.0.1") && !out.contains("status: NOERROR"), "not answered over TCP either: {out}");
+    assert!(took < Duration::from_secs(3), "refused at once: {took:?} {out}");
 
     let (ok, out, _) = got("tls ok");
     assert!(ok && out.trim() == "200", "a handshake to an allowed server name passes: {out}");
@@ -249,6 +277,7 @@ fn http_requests_dns_names_and_tls_server_names_are_refused_in_the_kernel() {
     assert!(!server_log.contains("/admin"), "the refused requests never reached the server: {server_log}");
     assert!(server_log.contains("GET /two"), "{server_log}");
     assert!(queries.contains("query shop.example"), "{queries}");
+    assert!(queries.contains("query cart.example tcp"), "{queries}");
     assert!(!queries.contains("evil"), "the refused query never left: {queries}");
 
     let alerts: Vec<&serde_json::Value> = lines.iter().filter(|l| l["type"] == "alert").collect();

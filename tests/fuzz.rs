@@ -140,9 +140,9 @@ proptest! {
         bounded("an L7 record or query", || {
             let _ = picket::agent::enforce::l7::decode(&bytes);
             let _ = picket::agent::enforce::l7::question_name(&bytes);
-            if let Some(answer) = picket::agent::enforce::refuse_dns::refused_answer(&bytes) {
+            if let Some(answer) = picket::agent::enforce::refusals::refused_answer(&bytes) {
                 assert_eq!(answer.get(..2), bytes.get(..2), "the answer keeps the query's id");
-                let _ = picket::agent::enforce::refuse_dns::datagram(
+                let _ = picket::agent::enforce::refusals::datagram(
                     "127.0.0.1:53".parse().expect("address"),
                     "127.0.0.1:40000".parse().expect("address"),
                     &answer,

@@ -17,7 +17,7 @@ mod interpreter;
 pub mod l7;
 pub mod ladder;
 pub mod network;
-pub mod refuse_dns;
+pub mod refusals;
 
 pub use ladder::{Ladder, Rung};
 

@@ -88,7 +88,11 @@ static __always_inline int remember(struct bpf_sock_addr *ctx)
         return 1;
     __u64 cgroup_id = bpf_get_current_cgroup_id();
     struct l7_policy *p = bpf_map_lookup_elem(&l7_policies, &cgroup_id);
-    if (!p || (!p->http_count && !p->http_allowlist && !p->tls_count && !p->tls_allowlist))
+    if (!p)
+        return 1;
+    // Sockets to port 53 of containers with DNS rules too (DNS over TCP).
+    int dns = (p->dns_count || p->dns_allowlist) && bpf_ntohs(ctx->user_port) == 53;
+    if (!p->http_count && !p->http_allowlist && !p->tls_count && !p->tls_allowlist && !dns)
         return 1;
     __u64 cookie = bpf_get_socket_cookie(ctx);
     bpf_map_update_elem(&l7_cookies, &cookie, &cgroup_id, BPF_ANY);
@@ -367,6 +371,7 @@ static __always_inline void msg_ends(struct sk_msg_md *msg, struct ends *ends, _
 
 static __always_inline int dns_rule_matches(const struct dns_rule *r, const struct scratch *s, __u32 len);
 static __always_inline int dns_name_is(const struct dns_rule *r, struct scratch *s, __u32 len);
+static __always_inline __u32 judge_query(struct l7_policy *p, struct scratch *s, __u32 *rule_out, __u32 *query_len);
 
 // A TLS ClientHello: its server name judged against the TLS rules (a hello without one, or with
 // one past the bytes read, is judged as the empty name: an allowlist refuses it).
@@ -453,6 +458,24 @@ int l7_http(struct sk_msg_md *msg)
     // A TLS handshake record holding a ClientHello.
     if (tls && data[0] == 0x16 && data[5] == 0x01)
         return judge_hello(msg, p, s, data, want, cgroup_id);
+    __u16 server_port = bpf_ntohl(msg->remote_port);
+    if (server_port == 53 && (p->dns_count || p->dns_allowlist)) {
+        // DNS over TCP: a two-byte length, then the query as over UDP.
+        __u32 n = want > L7_NAME_LEN ? L7_NAME_LEN - 1 : want - 2;
+        barrier_var(n);
+        n &= L7_NAME_LEN - 1;
+        if (n <= DNS_HEADER || bpf_probe_read_kernel(s->raw, n, data + 2) != 0)
+            return SK_PASS;
+        s->raw[AT(n)] = 0;
+        __u32 rule = L7_NO_RULE, query_len = 0;
+        __u32 verdict = judge_query(p, s, &rule, &query_len);
+        if (!verdict)
+            return SK_PASS;
+        struct ends ends = {};
+        msg_ends(msg, &ends, server_port);
+        report(L7_DNS_TCP, verdict, rule, cgroup_id, &ends, s->raw, query_len < L7_NAME_LEN ? query_len : L7_NAME_LEN);
+        return verdict == L7_DENIED ? SK_DROP : SK_PASS;
+    }
     if (!p->http_count && !p->http_allowlist)
         return SK_PASS;
     if (want > L7_TEXT_LEN)
@@ -535,6 +558,46 @@ static __always_inline int dns_name_is(const struct dns_rule *r, struct scratch 
     return !w.bad;
 }
 
+// The first question of the DNS query in s->raw (header first) judged against the DNS rules: 0
+// lets it go, else the verdict to report (with the rule and the query's length).
+static __always_inline __u32 judge_query(struct l7_policy *p, struct scratch *s, __u32 *rule_out, __u32 *query_len)
+{
+    struct walk w = { .s = s };
+    bpf_loop(L7_NAME_LEN - DNS_HEADER, name_byte, &w, 0);
+    __u32 len = w.out;
+    if (w.bad || len == 0 || len >= L7_NAME_LEN)
+        return 0;
+    // Header, name (its zero byte included), type and class.
+    *query_len = DNS_HEADER + w.from + 1 + 4;
+    // Hashes of the name's last 1, 2, … bytes, for suffix rules.
+    struct walk suffix = { .s = s, .len = len, .hash = FNV_BASIS };
+    s->hashes[0] = FNV_BASIS;
+    bpf_loop(len, suffix_byte, &suffix, 0);
+    __u32 rule = L7_NO_RULE, allowed_by = L7_NO_RULE;
+    int denied = 0;
+    for (__u32 i = 0; i < L7_MAX_DNS; i++) {
+        if (i >= p->dns_count)
+            break;
+        if (!dns_rule_matches(&p->dns[i], s, len))
+            continue;
+        if (p->dns[i].deny) {
+            denied = 1;
+            rule = i;
+            break;
+        }
+        if (allowed_by == L7_NO_RULE)
+            allowed_by = i;
+    }
+    if (!denied) {
+        if (!p->dns_allowlist)
+            return 0;
+        if (allowed_by < L7_MAX_DNS && dns_name_is(&p->dns[allowed_by], s, len))
+            return 0;
+    }
+    *rule_out = rule;
+    return verdict_of(p);
+}
+
 SEC("cgroup_skb/egress")
 int l7_dns(struct __sk_buff *skb)
 {
@@ -582,39 +645,10 @@ int l7_dns(struct __sk_buff *skb)
             return 1;
         s->raw[AT(n)] = 0;
     }
-    struct walk w = { .s = s };
-    bpf_loop(L7_NAME_LEN - DNS_HEADER, name_byte, &w, 0);
-    __u32 len = w.out;
-    if (w.bad || len == 0 || len >= L7_NAME_LEN)
+    __u32 rule = L7_NO_RULE, query_len = 0;
+    __u32 verdict = judge_query(p, s, &rule, &query_len);
+    if (!verdict)
         return 1;
-    // Header, name (its zero byte included), type and class.
-    __u32 query_len = DNS_HEADER + w.from + 1 + 4;
-    // Hashes of the name's last 1, 2, … bytes, for suffix rules.
-    struct walk suffix = { .s = s, .len = len, .hash = FNV_BASIS };
-    s->hashes[0] = FNV_BASIS;
-    bpf_loop(len, suffix_byte, &suffix, 0);
-    __u32 rule = L7_NO_RULE, allowed_by = L7_NO_RULE;
-    int denied = 0;
-    for (__u32 i = 0; i < L7_MAX_DNS; i++) {
-        if (i >= p->dns_count)
-            break;
-        if (!dns_rule_matches(&p->dns[i], s, len))
-            continue;
-        if (p->dns[i].deny) {
-            denied = 1;
-            rule = i;
-            break;
-        }
-        if (allowed_by == L7_NO_RULE)
-            allowed_by = i;
-    }
-    if (!denied) {
-        if (!p->dns_allowlist)
-            return 1;
-        if (allowed_by < L7_MAX_DNS && dns_name_is(&p->dns[allowed_by], s, len))
-            return 1;
-    }
-    __u32 verdict = verdict_of(p);
     report(L7_DNS, verdict, rule, cgroup_id, &ends, s->raw, query_len < L7_NAME_LEN ? query_len : L7_NAME_LEN);
     return verdict == L7_DENIED ? 0 : 1;
 }

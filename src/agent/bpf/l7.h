@@ -18,6 +18,8 @@
 #define L7_HTTP 1
 #define L7_DNS 2
 #define L7_TLS 3
+// A DNS query over TCP (judged on the stream, not answered: the sender's write fails).
+#define L7_DNS_TCP 4
 
 #define L7_RECORDED 1
 #define L7_ALERTED 2

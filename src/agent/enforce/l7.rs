@@ -319,6 +319,8 @@ pub struct L7Event {
     pub text: String,
     /// DNS: the query's header and question as sent (what a REFUSED answer repeats).
     pub query: Vec<u8>,
+    /// DNS: sent over TCP (judged on the stream; the sender's write failed, no answer is sent).
+    pub over_tcp: bool,
 }
 
 /// The question's name of a DNS query (header first), dotted and lower case; None when it does
@@ -346,12 +348,14 @@ pub fn decode(bytes: &[u8]) -> Option<L7Event> {
         return None;
     }
     let mut r = crate::agent::events::Reader::new(bytes);
-    let kind = match r.u32() {
+    let code = r.u32();
+    let kind = match code {
         1 => L7Kind::Http,
-        2 => L7Kind::Dns,
+        2 | 4 => L7Kind::Dns,
         3 => L7Kind::Tls,
         _ => return None,
     };
+    let over_tcp = code == 4;
     let action = match r.u32() {
         1 => super::AlertAction::Recorded,
         2 => super::AlertAction::Alerted,
@@ -373,13 +377,13 @@ pub fn decode(bytes: &[u8]) -> Option<L7Event> {
         L7Kind::Http | L7Kind::Tls => (String::from_utf8_lossy(&bytes).into_owned(), Vec::new()),
         L7Kind::Dns => (question_name(&bytes)?, bytes),
     };
-    Some(L7Event { kind, action, rule, pid, uid, local, remote, cgroup_id, timestamp_ns, comm, text, query })
+    Some(L7Event { kind, action, rule, pid, uid, local, remote, cgroup_id, timestamp_ns, comm, text, query, over_tcp })
 }
 
 struct Loaded {
     ebpf: Ebpf,
     ring: EventRing,
-    refuser: Option<super::refuse_dns::DnsRefuser>,
+    refuser: Option<super::refusals::Refuser>,
 }
 
 /// The L7 rung's state: loaded on the first policy with L7 rules.
@@ -442,10 +446,10 @@ fn load() -> Result<Loaded, EnforceError> {
     dns.load().map_err(program_err("l7_dns"))?;
     dns.attach(&cgroup, CgroupSkbAttachType::Egress, CgroupAttachMode::Single).map_err(program_err("l7_dns"))?;
     let ring = EventRing::take(&mut ebpf, "l7_events", None)?;
-    let refuser = match super::refuse_dns::DnsRefuser::start() {
+    let refuser = match super::refusals::Refuser::start() {
         Ok(refuser) => Some(refuser),
         Err(e) => {
-            crate::say!("picket: refused DNS queries get no REFUSED answer ({e}); their senders get EPERM");
+            crate::say!("picket: refused DNS queries get no REFUSED answer and refused connections no reset ({e})");
             None
         }
     };
@@ -514,10 +518,15 @@ impl L7Control {
         let Some(loaded) = self.loaded.as_mut() else { return std::future::pending().await };
         let batch = loaded.ring.next_batch(decode, &mut self.malformed).await?;
         if let Some(refuser) = loaded.refuser.as_mut() {
-            for event in batch.iter().filter(|e| e.kind == L7Kind::Dns && e.action == super::AlertAction::Denied) {
-                if let (Some(client), Some(server)) = (event.local, event.remote) {
-                    let query = event.query.clone();
-                    refuser.refuse(super::refuse_dns::Refusal { pid: event.pid, client, server, query });
+            for event in batch.iter().filter(|e| e.action == super::AlertAction::Denied) {
+                let (Some(client), Some(server)) = (event.local, event.remote) else { continue };
+                let pid = event.pid;
+                match (event.kind, event.over_tcp) {
+                    (L7Kind::Dns, false) => {
+                        let query = event.query.clone();
+                        refuser.refuse(super::refusals::Refusal { pid, client, server, query });
+                    }
+                    _ => refuser.reset(super::refusals::Reset { pid, client, server }),
                 }
             }
         }
@@ -640,6 +649,10 @@ mod tests {
         record[96..96 + query.len()].copy_from_slice(&query);
         let event = decode(&record).expect("a DNS event");
         assert_eq!((event.text.as_str(), event.query.as_slice()), ("c2.evil.example", query.as_slice()));
+        assert!(!event.over_tcp);
+        record[0..4].copy_from_slice(&4u32.to_le_bytes());
+        let event = decode(&record).expect("a DNS-over-TCP event");
+        assert_eq!((event.kind, event.over_tcp), (L7Kind::Dns, true));
         record[108] = 0xc0;
         assert_eq!(decode(&record), None, "a compression pointer in the question");
         record[4..8].copy_from_slice(&9u32.to_le_bytes());
