@@ -74,6 +74,44 @@ pub struct StoredAlert {
     pub alert: Alert,
 }
 
+/// A re-match's news as `vulnerability` events for the response rules: each new advisory ×
+/// each running container (this machine's engines) and pod (the cluster's) whose image it now
+/// affects, rule `cve/ID`, the advisory's severity (unknown when the match said none).
+pub fn vulnerability_events(report: &crate::scan::rematch::RematchReport, node: &str, now_ms: u64) -> Vec<StoredAlert> {
+    use crate::agent::alert::{Action, Alert, Trigger};
+    let mut events = Vec::new();
+    for (id, images) in &report.new_by_id {
+        let severity = report.severity_by_id.get(id).copied().unwrap_or_default();
+        let running = report.running_by_id.get(id).into_iter().flatten().map(|c| ("container", c));
+        let pods = report.workloads_by_id.get(id).into_iter().flatten().map(|p| ("pod", p));
+        for (what, subject) in running.chain(pods) {
+            events.push(StoredAlert {
+                node: node.to_string(),
+                container: None,
+                alert: Alert {
+                    id: format!("cve-{now_ms}-{}", events.len()),
+                    at_unix_ms: now_ms,
+                    rule: format!("cve/{id}"),
+                    title: format!("New vulnerability {id} in the image of a running {what}"),
+                    severity,
+                    technique: String::new(),
+                    why: format!(
+                        "{id} appeared in the vulnerability database and affects {}: {subject} runs it",
+                        images.join(", ")
+                    ),
+                    mode: crate::agent::enforce::Mode::Monitor,
+                    action: Action::Alerted,
+                    policy: report.databases.join(", "),
+                    event: Trigger { kind: "vulnerability".into(), path: subject.clone(), ..Trigger::default() },
+                    ancestry: Vec::new(),
+                    count: 1,
+                },
+            });
+        }
+    }
+    events
+}
+
 impl StoredAlert {
     /// The alert a wire line carries, as kept (other lines are not alerts).
     pub fn from_wire(event: &WireEvent) -> Option<Self> {

@@ -65,7 +65,9 @@ print(ask(connect(), "GET /two HTTP/1.1"))
 "#;
 
 fn tools_present() -> bool {
-    ["/usr/bin/curl", "/usr/bin/dig", "/usr/bin/python3"].iter().all(|p| std::path::Path::new(p).exists())
+    ["/usr/bin/curl", "/usr/bin/dig", "/usr/bin/python3", "/usr/bin/openssl", "/usr/bin/redis-server"]
+        .iter()
+        .all(|p| std::path::Path::new(p).exists())
 }
 
 fn exec_in(podman: &common::engines::Podman, name: &str, command: &[&str]) -> (bool, String, Duration) {
@@ -138,7 +140,7 @@ fn http_requests_dns_names_and_tls_server_names_are_refused_in_the_kernel() {
         return;
     }
     if !tools_present() {
-        eprintln!("skipped: needs curl, dig and python3 on the host (./install.sh --dev)");
+        eprintln!("skipped: needs curl, dig, python3, openssl and redis-server on the host (./install.sh --dev)");
         return;
     }
     let Some(podman) = common::engines::Podman::start() else {
@@ -169,6 +171,7 @@ fn http_requests_dns_names_and_tls_server_names_are_refused_in_the_kernel() {
         "-c",
         "python3 -u /t/dns.py > /dns.log 2>&1 & \
          openssl s_server -accept 127.0.0.1:8443 -cert /t/cert.pem -key /t/key.pem -www -quiet > /tls.log 2>&1 & \
+         redis-server --port 6379 --bind 127.0.0.1 --save '' > /redis.log 2>&1 & \
          exec python3 -u -m http.server 8080 -b 127.0.0.1 -p HTTP/1.1 -d /t/www",
     ]);
     podman.podman(&web);
@@ -230,6 +233,7 @@ fn http_requests_dns_names_and_tls_server_names_are_refused_in_the_kernel() {
             curl(&["-k", "--resolve", &resolve, &url])
         };
         seen.push(("tls ok", https("shop.example")));
+        seen.push(("redis", exec_in(&podman, "client", &["redis-cli", "-h", "127.0.0.1", "-p", "6379", "PING"])));
         seen.push(("tls denied", https("c2.evil.example")));
         watched = Some(watcher.wait_with_output().expect("picket network ends"));
     });
@@ -270,6 +274,20 @@ fn http_requests_dns_names_and_tls_server_names_are_refused_in_the_kernel() {
     let (ok, out, took) = got("tls denied");
     assert!(!ok && !out.contains("200"), "the handshake to a denied server name fails: {out}");
     assert!(took < Duration::from_secs(3), "at once: {took:?} {out}");
+
+    let (ok, out, _) = got("redis");
+    assert!(ok && out.contains("PONG"), "{out}");
+
+    // Each protocol named from the real clients' first bytes, whatever the port.
+    let flows: Vec<&serde_json::Value> =
+        lines.iter().filter(|l| l["type"] == "flow" && l["container"]["name"] == "client").collect();
+    let sent = |protocol: &str| -> Vec<&serde_json::Value> {
+        flows.iter().copied().filter(|f| f["protocol"] == protocol && f["way"] == "sent").collect()
+    };
+    assert!(sent("http").iter().any(|f| f["method"] == "GET" && f["remote"][1] == 8080), "{flows:#?}");
+    assert!(sent("tls").iter().any(|f| f["sni"] == "shop.example" && f["remote"][1] == 8443), "{flows:#?}");
+    assert!(sent("redis").iter().any(|f| f["command"] == "PING"), "{flows:#?}");
+    assert!(sent("unknown").iter().all(|f| f["remote"][1] == 53), "only DNS over TCP goes unnamed: {flows:#?}");
 
     let server_log = podman.try_podman(&["logs", "web"]).1;
     assert!(server_log.contains("\"GET / HTTP/1.1\" 200"), "{server_log}");

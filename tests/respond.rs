@@ -497,3 +497,42 @@ async fn admission_denials_reach_the_sinks() {
     assert_eq!(sent["alert"]["event"]["path"], "Pod shop/debug");
     assert!(sent["alert"]["why"].as_str().is_some_and(|w| w.contains("mallory")), "{sent}");
 }
+
+/// A re-match's new vulnerabilities in running images are `vulnerability` events: one per
+/// advisory and running container or pod, rule `cve/ID` with the advisory's severity, matched by
+/// category and severity, delivered to a real receiver (images no container runs say nothing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_vulnerabilities_in_running_images_reach_the_sinks() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("listen");
+    let port = listener.local_addr().expect("address").port();
+    let got = receiver(listener).await;
+    let mut report = picket::scan::rematch::RematchReport::default();
+    report.new_by_id.insert("GHSA-x84v-xcm2-53pg".into(), vec!["registry.local/shop/api:2".into()]);
+    report.new_by_id.insert("CVE-2024-0001".into(), vec!["registry.local/tools/unused:1".into()]);
+    report.new_by_id.insert("CVE-2024-0002".into(), vec!["registry.local/shop/api:2".into()]);
+    report.running_by_id.insert("GHSA-x84v-xcm2-53pg".into(), vec!["api".into()]);
+    report.workloads_by_id.insert("GHSA-x84v-xcm2-53pg".into(), vec!["shop/api-5d8c4".into()]);
+    report.running_by_id.insert("CVE-2024-0002".into(), vec!["api".into()]);
+    report.severity_by_id.insert("GHSA-x84v-xcm2-53pg".into(), Severity::Critical);
+    report.severity_by_id.insert("CVE-2024-0002".into(), Severity::Low);
+    report.databases = vec!["osv-pypi".into()];
+    let events = picket::alert::vulnerability_events(&report, "node-t", picket::alert::now_unix_ms());
+    assert_eq!(events.len(), 3, "two places run the GHSA, one the low CVE, none the unused image: {events:#?}");
+    let kinds: Vec<&str> = events.iter().map(|e| picket::alert::respond::Category::of(e).as_str()).collect();
+    assert!(kinds.iter().all(|k| *k == "vulnerability"), "{kinds:?}");
+
+    let dir = tempfile::tempdir().expect("dir");
+    let store = Arc::new(picket::store::Store::open(&dir.path().join("store")).expect("store"));
+    let response = config(&format!(
+        "version: 1\nsinks:\n  - {{ name: hook, type: webhook, url: 'http://127.0.0.1:{port}/cve' }}\nrules:\n  - name: new-cves\n    match: {{ category: [vulnerability], severity: high }}\n    actions: [ {{ notify: hook }} ]\n"
+    ));
+    let (queued, waiting) = picket::alert::outbox::respond_once(store, response, &events, Duration::from_secs(10))
+        .await
+        .expect("responded");
+    assert_eq!((queued, waiting), (2, 0), "the two critical ones, delivered");
+    wait_for("two notifications", || of_path(&got, "/cve").len() == 2).await;
+    let bodies = of_path(&got, "/cve");
+    let text = serde_json::to_string(&bodies).expect("json");
+    assert!(text.contains("cve/GHSA-x84v-xcm2-53pg") && text.contains("shop/api-5d8c4"), "{text}");
+    assert!(!text.contains("CVE-2024-0002"), "below the severity floor: {text}");
+}

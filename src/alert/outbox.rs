@@ -291,6 +291,26 @@ impl Responder {
     }
 }
 
+/// Hands `events` (made by a one-shot command: a benchmark's failures, a re-match's new
+/// vulnerabilities) to the response rules and waits up to `wait` for the sinks to take them;
+/// what a sink has not taken stays queued in the store for the next responder. How many
+/// notifications were queued, and how many still wait.
+pub async fn respond_once(
+    store: Arc<Store>,
+    config: ResponseConfig,
+    events: &[StoredAlert],
+    wait: std::time::Duration,
+) -> Result<(usize, usize), String> {
+    let responder = Responder::start(store, config, None)?;
+    let queued = responder.respond(events)?;
+    let deadline = tokio::time::Instant::now() + wait;
+    while tokio::time::Instant::now() < deadline && responder.status().iter().any(|s| s.queued > 0) {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let waiting = responder.status().iter().map(|s| s.queued).sum();
+    Ok((queued, waiting))
+}
+
 impl Drop for Responder {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);

@@ -40,6 +40,9 @@ pub enum Category {
     Admission,
     /// A benchmark check failed (`compliance/CHECK`), from `picket bench … --respond`.
     Compliance,
+    /// A new vulnerability in the image of a running container or pod (`cve/ID`), from
+    /// `picket db update|import|rematch --respond`.
+    Vulnerability,
 }
 
 impl Category {
@@ -50,6 +53,8 @@ impl Category {
             Self::Admission
         } else if alert.alert.rule.starts_with("compliance/") {
             Self::Compliance
+        } else if alert.alert.rule.starts_with("cve/") {
+            Self::Vulnerability
         } else {
             Self::Alert
         }
@@ -61,6 +66,7 @@ impl Category {
             Self::Violation => "violation",
             Self::Admission => "admission",
             Self::Compliance => "compliance",
+            Self::Vulnerability => "vulnerability",
         }
     }
 }

@@ -163,23 +163,20 @@ fn respond(
             });
         }
     }
-    runtime.block_on(async {
-        let responder = crate::alert::outbox::Responder::start(std::sync::Arc::clone(&store), response, None)
-            .map_err(anyhow::Error::msg)?;
-        let queued = responder.respond(&events).map_err(anyhow::Error::msg)?;
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-        while tokio::time::Instant::now() < deadline && responder.status().iter().any(|s| s.queued > 0) {
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-        let waiting: usize = responder.status().iter().map(|s| s.queued).sum();
-        let still = if waiting > 0 {
-            format!(", {waiting} still queued for their sinks (picket respond status)")
-        } else {
-            String::new()
-        };
-        crate::say!("picket: {} failed results, {queued} notifications{still}", events.len());
-        anyhow::Ok(())
-    })
+    let wait = std::time::Duration::from_secs(30);
+    let (queued, waiting) = runtime
+        .block_on(crate::alert::outbox::respond_once(store, response, &events, wait))
+        .map_err(anyhow::Error::msg)?;
+    crate::say!("picket: {} failed results, {queued} notifications{}", events.len(), still_queued(waiting));
+    Ok(())
+}
+
+/// `, 3 still queued for their sinks (…)`, or nothing.
+pub fn still_queued(waiting: usize) -> String {
+    match waiting {
+        0 => String::new(),
+        n => format!(", {n} still queued for their sinks (picket respond status)"),
+    }
 }
 
 fn finish(report: &crate::bench::BenchReport, common: &BenchArgs) -> anyhow::Result<ExitCode> {

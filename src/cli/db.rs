@@ -27,6 +27,10 @@ pub enum DbCommand {
         /// Source name in the database [default: import:<ecosystems>/<file name>]
         #[arg(long)]
         name: Option<String>,
+        /// Hand each new vulnerability of a running container's or pod's image to the response
+        /// rules in DIR (category vulnerability)
+        #[arg(long, value_name = "DIR")]
+        respond: Option<PathBuf>,
     },
     /// Sources, advisory counts and age
     Status,
@@ -41,6 +45,10 @@ pub enum DbCommand {
     Rematch {
         #[arg(short, long, value_enum, default_value_t = RematchFormat::Table)]
         output: RematchFormat,
+        /// Hand each new vulnerability of a running container's or pod's image to the response
+        /// rules in DIR (category vulnerability)
+        #[arg(long, value_name = "DIR")]
+        respond: Option<PathBuf>,
     },
 }
 
@@ -76,14 +84,19 @@ pub struct UpdateArgs {
     /// Only the OSV ecosystems (same as --no-debian --no-alpine)
     #[arg(long)]
     pub osv_only: bool,
+    /// Hand each new vulnerability of a running container's or pod's image to the response
+    /// rules in DIR (category vulnerability)
+    #[arg(long, value_name = "DIR")]
+    pub respond: Option<PathBuf>,
 }
 
 pub fn run(command: &DbCommand, config: &Config) -> anyhow::Result<ExitCode> {
-    let store = Store::open(&config.store_path())?;
+    // Shared: a response to a re-match's news hands it to the sinks' workers.
+    let store = std::sync::Arc::new(Store::open(&config.store_path())?);
     let db = VulnDb::open(&store)?;
     match command {
-        DbCommand::Update(args) => run_update(&db, args, config),
-        DbCommand::Import { path, name } if crate::vulndb::bundle::is_export(path) => {
+        DbCommand::Update(args) => run_update(&db, args, config, &store),
+        DbCommand::Import { path, name, respond } if crate::vulndb::bundle::is_export(path) => {
             if name.is_some() {
                 anyhow::bail!("{}: a database export keeps its sources' names; --name does not apply", path.display());
             }
@@ -97,7 +110,7 @@ pub fn run(command: &DbCommand, config: &Config) -> anyhow::Result<ExitCode> {
             for state in &states {
                 crate::say!("  {}: {} advisories, updated {}", state.name, state.advisories, state.updated_at);
             }
-            rematch(&store, RematchFormat::Table, config)
+            rematch(&store, RematchFormat::Table, config, respond.as_deref())
         }
         DbCommand::Export { path } => {
             let summary = crate::vulndb::bundle::export(&db, path)?;
@@ -112,7 +125,7 @@ pub fn run(command: &DbCommand, config: &Config) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        DbCommand::Import { path, name } => {
+        DbCommand::Import { path, name, respond } => {
             let text = path.display().to_string();
             let loaded = if text.starts_with("http://") || text.starts_with("https://") {
                 let runtime = tokio::runtime::Builder::new_current_thread()
@@ -135,15 +148,20 @@ pub fn run(command: &DbCommand, config: &Config) -> anyhow::Result<ExitCode> {
                 state.advisories
             );
             report_skipped(&skipped);
-            rematch(&store, RematchFormat::Table, config)
+            rematch(&store, RematchFormat::Table, config, respond.as_deref())
         }
         DbCommand::Status => status(&db),
-        DbCommand::Rematch { output } => rematch(&store, *output, config),
+        DbCommand::Rematch { output, respond } => rematch(&store, *output, config, respond.as_deref()),
     }
 }
 
 /// Re-matches the stored SBOMs and tells what the database change means for them.
-fn rematch(store: &Store, output: RematchFormat, config: &Config) -> anyhow::Result<ExitCode> {
+fn rematch(
+    store: &std::sync::Arc<Store>,
+    output: RematchFormat,
+    config: &Config,
+    respond: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
     let mut report = match crate::scan::rematch::rematch_all(store) {
         Ok(report) => report,
@@ -154,6 +172,9 @@ fn rematch(store: &Store, output: RematchFormat, config: &Config) -> anyhow::Res
     if !report.new_by_id.is_empty() {
         crate::scan::rematch::attach_running(&mut report, &running_containers(config));
         attach_workloads(&mut report, store, config);
+    }
+    if let Some(dir) = respond {
+        respond_new(store, dir, &report)?;
     }
     if let RematchFormat::Json = output {
         super::write_report(None, &serde_json::to_vec_pretty(&report)?)?;
@@ -201,6 +222,34 @@ fn rematch(store: &Store, output: RematchFormat, config: &Config) -> anyhow::Res
 
 /// The running containers of the local engines (none when there is no engine: re-matching
 /// does not need one).
+/// Each new advisory × running container or pod whose image it affects, as a `vulnerability`
+/// event for the response rules in `dir` (waits up to 30 s for the sinks).
+fn respond_new(
+    store: &std::sync::Arc<Store>,
+    dir: &std::path::Path,
+    report: &crate::scan::rematch::RematchReport,
+) -> anyhow::Result<()> {
+    let response = crate::alert::respond::ResponseConfig::load(dir, true)?;
+    let node = crate::agent::runtime::node_name();
+    let events = crate::alert::vulnerability_events(report, &node, crate::alert::now_unix_ms());
+    if events.is_empty() {
+        crate::say!("picket: no new vulnerability in a running image: nothing for the response rules");
+        return Ok(());
+    }
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
+    let wait = std::time::Duration::from_secs(30);
+    let (queued, waiting) = runtime
+        .block_on(crate::alert::outbox::respond_once(std::sync::Arc::clone(store), response, &events, wait))
+        .map_err(anyhow::Error::msg)?;
+    crate::say!(
+        "picket: {} new vulnerabilities in running images, {queued} notifications{}",
+        events.len(),
+        super::bench::still_queued(waiting)
+    );
+    Ok(())
+}
+
 fn running_containers(config: &Config) -> Vec<crate::scan::rematch::RunningContainer> {
     let sockets = crate::engine::existing_sockets(&crate::engine::candidate_sockets(&config.engines));
     if sockets.is_empty() {
@@ -257,7 +306,12 @@ fn report_skipped(skipped: &[String]) {
     }
 }
 
-fn run_update(db: &VulnDb<'_>, args: &UpdateArgs, config: &Config) -> anyhow::Result<ExitCode> {
+fn run_update(
+    db: &VulnDb<'_>,
+    args: &UpdateArgs,
+    config: &Config,
+    store: &std::sync::Arc<Store>,
+) -> anyhow::Result<ExitCode> {
     let mut options = UpdateOptions { osv_base: args.osv_url.clone(), ..Default::default() };
     if !args.ecosystems.is_empty() {
         options.ecosystems = args.ecosystems.clone();
@@ -322,7 +376,7 @@ fn run_update(db: &VulnDb<'_>, args: &UpdateArgs, config: &Config) -> anyhow::Re
     }
     let changed = results.iter().any(|r| matches!(r.result, Ok(Outcome::Updated { .. })));
     if changed {
-        rematch(db.store(), RematchFormat::Table, config)?;
+        rematch(store, RematchFormat::Table, config, args.respond.as_deref())?;
     }
     if failed > 0 {
         crate::say!("picket: {failed} of {} sources failed", results.len());

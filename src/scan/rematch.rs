@@ -141,6 +141,9 @@ pub struct RematchReport {
     /// affects (filled by `crawl::workloads::attach`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub workloads_by_id: BTreeMap<String, Vec<String>>,
+    /// Each advisory id that appeared, and its severity (the worst it was matched with).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub severity_by_id: BTreeMap<String, Severity>,
     pub databases: Vec<String>,
 }
 
@@ -297,6 +300,13 @@ pub fn rematch_all(store: &Store) -> Result<RematchReport, MatchError> {
             let name = input.source.name.clone();
             for k in &summary.new {
                 report.new_by_id.entry(key_id(k).to_string()).or_default().push(name.clone());
+                let slot = findings.iter().flat_map(|f| f.iter()).find(|(key, _)| key == k).and_then(|(_, s)| *s);
+                if let Some(severity) = slot.and_then(|s| Severity::ALL.get(s)) {
+                    let worst = report.severity_by_id.entry(key_id(k).to_string()).or_insert(*severity);
+                    if severity > worst {
+                        *worst = *severity;
+                    }
+                }
             }
             for k in &summary.fixed {
                 report.fixed_by_id.entry(key_id(k).to_string()).or_default().push(name.clone());
