@@ -17,6 +17,20 @@ pub enum Runtime {
     CriO,
 }
 
+/// What a container is called in lists: `namespace/pod/container` on Kubernetes, else the
+/// engine's name, else a short id; `host` for none.
+pub fn label(container: Option<&ContainerRef>) -> String {
+    match container {
+        None => "host".into(),
+        Some(c) => match (&c.pod_namespace, &c.pod_name, &c.name) {
+            (Some(ns), Some(pod), Some(name)) => format!("{ns}/{pod}/{name}"),
+            (Some(ns), Some(pod), None) => format!("{ns}/{pod}"),
+            (_, _, Some(name)) => name.clone(),
+            _ => c.id.chars().take(12).collect(),
+        },
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerRef {
     pub runtime: Runtime,

@@ -74,15 +74,7 @@ pub fn fold_id(key: &str) -> String {
 }
 
 pub fn container_label(alert: &StoredAlert) -> String {
-    match &alert.container {
-        None => "host".into(),
-        Some(c) => match (&c.pod_namespace, &c.pod_name, &c.name) {
-            (Some(ns), Some(pod), Some(name)) => format!("{ns}/{pod}/{name}"),
-            (Some(ns), Some(pod), None) => format!("{ns}/{pod}"),
-            (_, _, Some(name)) => name.clone(),
-            _ => c.id.chars().take(12).collect(),
-        },
-    }
+    crate::agent::attribution::label(alert.container.as_ref())
 }
 
 pub fn process_of(alert: &StoredAlert) -> String {

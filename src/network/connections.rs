@@ -167,18 +167,6 @@ pub struct Connections {
     pub ignored: u64,
 }
 
-pub fn container_label(container: Option<&ContainerRef>) -> String {
-    match container {
-        None => "host".into(),
-        Some(c) => match (&c.pod_namespace, &c.pod_name, &c.name) {
-            (Some(ns), Some(pod), Some(name)) => format!("{ns}/{pod}/{name}"),
-            (Some(ns), Some(pod), None) => format!("{ns}/{pod}"),
-            (_, _, Some(name)) => name.clone(),
-            _ => c.id.chars().take(12).collect(),
-        },
-    }
-}
-
 fn detail_of(protocol: &crate::agent::protocols::Protocol) -> Option<String> {
     use crate::agent::protocols::Protocol;
     match protocol {
@@ -255,7 +243,7 @@ impl Connections {
             WireEvent::Flow { node, flow, container, folded, .. } => {
                 use crate::agent::flows::Way;
                 use crate::agent::protocols::Direction as By;
-                let label = container_label(container.as_ref());
+                let label = crate::agent::attribution::label(container.as_ref());
                 let out = (flow.by == By::Client) == (flow.way == Way::Sent);
                 let (direction, port) =
                     if out { (Direction::Out, flow.remote.1) } else { (Direction::In, flow.local.1) };
@@ -296,7 +284,7 @@ impl Connections {
             }
             WireEvent::Network { node, event, container, peer, fqdn, .. } => {
                 use crate::agent::net::NetEventKind;
-                let label = container_label(container.as_ref());
+                let label = crate::agent::attribution::label(container.as_ref());
                 let (direction, port) = match (event.kind, event.local) {
                     (NetEventKind::Accept, Some((_, local_port))) => (Direction::In, local_port),
                     (NetEventKind::Accept, None) => {
@@ -346,7 +334,7 @@ impl Connections {
                 }
             }
             WireEvent::Dns { node, server, answer, container, .. } => {
-                let label = container_label(container.as_ref());
+                let label = crate::agent::attribution::label(container.as_ref());
                 for address in &answer.addresses {
                     self.remember_name(&label, *address, &answer.query);
                 }
@@ -412,7 +400,7 @@ impl Connections {
                 .find(|k| k.node == node && k.address == address && k.port == port && k.direction == direction)
                 .map_or_else(|| "TCP".to_string(), |k| k.protocol.clone()),
         };
-        let label = container_label(container);
+        let label = crate::agent::attribution::label(container);
         let name = self.name_of(&label, address);
         let key = ConnectionKey { node: node.to_string(), container: label, direction, address, port, protocol };
         let row = self.row(key, now_ms);

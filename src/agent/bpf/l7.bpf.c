@@ -372,6 +372,8 @@ static __always_inline void msg_ends(struct sk_msg_md *msg, struct ends *ends, _
 static __always_inline int dns_rule_matches(const struct dns_rule *r, const struct scratch *s, __u32 len);
 static __always_inline int dns_name_is(const struct dns_rule *r, struct scratch *s, __u32 len);
 static __always_inline __u32 judge_query(struct l7_policy *p, struct scratch *s, __u32 *rule_out, __u32 *query_len);
+static __always_inline int name_refused(const struct dns_rule *rules, __u32 count, __u32 allowlist, struct scratch *s,
+                                        __u32 len, __u32 *rule_out);
 
 // A TLS ClientHello: its server name judged against the TLS rules (a hello without one, or with
 // one past the bytes read, is judged as the empty name: an allowlist refuses it).
@@ -402,27 +404,9 @@ static __always_inline int judge_hello(struct sk_msg_md *msg, struct l7_policy *
         s->hashes[0] = FNV_BASIS;
         bpf_loop(len, suffix_byte, &suffix, 0);
     }
-    __u32 rule = L7_NO_RULE, allowed_by = L7_NO_RULE;
-    int denied = 0;
-    for (__u32 i = 0; i < L7_MAX_TLS; i++) {
-        if (i >= p->tls_count || len == 0)
-            break;
-        if (!dns_rule_matches(&p->tls[i], s, len))
-            continue;
-        if (p->tls[i].deny) {
-            denied = 1;
-            rule = i;
-            break;
-        }
-        if (allowed_by == L7_NO_RULE)
-            allowed_by = i;
-    }
-    if (!denied) {
-        if (!p->tls_allowlist)
-            return SK_PASS;
-        if (allowed_by < L7_MAX_TLS && dns_name_is(&p->tls[allowed_by], s, len))
-            return SK_PASS;
-    }
+    __u32 rule = L7_NO_RULE;
+    if (!name_refused(p->tls, p->tls_count, p->tls_allowlist, s, len, &rule))
+        return SK_PASS;
     __u32 verdict = verdict_of(p);
     struct ends ends = {};
     msg_ends(msg, &ends, bpf_ntohl(msg->remote_port));
@@ -558,6 +542,30 @@ static __always_inline int dns_name_is(const struct dns_rule *r, struct scratch 
     return !w.bad;
 }
 
+// A name (DNS or TLS server name, lower case in s->text, its suffix hashes in s->hashes) judged
+// against name rules (L7_MAX_DNS of them; L7_MAX_TLS is the same): 1 when refused, with the deny
+// rule in *rule_out (or L7_NO_RULE: the allowlist left it out). The empty name matches no rule.
+static __always_inline int name_refused(const struct dns_rule *rules, __u32 count, __u32 allowlist, struct scratch *s,
+                                        __u32 len, __u32 *rule_out)
+{
+    __u32 allowed_by = L7_NO_RULE;
+    for (__u32 i = 0; i < L7_MAX_DNS; i++) {
+        if (i >= count || len == 0)
+            break;
+        if (!dns_rule_matches(&rules[i], s, len))
+            continue;
+        if (rules[i].deny) {
+            *rule_out = i;
+            return 1;
+        }
+        if (allowed_by == L7_NO_RULE)
+            allowed_by = i;
+    }
+    if (!allowlist)
+        return 0;
+    return !(allowed_by < L7_MAX_DNS && dns_name_is(&rules[allowed_by], s, len));
+}
+
 // The first question of the DNS query in s->raw (header first) judged against the DNS rules: 0
 // lets it go, else the verdict to report (with the rule and the query's length).
 static __always_inline __u32 judge_query(struct l7_policy *p, struct scratch *s, __u32 *rule_out, __u32 *query_len)
@@ -573,28 +581,8 @@ static __always_inline __u32 judge_query(struct l7_policy *p, struct scratch *s,
     struct walk suffix = { .s = s, .len = len, .hash = FNV_BASIS };
     s->hashes[0] = FNV_BASIS;
     bpf_loop(len, suffix_byte, &suffix, 0);
-    __u32 rule = L7_NO_RULE, allowed_by = L7_NO_RULE;
-    int denied = 0;
-    for (__u32 i = 0; i < L7_MAX_DNS; i++) {
-        if (i >= p->dns_count)
-            break;
-        if (!dns_rule_matches(&p->dns[i], s, len))
-            continue;
-        if (p->dns[i].deny) {
-            denied = 1;
-            rule = i;
-            break;
-        }
-        if (allowed_by == L7_NO_RULE)
-            allowed_by = i;
-    }
-    if (!denied) {
-        if (!p->dns_allowlist)
-            return 0;
-        if (allowed_by < L7_MAX_DNS && dns_name_is(&p->dns[allowed_by], s, len))
-            return 0;
-    }
-    *rule_out = rule;
+    if (!name_refused(p->dns, p->dns_count, p->dns_allowlist, s, len, rule_out))
+        return 0;
     return verdict_of(p);
 }
 

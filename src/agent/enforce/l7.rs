@@ -96,12 +96,8 @@ impl HttpMatch {
 
 impl std::fmt::Display for HttpMatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.method.as_deref().unwrap_or("*"), self.path)?;
-        match self.ports {
-            (0, u16::MAX) => Ok(()),
-            (lo, hi) if lo == hi => write!(f, " port {lo}"),
-            (lo, hi) => write!(f, " ports {lo}-{hi}"),
-        }
+        let ports = super::network::ports_text(self.ports);
+        write!(f, "{} {}{ports}", self.method.as_deref().unwrap_or("*"), self.path)
     }
 }
 

@@ -71,15 +71,20 @@ impl std::fmt::Display for Destination {
             Some(net) => write!(f, "{net}")?,
             None => f.write_str("any address")?,
         }
-        match self.ports {
-            Self::ANY_PORT => {}
-            (lo, hi) if lo == hi => write!(f, " port {lo}")?,
-            (lo, hi) => write!(f, " ports {lo}-{hi}")?,
-        }
+        f.write_str(&ports_text(self.ports))?;
         if let Some(protocol) = self.protocol {
             write!(f, " {}", if protocol == Protocol::Tcp { "tcp" } else { "udp" })?;
         }
         Ok(())
+    }
+}
+
+/// ` port 443`, ` ports 8000-8080`, or nothing for any port: how rules name their ports.
+pub fn ports_text(ports: (u16, u16)) -> String {
+    match ports {
+        Destination::ANY_PORT => String::new(),
+        (lo, hi) if lo == hi => format!(" port {lo}"),
+        (lo, hi) => format!(" ports {lo}-{hi}"),
     }
 }
 
