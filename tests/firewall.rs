@@ -336,3 +336,73 @@ fn http_requests_dns_names_and_tls_server_names_are_refused_in_the_kernel() {
     let (_, out, _) = curl(&["-X", "DELETE", "http://127.0.0.1:8080/admin/users"]);
     assert_eq!(out.trim(), "501", "the request reaches the server again");
 }
+
+/// Accept rules in protect mode, in the kernel: a container's listener on a listed port takes
+/// connections from a container sharing its namespace, one on a port not listed refuses them at
+/// once (connection refused, not a time-out) and each refusal is a `policy-accept` alert with
+/// action denied; with the agent gone, the port answers again.
+#[test]
+fn inbound_connections_outside_the_accept_rules_are_refused() {
+    if !common::is_root() || !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
+        eprintln!("skipped: loading BPF programs needs root and /sys/kernel/btf/vmlinux");
+        return;
+    }
+    if !tools_present() {
+        eprintln!("skipped: needs curl and python3 on the host (./install.sh --dev)");
+        return;
+    }
+    let Some(podman) = common::engines::Podman::start() else {
+        eprintln!("skipped: needs podman and runc (./install.sh --dev)");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut server = vec!["run", "-d", "--name", "server"];
+    server.extend_from_slice(&HOST_TOOLS);
+    server.extend_from_slice(&[
+        common::engines::Podman::IMAGE,
+        "sh",
+        "-c",
+        "python3 -m http.server 9090 -b 127.0.0.1 > /9090.log 2>&1 & exec python3 -m http.server 8080 -b 127.0.0.1",
+    ]);
+    podman.podman(&server);
+    let mut peer = vec!["run", "-d", "--name", "peer", "--network", "container:server"];
+    peer.extend_from_slice(&HOST_TOOLS);
+    peer.extend_from_slice(&[common::engines::Podman::IMAGE, "sleep", "600"]);
+    podman.podman(&peer);
+    let curl = |port: u16| {
+        let url = format!("http://127.0.0.1:{port}/");
+        exec_in(&podman, "peer", &["curl", "-sS", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}", &url])
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !(curl(8080).0 && curl(9090).0) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let policy = dir.path().join("accept.yaml");
+    std::fs::write(&policy, "containers:\n  - name: server\n    mode: protect\n    accept:\n      - ports: [8080]\n")
+        .expect("policy");
+    let socket = dir.path().join("agent.sock");
+    let mut seen = Vec::new();
+    let lines = agent_lines_during(&podman, &policy, &socket, || {
+        // The namespace is judged at the agent's next look at the containers (at most 2 s).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while curl(9090).0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        seen.push(("listed", curl(8080)));
+        seen.push(("not listed", curl(9090)));
+    });
+    let got = |what: &str| seen.iter().find(|(w, _)| *w == what).map(|(_, r)| r.clone()).expect("ran");
+    let (ok, out, _) = got("listed");
+    assert!(ok && out.trim() == "200", "a listed port takes connections: {out}");
+    let (ok, out, took) = got("not listed");
+    assert!(!ok && (out.contains("Connection refused") || out.contains("Couldn't connect")), "refused: {out}");
+    assert!(took < Duration::from_secs(3), "at once, not at the time-out: {took:?}");
+    let alert = lines
+        .iter()
+        .find(|l| l["type"] == "alert" && l["rule"] == "policy-accept" && l["event"]["local"] == "127.0.0.1:9090")
+        .unwrap_or_else(|| panic!("the refusal alerted: {lines:#?}"));
+    assert_eq!((alert["action"].as_str(), alert["container"]["name"].as_str()), (Some("denied"), Some("server")));
+    assert!(alert["policy"].as_str().is_some_and(|p| p.ends_with("accept: port 9090 is not listed")), "{alert}");
+    let (ok, out, _) = curl(9090);
+    assert!(ok && out.trim() == "200", "with the agent gone the port answers: {out}");
+}

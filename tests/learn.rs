@@ -764,8 +764,9 @@ fn a_peer_is_learned_as_its_group_and_allowed_at_the_addresses_it_holds() {
     drop(agent);
 }
 
-/// An inbound connection to a port the learned policy does not list is a violation (alerted, not
-/// refused) named by the port; accepted, the port is listed and no longer alerted.
+/// An inbound connection to a port the learned policy does not list is a violation named by the
+/// port, refused in protect mode (connection refused, by the inbound rung); accepted, the port
+/// is listed, takes connections and is no longer alerted.
 #[test]
 fn an_unlisted_inbound_port_is_a_violation_to_accept() {
     let Some(podman) = prerequisites() else { return };
@@ -804,7 +805,7 @@ fn an_unlisted_inbound_port_is_a_violation_to_accept() {
         podman.try_podman(&["exec", "visitor", "sh", "-c", "wget -q -O- http://127.0.0.1:9090/"])
     };
     let (ran, said) = fetch(&podman);
-    assert!(ran && said.contains("hi"), "an inbound connection is alerted, not refused: {said}");
+    assert!(!ran && said.contains("Connection refused"), "protect refuses an unlisted inbound connection: {said}");
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline && accept_alerts(&agent).is_empty() {
         std::thread::sleep(Duration::from_millis(200));
@@ -817,13 +818,13 @@ fn an_unlisted_inbound_port_is_a_violation_to_accept() {
         std::thread::sleep(Duration::from_millis(200));
         listed = run_picket(&["policy", "modes", "--agent", &socket]).1;
     }
-    assert!(listed.contains("accept:9090 (alerted, 1×"), "{listed}");
+    assert!(listed.contains("accept:9090 (denied, 1×"), "{listed}");
     let (code, _, said) = run_picket(&["policy", "accept", &group, "accept:9090", "--agent", &socket]);
     assert_eq!(code, Some(0), "{said}");
     std::thread::sleep(Duration::from_secs(3));
     let before = accept_alerts(&agent).len();
     let (ran, said) = fetch(&podman);
-    assert!(ran && said.contains("hi"), "{said}");
+    assert!(ran && said.contains("hi"), "accepted, the port takes connections: {said}");
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(accept_alerts(&agent).len(), before, "accepted, the port is listed: {:?}", accept_alerts(&agent));
     drop(agent);

@@ -371,7 +371,7 @@ impl Detector {
             AlertKind::Accept => (
                 "policy-accept",
                 "Inbound connection the container's policy does not list",
-                "The container's policy lists the inbound connections it accepts; this one is not among them. It was alerted, not refused: refusing inbound connections comes with the layer-7 firewall.",
+                "The container's policy lists the inbound connections it accepts; this one is not among them. In protect mode the kernel refused it (the client's connect failed: connection refused); in monitor mode it was let through and alerted.",
                 "accept",
             ),
             AlertKind::Http => (

@@ -13,6 +13,7 @@ use super::ring::{EventRing, RingError, per_cpu_sum};
 
 mod deadline;
 pub mod fanotify;
+pub mod inbound;
 mod interpreter;
 pub mod l7;
 pub mod ladder;
@@ -222,7 +223,8 @@ pub enum AlertKind {
     File,
     /// A connect or an addressed send (the network rung).
     Connect,
-    /// An inbound connection accepted (judged in user space; alerted, not refused).
+    /// An inbound connection the accept rules do not list: accepted and alerted (monitor), or
+    /// refused by the inbound rung (protect).
     Accept,
     /// A connect or send of a quarantined container (refused, whatever its policy says).
     Quarantined,

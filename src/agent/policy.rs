@@ -81,8 +81,8 @@ pub struct PolicyRule {
     pub files: Vec<FileSpec>,
     #[serde(default)]
     pub connect: Option<ConnectSpec>,
-    /// Inbound connections it may accept (absent: any). Those outside are alerted, not refused:
-    /// refusing inbound connections comes with the layer-7 firewall.
+    /// Inbound connections it may accept (absent: any). Those outside are refused in protect mode
+    /// (the inbound rung, in the container's network namespace) and alerted in monitor mode.
     #[serde(default)]
     pub accept: Option<Vec<AcceptSpec>>,
     /// HTTP requests it may send (the L7 rung).
@@ -424,6 +424,13 @@ impl PolicyRule {
         self.connect
             .as_ref()
             .is_some_and(|c| c.allow.iter().flatten().chain(&c.deny).any(|d| d.group.is_some() || d.fqdn.is_some()))
+    }
+
+    /// The inbound connections it may accept as kernel rules (source, its own port, protocol);
+    /// None: it names none (any is accepted).
+    pub fn accept_sources(&self) -> Option<Vec<Destination>> {
+        let list = self.accept.as_ref()?;
+        Some(list.iter().flat_map(|spec| spec.sources().unwrap_or_default()).collect())
     }
 
     /// Whether an inbound connection from `remote` to the local `port` is one it may accept.

@@ -245,6 +245,30 @@ fn network_violations(events: &[crate::agent::net::NetEvent], network: &NetworkC
         .collect()
 }
 
+/// Inbound connections the inbound rung refused (protect mode): violations of the accept rules.
+fn inbound_violations(refused: &[super::enforce::inbound::Refused]) -> Vec<Violation> {
+    refused
+        .iter()
+        .map(|r| {
+            let event = crate::agent::net::NetEvent {
+                kind: crate::agent::net::NetEventKind::Accept,
+                pid: 0,
+                uid: 0,
+                protocol: r.protocol,
+                local: Some((r.local.ip(), r.local.port())),
+                remote: (r.remote.ip(), r.remote.port()),
+                cgroup_id: r.cgroup_id,
+                timestamp_ns: crate::agent::events::boottime_ns(),
+                comm: String::new(),
+                policy: None,
+                guard: None,
+            };
+            let rule = format!("port {}", r.local.port());
+            net_violation(&event, super::enforce::AlertKind::Accept, super::enforce::AlertAction::Denied, rule)
+        })
+        .collect()
+}
+
 /// The HTTP requests and DNS queries a container's L7 rules objected to.
 fn l7_violations(events: &[super::enforce::l7::L7Event], network: &NetworkControl) -> Vec<Violation> {
     use super::enforce::l7::L7Kind;
@@ -297,7 +321,8 @@ fn net_violation(
 }
 
 /// Connections accepted that the container's policy does not list among its inbound ones:
-/// alerted (recorded in discover mode), never refused (that comes with the firewall).
+/// alerted (recorded in discover mode); in protect mode the inbound rung refuses them before
+/// they are accepted, so those seen here were let through.
 fn accept_violations(events: &[crate::agent::net::NetEvent], enforcing: Option<&Enforcing>) -> Vec<Violation> {
     let Some(enforcing) = enforcing else { return Vec::new() };
     if !events.iter().any(|e| e.kind == crate::agent::net::NetEventKind::Accept) {
@@ -930,6 +955,26 @@ impl Enforcing {
         self.file.names_peer_groups() || self.promoted.iter().any(super::policy::PolicyRule::names_peer_groups)
     }
 
+    /// The running containers whose accept rules the inbound rung holds (protect mode), each
+    /// with a process to find its network namespace by.
+    fn inbound_wanted(
+        &self,
+        running: &[RunningContainer],
+        resolver: &CgroupResolver,
+    ) -> Vec<super::enforce::inbound::Wanted> {
+        let rules = self.rules();
+        running
+            .iter()
+            .filter_map(|c| {
+                let index = c.cgroups.iter().find_map(|g| self.rule_of.get(g))?;
+                let sources = rules.containers.get(*index)?.accept_sources()?;
+                let policy = self.applied.iter().find(|p| c.cgroups.contains(&p.cgroup_id))?;
+                let pid = resolver.process_in(&c.cgroups)?;
+                Some(super::enforce::inbound::Wanted { pid, cgroup_id: policy.cgroup_id, mode: policy.mode, sources })
+            })
+            .collect()
+    }
+
     fn rules(&self) -> PolicyFile {
         let mut rules = self.file.clone();
         rules.containers.extend(self.promoted.iter().cloned());
@@ -1356,6 +1401,13 @@ fn police(
     if network_guard && let Err(e) = network.guard_cgroups(net.programs_mut(), guard_masks(out, network)) {
         crate::say!("picket: protect's network refusals: {e}");
     }
+    if let Some(enforcing) = enforcing.as_ref() {
+        let running = running_containers(&mut out.resolver, &out.names);
+        let wanted = enforcing.inbound_wanted(&running, &out.resolver);
+        if let Err(e) = network.inbound.apply(&wanted) {
+            crate::say!("picket: inbound connections are alerted, not refused ({e})");
+        }
+    }
     let running = out.resolver.containers();
     let cut = out.quarantine.cgroups(running.iter().map(|(id, found)| (id.as_str(), found.cgroups.as_slice())));
     if let Err(e) = network.set_quarantined(net.programs_mut(), cut) {
@@ -1658,6 +1710,10 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
                 violations.extend(accept_violations(&batch, enforcing.as_ref()));
                 let violations = described(enforcing.as_ref(), violations);
                 events += out.send(Batch::Network(batch))?;
+                events += out.send(Batch::Violations(violations))?;
+            }
+            refused = network.inbound.next_batch() => {
+                let violations = described(enforcing.as_ref(), inbound_violations(&refused));
                 events += out.send(Batch::Violations(violations))?;
             }
             batch = network.l7.next_batch() => {

@@ -77,25 +77,6 @@ struct verdict {
     __u32 guard;
 };
 
-static __always_inline int rule_matches(const struct net_rule *r, __u32 family, const __u32 *addr, __u16 port,
-                                        __u32 protocol)
-{
-    if (r->protocol && r->protocol != protocol)
-        return 0;
-    if (port < r->port_lo || port > r->port_hi)
-        return 0;
-    if (r->family == 0)
-        return 1;
-    if (r->family != family)
-        return 0;
-    if ((addr[0] & r->mask[0]) != r->net[0])
-        return 0;
-    if (family == AF_INET)
-        return 1;
-    return (addr[1] & r->mask[1]) == r->net[1] && (addr[2] & r->mask[2]) == r->net[2] &&
-           (addr[3] & r->mask[3]) == r->net[3];
-}
-
 static __always_inline void decide(struct verdict *v, __u64 cgroup_id, __u32 family, const __u32 *addr, __u16 port,
                                    __u32 protocol)
 {
@@ -117,7 +98,7 @@ static __always_inline void decide(struct verdict *v, __u64 cgroup_id, __u32 fam
             for (__u32 i = 0; i < MAX_NET_RULES; i++) {
                 if (i >= p->count)
                     break;
-                if (!rule_matches(&p->rules[i], family, addr, port, protocol))
+                if (!net_rule_matches(&p->rules[i], family, addr, port, protocol))
                     continue;
                 if (p->rules[i].deny) {
                     denied = 1;
@@ -144,7 +125,7 @@ static __always_inline void decide(struct verdict *v, __u64 cgroup_id, __u32 fam
         if (!(bits & (1u << i)))
             continue;
         struct net_rule *r = bpf_map_lookup_elem(&guard_rules, &i);
-        if (r && rule_matches(r, family, addr, port, protocol)) {
+        if (r && net_rule_matches(r, family, addr, port, protocol)) {
             v->guard = i + 1;
             return;
         }

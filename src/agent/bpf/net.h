@@ -42,6 +42,26 @@ struct net_policy {
     struct net_rule rules[MAX_NET_RULES];
 };
 
+// Whether a rule covers an address (network-order words), port and protocol. (AF_INET: 2.)
+static __always_inline int net_rule_matches(const struct net_rule *r, __u32 family, const __u32 *addr, __u16 port,
+                                            __u32 protocol)
+{
+    if (r->protocol && r->protocol != protocol)
+        return 0;
+    if (port < r->port_lo || port > r->port_hi)
+        return 0;
+    if (r->family == 0)
+        return 1;
+    if (r->family != family)
+        return 0;
+    if ((addr[0] & r->mask[0]) != r->net[0])
+        return 0;
+    if (family == 2)
+        return 1;
+    return (addr[1] & r->mask[1]) == r->net[1] && (addr[2] & r->mask[2]) == r->net[2] &&
+           (addr[3] & r->mask[3]) == r->net[3];
+}
+
 struct net_event {
     __u32 kind;
     __u32 pid;

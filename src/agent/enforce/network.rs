@@ -20,7 +20,7 @@ pub const MAX_NET_RULES: usize = 64;
 pub const MAX_GUARD_RULES: usize = 32;
 /// Bytes of `struct net_rule`: net[4], mask[4], family, protocol, two u16 ports, deny.
 const NET_RULE_LEN: usize = 16 + 16 + 4 + 4 + 2 + 2 + 4;
-const NET_POLICY_LEN: usize = 16 + MAX_NET_RULES * NET_RULE_LEN;
+pub(super) const NET_POLICY_LEN: usize = 16 + MAX_NET_RULES * NET_RULE_LEN;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -150,7 +150,7 @@ fn encode_rule(out: &mut [u8], destination: &Destination, deny: bool) {
     out[44..48].copy_from_slice(&u32::from(deny).to_le_bytes());
 }
 
-fn policy_value(mode: Mode, rules: &ConnectRules) -> [u8; NET_POLICY_LEN] {
+pub(super) fn policy_value(mode: Mode, rules: &ConnectRules) -> [u8; NET_POLICY_LEN] {
     let mut value = [0u8; NET_POLICY_LEN];
     let kernel = rules.kernel_rules();
     value[..4].copy_from_slice(&mode.code().to_le_bytes());
@@ -187,6 +187,8 @@ pub struct NetworkControl {
     quarantined: std::collections::HashSet<u64>,
     /// HTTP and DNS rules (their own kernel object, loaded when a policy first has some).
     pub l7: super::l7::L7Control,
+    /// Inbound refusal (a program per judged network namespace).
+    pub inbound: super::inbound::InboundControl,
 }
 
 fn map_err(name: &'static str) -> impl Fn(aya::maps::MapError) -> EnforceError {
