@@ -5,7 +5,8 @@
 //! client gets a reset, "connection refused"). One copy per namespace, because this kernel
 //! refuses `bpf_get_netns_cookie` in `sk_lookup` programs, so a shared map could not tell the
 //! namespaces apart. A container in the host's namespace is never given one (it would judge the
-//! host's own listeners). Containers sharing a namespace (a pod) share the first one's rules.
+//! host's own listeners). Containers sharing a namespace (a pod) are judged by the union of their
+//! rules (a refusal is told as the first one's).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -94,13 +95,7 @@ impl InboundControl {
     /// programs are detached. Must run inside a tokio runtime.
     pub fn apply(&mut self, wanted: &[Wanted]) -> Result<(), EnforceError> {
         let host = namespace_key(1).ok();
-        let mut next: HashMap<(u64, u64), &Wanted> = HashMap::new();
-        for w in wanted.iter().filter(|w| w.mode == Mode::Protect) {
-            let Ok(key) = namespace_key(w.pid) else { continue };
-            if Some(key) != host {
-                next.entry(key).or_insert(w);
-            }
-        }
+        let next = by_namespace(wanted, |pid| namespace_key(pid).ok().filter(|key| Some(*key) != host));
         self.instances.retain(|key, _| next.contains_key(key));
         for (key, w) in next {
             let rules = ConnectRules { allow: Some(w.sources.clone()), deny: Vec::new() };
@@ -113,7 +108,7 @@ impl InboundControl {
                 }
                 continue;
             }
-            let instance = self.load(w, value)?;
+            let instance = self.load(&w, value)?;
             self.instances.insert(key, instance);
         }
         Ok(())
@@ -162,6 +157,29 @@ impl InboundControl {
     }
 }
 
+/// The protect-mode containers per network namespace (`key_of`: a process's namespace, None for
+/// one not to judge), those sharing one merged: the first's process and cgroup, every one's
+/// sources.
+fn by_namespace(wanted: &[Wanted], key_of: impl Fn(u32) -> Option<(u64, u64)>) -> HashMap<(u64, u64), Wanted> {
+    let mut next: HashMap<(u64, u64), Wanted> = HashMap::new();
+    for w in wanted.iter().filter(|w| w.mode == Mode::Protect) {
+        let Some(key) = key_of(w.pid) else { continue };
+        match next.get_mut(&key) {
+            Some(merged) => {
+                for source in &w.sources {
+                    if !merged.sources.contains(source) {
+                        merged.sources.push(*source);
+                    }
+                }
+            }
+            None => {
+                next.insert(key, w.clone());
+            }
+        }
+    }
+    next
+}
+
 fn write_policy(ebpf: &mut Ebpf, value: [u8; NET_POLICY_LEN]) -> Result<(), EnforceError> {
     let map = |source| EnforceError::Map { name: "inbound_policy", source };
     let mut table: Array<&mut MapData, [u8; NET_POLICY_LEN]> =
@@ -172,6 +190,36 @@ fn write_policy(ebpf: &mut Ebpf, value: [u8; NET_POLICY_LEN]) -> Result<(), Enfo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn containers_sharing_a_namespace_are_judged_by_the_union_of_their_rules() {
+        let port = |p: u16| Destination { net: None, ports: (p, p), protocol: None };
+        let wanted = |pid: u32, mode: Mode, ports: &[u16]| Wanted {
+            pid,
+            cgroup_id: u64::from(pid) * 10,
+            mode,
+            sources: ports.iter().map(|p| port(*p)).collect(),
+        };
+        let list = [
+            wanted(1, Mode::Protect, &[8080]),
+            wanted(2, Mode::Protect, &[9090, 8080]),
+            wanted(3, Mode::Monitor, &[7070]),
+            wanted(4, Mode::Protect, &[6060]),
+            wanted(5, Mode::Protect, &[5050]),
+        ];
+        // 1 and 2 share a namespace (a pod); 4 is in the host's (not judged); 3 is in monitor.
+        let key_of = |pid: u32| match pid {
+            1 | 2 => Some((1, 100)),
+            4 => None,
+            pid => Some((1, u64::from(pid))),
+        };
+        let next = by_namespace(&list, key_of);
+        assert_eq!(next.len(), 2, "{next:?}");
+        let pod = &next[&(1, 100)];
+        assert_eq!((pod.pid, pod.cgroup_id), (1, 10), "told as the first one's");
+        assert_eq!(pod.sources, vec![port(8080), port(9090)], "the union, once each");
+        assert_eq!(next[&(1, 5)].sources, vec![port(5050)]);
+    }
 
     #[test]
     fn refusals_decode_with_both_ends() {
