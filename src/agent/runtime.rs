@@ -1393,20 +1393,21 @@ fn police(
         *guard = None;
     }
     if let Some(enforcing) = enforcing.as_mut() {
-        enforcing.refresh(&running_containers(&mut out.resolver, &out.names), &out.peer_addresses(), net, network);
+        let running = running_containers(&mut out.resolver, &out.names);
+        enforcing.refresh(&running, &out.peer_addresses(), net, network);
         if let Some(learning) = out.learning.as_mut() {
             learning.set_judged(enforcing.judged());
+        }
+        let wanted = enforcing.inbound_wanted(&running, &out.resolver);
+        // Said when it first fails (or fails anew), not at every look at the containers.
+        if let Err(e) = network.inbound.apply(&wanted)
+            && network.inbound.first_time(&e.to_string())
+        {
+            crate::say!("picket: inbound connections are alerted, not refused ({e})");
         }
     }
     if network_guard && let Err(e) = network.guard_cgroups(net.programs_mut(), guard_masks(out, network)) {
         crate::say!("picket: protect's network refusals: {e}");
-    }
-    if let Some(enforcing) = enforcing.as_ref() {
-        let running = running_containers(&mut out.resolver, &out.names);
-        let wanted = enforcing.inbound_wanted(&running, &out.resolver);
-        if let Err(e) = network.inbound.apply(&wanted) {
-            crate::say!("picket: inbound connections are alerted, not refused ({e})");
-        }
     }
     let running = out.resolver.containers();
     let cut = out.quarantine.cgroups(running.iter().map(|(id, found)| (id.as_str(), found.cgroups.as_slice())));

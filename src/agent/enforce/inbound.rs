@@ -69,6 +69,8 @@ impl Drop for Instance {
 
 pub struct InboundControl {
     instances: HashMap<(u64, u64), Instance>,
+    /// The last failure said.
+    said: Option<String>,
     tx: tokio::sync::mpsc::UnboundedSender<Vec<Refused>>,
     rx: tokio::sync::mpsc::UnboundedReceiver<Vec<Refused>>,
 }
@@ -76,7 +78,7 @@ pub struct InboundControl {
 impl Default for InboundControl {
     fn default() -> Self {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        Self { instances: HashMap::new(), tx, rx }
+        Self { instances: HashMap::new(), said: None, tx, rx }
     }
 }
 
@@ -152,8 +154,13 @@ impl InboundControl {
         self.rx.recv().await.unwrap_or_default()
     }
 
-    pub fn judged(&self) -> usize {
-        self.instances.len()
+    /// Whether `failure` differs from the last one said (then it is the one said).
+    pub fn first_time(&mut self, failure: &str) -> bool {
+        if self.said.as_deref() == Some(failure) {
+            return false;
+        }
+        self.said = Some(failure.to_string());
+        true
     }
 }
 

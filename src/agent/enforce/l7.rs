@@ -295,6 +295,17 @@ pub enum L7Kind {
     Tls,
 }
 
+impl L7Kind {
+    /// How policies name its rules (`http:`, `dns:`, `tls:`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::Dns => "dns",
+            Self::Tls => "tls",
+        }
+    }
+}
+
 /// A request or query a container's L7 rules objected to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct L7Event {
@@ -453,11 +464,6 @@ fn load() -> Result<Loaded, EnforceError> {
 }
 
 impl L7Control {
-    /// Whether the kernel programs are loaded (a policy had L7 rules).
-    pub fn active(&self) -> bool {
-        self.loaded.is_some()
-    }
-
     /// Puts every container's L7 rules in force (policies without any are left out, and their
     /// cgroups' earlier rules removed). Invalid rules are refused before anything is written.
     /// The first rules load the programs: that must happen inside a tokio runtime (their ring).
@@ -505,7 +511,7 @@ impl L7Control {
     pub fn describe(&self, event: &L7Event) -> String {
         match self.in_force.get(&event.cgroup_id) {
             Some(rules) => rules.describe(event.kind, event.rule),
-            None => format!("{:?} rules no longer in force", event.kind).to_lowercase(),
+            None => format!("{} rules no longer in force", event.kind.as_str()),
         }
     }
 
