@@ -64,6 +64,7 @@ fn thousand_packages(db: &VulnDb<'_>) -> Sbom {
             source: None,
             licenses: vec![],
             locations: vec![],
+            files: Vec::new(),
             cataloger: "bench".into(),
         });
     }

@@ -78,6 +78,7 @@ fn package_pool(db: &VulnDb<'_>) -> (Vec<Package>, Vec<Package>) {
                     source: None,
                     licenses: vec![],
                     locations: vec![],
+                    files: Vec::new(),
                     cataloger: "bench".into(),
                 });
             }

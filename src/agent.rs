@@ -17,6 +17,7 @@ pub mod files;
 pub mod flows;
 pub mod learning;
 pub mod manifest;
+pub mod mapped;
 pub mod names;
 pub mod net;
 pub mod policy;

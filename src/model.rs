@@ -216,6 +216,10 @@ pub struct Package {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub licenses: Vec<String>,
     pub locations: Vec<Location>,
+    /// Its programs and shared objects as its package database (or its own location, for a
+    /// binary) lists them: the files a process executes or maps, which the agent sees in use.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<String>,
     /// The cataloger that found it.
     pub cataloger: String,
 }

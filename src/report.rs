@@ -117,6 +117,7 @@ pub(crate) mod fixtures {
                     source: Some(SourcePackage { name: "glibc".into(), version: "2.36-9+deb12u4".into() }),
                     licenses: vec!["LGPL-2.1+".into(), "GPL-2".into()],
                     locations: vec![Location { layer: Some(layer.clone()), path: "/var/lib/dpkg/status".into() }],
+                    files: Vec::new(),
                     cataloger: "dpkg".into(),
                 },
                 Package {
@@ -130,6 +131,7 @@ pub(crate) mod fixtures {
                         layer: Some(layer),
                         path: "/usr/lib/python3/dist-packages/PyYAML-6.0.dist-info/METADATA".into(),
                     }],
+                    files: Vec::new(),
                     cataloger: "python".into(),
                 },
             ],

@@ -5,7 +5,7 @@
 //!
 //! | part | at most | from |
 //! |---|---|---|
-//! | vulnerabilities | 35 | each: critical 10, high 5, medium 2, low 0.5; × 1.5 with a fix released, × 2 known exploited (the record links an exploit), × 1.5 in use at run time, × 0.25 known unused |
+//! | vulnerabilities | 35 | each: critical 10, high 5, medium 2, low 0.5; × 1.5 with a fix released, × 2 known exploited (the record links an exploit), × 1.5 in use at run time (a program or shared object of the package was executed or mapped by the workload's processes, per the agents' baselines), × 0.25 known unused (its processes were read and none mapped one) |
 //! | exposure | 15 | host network 10, a LoadBalancer Service or an Ingress 8, a NodePort 6, a host port 5 |
 //! | privileges | 20 | privileged 15, host PID 8, host IPC 4, runs as root 6, each dangerous capability 4, each host path 6 (the container runtime's socket 15), privilege escalation allowed 2 |
 //! | compliance | 10 | each failed pod-security check: critical 4, high 2, medium 1, low 0.5 |
@@ -17,6 +17,7 @@
 //! above 0.
 
 pub mod gather;
+pub mod in_use;
 
 use serde::Serialize;
 
@@ -30,9 +31,12 @@ pub struct VulnFact {
     pub package: String,
     pub has_fix: bool,
     pub known_exploited: bool,
-    /// Whether the package's files were executed or opened at run time, per the agent; None:
-    /// not known.
+    /// Whether the package's programs or shared objects were executed or mapped at run time,
+    /// per the agent; None: not known.
     pub in_use: Option<bool>,
+    /// The file of it the agent saw mapped, when in use.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub used_file: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -177,7 +181,8 @@ pub fn score(facts: &WorkloadFacts) -> Score {
             match v.in_use {
                 Some(true) => {
                     points *= 1.5;
-                    marks.push("in use".into());
+                    let file = v.used_file.as_deref().map(|f| f.rsplit('/').next().unwrap_or(f));
+                    marks.push(file.map_or_else(|| "in use".to_string(), |f| format!("in use: {f}")));
                 }
                 Some(false) => {
                     points *= 0.25;
@@ -291,7 +296,8 @@ mod tests {
     use super::*;
 
     fn vuln(id: &str, severity: Severity, has_fix: bool, known_exploited: bool, in_use: Option<bool>) -> VulnFact {
-        VulnFact { id: id.into(), severity, package: "openssl".into(), has_fix, known_exploited, in_use }
+        let used_file = (in_use == Some(true)).then(|| "/usr/lib/x86_64-linux-gnu/libssl.so.3".to_string());
+        VulnFact { id: id.into(), severity, package: "openssl".into(), has_fix, known_exploited, in_use, used_file }
     }
 
     fn facts() -> WorkloadFacts {
@@ -341,6 +347,7 @@ mod tests {
         let more = score(&more);
         let v = more.parts.iter().find(|p| p.name == "vulnerabilities").expect("part");
         assert!(v.points > vulns.points && v.points <= VULNERABILITIES_MAX);
+        assert!(v.reasons.iter().any(|r| r.ends_with("(critical, fix released, exploited, in use: libssl.so.3): 45")));
         assert!(more.total <= 100);
 
         // Not scanned: said, not scored as clean.

@@ -1018,3 +1018,46 @@ fn a_containers_connections_are_known_by_their_protocol() {
     assert_eq!(requests, 1, "a request every half second is told once per window");
     drop(agent);
 }
+
+/// What a workload's processes execute and map is read from /proc and makes its packages in
+/// use: a Debian container (the debootstrap minbase image, pulled into Podman) running bash and
+/// sleep maps files of bash, coreutils and libc6, which the image's SBOM lists for those
+/// packages; apt, never run, is known unused; a package with no programs or libraries is not
+/// known either way. Needs root, BTF, podman, runc and debootstrap.
+#[test]
+fn the_packages_a_workload_maps_are_in_use() {
+    use picket::risk::in_use::{Mapped, Use};
+    let Some(podman) = prerequisites() else { return };
+    let Some(debian) = common::fixtures::debian() else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let image = "localhost/picket-debian:1";
+    let id = podman.podman(&["pull", "-q", &format!("oci:{}", debian.join("oci").display())]);
+    podman.podman(&["tag", id.trim(), image]);
+
+    let agent = Agent::start(&podman, dir.path(), &[]);
+    podman.podman(&["run", "-d", "--name", "deb", image, "bash", "-c", "sleep 600; echo done"]);
+    // Read a moment after each exec, learned at the next state period.
+    std::thread::sleep(Duration::from_secs(6));
+    agent.stop();
+    let (baselines, _) = picket::learn::state::load(&dir.path().join("state")).expect("baselines kept");
+    let baseline = baselines
+        .get(&format!("local/{image}"))
+        .unwrap_or_else(|| panic!("the group was learned: {:?}", baselines.groups.keys().collect::<Vec<_>>()));
+    assert!(baseline.mapped.contains("/usr/bin/bash"), "{:?}", baseline.mapped);
+    assert!(baseline.mapped.contains("/usr/bin/sleep"), "{:?}", baseline.mapped);
+    assert!(baseline.mapped.iter().any(|p| p.ends_with("/libc.so.6")), "{:?}", baseline.mapped);
+    assert!(!baseline.mapped.iter().any(|p| p.starts_with("/proc/") || p.contains("picket")), "{:?}", baseline.mapped);
+
+    let spec = picket::scan::SourceSpec::parse(&debian.join("oci").display().to_string()).expect("spec");
+    let sbom = picket::scan::inventory(&spec, &picket::scan::ScanOptions::default(), &|_| {}).expect("scanned");
+    let files = |name: &str| -> Vec<String> {
+        sbom.packages.iter().find(|p| p.name == name).unwrap_or_else(|| panic!("{name} installed")).files.clone()
+    };
+    let mapped = Mapped::new(&baseline.mapped);
+    for used in ["bash", "coreutils", "libc6"] {
+        assert!(matches!(mapped.use_of(&files(used)), Use::InUse(_)), "{used}: {:?}", files(used));
+    }
+    assert_eq!(mapped.use_of(&files("apt")), Use::Unused, "{:?}", files("apt"));
+    let quiet = sbom.packages.iter().find(|p| p.files.is_empty()).expect("a package with no programs");
+    assert_eq!(mapped.use_of(&quiet.files), Use::Unknown, "{}", quiet.name);
+}

@@ -305,6 +305,11 @@ fn debootstrap_image_matches_syft_and_the_rootfs() {
         "licences from the copyright file: {:?}",
         bash.licenses
     );
+    // Each package's programs and shared objects, from its dpkg file list (for "in use").
+    assert!(bash.files.iter().any(|f| f == "/bin/bash"), "{:?}", bash.files);
+    assert!(!bash.files.iter().any(|f| f.contains("/share/")), "only programs and libraries: {:?}", bash.files);
+    let libc = image.packages.iter().find(|p| p.name == "libc6").expect("libc6");
+    assert!(libc.files.iter().any(|f| f.ends_with("/libc.so.6")), "{:?}", libc.files);
     if let Some(syft) = syft() {
         assert_eq!(keys(&image), syft_keys(&syft, &format!("oci-dir:{}", debian.join("oci").display())));
     }

@@ -194,6 +194,16 @@ impl Observer {
         }
     }
 
+    /// What a container did before it was named, as observations of `group` (now it is).
+    pub fn release(&mut self, container_id: &str, group: &GroupRef) -> Vec<Observation> {
+        self.waiting
+            .remove(container_id)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(at_ms, what)| Observation { group: group.clone(), at_ms, what })
+            .collect()
+    }
+
     /// The probes of one container (none: forgets it).
     pub fn set_probes_of(&mut self, container_id: &str, probes: Vec<super::probes::Command>) {
         if probes.is_empty() {
@@ -224,6 +234,9 @@ pub struct Learning {
     generation: u64,
     /// Cgroups under a policy in monitor or protect mode: what they do is judged, not learned.
     judged: HashSet<u64>,
+    /// What container processes map executable, read from /proc a moment after each exec
+    /// (with the process's container and cgroup).
+    mapped: super::mapped::MappedFiles<(ContainerRef, u64)>,
 }
 
 impl Learning {
@@ -238,6 +251,7 @@ impl Learning {
                 changed: false,
                 generation: 0,
                 judged: HashSet::new(),
+                mapped: super::mapped::MappedFiles::default(),
             },
             note,
         ))
@@ -251,11 +265,55 @@ impl Learning {
         // Judged containers still tell the observer their processes (for parents), and their
         // detections are never learned; what they do is not learned.
         let judged = cgroup_id.is_some_and(|c| self.judged.contains(&c));
+        self.follow_mapped(event, cgroup_id, at_ms);
         for observation in self.observer.observe(event, at_ms) {
             if judged && !matches!(observation.what, Observed::Suspicious { .. }) {
                 continue;
             }
             if self.baselines.observe(&observation) {
+                self.changed = true;
+                self.generation += 1;
+            }
+        }
+    }
+
+    /// A container process's exec makes it read for what it maps a moment later (judged or
+    /// not: what is in use is not behaviour a policy holds).
+    fn follow_mapped(&mut self, event: &WireEvent, cgroup_id: Option<u64>, at_ms: u64) {
+        let (WireEvent::Process { event: process, .. }, Some(container), Some(cgroup)) =
+            (event, event.container(), cgroup_id)
+        else {
+            return;
+        };
+        match process.kind {
+            ProcessEventKind::Exec => self.mapped.on_exec(process.pid, (container.clone(), cgroup), at_ms),
+            ProcessEventKind::Exit if process.pid == process.tid => self.mapped.on_exit(process.pid),
+            _ => {}
+        }
+    }
+
+    /// Reads the processes due and learns what they map into their groups' baselines. `name`
+    /// fills in a container's names as the agent knows them now: a quiet container whose
+    /// first moments were held until it was named has them learned here.
+    pub fn take_mapped(&mut self, name: impl Fn(ContainerRef) -> Option<ContainerRef>) {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        for ((container, cgroup), files) in self.mapped.due(now_ms) {
+            let named = name(container.clone()).unwrap_or(container);
+            let Some(group) = group_of(&named) else { continue };
+            let judged = self.judged.contains(&cgroup);
+            for observation in self.observer.release(&named.id, &group) {
+                if judged && !matches!(observation.what, Observed::Suspicious { .. }) {
+                    continue;
+                }
+                if self.baselines.observe(&observation) {
+                    self.changed = true;
+                    self.generation += 1;
+                }
+            }
+            let Some(baseline) = self.baselines.groups.get_mut(&group.key) else { continue };
+            if baseline.note_mapped(&files) {
                 self.changed = true;
                 self.generation += 1;
             }

@@ -1759,6 +1759,9 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
                 if let Some(syscalls) = syscall_sensor.as_mut() {
                     learn_syscalls(&mut out, syscalls);
                 }
+                if let Some(learning) = out.learning.as_mut() {
+                    learning.take_mapped(|c| out.names.name(Some(c)));
+                }
                 if let Some(learning) = out.learning.as_mut()
                     && let Err(e) = learning.save_if_changed()
                     && !std::mem::replace(&mut learning_error, true)

@@ -692,7 +692,7 @@ async fn capture_alert(
 }
 
 /// The Risk pane's scores: the context's watched inventory, the stored scans and the open
-/// alerts, through `risk::gather::score_cluster` as `picket risk` does.
+/// alerts and the agents' baselines, through `risk::gather::score_cluster` as `picket risk` does.
 async fn load_risk(
     tx: UnboundedSender<Action>,
     request: u64,
@@ -701,10 +701,13 @@ async fn load_risk(
     store: Arc<Store>,
 ) {
     let result = async {
-        let (inventory, warnings) = watched_inventory(&watches, context.as_deref()).await?;
+        let (inventory, mut warnings) = watched_inventory(&watches, context.as_deref()).await?;
+        let client = watch_of(&watches, context.as_deref()).await?.client();
+        let (baselines, unread) = crate::risk::gather::read_baselines(&client).await;
+        warnings.extend(unread);
         tokio::task::spawn_blocking(move || {
             let folds = crate::alert::open_folds(&store).map_err(|e| e.to_string())?;
-            let scores = crate::risk::gather::score_cluster(&inventory, &store, &folds);
+            let scores = crate::risk::gather::score_cluster(&inventory, &store, &folds, &baselines);
             Ok(crate::app::state::RiskData { context: inventory.context.clone(), scores, warnings })
         })
         .await

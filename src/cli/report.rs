@@ -40,20 +40,26 @@ pub fn run(args: &ReportArgs, config: &Config, context: Option<&str>) -> anyhow:
         let read = runtime.block_on(async {
             tokio::time::timeout(CLUSTER_WAIT, async {
                 let (client, name) = crate::cluster::client_for(context).await.map_err(|e| e.to_string())?;
-                crate::cluster::inventory::load(&client, &name).await.map_err(|e| e.to_string())
+                let inventory = crate::cluster::inventory::load(&client, &name).await.map_err(|e| e.to_string())?;
+                Ok((inventory, crate::risk::gather::read_baselines(&client).await))
             })
             .await
             .unwrap_or_else(|_| Err(format!("no answer within {}s", CLUSTER_WAIT.as_secs())))
         });
         match read {
-            Ok(inventory) => Some(inventory),
+            Ok((inventory, (baselines, unread))) => {
+                notes.extend(unread);
+                Some((inventory, baselines))
+            }
             Err(e) => {
                 notes.push(format!("the cluster could not be read ({e}): workloads and compliance are left out"));
                 None
             }
         }
     };
-    let mut data = crate::report::overview::gather(&store, inventory.as_ref()).map_err(anyhow::Error::msg)?;
+    let (inventory, baselines) = inventory.map_or((None, crate::learn::Baselines::default()), |(i, b)| (Some(i), b));
+    let mut data =
+        crate::report::overview::gather(&store, inventory.as_ref(), &baselines).map_err(anyhow::Error::msg)?;
     if !notes.is_empty() {
         data.notes.retain(|n| !n.starts_with("no cluster was read"));
         data.notes.extend(notes);

@@ -27,16 +27,20 @@ pub fn run(args: &RiskArgs, config: &Config, context: Option<&str>) -> anyhow::R
     let store = Store::open(&config.store_path())?;
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
-    let inventory = runtime.block_on(async {
+    let (inventory, baselines) = runtime.block_on(async {
         let (client, name) = crate::cluster::client_for(context).await?;
         let inventory = crate::cluster::inventory::load(&client, &name).await?;
         for unlisted in &inventory.unlisted {
             crate::say!("picket: warning: context {name}: cannot {} ({})", unlisted.needs(), unlisted.message);
         }
-        anyhow::Ok(inventory)
+        let (baselines, unread) = crate::risk::gather::read_baselines(&client).await;
+        if let Some(unread) = unread {
+            crate::say!("picket: warning: context {name}: {unread}");
+        }
+        anyhow::Ok((inventory, baselines))
     })?;
     let folds = crate::alert::open_folds(&store)?;
-    let scores = crate::risk::gather::score_cluster(&inventory, &store, &folds);
+    let scores = crate::risk::gather::score_cluster(&inventory, &store, &folds, &baselines);
     if let Some(wanted) = &args.workload {
         let Some(score) = scores.iter().find(|s| s.subject == *wanted || s.subject.ends_with(&format!(" {wanted}")))
         else {

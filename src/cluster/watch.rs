@@ -35,6 +35,7 @@ struct KindError {
 
 pub struct ClusterWatch {
     context: String,
+    client: Client,
     namespaces: Store<Namespace>,
     nodes: Store<Node>,
     pods: Store<Pod>,
@@ -202,6 +203,7 @@ impl ClusterWatch {
         let (c, s, t) = (&client, &shared, &mut tasks);
         Self {
             context: context.to_string(),
+            client: client.clone(),
             namespaces: watch_kind(c, s, t),
             nodes: watch_kind(c, s, t),
             pods: watch_kind(c, s, t),
@@ -230,6 +232,11 @@ impl ClusterWatch {
 
     pub fn context(&self) -> &str {
         &self.context
+    }
+
+    /// The client the watch reads with (for what it does not watch).
+    pub fn client(&self) -> Client {
+        self.client.clone()
     }
 
     /// A receiver that changes whenever any store or error changes.

@@ -16,6 +16,8 @@ const MAX_PER_PROCESS: usize = 16;
 pub const MAX_FLOWS: usize = 1024;
 /// Paths kept per set before they are folded harder.
 const MAX_PATHS: usize = 4096;
+/// Files mapped executable kept per group at most.
+pub const MAX_MAPPED: usize = 8192;
 /// Peers of one subnet, port and protocol past which they fold into the subnet (/24, /64).
 const PEERS_BEFORE_SUBNET: usize = 4;
 
@@ -230,6 +232,11 @@ pub struct Baseline {
     /// The system calls its containers made (names, as seccomp profiles write them).
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub syscalls: BTreeSet<String>,
+    /// The files its processes executed or mapped executable (programs, shared objects), as
+    /// the agent read them from `/proc/PID/maps`: what risk counts as a package in use. Not
+    /// behaviour a policy holds, so learning one is no change for promotion's quiet period.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub mapped: BTreeSet<String>,
 }
 
 impl Baseline {
@@ -249,7 +256,25 @@ impl Baseline {
             overflow: 0,
             peer_names: BTreeMap::new(),
             syscalls: BTreeSet::new(),
+            mapped: BTreeSet::new(),
         }
+    }
+
+    /// Adds files its processes map executable; returns whether one was new. Bounded: past
+    /// [`MAX_MAPPED`] files, new ones are counted in `overflow`.
+    pub fn note_mapped(&mut self, files: &[String]) -> bool {
+        let mut changed = false;
+        for file in files {
+            if self.mapped.contains(file) {
+                continue;
+            }
+            if self.mapped.len() >= MAX_MAPPED {
+                self.overflow += 1;
+                continue;
+            }
+            changed |= self.mapped.insert(file.clone());
+        }
+        changed
     }
 
     /// Learns one observation; returns whether the baseline has something new.
@@ -440,6 +465,9 @@ impl Baseline {
         self.egress.extend(other.egress.iter().cloned());
         self.listening.extend(other.listening.iter().copied());
         self.syscalls.extend(other.syscalls.iter().cloned());
+        let room = MAX_MAPPED.saturating_sub(self.mapped.len());
+        let new: Vec<String> = other.mapped.difference(&self.mapped).take(room).cloned().collect();
+        self.mapped.extend(new);
     }
 }
 

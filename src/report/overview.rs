@@ -44,8 +44,13 @@ fn index(severity: Severity) -> Option<usize> {
     SEVERITIES.iter().position(|s| *s == severity)
 }
 
-/// The report's data from the store and, when given, a context's inventory.
-pub fn gather(store: &Store, inventory: Option<&crate::cluster::inventory::Inventory>) -> Result<ReportData, String> {
+/// The report's data from the store and, when given, a context's inventory (with what its
+/// agents published, for which packages are in use).
+pub fn gather(
+    store: &Store,
+    inventory: Option<&crate::cluster::inventory::Inventory>,
+    baselines: &crate::learn::Baselines,
+) -> Result<ReportData, String> {
     let mut data = ReportData { generated: crate::alert::time(crate::alert::now_unix_ms()), ..ReportData::default() };
     let db = crate::vulndb::VulnDb::open(store).map_err(|e| e.to_string())?;
     for (_, sbom) in crate::scan::stored::list(store).map_err(|e| format!("reading stored scans: {e}"))? {
@@ -74,7 +79,7 @@ pub fn gather(store: &Store, inventory: Option<&crate::cluster::inventory::Inven
         Some(inventory) => {
             data.context = Some(inventory.context.clone());
             let folds = crate::alert::open_folds(store).map_err(|e| e.to_string())?;
-            data.workloads = crate::risk::gather::score_cluster(inventory, store, &folds);
+            data.workloads = crate::risk::gather::score_cluster(inventory, store, &folds, baselines);
             let facts = crate::bench::k8s::ClusterFacts::new(inventory);
             let report = crate::bench::k8s::judge_on(&facts, &[]);
             let mut sections: BTreeMap<String, SectionRow> = BTreeMap::new();

@@ -1,7 +1,8 @@
 //! The facts of a cluster's workloads for [`super::score`]: each workload's pod spec (exposure,
 //! privileges), the Services and Ingresses that reach it, its failed pod-security checks, the
 //! vulnerabilities of its scanned images (stored SBOMs by the digest the kubelet reports,
-//! matched now) and the open alerts of its pods' containers.
+//! matched now, each package's use from the agents' baselines) and the open alerts of its pods'
+//! containers.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -11,17 +12,29 @@ use super::{AlertFact, CheckFact, DANGEROUS_CAPABILITIES, Score, VulnFact, Workl
 use crate::alert::fold::{Fold, State};
 use crate::bench::k8s::ClusterFacts;
 use crate::cluster::inventory::Inventory;
+use crate::learn::Baselines;
 use crate::model::FindingKind;
 use crate::store::Store;
 
-/// Every workload of `inventory`, scored, the riskiest first.
-pub fn score_cluster(inventory: &Inventory, store: &Store, folds: &[Fold]) -> Vec<Score> {
-    let mut scores: Vec<Score> = gather(inventory, store, folds).iter().map(super::score).collect();
+/// Every workload of `inventory`, scored, the riskiest first. `baselines` are what the
+/// cluster's agents published (`read_baselines`): what each workload's processes map.
+pub fn score_cluster(inventory: &Inventory, store: &Store, folds: &[Fold], baselines: &Baselines) -> Vec<Score> {
+    let mut scores: Vec<Score> = gather(inventory, store, folds, baselines).iter().map(super::score).collect();
     scores.sort_by(|a, b| b.total.cmp(&a.total).then_with(|| a.subject.cmp(&b.subject)));
     scores
 }
 
-pub fn gather(inventory: &Inventory, store: &Store, folds: &[Fold]) -> Vec<WorkloadFacts> {
+/// The baselines every node's agent published (in the agents' namespace): none, with the
+/// reason, where they cannot be read (then no package's use is known).
+pub async fn read_baselines(client: &kube::Client) -> (Baselines, Option<String>) {
+    match crate::agent::publish::read_all(client, crate::agent::manifest::NAMESPACE).await {
+        Ok((baselines, unreadable)) if unreadable.is_empty() => (baselines, None),
+        Ok((baselines, unreadable)) => (baselines, Some(format!("unreadable baselines: {}", unreadable.join("; ")))),
+        Err(e) => (Baselines::default(), Some(format!("{e}: which packages are in use is not known"))),
+    }
+}
+
+pub fn gather(inventory: &Inventory, store: &Store, folds: &[Fold], baselines: &Baselines) -> Vec<WorkloadFacts> {
     let facts = ClusterFacts::new(inventory);
     let report = crate::bench::k8s::judge_on(&facts, &[]);
     let checks: HashMap<String, Vec<CheckFact>> = crate::bench::k8s::summary::workload_risks(&facts, &report)
@@ -32,7 +45,7 @@ pub fn gather(inventory: &Inventory, store: &Store, folds: &[Fold]) -> Vec<Workl
             (subject, failed.collect())
         })
         .collect();
-    let vulnerabilities = vulnerabilities_by_workload(inventory, store);
+    let vulnerabilities = vulnerabilities_by_workload(inventory, store, baselines);
     let alerts = alerts_by_workload(inventory, folds);
     facts
         .workloads
@@ -143,39 +156,66 @@ fn exposure(
     out
 }
 
-/// Each workload's vulnerabilities from its scanned images (each id once), and whether any
-/// image of it was scanned.
-fn vulnerabilities_by_workload(inventory: &Inventory, store: &Store) -> HashMap<String, (bool, Vec<VulnFact>)> {
+/// Each workload's vulnerabilities from its scanned images (each id once), each marked in use
+/// or not by its group's baseline, and whether any image of it was scanned.
+fn vulnerabilities_by_workload(
+    inventory: &Inventory,
+    store: &Store,
+    baselines: &Baselines,
+) -> HashMap<String, (bool, Vec<VulnFact>)> {
     let mut out: HashMap<String, (bool, Vec<VulnFact>)> = HashMap::new();
     for image in crate::cluster::images::running_images(inventory) {
         let Some(digest) = &image.digest else { continue };
         let Ok(Some(sbom)) = crate::scan::stored::get(store, digest) else { continue };
+        let files: HashMap<String, Vec<String>> =
+            sbom.packages.iter().filter(|p| !p.files.is_empty()).map(|p| (p.purl.clone(), p.files.clone())).collect();
         let Ok(scanned) = crate::scan::assess(store, sbom, &crate::scan::Assessment::default()) else { continue };
-        let vulns: Vec<VulnFact> = scanned
+        let vulns: Vec<(VulnFact, &[String])> = scanned
             .findings
             .iter()
             .filter(|f| matches!(f.kind, FindingKind::Vulnerability | FindingKind::Advisory))
-            .map(|f| VulnFact {
-                id: f.id.clone(),
-                severity: f.severity,
-                package: f.package.as_ref().map(|p| format!("{} {}", p.name, p.version)).unwrap_or_default(),
-                has_fix: !f.fixed_versions.is_empty(),
-                known_exploited: super::known_exploited(&f.references),
-                in_use: None,
+            .map(|f| {
+                let fact = VulnFact {
+                    id: f.id.clone(),
+                    severity: f.severity,
+                    package: f.package.as_ref().map(|p| format!("{} {}", p.name, p.version)).unwrap_or_default(),
+                    has_fix: !f.fixed_versions.is_empty(),
+                    known_exploited: super::known_exploited(&f.references),
+                    in_use: None,
+                    used_file: None,
+                };
+                let package_files = f.package.as_ref().and_then(|p| files.get(&p.purl)).map_or(&[][..], Vec::as_slice);
+                (fact, package_files)
             })
             .collect();
         for user in &image.used_by {
             let subject = user.split(" (container ").next().unwrap_or(user).to_string();
+            let mapped =
+                group_key(&subject).and_then(|key| baselines.get(&key)).map(|b| super::in_use::Mapped::new(&b.mapped));
             let entry = out.entry(subject).or_default();
             entry.0 = true;
-            for v in &vulns {
-                if !entry.1.iter().any(|have| have.id == v.id && have.package == v.package) {
-                    entry.1.push(v.clone());
+            for (v, package_files) in &vulns {
+                if entry.1.iter().any(|have| have.id == v.id && have.package == v.package) {
+                    continue;
                 }
+                let mut v = v.clone();
+                match mapped.as_ref().map(|m| m.use_of(package_files)) {
+                    Some(super::in_use::Use::InUse(file)) => (v.in_use, v.used_file) = (Some(true), Some(file)),
+                    Some(super::in_use::Use::Unused) => v.in_use = Some(false),
+                    Some(super::in_use::Use::Unknown) | None => {}
+                }
+                entry.1.push(v);
             }
         }
     }
     out
+}
+
+/// `Deployment shop/api` → `shop/Deployment/api`, the key the agents learn the workload under.
+fn group_key(subject: &str) -> Option<String> {
+    let (kind, rest) = subject.split_once(' ')?;
+    let (namespace, name) = rest.split_once('/')?;
+    Some(format!("{namespace}/{kind}/{name}"))
 }
 
 /// Open folds of alerts by the workload that owns the alerting pod.
@@ -200,4 +240,14 @@ fn alerts_by_workload(inventory: &Inventory, folds: &[Fold]) -> HashMap<String, 
         });
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_workload_is_known_by_the_key_its_agents_learn_it_under() {
+        let group = crate::learn::GroupRef::workload("shop", "Deployment", "api");
+        assert_eq!(super::group_key("Deployment shop/api").as_deref(), Some(group.key.as_str()));
+        assert_eq!(super::group_key("garbage"), None);
+    }
 }

@@ -152,6 +152,19 @@ pub fn stanzas(text: &str) -> Vec<Vec<(String, String)>> {
     out
 }
 
+/// Whether a packaged file is one a process can execute or map: under a `bin`, `sbin` or
+/// `libexec` directory, or a shared object (`libssl.so.3`, `_ssl.cpython-311-x86_64-linux-gnu.so`).
+/// These are what a package lists for the agent's "in use" (the rest: data, docs, headers).
+pub fn is_runnable(path: &str) -> bool {
+    let Some((dir, name)) = path.rsplit_once('/') else { return false };
+    if name.is_empty() {
+        return false;
+    }
+    let shared_object = name.ends_with(".so") || name.contains(".so.");
+    let program_dir = dir.rsplit('/').next().is_some_and(|d| matches!(d, "bin" | "sbin" | "libexec"));
+    shared_object || program_dir || dir.contains("/libexec/")
+}
+
 pub fn field<'a>(stanza: &'a [(String, String)], key: &str) -> Option<&'a str> {
     stanza.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }

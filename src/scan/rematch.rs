@@ -273,6 +273,7 @@ pub fn rematch_all(store: &Store) -> Result<RematchReport, MatchError> {
                 source: package.source,
                 licenses: Vec::new(),
                 locations: Vec::new(),
+                files: Vec::new(),
                 cataloger: String::new(),
             };
             let found = Arc::new(keyed(&index.match_package(&full, distro.as_ref())));

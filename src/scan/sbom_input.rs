@@ -159,6 +159,7 @@ fn package_of(text: &str, given_name: Option<&str>) -> Option<(Package, Option<D
         purl: text.to_string(),
         licenses: Vec::new(),
         locations: Vec::new(),
+        files: Vec::new(),
         cataloger: "sbom".into(),
     };
     if super::catalogers::implausible(&package).is_some() {

@@ -1,5 +1,6 @@
 //! Debian packages: `var/lib/dpkg/status`, and distroless `var/lib/dpkg/status.d/*`. Licences
-//! come from the machine-readable `usr/share/doc/PKG/copyright` files when present.
+//! come from the machine-readable `usr/share/doc/PKG/copyright` files when present; each
+//! package's programs and shared objects from its `var/lib/dpkg/info/PKG[:ARCH].list`.
 
 use std::collections::BTreeSet;
 
@@ -11,6 +12,7 @@ pub struct DpkgCataloger;
 
 const STATUS: &str = "var/lib/dpkg/status";
 const STATUS_D: &str = "var/lib/dpkg/status.d/";
+const INFO: &str = "var/lib/dpkg/info/";
 
 fn is_copyright(path: &str) -> bool {
     path.strip_prefix("usr/share/doc/")
@@ -24,13 +26,14 @@ impl Cataloger for DpkgCataloger {
     }
 
     fn version(&self) -> u32 {
-        1
+        2
     }
 
     fn wants(&self, path: &str) -> bool {
         path == STATUS
             || path.strip_prefix(STATUS_D).is_some_and(|name| !name.contains('/') && !name.ends_with(".md5sums"))
             || is_copyright(path)
+            || path.strip_prefix(INFO).is_some_and(|name| !name.contains('/') && name.ends_with(".list"))
     }
 
     fn catalog(&self, fs: &VirtualFs, distro: Option<&Distro>) -> CatalogOutput {
@@ -77,6 +80,7 @@ impl Cataloger for DpkgCataloger {
                     licenses: licenses(fs, name),
                     source: Some(source),
                     locations: vec![fs.location(&db)],
+                    files: runnable_files(fs, name, arch),
                     cataloger: self.name().to_string(),
                 });
             }
@@ -98,6 +102,18 @@ fn source_package(source: Option<&str>, name: &str, version: &str) -> SourcePack
         },
         None => SourcePackage { name: name.to_string(), version: version.to_string() },
     }
+}
+
+/// The programs and shared objects of `package` its file list names (none without one).
+fn runnable_files(fs: &VirtualFs, package: &str, arch: &str) -> Vec<String> {
+    let list = fs.read(&format!("{INFO}{package}:{arch}.list")).or_else(|| fs.read(&format!("{INFO}{package}.list")));
+    let Some(bytes) = list else { return Vec::new() };
+    String::from_utf8_lossy(&bytes)
+        .lines()
+        .map(str::trim)
+        .filter(|path| path.starts_with('/') && super::is_runnable(path))
+        .map(String::from)
+        .collect()
 }
 
 /// Licence names from a DEP-5 copyright file's `License:` lines, in first-seen order.
@@ -147,6 +163,33 @@ mod tests {
         );
         assert_eq!(bash.licenses, vec!["GPL-3+", "GFDL-1.3"]);
         assert_eq!(out.packages[2].source.as_ref().map(|s| s.name.as_str()), Some("base-files"));
+    }
+
+    #[test]
+    fn a_packages_programs_and_shared_objects_come_from_its_file_list() {
+        let status = "Package: libssl3\nStatus: install ok installed\nArchitecture: amd64\nVersion: 3.0.15-1~deb12u1\n\n\
+                      Package: bash\nStatus: install ok installed\nArchitecture: amd64\nVersion: 5.2.15-2+b7\n\n\
+                      Package: tzdata\nStatus: install ok installed\nArchitecture: all\nVersion: 2024b-0+deb12u1\n";
+        let ssl = "/.\n/usr\n/usr/lib\n/usr/lib/x86_64-linux-gnu\n/usr/lib/x86_64-linux-gnu/engines-3\n\
+                   /usr/lib/x86_64-linux-gnu/engines-3/afalg.so\n/usr/lib/x86_64-linux-gnu/libssl.so.3\n\
+                   /usr/share/doc/libssl3/changelog.Debian.gz\n";
+        let bash = "/.\n/bin\n/bin/bash\n/usr/bin/bashbug\n/usr/share/man/man1/bash.1.gz\n";
+        let fs = VirtualFs::from_files(&[
+            (STATUS, status),
+            ("var/lib/dpkg/info/libssl3:amd64.list", ssl),
+            ("var/lib/dpkg/info/bash.list", bash),
+        ]);
+        assert!(DpkgCataloger.wants("var/lib/dpkg/info/libssl3:amd64.list"));
+        assert!(!DpkgCataloger.wants("var/lib/dpkg/info/libssl3:amd64.md5sums"));
+        let out = DpkgCataloger.catalog(&fs, None);
+        let files =
+            |name: &str| out.packages.iter().find(|p| p.name == name).map(|p| p.files.clone()).unwrap_or_default();
+        assert_eq!(
+            files("libssl3"),
+            ["/usr/lib/x86_64-linux-gnu/engines-3/afalg.so", "/usr/lib/x86_64-linux-gnu/libssl.so.3"]
+        );
+        assert_eq!(files("bash"), ["/bin/bash", "/usr/bin/bashbug"]);
+        assert!(files("tzdata").is_empty(), "no list, no files");
     }
 
     #[test]

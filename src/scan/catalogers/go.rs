@@ -44,7 +44,7 @@ impl Cataloger for GoBinaryCataloger {
     }
 
     fn version(&self) -> u32 {
-        1
+        2
     }
 
     fn wants(&self, _path: &str) -> bool {
@@ -68,6 +68,7 @@ impl Cataloger for GoBinaryCataloger {
                         source: None,
                         licenses: Vec::new(),
                         locations: vec![location.clone()],
+                        files: vec![location.path.clone()],
                         cataloger: self.name().to_string(),
                     });
                 };

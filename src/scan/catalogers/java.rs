@@ -87,6 +87,7 @@ impl Maven {
             source: None,
             licenses: Vec::new(),
             locations: vec![location],
+            files: Vec::new(),
             cataloger: "java-archive".to_string(),
         }
     }

@@ -57,6 +57,7 @@ fn package(
         source: None,
         licenses: Vec::new(),
         locations: vec![fs.location(path)],
+        files: Vec::new(),
         cataloger: cataloger.to_string(),
     }
 }

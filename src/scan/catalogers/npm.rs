@@ -71,6 +71,7 @@ impl Cataloger for NpmCataloger {
                 source: None,
                 licenses,
                 locations: vec![fs.location(path)],
+                files: Vec::new(),
                 cataloger: self.name().to_string(),
             }])
         })

@@ -43,6 +43,7 @@ impl Cataloger for PythonCataloger {
                 source: None,
                 licenses: licenses(&headers),
                 locations: vec![fs.location(path)],
+                files: Vec::new(),
                 cataloger: self.name().to_string(),
             }])
         })

@@ -161,6 +161,7 @@ impl Cataloger for RpmCataloger {
                     version,
                     ecosystem: Ecosystem::RedHat,
                     locations: vec![fs.location(db)],
+                    files: Vec::new(),
                     cataloger: self.name().to_string(),
                 });
             }

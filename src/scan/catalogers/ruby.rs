@@ -63,6 +63,7 @@ impl Cataloger for GemspecCataloger {
                 source: None,
                 licenses,
                 locations: vec![fs.location(path)],
+                files: Vec::new(),
                 cataloger: self.name().to_string(),
             }])
         })

@@ -29,7 +29,7 @@ impl Cataloger for RustAuditableCataloger {
     }
 
     fn version(&self) -> u32 {
-        1
+        2
     }
 
     fn wants(&self, _path: &str) -> bool {
@@ -64,6 +64,7 @@ impl Cataloger for RustAuditableCataloger {
                         source: None,
                         licenses: Vec::new(),
                         locations: vec![fs.location(path)],
+                        files: vec![format!("/{path}")],
                         cataloger: if registry {
                             self.name().to_string()
                         } else {

@@ -159,7 +159,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let store = crate::store::Store::open(dir.path()).expect("store");
         let inventory = fixtures::inventory();
-        let scores = crate::risk::gather::score_cluster(&inventory, &store, &[]);
+        let scores = crate::risk::gather::score_cluster(&inventory, &store, &[], &crate::learn::Baselines::default());
         assert!(scores.windows(2).all(|w| w[0].total >= w[1].total), "the riskiest first");
         assert!(scores.first().is_some_and(|s| s.total > scores.last().map_or(0, |l| l.total)));
         let data = RiskData { context: inventory.context.clone(), scores, warnings: vec![] };
