@@ -33,14 +33,16 @@ runtime_packages=(ca-certificates pkg-config clang llvm libbpf-dev bpftool)
 #   etcd-server: a real etcd process whose flags the node benchmark reads from /proc.
 #   tshark: reads the packet captures picket writes, as a user would; chromium: opens the HTML
 #   report headless and screenshots it.
-#   curl, bind9-dnsutils (dig), redis-server: the real clients and servers the firewall tests run
-#   inside containers (mounted read-only from the host) to identify and judge their traffic.
+#   curl, bind9-dnsutils (dig), redis-server, postgresql-15, openssh-client: the real clients and
+#   servers the firewall tests run inside containers (mounted read-only from the host) to
+#   identify and judge their traffic.
 #   dpkg-dev: `apt-get source` of Debian's kubernetes package, from which
 #   ../shared/testbed/kube/build.sh builds the real kube-apiserver the cluster tests run against
 #   (once, cached under target/kube; its Go toolchain comes from PyPI into a venv).
 dev_packages=(tmux podman runc conmon containernetworking-plugins golang-github-containers-common docker.io busybox-static
   python3-venv docker-registry apache2-utils openssl skopeo debootstrap rpm
-  libguava-java libcommons-lang3-java libcommons-io-java libjansi-java etcd-server dpkg-dev tshark chromium curl bind9-dnsutils redis-server)
+  libguava-java libcommons-lang3-java libcommons-io-java libjansi-java etcd-server dpkg-dev tshark chromium curl bind9-dnsutils redis-server
+  postgresql-15 openssh-client)
 if ! command -v npm >/dev/null 2>&1; then
   dev_packages+=(npm)
 fi

@@ -169,6 +169,7 @@ fn l7_policy() -> picket::agent::enforce::ContainerPolicy {
             http_deny: vec![picket::agent::enforce::l7::HttpMatch {
                 method: Some("DELETE".into()),
                 path: "/admin*".into(),
+                host: None,
                 ports: (0, u16::MAX),
             }],
             ..Default::default()

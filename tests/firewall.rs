@@ -64,10 +64,39 @@ print(ask(s, "GET /two HTTP/1.1"))
 print(ask(connect(), "GET /two HTTP/1.1"))
 "#;
 
+/// PostgreSQL's server and client programs (Debian's postgresql-15).
+const POSTGRES_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+/// Accepts on 127.0.0.1:2222, reads what a client sends first, and closes: enough for a client
+/// that speaks first (ssh's banner) to be identified.
+const SINK: &str = r#"
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 2222))
+s.listen(8)
+while True:
+    c, _ = s.accept()
+    c.settimeout(2)
+    try:
+        print("first bytes", c.recv(256)[:40], flush=True)
+    except OSError:
+        pass
+    c.close()
+"#;
+
 fn tools_present() -> bool {
-    ["/usr/bin/curl", "/usr/bin/dig", "/usr/bin/python3", "/usr/bin/openssl", "/usr/bin/redis-server"]
-        .iter()
-        .all(|p| std::path::Path::new(p).exists())
+    [
+        "/usr/bin/curl",
+        "/usr/bin/dig",
+        "/usr/bin/python3",
+        "/usr/bin/openssl",
+        "/usr/bin/redis-server",
+        "/usr/bin/ssh",
+        "/usr/lib/postgresql/15/bin/postgres",
+    ]
+    .iter()
+    .all(|p| std::path::Path::new(p).exists())
 }
 
 fn exec_in(podman: &common::engines::Podman, name: &str, command: &[&str]) -> (bool, String, Duration) {
@@ -140,7 +169,9 @@ fn http_requests_dns_names_and_tls_server_names_are_refused_in_the_kernel() {
         return;
     }
     if !tools_present() {
-        eprintln!("skipped: needs curl, dig, python3, openssl and redis-server on the host (./install.sh --dev)");
+        eprintln!(
+            "skipped: needs curl, dig, python3, openssl, redis-server, ssh and postgresql-15 on the host (./install.sh --dev)"
+        );
         return;
     }
     let Some(podman) = common::engines::Podman::start() else {
@@ -150,6 +181,7 @@ fn http_requests_dns_names_and_tls_server_names_are_refused_in_the_kernel() {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(dir.path().join("dns.py"), DNS_RESPONDER).expect("responder");
     std::fs::write(dir.path().join("keepalive.py"), KEEP_ALIVE_CLIENT).expect("client");
+    std::fs::write(dir.path().join("sink.py"), SINK).expect("sink");
     std::fs::create_dir(dir.path().join("www")).expect("www");
     for page in ["index.html", "one", "two"] {
         std::fs::write(dir.path().join("www").join(page), "hello\n").expect("page");
@@ -163,13 +195,18 @@ fn http_requests_dns_names_and_tls_server_names_are_refused_in_the_kernel() {
         .expect("openssl runs");
     assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
     let mount = format!("{}:/t:ro", dir.path().display());
+    // The host's users, for PostgreSQL (it runs as its own user) and ssh (it looks itself up).
+    let users = ["-v", "/etc/passwd:/etc/passwd:ro", "-v", "/etc/group:/etc/group:ro"];
     let mut web = vec!["run", "-d", "--name", "web", "-v", &mount];
     web.extend_from_slice(&HOST_TOOLS);
+    web.extend_from_slice(&users);
     web.extend_from_slice(&[
         common::engines::Podman::IMAGE,
         "sh",
         "-c",
-        "python3 -u /t/dns.py > /dns.log 2>&1 & \
+        "mkdir -p /tmp && chmod 1777 /tmp; \
+         python3 -u /t/dns.py > /dns.log 2>&1 & \
+         python3 -u /t/sink.py > /sink.log 2>&1 & \
          openssl s_server -accept 127.0.0.1:8443 -cert /t/cert.pem -key /t/key.pem -www -quiet > /tls.log 2>&1 & \
          redis-server --port 6379 --bind 127.0.0.1 --save '' > /redis.log 2>&1 & \
          exec python3 -u -m http.server 8080 -b 127.0.0.1 -p HTTP/1.1 -d /t/www",
@@ -177,17 +214,30 @@ fn http_requests_dns_names_and_tls_server_names_are_refused_in_the_kernel() {
     podman.podman(&web);
     let mut client = vec!["run", "-d", "--name", "client", "--network", "container:web", "-v", &mount];
     client.extend_from_slice(&HOST_TOOLS);
+    client.extend_from_slice(&users);
     client.extend_from_slice(&[common::engines::Podman::IMAGE, "sleep", "600"]);
     podman.podman(&client);
+    // A real PostgreSQL server, as its own user.
+    let postgres = format!(
+        "{POSTGRES_BIN}/initdb -D /tmp/pg -U postgres --auth=trust --locale=C -E UTF8 > /tmp/initdb.log 2>&1 && \
+         exec {POSTGRES_BIN}/postgres -D /tmp/pg -k /tmp -h 127.0.0.1 -p 5432 > /tmp/pg.log 2>&1"
+    );
+    podman.podman(&["exec", "-d", "--user", "postgres", "web", "sh", "-c", &postgres]);
+    let psql_bin = format!("{POSTGRES_BIN}/psql");
+    let psql =
+        [psql_bin.as_str(), "-h", "127.0.0.1", "-p", "5432", "-U", "postgres", "-tAc", "select 40 + 2", "postgres"];
     // The servers are up before anything is judged.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !exec_in(&podman, "client", &["curl", "-sf", "http://127.0.0.1:8080/"]).0 && Instant::now() < deadline {
+    while !(exec_in(&podman, "client", &["curl", "-sf", "http://127.0.0.1:8080/"]).0
+        && exec_in(&podman, "client", &psql).1.contains("42"))
+        && Instant::now() < deadline
+    {
         std::thread::sleep(Duration::from_millis(200));
     }
     let policy = dir.path().join("l7.yaml");
     std::fs::write(
         &policy,
-        "containers:\n  - name: client\n    mode: protect\n    http:\n      deny:\n        - method: DELETE\n          path: /admin*\n          ports: [8080]\n    dns:\n      deny: [\"*.evil.example\"]\n    tls:\n      deny: [\"*.evil.example\"]\n",
+        "containers:\n  - name: client\n    mode: protect\n    http:\n      deny:\n        - method: DELETE\n          path: /admin*\n          ports: [8080]\n        - host: \"*.evil.example\"\n          ports: [8080]\n    dns:\n      deny: [\"*.evil.example\"]\n    tls:\n      deny: [\"*.evil.example\"]\n",
     )
     .expect("policy");
     let checked = std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
@@ -219,6 +269,8 @@ fn http_requests_dns_names_and_tls_server_names_are_refused_in_the_kernel() {
         seen.push(("get", curl(&["http://127.0.0.1:8080/"])));
         seen.push(("delete", curl(&["-X", "DELETE", "http://127.0.0.1:8080/admin/users"])));
         seen.push(("delete elsewhere", curl(&["-X", "DELETE", "http://127.0.0.1:8080/cart"])));
+        seen.push(("host denied", curl(&["-H", "Host: c4.evil.example:8080", "http://127.0.0.1:8080/one"])));
+        seen.push(("host ok", curl(&["-H", "hOsT: shop.example", "http://127.0.0.1:8080/two"])));
         seen.push(("keep-alive", exec_in(&podman, "client", &["python3", "/t/keepalive.py"])));
         seen.push(("dns ok", dig("shop.example")));
         seen.push(("dns denied", dig("c2.evil.example")));
@@ -234,6 +286,23 @@ fn http_requests_dns_names_and_tls_server_names_are_refused_in_the_kernel() {
         };
         seen.push(("tls ok", https("shop.example")));
         seen.push(("redis", exec_in(&podman, "client", &["redis-cli", "-h", "127.0.0.1", "-p", "6379", "PING"])));
+        seen.push(("postgresql", exec_in(&podman, "client", &psql)));
+        let ssh = [
+            "ssh",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "ConnectTimeout=3",
+            "-p",
+            "2222",
+            "nobody@127.0.0.1",
+            "true",
+        ];
+        seen.push(("ssh", exec_in(&podman, "client", &ssh)));
         seen.push(("tls denied", https("c2.evil.example")));
         watched = Some(watcher.wait_with_output().expect("picket network ends"));
     });
@@ -245,6 +314,12 @@ fn http_requests_dns_names_and_tls_server_names_are_refused_in_the_kernel() {
     assert!(took < Duration::from_secs(3), "refused at once, not at the time-out: {took:?}");
     let (_, out, _) = got("delete elsewhere");
     assert!(out.trim() == "501", "another path's DELETE reaches the server (which does not do DELETE): {out}");
+    // The Host header's name, whatever its case and port.
+    let (ok, out, took) = got("host denied");
+    assert!(!ok && out.contains("Send failure"), "a request to a denied host is refused: {out}");
+    assert!(took < Duration::from_secs(3), "at once: {took:?}");
+    let (ok, out, _) = got("host ok");
+    assert!(ok && out.trim() == "200", "another host passes: {out}");
     // A refused request ends the connection (the agent destroys it); the client's next
     // connection is judged afresh.
     let (ok, out, _) = got("keep-alive");
@@ -277,6 +352,8 @@ fn http_requests_dns_names_and_tls_server_names_are_refused_in_the_kernel() {
 
     let (ok, out, _) = got("redis");
     assert!(ok && out.contains("PONG"), "{out}");
+    let (ok, out, _) = got("postgresql");
+    assert!(ok && out.trim() == "42", "the real server answered: {out}");
 
     // Each protocol named from the real clients' first bytes, whatever the port.
     let flows: Vec<&serde_json::Value> =
@@ -287,12 +364,25 @@ fn http_requests_dns_names_and_tls_server_names_are_refused_in_the_kernel() {
     assert!(sent("http").iter().any(|f| f["method"] == "GET" && f["remote"][1] == 8080), "{flows:#?}");
     assert!(sent("tls").iter().any(|f| f["sni"] == "shop.example" && f["remote"][1] == 8443), "{flows:#?}");
     assert!(sent("redis").iter().any(|f| f["command"] == "PING"), "{flows:#?}");
+    // psql asks for TLS first (sslmode=prefer), on the server's port.
+    assert!(sent("postgresql").iter().any(|f| f["message"] == "ssl" && f["remote"][1] == 5432), "{flows:#?}");
+    assert!(
+        sent("ssh").iter().any(|f| f["banner"].as_str().is_some_and(|b| b.starts_with("SSH-2.0-OpenSSH"))),
+        "{flows:#?}"
+    );
+    let sink = exec_in(&podman, "web", &["cat", "/sink.log"]).1;
+    assert!(sink.contains("first bytes b'SSH-2.0-"), "{sink}");
     assert!(sent("unknown").iter().all(|f| f["remote"][1] == 53), "only DNS over TCP goes unnamed: {flows:#?}");
 
     let server_log = podman.try_podman(&["logs", "web"]).1;
     assert!(server_log.contains("\"GET / HTTP/1.1\" 200"), "{server_log}");
     assert!(server_log.contains("DELETE /cart"), "{server_log}");
     assert!(!server_log.contains("/admin"), "the refused requests never reached the server: {server_log}");
+    assert_eq!(
+        server_log.matches("GET /one").count(),
+        1,
+        "only the keep-alive client's GET /one arrived, not the one to the denied host: {server_log}"
+    );
     assert!(server_log.contains("GET /two"), "{server_log}");
     assert!(queries.contains("query shop.example"), "{queries}");
     assert!(queries.contains("query cart.example tcp"), "{queries}");

@@ -113,6 +113,9 @@ pub struct HttpRuleSpec {
     /// `/admin*` (a prefix) or a whole path; absent: any path.
     #[serde(default)]
     pub path: Option<String>,
+    /// The Host header's name: `shop.example` or `*.shop.example`; absent: any host.
+    #[serde(default)]
+    pub host: Option<String>,
     #[serde(default)]
     pub ports: Vec<PortSpec>,
 }
@@ -125,7 +128,11 @@ impl HttpRuleSpec {
             true => vec![Destination::ANY_PORT],
             false => self.ports.iter().map(PortSpec::range).collect::<Result<Vec<_>, _>>()?,
         };
-        Ok(ranges.into_iter().map(|ports| HttpMatch { method: method.clone(), path: path.clone(), ports }).collect())
+        let host = self.host.as_ref().map(|h| h.to_ascii_lowercase());
+        Ok(ranges
+            .into_iter()
+            .map(|ports| HttpMatch { method: method.clone(), path: path.clone(), host: host.clone(), ports })
+            .collect())
     }
 }
 
@@ -828,6 +835,7 @@ fn from_policy_documents(path: &Path, text: &str) -> Result<PolicyFile, PolicyFi
                 let requests = rule.http.iter().map(|r| HttpRuleSpec {
                     method: r.method.clone(),
                     path: r.path.clone(),
+                    host: r.host.clone(),
                     ports: ports.clone(),
                 });
                 match rule.action {

@@ -241,8 +241,9 @@ pub struct NetworkRule {
     pub action: Action,
 }
 
-/// HTTP requests: a method (absent: any) and a path (`/admin*`: every path that starts so;
-/// absent: any path).
+/// HTTP requests: a method (absent: any), a path (`/admin*`: every path that starts so;
+/// absent: any path) and a host (the Host header's name, `shop.example` or `*.shop.example`;
+/// absent: any host).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpRequest {
@@ -250,6 +251,8 @@ pub struct HttpRequest {
     pub method: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 /// One peer: a group (`namespace/owner-kind/name` as learning names groups), every pod of a

@@ -304,6 +304,14 @@ fn check_network(rule: &NetworkRule, ingress: bool, at: &[Step], found: &mut Fou
                 ));
             }
         }
+        if let Some(host) = &request.host
+            && (!valid_fqdn(host) || host.len() > 120)
+        {
+            found.push((
+                under(&here, &[Step::Key("host")]),
+                format!("'{host}' is not a host name (`*.` may start it; at most 120 bytes)"),
+            ));
+        }
     }
     for (i, name) in rule.dns.iter().enumerate() {
         if !valid_fqdn(name) || name.len() > 120 {
@@ -448,6 +456,18 @@ spec:
                 "web.yaml:24:7: 'gopher' is not an application picket identifies (HTTP, HTTP2, GRPC, TLS, DNS, SSH, MySQL, PostgreSQL, Redis, MongoDB, Kafka)",
             ]
         );
+    }
+
+    #[test]
+    fn layer_7_requests_are_checked_at_their_place() {
+        let text = GOOD.replace(
+            "      applications: [TLS, http]\n",
+            "      applications: [TLS, http]\n    - ports: [{ port: '8080' }]\n      action: Block\n      http: [{ method: DELETE, path: /admin*, host: '*.shop.example' }, { host: 'bad host' }]\n",
+        );
+        let (_, problems) = validate_text(Path::new("web.yaml"), &text);
+        let said: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(said[0].starts_with("web.yaml:27:") && said[0].contains("'bad host' is not a host name"), "{said:?}");
     }
 
     #[test]

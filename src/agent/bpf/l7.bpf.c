@@ -70,9 +70,10 @@ struct {
 // the stack with the event).
 struct scratch {
     __u8 text[L7_TEXT_LEN];
-    __u8 raw[L7_NAME_LEN];
+    __u8 raw[L7_NAME_LEN]; // a DNS query; an HTTP request's host name
     __u64 hashes[L7_TEXT_LEN];
-    __u8 hello[L7_TLS_LEN];
+    __u64 host_hashes[L7_NAME_LEN];
+    __u8 hello[L7_TLS_LEN]; // a ClientHello; an HTTP request's head
 };
 
 struct {
@@ -267,8 +268,133 @@ static long suffix_byte(__u32 i, struct walk *w)
     return 0;
 }
 
+// A byte of the ClientHello or an HTTP request's head (masked for the verifier).
+#define HELLO(s, i)                                                                                \
+    ({                                                                                             \
+        __u32 _i = (i);                                                                            \
+        barrier_var(_i);                                                                           \
+        (s)->hello[_i & (L7_TLS_LEN - 1)];                                                         \
+    })
+
+// The Host header of an HTTP request's head (in hello): found, then its name copied into raw
+// (lower case, without a port), then the name's suffix hashes.
+struct host_walk {
+    struct scratch *s;
+    __u32 len;   // bytes of the head read
+    __u32 state; // bytes of "\nhost:" matched so far
+    __u32 at;    // where the header's value starts (0: no Host header)
+    __u32 out;   // bytes of the name
+    __u32 bad;
+    __u64 hash;
+    __u32 from; // (comparing) where the rule's suffix starts in the name
+    const __u8 *want;
+};
+
+static long host_find(__u32 i, struct host_walk *w)
+{
+    if (i >= w->len)
+        return 1;
+    __u8 c = HELLO(w->s, i);
+    if (c >= 'A' && c <= 'Z')
+        c += 32;
+    // An empty line ends the headers: a Host in the body is not the request's.
+    if (w->state == 1 && (c == '\r' || c == '\n'))
+        return 1;
+    __u8 want = 0;
+    switch (w->state) {
+    case 0:
+        want = '\n';
+        break;
+    case 1:
+        want = 'h';
+        break;
+    case 2:
+        want = 'o';
+        break;
+    case 3:
+        want = 's';
+        break;
+    case 4:
+        want = 't';
+        break;
+    default:
+        want = ':';
+        break;
+    }
+    if (c == want) {
+        w->state++;
+        if (w->state == 6) {
+            w->at = i + 1;
+            return 1;
+        }
+    } else {
+        w->state = c == '\n' ? 1 : 0;
+    }
+    return 0;
+}
+
+static long host_byte(__u32 i, struct host_walk *w)
+{
+    __u32 at = w->at + i;
+    if (at >= w->len)
+        return 1;
+    __u8 c = HELLO(w->s, at);
+    if (w->out == 0 && (c == ' ' || c == '\t'))
+        return 0;
+    if (c == ':' || c == '\r' || c == '\n' || c == ' ' || c == '\t')
+        return 1;
+    if (w->out >= L7_NAME_LEN - 1) {
+        w->bad = 1;
+        return 1;
+    }
+    w->s->raw[AT(w->out)] = (c >= 'A' && c <= 'Z') ? c + 32 : c;
+    w->out++;
+    return 0;
+}
+
+static long host_suffix(__u32 i, struct host_walk *w)
+{
+    __u32 k = i + 1;
+    if (k > w->out)
+        return 1;
+    w->hash = (w->hash ^ w->s->raw[AT(w->out - k)]) * FNV_PRIME;
+    w->s->host_hashes[AT(k)] = w->hash;
+    return 0;
+}
+
+static long host_same(__u32 i, struct host_walk *w)
+{
+    if (w->s->raw[AT(w->from + i)] != w->want[AT(i)]) {
+        w->bad = 1;
+        return 1;
+    }
+    return 0;
+}
+
+// The request's host name into raw (its length; 0: none, or none that fits), with its suffix
+// hashes.
+static __always_inline __u32 read_host(struct scratch *s, __u8 *data, __u32 want)
+{
+    __u32 n = want > L7_TLS_LEN - 1 ? L7_TLS_LEN - 1 : want;
+    barrier_var(n);
+    n &= L7_TLS_LEN - 1;
+    if (n < 16 || bpf_probe_read_kernel(s->hello, n, data) != 0)
+        return 0;
+    struct host_walk w = { .s = s, .len = n };
+    bpf_loop(L7_TLS_LEN, host_find, &w, 0);
+    if (!w.at)
+        return 0;
+    bpf_loop(L7_NAME_LEN, host_byte, &w, 0);
+    if (w.bad || !w.out)
+        return 0;
+    w.hash = FNV_BASIS;
+    s->host_hashes[0] = FNV_BASIS;
+    bpf_loop(w.out, host_suffix, &w, 0);
+    return w.out;
+}
+
 static __always_inline int http_rule_matches(const struct http_rule *r, const struct scratch *s, __u64 method,
-                                             __u32 path_len, __u16 port)
+                                             __u32 path_len, __u16 port, __u32 host_len)
 {
     if (port < r->port_lo || port > r->port_hi)
         return 0;
@@ -276,8 +402,28 @@ static __always_inline int http_rule_matches(const struct http_rule *r, const st
         return 0;
     if (r->path_len > path_len || (!r->prefix && r->path_len != path_len))
         return 0;
+    if (r->host_len) {
+        if (r->host_len > host_len || (!r->host_suffix && r->host_len != host_len))
+            return 0;
+        __u32 h = r->host_len;
+        if (h >= L7_NAME_LEN || s->host_hashes[AT(h)] != r->host_hash)
+            return 0;
+    }
     __u32 at = r->path_len;
     return at <= L7_PATH_LEN && s->hashes[AT(at)] == r->path_hash;
+}
+
+// The allow rule's host, byte by byte (hashes chose it).
+static __always_inline int http_host_is(const struct http_rule *r, struct scratch *s, __u32 host_len)
+{
+    __u32 n = r->host_len;
+    if (!n)
+        return 1;
+    if (n > host_len || n >= L7_NAME_LEN)
+        return 0;
+    struct host_walk w = { .s = s, .from = host_len - n, .want = r->host };
+    bpf_loop(n, host_same, &w, 0);
+    return !w.bad;
 }
 
 // The allow rule that lets a request through, byte by byte (hashes chose it).
@@ -300,14 +446,6 @@ static __always_inline int http_path_is(const struct http_rule *r, struct scratc
                      : "=r"(_word)                                                                 \
                      : "r"(msg), "i"(__builtin_offsetof(struct sk_msg_md, field)));               \
         _word;                                                                                     \
-    })
-
-// A byte of the ClientHello (masked for the verifier).
-#define HELLO(s, i)                                                                                \
-    ({                                                                                             \
-        __u32 _i = (i);                                                                            \
-        barrier_var(_i);                                                                           \
-        (s)->hello[_i & (L7_TLS_LEN - 1)];                                                         \
     })
 
 struct hello_walk {
@@ -429,7 +567,7 @@ int l7_http(struct sk_msg_md *msg)
         return SK_PASS;
     __u32 size = msg->size;
     int tls = p->tls_count || p->tls_allowlist;
-    __u32 limit = tls ? L7_TLS_LEN : L7_TEXT_LEN;
+    __u32 limit = tls || p->http_hosts ? L7_TLS_LEN : L7_TEXT_LEN;
     __u32 want = size < limit ? size : limit;
     if (want < 4)
         return SK_PASS;
@@ -462,6 +600,7 @@ int l7_http(struct sk_msg_md *msg)
     }
     if (!p->http_count && !p->http_allowlist)
         return SK_PASS;
+    __u32 head = want; // what the Host header is looked for in
     if (want > L7_TEXT_LEN)
         want = L7_TEXT_LEN;
     if (data + L7_TEXT_LEN <= end) {
@@ -495,12 +634,13 @@ int l7_http(struct sk_msg_md *msg)
     bpf_loop(L7_PATH_LEN, path_byte, &w, 0);
     __u32 path_len = w.out;
     __u16 port = bpf_ntohl(msg->remote_port);
+    __u32 host_len = p->http_hosts ? read_host(s, data, head) : 0;
     __u32 rule = L7_NO_RULE, allowed_by = L7_NO_RULE;
     int denied = 0;
     for (__u32 i = 0; i < L7_MAX_HTTP; i++) {
         if (i >= p->http_count)
             break;
-        if (!http_rule_matches(&p->http[i], s, method, path_len, port))
+        if (!http_rule_matches(&p->http[i], s, method, path_len, port, host_len))
             continue;
         if (p->http[i].deny) {
             denied = 1;
@@ -513,7 +653,8 @@ int l7_http(struct sk_msg_md *msg)
     if (!denied) {
         if (!p->http_allowlist)
             return SK_PASS;
-        if (allowed_by < L7_MAX_HTTP && http_path_is(&p->http[allowed_by], s, path_from))
+        if (allowed_by < L7_MAX_HTTP && http_path_is(&p->http[allowed_by], s, path_from) &&
+            http_host_is(&p->http[allowed_by], s, host_len))
             return SK_PASS;
     }
     __u32 verdict = verdict_of(p);

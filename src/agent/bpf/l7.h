@@ -7,7 +7,8 @@
 #define L7_MAX_HTTP 16
 #define L7_MAX_DNS 16
 #define L7_MAX_TLS 16
-// Bytes of a TLS ClientHello read for its server name (a power of two).
+// Bytes of a TLS ClientHello read for its server name, and of an HTTP request read for its Host
+// header (a power of two).
 #define L7_TLS_LEN 1024
 #define L7_METHOD_LEN 8
 #define L7_PATH_LEN 96
@@ -43,6 +44,11 @@ struct http_rule {
     __u16 port_lo;
     __u16 port_hi;
     __u32 pad;
+    // The Host header's name (without its port), as DNS names are matched; host_len 0: any.
+    __u64 host_hash;
+    __u8 host[L7_NAME_LEN];
+    __u32 host_len;
+    __u32 host_suffix;
 };
 
 struct dns_rule {
@@ -62,7 +68,7 @@ struct l7_policy {
     __u32 dns_count;
     __u32 tls_allowlist;
     __u32 tls_count;
-    __u32 pad;
+    __u32 http_hosts; // 1: an HTTP rule names a host (the request's headers are read for it)
     struct http_rule http[L7_MAX_HTTP];
     struct dns_rule dns[L7_MAX_DNS];
     struct dns_rule tls[L7_MAX_TLS]; // server names, matched as DNS names are

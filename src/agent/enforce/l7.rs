@@ -31,7 +31,7 @@ const METHOD_LEN: usize = 8;
 const PATH_LEN: usize = 96;
 const NAME_LEN: usize = 128;
 const TEXT_LEN: usize = 128;
-const HTTP_RULE_LEN: usize = 136;
+const HTTP_RULE_LEN: usize = 280;
 const DNS_RULE_LEN: usize = 152;
 const POLICY_HEADER: usize = 32;
 const POLICY_LEN: usize =
@@ -49,12 +49,15 @@ fn fnv(bytes: impl Iterator<Item = u8>) -> u64 {
 }
 
 /// Requests one HTTP rule covers: a method (none: any), a path (`/admin*`: every path that
-/// starts so; else the whole path, before any `?`), destination ports.
+/// starts so; else the whole path, before any `?`), a Host header's name (`shop.example`,
+/// `*.shop.example`; none: any host), destination ports.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HttpMatch {
     #[serde(default)]
     pub method: Option<String>,
     pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
     /// Inclusive; (0, 65535): any port.
     pub ports: (u16, u16),
 }
@@ -79,25 +82,38 @@ impl HttpMatch {
         if self.ports.0 > self.ports.1 {
             return Err(format!("ports {}-{} run backwards", self.ports.0, self.ports.1));
         }
+        if let Some(host) = &self.host {
+            check_name(host).map_err(|e| e.replace("DNS name", "host"))?;
+        }
         Ok(())
     }
 
-    /// Whether it covers a request (the kernel's test, for replay and tests).
-    pub fn covers(&self, method: &str, path: &str, port: u16) -> bool {
+    /// Whether it covers a request (the kernel's test, for replay and tests). `host` is the
+    /// request's Host header (its port, if any, is not the name).
+    pub fn covers(&self, method: &str, path: &str, host: Option<&str>, port: u16) -> bool {
         let path = path.split(['?', ' ']).next().unwrap_or(path);
         let path = &path[..path.len().min(PATH_LEN)];
         let path_ok = match self.path.strip_suffix('*') {
             Some(prefix) => path.starts_with(prefix),
             None => path == self.path,
         };
-        self.method.as_deref().is_none_or(|m| m == method) && path_ok && (self.ports.0..=self.ports.1).contains(&port)
+        let host_ok = match (&self.host, host) {
+            (None, _) => true,
+            (Some(pattern), Some(host)) => name_covers(pattern, host.trim().split(':').next().unwrap_or_default()),
+            (Some(_), None) => false,
+        };
+        self.method.as_deref().is_none_or(|m| m == method)
+            && path_ok
+            && host_ok
+            && (self.ports.0..=self.ports.1).contains(&port)
     }
 }
 
 impl std::fmt::Display for HttpMatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let ports = super::network::ports_text(self.ports);
-        write!(f, "{} {}{ports}", self.method.as_deref().unwrap_or("*"), self.path)
+        let host = self.host.as_deref().map(|h| format!(" host {h}")).unwrap_or_default();
+        write!(f, "{} {}{host}{ports}", self.method.as_deref().unwrap_or("*"), self.path)
     }
 }
 
@@ -237,6 +253,19 @@ fn encode_http(out: &mut [u8], rule: &HttpMatch, deny: bool) {
     out[120..124].copy_from_slice(&u32::from(deny).to_le_bytes());
     out[124..126].copy_from_slice(&rule.ports.0.to_le_bytes());
     out[126..128].copy_from_slice(&rule.ports.1.to_le_bytes());
+    if let Some(host) = &rule.host {
+        // As a DNS name: hashed from its last byte back; a suffix keeps its leading dot.
+        let lower = host.to_ascii_lowercase();
+        let (name, suffix) = match lower.strip_prefix('*') {
+            Some(rest) => (rest.as_bytes(), true),
+            None => (lower.as_bytes(), false),
+        };
+        let name = &name[..name.len().min(NAME_LEN - 2)];
+        out[136..144].copy_from_slice(&fnv(name.iter().rev().copied()).to_le_bytes());
+        out[144..144 + name.len()].copy_from_slice(name);
+        out[272..276].copy_from_slice(&u32::try_from(name.len()).unwrap_or(0).to_le_bytes());
+        out[276..280].copy_from_slice(&u32::from(suffix).to_le_bytes());
+    }
 }
 
 fn encode_dns(out: &mut [u8], pattern: &str, deny: bool) {
@@ -266,6 +295,7 @@ fn policy_value(mode: Mode, rules: &L7Rules) -> Vec<u8> {
         u32::try_from(dns.len().min(MAX_DNS_RULES)).unwrap_or(0),
         u32::from(rules.tls_allow.is_some()),
         u32::try_from(tls.len().min(MAX_TLS_RULES)).unwrap_or(0),
+        u32::from(http.iter().any(|(rule, _)| rule.host.is_some())),
     ];
     for (i, word) in words.iter().enumerate() {
         value[4 * i..4 * i + 4].copy_from_slice(&word.to_le_bytes());
@@ -555,7 +585,7 @@ mod tests {
     use super::*;
 
     fn rule(method: Option<&str>, path: &str) -> HttpMatch {
-        HttpMatch { method: method.map(str::to_string), path: path.into(), ports: (0, u16::MAX) }
+        HttpMatch { method: method.map(str::to_string), path: path.into(), host: None, ports: (0, u16::MAX) }
     }
 
     #[test]
@@ -570,12 +600,41 @@ mod tests {
         assert_eq!(u32::from_le_bytes(out[116..120].try_into().unwrap()), 1, "a prefix");
         assert_eq!(u32::from_le_bytes(out[120..124].try_into().unwrap()), 1, "a deny");
         assert_eq!(u16::from_le_bytes(out[124..126].try_into().unwrap()), 8080);
-        assert!(admin.covers("DELETE", "/admin/users?id=1", 8080));
-        assert!(!admin.covers("GET", "/admin", 8080));
-        assert!(!admin.covers("DELETE", "/admin", 8081));
-        assert!(rule(None, "/health").covers("GET", "/health?x", 80));
-        assert!(!rule(None, "/health").covers("GET", "/healthz", 80), "no star: the whole path");
+        assert!(admin.covers("DELETE", "/admin/users?id=1", None, 8080));
+        assert!(!admin.covers("GET", "/admin", None, 8080));
+        assert!(!admin.covers("DELETE", "/admin", None, 8081));
+        assert!(rule(None, "/health").covers("GET", "/health?x", None, 80));
+        assert!(!rule(None, "/health").covers("GET", "/healthz", None, 80), "no star: the whole path");
         assert_eq!(admin.to_string(), "DELETE /admin* port 8080");
+    }
+
+    #[test]
+    fn a_host_is_encoded_as_a_dns_name_and_matched_without_its_port() {
+        let evil = HttpMatch { host: Some("*.Evil.Example".into()), ..rule(None, "/*") };
+        let mut out = [0u8; HTTP_RULE_LEN];
+        encode_http(&mut out, &evil, true);
+        assert_eq!(u64::from_le_bytes(out[136..144].try_into().unwrap()), fnv(b".evil.example".iter().rev().copied()));
+        assert_eq!(&out[144..157], b".evil.example");
+        assert_eq!(u32::from_le_bytes(out[272..276].try_into().unwrap()), 13);
+        assert_eq!(u32::from_le_bytes(out[276..280].try_into().unwrap()), 1, "a suffix");
+        assert!(evil.covers("GET", "/", Some("c2.EVIL.example:8080"), 80));
+        assert!(!evil.covers("GET", "/", Some("evil.example"), 80), "subdomains only");
+        assert!(!evil.covers("GET", "/", None, 80), "no Host header: no host rule covers it");
+        assert!(rule(None, "/*").covers("GET", "/", None, 80), "no host in the rule: any");
+        assert_eq!(evil.to_string(), "* /* host *.Evil.Example");
+        let mut plain = [0u8; HTTP_RULE_LEN];
+        encode_http(&mut plain, &rule(None, "/*"), false);
+        assert!(plain[136..].iter().all(|b| *b == 0), "no host: host_len 0");
+        // The policy says when requests' heads must be read for their Host.
+        let with = L7Rules { http_deny: vec![evil.clone()], ..Default::default() };
+        assert_eq!(u32::from_le_bytes(policy_value(Mode::Protect, &with)[28..32].try_into().unwrap()), 1);
+        let without = L7Rules { http_deny: vec![rule(None, "/*")], ..Default::default() };
+        assert_eq!(u32::from_le_bytes(policy_value(Mode::Protect, &without)[28..32].try_into().unwrap()), 0);
+        let bad = L7Rules {
+            http_deny: vec![HttpMatch { host: Some("a b".into()), ..rule(None, "/") }],
+            ..Default::default()
+        };
+        assert!(bad.check().unwrap_err().contains("host \"a b\""), "{:?}", bad.check());
     }
 
     #[test]
@@ -611,7 +670,7 @@ mod tests {
         let rules = L7Rules { tls_deny: vec!["*.evil.example".into()], ..rules };
         assert_eq!(rules.describe(L7Kind::Tls, Some(0)), "tls: deny *.evil.example");
         let value = policy_value(Mode::Protect, &rules);
-        assert_eq!(value.len(), 7072, "struct l7_policy");
+        assert_eq!(value.len(), 9376, "struct l7_policy");
         assert_eq!(u32::from_le_bytes(value[0..4].try_into().unwrap()), 3);
         assert_eq!(u32::from_le_bytes(value[4..8].try_into().unwrap()), 1, "an allowlist");
         assert_eq!(u32::from_le_bytes(value[8..12].try_into().unwrap()), 2);
