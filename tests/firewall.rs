@@ -496,3 +496,104 @@ fn inbound_connections_outside_the_accept_rules_are_refused() {
     let (ok, out, _) = curl(9090);
     assert!(ok && out.trim() == "200", "with the agent gone the port answers: {out}");
 }
+
+/// Requests a container receives, judged on its own port by its `httpIn` rules in protect mode:
+/// a GET is answered; a `DELETE /admin…` never reaches the server (its log stays clean) and the
+/// client's connection is reset at once rather than left waiting; another path's DELETE and a
+/// request to a denied host are told apart; the refusal is a `policy-http-in` alert with the
+/// policy line; with the agent gone the server answers again.
+#[test]
+fn requests_a_container_receives_are_refused_by_its_inbound_rules() {
+    if !common::is_root() || !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
+        eprintln!("skipped: loading BPF programs needs root and /sys/kernel/btf/vmlinux");
+        return;
+    }
+    if !tools_present() {
+        eprintln!("skipped: needs curl and python3 on the host (./install.sh --dev)");
+        return;
+    }
+    let Some(podman) = common::engines::Podman::start() else {
+        eprintln!("skipped: needs podman and runc (./install.sh --dev)");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir(dir.path().join("www")).expect("www");
+    std::fs::write(dir.path().join("www/index.html"), "hello\n").expect("page");
+    let mount = format!("{}:/t:ro", dir.path().display());
+    let mut server = vec!["run", "-d", "--name", "server", "-v", &mount];
+    server.extend_from_slice(&HOST_TOOLS);
+    server.extend_from_slice(&[
+        common::engines::Podman::IMAGE,
+        "python3",
+        "-u",
+        "-m",
+        "http.server",
+        "8080",
+        "-b",
+        "127.0.0.1",
+        "-p",
+        "HTTP/1.1",
+        "-d",
+        "/t/www",
+    ]);
+    podman.podman(&server);
+    let mut peer = vec!["run", "-d", "--name", "peer", "--network", "container:server"];
+    peer.extend_from_slice(&HOST_TOOLS);
+    peer.extend_from_slice(&[common::engines::Podman::IMAGE, "sleep", "600"]);
+    podman.podman(&peer);
+    let curl = |args: &[&str]| {
+        let mut command = vec!["curl", "-sS", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}"];
+        command.extend_from_slice(args);
+        exec_in(&podman, "peer", &command)
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !curl(&["http://127.0.0.1:8080/"]).0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let policy = dir.path().join("in.yaml");
+    std::fs::write(
+        &policy,
+        "containers:\n  - name: server\n    mode: protect\n    httpIn:\n      deny:\n        - method: DELETE\n          path: /admin*\n          ports: [8080]\n        - host: \"*.evil.example\"\n",
+    )
+    .expect("policy");
+    let checked =
+        std::process::Command::new(env!("CARGO_BIN_EXE_picket")).args(["agent", "policy"]).arg(&policy).output();
+    let checked = checked.expect("picket agent policy");
+    assert!(checked.status.success(), "{}", String::from_utf8_lossy(&checked.stderr));
+    let socket = dir.path().join("agent.sock");
+    let mut seen = Vec::new();
+    let lines = agent_lines_during(&podman, &policy, &socket, || {
+        // Connections accepted from now on are judged.
+        std::thread::sleep(Duration::from_millis(500));
+        seen.push(("get", curl(&["http://127.0.0.1:8080/"])));
+        seen.push(("delete", curl(&["-X", "DELETE", "http://127.0.0.1:8080/admin/users"])));
+        seen.push(("delete elsewhere", curl(&["-X", "DELETE", "http://127.0.0.1:8080/cart"])));
+        seen.push(("host denied", curl(&["-H", "Host: c2.evil.example", "http://127.0.0.1:8080/"])));
+        seen.push(("get again", curl(&["http://127.0.0.1:8080/"])));
+    });
+    let got = |what: &str| seen.iter().find(|(w, _)| *w == what).map(|(_, r)| r.clone()).expect("ran");
+    let (ok, out, _) = got("get");
+    assert!(ok && out.trim() == "200", "an allowed GET is answered: {out}");
+    let (ok, out, took) = got("delete");
+    assert!(!ok && !out.contains("501"), "the DELETE is refused: {out}");
+    assert!(took < Duration::from_secs(3), "the client is told at once, not at its time-out: {took:?} {out}");
+    let (_, out, _) = got("delete elsewhere");
+    assert!(out.trim() == "501", "another path's DELETE reaches the server (which does not do DELETE): {out}");
+    let (ok, out, took) = got("host denied");
+    assert!(!ok && took < Duration::from_secs(3), "a request for a denied host is refused at once: {took:?} {out}");
+    let (ok, out, _) = got("get again");
+    assert!(ok && out.trim() == "200", "later connections are judged afresh: {out}");
+    let log = podman.try_podman(&["logs", "server"]).1;
+    assert!(!log.contains("/admin"), "the refused request never reached the server: {log}");
+    assert!(log.contains("DELETE /cart"), "{log}");
+    // The readiness check's GET, then the two allowed ones: the denied host's never arrived.
+    assert_eq!(log.matches("\"GET / HTTP/1.1\"").count(), 3, "{log}");
+    let alert = lines
+        .iter()
+        .find(|l| l["type"] == "alert" && l["rule"] == "policy-http-in" && l["event"]["path"] == "DELETE /admin/users")
+        .unwrap_or_else(|| panic!("the refusal alerted: {lines:#?}"));
+    assert_eq!((alert["action"].as_str(), alert["container"]["name"].as_str()), (Some("denied"), Some("server")));
+    assert!(alert["policy"].as_str().is_some_and(|p| p.ends_with("httpIn: deny DELETE /admin* port 8080")), "{alert}");
+    let (ok, out, _) = curl(&["-X", "DELETE", "http://127.0.0.1:8080/admin/users"]);
+    assert!(out.trim() == "501", "with the agent gone the request reaches the server again: {ok} {out}");
+}

@@ -380,6 +380,12 @@ impl Detector {
                 "The container's policy says which HTTP requests it may send; this one is not allowed. In protect mode it was dropped before it left: the sender's write failed and the server never saw it.",
                 "http",
             ),
+            AlertKind::HttpIn => (
+                "policy-http-in",
+                "HTTP request to the container that its policy does not allow",
+                "The container's policy says which HTTP requests it may receive; this one is not allowed. In protect mode it was dropped before the server read it and the connection was reset, so the client got an error at once.",
+                "http-in",
+            ),
             AlertKind::Dns => (
                 "policy-dns",
                 "DNS query for a name the container's policy does not allow",
@@ -410,7 +416,9 @@ impl Detector {
             _ => self.processes.exe_of(violation.pid),
         };
         let path = match violation.kind {
-            AlertKind::File | AlertKind::Http | AlertKind::Dns | AlertKind::Tls => violation.path.clone(),
+            AlertKind::File | AlertKind::Http | AlertKind::HttpIn | AlertKind::Dns | AlertKind::Tls => {
+                violation.path.clone()
+            }
             _ => String::new(),
         };
         let alert = Alert {

@@ -230,6 +230,8 @@ pub enum AlertKind {
     Quarantined,
     /// An HTTP request the L7 rules objected to (`path` holds `METHOD /path`).
     Http,
+    /// An HTTP request to the container its inbound L7 rules objected to.
+    HttpIn,
     /// A DNS query the L7 rules objected to (`path` holds the name).
     Dns,
     /// A TLS handshake whose server name the L7 rules objected to (`path` holds the name).

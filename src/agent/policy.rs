@@ -88,6 +88,9 @@ pub struct PolicyRule {
     /// HTTP requests it may send (the L7 rung).
     #[serde(default)]
     pub http: Option<HttpSpec>,
+    /// HTTP requests it may receive (the L7 rung; `ports` are its own).
+    #[serde(default)]
+    pub http_in: Option<HttpSpec>,
     /// DNS names it may ask for (the L7 rung).
     #[serde(default)]
     pub dns: Option<DnsSpec>,
@@ -146,24 +149,33 @@ pub struct DnsSpec {
 }
 
 /// A rule's HTTP, DNS and TLS rules for the kernel; None when it has none.
-fn l7_rules(http: Option<&HttpSpec>, dns: Option<&DnsSpec>, tls: Option<&DnsSpec>) -> Result<Option<L7Rules>, String> {
-    if http.is_none() && dns.is_none() && tls.is_none() {
+fn l7_rules(rule: &PolicyRule) -> Result<Option<L7Rules>, String> {
+    let (http, http_in, dns, tls) = (rule.http.as_ref(), rule.http_in.as_ref(), rule.dns.as_ref(), rule.tls.as_ref());
+    if http.is_none() && http_in.is_none() && dns.is_none() && tls.is_none() {
         return Ok(None);
     }
     let expand = |list: &[HttpRuleSpec], which: &str| -> Result<Vec<HttpMatch>, String> {
         let mut out = Vec::new();
         for (i, spec) in list.iter().enumerate() {
-            out.extend(spec.matches().map_err(|e| format!("http.{which}[{i}]: {e}"))?);
+            out.extend(spec.matches().map_err(|e| format!("{which}[{i}]: {e}"))?);
         }
         Ok(out)
     };
     let rules = L7Rules {
         http_allow: match http.and_then(|h| h.allow.as_ref()) {
-            Some(list) => Some(expand(list, "allow")?),
+            Some(list) => Some(expand(list, "http.allow")?),
             None => None,
         },
         http_deny: match http {
-            Some(h) => expand(&h.deny, "deny")?,
+            Some(h) => expand(&h.deny, "http.deny")?,
+            None => Vec::new(),
+        },
+        http_in_allow: match http_in.and_then(|h| h.allow.as_ref()) {
+            Some(list) => Some(expand(list, "httpIn.allow")?),
+            None => None,
+        },
+        http_in_deny: match http_in {
+            Some(h) => expand(&h.deny, "httpIn.deny")?,
             None => Vec::new(),
         },
         dns_allow: dns
@@ -420,7 +432,7 @@ impl PolicyRule {
                 .collect(),
             // Checked when the file was parsed.
             connect: self.connect.as_ref().and_then(|c| c.rules().ok()),
-            l7: l7_rules(self.http.as_ref(), self.dns.as_ref(), self.tls.as_ref()).ok().flatten(),
+            l7: l7_rules(self).ok().flatten(),
         }
     }
 }
@@ -508,7 +520,7 @@ impl PolicyFile {
             if let Some(connect) = &rule.connect {
                 connect.rules().map_err(fail)?;
             }
-            l7_rules(rule.http.as_ref(), rule.dns.as_ref(), rule.tls.as_ref()).map_err(fail)?;
+            l7_rules(rule).map_err(fail)?;
             for (i, spec) in rule.accept.iter().flatten().enumerate() {
                 spec.sources().map_err(|e| fail(format!("accept[{i}]: {e}")))?;
             }
@@ -779,8 +791,43 @@ fn from_policy_documents(path: &Path, text: &str) -> Result<PolicyFile, PolicyFi
             !f.deny.is_empty() || denying.iter().any(|d| f.prefix.len() > d.len() && f.prefix.starts_with(d.as_str()))
         });
         let mut accept: Option<Vec<AcceptSpec>> = None;
+        let mut http_in: Option<HttpSpec> = None;
         for (i, rule) in spec.ingress.iter().enumerate() {
             let at = format!("spec.ingress[{i}]");
+            if !rule.dns.is_empty() || !rule.server_names.is_empty() {
+                return Err(refuse(&at, "dns and serverNames rules are held for egress (what the container sends)"));
+            }
+            if !rule.http.is_empty() {
+                // Requests the container receives, judged on its own ports.
+                if !rule.peers.is_empty() {
+                    return Err(refuse(
+                        &at,
+                        "http rules hold for every peer on the rule's ports: give them no peers (a separate rule can limit the peers)",
+                    ));
+                }
+                let ports: Vec<PortSpec> = rule.ports.iter().flat_map(|p| port_spec(p).0).collect();
+                let requests = rule.http.iter().map(|r| HttpRuleSpec {
+                    method: r.method.clone(),
+                    path: r.path.clone(),
+                    host: r.host.clone(),
+                    ports: ports.clone(),
+                });
+                let h = http_in.get_or_insert(HttpSpec { allow: None, deny: Vec::new() });
+                match rule.action {
+                    Action::Allow => {
+                        h.allow.get_or_insert_with(Vec::new).extend(requests);
+                        // The connections are accepted, and their requests judged.
+                        accept.get_or_insert_with(Vec::new).push(AcceptSpec {
+                            from: None,
+                            ports,
+                            protocol: Some(Protocol::Tcp),
+                        });
+                    }
+                    Action::Block => h.deny.extend(requests),
+                    Action::Audit => return Err(refuse(&at, "Audit is not held by the L7 rung yet")),
+                }
+                continue;
+            }
             if rule.action != Action::Allow {
                 return Err(refuse(
                     &at,
@@ -789,12 +836,6 @@ fn from_policy_documents(path: &Path, text: &str) -> Result<PolicyFile, PolicyFi
             }
             if !rule.applications.is_empty() {
                 return Err(refuse(&at, "applications need the layer-7 firewall (issue 18)"));
-            }
-            if !rule.http.is_empty() || !rule.dns.is_empty() || !rule.server_names.is_empty() {
-                return Err(refuse(
-                    &at,
-                    "http, dns and serverNames rules are held for egress (what the container sends)",
-                ));
             }
             if rule.peers.iter().any(|p| p.cidr.is_none()) {
                 return Err(refuse(
@@ -952,6 +993,7 @@ fn from_policy_documents(path: &Path, text: &str) -> Result<PolicyFile, PolicyFi
             connect,
             accept,
             http,
+            http_in,
             dns,
             tls,
         });
@@ -1042,6 +1084,65 @@ spec:
         let bad = parse("containers:\n  - name: api\n    mode: protect\n    dns:\n      deny: [\"ev*l.example\"]\n")
             .expect_err("a star inside a name");
         assert!(bad.contains("dns: DNS name"), "{bad}");
+    }
+
+    /// Requests a container receives: `httpIn` in the agent's format, ingress `http` in a
+    /// PicketPolicy (an Allow rule accepts its ports and lets only its requests through).
+    #[test]
+    fn inbound_http_rules_are_held_alike_in_both_formats() {
+        let own = parse(
+            "containers:
+  - name: api
+    mode: protect
+    accept:
+      - ports: [8080]
+        protocol: tcp
+    httpIn:
+      allow:
+        - method: GET
+          ports: [8080]
+      deny:
+        - path: /admin*
+          host: \"*.internal.example\"
+",
+        )
+        .expect("the agent's format");
+        let as_code = parse(
+            "apiVersion: picket.dev/v1
+kind: PicketPolicy
+metadata: { name: api, namespace: shop }
+spec:
+  selector: { container: api }
+  mode: protect
+  ingress:
+    - ports: [{ port: '8080', protocol: TCP }]
+      http: [{ method: GET }]
+    - http: [{ path: /admin*, host: '*.internal.example' }]
+      action: Block
+",
+        )
+        .expect("the policy-as-code format");
+        let held = |file: &PolicyFile| file.resolve_all().into_iter().map(|p| p.l7).collect::<Vec<_>>();
+        assert_eq!(held(&as_code), held(&own));
+        let rules = held(&own).remove(0).expect("L7 rules");
+        assert_eq!(rules.http_in_deny[0].to_string(), "* /admin* host *.internal.example");
+        assert_eq!(rules.http_in_allow.as_ref().map(|a| a[0].to_string()), Some("GET /* port 8080".into()));
+        assert!(rules.http_allow.is_none() && rules.http_deny.is_empty(), "nothing on what it sends");
+        let accepted = |file: &PolicyFile| file.containers[0].accept.clone();
+        assert_eq!(accepted(&as_code), accepted(&own), "the requests' port is accepted");
+        let bad = parse(
+            "apiVersion: picket.dev/v1
+kind: PicketPolicy
+metadata: { name: api, namespace: shop }
+spec:
+  selector: { container: api }
+  mode: protect
+  ingress:
+    - dns: [evil.example]
+",
+        )
+        .expect_err("dns is for egress");
+        assert!(bad.contains("spec.ingress[0]") && bad.contains("held for egress"), "{bad}");
     }
 
     /// The same rules in the policy-as-code format and in the agent's own: held alike.

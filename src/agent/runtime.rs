@@ -277,6 +277,7 @@ fn l7_violations(events: &[super::enforce::l7::L7Event], network: &NetworkContro
         .map(|e| Violation {
             kind: match e.kind {
                 L7Kind::Http => super::enforce::AlertKind::Http,
+                L7Kind::HttpIn => super::enforce::AlertKind::HttpIn,
                 L7Kind::Dns => super::enforce::AlertKind::Dns,
                 L7Kind::Tls => super::enforce::AlertKind::Tls,
             },
@@ -1027,7 +1028,9 @@ impl Enforcing {
             }
             AlertKind::Connect => format!("connect: {}", violation.rule),
             AlertKind::Accept => format!("accept: {} is not listed", violation.rule),
-            AlertKind::Quarantined | AlertKind::Http | AlertKind::Dns | AlertKind::Tls => violation.rule.clone(),
+            AlertKind::Quarantined | AlertKind::Http | AlertKind::HttpIn | AlertKind::Dns | AlertKind::Tls => {
+                violation.rule.clone()
+            }
         };
         format!("{} containers[{index}] {what}", self.path.display())
     }

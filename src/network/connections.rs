@@ -377,7 +377,7 @@ impl Connections {
                     return;
                 }
             },
-            "accept" => match (event.remote.parse::<SocketAddr>(), event.local.parse::<SocketAddr>()) {
+            "accept" | "http-in" => match (event.remote.parse::<SocketAddr>(), event.local.parse::<SocketAddr>()) {
                 (Ok(remote), Ok(local)) => (Direction::In, remote.ip(), local.port()),
                 _ => {
                     self.ignored += 1;
@@ -390,7 +390,7 @@ impl Connections {
             }
         };
         let protocol = match event.kind.as_str() {
-            "http" => "HTTP".to_string(),
+            "http" | "http-in" => "HTTP".to_string(),
             "dns" => "DNS".to_string(),
             "tls" => "TLS".to_string(),
             // The row the connect event made (TCP or UDP): the alert says what was decided.
@@ -420,7 +420,7 @@ impl Connections {
         }
         let policy = if alert.policy.is_empty() { String::new() } else { format!(": {}", alert.policy) };
         row.why = Some(format!("{} ({}, {}){policy}", alert.rule, alert.mode.as_str(), alert.action.as_str()));
-        if matches!(event.kind.as_str(), "http" | "dns" | "tls") {
+        if matches!(event.kind.as_str(), "http" | "http-in" | "dns" | "tls") {
             let what = match (event.kind.as_str(), event.path.is_empty()) {
                 ("tls", true) => "no server name".to_string(),
                 ("tls", false) => format!("sni {}", event.path),

@@ -12,6 +12,7 @@
 // naming the rule; nothing else is reported (the flows sensor already names protocols).
 
 #include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
@@ -53,6 +54,22 @@ struct {
     __type(key, __u64);
     __type(value, __u32);
 } l7_socks SEC(".maps");
+
+// Socket cookie -> the cgroup of a container's accepted socket (containers with inbound HTTP
+// rules), and those sockets.
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 65536);
+    __type(key, __u64);
+    __type(value, __u64);
+} l7_in_cookies SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_SOCKHASH);
+    __uint(max_entries, 65536);
+    __type(key, __u64);
+    __type(value, __u32);
+} l7_in_socks SEC(".maps");
 
 struct {
     __uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -112,9 +129,35 @@ int l7_connect6(struct bpf_sock_addr *ctx)
     return remember(ctx);
 }
 
+// An accepted connection of a container with inbound HTTP rules joins l7_in_socks. Its cgroup is
+// the listener's (the process that made it), read from the socket: this runs in softirq, where
+// the current task is anyone's.
+static __always_inline int remember_accepted(struct bpf_sock_ops *skops)
+{
+    struct bpf_sock *sk = skops->sk;
+    if (!sk)
+        return 1;
+    struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+    if (!tp)
+        return 1;
+    struct cgroup *cgrp = BPF_CORE_READ(tp, inet_conn.icsk_inet.sk.sk_cgrp_data.cgroup);
+    if (!cgrp)
+        return 1;
+    __u64 cgroup_id = BPF_CORE_READ(cgrp, kn, id);
+    struct l7_policy *p = bpf_map_lookup_elem(&l7_policies, &cgroup_id);
+    if (!p || (!p->http_in_count && !p->http_in_allowlist))
+        return 1;
+    __u64 cookie = bpf_get_socket_cookie(skops);
+    bpf_map_update_elem(&l7_in_cookies, &cookie, &cgroup_id, BPF_ANY);
+    bpf_sock_hash_update(skops, &l7_in_socks, &cookie, BPF_NOEXIST);
+    return 1;
+}
+
 SEC("sockops")
 int l7_sockops(struct bpf_sock_ops *skops)
 {
+    if (skops->op == BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
+        return remember_accepted(skops);
     if (skops->op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB)
         return 1;
     __u64 cookie = bpf_get_socket_cookie(skops);
@@ -371,15 +414,10 @@ static long host_same(__u32 i, struct host_walk *w)
     return 0;
 }
 
-// The request's host name into raw (its length; 0: none, or none that fits), with its suffix
-// hashes.
-static __always_inline __u32 read_host(struct scratch *s, __u8 *data, __u32 want)
+// The request's host name (its head is in hello, n bytes) into raw: its length (0: none, or
+// none that fits), with its suffix hashes.
+static __always_inline __u32 find_host(struct scratch *s, __u32 n)
 {
-    __u32 n = want > L7_TLS_LEN - 1 ? L7_TLS_LEN - 1 : want;
-    barrier_var(n);
-    n &= L7_TLS_LEN - 1;
-    if (n < 16 || bpf_probe_read_kernel(s->hello, n, data) != 0)
-        return 0;
     struct host_walk w = { .s = s, .len = n };
     bpf_loop(L7_TLS_LEN, host_find, &w, 0);
     if (!w.at)
@@ -552,6 +590,63 @@ static __always_inline int judge_hello(struct sk_msg_md *msg, struct l7_policy *
     return verdict == L7_DENIED ? SK_DROP : SK_PASS;
 }
 
+// An HTTP request in text (len bytes; its head in hello, head bytes, when rules name hosts)
+// judged against rules (the sent or the received ones) on port: 1 when refused, with the deny
+// rule (or L7_NO_RULE: the allowlist left it out) and the bytes of its request line to report.
+// Not a request (no METHOD SP /path at its start): 0.
+static __always_inline int http_refused(const struct http_rule *rules, __u32 count, __u32 allowlist, __u32 hosts,
+                                        struct scratch *s, __u32 len, __u32 head, __u16 port, __u32 *rule_out,
+                                        __u32 *shown)
+{
+    // A request line: METHOD (capital letters) SP /path (up to SP, '?' or the line's end).
+    __u64 method = 0;
+    __u32 method_len = 0;
+    for (__u32 i = 0; i < L7_METHOD_LEN + 1; i++) {
+        if (i >= len)
+            return 0;
+        __u8 c = s->text[i];
+        if (c == ' ') {
+            method_len = i;
+            break;
+        }
+        if (c < 'A' || c > 'Z' || i == L7_METHOD_LEN)
+            return 0;
+        method |= (__u64)c << (8 * i);
+    }
+    __u32 path_from = method_len + 1;
+    if (method_len == 0 || path_from >= len || s->text[AT(path_from)] != '/')
+        return 0;
+    struct walk w = { .s = s, .from = path_from, .len = len, .hash = FNV_BASIS };
+    s->hashes[0] = FNV_BASIS;
+    bpf_loop(L7_PATH_LEN, path_byte, &w, 0);
+    __u32 path_len = w.out;
+    __u32 host_len = hosts && head ? find_host(s, head) : 0;
+    __u32 allowed_by = L7_NO_RULE;
+    int denied = 0;
+    for (__u32 i = 0; i < L7_MAX_HTTP; i++) {
+        if (i >= count)
+            break;
+        if (!http_rule_matches(&rules[i], s, method, path_len, port, host_len))
+            continue;
+        if (rules[i].deny) {
+            denied = 1;
+            *rule_out = i;
+            break;
+        }
+        if (allowed_by == L7_NO_RULE)
+            allowed_by = i;
+    }
+    if (!denied) {
+        if (!allowlist)
+            return 0;
+        if (allowed_by < L7_MAX_HTTP && http_path_is(&rules[allowed_by], s, path_from) &&
+            http_host_is(&rules[allowed_by], s, host_len))
+            return 0;
+    }
+    *shown = path_from + path_len;
+    return 1;
+}
+
 SEC("sk_msg")
 int l7_http(struct sk_msg_md *msg)
 {
@@ -600,7 +695,7 @@ int l7_http(struct sk_msg_md *msg)
     }
     if (!p->http_count && !p->http_allowlist)
         return SK_PASS;
-    __u32 head = want; // what the Host header is looked for in
+    __u32 want_head = want; // what the Host header is looked for in
     if (want > L7_TEXT_LEN)
         want = L7_TEXT_LEN;
     if (data + L7_TEXT_LEN <= end) {
@@ -610,58 +705,98 @@ int l7_http(struct sk_msg_md *msg)
         if (bpf_probe_read_kernel(s->text, want & (L7_TEXT_LEN - 1), data) != 0)
             return SK_PASS;
     }
-    __u32 len = want;
-    // A request line: METHOD (capital letters) SP /path (up to SP, '?' or the line's end).
-    __u64 method = 0;
-    __u32 method_len = 0;
-    for (__u32 i = 0; i < L7_METHOD_LEN + 1; i++) {
-        if (i >= len)
-            return SK_PASS;
-        __u8 c = s->text[i];
-        if (c == ' ') {
-            method_len = i;
-            break;
-        }
-        if (c < 'A' || c > 'Z' || i == L7_METHOD_LEN)
-            return SK_PASS;
-        method |= (__u64)c << (8 * i);
+    __u32 head = 0;
+    if (p->http_hosts) {
+        __u32 n = want_head > L7_TLS_LEN - 1 ? L7_TLS_LEN - 1 : want_head;
+        barrier_var(n);
+        n &= L7_TLS_LEN - 1;
+        if (n >= 16 && bpf_probe_read_kernel(s->hello, n, data) == 0)
+            head = n;
     }
-    __u32 path_from = method_len + 1;
-    if (method_len == 0 || path_from >= len || s->text[AT(path_from)] != '/')
-        return SK_PASS;
-    struct walk w = { .s = s, .from = path_from, .len = len, .hash = FNV_BASIS };
-    s->hashes[0] = FNV_BASIS;
-    bpf_loop(L7_PATH_LEN, path_byte, &w, 0);
-    __u32 path_len = w.out;
     __u16 port = bpf_ntohl(msg->remote_port);
-    __u32 host_len = p->http_hosts ? read_host(s, data, head) : 0;
-    __u32 rule = L7_NO_RULE, allowed_by = L7_NO_RULE;
-    int denied = 0;
-    for (__u32 i = 0; i < L7_MAX_HTTP; i++) {
-        if (i >= p->http_count)
-            break;
-        if (!http_rule_matches(&p->http[i], s, method, path_len, port, host_len))
-            continue;
-        if (p->http[i].deny) {
-            denied = 1;
-            rule = i;
-            break;
-        }
-        if (allowed_by == L7_NO_RULE)
-            allowed_by = i;
-    }
-    if (!denied) {
-        if (!p->http_allowlist)
-            return SK_PASS;
-        if (allowed_by < L7_MAX_HTTP && http_path_is(&p->http[allowed_by], s, path_from) &&
-            http_host_is(&p->http[allowed_by], s, host_len))
-            return SK_PASS;
-    }
+    __u32 rule = L7_NO_RULE, shown = 0;
+    if (!http_refused(p->http, p->http_count, p->http_allowlist, p->http_hosts, s, want, head, port, &rule, &shown))
+        return SK_PASS;
     __u32 verdict = verdict_of(p);
-    __u32 shown = path_from + path_len;
     struct ends ends = {};
     msg_ends(msg, &ends, port);
     report(L7_HTTP, verdict, rule, cgroup_id, &ends, s->text, shown < L7_TEXT_LEN ? shown : L7_TEXT_LEN);
+    return verdict == L7_DENIED ? SK_DROP : SK_PASS;
+}
+
+// Ends of an sk_skb's socket: the container's (local) and its peer's.
+static __always_inline void skb_ends(struct __sk_buff *skb, struct ends *ends)
+{
+    __u32 family = skb->family, local_port = skb->local_port;
+    __u32 local4 = skb->local_ip4, remote4 = skb->remote_ip4;
+    __u32 local6[4] = { MSG_WORD(skb, local_ip6[0]), MSG_WORD(skb, local_ip6[1]), MSG_WORD(skb, local_ip6[2]),
+                        MSG_WORD(skb, local_ip6[3]) };
+    __u32 remote6[4] = { MSG_WORD(skb, remote_ip6[0]), MSG_WORD(skb, remote_ip6[1]), MSG_WORD(skb, remote_ip6[2]),
+                         MSG_WORD(skb, remote_ip6[3]) };
+    ends->family = family;
+    ends->local_port = local_port;
+    ends->remote_port = bpf_ntohl(skb->remote_port);
+    if (family == AF_INET) {
+        __builtin_memcpy(ends->local, &local4, 4);
+        __builtin_memcpy(ends->remote, &remote4, 4);
+    } else {
+        __builtin_memcpy(ends->local, local6, 16);
+        __builtin_memcpy(ends->remote, remote6, 16);
+    }
+}
+
+// Requests a container receives: each segment arriving on an accepted socket of a container
+// with inbound HTTP rules that starts a request is judged on the container's own port. A refused
+// one is dropped before the server reads it; the agent then destroys the connection, so the
+// client gets a reset at once.
+SEC("sk_skb/stream_verdict")
+int l7_http_in(struct __sk_buff *skb)
+{
+    __u64 cookie = bpf_get_socket_cookie(skb);
+    __u64 *owner = bpf_map_lookup_elem(&l7_in_cookies, &cookie);
+    if (!owner)
+        return SK_PASS;
+    __u64 cgroup_id = *owner;
+    struct l7_policy *p = bpf_map_lookup_elem(&l7_policies, &cgroup_id);
+    if (!p || p->mode == MODE_NONE || (!p->http_in_count && !p->http_in_allowlist))
+        return SK_PASS;
+    __u32 zero = 0;
+    struct scratch *s = bpf_map_lookup_elem(&l7_scratch, &zero);
+    if (!s)
+        return SK_PASS;
+    __u32 size = skb->len;
+    __u32 n = L7_TEXT_LEN;
+    __builtin_memset(s->text, 0, L7_TEXT_LEN);
+    if (size >= L7_TEXT_LEN) {
+        if (bpf_skb_load_bytes(skb, 0, s->text, L7_TEXT_LEN) != 0)
+            return SK_PASS;
+    } else {
+        // (Masked after a barrier, then bounded below on the same register, for the verifier.)
+        n = size;
+        barrier_var(n);
+        n &= L7_TEXT_LEN - 1;
+        if (n < 4)
+            return SK_PASS;
+        if (bpf_skb_load_bytes(skb, 0, s->text, n) != 0)
+            return SK_PASS;
+    }
+    __u32 head = 0;
+    if (p->http_in_hosts) {
+        __u32 m = size > L7_TLS_LEN - 1 ? L7_TLS_LEN - 1 : size;
+        barrier_var(m);
+        m &= L7_TLS_LEN - 1;
+        if (m >= 16 && bpf_skb_load_bytes(skb, 0, s->hello, m) == 0)
+            head = m;
+    }
+    __u16 port = skb->local_port;
+    __u32 rule = L7_NO_RULE, shown = 0;
+    if (!http_refused(p->http_in, p->http_in_count, p->http_in_allowlist, p->http_in_hosts, s, n, head, port, &rule,
+                      &shown))
+        return SK_PASS;
+    __u32 verdict = verdict_of(p);
+    struct ends ends = {};
+    skb_ends(skb, &ends);
+    report(L7_HTTP_IN, verdict, rule, cgroup_id, &ends, s->text, shown < L7_TEXT_LEN ? shown : L7_TEXT_LEN);
     return verdict == L7_DENIED ? SK_DROP : SK_PASS;
 }
 

@@ -21,6 +21,8 @@
 #define L7_TLS 3
 // A DNS query over TCP (judged on the stream, not answered: the sender's write fails).
 #define L7_DNS_TCP 4
+// An HTTP request a container receives (judged as it arrives on the accepted socket).
+#define L7_HTTP_IN 5
 
 #define L7_RECORDED 1
 #define L7_ALERTED 2
@@ -72,6 +74,12 @@ struct l7_policy {
     struct http_rule http[L7_MAX_HTTP];
     struct dns_rule dns[L7_MAX_DNS];
     struct dns_rule tls[L7_MAX_TLS]; // server names, matched as DNS names are
+    // Requests it receives: ports are its own (the server's).
+    __u32 http_in_allowlist;
+    __u32 http_in_count;
+    __u32 http_in_hosts;
+    __u32 pad2;
+    struct http_rule http_in[L7_MAX_HTTP];
 };
 
 // HTTP: text is the request line's start (`DELETE /admin`). TLS: the server name. DNS: text is the query's first bytes,

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 
 use aya::Ebpf;
 use aya::maps::{HashMap as BpfHashMap, MapData, SockHash};
-use aya::programs::{CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr, SkMsg, SockOps};
+use aya::programs::{CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr, SkMsg, SkSkb, SockOps};
 use serde::{Deserialize, Serialize};
 
 use super::{ContainerPolicy, EnforceError, Mode};
@@ -34,8 +34,10 @@ const TEXT_LEN: usize = 128;
 const HTTP_RULE_LEN: usize = 280;
 const DNS_RULE_LEN: usize = 152;
 const POLICY_HEADER: usize = 32;
-const POLICY_LEN: usize =
+/// Where the inbound HTTP rules' header starts (their rules follow its 16 bytes).
+const HTTP_IN_AT: usize =
     POLICY_HEADER + MAX_HTTP_RULES * HTTP_RULE_LEN + (MAX_DNS_RULES + MAX_TLS_RULES) * DNS_RULE_LEN;
+const POLICY_LEN: usize = HTTP_IN_AT + 16 + MAX_HTTP_RULES * HTTP_RULE_LEN;
 const EVENT_LEN: usize = 96 + TEXT_LEN;
 /// Bytes of a DNS header.
 const DNS_HEADER: usize = 12;
@@ -143,13 +145,18 @@ pub fn name_covers(pattern: &str, name: &str) -> bool {
 }
 
 /// A container's layer-7 rules: HTTP requests, DNS names and TLS server names it may send (None:
-/// any) and those it may not (a deny wins over an allow).
+/// any) and those it may not (a deny wins over an allow); HTTP requests it may receive (their
+/// ports are its own).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct L7Rules {
     #[serde(default)]
     pub http_allow: Option<Vec<HttpMatch>>,
     #[serde(default)]
     pub http_deny: Vec<HttpMatch>,
+    #[serde(default)]
+    pub http_in_allow: Option<Vec<HttpMatch>>,
+    #[serde(default)]
+    pub http_in_deny: Vec<HttpMatch>,
     #[serde(default)]
     pub dns_allow: Option<Vec<String>>,
     #[serde(default)]
@@ -164,6 +171,8 @@ impl L7Rules {
     pub fn is_empty(&self) -> bool {
         self.http_allow.is_none()
             && self.http_deny.is_empty()
+            && self.http_in_allow.is_none()
+            && self.http_in_deny.is_empty()
             && self.dns_allow.is_none()
             && self.dns_deny.is_empty()
             && self.tls_allow.is_none()
@@ -174,6 +183,12 @@ impl L7Rules {
     pub fn http_rules(&self) -> Vec<(&HttpMatch, bool)> {
         let deny = self.http_deny.iter().map(|m| (m, true));
         deny.chain(self.http_allow.iter().flatten().map(|m| (m, false))).collect()
+    }
+
+    /// Inbound HTTP rules in the kernel's order (denies first).
+    pub fn http_in_rules(&self) -> Vec<(&HttpMatch, bool)> {
+        let deny = self.http_in_deny.iter().map(|m| (m, true));
+        deny.chain(self.http_in_allow.iter().flatten().map(|m| (m, false))).collect()
     }
 
     pub fn dns_rules(&self) -> Vec<(&str, bool)> {
@@ -193,6 +208,16 @@ impl L7Rules {
         }
         for (rule, _) in http {
             rule.check().map_err(|e| format!("http: {e}"))?;
+        }
+        let http_in = self.http_in_rules();
+        if http_in.len() > MAX_HTTP_RULES {
+            return Err(format!(
+                "httpIn: {} rules (port ranges count one each), at most {MAX_HTTP_RULES}",
+                http_in.len()
+            ));
+        }
+        for (rule, _) in http_in {
+            rule.check().map_err(|e| format!("httpIn: {e}"))?;
         }
         let dns = self.dns_rules();
         if dns.len() > MAX_DNS_RULES {
@@ -220,6 +245,11 @@ impl L7Rules {
                 Some((text, true)) => format!("http: deny {text}"),
                 Some((text, false)) => format!("http: allow {text}"),
                 None => "http: not among the allowed requests".into(),
+            },
+            L7Kind::HttpIn => match index.and_then(|i| self.http_in_rules().get(i).map(|(m, d)| (m.to_string(), *d))) {
+                Some((text, true)) => format!("httpIn: deny {text}"),
+                Some((text, false)) => format!("httpIn: allow {text}"),
+                None => "httpIn: not among the allowed requests".into(),
             },
             L7Kind::Dns => match index.and_then(|i| self.dns_rules().get(i).map(|(n, d)| (n.to_string(), *d))) {
                 Some((name, true)) => format!("dns: deny {name}"),
@@ -314,6 +344,19 @@ fn policy_value(mode: Mode, rules: &L7Rules) -> Vec<u8> {
         let at = tls_at + i * DNS_RULE_LEN;
         encode_dns(&mut value[at..at + DNS_RULE_LEN], name, *deny);
     }
+    let http_in = rules.http_in_rules();
+    let words = [
+        u32::from(rules.http_in_allow.is_some()),
+        u32::try_from(http_in.len().min(MAX_HTTP_RULES)).unwrap_or(0),
+        u32::from(http_in.iter().any(|(rule, _)| rule.host.is_some())),
+    ];
+    for (i, word) in words.iter().enumerate() {
+        value[HTTP_IN_AT + 4 * i..HTTP_IN_AT + 4 * i + 4].copy_from_slice(&word.to_le_bytes());
+    }
+    for (i, (rule, deny)) in http_in.iter().take(MAX_HTTP_RULES).enumerate() {
+        let at = HTTP_IN_AT + 16 + i * HTTP_RULE_LEN;
+        encode_http(&mut value[at..at + HTTP_RULE_LEN], rule, *deny);
+    }
     value
 }
 
@@ -321,15 +364,19 @@ fn policy_value(mode: Mode, rules: &L7Rules) -> Vec<u8> {
 #[serde(rename_all = "lowercase")]
 pub enum L7Kind {
     Http,
+    /// A request the container received.
+    #[serde(rename = "httpIn")]
+    HttpIn,
     Dns,
     Tls,
 }
 
 impl L7Kind {
-    /// How policies name its rules (`http:`, `dns:`, `tls:`).
+    /// How policies name its rules (`http:`, `httpIn:`, `dns:`, `tls:`).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Http => "http",
+            Self::HttpIn => "httpIn",
             Self::Dns => "dns",
             Self::Tls => "tls",
         }
@@ -390,6 +437,7 @@ pub fn decode(bytes: &[u8]) -> Option<L7Event> {
         1 => L7Kind::Http,
         2 | 4 => L7Kind::Dns,
         3 => L7Kind::Tls,
+        5 => L7Kind::HttpIn,
         _ => return None,
     };
     let over_tcp = code == 4;
@@ -401,9 +449,16 @@ pub fn decode(bytes: &[u8]) -> Option<L7Event> {
     };
     let rule = Some(r.u32()).filter(|&r| r != NO_RULE);
     let (pid, uid) = (r.u32(), r.u32());
+    // A received request is judged in softirq: the task it names is anyone's.
+    let (pid, uid) = if kind == L7Kind::HttpIn { (0, 0) } else { (pid, uid) };
     let (port, local_port) = (r.u16(), r.u16());
     let (cgroup_id, timestamp_ns) = (r.u64(), r.u64());
-    let comm = r.c_string(16);
+    let comm = if kind == L7Kind::HttpIn {
+        let _ = r.c_string(16);
+        String::new()
+    } else {
+        r.c_string(16)
+    };
     let len = (r.u32() as usize).min(TEXT_LEN);
     let family = r.u32();
     let (local, remote) = (r.take(16), r.take(16));
@@ -411,7 +466,7 @@ pub fn decode(bytes: &[u8]) -> Option<L7Event> {
     let remote = crate::agent::net::address(family, remote).map(|ip| std::net::SocketAddr::new(ip, port));
     let bytes = r.take(TEXT_LEN).get(..len)?.to_vec();
     let (text, query) = match kind {
-        L7Kind::Http | L7Kind::Tls => (String::from_utf8_lossy(&bytes).into_owned(), Vec::new()),
+        L7Kind::Http | L7Kind::HttpIn | L7Kind::Tls => (String::from_utf8_lossy(&bytes).into_owned(), Vec::new()),
         L7Kind::Dns => (question_name(&bytes)?, bytes),
     };
     Some(L7Event { kind, action, rule, pid, uid, local, remote, cgroup_id, timestamp_ns, comm, text, query, over_tcp })
@@ -478,6 +533,23 @@ fn load() -> Result<Loaded, EnforceError> {
         .map_err(program_err("l7_http"))?;
     http.load().map_err(program_err("l7_http"))?;
     http.attach(&socks_fd).map_err(program_err("l7_http"))?;
+    let in_socks_fd = {
+        let socks: SockHash<&MapData, u64> =
+            SockHash::try_from(ebpf.map("l7_in_socks").ok_or(EnforceError::Missing("l7_in_socks"))?)
+                .map_err(map_err("l7_in_socks"))?;
+        socks.fd().try_clone().map_err(|e| EnforceError::Unsupported {
+            index: 0,
+            cgroup_id: 0,
+            message: format!("l7_in_socks: {e}"),
+        })?
+    };
+    let http_in: &mut SkSkb = ebpf
+        .program_mut("l7_http_in")
+        .ok_or(EnforceError::Missing("l7_http_in"))?
+        .try_into()
+        .map_err(program_err("l7_http_in"))?;
+    http_in.load().map_err(program_err("l7_http_in"))?;
+    http_in.attach(&in_socks_fd).map_err(program_err("l7_http_in"))?;
     let dns: &mut CgroupSkb =
         ebpf.program_mut("l7_dns").ok_or(EnforceError::Missing("l7_dns"))?.try_into().map_err(program_err("l7_dns"))?;
     dns.load().map_err(program_err("l7_dns"))?;
@@ -558,7 +630,7 @@ impl L7Control {
                         let query = event.query.clone();
                         refuser.refuse(super::refusals::Refusal { pid, client, server, query });
                     }
-                    _ => refuser.reset(super::refusals::Reset { pid, client, server }),
+                    _ => refuser.reset(super::refusals::Reset { pid, cgroup_id: event.cgroup_id, client, server }),
                 }
             }
         }
@@ -622,6 +694,15 @@ mod tests {
         assert!(!evil.covers("GET", "/", None, 80), "no Host header: no host rule covers it");
         assert!(rule(None, "/*").covers("GET", "/", None, 80), "no host in the rule: any");
         assert_eq!(evil.to_string(), "* /* host *.Evil.Example");
+        // Received requests' rules follow the sent ones' and the names', with their own header.
+        let inbound = L7Rules { http_in_deny: vec![evil.clone()], ..Default::default() };
+        let value = policy_value(Mode::Protect, &inbound);
+        assert_eq!(value.len(), 13_872, "struct l7_policy");
+        assert_eq!(u32::from_le_bytes(value[8..12].try_into().unwrap()), 0, "no rule on what it sends");
+        assert_eq!(u32::from_le_bytes(value[HTTP_IN_AT + 4..HTTP_IN_AT + 8].try_into().unwrap()), 1);
+        assert_eq!(u32::from_le_bytes(value[HTTP_IN_AT + 8..HTTP_IN_AT + 12].try_into().unwrap()), 1, "hosts");
+        assert_eq!(&value[HTTP_IN_AT + 16 + 144..HTTP_IN_AT + 16 + 157], b".evil.example");
+        assert_eq!(inbound.describe(L7Kind::HttpIn, Some(0)), "httpIn: deny * /* host *.Evil.Example");
         let mut plain = [0u8; HTTP_RULE_LEN];
         encode_http(&mut plain, &rule(None, "/*"), false);
         assert!(plain[136..].iter().all(|b| *b == 0), "no host: host_len 0");
@@ -670,7 +751,7 @@ mod tests {
         let rules = L7Rules { tls_deny: vec!["*.evil.example".into()], ..rules };
         assert_eq!(rules.describe(L7Kind::Tls, Some(0)), "tls: deny *.evil.example");
         let value = policy_value(Mode::Protect, &rules);
-        assert_eq!(value.len(), 9376, "struct l7_policy");
+        assert_eq!(value.len(), POLICY_LEN, "struct l7_policy");
         assert_eq!(u32::from_le_bytes(value[0..4].try_into().unwrap()), 3);
         assert_eq!(u32::from_le_bytes(value[4..8].try_into().unwrap()), 1, "an allowlist");
         assert_eq!(u32::from_le_bytes(value[8..12].try_into().unwrap()), 2);

@@ -105,11 +105,13 @@ pub fn datagram(from: SocketAddr, to: SocketAddr, payload: &[u8]) -> Option<Vec<
     }
 }
 
-/// A TCP connection to destroy: a process in the client's namespace, the client's end, the
-/// server's.
+/// A TCP connection to destroy, as the socket to destroy sees it: a process in its namespace (0:
+/// any process of `cgroup_id`, found when the reset is made), its local end (`client`) and its
+/// peer's (`server`). A request a container received is reset from the container's side.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reset {
     pub pid: u32,
+    pub cgroup_id: u64,
     pub client: SocketAddr,
     pub server: SocketAddr,
 }
@@ -218,8 +220,27 @@ fn enter(pid: u32) -> Result<(), String> {
 fn run(job: &Job, sockets: &mut Sockets) -> Result<(), String> {
     match job {
         Job::Refuse(refusal) => answer(refusal, sockets),
+        Job::Reset(reset) if reset.pid == 0 => {
+            let pid = process_in_cgroup(reset.cgroup_id)
+                .ok_or_else(|| format!("no process of cgroup {} is left", reset.cgroup_id))?;
+            destroy(&Reset { pid, ..reset.clone() }, namespace_of(pid, sockets)?)
+        }
         Job::Reset(reset) => destroy(reset, namespace_of(job.pid(), sockets)?),
     }
+}
+
+/// A process of the cgroup v2 with this id (the inode of its directory).
+fn process_in_cgroup(cgroup_id: u64) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let root = crate::agent::attribution::unified_root();
+    walkdir::WalkDir::new(&root)
+        .max_depth(16)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_dir())
+        .find(|e| e.metadata().is_ok_and(|m| m.ino() == cgroup_id))
+        .and_then(|dir| std::fs::read_to_string(dir.path().join("cgroup.procs")).ok())
+        .and_then(|procs| procs.lines().find_map(|l| l.trim().parse().ok()))
 }
 
 /// The SOCK_DESTROY request for the TCP socket with these ends (its own view: `client` local).
