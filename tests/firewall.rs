@@ -99,6 +99,26 @@ fn tools_present() -> bool {
     .all(|p| std::path::Path::new(p).exists())
 }
 
+/// Root, BTF, the real clients and servers, podman and runc, or the test ends saying which is
+/// missing.
+fn prerequisites() -> Option<common::engines::Podman> {
+    if !common::is_root() || !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
+        eprintln!("skipped: loading BPF programs needs root and /sys/kernel/btf/vmlinux");
+        return None;
+    }
+    if !tools_present() {
+        eprintln!(
+            "skipped: needs curl, dig, python3, openssl, redis-server, ssh and postgresql-15 on the host (./install.sh --dev)"
+        );
+        return None;
+    }
+    let podman = common::engines::Podman::start();
+    if podman.is_none() {
+        eprintln!("skipped: needs podman and runc (./install.sh --dev)");
+    }
+    podman
+}
+
 fn exec_in(podman: &common::engines::Podman, name: &str, command: &[&str]) -> (bool, String, Duration) {
     let mut args = vec!["exec", name];
     args.extend_from_slice(command);
@@ -164,20 +184,7 @@ fn agent_lines_during(
 /// policy line; with the agent gone, the DELETE reaches the server.
 #[test]
 fn http_requests_dns_names_and_tls_server_names_are_refused_in_the_kernel() {
-    if !common::is_root() || !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
-        eprintln!("skipped: loading BPF programs needs root and /sys/kernel/btf/vmlinux");
-        return;
-    }
-    if !tools_present() {
-        eprintln!(
-            "skipped: needs curl, dig, python3, openssl, redis-server, ssh and postgresql-15 on the host (./install.sh --dev)"
-        );
-        return;
-    }
-    let Some(podman) = common::engines::Podman::start() else {
-        eprintln!("skipped: needs podman and runc (./install.sh --dev)");
-        return;
-    };
+    let Some(podman) = prerequisites() else { return };
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(dir.path().join("dns.py"), DNS_RESPONDER).expect("responder");
     std::fs::write(dir.path().join("keepalive.py"), KEEP_ALIVE_CLIENT).expect("client");
@@ -433,18 +440,7 @@ fn http_requests_dns_names_and_tls_server_names_are_refused_in_the_kernel() {
 /// action denied; with the agent gone, the port answers again.
 #[test]
 fn inbound_connections_outside_the_accept_rules_are_refused() {
-    if !common::is_root() || !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
-        eprintln!("skipped: loading BPF programs needs root and /sys/kernel/btf/vmlinux");
-        return;
-    }
-    if !tools_present() {
-        eprintln!("skipped: needs curl and python3 on the host (./install.sh --dev)");
-        return;
-    }
-    let Some(podman) = common::engines::Podman::start() else {
-        eprintln!("skipped: needs podman and runc (./install.sh --dev)");
-        return;
-    };
+    let Some(podman) = prerequisites() else { return };
     let dir = tempfile::tempdir().expect("temp dir");
     let mut server = vec!["run", "-d", "--name", "server"];
     server.extend_from_slice(&HOST_TOOLS);
@@ -504,18 +500,7 @@ fn inbound_connections_outside_the_accept_rules_are_refused() {
 /// policy line; with the agent gone the server answers again.
 #[test]
 fn requests_a_container_receives_are_refused_by_its_inbound_rules() {
-    if !common::is_root() || !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
-        eprintln!("skipped: loading BPF programs needs root and /sys/kernel/btf/vmlinux");
-        return;
-    }
-    if !tools_present() {
-        eprintln!("skipped: needs curl and python3 on the host (./install.sh --dev)");
-        return;
-    }
-    let Some(podman) = common::engines::Podman::start() else {
-        eprintln!("skipped: needs podman and runc (./install.sh --dev)");
-        return;
-    };
+    let Some(podman) = prerequisites() else { return };
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::create_dir(dir.path().join("www")).expect("www");
     std::fs::write(dir.path().join("www/index.html"), "hello\n").expect("page");

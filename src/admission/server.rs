@@ -244,9 +244,10 @@ const BATCH_WINDOW: Duration = Duration::from_millis(250);
 const BATCH_MAX: usize = 1024;
 
 /// The thread that keeps decisions: gathers them for a quarter of a second, writes them in one
-/// batch and flushes at most once a second. A thread of its own, off the runtime and at the
-/// lowest priority, so sled's work never sits between a request and its answer (a batch takes
-/// milliseconds of CPU; at equal priority it would hold the answers queued behind it).
+/// batch and flushes at most once a second. A thread of its own, off the runtime, so sled's
+/// work never sits between a request and its answer. (It keeps its priority: at nice 19 it fell
+/// behind a flood of requests on a busy core and decisions were lost; the latency tail did not
+/// move.)
 /// Setting `stop` makes it write what it holds, flush and end.
 fn spawn_writer(
     store: Arc<Store>,
@@ -255,7 +256,6 @@ fn spawn_writer(
 ) -> (std::sync::mpsc::SyncSender<DecisionRecord>, Option<std::thread::JoinHandle<()>>) {
     let (tx, rx) = std::sync::mpsc::sync_channel::<DecisionRecord>(QUEUE);
     let spawned = std::thread::Builder::new().name("admission-decisions".into()).spawn(move || {
-        lowest_priority();
         let tree = match store.tree::<DecisionRecord>(TreeName::AdmissionDecisions) {
             Ok(tree) => tree,
             Err(e) => {
@@ -322,16 +322,6 @@ fn spawn_writer(
             crate::say!("picket admission: decisions will not be stored (no writer thread: {e})");
             (tx, None)
         }
-    }
-}
-
-/// Makes the calling thread yield to every other (nice 19; on Linux a thread's own nice).
-fn lowest_priority() {
-    #[allow(unsafe_code)]
-    // SAFETY: setpriority(2) reads no memory of ours; `0` names the calling thread.
-    let done = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
-    if done != 0 {
-        crate::say!("picket admission: the decisions thread keeps its priority: {}", std::io::Error::last_os_error());
     }
 }
 

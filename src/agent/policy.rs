@@ -805,13 +805,7 @@ fn from_policy_documents(path: &Path, text: &str) -> Result<PolicyFile, PolicyFi
                         "http rules hold for every peer on the rule's ports: give them no peers (a separate rule can limit the peers)",
                     ));
                 }
-                let ports: Vec<PortSpec> = rule.ports.iter().flat_map(|p| port_spec(p).0).collect();
-                let requests = rule.http.iter().map(|r| HttpRuleSpec {
-                    method: r.method.clone(),
-                    path: r.path.clone(),
-                    host: r.host.clone(),
-                    ports: ports.clone(),
-                });
+                let (ports, requests) = http_requests(rule);
                 let h = http_in.get_or_insert(HttpSpec { allow: None, deny: Vec::new() });
                 match rule.action {
                     Action::Allow => {
@@ -872,13 +866,7 @@ fn from_policy_documents(path: &Path, text: &str) -> Result<PolicyFile, PolicyFi
                         "http, dns and serverNames rules hold for every peer on the rule's ports: give them no peers (a separate rule can limit the peers)",
                     ));
                 }
-                let ports: Vec<PortSpec> = rule.ports.iter().flat_map(|p| port_spec(p).0).collect();
-                let requests = rule.http.iter().map(|r| HttpRuleSpec {
-                    method: r.method.clone(),
-                    path: r.path.clone(),
-                    host: r.host.clone(),
-                    ports: ports.clone(),
-                });
+                let (ports, requests) = http_requests(rule);
                 match rule.action {
                     Action::Allow => {
                         let h = http.get_or_insert(HttpSpec { allow: None, deny: Vec::new() });
@@ -999,6 +987,22 @@ fn from_policy_documents(path: &Path, text: &str) -> Result<PolicyFile, PolicyFi
         });
     }
     Ok(PolicyFile { containers })
+}
+
+/// A policy rule's ports as the agent's, and its HTTP requests on them.
+fn http_requests(rule: &crate::policy::spec::NetworkRule) -> (Vec<PortSpec>, Vec<HttpRuleSpec>) {
+    let ports: Vec<PortSpec> = rule.ports.iter().flat_map(|p| port_spec(p).0).collect();
+    let requests = rule
+        .http
+        .iter()
+        .map(|r| HttpRuleSpec {
+            method: r.method.clone(),
+            path: r.path.clone(),
+            host: r.host.clone(),
+            ports: ports.clone(),
+        })
+        .collect();
+    (ports, requests)
 }
 
 /// A policy port rule as the agent's port list and protocol.

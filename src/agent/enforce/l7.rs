@@ -495,6 +495,17 @@ fn program_err(hook: &'static str) -> impl Fn(aya::programs::ProgramError) -> En
     move |source| EnforceError::Attach { hook, source }
 }
 
+/// A socket map's descriptor, for the programs that attach to it.
+fn sock_hash_fd(ebpf: &Ebpf, name: &'static str) -> Result<aya::maps::sock::SockMapFd, EnforceError> {
+    let socks: SockHash<&MapData, u64> =
+        SockHash::try_from(ebpf.map(name).ok_or(EnforceError::Missing(name))?).map_err(map_err(name))?;
+    socks.fd().try_clone().map_err(|e| EnforceError::Unsupported {
+        index: 0,
+        cgroup_id: 0,
+        message: format!("{name}: {e}"),
+    })
+}
+
 fn load() -> Result<Loaded, EnforceError> {
     let mut ebpf = Ebpf::load(L7_PROGRAM).map_err(EnforceError::Load)?;
     let root = crate::agent::attribution::unified_root();
@@ -516,16 +527,7 @@ fn load() -> Result<Loaded, EnforceError> {
         .map_err(program_err("l7_sockops"))?;
     sockops.load().map_err(program_err("l7_sockops"))?;
     sockops.attach(&cgroup, CgroupAttachMode::Single).map_err(program_err("l7_sockops"))?;
-    let socks_fd = {
-        let socks: SockHash<&MapData, u64> =
-            SockHash::try_from(ebpf.map("l7_socks").ok_or(EnforceError::Missing("l7_socks"))?)
-                .map_err(map_err("l7_socks"))?;
-        socks.fd().try_clone().map_err(|e| EnforceError::Unsupported {
-            index: 0,
-            cgroup_id: 0,
-            message: format!("l7_socks: {e}"),
-        })?
-    };
+    let socks_fd = sock_hash_fd(&ebpf, "l7_socks")?;
     let http: &mut SkMsg = ebpf
         .program_mut("l7_http")
         .ok_or(EnforceError::Missing("l7_http"))?
@@ -533,16 +535,7 @@ fn load() -> Result<Loaded, EnforceError> {
         .map_err(program_err("l7_http"))?;
     http.load().map_err(program_err("l7_http"))?;
     http.attach(&socks_fd).map_err(program_err("l7_http"))?;
-    let in_socks_fd = {
-        let socks: SockHash<&MapData, u64> =
-            SockHash::try_from(ebpf.map("l7_in_socks").ok_or(EnforceError::Missing("l7_in_socks"))?)
-                .map_err(map_err("l7_in_socks"))?;
-        socks.fd().try_clone().map_err(|e| EnforceError::Unsupported {
-            index: 0,
-            cgroup_id: 0,
-            message: format!("l7_in_socks: {e}"),
-        })?
-    };
+    let in_socks_fd = sock_hash_fd(&ebpf, "l7_in_socks")?;
     let http_in: &mut SkSkb = ebpf
         .program_mut("l7_http_in")
         .ok_or(EnforceError::Missing("l7_http_in"))?
