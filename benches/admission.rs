@@ -138,7 +138,7 @@ fn start() -> Webhook {
         .enable_all()
         .build()
         .expect("runtime");
-    // The paced sender runs on this thread (`block_on`): the client's side too.
+    // The paced sender runs on this thread: the client's side too.
     pin(client_cpus.as_deref());
     let judge = Arc::new(Judge::new(rules(), None));
     let listener = server_runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
@@ -227,26 +227,29 @@ fn flood(webhook: &Webhook, count: usize, concurrency: usize) {
 }
 
 fn paced_latencies(webhook: &Webhook, per_second: u32, seconds: u32) -> Vec<Duration> {
-    webhook.runtime.block_on(async {
-        let interval = Duration::from_secs(1) / per_second;
-        // Made before: serialising the object is the API server's work, not the webhook's.
-        let bodies: Vec<Vec<u8>> = (0..(per_second * seconds) as usize).map(review).collect();
-        let started = tokio::time::Instant::now();
-        let mut tasks = Vec::new();
-        for (i, body) in (0u32..).zip(bodies) {
-            let due = started + interval * i;
-            tokio::time::sleep_until(due).await;
-            let client = webhook.client.clone();
-            let url = webhook.url.clone();
-            // Timed from the send: tokio's timer wakes the sender up to a millisecond after
-            // `due`, which is the bench's lateness, not the webhook's. The sender never waits for
-            // an answer, so a slow answer cannot hide the requests behind it.
-            let sent = Instant::now();
-            tasks.push(tokio::spawn(async move {
-                send(&client, &url, body).await;
-                sent.elapsed()
-            }));
+    let interval = Duration::from_secs(1) / per_second;
+    // Made before: serialising the object is the API server's work, not the webhook's.
+    let bodies: Vec<Vec<u8>> = (0..(per_second * seconds) as usize).map(review).collect();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (i, body) in (0u32..).zip(bodies) {
+        // Paced by a high-resolution sleep (tens of µs late at most): tokio's timer ticks by the
+        // millisecond, which sent the requests in bursts of two or three, the last of each
+        // waiting behind the others in the client — the bench's lateness, not the webhook's.
+        if let Some(wait) = (started + interval * i).checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
         }
+        let client = webhook.client.clone();
+        let url = webhook.url.clone();
+        // Timed from the send; the sender never waits for an answer, so a slow answer cannot
+        // hide the requests behind it.
+        let sent = Instant::now();
+        tasks.push(webhook.runtime.spawn(async move {
+            send(&client, &url, body).await;
+            sent.elapsed()
+        }));
+    }
+    webhook.runtime.block_on(async {
         let mut out = Vec::new();
         for task in tasks {
             out.push(task.await.expect("a request"));
