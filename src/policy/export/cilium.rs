@@ -1,8 +1,11 @@
 //! A PicketPolicy as a CiliumNetworkPolicy (`cilium.io/v2`): the group's endpoints by labels,
 //! one Cilium rule per kind of peer (CIDRs, endpoints of a namespace or a group, DNS names as
-//! `toFQDNs`), ports with their protocol, and layer 7 where the policy names applications (HTTP:
-//! every request allowed through Cilium's proxy; DNS: every name). Name lookups go to the
-//! cluster's DNS pods with a DNS rule, which `toFQDNs` needs to learn the names' addresses.
+//! `toFQDNs`), ports with their protocol, and layer 7: the requests, names and server names an
+//! Allow rule lists (`http` as Cilium's regular expressions, `dns` as `matchName`/`matchPattern`,
+//! `serverNames`), or every request where the policy only names applications. Cilium's deny rules
+//! take no layer 7, so a Block rule's requests are left out, said, never widened to its ports.
+//! Name lookups go to the cluster's DNS pods with a DNS rule, which `toFQDNs` needs to learn the
+//! names' addresses.
 
 use std::collections::BTreeMap;
 
@@ -17,11 +20,14 @@ const FORMAT: &str = "CiliumNetworkPolicy";
 const NAMESPACE: &str = "k8s:io.kubernetes.pod.namespace";
 
 fn to_ports(rule: &NetworkRule, dns: bool) -> Option<Value> {
-    if rule.ports.is_empty() {
-        return None;
-    }
-    let ports: Vec<Value> = rule
-        .ports
+    // Names listed with no port are looked up on port 53.
+    let lookups = [crate::policy::spec::PortRule { port: "53".into(), protocol: None }];
+    let listed = match (rule.ports.is_empty(), rule.http.is_empty() && rule.server_names.is_empty()) {
+        (false, _) => rule.ports.as_slice(),
+        (true, true) if !rule.dns.is_empty() => &lookups[..],
+        (true, _) => return None,
+    };
+    let ports: Vec<Value> = listed
         .iter()
         .map(|p| {
             let (low, high) = crate::policy::validate::parse_ports(&p.port).unwrap_or((1, 65535));
@@ -39,12 +45,70 @@ fn to_ports(rule: &NetworkRule, dns: bool) -> Option<Value> {
         .collect();
     let mut entry = json!({ "ports": ports });
     let apps: Vec<String> = rule.applications.iter().map(|a| a.to_ascii_uppercase()).collect();
-    if dns || apps.iter().any(|a| a == "DNS") {
+    if !rule.http.is_empty() {
+        entry["rules"] = json!({ "http": rule.http.iter().map(http_rule).collect::<Vec<_>>() });
+    } else if !rule.dns.is_empty() {
+        entry["rules"] = json!({ "dns": rule.dns.iter().map(|n| dns_name(n)).collect::<Vec<_>>() });
+    } else if dns || apps.iter().any(|a| a == "DNS") {
         entry["rules"] = json!({ "dns": [{ "matchPattern": "*" }] });
     } else if apps.iter().any(|a| a == "HTTP" || a == "HTTP2" || a == "GRPC") {
         entry["rules"] = json!({ "http": [{}] });
     }
+    if !rule.server_names.is_empty() {
+        entry["serverNames"] = json!(rule.server_names);
+    }
     Some(json!([entry]))
+}
+
+/// An HTTP request pattern as Cilium's (regular expressions matched against the whole field):
+/// `/admin*` is every path that starts so, a host `*.x.example` every name under it.
+fn http_rule(request: &crate::policy::spec::HttpRequest) -> Value {
+    let mut out = serde_json::Map::new();
+    if let Some(method) = &request.method {
+        out.insert("method".into(), json!(method.to_ascii_uppercase()));
+    }
+    if let Some(path) = &request.path {
+        let regex = match path.strip_suffix('*') {
+            Some(prefix) => format!("{}.*", regex::escape(prefix)),
+            None => regex::escape(path),
+        };
+        out.insert("path".into(), json!(regex));
+    }
+    if let Some(host) = &request.host {
+        let regex = match host.strip_prefix("*.") {
+            Some(domain) => format!(".+\\.{}", regex::escape(domain)),
+            None => regex::escape(host),
+        };
+        out.insert("host".into(), json!(regex));
+    }
+    Value::Object(out)
+}
+
+fn dns_name(name: &str) -> Value {
+    match name.contains('*') {
+        true => json!({ "matchPattern": name }),
+        false => json!({ "matchName": name }),
+    }
+}
+
+/// Whether an Allow rule's layer 7 can be said in Cilium's terms (else it is left out, said:
+/// allowing its ports whole would let through what the policy refuses).
+fn layer_7_exportable(rule: &NetworkRule, at: &str, notes: &mut Vec<String>) -> bool {
+    if rule.ports.is_empty() && (!rule.http.is_empty() || !rule.server_names.is_empty()) {
+        notes.push(format!("{at}: Cilium judges HTTP and server names on given ports: give the rule ports; left out"));
+        return false;
+    }
+    if rule.dns.iter().any(|n| n.starts_with("*.")) {
+        notes.push(format!(
+            "{at}: Cilium's `*` stays within one label: names more than one label under a `*.` pattern are refused by Cilium"
+        ));
+    }
+    true
+}
+
+/// Whether a rule judges requests, names or server names (layer 7) rather than connections.
+fn has_layer_7(rule: &NetworkRule) -> bool {
+    !rule.http.is_empty() || !rule.dns.is_empty() || !rule.server_names.is_empty()
 }
 
 /// Cilium rules for one picket rule: one per kind of peer, each with the ports.
@@ -117,6 +181,13 @@ pub fn export(policy: &PicketPolicy, labels: &Labels) -> Result<Exported<Value>,
     let mut ingress_deny = Vec::new();
     for (i, rule) in spec.ingress.iter().enumerate() {
         let at = format!("{title}: spec.ingress[{i}]");
+        if has_layer_7(rule) && rule.action != Action::Allow {
+            notes.push(format!("{at}: Cilium's deny rules take no HTTP, DNS or server names; left out"));
+            continue;
+        }
+        if has_layer_7(rule) && !layer_7_exportable(rule, &at, &mut notes) {
+            continue;
+        }
         let made = rules(rule, labels, false, &at, &mut notes);
         match rule.action {
             Action::Allow => ingress.extend(made),
@@ -131,6 +202,9 @@ pub fn export(policy: &PicketPolicy, labels: &Labels) -> Result<Exported<Value>,
     for (i, rule) in spec.egress.iter().enumerate() {
         let at = format!("{title}: spec.egress[{i}]");
         if is_dns_rule(rule) && rule.action == Action::Allow {
+            if has_layer_7(rule) {
+                layer_7_exportable(rule, &at, &mut notes);
+            }
             let mut selector = labels.dns.clone().unwrap_or_else(|| {
                 notes.push(format!(
                     "{at}: name lookups go to pods labelled k8s-app=kube-dns in kube-system (the cluster's DNS Service was not read: give --cluster)"
@@ -144,6 +218,13 @@ pub fn export(policy: &PicketPolicy, labels: &Labels) -> Result<Exported<Value>,
             }
             egress.push(lookup);
             dns_done = true;
+            continue;
+        }
+        if has_layer_7(rule) && rule.action != Action::Allow {
+            notes.push(format!("{at}: Cilium's deny rules take no HTTP, DNS or server names; left out"));
+            continue;
+        }
+        if has_layer_7(rule) && !layer_7_exportable(rule, &at, &mut notes) {
             continue;
         }
         let made = rules(rule, labels, true, &at, &mut notes);
@@ -181,6 +262,46 @@ pub fn export(policy: &PicketPolicy, labels: &Labels) -> Result<Exported<Value>,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Requests, names and server names an Allow rule lists become Cilium's layer 7; a Block
+    /// rule's are left out and said, never turned into a deny of their whole port.
+    #[test]
+    fn listed_requests_names_and_server_names_become_ciliums_layer_7() {
+        let text = "apiVersion: picket.dev/v1
+kind: PicketPolicy
+metadata: { name: web, namespace: shop }
+spec:
+  selector: { matchLabels: { app: web } }
+  mode: protect
+  ingress:
+    - ports: [{ port: '8080', protocol: TCP }]
+      http: [{ method: get, path: /api/v1.0/* }, { path: /health, host: '*.shop.example' }]
+  egress:
+    - ports: [{ port: '53', protocol: UDP }]
+      dns: ['*.svc.cluster.local', api.example]
+    - ports: [{ port: '443', protocol: TCP }]
+      serverNames: [api.example]
+    - ports: [{ port: '8080', protocol: TCP }]
+      http: [{ method: DELETE, path: /admin* }]
+      action: Block
+";
+        let policy = super::super::one_policy(text);
+        let out = export(&policy, &Labels::default()).expect("labels given");
+        let spec = &out.object["spec"];
+        assert_eq!(
+            spec["ingress"][0]["toPorts"][0]["rules"]["http"],
+            json!([{ "method": "GET", "path": "/api/v1\\.0/.*" }, { "path": "/health", "host": ".+\\.shop\\.example" }])
+        );
+        let egress = spec["egress"].as_array().expect("egress");
+        let dns = egress.iter().find_map(|r| r["toPorts"][0]["rules"].get("dns")).expect("a DNS rule");
+        assert_eq!(dns, &json!([{ "matchPattern": "*.svc.cluster.local" }, { "matchName": "api.example" }]));
+        assert!(egress.iter().any(|r| r["toPorts"][0]["serverNames"] == json!(["api.example"])), "{spec:#}");
+        assert!(spec.get("egressDeny").is_none(), "port 8080 is not denied whole: {spec:#}");
+        assert!(out.notes.iter().any(|n| n.contains("spec.egress[2]") && n.contains("left out")), "{:?}", out.notes);
+        assert!(out.notes.iter().any(|n| n.contains("spec.egress[0]") && n.contains("one label")), "{:?}", out.notes);
+        let errors = schema_errors(&cilium_schema(), &out.object);
+        assert!(errors.is_empty(), "{errors:#?}");
+    }
 
     #[test]
     fn fqdns_l7_and_dns_become_cilium_rules() {

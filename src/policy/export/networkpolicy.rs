@@ -165,6 +165,11 @@ fn usable(rule: &NetworkRule, at: &str, notes: &mut Vec<String>) -> bool {
             rule.applications.join(", ")
         ));
     }
+    if !rule.http.is_empty() || !rule.dns.is_empty() || !rule.server_names.is_empty() {
+        notes.push(format!(
+            "{at}: HTTP requests, DNS names and server names are layer 7: a NetworkPolicy allows the rule's ports whole"
+        ));
+    }
     true
 }
 
