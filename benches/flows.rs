@@ -2,8 +2,8 @@
 //! (its cgroup is below the root the programs hang on), request/response over one keep-alive
 //! connection and one new connection per request — without the programs, with the first-bytes
 //! programs (identification), then with the L7 rung too, judging every request this process
-//! sends against an HTTP deny rule — printing the throughput overhead and the added time per new
-//! connection (issue 18's bars: < 5 % with identification, < 10 % with L7 enforcement, p99 <
+//! sends against an HTTP deny rule, then judging every request its server receives instead
+//! (`httpIn`) — printing the throughput overhead and the added time per new connection (issue 18's bars: < 5 % with identification, < 10 % with L7 enforcement, p99 <
 //! 100 µs added per connection). Needs root and BPF; says so and measures nothing otherwise.
 
 use std::io::{Read, Write};
@@ -157,6 +157,15 @@ impl Reader {
     }
 }
 
+/// The same deny rule on the requests this process's server receives.
+fn l7_inbound_policy() -> picket::agent::enforce::ContainerPolicy {
+    let mut policy = l7_policy();
+    if let Some(rules) = policy.l7.as_mut() {
+        rules.http_in_deny = std::mem::take(&mut rules.http_deny);
+    }
+    policy
+}
+
 /// An HTTP deny rule on this process's own cgroup.
 fn l7_policy() -> picket::agent::enforce::ContainerPolicy {
     picket::agent::enforce::ContainerPolicy {
@@ -199,6 +208,7 @@ fn flows(c: &mut Criterion) {
     let _inside = runtime.enter();
     // Rounds of the three set-ups in turn, so that drift hits each alike; medians compared.
     let (mut plain, mut identified, mut judged) = (Phase::default(), Phase::default(), Phase::default());
+    let mut received = Phase::default();
     let mut read = 0;
     for _ in 0..rounds {
         plain.measure(address, requests, connections);
@@ -210,6 +220,12 @@ fn flows(c: &mut Criterion) {
         l7.apply(std::slice::from_ref(&l7_policy())).expect("the L7 rung loads");
         judged.measure(address, requests, connections);
         drop(l7);
+        // Judging what the server receives instead: its accepted sockets (opened after the rules)
+        // go through the sk_skb verdict.
+        let mut l7 = picket::agent::enforce::l7::L7Control::default();
+        l7.apply(std::slice::from_ref(&l7_inbound_policy())).expect("the L7 rung loads");
+        received.measure(address, requests, connections);
+        drop(l7);
         read += reader.stop();
     }
     let overhead = |phase: &Phase| (phase.keep_alive().as_secs_f64() / plain.keep_alive().as_secs_f64() - 1.0) * 100.0;
@@ -218,7 +234,8 @@ fn flows(c: &mut Criterion) {
         "{rounds} rounds of {requests} keep-alive requests and {connections} new connections on loopback, one CPU; medians: \
          keep-alive run {:?} with nothing, {:?} identified (overhead {:.1} %), {:?} with L7 enforcement too (overhead {:.1} %); \
          a new connection p50 {:?} / {:?} / {:?}, p99 {:?} / {:?} / {:?} (p99 added {:?} identified, {:?} with L7); \
-         {read} first-bytes records read and identified",
+         {read} first-bytes records read and identified; judging received requests instead: keep-alive run {:?} \
+         (overhead {:.1} %), a new connection p99 {:?} (added {:?})",
         plain.keep_alive(),
         identified.keep_alive(),
         overhead(&identified),
@@ -232,6 +249,10 @@ fn flows(c: &mut Criterion) {
         judged.connect(0.99),
         added(&identified),
         added(&judged),
+        received.keep_alive(),
+        overhead(&received),
+        received.connect(0.99),
+        added(&received),
     );
     if !full {
         return;
