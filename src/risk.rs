@@ -5,7 +5,7 @@
 //!
 //! | part | at most | from |
 //! |---|---|---|
-//! | vulnerabilities | 35 | each: critical 10, high 5, medium 2, low 0.5; × 1.5 with a fix released, × 2 known exploited (the record links an exploit), × 1.5 in use at run time (a program or shared object of the package was executed or mapped by the workload's processes, per the agents' baselines), × 0.25 known unused (its processes were read and none mapped one) |
+//! | vulnerabilities | 35 | each: critical 10, high 5, medium 2, low 0.5; × 1.5 with a fix released, × 2 known exploited (the record links an exploit), × 1.5 in use at run time (a program or shared object of the package was executed or mapped by the workload's processes, per the agents' baselines), × 0.25 known unused (its processes were read for a day and none mapped one) |
 //! | exposure | 15 | host network 10, a LoadBalancer Service or an Ingress 8, a NodePort 6, a host port 5 |
 //! | privileges | 20 | privileged 15, host PID 8, host IPC 4, runs as root 6, each dangerous capability 4, each host path 6 (the container runtime's socket 15), privilege escalation allowed 2 |
 //! | compliance | 10 | each failed pod-security check: critical 4, high 2, medium 1, low 0.5 |

@@ -190,8 +190,9 @@ fn vulnerabilities_by_workload(
             .collect();
         for user in &image.used_by {
             let subject = user.split(" (container ").next().unwrap_or(user).to_string();
-            let mapped =
-                group_key(&subject).and_then(|key| baselines.get(&key)).map(|b| super::in_use::Mapped::new(&b.mapped));
+            let watched = group_key(&subject).and_then(|key| baselines.get(&key));
+            let watched_ms = watched.map_or(0, |b| b.last_ms.saturating_sub(b.first_ms));
+            let mapped = watched.map(|b| super::in_use::Mapped::new(&b.mapped));
             let entry = out.entry(subject).or_default();
             entry.0 = true;
             for (v, package_files) in &vulns {
@@ -199,10 +200,8 @@ fn vulnerabilities_by_workload(
                     continue;
                 }
                 let mut v = v.clone();
-                match mapped.as_ref().map(|m| m.use_of(package_files)) {
-                    Some(super::in_use::Use::InUse(file)) => (v.in_use, v.used_file) = (Some(true), Some(file)),
-                    Some(super::in_use::Use::Unused) => v.in_use = Some(false),
-                    Some(super::in_use::Use::Unknown) | None => {}
+                if let Some(found) = mapped.as_ref().map(|m| m.use_of(package_files)) {
+                    (v.in_use, v.used_file) = super::in_use::known(found, watched_ms);
                 }
                 entry.1.push(v);
             }

@@ -17,6 +17,20 @@ pub enum Use {
     Unknown,
 }
 
+/// How long a workload is watched before a package none of its processes mapped counts as
+/// unused: a library loaded only by a rare request (a report run at night) must not lower a
+/// finding's weight after minutes of watching.
+pub const UNUSED_AFTER_MS: u64 = 24 * 3_600_000;
+
+/// What risk says of a package's use (`in_use`, the file seen) after `watched_ms` of watching.
+pub fn known(found: Use, watched_ms: u64) -> (Option<bool>, Option<String>) {
+    match found {
+        Use::InUse(file) => (Some(true), Some(file)),
+        Use::Unused if watched_ms >= UNUSED_AFTER_MS => (Some(false), None),
+        Use::Unused | Use::Unknown => (None, None),
+    }
+}
+
 /// `/usr/bin/x` and `/bin/x` as one (and `sbin`, `lib*`): merged-`/usr` systems list one and
 /// map the other.
 fn folded(path: &str) -> &str {
@@ -65,6 +79,10 @@ mod tests {
         assert_eq!(bash.use_of(&["/usr/bin/apt".to_string()]), Use::Unused);
         assert_eq!(bash.use_of(&[]), Use::Unknown, "a package with no programs or libraries");
         assert_eq!(mapped(&[]).use_of(&libc), Use::Unknown, "nothing read of the workload");
+        // Unused only once watched for a day; in use at once.
+        assert_eq!(known(Use::Unused, UNUSED_AFTER_MS - 1), (None, None));
+        assert_eq!(known(Use::Unused, UNUSED_AFTER_MS), (Some(false), None));
+        assert_eq!(known(Use::InUse("/bin/bash".into()), 0), (Some(true), Some("/bin/bash".into())));
         // /usr/local and /usr/share are not folded.
         assert_eq!(mapped(&["/usr/local/bin/app"]).use_of(&["/local/bin/app".to_string()]), Use::Unused);
     }
