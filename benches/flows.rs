@@ -135,8 +135,10 @@ impl Reader {
                     tokio::select! {
                         batch = sensor.next_batch() => {
                             let Ok(batch) = batch else { break };
-                            for first in batch {
-                                std::hint::black_box(first.identify());
+                            for record in batch {
+                                if let picket::agent::flows::FlowRecord::First(first) = record {
+                                    std::hint::black_box(first.identify());
+                                }
                                 read += 1;
                             }
                         }

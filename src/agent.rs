@@ -14,6 +14,7 @@ pub mod drift;
 pub mod enforce;
 pub mod events;
 pub mod files;
+pub mod flow_bytes;
 pub mod flows;
 pub mod learning;
 pub mod manifest;

@@ -68,9 +68,10 @@ print(ask(connect(), "GET /two HTTP/1.1"))
 const POSTGRES_BIN: &str = "/usr/lib/postgresql/15/bin";
 
 /// Accepts on 127.0.0.1:2222, reads what a client sends first, and closes: enough for a client
-/// that speaks first (ssh's banner) to be identified.
+/// that speaks first (ssh's banner) to be identified, or one whose request follows its first
+/// write (an HTTP/2 preface, then the headers).
 const SINK: &str = r#"
-import socket
+import socket, time
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("127.0.0.1", 2222))
@@ -80,6 +81,7 @@ while True:
     c.settimeout(2)
     try:
         print("first bytes", c.recv(256)[:40], flush=True)
+        time.sleep(0.3)
     except OSError:
         pass
     c.close()
@@ -310,6 +312,8 @@ fn http_requests_dns_names_and_tls_server_names_are_refused_in_the_kernel() {
             "true",
         ];
         seen.push(("ssh", exec_in(&podman, "client", &ssh)));
+        // HTTP/2 without TLS: the preface in one write, the request's HPACK headers in the next.
+        seen.push(("h2c", curl(&["--http2-prior-knowledge", "http://127.0.0.1:2222/orders/7"])));
         seen.push(("tls denied", https("c2.evil.example")));
         watched = Some(watcher.wait_with_output().expect("picket network ends"));
     });
@@ -380,6 +384,26 @@ fn http_requests_dns_names_and_tls_server_names_are_refused_in_the_kernel() {
     let sink = exec_in(&podman, "web", &["cat", "/sink.log"]).1;
     assert!(sink.contains("first bytes b'SSH-2.0-"), "{sink}");
     assert!(sent("unknown").iter().all(|f| f["remote"][1] == 53), "only DNS over TCP goes unnamed: {flows:#?}");
+    assert!(
+        sent("http2").iter().any(|f| f["method"] == "GET"
+            && f["path"] == "/orders/7"
+            && f["authority"] == "127.0.0.1:2222"
+            && f["remote"][1] == 2222),
+        "the first request's :path, from its HPACK headers: {flows:#?}"
+    );
+    // When connections end, the bytes they carried, per service.
+    let ended: Vec<&serde_json::Value> =
+        lines.iter().filter(|l| l["type"] == "flow_ended" && l["container"]["name"] == "client").collect();
+    let http_ended = ended
+        .iter()
+        .find(|e| e["protocol"] == "http" && e["remote"][1] == 8080 && e["way"] == "sent")
+        .unwrap_or_else(|| panic!("the HTTP connections that ended: {ended:#?}"));
+    assert!(http_ended["connections"].as_u64().is_some_and(|n| n >= 1), "{http_ended}");
+    // At least the GET's request line out, and its 200 with the page back.
+    assert!(http_ended["sent"].as_u64().is_some_and(|n| n >= 18), "{http_ended}");
+    assert!(http_ended["received"].as_u64().is_some_and(|n| n >= 40), "{http_ended}");
+    let pg_ended = ended.iter().find(|e| e["protocol"] == "postgresql").expect("psql's connection ended");
+    assert!(pg_ended["received"].as_u64().is_some_and(|n| n > 100), "the server's answers: {pg_ended}");
 
     let server_log = podman.try_podman(&["logs", "web"]).1;
     assert!(server_log.contains("\"GET / HTTP/1.1\" 200"), "{server_log}");
@@ -426,6 +450,8 @@ fn http_requests_dns_names_and_tls_server_names_are_refused_in_the_kernel() {
         http["details"].as_array().is_some_and(|d| d.iter().any(|d| d == "DELETE /admin/users (denied)")),
         "{http}"
     );
+    assert!(http["ended"].as_u64().is_some_and(|n| n >= 1), "{http}");
+    assert!(http["received"].as_u64().is_some_and(|n| n >= 40), "the bytes of its ended connections: {http}");
     let dns = rows.iter().find(|r| r["container"] == "client" && r["protocol"] == "DNS").expect("the DNS row");
     assert_eq!(dns["verdict"], "denied", "{dns}");
 

@@ -25,9 +25,20 @@ pub enum Protocol {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         host: Option<String>,
     },
-    /// A client's HTTP/2 connection preface (gRPC rides on it; its paths are in HPACK-encoded
-    /// headers, read by the firewall's HTTP/2 decoding, not here).
-    Http2,
+    /// A client's HTTP/2 connection preface, and what its first request's headers say when the
+    /// bytes reach them (unencrypted HTTP/2 only: h2c, or gRPC without TLS).
+    Http2 {
+        /// `:method`, `:path` and `:authority` of the first HEADERS frame (HPACK-decoded).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        method: String,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        path: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        authority: Option<String>,
+        /// Its `content-type` is `application/grpc…`.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        grpc: bool,
+    },
     Tls {
         /// The server name the client asked for (SNI).
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -67,7 +78,8 @@ impl Protocol {
     pub fn name(&self) -> &'static str {
         match self {
             Self::Http { .. } => "HTTP",
-            Self::Http2 => "HTTP2",
+            Self::Http2 { grpc: true, .. } => "GRPC",
+            Self::Http2 { .. } => "HTTP2",
             Self::Tls { .. } => "TLS",
             Self::Ssh { .. } => "SSH",
             Self::Mysql { .. } => "MySQL",
@@ -109,8 +121,57 @@ fn le32(bytes: &[u8], at: usize) -> Option<u32> {
 const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 fn http2(bytes: &[u8], direction: Direction) -> Option<Protocol> {
-    (direction == Direction::Client && bytes.starts_with(&HTTP2_PREFACE[..HTTP2_PREFACE.len().min(16)]))
-        .then_some(Protocol::Http2)
+    if direction != Direction::Client || !bytes.starts_with(&HTTP2_PREFACE[..16]) {
+        return None;
+    }
+    let mut found = Protocol::Http2 { method: String::new(), path: String::new(), authority: None, grpc: false };
+    let Some(block) = bytes.get(HTTP2_PREFACE.len()..).and_then(first_header_block) else { return Some(found) };
+    if let Protocol::Http2 { method, path, authority, grpc } = &mut found {
+        // A fresh decoder is right: the first header block is the first to touch its table. A
+        // block cut at the sensor's bound still gives the fields before the cut.
+        let mut decoder = loona_hpack::Decoder::new();
+        let _ = decoder.decode_with_cb(block, |name, value| match &*name {
+            b":method" => *method = printable(&value, 16),
+            b":path" => *path = printable(&value, 1024),
+            b":authority" => *authority = Some(printable(&value, 255)),
+            b"content-type" => *grpc = value.starts_with(b"application/grpc"),
+            _ => {}
+        });
+    }
+    Some(found)
+}
+
+/// The header block fragment of the first HEADERS frame in `frames` (what follows the
+/// preface), without its padding and priority fields; cut where the bytes end.
+fn first_header_block(frames: &[u8]) -> Option<&[u8]> {
+    const HEADERS: u8 = 1;
+    const PADDED: u8 = 0x8;
+    const PRIORITY: u8 = 0x20;
+    let mut at = 0;
+    loop {
+        let header = frames.get(at..at + 9)?;
+        let len = usize::from(header[0]) << 16 | usize::from(header[1]) << 8 | usize::from(header[2]);
+        let (kind, flags) = (header[3], header[4]);
+        let start = at + 9;
+        if kind == HEADERS {
+            let end = (start + len).min(frames.len());
+            let mut payload = frames.get(start..end)?;
+            let mut padding = 0;
+            if flags & PADDED != 0 {
+                padding = usize::from(*payload.first()?);
+                payload = payload.get(1..)?;
+            }
+            if flags & PRIORITY != 0 {
+                payload = payload.get(5..)?;
+            }
+            // Padding is cut only when the frame is whole.
+            if end == start + len {
+                payload = payload.get(..payload.len().checked_sub(padding)?)?;
+            }
+            return Some(payload);
+        }
+        at = start + len;
+    }
 }
 
 const METHODS: [&str; 9] = ["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "CONNECT", "TRACE"];
@@ -335,7 +396,7 @@ mod tests {
             }
         );
         assert_eq!(identify(b"HTTP/1.1 200 OK\r\n", Server).name(), "HTTP");
-        assert_eq!(identify(HTTP2_PREFACE, Client), Protocol::Http2);
+        assert_eq!(identify(HTTP2_PREFACE, Client).name(), "HTTP2");
         assert_eq!(
             identify(&client_hello("API.Example.com"), Client),
             Protocol::Tls { sni: Some("api.example.com".into()) }
@@ -374,6 +435,64 @@ mod tests {
         assert_eq!(identify(b"", Server), Protocol::Unknown);
     }
 
+    /// What curl 7.88 sent for `curl --http2-prior-knowledge http://127.0.0.1:18081/orders/7`
+    /// (captured): the preface, SETTINGS and WINDOW_UPDATE in one write, HEADERS in the next.
+    const CURL_H2C: &[u8] = b"PRI * HTTP/2.0\x0d\x0a\x0d\x0aSM\x0d\x0a\x0d\x0a\x00\x00\x12\x04\x00\x00\x00\x00\x00\x00\x03\x00\x00\x00d\x00\x04\x02\x00\x00\x00\x00\x02\x00\x00\x00\x00\x00\x00\x04\x08\x00\x00\x00\x00\x00\x01\xff\x00\x01\x00\x00'\x01\x05\x00\x00\x00\x01\x82\x04\x87`\xf6H[\x10\xc3\xbf\x86A\x8b\x08\x9d\x5c\x0b\x81p\xdc\x0b\xc0x?z\x88%\xb6P\xc3\xab\xbc\xf2\xe1S\x03*/*";
+
+    fn h2(method: &str, path: &str, grpc: bool) -> Protocol {
+        Protocol::Http2 { method: method.into(), path: path.into(), authority: None, grpc }
+    }
+
+    #[test]
+    fn an_http2_clients_first_request_is_read_from_its_hpack_headers() {
+        let Protocol::Http2 { method, path, authority, grpc } = identify(CURL_H2C, Client) else { panic!("HTTP/2") };
+        assert_eq!(
+            (method.as_str(), path.as_str(), authority.as_deref(), grpc),
+            ("GET", "/orders/7", Some("127.0.0.1:18081"), false)
+        );
+        // The preface alone (the first write): HTTP/2, nothing more known.
+        assert_eq!(identify(&CURL_H2C[..64], Client), h2("", "", false));
+        // A HEADERS frame cut by the sensor's bound: the fields before the cut.
+        let Protocol::Http2 { method, path, .. } = identify(&CURL_H2C[..64 + 9 + 10], Client) else { panic!() };
+        assert_eq!((method.as_str(), path.as_str()), ("GET", "/orders/7"));
+        // gRPC: padded and with priority, literal names, never indexed, content-type said.
+        let mut encoder = loona_hpack::Encoder::new();
+        let block = encoder.encode([
+            (&b":method"[..], &b"POST"[..]),
+            (b":scheme", b"http"),
+            (b":path", b"/shop.Cart/Add"),
+            (b":authority", b"cart:50051"),
+            (b"content-type", b"application/grpc+proto"),
+            (b"te", b"trailers"),
+        ]);
+        let mut frames = HTTP2_PREFACE.to_vec();
+        frames.extend([0, 0, 0, 4, 0, 0, 0, 0, 0]);
+        let len = 1 + 5 + block.len() + 3;
+        frames.extend([(len >> 16) as u8, (len >> 8) as u8, len as u8, 1, 0x4 | 0x8 | 0x20, 0, 0, 0, 1]);
+        frames.extend([3, 0, 0, 0, 0, 15]);
+        frames.extend(&block);
+        frames.extend([0, 0, 0]);
+        let identified = identify(&frames, Client);
+        assert_eq!(identified.name(), "GRPC");
+        assert_eq!(
+            identified,
+            Protocol::Http2 {
+                method: "POST".into(),
+                path: "/shop.Cart/Add".into(),
+                authority: Some("cart:50051".into()),
+                grpc: true
+            }
+        );
+        // Lengths that lie: a padding longer than the frame, a frame longer than the bytes.
+        let mut lying = frames.clone();
+        lying[HTTP2_PREFACE.len() + 9 + 9] = 0xff;
+        let _ = identify(&lying, Client);
+        let mut lying = frames.clone();
+        lying[HTTP2_PREFACE.len() + 9] = 0xff;
+        assert!(matches!(identify(&lying, Client), Protocol::Http2 { .. }), "read as far as the bytes go");
+        assert_eq!(identify(CURL_H2C, Server), Protocol::Unknown, "only a client sends the preface");
+    }
+
     #[test]
     fn cut_and_hostile_bytes_are_unknown_or_partial_never_a_panic() {
         let hello = client_hello("api.example.com");
@@ -386,8 +505,8 @@ mod tests {
         let at = lying.len() - 20;
         lying[at] = 0xff;
         let _ = identify(&lying, Client);
-        let seeds: [&[u8]; 4] =
-            [b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", b"*3\r\n$3\r\nSET\r\n", b"SSH-2.0-x\r\n", &hello];
+        let seeds: [&[u8]; 5] =
+            [b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", b"*3\r\n$3\r\nSET\r\n", b"SSH-2.0-x\r\n", &hello, CURL_H2C];
         let mut state = 0x2545_f491_u32;
         let mut next = || {
             state ^= state << 13;
@@ -396,7 +515,7 @@ mod tests {
             state
         };
         for _ in 0..20_000 {
-            let seed = seeds[(next() % 4) as usize];
+            let seed = seeds[(next() % 5) as usize];
             let mut bytes = seed.to_vec();
             for _ in 0..(next() % 4) {
                 if bytes.is_empty() {

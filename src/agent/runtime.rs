@@ -137,7 +137,7 @@ pub struct RunOptions {
 /// The file sensor's next batch; never, when no prefix is watched.
 async fn next_flows(
     flows: &mut Option<super::flows::FlowSensor>,
-) -> Result<Vec<super::flows::FirstBytes>, super::ring::RingError> {
+) -> Result<Vec<super::flows::FlowRecord>, super::ring::RingError> {
     match flows {
         Some(flows) => flows.next_batch().await,
         None => std::future::pending().await,
@@ -1121,6 +1121,10 @@ struct Emitter {
     dns_names: super::dns::DnsNames,
     /// Flows sent lately, so a busy service is told once per window.
     flow_folds: super::flows::FlowFolds,
+    /// HTTP/2 prefaces waiting for their first request's headers.
+    h2_assembly: super::flows::Http2Assembly,
+    /// Open sockets' protocols, and the bytes of those that ended this period.
+    flow_ledger: super::flow_bytes::FlowLedger,
     /// Containers a response cut off the network.
     quarantine: super::quarantine::Quarantine,
     /// The prefixes file events are sent for (those asked for and the rules'); of the
@@ -1139,12 +1143,54 @@ impl Emitter {
 
     /// Sends what containers' connections' first bytes speak (`flow` events); the host's are not
     /// sent.
-    fn send_flows(&mut self, batch: Vec<super::flows::FirstBytes>) -> anyhow::Result<u64> {
-        let mut sent = 0;
+    fn send_flows(&mut self, batch: Vec<super::flows::FlowRecord>) -> anyhow::Result<u64> {
+        use super::flows::FlowRecord;
         let now = std::time::Instant::now();
+        let mut ready = Vec::new();
+        for record in batch {
+            match record {
+                FlowRecord::First(first) => ready.extend(self.h2_assembly.take(first, now)),
+                FlowRecord::End(end) => {
+                    let (names, resolver) = (&self.names, &mut self.resolver);
+                    self.flow_ledger.ended(end, |cgroup| names.name(resolver.container_of(cgroup)));
+                }
+            }
+        }
+        self.send_first_bytes(ready, now)
+    }
+
+    /// Sends the HTTP/2 prefaces that waited long enough and the connections that ended this
+    /// period (`flow_ended`).
+    fn send_flow_periods(&mut self) -> anyhow::Result<u64> {
+        let now = std::time::Instant::now();
+        let late = self.h2_assembly.expired(now);
+        let mut sent = self.send_first_bytes(late, now)?;
+        for tally in self.flow_ledger.take_tallies() {
+            self.outputs.emit(&WireEvent::FlowEnded {
+                v: super::wire::WIRE_VERSION,
+                node: self.node.clone(),
+                flow: tally.flow,
+                container: Some(tally.container),
+                connections: tally.connections,
+                sent: tally.sent,
+                received: tally.received,
+            })?;
+            sent += 1;
+        }
+        self.outputs.flush()?;
+        Ok(sent)
+    }
+
+    fn send_first_bytes(
+        &mut self,
+        batch: Vec<super::flows::FirstBytes>,
+        now: std::time::Instant,
+    ) -> anyhow::Result<u64> {
+        let mut sent = 0;
         for first in batch {
             let Some(container) = self.names.name(self.resolver.container_of(first.cgroup_id)) else { continue };
             let flow = first.identify();
+            self.flow_ledger.opened(&first, &flow);
             let Some(folded) = self.flow_folds.admit(&container.id, &flow, now) else { continue };
             let line = WireEvent::Flow {
                 v: super::wire::WIRE_VERSION,
@@ -1540,6 +1586,8 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
         promotion: None,
         dns_names: Default::default(),
         flow_folds: Default::default(),
+        h2_assembly: Default::default(),
+        flow_ledger: Default::default(),
         quarantine,
     };
     // Modes are kept whenever the agent learns and keeps state, so an operator can set one
@@ -1751,6 +1799,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
                 // no event waits longer than a state period, however the loop's turns fell.
                 events += send_waiting(&mut out, enforcing.as_ref(), &mut sensor, &mut net, &network, files.as_mut())?;
                 events += out.send_folds()?;
+                events += out.send_flow_periods()?;
                 police(&mut out, &mut guard, &mut enforcing, &mut net, &mut network, network_guard);
                 let (dropped, malformed) = counters(&sensor, &net, files.as_ref(), enforcing.as_ref().and_then(|e| e.enforcer.as_ref()), guard.as_ref())?;
                 let stats = WireEvent::stats(&node, state(events, dropped, malformed, enforcing.as_ref()));

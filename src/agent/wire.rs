@@ -58,6 +58,19 @@ pub enum WireEvent {
         #[serde(default, skip_serializing_if = "is_zero_u64")]
         folded: u64,
     },
+    /// A container's connections to one service, one way, in one protocol, that ended in the
+    /// last state period, and the bytes they carried (sent: acknowledged by the peer).
+    FlowEnded {
+        v: u32,
+        node: String,
+        /// The first of them.
+        #[serde(flatten)]
+        flow: super::flows::FlowSeen,
+        container: Option<ContainerRef>,
+        connections: u64,
+        sent: u64,
+        received: u64,
+    },
     /// A DNS answer a container received: the name it asked and what it resolved to.
     Dns {
         v: u32,
@@ -179,6 +192,7 @@ impl WireEvent {
             | Self::Network { node, .. }
             | Self::Dns { node, .. }
             | Self::Flow { node, .. }
+            | Self::FlowEnded { node, .. }
             | Self::File { node, .. }
             | Self::Alert { node, .. }
             | Self::Stats { node, .. } => node,
@@ -193,6 +207,7 @@ impl WireEvent {
             | Self::Network { container, .. }
             | Self::Dns { container, .. }
             | Self::Flow { container, .. }
+            | Self::FlowEnded { container, .. }
             | Self::File { container, .. }
             | Self::Alert { container, .. } => container.as_ref(),
             Self::Stats { .. } | Self::Lagged { .. } => None,

@@ -86,8 +86,8 @@ fn table(connections: &Connections) -> String {
         return "no connections seen".into();
     }
     let mut out = format!(
-        "{:<28} {:<3} {:<36} {:>5} {:<10} {:>6} {:<8} {}\n",
-        "CONTAINER", "DIR", "PEER", "PORT", "PROTOCOL", "COUNT", "VERDICT", "LAST"
+        "{:<28} {:<3} {:<36} {:>5} {:<10} {:>6} {:<13} {:<8} {}\n",
+        "CONTAINER", "DIR", "PEER", "PORT", "PROTOCOL", "COUNT", "BYTES ↑↓", "VERDICT", "LAST"
     );
     for row in connections.rows() {
         let direction = match row.key.direction {
@@ -95,13 +95,14 @@ fn table(connections: &Connections) -> String {
             crate::network::connections::Direction::In => "in",
         };
         out.push_str(&format!(
-            "{:<28} {:<3} {:<36} {:>5} {:<10} {:>6} {:<8} {}\n",
+            "{:<28} {:<3} {:<36} {:>5} {:<10} {:>6} {:<13} {:<8} {}\n",
             row.key.container,
             direction,
             row.peer(),
             row.key.port,
             row.key.protocol,
             row.count,
+            row.bytes_text(),
             row.verdict.as_str(),
             row.details.back().cloned().unwrap_or_default(),
         ));

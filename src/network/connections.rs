@@ -80,6 +80,11 @@ pub struct Connection {
     /// The process that made the connection, when an event said.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub process: String,
+    /// Connections of this row that ended, and the bytes the container sent (acknowledged by
+    /// the peer) and received on them.
+    pub ended: u64,
+    pub sent: u64,
+    pub received: u64,
 }
 
 impl Connection {
@@ -94,6 +99,14 @@ impl Connection {
     /// The group or name of the peer, else its address (what the map draws).
     pub fn peer_short(&self) -> String {
         self.peer_name.clone().unwrap_or_else(|| self.key.address.to_string())
+    }
+
+    /// `1.2 KiB ↑ 3.0 MiB ↓` once a connection ended, else empty.
+    pub fn bytes_text(&self) -> String {
+        if self.ended == 0 {
+            return String::new();
+        }
+        format!("{}↑ {}↓", short_bytes(self.sent), short_bytes(self.received))
     }
 
     /// What `/` matches a row by.
@@ -138,6 +151,15 @@ impl Connection {
         if let Some(why) = &self.why {
             lines.push(format!("decided by  {why}"));
         }
+        if self.ended > 0 {
+            lines.push(format!(
+                "bytes       {} sent, {} received on {} ended connection{}",
+                crate::model::human_bytes(self.sent),
+                crate::model::human_bytes(self.received),
+                self.ended,
+                if self.ended == 1 { "" } else { "s" }
+            ));
+        }
         if !self.details.is_empty() {
             lines.push(String::new());
             lines.push("last requests".into());
@@ -154,6 +176,8 @@ pub struct Edge {
     pub to: String,
     pub protocols: BTreeSet<String>,
     pub count: u64,
+    /// Bytes both ways on its connections that ended.
+    pub bytes: u64,
     /// The worst verdict among its connections.
     pub verdict: Verdict,
 }
@@ -167,12 +191,47 @@ pub struct Connections {
     pub ignored: u64,
 }
 
+/// `950`, `12K`, `3.4M`: a byte count in at most five characters (binary units).
+fn short_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["K", "M", "G", "T", "P"];
+    if bytes < 1_024 {
+        return bytes.to_string();
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 999.5 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if value < 9.95 { format!("{value:.1}{}", UNITS[unit]) } else { format!("{value:.0}{}", UNITS[unit]) }
+}
+
+/// The row a flow counts in: out when the container is the client, in when it accepted.
+fn flow_key(node: &str, flow: &crate::agent::flows::FlowSeen, container: &str) -> ConnectionKey {
+    use crate::agent::flows::Way;
+    use crate::agent::protocols::Direction as By;
+    let out = (flow.by == By::Client) == (flow.way == Way::Sent);
+    let (direction, port) = if out { (Direction::Out, flow.remote.1) } else { (Direction::In, flow.local.1) };
+    ConnectionKey {
+        node: node.to_string(),
+        container: container.to_string(),
+        direction,
+        address: flow.remote.0,
+        port,
+        protocol: flow.protocol.name().to_string(),
+    }
+}
+
 fn detail_of(protocol: &crate::agent::protocols::Protocol) -> Option<String> {
     use crate::agent::protocols::Protocol;
     match protocol {
         Protocol::Http { method, path, host } => {
             Some(format!("{method} {path}{}", host.as_ref().map(|h| format!(" (host {h})")).unwrap_or_default()))
         }
+        Protocol::Http2 { method, path, authority, .. } if !path.is_empty() => Some(format!(
+            "{method} {path}{}",
+            authority.as_ref().map(|a| format!(" (authority {a})")).unwrap_or_default()
+        )),
         Protocol::Tls { sni: Some(sni) } => Some(format!("sni {sni}")),
         Protocol::Redis { command } => Some(command.clone()),
         Protocol::Postgresql { message } => Some(message.clone()),
@@ -180,7 +239,7 @@ fn detail_of(protocol: &crate::agent::protocols::Protocol) -> Option<String> {
         Protocol::Ssh { banner } => Some(banner.clone()),
         Protocol::Mongodb { op } => Some(op.clone()),
         Protocol::Kafka { api_key, client_id } => Some(format!("api {api_key} {client_id}").trim_end().to_string()),
-        Protocol::Http2 | Protocol::Tls { sni: None } | Protocol::Unknown => None,
+        Protocol::Http2 { .. } | Protocol::Tls { sni: None } | Protocol::Unknown => None,
     }
 }
 
@@ -234,6 +293,9 @@ impl Connections {
             verdict: Verdict::Allowed,
             why: None,
             process: String::new(),
+            ended: 0,
+            sent: 0,
+            received: 0,
         })
     }
 
@@ -241,21 +303,9 @@ impl Connections {
     pub fn take(&mut self, event: &WireEvent, now_ms: u64) {
         match event {
             WireEvent::Flow { node, flow, container, folded, .. } => {
-                use crate::agent::flows::Way;
-                use crate::agent::protocols::Direction as By;
                 let label = crate::agent::attribution::label(container.as_ref());
-                let out = (flow.by == By::Client) == (flow.way == Way::Sent);
-                let (direction, port) =
-                    if out { (Direction::Out, flow.remote.1) } else { (Direction::In, flow.local.1) };
                 let name = self.name_of(&label, flow.remote.0);
-                let key = ConnectionKey {
-                    node: node.clone(),
-                    container: label,
-                    direction,
-                    address: flow.remote.0,
-                    port,
-                    protocol: flow.protocol.name().to_string(),
-                };
+                let key = flow_key(node, flow, &label);
                 // The connect seen before its first bytes named the protocol becomes this row.
                 let plain = ConnectionKey { protocol: "TCP".into(), ..key.clone() };
                 let earlier = match flow.protocol {
@@ -272,6 +322,9 @@ impl Connections {
                     if row.process.is_empty() {
                         row.process = earlier.process;
                     }
+                    row.ended += earlier.ended;
+                    row.sent += earlier.sent;
+                    row.received += earlier.received;
                 }
                 row.count += 1 + folded;
                 row.last_ms = now_ms;
@@ -281,6 +334,15 @@ impl Connections {
                 if let Some(detail) = detail_of(&flow.protocol) {
                     push_detail(row, detail);
                 }
+            }
+            WireEvent::FlowEnded { node, flow, container, connections, sent, received, .. } => {
+                let label = crate::agent::attribution::label(container.as_ref());
+                let key = flow_key(node, flow, &label);
+                let row = self.row(key, now_ms);
+                row.last_ms = now_ms;
+                row.ended = row.ended.saturating_add(*connections);
+                row.sent = row.sent.saturating_add(*sent);
+                row.received = row.received.saturating_add(*received);
             }
             WireEvent::Network { node, event, container, peer, fqdn, .. } => {
                 use crate::agent::net::NetEventKind;
@@ -451,10 +513,12 @@ impl Connections {
                 to,
                 protocols: BTreeSet::new(),
                 count: 0,
+                bytes: 0,
                 verdict: Verdict::Allowed,
             });
             edge.protocols.insert(row.key.protocol.clone());
             edge.count += row.count;
+            edge.bytes = edge.bytes.saturating_add(row.sent).saturating_add(row.received);
             edge.verdict = edge.verdict.max(row.verdict);
         }
         let mut edges: Vec<Edge> = edges.into_values().collect();
@@ -490,7 +554,11 @@ pub fn map_lines(edges: &[Edge]) -> Vec<(String, Verdict)> {
                 Verdict::Allowed => String::new(),
                 verdict => format!("  ✗ {}", verdict.as_str()),
             };
-            lines.push((format!("  {branch}──{protocols}──▶ [{}]  ×{}{mark}", edge.to, edge.count), edge.verdict));
+            let bytes = if edge.bytes > 0 { format!(" {}B", short_bytes(edge.bytes)) } else { String::new() };
+            lines.push((
+                format!("  {branch}──{protocols}──▶ [{}]  ×{}{bytes}{mark}", edge.to, edge.count),
+                edge.verdict,
+            ));
         }
         lines.push((String::new(), Verdict::Allowed));
     }
@@ -618,6 +686,55 @@ mod tests {
             "{map:?}"
         );
         assert!(map.iter().any(|(l, _)| l == "│ shop/web-6f7b9/web │"));
+    }
+
+    #[test]
+    fn ended_connections_give_their_row_its_bytes_and_http2_its_path() {
+        let mut c = Connections::default();
+        let h2 = Protocol::Http2 {
+            method: "POST".into(),
+            path: "/shop.Cart/Add".into(),
+            authority: Some("cart:50051".into()),
+            grpc: true,
+        };
+        let Some(WireEvent::Flow { flow: seen, .. }) =
+            Some(flow(Way::Sent, By::Client, "10.1.0.8:50051", "10.88.0.5:40000", h2.clone()))
+        else {
+            unreachable!()
+        };
+        c.take(&flow(Way::Sent, By::Client, "10.1.0.8:50051", "10.88.0.5:40000", h2), 1_000);
+        let ended = |connections, sent, received| WireEvent::FlowEnded {
+            v: WIRE_VERSION,
+            node: "node-1".into(),
+            flow: seen.clone(),
+            container: Some(web()),
+            connections,
+            sent,
+            received,
+        };
+        let row = c.rows()[0].clone();
+        assert_eq!((row.key.protocol.as_str(), row.bytes_text()), ("GRPC", String::new()), "none ended yet");
+        assert_eq!(row.details.back().map(String::as_str), Some("POST /shop.Cart/Add (authority cart:50051)"));
+        c.take(&ended(2, 900, 3_500_000), 2_000);
+        c.take(&ended(1, 100, 20_000), 3_000);
+        let rows = c.rows();
+        assert_eq!(rows.len(), 1, "the same row: {rows:?}");
+        let row = rows[0];
+        assert_eq!((row.count, row.ended, row.sent, row.received), (1, 3, 1_000, 3_520_000));
+        assert_eq!(row.bytes_text(), "1000↑ 3.4M↓");
+        assert!(
+            row.lines().iter().any(|l| l == "bytes       1000 B sent, 3.4 MiB received on 3 ended connections"),
+            "{:?}",
+            row.lines()
+        );
+        let map = map_lines(&c.edges());
+        assert!(map.iter().any(|(l, _)| l.ends_with("×1 3.4MB")), "{map:?}");
+        assert_eq!(short_bytes(999), "999");
+        assert_eq!(short_bytes(1_000), "1000", "under 1 KiB, whole");
+        assert_eq!(short_bytes(1_536), "1.5K");
+        assert_eq!(short_bytes(1_000_000), "977K");
+        assert_eq!(short_bytes(1_023_999), "1.0M");
+        assert_eq!(short_bytes(1_048_576), "1.0M");
     }
 
     #[test]

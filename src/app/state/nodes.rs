@@ -155,7 +155,7 @@ impl ContainerActivity {
                 }
             },
             WireEvent::Network { .. } => self.connections += 1,
-            WireEvent::Dns { .. } | WireEvent::Flow { .. } => {}
+            WireEvent::Dns { .. } | WireEvent::Flow { .. } | WireEvent::FlowEnded { .. } => {}
             WireEvent::File { .. } => self.opens += 1,
             WireEvent::Alert { .. } => self.alerts += 1,
             WireEvent::Stats { .. } | WireEvent::Lagged { .. } => {}

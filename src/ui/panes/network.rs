@@ -86,6 +86,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
                 Span::raw(c.key.port.to_string()),
                 Span::raw(c.key.protocol.clone()),
                 Span::raw(c.count.to_string()),
+                Span::raw(c.bytes_text()),
                 Span::styled(c.verdict.as_str(), verdict_style(c.verdict, theme)),
                 Span::styled(c.details.back().cloned().unwrap_or_default(), theme.style(Slot::Dim)),
             ])
@@ -93,14 +94,15 @@ pub fn render(frame: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         .collect();
     let title = format!(" Network [{}/{}]{} ", view.visible.len(), network.rows.len(), filter_badge(view));
     let spec = TableSpec {
-        header: &["CONTAINER", "", "PEER", "PORT", "PROTO", "COUNT", "VERDICT", "LAST"],
+        header: &["CONTAINER", "", "PEER", "PORT", "PROTO", "COUNT", "BYTES ↑↓", "VERDICT", "LAST"],
         widths: &[
-            Constraint::Fill(2),
+            Constraint::Fill(3),
             Constraint::Length(1),
             Constraint::Fill(3),
             Constraint::Length(5),
             Constraint::Length(10),
-            Constraint::Length(6),
+            Constraint::Length(5),
+            Constraint::Length(12),
             Constraint::Length(8),
             Constraint::Fill(3),
         ],
@@ -195,6 +197,14 @@ mod tests {
         denied.event.comm = "curl".into();
         denied.event.remote = "10.1.0.7:8080".into();
         denied.event.path = "DELETE /admin/users".into();
+        let tls = flow(
+            web.clone(),
+            Way::Sent,
+            By::Client,
+            "10.88.0.5:40100",
+            "192.0.2.7:443",
+            Protocol::Tls { sni: Some("payments.example".into()) },
+        );
         vec![
             WireEvent::Dns {
                 v: WIRE_VERSION,
@@ -210,14 +220,19 @@ mod tests {
             },
             flow(web.clone(), Way::Sent, By::Client, "10.88.0.5:40000", "10.1.0.7:8080", get("/orders/7")),
             flow(web.clone(), Way::Sent, By::Client, "10.88.0.5:40002", "10.1.0.7:8080", get("/orders/8")),
-            flow(
-                web.clone(),
-                Way::Sent,
-                By::Client,
-                "10.88.0.5:40100",
-                "192.0.2.7:443",
-                Protocol::Tls { sni: Some("payments.example".into()) },
-            ),
+            tls.clone(),
+            WireEvent::FlowEnded {
+                v: WIRE_VERSION,
+                node: "node-1".into(),
+                flow: match tls {
+                    WireEvent::Flow { flow, .. } => flow,
+                    _ => unreachable!("a flow"),
+                },
+                container: Some(web.clone()),
+                connections: 1,
+                sent: 2_310,
+                received: 48_200,
+            },
             flow(
                 pod("api", "api-5d8c4"),
                 Way::Received,

@@ -258,6 +258,9 @@ fn event_line(event: &WireEvent) -> (String, String) {
                 Protocol::Http { method, path, host } if !method.is_empty() => {
                     format!("HTTP {method} {path}{}", host.as_ref().map(|h| format!(" (host {h})")).unwrap_or_default())
                 }
+                Protocol::Http2 { method, path, .. } if !path.is_empty() => {
+                    format!("{} {method} {path}", flow.protocol.name())
+                }
                 Protocol::Tls { sni: Some(sni) } => format!("TLS to {sni}"),
                 Protocol::Ssh { banner } => banner.clone(),
                 Protocol::Mysql { version } => format!("MySQL {version}"),
@@ -270,6 +273,18 @@ fn event_line(event: &WireEvent) -> (String, String) {
                 crate::agent::flows::Way::Received => "←",
             };
             ("flow".into(), format!("{detail} {way} {}:{}", flow.remote.0, flow.remote.1))
+        }
+        WireEvent::FlowEnded { flow, connections, sent, received, .. } => {
+            let (address, port) = flow.service();
+            (
+                "ended".into(),
+                format!(
+                    "{} {connections}× to {address}:{port}: {} sent, {} received",
+                    flow.protocol.name(),
+                    crate::model::human_bytes(*sent),
+                    crate::model::human_bytes(*received)
+                ),
+            )
         }
         WireEvent::Dns { answer, server, .. } => {
             let addresses: Vec<String> = answer.addresses.iter().map(ToString::to_string).collect();
