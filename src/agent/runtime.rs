@@ -1874,6 +1874,7 @@ pub async fn run(options: RunOptions) -> anyhow::Result<()> {
     }
     // What the rings still hold goes out before the last state line.
     events += send_waiting(&mut out, enforcing.as_ref(), &mut sensor, &mut net, &network, files.as_mut())?;
+    events += out.send_flow_periods()?;
     let remaining = enforcing.as_mut().and_then(|e| e.enforcer.as_mut()).map(ExecFileEnforcer::remaining);
     events += out.send(Batch::Violations(described(enforcing.as_ref(), remaining.unwrap_or_default())))?;
     let (dropped, malformed) =
