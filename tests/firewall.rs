@@ -402,6 +402,11 @@ fn http_requests_dns_names_and_tls_server_names_are_refused_in_the_kernel() {
     // At least the GET's request line out, and its 200 with the page back.
     assert!(http_ended["sent"].as_u64().is_some_and(|n| n >= 18), "{http_ended}");
     assert!(http_ended["received"].as_u64().is_some_and(|n| n >= 40), "{http_ended}");
+    let pg_ended = ended
+        .iter()
+        .find(|e| e["protocol"] == "postgresql")
+        .unwrap_or_else(|| panic!("psql's connection ended: {ended:#?}"));
+    assert!(pg_ended["received"].as_u64().is_some_and(|n| n > 100), "the server's answers: {pg_ended}");
 
     let server_log = podman.try_podman(&["logs", "web"]).1;
     assert!(server_log.contains("\"GET / HTTP/1.1\" 200"), "{server_log}");

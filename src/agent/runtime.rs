@@ -1146,17 +1146,22 @@ impl Emitter {
     fn send_flows(&mut self, batch: Vec<super::flows::FlowRecord>) -> anyhow::Result<u64> {
         use super::flows::FlowRecord;
         let now = std::time::Instant::now();
-        let mut ready = Vec::new();
+        let (mut ready, mut sent) = (Vec::new(), 0);
         for record in batch {
             match record {
                 FlowRecord::First(first) => ready.extend(self.h2_assembly.take(first, now)),
                 FlowRecord::End(end) => {
+                    // A short connection's first bytes and its end often come in one batch: the
+                    // socket is known to the ledger before its end is taken.
+                    if !ready.is_empty() {
+                        sent += self.send_first_bytes(std::mem::take(&mut ready), now)?;
+                    }
                     let (names, resolver) = (&self.names, &mut self.resolver);
                     self.flow_ledger.ended(end, |cgroup| names.name(resolver.container_of(cgroup)));
                 }
             }
         }
-        self.send_first_bytes(ready, now)
+        Ok(sent + self.send_first_bytes(ready, now)?)
     }
 
     /// Sends the HTTP/2 prefaces that waited long enough and the connections that ended this
