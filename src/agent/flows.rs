@@ -201,10 +201,12 @@ impl Http2Assembly {
     pub fn take(&mut self, first: FirstBytes, now: std::time::Instant) -> Vec<FirstBytes> {
         let key = (first.cookie, first.way);
         if first.part == 0 {
-            let waits = matches!(
-                super::protocols::identify(&first.bytes, Direction::Client),
-                Protocol::Http2 { ref path, .. } if path.is_empty()
-            );
+            // Only a preface is decoded here: every other flow is identified once, by the caller.
+            let waits = super::protocols::starts_http2(&first.bytes)
+                && matches!(
+                    super::protocols::identify(&first.bytes, Direction::Client),
+                    Protocol::Http2 { ref path, .. } if path.is_empty()
+                );
             if !waits {
                 return vec![first];
             }

@@ -120,8 +120,13 @@ fn le32(bytes: &[u8], at: usize) -> Option<u32> {
 
 const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
+/// Whether `bytes` start with an HTTP/2 client's preface (its first 16 bytes: enough to tell).
+pub fn starts_http2(bytes: &[u8]) -> bool {
+    bytes.starts_with(&HTTP2_PREFACE[..16])
+}
+
 fn http2(bytes: &[u8], direction: Direction) -> Option<Protocol> {
-    if direction != Direction::Client || !bytes.starts_with(&HTTP2_PREFACE[..16]) {
+    if direction != Direction::Client || !starts_http2(bytes) {
         return None;
     }
     let mut found = Protocol::Http2 { method: String::new(), path: String::new(), authority: None, grpc: false };

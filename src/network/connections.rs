@@ -101,7 +101,7 @@ impl Connection {
         self.peer_name.clone().unwrap_or_else(|| self.key.address.to_string())
     }
 
-    /// `1.2 KiB ↑ 3.0 MiB ↓` once a connection ended, else empty.
+    /// `1.2K↑ 3.0M↓` (sent, received) once a connection ended, else empty.
     pub fn bytes_text(&self) -> String {
         if self.ended == 0 {
             return String::new();
